@@ -1,0 +1,245 @@
+//! The command line: argument definitions, dispatch, output and exit codes.
+
+mod exit;
+mod render;
+mod scan;
+
+pub use exit::{CliError, ExitKind};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes (the same for every command):
+  0  clean: the command did what was asked and found nothing wrong
+  1  a definite \"no\": drift at or above the threshold, a bad signature, a violated policy
+  2  usage or input error: a bad flag, an unreadable or malformed file
+  3  server error: the server could not be started, timed out or broke the protocol
+A broken pipe on stdout (e.g. `mcplock scan ... | head`) exits 0.";
+
+/// Pin what an MCP server offers an AI agent.
+///
+/// mcplock connects to a live MCP server, records every tool, prompt, resource template and
+/// resource exactly as served, and (in later commands) locks, signs, verifies and diffs that
+/// record so nothing the server offers can change unseen.
+#[derive(Debug, Parser)]
+#[command(name = "mcplock", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to a live server and print everything it offers.
+    ///
+    /// The server is started from the argv after `--`, run directly (never through a shell),
+    /// in a process group of its own; it is stopped (stdin closed, then TERM, then KILL) when
+    /// the scan ends. Every list is followed to its last page; any error, timeout or protocol
+    /// violation fails the scan rather than print a partial listing.
+    ///
+    /// Examples:
+    ///   mcplock scan -- npx -y @modelcontextprotocol/server-everything
+    ///   mcplock scan --format json -- python3 my_server.py > snapshot.json
+    ///   mcplock scan --declare roots,sampling,elicitation -- ./server --stdio
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Scan(ScanArgs),
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A summary for people; untrusted text is shown with control characters escaped.
+    Human,
+    /// The complete snapshot as JSON with sorted keys (stable, diffable).
+    Json,
+}
+
+/// Client capabilities mcplock can declare to a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum ClientCapability {
+    Roots,
+    Sampling,
+    Elicitation,
+}
+
+/// How to reach and read a server (shared by every command that starts one).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Protocol version: `auto` probes with server/discover (2026-07-28) and falls back to the
+    /// initialize handshake; or one of 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25,
+    /// 2026-07-28 to require exactly that version.
+    #[arg(long, value_name = "VERSION", default_value = "auto")]
+    pub protocol: crate::mcp::ProtocolChoice,
+
+    /// Client capabilities to declare (comma-separated). Some servers offer more tools to a more
+    /// capable client; the choice is recorded in the snapshot. Default: none.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CAP,...")]
+    pub declare: Vec<ClientCapability>,
+
+    /// Extra environment variable for the server (repeatable). Only the names are recorded.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+
+    /// Seconds to wait for each answer from the server.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_seconds)]
+    pub timeout: f64,
+
+    /// Seconds the whole scan may take, server start-up included.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_seconds)]
+    pub scan_timeout: f64,
+
+    /// Largest single message accepted from the server, in bytes (suffixes K, M, KiB, MiB).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Most pages followed per list (tools, prompts, templates, resources).
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub max_pages: usize,
+
+    /// Most items accepted per list.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub max_items: usize,
+
+    /// The server to run: everything after `--` is its argv, executed without a shell.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub server: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+            Ok((k.to_owned(), v.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("expected a number of seconds between 0 and 86400, got {s:?}")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => return Err(format!("unknown size unit in {s:?}; use bytes or K, M, G")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n >= 1024)
+        .ok_or_else(|| format!("expected a size of at least 1024 bytes, got {s:?}"))
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return report(CliError::new(
+                ExitKind::Usage,
+                format!("cannot start the async runtime: {e}"),
+            ));
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Scan(args) => scan::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(output) => {
+            let code = output.exit;
+            match emit(&output.stdout) {
+                Ok(()) => ExitCode::from(code.code()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => report(CliError::new(
+                    ExitKind::Usage,
+                    format!("cannot write output: {e}"),
+                )),
+            }
+        }
+        Err(error) => {
+            if let Some(json) = &error.json_stdout {
+                let _ = emit(json);
+            }
+            report(error)
+        }
+    }
+}
+
+/// What a successful command prints and how it exits.
+pub struct Output {
+    pub stdout: String,
+    pub exit: ExitKind,
+}
+
+fn emit(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+fn report(error: CliError) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(error.render().as_bytes());
+    ExitCode::from(error.kind.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_sizes_seconds_and_env() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("2048"), Ok(2048));
+        assert!(parse_size("10").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(parse_seconds("1.5"), Ok(1.5));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("nan").is_err());
+        assert_eq!(parse_env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env_pair("=x").is_err());
+        assert!(parse_env_pair("novalue").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Rendering a snapshot for people and for machines.
+
+use crate::cli::scan::pretty;
+use crate::core::snapshot::{ItemKind, Snapshot};
+use crate::core::text::{escape, summary_line};
+use crate::mcp::scan::Scanned;
+use serde_json::Value;
+use std::fmt::Write;
+
+const NAME_WIDTH: usize = 32;
+const DESCRIPTION_CHARS: usize = 72;
+
+pub fn json(snapshot: &Snapshot) -> String {
+    pretty(&snapshot.to_json())
+}
+
+pub fn human(scanned: &Scanned) -> String {
+    let s = &scanned.snapshot;
+    let mut out = String::new();
+    let name = s.server_name().map_or("(unnamed)".to_string(), escape);
+    let version = s
+        .server_info
+        .as_ref()
+        .and_then(|i| i.get("version"))
+        .and_then(Value::as_str)
+        .map(escape)
+        .unwrap_or_default();
+    let title = s
+        .server_info
+        .as_ref()
+        .and_then(|i| i.get("title"))
+        .and_then(Value::as_str)
+        .map(|t| format!(" ({})", escape(t)))
+        .unwrap_or_default();
+    let _ = writeln!(out, "server        {name} {version}{title}");
+    let era = match s.era {
+        crate::core::snapshot::Era::Legacy => "initialize handshake",
+        crate::core::snapshot::Era::Modern => "stateless",
+    };
+    let _ = writeln!(out, "protocol      {} ({era})", s.protocol_version);
+    if let Some(launch) = &s.launch {
+        let argv: Vec<String> = std::iter::once(&launch.command)
+            .chain(&launch.args)
+            .map(|a| escape(a))
+            .collect();
+        let _ = writeln!(out, "command       {}", argv.join(" "));
+    }
+    let declared: Vec<&str> = s.client_capabilities.keys().map(String::as_str).collect();
+    let _ = writeln!(
+        out,
+        "declared      {}",
+        if declared.is_empty() {
+            "no client capabilities".to_string()
+        } else {
+            declared.join(", ")
+        }
+    );
+    let caps: Vec<String> = s
+        .capabilities
+        .iter()
+        .map(|(k, v)| {
+            let flags: Vec<String> = v
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(_, f)| f.as_bool() == Some(true))
+                        .map(|(f, _)| escape(f))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if flags.is_empty() {
+                escape(k)
+            } else {
+                format!("{}({})", escape(k), flags.join(","))
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "capabilities  {}", caps.join(" "));
+    match &s.instructions {
+        None => {
+            let _ = writeln!(out, "instructions  none");
+        }
+        Some(text) => {
+            let _ = writeln!(
+                out,
+                "instructions  {} chars: {}",
+                text.chars().count(),
+                summary_line(text, DESCRIPTION_CHARS)
+            );
+        }
+    }
+    for kind in ItemKind::ALL {
+        out.push('\n');
+        let heading = match kind {
+            ItemKind::Tool => "tools",
+            ItemKind::Prompt => "prompts",
+            ItemKind::ResourceTemplate => "resource templates",
+            ItemKind::Resource => "resources",
+        };
+        let Some(items) = s.items(kind) else {
+            let _ = writeln!(out, "{heading}: not offered");
+            continue;
+        };
+        let _ = writeln!(out, "{heading} ({})", items.len());
+        for (key, item) in items {
+            let description = item
+                .get("description")
+                .and_then(Value::as_str)
+                .or_else(|| item.get("title").and_then(Value::as_str))
+                .or_else(|| item.get("name").and_then(Value::as_str))
+                .unwrap_or("");
+            let key = escape(key);
+            let pad = NAME_WIDTH.saturating_sub(key.chars().count());
+            let _ = writeln!(
+                out,
+                "  {key}{}  {}",
+                " ".repeat(pad),
+                summary_line(description, DESCRIPTION_CHARS)
+            );
+        }
+    }
+    if !scanned.notes.is_empty() {
+        out.push_str("\nnotes\n");
+        for note in &scanned.notes {
+            let _ = writeln!(out, "  - {}", escape(note));
+        }
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! `mcplock scan`: start a server, read everything it offers, print it.
+
+use super::render;
+use super::{ClientCapability, CliError, ExitKind, Format, Output, ScanArgs, ServerArgs};
+use crate::core::snapshot::Launch;
+use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
+use crate::transport::stdio::{ServerCommand, StdioServer};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// How long each shutdown stage (stdin closed, TERM) may take before the next.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Lines of the server's stderr shown when it fails.
+const STDERR_LINES: usize = 12;
+
+pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
+    let scanned = scan_server(&args.server, args.format).await?;
+    let stdout = match args.format {
+        Format::Json => render::json(&scanned.snapshot),
+        Format::Human => render::human(&scanned),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+impl ServerArgs {
+    pub fn command(&self) -> Result<ServerCommand, CliError> {
+        let (program, args) = self.server.split_first().ok_or_else(|| {
+            CliError::new(
+                ExitKind::Usage,
+                "no server command given; put it after `--`, e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`",
+            )
+        })?;
+        Ok(ServerCommand {
+            program: program.clone(),
+            args: args.to_vec(),
+            env: self.env.clone(),
+        })
+    }
+
+    pub fn scan_options(&self) -> ScanOptions {
+        let mut caps = Map::new();
+        let mut declared = self.declare.clone();
+        declared.sort();
+        declared.dedup();
+        for cap in declared {
+            let key = match cap {
+                ClientCapability::Roots => "roots",
+                ClientCapability::Sampling => "sampling",
+                ClientCapability::Elicitation => "elicitation",
+            };
+            caps.insert(key.into(), json!({}));
+        }
+        ScanOptions {
+            protocol: self.protocol,
+            client_capabilities: caps,
+            request_timeout: Duration::from_secs_f64(self.timeout),
+            max_pages: self.max_pages,
+            max_items: self.max_items,
+            ..ScanOptions::default()
+        }
+    }
+}
+
+/// Starts the server, scans it and stops it. Every failure is an exit-3 error that names the
+/// server and shows the tail of its stderr.
+pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, CliError> {
+    let cmd = args.command()?;
+    let opts = args.scan_options();
+    let mut server = StdioServer::spawn(&cmd, args.max_message_size)
+        .map_err(|e| server_error(format, e.to_string(), Vec::new()))?;
+    let limit = Duration::from_secs_f64(args.scan_timeout);
+    let outcome = match tokio::time::timeout(limit, scan(server.connection(), &opts)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ScanError::ScanTimeout(limit)),
+    };
+    let exit = server.shutdown(SHUTDOWN_GRACE).await;
+    match outcome {
+        Ok(mut scanned) => {
+            scanned.snapshot.launch = Some(Launch {
+                command: cmd.program.clone(),
+                args: cmd.args.clone(),
+                env_keys: sorted_env_keys(&cmd),
+            });
+            if let Some(signal) = exit.escalated_to {
+                scanned.notes.push(format!(
+                    "the server did not exit when its input closed; stopped it with {signal}"
+                ));
+            }
+            Ok(scanned)
+        }
+        Err(error) => {
+            let mut details = vec![format!("server: {}", cmd.display())];
+            match (exit.status, exit.escalated_to) {
+                (_, Some(signal)) => details.push(format!("stopped with {signal}")),
+                (Some(status), None) => details.push(format!("server {status}")),
+                (None, None) => {}
+            }
+            let stderr = server.stderr_report(STDERR_LINES);
+            if stderr.lines.is_empty() {
+                details.push("server stderr: (empty)".into());
+            } else {
+                details.push(format!(
+                    "server stderr (last {} lines of {} bytes):",
+                    stderr.lines.len(),
+                    stderr.total_bytes
+                ));
+                details.extend(stderr.lines.iter().map(|l| format!("| {l}")));
+            }
+            Err(server_error(format, format!("scan failed: {error}"), details))
+        }
+    }
+}
+
+fn sorted_env_keys(cmd: &ServerCommand) -> Vec<String> {
+    let mut keys: Vec<String> = cmd.env.iter().map(|(k, _)| k.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn server_error(format: Format, headline: String, details: Vec<String>) -> CliError {
+    let mut error = CliError::new(ExitKind::Server, headline);
+    if format == Format::Json {
+        let doc: Value = json!({
+            "error": {
+                "exitCode": ExitKind::Server.code(),
+                "message": error.headline,
+                "details": details,
+            }
+        });
+        error.json_stdout = Some(pretty(&doc));
+    }
+    error.details = details;
+    error
+}
+
+pub fn pretty(value: &Value) -> String {
+    // Serializing a Value cannot fail: its keys are strings and its numbers finite.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}

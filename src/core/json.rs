@@ -1,0 +1,200 @@
+//! Strict JSON parsing for untrusted input.
+//!
+//! `serde_json` already rejects invalid UTF-8 and lone surrogate escapes when it builds strings,
+//! but it silently keeps the last of two duplicate object keys. Duplicate keys are a classic
+//! signature-confusion trick (two parsers read two different documents), so every document
+//! mcplock reads goes through [`parse_strict`], which rejects them.
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::fmt;
+
+/// Why a document is not acceptable JSON.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct JsonError {
+    message: String,
+}
+
+impl JsonError {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Maximum nesting depth accepted (below serde_json's own recursion limit of 128).
+pub const MAX_DEPTH: usize = 100;
+
+/// Parses one JSON document, rejecting duplicate object keys, invalid UTF-8, lone surrogates,
+/// trailing data and nesting deeper than [`MAX_DEPTH`].
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(JsonError {
+            message: format!(
+                "invalid JSON text: not valid UTF-8 at byte {}",
+                e.valid_up_to()
+            ),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictSeed { depth: 0 }
+        .deserialize(&mut de)
+        .map_err(|e| JsonError {
+            message: describe(&e),
+        })?;
+    de.end().map_err(|e| JsonError {
+        message: describe(&e),
+    })?;
+    Ok(value)
+}
+
+fn describe(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    // serde_json phrases lone surrogates tersely; name them so a reader knows why.
+    if text.contains("surrogate") || text.contains("hex escape") {
+        format!("invalid JSON text (a \\u escape that is a lone UTF-16 surrogate): {text}")
+    } else {
+        format!("invalid JSON: {text}")
+    }
+}
+
+struct StrictSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(StrictVisitor { depth: self.depth })
+    }
+}
+
+struct StrictVisitor {
+    depth: usize,
+}
+
+impl StrictVisitor {
+    fn nested<E: de::Error>(&self) -> Result<usize, E> {
+        if self.depth >= MAX_DEPTH {
+            Err(E::custom(format_args!(
+                "nesting deeper than {MAX_DEPTH} levels"
+            )))
+        } else {
+            Ok(self.depth + 1)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let depth = self.nested()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictSeed { depth })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let depth = self.nested()?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate object key {:?}",
+                    key
+                )));
+            }
+            let value = map.next_value_seed(StrictSeed { depth })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_plain_documents() {
+        let v = parse_strict(br#"{"a":[1,2.5,-0,"x",null,true],"b":{"c":1e3}}"#).unwrap();
+        assert_eq!(v["a"][1], json!(2.5));
+        assert_eq!(v["b"]["c"], json!(1000.0));
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_at_any_depth() {
+        let err = parse_strict(br#"{"a":{"b":1,"b":2}}"#).unwrap_err();
+        assert!(err.message().contains("duplicate object key \"b\""), "{err}");
+        assert!(parse_strict(br#"{"a":1,"a":1}"#).is_err());
+    }
+
+    #[test]
+    fn rejects_lone_surrogates_and_bad_utf8() {
+        let err = parse_strict(br#"{"a":"x\ud800y"}"#).unwrap_err();
+        assert!(err.message().contains("surrogate"), "{err}");
+        let err = parse_strict(b"{\"a\":\"\xff\xfe\"}").unwrap_err();
+        assert!(err.message().contains("UTF-8"), "{err}");
+        // A correctly paired surrogate is an astral character, and fine.
+        let v = parse_strict(br#""\ud83d\ude00""#).unwrap();
+        assert_eq!(v, json!("\u{1F600}"));
+    }
+
+    #[test]
+    fn rejects_trailing_data_and_deep_nesting() {
+        assert!(parse_strict(br#"{} {}"#).is_err());
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(parse_strict(deep.as_bytes()).is_err());
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse_strict(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn keeps_float_precision() {
+        let v = parse_strict(b"0.30000000000000004").unwrap();
+        assert_eq!(v.as_f64(), Some(0.30000000000000004));
+    }
+}

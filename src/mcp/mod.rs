@@ -1,0 +1,8 @@
+//! The MCP client side of a scan: agree on a protocol version, then list everything.
+
+pub mod negotiate;
+pub mod scan;
+pub mod version;
+
+pub use scan::{ScanError, ScanOptions, scan};
+pub use version::{ProtocolChoice, ProtocolVersion};

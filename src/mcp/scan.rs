@@ -1,0 +1,232 @@
+//! Listing everything a server offers, completely or not at all.
+
+use crate::core::snapshot::{ItemKind, Items, ListingError, Snapshot, index_items};
+use crate::mcp::negotiate::{Session, check_result_type, negotiate};
+use crate::mcp::version::ProtocolChoice;
+use crate::transport::{Connection, RequestError};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+/// Knobs for one scan.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub protocol: ProtocolChoice,
+    /// What mcplock declares to the server. Some servers offer more to a more capable client,
+    /// so this is a recorded choice, empty by default.
+    pub client_capabilities: Map<String, Value>,
+    pub request_timeout: Duration,
+    /// Most pages followed per list method.
+    pub max_pages: usize,
+    /// Most items accepted per list method.
+    pub max_items: usize,
+    /// How often a list is fetched again when the server says it changed meanwhile.
+    pub relist_attempts: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            protocol: ProtocolChoice::Auto,
+            client_capabilities: Map::new(),
+            request_timeout: Duration::from_secs(30),
+            max_pages: 1_000,
+            max_items: 50_000,
+            relist_attempts: 3,
+        }
+    }
+}
+
+/// Why a scan produced no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("{method}: the server's result is malformed: {detail}")]
+    Malformed { method: String, detail: String },
+    #[error(
+        "no protocol version in common: mcplock offered {offered}, the server speaks {server}"
+    )]
+    NoCommonVersion { offered: String, server: String },
+    #[error("the server does not speak {wanted} ({detail}); try --protocol auto")]
+    VersionRefused { wanted: &'static str, detail: String },
+    #[error(
+        "{method}: the server asked for more input (resultType {result_type}); a scan cannot answer that"
+    )]
+    InputRequired { method: String, result_type: String },
+    #[error(
+        "{method}: more than {max} pages; the server may be paging forever (raise --max-pages if it is really that large)"
+    )]
+    TooManyPages { method: &'static str, max: usize },
+    #[error("{method}: more than {max} items (raise --max-items if the server is really that large)")]
+    TooManyItems { method: &'static str, max: usize },
+    #[error("{method}: the server returned cursor {cursor:?} a second time; following it would loop forever")]
+    CursorLoop { method: &'static str, cursor: String },
+    #[error("{method}: {source}")]
+    Listing {
+        method: &'static str,
+        source: ListingError,
+    },
+    #[error(
+        "the server's {noun} list changed {attempts} times during the scan; try again when it is stable"
+    )]
+    Unstable { noun: &'static str, attempts: usize },
+    #[error("the scan took longer than {}s (raise --scan-timeout if the server is slow)", .0.as_secs_f64())]
+    ScanTimeout(Duration),
+}
+
+/// A snapshot plus what was noticed while taking it.
+#[derive(Clone, Debug)]
+pub struct Scanned {
+    pub snapshot: Snapshot,
+    /// Things a careful reader may want to know (fallbacks, tolerated oddities, re-listings).
+    pub notes: Vec<String>,
+}
+
+/// Negotiates a protocol version and lists every kind the server advertises.
+pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, ScanError> {
+    let session = negotiate(
+        conn,
+        opts.protocol,
+        &opts.client_capabilities,
+        opts.request_timeout,
+    )
+    .await?;
+    let mut notes = Vec::new();
+    if let Some(reason) = &session.fallback_reason {
+        notes.push(format!(
+            "legacy server: {reason}; used the initialize handshake"
+        ));
+    }
+    let mut listings = BTreeMap::new();
+    for kind in ItemKind::ALL {
+        let items = if Snapshot::advertises(&session.capabilities, kind) {
+            Some(list_stable(conn, &session, opts, kind, &mut notes).await?)
+        } else {
+            None
+        };
+        listings.insert(kind, items);
+    }
+    // A fault seen after the last answer (say, a duplicate response) still taints the scan.
+    if let Some(error) = conn.fault_if_any() {
+        return Err(RequestError::Conn {
+            method: "scan".into(),
+            error,
+        }
+        .into());
+    }
+    for anomaly in conn.anomalies() {
+        notes.push(anomaly);
+    }
+    let served = conn.server_requests();
+    if served > 0 {
+        notes.push(format!("answered {served} request(s) the server sent"));
+    }
+    Ok(Scanned {
+        snapshot: Snapshot {
+            launch: None,
+            era: session.era,
+            protocol_version: session.version.as_str().into(),
+            server_info: session.server_info,
+            capabilities: session.capabilities,
+            instructions: session.instructions,
+            client_capabilities: opts.client_capabilities.clone(),
+            listings,
+        },
+        notes,
+    })
+}
+
+/// Lists `kind`, again if the server announces a change to it while we list.
+async fn list_stable(
+    conn: &Connection,
+    session: &Session,
+    opts: &ScanOptions,
+    kind: ItemKind,
+    notes: &mut Vec<String>,
+) -> Result<Items, ScanError> {
+    for attempt in 1..=opts.relist_attempts.max(1) {
+        let before = conn.notification_seq();
+        let items = list_all(conn, session, opts, kind).await?;
+        let changed = conn
+            .notifications_since(before)
+            .iter()
+            .any(|n| n.method == kind.list_changed_notification());
+        if !changed {
+            return Ok(items);
+        }
+        notes.push(format!(
+            "the server announced a {} list change during listing (attempt {attempt}); listed again",
+            kind.noun()
+        ));
+    }
+    Err(ScanError::Unstable {
+        noun: kind.noun(),
+        attempts: opts.relist_attempts.max(1),
+    })
+}
+
+/// Follows `nextCursor` to the end, guarding against loops and unbounded listings.
+async fn list_all(
+    conn: &Connection,
+    session: &Session,
+    opts: &ScanOptions,
+    kind: ItemKind,
+) -> Result<Items, ScanError> {
+    let method = kind.list_method();
+    let mut served = Vec::new();
+    let mut seen_cursors = HashSet::new();
+    let mut cursor: Option<String> = None;
+    for _page in 0..opts.max_pages {
+        let mut params = Map::new();
+        if let Some(c) = &cursor {
+            params.insert("cursor".into(), Value::String(c.clone()));
+        }
+        let result = conn
+            .request(method, session.params(params), opts.request_timeout)
+            .await?;
+        let Value::Object(mut result) = result else {
+            return Err(malformed(method, "the result is not an object"));
+        };
+        check_result_type(method, &result)?;
+        match result.remove(kind.field()) {
+            Some(Value::Array(items)) => served.extend(items),
+            _ => return Err(malformed(method, format!("no \"{}\" array", kind.field()))),
+        }
+        if served.len() > opts.max_items {
+            return Err(ScanError::TooManyItems {
+                method,
+                max: opts.max_items,
+            });
+        }
+        match result.remove("nextCursor") {
+            None | Some(Value::Null) => {
+                return index_items(kind, served)
+                    .map_err(|source| ScanError::Listing { method, source });
+            }
+            Some(Value::String(next)) => {
+                if !seen_cursors.insert(next.clone()) {
+                    return Err(ScanError::CursorLoop {
+                        method,
+                        cursor: next,
+                    });
+                }
+                cursor = Some(next);
+            }
+            Some(other) => {
+                return Err(malformed(method, format!("\"nextCursor\" is {other}")));
+            }
+        }
+    }
+    Err(ScanError::TooManyPages {
+        method,
+        max: opts.max_pages,
+    })
+}
+
+fn malformed(method: &str, detail: impl Into<String>) -> ScanError {
+    ScanError::Malformed {
+        method: method.into(),
+        detail: detail.into(),
+    }
+}

@@ -1,0 +1,499 @@
+//! A JSON-RPC connection with a real demultiplexer.
+//!
+//! One reader task owns the server's output. Every frame is parsed strictly and classified:
+//! responses are matched to their request by id, notifications are queued, requests from the
+//! server are answered on the spot. Anything that breaks the protocol (non-JSON output, an
+//! oversize frame, a response to an id we never sent, a second response to the same id) is a
+//! fault: it fails every waiting request and every later one, so nothing partial is ever taken
+//! for complete.
+
+use crate::core::json::parse_strict;
+use crate::core::jsonrpc::{
+    Id, Incoming, RpcError, answer_server_request, classify, encode_notification,
+    encode_request, encode_response,
+};
+use crate::core::text::escape;
+use crate::transport::lines::{Frame, read_frame};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Notifications kept for inspection; later ones are counted but not stored.
+const MAX_STORED_NOTIFICATIONS: usize = 10_000;
+/// Tolerated oddities kept for the report.
+const MAX_ANOMALIES: usize = 100;
+
+/// Why the connection can no longer be used.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConnError {
+    #[error("the server closed its output")]
+    Closed,
+    #[error("the server closed its output in the middle of a message")]
+    Truncated,
+    #[error(
+        "the server sent a message larger than the {cap}-byte cap (raise --max-message-size only for a server you trust)"
+    )]
+    TooLong { cap: usize },
+    #[error("the server wrote a line to stdout that is not valid JSON-RPC: {detail}; the line starts {snippet:?}")]
+    NotJson { detail: String, snippet: String },
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("reading the server's output failed: {0}")]
+    Read(String),
+    #[error("writing to the server failed: {0}")]
+    Write(String),
+}
+
+/// Why one request did not produce a result.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum RequestError {
+    #[error("{method}: no answer within {}s (raise --timeout if the server is slow)", .after.as_secs_f64())]
+    Timeout { method: String, after: Duration },
+    #[error("{method}: the server answered with {error}")]
+    Rpc { method: String, error: RpcError },
+    #[error("{method}: {error}")]
+    Conn { method: String, error: ConnError },
+}
+
+/// A notification the server sent, numbered in arrival order from 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    pub seq: u64,
+    pub method: String,
+    pub params: Option<Value>,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: HashMap<Id, oneshot::Sender<Result<Value, RpcError>>>,
+    answered: HashSet<Id>,
+    abandoned: HashSet<Id>,
+    notifications: Vec<Notification>,
+    notification_seq: u64,
+    server_requests: u64,
+    anomalies: Vec<String>,
+    fault: Option<ConnError>,
+}
+
+impl Shared {
+    fn note(&mut self, anomaly: String) {
+        if self.anomalies.len() < MAX_ANOMALIES {
+            self.anomalies.push(anomaly);
+        }
+    }
+
+    fn fail(&mut self, fault: ConnError) {
+        if self.fault.is_none() {
+            self.fault = Some(fault);
+        }
+        // Dropping the senders wakes every waiter; they then read `fault`.
+        self.pending.clear();
+    }
+}
+
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A JSON-RPC 2.0 connection over a byte stream pair.
+pub struct Connection {
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
+    shared: Arc<Mutex<Shared>>,
+    next_id: AtomicI64,
+    reader: JoinHandle<()>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock cannot leave `Shared` half-updated in a way that matters
+    // more than losing the connection; keep going rather than propagate the poison.
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Connection {
+    /// Starts the demultiplexer. `max_message_bytes` caps every frame the server sends.
+    pub fn new<R, W>(reader: R, writer: W, max_message_bytes: usize) -> Connection
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let writer: Arc<tokio::sync::Mutex<Option<Writer>>> =
+            Arc::new(tokio::sync::Mutex::new(Some(Box::new(writer))));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let reader = tokio::spawn(read_loop(
+            reader,
+            Arc::clone(&writer),
+            Arc::clone(&shared),
+            max_message_bytes,
+        ));
+        Connection {
+            writer,
+            shared,
+            next_id: AtomicI64::new(1),
+            reader,
+        }
+    }
+
+    /// Sends a request and waits up to `timeout` for its response.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, RequestError> {
+        let id = Id::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut shared = lock(&self.shared);
+            if let Some(fault) = &shared.fault {
+                return Err(RequestError::Conn {
+                    method: method.into(),
+                    error: fault.clone(),
+                });
+            }
+            shared.pending.insert(id.clone(), tx);
+        }
+        let line = encode_request(&id, method, params);
+        let exchange = async {
+            write_line(&self.writer, &line).await?;
+            rx.await.map_err(|_| self.fault())
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(error))) => Err(RequestError::Rpc {
+                method: method.into(),
+                error,
+            }),
+            Ok(Err(error)) => {
+                lock(&self.shared).pending.remove(&id);
+                Err(RequestError::Conn {
+                    method: method.into(),
+                    error,
+                })
+            }
+            Err(_) => {
+                let mut shared = lock(&self.shared);
+                shared.pending.remove(&id);
+                shared.abandoned.insert(id);
+                Err(RequestError::Timeout {
+                    method: method.into(),
+                    after: timeout,
+                })
+            }
+        }
+    }
+
+    /// Sends a notification.
+    pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), ConnError> {
+        if let Some(fault) = lock(&self.shared).fault.clone() {
+            return Err(fault);
+        }
+        write_line(&self.writer, &encode_notification(method, params)).await
+    }
+
+    /// The fault that ended the connection, if any.
+    pub fn fault_if_any(&self) -> Option<ConnError> {
+        lock(&self.shared).fault.clone()
+    }
+
+    fn fault(&self) -> ConnError {
+        self.fault_if_any().unwrap_or(ConnError::Closed)
+    }
+
+    /// The sequence number of the latest notification received (0 when none).
+    pub fn notification_seq(&self) -> u64 {
+        lock(&self.shared).notification_seq
+    }
+
+    /// Stored notifications with a sequence number above `seq`.
+    pub fn notifications_since(&self, seq: u64) -> Vec<Notification> {
+        lock(&self.shared)
+            .notifications
+            .iter()
+            .filter(|n| n.seq > seq)
+            .cloned()
+            .collect()
+    }
+
+    /// How many requests the server sent us (each was answered).
+    pub fn server_requests(&self) -> u64 {
+        lock(&self.shared).server_requests
+    }
+
+    /// Oddities that were tolerated (for example an error response with `id: null`).
+    pub fn anomalies(&self) -> Vec<String> {
+        lock(&self.shared).anomalies.clone()
+    }
+
+    /// Closes our side of the stream (the server sees end of input).
+    pub async fn close_input(&self) {
+        if let Some(mut writer) = self.writer.lock().await.take() {
+            // The server may already be gone; closing is best effort.
+            let _ = writer.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+async fn write_line(
+    writer: &tokio::sync::Mutex<Option<Writer>>,
+    line: &[u8],
+) -> Result<(), ConnError> {
+    let mut guard = writer.lock().await;
+    let Some(w) = guard.as_mut() else {
+        return Err(ConnError::Write("input to the server is already closed".into()));
+    };
+    let result = async {
+        w.write_all(line).await?;
+        w.flush().await
+    }
+    .await;
+    result.map_err(|e| ConnError::Write(e.to_string()))
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    reader: R,
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
+    shared: Arc<Mutex<Shared>>,
+    cap: usize,
+) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut buf = Vec::new();
+    let fault = loop {
+        let frame = match read_frame(&mut reader, &mut buf, cap).await {
+            Ok(frame) => frame,
+            Err(e) => break ConnError::Read(e.to_string()),
+        };
+        match frame {
+            Frame::Eof => break ConnError::Closed,
+            Frame::Truncated => break ConnError::Truncated,
+            Frame::TooLong => break ConnError::TooLong { cap },
+            Frame::Line => {}
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let message = match parse_strict(&buf) {
+            Ok(value) => value,
+            Err(e) => {
+                break ConnError::NotJson {
+                    detail: e.message().to_owned(),
+                    snippet: snippet(&buf),
+                };
+            }
+        };
+        let incoming = match classify(message) {
+            Ok(incoming) => incoming,
+            Err(e) => break ConnError::Protocol(e.to_string()),
+        };
+        if let Err(fault) = dispatch(incoming, &writer, &shared).await {
+            break fault;
+        }
+    };
+    lock(&shared).fail(fault);
+}
+
+async fn dispatch(
+    incoming: Incoming,
+    writer: &tokio::sync::Mutex<Option<Writer>>,
+    shared: &Mutex<Shared>,
+) -> Result<(), ConnError> {
+    match incoming {
+        Incoming::Response { id, outcome } => {
+            let mut s = lock(shared);
+            if let Some(waiter) = s.pending.remove(&id) {
+                s.answered.insert(id);
+                // The waiter may have given up in the meantime; nothing to do then.
+                let _ = waiter.send(outcome);
+            } else if s.abandoned.remove(&id) {
+                s.answered.insert(id.clone());
+                s.note(format!(
+                    "late answer to request {id}, which had already timed out (ignored)"
+                ));
+            } else if s.answered.contains(&id) {
+                return Err(ConnError::Protocol(format!(
+                    "the server answered request {id} twice"
+                )));
+            } else {
+                return Err(ConnError::Protocol(format!(
+                    "the server answered request {id}, which mcplock never sent"
+                )));
+            }
+        }
+        Incoming::UnmatchedError(error) => {
+            lock(shared).note(format!("error response without an id (ignored): {error}"));
+        }
+        Incoming::Notification { method, params } => {
+            let mut s = lock(shared);
+            s.notification_seq += 1;
+            if s.notifications.len() < MAX_STORED_NOTIFICATIONS {
+                let seq = s.notification_seq;
+                s.notifications.push(Notification {
+                    seq,
+                    method,
+                    params,
+                });
+            }
+        }
+        Incoming::Request { id, method, .. } => {
+            lock(shared).server_requests += 1;
+            let answer = encode_response(&id, answer_server_request(&method));
+            write_line(writer, &answer).await?;
+        }
+    }
+    Ok(())
+}
+
+fn snippet(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(120)]);
+    escape(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tokio::io::{AsyncBufReadExt, DuplexStream, duplex};
+
+    const T: Duration = Duration::from_secs(5);
+
+    /// A scripted peer: reads our lines, lets the test write raw bytes back.
+    struct Peer {
+        lines: tokio::io::Lines<BufReader<tokio::io::ReadHalf<DuplexStream>>>,
+        out: tokio::io::WriteHalf<DuplexStream>,
+    }
+
+    impl Peer {
+        async fn next(&mut self) -> Value {
+            let line = self.lines.next_line().await.unwrap().unwrap();
+            serde_json::from_str(&line).unwrap()
+        }
+        async fn send(&mut self, bytes: &[u8]) {
+            self.out.write_all(bytes).await.unwrap();
+        }
+    }
+
+    fn pair(cap: usize) -> (Connection, Peer) {
+        let (ours, theirs) = duplex(1 << 20);
+        let (our_read, our_write) = tokio::io::split(ours);
+        let (their_read, their_write) = tokio::io::split(theirs);
+        let conn = Connection::new(our_read, our_write, cap);
+        let peer = Peer {
+            lines: BufReader::new(their_read).lines(),
+            out: their_write,
+        };
+        (conn, peer)
+    }
+
+    #[tokio::test]
+    async fn matches_responses_by_id_past_notifications_and_server_requests() {
+        let (conn, mut peer) = pair(1 << 16);
+        let server = tokio::spawn(async move {
+            let req = peer.next().await;
+            let id = req["id"].clone();
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n").await;
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"ping\"}\n").await;
+            let pong = peer.next().await;
+            assert_eq!(pong, json!({"jsonrpc":"2.0","id":"s1","result":{}}));
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":\"s2\",\"method\":\"sampling/createMessage\"}\n").await;
+            let refused = peer.next().await;
+            assert_eq!(refused["error"]["code"], json!(-32601));
+            let answer = json!({"jsonrpc":"2.0","id":id,"result":{"ok":true}});
+            peer.send(format!("{answer}\n").as_bytes()).await;
+            peer
+        });
+        let result = conn.request("tools/list", None, T).await.unwrap();
+        assert_eq!(result, json!({"ok": true}));
+        assert_eq!(conn.notification_seq(), 1);
+        assert_eq!(conn.server_requests(), 2);
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unknown_and_duplicate_ids_are_faults() {
+        let (conn, mut peer) = pair(1 << 16);
+        tokio::spawn(async move {
+            let req = peer.next().await;
+            let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{}});
+            peer.send(format!("{answer}\n{answer}\n").as_bytes()).await;
+            let _ = peer.next().await;
+        });
+        conn.request("a", None, T).await.unwrap();
+        let err = conn.request("b", None, T).await.unwrap_err();
+        assert!(err.to_string().contains("answered request 1 twice"), "{err}");
+
+        let (conn, mut peer) = pair(1 << 16);
+        tokio::spawn(async move {
+            let _ = peer.next().await;
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":999,\"result\":{}}\n").await;
+        });
+        let err = conn.request("a", None, T).await.unwrap_err();
+        assert!(err.to_string().contains("never sent"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn null_id_errors_are_tolerated_and_noted() {
+        let (conn, mut peer) = pair(1 << 16);
+        tokio::spawn(async move {
+            let req = peer.next().await;
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"no\"}}\n").await;
+            let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{}});
+            peer.send(format!("{answer}\n").as_bytes()).await;
+            let _ = peer.next().await;
+        });
+        conn.request("a", None, T).await.unwrap();
+        assert_eq!(conn.anomalies().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn hostile_frames_fail_the_waiting_request() {
+        for (bytes, expect) in [
+            (&b"not json\n"[..], "not valid JSON-RPC"),
+            (&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}\n"[..], "UTF-8"),
+            (&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\udc00\"}\n"[..], "surrogate"),
+            (&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1,\"a\":2}}\n"[..], "duplicate"),
+            (&[b'x'; 200][..], "cap"),
+            (&b"{\"jsonrpc\":\"2.0\""[..], "middle of a message"),
+        ] {
+            let (conn, mut peer) = pair(100);
+            let owned = bytes.to_vec();
+            tokio::spawn(async move {
+                let _ = peer.next().await;
+                peer.send(&owned).await;
+                drop(peer);
+            });
+            let err = conn.request("tools/list", None, T).await.unwrap_err();
+            assert!(err.to_string().contains(expect), "{expect}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn timeouts_abandon_the_id_and_late_answers_are_ignored() {
+        let (conn, mut peer) = pair(1 << 16);
+        let server = tokio::spawn(async move {
+            let first = peer.next().await;
+            let second = peer.next().await;
+            for req in [first, second] {
+                let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{"id":req["id"]}});
+                peer.send(format!("{answer}\n").as_bytes()).await;
+            }
+            peer
+        });
+        let err = conn
+            .request("slow", None, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RequestError::Timeout { .. }));
+        let ok = conn.request("fast", None, T).await.unwrap();
+        assert_eq!(ok, json!({"id": 2}));
+        let _peer = server.await.unwrap();
+        assert!(conn.anomalies()[0].contains("timed out"));
+    }
+}
