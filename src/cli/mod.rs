@@ -129,7 +129,9 @@ fn parse_env_pair(s: &str) -> Result<(String, String), String> {
 fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
-        _ => Err(format!("expected a number of seconds between 0 and 86400, got {s:?}")),
+        _ => Err(format!(
+            "expected a number of seconds between 0 and 86400, got {s:?}"
+        )),
     }
 }
 

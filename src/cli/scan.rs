@@ -1,7 +1,7 @@
 //! `mcplock scan`: start a server, read everything it offers, print it.
 
 use super::render;
-use super::{ClientCapability, CliError, ExitKind, Format, Output, ScanArgs, ServerArgs};
+use super::{CliError, ClientCapability, ExitKind, Format, Output, ScanArgs, ServerArgs};
 use crate::core::snapshot::Launch;
 use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
 use crate::transport::stdio::{ServerCommand, StdioServer};
@@ -109,7 +109,11 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
                 ));
                 details.extend(stderr.lines.iter().map(|l| format!("| {l}")));
             }
-            Err(server_error(format, format!("scan failed: {error}"), details))
+            Err(server_error(
+                format,
+                format!("scan failed: {error}"),
+                details,
+            ))
         }
     }
 }

@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
         let err = parse_strict(br#"{"a":{"b":1,"b":2}}"#).unwrap_err();
-        assert!(err.message().contains("duplicate object key \"b\""), "{err}");
+        assert!(
+            err.message().contains("duplicate object key \"b\""),
+            "{err}"
+        );
         assert!(parse_strict(br#"{"a":1,"a":1}"#).is_err());
     }
 

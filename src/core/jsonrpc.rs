@@ -115,9 +115,8 @@ pub fn classify(value: Value) -> Result<Incoming, ShapeError> {
         return match obj.get("id") {
             None => Ok(Incoming::Notification { method, params }),
             Some(raw) => {
-                let id = Id::from_value(raw).ok_or_else(|| {
-                    shape(format!("request {method} has an invalid id {raw}"))
-                })?;
+                let id = Id::from_value(raw)
+                    .ok_or_else(|| shape(format!("request {method} has an invalid id {raw}")))?;
                 Ok(Incoming::Request { id, method, params })
             }
         };
@@ -232,13 +231,25 @@ mod tests {
                 outcome: Ok(json!({"x":1}))
             }
         );
-        let e = classify(json!({"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"m"}}))
-            .unwrap();
-        assert!(matches!(e, Incoming::Response { id: Id::String(_), outcome: Err(RpcError { code: -1, .. }) }));
+        let e =
+            classify(json!({"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"m"}})).unwrap();
+        assert!(matches!(
+            e,
+            Incoming::Response {
+                id: Id::String(_),
+                outcome: Err(RpcError { code: -1, .. })
+            }
+        ));
         let n = classify(json!({"jsonrpc":"2.0","method":"notifications/x"})).unwrap();
         assert!(matches!(n, Incoming::Notification { .. }));
         let q = classify(json!({"jsonrpc":"2.0","id":7,"method":"ping"})).unwrap();
-        assert!(matches!(q, Incoming::Request { id: Id::Number(7), .. }));
+        assert!(matches!(
+            q,
+            Incoming::Request {
+                id: Id::Number(7),
+                ..
+            }
+        ));
         let u = classify(json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"m"}}))
             .unwrap();
         assert!(matches!(u, Incoming::UnmatchedError(_)));
@@ -275,9 +286,14 @@ mod tests {
     #[test]
     fn answers_server_requests() {
         assert_eq!(answer_server_request("ping"), Ok(json!({})));
-        assert_eq!(answer_server_request("roots/list"), Ok(json!({"roots": []})));
         assert_eq!(
-            answer_server_request("sampling/createMessage").unwrap_err().code,
+            answer_server_request("roots/list"),
+            Ok(json!({"roots": []}))
+        );
+        assert_eq!(
+            answer_server_request("sampling/createMessage")
+                .unwrap_err()
+                .code,
             METHOD_NOT_FOUND
         );
     }

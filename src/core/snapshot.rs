@@ -94,7 +94,9 @@ pub enum ListingError {
         index: usize,
         field: &'static str,
     },
-    #[error("the server listed two {noun}s with {field} {key:?}; an agent could not tell them apart")]
+    #[error(
+        "the server listed two {noun}s with {field} {key:?}; an agent could not tell them apart"
+    )]
     Duplicate {
         noun: &'static str,
         field: &'static str,
@@ -230,9 +232,9 @@ impl Snapshot {
         for kind in ItemKind::ALL {
             let value = match self.items(kind) {
                 None => Value::Null,
-                Some(items) => Value::Array(
-                    items.values().map(|o| Value::Object(o.clone())).collect(),
-                ),
+                Some(items) => {
+                    Value::Array(items.values().map(|o| Value::Object(o.clone())).collect())
+                }
             };
             doc.insert(kind.field().into(), value);
         }
@@ -263,7 +265,10 @@ mod tests {
     fn rejects_duplicates_and_bad_items() {
         let dup = index_items(
             ItemKind::Resource,
-            vec![json!({"uri":"x://1","name":"a"}), json!({"uri":"x://1","name":"b"})],
+            vec![
+                json!({"uri":"x://1","name":"a"}),
+                json!({"uri":"x://1","name":"b"}),
+            ],
         );
         assert!(matches!(dup, Err(ListingError::Duplicate { .. })));
         assert!(matches!(
@@ -272,7 +277,10 @@ mod tests {
         ));
         assert!(matches!(
             index_items(ItemKind::ResourceTemplate, vec![json!({"name":"t"})]),
-            Err(ListingError::MissingKey { field: "uriTemplate", .. })
+            Err(ListingError::MissingKey {
+                field: "uriTemplate",
+                ..
+            })
         ));
     }
 }

@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(summary_line("Hello world", 80), "Hello world");
         assert_eq!(summary_line("Hello\nmore text", 80), "Hello …");
         assert_eq!(summary_line("abcdefghij", 5), "abcd…");
-        assert_eq!(summary_line("\u{1b}]0;pwned\u{7}", 80), "\\e]0;pwned\\u{0007}");
+        assert_eq!(
+            summary_line("\u{1b}]0;pwned\u{7}", 80),
+            "\\e]0;pwned\\u{0007}"
+        );
         assert_eq!(summary_line("", 10), "");
     }
 }

@@ -40,7 +40,10 @@ impl Session {
     /// Request params for this session: modern requests carry `_meta`, legacy ones do not.
     pub fn params(&self, mut params: Map<String, Value>) -> Option<Value> {
         if self.era == Era::Modern {
-            params.insert("_meta".into(), modern_meta(self.version, &self.client_capabilities));
+            params.insert(
+                "_meta".into(),
+                modern_meta(self.version, &self.client_capabilities),
+            );
         }
         (!params.is_empty()).then_some(Value::Object(params))
     }
@@ -273,18 +276,27 @@ pub fn check_result_type(method: &str, result: &Map<String, Value>) -> Result<()
     }
 }
 
-fn take_capabilities(method: &str, result: &mut Map<String, Value>) -> Result<Map<String, Value>, ScanError> {
+fn take_capabilities(
+    method: &str,
+    result: &mut Map<String, Value>,
+) -> Result<Map<String, Value>, ScanError> {
     match result.remove("capabilities") {
         Some(Value::Object(c)) => Ok(c),
         _ => Err(malformed(method, "no \"capabilities\" object")),
     }
 }
 
-fn take_instructions(method: &str, result: &mut Map<String, Value>) -> Result<Option<String>, ScanError> {
+fn take_instructions(
+    method: &str,
+    result: &mut Map<String, Value>,
+) -> Result<Option<String>, ScanError> {
     match result.remove("instructions") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(malformed(method, format!("\"instructions\" is {other}, not a string"))),
+        Some(other) => Err(malformed(
+            method,
+            format!("\"instructions\" is {other}, not a string"),
+        )),
     }
 }
 
@@ -294,7 +306,10 @@ fn check_server_info(method: &str, info: Value) -> Result<Value, ScanError> {
     if ok {
         Ok(info)
     } else {
-        Err(malformed(method, "serverInfo needs string \"name\" and \"version\""))
+        Err(malformed(
+            method,
+            "serverInfo needs string \"name\" and \"version\"",
+        ))
     }
 }
 
@@ -324,7 +339,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ScanError::NoCommonVersion { .. }));
-        let err = parse_discover(json!({"supportedVersions":["2026-07-28"]}), v, &caps).unwrap_err();
+        let err =
+            parse_discover(json!({"supportedVersions":["2026-07-28"]}), v, &caps).unwrap_err();
         assert!(err.to_string().contains("capabilities"), "{err}");
         let err = parse_discover(
             json!({"supportedVersions":["2026-07-28"],"capabilities":{},"resultType":"input_required"}),

@@ -44,12 +44,13 @@ pub enum ScanError {
     Request(#[from] RequestError),
     #[error("{method}: the server's result is malformed: {detail}")]
     Malformed { method: String, detail: String },
-    #[error(
-        "no protocol version in common: mcplock offered {offered}, the server speaks {server}"
-    )]
+    #[error("no protocol version in common: mcplock offered {offered}, the server speaks {server}")]
     NoCommonVersion { offered: String, server: String },
     #[error("the server does not speak {wanted} ({detail}); try --protocol auto")]
-    VersionRefused { wanted: &'static str, detail: String },
+    VersionRefused {
+        wanted: &'static str,
+        detail: String,
+    },
     #[error(
         "{method}: the server asked for more input (resultType {result_type}); a scan cannot answer that"
     )]
@@ -58,10 +59,17 @@ pub enum ScanError {
         "{method}: more than {max} pages; the server may be paging forever (raise --max-pages if it is really that large)"
     )]
     TooManyPages { method: &'static str, max: usize },
-    #[error("{method}: more than {max} items (raise --max-items if the server is really that large)")]
+    #[error(
+        "{method}: more than {max} items (raise --max-items if the server is really that large)"
+    )]
     TooManyItems { method: &'static str, max: usize },
-    #[error("{method}: the server returned cursor {cursor:?} a second time; following it would loop forever")]
-    CursorLoop { method: &'static str, cursor: String },
+    #[error(
+        "{method}: the server returned cursor {cursor:?} a second time; following it would loop forever"
+    )]
+    CursorLoop {
+        method: &'static str,
+        cursor: String,
+    },
     #[error("{method}: {source}")]
     Listing {
         method: &'static str,
@@ -98,15 +106,7 @@ pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, Scan
             "legacy server: {reason}; used the initialize handshake"
         ));
     }
-    let mut listings = BTreeMap::new();
-    for kind in ItemKind::ALL {
-        let items = if Snapshot::advertises(&session.capabilities, kind) {
-            Some(list_stable(conn, &session, opts, kind, &mut notes).await?)
-        } else {
-            None
-        };
-        listings.insert(kind, items);
-    }
+    let listings = list_everything(conn, &session, opts, &mut notes).await?;
     // A fault seen after the last answer (say, a duplicate response) still taints the scan.
     if let Some(error) = conn.fault_if_any() {
         return Err(RequestError::Conn {
@@ -137,32 +137,57 @@ pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, Scan
     })
 }
 
-/// Lists `kind`, again if the server announces a change to it while we list.
-async fn list_stable(
+/// Lists every advertised kind. A server may announce a change to a list at any time (some do
+/// right after the handshake, once they know what the client declared); a kind whose list
+/// changed after its listing began is listed again, a bounded number of times.
+async fn list_everything(
     conn: &Connection,
     session: &Session,
     opts: &ScanOptions,
-    kind: ItemKind,
     notes: &mut Vec<String>,
-) -> Result<Items, ScanError> {
-    for attempt in 1..=opts.relist_attempts.max(1) {
-        let before = conn.notification_seq();
-        let items = list_all(conn, session, opts, kind).await?;
-        let changed = conn
-            .notifications_since(before)
-            .iter()
-            .any(|n| n.method == kind.list_changed_notification());
-        if !changed {
-            return Ok(items);
+) -> Result<BTreeMap<ItemKind, Option<Items>>, ScanError> {
+    let mut listings: BTreeMap<ItemKind, Option<Items>> = BTreeMap::new();
+    let mut started: BTreeMap<ItemKind, u64> = BTreeMap::new();
+    let mut todo: Vec<ItemKind> = ItemKind::ALL
+        .into_iter()
+        .filter(|kind| {
+            let advertised = Snapshot::advertises(&session.capabilities, *kind);
+            if !advertised {
+                listings.insert(*kind, None);
+            }
+            advertised
+        })
+        .collect();
+    let attempts = opts.relist_attempts.max(1);
+    for attempt in 1..=attempts {
+        for kind in &todo {
+            started.insert(*kind, conn.notification_seq());
+            let items = list_all(conn, session, opts, *kind).await?;
+            listings.insert(*kind, Some(items));
         }
-        notes.push(format!(
-            "the server announced a {} list change during listing (attempt {attempt}); listed again",
-            kind.noun()
-        ));
+        let changed: Vec<ItemKind> = started
+            .iter()
+            .filter(|(kind, since)| {
+                conn.notifications_since(**since)
+                    .iter()
+                    .any(|n| n.method == kind.list_changed_notification())
+            })
+            .map(|(kind, _)| *kind)
+            .collect();
+        if changed.is_empty() {
+            return Ok(listings);
+        }
+        for kind in &changed {
+            notes.push(format!(
+                "the server announced a {} list change while scanning (attempt {attempt}); listed again",
+                kind.noun()
+            ));
+        }
+        todo = changed;
     }
     Err(ScanError::Unstable {
-        noun: kind.noun(),
-        attempts: opts.relist_attempts.max(1),
+        noun: todo.first().map_or("item", |k| k.noun()),
+        attempts,
     })
 }
 

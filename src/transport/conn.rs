@@ -9,8 +9,8 @@
 
 use crate::core::json::parse_strict;
 use crate::core::jsonrpc::{
-    Id, Incoming, RpcError, answer_server_request, classify, encode_notification,
-    encode_request, encode_response,
+    Id, Incoming, RpcError, answer_server_request, classify, encode_notification, encode_request,
+    encode_response,
 };
 use crate::core::text::escape;
 use crate::transport::lines::{Frame, read_frame};
@@ -39,7 +39,9 @@ pub enum ConnError {
         "the server sent a message larger than the {cap}-byte cap (raise --max-message-size only for a server you trust)"
     )]
     TooLong { cap: usize },
-    #[error("the server wrote a line to stdout that is not valid JSON-RPC: {detail}; the line starts {snippet:?}")]
+    #[error(
+        "the server wrote a line to stdout that is not valid JSON-RPC: {detail}; the line starts {snippet:?}"
+    )]
     NotJson { detail: String, snippet: String },
     #[error("protocol violation: {0}")]
     Protocol(String),
@@ -109,7 +111,9 @@ pub struct Connection {
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     // A panic while holding the lock cannot leave `Shared` half-updated in a way that matters
     // more than losing the connection; keep going rather than propagate the poison.
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Connection {
@@ -248,7 +252,9 @@ async fn write_line(
 ) -> Result<(), ConnError> {
     let mut guard = writer.lock().await;
     let Some(w) = guard.as_mut() else {
-        return Err(ConnError::Write("input to the server is already closed".into()));
+        return Err(ConnError::Write(
+            "input to the server is already closed".into(),
+        ));
     };
     let result = async {
         w.write_all(line).await?;
@@ -398,11 +404,18 @@ mod tests {
         let server = tokio::spawn(async move {
             let req = peer.next().await;
             let id = req["id"].clone();
-            peer.send(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n").await;
-            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"ping\"}\n").await;
+            peer.send(
+                b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n",
+            )
+            .await;
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"ping\"}\n")
+                .await;
             let pong = peer.next().await;
             assert_eq!(pong, json!({"jsonrpc":"2.0","id":"s1","result":{}}));
-            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":\"s2\",\"method\":\"sampling/createMessage\"}\n").await;
+            peer.send(
+                b"{\"jsonrpc\":\"2.0\",\"id\":\"s2\",\"method\":\"sampling/createMessage\"}\n",
+            )
+            .await;
             let refused = peer.next().await;
             assert_eq!(refused["error"]["code"], json!(-32601));
             let answer = json!({"jsonrpc":"2.0","id":id,"result":{"ok":true}});
@@ -427,12 +440,16 @@ mod tests {
         });
         conn.request("a", None, T).await.unwrap();
         let err = conn.request("b", None, T).await.unwrap_err();
-        assert!(err.to_string().contains("answered request 1 twice"), "{err}");
+        assert!(
+            err.to_string().contains("answered request 1 twice"),
+            "{err}"
+        );
 
         let (conn, mut peer) = pair(1 << 16);
         tokio::spawn(async move {
             let _ = peer.next().await;
-            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":999,\"result\":{}}\n").await;
+            peer.send(b"{\"jsonrpc\":\"2.0\",\"id\":999,\"result\":{}}\n")
+                .await;
         });
         let err = conn.request("a", None, T).await.unwrap_err();
         assert!(err.to_string().contains("never sent"), "{err}");
@@ -456,9 +473,18 @@ mod tests {
     async fn hostile_frames_fail_the_waiting_request() {
         for (bytes, expect) in [
             (&b"not json\n"[..], "not valid JSON-RPC"),
-            (&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}\n"[..], "UTF-8"),
-            (&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\udc00\"}\n"[..], "surrogate"),
-            (&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1,\"a\":2}}\n"[..], "duplicate"),
+            (
+                &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xff\"}\n"[..],
+                "UTF-8",
+            ),
+            (
+                &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\udc00\"}\n"[..],
+                "surrogate",
+            ),
+            (
+                &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1,\"a\":2}}\n"[..],
+                "duplicate",
+            ),
             (&[b'x'; 200][..], "cap"),
             (&b"{\"jsonrpc\":\"2.0\""[..], "middle of a message"),
         ] {

@@ -83,7 +83,10 @@ mod tests {
     #[tokio::test]
     async fn caps_long_frames_and_flags_truncation() {
         assert_eq!(frames(b"0123456789\n", 5).await[0].0, Frame::TooLong);
-        assert_eq!(frames(b"01234\n", 5).await[0], (Frame::Line, b"01234".to_vec()));
+        assert_eq!(
+            frames(b"01234\n", 5).await[0],
+            (Frame::Line, b"01234".to_vec())
+        );
         assert_eq!(frames(b"012345\n", 5).await[0].0, Frame::TooLong);
         let got = frames(b"ok\npartial", 100).await;
         assert_eq!(got[1], (Frame::Truncated, b"partial".to_vec()));

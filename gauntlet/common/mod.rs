@@ -1,0 +1,161 @@
+//! Shared helpers for the gauntlet: run the real binary with a deadline, find the fixture and
+//! the real third-party servers.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn mcplock_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcplock")
+}
+
+pub fn fixture_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcplock-fixture")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The result of one mcplock run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts the exit code and that stderr mentions `needle`.
+    pub fn expect_failure(&self, code: i32, needle: &str) {
+        assert_eq!(
+            self.code, code,
+            "exit code; stderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "mcplock panicked:\n{}",
+            self.stderr
+        );
+    }
+
+    pub fn expect_success(&self) {
+        assert_eq!(
+            self.code, 0,
+            "exit code; stderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+    }
+}
+
+/// Runs mcplock with `args`; a run that outlives `deadline` is killed and fails the test, so a
+/// hang is a failure rather than a stuck suite.
+pub fn run_with(args: &[&str], deadline: Duration) -> Run {
+    let start = Instant::now();
+    let mut child = Command::new(mcplock_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mcplock");
+    loop {
+        if child.try_wait().expect("poll mcplock").is_some() {
+            break;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "mcplock {args:?} hung for more than {deadline:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("collect output");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_with(args, Duration::from_secs(60))
+}
+
+/// `mcplock scan <flags> -- <fixture> <fixture flags>`.
+pub fn scan_fixture(flags: &[&str], fixture_flags: &[&str]) -> Run {
+    let mut args = vec!["scan"];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.push(fixture_bin());
+    args.extend_from_slice(fixture_flags);
+    run(&args)
+}
+
+/// Path of a real server component installed by testdata/servers/install.sh. Missing is a
+/// failure with instructions, never a skip.
+pub fn real_component(relative: &str) -> String {
+    let path = repo().join("testdata/servers").join(relative);
+    assert!(
+        Path::new(&path).exists(),
+        "real MCP server component missing: {}\nrun `testdata/servers/install.sh` first (CI does)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+pub fn everything_server() -> Vec<String> {
+    vec![
+        "node".into(),
+        real_component("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js"),
+        "stdio".into(),
+    ]
+}
+
+pub fn python_server() -> Vec<String> {
+    vec![
+        real_component("python/.venv/bin/python"),
+        real_component("python/pinned_server.py"),
+    ]
+}
+
+pub fn names(listing: &Value) -> Vec<String> {
+    listing
+        .as_array()
+        .unwrap_or_else(|| panic!("not a listing: {listing}"))
+        .iter()
+        .map(|item| {
+            item.get("name")
+                .or_else(|| item.get("uriTemplate"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
