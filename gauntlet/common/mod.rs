@@ -70,32 +70,33 @@ impl Run {
 /// hang is a failure rather than a stuck suite.
 pub fn run_with(args: &[&str], deadline: Duration) -> Run {
     let start = Instant::now();
-    let mut child = Command::new(mcplock_bin())
+    let child = Command::new(mcplock_bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start mcplock");
-    loop {
-        if child.try_wait().expect("poll mcplock").is_some() {
-            break;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect output");
-            panic!(
-                "mcplock {args:?} hung for more than {deadline:?}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = child.id();
+    // Collect output on another thread so a large stdout never blocks the child on a full pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
     let Output {
         status,
         stdout,
         stderr,
-    } = child.wait_with_output().expect("collect output");
+    } = match rx.recv_timeout(deadline) {
+        Ok(output) => output.expect("collect output"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("mcplock {args:?} hung for more than {deadline:?}");
+        }
+    };
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -4,6 +4,7 @@ use super::render;
 use super::{CliError, ClientCapability, ExitKind, Format, Output, ScanArgs, ServerArgs};
 use crate::core::snapshot::Launch;
 use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
+use crate::transport::RequestError;
 use crate::transport::stdio::{ServerCommand, StdioServer};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -77,6 +78,13 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
         Err(_) => Err(ScanError::ScanTimeout(limit)),
     };
     let exit = server.shutdown(SHUTDOWN_GRACE).await;
+    let outcome = match (outcome, &exit.trailing_fault) {
+        (Ok(_), Some(error)) => Err(ScanError::Request(RequestError::Conn {
+            method: "after the last answer".into(),
+            error: error.clone(),
+        })),
+        (outcome, _) => outcome,
+    };
     match outcome {
         Ok(mut scanned) => {
             scanned.snapshot.launch = Some(Launch {

@@ -231,6 +231,15 @@ impl Connection {
         lock(&self.shared).anomalies.clone()
     }
 
+    /// Waits up to `limit` for the server's output to end, then returns the fault that ended
+    /// the connection if it was anything but a clean close. Called after the server was asked
+    /// to stop, so a protocol violation it committed after its last answer (a duplicate
+    /// response, trailing garbage) is still caught.
+    pub async fn drain(&mut self, limit: Duration) -> Option<ConnError> {
+        let _ = tokio::time::timeout(limit, &mut self.reader).await;
+        self.fault_if_any().filter(|f| *f != ConnError::Closed)
+    }
+
     /// Closes our side of the stream (the server sees end of input).
     pub async fn close_input(&self) {
         if let Some(mut writer) = self.writer.lock().await.take() {
@@ -351,7 +360,11 @@ async fn dispatch(
         Incoming::Request { id, method, .. } => {
             lock(shared).server_requests += 1;
             let answer = encode_response(&id, answer_server_request(&method));
-            write_line(writer, &answer).await?;
+            // Once we have closed the server's input (the scan is over) a request can no longer
+            // be answered; that is the server's business, not a violation.
+            if let Err(e) = write_line(writer, &answer).await {
+                lock(shared).note(format!("could not answer the server's {method}: {e}"));
+            }
         }
     }
     Ok(())

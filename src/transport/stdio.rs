@@ -7,7 +7,7 @@
 //! the whole group.
 
 use crate::core::text::escape;
-use crate::transport::conn::Connection;
+use crate::transport::conn::{ConnError, Connection};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
@@ -96,6 +96,8 @@ pub struct ExitReport {
     pub status: Option<ExitStatus>,
     /// The signal we had to send to the group before the server exited, if any.
     pub escalated_to: Option<&'static str>,
+    /// A protocol violation found in what the server wrote after its last answer.
+    pub trailing_fault: Option<ConnError>,
 }
 
 /// A running stdio server and the connection to it.
@@ -211,11 +213,14 @@ impl StdioServer {
             status = self.child.wait().await.ok();
         }
         self.reap_group(grace).await;
-        // A leftover grandchild may hold stderr open; we have what we need.
+        let trailing_fault = self.conn.drain(grace).await;
+        // A leftover grandchild may hold stderr open; give the drain a moment, then stop it.
+        let _ = tokio::time::timeout(grace, &mut self.stderr_task).await;
         self.stderr_task.abort();
         ExitReport {
             status,
             escalated_to,
+            trailing_fault,
         }
     }
 
