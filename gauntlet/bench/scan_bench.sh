@@ -17,13 +17,14 @@ fixture_args=(--tools 2000 --page-size 50)
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-mc=(); srv=(); py=()
+mc=(); srv=(); busy=(); py=()
 for _ in $(seq "$runs"); do
   t0=$(now)
   "$mcplock" scan --format json -- "$fixture" "${fixture_args[@]}" --timing-file "$timing" >/dev/null
   t1=$(now)
   mc+=($(( (t1 - t0) / 1000 )))
-  srv+=($(head -n1 "$timing"))
+  srv+=($(sed -n 1p "$timing"))
+  busy+=($(sed -n 3p "$timing"))
   t0=$(now)
   count=$("$python" gauntlet/bench/python_list_tools.py "$fixture" "${fixture_args[@]}")
   t1=$(now)
@@ -32,8 +33,10 @@ for _ in $(seq "$runs"); do
 done
 m_mc=$(printf '%s\n' "${mc[@]}" | median)
 m_srv=$(printf '%s\n' "${srv[@]}" | median)
+m_busy=$(printf '%s\n' "${busy[@]}" | median)
 m_py=$(printf '%s\n' "${py[@]}" | median)
 echo "runs: $runs (median wall time, microseconds)"
 echo "mcplock scan (whole process: spawn, negotiate, 40 pages, JSON out, shutdown): $m_mc"
-echo "fixture's own answering time inside that scan:                          $m_srv"
+echo "fixture window, first request to last response (includes mcplock's work between pages): $m_srv"
+echo "fixture busy, sum of receipt-to-flush per request (the server's own work):            $m_busy"
 echo "python SDK client (whole process, same listing):                         $m_py"

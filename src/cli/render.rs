@@ -1,6 +1,5 @@
 //! Rendering a snapshot for people and for machines.
 
-use crate::cli::scan::pretty;
 use crate::core::snapshot::{ItemKind, Snapshot};
 use crate::core::text::{escape, summary_line};
 use crate::mcp::scan::Scanned;
@@ -11,7 +10,7 @@ const NAME_WIDTH: usize = 32;
 const DESCRIPTION_CHARS: usize = 72;
 
 pub fn json(snapshot: &Snapshot) -> String {
-    pretty(&snapshot.to_json())
+    snapshot.to_json_pretty()
 }
 
 pub fn human(scanned: &Scanned) -> String {

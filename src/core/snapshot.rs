@@ -1,6 +1,6 @@
 //! The snapshot of one live server: everything it offers, exactly as served.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Format version of `scan --format json` output.
@@ -200,51 +200,75 @@ impl Snapshot {
         self.server_info.as_ref()?.get("name")?.as_str()
     }
 
-    /// The `scan --format json` document. Keys come out sorted (serde_json's map is ordered),
-    /// items are sorted by their key, so the same server gives the same bytes.
+    /// The `scan --format json` document.
     pub fn to_json(&self) -> Value {
-        let mut doc = Map::new();
-        doc.insert("mcplockSnapshot".into(), json!(SNAPSHOT_FORMAT));
-        if let Some(launch) = &self.launch {
-            doc.insert(
-                "launch".into(),
-                json!({"command": launch.command, "args": launch.args, "envKeys": launch.env_keys}),
-            );
-        }
-        doc.insert("era".into(), json!(self.era.as_str()));
-        doc.insert("protocolVersion".into(), json!(self.protocol_version));
-        doc.insert(
-            "serverInfo".into(),
-            self.server_info.clone().unwrap_or(Value::Null),
-        );
-        doc.insert(
-            "capabilities".into(),
-            Value::Object(self.capabilities.clone()),
-        );
-        doc.insert(
-            "instructions".into(),
-            self.instructions.clone().map_or(Value::Null, Value::String),
-        );
-        doc.insert(
-            "clientCapabilities".into(),
-            Value::Object(self.client_capabilities.clone()),
-        );
-        for kind in ItemKind::ALL {
-            let value = match self.items(kind) {
-                None => Value::Null,
-                Some(items) => {
-                    Value::Array(items.values().map(|o| Value::Object(o.clone())).collect())
-                }
-            };
-            doc.insert(kind.field().into(), value);
-        }
-        Value::Object(doc)
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
     }
+
+    /// The `scan --format json` text: pretty-printed, keys sorted, items sorted by key, final
+    /// newline, so the same server gives the same bytes. Serialized straight from borrowed data
+    /// (a large server's listing is never copied).
+    pub fn to_json_pretty(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&self.view()).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    fn view(&self) -> SnapshotView<'_> {
+        let listing = |kind| self.items(kind).map(|items| items.values().collect());
+        SnapshotView {
+            capabilities: &self.capabilities,
+            client_capabilities: &self.client_capabilities,
+            era: self.era.as_str(),
+            instructions: self.instructions.as_deref(),
+            launch: self.launch.as_ref().map(|l| LaunchView {
+                args: &l.args,
+                command: &l.command,
+                env_keys: &l.env_keys,
+            }),
+            mcplock_snapshot: SNAPSHOT_FORMAT,
+            prompts: listing(ItemKind::Prompt),
+            protocol_version: &self.protocol_version,
+            resource_templates: listing(ItemKind::ResourceTemplate),
+            resources: listing(ItemKind::Resource),
+            server_info: self.server_info.as_ref(),
+            tools: listing(ItemKind::Tool),
+        }
+    }
+}
+
+/// The serialized snapshot. Fields are declared in sorted order: serde writes them in
+/// declaration order, and the output must have sorted keys.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotView<'a> {
+    capabilities: &'a Map<String, Value>,
+    client_capabilities: &'a Map<String, Value>,
+    era: &'static str,
+    instructions: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launch: Option<LaunchView<'a>>,
+    mcplock_snapshot: u64,
+    prompts: Option<Vec<&'a Map<String, Value>>>,
+    protocol_version: &'a str,
+    resource_templates: Option<Vec<&'a Map<String, Value>>>,
+    resources: Option<Vec<&'a Map<String, Value>>>,
+    server_info: Option<&'a Value>,
+    tools: Option<Vec<&'a Map<String, Value>>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LaunchView<'a> {
+    args: &'a [String],
+    command: &'a str,
+    env_keys: &'a [String],
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn indexes_and_keeps_every_field() {
@@ -259,6 +283,33 @@ mod tests {
         assert_eq!(items.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(items["b"]["x-unknown"], json!([1]));
         assert_eq!(items["a"]["_meta"], json!({"k":1}));
+    }
+
+    #[test]
+    fn json_output_has_sorted_keys() {
+        let snapshot = Snapshot {
+            launch: Some(Launch {
+                command: "node".into(),
+                args: vec!["s.js".into()],
+                env_keys: vec!["K".into()],
+            }),
+            era: Era::Legacy,
+            protocol_version: "2025-11-25".into(),
+            server_info: Some(json!({"version":"1","name":"s"})),
+            capabilities: Map::new(),
+            instructions: None,
+            client_capabilities: Map::new(),
+            listings: BTreeMap::from([(
+                ItemKind::Tool,
+                Some(index_items(ItemKind::Tool, vec![json!({"name":"b"}), json!({"name":"a"})]).unwrap()),
+            )]),
+        };
+        let text = snapshot.to_json_pretty();
+        let reparsed: Value = serde_json::from_str(&text).unwrap();
+        // serde_json's map is sorted: re-serializing sorts keys; the text must already be so.
+        assert_eq!(serde_json::to_string_pretty(&reparsed).unwrap() + "\n", text);
+        assert_eq!(reparsed["tools"][0]["name"], "a");
+        assert_eq!(reparsed["prompts"], Value::Null);
     }
 
     #[test]
