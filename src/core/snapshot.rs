@@ -301,13 +301,22 @@ mod tests {
             client_capabilities: Map::new(),
             listings: BTreeMap::from([(
                 ItemKind::Tool,
-                Some(index_items(ItemKind::Tool, vec![json!({"name":"b"}), json!({"name":"a"})]).unwrap()),
+                Some(
+                    index_items(
+                        ItemKind::Tool,
+                        vec![json!({"name":"b"}), json!({"name":"a"})],
+                    )
+                    .unwrap(),
+                ),
             )]),
         };
         let text = snapshot.to_json_pretty();
         let reparsed: Value = serde_json::from_str(&text).unwrap();
         // serde_json's map is sorted: re-serializing sorts keys; the text must already be so.
-        assert_eq!(serde_json::to_string_pretty(&reparsed).unwrap() + "\n", text);
+        assert_eq!(
+            serde_json::to_string_pretty(&reparsed).unwrap() + "\n",
+            text
+        );
         assert_eq!(reparsed["tools"][0]["name"], "a");
         assert_eq!(reparsed["prompts"], Value::Null);
     }
