@@ -84,6 +84,96 @@ impl fmt::Debug for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::path::PathBuf;
+
+    fn vectors() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/jcs")
+    }
+
+    #[test]
+    fn matches_every_vector_file() {
+        let mut checked = 0;
+        for entry in std::fs::read_dir(vectors()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".input.json") else {
+                continue;
+            };
+            let input = std::fs::read(&path).unwrap();
+            let expected = std::fs::read(vectors().join(format!("{stem}.expected.json"))).unwrap();
+            let got = canonicalize(&input).unwrap_or_else(|e| panic!("{stem}: {e}"));
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected),
+                "vector {stem}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 9, "only {checked} vectors found");
+    }
+
+    #[test]
+    fn serializes_numbers_as_rfc8785_appendix_b() {
+        let table = std::fs::read_to_string(vectors().join("numbers.txt")).unwrap();
+        let mut checked = 0;
+        for line in table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let (bits, expected) = line.split_once(' ').unwrap();
+            let value = f64::from_bits(u64::from_str_radix(bits, 16).unwrap());
+            let number = Value::Number(serde_json::Number::from_f64(value).unwrap());
+            assert_eq!(
+                String::from_utf8(to_canonical(&number)).unwrap(),
+                expected,
+                "bits {bits}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20);
+    }
+
+    #[test]
+    fn rejects_what_strict_parsing_rejects() {
+        assert!(canonicalize(br#"{"a":1,"a":2}"#).is_err());
+        assert!(canonicalize(br#""\ud800""#).is_err());
+        assert!(canonicalize(b"\"\xff\"").is_err());
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Value::from(f)),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn canonicalizing_twice_changes_nothing(value in any_json()) {
+            let once = to_canonical(&value);
+            let twice = canonicalize(&once).expect("canonical output parses");
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn pretty_printing_does_not_change_the_canonical_form(value in any_json()) {
+            let pretty = serde_json::to_vec_pretty(&value).unwrap();
+            prop_assert_eq!(canonicalize(&pretty).unwrap(), to_canonical(&value));
+        }
+    }
 
     #[test]
     fn digests_round_trip_through_text() {
