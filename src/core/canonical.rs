@@ -148,7 +148,7 @@ mod tests {
             any::<i64>().prop_map(Value::from),
             any::<f64>()
                 .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| Value::from(f)),
+                .prop_map(Value::from),
             any::<String>().prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
