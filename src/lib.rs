@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod core;
+pub mod edge;
 pub mod mcp;
 pub mod transport;

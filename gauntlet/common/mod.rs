@@ -69,8 +69,14 @@ impl Run {
 /// Runs mcplock with `args`; a run that outlives `deadline` is killed and fails the test, so a
 /// hang is a failure rather than a stuck suite.
 pub fn run_with(args: &[&str], deadline: Duration) -> Run {
+    run_in(Path::new("."), args, deadline)
+}
+
+/// Like [`run_with`], in directory `dir`.
+pub fn run_in(dir: &Path, args: &[&str], deadline: Duration) -> Run {
     let start = Instant::now();
     let child = Command::new(mcplock_bin())
+        .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

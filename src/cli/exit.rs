@@ -45,7 +45,13 @@ impl CliError {
     }
 
     pub fn render(&self) -> String {
-        let mut out = format!("mcplock: error: {}\n", self.headline);
+        // A definite "no" is an answer, not a malfunction.
+        let label = if self.kind == ExitKind::No {
+            ""
+        } else {
+            "error: "
+        };
+        let mut out = format!("mcplock: {label}{}\n", self.headline);
         for line in &self.details {
             out.push_str("  ");
             out.push_str(line);

@@ -1,6 +1,7 @@
 //! The command line: argument definitions, dispatch, output and exit codes.
 
 mod exit;
+mod lock;
 mod render;
 mod scan;
 
@@ -45,6 +46,22 @@ pub enum Command {
     ///   mcplock scan --declare roots,sampling,elicitation -- ./server --stdio
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Scan(ScanArgs),
+
+    /// Scan a server and pin everything it offers in a lockfile.
+    ///
+    /// Writes (or updates) one server's entry in the lockfile: its launch command (env names,
+    /// never values), identity, protocol version, capabilities, instructions and every tool,
+    /// prompt and resource template as the complete definition served, each with the sha256
+    /// digest of its RFC 8785 canonical form. Other servers in the file are left as they were.
+    /// Locking an unchanged server gives a byte-identical file. If the server's entry would
+    /// change, lock refuses and lists the changes unless --update is given.
+    ///
+    /// Examples:
+    ///   mcplock lock -- npx -y @modelcontextprotocol/server-everything
+    ///   mcplock lock --name files -o team-lock.json -- python3 files_server.py
+    ///   mcplock lock --check -- ./server      # in CI: exit 1 if the lock is stale
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Lock(LockArgs),
 }
 
 /// Output formats.
@@ -117,6 +134,42 @@ pub struct ScanArgs {
     pub server: ServerArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Key of this server in the lockfile [default: the serverInfo.name it reports].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The lockfile to write.
+    #[arg(
+        short = 'o',
+        long = "lockfile",
+        value_name = "PATH",
+        default_value = "mcp-lock.json"
+    )]
+    pub lockfile: std::path::PathBuf,
+
+    /// Also lock static resources (resources/list). Off by default: many servers list data
+    /// there, not capability, and it changes often.
+    #[arg(long)]
+    pub resources: bool,
+
+    /// Accept a changed server: rewrite its entry and print what changed.
+    #[arg(long, conflicts_with = "check")]
+    pub update: bool,
+
+    /// Write nothing; exit 1 if the lockfile would change, 0 if not (for CI).
+    #[arg(long)]
+    pub check: bool,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
@@ -180,6 +233,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Scan(args) => scan::run(args).await,
+            Command::Lock(args) => lock::run(args).await,
         }
     });
     match outcome {

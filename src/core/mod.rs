@@ -4,5 +4,6 @@
 pub mod canonical;
 pub mod json;
 pub mod jsonrpc;
+pub mod lockfile;
 pub mod snapshot;
 pub mod text;

@@ -1,0 +1,198 @@
+//! `mcplock lock`: scan a server and pin it in the lockfile.
+
+use super::scan::{pretty, scan_server};
+use super::{CliError, ExitKind, Format, LockArgs, Output};
+use crate::core::lockfile::{Lockfile, ServerLock, describe_changes};
+use crate::core::snapshot::ItemKind;
+use crate::core::text::escape;
+use crate::edge::fs::{read_bounded, write_atomic};
+use serde_json::json;
+use std::path::Path;
+
+/// Largest lockfile mcplock reads.
+pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Created,
+    Unchanged,
+    Updated,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Unchanged => "unchanged",
+            Status::Updated => "updated",
+        }
+    }
+}
+
+/// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
+pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
+    let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
+        .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
+    bytes
+        .map(|b| {
+            Lockfile::parse(&b).map_err(|e| {
+                CliError::new(
+                    ExitKind::Usage,
+                    format!("{} is not a valid lockfile: {e}", path.display()),
+                )
+            })
+        })
+        .transpose()
+}
+
+pub async fn run(args: LockArgs) -> Result<Output, CliError> {
+    let path = args.lockfile.as_path();
+    // Read (and check) the existing file first: a corrupt lockfile is never overwritten, and
+    // no server is started for nothing.
+    let existing = load_lockfile(path).map_err(|mut e| {
+        e.headline = format!("{}; fix it, or lock into another file with -o", e.headline);
+        e
+    })?;
+    let exists = existing.is_some();
+    let mut lockfile = existing.unwrap_or_default();
+
+    let scanned = scan_server(&args.server, args.format).await?;
+    let name = match args
+        .name
+        .clone()
+        .or_else(|| scanned.snapshot.server_name().map(str::to_owned))
+    {
+        Some(name) => name,
+        None => {
+            return Err(CliError::new(
+                ExitKind::Usage,
+                "the server reports no serverInfo.name; give it one with --name",
+            ));
+        }
+    };
+    if name.is_empty() || name.chars().any(crate::core::text::is_hazardous) {
+        return Err(CliError::new(
+            ExitKind::Usage,
+            format!(
+                "server name {:?} is empty or holds control characters; choose one with --name",
+                escape(&name)
+            ),
+        ));
+    }
+    let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
+        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+
+    let (status, changes) = match lockfile.servers.get(&name) {
+        Some(old) if *old == entry => (Status::Unchanged, Vec::new()),
+        Some(old) => (Status::Updated, describe_changes(old, &entry)),
+        None => (Status::Created, Vec::new()),
+    };
+    let shown = path.display().to_string();
+
+    if args.check {
+        return match status {
+            Status::Unchanged => Ok(report(
+                &args,
+                &name,
+                &shown,
+                status,
+                &changes,
+                &entry,
+                ExitKind::Clean,
+            )),
+            Status::Created => Err(refusal(
+                &args,
+                if exists {
+                    format!("{shown} does not lock server {name:?}")
+                } else {
+                    format!("{shown} does not exist")
+                },
+                &changes,
+            )),
+            Status::Updated => Err(refusal(
+                &args,
+                format!("{shown} would change: server {name:?} no longer matches its lock"),
+                &changes,
+            )),
+        };
+    }
+    if status == Status::Updated && !args.update {
+        return Err(refusal(
+            &args,
+            format!(
+                "server {name:?} differs from its lock in {shown} ({} change(s)); review them and rerun with --update to accept",
+                changes.len()
+            ),
+            &changes,
+        ));
+    }
+    if status != Status::Unchanged {
+        lockfile.servers.insert(name.clone(), entry.clone());
+        write_atomic(path, &lockfile.to_pretty())
+            .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
+    }
+    Ok(report(
+        &args,
+        &name,
+        &shown,
+        status,
+        &changes,
+        &entry,
+        ExitKind::Clean,
+    ))
+}
+
+fn refusal(args: &LockArgs, headline: String, changes: &[String]) -> CliError {
+    let mut error = CliError::new(ExitKind::No, headline);
+    error.details = changes.iter().map(|c| escape(c)).collect();
+    if args.format == Format::Json {
+        error.json_stdout = Some(pretty(&json!({
+            "error": {"exitCode": ExitKind::No.code(), "message": error.headline, "changes": changes}
+        })));
+    }
+    error
+}
+
+fn report(
+    args: &LockArgs,
+    name: &str,
+    path: &str,
+    status: Status,
+    changes: &[String],
+    entry: &ServerLock,
+    exit: ExitKind,
+) -> Output {
+    let digest = entry.digest(name).to_string();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "changes": changes,
+            "digest": digest,
+            "lockfile": path,
+            "server": name,
+            "status": status.as_str(),
+        })),
+        Format::Human => {
+            let counts: Vec<String> = ItemKind::ALL
+                .into_iter()
+                .filter_map(|kind| {
+                    entry
+                        .items(kind)
+                        .map(|items| format!("{} {}(s)", items.len(), kind.noun()))
+                })
+                .collect();
+            let what = counts.join(", ");
+            let name = escape(name);
+            let mut out = match status {
+                Status::Created => format!("locked {name} ({what}) in {path}\n"),
+                Status::Unchanged => format!("{name} is unchanged in {path} ({what})\n"),
+                Status::Updated => format!("updated {name} in {path} ({what}); accepted:\n"),
+            };
+            for change in changes {
+                out.push_str(&format!("  - {}\n", escape(change)));
+            }
+            out.push_str(&format!("digest {digest}\n"));
+            out
+        }
+    };
+    Output { stdout, exit }
+}

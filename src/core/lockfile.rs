@@ -1,0 +1,708 @@
+//! The lockfile (format version 1): what a team approved.
+//!
+//! Every locked server keeps its launch (argv and env *names*), identity, negotiated protocol
+//! version, capabilities, instructions and every item exactly as served, each next to the
+//! `sha256:` digest of its RFC 8785 canonical form, plus a digest over the whole server entry
+//! and its name. Reading is strict: an unknown version, a duplicate key, an unknown or missing
+//! field, or a stored digest that does not match what it covers is an error naming the place,
+//! so a hand-edited definition is caught even when the file is not signed.
+
+use crate::core::canonical::{Digest, to_canonical};
+use crate::core::json::parse_strict;
+use crate::core::snapshot::{ItemKind, Items, Launch, Snapshot};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// The format version this mcplock writes and reads.
+pub const LOCKFILE_VERSION: u64 = 1;
+
+/// Why a lockfile cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{place}: {message}")]
+pub struct LockfileError {
+    /// Where in the document, e.g. `servers["x"].tools["echo"].digest`.
+    pub place: String,
+    pub message: String,
+}
+
+fn err(place: &str, message: impl Into<String>) -> LockfileError {
+    LockfileError {
+        place: if place.is_empty() {
+            "lockfile".into()
+        } else {
+            place.into()
+        },
+        message: message.into(),
+    }
+}
+
+/// One locked server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerLock {
+    pub launch: Launch,
+    pub server_info: Option<Value>,
+    pub protocol_version: String,
+    pub capabilities: Map<String, Value>,
+    pub client_capabilities: Map<String, Value>,
+    pub instructions: Option<String>,
+    pub tools: Items,
+    pub prompts: Items,
+    pub resource_templates: Items,
+    /// Static resources, only when locked with `--resources` (many servers list data there).
+    pub resources: Option<Items>,
+}
+
+/// A whole lockfile: servers by name.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Lockfile {
+    pub servers: BTreeMap<String, ServerLock>,
+}
+
+/// Why a snapshot cannot be locked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LockError {
+    #[error("the snapshot does not say how the server was launched")]
+    NoLaunch,
+}
+
+impl ServerLock {
+    /// The lock entry for a scanned server. Kinds the server did not advertise lock as empty
+    /// (its capabilities, also locked, say they were not offered).
+    pub fn from_snapshot(
+        snapshot: Snapshot,
+        with_resources: bool,
+    ) -> Result<ServerLock, LockError> {
+        let launch = snapshot.launch.clone().ok_or(LockError::NoLaunch)?;
+        let mut listings = snapshot.listings;
+        let mut take = |kind| listings.remove(&kind).flatten().unwrap_or_default();
+        let tools = take(ItemKind::Tool);
+        let prompts = take(ItemKind::Prompt);
+        let resource_templates = take(ItemKind::ResourceTemplate);
+        let resources = take(ItemKind::Resource);
+        Ok(ServerLock {
+            launch,
+            server_info: snapshot.server_info,
+            protocol_version: snapshot.protocol_version,
+            capabilities: snapshot.capabilities,
+            client_capabilities: snapshot.client_capabilities,
+            instructions: snapshot.instructions,
+            tools,
+            prompts,
+            resource_templates,
+            resources: with_resources.then_some(resources),
+        })
+    }
+
+    pub fn items(&self, kind: ItemKind) -> Option<&Items> {
+        match kind {
+            ItemKind::Tool => Some(&self.tools),
+            ItemKind::Prompt => Some(&self.prompts),
+            ItemKind::ResourceTemplate => Some(&self.resource_templates),
+            ItemKind::Resource => self.resources.as_ref(),
+        }
+    }
+
+    /// The entry as written, digests included.
+    pub fn to_json(&self, name: &str) -> Value {
+        let mut entry = self.to_json_without_digest();
+        let digest = server_digest(name, &entry);
+        if let Value::Object(map) = &mut entry {
+            map.insert("digest".into(), json!(digest.to_string()));
+        }
+        entry
+    }
+
+    /// The digest over this entry and its name (so a rename changes it).
+    pub fn digest(&self, name: &str) -> Digest {
+        server_digest(name, &self.to_json_without_digest())
+    }
+
+    fn to_json_without_digest(&self) -> Value {
+        let items = |items: &Items| -> Value {
+            Value::Object(
+                items
+                    .iter()
+                    .map(|(key, definition)| {
+                        let definition = Value::Object(definition.clone());
+                        let digest = Digest::of_value(&definition).to_string();
+                        (
+                            key.clone(),
+                            json!({"definition": definition, "digest": digest}),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        json!({
+            "capabilities": self.capabilities,
+            "clientCapabilities": self.client_capabilities,
+            "instructions": self.instructions.as_ref().map(|text| json!({
+                "digest": Digest::of_value(&json!(text)).to_string(),
+                "text": text,
+            })),
+            "launch": {
+                "args": self.launch.args,
+                "command": self.launch.command,
+                "envKeys": self.launch.env_keys,
+            },
+            "prompts": items(&self.prompts),
+            "protocolVersion": self.protocol_version,
+            "resourceTemplates": items(&self.resource_templates),
+            "resources": self.resources.as_ref().map(items),
+            "serverInfo": self.server_info,
+            "tools": items(&self.tools),
+        })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct NamedEntry<'a> {
+    name: &'a str,
+    server: &'a Value,
+}
+
+fn server_digest(name: &str, entry_without_digest: &Value) -> Digest {
+    let named = NamedEntry {
+        name,
+        server: entry_without_digest,
+    };
+    Digest::of_bytes(&serde_json_canonicalizer::to_vec(&named).unwrap_or_default())
+}
+
+impl Lockfile {
+    /// The document as written to disk: pretty-printed, keys sorted, final newline.
+    pub fn to_pretty(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(&self.to_json()).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// The RFC 8785 bytes of the document (what a signature covers).
+    pub fn to_canonical(&self) -> Vec<u8> {
+        to_canonical(&self.to_json())
+    }
+
+    pub fn to_json(&self) -> Value {
+        let servers: Map<String, Value> = self
+            .servers
+            .iter()
+            .map(|(name, server)| (name.clone(), server.to_json(name)))
+            .collect();
+        json!({"lockfileVersion": LOCKFILE_VERSION, "servers": servers})
+    }
+
+    /// Reads a lockfile strictly.
+    pub fn parse(bytes: &[u8]) -> Result<Lockfile, LockfileError> {
+        let value = parse_strict(bytes).map_err(|e| err("", e.message().to_owned()))?;
+        Lockfile::from_value(value)
+    }
+
+    pub fn from_value(value: Value) -> Result<Lockfile, LockfileError> {
+        let mut top = object(value, "")?;
+        match top.get("lockfileVersion") {
+            Some(Value::Number(n)) if n.as_u64() == Some(LOCKFILE_VERSION) => {}
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > LOCKFILE_VERSION) => {
+                return Err(err(
+                    "lockfileVersion",
+                    format!(
+                        "version {n} was written by a newer mcplock; this one reads version {LOCKFILE_VERSION}: upgrade mcplock"
+                    ),
+                ));
+            }
+            Some(other) => {
+                return Err(err(
+                    "lockfileVersion",
+                    format!("expected {LOCKFILE_VERSION}, found {other}"),
+                ));
+            }
+            None => {
+                return Err(err(
+                    "",
+                    "no \"lockfileVersion\": this is not an mcplock lockfile",
+                ));
+            }
+        }
+        only_keys(&top, &["lockfileVersion", "servers"], "")?;
+        let servers = object(take(&mut top, "servers", "")?, "servers")?;
+        let mut out = BTreeMap::new();
+        for (name, entry) in servers {
+            let place = format!("servers[{name:?}]");
+            if name.is_empty() {
+                return Err(err("servers", "a server name is empty"));
+            }
+            let server = read_server(&name, entry, &place)?;
+            out.insert(name, server);
+        }
+        Ok(Lockfile { servers: out })
+    }
+}
+
+const SERVER_KEYS: [&str; 11] = [
+    "capabilities",
+    "clientCapabilities",
+    "digest",
+    "instructions",
+    "launch",
+    "prompts",
+    "protocolVersion",
+    "resourceTemplates",
+    "resources",
+    "serverInfo",
+    "tools",
+];
+
+fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, LockfileError> {
+    let mut entry = object(entry, place)?;
+    only_keys(&entry, &SERVER_KEYS, place)?;
+    let stored = take(&mut entry, "digest", place)?;
+    let stored = digest_field(stored, &format!("{place}.digest"))?;
+    let entry_value = Value::Object(entry);
+    let computed = server_digest(name, &entry_value);
+    let Value::Object(mut entry) = entry_value else {
+        return Err(err(place, "not an object"));
+    };
+    let at = |field: &str| format!("{place}.{field}");
+
+    let launch = object(take(&mut entry, "launch", place)?, &at("launch"))?;
+    let launch = read_launch(launch, &at("launch"))?;
+    let server_info = match take(&mut entry, "serverInfo", place)? {
+        Value::Null => None,
+        v @ Value::Object(_) => Some(v),
+        _ => return Err(err(&at("serverInfo"), "expected an object or null")),
+    };
+    let protocol_version = string(
+        take(&mut entry, "protocolVersion", place)?,
+        &at("protocolVersion"),
+    )?;
+    let capabilities = object(
+        take(&mut entry, "capabilities", place)?,
+        &at("capabilities"),
+    )?;
+    let client_capabilities = object(
+        take(&mut entry, "clientCapabilities", place)?,
+        &at("clientCapabilities"),
+    )?;
+    let instructions = match take(&mut entry, "instructions", place)? {
+        Value::Null => None,
+        v => {
+            let p = at("instructions");
+            let mut o = object(v, &p)?;
+            only_keys(&o, &["digest", "text"], &p)?;
+            let stored = digest_field(take(&mut o, "digest", &p)?, &format!("{p}.digest"))?;
+            let text = take(&mut o, "text", &p)?;
+            let computed = Digest::of_value(&text);
+            let text = string(text, &format!("{p}.text"))?;
+            check_digest(stored, computed, &p, "the instructions text")?;
+            Some(text)
+        }
+    };
+    let tools = read_items(
+        ItemKind::Tool,
+        take(&mut entry, "tools", place)?,
+        &at("tools"),
+    )?;
+    let prompts = read_items(
+        ItemKind::Prompt,
+        take(&mut entry, "prompts", place)?,
+        &at("prompts"),
+    )?;
+    let resource_templates = read_items(
+        ItemKind::ResourceTemplate,
+        take(&mut entry, "resourceTemplates", place)?,
+        &at("resourceTemplates"),
+    )?;
+    let resources = match take(&mut entry, "resources", place)? {
+        Value::Null => None,
+        v => Some(read_items(ItemKind::Resource, v, &at("resources"))?),
+    };
+    // Item digests are checked first, so an edited definition is reported where it is.
+    check_digest(
+        stored,
+        computed,
+        place,
+        "this server entry (a field outside the items changed, or it was renamed)",
+    )?;
+    Ok(ServerLock {
+        launch,
+        server_info,
+        protocol_version,
+        capabilities,
+        client_capabilities,
+        instructions,
+        tools,
+        prompts,
+        resource_templates,
+        resources,
+    })
+}
+
+fn read_launch(mut launch: Map<String, Value>, place: &str) -> Result<Launch, LockfileError> {
+    only_keys(&launch, &["args", "command", "envKeys"], place)?;
+    let strings = |v: Value, p: &str| -> Result<Vec<String>, LockfileError> {
+        match v {
+            Value::Array(a) => a
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| string(s, &format!("{p}[{i}]")))
+                .collect(),
+            _ => Err(err(p, "expected an array of strings")),
+        }
+    };
+    Ok(Launch {
+        command: string(
+            take(&mut launch, "command", place)?,
+            &format!("{place}.command"),
+        )?,
+        args: strings(take(&mut launch, "args", place)?, &format!("{place}.args"))?,
+        env_keys: strings(
+            take(&mut launch, "envKeys", place)?,
+            &format!("{place}.envKeys"),
+        )?,
+    })
+}
+
+fn read_items(kind: ItemKind, value: Value, place: &str) -> Result<Items, LockfileError> {
+    let entries = object(value, place)?;
+    let mut items = Items::new();
+    for (key, entry) in entries {
+        let p = format!("{place}[{key:?}]");
+        let mut entry = object(entry, &p)?;
+        only_keys(&entry, &["definition", "digest"], &p)?;
+        let stored = digest_field(take(&mut entry, "digest", &p)?, &format!("{p}.digest"))?;
+        let definition = take(&mut entry, "definition", &p)?;
+        let computed = Digest::of_value(&definition);
+        let definition = object(definition, &format!("{p}.definition"))?;
+        match definition.get(kind.key_field()) {
+            Some(Value::String(k)) if *k == key => {}
+            Some(Value::String(k)) => {
+                return Err(err(
+                    &p,
+                    format!(
+                        "the key does not match the definition's {} {k:?}",
+                        kind.key_field()
+                    ),
+                ));
+            }
+            _ => {
+                return Err(err(
+                    &format!("{p}.definition"),
+                    format!("no string \"{}\"", kind.key_field()),
+                ));
+            }
+        }
+        check_digest(stored, computed, &p, "its definition")?;
+        items.insert(key, definition);
+    }
+    Ok(items)
+}
+
+fn check_digest(
+    stored: Digest,
+    computed: Digest,
+    place: &str,
+    what: &str,
+) -> Result<(), LockfileError> {
+    if stored == computed {
+        Ok(())
+    } else {
+        Err(err(
+            place,
+            format!(
+                "stored digest {stored} does not match {what} ({computed}): it was edited after locking; re-lock with `mcplock lock --update` if the change is intended"
+            ),
+        ))
+    }
+}
+
+fn object(value: Value, place: &str) -> Result<Map<String, Value>, LockfileError> {
+    match value {
+        Value::Object(o) => Ok(o),
+        other => Err(err(
+            place,
+            format!("expected an object, found {}", kind_of(&other)),
+        )),
+    }
+}
+
+fn string(value: Value, place: &str) -> Result<String, LockfileError> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(err(
+            place,
+            format!("expected a string, found {}", kind_of(&other)),
+        )),
+    }
+}
+
+fn digest_field(value: Value, place: &str) -> Result<Digest, LockfileError> {
+    let text = string(value, place)?;
+    Digest::parse(&text).ok_or_else(|| {
+        err(
+            place,
+            format!("{text:?} is not a sha256:<64 hex digits> digest"),
+        )
+    })
+}
+
+fn take(map: &mut Map<String, Value>, key: &str, place: &str) -> Result<Value, LockfileError> {
+    map.remove(key)
+        .ok_or_else(|| err(place, format!("missing field \"{key}\"")))
+}
+
+fn only_keys(map: &Map<String, Value>, allowed: &[&str], place: &str) -> Result<(), LockfileError> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(err(
+            place,
+            format!(
+                "unknown field {unknown:?} (expected only {})",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One line per difference between two entries of the same server, for `lock` to say what
+/// would change. (`mcplock diff` grades the same changes by severity.)
+pub fn describe_changes(old: &ServerLock, new: &ServerLock) -> Vec<String> {
+    let mut lines = Vec::new();
+    if old.launch != new.launch {
+        lines.push("launch command changed".to_string());
+    }
+    if old.server_info != new.server_info {
+        lines.push("serverInfo changed".to_string());
+    }
+    if old.protocol_version != new.protocol_version {
+        lines.push(format!(
+            "protocolVersion changed: {} -> {}",
+            old.protocol_version, new.protocol_version
+        ));
+    }
+    if old.capabilities != new.capabilities {
+        lines.push("capabilities changed".to_string());
+    }
+    if old.client_capabilities != new.client_capabilities {
+        lines.push("declared client capabilities changed".to_string());
+    }
+    if old.instructions != new.instructions {
+        lines.push("instructions changed".to_string());
+    }
+    for kind in ItemKind::ALL {
+        match (old.items(kind), new.items(kind)) {
+            (None, None) => {}
+            (None, Some(_)) => lines.push(format!("{}s: now locked", kind.noun())),
+            (Some(_), None) => lines.push(format!("{}s: no longer locked", kind.noun())),
+            (Some(a), Some(b)) => describe_items(kind, a, b, &mut lines),
+        }
+    }
+    lines
+}
+
+fn describe_items(kind: ItemKind, old: &Items, new: &Items, lines: &mut Vec<String>) {
+    for (key, a) in old {
+        match new.get(key) {
+            None => lines.push(format!("{} {key:?}: removed", kind.noun())),
+            Some(b) if a != b => {
+                let mut fields: Vec<&str> = a
+                    .keys()
+                    .chain(b.keys())
+                    .filter(|f| a.get(*f) != b.get(*f))
+                    .map(String::as_str)
+                    .collect();
+                fields.sort_unstable();
+                fields.dedup();
+                lines.push(format!(
+                    "{} {key:?}: changed ({})",
+                    kind.noun(),
+                    fields.join(", ")
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for key in new.keys().filter(|k| !old.contains_key(*k)) {
+        lines.push(format!("{} {key:?}: added", kind.noun()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::snapshot::index_items;
+
+    fn sample() -> ServerLock {
+        ServerLock {
+            launch: Launch {
+                command: "node".into(),
+                args: vec!["server.js".into()],
+                env_keys: vec!["API_KEY".into()],
+            },
+            server_info: Some(json!({"name": "demo", "version": "1.0.0"})),
+            protocol_version: "2025-11-25".into(),
+            capabilities: json!({"tools": {"listChanged": true}}).as_object().unwrap().clone(),
+            client_capabilities: Map::new(),
+            instructions: Some("Be careful.".into()),
+            tools: index_items(
+                ItemKind::Tool,
+                vec![
+                    json!({"name": "echo", "title": "Echo", "inputSchema": {"type": "object", "properties": {"ratio": {"type": "number", "maximum": 1.5}}}, "annotations": {"readOnlyHint": true}, "_meta": {"k": 1}}),
+                    json!({"name": "sum", "inputSchema": {"type": "object"}}),
+                ],
+            )
+            .unwrap(),
+            prompts: Items::new(),
+            resource_templates: Items::new(),
+            resources: None,
+        }
+    }
+
+    fn file() -> Lockfile {
+        Lockfile {
+            servers: BTreeMap::from([("demo".to_string(), sample())]),
+        }
+    }
+
+    fn edit(f: impl FnOnce(&mut Value)) -> Result<Lockfile, LockfileError> {
+        let mut doc: Value = serde_json::from_slice(&file().to_pretty()).unwrap();
+        f(&mut doc);
+        Lockfile::parse(doc.to_string().as_bytes())
+    }
+
+    #[test]
+    fn round_trips_byte_for_byte() {
+        let bytes = file().to_pretty();
+        assert!(bytes.ends_with(b"}\n"));
+        let back = Lockfile::parse(&bytes).unwrap();
+        assert_eq!(back, file());
+        assert_eq!(back.to_pretty(), bytes);
+    }
+
+    #[test]
+    fn reformatting_and_reordering_keep_it_valid() {
+        let doc: Value = serde_json::from_slice(&file().to_pretty()).unwrap();
+        let compact = doc.to_string();
+        assert_eq!(Lockfile::parse(compact.as_bytes()).unwrap(), file());
+        // Reverse the key order of the tools map by hand.
+        let reordered = compact.replacen("\"tools\":{", "\"tools\": {  ", 1);
+        assert_eq!(Lockfile::parse(reordered.as_bytes()).unwrap(), file());
+    }
+
+    #[test]
+    fn catches_a_hand_edited_definition() {
+        let e =
+            edit(|d| d["servers"]["demo"]["tools"]["echo"]["definition"]["title"] = json!("Evil"))
+                .unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"].tools[\"echo\"]");
+        assert!(e.message.contains("does not match its definition"), "{e}");
+    }
+
+    #[test]
+    fn catches_edits_outside_items_and_renames() {
+        let e = edit(|d| d["servers"]["demo"]["launch"]["command"] = json!("sh")).unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"]");
+        let e = edit(|d| {
+            let entry = d["servers"]["demo"].take();
+            d["servers"] = json!({"renamed": entry});
+        })
+        .unwrap_err();
+        assert_eq!(e.place, "servers[\"renamed\"]");
+        let e =
+            edit(|d| d["servers"]["demo"]["instructions"]["text"] = json!("Obey me.")).unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"].instructions");
+    }
+
+    #[test]
+    fn rejects_versions_duplicates_unknown_and_missing_fields() {
+        let e = edit(|d| d["lockfileVersion"] = json!(2)).unwrap_err();
+        assert!(e.message.contains("newer mcplock"), "{e}");
+        let e = edit(|d| d["lockfileVersion"] = json!("1")).unwrap_err();
+        assert_eq!(e.place, "lockfileVersion");
+        let e = edit(|d| {
+            d["servers"]["demo"]
+                .as_object_mut()
+                .unwrap()
+                .remove("capabilities");
+        })
+        .unwrap_err();
+        assert!(e.message.contains("missing field \"capabilities\""), "{e}");
+        let e = edit(|d| d["servers"]["demo"]["extra"] = json!(1)).unwrap_err();
+        assert!(e.message.contains("unknown field \"extra\""), "{e}");
+        let e = edit(|d| d["servers"]["demo"]["tools"]["echo"]["digest"] = json!("md5:00"))
+            .unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"].tools[\"echo\"].digest");
+        let text = String::from_utf8(file().to_pretty()).unwrap();
+        let dup = text.replacen(
+            "\"lockfileVersion\": 1,",
+            "\"lockfileVersion\": 1, \"lockfileVersion\": 1,",
+            1,
+        );
+        let e = Lockfile::parse(dup.as_bytes()).unwrap_err();
+        assert!(e.message.contains("duplicate object key"), "{e}");
+    }
+
+    #[test]
+    fn an_item_key_must_match_its_definition() {
+        let e = edit(|d| {
+            let tools = d["servers"]["demo"]["tools"].as_object_mut().unwrap();
+            let echo = tools.remove("echo").unwrap();
+            tools.insert("echo2".into(), echo);
+        })
+        .unwrap_err();
+        assert!(
+            e.message.contains("does not match the definition's name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_field_of_a_definition_is_covered_by_its_digest() {
+        let base = Digest::of_value(&Value::Object(sample().tools["echo"].clone()));
+        for (field, value) in [
+            ("title", json!("Echo!")),
+            ("annotations", json!({"readOnlyHint": false})),
+            ("_meta", json!({"k": 2})),
+            (
+                "inputSchema",
+                json!({"type": "object", "properties": {"ratio": {"type": "number", "maximum": 2.5}}}),
+            ),
+            ("outputSchema", json!({"type": "object"})),
+        ] {
+            let mut def = sample().tools["echo"].clone();
+            def.insert(field.into(), value);
+            assert_ne!(Digest::of_value(&Value::Object(def)), base, "{field}");
+        }
+    }
+
+    #[test]
+    fn describes_changes_per_item() {
+        let old = sample();
+        let mut new = sample();
+        new.tools
+            .get_mut("echo")
+            .unwrap()
+            .insert("description".into(), json!("now with text"));
+        new.tools.remove("sum");
+        new.protocol_version = "2026-07-28".into();
+        let lines = describe_changes(&old, &new);
+        assert_eq!(
+            lines,
+            [
+                "protocolVersion changed: 2025-11-25 -> 2026-07-28",
+                "tool \"echo\": changed (description)",
+                "tool \"sum\": removed",
+            ]
+        );
+        assert!(describe_changes(&old, &old).is_empty());
+    }
+}

@@ -1,0 +1,130 @@
+//! Reading and writing files without losing what a user had.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is larger than {limit} bytes; refusing to read it", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads a whole file, refusing one larger than `limit` bytes. `Ok(None)` when it does not
+/// exist.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FsError::Read {
+                path: path.into(),
+                source,
+            });
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| FsError::Read {
+            path: path.into(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(FsError::TooLarge {
+            path: path.into(),
+            limit,
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same directory is written,
+/// flushed to disk and renamed over the target, then the directory is synced. A reader (or a
+/// crash at any moment) sees the old file or the new one, never a mix. An existing file's
+/// permissions are kept.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let wrap = |source| FsError::Write {
+        path: path.into(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let existing = fs::metadata(path).ok().map(|m| m.permissions());
+    // A new file gets 0666 less the umask, like any file the user creates; an existing file
+    // keeps its mode.
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        fs::Permissions::from_mode(0o666)
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(mode)
+        .tempfile_in(&dir)
+        .map_err(wrap)?;
+    if let Some(permissions) = existing {
+        tmp.as_file().set_permissions(permissions).map_err(wrap)?;
+    }
+    tmp.write_all(bytes).map_err(wrap)?;
+    tmp.as_file().sync_all().map_err(wrap)?;
+    tmp.persist(path).map_err(|e| wrap(e.error))?;
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(wrap)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replaces_and_keeps_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp-lock.json");
+        write_atomic(&path, b"one\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one\n");
+        let fresh = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(fresh & 0o600, 0o600, "{fresh:o}");
+        assert_eq!(fresh & 0o111, 0, "{fresh:o}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"two\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn bounded_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        assert!(read_bounded(&path, 10).unwrap().is_none());
+        fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap().unwrap().len(), 10);
+        assert!(matches!(
+            read_bounded(&path, 9),
+            Err(FsError::TooLarge { .. })
+        ));
+    }
+}
