@@ -13,9 +13,126 @@ use std::fmt;
 
 /// RFC 8785 bytes of an already-parsed value.
 pub fn to_canonical(value: &Value) -> Vec<u8> {
-    // A serde_json::Value always has string keys and finite numbers, the only two things the
-    // canonicalizer can refuse; an empty result would fail every later digest comparison loudly.
-    serde_json_canonicalizer::to_vec(value).unwrap_or_default()
+    let mut out = Vec::with_capacity(256);
+    write_value(&mut out, value);
+    out
+}
+
+/// RFC 8785 bytes of an object given as (name, value) members, in any order.
+pub fn object_to_canonical(members: &[(&str, &Value)]) -> Vec<u8> {
+    let mut sorted: Vec<&(&str, &Value)> = members.iter().collect();
+    sorted.sort_by(|a, b| utf16_order(a.0, b.0));
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (name, value)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(&mut out, name);
+        out.push(b':');
+        write_value(&mut out, value);
+    }
+    out.push(b'}');
+    out
+}
+
+// A direct writer rather than the serde_json_canonicalizer crate: the crate goes through
+// serde's serializer and buffers every object, about 60 MB/s here, too slow for lockfiles of
+// thousands of tools. The crate stays as the reference this writer is tested against
+// (vectors and property tests below).
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(out, n),
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            // serde_json's map iterates in code point order, which is RFC 8785's UTF-16 order
+            // unless a name holds a character at or above U+E000 (then astral characters,
+            // encoded as surrogates D800-DFFF, sort before it): sort only then.
+            if map.keys().any(|k| k.chars().any(|c| c >= '\u{E000}')) {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by(|a, b| utf16_order(a.0, b.0));
+                write_members(out, members.into_iter());
+            } else {
+                write_members(out, map.iter());
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_members<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+    for (i, (name, value)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(out, name);
+        out.push(b':');
+        write_value(out, value);
+    }
+}
+
+fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+fn write_number(out: &mut Vec<u8>, n: &serde_json::Number) {
+    // RFC 8785 numbers are IEEE 754 doubles printed as ECMAScript does; integers beyond 2^53
+    // lose precision exactly as a JavaScript reader would see them.
+    let f = if let Some(i) = n.as_i64() {
+        i as f64
+    } else if let Some(u) = n.as_u64() {
+        u as f64
+    } else {
+        n.as_f64().unwrap_or(0.0)
+    };
+    let mut buffer = ryu_js::Buffer::new();
+    out.extend_from_slice(buffer.format_finite(f).as_bytes());
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0x00..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Parses `text` strictly and returns its RFC 8785 bytes.
@@ -135,6 +252,21 @@ mod tests {
     }
 
     #[test]
+    fn orders_members_by_utf16_code_units() {
+        let v: Value = serde_json::from_str(r#"{"\ufb33":1,"\ud83d\ude00":2,"a":3}"#).unwrap();
+        assert_eq!(
+            to_canonical(&v),
+            "{\"a\":3,\"\u{1F600}\":2,\"\u{FB33}\":1}".as_bytes()
+        );
+        let one = Value::from(1);
+        let two = Value::from(2);
+        assert_eq!(
+            object_to_canonical(&[("\u{FB33}", &one), ("\u{1F600}", &two)]),
+            "{\"\u{1F600}\":2,\"\u{FB33}\":1}".as_bytes()
+        );
+    }
+
+    #[test]
     fn rejects_what_strict_parsing_rejects() {
         assert!(canonicalize(br#"{"a":1,"a":2}"#).is_err());
         assert!(canonicalize(br#""\ud800""#).is_err());
@@ -161,6 +293,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn agrees_with_the_reference_implementation(value in any_json()) {
+            let reference = serde_json_canonicalizer::to_vec(&value).unwrap();
+            prop_assert_eq!(to_canonical(&value), reference);
+        }
+
         #[test]
         fn canonicalizing_twice_changes_nothing(value in any_json()) {
             let once = to_canonical(&value);

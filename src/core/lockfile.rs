@@ -7,7 +7,7 @@
 //! field, or a stored digest that does not match what it covers is an error naming the place,
 //! so a hand-edited definition is caught even when the file is not signed.
 
-use crate::core::canonical::{Digest, to_canonical};
+use crate::core::canonical::{Digest, object_to_canonical, to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::snapshot::{ItemKind, Items, Launch, Snapshot};
 use serde_json::{Map, Value, json};
@@ -102,71 +102,116 @@ impl ServerLock {
         }
     }
 
-    /// The entry as written, digests included.
-    pub fn to_json(&self, name: &str) -> Value {
-        let mut entry = self.to_json_without_digest();
-        let digest = server_digest(name, &entry);
-        if let Value::Object(map) = &mut entry {
-            map.insert("digest".into(), json!(digest.to_string()));
-        }
-        entry
-    }
-
-    /// The digest over this entry and its name (so a rename changes it).
-    pub fn digest(&self, name: &str) -> Digest {
-        server_digest(name, &self.to_json_without_digest())
-    }
-
-    fn to_json_without_digest(&self) -> Value {
-        let items = |items: &Items| -> Value {
-            Value::Object(
-                items
+    /// The digest of every item's canonical definition, per kind.
+    pub fn item_digests(&self) -> ItemDigests {
+        ItemKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                let items = self.items(kind)?;
+                let digests = items
                     .iter()
-                    .map(|(key, definition)| {
-                        let definition = Value::Object(definition.clone());
-                        let digest = Digest::of_value(&definition).to_string();
-                        (
-                            key.clone(),
-                            json!({"definition": definition, "digest": digest}),
-                        )
-                    })
-                    .collect(),
-            )
-        };
-        json!({
-            "capabilities": self.capabilities,
-            "clientCapabilities": self.client_capabilities,
-            "instructions": self.instructions.as_ref().map(|text| json!({
-                "digest": Digest::of_value(&json!(text)).to_string(),
-                "text": text,
-            })),
-            "launch": {
+                    .map(|(key, def)| (key.clone(), digest_of_definition(def)))
+                    .collect();
+                Some((kind, digests))
+            })
+            .collect()
+    }
+
+    /// The digest over this entry and its name (so a rename changes it). It covers every
+    /// field of the entry, with each item represented by its own digest (which covers the
+    /// definition), so checking it never canonicalizes a definition twice.
+    pub fn digest(&self, name: &str) -> Digest {
+        self.digest_with(name, &self.item_digests())
+    }
+
+    fn digest_with(&self, name: &str, digests: &ItemDigests) -> Digest {
+        let mut entry = self.header_json();
+        for kind in ItemKind::ALL {
+            let value = match (self.items(kind), digests.get(&kind)) {
+                (Some(_), Some(d)) => Value::Object(
+                    d.iter()
+                        .map(|(k, digest)| (k.clone(), json!(digest.to_string())))
+                        .collect(),
+                ),
+                _ => Value::Null,
+            };
+            entry.insert(kind.field().into(), value);
+        }
+        let entry = Value::Object(entry);
+        Digest::of_bytes(&object_to_canonical(&[
+            ("name", &json!(name)),
+            ("server", &entry),
+        ]))
+    }
+
+    /// Every field but the items and the digest.
+    fn header_json(&self) -> Map<String, Value> {
+        let mut entry = Map::new();
+        entry.insert(
+            "capabilities".into(),
+            Value::Object(self.capabilities.clone()),
+        );
+        entry.insert(
+            "clientCapabilities".into(),
+            Value::Object(self.client_capabilities.clone()),
+        );
+        entry.insert(
+            "instructions".into(),
+            self.instructions.as_ref().map_or(
+                Value::Null,
+                |text| json!({"digest": Digest::of_value(&json!(text)).to_string(), "text": text}),
+            ),
+        );
+        entry.insert(
+            "launch".into(),
+            json!({
                 "args": self.launch.args,
                 "command": self.launch.command,
                 "envKeys": self.launch.env_keys,
-            },
-            "prompts": items(&self.prompts),
-            "protocolVersion": self.protocol_version,
-            "resourceTemplates": items(&self.resource_templates),
-            "resources": self.resources.as_ref().map(items),
-            "serverInfo": self.server_info,
-            "tools": items(&self.tools),
-        })
+            }),
+        );
+        entry.insert("protocolVersion".into(), json!(self.protocol_version));
+        entry.insert(
+            "serverInfo".into(),
+            self.server_info.clone().unwrap_or(Value::Null),
+        );
+        entry
+    }
+
+    /// The entry as written, digests included.
+    pub fn to_json(&self, name: &str) -> Value {
+        let digests = self.item_digests();
+        let mut entry = self.header_json();
+        for kind in ItemKind::ALL {
+            let value = match (self.items(kind), digests.get(&kind)) {
+                (Some(items), Some(d)) => Value::Object(
+                    items
+                        .iter()
+                        .map(|(key, def)| {
+                            let digest = d.get(key).map(ToString::to_string).unwrap_or_default();
+                            (key.clone(), json!({"definition": def, "digest": digest}))
+                        })
+                        .collect(),
+                ),
+                _ => Value::Null,
+            };
+            entry.insert(kind.field().into(), value);
+        }
+        entry.insert(
+            "digest".into(),
+            json!(self.digest_with(name, &digests).to_string()),
+        );
+        Value::Object(entry)
     }
 }
 
-#[derive(serde::Serialize)]
-struct NamedEntry<'a> {
-    name: &'a str,
-    server: &'a Value,
-}
+/// Item digests per kind and key.
+pub type ItemDigests = BTreeMap<ItemKind, BTreeMap<String, Digest>>;
 
-fn server_digest(name: &str, entry_without_digest: &Value) -> Digest {
-    let named = NamedEntry {
-        name,
-        server: entry_without_digest,
-    };
-    Digest::of_bytes(&serde_json_canonicalizer::to_vec(&named).unwrap_or_default())
+fn digest_of_definition(definition: &Map<String, Value>) -> Digest {
+    // Serialize the map as an object without copying it into a Value.
+    let members: Vec<(&str, &Value)> = definition.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Digest::of_bytes(&object_to_canonical(&members))
 }
 
 impl Lockfile {
@@ -256,11 +301,6 @@ fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, Lock
     only_keys(&entry, &SERVER_KEYS, place)?;
     let stored = take(&mut entry, "digest", place)?;
     let stored = digest_field(stored, &format!("{place}.digest"))?;
-    let entry_value = Value::Object(entry);
-    let computed = server_digest(name, &entry_value);
-    let Value::Object(mut entry) = entry_value else {
-        return Err(err(place, "not an object"));
-    };
     let at = |field: &str| format!("{place}.{field}");
 
     let launch = object(take(&mut entry, "launch", place)?, &at("launch"))?;
@@ -296,33 +336,35 @@ fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, Lock
             Some(text)
         }
     };
+    let mut digests = ItemDigests::new();
     let tools = read_items(
         ItemKind::Tool,
         take(&mut entry, "tools", place)?,
         &at("tools"),
+        &mut digests,
     )?;
     let prompts = read_items(
         ItemKind::Prompt,
         take(&mut entry, "prompts", place)?,
         &at("prompts"),
+        &mut digests,
     )?;
     let resource_templates = read_items(
         ItemKind::ResourceTemplate,
         take(&mut entry, "resourceTemplates", place)?,
         &at("resourceTemplates"),
+        &mut digests,
     )?;
     let resources = match take(&mut entry, "resources", place)? {
         Value::Null => None,
-        v => Some(read_items(ItemKind::Resource, v, &at("resources"))?),
+        v => Some(read_items(
+            ItemKind::Resource,
+            v,
+            &at("resources"),
+            &mut digests,
+        )?),
     };
-    // Item digests are checked first, so an edited definition is reported where it is.
-    check_digest(
-        stored,
-        computed,
-        place,
-        "this server entry (a field outside the items changed, or it was renamed)",
-    )?;
-    Ok(ServerLock {
+    let server = ServerLock {
         launch,
         server_info,
         protocol_version,
@@ -333,7 +375,16 @@ fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, Lock
         prompts,
         resource_templates,
         resources,
-    })
+    };
+    // Item digests were checked first, so an edited definition is reported where it is.
+    let computed = server.digest_with(name, &digests);
+    check_digest(
+        stored,
+        computed,
+        place,
+        "this server entry (a field outside the items changed, or it was renamed)",
+    )?;
+    Ok(server)
 }
 
 fn read_launch(mut launch: Map<String, Value>, place: &str) -> Result<Launch, LockfileError> {
@@ -361,9 +412,15 @@ fn read_launch(mut launch: Map<String, Value>, place: &str) -> Result<Launch, Lo
     })
 }
 
-fn read_items(kind: ItemKind, value: Value, place: &str) -> Result<Items, LockfileError> {
+fn read_items(
+    kind: ItemKind,
+    value: Value,
+    place: &str,
+    digests: &mut ItemDigests,
+) -> Result<Items, LockfileError> {
     let entries = object(value, place)?;
     let mut items = Items::new();
+    let kind_digests = digests.entry(kind).or_default();
     for (key, entry) in entries {
         let p = format!("{place}[{key:?}]");
         let mut entry = object(entry, &p)?;
@@ -391,6 +448,7 @@ fn read_items(kind: ItemKind, value: Value, place: &str) -> Result<Items, Lockfi
             }
         }
         check_digest(stored, computed, &p, "its definition")?;
+        kind_digests.insert(key.clone(), computed);
         items.insert(key, definition);
     }
     Ok(items)

@@ -1,0 +1,138 @@
+//! Benchmark: reading and digest-checking a 10,000-tool lockfile, and canonicalize + digest
+//! throughput. Run through `gauntlet/bench/lockfile_bench.sh` (it compares with sha256sum and
+//! records peak memory); by itself: `cargo bench --bench lockfile -- generate|read|throughput PATH`.
+
+use mcplock::core::canonical::{Digest, to_canonical};
+use mcplock::core::lockfile::{Lockfile, ServerLock};
+use mcplock::core::snapshot::{ItemKind, Launch, index_items};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn tool(i: usize) -> Value {
+    json!({
+        "name": format!("tool_{i:05}"),
+        "title": format!("Tool {i}"),
+        "description": format!("Tool number {i}. Reads a file from the workspace and returns its text; never writes."),
+        "inputSchema": {"type": "object", "properties": {
+            "path": {"type": "string", "maxLength": 256, "description": "Workspace-relative path"},
+            "ratio": {"type": "number", "maximum": 1.5, "minimum": 0.25},
+            "mode": {"type": "string", "enum": ["text", "binary", "auto"]}
+        }, "required": ["path"], "additionalProperties": false},
+        "outputSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}, "text": {"type": "string"}}},
+        "annotations": {"readOnlyHint": true, "destructiveHint": false, "openWorldHint": false},
+        "icons": [{"src": "data:image/png;base64,AAAA", "mimeType": "image/png", "sizes": ["16x16"]}],
+        "_meta": {"com.example/index": i, "com.example/weight": 0.5}
+    })
+}
+
+fn generate(tools: usize) -> Vec<u8> {
+    let server = ServerLock {
+        launch: Launch {
+            command: "node".into(),
+            args: vec!["server.js".into()],
+            env_keys: vec![],
+        },
+        server_info: Some(json!({"name": "bench", "version": "1.0.0"})),
+        protocol_version: "2025-11-25".into(),
+        capabilities: json!({"tools": {"listChanged": true}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        client_capabilities: Map::new(),
+        instructions: Some("Benchmark server.".into()),
+        tools: index_items(ItemKind::Tool, (0..tools).map(tool).collect()).expect("unique names"),
+        prompts: BTreeMap::new(),
+        resource_templates: BTreeMap::new(),
+        resources: None,
+    };
+    Lockfile {
+        servers: BTreeMap::from([("bench".to_string(), server)]),
+    }
+    .to_pretty()
+}
+
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(f());
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let (mode, path) = match args.as_slice() {
+        [mode, path, ..] => (mode.as_str(), path.as_str()),
+        _ => {
+            eprintln!("usage: lockfile generate|read|throughput PATH");
+            std::process::exit(2);
+        }
+    };
+    match mode {
+        "generate" => {
+            let bytes = generate(10_000);
+            std::fs::write(path, &bytes).expect("write lockfile");
+            println!("wrote {path}: {} bytes", bytes.len());
+        }
+        "read" => {
+            let bytes = std::fs::read(path).expect("read lockfile");
+            let before = peak_rss_kib();
+            let lock = Lockfile::parse(&bytes).expect("valid lockfile");
+            let after = peak_rss_kib();
+            let tools = lock.servers.values().map(|s| s.tools.len()).sum::<usize>();
+            drop(lock);
+            let t = time(15, || Lockfile::parse(&bytes).expect("valid lockfile"));
+            println!(
+                "strict read + every digest checked, {tools} tools, {} bytes: median {:.1} ms; peak RSS {} KiB (file read: {} KiB)",
+                bytes.len(),
+                t.as_secs_f64() * 1e3,
+                after,
+                before
+            );
+        }
+        "throughput" => {
+            let bytes = std::fs::read(path).expect("read lockfile");
+            let value: Value = serde_json::from_slice(&bytes).expect("json");
+            let canonical = to_canonical(&value);
+            let t_canon = time(15, || Digest::of_bytes(&to_canonical(&value)));
+            let t_sha = time(15, || Digest::of_bytes(&canonical));
+            let mb = canonical.len() as f64 / 1e6;
+            println!(
+                "canonicalize + sha256 of the parsed document: {:.1} ms ({:.0} MB/s of canonical output); sha256 alone of the same {} bytes in-process: {:.1} ms ({:.0} MB/s)",
+                t_canon.as_secs_f64() * 1e3,
+                mb / t_canon.as_secs_f64(),
+                canonical.len(),
+                t_sha.as_secs_f64() * 1e3,
+                mb / t_sha.as_secs_f64()
+            );
+        }
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmark: lock of the 2,000-tool fixture; strict read + digest check of a 10,000-tool
+# lockfile; canonicalize + digest throughput against sha256sum of the same bytes.
+# Usage: gauntlet/bench/lockfile_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release --quiet --bins
+cargo bench --quiet --bench lockfile --no-run 2>/dev/null
+bench() { cargo bench --quiet --bench lockfile -- "$@"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+bench generate "$work/10k.json"
+bench read "$work/10k.json"
+bench throughput "$work/10k.json"
+now() { date +%s%N; }
+t0=$(now); for _ in 1 2 3 4 5; do sha256sum "$work/10k.json" >/dev/null; done; t1=$(now)
+echo "sha256sum of the pretty file (whole process, mean of 5): $(( (t1 - t0) / 5000 )) us"
+
+times=()
+for _ in 1 2 3 4 5 6 7; do
+  rm -f "$work/mcp-lock.json"
+  t0=$(now)
+  target/release/mcplock lock -o "$work/mcp-lock.json" -- target/release/mcplock-fixture --tools 2000 --page-size 50 >/dev/null
+  t1=$(now)
+  times+=($(( (t1 - t0) / 1000 )))
+done
+echo "lock of the 2,000-tool fixture (pages of 50), median of 7: $(printf '%s\n' "${times[@]}" | sort -n | sed -n 4p) us"
+/usr/bin/time -f "peak RSS of that lock: %M KiB" target/release/mcplock lock --check -o "$work/mcp-lock.json" -- target/release/mcplock-fixture --tools 2000 --page-size 50 >/dev/null
