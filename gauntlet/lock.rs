@@ -329,3 +329,57 @@ fn real_servers_lock_to_identical_bytes_twice() {
         lock_in(dir.path(), &["--resources", "--check"], &argv).expect_success();
     }
 }
+
+#[test]
+fn lockfiles_validate_against_the_documented_schema() {
+    // Validated by the `jsonschema` package (a dependency of the Python SDK installed for the
+    // real-server tests): a schema checker nobody here wrote.
+    let python = real_component("python/.venv/bin/python");
+    let dir = tempfile::tempdir().unwrap();
+    lock_in(
+        dir.path(),
+        &["--resources", "--env", "K=v"],
+        &fixture(&[
+            "--tools",
+            "3",
+            "--prompts",
+            "2",
+            "--templates",
+            "2",
+            "--resources",
+            "2",
+            "--instructions",
+            "hi",
+        ]),
+    )
+    .expect_success();
+    lock_in(
+        dir.path(),
+        &["--name", "bare"],
+        &fixture(&["--era", "modern", "--tools", "1"]),
+    )
+    .expect_success();
+    let schema = repo().join("docs/lockfile.schema.json");
+    let script = "import json,sys,jsonschema\n\
+        schema=json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        jsonschema.Draft202012Validator(schema).validate(json.load(open(sys.argv[2])))\n\
+        bad=json.load(open(sys.argv[2])); bad['servers']['bare']['tools']['tool_00000']['digest']='md5:x'\n\
+        errs=list(jsonschema.Draft202012Validator(schema).iter_errors(bad))\n\
+        assert errs, 'schema accepted a malformed digest'\n\
+        print('ok')\n";
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            script,
+            schema.to_str().unwrap(),
+            dir.path().join("mcp-lock.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "schema validation failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
