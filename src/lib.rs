@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod crypto;
 pub mod edge;
 pub mod mcp;
 pub mod transport;

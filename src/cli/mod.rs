@@ -1,6 +1,7 @@
 //! The command line: argument definitions, dispatch, output and exit codes.
 
 mod exit;
+mod keys;
 mod lock;
 mod render;
 mod scan;
@@ -62,6 +63,44 @@ pub enum Command {
     ///   mcplock lock --check -- ./server      # in CI: exit 1 if the lock is stale
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Lock(LockArgs),
+
+    /// Generate an Ed25519 key pair for signing lockfiles.
+    ///
+    /// The private key is written as PEM PKCS#8 with mode 0600 and never overwrites an
+    /// existing file; the public key as PEM SPKI. Both are standard: `openssl pkey -in
+    /// mcplock.key -noout -text` reads them. The key id printed is the sha256 of the public
+    /// key's DER SubjectPublicKeyInfo.
+    ///
+    /// Example:
+    ///   mcplock keygen --private ~/.config/mcplock/team.key --public team.pub
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Keygen(KeygenArgs),
+
+    /// Sign a lockfile with an Ed25519 private key.
+    ///
+    /// Signs the RFC 8785 canonical bytes of the lockfile, bound to what they are (DSSE
+    /// pre-authentication encoding with the payload type
+    /// "application/vnd.mcplock.lockfile+json; version=1"), and writes a small JSON envelope
+    /// (default: LOCKFILE.sig). Reformatting the lockfile later does not break the signature;
+    /// changing any value does. A lockfile that fails its own checks is not signed. The
+    /// private key must not be readable by group or others.
+    ///
+    /// Example:
+    ///   mcplock sign mcp-lock.json --key team.key
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Sign(SignArgs),
+
+    /// Verify a lockfile's signature: the gate before an agent may start a server.
+    ///
+    /// Exits 0 only if the envelope is well-formed and of a known version, it names the key
+    /// given, the signature verifies over the canonical bytes of this lockfile, and the
+    /// lockfile passes its strict read (every digest). Exits 1 when the signature does not
+    /// hold, 2 when an input is unreadable or malformed.
+    ///
+    /// Example:
+    ///   mcplock verify mcp-lock.json --key team.pub
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Verify(VerifyArgs),
 }
 
 /// Output formats.
@@ -170,6 +209,55 @@ pub struct LockArgs {
     pub server: ServerArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PEM PKCS#8, mode 0600, never overwritten).
+    #[arg(long, value_name = "PATH", default_value = "mcplock.key")]
+    pub private: std::path::PathBuf,
+
+    /// Where to write the public key (PEM SPKI).
+    #[arg(long, value_name = "PATH", default_value = "mcplock.pub")]
+    pub public: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The lockfile to sign.
+    #[arg(value_name = "LOCKFILE", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// The Ed25519 private key (PEM PKCS#8, from `mcplock keygen`).
+    #[arg(long, value_name = "PRIVATE")]
+    pub key: std::path::PathBuf,
+
+    /// Where to write the signature [default: LOCKFILE.sig].
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The lockfile to verify.
+    #[arg(value_name = "LOCKFILE", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// The signer's Ed25519 public key (PEM SPKI).
+    #[arg(long, value_name = "PUBLIC")]
+    pub key: std::path::PathBuf,
+
+    /// The signature envelope [default: LOCKFILE.sig].
+    #[arg(long, value_name = "PATH")]
+    pub signature: Option<std::path::PathBuf>,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
@@ -234,6 +322,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Scan(args) => scan::run(args).await,
             Command::Lock(args) => lock::run(args).await,
+            Command::Keygen(args) => keys::keygen(args),
+            Command::Sign(args) => keys::sign(args),
+            Command::Verify(args) => keys::verify(args),
         }
     });
     match outcome {

@@ -5,5 +5,6 @@ pub mod canonical;
 pub mod json;
 pub mod jsonrpc;
 pub mod lockfile;
+pub mod signature;
 pub mod snapshot;
 pub mod text;

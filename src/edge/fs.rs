@@ -19,6 +19,67 @@ pub enum FsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} already exists; refusing to overwrite it (move it away or choose another path)", path.display())]
+    Exists { path: PathBuf },
+    #[error(
+        "private key {} is readable by group or others (mode {mode:04o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    InsecurePermissions { path: PathBuf, mode: u32 },
+}
+
+/// Creates `path` with `bytes`, failing if it exists (never overwrites). `mode` is applied at
+/// creation, so a secret is never readable by others, not even for a moment.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let wrap = |source| FsError::Write {
+        path: path.into(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                FsError::Exists { path: path.into() }
+            } else {
+                wrap(e)
+            }
+        })?;
+    file.write_all(bytes).map_err(wrap)?;
+    file.sync_all().map_err(wrap)
+}
+
+/// Reads a private key file, refusing one that group or others may read (checked on the open
+/// file, so it cannot change between check and read). The bytes are zeroized when dropped.
+pub fn read_secret(path: &Path, limit: u64) -> Result<zeroize::Zeroizing<Vec<u8>>, FsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |source| FsError::Read {
+        path: path.into(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let mode = file.metadata().map_err(read_err)?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(FsError::InsecurePermissions {
+            path: path.into(),
+            mode,
+        });
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > limit {
+        return Err(FsError::TooLarge {
+            path: path.into(),
+            limit,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Reads a whole file, refusing one larger than `limit` bytes. `Ok(None)` when it does not
@@ -113,6 +174,27 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn secrets_are_created_private_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        write_new(&path, b"secret", 0o600).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(matches!(
+            write_new(&path, b"other", 0o600),
+            Err(FsError::Exists { .. })
+        ));
+        assert_eq!(fs::read(&path).unwrap(), b"secret");
+        assert_eq!(read_secret(&path, 100).unwrap().as_slice(), b"secret");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = read_secret(&path, 100).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,192 @@
+//! `keygen`, `sign` and `verify` with Ed25519 keys.
+
+use super::lock::MAX_LOCKFILE_BYTES;
+use super::scan::pretty;
+use super::{CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
+use crate::core::canonical::to_canonical;
+use crate::core::json::parse_strict;
+use crate::core::lockfile::Lockfile;
+use crate::core::signature::{Envelope, signed_bytes};
+use crate::crypto::ed25519::{PrivateKey, PublicKey};
+use crate::edge::fs::{read_bounded, read_secret, write_atomic, write_new};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+const MAX_KEY_BYTES: u64 = 64 << 10;
+const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::Usage, message)
+}
+
+fn no(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::No, message)
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
+    if args.private == args.public {
+        return Err(usage("--private and --public must be different files"));
+    }
+    for path in [&args.private, &args.public] {
+        if path.exists() {
+            return Err(usage(format!(
+                "{} already exists; refusing to overwrite a key (move it away or choose another path)",
+                path.display()
+            )));
+        }
+    }
+    let key = PrivateKey::generate().map_err(|e| usage(e.to_string()))?;
+    let private_pem = key.to_pem().map_err(|e| usage(e.to_string()))?;
+    let public = key.public();
+    let public_pem = public.to_pem().map_err(|e| usage(e.to_string()))?;
+    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    write_new(&args.private, private_pem.as_bytes(), 0o600).map_err(|e| usage(e.to_string()))?;
+    write_new(&args.public, public_pem.as_bytes(), 0o644).map_err(|e| {
+        usage(format!(
+            "{e} (the private key {} was written; delete it and try again)",
+            args.private.display()
+        ))
+    })?;
+    Ok(Output {
+        stdout: format!(
+            "private key {} (mode 0600: keep it secret)\npublic key  {} (share it with verifiers)\nkey id      {key_id}\n",
+            args.private.display(),
+            args.public.display()
+        ),
+        exit: ExitKind::Clean,
+    })
+}
+
+/// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
+/// bytes; the caller decides how strictly to read it as a lockfile.
+fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
+    let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
+    parse_strict(&bytes).map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))
+}
+
+fn default_signature_path(lockfile: &Path) -> PathBuf {
+    let mut name = lockfile.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+pub fn sign(args: SignArgs) -> Result<Output, CliError> {
+    let secret = read_secret(&args.key, MAX_KEY_BYTES).map_err(|e| usage(e.to_string()))?;
+    let pem = std::str::from_utf8(&secret)
+        .map_err(|_| usage(format!("{} is not a PEM file", args.key.display())))?;
+    let key =
+        PrivateKey::from_pem(pem).map_err(|e| usage(format!("{}: {e}", args.key.display())))?;
+    let document = read_lockfile_json(&args.lockfile)?;
+    let canonical = to_canonical(&document);
+    let lockfile = Lockfile::from_value(document).map_err(|e| {
+        usage(format!(
+            "refusing to sign {}: it fails its own checks: {e}",
+            args.lockfile.display()
+        ))
+    })?;
+    let public = key.public();
+    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    let envelope = Envelope {
+        key_id,
+        signature: key.sign(&signed_bytes(&canonical)),
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_signature_path(&args.lockfile));
+    write_atomic(&output, &envelope.to_pretty()).map_err(|e| usage(e.to_string()))?;
+    let servers: Vec<&String> = lockfile.servers.keys().collect();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "keyId": key_id.to_string(),
+            "lockfile": args.lockfile.display().to_string(),
+            "servers": servers,
+            "signature": output.display().to_string(),
+        })),
+        Format::Human => format!(
+            "signed {} ({} server(s)) with key {key_id}\nsignature written to {}\n",
+            args.lockfile.display(),
+            servers.len(),
+            output.display()
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
+    let signature_path = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| default_signature_path(&args.lockfile));
+    let public_pem = read_bounded(&args.key, MAX_KEY_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("public key {} does not exist", args.key.display())))?;
+    let public_pem = String::from_utf8(public_pem)
+        .map_err(|_| usage(format!("{} is not a PEM file", args.key.display())))?;
+    let public = PublicKey::from_pem(&public_pem)
+        .map_err(|e| usage(format!("{}: {e}", args.key.display())))?;
+    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    let envelope_bytes = read_bounded(&signature_path, MAX_SIGNATURE_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| {
+            usage(format!(
+                "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
+                signature_path.display()
+            ))
+        })?;
+    let envelope = Envelope::parse(&envelope_bytes)
+        .map_err(|e| usage(format!("{}: {e}", signature_path.display())))?;
+    let document = read_lockfile_json(&args.lockfile)?;
+
+    if envelope.key_id != key_id {
+        return Err(no(format!(
+            "signature does not hold: {} was made by key {}, but the key given ({}) is {key_id}",
+            signature_path.display(),
+            envelope.key_id,
+            args.key.display()
+        )));
+    }
+    let canonical = to_canonical(&document);
+    if !public.verify(&signed_bytes(&canonical), &envelope.signature) {
+        return Err(no(format!(
+            "signature does not hold: it does not verify over the canonical bytes of {} (the lockfile or the signature changed after signing)",
+            args.lockfile.display()
+        )));
+    }
+    let lockfile = Lockfile::from_value(document).map_err(|e| {
+        no(format!(
+            "the signature holds, but {} fails its own checks: {e}",
+            args.lockfile.display()
+        ))
+    })?;
+    let servers: Vec<String> = lockfile.servers.keys().cloned().collect();
+    let tools: usize = lockfile.servers.values().map(|s| s.tools.len()).sum();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "keyId": key_id.to_string(),
+            "lockfile": args.lockfile.display().to_string(),
+            "servers": servers,
+            "signature": signature_path.display().to_string(),
+            "verified": true,
+        })),
+        Format::Human => format!(
+            "verified: {} is signed by key {key_id}\n{} server(s), {tools} tool(s): {}\n",
+            args.lockfile.display(),
+            servers.len(),
+            servers
+                .iter()
+                .map(|s| crate::core::text::escape(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}

@@ -1,0 +1,184 @@
+//! What a signature covers and how it is written down (pure: no keys, no files).
+//!
+//! The signed bytes are DSSE's pre-authentication encoding (PAE) of our payload type and the
+//! RFC 8785 canonical bytes of the lockfile:
+//!
+//! ```text
+//! "DSSEv1" SP len(PAYLOAD_TYPE) SP PAYLOAD_TYPE SP len(body) SP body
+//! ```
+//!
+//! so a signature made for a lockfile can never be replayed as a signature over anything else
+//! (and vice versa). The envelope beside the lockfile is a small JSON document.
+
+use crate::core::canonical::Digest;
+use crate::core::json::parse_strict;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+/// The DSSE payload type of a signed mcplock lockfile.
+pub const PAYLOAD_TYPE: &str = "application/vnd.mcplock.lockfile+json; version=1";
+/// Format version of the signature envelope.
+pub const ENVELOPE_VERSION: u64 = 1;
+pub const ALGORITHM: &str = "ed25519";
+pub const CANONICALIZATION: &str = "RFC8785";
+
+/// DSSE v1 pre-authentication encoding.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body);
+    out
+}
+
+/// The bytes an Ed25519 signature over a lockfile covers.
+pub fn signed_bytes(canonical_lockfile: &[u8]) -> Vec<u8> {
+    pae(PAYLOAD_TYPE, canonical_lockfile)
+}
+
+/// A parsed signature envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// `sha256:` of the signer's public key, DER SubjectPublicKeyInfo.
+    pub key_id: Digest,
+    pub signature: [u8; 64],
+}
+
+/// Why an envelope cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("the signature file is empty")]
+    Empty,
+    #[error("the signature file is not valid JSON: {0}")]
+    Json(String),
+    #[error("the signature file is not an mcplock signature envelope: {0}")]
+    Shape(String),
+    #[error(
+        "the signature envelope has version {0}, written by a newer mcplock; this one reads version 1: upgrade mcplock"
+    )]
+    NewerVersion(u64),
+}
+
+impl Envelope {
+    /// The envelope as written: pretty JSON, sorted keys, final newline.
+    pub fn to_pretty(&self) -> Vec<u8> {
+        let doc = json!({
+            "algorithm": ALGORITHM,
+            "canonicalization": CANONICALIZATION,
+            "keyId": self.key_id.to_string(),
+            "mcplockSignature": ENVELOPE_VERSION,
+            "payloadType": PAYLOAD_TYPE,
+            "signature": STANDARD.encode(self.signature),
+        });
+        let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Reads an envelope strictly: exactly the documented fields, with the expected values.
+    pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(EnvelopeError::Empty);
+        }
+        let value = parse_strict(bytes).map_err(|e| EnvelopeError::Json(e.message().into()))?;
+        let shape = |m: String| EnvelopeError::Shape(m);
+        let Value::Object(obj) = value else {
+            return Err(shape("expected a JSON object".into()));
+        };
+        match obj.get("mcplockSignature").and_then(Value::as_u64) {
+            Some(ENVELOPE_VERSION) => {}
+            Some(v) if v > ENVELOPE_VERSION => return Err(EnvelopeError::NewerVersion(v)),
+            _ => return Err(shape("no \"mcplockSignature\": 1".into())),
+        }
+        const KEYS: [&str; 6] = [
+            "algorithm",
+            "canonicalization",
+            "keyId",
+            "mcplockSignature",
+            "payloadType",
+            "signature",
+        ];
+        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(shape(format!("unknown field {k:?}")));
+        }
+        let text = |key: &str| -> Result<&str, EnvelopeError> {
+            obj.get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| shape(format!("missing string field {key:?}")))
+        };
+        for (key, expected) in [
+            ("algorithm", ALGORITHM),
+            ("canonicalization", CANONICALIZATION),
+            ("payloadType", PAYLOAD_TYPE),
+        ] {
+            let found = text(key)?;
+            if found != expected {
+                return Err(shape(format!("{key} is {found:?}, expected {expected:?}")));
+            }
+        }
+        let key_id = Digest::parse(text("keyId")?)
+            .ok_or_else(|| shape("keyId is not sha256:<64 hex digits>".into()))?;
+        let raw = STANDARD
+            .decode(text("signature")?)
+            .map_err(|e| shape(format!("signature is not base64: {e}")))?;
+        let signature: [u8; 64] = raw
+            .try_into()
+            .map_err(|v: Vec<u8>| shape(format!("signature is {} bytes, expected 64", v.len())))?;
+        Ok(Envelope { key_id, signature })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // DSSE's own test vector: PAE("http://example.com/HelloWorld", "hello world").
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+        );
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_reject_tampering() {
+        let env = Envelope {
+            key_id: Digest::of_bytes(b"key"),
+            signature: [7; 64],
+        };
+        let bytes = env.to_pretty();
+        assert_eq!(Envelope::parse(&bytes), Ok(env.clone()));
+        let text = String::from_utf8(bytes).unwrap();
+        for (from, to) in [
+            ("\"mcplockSignature\": 1", "\"mcplockSignature\": 2"),
+            ("\"algorithm\": \"ed25519\"", "\"algorithm\": \"rsa\""),
+            ("RFC8785", "olpc"),
+            ("version=1", "version=2"),
+            ("\"keyId\": \"sha256:", "\"keyId\": \"sha1:"),
+        ] {
+            let bad = text.replacen(from, to, 1);
+            assert!(Envelope::parse(bad.as_bytes()).is_err(), "accepted {to}");
+        }
+        assert_eq!(Envelope::parse(b""), Err(EnvelopeError::Empty));
+        assert!(matches!(
+            Envelope::parse(&text.as_bytes()[..40]),
+            Err(EnvelopeError::Json(_))
+        ));
+        let short = text.replace(&STANDARD.encode([7u8; 64]), &STANDARD.encode([7u8; 63]));
+        assert!(
+            Envelope::parse(short.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("63 bytes")
+        );
+        let extra = text.replacen('{', "{\"note\": \"x\",", 1);
+        assert!(Envelope::parse(extra.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Keys and signatures.
+
+pub mod ed25519;
