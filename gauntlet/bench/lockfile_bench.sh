@@ -27,3 +27,14 @@ for _ in 1 2 3 4 5 6 7; do
 done
 echo "lock of the 2,000-tool fixture (pages of 50), median of 7: $(printf '%s\n' "${times[@]}" | sort -n | sed -n 4p) us"
 /usr/bin/time -f "peak RSS of that lock: %M KiB" target/release/mcplock lock --check -o "$work/mcp-lock.json" -- target/release/mcplock-fixture --tools 2000 --page-size 50 >/dev/null
+
+# verify of the 10,000-tool lockfile (whole process), against sha256sum of it as the floor.
+(cd "$work" && "$OLDPWD/target/release/mcplock" keygen --private v.key --public v.pub >/dev/null \
+  && "$OLDPWD/target/release/mcplock" sign 10k.json --key v.key >/dev/null)
+vt=()
+for _ in 1 2 3 4 5 6 7 8 9 10 11; do
+  t0=$(now); target/release/mcplock verify "$work/10k.json" --key "$work/v.pub" >/dev/null; t1=$(now)
+  vt+=($(( (t1 - t0) / 1000 )))
+done
+echo "mcplock verify of the 10,000-tool lockfile, median of 11: $(printf '%s\n' "${vt[@]}" | sort -n | sed -n 6p) us"
+/usr/bin/time -f "peak RSS of that verify: %M KiB" target/release/mcplock verify "$work/10k.json" --key "$work/v.pub" >/dev/null

@@ -239,11 +239,58 @@ impl Lockfile {
     /// Reads a lockfile strictly.
     pub fn parse(bytes: &[u8]) -> Result<Lockfile, LockfileError> {
         let value = parse_strict(bytes).map_err(|e| err("", e.message().to_owned()))?;
-        Lockfile::from_value(value)
+        Lockfile::from_value(&value)
     }
 
-    pub fn from_value(value: Value) -> Result<Lockfile, LockfileError> {
-        let mut top = object(value, "")?;
+    pub fn from_value(value: &Value) -> Result<Lockfile, LockfileError> {
+        read_lockfile(value, Keep::Definitions)
+    }
+
+    /// Checks a parsed lockfile as strictly as [`Lockfile::from_value`] (every digest) without
+    /// copying any definition out of it; returns the item counts per server and kind.
+    pub fn check_value(
+        value: &Value,
+    ) -> Result<BTreeMap<String, BTreeMap<ItemKind, usize>>, LockfileError> {
+        let read = read_document(value, Keep::DigestsOnly)?;
+        Ok(read
+            .servers
+            .into_iter()
+            .map(|(name, (_, digests))| {
+                let counts = digests
+                    .into_iter()
+                    .map(|(kind, d)| (kind, d.len()))
+                    .collect();
+                (name, counts)
+            })
+            .collect())
+    }
+}
+
+/// Whether a read keeps the definitions (to use them) or only checks them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Definitions,
+    DigestsOnly,
+}
+
+struct Read {
+    servers: BTreeMap<String, (ServerLock, ItemDigests)>,
+}
+
+fn read_lockfile(value: &Value, keep: Keep) -> Result<Lockfile, LockfileError> {
+    let read = read_document(value, keep)?;
+    Ok(Lockfile {
+        servers: read
+            .servers
+            .into_iter()
+            .map(|(name, (server, _))| (name, server))
+            .collect(),
+    })
+}
+
+fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
+    {
+        let top = object(value, "")?;
         match top.get("lockfileVersion") {
             Some(Value::Number(n)) if n.as_u64() == Some(LOCKFILE_VERSION) => {}
             Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > LOCKFILE_VERSION) => {
@@ -267,18 +314,18 @@ impl Lockfile {
                 ));
             }
         }
-        only_keys(&top, &["lockfileVersion", "servers"], "")?;
-        let servers = object(take(&mut top, "servers", "")?, "servers")?;
+        only_keys(top, &["lockfileVersion", "servers"], "")?;
+        let servers = object(take(top, "servers", "")?, "servers")?;
         let mut out = BTreeMap::new();
         for (name, entry) in servers {
             let place = format!("servers[{name:?}]");
             if name.is_empty() {
                 return Err(err("servers", "a server name is empty"));
             }
-            let server = read_server(&name, entry, &place)?;
-            out.insert(name, server);
+            let server = read_server(name, entry, &place, keep)?;
+            out.insert(name.clone(), server);
         }
-        Ok(Lockfile { servers: out })
+        Ok(Read { servers: out })
     }
 }
 
@@ -296,41 +343,44 @@ const SERVER_KEYS: [&str; 11] = [
     "tools",
 ];
 
-fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, LockfileError> {
-    let mut entry = object(entry, place)?;
-    only_keys(&entry, &SERVER_KEYS, place)?;
-    let stored = take(&mut entry, "digest", place)?;
+fn read_server(
+    name: &str,
+    entry: &Value,
+    place: &str,
+    keep: Keep,
+) -> Result<(ServerLock, ItemDigests), LockfileError> {
+    let entry = object(entry, place)?;
+    only_keys(entry, &SERVER_KEYS, place)?;
+    let stored = take(entry, "digest", place)?;
     let stored = digest_field(stored, &format!("{place}.digest"))?;
     let at = |field: &str| format!("{place}.{field}");
 
-    let launch = object(take(&mut entry, "launch", place)?, &at("launch"))?;
+    let launch = object(take(entry, "launch", place)?, &at("launch"))?;
     let launch = read_launch(launch, &at("launch"))?;
-    let server_info = match take(&mut entry, "serverInfo", place)? {
+    let server_info = match take(entry, "serverInfo", place)? {
         Value::Null => None,
-        v @ Value::Object(_) => Some(v),
+        v @ Value::Object(_) => Some(v.clone()),
         _ => return Err(err(&at("serverInfo"), "expected an object or null")),
     };
     let protocol_version = string(
-        take(&mut entry, "protocolVersion", place)?,
+        take(entry, "protocolVersion", place)?,
         &at("protocolVersion"),
     )?;
-    let capabilities = object(
-        take(&mut entry, "capabilities", place)?,
-        &at("capabilities"),
-    )?;
+    let capabilities = object(take(entry, "capabilities", place)?, &at("capabilities"))?.clone();
     let client_capabilities = object(
-        take(&mut entry, "clientCapabilities", place)?,
+        take(entry, "clientCapabilities", place)?,
         &at("clientCapabilities"),
-    )?;
-    let instructions = match take(&mut entry, "instructions", place)? {
+    )?
+    .clone();
+    let instructions = match take(entry, "instructions", place)? {
         Value::Null => None,
         v => {
             let p = at("instructions");
-            let mut o = object(v, &p)?;
-            only_keys(&o, &["digest", "text"], &p)?;
-            let stored = digest_field(take(&mut o, "digest", &p)?, &format!("{p}.digest"))?;
-            let text = take(&mut o, "text", &p)?;
-            let computed = Digest::of_value(&text);
+            let o = object(v, &p)?;
+            only_keys(o, &["digest", "text"], &p)?;
+            let stored = digest_field(take(o, "digest", &p)?, &format!("{p}.digest"))?;
+            let text = take(o, "text", &p)?;
+            let computed = Digest::of_value(text);
             let text = string(text, &format!("{p}.text"))?;
             check_digest(stored, computed, &p, "the instructions text")?;
             Some(text)
@@ -339,29 +389,33 @@ fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, Lock
     let mut digests = ItemDigests::new();
     let tools = read_items(
         ItemKind::Tool,
-        take(&mut entry, "tools", place)?,
+        take(entry, "tools", place)?,
         &at("tools"),
         &mut digests,
+        keep,
     )?;
     let prompts = read_items(
         ItemKind::Prompt,
-        take(&mut entry, "prompts", place)?,
+        take(entry, "prompts", place)?,
         &at("prompts"),
         &mut digests,
+        keep,
     )?;
     let resource_templates = read_items(
         ItemKind::ResourceTemplate,
-        take(&mut entry, "resourceTemplates", place)?,
+        take(entry, "resourceTemplates", place)?,
         &at("resourceTemplates"),
         &mut digests,
+        keep,
     )?;
-    let resources = match take(&mut entry, "resources", place)? {
+    let resources = match take(entry, "resources", place)? {
         Value::Null => None,
         v => Some(read_items(
             ItemKind::Resource,
             v,
             &at("resources"),
             &mut digests,
+            keep,
         )?),
     };
     let server = ServerLock {
@@ -384,15 +438,15 @@ fn read_server(name: &str, entry: Value, place: &str) -> Result<ServerLock, Lock
         place,
         "this server entry (a field outside the items changed, or it was renamed)",
     )?;
-    Ok(server)
+    Ok((server, digests))
 }
 
-fn read_launch(mut launch: Map<String, Value>, place: &str) -> Result<Launch, LockfileError> {
-    only_keys(&launch, &["args", "command", "envKeys"], place)?;
-    let strings = |v: Value, p: &str| -> Result<Vec<String>, LockfileError> {
+fn read_launch(launch: &Map<String, Value>, place: &str) -> Result<Launch, LockfileError> {
+    only_keys(launch, &["args", "command", "envKeys"], place)?;
+    let strings = |v: &Value, p: &str| -> Result<Vec<String>, LockfileError> {
         match v {
             Value::Array(a) => a
-                .into_iter()
+                .iter()
                 .enumerate()
                 .map(|(i, s)| string(s, &format!("{p}[{i}]")))
                 .collect(),
@@ -400,37 +454,32 @@ fn read_launch(mut launch: Map<String, Value>, place: &str) -> Result<Launch, Lo
         }
     };
     Ok(Launch {
-        command: string(
-            take(&mut launch, "command", place)?,
-            &format!("{place}.command"),
-        )?,
-        args: strings(take(&mut launch, "args", place)?, &format!("{place}.args"))?,
-        env_keys: strings(
-            take(&mut launch, "envKeys", place)?,
-            &format!("{place}.envKeys"),
-        )?,
+        command: string(take(launch, "command", place)?, &format!("{place}.command"))?,
+        args: strings(take(launch, "args", place)?, &format!("{place}.args"))?,
+        env_keys: strings(take(launch, "envKeys", place)?, &format!("{place}.envKeys"))?,
     })
 }
 
 fn read_items(
     kind: ItemKind,
-    value: Value,
+    value: &Value,
     place: &str,
     digests: &mut ItemDigests,
+    keep: Keep,
 ) -> Result<Items, LockfileError> {
     let entries = object(value, place)?;
     let mut items = Items::new();
     let kind_digests = digests.entry(kind).or_default();
     for (key, entry) in entries {
         let p = format!("{place}[{key:?}]");
-        let mut entry = object(entry, &p)?;
-        only_keys(&entry, &["definition", "digest"], &p)?;
-        let stored = digest_field(take(&mut entry, "digest", &p)?, &format!("{p}.digest"))?;
-        let definition = take(&mut entry, "definition", &p)?;
-        let computed = Digest::of_value(&definition);
+        let entry = object(entry, &p)?;
+        only_keys(entry, &["definition", "digest"], &p)?;
+        let stored = digest_field(take(entry, "digest", &p)?, &format!("{p}.digest"))?;
+        let definition = take(entry, "definition", &p)?;
+        let computed = Digest::of_value(definition);
         let definition = object(definition, &format!("{p}.definition"))?;
         match definition.get(kind.key_field()) {
-            Some(Value::String(k)) if *k == key => {}
+            Some(Value::String(k)) if k == key => {}
             Some(Value::String(k)) => {
                 return Err(err(
                     &p,
@@ -449,7 +498,9 @@ fn read_items(
         }
         check_digest(stored, computed, &p, "its definition")?;
         kind_digests.insert(key.clone(), computed);
-        items.insert(key, definition);
+        if keep == Keep::Definitions {
+            items.insert(key.clone(), definition.clone());
+        }
     }
     Ok(items)
 }
@@ -472,27 +523,27 @@ fn check_digest(
     }
 }
 
-fn object(value: Value, place: &str) -> Result<Map<String, Value>, LockfileError> {
+fn object<'a>(value: &'a Value, place: &str) -> Result<&'a Map<String, Value>, LockfileError> {
     match value {
         Value::Object(o) => Ok(o),
         other => Err(err(
             place,
-            format!("expected an object, found {}", kind_of(&other)),
+            format!("expected an object, found {}", kind_of(other)),
         )),
     }
 }
 
-fn string(value: Value, place: &str) -> Result<String, LockfileError> {
+fn string(value: &Value, place: &str) -> Result<String, LockfileError> {
     match value {
-        Value::String(s) => Ok(s),
+        Value::String(s) => Ok(s.clone()),
         other => Err(err(
             place,
-            format!("expected a string, found {}", kind_of(&other)),
+            format!("expected a string, found {}", kind_of(other)),
         )),
     }
 }
 
-fn digest_field(value: Value, place: &str) -> Result<Digest, LockfileError> {
+fn digest_field(value: &Value, place: &str) -> Result<Digest, LockfileError> {
     let text = string(value, place)?;
     Digest::parse(&text).ok_or_else(|| {
         err(
@@ -502,8 +553,12 @@ fn digest_field(value: Value, place: &str) -> Result<Digest, LockfileError> {
     })
 }
 
-fn take(map: &mut Map<String, Value>, key: &str, place: &str) -> Result<Value, LockfileError> {
-    map.remove(key)
+fn take<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    place: &str,
+) -> Result<&'a Value, LockfileError> {
+    map.get(key)
         .ok_or_else(|| err(place, format!("missing field \"{key}\"")))
 }
 
@@ -707,6 +762,23 @@ mod tests {
         );
         let e = Lockfile::parse(dup.as_bytes()).unwrap_err();
         assert!(e.message.contains("duplicate object key"), "{e}");
+    }
+
+    #[test]
+    fn checking_without_copying_agrees_with_reading() {
+        let doc: Value = serde_json::from_slice(&file().to_pretty()).unwrap();
+        let counts = Lockfile::check_value(&doc).unwrap();
+        assert_eq!(counts["demo"][&ItemKind::Tool], 2);
+        assert_eq!(counts["demo"].get(&ItemKind::Resource), None);
+        let mut edited = doc.clone();
+        edited["servers"]["demo"]["tools"]["sum"]["definition"]["x"] = json!(1);
+        assert_eq!(
+            Lockfile::check_value(&edited).unwrap_err(),
+            Lockfile::from_value(&edited).unwrap_err()
+        );
+        let mut edited = doc;
+        edited["servers"]["demo"]["protocolVersion"] = json!("2024-11-05");
+        assert!(Lockfile::check_value(&edited).is_err());
     }
 
     #[test]
