@@ -239,7 +239,42 @@ impl Lockfile {
     /// Reads a lockfile strictly.
     pub fn parse(bytes: &[u8]) -> Result<Lockfile, LockfileError> {
         let value = parse_strict(bytes).map_err(|e| err("", e.message().to_owned()))?;
-        Lockfile::from_value(&value)
+        Lockfile::from_owned_value(value)
+    }
+
+    /// Like [`Lockfile::from_value`], moving the definitions out of `value` instead of copying.
+    pub fn from_owned_value(mut value: Value) -> Result<Lockfile, LockfileError> {
+        let read = read_document(&value, Keep::DigestsOnly)?;
+        let mut servers = BTreeMap::new();
+        for (name, (mut server, _)) in read.servers {
+            let Some(entry) = value
+                .get_mut("servers")
+                .and_then(|s| s.get_mut(&name))
+                .and_then(Value::as_object_mut)
+            else {
+                return Err(err(&format!("servers[{name:?}]"), "vanished while reading"));
+            };
+            for kind in ItemKind::ALL {
+                let Some(Value::Object(items)) = entry.get_mut(kind.field()) else {
+                    continue;
+                };
+                let target = match kind {
+                    ItemKind::Tool => &mut server.tools,
+                    ItemKind::Prompt => &mut server.prompts,
+                    ItemKind::ResourceTemplate => &mut server.resource_templates,
+                    ItemKind::Resource => server.resources.get_or_insert_with(Items::new),
+                };
+                for (key, item) in std::mem::take(items) {
+                    if let Value::Object(mut item) = item
+                        && let Some(Value::Object(definition)) = item.remove("definition")
+                    {
+                        target.insert(key, definition);
+                    }
+                }
+            }
+            servers.insert(name, server);
+        }
+        Ok(Lockfile { servers })
     }
 
     pub fn from_value(value: &Value) -> Result<Lockfile, LockfileError> {
@@ -699,6 +734,25 @@ mod tests {
         let back = Lockfile::parse(&bytes).unwrap();
         assert_eq!(back, file());
         assert_eq!(back.to_pretty(), bytes);
+    }
+
+    #[test]
+    fn owned_and_borrowed_reads_agree() {
+        let mut server = sample();
+        server.resources = Some(
+            index_items(
+                ItemKind::Resource,
+                vec![json!({"uri": "x://1", "name": "one"})],
+            )
+            .unwrap(),
+        );
+        server.prompts = index_items(ItemKind::Prompt, vec![json!({"name": "p"})]).unwrap();
+        let lock = Lockfile {
+            servers: BTreeMap::from([("a".to_string(), server), ("b".to_string(), sample())]),
+        };
+        let doc: Value = serde_json::from_slice(&lock.to_pretty()).unwrap();
+        assert_eq!(Lockfile::from_value(&doc).unwrap(), lock);
+        assert_eq!(Lockfile::from_owned_value(doc).unwrap(), lock);
     }
 
     #[test]
