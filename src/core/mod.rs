@@ -2,6 +2,8 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod canonical;
+pub mod diff;
+pub mod findings;
 pub mod json;
 pub mod jsonrpc;
 pub mod lockfile;

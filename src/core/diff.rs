@@ -1,0 +1,906 @@
+//! Semantic drift between two locks of the same servers, graded by severity.
+//!
+//! Every change names its server, its item (if any), a JSON pointer inside the definition, a
+//! stable class code and a severity (DESIGN.md's model): critical when the agent may now be
+//! asked or allowed to do more, moderate when model-visible text or output changed, info for
+//! what cannot change behaviour. docs/diff.md lists every class.
+
+use crate::core::findings;
+use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::snapshot::{ItemKind, Items};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// How serious a change is. Ordered: `Info < Moderate < Critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Moderate,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Moderate => "moderate",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What kind of change it is. The kebab-case codes are stable (they appear in JSON output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    ServerAdded,
+    ServerRemoved,
+    LaunchChanged,
+    ServerInfoChanged,
+    ServerVersionChanged,
+    ProtocolVersionChanged,
+    CapabilitiesChanged,
+    ClientCapabilitiesChanged,
+    InstructionsChanged,
+    ItemAdded,
+    ItemRemoved,
+    TextChanged,
+    TextWhitespaceOnly,
+    SchemaPropertyAdded,
+    SchemaPropertyRemoved,
+    SchemaBecameRequired,
+    SchemaBecameOptional,
+    SchemaTypeChanged,
+    SchemaEnumWidened,
+    SchemaEnumNarrowed,
+    SchemaConstraintLoosened,
+    SchemaConstraintTightened,
+    SchemaConstraintChanged,
+    SchemaAdditionalPropertiesLoosened,
+    SchemaAdditionalPropertiesTightened,
+    SchemaAnnotationChanged,
+    SchemaChanged,
+    AnnotationLessSafe,
+    AnnotationSafer,
+    AnnotationChanged,
+    OutputSchemaChanged,
+    PromptArgumentAdded,
+    PromptArgumentRemoved,
+    PromptArgumentChanged,
+    MetaChanged,
+    FieldChanged,
+}
+
+impl Class {
+    pub fn code(self) -> &'static str {
+        match self {
+            Class::ServerAdded => "server-added",
+            Class::ServerRemoved => "server-removed",
+            Class::LaunchChanged => "launch-changed",
+            Class::ServerInfoChanged => "server-info-changed",
+            Class::ServerVersionChanged => "server-version-changed",
+            Class::ProtocolVersionChanged => "protocol-version-changed",
+            Class::CapabilitiesChanged => "capabilities-changed",
+            Class::ClientCapabilitiesChanged => "client-capabilities-changed",
+            Class::InstructionsChanged => "instructions-changed",
+            Class::ItemAdded => "item-added",
+            Class::ItemRemoved => "item-removed",
+            Class::TextChanged => "text-changed",
+            Class::TextWhitespaceOnly => "text-whitespace-only",
+            Class::SchemaPropertyAdded => "schema-property-added",
+            Class::SchemaPropertyRemoved => "schema-property-removed",
+            Class::SchemaBecameRequired => "schema-became-required",
+            Class::SchemaBecameOptional => "schema-became-optional",
+            Class::SchemaTypeChanged => "schema-type-changed",
+            Class::SchemaEnumWidened => "schema-enum-widened",
+            Class::SchemaEnumNarrowed => "schema-enum-narrowed",
+            Class::SchemaConstraintLoosened => "schema-constraint-loosened",
+            Class::SchemaConstraintTightened => "schema-constraint-tightened",
+            Class::SchemaConstraintChanged => "schema-constraint-changed",
+            Class::SchemaAdditionalPropertiesLoosened => "schema-additional-properties-loosened",
+            Class::SchemaAdditionalPropertiesTightened => "schema-additional-properties-tightened",
+            Class::SchemaAnnotationChanged => "schema-annotation-changed",
+            Class::SchemaChanged => "schema-changed",
+            Class::AnnotationLessSafe => "annotation-less-safe",
+            Class::AnnotationSafer => "annotation-safer",
+            Class::AnnotationChanged => "annotation-changed",
+            Class::OutputSchemaChanged => "output-schema-changed",
+            Class::PromptArgumentAdded => "prompt-argument-added",
+            Class::PromptArgumentRemoved => "prompt-argument-removed",
+            Class::PromptArgumentChanged => "prompt-argument-changed",
+            Class::MetaChanged => "meta-changed",
+            Class::FieldChanged => "field-changed",
+        }
+    }
+}
+
+/// One piece of a word-level text diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Words {
+    Equal(String),
+    Delete(String),
+    Insert(String),
+}
+
+/// What a change is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    Server,
+    Item(ItemKind, String),
+}
+
+/// One change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub server: String,
+    pub subject: Subject,
+    /// JSON pointer inside the item's definition (or the server field), `""` for the whole.
+    pub path: String,
+    pub class: Class,
+    pub severity: Severity,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    /// For text: the word-level diff.
+    pub words: Option<Vec<Words>>,
+    /// Poisoning findings the new text has that the old one did not.
+    pub findings: Vec<&'static str>,
+}
+
+/// A change before it knows its server and subject.
+struct Delta {
+    path: String,
+    class: Class,
+    severity: Severity,
+    old: Option<Value>,
+    new: Option<Value>,
+    words: Option<Vec<Words>>,
+    findings: Vec<&'static str>,
+}
+
+impl Delta {
+    fn new(
+        path: &str,
+        class: Class,
+        severity: Severity,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Delta {
+        Delta {
+            path: path.to_string(),
+            class,
+            severity,
+            old: old.cloned(),
+            new: new.cloned(),
+            words: None,
+            findings: Vec::new(),
+        }
+    }
+}
+
+/// Every change from `old` to `new`, in a deterministic order (server, subject, path, class).
+pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
+    let mut out = Vec::new();
+    let names: BTreeSet<&String> = old.servers.keys().chain(new.servers.keys()).collect();
+    for name in names {
+        match (old.servers.get(name), new.servers.get(name)) {
+            (Some(a), Some(b)) => diff_server(name, a, b, &mut out),
+            (Some(_), None) => out.push(whole(name, Subject::Server, Class::ServerRemoved)),
+            (None, Some(_)) => out.push(whole(name, Subject::Server, Class::ServerAdded)),
+            (None, None) => {}
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.server, &a.subject, &a.path, a.class).cmp(&(&b.server, &b.subject, &b.path, b.class))
+    });
+    out
+}
+
+fn whole(server: &str, subject: Subject, class: Class) -> Change {
+    Change {
+        server: server.to_string(),
+        subject,
+        path: String::new(),
+        class,
+        severity: Severity::Critical,
+        old: None,
+        new: None,
+        words: None,
+        findings: Vec::new(),
+    }
+}
+
+/// The changes within one server.
+pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec<Change>) {
+    let mut deltas = Vec::new();
+    if old.launch != new.launch {
+        let show = |s: &ServerLock| {
+            Value::from(
+                std::iter::once(s.launch.command.clone())
+                    .chain(s.launch.args.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        };
+        deltas.push(Delta::new(
+            "/launch",
+            Class::LaunchChanged,
+            Severity::Critical,
+            Some(&show(old)),
+            Some(&show(new)),
+        ));
+    }
+    let null = Value::Null;
+    let info_old = old.server_info.as_ref().unwrap_or(&null);
+    let info_new = new.server_info.as_ref().unwrap_or(&null);
+    if info_old != info_new {
+        let version = |v: &Value| v.get("version").cloned();
+        if version(info_old) != version(info_new) {
+            deltas.push(Delta::new(
+                "/serverInfo/version",
+                Class::ServerVersionChanged,
+                Severity::Info,
+                version(info_old).as_ref(),
+                version(info_new).as_ref(),
+            ));
+        }
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Value::Object(o) = &mut v {
+                o.remove("version");
+            }
+            v
+        };
+        leaf_diff(
+            "/serverInfo",
+            &strip(info_old),
+            &strip(info_new),
+            &mut |path, a, b| {
+                deltas.push(Delta::new(
+                    path,
+                    Class::ServerInfoChanged,
+                    Severity::Moderate,
+                    a,
+                    b,
+                ));
+            },
+        );
+    }
+    if old.protocol_version != new.protocol_version {
+        deltas.push(Delta::new(
+            "/protocolVersion",
+            Class::ProtocolVersionChanged,
+            Severity::Info,
+            Some(&Value::from(old.protocol_version.clone())),
+            Some(&Value::from(new.protocol_version.clone())),
+        ));
+    }
+    let caps = |m: &Map<String, Value>| Value::Object(m.clone());
+    leaf_diff(
+        "/capabilities",
+        &caps(&old.capabilities),
+        &caps(&new.capabilities),
+        &mut |path, a, b| {
+            deltas.push(Delta::new(
+                path,
+                Class::CapabilitiesChanged,
+                Severity::Moderate,
+                a,
+                b,
+            ));
+        },
+    );
+    if old.client_capabilities != new.client_capabilities {
+        deltas.push(Delta::new(
+            "/clientCapabilities",
+            Class::ClientCapabilitiesChanged,
+            Severity::Info,
+            Some(&caps(&old.client_capabilities)),
+            Some(&caps(&new.client_capabilities)),
+        ));
+    }
+    if old.instructions != new.instructions {
+        let mut d = text_delta(
+            "/instructions",
+            old.instructions.as_deref(),
+            new.instructions.as_deref(),
+        );
+        if d.class == Class::TextChanged {
+            d.class = Class::InstructionsChanged;
+        }
+        deltas.push(d);
+    }
+    for d in deltas {
+        out.push(attach(name, Subject::Server, d));
+    }
+    for kind in ItemKind::ALL {
+        if let (Some(a), Some(b)) = (old.items(kind), new.items(kind)) {
+            diff_items(name, kind, a, b, out);
+        }
+    }
+}
+
+fn attach(server: &str, subject: Subject, d: Delta) -> Change {
+    Change {
+        server: server.to_string(),
+        subject,
+        path: d.path,
+        class: d.class,
+        severity: d.severity,
+        old: d.old,
+        new: d.new,
+        words: d.words,
+        findings: d.findings,
+    }
+}
+
+fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut Vec<Change>) {
+    for (key, a) in old {
+        let subject = Subject::Item(kind, key.clone());
+        match new.get(key) {
+            None => out.push(whole(server, subject, Class::ItemRemoved)),
+            Some(b) if a != b => {
+                for mut d in diff_definition(kind, a, b) {
+                    // Any change to a resource template (what URIs the agent may read) is critical.
+                    if kind == ItemKind::ResourceTemplate {
+                        d.severity = Severity::Critical;
+                    }
+                    out.push(attach(server, subject.clone(), d));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for key in new.keys().filter(|k| !old.contains_key(*k)) {
+        out.push(whole(
+            server,
+            Subject::Item(kind, key.clone()),
+            Class::ItemAdded,
+        ));
+    }
+}
+
+fn diff_definition(
+    kind: ItemKind,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> Vec<Delta> {
+    let mut out = Vec::new();
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
+            continue;
+        }
+        let path = format!("/{}", pointer_escape(key));
+        match (kind, key.as_str()) {
+            (_, "description" | "title") => out.push(text_delta(&path, str_of(a), str_of(b))),
+            (ItemKind::Tool, "inputSchema") => {
+                schema_diff(
+                    &path,
+                    a.unwrap_or(&Value::Null),
+                    b.unwrap_or(&Value::Null),
+                    &mut out,
+                );
+            }
+            (ItemKind::Tool, "annotations") => annotations_diff(&path, a, b, &mut out),
+            (ItemKind::Tool, "outputSchema") => {
+                leaf_diff(&path, or_null(a), or_null(b), &mut |p, x, y| {
+                    out.push(Delta::new(
+                        p,
+                        Class::OutputSchemaChanged,
+                        Severity::Moderate,
+                        x,
+                        y,
+                    ));
+                })
+            }
+            (ItemKind::Prompt, "arguments") => arguments_diff(&path, a, b, &mut out),
+            (_, "_meta") => meta_diff(&path, or_null(a), or_null(b), &mut out),
+            _ => leaf_diff(&path, or_null(a), or_null(b), &mut |p, x, y| {
+                out.push(Delta::new(p, Class::FieldChanged, Severity::Moderate, x, y));
+            }),
+        }
+    }
+    out
+}
+
+fn or_null(v: Option<&Value>) -> &Value {
+    v.unwrap_or(&Value::Null)
+}
+
+fn str_of(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str)
+}
+
+/// Escapes a JSON pointer token (RFC 6901).
+pub fn pointer_escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// A change of model-visible text: whitespace-only is info, anything else moderate, and
+/// critical when the new text gains a poisoning finding.
+fn text_delta(path: &str, old: Option<&str>, new: Option<&str>) -> Delta {
+    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let whitespace_only = matches!((old, new), (Some(a), Some(b)) if collapse(a) == collapse(b));
+    let gained = findings::gained(old, new);
+    let (class, severity) = if !gained.is_empty() {
+        (Class::TextChanged, Severity::Critical)
+    } else if whitespace_only {
+        (Class::TextWhitespaceOnly, Severity::Info)
+    } else {
+        (Class::TextChanged, Severity::Moderate)
+    };
+    let words = similar::utils::diff_words(
+        similar::Algorithm::Myers,
+        old.unwrap_or(""),
+        new.unwrap_or(""),
+    )
+    .into_iter()
+    .map(|(tag, text)| match tag {
+        similar::ChangeTag::Equal => Words::Equal(text.to_string()),
+        similar::ChangeTag::Delete => Words::Delete(text.to_string()),
+        similar::ChangeTag::Insert => Words::Insert(text.to_string()),
+    })
+    .collect();
+    Delta {
+        path: path.to_string(),
+        class,
+        severity,
+        old: old.map(Value::from),
+        new: new.map(Value::from),
+        words: Some(words),
+        findings: gained,
+    }
+}
+
+/// Receives (path, old, new) for each differing leaf.
+type Emit<'a> = dyn FnMut(&str, Option<&Value>, Option<&Value>) + 'a;
+
+/// Generic change detection: one change per differing leaf (objects are descended, arrays and
+/// scalars compared whole).
+fn leaf_diff(path: &str, old: &Value, new: &Value, emit: &mut Emit<'_>) {
+    if old == new {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let p = format!("{path}/{}", pointer_escape(key));
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => leaf_diff(&p, x, y, emit),
+                    (x, y) => emit(&p, x, y),
+                }
+            }
+        }
+        (Value::Null, _) => emit(path, None, Some(new)),
+        (_, Value::Null) => emit(path, Some(old), None),
+        _ => emit(path, Some(old), Some(new)),
+    }
+}
+
+fn meta_diff(path: &str, old: &Value, new: &Value, out: &mut Vec<Delta>) {
+    leaf_diff(path, old, new, &mut |p, a, b| {
+        let mut d = Delta::new(p, Class::MetaChanged, Severity::Moderate, a, b);
+        // Text moved into _meta still reaches some clients' models: poisoning there is critical.
+        let (ta, tb) = (a.map(all_text), b.map(all_text));
+        d.findings = findings::gained(ta.as_deref(), tb.as_deref());
+        if !d.findings.is_empty() {
+            d.severity = Severity::Critical;
+        }
+        out.push(d);
+    });
+}
+
+/// Every string inside a value, one per line (for findings in structured fields).
+fn all_text(value: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                out.push_str(k);
+                out.push('\n');
+                walk(x, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
+}
+
+const UPPER_BOUNDS: [&str; 6] = [
+    "maxLength",
+    "maxItems",
+    "maxProperties",
+    "maximum",
+    "exclusiveMaximum",
+    "maxContains",
+];
+const LOWER_BOUNDS: [&str; 6] = [
+    "minLength",
+    "minItems",
+    "minProperties",
+    "minimum",
+    "exclusiveMinimum",
+    "minContains",
+];
+const OTHER_CONSTRAINTS: [&str; 7] = [
+    "pattern",
+    "format",
+    "multipleOf",
+    "uniqueItems",
+    "const",
+    "contentMediaType",
+    "contentEncoding",
+];
+const SCHEMA_ANNOTATIONS: [&str; 7] = [
+    "default",
+    "examples",
+    "$comment",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$schema",
+];
+
+/// Input-schema drift, classified by whether it widens (critical) or narrows (moderate) what
+/// the agent may send. Unknown or structural keywords (`$ref`, `anyOf`, `if`...) are critical:
+/// their effect cannot be judged, so they are not waved through.
+fn schema_diff(path: &str, old: &Value, new: &Value, out: &mut Vec<Delta>) {
+    if old == new {
+        return;
+    }
+    let (Value::Object(a), Value::Object(b)) = (old, new) else {
+        out.push(Delta::new(
+            path,
+            Class::SchemaChanged,
+            Severity::Critical,
+            Some(old),
+            Some(new),
+        ));
+        return;
+    };
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let (x, y) = (a.get(key), b.get(key));
+        if x == y {
+            continue;
+        }
+        let p = format!("{path}/{}", pointer_escape(key));
+        let k = key.as_str();
+        if k == "type" {
+            out.push(Delta::new(
+                &p,
+                Class::SchemaTypeChanged,
+                Severity::Critical,
+                x,
+                y,
+            ));
+        } else if k == "properties" {
+            properties_diff(&p, x, y, out);
+        } else if k == "required" {
+            required_diff(&p, x, y, out);
+        } else if k == "enum" {
+            enum_diff(&p, x, y, out);
+        } else if UPPER_BOUNDS.contains(&k) || LOWER_BOUNDS.contains(&k) {
+            bound_diff(&p, UPPER_BOUNDS.contains(&k), x, y, out);
+        } else if OTHER_CONSTRAINTS.contains(&k) {
+            let (class, severity) = match (x, y) {
+                (Some(_), None) => (Class::SchemaConstraintLoosened, Severity::Critical),
+                (None, Some(_)) => (Class::SchemaConstraintTightened, Severity::Moderate),
+                _ => (Class::SchemaConstraintChanged, Severity::Critical),
+            };
+            out.push(Delta::new(&p, class, severity, x, y));
+        } else if k == "additionalProperties" || k == "unevaluatedProperties" {
+            additional_diff(&p, x, y, out);
+        } else if k == "items" && x.is_some_and(Value::is_object) && y.is_some_and(Value::is_object)
+        {
+            schema_diff(&p, or_null(x), or_null(y), out);
+        } else if k == "description" || k == "title" {
+            out.push(text_delta(&p, str_of(x), str_of(y)));
+        } else if SCHEMA_ANNOTATIONS.contains(&k) {
+            out.push(Delta::new(
+                &p,
+                Class::SchemaAnnotationChanged,
+                Severity::Moderate,
+                x,
+                y,
+            ));
+        } else {
+            out.push(Delta::new(
+                &p,
+                Class::SchemaChanged,
+                Severity::Critical,
+                x,
+                y,
+            ));
+        }
+    }
+}
+
+fn properties_diff(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Delta>) {
+    let empty = Map::new();
+    let a = old.and_then(Value::as_object).unwrap_or(&empty);
+    let b = new.and_then(Value::as_object).unwrap_or(&empty);
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let p = format!("{path}/{}", pointer_escape(key));
+        match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) => schema_diff(&p, x, y, out),
+            (None, y @ Some(_)) => {
+                out.push(Delta::new(
+                    &p,
+                    Class::SchemaPropertyAdded,
+                    Severity::Critical,
+                    None,
+                    y,
+                ));
+            }
+            (x @ Some(_), None) => {
+                out.push(Delta::new(
+                    &p,
+                    Class::SchemaPropertyRemoved,
+                    Severity::Moderate,
+                    x,
+                    None,
+                ));
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+fn string_set(v: Option<&Value>) -> BTreeSet<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn required_diff(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Delta>) {
+    let (a, b) = (string_set(old), string_set(new));
+    for name in b.difference(&a) {
+        let v = Value::from(name.clone());
+        out.push(Delta::new(
+            path,
+            Class::SchemaBecameRequired,
+            Severity::Moderate,
+            None,
+            Some(&v),
+        ));
+    }
+    for name in a.difference(&b) {
+        let v = Value::from(name.clone());
+        out.push(Delta::new(
+            path,
+            Class::SchemaBecameOptional,
+            Severity::Critical,
+            Some(&v),
+            None,
+        ));
+    }
+}
+
+fn enum_diff(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Delta>) {
+    match (old, new) {
+        // An enum removed lets any value through; an enum added restricts.
+        (Some(_), None) => out.push(Delta::new(
+            path,
+            Class::SchemaEnumWidened,
+            Severity::Critical,
+            old,
+            None,
+        )),
+        (None, Some(_)) => out.push(Delta::new(
+            path,
+            Class::SchemaEnumNarrowed,
+            Severity::Moderate,
+            None,
+            new,
+        )),
+        _ => {
+            let (a, b) = (string_set(old), string_set(new));
+            let added: Vec<Value> = b.difference(&a).cloned().map(Value::from).collect();
+            let removed: Vec<Value> = a.difference(&b).cloned().map(Value::from).collect();
+            if !added.is_empty() {
+                out.push(Delta::new(
+                    path,
+                    Class::SchemaEnumWidened,
+                    Severity::Critical,
+                    None,
+                    Some(&Value::Array(added)),
+                ));
+            }
+            if !removed.is_empty() {
+                out.push(Delta::new(
+                    path,
+                    Class::SchemaEnumNarrowed,
+                    Severity::Moderate,
+                    Some(&Value::Array(removed)),
+                    None,
+                ));
+            }
+        }
+    }
+}
+
+fn bound_diff(
+    path: &str,
+    upper: bool,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    out: &mut Vec<Delta>,
+) {
+    let loosened = match (old.and_then(Value::as_f64), new.and_then(Value::as_f64)) {
+        (Some(a), Some(b)) => Some(if upper { b > a } else { b < a }),
+        (Some(_), None) if new.is_none() => Some(true),
+        (None, Some(_)) if old.is_none() => Some(false),
+        _ => None,
+    };
+    let (class, severity) = match loosened {
+        Some(true) => (Class::SchemaConstraintLoosened, Severity::Critical),
+        Some(false) => (Class::SchemaConstraintTightened, Severity::Moderate),
+        None => (Class::SchemaConstraintChanged, Severity::Critical),
+    };
+    out.push(Delta::new(path, class, severity, old, new));
+}
+
+fn additional_diff(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Delta>) {
+    // Absent means "anything is allowed", like `true`.
+    let openness = |v: Option<&Value>| match v {
+        None | Some(Value::Bool(true)) => 2,
+        Some(Value::Bool(false)) => 0,
+        Some(_) => 1,
+    };
+    let (a, b) = (openness(old), openness(new));
+    if a == 1 && b == 1 {
+        schema_diff(path, or_null(old), or_null(new), out);
+    } else if b > a {
+        out.push(Delta::new(
+            path,
+            Class::SchemaAdditionalPropertiesLoosened,
+            Severity::Critical,
+            old,
+            new,
+        ));
+    } else if b < a {
+        out.push(Delta::new(
+            path,
+            Class::SchemaAdditionalPropertiesTightened,
+            Severity::Moderate,
+            old,
+            new,
+        ));
+    }
+}
+
+/// Tool annotations, compared with the spec's defaults filled in: a hint moving toward less
+/// safe is critical, toward safer info.
+fn annotations_diff(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Delta>) {
+    // (hint, default, the value that is the safe one)
+    const HINTS: [(&str, bool, bool); 4] = [
+        ("readOnlyHint", false, true),
+        ("destructiveHint", true, false),
+        ("idempotentHint", false, true),
+        ("openWorldHint", true, false),
+    ];
+    let empty = Map::new();
+    let a = old.and_then(Value::as_object).unwrap_or(&empty);
+    let b = new.and_then(Value::as_object).unwrap_or(&empty);
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for key in keys {
+        let (x, y) = (a.get(key), b.get(key));
+        if x == y {
+            continue;
+        }
+        let p = format!("{path}/{}", pointer_escape(key));
+        if key == "title" {
+            out.push(text_delta(&p, str_of(x), str_of(y)));
+            continue;
+        }
+        let Some(&(_, default, safe)) = HINTS.iter().find(|(h, _, _)| h == key) else {
+            out.push(Delta::new(
+                &p,
+                Class::FieldChanged,
+                Severity::Moderate,
+                x,
+                y,
+            ));
+            continue;
+        };
+        let effective = |v: Option<&Value>| match v {
+            None => Some(default),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => None,
+        };
+        let (class, severity) = match (effective(x), effective(y)) {
+            (Some(p0), Some(p1)) if p0 == p1 => (Class::AnnotationChanged, Severity::Info),
+            (Some(_), Some(p1)) if p1 == safe => (Class::AnnotationSafer, Severity::Info),
+            (Some(_), Some(_)) if key == "idempotentHint" => {
+                (Class::AnnotationLessSafe, Severity::Moderate)
+            }
+            (Some(_), Some(_)) => (Class::AnnotationLessSafe, Severity::Critical),
+            _ => (Class::AnnotationChanged, Severity::Moderate),
+        };
+        out.push(Delta::new(&p, class, severity, x, y));
+    }
+}
+
+fn arguments_diff(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Delta>) {
+    let by_name = |v: Option<&Value>| -> Vec<(String, Value)> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|arg| {
+                        let name = arg
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        (name, arg.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (a, b) = (by_name(old), by_name(new));
+    let find = |list: &[(String, Value)], name: &str| {
+        list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    };
+    let names: BTreeSet<&String> = a.iter().chain(b.iter()).map(|(n, _)| n).collect();
+    for name in names {
+        let p = format!("{path}/{}", pointer_escape(name));
+        match (find(&a, name), find(&b, name)) {
+            (None, Some(y)) => out.push(Delta::new(
+                &p,
+                Class::PromptArgumentAdded,
+                Severity::Moderate,
+                None,
+                Some(&y),
+            )),
+            (Some(x), None) => out.push(Delta::new(
+                &p,
+                Class::PromptArgumentRemoved,
+                Severity::Moderate,
+                Some(&x),
+                None,
+            )),
+            (Some(x), Some(y)) if x != y => {
+                leaf_diff(&p, &x, &y, &mut |q, u, v| {
+                    if q.ends_with("/description") || q.ends_with("/title") {
+                        out.push(text_delta(q, str_of(u), str_of(v)));
+                    } else {
+                        out.push(Delta::new(
+                            q,
+                            Class::PromptArgumentChanged,
+                            Severity::Moderate,
+                            u,
+                            v,
+                        ));
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Counts per severity.
+pub fn summary(changes: &[Change]) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for c in changes {
+        counts[c.severity as usize] += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests;
