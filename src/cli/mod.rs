@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch, output and exit codes.
 
+mod diff;
 mod exit;
 mod keys;
 mod lock;
@@ -101,6 +102,118 @@ pub enum Command {
     ///   mcplock verify mcp-lock.json --key team.pub
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Verify(VerifyArgs),
+
+    /// Show what changed since a server was locked, graded by severity.
+    ///
+    /// Three ways to call it:
+    ///   mcplock diff                         every locked server, relaunched from its lock
+    ///   mcplock diff -- CMD ARGS...          the lockfile against this live server
+    ///   mcplock diff OLD NEW                 two lockfiles or `scan --format json` snapshots,
+    ///                                        fully offline
+    ///
+    /// Every change names the item, a JSON pointer and a class: schema changes that widen what
+    /// the agent may send, items added or removed, annotations moving toward less safe, and
+    /// text that gains a poisoning finding are critical; changed descriptions, titles and
+    /// instructions (where tool poisoning lives), output schemas and unknown fields are
+    /// moderate; whitespace-only text, server version and protocol version are info. Text
+    /// changes are shown word by word, with control characters made visible.
+    ///
+    /// Exit 1 when drift at or above --fail-on exists (default: moderate), 0 otherwise.
+    ///
+    /// Examples:
+    ///   mcplock diff --fail-on critical
+    ///   mcplock diff --format markdown -- npx -y @modelcontextprotocol/server-everything
+    ///   mcplock diff approved-lock.json today.json --format json
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Diff(DiffArgs),
+}
+
+/// The severity threshold at or above which drift fails the command. One parser for every
+/// command that takes `--fail-on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    Moderate,
+    Info,
+    /// Report drift but always exit 0.
+    Never,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> Option<crate::core::diff::Severity> {
+        use crate::core::diff::Severity;
+        match self {
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Moderate => Some(Severity::Moderate),
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Never => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::Critical => "critical",
+            FailOn::Moderate => "moderate",
+            FailOn::Info => "info",
+            FailOn::Never => "never",
+        }
+    }
+}
+
+/// Output formats of `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// Grouped by server, most severe first; colour only on a terminal, never with NO_COLOR.
+    Human,
+    /// Stable, documented JSON (docs/diff.md).
+    Json,
+    /// Fits a pull-request comment.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old side: a lockfile or a `scan --format json` snapshot (with NEW).
+    #[arg(value_name = "OLD")]
+    pub old: Option<std::path::PathBuf>,
+
+    /// The new side: a lockfile or a `scan --format json` snapshot.
+    #[arg(value_name = "NEW")]
+    pub new: Option<std::path::PathBuf>,
+
+    /// The lockfile to compare live servers with.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// The locked server to compare (default: the one the server reports, or the only one).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Fail (exit 1) on drift at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Moderate)]
+    pub fail_on: FailOn,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// The `--declare` choice that reproduces recorded client capabilities.
+pub fn declared_from(caps: &serde_json::Map<String, serde_json::Value>) -> Vec<ClientCapability> {
+    let mut out = Vec::new();
+    for (key, cap) in [
+        ("roots", ClientCapability::Roots),
+        ("sampling", ClientCapability::Sampling),
+        ("elicitation", ClientCapability::Elicitation),
+    ] {
+        if caps.contains_key(key) {
+            out.push(cap);
+        }
+    }
+    out
 }
 
 /// Output formats.
@@ -121,7 +234,7 @@ pub enum ClientCapability {
 }
 
 /// How to reach and read a server (shared by every command that starts one).
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ServerArgs {
     /// Protocol version: `auto` probes with server/discover (2026-07-28) and falls back to the
     /// initialize handshake; or one of 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25,
@@ -159,7 +272,7 @@ pub struct ServerArgs {
     pub max_items: usize,
 
     /// The server to run: everything after `--` is its argv, executed without a shell.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD")]
     pub server: Vec<String>,
 }
 
@@ -325,6 +438,7 @@ pub fn main() -> ExitCode {
             Command::Keygen(args) => keys::keygen(args),
             Command::Sign(args) => keys::sign(args),
             Command::Verify(args) => keys::verify(args),
+            Command::Diff(args) => diff::run(args).await,
         }
     });
     match outcome {

@@ -196,6 +196,87 @@ impl Snapshot {
         self.items(kind).map_or(0, BTreeMap::len)
     }
 
+    /// Reads a `scan --format json` document back (strictly: its format version, its fields,
+    /// and every listing re-indexed, so duplicates are still rejected).
+    pub fn from_json(value: &Value) -> Result<Snapshot, String> {
+        let obj = value.as_object().ok_or("a snapshot is a JSON object")?;
+        match obj.get("mcplockSnapshot").and_then(Value::as_u64) {
+            Some(SNAPSHOT_FORMAT) => {}
+            Some(v) => {
+                return Err(format!(
+                    "snapshot format {v} is not one this mcplock reads ({SNAPSHOT_FORMAT}); upgrade mcplock"
+                ));
+            }
+            None => return Err("no \"mcplockSnapshot\": 1; not a scan snapshot".into()),
+        }
+        let object = |key: &str| -> Result<Map<String, Value>, String> {
+            obj.get(key)
+                .and_then(Value::as_object)
+                .cloned()
+                .ok_or_else(|| format!("missing object field {key:?}"))
+        };
+        let text = |key: &str| -> Result<String, String> {
+            obj.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("missing string field {key:?}"))
+        };
+        let launch = match obj.get("launch") {
+            None => None,
+            Some(l) => {
+                let strings = |k: &str| -> Result<Vec<String>, String> {
+                    l.get(k)
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .ok_or_else(|| format!("launch.{k} is not an array of strings"))
+                };
+                Some(Launch {
+                    command: l
+                        .get("command")
+                        .and_then(Value::as_str)
+                        .ok_or("launch.command is not a string")?
+                        .to_owned(),
+                    args: strings("args")?,
+                    env_keys: strings("envKeys")?,
+                })
+            }
+        };
+        let era = match text("era")?.as_str() {
+            "legacy" => Era::Legacy,
+            "modern" => Era::Modern,
+            other => return Err(format!("unknown era {other:?}")),
+        };
+        let mut listings = BTreeMap::new();
+        for kind in ItemKind::ALL {
+            let items = match obj.get(kind.field()) {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(items)) => {
+                    Some(index_items(kind, items.clone()).map_err(|e| e.to_string())?)
+                }
+                Some(_) => return Err(format!("{} is not an array", kind.field())),
+            };
+            listings.insert(kind, items);
+        }
+        Ok(Snapshot {
+            launch,
+            era,
+            protocol_version: text("protocolVersion")?,
+            server_info: obj.get("serverInfo").filter(|v| !v.is_null()).cloned(),
+            capabilities: object("capabilities")?,
+            instructions: obj
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            client_capabilities: object("clientCapabilities")?,
+            listings,
+        })
+    }
+
     pub fn server_name(&self) -> Option<&str> {
         self.server_info.as_ref()?.get("name")?.as_str()
     }
@@ -319,6 +400,38 @@ mod tests {
         );
         assert_eq!(reparsed["tools"][0]["name"], "a");
         assert_eq!(reparsed["prompts"], Value::Null);
+    }
+
+    #[test]
+    fn snapshots_round_trip_through_json() {
+        let snapshot = Snapshot {
+            launch: Some(Launch {
+                command: "node".into(),
+                args: vec![],
+                env_keys: vec![],
+            }),
+            era: Era::Modern,
+            protocol_version: "2026-07-28".into(),
+            server_info: None,
+            capabilities: Map::new(),
+            instructions: Some("hi".into()),
+            client_capabilities: Map::new(),
+            listings: BTreeMap::from([
+                (
+                    ItemKind::Tool,
+                    Some(index_items(ItemKind::Tool, vec![json!({"name": "t"})]).unwrap()),
+                ),
+                (ItemKind::Prompt, None),
+                (ItemKind::ResourceTemplate, None),
+                (ItemKind::Resource, None),
+            ]),
+        };
+        let back = Snapshot::from_json(&snapshot.to_json()).unwrap();
+        assert_eq!(back, snapshot);
+        assert!(Snapshot::from_json(&json!({"mcplockSnapshot": 9})).is_err());
+        let mut dup = snapshot.to_json();
+        dup["tools"] = json!([{"name": "t"}, {"name": "t"}]);
+        assert!(Snapshot::from_json(&dup).unwrap_err().contains("two tools"));
     }
 
     #[test]
