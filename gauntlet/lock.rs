@@ -153,7 +153,7 @@ fn a_changed_server_is_refused_until_update() {
     run.expect_failure(1, "rerun with --update");
     assert!(
         run.stderr
-            .contains("tool \"tool_00002\": changed (description)"),
+            .contains("tool \"tool_00002\": /description text changed"),
         "{}",
         run.stderr
     );

@@ -321,8 +321,19 @@ fn totals(changes: &[Change], fail_on: FailOn, exceeds: bool) -> String {
     )
 }
 
-/// The human report (also what `lock` prints for drift it refuses or accepts).
+/// The human report.
 pub fn human(changes: &[Change], fail_on: FailOn, exceeds: bool, color: bool) -> String {
+    if changes.is_empty() {
+        return "no drift: the servers offer exactly what is locked\n".to_string();
+    }
+    let mut out = human_body(changes, color);
+    let _ = writeln!(out, "\n{}", totals(changes, fail_on, exceeds));
+    out
+}
+
+/// The changes, grouped by server, most severe first (also what `lock` prints for drift it
+/// refuses or accepts).
+pub fn human_body(changes: &[Change], color: bool) -> String {
     let paint = |code: &str, text: &str| {
         if color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -331,10 +342,6 @@ pub fn human(changes: &[Change], fail_on: FailOn, exceeds: bool, color: bool) ->
         }
     };
     let mut out = String::new();
-    if changes.is_empty() {
-        let _ = writeln!(out, "no drift: the servers offer exactly what is locked");
-        return out;
-    }
     for (server, list) in grouped(changes) {
         let _ = writeln!(out, "server {:?}", escape(server));
         for c in list {
@@ -371,7 +378,6 @@ pub fn human(changes: &[Change], fail_on: FailOn, exceeds: bool, color: bool) ->
             }
         }
     }
-    let _ = writeln!(out, "\n{}", totals(changes, fail_on, exceeds));
     out
 }
 

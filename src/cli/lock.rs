@@ -2,7 +2,7 @@
 
 use super::scan::{pretty, scan_server};
 use super::{CliError, ExitKind, Format, LockArgs, Output};
-use crate::core::lockfile::{Lockfile, ServerLock, describe_changes};
+use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
 use crate::edge::fs::{read_bounded, write_atomic};
@@ -82,10 +82,16 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
         .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
 
-    let (status, changes) = match lockfile.servers.get(&name) {
-        Some(old) if *old == entry => (Status::Unchanged, Vec::new()),
-        Some(old) => (Status::Updated, describe_changes(old, &entry)),
-        None => (Status::Created, Vec::new()),
+    let (status, count, changes) = match lockfile.servers.get(&name) {
+        Some(old) if *old == entry => (Status::Unchanged, 0, Vec::new()),
+        Some(old) => {
+            let mut changes = Vec::new();
+            crate::core::diff::diff_server(&name, old, &entry, &mut changes);
+            let text = super::diff::human_body(&changes, false);
+            let lines = text.lines().map(str::to_owned).collect();
+            (Status::Updated, changes.len(), lines)
+        }
+        None => (Status::Created, 0, Vec::new()),
     };
     let shown = path.display().to_string();
 
@@ -120,8 +126,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         return Err(refusal(
             &args,
             format!(
-                "server {name:?} differs from its lock in {shown} ({} change(s)); review them and rerun with --update to accept",
-                changes.len()
+                "server {name:?} differs from its lock in {shown} ({count} change(s)); review them and rerun with --update to accept"
             ),
             &changes,
         ));
@@ -144,7 +149,8 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
 
 fn refusal(args: &LockArgs, headline: String, changes: &[String]) -> CliError {
     let mut error = CliError::new(ExitKind::No, headline);
-    error.details = changes.iter().map(|c| escape(c)).collect();
+    // Already escaped by the diff renderer.
+    error.details = changes.to_vec();
     if args.format == Format::Json {
         error.json_stdout = Some(pretty(&json!({
             "error": {"exitCode": ExitKind::No.code(), "message": error.headline, "changes": changes}
@@ -188,7 +194,7 @@ fn report(
                 Status::Updated => format!("updated {name} in {path} ({what}); accepted:\n"),
             };
             for change in changes {
-                out.push_str(&format!("  - {}\n", escape(change)));
+                out.push_str(&format!("  {change}\n"));
             }
             out.push_str(&format!("digest {digest}\n"));
             out

@@ -621,69 +621,6 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// One line per difference between two entries of the same server, for `lock` to say what
-/// would change. (`mcplock diff` grades the same changes by severity.)
-pub fn describe_changes(old: &ServerLock, new: &ServerLock) -> Vec<String> {
-    let mut lines = Vec::new();
-    if old.launch != new.launch {
-        lines.push("launch command changed".to_string());
-    }
-    if old.server_info != new.server_info {
-        lines.push("serverInfo changed".to_string());
-    }
-    if old.protocol_version != new.protocol_version {
-        lines.push(format!(
-            "protocolVersion changed: {} -> {}",
-            old.protocol_version, new.protocol_version
-        ));
-    }
-    if old.capabilities != new.capabilities {
-        lines.push("capabilities changed".to_string());
-    }
-    if old.client_capabilities != new.client_capabilities {
-        lines.push("declared client capabilities changed".to_string());
-    }
-    if old.instructions != new.instructions {
-        lines.push("instructions changed".to_string());
-    }
-    for kind in ItemKind::ALL {
-        match (old.items(kind), new.items(kind)) {
-            (None, None) => {}
-            (None, Some(_)) => lines.push(format!("{}s: now locked", kind.noun())),
-            (Some(_), None) => lines.push(format!("{}s: no longer locked", kind.noun())),
-            (Some(a), Some(b)) => describe_items(kind, a, b, &mut lines),
-        }
-    }
-    lines
-}
-
-fn describe_items(kind: ItemKind, old: &Items, new: &Items, lines: &mut Vec<String>) {
-    for (key, a) in old {
-        match new.get(key) {
-            None => lines.push(format!("{} {key:?}: removed", kind.noun())),
-            Some(b) if a != b => {
-                let mut fields: Vec<&str> = a
-                    .keys()
-                    .chain(b.keys())
-                    .filter(|f| a.get(*f) != b.get(*f))
-                    .map(String::as_str)
-                    .collect();
-                fields.sort_unstable();
-                fields.dedup();
-                lines.push(format!(
-                    "{} {key:?}: changed ({})",
-                    kind.noun(),
-                    fields.join(", ")
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    for key in new.keys().filter(|k| !old.contains_key(*k)) {
-        lines.push(format!("{} {key:?}: added", kind.noun()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -866,27 +803,5 @@ mod tests {
             def.insert(field.into(), value);
             assert_ne!(Digest::of_value(&Value::Object(def)), base, "{field}");
         }
-    }
-
-    #[test]
-    fn describes_changes_per_item() {
-        let old = sample();
-        let mut new = sample();
-        new.tools
-            .get_mut("echo")
-            .unwrap()
-            .insert("description".into(), json!("now with text"));
-        new.tools.remove("sum");
-        new.protocol_version = "2026-07-28".into();
-        let lines = describe_changes(&old, &new);
-        assert_eq!(
-            lines,
-            [
-                "protocolVersion changed: 2025-11-25 -> 2026-07-28",
-                "tool \"echo\": changed (description)",
-                "tool \"sum\": removed",
-            ]
-        );
-        assert!(describe_changes(&old, &old).is_empty());
     }
 }
