@@ -71,6 +71,46 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class, in declaration order.
+    pub const ALL: [Class; 36] = [
+        Class::ServerAdded,
+        Class::ServerRemoved,
+        Class::LaunchChanged,
+        Class::ServerInfoChanged,
+        Class::ServerVersionChanged,
+        Class::ProtocolVersionChanged,
+        Class::CapabilitiesChanged,
+        Class::ClientCapabilitiesChanged,
+        Class::InstructionsChanged,
+        Class::ItemAdded,
+        Class::ItemRemoved,
+        Class::TextChanged,
+        Class::TextWhitespaceOnly,
+        Class::SchemaPropertyAdded,
+        Class::SchemaPropertyRemoved,
+        Class::SchemaBecameRequired,
+        Class::SchemaBecameOptional,
+        Class::SchemaTypeChanged,
+        Class::SchemaEnumWidened,
+        Class::SchemaEnumNarrowed,
+        Class::SchemaConstraintLoosened,
+        Class::SchemaConstraintTightened,
+        Class::SchemaConstraintChanged,
+        Class::SchemaAdditionalPropertiesLoosened,
+        Class::SchemaAdditionalPropertiesTightened,
+        Class::SchemaAnnotationChanged,
+        Class::SchemaChanged,
+        Class::AnnotationLessSafe,
+        Class::AnnotationSafer,
+        Class::AnnotationChanged,
+        Class::OutputSchemaChanged,
+        Class::PromptArgumentAdded,
+        Class::PromptArgumentRemoved,
+        Class::PromptArgumentChanged,
+        Class::MetaChanged,
+        Class::FieldChanged,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             Class::ServerAdded => "server-added",
