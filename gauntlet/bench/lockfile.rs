@@ -27,6 +27,21 @@ fn tool(i: usize) -> Value {
 }
 
 fn generate(tools: usize) -> Vec<u8> {
+    generate_with(tools, |_| {})
+}
+
+/// The same lockfile with every 20th tool (5%) changed: a description and a schema bound.
+fn generate_changed(tools: usize) -> Vec<u8> {
+    generate_with(tools, |t| {
+        let i = t["_meta"]["com.example/index"].as_u64().unwrap_or(0);
+        if i % 20 == 0 {
+            t["description"] = json!(format!("Tool number {i}. Reads and writes files anywhere."));
+            t["inputSchema"]["properties"]["path"]["maxLength"] = json!(4096);
+        }
+    })
+}
+
+fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
     let server = ServerLock {
         launch: Launch {
             command: "node".into(),
@@ -41,7 +56,17 @@ fn generate(tools: usize) -> Vec<u8> {
             .unwrap_or_default(),
         client_capabilities: Map::new(),
         instructions: Some("Benchmark server.".into()),
-        tools: index_items(ItemKind::Tool, (0..tools).map(tool).collect()).expect("unique names"),
+        tools: index_items(
+            ItemKind::Tool,
+            (0..tools)
+                .map(|i| {
+                    let mut t = tool(i);
+                    edit(&mut t);
+                    t
+                })
+                .collect(),
+        )
+        .expect("unique names"),
         prompts: BTreeMap::new(),
         resource_templates: BTreeMap::new(),
         resources: None,
@@ -88,7 +113,7 @@ fn main() {
     let (mode, path) = match args.as_slice() {
         [mode, path, ..] => (mode.as_str(), path.as_str()),
         _ => {
-            eprintln!("usage: lockfile generate|read|throughput PATH");
+            eprintln!("usage: lockfile generate|generate-changed|read|throughput PATH");
             std::process::exit(2);
         }
     };
@@ -97,6 +122,11 @@ fn main() {
             let bytes = generate(10_000);
             std::fs::write(path, &bytes).expect("write lockfile");
             println!("wrote {path}: {} bytes", bytes.len());
+        }
+        "generate-changed" => {
+            let bytes = generate_changed(10_000);
+            std::fs::write(path, &bytes).expect("write lockfile");
+            println!("wrote {path}: {} bytes (5% of tools changed)", bytes.len());
         }
         "read" => {
             let bytes = std::fs::read(path).expect("read lockfile");

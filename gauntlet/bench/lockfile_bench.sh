@@ -38,3 +38,14 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11; do
 done
 echo "mcplock verify of the 10,000-tool lockfile, median of 11: $(printf '%s\n' "${vt[@]}" | sort -n | sed -n 6p) us"
 /usr/bin/time -f "peak RSS of that verify: %M KiB" target/release/mcplock verify "$work/10k.json" --key "$work/v.pub" >/dev/null
+
+# diff of two 10,000-tool lockfiles with 5% of the tools changed (offline, whole process).
+bench generate-changed "$work/10k-changed.json"
+dt=()
+for _ in 1 2 3 4 5 6 7; do
+  t0=$(now); target/release/mcplock diff "$work/10k.json" "$work/10k-changed.json" --format json --fail-on never >/dev/null; t1=$(now)
+  dt+=($(( (t1 - t0) / 1000 )))
+done
+echo "mcplock diff of two 10,000-tool lockfiles (500 tools changed), median of 7: $(printf '%s\n' "${dt[@]}" | sort -n | sed -n 4p) us"
+/usr/bin/time -f "peak RSS of that diff: %M KiB (the two files: $(( ($(wc -c < "$work/10k.json") + $(wc -c < "$work/10k-changed.json")) / 1024 )) KiB)" \
+  target/release/mcplock diff "$work/10k.json" "$work/10k-changed.json" --format json --fail-on never >/dev/null

@@ -25,10 +25,15 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
                     "give either two files (OLD NEW) or a server after `--`, not both",
                 ));
             }
-            (
-                read_side(old, args.name.as_deref())?,
-                read_side(new, args.name.as_deref())?,
-            )
+            // Two large lockfiles take a while each to read and check: read them side by side.
+            let name = args.name.as_deref();
+            let (a, b) = std::thread::scope(|scope| {
+                let a = scope.spawn(|| read_side(old, name));
+                let b = read_side(new, name);
+                (a.join(), b)
+            });
+            let a = a.map_err(|_| usage("internal error while reading the old side"))?;
+            (a?, b?)
         }
         (Some(_), None) => {
             return Err(usage(
@@ -38,6 +43,8 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
         _ => live(&args).await?,
     };
     let changes = diff(&old, &new);
+    // The process ends after the report: skip freeing two large lockfiles piece by piece.
+    std::mem::forget((old, new));
     Ok(report(&changes, args.fail_on, args.format))
 }
 
