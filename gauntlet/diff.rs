@@ -350,3 +350,31 @@ fn real_server_offers_more_to_a_more_capable_client() {
     // Relaunched from the lock (recorded: no capabilities declared), it has not drifted.
     run_in(dir.path(), &["diff"], T).expect_success();
 }
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    // `script` (util-linux, Debian's essential bsdutils) gives the command a pseudo-terminal.
+    let l = Locked::new();
+    l.drift(&["--rename-tool", "tool_00001", "x"]);
+    let on_tty = |no_color: Option<&str>| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.current_dir(l.dir.path())
+            .args(["-qec", &format!("{} diff", mcplock_bin()), "/dev/null"])
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        String::from_utf8_lossy(&cmd.output().expect("script runs").stdout).into_owned()
+    };
+    let coloured = on_tty(None);
+    assert!(coloured.contains("CRITICAL"), "{coloured}");
+    assert!(
+        coloured.contains("\u{1b}[1;31m"),
+        "no colour on a terminal: {coloured:?}"
+    );
+    let plain = on_tty(Some("1"));
+    assert!(
+        plain.contains("CRITICAL") && !plain.contains("\u{1b}["),
+        "{plain:?}"
+    );
+}
