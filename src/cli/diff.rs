@@ -107,12 +107,7 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
             usage(format!(
                 "{} locks no server {name:?} (it locks: {})",
                 args.lockfile.display(),
-                locked
-                    .servers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                server_list(&locked)
             ))
         })?;
         let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
@@ -187,13 +182,13 @@ fn pick_server(locked: &Lockfile, reported: Option<&str>) -> Result<String, CliE
     }
     Err(usage(format!(
         "which locked server is this? pass --name (the lockfile locks: {})",
-        locked
-            .servers
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+        server_list(locked)
     )))
+}
+
+fn server_list(locked: &Lockfile) -> String {
+    let names: Vec<String> = locked.servers.keys().map(|n| escape(n)).collect();
+    names.join(", ")
 }
 
 /// Renders the changes and decides the exit code.

@@ -96,31 +96,27 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let shown = path.display().to_string();
 
     if args.check {
-        return match status {
-            Status::Unchanged => Ok(report(
-                &args,
-                &name,
-                &shown,
-                status,
-                &changes,
-                &entry,
-                ExitKind::Clean,
-            )),
-            Status::Created => Err(refusal(
-                &args,
-                if exists {
-                    format!("{shown} does not lock server {name:?}")
-                } else {
-                    format!("{shown} does not exist")
-                },
-                &changes,
-            )),
-            Status::Updated => Err(refusal(
-                &args,
-                format!("{shown} would change: server {name:?} no longer matches its lock"),
-                &changes,
-            )),
-        };
+        match status {
+            Status::Unchanged => {}
+            Status::Created => {
+                return Err(refusal(
+                    &args,
+                    if exists {
+                        format!("{shown} does not lock server {name:?}")
+                    } else {
+                        format!("{shown} does not exist")
+                    },
+                    &changes,
+                ));
+            }
+            Status::Updated => {
+                return Err(refusal(
+                    &args,
+                    format!("{shown} would change: server {name:?} no longer matches its lock"),
+                    &changes,
+                ));
+            }
+        }
     }
     if status == Status::Updated && !args.update {
         return Err(refusal(

@@ -289,19 +289,12 @@ pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec
             }
             v
         };
-        leaf_diff(
+        leaf_deltas(
             "/serverInfo",
             &strip(info_old),
             &strip(info_new),
-            &mut |path, a, b| {
-                deltas.push(Delta::new(
-                    path,
-                    Class::ServerInfoChanged,
-                    Severity::Moderate,
-                    a,
-                    b,
-                ));
-            },
+            (Class::ServerInfoChanged, Severity::Moderate),
+            &mut deltas,
         );
     }
     if old.protocol_version != new.protocol_version {
@@ -314,19 +307,12 @@ pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec
         ));
     }
     let caps = |m: &Map<String, Value>| Value::Object(m.clone());
-    leaf_diff(
+    leaf_deltas(
         "/capabilities",
         &caps(&old.capabilities),
         &caps(&new.capabilities),
-        &mut |path, a, b| {
-            deltas.push(Delta::new(
-                path,
-                Class::CapabilitiesChanged,
-                Severity::Moderate,
-                a,
-                b,
-            ));
-        },
+        (Class::CapabilitiesChanged, Severity::Moderate),
+        &mut deltas,
     );
     if old.client_capabilities != new.client_capabilities {
         deltas.push(Delta::new(
@@ -422,22 +408,22 @@ fn diff_definition(
                 );
             }
             (ItemKind::Tool, "annotations") => annotations_diff(&path, a, b, &mut out),
-            (ItemKind::Tool, "outputSchema") => {
-                leaf_diff(&path, or_null(a), or_null(b), &mut |p, x, y| {
-                    out.push(Delta::new(
-                        p,
-                        Class::OutputSchemaChanged,
-                        Severity::Moderate,
-                        x,
-                        y,
-                    ));
-                })
-            }
+            (ItemKind::Tool, "outputSchema") => leaf_deltas(
+                &path,
+                or_null(a),
+                or_null(b),
+                (Class::OutputSchemaChanged, Severity::Moderate),
+                &mut out,
+            ),
             (ItemKind::Prompt, "arguments") => arguments_diff(&path, a, b, &mut out),
             (_, "_meta") => meta_diff(&path, or_null(a), or_null(b), &mut out),
-            _ => leaf_diff(&path, or_null(a), or_null(b), &mut |p, x, y| {
-                out.push(Delta::new(p, Class::FieldChanged, Severity::Moderate, x, y));
-            }),
+            _ => leaf_deltas(
+                &path,
+                or_null(a),
+                or_null(b),
+                (Class::FieldChanged, Severity::Moderate),
+                &mut out,
+            ),
         }
     }
     out
@@ -490,6 +476,19 @@ fn text_delta(path: &str, old: Option<&str>, new: Option<&str>) -> Delta {
         words: Some(words),
         findings: gained,
     }
+}
+
+/// One delta of the given class per differing leaf.
+fn leaf_deltas(
+    path: &str,
+    old: &Value,
+    new: &Value,
+    grade: (Class, Severity),
+    out: &mut Vec<Delta>,
+) {
+    leaf_diff(path, old, new, &mut |p, a, b| {
+        out.push(Delta::new(p, grade.0, grade.1, a, b));
+    });
 }
 
 /// Receives (path, old, new) for each differing leaf.
