@@ -4,6 +4,7 @@ mod diff;
 mod exit;
 mod keys;
 mod lock;
+mod policy;
 mod render;
 mod scan;
 
@@ -126,6 +127,66 @@ pub enum Command {
     ///   mcplock diff approved-lock.json today.json --format json
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Diff(DiffArgs),
+
+    /// Check CEL policies over what servers offer (a lockfile or a live server).
+    #[command(after_help = EXIT_CODES)]
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate policies; exit 1 when a rule fails, 2 when a policy is broken.
+    ///
+    /// Fail-closed: a rule that errors, reads a missing field or returns a non-boolean fails
+    /// the check whatever its severity; `warn` only softens a rule that evaluated cleanly to
+    /// false. Evaluation runs under a deadline (--eval-timeout). A server that cannot be
+    /// scanned is exit 3, never an empty pass. docs/policy.md describes the input model.
+    ///
+    /// Examples:
+    ///   mcplock policy check --preset baseline
+    ///   mcplock policy check --policy team.yaml --lockfile mcp-lock.json --format json
+    ///   mcplock policy check --preset strict -- npx -y @modelcontextprotocol/server-everything
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Check(PolicySource),
+
+    /// Print each rule, what it checks, and which items it fails on (exits 0).
+    #[command(after_help = EXIT_CODES)]
+    Explain(PolicySource),
+
+    /// List the presets built into mcplock.
+    Presets,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySource {
+    /// A policy file (YAML; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Vec<std::path::PathBuf>,
+
+    /// A built-in preset: baseline or strict (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub preset: Vec<String>,
+
+    /// The lockfile to check (when no server is given after `--`).
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// Seconds the whole evaluation may take.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub eval_timeout: f64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// The severity threshold at or above which drift fails the command. One parser for every
@@ -439,6 +500,7 @@ pub fn main() -> ExitCode {
             Command::Sign(args) => keys::sign(args),
             Command::Verify(args) => keys::verify(args),
             Command::Diff(args) => diff::run(args).await,
+            Command::Policy(args) => policy::run(args).await,
         }
     });
     match outcome {

@@ -7,6 +7,7 @@ pub mod findings;
 pub mod json;
 pub mod jsonrpc;
 pub mod lockfile;
+pub mod policy;
 pub mod signature;
 pub mod snapshot;
 pub mod text;

@@ -1,0 +1,291 @@
+//! `mcplock policy`: CEL rules over a lockfile or a live server, fail-closed and bounded.
+
+use super::lock::load_lockfile;
+use super::scan::{pretty, scan_server};
+use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
+use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::policy::{
+    self, CompiledRule, Input, Outcome, PRESETS, Policy, RuleResult, RuleSeverity,
+};
+use crate::core::text::escape;
+use crate::edge::fs::read_bounded;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::Usage, message)
+}
+
+pub async fn run(args: PolicyArgs) -> Result<Output, CliError> {
+    match args.command {
+        PolicyCommand::Presets => Ok(presets()),
+        PolicyCommand::Check(source) => check(source, false).await,
+        PolicyCommand::Explain(source) => check(source, true).await,
+    }
+}
+
+fn presets() -> Output {
+    let mut out = String::new();
+    for (name, about, text) in PRESETS {
+        let rules = policy::parse_policy(name, text).map_or(0, |p| p.rules.len());
+        let _ = writeln!(out, "{name:<10} {rules} rules: {about}");
+    }
+    out.push_str("\nUse one with `mcplock policy check --preset NAME`; see its rules with `mcplock policy explain --preset NAME`.\n");
+    Output {
+        stdout: out,
+        exit: ExitKind::Clean,
+    }
+}
+
+/// Loads every policy named by `--policy` and `--preset`.
+fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
+    if source.policy.is_empty() && source.preset.is_empty() {
+        return Err(usage(
+            "no policy given: use --policy FILE or --preset NAME (see `mcplock policy presets`)",
+        ));
+    }
+    let mut policies = Vec::new();
+    for name in &source.preset {
+        let found = policy::preset(name).ok_or_else(|| {
+            usage(format!(
+                "no preset {name:?}; the presets are: {}",
+                PRESETS.map(|(n, _, _)| n).join(", ")
+            ))
+        })?;
+        policies.push(found.map_err(|e| usage(format!("broken preset: {e}")))?);
+    }
+    for path in &source.policy {
+        let bytes = read_bounded(path, policy::MAX_POLICY_BYTES as u64)
+            .map_err(|e| usage(e.to_string()))?
+            .ok_or_else(|| usage(format!("policy {} does not exist", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| usage(format!("policy {} is not UTF-8", path.display())))?;
+        let parsed = policy::parse_policy(&path.display().to_string(), &text)
+            .map_err(|e| usage(format!("broken policy: {e}")))?;
+        policies.push(parsed);
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in &policies {
+        for r in &p.rules {
+            if let Some(other) = seen.insert(&r.id, &p.name) {
+                return Err(usage(format!(
+                    "rule id {:?} is defined by both {other:?} and {:?}; ids must be unique across the policies checked together",
+                    r.id, p.name
+                )));
+            }
+        }
+    }
+    Ok(policies)
+}
+
+async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
+    if source.server.server.is_empty() {
+        return load_lockfile(&source.lockfile)?.ok_or_else(|| {
+            usage(format!(
+                "{} does not exist; lock first, give --lockfile, or a server after `--`",
+                source.lockfile.display()
+            ))
+        });
+    }
+    // A server that cannot be scanned is an error (exit 3), never an empty pass.
+    let scanned = scan_server(&source.server, Format::Human).await?;
+    let name = scanned
+        .snapshot
+        .server_name()
+        .unwrap_or("server")
+        .to_string();
+    let entry = ServerLock::from_snapshot(scanned.snapshot, true)
+        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+    Ok(Lockfile {
+        servers: BTreeMap::from([(name, entry)]),
+    })
+}
+
+/// Evaluates on a worker thread with a deadline: a hostile policy or input cannot hang us.
+fn evaluate_bounded(
+    rules: Vec<CompiledRule>,
+    lockfile: Lockfile,
+    limit: Duration,
+) -> Result<Vec<RuleResult>, CliError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let deadline = Instant::now() + limit;
+    std::thread::Builder::new()
+        .name("policy".into())
+        .spawn(move || {
+            let input = Input::new(&lockfile);
+            let results = policy::evaluate(&rules, &input, &|| Instant::now() < deadline);
+            let _ = tx.send(results);
+        })
+        .map_err(|e| usage(format!("cannot start the evaluation thread: {e}")))?;
+    let timeout = || {
+        CliError::new(
+            ExitKind::No,
+            format!(
+                "policy evaluation did not finish within {}s: a rule is too costly for this input (raise --eval-timeout only for a policy you trust)",
+                limit.as_secs_f64()
+            ),
+        )
+    };
+    match rx.recv_timeout(limit + Duration::from_millis(100)) {
+        Ok(Some(results)) => Ok(results),
+        // The worker stopped at the deadline, or is still inside one costly evaluation; the
+        // process exits after reporting, which ends it.
+        Ok(None) | Err(_) => Err(timeout()),
+    }
+}
+
+async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> {
+    let policies = load_policies(&source)?;
+    let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+    let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
+    let compiled = policy::compile(rules).map_err(|e| usage(format!("broken policy: {e}")))?;
+    let lockfile = if explain && !source.lockfile.exists() && source.server.server.is_empty() {
+        None
+    } else {
+        Some(subjects(&source).await?)
+    };
+    let results = match lockfile {
+        Some(lockfile) => Some(evaluate_bounded(
+            compiled,
+            lockfile,
+            Duration::from_secs_f64(source.eval_timeout),
+        )?),
+        None => None,
+    };
+    let failed = results
+        .as_ref()
+        .is_some_and(|r| r.iter().any(RuleResult::fails_check));
+    let exit = if failed && !explain {
+        ExitKind::No
+    } else {
+        ExitKind::Clean
+    };
+    let stdout = match source.format {
+        Format::Json => json_report(&names, results.as_deref(), failed),
+        Format::Human => human(&names, results.as_deref(), explain, failed),
+    };
+    Ok(Output { stdout, exit })
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Pass => "pass".into(),
+        Outcome::Fail => "false".into(),
+        Outcome::Error(e) => format!("error: {e}"),
+    }
+}
+
+fn subject_text(server: &str, item: Option<&str>) -> String {
+    match item {
+        Some(item) => format!("{}/{}", escape(server), escape(item)),
+        None => escape(server),
+    }
+}
+
+fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "policies: {}", names.join(", "));
+    let Some(results) = results else {
+        out.push_str("(no lockfile found: listing rules only)\n");
+        return out;
+    };
+    let mut counts = [0usize; 3];
+    for r in results {
+        let status = if r.errored() {
+            counts[2] += 1;
+            "ERROR"
+        } else if r.failures.is_empty() {
+            counts[0] += 1;
+            "pass "
+        } else if r.rule.severity == RuleSeverity::Warn {
+            counts[1] += 1;
+            "warn "
+        } else {
+            counts[2] += 1;
+            "FAIL "
+        };
+        let _ = writeln!(
+            out,
+            "{status} {} [{}, on {}] {} ({} checked, {} failing)",
+            r.rule.id,
+            r.rule.severity.as_str(),
+            r.rule.target.as_str(),
+            escape(&r.rule.message),
+            r.evaluated,
+            r.failures.len()
+        );
+        if explain {
+            let _ = writeln!(out, "      expr: {}", escape(&r.rule.expr));
+        }
+        for (subject, outcome) in r
+            .failures
+            .iter()
+            .take(if explain { usize::MAX } else { 20 })
+        {
+            let _ = writeln!(
+                out,
+                "      {}: {}",
+                subject_text(&subject.server, subject.item.as_deref()),
+                outcome_text(outcome)
+            );
+        }
+        if !explain && r.failures.len() > 20 {
+            let _ = writeln!(
+                out,
+                "      ... and {} more (see --format json)",
+                r.failures.len() - 20
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{} rule(s): {} passed, {} warned, {} failed{}",
+        results.len(),
+        counts[0],
+        counts[1],
+        counts[2],
+        if failed { " (exit 1)" } else { "" }
+    );
+    out
+}
+
+fn json_report(names: &[String], results: Option<&[RuleResult]>, failed: bool) -> String {
+    let rules: Vec<Value> = results
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let failures: Vec<Value> = r
+                .failures
+                .iter()
+                .map(|(s, o)| {
+                    json!({
+                        "server": s.server,
+                        "item": s.item,
+                        "outcome": match o { Outcome::Error(_) => "error", _ => "false" },
+                        "error": match o { Outcome::Error(e) => Value::from(e.clone()), _ => Value::Null },
+                    })
+                })
+                .collect();
+            json!({
+                "id": r.rule.id,
+                "policy": r.rule.policy,
+                "severity": r.rule.severity.as_str(),
+                "on": r.rule.target.as_str(),
+                "message": r.rule.message,
+                "expr": r.rule.expr,
+                "passed": r.failures.is_empty(),
+                "failsCheck": r.fails_check(),
+                "evaluated": r.evaluated,
+                "failures": failures,
+            })
+        })
+        .collect();
+    pretty(&json!({
+        "mcplockPolicy": 1,
+        "policies": names,
+        "passed": !failed,
+        "rules": rules,
+    }))
+}

@@ -1,0 +1,569 @@
+//! Policies: CEL rules over what servers offer, evaluated fail-closed.
+//!
+//! A policy file (YAML) has a `name` and `rules`; each rule has an `id`, a CEL `expr`, a
+//! `message`, a `severity` (`error` or `warn`) and, optionally, what it is evaluated `on`:
+//! `server` (once per server, the default), `tool`, `prompt`, `resourceTemplate` or
+//! `resource` (once per item). Everything that is not a clean `true` fails: an expression that
+//! does not compile, reads a missing field, errors, or returns a non-boolean. `warn` only
+//! softens a rule that evaluated cleanly to `false`. docs/policy.md describes the input model.
+
+use crate::core::findings;
+use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::snapshot::ItemKind;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest policy file accepted.
+pub const MAX_POLICY_BYTES: usize = 1 << 20;
+/// Largest expression accepted (a CEL rule is a line or two; megabytes are an attack).
+pub const MAX_EXPR_BYTES: usize = 16 * 1024;
+/// Deepest bracket nesting accepted in an expression (the parser recurses on nesting).
+pub const MAX_NESTING: usize = 32;
+/// Most rules in one evaluation.
+pub const MAX_RULES: usize = 1_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuleSeverity {
+    Warn,
+    Error,
+}
+
+impl RuleSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSeverity::Warn => "warn",
+            RuleSeverity::Error => "error",
+        }
+    }
+}
+
+/// What a rule is evaluated on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Server,
+    Item(ItemKind),
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Server => "server",
+            Target::Item(ItemKind::Tool) => "tool",
+            Target::Item(ItemKind::Prompt) => "prompt",
+            Target::Item(ItemKind::ResourceTemplate) => "resourceTemplate",
+            Target::Item(ItemKind::Resource) => "resource",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Target> {
+        Some(match s {
+            "server" => Target::Server,
+            "tool" => Target::Item(ItemKind::Tool),
+            "prompt" => Target::Item(ItemKind::Prompt),
+            "resourceTemplate" => Target::Item(ItemKind::ResourceTemplate),
+            "resource" => Target::Item(ItemKind::Resource),
+            _ => return None,
+        })
+    }
+}
+
+/// One rule, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    pub expr: String,
+    pub message: String,
+    pub severity: RuleSeverity,
+    pub target: Target,
+    /// Where the rule starts in its file (1-based), for messages.
+    pub line: usize,
+    /// Which policy it came from.
+    pub policy: String,
+}
+
+/// A parsed policy file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// Why a policy is broken (exit 2).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{origin}: {message}")]
+pub struct PolicyError {
+    /// `file:line` (or the preset name).
+    pub origin: String,
+    pub message: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePolicy {
+    name: String,
+    rules: Vec<WireRule>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRule {
+    id: marked_yaml::Spanned<String>,
+    expr: String,
+    message: String,
+    severity: String,
+    #[serde(default)]
+    on: Option<String>,
+}
+
+fn line_of<T>(s: &marked_yaml::Spanned<T>) -> usize {
+    s.span().start().map_or(0, |m| m.line())
+}
+
+/// Parses a policy strictly: unknown keys, unknown severities or targets, empty fields,
+/// duplicate ids, oversized or too deeply nested expressions are errors naming the line.
+pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
+    let fail = |line: usize, message: String| PolicyError {
+        origin: if line > 0 {
+            format!("{origin}:{line}")
+        } else {
+            origin.to_string()
+        },
+        message,
+    };
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(fail(0, format!("larger than {MAX_POLICY_BYTES} bytes")));
+    }
+    let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
+    let wire: WirePolicy = marked_yaml::from_yaml_with_options(0, text, options)
+        .map_err(|e| fail(0, e.to_string()))?;
+    if wire.name.trim().is_empty() {
+        return Err(fail(0, "the policy needs a non-empty `name`".into()));
+    }
+    if wire.rules.len() > MAX_RULES {
+        return Err(fail(0, format!("more than {MAX_RULES} rules")));
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    for w in wire.rules {
+        let line = line_of(&w.id);
+        let id = w.id.as_str().to_string();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(fail(
+                line,
+                format!("rule id {id:?} must be non-empty letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if let Some(first) = rules.iter().find(|r| r.id == id) {
+            return Err(fail(
+                line,
+                format!("duplicate rule id {id:?} (first at line {})", first.line),
+            ));
+        }
+        let severity = match w.severity.as_str() {
+            "error" => RuleSeverity::Error,
+            "warn" => RuleSeverity::Warn,
+            other => {
+                return Err(fail(
+                    line,
+                    format!("rule {id}: unknown severity {other:?}; use error or warn"),
+                ));
+            }
+        };
+        let target = match w.on.as_deref() {
+            None => Target::Server,
+            Some(t) => Target::parse(t).ok_or_else(|| {
+                fail(line, format!("rule {id}: unknown `on: {t}`; use server, tool, prompt, resourceTemplate or resource"))
+            })?,
+        };
+        if w.message.trim().is_empty() {
+            return Err(fail(line, format!("rule {id}: `message` is empty")));
+        }
+        check_expression(&w.expr).map_err(|m| fail(line, format!("rule {id}: {m}")))?;
+        rules.push(Rule {
+            id,
+            expr: w.expr,
+            message: w.message,
+            severity,
+            target,
+            line,
+            policy: wire.name.clone(),
+        });
+    }
+    Ok(Policy {
+        name: wire.name,
+        rules,
+    })
+}
+
+/// Static limits checked before the CEL parser sees the text.
+fn check_expression(expr: &str) -> Result<(), String> {
+    if expr.trim().is_empty() {
+        return Err("`expr` is empty".into());
+    }
+    if expr.len() > MAX_EXPR_BYTES {
+        return Err(format!(
+            "the expression is {} bytes; the limit is {MAX_EXPR_BYTES}",
+            expr.len()
+        ));
+    }
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in expr.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "brackets nest {deepest} deep; the limit is {MAX_NESTING}"
+        ));
+    }
+    // Long operator chains recurse too: bound the number of binary operators.
+    let operators =
+        expr.matches("&&").count() + expr.matches("||").count() + expr.matches('+').count();
+    if operators > 512 {
+        return Err(format!("{operators} chained operators; the limit is 512"));
+    }
+    Ok(())
+}
+
+/// A compiled rule.
+pub struct CompiledRule {
+    pub rule: Rule,
+    program: cel::Program,
+}
+
+/// Compiles every rule; a rule that does not compile makes the policy broken.
+pub fn compile(rules: Vec<Rule>) -> Result<Vec<CompiledRule>, PolicyError> {
+    rules
+        .into_iter()
+        .map(|rule| match cel::Program::compile(&rule.expr) {
+            Ok(program) => Ok(CompiledRule { rule, program }),
+            Err(e) => Err(PolicyError {
+                origin: format!("{} (rule {}, line {})", rule.policy, rule.id, rule.line),
+                message: format!("the expression does not compile: {e}"),
+            }),
+        })
+        .collect()
+}
+
+/// What a rule concluded about one server or item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Pass,
+    /// Evaluated cleanly to `false`.
+    Fail,
+    /// Did not evaluate to a boolean: always a failure, whatever the severity.
+    Error(String),
+}
+
+/// One evaluation subject (a server, or an item of a server).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectRef {
+    pub server: String,
+    /// `None` for the server itself.
+    pub item: Option<String>,
+}
+
+/// The results of one rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleResult {
+    pub rule: Rule,
+    /// Subjects that failed or errored (passes are only counted).
+    pub failures: Vec<(SubjectRef, Outcome)>,
+    pub evaluated: usize,
+}
+
+impl RuleResult {
+    pub fn errored(&self) -> bool {
+        self.failures
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Error(_)))
+    }
+
+    /// Whether this rule fails the check: any error, or a clean `false` of an `error` rule.
+    pub fn fails_check(&self) -> bool {
+        self.errored() || (self.rule.severity == RuleSeverity::Error && !self.failures.is_empty())
+    }
+}
+
+/// The input model: every server as `mcp.server`, each item as `mcp.tool`, `mcp.prompt`,
+/// `mcp.resourceTemplate` or `mcp.resource` (agentgateway's `mcp.tool.name` style).
+pub struct Input {
+    servers: Vec<ServerInput>,
+}
+
+/// A server's name, its `mcp.server` value and its items' values.
+type ServerInput = (String, cel::Value, Vec<(ItemKind, String, cel::Value)>);
+
+impl Input {
+    pub fn new(lockfile: &Lockfile) -> Input {
+        let servers = lockfile
+            .servers
+            .iter()
+            .map(|(name, server)| {
+                let items: Vec<(ItemKind, String, Value)> = ItemKind::ALL
+                    .into_iter()
+                    .flat_map(|kind| {
+                        server
+                            .items(kind)
+                            .into_iter()
+                            .flatten()
+                            .map(move |(key, def)| (kind, key.clone(), item_json(kind, name, def)))
+                    })
+                    .collect();
+                let server_json = server_json(name, server, &items);
+                let items = items
+                    .into_iter()
+                    .map(|(kind, key, v)| (kind, key, to_cel(&v)))
+                    .collect();
+                (name.clone(), to_cel(&server_json), items)
+            })
+            .collect();
+        Input { servers }
+    }
+
+    /// The model as JSON, for `policy explain --input` style inspection and the docs.
+    pub fn server_json(lockfile: &Lockfile, name: &str) -> Option<Value> {
+        let server = lockfile.servers.get(name)?;
+        let items: Vec<(ItemKind, String, Value)> = ItemKind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                server
+                    .items(kind)
+                    .into_iter()
+                    .flatten()
+                    .map(move |(key, def)| (kind, key.clone(), item_json(kind, name, def)))
+            })
+            .collect();
+        Some(server_json(name, server, &items))
+    }
+}
+
+fn item_field(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::Tool => "tool",
+        ItemKind::Prompt => "prompt",
+        ItemKind::ResourceTemplate => "resourceTemplate",
+        ItemKind::Resource => "resource",
+    }
+}
+
+fn text_findings(texts: &[Option<&str>]) -> Value {
+    let mut all: Vec<&str> = texts
+        .iter()
+        .flatten()
+        .flat_map(|t| findings::findings(t))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    json!(all)
+}
+
+fn item_json(kind: ItemKind, server: &str, def: &Map<String, Value>) -> Value {
+    let mut item = def.clone();
+    item.insert("server".into(), json!(server));
+    item.insert(
+        "findings".into(),
+        text_findings(&[
+            def.get("description").and_then(Value::as_str),
+            def.get("title").and_then(Value::as_str),
+        ]),
+    );
+    if kind == ItemKind::Tool {
+        let served = def
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut effective = served.clone();
+        for (hint, default) in [
+            ("readOnlyHint", false),
+            ("destructiveHint", true),
+            ("idempotentHint", false),
+            ("openWorldHint", true),
+        ] {
+            if !effective.get(hint).is_some_and(Value::is_boolean) {
+                effective.insert(hint.into(), json!(default));
+            }
+        }
+        item.insert("annotations".into(), Value::Object(effective));
+        item.insert("servedAnnotations".into(), Value::Object(served));
+    }
+    Value::Object(item)
+}
+
+fn server_json(name: &str, s: &ServerLock, items: &[(ItemKind, String, Value)]) -> Value {
+    let list = |kind: ItemKind| -> Value {
+        Value::Array(
+            items
+                .iter()
+                .filter(|(k, _, _)| *k == kind)
+                .map(|(_, _, v)| v.clone())
+                .collect(),
+        )
+    };
+    json!({
+        "name": name,
+        "serverInfo": s.server_info,
+        "protocolVersion": s.protocol_version,
+        "capabilities": s.capabilities,
+        "clientCapabilities": s.client_capabilities,
+        "instructions": s.instructions,
+        "instructionsFindings": text_findings(&[s.instructions.as_deref()]),
+        "launch": {"command": s.launch.command, "args": s.launch.args, "envKeys": s.launch.env_keys},
+        "resourcesLocked": s.resources.is_some(),
+        "tools": list(ItemKind::Tool),
+        "prompts": list(ItemKind::Prompt),
+        "resourceTemplates": list(ItemKind::ResourceTemplate),
+        "resources": list(ItemKind::Resource),
+    })
+}
+
+/// JSON to CEL: integers become `int` (so `x > 5` works as written), other numbers `double`.
+fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => cel::Value::Int(i),
+            None => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(a) => cel::Value::List(Arc::new(a.iter().map(to_cel).collect())),
+        Value::Object(o) => {
+            let map: HashMap<String, cel::Value> =
+                o.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            cel::Value::from(map)
+        }
+    }
+}
+
+/// Evaluates every rule on every subject it targets. `keep_going` is polled between subjects:
+/// when it says stop (the caller's deadline passed), evaluation ends early.
+pub fn evaluate(
+    rules: &[CompiledRule],
+    input: &Input,
+    keep_going: &dyn Fn() -> bool,
+) -> Option<Vec<RuleResult>> {
+    let root = cel::Context::default();
+    let mut results = Vec::with_capacity(rules.len());
+    for compiled in rules {
+        let mut result = RuleResult {
+            rule: compiled.rule.clone(),
+            failures: Vec::new(),
+            evaluated: 0,
+        };
+        for (server, server_value, items) in &input.servers {
+            let subjects: Vec<(Option<&str>, cel::Value)> = match compiled.rule.target {
+                Target::Server => vec![(None, mcp(server_value, None))],
+                Target::Item(kind) => items
+                    .iter()
+                    .filter(|(k, _, _)| *k == kind)
+                    .map(|(k, key, v)| {
+                        (
+                            Some(key.as_str()),
+                            mcp(server_value, Some((item_field(*k), v))),
+                        )
+                    })
+                    .collect(),
+            };
+            for (item, value) in subjects {
+                if !keep_going() {
+                    return None;
+                }
+                let mut scope = root.new_inner_scope();
+                scope.add_variable_from_value("mcp", value);
+                let outcome = match compiled.program.execute(&scope) {
+                    Ok(cel::Value::Bool(true)) => Outcome::Pass,
+                    Ok(cel::Value::Bool(false)) => Outcome::Fail,
+                    Ok(other) => {
+                        Outcome::Error(format!("returned {}, not a boolean", type_name(&other)))
+                    }
+                    Err(e) => Outcome::Error(e.to_string()),
+                };
+                result.evaluated += 1;
+                if outcome != Outcome::Pass {
+                    result.failures.push((
+                        SubjectRef {
+                            server: server.clone(),
+                            item: item.map(str::to_owned),
+                        },
+                        outcome,
+                    ));
+                }
+            }
+        }
+        results.push(result);
+    }
+    Some(results)
+}
+
+fn mcp(server: &cel::Value, item: Option<(&str, &cel::Value)>) -> cel::Value {
+    let mut map: HashMap<String, cel::Value> = HashMap::new();
+    map.insert("server".into(), server.clone());
+    if let Some((field, value)) = item {
+        map.insert(field.into(), value.clone());
+    }
+    cel::Value::from(map)
+}
+
+fn type_name(v: &cel::Value) -> &'static str {
+    match v {
+        cel::Value::List(_) => "a list",
+        cel::Value::Map(_) => "a map",
+        cel::Value::Int(_) | cel::Value::UInt(_) => "an int",
+        cel::Value::Float(_) => "a double",
+        cel::Value::String(_) => "a string",
+        cel::Value::Bytes(_) => "bytes",
+        cel::Value::Null => "null",
+        _ => "a non-boolean value",
+    }
+}
+
+/// The embedded presets: (name, what it is for, YAML).
+pub const PRESETS: [(&str, &str, &str); 2] = [
+    (
+        "baseline",
+        "rules every server should pass: described tools, MCP-conformant names, no poisoning findings, bounded instructions",
+        include_str!("presets/baseline.yaml"),
+    ),
+    (
+        "strict",
+        "baseline, plus: destructive tools must say so explicitly, no file:// or http:// resource templates, short instructions",
+        include_str!("presets/strict.yaml"),
+    ),
+];
+
+pub fn preset(name: &str) -> Option<Result<Policy, PolicyError>> {
+    PRESETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(n, _, text)| parse_policy(&format!("preset {n}"), text))
+}
+
+#[cfg(test)]
+mod tests;
