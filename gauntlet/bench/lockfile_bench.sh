@@ -49,3 +49,7 @@ done
 echo "mcplock diff of two 10,000-tool lockfiles (500 tools changed), median of 7: $(printf '%s\n' "${dt[@]}" | sort -n | sed -n 4p) us"
 /usr/bin/time -f "peak RSS of that diff: %M KiB (the two files: $(( ($(wc -c < "$work/10k.json") + $(wc -c < "$work/10k-changed.json")) / 1024 )) KiB)" \
   target/release/mcplock diff "$work/10k.json" "$work/10k-changed.json" --format json --fail-on never >/dev/null
+
+# policy check --preset strict over the 10,000-tool lockfile.
+t0=$(now); target/release/mcplock policy check --preset strict --eval-timeout 60 --lockfile "$work/10k.json" >/dev/null; t1=$(now)
+echo "policy check --preset strict over 10,000 tools: $(( (t1 - t0) / 1000 )) us"

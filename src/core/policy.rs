@@ -316,8 +316,14 @@ pub struct Input {
     servers: Vec<ServerInput>,
 }
 
-/// A server's name, its `mcp.server` value and its items' values.
-type ServerInput = (String, cel::Value, Vec<(ItemKind, String, cel::Value)>);
+/// A server's name, its `mcp.server` value for server rules (with the item lists), the same
+/// without the lists for item rules, and its items' values.
+type ServerInput = (
+    String,
+    cel::Value,
+    cel::Value,
+    Vec<(ItemKind, String, cel::Value)>,
+);
 
 impl Input {
     pub fn new(lockfile: &Lockfile) -> Input {
@@ -335,12 +341,21 @@ impl Input {
                             .map(move |(key, def)| (kind, key.clone(), item_json(kind, name, def)))
                     })
                     .collect();
-                let server_json = server_json(name, server, &items);
+                let full = server_json(name, server, &items);
+                // The cel crate converts a variable's whole value on every evaluation, so an
+                // item rule that carried every item would cost O(items^2): item rules get the
+                // server without its lists.
+                let mut light = full.clone();
+                if let Value::Object(map) = &mut light {
+                    for kind in ItemKind::ALL {
+                        map.remove(kind.field());
+                    }
+                }
                 let items = items
                     .into_iter()
                     .map(|(kind, key, v)| (kind, key, to_cel(&v)))
                     .collect();
-                (name.clone(), to_cel(&server_json), items)
+                (name.clone(), to_cel(&full), to_cel(&light), items)
             })
             .collect();
         Input { servers }
@@ -477,18 +492,13 @@ pub fn evaluate(
             failures: Vec::new(),
             evaluated: 0,
         };
-        for (server, server_value, items) in &input.servers {
+        for (server, full, light, items) in &input.servers {
             let subjects: Vec<(Option<&str>, cel::Value)> = match compiled.rule.target {
-                Target::Server => vec![(None, mcp(server_value, None))],
+                Target::Server => vec![(None, mcp(full, None))],
                 Target::Item(kind) => items
                     .iter()
                     .filter(|(k, _, _)| *k == kind)
-                    .map(|(k, key, v)| {
-                        (
-                            Some(key.as_str()),
-                            mcp(server_value, Some((item_field(*k), v))),
-                        )
-                    })
+                    .map(|(k, key, v)| (Some(key.as_str()), mcp(light, Some((item_field(*k), v)))))
                     .collect(),
             };
             for (item, value) in subjects {
