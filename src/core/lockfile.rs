@@ -7,7 +7,7 @@
 //! field, or a stored digest that does not match what it covers is an error naming the place,
 //! so a hand-edited definition is caught even when the file is not signed.
 
-use crate::core::canonical::{Digest, object_to_canonical, to_canonical};
+use crate::core::canonical::{Digest, object_to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::snapshot::{ItemKind, Items, Launch, Snapshot};
 use serde_json::{Map, Value, json};
@@ -220,11 +220,6 @@ impl Lockfile {
         let mut bytes = serde_json::to_vec_pretty(&self.to_json()).unwrap_or_default();
         bytes.push(b'\n');
         bytes
-    }
-
-    /// The RFC 8785 bytes of the document (what a signature covers).
-    pub fn to_canonical(&self) -> Vec<u8> {
-        to_canonical(&self.to_json())
     }
 
     pub fn to_json(&self) -> Value {

@@ -360,22 +360,6 @@ impl Input {
             .collect();
         Input { servers }
     }
-
-    /// The model as JSON, for `policy explain --input` style inspection and the docs.
-    pub fn server_json(lockfile: &Lockfile, name: &str) -> Option<Value> {
-        let server = lockfile.servers.get(name)?;
-        let items: Vec<(ItemKind, String, Value)> = ItemKind::ALL
-            .into_iter()
-            .flat_map(|kind| {
-                server
-                    .items(kind)
-                    .into_iter()
-                    .flatten()
-                    .map(move |(key, def)| (kind, key.clone(), item_json(kind, name, def)))
-            })
-            .collect();
-        Some(server_json(name, server, &items))
-    }
 }
 
 fn item_field(kind: ItemKind) -> &'static str {

@@ -190,11 +190,6 @@ impl StdioServer {
         }
     }
 
-    /// The exit status, if the server has already exited.
-    pub fn exit_status_now(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
     /// Stops the server: closes its input and waits up to `grace`, then TERM to the process
     /// group and waits up to `grace`, then KILL. Whatever else is left in the group afterwards
     /// (helpers the server started) gets the same treatment.
