@@ -3,7 +3,7 @@
 use super::lock::MAX_LOCKFILE_BYTES;
 use super::scan::pretty;
 use super::{CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
-use crate::core::canonical::to_canonical;
+use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::Lockfile;
 use crate::core::signature::{Envelope, signed_bytes};
@@ -59,25 +59,42 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
 
 /// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
 /// bytes; the caller decides how strictly to read it as a lockfile.
-fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
+pub(super) fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
     let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
         .map_err(|e| usage(e.to_string()))?
         .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
     parse_strict(&bytes).map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))
 }
 
-fn default_signature_path(lockfile: &Path) -> PathBuf {
+pub(super) fn default_signature_path(lockfile: &Path) -> PathBuf {
     let mut name = lockfile.as_os_str().to_owned();
     name.push(".sig");
     PathBuf::from(name)
 }
 
-pub fn sign(args: SignArgs) -> Result<Output, CliError> {
-    let secret = read_secret(&args.key, MAX_KEY_BYTES).map_err(|e| usage(e.to_string()))?;
+/// Reads an Ed25519 private key (refusing one others may read).
+pub(super) fn load_private_key(path: &Path) -> Result<PrivateKey, CliError> {
+    let secret = read_secret(path, MAX_KEY_BYTES).map_err(|e| usage(e.to_string()))?;
     let pem = std::str::from_utf8(&secret)
-        .map_err(|_| usage(format!("{} is not a PEM file", args.key.display())))?;
-    let key =
-        PrivateKey::from_pem(pem).map_err(|e| usage(format!("{}: {e}", args.key.display())))?;
+        .map_err(|_| usage(format!("{} is not a PEM file", path.display())))?;
+    PrivateKey::from_pem(pem).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+/// Reads an Ed25519 public key and its key id.
+pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliError> {
+    let public_pem = read_bounded(path, MAX_KEY_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("public key {} does not exist", path.display())))?;
+    let public_pem = String::from_utf8(public_pem)
+        .map_err(|_| usage(format!("{} is not a PEM file", path.display())))?;
+    let public =
+        PublicKey::from_pem(&public_pem).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    Ok((public, key_id))
+}
+
+pub fn sign(args: SignArgs) -> Result<Output, CliError> {
+    let key = load_private_key(&args.key)?;
     let document = read_lockfile_json(&args.lockfile)?;
     let canonical = to_canonical(&document);
     let lockfile = Lockfile::from_value(&document).map_err(|e| {
@@ -123,14 +140,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
-    let public_pem = read_bounded(&args.key, MAX_KEY_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("public key {} does not exist", args.key.display())))?;
-    let public_pem = String::from_utf8(public_pem)
-        .map_err(|_| usage(format!("{} is not a PEM file", args.key.display())))?;
-    let public = PublicKey::from_pem(&public_pem)
-        .map_err(|e| usage(format!("{}: {e}", args.key.display())))?;
-    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    let (public, key_id) = load_public_key(&args.key)?;
     let envelope_bytes = read_bounded(&signature_path, MAX_SIGNATURE_BYTES)
         .map_err(|e| usage(e.to_string()))?
         .ok_or_else(|| {

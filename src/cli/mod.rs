@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch, output and exit codes.
 
+mod bundle;
 mod diff;
 mod exit;
 mod keys;
@@ -131,6 +132,116 @@ pub enum Command {
     /// Check CEL policies over what servers offer (a lockfile or a live server).
     #[command(after_help = EXIT_CODES)]
     Policy(PolicyArgs),
+
+    /// Export or verify an audit bundle: one ZIP an auditor can check offline.
+    #[command(after_help = EXIT_CODES)]
+    Bundle(BundleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    #[command(subcommand)]
+    pub command: BundleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Pack a signed lockfile into a deterministic ZIP for auditors.
+    ///
+    /// The bundle holds the lockfile, its signature, the signer's public key, README.txt
+    /// (what was approved, for people), the policy and its result when --policy is given, and
+    /// manifest.json (size and sha256 of every other member, and a summary). With --key the
+    /// manifest is signed too (manifest.json.sig), so every byte is covered. Export refuses a
+    /// lockfile whose signature does not verify, and an approval that fails its policy. Same
+    /// inputs give the same bytes, whatever the clock, umask, file modes or directory.
+    ///
+    /// Examples:
+    ///   mcplock bundle export --key team.key -o approval.zip
+    ///   mcplock bundle export --public-key team.pub --policy team-policy.yaml
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Export(BundleExportArgs),
+
+    /// Check a bundle offline, treating the ZIP as hostile, and show what it approves.
+    ///
+    /// Rejects path traversal, absolute paths, backslashes, duplicate names, symlinks,
+    /// directories, encrypted entries, unknown members, entries not in the manifest or
+    /// missing from the ZIP, size or hash mismatches, too many entries and members that
+    /// inflate past a cap (zip bombs). Then checks the lockfile (strict read, summary), runs the
+    /// policy again and compares the result, and verifies both signatures against --key.
+    /// Nothing is extracted to disk.
+    ///
+    /// Without --key only integrity can be checked (a key inside the bundle proves nothing):
+    /// exit 1 unless --integrity-only. A bundle with an unsigned manifest also needs
+    /// --integrity-only. Exit 0 only when everything holds; 1 when a check fails; 2 when the
+    /// input cannot be read.
+    ///
+    /// Example:
+    ///   mcplock bundle verify approval.zip --key team.pub
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Verify(BundleVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleExportArgs {
+    /// Where to write the bundle.
+    #[arg(short = 'o', long, value_name = "PATH", default_value = "approval.zip")]
+    pub output: std::path::PathBuf,
+
+    /// The signed lockfile to pack.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// The lockfile's signature envelope [default: LOCKFILE.sig].
+    #[arg(long, value_name = "PATH")]
+    pub signature: Option<std::path::PathBuf>,
+
+    /// The signer's Ed25519 private key: signs the manifest (and gives the public key).
+    #[arg(long, value_name = "PRIVATE")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// The signer's public key (PEM SPKI), when --key is not given.
+    #[arg(long, value_name = "PUBLIC")]
+    pub public_key: Option<std::path::PathBuf>,
+
+    /// A policy file to evaluate over the lockfile and include with its result.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+
+    /// Seconds the policy evaluation may take.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub eval_timeout: f64,
+
+    /// Replace an existing file at --output that holds something else.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleVerifyArgs {
+    /// The bundle to verify.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: std::path::PathBuf,
+
+    /// The signer's Ed25519 public key (PEM SPKI), obtained from the signer, not the bundle.
+    #[arg(long, value_name = "PUBLIC")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Accept a bundle whose authenticity cannot be fully established (no --key, or an
+    /// unsigned manifest); integrity is still checked in full.
+    #[arg(long)]
+    pub integrity_only: bool,
+
+    /// Seconds the policy evaluation may take.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub eval_timeout: f64,
+
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -501,6 +612,7 @@ pub fn main() -> ExitCode {
             Command::Verify(args) => keys::verify(args),
             Command::Diff(args) => diff::run(args).await,
             Command::Policy(args) => policy::run(args).await,
+            Command::Bundle(args) => bundle::run(args).await,
         }
     });
     match outcome {

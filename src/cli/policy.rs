@@ -169,6 +169,38 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     Ok(Output { stdout, exit })
 }
 
+/// A policy evaluated for an audit bundle: its JSON result (the `policy check --format json`
+/// report) and the human report.
+pub(super) struct BundledPolicy {
+    pub passed: bool,
+    pub rules: usize,
+    pub json: String,
+    pub human: String,
+}
+
+/// Evaluates one policy file's text over a lockfile, named by its member name in the bundle
+/// so the result does not depend on where the file was.
+pub(super) fn evaluate_bundled(
+    member_name: &str,
+    text: &str,
+    lockfile: Lockfile,
+    limit: Duration,
+) -> Result<BundledPolicy, CliError> {
+    let parsed = policy::parse_policy(member_name, text)
+        .map_err(|e| usage(format!("broken policy: {e}")))?;
+    let names = vec![parsed.name.clone()];
+    let compiled =
+        policy::compile(parsed.rules).map_err(|e| usage(format!("broken policy: {e}")))?;
+    let results = evaluate_bounded(compiled, lockfile, limit)?;
+    let failed = results.iter().any(RuleResult::fails_check);
+    Ok(BundledPolicy {
+        passed: !failed,
+        rules: results.len(),
+        json: json_report(&names, Some(&results), failed),
+        human: human(&names, Some(&results), false, failed),
+    })
+}
+
 fn outcome_text(o: &Outcome) -> String {
     match o {
         Outcome::Pass => "pass".into(),

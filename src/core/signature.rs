@@ -9,6 +9,9 @@
 //!
 //! so a signature made for a lockfile can never be replayed as a signature over anything else
 //! (and vice versa). The envelope beside the lockfile is a small JSON document.
+//!
+//! The manifest of an audit bundle is signed the same way with its own payload type, over the
+//! exact bytes of `manifest.json` (no canonicalization: every byte of the bundle is covered).
 
 use crate::core::canonical::Digest;
 use crate::core::json::parse_strict;
@@ -18,10 +21,43 @@ use serde_json::{Value, json};
 
 /// The DSSE payload type of a signed mcplock lockfile.
 pub const PAYLOAD_TYPE: &str = "application/vnd.mcplock.lockfile+json; version=1";
+/// The DSSE payload type of a signed audit-bundle manifest.
+pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.mcplock.bundle-manifest+json; version=1";
 /// Format version of the signature envelope.
 pub const ENVELOPE_VERSION: u64 = 1;
 pub const ALGORITHM: &str = "ed25519";
-pub const CANONICALIZATION: &str = "RFC8785";
+
+/// What a signature is over; each has its own payload type, so neither can stand for the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signed {
+    /// The RFC 8785 canonical bytes of a lockfile.
+    Lockfile,
+    /// The exact bytes of an audit bundle's `manifest.json`.
+    BundleManifest,
+}
+
+impl Signed {
+    pub fn payload_type(self) -> &'static str {
+        match self {
+            Signed::Lockfile => PAYLOAD_TYPE,
+            Signed::BundleManifest => MANIFEST_PAYLOAD_TYPE,
+        }
+    }
+
+    /// How the signed body is made from the file: `RFC8785` (canonical form of the JSON) or
+    /// `none` (the file's exact bytes).
+    pub fn canonicalization(self) -> &'static str {
+        match self {
+            Signed::Lockfile => "RFC8785",
+            Signed::BundleManifest => "none",
+        }
+    }
+
+    /// The bytes an Ed25519 signature of this kind covers.
+    pub fn signed_bytes(self, body: &[u8]) -> Vec<u8> {
+        pae(self.payload_type(), body)
+    }
+}
 
 /// DSSE v1 pre-authentication encoding.
 pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
@@ -39,7 +75,7 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 
 /// The bytes an Ed25519 signature over a lockfile covers.
 pub fn signed_bytes(canonical_lockfile: &[u8]) -> Vec<u8> {
-    pae(PAYLOAD_TYPE, canonical_lockfile)
+    Signed::Lockfile.signed_bytes(canonical_lockfile)
 }
 
 /// A parsed signature envelope.
@@ -66,14 +102,19 @@ pub enum EnvelopeError {
 }
 
 impl Envelope {
-    /// The envelope as written: pretty JSON, sorted keys, final newline.
+    /// The envelope of a lockfile signature as written.
     pub fn to_pretty(&self) -> Vec<u8> {
+        self.to_pretty_for(Signed::Lockfile)
+    }
+
+    /// The envelope as written: pretty JSON, sorted keys, final newline.
+    pub fn to_pretty_for(&self, kind: Signed) -> Vec<u8> {
         let doc = json!({
             "algorithm": ALGORITHM,
-            "canonicalization": CANONICALIZATION,
+            "canonicalization": kind.canonicalization(),
             "keyId": self.key_id.to_string(),
             "mcplockSignature": ENVELOPE_VERSION,
-            "payloadType": PAYLOAD_TYPE,
+            "payloadType": kind.payload_type(),
             "signature": STANDARD.encode(self.signature),
         });
         let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
@@ -81,8 +122,13 @@ impl Envelope {
         bytes
     }
 
-    /// Reads an envelope strictly: exactly the documented fields, with the expected values.
+    /// Reads a lockfile signature envelope strictly.
     pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        Envelope::parse_for(bytes, Signed::Lockfile)
+    }
+
+    /// Reads an envelope strictly: exactly the documented fields, with the expected values.
+    pub fn parse_for(bytes: &[u8], kind: Signed) -> Result<Envelope, EnvelopeError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(EnvelopeError::Empty);
         }
@@ -114,8 +160,8 @@ impl Envelope {
         };
         for (key, expected) in [
             ("algorithm", ALGORITHM),
-            ("canonicalization", CANONICALIZATION),
-            ("payloadType", PAYLOAD_TYPE),
+            ("canonicalization", kind.canonicalization()),
+            ("payloadType", kind.payload_type()),
         ] {
             let found = text(key)?;
             if found != expected {
@@ -180,5 +226,24 @@ mod tests {
         );
         let extra = text.replacen('{', "{\"note\": \"x\",", 1);
         assert!(Envelope::parse(extra.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_manifest_envelope_is_never_read_as_a_lockfile_envelope() {
+        let env = Envelope {
+            key_id: Digest::of_bytes(b"key"),
+            signature: [9; 64],
+        };
+        let manifest = env.to_pretty_for(Signed::BundleManifest);
+        assert_eq!(
+            Envelope::parse_for(&manifest, Signed::BundleManifest),
+            Ok(env.clone())
+        );
+        assert!(Envelope::parse(&manifest).is_err());
+        assert!(Envelope::parse_for(&env.to_pretty(), Signed::BundleManifest).is_err());
+        assert_ne!(
+            Signed::Lockfile.signed_bytes(b"x"),
+            Signed::BundleManifest.signed_bytes(b"x")
+        );
     }
 }

@@ -1,3 +1,4 @@
-//! Edges that touch the machine: the filesystem (and later the clock and ZIP files).
+//! Edges that touch the machine: the filesystem and ZIP archives.
 
 pub mod fs;
+pub mod zip;

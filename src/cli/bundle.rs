@@ -1,0 +1,568 @@
+//! `bundle export` and `bundle verify`: one ZIP an auditor can check offline.
+
+use super::keys::{default_signature_path, load_private_key, load_public_key};
+use super::lock::MAX_LOCKFILE_BYTES;
+use super::policy::evaluate_bundled;
+use super::scan::pretty;
+use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError, ExitKind};
+use super::{Format, Output};
+use crate::core::bundle::{
+    self, FileEntry, Manifest, PolicySummary, ReadmeInput, ServerSummary, check_member_name,
+    readme, recorded_digest, summarize,
+};
+use crate::core::canonical::to_canonical;
+use crate::core::json::parse_strict;
+use crate::core::lockfile::Lockfile;
+use crate::core::policy::MAX_POLICY_BYTES;
+use crate::core::signature::{Envelope, Signed};
+use crate::core::text::{escape, summary_line};
+use crate::crypto::ed25519::PublicKey;
+use crate::edge::fs::{read_bounded, write_atomic};
+use crate::edge::zip::{ReadLimits, ZipReadError, read_hostile, write_deterministic};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
+/// The largest bundle read: a lockfile at its cap, plus room for the other members.
+const MAX_BUNDLE_BYTES: u64 = MAX_LOCKFILE_BYTES + (64 << 20);
+const LIMITS: ReadLimits = ReadLimits {
+    max_entries: bundle::KNOWN_MEMBERS.len(),
+    max_member_bytes: MAX_LOCKFILE_BYTES,
+    max_total_bytes: MAX_LOCKFILE_BYTES + (64 << 20),
+};
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::Usage, message)
+}
+
+fn no(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::No, message)
+}
+
+pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
+    match args.command {
+        BundleCommand::Export(args) => export(args),
+        BundleCommand::Verify(args) => verify(args),
+    }
+}
+
+fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
+    read_bounded(path, limit)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("{what} {} does not exist", path.display())))
+}
+
+fn export(args: BundleExportArgs) -> Result<Output, CliError> {
+    let private = args.key.as_deref().map(load_private_key).transpose()?;
+    let public = match (&private, &args.public_key) {
+        (_, Some(path)) => {
+            let (public, key_id) = load_public_key(path)?;
+            if let Some(private) = &private {
+                let own = private.public().key_id().map_err(|e| usage(e.to_string()))?;
+                if own != key_id {
+                    return Err(usage(format!(
+                        "--key is key {own} but --public-key {} is key {key_id}; give the matching pair",
+                        path.display()
+                    )));
+                }
+            }
+            public
+        }
+        (Some(private), None) => private.public(),
+        (None, None) => {
+            return Err(usage(
+                "no key given: pass --public-key (the key that verifies the lockfile's signature), or --key to also sign the manifest",
+            ));
+        }
+    };
+    let signer = public.key_id().map_err(|e| usage(e.to_string()))?;
+    let public_pem = public.to_pem().map_err(|e| usage(e.to_string()))?;
+
+    let lockfile_bytes = read_input(&args.lockfile, MAX_LOCKFILE_BYTES, "lockfile")?;
+    let document = parse_strict(&lockfile_bytes).map_err(|e| {
+        usage(format!(
+            "{} is not valid JSON: {e}",
+            args.lockfile.display()
+        ))
+    })?;
+    let lockfile = Lockfile::from_value(&document).map_err(|e| {
+        usage(format!(
+            "refusing to export {}: it fails its own checks: {e}",
+            args.lockfile.display()
+        ))
+    })?;
+    let signature_path = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| default_signature_path(&args.lockfile));
+    let signature_bytes = read_bounded(&signature_path, MAX_SIGNATURE_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| {
+            usage(format!(
+                "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
+                signature_path.display()
+            ))
+        })?;
+    let envelope = Envelope::parse(&signature_bytes)
+        .map_err(|e| usage(format!("{}: {e}", signature_path.display())))?;
+    if envelope.key_id != signer {
+        return Err(no(format!(
+            "refusing to export: {} was made by key {}, not by the key given ({signer})",
+            signature_path.display(),
+            envelope.key_id
+        )));
+    }
+    let canonical = to_canonical(&document);
+    if !public.verify(&Signed::Lockfile.signed_bytes(&canonical), &envelope.signature) {
+        return Err(no(format!(
+            "refusing to export: the signature {} does not verify over {} (the lockfile changed after signing; re-sign it)",
+            signature_path.display(),
+            args.lockfile.display()
+        )));
+    }
+
+    let servers = summarize(&lockfile, |name| recorded_digest(&document, name));
+    let mut members: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    let mut policy = None;
+    if let Some(path) = &args.policy {
+        let text = read_input(path, MAX_POLICY_BYTES as u64, "policy")?;
+        let text = String::from_utf8(text)
+            .map_err(|_| usage(format!("policy {} is not UTF-8", path.display())))?;
+        let evaluated = evaluate_bundled(
+            bundle::POLICY,
+            &text,
+            lockfile.clone(),
+            Duration::from_secs_f64(args.eval_timeout),
+        )?;
+        if !evaluated.passed {
+            let mut error = no(format!(
+                "refusing to export an approval that fails its policy {}; fix the servers or the policy first",
+                path.display()
+            ));
+            error.details = evaluated.human.lines().map(str::to_string).collect();
+            return Err(error);
+        }
+        policy = Some(PolicySummary {
+            passed: true,
+            rules: evaluated.rules,
+        });
+        members.insert(bundle::POLICY, text.into_bytes());
+        members.insert(bundle::POLICY_RESULT, evaluated.json.into_bytes());
+    }
+    let readme_text = readme(&ReadmeInput {
+        lockfile: &lockfile,
+        servers: &servers,
+        signer,
+        manifest_signed: private.is_some(),
+        policy,
+    });
+    members.insert(bundle::README, readme_text.into_bytes());
+    members.insert(bundle::PUBLIC_KEY, public_pem.into_bytes());
+    members.insert(bundle::LOCKFILE_SIG, signature_bytes);
+    members.insert(bundle::LOCKFILE, lockfile_bytes);
+
+    let manifest = Manifest {
+        mcplock_version: env!("CARGO_PKG_VERSION").to_string(),
+        signer,
+        files: members
+            .iter()
+            .map(|(name, bytes)| (name.to_string(), FileEntry::of(bytes)))
+            .collect(),
+        servers: servers.clone(),
+        policy,
+    };
+    let manifest_bytes = manifest.to_bytes();
+    if let Some(private) = &private {
+        let signature = Envelope {
+            key_id: signer,
+            signature: private.sign(&Signed::BundleManifest.signed_bytes(&manifest_bytes)),
+        };
+        members.insert(
+            bundle::MANIFEST_SIG,
+            signature.to_pretty_for(Signed::BundleManifest),
+        );
+    }
+    members.insert(bundle::MANIFEST, manifest_bytes);
+    let entries: Vec<(&str, &[u8])> = members.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let zip = write_deterministic(&entries).map_err(usage)?;
+
+    let unchanged = read_bounded(&args.output, MAX_BUNDLE_BYTES)
+        .ok()
+        .flatten()
+        .map(|existing| existing == zip);
+    match unchanged {
+        Some(true) => {}
+        Some(false) if !args.force => {
+            return Err(usage(format!(
+                "{} already exists with other contents; refusing to overwrite it (choose another -o, or pass --force)",
+                args.output.display()
+            )));
+        }
+        _ => write_atomic(&args.output, &zip).map_err(|e| usage(e.to_string()))?,
+    }
+    let sha256 = bundle::hex(&FileEntry::of(&zip).sha256);
+    let tools: usize = servers.iter().map(|s| s.tools).sum();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "bundle": args.output.display().to_string(),
+            "bytes": zip.len(),
+            "manifestSigned": private.is_some(),
+            "members": members.keys().collect::<Vec<_>>(),
+            "policy": policy.map(|p| json!({"passed": p.passed, "rules": p.rules})),
+            "servers": servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "sha256": sha256,
+            "signer": signer.to_string(),
+            "unchanged": unchanged == Some(true),
+        })),
+        Format::Human => {
+            let mut out = format!(
+                "{} {} ({} bytes, sha256 {sha256})\n{} server(s), {tools} tool(s); lockfile signed by key {signer}\n",
+                if unchanged == Some(true) {
+                    "unchanged"
+                } else {
+                    "exported"
+                },
+                args.output.display(),
+                zip.len(),
+                servers.len(),
+            );
+            if let Some(p) = policy {
+                let _ = writeln!(out, "policy passed ({} rule(s))", p.rules);
+            }
+            if private.is_some() {
+                out.push_str("manifest signed: every byte of the bundle is covered\n");
+            } else {
+                out.push_str("manifest NOT signed: pass --key to cover README.txt and the policy too (bundle verify will need --integrity-only)\n");
+            }
+            out
+        }
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+/// A bundle that passed every integrity check, and what it says.
+struct Checked {
+    manifest: Manifest,
+    lockfile: Lockfile,
+    signer_key: PublicKey,
+    manifest_signature: Option<Envelope>,
+    manifest_bytes: Vec<u8>,
+    lockfile_signature: Envelope,
+    canonical: Vec<u8>,
+}
+
+/// Everything short of authenticity: the archive's structure, the members against the
+/// manifest, the lockfile's strict read and summary, the policy result.
+fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliError> {
+    let rejected = |m: String| no(format!("bundle rejected: {m}"));
+    let members = read_hostile(zip, LIMITS).map_err(|e| match e {
+        ZipReadError::Unreadable(m) => usage(format!("not a readable ZIP archive: {m}")),
+        ZipReadError::Rejected(m) => rejected(m),
+    })?;
+    let mut by_name: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+    for member in members {
+        let name = check_member_name(&member.name).map_err(rejected)?;
+        by_name.insert(name, member.bytes);
+    }
+    let manifest_bytes = by_name
+        .remove(bundle::MANIFEST)
+        .ok_or_else(|| rejected("it has no manifest.json".into()))?;
+    let manifest_signature = by_name.remove(bundle::MANIFEST_SIG);
+    let manifest = Manifest::parse(&manifest_bytes).map_err(|e| rejected(e.to_string()))?;
+    manifest
+        .check_members(by_name.iter().map(|(n, b)| (*n, b.as_slice())))
+        .map_err(|e| rejected(e.to_string()))?;
+    let member = |name: &str| by_name.get(name).map(Vec::as_slice).unwrap_or_default();
+
+    let pem = std::str::from_utf8(member(bundle::PUBLIC_KEY))
+        .map_err(|_| rejected(format!("{} is not a PEM file", bundle::PUBLIC_KEY)))?;
+    let signer_key = PublicKey::from_pem(pem)
+        .map_err(|e| rejected(format!("{}: {e}", bundle::PUBLIC_KEY)))?;
+    let bundled_id = signer_key.key_id().map_err(|e| usage(e.to_string()))?;
+    if bundled_id != manifest.signer {
+        return Err(rejected(format!(
+            "{} is key {bundled_id}, but manifest.json names signer {}",
+            bundle::PUBLIC_KEY,
+            manifest.signer
+        )));
+    }
+    let lockfile_signature = Envelope::parse(member(bundle::LOCKFILE_SIG))
+        .map_err(|e| rejected(format!("{}: {e}", bundle::LOCKFILE_SIG)))?;
+    if lockfile_signature.key_id != manifest.signer {
+        return Err(rejected(format!(
+            "{} was made by key {}, but manifest.json names signer {}",
+            bundle::LOCKFILE_SIG,
+            lockfile_signature.key_id,
+            manifest.signer
+        )));
+    }
+    let manifest_signature = manifest_signature
+        .map(|bytes| {
+            let envelope = Envelope::parse_for(&bytes, Signed::BundleManifest)
+                .map_err(|e| rejected(format!("{}: {e}", bundle::MANIFEST_SIG)))?;
+            if envelope.key_id != manifest.signer {
+                return Err(rejected(format!(
+                    "{} was made by key {}, but manifest.json names signer {}",
+                    bundle::MANIFEST_SIG,
+                    envelope.key_id,
+                    manifest.signer
+                )));
+            }
+            Ok(envelope)
+        })
+        .transpose()?;
+
+    let document = parse_strict(member(bundle::LOCKFILE))
+        .map_err(|e| rejected(format!("{} is not valid JSON: {e}", bundle::LOCKFILE)))?;
+    let lockfile = Lockfile::from_value(&document).map_err(|e| {
+        rejected(format!(
+            "{} fails its own checks: {e}",
+            bundle::LOCKFILE
+        ))
+    })?;
+    let servers = summarize(&lockfile, |name| recorded_digest(&document, name));
+    manifest
+        .check_summary(&servers)
+        .map_err(|e| rejected(e.to_string()))?;
+    let canonical = to_canonical(&document);
+
+    if let Some(claimed) = manifest.policy {
+        let text = std::str::from_utf8(member(bundle::POLICY))
+            .map_err(|_| rejected(format!("{} is not UTF-8", bundle::POLICY)))?;
+        let evaluated = evaluate_bundled(bundle::POLICY, text, lockfile.clone(), eval_timeout)
+            .map_err(|e| rejected(format!("{}: {}", bundle::POLICY, e.headline)))?;
+        if evaluated.json.as_bytes() != member(bundle::POLICY_RESULT) {
+            return Err(rejected(format!(
+                "{} is not what {} gives over this lockfile (evaluated again: {})",
+                bundle::POLICY_RESULT,
+                bundle::POLICY,
+                if evaluated.passed { "passes" } else { "fails" }
+            )));
+        }
+        if !evaluated.passed || !claimed.passed || claimed.rules != evaluated.rules {
+            return Err(rejected(format!(
+                "the policy does not pass: {}",
+                evaluated.human.lines().last().unwrap_or_default()
+            )));
+        }
+    }
+    Ok(Checked {
+        manifest,
+        lockfile,
+        signer_key,
+        manifest_signature,
+        manifest_bytes,
+        lockfile_signature,
+        canonical,
+    })
+}
+
+/// How far a verified bundle's authenticity reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Authenticity {
+    /// The given key signed the lockfile and the manifest: every byte.
+    Full,
+    /// The given key signed the lockfile; the manifest is unsigned.
+    LockfileOnly,
+    /// No key given: the signatures hold against the bundle's own key, which proves nothing.
+    None,
+}
+
+fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
+    let trusted = args.key.as_deref().map(load_public_key).transpose()?;
+    let zip = read_input(&args.bundle, MAX_BUNDLE_BYTES, "bundle")?;
+    let checked = check_integrity(&zip, Duration::from_secs_f64(args.eval_timeout));
+    let checked = match checked {
+        Ok(c) => c,
+        Err(mut e) => {
+            if args.format == Format::Json && e.kind == ExitKind::No {
+                e.json_stdout = Some(pretty(&json!({
+                    "bundle": args.bundle.display().to_string(),
+                    "error": e.headline,
+                    "verified": false,
+                })));
+            }
+            return Err(e);
+        }
+    };
+    let signer = checked.manifest.signer;
+    let key = match &trusted {
+        Some((key, key_id)) => {
+            if *key_id != signer {
+                return Err(no(format!(
+                    "bundle not verified: it was signed by key {signer}, but the key given ({}) is {key_id}",
+                    args.key.as_deref().unwrap_or(Path::new("")).display()
+                )));
+            }
+            key
+        }
+        None => &checked.signer_key,
+    };
+    if !key.verify(
+        &Signed::Lockfile.signed_bytes(&checked.canonical),
+        &checked.lockfile_signature.signature,
+    ) {
+        return Err(no(format!(
+            "bundle not verified: {} does not verify over {} (one of them changed after signing)",
+            bundle::LOCKFILE_SIG,
+            bundle::LOCKFILE
+        )));
+    }
+    if let Some(envelope) = &checked.manifest_signature
+        && !key.verify(
+            &Signed::BundleManifest.signed_bytes(&checked.manifest_bytes),
+            &envelope.signature,
+        )
+    {
+        return Err(no(format!(
+            "bundle not verified: {} does not verify over manifest.json (the manifest changed after export)",
+            bundle::MANIFEST_SIG
+        )));
+    }
+    let authenticity = match (&trusted, &checked.manifest_signature) {
+        (Some(_), Some(_)) => Authenticity::Full,
+        (Some(_), None) => Authenticity::LockfileOnly,
+        (None, _) => Authenticity::None,
+    };
+    let gap = match authenticity {
+        Authenticity::Full => None,
+        Authenticity::LockfileOnly => Some(
+            "the lockfile's signature holds, but manifest.json is unsigned: README.txt and the policy are covered by hashes only (re-export with --key)",
+        ),
+        Authenticity::None => Some(
+            "integrity holds, but authenticity was NOT checked: no --key given, and the key inside a bundle proves nothing on its own (pass the signer's public key with --key)",
+        ),
+    };
+    let accepted = gap.is_none() || args.integrity_only;
+    let exit = if accepted {
+        ExitKind::Clean
+    } else {
+        ExitKind::No
+    };
+    let servers = summarize(&checked.lockfile, |name| {
+        checked
+            .manifest
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.digest.clone())
+            .unwrap_or_default()
+    });
+    let stdout = match args.format {
+        Format::Json => verify_json(&args, &checked, &servers, authenticity, gap, accepted),
+        Format::Human => verify_human(&args, &checked, &servers, gap, accepted),
+    };
+    Ok(Output { stdout, exit })
+}
+
+fn verify_json(
+    args: &BundleVerifyArgs,
+    checked: &Checked,
+    servers: &[ServerSummary],
+    authenticity: Authenticity,
+    gap: Option<&str>,
+    accepted: bool,
+) -> String {
+    let servers: Vec<Value> = servers
+        .iter()
+        .map(|s| {
+            let tools: Vec<&String> = checked
+                .lockfile
+                .servers
+                .get(&s.name)
+                .map(|server| server.tools.keys().collect())
+                .unwrap_or_default();
+            json!({
+                "digest": s.digest,
+                "name": s.name,
+                "prompts": s.prompts,
+                "resourceTemplates": s.resource_templates,
+                "resources": s.resources,
+                "tools": tools,
+            })
+        })
+        .collect();
+    pretty(&json!({
+        "authenticity": match authenticity {
+            Authenticity::Full => "full",
+            Authenticity::LockfileOnly => "lockfile-only",
+            Authenticity::None => "none",
+        },
+        "bundle": args.bundle.display().to_string(),
+        "manifestSigned": checked.manifest_signature.is_some(),
+        "mcplockVersion": checked.manifest.mcplock_version,
+        "policy": checked.manifest.policy.map(|p| json!({"passed": p.passed, "rules": p.rules})),
+        "servers": servers,
+        "signer": checked.manifest.signer.to_string(),
+        "verified": accepted,
+        "warning": gap,
+    }))
+}
+
+fn verify_human(
+    args: &BundleVerifyArgs,
+    checked: &Checked,
+    servers: &[ServerSummary],
+    gap: Option<&str>,
+    accepted: bool,
+) -> String {
+    let mut out = String::new();
+    let headline = match (gap, accepted) {
+        (None, _) => "verified",
+        (Some(_), true) => "integrity verified (--integrity-only)",
+        (Some(_), false) => "NOT verified",
+    };
+    let _ = writeln!(out, "{headline}: {}", args.bundle.display());
+    if let Some(gap) = gap {
+        let _ = writeln!(out, "  {gap}");
+    }
+    let _ = writeln!(
+        out,
+        "lockfile signed by key {}; manifest {}; exported by mcplock {}",
+        checked.manifest.signer,
+        if checked.manifest_signature.is_some() {
+            "signed"
+        } else {
+            "unsigned"
+        },
+        escape(&checked.manifest.mcplock_version)
+    );
+    if let Some(p) = checked.manifest.policy {
+        let _ = writeln!(
+            out,
+            "policy passed ({} rule(s); evaluated again here)",
+            p.rules
+        );
+    }
+    let _ = writeln!(out, "approved:");
+    for s in servers {
+        let mut counts = format!(
+            "{} tool(s), {} prompt(s), {} resource template(s)",
+            s.tools, s.prompts, s.resource_templates
+        );
+        if let Some(r) = s.resources {
+            let _ = write!(counts, ", {r} resource(s)");
+        }
+        let _ = writeln!(out, "  {} ({counts}) {}", escape(&s.name), s.digest);
+        if let Some(server) = checked.lockfile.servers.get(&s.name) {
+            for (name, def) in &server.tools {
+                let description = def
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(|d| summary_line(d, 80))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "    {} {description}", escape(name));
+            }
+        }
+    }
+    if !accepted {
+        out.push_str("exit 1: pass --key with the signer's public key, or --integrity-only to accept integrity alone\n");
+    }
+    out
+}
