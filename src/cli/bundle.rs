@@ -29,9 +29,13 @@ const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 /// The largest bundle read: a lockfile at its cap, plus room for the other members.
 const MAX_BUNDLE_BYTES: u64 = MAX_LOCKFILE_BYTES + (64 << 20);
 const LIMITS: ReadLimits = ReadLimits {
-    max_entries: bundle::KNOWN_MEMBERS.len(),
-    max_member_bytes: MAX_LOCKFILE_BYTES,
+    // Room for more entries than a bundle holds, so an unknown member is named, not counted.
+    max_entries: 2 * bundle::KNOWN_MEMBERS.len(),
     max_total_bytes: MAX_LOCKFILE_BYTES + (64 << 20),
+    admit: |name| {
+        let name = check_member_name(name)?;
+        Ok(bundle::member_cap(name, MAX_LOCKFILE_BYTES))
+    },
 };
 
 fn usage(message: impl Into<String>) -> CliError {
@@ -61,7 +65,10 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         (_, Some(path)) => {
             let (public, key_id) = load_public_key(path)?;
             if let Some(private) = &private {
-                let own = private.public().key_id().map_err(|e| usage(e.to_string()))?;
+                let own = private
+                    .public()
+                    .key_id()
+                    .map_err(|e| usage(e.to_string()))?;
                 if own != key_id {
                     return Err(usage(format!(
                         "--key is key {own} but --public-key {} is key {key_id}; give the matching pair",
@@ -116,7 +123,10 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         )));
     }
     let canonical = to_canonical(&document);
-    if !public.verify(&Signed::Lockfile.signed_bytes(&canonical), &envelope.signature) {
+    if !public.verify(
+        &Signed::Lockfile.signed_bytes(&canonical),
+        &envelope.signature,
+    ) {
         return Err(no(format!(
             "refusing to export: the signature {} does not verify over {} (the lockfile changed after signing; re-sign it)",
             signature_path.display(),
@@ -267,6 +277,7 @@ fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliErr
     })?;
     let mut by_name: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
     for member in members {
+        // Already admitted by the reader; judged again here to get the known name.
         let name = check_member_name(&member.name).map_err(rejected)?;
         by_name.insert(name, member.bytes);
     }
@@ -282,8 +293,8 @@ fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliErr
 
     let pem = std::str::from_utf8(member(bundle::PUBLIC_KEY))
         .map_err(|_| rejected(format!("{} is not a PEM file", bundle::PUBLIC_KEY)))?;
-    let signer_key = PublicKey::from_pem(pem)
-        .map_err(|e| rejected(format!("{}: {e}", bundle::PUBLIC_KEY)))?;
+    let signer_key =
+        PublicKey::from_pem(pem).map_err(|e| rejected(format!("{}: {e}", bundle::PUBLIC_KEY)))?;
     let bundled_id = signer_key.key_id().map_err(|e| usage(e.to_string()))?;
     if bundled_id != manifest.signer {
         return Err(rejected(format!(
@@ -320,12 +331,8 @@ fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliErr
 
     let document = parse_strict(member(bundle::LOCKFILE))
         .map_err(|e| rejected(format!("{} is not valid JSON: {e}", bundle::LOCKFILE)))?;
-    let lockfile = Lockfile::from_value(&document).map_err(|e| {
-        rejected(format!(
-            "{} fails its own checks: {e}",
-            bundle::LOCKFILE
-        ))
-    })?;
+    let lockfile = Lockfile::from_value(&document)
+        .map_err(|e| rejected(format!("{} fails its own checks: {e}", bundle::LOCKFILE)))?;
     let servers = summarize(&lockfile, |name| recorded_digest(&document, name));
     manifest
         .check_summary(&servers)

@@ -174,9 +174,10 @@ impl Manifest {
                 })
             })
             .collect();
-        let policy = self
-            .policy
-            .map_or(Value::Null, |p| json!({"passed": p.passed, "rules": p.rules}));
+        let policy = self.policy.map_or(
+            Value::Null,
+            |p| json!({"passed": p.passed, "rules": p.rules}),
+        );
         json!({
             "files": files,
             "mcplockBundle": BUNDLE_VERSION,
@@ -227,8 +228,7 @@ impl Manifest {
         let mut files = BTreeMap::new();
         for (name, entry) in files_obj {
             let place = format!("files[{name:?}]");
-            if !KNOWN_MEMBERS.contains(&name.as_str()) || name == MANIFEST || name == MANIFEST_SIG
-            {
+            if !KNOWN_MEMBERS.contains(&name.as_str()) || name == MANIFEST || name == MANIFEST_SIG {
                 return Err(shape(format!("{place} is not a member a manifest lists")));
             }
             let obj = entry
@@ -444,6 +444,17 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The largest inflated size a member may have in a bundle read (beyond it: a zip bomb).
+pub fn member_cap(name: &str, max_lockfile_bytes: u64) -> u64 {
+    match name {
+        LOCKFILE => max_lockfile_bytes,
+        // The README and policy result grow with the number of items.
+        README | POLICY_RESULT => 64 << 20,
+        MANIFEST | POLICY => 1 << 20,
+        _ => 64 << 10,
+    }
+}
+
 /// Why a member name is refused. Names come from a hostile ZIP: only a fixed set of plain
 /// file names is accepted, so traversal, absolute paths, backslashes and look-alikes all fail.
 pub fn check_member_name(raw: &[u8]) -> Result<&'static str, String> {
@@ -456,7 +467,9 @@ pub fn check_member_name(raw: &[u8]) -> Result<&'static str, String> {
         return Err(format!("{shown:?} contains a backslash"));
     }
     if text.split('/').any(|part| part == "..") {
-        return Err(format!("{shown:?} climbs out of the bundle (path traversal)"));
+        return Err(format!(
+            "{shown:?} climbs out of the bundle (path traversal)"
+        ));
     }
     if text.contains('/') {
         return Err(format!(
@@ -528,7 +541,11 @@ pub fn readme(input: &ReadmeInput) -> String {
                 server.launch.env_keys.join(", ")
             );
         }
-        let _ = writeln!(out, "protocol version: {}", escape(&server.protocol_version));
+        let _ = writeln!(
+            out,
+            "protocol version: {}",
+            escape(&server.protocol_version)
+        );
         let _ = writeln!(out, "{}", counts_text(summary));
         for kind in ItemKind::ALL {
             let Some(items) = server.items(kind).filter(|i| !i.is_empty()) else {

@@ -5,9 +5,9 @@
 //! umask, file modes, paths) reaches the bytes.
 //!
 //! Reading: the archive must start at offset 0 with no comment, have local and central headers
-//! that agree, no overlapping entries, no duplicate names, a bounded number of entries, only
-//! regular unencrypted files stored or deflated, and decompress within a cap (checked on the
-//! bytes actually inflated, not on the sizes the archive claims).
+//! that agree, no overlapping entries, no duplicate names, a bounded number of entries sorted by
+//! name, only regular unencrypted files with exactly the metadata written above, and decompress
+//! within a cap (checked on the bytes actually inflated, not on the sizes the archive claims).
 
 use std::io::{Cursor, Read, Write};
 use zip::write::SimpleFileOptions;
@@ -16,6 +16,9 @@ use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 /// Deflate level of every member (fixed: it is part of what makes the bytes reproducible).
 const DEFLATE_LEVEL: i64 = 9;
 const FILE_MODE: u32 = 0o644;
+/// What the zip crate records for a deflated, non-zip64 member written on Unix.
+const CANONICAL_MADE_BY: (u8, u8) = (2, 0);
+const CANONICAL_NEEDED: u16 = 20;
 
 /// Why an archive is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,10 +35,11 @@ pub enum ZipReadError {
 #[derive(Clone, Copy, Debug)]
 pub struct ReadLimits {
     pub max_entries: usize,
-    /// Largest inflated size of one member.
-    pub max_member_bytes: u64,
     /// Largest inflated size of all members together.
     pub max_total_bytes: u64,
+    /// Judges a raw member name before anything is inflated: the largest inflated size that
+    /// member may have, or why the name is refused.
+    pub admit: fn(&[u8]) -> Result<u64, String>,
 }
 
 /// Writes `members` (name, bytes) as a deterministic ZIP archive.
@@ -72,8 +76,8 @@ pub struct Member {
 /// Member names are returned raw: judging them is the caller's business.
 pub fn read_hostile(bytes: &[u8], limits: ReadLimits) -> Result<Vec<Member>, ZipReadError> {
     let reject = |m: String| ZipReadError::Rejected(m);
-    let mut archive = ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| ZipReadError::Unreadable(e.to_string()))?;
+    let mut archive =
+        ZipArchive::new(Cursor::new(bytes)).map_err(|e| ZipReadError::Unreadable(e.to_string()))?;
     if archive.len() > limits.max_entries {
         return Err(reject(format!(
             "the archive has {} entries; a bundle has at most {}",
@@ -97,6 +101,7 @@ pub fn read_hostile(bytes: &[u8], limits: ReadLimits) -> Result<Vec<Member>, Zip
             "the archive holds two entries with the same name".into(),
         ));
     }
+    check_end_record(bytes, archive.len(), archive.central_directory_start()).map_err(reject)?;
     archive
         .validate_header_consistency()
         .map_err(|e| reject(format!("the archive's headers disagree: {e}")))?;
@@ -104,60 +109,45 @@ pub fn read_hostile(bytes: &[u8], limits: ReadLimits) -> Result<Vec<Member>, Zip
     let mut members = Vec::with_capacity(archive.len());
     let mut total: u64 = 0;
     for index in 0..archive.len() {
-        let mut file = archive
+        // Judge the entry from its headers alone (the raw reader works even for an entry that
+        // cannot be decrypted or inflated), then inflate it under a budget.
+        let (name, claimed) = {
+            let file = archive
+                .by_index_raw(index)
+                .map_err(|e| reject(format!("entry #{index} cannot be read: {e}")))?;
+            let name = file.name_raw().to_vec();
+            let shown = crate::core::text::escape(&String::from_utf8_lossy(&name));
+            check_kind(&file, &shown).map_err(reject)?;
+            (limits.admit)(&name).map_err(reject)?;
+            check_canonical(&file, &shown).map_err(reject)?;
+            (name, file.size())
+        };
+        let shown = crate::core::text::escape(&String::from_utf8_lossy(&name));
+        if let Some(previous) = members.last().map(|m: &Member| &m.name)
+            && *previous >= name
+        {
+            return Err(reject(format!(
+                "{shown:?} is out of order; a bundle's entries are sorted by name"
+            )));
+        }
+        let member_cap = (limits.admit)(&name).map_err(reject)?;
+        let budget = member_cap.min(limits.max_total_bytes.saturating_sub(total));
+        if claimed > budget {
+            return Err(reject(format!(
+                "{shown:?} inflates to {claimed} bytes, over the limit of {budget} (a zip bomb?)"
+            )));
+        }
+        let file = archive
             .by_index(index)
-            .map_err(|e| reject(format!("entry #{index} cannot be read: {e}")))?;
-        let name = file.name_raw().to_vec();
-        let shown = || crate::core::text::escape(&String::from_utf8_lossy(&name));
-        if file.encrypted() {
-            return Err(reject(format!("{:?} is encrypted", shown())));
-        }
-        if file.is_symlink() {
-            return Err(reject(format!("{:?} is a symbolic link", shown())));
-        }
-        if file.is_dir() {
-            return Err(reject(format!("{:?} is a directory", shown())));
-        }
-        if let Some(mode) = file.unix_mode() {
-            const S_IFMT: u32 = 0o170000;
-            const S_IFREG: u32 = 0o100000;
-            if mode & S_IFMT != S_IFREG && mode & S_IFMT != 0 {
-                return Err(reject(format!(
-                    "{:?} is not a regular file (mode {mode:o})",
-                    shown()
-                )));
-            }
-        }
-        if !matches!(
-            file.compression(),
-            CompressionMethod::Stored | CompressionMethod::Deflated
-        ) {
-            return Err(reject(format!(
-                "{:?} uses compression {}; a bundle uses only stored or deflate",
-                shown(),
-                file.compression()
-            )));
-        }
-        let budget = limits
-            .max_member_bytes
-            .min(limits.max_total_bytes.saturating_sub(total));
-        if file.size() > budget {
-            return Err(reject(format!(
-                "{:?} inflates to {} bytes, over the limit of {budget} (a zip bomb?)",
-                shown(),
-                file.size()
-            )));
-        }
+            .map_err(|e| reject(format!("{shown:?} cannot be read: {e}")))?;
         // The claimed size may lie: read at most one byte past the budget to find out.
         let mut data = Vec::new();
-        (&mut file)
-            .take(budget.saturating_add(1))
+        file.take(budget.saturating_add(1))
             .read_to_end(&mut data)
-            .map_err(|e| reject(format!("{:?} cannot be inflated: {e}", shown())))?;
+            .map_err(|e| reject(format!("{shown:?} cannot be inflated: {e}")))?;
         if data.len() as u64 > budget {
             return Err(reject(format!(
-                "{:?} inflates past the limit of {budget} bytes (a zip bomb?)",
-                shown()
+                "{shown:?} inflates past the limit of {budget} bytes (a zip bomb?)"
             )));
         }
         total += data.len() as u64;
@@ -166,14 +156,108 @@ pub fn read_hostile(bytes: &[u8], limits: ReadLimits) -> Result<Vec<Member>, Zip
     Ok(members)
 }
 
+/// The end-of-central-directory record must be the archive's last 22 bytes and agree exactly
+/// with the central directory the reader found: readers that locate the directory differently
+/// (from this record, or by scanning) then all see the same archive.
+fn check_end_record(bytes: &[u8], entries: usize, directory_start: u64) -> Result<(), String> {
+    const SIZE: usize = 22;
+    let bad = |what: &str| Err(format!("the end-of-central-directory record {what}"));
+    let Some(start) = bytes.len().checked_sub(SIZE) else {
+        return bad("is missing");
+    };
+    let record = &bytes[start..];
+    let u16_at = |i: usize| u16::from_le_bytes([record[i], record[i + 1]]);
+    let u32_at =
+        |i: usize| u32::from_le_bytes([record[i], record[i + 1], record[i + 2], record[i + 3]]);
+    if record[..4] != *b"PK\x05\x06" {
+        return bad("is not at the end of the file");
+    }
+    if u16_at(4) != 0 || u16_at(6) != 0 {
+        return bad("names another disk");
+    }
+    let count = u16::try_from(entries).unwrap_or(u16::MAX);
+    if u16_at(8) != count || u16_at(10) != count {
+        return bad("counts other entries than the central directory holds");
+    }
+    let (size, offset) = (u64::from(u32_at(12)), u64::from(u32_at(16)));
+    if offset != directory_start || offset + size != start as u64 {
+        return bad("does not locate the central directory where it is");
+    }
+    if u16_at(20) != 0 {
+        return bad("carries a comment");
+    }
+    Ok(())
+}
+
+/// Only regular, unencrypted files.
+fn check_kind<R: Read>(file: &zip::read::ZipFile<'_, R>, shown: &str) -> Result<(), String> {
+    if file.encrypted() {
+        return Err(format!("{shown:?} is encrypted"));
+    }
+    if file.is_symlink() {
+        return Err(format!("{shown:?} is a symbolic link"));
+    }
+    if file.is_dir() {
+        return Err(format!("{shown:?} is a directory"));
+    }
+    Ok(())
+}
+
+/// Exactly the metadata [`write_deterministic`] writes: nothing in the headers can vary
+/// while the members stay the same (what a hash of the members cannot cover).
+fn check_canonical<R: Read>(file: &zip::read::ZipFile<'_, R>, shown: &str) -> Result<(), String> {
+    let odd = |what: String| {
+        Err(format!(
+            "{shown:?} is not in the canonical form mcplock writes: {what}"
+        ))
+    };
+    if file.compression() != CompressionMethod::Deflated {
+        return odd(format!("compression {}", file.compression()));
+    }
+    // The high half is the Unix mode (a regular file, 0644); the low half the MS-DOS
+    // attributes, none set.
+    if file.external_attributes() != (0o100000 | FILE_MODE) << 16 {
+        return odd(format!(
+            "external attributes {:#010x}",
+            file.external_attributes()
+        ));
+    }
+    if file.last_modified() != Some(DateTime::default()) {
+        return odd("a timestamp other than 1980-01-01 00:00:00".into());
+    }
+    if file.flags().as_u16() != 0 {
+        return odd(format!(
+            "general-purpose flags {:#06x}",
+            file.flags().as_u16()
+        ));
+    }
+    if file.extra_data().is_some_and(|e| !e.is_empty()) || !file.comment().is_empty() {
+        return odd("extra fields or a comment".into());
+    }
+    if file.version_made_by() != CANONICAL_MADE_BY || file.version_needed() != CANONICAL_NEEDED {
+        return odd(format!(
+            "version made by {:?}, needed {}",
+            file.version_made_by(),
+            file.version_needed()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const LIMITS: ReadLimits = ReadLimits {
         max_entries: 16,
-        max_member_bytes: 1 << 20,
         max_total_bytes: 2 << 20,
+        admit: |name| {
+            if name.starts_with(b"bad") {
+                Err("bad name".into())
+            } else {
+                Ok(1 << 20)
+            }
+        },
     };
 
     #[test]
@@ -200,10 +284,19 @@ mod tests {
 
     #[test]
     fn a_member_over_the_cap_is_refused_before_and_while_inflating() {
-        let big = vec![b'a'; (2 << 20) + 10];
+        let big = vec![b'a'; (1 << 20) + 10];
         let bytes = write_deterministic(&[("big", &big)]).unwrap();
         let err = read_hostile(&bytes, LIMITS).err().unwrap();
         assert!(err.to_string().contains("zip bomb"), "{err}");
+    }
+
+    #[test]
+    fn names_are_judged_before_inflating() {
+        let bytes = write_deterministic(&[("bad.txt", b"x")]).unwrap();
+        assert_eq!(
+            read_hostile(&bytes, LIMITS).err(),
+            Some(ZipReadError::Rejected("bad name".into()))
+        );
     }
 
     #[test]
