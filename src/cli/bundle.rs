@@ -47,10 +47,23 @@ fn no(message: impl Into<String>) -> CliError {
 }
 
 pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
-    match args.command {
-        BundleCommand::Export(args) => export(args),
-        BundleCommand::Verify(args) => verify(args),
-    }
+    let (format, outcome) = match args.command {
+        BundleCommand::Export(args) => (args.format, export(args)),
+        BundleCommand::Verify(args) => (args.format, verify(args)),
+    };
+    outcome.map_err(|mut error| {
+        // In JSON mode a pipeline never mistakes a failure for an empty result.
+        if format == Format::Json && error.json_stdout.is_none() {
+            error.json_stdout = Some(pretty(&json!({
+                "error": {
+                    "exitCode": error.kind.code(),
+                    "message": error.headline,
+                    "details": error.details,
+                },
+            })));
+        }
+        error
+    })
 }
 
 fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
@@ -384,20 +397,7 @@ enum Authenticity {
 fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
     let trusted = args.key.as_deref().map(load_public_key).transpose()?;
     let zip = read_input(&args.bundle, MAX_BUNDLE_BYTES, "bundle")?;
-    let checked = check_integrity(&zip, Duration::from_secs_f64(args.eval_timeout));
-    let checked = match checked {
-        Ok(c) => c,
-        Err(mut e) => {
-            if args.format == Format::Json && e.kind == ExitKind::No {
-                e.json_stdout = Some(pretty(&json!({
-                    "bundle": args.bundle.display().to_string(),
-                    "error": e.headline,
-                    "verified": false,
-                })));
-            }
-            return Err(e);
-        }
-    };
+    let checked = check_integrity(&zip, Duration::from_secs_f64(args.eval_timeout))?;
     let signer = checked.manifest.signer;
     let key = match &trusted {
         Some((key, key_id)) => {
