@@ -2,7 +2,7 @@
 
 use super::lock::MAX_LOCKFILE_BYTES;
 use super::scan::pretty;
-use super::{CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
+use super::{CanonicalArgs, CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::Lockfile;
@@ -93,8 +93,11 @@ pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliErr
     Ok((public, key_id))
 }
 
-pub fn sign(args: SignArgs) -> Result<Output, CliError> {
-    let key = load_private_key(&args.key)?;
+pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
+    let Some(key_path) = args.key.clone().filter(|_| !args.sigstore) else {
+        return super::keyless::sign(args).await;
+    };
+    let key = load_private_key(&key_path)?;
     let document = read_lockfile_json(&args.lockfile)?;
     let canonical = to_canonical(&document);
     let lockfile = Lockfile::from_value(&document).map_err(|e| {
@@ -135,12 +138,38 @@ pub fn sign(args: SignArgs) -> Result<Output, CliError> {
     })
 }
 
+/// `mcplock canonical`: the bytes every signature covers.
+pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
+    let document = read_lockfile_json(&args.lockfile)?;
+    Lockfile::check_value(&document).map_err(|e| {
+        usage(format!(
+            "{} fails its own checks: {e}",
+            args.lockfile.display()
+        ))
+    })?;
+    let bytes = to_canonical(&document);
+    // Canonical JSON of parsed JSON is always UTF-8.
+    let stdout = String::from_utf8(bytes).map_err(|e| usage(e.to_string()))?;
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
 pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
+    if let Some(bundle) = args.bundle.clone() {
+        return super::keyless::verify(args, &bundle);
+    }
+    let Some(key_path) = args.key.clone() else {
+        return Err(usage(
+            "give --key PUBLIC (Ed25519) or --bundle PATH (Sigstore)",
+        ));
+    };
     let signature_path = args
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
-    let (public, key_id) = load_public_key(&args.key)?;
+    let (public, key_id) = load_public_key(&key_path)?;
     let envelope_bytes = read_bounded(&signature_path, MAX_SIGNATURE_BYTES)
         .map_err(|e| usage(e.to_string()))?
         .ok_or_else(|| {
@@ -158,7 +187,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
             "signature does not hold: {} was made by key {}, but the key given ({}) is {key_id}",
             signature_path.display(),
             envelope.key_id,
-            args.key.display()
+            key_path.display()
         )));
     }
     // The two independent checks run side by side (a large lockfile takes a while for each):

@@ -3,6 +3,7 @@
 mod bundle;
 mod diff;
 mod exit;
+mod keyless;
 mod keys;
 mod lock;
 mod policy;
@@ -79,29 +80,56 @@ pub enum Command {
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Keygen(KeygenArgs),
 
-    /// Sign a lockfile with an Ed25519 private key.
+    /// Sign a lockfile with an Ed25519 key, or keylessly with Sigstore.
     ///
-    /// Signs the RFC 8785 canonical bytes of the lockfile, bound to what they are (DSSE
-    /// pre-authentication encoding with the payload type
+    /// With --key: signs the RFC 8785 canonical bytes of the lockfile, bound to what they are
+    /// (DSSE pre-authentication encoding with the payload type
     /// "application/vnd.mcplock.lockfile+json; version=1"), and writes a small JSON envelope
-    /// (default: LOCKFILE.sig). Reformatting the lockfile later does not break the signature;
-    /// changing any value does. A lockfile that fails its own checks is not signed. The
-    /// private key must not be readable by group or others.
+    /// (default: LOCKFILE.sig). The private key must not be readable by group or others.
     ///
-    /// Example:
+    /// With --sigstore: signs the same canonical bytes with a short-lived Fulcio certificate
+    /// for your OIDC identity, logs the signature in Rekor, checks the result against the
+    /// trust root and writes a Sigstore bundle (v0.3, default: LOCKFILE.sigstore.json).
+    ///
+    /// Reformatting the lockfile later does not break a signature; changing any value does.
+    /// A lockfile that fails its own checks is not signed.
+    ///
+    /// Examples:
     ///   mcplock sign mcp-lock.json --key team.key
+    ///   mcplock sign --sigstore        # in GitHub Actions with `permissions: id-token: write`
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Sign(SignArgs),
 
+    /// Print the RFC 8785 canonical bytes of a lockfile: what every signature covers.
+    ///
+    /// For checking a keyless signature with other tools:
+    ///   mcplock canonical mcp-lock.json > mcp-lock.canonical.json
+    ///   sigstore verify identity --bundle mcp-lock.json.sigstore.json \
+    ///     --cert-identity ID --cert-oidc-issuer ISSUER mcp-lock.canonical.json
+    /// The lockfile must pass its own checks.
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Canonical(CanonicalArgs),
+
     /// Verify a lockfile's signature: the gate before an agent may start a server.
     ///
-    /// Exits 0 only if the envelope is well-formed and of a known version, it names the key
-    /// given, the signature verifies over the canonical bytes of this lockfile, and the
-    /// lockfile passes its strict read (every digest). Exits 1 when the signature does not
-    /// hold, 2 when an input is unreadable or malformed.
+    /// With --key: exits 0 only if the envelope is well-formed and of a known version, it
+    /// names the key given, the signature verifies over the canonical bytes of this lockfile,
+    /// and the lockfile passes its strict read (every digest).
     ///
-    /// Example:
+    /// With --bundle (Sigstore): the certificate chains to the trust root and was valid at the
+    /// logged time, its SCT holds, the Rekor entry's inclusion proof, checkpoint and signed
+    /// timestamp hold, the identity and issuer are the ones given (a regexp must match the
+    /// whole identity), and the signature covers this lockfile's canonical bytes. There is no
+    /// "any identity": --identity or --identity-regexp, and --issuer, are required.
+    ///
+    /// Exits 1 when a signature does not hold (naming the check that failed), 2 when an input
+    /// is unreadable or malformed.
+    ///
+    /// Examples:
     ///   mcplock verify mcp-lock.json --key team.pub
+    ///   mcplock verify --bundle mcp-lock.json.sigstore.json \
+    ///     --identity https://github.com/acme/mcp/.github/workflows/lock.yml@refs/heads/main \
+    ///     --issuer https://token.actions.githubusercontent.com
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Verify(VerifyArgs),
 
@@ -512,10 +540,38 @@ pub struct SignArgs {
     pub lockfile: std::path::PathBuf,
 
     /// The Ed25519 private key (PEM PKCS#8, from `mcplock keygen`).
-    #[arg(long, value_name = "PRIVATE")]
-    pub key: std::path::PathBuf,
+    #[arg(
+        long,
+        value_name = "PRIVATE",
+        required_unless_present = "sigstore",
+        conflicts_with = "sigstore"
+    )]
+    pub key: Option<std::path::PathBuf>,
 
-    /// Where to write the signature [default: LOCKFILE.sig].
+    /// Sign keylessly with Sigstore: a short-lived Fulcio certificate for your OIDC identity,
+    /// logged in Rekor; writes a Sigstore bundle (default: LOCKFILE.sigstore.json).
+    #[arg(long)]
+    pub sigstore: bool,
+
+    /// The OIDC identity token (JWT) for --sigstore [default: $SIGSTORE_ID_TOKEN, else the
+    /// CI's ambient token, e.g. GitHub Actions with `id-token: write`].
+    #[arg(long, value_name = "JWT", requires = "sigstore")]
+    pub identity_token: Option<String>,
+
+    /// Fulcio (certificate authority) for --sigstore.
+    #[arg(long, value_name = "URL", default_value = crate::crypto::sigstore::PUBLIC_GOOD_FULCIO)]
+    pub fulcio_url: String,
+
+    /// Rekor (transparency log) for --sigstore.
+    #[arg(long, value_name = "URL", default_value = crate::crypto::sigstore::PUBLIC_GOOD_REKOR)]
+    pub rekor_url: String,
+
+    /// The instance's trusted_root.json, to check the new bundle before writing it
+    /// [default: the public-good trust root built into mcplock].
+    #[arg(long, value_name = "FILE", requires = "sigstore")]
+    pub trusted_root: Option<std::path::PathBuf>,
+
+    /// Where to write the signature [default: LOCKFILE.sig, or LOCKFILE.sigstore.json].
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
 
@@ -531,16 +587,57 @@ pub struct VerifyArgs {
     pub lockfile: std::path::PathBuf,
 
     /// The signer's Ed25519 public key (PEM SPKI).
-    #[arg(long, value_name = "PUBLIC")]
-    pub key: std::path::PathBuf,
+    #[arg(
+        long,
+        value_name = "PUBLIC",
+        required_unless_present = "bundle",
+        conflicts_with = "bundle"
+    )]
+    pub key: Option<std::path::PathBuf>,
 
     /// The signature envelope [default: LOCKFILE.sig].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
     pub signature: Option<std::path::PathBuf>,
+
+    /// A Sigstore bundle (from `sign --sigstore`, cosign or sigstore-python) over the
+    /// lockfile's canonical bytes. Needs --identity or --identity-regexp, and --issuer.
+    #[arg(long, value_name = "PATH")]
+    pub bundle: Option<std::path::PathBuf>,
+
+    /// The exact signer identity: an email, or a URI such as
+    /// https://github.com/ORG/REPO/.github/workflows/sign.yml@refs/heads/main.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        requires = "bundle",
+        conflicts_with = "identity_regexp"
+    )]
+    pub identity: Option<String>,
+
+    /// A regular expression the WHOLE identity must match (it is anchored: ^(?:RE)$).
+    #[arg(long, value_name = "RE", requires = "bundle")]
+    pub identity_regexp: Option<String>,
+
+    /// The OIDC issuer that vouched for the identity, e.g.
+    /// https://token.actions.githubusercontent.com or https://accounts.google.com.
+    #[arg(long, value_name = "URL", requires = "bundle")]
+    pub issuer: Option<String>,
+
+    /// The Sigstore trusted_root.json to verify against, offline [default: the public-good
+    /// trust root built into mcplock].
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub trusted_root: Option<std::path::PathBuf>,
 
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CanonicalArgs {
+    /// The lockfile.
+    #[arg(value_name = "LOCKFILE", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
 }
 
 fn parse_env_pair(s: &str) -> Result<(String, String), String> {
@@ -608,8 +705,9 @@ pub fn main() -> ExitCode {
             Command::Scan(args) => scan::run(args).await,
             Command::Lock(args) => lock::run(args).await,
             Command::Keygen(args) => keys::keygen(args),
-            Command::Sign(args) => keys::sign(args),
+            Command::Sign(args) => keys::sign(args).await,
             Command::Verify(args) => keys::verify(args),
+            Command::Canonical(args) => keys::canonical(args),
             Command::Diff(args) => diff::run(args).await,
             Command::Policy(args) => policy::run(args).await,
             Command::Bundle(args) => bundle::run(args).await,

@@ -1,3 +1,4 @@
 //! Keys and signatures.
 
 pub mod ed25519;
+pub mod sigstore;

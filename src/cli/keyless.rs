@@ -1,0 +1,232 @@
+//! `sign --sigstore` and `verify --bundle`: keyless signatures bound to a workload identity.
+
+use super::keys::read_lockfile_json;
+use super::scan::pretty;
+use super::{CliError, ExitKind, Format, Output, SignArgs, VerifyArgs};
+use crate::core::canonical::to_canonical;
+use crate::core::lockfile::Lockfile;
+use crate::core::snapshot::ItemKind;
+use crate::core::text::escape;
+use crate::crypto::sigstore::{self, IdentityRule, Services, SigstoreError};
+use crate::edge::fs::{read_bounded, write_atomic};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// The environment variable a token may come in (as cosign and sigstore-python read it).
+pub const TOKEN_ENV: &str = "SIGSTORE_ID_TOKEN";
+const MAX_BUNDLE_BYTES: u64 = 1 << 20;
+const MAX_TRUSTED_ROOT_BYTES: u64 = 4 << 20;
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::Usage, message)
+}
+
+fn from_sigstore(error: SigstoreError, what: &str) -> CliError {
+    match error {
+        SigstoreError::Malformed(m) => usage(format!("{what}: {m}")),
+        SigstoreError::Failed { check, detail } => CliError::new(
+            ExitKind::No,
+            format!("signature does not hold: {check} check failed: {detail}"),
+        ),
+        SigstoreError::Signing(m) => usage(format!("keyless signing failed: {m}")),
+    }
+}
+
+pub fn default_bundle_path(lockfile: &Path) -> PathBuf {
+    let mut name = lockfile.as_os_str().to_owned();
+    name.push(".sigstore.json");
+    PathBuf::from(name)
+}
+
+fn read_trusted_root(
+    path: Option<&Path>,
+) -> Result<sigstore_verify::trust_root::TrustedRoot, CliError> {
+    let text = match path {
+        Some(path) => {
+            let bytes = read_bounded(path, MAX_TRUSTED_ROOT_BYTES)
+                .map_err(|e| usage(e.to_string()))?
+                .ok_or_else(|| usage(format!("trusted root {} does not exist", path.display())))?;
+            Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| usage(format!("{} is not UTF-8 JSON", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let shown = path.map_or("the built-in public-good trust root".to_string(), |p| {
+        p.display().to_string()
+    });
+    sigstore::trusted_root(text.as_deref()).map_err(|e| from_sigstore(e, &shown))
+}
+
+/// The canonical bytes of a lockfile that passes its own checks (what keyless signing covers).
+fn canonical_lockfile(path: &Path) -> Result<(Vec<u8>, Lockfile), CliError> {
+    let document = read_lockfile_json(path)?;
+    let lockfile = Lockfile::from_value(&document)
+        .map_err(|e| usage(format!("{} fails its own checks: {e}", path.display())))?;
+    Ok((to_canonical(&document), lockfile))
+}
+
+pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
+    let custom = args.fulcio_url != sigstore::PUBLIC_GOOD_FULCIO
+        || args.rekor_url != sigstore::PUBLIC_GOOD_REKOR;
+    if custom && args.trusted_root.is_none() {
+        return Err(usage(
+            "--fulcio-url or --rekor-url name another Sigstore instance: pass its --trusted-root too, so the bundle can be checked before it is written",
+        ));
+    }
+    let (canonical, lockfile) = canonical_lockfile(&args.lockfile)?;
+    // Read before signing: a bad trust root should fail before anything is logged publicly.
+    let root = read_trusted_root(args.trusted_root.as_deref())?;
+    let token = match (&args.identity_token, std::env::var(TOKEN_ENV)) {
+        (Some(token), _) => token.clone(),
+        (None, Ok(token)) if !token.trim().is_empty() => token,
+        _ => sigstore::ambient_token()
+            .await
+            .map_err(|e| from_sigstore(e, "identity token"))?
+            .ok_or_else(|| {
+                usage(format!(
+                    "no identity token: pass --identity-token, set {TOKEN_ENV}, or run where one is ambient (GitHub Actions with `permissions: id-token: write`)"
+                ))
+            })?,
+    };
+    let services = Services {
+        fulcio: args.fulcio_url.clone(),
+        rekor: args.rekor_url.clone(),
+    };
+    let (bundle, identity) = sigstore::sign(&canonical, &token, &services)
+        .await
+        .map_err(|e| from_sigstore(e, "identity token"))?;
+    // Check what the services returned before writing it: a bundle that does not verify
+    // against the trust root is never written.
+    let issuer = token_issuer(&token).unwrap_or_default();
+    let verified = sigstore::verify(
+        &root,
+        &bundle,
+        &canonical,
+        &IdentityRule::Exact(identity.clone()),
+        &issuer,
+    )
+    .map_err(|e| {
+        usage(format!(
+            "the services returned a bundle that does not verify ({e}); nothing was written (for a private instance, pass its --trusted-root)"
+        ))
+    })?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_bundle_path(&args.lockfile));
+    let mut bytes = bundle.into_bytes();
+    bytes.push(b'\n');
+    write_atomic(&output, &bytes).map_err(|e| usage(e.to_string()))?;
+    let servers: Vec<&String> = lockfile.servers.keys().collect();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "bundle": output.display().to_string(),
+            "identity": verified.identity,
+            "issuer": verified.issuer,
+            "lockfile": args.lockfile.display().to_string(),
+            "logIndex": verified.log_index,
+            "servers": servers,
+            "signedAt": verified.signed_at,
+        })),
+        Format::Human => format!(
+            "signed {} ({} server(s)) keylessly as {} (issuer {})\nlogged at {} (log index {}); bundle written to {}\n",
+            args.lockfile.display(),
+            servers.len(),
+            escape(&verified.identity),
+            escape(&verified.issuer),
+            verified.signed_at,
+            verified.log_index.map_or("?".into(), |i| i.to_string()),
+            output.display()
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+/// The `iss` claim of a JWT (unverified: Fulcio authenticates the token; this only says which
+/// issuer the self-check expects).
+fn token_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_string)
+}
+
+pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> {
+    let identity = match (&args.identity, &args.identity_regexp) {
+        (Some(exact), None) => IdentityRule::Exact(exact.clone()),
+        (None, Some(pattern)) => IdentityRule::pattern(pattern).map_err(usage)?,
+        (Some(_), Some(_)) => {
+            return Err(usage("give --identity or --identity-regexp, not both"));
+        }
+        (None, None) => {
+            return Err(usage(
+                "verify --bundle needs --identity (or --identity-regexp) and --issuer: a keyless signature proves who signed, so say who may (e.g. --identity https://github.com/ORG/REPO/.github/workflows/sign.yml@refs/heads/main --issuer https://token.actions.githubusercontent.com)",
+            ));
+        }
+    };
+    let issuer = args.issuer.clone().ok_or_else(|| {
+        usage("verify --bundle needs --issuer, the OIDC issuer that vouched for the identity (e.g. https://token.actions.githubusercontent.com)")
+    })?;
+    let root = read_trusted_root(args.trusted_root.as_deref())?;
+    let bundle = read_bounded(bundle_path, MAX_BUNDLE_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("bundle {} does not exist", bundle_path.display())))?;
+    let bundle = String::from_utf8(bundle).map_err(|_| {
+        usage(format!(
+            "{} is not a Sigstore bundle (not UTF-8)",
+            bundle_path.display()
+        ))
+    })?;
+    let document = read_lockfile_json(&args.lockfile)?;
+    let canonical = to_canonical(&document);
+    let verified = sigstore::verify(&root, &bundle, &canonical, &identity, &issuer)
+        .map_err(|e| from_sigstore(e, &bundle_path.display().to_string()))?;
+    let counts = Lockfile::check_value(&document).map_err(|e| {
+        CliError::new(
+            ExitKind::No,
+            format!(
+                "the signature holds, but {} fails its own checks: {e}",
+                args.lockfile.display()
+            ),
+        )
+    })?;
+    let tools: usize = counts.values().filter_map(|c| c.get(&ItemKind::Tool)).sum();
+    let servers: Vec<String> = counts.into_keys().collect();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "bundle": bundle_path.display().to_string(),
+            "identity": verified.identity,
+            "issuer": verified.issuer,
+            "lockfile": args.lockfile.display().to_string(),
+            "logIndex": verified.log_index,
+            "servers": servers,
+            "signedAt": verified.signed_at,
+            "verified": true,
+        })),
+        Format::Human => format!(
+            "verified: {} is signed by {} (issuer {}), logged at {}\n{} server(s), {tools} tool(s): {}\n",
+            args.lockfile.display(),
+            escape(&verified.identity),
+            escape(&verified.issuer),
+            verified.signed_at,
+            servers.len(),
+            servers
+                .iter()
+                .map(|s| escape(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}

@@ -1,0 +1,265 @@
+//! Keyless signing and Sigstore bundle verification, over the canonical lockfile bytes.
+//!
+//! Built on the Sigstore project's own Rust crates (`sigstore-sign`, `sigstore-verify`). They
+//! verify the certificate chain at the signed time, the embedded SCT, the Rekor inclusion proof
+//! with its signed checkpoint and the signed entry timestamp, and the signature. The older
+//! `sigstore` crate skips the inclusion proof and checkpoint (see docs/signing.md).
+//!
+//! Identity is never optional: a policy names an exact identity, or a regular expression that
+//! must match the whole identity, and always the issuer.
+
+use sigstore_sign::oidc::IdentityToken;
+use sigstore_sign::{SigningContext, SigningServices};
+use sigstore_verify::error::{CertificateError, Error as VerifyError};
+use sigstore_verify::trust_root::{SigstoreInstance, TrustedRoot};
+use sigstore_verify::types::Bundle;
+use sigstore_verify::{VerificationPolicy, Verifier};
+
+/// Sigstore's public-good instance.
+pub const PUBLIC_GOOD_FULCIO: &str = "https://fulcio.sigstore.dev";
+pub const PUBLIC_GOOD_REKOR: &str = "https://rekor.sigstore.dev";
+
+/// Who must have signed.
+#[derive(Clone, Debug)]
+pub enum IdentityRule {
+    /// The certificate's identity (email or URI) equals this.
+    Exact(String),
+    /// The whole identity matches this pattern (anchored: `^(?:PATTERN)$`).
+    Pattern { source: String, regex: regex::Regex },
+}
+
+impl IdentityRule {
+    /// Compiles `pattern` anchored at both ends, so it can never match a mere substring.
+    pub fn pattern(pattern: &str) -> Result<IdentityRule, String> {
+        let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| format!("--identity-regexp is not a valid regular expression: {e}"))?;
+        Ok(IdentityRule::Pattern {
+            source: pattern.to_string(),
+            regex,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            IdentityRule::Exact(identity) => format!("{identity:?}"),
+            IdentityRule::Pattern { source, .. } => format!("one matching ^(?:{source})$"),
+        }
+    }
+}
+
+/// Which check a bundle failed: one line for the user, and whether it is the input's fault
+/// (malformed, exit 2) or a definite "no" (exit 1).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigstoreError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{check} check failed: {detail}")]
+    Failed { check: &'static str, detail: String },
+    #[error("{0}")]
+    Signing(String),
+}
+
+/// What a verified bundle says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub identity: String,
+    pub issuer: String,
+    /// The verified signing time, RFC 3339.
+    pub signed_at: String,
+    pub log_index: Option<i64>,
+}
+
+/// The trust root: a `trusted_root.json` file's text, or the public-good snapshot compiled in.
+pub fn trusted_root(json: Option<&str>) -> Result<TrustedRoot, SigstoreError> {
+    match json {
+        Some(text) => TrustedRoot::from_json(text)
+            .map_err(|e| SigstoreError::Malformed(format!("not a Sigstore trusted root: {e}"))),
+        None => TrustedRoot::from_embedded(SigstoreInstance::PublicGood).map_err(|e| {
+            SigstoreError::Malformed(format!("the built-in public-good trust root: {e}"))
+        }),
+    }
+}
+
+/// Verifies a Sigstore bundle (JSON) over `artifact` for `identity` issued by `issuer`.
+pub fn verify(
+    root: &TrustedRoot,
+    bundle_json: &str,
+    artifact: &[u8],
+    identity: &IdentityRule,
+    issuer: &str,
+) -> Result<Verified, SigstoreError> {
+    let bundle = Bundle::from_json(bundle_json)
+        .map_err(|e| SigstoreError::Malformed(format!("not a Sigstore bundle: {e}")))?;
+    let verifier = Verifier::new(root)
+        .map_err(|e| SigstoreError::Malformed(format!("the trusted root cannot be used: {e}")))?;
+    let policy = match identity {
+        IdentityRule::Exact(exact) => VerificationPolicy::new(exact.as_str(), issuer),
+        // The crate matches exact identities only; the issuer is still required here and the
+        // pattern is applied to the verified identity below.
+        IdentityRule::Pattern { .. } => VerificationPolicy::any_identity().require_issuer(issuer),
+    };
+    let result = verifier
+        .verify(artifact, &bundle, &policy)
+        .map_err(|e| classify(e, identity))?;
+    let found = result
+        .identity()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    if let IdentityRule::Pattern { regex, .. } = identity
+        && !regex.is_match(&found)
+    {
+        return Err(SigstoreError::Failed {
+            check: "identity",
+            detail: format!(
+                "the certificate is for {found:?}, expected {}",
+                identity.describe()
+            ),
+        });
+    }
+    let log_index = bundle
+        .verification_material
+        .tlog_entries
+        .first()
+        .and_then(|e| e.log_index.to_string().parse::<i64>().ok());
+    Ok(Verified {
+        identity: found,
+        issuer: result.issuer().unwrap_or_default().to_string(),
+        signed_at: result
+            .integrated_time()
+            .or_else(|| result.verified_timestamps().first().copied())
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        log_index,
+    })
+}
+
+fn classify(error: VerifyError, identity: &IdentityRule) -> SigstoreError {
+    let failed = |check: &'static str, detail: String| SigstoreError::Failed { check, detail };
+    match error {
+        VerifyError::IdentityMismatch { actual, .. } => failed(
+            "identity",
+            format!(
+                "the certificate is for {:?}, expected {}",
+                actual.map(|a| a.as_str().to_string()).unwrap_or_default(),
+                identity.describe()
+            ),
+        ),
+        VerifyError::IssuerMismatch { expected, actual } => failed(
+            "issuer",
+            format!(
+                "the certificate was issued on the word of {:?}, expected {expected:?}",
+                actual.unwrap_or_default()
+            ),
+        ),
+        VerifyError::SignatureInvalid(d) => failed("signature", d),
+        VerifyError::ArtifactMismatch(d) => failed(
+            "artifact",
+            format!(
+                "the bundle was made for other bytes than this lockfile's canonical form ({d})"
+            ),
+        ),
+        VerifyError::Certificate(CertificateError::Sct(d)) => failed("SCT", d),
+        VerifyError::Certificate(CertificateError::Expired { time, not_after }) => failed(
+            "signed time",
+            format!(
+                "the certificate had expired when the entry was logged ({time}; valid until {not_after})"
+            ),
+        ),
+        VerifyError::Certificate(CertificateError::NotYetValid { time, not_before }) => failed(
+            "signed time",
+            format!(
+                "the certificate was not yet valid when the entry was logged ({time}; valid from {not_before})"
+            ),
+        ),
+        VerifyError::Certificate(e) => failed("certificate chain", e.to_string()),
+        VerifyError::TransparencyLog(e) => failed("transparency log", e.to_string()),
+        VerifyError::Timestamp(e) => failed("signed time", e.to_string()),
+        VerifyError::InvalidTrustRoot(d) => {
+            SigstoreError::Malformed(format!("the trusted root cannot be used: {d}"))
+        }
+        other => failed("bundle", other.to_string()),
+    }
+}
+
+/// Where a keyless signature is made.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub fulcio: String,
+    pub rekor: String,
+}
+
+/// Signs `artifact` keylessly: a Fulcio certificate for the token's identity, a Rekor entry,
+/// and the bundle (media type `application/vnd.dev.sigstore.bundle.v0.3+json`) as pretty JSON.
+pub async fn sign(
+    artifact: &[u8],
+    token_jwt: &str,
+    services: &Services,
+) -> Result<(String, String), SigstoreError> {
+    let token = IdentityToken::from_jwt(token_jwt.trim())
+        .map_err(|e| SigstoreError::Malformed(format!("the identity token is not a JWT: {e}")))?;
+    if token.is_expired() {
+        return Err(SigstoreError::Malformed(format!(
+            "the identity token expired at {}; get a fresh one",
+            token.expiration()
+        )));
+    }
+    let identity = token.identity().to_string();
+    let context = SigningContext::new(SigningServices::new(
+        services.fulcio.as_str(),
+        services.rekor.as_str(),
+    ));
+    let bundle = context
+        .signer(token)
+        .sign(artifact)
+        .await
+        .map_err(|e| SigstoreError::Signing(e.to_string()))?;
+    let json = bundle
+        .to_json_pretty()
+        .map_err(|e| SigstoreError::Signing(e.to_string()))?;
+    Ok((json, identity))
+}
+
+/// An identity token from the CI environment (GitHub Actions and others), if there is one.
+pub async fn ambient_token() -> Result<Option<String>, SigstoreError> {
+    IdentityToken::detect_ambient()
+        .await
+        .map(|t| t.map(|t| t.expose_secret().to_string()))
+        .map_err(|e| SigstoreError::Signing(format!("cannot get the ambient identity token: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_anchored_at_both_ends() {
+        let rule = IdentityRule::pattern("https://github.com/acme/.*@refs/heads/main").unwrap();
+        let IdentityRule::Pattern { regex, .. } = &rule else {
+            panic!("not a pattern");
+        };
+        assert!(
+            regex.is_match("https://github.com/acme/ci/.github/workflows/sign.yml@refs/heads/main")
+        );
+        assert!(!regex.is_match("https://evil.example/?https://github.com/acme/x@refs/heads/main"));
+        assert!(!regex.is_match("https://github.com/acme/x@refs/heads/main-evil"));
+        // An alternation cannot escape the anchors either.
+        let rule = IdentityRule::pattern("a@x.org|b@x.org").unwrap();
+        let IdentityRule::Pattern { regex, .. } = &rule else {
+            panic!("not a pattern");
+        };
+        assert!(regex.is_match("b@x.org"));
+        assert!(!regex.is_match("a@x.org.evil"));
+        assert!(IdentityRule::pattern("(").is_err());
+    }
+
+    #[test]
+    fn the_built_in_trust_root_loads() {
+        assert!(trusted_root(None).is_ok());
+        assert!(matches!(
+            trusted_root(Some("{}")),
+            Err(SigstoreError::Malformed(_))
+        ));
+    }
+}
