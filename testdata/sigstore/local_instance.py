@@ -37,7 +37,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import struct
 import sys
 import threading
@@ -47,7 +46,6 @@ from typing import Any
 
 import rfc8785
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -552,7 +550,8 @@ class LocalInstance:
             .add_extension(x509.UnrecognizedExtension(OID_ISSUER_V2, der_utf8_string(issuer)),
                            critical=False)
         )
-        for oid, value in sorted((extensions or {}).items()):
+        for oid, value in sorted((extensions or {}).items(),
+                                 key=lambda kv: [int(x) for x in kv[0].split(".")]):
             raw_v1 = oid.startswith(_FULCIO) and oid[len(_FULCIO):] in {"2", "3", "4", "5", "6"}
             content = value.encode() if raw_v1 else der_utf8_string(value)
             builder = builder.add_extension(

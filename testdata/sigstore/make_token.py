@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # keep __pycache__ out of testdata/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import local_instance as li  # noqa: E402

@@ -39,16 +39,16 @@ import argparse
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import json
+import os
 import signal
 import sys
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # keep __pycache__ out of testdata/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography import x509  # noqa: E402
@@ -346,10 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def watch_stdin():
+        # os.read on the raw fd: a daemon thread blocked in a buffered read would abort the
+        # interpreter at exit.
         try:
-            while sys.stdin.buffer.read1(65536):
+            while os.read(0, 65536):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         stop.set()
 
@@ -358,14 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                               daemon=True)
     serving.start()
     print(f"LISTENING {server.server_address[1]}", flush=True)
     while not stop.wait(0.2):
         pass
     server.shutdown()
     server.server_close()
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # do not wait for (or finalize under) the stdin watcher thread
 
 
 if __name__ == "__main__":
