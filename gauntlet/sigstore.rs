@@ -174,3 +174,385 @@ fn verify_cli_requires_an_identity_and_an_issuer() {
     );
     run.expect_failure(2, "not a valid regular expression");
 }
+
+// ---- the local test instance -----------------------------------------------------------
+
+const LOCAL_IDENTITY: &str =
+    "https://github.com/mcplock/test/.github/workflows/sign.yml@refs/heads/main";
+const WORKFLOW_REF: &str = "mcplock/test/.github/workflows/sign.yml@refs/heads/main";
+
+fn local(name: &str) -> PathBuf {
+    repo().join("testdata/sigstore/local").join(name)
+}
+
+fn python() -> String {
+    real_component("python/.venv/bin/python")
+}
+
+/// Mock Fulcio and Rekor on 127.0.0.1, stopped (stdin closed, then killed) when dropped.
+struct MockServices {
+    child: std::process::Child,
+    url: String,
+}
+
+impl MockServices {
+    fn start(extra: &[&str]) -> MockServices {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(python())
+            .arg(repo().join("testdata/sigstore/mock_services.py"))
+            .arg("--instance")
+            .arg(local(""))
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mock_services.py");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("LISTENING ")
+            .unwrap_or_else(|| panic!("mock services said {line:?}"))
+            .trim()
+            .to_string();
+        MockServices {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for MockServices {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn github_token() -> String {
+    let out = std::process::Command::new(python())
+        .arg(repo().join("testdata/sigstore/make_token.py"))
+        .args(["--github-workflow-ref", WORKFLOW_REF])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A locked fixture server in a fresh directory.
+fn locked() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(
+        dir.path(),
+        &["lock", "--", fixture_bin(), "--tools", "3"],
+        T,
+    )
+    .expect_success();
+    dir
+}
+
+const T: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn sign_keyless(dir: &std::path::Path, services: &MockServices, token: &str) -> Run {
+    let root = local("trusted_root.json");
+    run_in(
+        dir,
+        &[
+            "sign",
+            "--sigstore",
+            "--identity-token",
+            token,
+            "--fulcio-url",
+            &services.url,
+            "--rekor-url",
+            &services.url,
+            "--trusted-root",
+            root.to_str().unwrap(),
+        ],
+        T,
+    )
+}
+
+fn verify_keyless(dir: &std::path::Path, extra: &[&str]) -> Run {
+    let root = local("trusted_root.json");
+    let mut args = vec![
+        "verify",
+        "--bundle",
+        "mcp-lock.json.sigstore.json",
+        "--trusted-root",
+        root.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_in(dir, &args, T)
+}
+
+#[test]
+fn keyless_sign_and_verify_run_end_to_end_against_the_local_instance() {
+    let services = MockServices::start(&[]);
+    let dir = locked();
+    let run = sign_keyless(dir.path(), &services, &github_token());
+    run.expect_success();
+    assert!(run.stdout.contains(LOCAL_IDENTITY), "{}", run.stdout);
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("mcp-lock.json.sigstore.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        bundle["mediaType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
+    let ok = verify_keyless(
+        dir.path(),
+        &[
+            "--identity",
+            LOCAL_IDENTITY,
+            "--issuer",
+            GITHUB_ISSUER,
+            "--format",
+            "json",
+        ],
+    );
+    ok.expect_success();
+    assert_eq!(ok.json()["identity"], LOCAL_IDENTITY);
+    assert_eq!(ok.json()["verified"], true);
+    let anchored = verify_keyless(
+        dir.path(),
+        &[
+            "--identity-regexp",
+            r"https://github\.com/mcplock/test/\.github/workflows/[a-z]+\.yml@refs/heads/main",
+            "--issuer",
+            GITHUB_ISSUER,
+        ],
+    );
+    anchored.expect_success();
+
+    // Every negative case names the check that failed.
+    for (extra, code, needle) in [
+        (
+            vec![
+                "--identity",
+                "https://github.com/mcplock/other/.github/workflows/sign.yml@refs/heads/main",
+                "--issuer",
+                GITHUB_ISSUER,
+            ],
+            1,
+            "identity check failed",
+        ),
+        (
+            vec![
+                "--identity",
+                LOCAL_IDENTITY,
+                "--issuer",
+                "https://accounts.google.com",
+            ],
+            1,
+            "issuer check failed",
+        ),
+        (
+            vec![
+                "--identity-regexp",
+                "https://github.com/mcplock/test",
+                "--issuer",
+                GITHUB_ISSUER,
+            ],
+            1,
+            "identity check failed",
+        ),
+        (
+            vec![
+                "--identity-regexp",
+                ".*sign\\.yml",
+                "--issuer",
+                GITHUB_ISSUER,
+            ],
+            1,
+            "identity check failed",
+        ),
+    ] {
+        verify_keyless(dir.path(), &extra).expect_failure(code, needle);
+    }
+    // An untrusted CA: the public-good root does not know the test CA.
+    run_in(
+        dir.path(),
+        &[
+            "verify",
+            "--bundle",
+            "mcp-lock.json.sigstore.json",
+            "--identity",
+            LOCAL_IDENTITY,
+            "--issuer",
+            GITHUB_ISSUER,
+        ],
+        T,
+    )
+    .expect_failure(1, "check failed");
+    // A tampered bundle.
+    let text = fs::read_to_string(dir.path().join("mcp-lock.json.sigstore.json")).unwrap();
+    let sig = bundle["messageSignature"]["signature"].as_str().unwrap();
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('M') { "N" } else { "M" },
+        &sig[1..]
+    );
+    fs::write(
+        dir.path().join("tampered.json"),
+        text.replace(sig, &flipped),
+    )
+    .unwrap();
+    let root = local("trusted_root.json");
+    run_in(
+        dir.path(),
+        &[
+            "verify",
+            "--bundle",
+            "tampered.json",
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--identity",
+            LOCAL_IDENTITY,
+            "--issuer",
+            GITHUB_ISSUER,
+        ],
+        T,
+    )
+    .expect_failure(1, "check failed");
+    // A bundle for other bytes: the lockfile changed after signing.
+    run_in(
+        dir.path(),
+        &["lock", "--update", "--", fixture_bin(), "--tools", "4"],
+        T,
+    )
+    .expect_success();
+    verify_keyless(
+        dir.path(),
+        &["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER],
+    )
+    .expect_failure(1, "check failed");
+}
+
+#[test]
+fn sigstore_python_verifies_what_mcplock_signs() {
+    let services = MockServices::start(&[]);
+    let dir = locked();
+    sign_keyless(dir.path(), &services, &github_token()).expect_success();
+    let canonical = run_in(dir.path(), &["canonical", "mcp-lock.json"], T);
+    canonical.expect_success();
+    fs::write(dir.path().join("canonical.json"), &canonical.stdout).unwrap();
+    let sigstore_cli = real_component("python/.venv/bin/sigstore");
+    let check = |identity: &str, file: &str| {
+        std::process::Command::new(&sigstore_cli)
+            .arg("--trust-config")
+            .arg(local("trust_config.json"))
+            .args([
+                "verify",
+                "identity",
+                "--offline",
+                "--bundle",
+                "mcp-lock.json.sigstore.json",
+            ])
+            .args([
+                "--cert-identity",
+                identity,
+                "--cert-oidc-issuer",
+                GITHUB_ISSUER,
+                file,
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = check(LOCAL_IDENTITY, "canonical.json");
+    assert!(
+        out.status.success(),
+        "sigstore-python rejected it: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A real check: another identity, or the pretty file rather than the canonical bytes, fail.
+    assert!(
+        !check(
+            "https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main",
+            "canonical.json"
+        )
+        .status
+        .success()
+    );
+    assert!(!check(LOCAL_IDENTITY, "mcp-lock.json").status.success());
+}
+
+#[test]
+fn a_certificate_expired_at_signing_time_is_never_written_or_accepted() {
+    // The mock issues certificates that expired an hour before they are logged.
+    let services = MockServices::start(&["--not-before-offset", "-3600"]);
+    let dir = locked();
+    let run = sign_keyless(dir.path(), &services, &github_token());
+    run.expect_failure(2, "does not verify");
+    assert!(!dir.path().join("mcp-lock.json.sigstore.json").exists());
+
+    // And a bundle made that way (offline, for this lockfile's bytes) fails verification.
+    let canonical = run_in(dir.path(), &["canonical"], T);
+    fs::write(dir.path().join("canonical.json"), &canonical.stdout).unwrap();
+    for (fault, needle) in [
+        ("expired", "signed time check failed"),
+        ("untrusted-ca", "certificate chain check failed"),
+        ("bad-set", "transparency log check failed"),
+        ("bad-checkpoint", "transparency log check failed"),
+        ("bad-inclusion-proof", "transparency log check failed"),
+        ("bad-sct", "SCT check failed"),
+        ("tampered", "check failed"),
+    ] {
+        let out = std::process::Command::new(python())
+            .arg(repo().join("testdata/sigstore/local_instance.py"))
+            .arg("bundle")
+            .arg(local(""))
+            .arg(dir.path().join("canonical.json"))
+            .arg(dir.path().join("mcp-lock.json.sigstore.json"))
+            .args([
+                "--identity",
+                LOCAL_IDENTITY,
+                "--issuer",
+                GITHUB_ISSUER,
+                "--fault",
+                fault,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        verify_keyless(
+            dir.path(),
+            &["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER],
+        )
+        .expect_failure(1, needle);
+    }
+    // The same generator without a fault makes a bundle that verifies: the faults are real.
+    let out = std::process::Command::new(python())
+        .arg(repo().join("testdata/sigstore/local_instance.py"))
+        .arg("bundle")
+        .arg(local(""))
+        .arg(dir.path().join("canonical.json"))
+        .arg(dir.path().join("mcp-lock.json.sigstore.json"))
+        .args(["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify_keyless(
+        dir.path(),
+        &["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER],
+    )
+    .expect_success();
+}

@@ -94,19 +94,13 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         fulcio: args.fulcio_url.clone(),
         rekor: args.rekor_url.clone(),
     };
-    let (bundle, identity) = sigstore::sign(&canonical, &token, &services)
+    let bundle = sigstore::sign(&canonical, &token, &services)
         .await
         .map_err(|e| from_sigstore(e, "identity token"))?;
     // Check what the services returned before writing it: a bundle that does not verify
     // against the trust root is never written.
     let issuer = token_issuer(&token).unwrap_or_default();
-    let verified = sigstore::verify(
-        &root,
-        &bundle,
-        &canonical,
-        &IdentityRule::Exact(identity.clone()),
-        &issuer,
-    )
+    let verified = sigstore::check_own_bundle(&root, &bundle, &canonical, &issuer)
     .map_err(|e| {
         usage(format!(
             "the services returned a bundle that does not verify ({e}); nothing was written (for a private instance, pass its --trusted-root)"

@@ -90,15 +90,39 @@ pub fn verify(
     identity: &IdentityRule,
     issuer: &str,
 ) -> Result<Verified, SigstoreError> {
+    check(root, bundle_json, artifact, Some(identity), issuer)
+}
+
+/// The signer's own check of a bundle it was just given: everything [`verify`] checks, with
+/// the identity taken from the certificate (Fulcio issued it for the signer's token moments
+/// ago; a verifier must always name the identity it accepts).
+pub fn check_own_bundle(
+    root: &TrustedRoot,
+    bundle_json: &str,
+    artifact: &[u8],
+    issuer: &str,
+) -> Result<Verified, SigstoreError> {
+    check(root, bundle_json, artifact, None, issuer)
+}
+
+fn check(
+    root: &TrustedRoot,
+    bundle_json: &str,
+    artifact: &[u8],
+    identity: Option<&IdentityRule>,
+    issuer: &str,
+) -> Result<Verified, SigstoreError> {
     let bundle = Bundle::from_json(bundle_json)
         .map_err(|e| SigstoreError::Malformed(format!("not a Sigstore bundle: {e}")))?;
     let verifier = Verifier::new(root)
         .map_err(|e| SigstoreError::Malformed(format!("the trusted root cannot be used: {e}")))?;
     let policy = match identity {
-        IdentityRule::Exact(exact) => VerificationPolicy::new(exact.as_str(), issuer),
+        Some(IdentityRule::Exact(exact)) => VerificationPolicy::new(exact.as_str(), issuer),
         // The crate matches exact identities only; the issuer is still required here and the
         // pattern is applied to the verified identity below.
-        IdentityRule::Pattern { .. } => VerificationPolicy::any_identity().require_issuer(issuer),
+        Some(IdentityRule::Pattern { .. }) | None => {
+            VerificationPolicy::any_identity().require_issuer(issuer)
+        }
     };
     let result = verifier
         .verify(artifact, &bundle, &policy)
@@ -107,14 +131,14 @@ pub fn verify(
         .identity()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    if let IdentityRule::Pattern { regex, .. } = identity
+    if let Some(rule @ IdentityRule::Pattern { regex, .. }) = identity
         && !regex.is_match(&found)
     {
         return Err(SigstoreError::Failed {
             check: "identity",
             detail: format!(
                 "the certificate is for {found:?}, expected {}",
-                identity.describe()
+                rule.describe()
             ),
         });
     }
@@ -135,7 +159,7 @@ pub fn verify(
     })
 }
 
-fn classify(error: VerifyError, identity: &IdentityRule) -> SigstoreError {
+fn classify(error: VerifyError, identity: Option<&IdentityRule>) -> SigstoreError {
     let failed = |check: &'static str, detail: String| SigstoreError::Failed { check, detail };
     match error {
         VerifyError::IdentityMismatch { actual, .. } => failed(
@@ -143,7 +167,7 @@ fn classify(error: VerifyError, identity: &IdentityRule) -> SigstoreError {
             format!(
                 "the certificate is for {:?}, expected {}",
                 actual.map(|a| a.as_str().to_string()).unwrap_or_default(),
-                identity.describe()
+                identity.map_or("the one named".into(), IdentityRule::describe)
             ),
         ),
         VerifyError::IssuerMismatch { expected, actual } => failed(
@@ -173,6 +197,16 @@ fn classify(error: VerifyError, identity: &IdentityRule) -> SigstoreError {
                 "the certificate was not yet valid when the entry was logged ({time}; valid from {not_before})"
             ),
         ),
+        // The chain is validated at the logged time; webpki reports a leaf outside its validity
+        // window then as a chain error, which to the user is a signed-time failure.
+        VerifyError::Certificate(CertificateError::ChainInvalid(d))
+            if d.contains("CertExpired") || d.contains("CertNotValidYet") =>
+        {
+            failed(
+                "signed time",
+                format!("the certificate was not valid when the entry was logged ({d})"),
+            )
+        }
         VerifyError::Certificate(e) => failed("certificate chain", e.to_string()),
         VerifyError::TransparencyLog(e) => failed("transparency log", e.to_string()),
         VerifyError::Timestamp(e) => failed("signed time", e.to_string()),
@@ -196,7 +230,7 @@ pub async fn sign(
     artifact: &[u8],
     token_jwt: &str,
     services: &Services,
-) -> Result<(String, String), SigstoreError> {
+) -> Result<String, SigstoreError> {
     let token = IdentityToken::from_jwt(token_jwt.trim())
         .map_err(|e| SigstoreError::Malformed(format!("the identity token is not a JWT: {e}")))?;
     if token.is_expired() {
@@ -205,7 +239,6 @@ pub async fn sign(
             token.expiration()
         )));
     }
-    let identity = token.identity().to_string();
     let context = SigningContext::new(SigningServices::new(
         services.fulcio.as_str(),
         services.rekor.as_str(),
@@ -215,10 +248,9 @@ pub async fn sign(
         .sign(artifact)
         .await
         .map_err(|e| SigstoreError::Signing(e.to_string()))?;
-    let json = bundle
+    bundle
         .to_json_pretty()
-        .map_err(|e| SigstoreError::Signing(e.to_string()))?;
-    Ok((json, identity))
+        .map_err(|e| SigstoreError::Signing(e.to_string()))
 }
 
 /// An identity token from the CI environment (GitHub Actions and others), if there is one.
