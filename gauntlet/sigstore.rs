@@ -487,6 +487,26 @@ fn sigstore_python_verifies_what_mcplock_signs() {
     assert!(!check(LOCAL_IDENTITY, "mcp-lock.json").status.success());
 }
 
+/// Writes `mcp-lock.json.sigstore.json` over `canonical.json`, made offline by the local
+/// instance, with `fault` injected.
+fn generate_bundle(dir: &std::path::Path, fault: Option<&str>) {
+    let out = std::process::Command::new(python())
+        .arg(repo().join("testdata/sigstore/local_instance.py"))
+        .arg("bundle")
+        .arg(local(""))
+        .arg(dir.join("canonical.json"))
+        .arg(dir.join("mcp-lock.json.sigstore.json"))
+        .args(["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER])
+        .args(fault.map(|f| ["--fault", f]).iter().flatten())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_certificate_expired_at_signing_time_is_never_written_or_accepted() {
     // The mock issues certificates that expired an hour before they are logged.
@@ -508,27 +528,7 @@ fn a_certificate_expired_at_signing_time_is_never_written_or_accepted() {
         ("bad-sct", "SCT check failed"),
         ("tampered", "check failed"),
     ] {
-        let out = std::process::Command::new(python())
-            .arg(repo().join("testdata/sigstore/local_instance.py"))
-            .arg("bundle")
-            .arg(local(""))
-            .arg(dir.path().join("canonical.json"))
-            .arg(dir.path().join("mcp-lock.json.sigstore.json"))
-            .args([
-                "--identity",
-                LOCAL_IDENTITY,
-                "--issuer",
-                GITHUB_ISSUER,
-                "--fault",
-                fault,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        generate_bundle(dir.path(), Some(fault));
         verify_keyless(
             dir.path(),
             &["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER],
@@ -536,20 +536,7 @@ fn a_certificate_expired_at_signing_time_is_never_written_or_accepted() {
         .expect_failure(1, needle);
     }
     // The same generator without a fault makes a bundle that verifies: the faults are real.
-    let out = std::process::Command::new(python())
-        .arg(repo().join("testdata/sigstore/local_instance.py"))
-        .arg("bundle")
-        .arg(local(""))
-        .arg(dir.path().join("canonical.json"))
-        .arg(dir.path().join("mcp-lock.json.sigstore.json"))
-        .args(["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    generate_bundle(dir.path(), None);
     verify_keyless(
         dir.path(),
         &["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER],

@@ -1,6 +1,6 @@
 //! `bundle export` and `bundle verify`: one ZIP an auditor can check offline.
 
-use super::keys::{default_signature_path, load_private_key, load_public_key};
+use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::lock::MAX_LOCKFILE_BYTES;
 use super::policy::evaluate_bundled;
 use super::scan::pretty;
@@ -25,7 +25,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 /// The largest bundle read: a lockfile at its cap, plus room for the other members.
 const MAX_BUNDLE_BYTES: u64 = MAX_LOCKFILE_BYTES + (64 << 20);
 const LIMITS: ReadLimits = ReadLimits {
@@ -118,16 +117,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
-    let signature_bytes = read_bounded(&signature_path, MAX_SIGNATURE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| {
-            usage(format!(
-                "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
-                signature_path.display()
-            ))
-        })?;
-    let envelope = Envelope::parse(&signature_bytes)
-        .map_err(|e| usage(format!("{}: {e}", signature_path.display())))?;
+    let (envelope, signature_bytes) = read_envelope(&signature_path)?;
     if envelope.key_id != signer {
         return Err(no(format!(
             "refusing to export: {} was made by key {}, not by the key given ({signer})",

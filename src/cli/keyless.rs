@@ -115,15 +115,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     write_atomic(&output, &bytes).map_err(|e| usage(e.to_string()))?;
     let servers: Vec<&String> = lockfile.servers.keys().collect();
     let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "bundle": output.display().to_string(),
-            "identity": verified.identity,
-            "issuer": verified.issuer,
-            "lockfile": args.lockfile.display().to_string(),
-            "logIndex": verified.log_index,
-            "servers": servers,
-            "signedAt": verified.signed_at,
-        })),
+        Format::Json => json_report(&output, &args.lockfile, &verified, &servers),
         Format::Human => format!(
             "signed {} ({} server(s)) keylessly as {} (issuer {})\nlogged at {} (log index {}); bundle written to {}\n",
             args.lockfile.display(),
@@ -139,6 +131,26 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         stdout,
         exit: ExitKind::Clean,
     })
+}
+
+/// The report of `sign --sigstore` and `verify --bundle --format json` (each ends only when
+/// the bundle verified).
+fn json_report(
+    bundle: &Path,
+    lockfile: &Path,
+    verified: &sigstore::Verified,
+    servers: &[impl serde::Serialize],
+) -> String {
+    pretty(&json!({
+        "bundle": bundle.display().to_string(),
+        "identity": verified.identity,
+        "issuer": verified.issuer,
+        "lockfile": lockfile.display().to_string(),
+        "logIndex": verified.log_index,
+        "servers": servers,
+        "signedAt": verified.signed_at,
+        "verified": true,
+    }))
 }
 
 /// The `iss` claim of a JWT (unverified: Fulcio authenticates the token; this only says which
@@ -195,16 +207,7 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
     let tools: usize = counts.values().filter_map(|c| c.get(&ItemKind::Tool)).sum();
     let servers: Vec<String> = counts.into_keys().collect();
     let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "bundle": bundle_path.display().to_string(),
-            "identity": verified.identity,
-            "issuer": verified.issuer,
-            "lockfile": args.lockfile.display().to_string(),
-            "logIndex": verified.log_index,
-            "servers": servers,
-            "signedAt": verified.signed_at,
-            "verified": true,
-        })),
+        Format::Json => json_report(bundle_path, &args.lockfile, &verified, &servers),
         Format::Human => format!(
             "verified: {} is signed by {} (issuer {}), logged at {}\n{} server(s), {tools} tool(s): {}\n",
             args.lockfile.display(),

@@ -66,6 +66,21 @@ pub(super) fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
     parse_strict(&bytes).map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))
 }
 
+/// Reads a lockfile signature envelope: the parsed envelope and the file's bytes.
+pub(super) fn read_envelope(path: &Path) -> Result<(Envelope, Vec<u8>), CliError> {
+    let bytes = read_bounded(path, MAX_SIGNATURE_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| {
+            usage(format!(
+                "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
+                path.display()
+            ))
+        })?;
+    let envelope =
+        Envelope::parse(&bytes).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    Ok((envelope, bytes))
+}
+
 pub(super) fn default_signature_path(lockfile: &Path) -> PathBuf {
     let mut name = lockfile.as_os_str().to_owned();
     name.push(".sig");
@@ -170,16 +185,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
     let (public, key_id) = load_public_key(&key_path)?;
-    let envelope_bytes = read_bounded(&signature_path, MAX_SIGNATURE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| {
-            usage(format!(
-                "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
-                signature_path.display()
-            ))
-        })?;
-    let envelope = Envelope::parse(&envelope_bytes)
-        .map_err(|e| usage(format!("{}: {e}", signature_path.display())))?;
+    let (envelope, _) = read_envelope(&signature_path)?;
     let document = read_lockfile_json(&args.lockfile)?;
 
     if envelope.key_id != key_id {
