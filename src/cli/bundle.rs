@@ -475,14 +475,10 @@ fn verify_json(
                 .get(&s.name)
                 .map(|server| server.tools.keys().collect())
                 .unwrap_or_default();
-            json!({
-                "digest": s.digest,
-                "name": s.name,
-                "prompts": s.prompts,
-                "resourceTemplates": s.resource_templates,
-                "resources": s.resources,
-                "tools": tools,
-            })
+            // As in the manifest, with the tool names instead of their count.
+            let mut entry = s.to_json();
+            entry["tools"] = json!(tools);
+            entry
         })
         .collect();
     pretty(&json!({

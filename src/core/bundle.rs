@@ -102,6 +102,20 @@ pub struct ServerSummary {
     pub resources: Option<usize>,
 }
 
+impl ServerSummary {
+    /// As the manifest records it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "digest": self.digest,
+            "name": self.name,
+            "prompts": self.prompts,
+            "resourceTemplates": self.resource_templates,
+            "resources": self.resources,
+            "tools": self.tools,
+        })
+    }
+}
+
 /// The outcome of the policy evaluated at export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicySummary {
@@ -160,20 +174,7 @@ impl Manifest {
                 )
             })
             .collect();
-        let servers: Vec<Value> = self
-            .servers
-            .iter()
-            .map(|s| {
-                json!({
-                    "digest": s.digest,
-                    "name": s.name,
-                    "prompts": s.prompts,
-                    "resourceTemplates": s.resource_templates,
-                    "resources": s.resources,
-                    "tools": s.tools,
-                })
-            })
-            .collect();
+        let servers: Vec<Value> = self.servers.iter().map(ServerSummary::to_json).collect();
         let policy = self.policy.map_or(
             Value::Null,
             |p| json!({"passed": p.passed, "rules": p.rules}),
