@@ -1,5 +1,6 @@
 //! `bundle export` and `bundle verify`: one ZIP an auditor can check offline.
 
+use super::exit::{no, read_input, usage};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::lock::MAX_LOCKFILE_BYTES;
 use super::policy::evaluate_bundled;
@@ -10,7 +11,7 @@ use crate::core::bundle::{
     self, FileEntry, Manifest, PolicySummary, ReadmeInput, ServerSummary, check_member_name,
     readme, recorded_digest, summarize,
 };
-use crate::core::canonical::to_canonical;
+use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::Lockfile;
 use crate::core::policy::MAX_POLICY_BYTES;
@@ -37,14 +38,6 @@ const LIMITS: ReadLimits = ReadLimits {
     },
 };
 
-fn usage(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::Usage, message)
-}
-
-fn no(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::No, message)
-}
-
 pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
     let (format, outcome) = match args.command {
         BundleCommand::Export(args) => (args.format, export(args)),
@@ -63,12 +56,6 @@ pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
         }
         error
     })
-}
-
-fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
-    read_bounded(path, limit)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("{what} {} does not exist", path.display())))
 }
 
 fn export(args: BundleExportArgs) -> Result<Output, CliError> {
@@ -298,36 +285,29 @@ fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliErr
         .map_err(|_| rejected(format!("{} is not a PEM file", bundle::PUBLIC_KEY)))?;
     let signer_key =
         PublicKey::from_pem(pem).map_err(|e| rejected(format!("{}: {e}", bundle::PUBLIC_KEY)))?;
-    let bundled_id = signer_key.key_id().map_err(|e| usage(e.to_string()))?;
-    if bundled_id != manifest.signer {
-        return Err(rejected(format!(
-            "{} is key {bundled_id}, but manifest.json names signer {}",
-            bundle::PUBLIC_KEY,
-            manifest.signer
-        )));
-    }
+    // The key, and both signatures, must all be the manifest's signer.
+    let names_signer = |what: &str, key_id: Digest| {
+        if key_id == manifest.signer {
+            Ok(())
+        } else {
+            Err(rejected(format!(
+                "{what} is by key {key_id}, but manifest.json names signer {}",
+                manifest.signer
+            )))
+        }
+    };
+    names_signer(
+        bundle::PUBLIC_KEY,
+        signer_key.key_id().map_err(|e| usage(e.to_string()))?,
+    )?;
     let lockfile_signature = Envelope::parse(member(bundle::LOCKFILE_SIG))
         .map_err(|e| rejected(format!("{}: {e}", bundle::LOCKFILE_SIG)))?;
-    if lockfile_signature.key_id != manifest.signer {
-        return Err(rejected(format!(
-            "{} was made by key {}, but manifest.json names signer {}",
-            bundle::LOCKFILE_SIG,
-            lockfile_signature.key_id,
-            manifest.signer
-        )));
-    }
+    names_signer(bundle::LOCKFILE_SIG, lockfile_signature.key_id)?;
     let manifest_signature = manifest_signature
         .map(|bytes| {
             let envelope = Envelope::parse_for(&bytes, Signed::BundleManifest)
                 .map_err(|e| rejected(format!("{}: {e}", bundle::MANIFEST_SIG)))?;
-            if envelope.key_id != manifest.signer {
-                return Err(rejected(format!(
-                    "{} was made by key {}, but manifest.json names signer {}",
-                    bundle::MANIFEST_SIG,
-                    envelope.key_id,
-                    manifest.signer
-                )));
-            }
+            names_signer(bundle::MANIFEST_SIG, envelope.key_id)?;
             Ok(envelope)
         })
         .transpose()?;

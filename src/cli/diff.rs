@@ -1,5 +1,6 @@
 //! `mcplock diff`: what changed, graded by severity.
 
+use super::exit::usage;
 use super::lock::load_lockfile;
 use super::scan::{pretty, scan_server};
 use super::{CliError, DiffArgs, DiffFormat, ExitKind, FailOn, Format, Output};
@@ -46,10 +47,6 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     // The process ends after the report: skip freeing two large lockfiles piece by piece.
     std::mem::forget((old, new));
     Ok(report(&changes, args.fail_on, args.format))
-}
-
-fn usage(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::Usage, message)
 }
 
 /// Reads a lockfile or a `scan --format json` snapshot as a lockfile.

@@ -34,6 +34,24 @@ pub struct CliError {
     pub json_stdout: Option<String>,
 }
 
+/// A usage or input error (exit 2).
+pub fn usage(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::Usage, message)
+}
+
+/// A definite "no" (exit 1).
+pub fn no(message: impl Into<String>) -> CliError {
+    CliError::new(ExitKind::No, message)
+}
+
+/// Reads an input file of at most `limit` bytes; missing or unreadable is a usage error that
+/// names `what` it is.
+pub fn read_input(path: &std::path::Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
+    crate::edge::fs::read_bounded(path, limit)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("{what} {} does not exist", path.display())))
+}
+
 impl CliError {
     pub fn new(kind: ExitKind, headline: impl Into<String>) -> CliError {
         CliError {

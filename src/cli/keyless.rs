@@ -1,5 +1,6 @@
 //! `sign --sigstore` and `verify --bundle`: keyless signatures bound to a workload identity.
 
+use super::exit::{read_input, usage};
 use super::keys::read_lockfile_json;
 use super::scan::pretty;
 use super::{CliError, ExitKind, Format, Output, SignArgs, VerifyArgs};
@@ -8,7 +9,7 @@ use crate::core::lockfile::Lockfile;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
 use crate::crypto::sigstore::{self, IdentityRule, Services, SigstoreError};
-use crate::edge::fs::{read_bounded, write_atomic};
+use crate::edge::fs::write_atomic;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -16,10 +17,6 @@ use std::path::{Path, PathBuf};
 pub const TOKEN_ENV: &str = "SIGSTORE_ID_TOKEN";
 const MAX_BUNDLE_BYTES: u64 = 1 << 20;
 const MAX_TRUSTED_ROOT_BYTES: u64 = 4 << 20;
-
-fn usage(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::Usage, message)
-}
 
 fn from_sigstore(error: SigstoreError, what: &str) -> CliError {
     match error {
@@ -43,9 +40,7 @@ fn read_trusted_root(
 ) -> Result<sigstore_verify::trust_root::TrustedRoot, CliError> {
     let text = match path {
         Some(path) => {
-            let bytes = read_bounded(path, MAX_TRUSTED_ROOT_BYTES)
-                .map_err(|e| usage(e.to_string()))?
-                .ok_or_else(|| usage(format!("trusted root {} does not exist", path.display())))?;
+            let bytes = read_input(path, MAX_TRUSTED_ROOT_BYTES, "trusted root")?;
             Some(
                 String::from_utf8(bytes)
                     .map_err(|_| usage(format!("{} is not UTF-8 JSON", path.display())))?,
@@ -59,12 +54,13 @@ fn read_trusted_root(
     sigstore::trusted_root(text.as_deref()).map_err(|e| from_sigstore(e, &shown))
 }
 
-/// The canonical bytes of a lockfile that passes its own checks (what keyless signing covers).
-fn canonical_lockfile(path: &Path) -> Result<(Vec<u8>, Lockfile), CliError> {
+/// The canonical bytes of a lockfile that passes its own checks (what keyless signing covers),
+/// and its server names.
+fn canonical_lockfile(path: &Path) -> Result<(Vec<u8>, Vec<String>), CliError> {
     let document = read_lockfile_json(path)?;
-    let lockfile = Lockfile::from_value(&document)
+    let counts = Lockfile::check_value(&document)
         .map_err(|e| usage(format!("{} fails its own checks: {e}", path.display())))?;
-    Ok((to_canonical(&document), lockfile))
+    Ok((to_canonical(&document), counts.into_keys().collect()))
 }
 
 pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
@@ -75,7 +71,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
             "--fulcio-url or --rekor-url name another Sigstore instance: pass its --trusted-root too, so the bundle can be checked before it is written",
         ));
     }
-    let (canonical, lockfile) = canonical_lockfile(&args.lockfile)?;
+    let (canonical, servers) = canonical_lockfile(&args.lockfile)?;
     // Read before signing: a bad trust root should fail before anything is logged publicly.
     let root = read_trusted_root(args.trusted_root.as_deref())?;
     let token = match (&args.identity_token, std::env::var(TOKEN_ENV)) {
@@ -113,7 +109,6 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let mut bytes = bundle.into_bytes();
     bytes.push(b'\n');
     write_atomic(&output, &bytes).map_err(|e| usage(e.to_string()))?;
-    let servers: Vec<&String> = lockfile.servers.keys().collect();
     let stdout = match args.format {
         Format::Json => json_report(&output, &args.lockfile, &verified, &servers),
         Format::Human => format!(
@@ -182,9 +177,7 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
         usage("verify --bundle needs --issuer, the OIDC issuer that vouched for the identity (e.g. https://token.actions.githubusercontent.com)")
     })?;
     let root = read_trusted_root(args.trusted_root.as_deref())?;
-    let bundle = read_bounded(bundle_path, MAX_BUNDLE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("bundle {} does not exist", bundle_path.display())))?;
+    let bundle = read_input(bundle_path, MAX_BUNDLE_BYTES, "bundle")?;
     let bundle = String::from_utf8(bundle).map_err(|_| {
         usage(format!(
             "{} is not a Sigstore bundle (not UTF-8)",

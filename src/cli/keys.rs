@@ -1,5 +1,6 @@
 //! `keygen`, `sign` and `verify` with Ed25519 keys.
 
+use super::exit::{no, read_input, usage};
 use super::lock::MAX_LOCKFILE_BYTES;
 use super::scan::pretty;
 use super::{CanonicalArgs, CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
@@ -14,14 +15,6 @@ use std::path::{Path, PathBuf};
 
 const MAX_KEY_BYTES: u64 = 64 << 10;
 const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
-
-fn usage(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::Usage, message)
-}
-
-fn no(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::No, message)
-}
 
 pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
     if args.private == args.public {
@@ -60,9 +53,7 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
 /// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
 /// bytes; the caller decides how strictly to read it as a lockfile.
 pub(super) fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
-    let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
+    let bytes = read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
     parse_strict(&bytes).map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))
 }
 
@@ -97,9 +88,7 @@ pub(super) fn load_private_key(path: &Path) -> Result<PrivateKey, CliError> {
 
 /// Reads an Ed25519 public key and its key id.
 pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliError> {
-    let public_pem = read_bounded(path, MAX_KEY_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("public key {} does not exist", path.display())))?;
+    let public_pem = read_input(path, MAX_KEY_BYTES, "public key")?;
     let public_pem = String::from_utf8(public_pem)
         .map_err(|_| usage(format!("{} is not a PEM file", path.display())))?;
     let public =

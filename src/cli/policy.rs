@@ -1,5 +1,6 @@
 //! `mcplock policy`: CEL rules over a lockfile or a live server, fail-closed and bounded.
 
+use super::exit::{read_input, usage};
 use super::lock::load_lockfile;
 use super::scan::{pretty, scan_server};
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
@@ -8,15 +9,10 @@ use crate::core::policy::{
     self, CompiledRule, Input, Outcome, PRESETS, Policy, RuleResult, RuleSeverity,
 };
 use crate::core::text::escape;
-use crate::edge::fs::read_bounded;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
-
-fn usage(message: impl Into<String>) -> CliError {
-    CliError::new(ExitKind::Usage, message)
-}
 
 pub async fn run(args: PolicyArgs) -> Result<Output, CliError> {
     match args.command {
@@ -57,9 +53,7 @@ fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
         policies.push(found.map_err(|e| usage(format!("broken preset: {e}")))?);
     }
     for path in &source.policy {
-        let bytes = read_bounded(path, policy::MAX_POLICY_BYTES as u64)
-            .map_err(|e| usage(e.to_string()))?
-            .ok_or_else(|| usage(format!("policy {} does not exist", path.display())))?;
+        let bytes = read_input(path, policy::MAX_POLICY_BYTES as u64, "policy")?;
         let text = String::from_utf8(bytes)
             .map_err(|_| usage(format!("policy {} is not UTF-8", path.display())))?;
         let parsed = policy::parse_policy(&path.display().to_string(), &text)

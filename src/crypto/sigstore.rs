@@ -146,7 +146,7 @@ fn check(
         .verification_material
         .tlog_entries
         .first()
-        .and_then(|e| e.log_index.to_string().parse::<i64>().ok());
+        .map(|e| e.log_index.as_i64());
     Ok(Verified {
         identity: found,
         issuer: result.issuer().unwrap_or_default().to_string(),
