@@ -62,6 +62,7 @@ fn server() -> ServerLock {
         )
         .unwrap(),
         resources: None,
+        unserved: Default::default(),
     }
 }
 
@@ -340,6 +341,31 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             edit_tool(|t| t["icons"] = json!([{"src": "https://cdn.example/icon.svg"}])),
         ),
         (
+            // Read backwards: the templates list was advertised but not served, and now is.
+            "list-served",
+            Class::ListServed,
+            edit_server(|s| {
+                s.resource_templates = Default::default();
+                s.unserved.insert(ItemKind::ResourceTemplate, -32601);
+            }),
+        ),
+        (
+            "list-unserved",
+            Class::ListUnserved,
+            edit_server(|s| {
+                s.prompts = Default::default();
+                s.unserved.insert(ItemKind::Prompt, -32601);
+            }),
+        ),
+        (
+            "list-unserved-code-changed",
+            Class::ListUnservedCodeChanged,
+            edit_server(|s| {
+                s.prompts = Default::default();
+                s.unserved.insert(ItemKind::Prompt, -32602);
+            }),
+        ),
+        (
             "resource-template-changed",
             Class::TextChanged,
             edit_server(|s| {
@@ -359,11 +385,16 @@ fn every_change_class_has_a_golden_case() {
     let base = lockfile(vec![("files", server())]);
     let mut covered = BTreeSet::new();
     for (name, class, changed) in cases() {
-        // The tightening case is the loosening case read backwards.
-        let (old, new) = if name == "schema-additional-properties-tightened" {
-            (&changed, &base)
-        } else {
-            (&base, &changed)
+        // The tightening case is the loosening case read backwards, and so is list-served;
+        // a changed unserved code needs an unserved list on both sides.
+        let unserved_prompts = edit_server(|s| {
+            s.prompts = Default::default();
+            s.unserved.insert(ItemKind::Prompt, -32601);
+        });
+        let (old, new) = match name {
+            "schema-additional-properties-tightened" | "list-served" => (&changed, &base),
+            "list-unserved-code-changed" => (&unserved_prompts, &changed),
+            _ => (&base, &changed),
         };
         fs::write(dir.path().join("old.json"), old.to_pretty()).unwrap();
         fs::write(dir.path().join("new.json"), new.to_pretty()).unwrap();

@@ -70,6 +70,7 @@ fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
         prompts: BTreeMap::new(),
         resource_templates: BTreeMap::new(),
         resources: None,
+        unserved: Default::default(),
     };
     Lockfile {
         servers: BTreeMap::from([("bench".to_string(), server)]),

@@ -463,6 +463,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// Refuse any line on the server's stdout that is not JSON. By default a human line (a
+    /// start-up banner such as "... running on stdio") is skipped, counted and reported, as the
+    /// official SDK clients do; it can never be taken for an answer. A line that starts like a
+    /// message but does not parse, or is not UTF-8, is refused either way.
+    #[arg(long)]
+    pub strict_stdout: bool,
+
     /// Most pages followed per list (tools, prompts, templates, resources).
     #[arg(long, value_name = "N", default_value_t = 1_000)]
     pub max_pages: usize,

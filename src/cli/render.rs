@@ -96,6 +96,14 @@ pub fn human(scanned: &Scanned) -> String {
             ItemKind::ResourceTemplate => "resource templates",
             ItemKind::Resource => "resources",
         };
+        if let Some(code) = s.unserved(kind) {
+            let _ = writeln!(
+                out,
+                "{heading}: advertised but not served ({} answered error {code})",
+                kind.list_method()
+            );
+            continue;
+        }
         let Some(items) = s.items(kind) else {
             let _ = writeln!(out, "{heading}: not offered");
             continue;

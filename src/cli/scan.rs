@@ -4,8 +4,8 @@ use super::render;
 use super::{CliError, ClientCapability, ExitKind, Format, Output, ScanArgs, ServerArgs};
 use crate::core::snapshot::Launch;
 use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
-use crate::transport::RequestError;
 use crate::transport::stdio::{ServerCommand, StdioServer};
+use crate::transport::{Limits, RequestError};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -70,7 +70,11 @@ impl ServerArgs {
 pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, CliError> {
     let cmd = args.command()?;
     let opts = args.scan_options();
-    let mut server = StdioServer::spawn(&cmd, args.max_message_size)
+    let limits = Limits {
+        max_message_bytes: args.max_message_size,
+        strict_stdout: args.strict_stdout,
+    };
+    let mut server = StdioServer::spawn(&cmd, limits)
         .map_err(|e| server_error(format, e.to_string(), Vec::new()))?;
     let limit = Duration::from_secs_f64(args.scan_timeout);
     let outcome = match tokio::time::timeout(limit, scan(server.connection(), &opts)).await {

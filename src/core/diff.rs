@@ -41,6 +41,9 @@ pub enum Class {
     CapabilitiesChanged,
     ClientCapabilitiesChanged,
     InstructionsChanged,
+    ListServed,
+    ListUnserved,
+    ListUnservedCodeChanged,
     ItemAdded,
     ItemRemoved,
     TextChanged,
@@ -72,7 +75,7 @@ pub enum Class {
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 36] = [
+    pub const ALL: [Class; 39] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
@@ -82,6 +85,9 @@ impl Class {
         Class::CapabilitiesChanged,
         Class::ClientCapabilitiesChanged,
         Class::InstructionsChanged,
+        Class::ListServed,
+        Class::ListUnserved,
+        Class::ListUnservedCodeChanged,
         Class::ItemAdded,
         Class::ItemRemoved,
         Class::TextChanged,
@@ -122,6 +128,9 @@ impl Class {
             Class::CapabilitiesChanged => "capabilities-changed",
             Class::ClientCapabilitiesChanged => "client-capabilities-changed",
             Class::InstructionsChanged => "instructions-changed",
+            Class::ListServed => "list-served",
+            Class::ListUnserved => "list-unserved",
+            Class::ListUnservedCodeChanged => "list-unserved-code-changed",
             Class::ItemAdded => "item-added",
             Class::ItemRemoved => "item-removed",
             Class::TextChanged => "text-changed",
@@ -334,6 +343,7 @@ pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec
         }
         deltas.push(d);
     }
+    unserved_deltas(old, new, &mut deltas);
     for d in deltas {
         out.push(attach(name, Subject::Server, d));
     }
@@ -341,6 +351,29 @@ pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec
         if let (Some(a), Some(b)) = (old.items(kind), new.items(kind)) {
             diff_items(name, kind, a, b, out);
         }
+    }
+}
+
+/// A list advertised but not served (recorded with its error code) that starts or stops being
+/// served, or answers another code. Items that appear or vanish with it are reported per item.
+fn unserved_deltas(old: &ServerLock, new: &ServerLock, out: &mut Vec<Delta>) {
+    for kind in ItemKind::ALL {
+        let (a, b) = (old.unserved.get(&kind), new.unserved.get(&kind));
+        let code = |c: Option<&i64>| c.map(|c| serde_json::json!({ "code": c }));
+        let (class, severity) = match (a, b) {
+            (Some(x), Some(y)) if x == y => continue,
+            (None, None) => continue,
+            (Some(_), None) => (Class::ListServed, Severity::Critical),
+            (None, Some(_)) => (Class::ListUnserved, Severity::Moderate),
+            (Some(_), Some(_)) => (Class::ListUnservedCodeChanged, Severity::Info),
+        };
+        out.push(Delta::new(
+            &format!("/unserved/{}", kind.field()),
+            class,
+            severity,
+            code(a).as_ref(),
+            code(b).as_ref(),
+        ));
     }
 }
 

@@ -1,4 +1,4 @@
-//! The lockfile (format version 1): what a team approved.
+//! The lockfile (format versions 1 and 2): what a team approved.
 //!
 //! Every locked server keeps its launch (argv and env *names*), identity, negotiated protocol
 //! version, capabilities, instructions and every item exactly as served, each next to the
@@ -9,12 +9,16 @@
 
 use crate::core::canonical::{Digest, object_to_canonical};
 use crate::core::json::parse_strict;
-use crate::core::snapshot::{ItemKind, Items, Launch, Snapshot};
+use crate::core::snapshot::{ItemKind, Items, Launch, Listing, Snapshot, unserved_code};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-/// The format version this mcplock writes and reads.
-pub const LOCKFILE_VERSION: u64 = 1;
+/// The newest format version this mcplock reads and writes. Version 2 adds one optional field
+/// per server, `unserved`; a file is written as version 2 only when a server needs that field,
+/// so every other lockfile keeps the version 1 bytes an older mcplock reads.
+pub const LOCKFILE_VERSION: u64 = 2;
+/// The oldest format version this mcplock reads.
+pub const FIRST_LOCKFILE_VERSION: u64 = 1;
 
 /// Why a lockfile cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub struct ServerLock {
     pub resource_templates: Items,
     /// Static resources, only when locked with `--resources` (many servers list data there).
     pub resources: Option<Items>,
+    /// Kinds whose capability was advertised but whose list method answered an "unserved"
+    /// error code, with that code. Such a kind's items are empty.
+    pub unserved: BTreeMap<ItemKind, i64>,
 }
 
 /// A whole lockfile: servers by name.
@@ -73,8 +80,19 @@ impl ServerLock {
         with_resources: bool,
     ) -> Result<ServerLock, LockError> {
         let launch = snapshot.launch.clone().ok_or(LockError::NoLaunch)?;
+        let mut unserved = BTreeMap::new();
+        for (kind, listing) in &snapshot.listings {
+            if let Listing::Unserved(code) = listing
+                && (*kind != ItemKind::Resource || with_resources)
+            {
+                unserved.insert(*kind, *code);
+            }
+        }
         let mut listings = snapshot.listings;
-        let mut take = |kind| listings.remove(&kind).flatten().unwrap_or_default();
+        let mut take = |kind| match listings.remove(&kind) {
+            Some(Listing::Served(items)) => items,
+            _ => Items::new(),
+        };
         let tools = take(ItemKind::Tool);
         let prompts = take(ItemKind::Prompt);
         let resource_templates = take(ItemKind::ResourceTemplate);
@@ -90,6 +108,7 @@ impl ServerLock {
             prompts,
             resource_templates,
             resources: with_resources.then_some(resources),
+            unserved,
         })
     }
 
@@ -175,6 +194,15 @@ impl ServerLock {
             "serverInfo".into(),
             self.server_info.clone().unwrap_or(Value::Null),
         );
+        // Absent when empty, so an entry without it keeps its version 1 form and digest.
+        if !self.unserved.is_empty() {
+            let unserved: Map<String, Value> = self
+                .unserved
+                .iter()
+                .map(|(kind, code)| (kind.field().to_string(), json!({"code": code})))
+                .collect();
+            entry.insert("unserved".into(), Value::Object(unserved));
+        }
         entry
     }
 
@@ -228,7 +256,16 @@ impl Lockfile {
             .iter()
             .map(|(name, server)| (name.clone(), server.to_json(name)))
             .collect();
-        json!({"lockfileVersion": LOCKFILE_VERSION, "servers": servers})
+        json!({"lockfileVersion": self.version(), "servers": servers})
+    }
+
+    /// The oldest format version that can hold this lockfile.
+    pub fn version(&self) -> u64 {
+        if self.servers.values().any(|s| !s.unserved.is_empty()) {
+            2
+        } else {
+            FIRST_LOCKFILE_VERSION
+        }
     }
 
     /// Reads a lockfile strictly.
@@ -321,20 +358,27 @@ fn read_lockfile(value: &Value, keep: Keep) -> Result<Lockfile, LockfileError> {
 fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
     {
         let top = object(value, "")?;
-        match top.get("lockfileVersion") {
-            Some(Value::Number(n)) if n.as_u64() == Some(LOCKFILE_VERSION) => {}
+        let version = match top.get("lockfileVersion") {
+            Some(Value::Number(n))
+                if n.as_u64()
+                    .is_some_and(|v| (FIRST_LOCKFILE_VERSION..=LOCKFILE_VERSION).contains(&v)) =>
+            {
+                n.as_u64().unwrap_or(FIRST_LOCKFILE_VERSION)
+            }
             Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > LOCKFILE_VERSION) => {
                 return Err(err(
                     "lockfileVersion",
                     format!(
-                        "version {n} was written by a newer mcplock; this one reads version {LOCKFILE_VERSION}: upgrade mcplock"
+                        "version {n} was written by a newer mcplock; this one reads versions {FIRST_LOCKFILE_VERSION} to {LOCKFILE_VERSION}: upgrade mcplock"
                     ),
                 ));
             }
             Some(other) => {
                 return Err(err(
                     "lockfileVersion",
-                    format!("expected {LOCKFILE_VERSION}, found {other}"),
+                    format!(
+                        "expected {FIRST_LOCKFILE_VERSION} or {LOCKFILE_VERSION}, found {other}"
+                    ),
                 ));
             }
             None => {
@@ -343,7 +387,7 @@ fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
                     "no \"lockfileVersion\": this is not an mcplock lockfile",
                 ));
             }
-        }
+        };
         only_keys(top, &["lockfileVersion", "servers"], "")?;
         let servers = object(take(top, "servers", "")?, "servers")?;
         let mut out = BTreeMap::new();
@@ -352,14 +396,14 @@ fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
             if name.is_empty() {
                 return Err(err("servers", "a server name is empty"));
             }
-            let server = read_server(name, entry, &place, keep)?;
+            let server = read_server(name, entry, &place, keep, version)?;
             out.insert(name.clone(), server);
         }
         Ok(Read { servers: out })
     }
 }
 
-const SERVER_KEYS: [&str; 11] = [
+const SERVER_KEYS: [&str; 12] = [
     "capabilities",
     "clientCapabilities",
     "digest",
@@ -371,6 +415,7 @@ const SERVER_KEYS: [&str; 11] = [
     "resources",
     "serverInfo",
     "tools",
+    "unserved",
 ];
 
 fn read_server(
@@ -378,9 +423,20 @@ fn read_server(
     entry: &Value,
     place: &str,
     keep: Keep,
+    version: u64,
 ) -> Result<(ServerLock, ItemDigests), LockfileError> {
     let entry = object(entry, place)?;
     only_keys(entry, &SERVER_KEYS, place)?;
+    let unserved = match entry.get("unserved") {
+        None => BTreeMap::new(),
+        Some(_) if version < 2 => {
+            return Err(err(
+                &format!("{place}.unserved"),
+                "this field needs lockfileVersion 2; the file says 1 (it was edited by hand?)",
+            ));
+        }
+        Some(v) => read_unserved(v, &format!("{place}.unserved"))?,
+    };
     let stored = take(entry, "digest", place)?;
     let stored = digest_field(stored, &format!("{place}.digest"))?;
     let at = |field: &str| format!("{place}.{field}");
@@ -448,6 +504,21 @@ fn read_server(
             keep,
         )?),
     };
+    for (kind, _) in &unserved {
+        let p = format!("{place}.unserved.{}", kind.field());
+        match kind {
+            ItemKind::Resource if resources.is_none() => {
+                return Err(err(&p, "resources are unserved but were not locked (null)"));
+            }
+            _ if digests.get(kind).is_some_and(|d| !d.is_empty()) => {
+                return Err(err(
+                    &p,
+                    "a kind that was not served cannot have locked items",
+                ));
+            }
+            _ => {}
+        }
+    }
     let server = ServerLock {
         launch,
         server_info,
@@ -459,6 +530,7 @@ fn read_server(
         prompts,
         resource_templates,
         resources,
+        unserved,
     };
     // Item digests were checked first, so an edited definition is reported where it is.
     let computed = server.digest_with(name, &digests);
@@ -469,6 +541,29 @@ fn read_server(
         "this server entry (a field outside the items changed, or it was renamed)",
     )?;
     Ok((server, digests))
+}
+
+/// `{"<kind field>": {"code": -32601 | -32602}, ...}`, at least one kind.
+fn read_unserved(value: &Value, place: &str) -> Result<BTreeMap<ItemKind, i64>, LockfileError> {
+    let map = object(value, place)?;
+    if map.is_empty() {
+        return Err(err(place, "is empty; leave the field out instead"));
+    }
+    let mut out = BTreeMap::new();
+    for (field, entry) in map {
+        let kind = ItemKind::ALL
+            .into_iter()
+            .find(|k| k.field() == field)
+            .ok_or_else(|| err(place, format!("unknown kind {field:?}")))?;
+        let code = unserved_code(entry).ok_or_else(|| {
+            err(
+                &format!("{place}.{field}"),
+                "expected {\"code\": -32601} or {\"code\": -32602}",
+            )
+        })?;
+        out.insert(kind, code);
+    }
+    Ok(out)
 }
 
 fn read_launch(launch: &Map<String, Value>, place: &str) -> Result<Launch, LockfileError> {
@@ -644,6 +739,7 @@ mod tests {
             prompts: Items::new(),
             resource_templates: Items::new(),
             resources: None,
+            unserved: BTreeMap::new(),
         }
     }
 
@@ -723,7 +819,7 @@ mod tests {
 
     #[test]
     fn rejects_versions_duplicates_unknown_and_missing_fields() {
-        let e = edit(|d| d["lockfileVersion"] = json!(2)).unwrap_err();
+        let e = edit(|d| d["lockfileVersion"] = json!(3)).unwrap_err();
         assert!(e.message.contains("newer mcplock"), "{e}");
         let e = edit(|d| d["lockfileVersion"] = json!("1")).unwrap_err();
         assert_eq!(e.place, "lockfileVersion");
@@ -765,6 +861,67 @@ mod tests {
         let mut edited = doc;
         edited["servers"]["demo"]["protocolVersion"] = json!("2024-11-05");
         assert!(Lockfile::check_value(&edited).is_err());
+    }
+
+    #[test]
+    fn unserved_lists_need_version_2_and_are_covered_by_the_digest() {
+        let v1 = file();
+        assert_eq!(v1.version(), 1);
+        let mut server = sample();
+        server.unserved.insert(ItemKind::ResourceTemplate, -32601);
+        let v2 = Lockfile {
+            servers: BTreeMap::from([("demo".to_string(), server.clone())]),
+        };
+        assert_eq!(v2.version(), 2);
+        assert_ne!(v1.servers["demo"].digest("demo"), server.digest("demo"));
+        let bytes = v2.to_pretty();
+        let doc: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(doc["lockfileVersion"], 2);
+        assert_eq!(
+            doc["servers"]["demo"]["unserved"],
+            json!({"resourceTemplates": {"code": -32601}})
+        );
+        let back = Lockfile::parse(&bytes).unwrap();
+        assert_eq!(back, v2);
+        assert_eq!(back.to_pretty(), bytes);
+        assert_eq!(Lockfile::from_value(&doc).unwrap(), v2);
+
+        let reparse = |d: &Value| Lockfile::parse(d.to_string().as_bytes());
+        let mut code = doc.clone();
+        code["servers"]["demo"]["unserved"]["resourceTemplates"]["code"] = json!(-32602);
+        let e = reparse(&code).unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"]", "{e}");
+        let mut v1_with_field = doc.clone();
+        v1_with_field["lockfileVersion"] = json!(1);
+        assert!(
+            reparse(&v1_with_field)
+                .unwrap_err()
+                .message
+                .contains("needs lockfileVersion 2")
+        );
+        let mut removed = doc.clone();
+        removed["servers"]["demo"]
+            .as_object_mut()
+            .unwrap()
+            .remove("unserved");
+        assert!(
+            reparse(&removed).is_err(),
+            "removing the field must break the digest"
+        );
+        for bad in [
+            json!({}),
+            json!({"tools": {"code": -32000}}),
+            json!({"widgets": {"code": -32601}}),
+            json!({"tools": {"code": -32601, "x": 1}}),
+        ] {
+            let mut d = doc.clone();
+            d["servers"]["demo"]["unserved"] = bad.clone();
+            assert!(reparse(&d).is_err(), "{bad}");
+        }
+        let mut served_too = doc;
+        served_too["servers"]["demo"]["unserved"] = json!({"tools": {"code": -32601}});
+        let e = reparse(&served_too).unwrap_err();
+        assert!(e.message.contains("cannot have locked items"), "{e}");
     }
 
     #[test]

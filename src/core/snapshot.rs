@@ -107,6 +107,36 @@ pub enum ListingError {
 /// Items of one kind, keyed by their identifying field, each kept exactly as served.
 pub type Items = BTreeMap<String, Map<String, Value>>;
 
+/// JSON-RPC error codes with which a server may answer a list method whose capability it
+/// advertised, meaning "I do not serve this list": -32601 (method not found; a low-level SDK
+/// server that registered `resources/list` but no templates handler) and -32602 (invalid
+/// params). Any other error still fails the scan.
+pub const UNSERVED_CODES: [i64; 2] = [-32601, -32602];
+
+/// True when `code` means "advertised but not served" for a list method.
+pub fn is_unserved_code(code: i64) -> bool {
+    UNSERVED_CODES.contains(&code)
+}
+
+/// What a scan found for one kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Listing {
+    /// The capability was not advertised, so the list was not asked for.
+    NotOffered,
+    /// The capability was advertised, but the list method answered with this error code (one
+    /// of [`UNSERVED_CODES`]): advertised but not served. Recorded, never taken for empty.
+    Unserved(i64),
+    /// Every item, as served.
+    Served(Items),
+}
+
+/// What a scan tolerated from the server. Reported, never locked and never in a digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tolerated {
+    /// Lines on stdout that were not JSON (start-up banners, stray log lines) and were skipped.
+    pub stdout_non_json_lines: u64,
+}
+
 /// Turns the items a server listed into a keyed map, rejecting non-objects, missing keys and
 /// duplicates. Nothing is dropped or normalized.
 pub fn index_items(kind: ItemKind, served: Vec<Value>) -> Result<Items, ListingError> {
@@ -176,8 +206,10 @@ pub struct Snapshot {
     pub instructions: Option<String>,
     /// What mcplock declared to the server (servers may offer more to a more capable client).
     pub client_capabilities: Map<String, Value>,
-    /// Items per kind; `None` when the server did not advertise the kind (so it was not asked).
-    pub listings: BTreeMap<ItemKind, Option<Items>>,
+    /// What each kind's listing found; a kind missing from the map was not offered.
+    pub listings: BTreeMap<ItemKind, Listing>,
+    /// What the scan tolerated (not part of what the server offers).
+    pub tolerated: Tolerated,
 }
 
 impl Snapshot {
@@ -189,7 +221,18 @@ impl Snapshot {
     }
 
     pub fn items(&self, kind: ItemKind) -> Option<&Items> {
-        self.listings.get(&kind).and_then(Option::as_ref)
+        match self.listings.get(&kind) {
+            Some(Listing::Served(items)) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The error code of a kind that was advertised but not served.
+    pub fn unserved(&self, kind: ItemKind) -> Option<i64> {
+        match self.listings.get(&kind) {
+            Some(Listing::Unserved(code)) => Some(*code),
+            _ => None,
+        }
     }
 
     pub fn count(&self, kind: ItemKind) -> usize {
@@ -251,17 +294,46 @@ impl Snapshot {
             "modern" => Era::Modern,
             other => return Err(format!("unknown era {other:?}")),
         };
+        let unserved = match obj.get("unserved") {
+            None => Map::new(),
+            Some(Value::Object(u)) => u.clone(),
+            Some(_) => return Err("unserved is not an object".into()),
+        };
+        if let Some(unknown) = unserved
+            .keys()
+            .find(|k| !ItemKind::ALL.iter().any(|kind| kind.field() == k.as_str()))
+        {
+            return Err(format!("unserved names an unknown kind {unknown:?}"));
+        }
         let mut listings = BTreeMap::new();
         for kind in ItemKind::ALL {
-            let items = match obj.get(kind.field()) {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(items)) => {
-                    Some(index_items(kind, items.clone()).map_err(|e| e.to_string())?)
+            let listing = match (obj.get(kind.field()), unserved.get(kind.field())) {
+                (None | Some(Value::Null), None) => Listing::NotOffered,
+                (None | Some(Value::Null), Some(u)) => {
+                    Listing::Unserved(unserved_code(u).ok_or_else(|| {
+                        format!(
+                            "unserved.{} must be {{\"code\": -32601 or -32602}}",
+                            kind.field()
+                        )
+                    })?)
                 }
-                Some(_) => return Err(format!("{} is not an array", kind.field())),
+                (Some(Value::Array(items)), None) => {
+                    Listing::Served(index_items(kind, items.clone()).map_err(|e| e.to_string())?)
+                }
+                (Some(Value::Array(_)), Some(_)) => {
+                    return Err(format!("{} is both listed and unserved", kind.field()));
+                }
+                (Some(_), _) => return Err(format!("{} is not an array", kind.field())),
             };
-            listings.insert(kind, items);
+            listings.insert(kind, listing);
         }
+        let tolerated = Tolerated {
+            stdout_non_json_lines: obj
+                .get("tolerated")
+                .and_then(|t| t.get("stdoutNonJsonLines"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        };
         Ok(Snapshot {
             launch,
             era,
@@ -274,6 +346,7 @@ impl Snapshot {
                 .map(str::to_owned),
             client_capabilities: object("clientCapabilities")?,
             listings,
+            tolerated,
         })
     }
 
@@ -297,6 +370,20 @@ impl Snapshot {
 
     fn view(&self) -> SnapshotView<'_> {
         let listing = |kind| self.items(kind).map(|items| items.values().collect());
+        let unserved: BTreeMap<&'static str, UnservedView> = ItemKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                Some((
+                    kind.field(),
+                    UnservedView {
+                        code: self.unserved(kind)?,
+                    },
+                ))
+            })
+            .collect();
+        let tolerated = (self.tolerated != Tolerated::default()).then_some(TolerateView {
+            stdout_non_json_lines: self.tolerated.stdout_non_json_lines,
+        });
         SnapshotView {
             capabilities: &self.capabilities,
             client_capabilities: &self.client_capabilities,
@@ -313,9 +400,20 @@ impl Snapshot {
             resource_templates: listing(ItemKind::ResourceTemplate),
             resources: listing(ItemKind::Resource),
             server_info: self.server_info.as_ref(),
+            tolerated,
             tools: listing(ItemKind::Tool),
+            unserved,
         }
     }
+}
+
+/// `{"code": N}` with N one of [`UNSERVED_CODES`].
+pub fn unserved_code(value: &Value) -> Option<i64> {
+    let obj = value.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    obj.get("code")?.as_i64().filter(|c| is_unserved_code(*c))
 }
 
 /// The serialized snapshot. Fields are declared in sorted order: serde writes them in
@@ -335,7 +433,22 @@ struct SnapshotView<'a> {
     resource_templates: Option<Vec<&'a Map<String, Value>>>,
     resources: Option<Vec<&'a Map<String, Value>>>,
     server_info: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tolerated: Option<TolerateView>,
     tools: Option<Vec<&'a Map<String, Value>>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    unserved: BTreeMap<&'static str, UnservedView>,
+}
+
+#[derive(serde::Serialize)]
+struct UnservedView {
+    code: i64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TolerateView {
+    stdout_non_json_lines: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -380,16 +493,22 @@ mod tests {
             capabilities: Map::new(),
             instructions: None,
             client_capabilities: Map::new(),
-            listings: BTreeMap::from([(
-                ItemKind::Tool,
-                Some(
-                    index_items(
-                        ItemKind::Tool,
-                        vec![json!({"name":"b"}), json!({"name":"a"})],
-                    )
-                    .unwrap(),
+            listings: BTreeMap::from([
+                (
+                    ItemKind::Tool,
+                    Listing::Served(
+                        index_items(
+                            ItemKind::Tool,
+                            vec![json!({"name":"b"}), json!({"name":"a"})],
+                        )
+                        .unwrap(),
+                    ),
                 ),
-            )]),
+                (ItemKind::Prompt, Listing::Unserved(-32602)),
+            ]),
+            tolerated: Tolerated {
+                stdout_non_json_lines: 1,
+            },
         };
         let text = snapshot.to_json_pretty();
         let reparsed: Value = serde_json::from_str(&text).unwrap();
@@ -419,15 +538,33 @@ mod tests {
             listings: BTreeMap::from([
                 (
                     ItemKind::Tool,
-                    Some(index_items(ItemKind::Tool, vec![json!({"name": "t"})]).unwrap()),
+                    Listing::Served(
+                        index_items(ItemKind::Tool, vec![json!({"name": "t"})]).unwrap(),
+                    ),
                 ),
-                (ItemKind::Prompt, None),
-                (ItemKind::ResourceTemplate, None),
-                (ItemKind::Resource, None),
+                (ItemKind::Prompt, Listing::NotOffered),
+                (ItemKind::ResourceTemplate, Listing::Unserved(-32601)),
+                (ItemKind::Resource, Listing::Served(Items::new())),
             ]),
+            tolerated: Tolerated {
+                stdout_non_json_lines: 2,
+            },
         };
-        let back = Snapshot::from_json(&snapshot.to_json()).unwrap();
+        let doc = snapshot.to_json();
+        assert_eq!(
+            doc["unserved"],
+            json!({"resourceTemplates": {"code": -32601}})
+        );
+        assert_eq!(doc["resourceTemplates"], Value::Null);
+        assert_eq!(doc["tolerated"], json!({"stdoutNonJsonLines": 2}));
+        let back = Snapshot::from_json(&doc).unwrap();
         assert_eq!(back, snapshot);
+        let mut both = doc.clone();
+        both["resourceTemplates"] = json!([]);
+        assert!(Snapshot::from_json(&both).unwrap_err().contains("both"));
+        let mut bad = doc.clone();
+        bad["unserved"]["resourceTemplates"]["code"] = json!(-32000);
+        assert!(Snapshot::from_json(&bad).is_err());
         assert!(Snapshot::from_json(&json!({"mcplockSnapshot": 9})).is_err());
         let mut dup = snapshot.to_json();
         dup["tools"] = json!([{"name": "t"}, {"name": "t"}]);

@@ -1,6 +1,8 @@
 //! Listing everything a server offers, completely or not at all.
 
-use crate::core::snapshot::{ItemKind, Items, ListingError, Snapshot, index_items};
+use crate::core::snapshot::{
+    ItemKind, Listing, ListingError, Snapshot, Tolerated, index_items, is_unserved_code,
+};
 use crate::mcp::negotiate::{Session, check_result_type, negotiate};
 use crate::mcp::version::ProtocolChoice;
 use crate::transport::{Connection, RequestError};
@@ -122,6 +124,10 @@ pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, Scan
     if served > 0 {
         notes.push(format!("answered {served} request(s) the server sent"));
     }
+    let skipped = conn.skipped();
+    if let Some(note) = skipped_note(&skipped) {
+        notes.push(note);
+    }
     Ok(Scanned {
         snapshot: Snapshot {
             launch: None,
@@ -132,9 +138,31 @@ pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, Scan
             instructions: session.instructions,
             client_capabilities: opts.client_capabilities.clone(),
             listings,
+            tolerated: Tolerated {
+                stdout_non_json_lines: skipped.lines,
+            },
         },
         notes,
     })
+}
+
+/// The note that reports skipped non-JSON lines, with the first few shown (already escaped).
+pub fn skipped_note(skipped: &crate::transport::Skipped) -> Option<String> {
+    if skipped.lines == 0 {
+        return None;
+    }
+    let shown: Vec<String> = skipped.samples.iter().map(|s| format!("{s:?}")).collect();
+    let more = if skipped.lines > skipped.samples.len() as u64 {
+        ", ..."
+    } else {
+        ""
+    };
+    Some(format!(
+        "skipped {} line(s) ({} bytes) the server wrote to stdout that are not JSON: {}{more}; they cannot be taken for an answer and are in no digest (--strict-stdout refuses them)",
+        skipped.lines,
+        skipped.bytes,
+        shown.join(", ")
+    ))
 }
 
 /// Lists every advertised kind. A server may announce a change to a list at any time (some do
@@ -145,15 +173,15 @@ async fn list_everything(
     session: &Session,
     opts: &ScanOptions,
     notes: &mut Vec<String>,
-) -> Result<BTreeMap<ItemKind, Option<Items>>, ScanError> {
-    let mut listings: BTreeMap<ItemKind, Option<Items>> = BTreeMap::new();
+) -> Result<BTreeMap<ItemKind, Listing>, ScanError> {
+    let mut listings: BTreeMap<ItemKind, Listing> = BTreeMap::new();
     let mut started: BTreeMap<ItemKind, u64> = BTreeMap::new();
     let mut todo: Vec<ItemKind> = ItemKind::ALL
         .into_iter()
         .filter(|kind| {
             let advertised = Snapshot::advertises(&session.capabilities, *kind);
             if !advertised {
-                listings.insert(*kind, None);
+                listings.insert(*kind, Listing::NotOffered);
             }
             advertised
         })
@@ -162,8 +190,8 @@ async fn list_everything(
     for attempt in 1..=attempts {
         for kind in &todo {
             started.insert(*kind, conn.notification_seq());
-            let items = list_all(conn, session, opts, *kind).await?;
-            listings.insert(*kind, Some(items));
+            let listing = list_all(conn, session, opts, *kind).await?;
+            listings.insert(*kind, listing);
         }
         let changed: Vec<ItemKind> = started
             .iter()
@@ -175,6 +203,15 @@ async fn list_everything(
             .map(|(kind, _)| *kind)
             .collect();
         if changed.is_empty() {
+            for (kind, listing) in &listings {
+                if let Listing::Unserved(code) = listing {
+                    notes.push(format!(
+                        "{}: the server advertises {} but answered error {code}; recorded as advertised but not served (a list that starts being served later is drift)",
+                        kind.list_method(),
+                        kind.capability()
+                    ));
+                }
+            }
             return Ok(listings);
         }
         for kind in &changed {
@@ -191,13 +228,15 @@ async fn list_everything(
     })
 }
 
-/// Follows `nextCursor` to the end, guarding against loops and unbounded listings.
+/// Follows `nextCursor` to the end, guarding against loops and unbounded listings. A first
+/// page answered with an "unserved" error code is recorded as such; an error on any later
+/// page (an invalid cursor, say) still fails.
 async fn list_all(
     conn: &Connection,
     session: &Session,
     opts: &ScanOptions,
     kind: ItemKind,
-) -> Result<Items, ScanError> {
+) -> Result<Listing, ScanError> {
     let method = kind.list_method();
     let mut served = Vec::new();
     let mut seen_cursors = HashSet::new();
@@ -207,9 +246,18 @@ async fn list_all(
         if let Some(c) = &cursor {
             params.insert("cursor".into(), Value::String(c.clone()));
         }
-        let result = conn
+        let result = match conn
             .request(method, session.params(params), opts.request_timeout)
-            .await?;
+            .await
+        {
+            Ok(result) => result,
+            Err(RequestError::Rpc { error, .. })
+                if cursor.is_none() && is_unserved_code(error.code) =>
+            {
+                return Ok(Listing::Unserved(error.code));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let Value::Object(mut result) = result else {
             return Err(malformed(method, "the result is not an object"));
         };
@@ -227,6 +275,7 @@ async fn list_all(
         match result.remove("nextCursor") {
             None | Some(Value::Null) => {
                 return index_items(kind, served)
+                    .map(Listing::Served)
                     .map_err(|source| ScanError::Listing { method, source });
             }
             Some(Value::String(next)) => {

@@ -27,6 +27,14 @@ use tokio::task::JoinHandle;
 const MAX_STORED_NOTIFICATIONS: usize = 10_000;
 /// Tolerated oddities kept for the report.
 const MAX_ANOMALIES: usize = 100;
+/// Non-JSON lines on stdout tolerated per connection (start-up banners, stray log lines); one
+/// more is a fault. MCP reserves stdout for messages, so a server that keeps printing there is
+/// broken, not chatty.
+pub const MAX_SKIPPED_LINES: u64 = 100;
+/// Bytes of non-JSON lines tolerated per connection.
+pub const MAX_SKIPPED_BYTES: u64 = 64 * 1024;
+/// Skipped lines kept (escaped, shortened) to show the user.
+const SKIPPED_SAMPLES: usize = 3;
 
 /// Why the connection can no longer be used.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -43,6 +51,10 @@ pub enum ConnError {
         "the server wrote a line to stdout that is not valid JSON-RPC: {detail}; the line starts {snippet:?}"
     )]
     NotJson { detail: String, snippet: String },
+    #[error(
+        "the server wrote more than {MAX_SKIPPED_LINES} lines or {MAX_SKIPPED_BYTES} bytes of non-JSON text to stdout (the last starts {snippet:?}); stdout is reserved for MCP messages, so the server should log to stderr"
+    )]
+    TooMuchNoise { snippet: String },
     #[error("protocol violation: {0}")]
     Protocol(String),
     #[error("reading the server's output failed: {0}")]
@@ -70,6 +82,37 @@ pub struct Notification {
     pub params: Option<Value>,
 }
 
+/// How the connection treats a line on the server's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame accepted.
+    pub max_message_bytes: usize,
+    /// Refuse any line that is not JSON, instead of skipping human lines (banners).
+    pub strict_stdout: bool,
+}
+
+/// Lines on the server's output that were not JSON and were skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub lines: u64,
+    pub bytes: u64,
+    /// The first few, escaped and shortened, for the report.
+    pub samples: Vec<String>,
+}
+
+/// True for a line that is plainly not a JSON-RPC message: valid UTF-8 whose first non-blank
+/// character cannot start a message object. Such a line cannot be taken for an answer (answers
+/// are matched by id), so skipping it cannot change what a scan records. A line that starts
+/// with `{` but does not parse is a broken message, never skipped; invalid UTF-8 is never
+/// skipped either.
+pub fn is_human_line(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok()
+        && line
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{')
+}
+
 #[derive(Default)]
 struct Shared {
     pending: HashMap<Id, oneshot::Sender<Result<Value, RpcError>>>,
@@ -79,10 +122,26 @@ struct Shared {
     notification_seq: u64,
     server_requests: u64,
     anomalies: Vec<String>,
+    skipped: Skipped,
     fault: Option<ConnError>,
 }
 
 impl Shared {
+    /// Counts a skipped human line; a fault once the per-connection budget is spent.
+    fn skip(&mut self, line: &[u8]) -> Result<(), ConnError> {
+        self.skipped.lines += 1;
+        self.skipped.bytes += line.len() as u64 + 1;
+        if self.skipped.lines > MAX_SKIPPED_LINES || self.skipped.bytes > MAX_SKIPPED_BYTES {
+            return Err(ConnError::TooMuchNoise {
+                snippet: snippet(line),
+            });
+        }
+        if self.skipped.samples.len() < SKIPPED_SAMPLES {
+            self.skipped.samples.push(snippet(line));
+        }
+        Ok(())
+    }
+
     fn note(&mut self, anomaly: String) {
         if self.anomalies.len() < MAX_ANOMALIES {
             self.anomalies.push(anomaly);
@@ -117,8 +176,8 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 }
 
 impl Connection {
-    /// Starts the demultiplexer. `max_message_bytes` caps every frame the server sends.
-    pub fn new<R, W>(reader: R, writer: W, max_message_bytes: usize) -> Connection
+    /// Starts the demultiplexer over the server's output (`reader`) and input (`writer`).
+    pub fn new<R, W>(reader: R, writer: W, limits: Limits) -> Connection
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
@@ -130,7 +189,7 @@ impl Connection {
             reader,
             Arc::clone(&writer),
             Arc::clone(&shared),
-            max_message_bytes,
+            limits,
         ));
         Connection {
             writer,
@@ -226,6 +285,11 @@ impl Connection {
         lock(&self.shared).server_requests
     }
 
+    /// Non-JSON lines the server wrote that were skipped.
+    pub fn skipped(&self) -> Skipped {
+        lock(&self.shared).skipped.clone()
+    }
+
     /// Oddities that were tolerated (for example an error response with `id: null`).
     pub fn anomalies(&self) -> Vec<String> {
         lock(&self.shared).anomalies.clone()
@@ -277,8 +341,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     reader: R,
     writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
     shared: Arc<Mutex<Shared>>,
-    cap: usize,
+    limits: Limits,
 ) {
+    let cap = limits.max_message_bytes;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut buf = Vec::new();
     let fault = loop {
@@ -297,6 +362,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         let message = match parse_strict(&buf) {
             Ok(value) => value,
+            Err(_) if !limits.strict_stdout && is_human_line(&buf) => {
+                if let Err(fault) = lock(&shared).skip(&buf) {
+                    break fault;
+                }
+                continue;
+            }
             Err(e) => {
                 break ConnError::NotJson {
                     detail: e.message().to_owned(),
@@ -400,10 +471,17 @@ mod tests {
     }
 
     fn pair(cap: usize) -> (Connection, Peer) {
+        pair_with(Limits {
+            max_message_bytes: cap,
+            strict_stdout: false,
+        })
+    }
+
+    fn pair_with(limits: Limits) -> (Connection, Peer) {
         let (ours, theirs) = duplex(1 << 20);
         let (our_read, our_write) = tokio::io::split(ours);
         let (their_read, their_write) = tokio::io::split(theirs);
-        let conn = Connection::new(our_read, our_write, cap);
+        let conn = Connection::new(our_read, our_write, limits);
         let peer = Peer {
             lines: BufReader::new(their_read).lines(),
             out: their_write,
@@ -501,7 +579,10 @@ mod tests {
             (&[b'x'; 200][..], "cap"),
             (&b"{\"jsonrpc\":\"2.0\""[..], "middle of a message"),
         ] {
-            let (conn, mut peer) = pair(100);
+            let (conn, mut peer) = pair_with(Limits {
+                max_message_bytes: 100,
+                strict_stdout: true,
+            });
             let owned = bytes.to_vec();
             tokio::spawn(async move {
                 let _ = peer.next().await;
@@ -511,6 +592,80 @@ mod tests {
             let err = conn.request("tools/list", None, T).await.unwrap_err();
             assert!(err.to_string().contains(expect), "{expect}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn human_lines_are_skipped_and_counted_but_broken_messages_are_not() {
+        let (conn, mut peer) = pair(1 << 16);
+        tokio::spawn(async move {
+            let req = peer.next().await;
+            peer.send(b"Server running on stdio\n[INFO] ready \x1b[31m\n")
+                .await;
+            let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{"ok":1}});
+            peer.send(format!("{answer}\n").as_bytes()).await;
+            let _ = peer.next().await;
+        });
+        assert_eq!(conn.request("a", None, T).await.unwrap(), json!({"ok": 1}));
+        let skipped = conn.skipped();
+        assert_eq!((skipped.lines, skipped.bytes), (2, 24 + 19));
+        assert_eq!(skipped.samples[0], "Server running on stdio");
+        assert_eq!(skipped.samples[1], "[INFO] ready \\e[31m");
+
+        for (bytes, expect) in [
+            (&b"{\"jsonrpc\": oops}\n"[..], "not valid JSON-RPC"),
+            (&b"  {not json\n"[..], "not valid JSON-RPC"),
+            (&b"caf\xe9 banner\n"[..], "UTF-8"),
+            (&b"42\n"[..], "protocol violation"),
+        ] {
+            let (conn, mut peer) = pair(1 << 16);
+            let owned = bytes.to_vec();
+            tokio::spawn(async move {
+                let _ = peer.next().await;
+                peer.send(&owned).await;
+                let _ = peer.next().await;
+            });
+            let err = conn.request("a", None, T).await.unwrap_err();
+            assert!(err.to_string().contains(expect), "{expect}: {err}");
+            assert_eq!(conn.skipped().lines, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_noise_budget_is_bounded() {
+        for (lines, line) in [
+            (MAX_SKIPPED_LINES + 1, b"log\n".to_vec()),
+            (2, vec![b'x'; MAX_SKIPPED_BYTES as usize]),
+        ] {
+            let (conn, mut peer) = pair(1 << 20);
+            tokio::spawn(async move {
+                let _ = peer.next().await;
+                for _ in 0..lines {
+                    let mut l = line.clone();
+                    if l.last() != Some(&b'\n') {
+                        l.push(b'\n');
+                    }
+                    peer.send(&l).await;
+                }
+                let _ = peer.next().await;
+            });
+            let err = conn.request("a", None, T).await.unwrap_err();
+            assert!(err.to_string().contains("non-JSON text"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn strict_stdout_refuses_a_banner() {
+        let (conn, mut peer) = pair_with(Limits {
+            max_message_bytes: 1 << 16,
+            strict_stdout: true,
+        });
+        tokio::spawn(async move {
+            let _ = peer.next().await;
+            peer.send(b"Server running on stdio\n").await;
+            let _ = peer.next().await;
+        });
+        let err = conn.request("a", None, T).await.unwrap_err();
+        assert!(err.to_string().contains("Server running on stdio"), "{err}");
     }
 
     #[tokio::test]

@@ -7,4 +7,4 @@ pub mod conn;
 pub mod lines;
 pub mod stdio;
 
-pub use conn::{ConnError, Connection, RequestError};
+pub use conn::{ConnError, Connection, Limits, RequestError, Skipped};

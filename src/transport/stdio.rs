@@ -7,7 +7,7 @@
 //! the whole group.
 
 use crate::core::text::escape;
-use crate::transport::conn::{ConnError, Connection};
+use crate::transport::conn::{ConnError, Connection, Limits};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
@@ -114,7 +114,7 @@ pub const STDERR_TAIL_BYTES: usize = 64 * 1024;
 
 impl StdioServer {
     /// Spawns the server. Must be called inside a tokio runtime.
-    pub fn spawn(cmd: &ServerCommand, max_message_bytes: usize) -> Result<StdioServer, SpawnError> {
+    pub fn spawn(cmd: &ServerCommand, limits: Limits) -> Result<StdioServer, SpawnError> {
         let mut command = Command::new(&cmd.program);
         command
             .args(&cmd.args)
@@ -164,7 +164,7 @@ impl StdioServer {
         Ok(StdioServer {
             child,
             pgid,
-            conn: Connection::new(stdout, stdin, max_message_bytes),
+            conn: Connection::new(stdout, stdin, limits),
             stderr: tail,
             stderr_task,
         })

@@ -24,6 +24,7 @@ fn server(tools: &[(&str, &str)]) -> ServerLock {
         prompts: BTreeMap::new(),
         resource_templates: BTreeMap::new(),
         resources: None,
+        unserved: Default::default(),
     }
 }
 

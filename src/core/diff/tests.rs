@@ -19,6 +19,7 @@ fn server(tools: Vec<Value>) -> ServerLock {
         prompts: Items::new(),
         resource_templates: Items::new(),
         resources: None,
+        unserved: Default::default(),
     }
 }
 

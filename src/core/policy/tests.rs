@@ -18,6 +18,7 @@ fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>
         prompts: Default::default(),
         resource_templates: index_items(ItemKind::ResourceTemplate, templates).unwrap(),
         resources: None,
+        unserved: Default::default(),
     };
     Lockfile {
         servers: BTreeMap::from([("s".to_string(), server)]),
