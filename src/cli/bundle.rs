@@ -2,7 +2,7 @@
 
 use super::exit::{no, read_input, usage};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
-use super::lock::MAX_LOCKFILE_BYTES;
+use super::locked::MAX_LOCKFILE_BYTES;
 use super::policy::evaluate_bundled;
 use super::scan::pretty;
 use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError, ExitKind};

@@ -1,7 +1,7 @@
 //! `mcplock diff`: what changed, graded by severity.
 
 use super::exit::usage;
-use super::lock::load_lockfile;
+use super::locked::{entry_for, load_lockfile, protocol_like};
 use super::scan::{pretty, scan_server};
 use super::{CliError, DiffArgs, DiffFormat, ExitKind, FailOn, Format, Output};
 use crate::core::diff::{Change, Severity, Subject, Words, diff, summary};
@@ -10,13 +10,12 @@ use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Snapshot};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
-use crate::mcp::ProtocolChoice;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use super::lock::MAX_LOCKFILE_BYTES;
+use super::locked::MAX_LOCKFILE_BYTES;
 
 pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     let (old, new) = match (&args.old, &args.new) {
@@ -44,6 +43,13 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
         _ => live(&args).await?,
     };
     let changes = diff(&old, &new);
+    if args.old.is_none() && !changes.is_empty() {
+        // Drift against a live server is drift, whatever its cause; but a server that differs
+        // from itself between starts shows up here too, and only a repeated scan tells.
+        eprintln!(
+            "mcplock: hint: if this server changes between starts (descriptions built from an unordered set, say), `mcplock scan --repeat 3 -- CMD` shows what differs"
+        );
+    }
     // The process ends after the report: skip freeing two large lockfiles piece by piece.
     std::mem::forget((old, new));
     Ok(report(&changes, args.fail_on, args.format))
@@ -95,7 +101,10 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
     let mut old = Lockfile::default();
     let mut new = Lockfile::default();
     if !args.server.server.is_empty() {
-        let scanned = scan_server(&args.server, Format::Human).await?;
+        let mut server_args = args.server.clone();
+        let known = entry_for(&locked, args.name.as_deref(), &server_args.command()?);
+        server_args.protocol = protocol_like(server_args.protocol, known);
+        let scanned = scan_server(&server_args, Format::Human).await?;
         let name = match args.name.clone() {
             Some(n) => n,
             None => pick_server(&locked, scanned.snapshot.server_name())?,
@@ -134,13 +143,9 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
         if server_args.declare.is_empty() {
             server_args.declare = super::declared_from(&entry.client_capabilities);
         }
-        if server_args.protocol == ProtocolChoice::Auto {
-            // Keep the lock's generation: a server that also speaks a newer protocol is the
-            // same server, and the comparison stays like for like.
-            if let Some(v) = crate::mcp::ProtocolVersion::parse(&entry.protocol_version) {
-                server_args.protocol = ProtocolChoice::Exactly(v);
-            }
-        }
+        // Keep the lock's generation: a server that also speaks a newer protocol is the same
+        // server, the comparison stays like for like, and no probe is needed.
+        server_args.protocol = protocol_like(server_args.protocol, Some(entry));
         let command = server_args.command()?;
         eprintln!(
             "mcplock: relaunching {}: {}",

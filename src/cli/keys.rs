@@ -1,7 +1,7 @@
 //! `keygen`, `sign` and `verify` with Ed25519 keys.
 
 use super::exit::{no, read_input, usage};
-use super::lock::MAX_LOCKFILE_BYTES;
+use super::locked::MAX_LOCKFILE_BYTES;
 use super::scan::pretty;
 use super::{CanonicalArgs, CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};

@@ -1,16 +1,14 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
-use super::scan::{pretty, scan_server};
+use super::locked::{entry_for, protocol_like};
+use super::scan::{pretty, scan_stable};
 use super::{CliError, ExitKind, Format, LockArgs, Output};
-use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
-use crate::edge::fs::{read_bounded, write_atomic};
+use super::locked::load_lockfile;
+use crate::edge::fs::write_atomic;
 use serde_json::json;
-use std::path::Path;
-
-/// Largest lockfile mcplock reads.
-pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
@@ -29,22 +27,6 @@ impl Status {
     }
 }
 
-/// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
-pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
-    let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
-    bytes
-        .map(|b| {
-            Lockfile::parse(&b).map_err(|e| {
-                CliError::new(
-                    ExitKind::Usage,
-                    format!("{} is not a valid lockfile: {e}", path.display()),
-                )
-            })
-        })
-        .transpose()
-}
-
 pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let path = args.lockfile.as_path();
     // Read (and check) the existing file first: a corrupt lockfile is never overwritten, and
@@ -56,7 +38,14 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let exists = existing.is_some();
     let mut lockfile = existing.unwrap_or_default();
 
-    let scanned = scan_server(&args.server, args.format).await?;
+    let mut server_args = args.server.clone();
+    if args.check {
+        // The lock already says which protocol generation this server speaks: no probe.
+        let known = entry_for(&lockfile, args.name.as_deref(), &server_args.command()?);
+        server_args.protocol = protocol_like(server_args.protocol, known);
+    }
+    let scanned = scan_stable(&server_args, &args.repeat, args.format).await?;
+    let notes = scanned.notes.clone();
     let name = match args
         .name
         .clone()
@@ -137,7 +126,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         &name,
         &shown,
         status,
-        &changes,
+        (&changes, &notes),
         &entry,
         ExitKind::Clean,
     ))
@@ -160,7 +149,7 @@ fn report(
     name: &str,
     path: &str,
     status: Status,
-    changes: &[String],
+    (changes, notes): (&[String], &[String]),
     entry: &ServerLock,
     exit: ExitKind,
 ) -> Output {
@@ -170,16 +159,18 @@ fn report(
             "changes": changes,
             "digest": digest,
             "lockfile": path,
+            "notes": notes,
             "server": name,
             "status": status.as_str(),
         })),
         Format::Human => {
             let counts: Vec<String> = ItemKind::ALL
                 .into_iter()
-                .filter_map(|kind| {
-                    entry
+                .filter_map(|kind| match entry.unserved.get(&kind) {
+                    Some(code) => Some(format!("{} list unserved (error {code})", kind.noun())),
+                    None => entry
                         .items(kind)
-                        .map(|items| format!("{} {}(s)", items.len(), kind.noun()))
+                        .map(|items| format!("{} {}(s)", items.len(), kind.noun())),
                 })
                 .collect();
             let what = counts.join(", ");
@@ -193,6 +184,9 @@ fn report(
                 out.push_str(&format!("  {change}\n"));
             }
             out.push_str(&format!("digest {digest}\n"));
+            for note in notes {
+                out.push_str(&format!("note: {}\n", escape(note)));
+            }
             out
         }
     };

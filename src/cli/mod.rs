@@ -6,6 +6,7 @@ mod exit;
 mod keyless;
 mod keys;
 mod lock;
+mod locked;
 mod policy;
 mod render;
 mod scan;
@@ -455,6 +456,13 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_seconds)]
     pub timeout: f64,
 
+    /// Seconds `--protocol auto` waits for the server/discover probe alone. A legacy server may
+    /// ignore the unknown method; after this bound the initialize handshake is offered too,
+    /// and the first answer that decides wins (a slow-starting modern server still answers the
+    /// probe first). Not used where a lock records the server's protocol (diff, lock --check).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_seconds)]
+    pub probe_timeout: f64,
+
     /// Seconds the whole scan may take, server start-up included.
     #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_seconds)]
     pub scan_timeout: f64,
@@ -490,7 +498,26 @@ pub struct ScanArgs {
     pub format: Format,
 
     #[command(flatten)]
+    pub repeat: RepeatArgs,
+
+    #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// Starting a server several times to tell whether it offers the same thing each time.
+#[derive(Clone, Debug, Args)]
+pub struct RepeatArgs {
+    /// Start and scan the server N times (one after another) and refuse, exit 3, if what it
+    /// offers differs between starts, naming every item and JSON pointer that differed. A
+    /// server that builds its descriptions from an unordered set would otherwise report drift
+    /// on every re-scan, or pass by luck.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
+
+    /// With --repeat: when the starts differ, keep the first scan and say so instead of
+    /// refusing (expect drift on re-scans of such a server).
+    #[arg(long)]
+    pub accept_unstable: bool,
 }
 
 #[derive(Debug, Args)]
@@ -524,6 +551,9 @@ pub struct LockArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+
+    #[command(flatten)]
+    pub repeat: RepeatArgs,
 
     #[command(flatten)]
     pub server: ServerArgs,

@@ -1,7 +1,7 @@
 //! `mcplock policy`: CEL rules over a lockfile or a live server, fail-closed and bounded.
 
 use super::exit::{read_input, usage};
-use super::lock::load_lockfile;
+use super::locked::load_lockfile;
 use super::scan::{pretty, scan_server};
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
 use crate::core::lockfile::{Lockfile, ServerLock};

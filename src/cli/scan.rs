@@ -1,8 +1,13 @@
 //! `mcplock scan`: start a server, read everything it offers, print it.
 
 use super::render;
-use super::{CliError, ClientCapability, ExitKind, Format, Output, ScanArgs, ServerArgs};
+use super::{
+    CliError, ClientCapability, ExitKind, Format, Output, RepeatArgs, ScanArgs, ServerArgs,
+};
+use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::Launch;
+use crate::core::stability::{Unstable, between_starts};
+use crate::core::text::escape;
 use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
 use crate::transport::stdio::{ServerCommand, StdioServer};
 use crate::transport::{Limits, RequestError};
@@ -14,8 +19,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Lines of the server's stderr shown when it fails.
 const STDERR_LINES: usize = 12;
 
+/// Most differences between starts that are collected and shown.
+const MAX_UNSTABLE: usize = 50;
+/// Differences named in the one-line headline.
+const UNSTABLE_IN_HEADLINE: usize = 3;
+
 pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
-    let scanned = scan_server(&args.server, args.format).await?;
+    let scanned = scan_stable(&args.server, &args.repeat, args.format).await?;
     let stdout = match args.format {
         Format::Json => render::json(&scanned.snapshot),
         Format::Human => render::human(&scanned),
@@ -58,6 +68,7 @@ impl ServerArgs {
             protocol: self.protocol,
             client_capabilities: caps,
             request_timeout: Duration::from_secs_f64(self.timeout),
+            probe_timeout: Duration::from_secs_f64(self.probe_timeout),
             max_pages: self.max_pages,
             max_items: self.max_items,
             ..ScanOptions::default()
@@ -110,6 +121,9 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
                 (Some(status), None) => details.push(format!("server {status}")),
                 (None, None) => {}
             }
+            if let Some(note) = crate::mcp::scan::skipped_note(&server.connection().skipped()) {
+                details.push(note);
+            }
             let stderr = server.stderr_report(STDERR_LINES);
             if stderr.lines.is_empty() {
                 details.push("server stderr: (empty)".into());
@@ -128,6 +142,90 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
             ))
         }
     }
+}
+
+/// Scans the server `repeat.repeat` times, one start after another, and compares every start
+/// with the first (as lock entries, so exactly what a lock would pin). Differences refuse the
+/// scan (exit 3) unless `--accept-unstable`, which keeps the first scan with a note.
+pub async fn scan_stable(
+    args: &ServerArgs,
+    repeat: &RepeatArgs,
+    format: Format,
+) -> Result<Scanned, CliError> {
+    if repeat.accept_unstable && repeat.repeat < 2 {
+        return Err(CliError::new(
+            ExitKind::Usage,
+            "--accept-unstable only means something with --repeat N (N of 2 or more)",
+        ));
+    }
+    let mut first = scan_server(args, format).await?;
+    if repeat.repeat < 2 {
+        return Ok(first);
+    }
+    let as_entry = |scanned: Scanned| {
+        ServerLock::from_snapshot(scanned.snapshot, true)
+            .map_err(|e| server_error(format, e.to_string(), Vec::new()))
+    };
+    let base = as_entry(first.clone())?;
+    let mut found: std::collections::BTreeMap<Unstable, Vec<u32>> = Default::default();
+    for start in 2..=repeat.repeat {
+        let entry = as_entry(scan_server(args, format).await?)?;
+        for place in between_starts(&base, &entry, MAX_UNSTABLE) {
+            if found.len() < MAX_UNSTABLE || found.contains_key(&place) {
+                found.entry(place).or_default().push(start);
+            }
+        }
+    }
+    let n = repeat.repeat;
+    if found.is_empty() {
+        first.notes.push(format!(
+            "started the server {n} times: it offered exactly the same each time"
+        ));
+        return Ok(first);
+    }
+    let name = match first.snapshot.server_name() {
+        Some(name) => format!("{:?}", escape(name)),
+        None => args.command()?.display(),
+    };
+    let mut summary: Vec<String> = found
+        .keys()
+        .take(UNSTABLE_IN_HEADLINE)
+        .map(|u| u.describe(escape))
+        .collect();
+    if found.len() > UNSTABLE_IN_HEADLINE {
+        summary.push(format!("{} more", found.len() - UNSTABLE_IN_HEADLINE));
+    }
+    let summary = summary.join("; ");
+    let details: Vec<String> = found
+        .iter()
+        .map(|(place, starts)| {
+            let starts: Vec<String> = starts.iter().map(u32::to_string).collect();
+            format!(
+                "{} differs between start 1 and start {}",
+                place.describe(escape),
+                starts.join(", ")
+            )
+        })
+        .collect();
+    if repeat.accept_unstable {
+        first.notes.push(format!(
+            "server {name} is not deterministic: {summary} differ between its {n} starts; kept the first scan as --accept-unstable asked, so expect drift on every re-scan"
+        ));
+        first.notes.extend(details);
+        return Ok(first);
+    }
+    let mut details = details;
+    details.push(format!(
+        "started {n} times: {}",
+        args.command()?.display()
+    ));
+    Err(server_error(
+        format,
+        format!(
+            "server {name} is not deterministic: {summary} differ between starts; a lock of it would report drift on every re-scan (--accept-unstable keeps the first scan anyway)"
+        ),
+        details,
+    ))
 }
 
 fn sorted_env_keys(cmd: &ServerCommand) -> Vec<String> {

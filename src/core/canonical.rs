@@ -18,6 +18,57 @@ pub fn to_canonical(value: &Value) -> Vec<u8> {
     out
 }
 
+/// JSON pointers (RFC 6901) of the deepest places where `a` and `b` differ in canonical form,
+/// in document order, at most `limit`. Numbers are compared as RFC 8785 numbers (`10`, `10.0`
+/// and `1e1` are the same); an array whose length changed, a member present on one side only
+/// and a change of type are reported where they happen. Empty iff the canonical forms are equal.
+pub fn differing_pointers(a: &Value, b: &Value, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut path = String::new();
+    walk_differences(a, b, &mut path, &mut out, limit);
+    out
+}
+
+fn walk_differences(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>, limit: usize) {
+    if out.len() >= limit {
+        return;
+    }
+    let at = path.len();
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                path.push('/');
+                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                match (x.get(key), y.get(key)) {
+                    (Some(u), Some(v)) => walk_differences(u, v, path, out, limit),
+                    _ if out.len() < limit => out.push(path.clone()),
+                    _ => {}
+                }
+                path.truncate(at);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                path.push('/');
+                path.push_str(&i.to_string());
+                walk_differences(u, v, path, out, limit);
+                path.truncate(at);
+            }
+        }
+        (Value::Number(_), Value::Number(_)) => {
+            if to_canonical(a) != to_canonical(b) {
+                out.push(path.clone());
+            }
+        }
+        _ => {
+            if a != b {
+                out.push(path.clone());
+            }
+        }
+    }
+}
+
 /// RFC 8785 bytes of an object given as (name, value) members, in any order.
 pub fn object_to_canonical(members: &[(&str, &Value)]) -> Vec<u8> {
     let mut sorted: Vec<&(&str, &Value)> = members.iter().collect();
@@ -273,6 +324,68 @@ mod tests {
         assert!(canonicalize(b"\"\xff\"").is_err());
     }
 
+    /// `value` with one node (chosen by `seed`) replaced by `leaf`, or one member removed, or
+    /// one number rewritten in another notation of the same value.
+    fn mutate(value: &Value, seed: u64, leaf: &Value) -> Value {
+        let mut out = value.clone();
+        let mut nodes = Vec::new();
+        collect_pointers(&out, String::new(), &mut nodes);
+        let target = &nodes[(seed % nodes.len() as u64) as usize];
+        let how = (seed >> 32) % 3;
+        match (how, out.pointer_mut(target)) {
+            (0, Some(node)) => *node = leaf.clone(),
+            (1, Some(Value::Number(n))) => {
+                if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
+                    *n = f;
+                }
+            }
+            (_, Some(Value::Object(m))) if !m.is_empty() => {
+                let key = m.keys().nth((seed as usize) % m.len()).cloned().unwrap();
+                m.remove(&key);
+            }
+            (_, Some(node)) => *node = leaf.clone(),
+            (_, None) => {}
+        }
+        out
+    }
+
+    fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        match value {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let token = k.replace('~', "~0").replace('/', "~1");
+                    collect_pointers(v, format!("{at}/{token}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    collect_pointers(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn differing_pointers_name_the_deepest_places() {
+        let a: Value = serde_json::from_str(
+            r#"{"d":"x","s":{"p":{"n":{"maximum":10}},"e":[1],"r":["a"]}}"#,
+        )
+        .unwrap();
+        let b: Value = serde_json::from_str(
+            r#"{"d":"y","s":{"p":{"n":{"maximum":1e1}},"e":["1"],"r":["a","b"]},"x":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            differing_pointers(&a, &b, 10),
+            ["/d", "/s/e/0", "/s/r", "/x"]
+        );
+        assert_eq!(differing_pointers(&a, &b, 2), ["/d", "/s/e/0"]);
+        assert!(differing_pointers(&a, &a.clone(), 10).is_empty());
+        assert_eq!(differing_pointers(&a, &Value::Null, 10), [""]);
+    }
+
     fn any_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -304,6 +417,26 @@ mod tests {
             let once = to_canonical(&value);
             let twice = canonicalize(&once).expect("canonical output parses");
             prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn differing_pointers_are_empty_iff_the_canonical_forms_are_equal(
+            a in any_json(),
+            seed in any::<u64>(),
+            leaf in any_json(),
+        ) {
+            let b = mutate(&a, seed, &leaf);
+            for (x, y) in [(&a, &b), (&b, &a), (&a, &a)] {
+                let pointers = differing_pointers(x, y, usize::MAX);
+                prop_assert_eq!(pointers.is_empty(), to_canonical(x) == to_canonical(y));
+                for p in &pointers {
+                    let (u, v) = (x.pointer(p), y.pointer(p));
+                    prop_assert!(
+                        u.map(to_canonical) != v.map(to_canonical),
+                        "pointer {} names no difference", p
+                    );
+                }
+            }
         }
 
         #[test]

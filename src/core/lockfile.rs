@@ -163,8 +163,8 @@ impl ServerLock {
         ]))
     }
 
-    /// Every field but the items and the digest.
-    fn header_json(&self) -> Map<String, Value> {
+    /// Every field but the items and the digest, as written.
+    pub fn header_json(&self) -> Map<String, Value> {
         let mut entry = Map::new();
         entry.insert(
             "capabilities".into(),

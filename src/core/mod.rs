@@ -11,4 +11,5 @@ pub mod lockfile;
 pub mod policy;
 pub mod signature;
 pub mod snapshot;
+pub mod stability;
 pub mod text;

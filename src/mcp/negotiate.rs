@@ -19,10 +19,6 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
-/// The longest we wait for an answer to the `server/discover` probe before deciding the server
-/// is legacy (a legacy server may simply ignore an unknown method).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the server told us about itself.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
@@ -61,16 +57,19 @@ fn modern_meta(version: ProtocolVersion, caps: &Map<String, Value>) -> Value {
     })
 }
 
-/// Runs the handshake (legacy) or discovery (modern) that `choice` calls for.
+/// Runs the handshake (legacy) or discovery (modern) that `choice` calls for. `probe_timeout`
+/// bounds how long `auto` waits for the `server/discover` probe alone.
 pub async fn negotiate(
     conn: &Connection,
     choice: ProtocolChoice,
     client_capabilities: &Map<String, Value>,
     timeout: Duration,
+    probe_timeout: Duration,
 ) -> Result<Session, ScanError> {
+    let caps = client_capabilities;
     match choice {
         ProtocolChoice::Exactly(v) if v.is_modern() => {
-            match discover(conn, v, client_capabilities, timeout).await {
+            match discover(conn, v, caps, timeout).await {
                 Ok(session) => Ok(session),
                 Err(Probe::Fatal(e)) => Err(e),
                 Err(Probe::Legacy(reason)) => Err(ScanError::VersionRefused {
@@ -79,22 +78,76 @@ pub async fn negotiate(
                 }),
             }
         }
-        ProtocolChoice::Exactly(v) => initialize(conn, v, true, client_capabilities, timeout).await,
-        ProtocolChoice::Auto => {
-            let probe_timeout = timeout.min(PROBE_TIMEOUT);
-            let latest = ProtocolVersion::LATEST_MODERN;
-            match discover(conn, latest, client_capabilities, probe_timeout).await {
-                Ok(session) => Ok(session),
-                Err(Probe::Fatal(e)) => Err(e),
-                Err(Probe::Legacy(reason)) => {
-                    let offer = ProtocolVersion::LATEST_LEGACY;
-                    let mut session =
-                        initialize(conn, offer, false, client_capabilities, timeout).await?;
-                    session.fallback_reason = Some(reason);
-                    Ok(session)
+        ProtocolChoice::Exactly(v) => initialize(conn, v, true, caps, timeout).await,
+        // The lock says which era the server speaks. A legacy one gets no probe: it is
+        // offered the recorded version and may answer another (drift for the diff to grade).
+        // For a modern one discovery is the first request anyway; should it no longer answer,
+        // the handshake fallback of `auto` applies.
+        ProtocolChoice::Recorded(v) if v.is_modern() => {
+            auto(conn, caps, timeout, probe_timeout).await
+        }
+        ProtocolChoice::Recorded(v) => initialize(conn, v, false, caps, timeout).await,
+        ProtocolChoice::Auto => auto(conn, caps, timeout, probe_timeout).await,
+    }
+}
+
+async fn legacy(
+    conn: &Connection,
+    offer: ProtocolVersion,
+    caps: &Map<String, Value>,
+    timeout: Duration,
+    reason: String,
+) -> Result<Session, ScanError> {
+    let mut session = initialize(conn, offer, false, caps, timeout).await?;
+    session.fallback_reason = Some(reason);
+    Ok(session)
+}
+
+/// The spec's stdio rule: probe with `server/discover`, fall back to `initialize`. A legacy
+/// server may ignore the unknown method, so the probe alone waits at most `probe_timeout`;
+/// after that `initialize` is sent as well, the probe is still awaited, and the first answer
+/// that decides wins. A modern server that is merely slow to start (npx fetching a package)
+/// answers the probe first, since servers read their input in order, so it is never taken for
+/// a legacy one.
+async fn auto(
+    conn: &Connection,
+    caps: &Map<String, Value>,
+    timeout: Duration,
+    probe_timeout: Duration,
+) -> Result<Session, ScanError> {
+    let offer = ProtocolVersion::LATEST_LEGACY;
+    let probe = discover(conn, ProtocolVersion::LATEST_MODERN, caps, timeout);
+    tokio::pin!(probe);
+    let early = match tokio::time::timeout(probe_timeout, &mut probe).await {
+        Ok(decided) => decided,
+        Err(_) => {
+            let handshake = initialize(conn, offer, false, caps, timeout);
+            tokio::pin!(handshake);
+            tokio::select! {
+                biased;
+                decided = &mut probe => match decided {
+                    Err(Probe::Legacy(reason)) => {
+                        let mut session = handshake.await?;
+                        session.fallback_reason = Some(reason);
+                        return Ok(session);
+                    }
+                    other => other,
+                },
+                session = &mut handshake => {
+                    let mut session = session?;
+                    session.fallback_reason = Some(format!(
+                        "server/discover got no answer within {}s (--probe-timeout), initialize did",
+                        probe_timeout.as_secs_f64()
+                    ));
+                    return Ok(session);
                 }
             }
         }
+    };
+    match early {
+        Ok(session) => Ok(session),
+        Err(Probe::Fatal(e)) => Err(e),
+        Err(Probe::Legacy(reason)) => legacy(conn, offer, caps, timeout, reason).await,
     }
 }
 

@@ -18,6 +18,9 @@ pub struct ScanOptions {
     /// so this is a recorded choice, empty by default.
     pub client_capabilities: Map<String, Value>,
     pub request_timeout: Duration,
+    /// How long `auto` waits for the `server/discover` probe alone before also offering the
+    /// legacy handshake.
+    pub probe_timeout: Duration,
     /// Most pages followed per list method.
     pub max_pages: usize,
     /// Most items accepted per list method.
@@ -32,6 +35,7 @@ impl Default for ScanOptions {
             protocol: ProtocolChoice::Auto,
             client_capabilities: Map::new(),
             request_timeout: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(2),
             max_pages: 1_000,
             max_items: 50_000,
             relist_attempts: 3,
@@ -100,9 +104,17 @@ pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, Scan
         opts.protocol,
         &opts.client_capabilities,
         opts.request_timeout,
+        opts.probe_timeout,
     )
     .await?;
     let mut notes = Vec::new();
+    if let ProtocolChoice::Recorded(v) = opts.protocol
+        && !v.is_modern()
+    {
+        notes.push(format!(
+            "the lock records protocol {v}: spoke that generation without the server/discover probe"
+        ));
+    }
     if let Some(reason) = &session.fallback_reason {
         notes.push(format!(
             "legacy server: {reason}; used the initialize handshake"
@@ -151,7 +163,7 @@ pub fn skipped_note(skipped: &crate::transport::Skipped) -> Option<String> {
     if skipped.lines == 0 {
         return None;
     }
-    let shown: Vec<String> = skipped.samples.iter().map(|s| format!("{s:?}")).collect();
+    let shown: Vec<String> = skipped.samples.iter().map(|s| format!("\"{s}\"")).collect();
     let more = if skipped.lines > skipped.samples.len() as u64 {
         ", ..."
     } else {

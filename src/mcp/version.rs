@@ -63,6 +63,9 @@ pub enum ProtocolChoice {
     Auto,
     /// Exactly this version; anything else the server answers is an error.
     Exactly(ProtocolVersion),
+    /// The version a lock recorded: speak its era without probing, accept another version of
+    /// the same era (a changed version is drift, not a failure). Never parsed from a flag.
+    Recorded(ProtocolVersion),
 }
 
 impl FromStr for ProtocolChoice {
