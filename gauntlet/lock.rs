@@ -359,6 +359,14 @@ fn lockfiles_validate_against_the_documented_schema() {
         &fixture(&["--era", "modern", "--tools", "1"]),
     )
     .expect_success();
+    // A server with a list it advertises but does not serve makes the file version 2.
+    lock_in(
+        dir.path(),
+        &["--name", "unserved"],
+        &fixture(&["--tools", "1", "--unserved", "resources/templates/list"]),
+    )
+    .expect_success();
+    assert_eq!(doc(dir.path())["lockfileVersion"], 2);
     let schema = repo().join("docs/lockfile.schema.json");
     let script = "import json,sys,jsonschema\n\
         schema=json.load(open(sys.argv[1]))\n\

@@ -185,9 +185,15 @@ fn tolerates_and_reports_an_error_with_a_null_id() {
 }
 
 #[test]
-fn garbage_on_stdout_is_a_protocol_error() {
-    scan_fixture(&[], &["--garbage-on", "tools/list"]).expect_failure(3, "not valid JSON-RPC");
-    scan_fixture(&[], &["--stdout-banner"]).expect_failure(3, "Fixture server starting");
+fn garbage_on_stdout_is_a_protocol_error_under_strict_stdout() {
+    // Without --strict-stdout a human line is skipped (gauntlet/tolerance.rs); the answer it
+    // replaced still never comes.
+    scan_fixture(&["--strict-stdout"], &["--garbage-on", "tools/list"])
+        .expect_failure(3, "not valid JSON-RPC");
+    scan_fixture(&["--strict-stdout"], &["--stdout-banner"])
+        .expect_failure(3, "Fixture server starting");
+    scan_fixture(&["--timeout", "1"], &["--garbage-on", "tools/list"])
+        .expect_failure(3, "no answer within 1s");
 }
 
 #[test]
@@ -366,7 +372,10 @@ fn human_output_escapes_terminal_control_characters() {
 
 #[test]
 fn json_mode_reports_errors_as_json_too() {
-    let run = scan_fixture(&["--format", "json"], &["--garbage-on", "tools/list"]);
+    let run = scan_fixture(
+        &["--format", "json", "--strict-stdout"],
+        &["--garbage-on", "tools/list"],
+    );
     run.expect_failure(3, "not valid JSON-RPC");
     let doc = run.json();
     assert_eq!(doc["error"]["exitCode"], 3);

@@ -1,12 +1,12 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
+use super::locked::load_lockfile;
 use super::locked::{entry_for, protocol_like};
 use super::scan::{pretty, scan_stable};
 use super::{CliError, ExitKind, Format, LockArgs, Output};
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
-use super::locked::load_lockfile;
 use crate::edge::fs::write_atomic;
 use serde_json::json;
 

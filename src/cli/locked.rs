@@ -42,7 +42,11 @@ pub fn entry_for<'a>(
     let mut matching = lockfile.servers.values().filter(|s| {
         s.launch.command == cmd.program
             && s.launch.args == cmd.args
-            && s.launch.env_keys.iter().map(String::as_str).eq(env_keys.iter().copied())
+            && s.launch
+                .env_keys
+                .iter()
+                .map(String::as_str)
+                .eq(env_keys.iter().copied())
     });
     let first = matching.next()?;
     matching.next().is_none().then_some(first)
@@ -50,7 +54,10 @@ pub fn entry_for<'a>(
 
 /// `auto` becomes the era the lock recorded (no probe); an explicit `--protocol` is kept.
 pub fn protocol_like(choice: ProtocolChoice, entry: Option<&ServerLock>) -> ProtocolChoice {
-    match (choice, entry.and_then(|e| ProtocolVersion::parse(&e.protocol_version))) {
+    match (
+        choice,
+        entry.and_then(|e| ProtocolVersion::parse(&e.protocol_version)),
+    ) {
         (ProtocolChoice::Auto, Some(v)) => ProtocolChoice::Recorded(v),
         (choice, _) => choice,
     }

@@ -215,10 +215,7 @@ pub async fn scan_stable(
         return Ok(first);
     }
     let mut details = details;
-    details.push(format!(
-        "started {n} times: {}",
-        args.command()?.display()
-    ));
+    details.push(format!("started {n} times: {}", args.command()?.display()));
     Err(server_error(
         format,
         format!(

@@ -369,10 +369,9 @@ mod tests {
 
     #[test]
     fn differing_pointers_name_the_deepest_places() {
-        let a: Value = serde_json::from_str(
-            r#"{"d":"x","s":{"p":{"n":{"maximum":10}},"e":[1],"r":["a"]}}"#,
-        )
-        .unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"d":"x","s":{"p":{"n":{"maximum":10}},"e":[1],"r":["a"]}}"#)
+                .unwrap();
         let b: Value = serde_json::from_str(
             r#"{"d":"y","s":{"p":{"n":{"maximum":1e1}},"e":["1"],"r":["a","b"]},"x":null}"#,
         )
