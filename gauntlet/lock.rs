@@ -318,7 +318,14 @@ fn kill_9_during_lock_leaves_the_old_file_or_the_new_one() {
 
 #[test]
 fn real_servers_lock_to_identical_bytes_twice() {
-    for server in [everything_server(), python_server()] {
+    let db = tempfile::tempdir().unwrap();
+    let sqlite = sqlite_server(&db.path().join("db.sqlite"));
+    for server in [
+        everything_server(),
+        python_server(),
+        tailwind_server(),
+        sqlite,
+    ] {
         let argv: Vec<&str> = server.iter().map(String::as_str).collect();
         let dir = tempfile::tempdir().unwrap();
         lock_in(dir.path(), &["--resources"], &argv).expect_success();

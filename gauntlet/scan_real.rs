@@ -1,6 +1,7 @@
-//! Scans of real MCP servers nobody here wrote: the TypeScript SDK's server-everything (npm)
-//! and a server on the official Python SDK (PyPI `mcp` 2.x). Installed by
-//! testdata/servers/install.sh; a missing one fails the test.
+//! Scans of real MCP servers nobody here wrote: the TypeScript SDK's server-everything (npm),
+//! a server on the official Python SDK (PyPI `mcp` 2.x), tailwindcss-mcp-server (npm; prints
+//! banners on stdout) and mcp-server-sqlite (PyPI; advertises resources without a templates
+//! handler). Installed by testdata/servers/install.sh; a missing one fails the test.
 
 mod common;
 
@@ -141,4 +142,63 @@ fn scanning_twice_gives_identical_bytes() {
     first.expect_success();
     second.expect_success();
     assert_eq!(first.stdout, second.stdout);
+}
+
+#[test]
+fn a_real_server_that_prints_banners_on_stdout_is_read_and_the_banners_reported() {
+    let run = scan_real(&["--format", "json"], &tailwind_server());
+    run.expect_success();
+    let snap = run.json();
+    assert_eq!(snap["tolerated"], json!({"stdoutNonJsonLines": 2}));
+    assert_eq!(snap["era"], "legacy");
+    assert_eq!(snap["serverInfo"]["name"], "tailwindcss-server");
+    let tools = names(&snap["tools"]);
+    assert_eq!(tools.len(), 8, "{tools:?}");
+    assert!(
+        tools.contains(&"search_tailwind_docs".to_string()),
+        "{tools:?}"
+    );
+    let human = scan_real(&[], &tailwind_server());
+    human.expect_success();
+    assert!(
+        human.stdout.contains(
+            "\"DocumentationScraperService initialized\", \"UtilityMapperService initialized\""
+        ),
+        "{}",
+        human.stdout
+    );
+    scan_real(&["--strict-stdout"], &tailwind_server())
+        .expect_failure(3, "DocumentationScraperService initialized");
+}
+
+#[test]
+fn a_real_server_without_a_templates_handler_is_read_and_the_gap_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = sqlite_server(&dir.path().join("db.sqlite"));
+    let run = scan_real(&["--format", "json"], &server);
+    run.expect_success();
+    let snap = run.json();
+    assert!(
+        snap["capabilities"]["resources"].is_object(),
+        "{}",
+        snap["capabilities"]
+    );
+    assert_eq!(
+        snap["unserved"],
+        json!({"resourceTemplates": {"code": -32601}})
+    );
+    assert_eq!(snap["resourceTemplates"], serde_json::Value::Null);
+    assert_eq!(
+        names(&snap["tools"]),
+        [
+            "append_insight",
+            "create_table",
+            "describe_table",
+            "list_tables",
+            "read_query",
+            "write_query"
+        ]
+    );
+    assert_eq!(names(&snap["prompts"]), ["mcp-demo"]);
+    assert_eq!(snap["resources"][0]["uri"], "memo://insights");
 }

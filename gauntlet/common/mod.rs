@@ -152,6 +152,25 @@ pub fn python_server() -> Vec<String> {
     ]
 }
 
+/// tailwindcss-mcp-server (npm, on the TypeScript SDK 0.6): prints two lines on stdout before
+/// its first message.
+pub fn tailwind_server() -> Vec<String> {
+    vec![
+        "node".into(),
+        real_component("node/node_modules/tailwindcss-mcp-server/build/index.js"),
+    ]
+}
+
+/// mcp-server-sqlite (PyPI, on the low-level Python SDK 1.x): advertises resources but has no
+/// templates handler. `db` is created on first start.
+pub fn sqlite_server(db: &Path) -> Vec<String> {
+    vec![
+        real_component("sqlite/.venv/bin/mcp-server-sqlite"),
+        "--db-path".into(),
+        db.to_string_lossy().into_owned(),
+    ]
+}
+
 pub fn names(listing: &Value) -> Vec<String> {
     listing
         .as_array()
