@@ -99,7 +99,21 @@ fn prompt_args(args: Value) -> Lockfile {
     })
 }
 
-/// (case name, the class it demonstrates, new side); the old side is always the base.
+/// The base with one kind's list advertised but answered with `code` (so it has no items).
+fn unserved(kind: ItemKind, code: i64) -> Lockfile {
+    edit_server(|s| {
+        match kind {
+            ItemKind::Tool => s.tools.clear(),
+            ItemKind::Prompt => s.prompts.clear(),
+            ItemKind::ResourceTemplate => s.resource_templates.clear(),
+            ItemKind::Resource => s.resources = Some(Default::default()),
+        }
+        s.unserved.insert(kind, code);
+    })
+}
+
+/// (case name, the class it demonstrates, new side); the old side is the base but where
+/// `every_change_class_has_a_golden_case` says otherwise.
 fn cases() -> Vec<(&'static str, Class, Lockfile)> {
     vec![
         (
@@ -344,26 +358,17 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             // Read backwards: the templates list was advertised but not served, and now is.
             "list-served",
             Class::ListServed,
-            edit_server(|s| {
-                s.resource_templates = Default::default();
-                s.unserved.insert(ItemKind::ResourceTemplate, -32601);
-            }),
+            unserved(ItemKind::ResourceTemplate, -32601),
         ),
         (
             "list-unserved",
             Class::ListUnserved,
-            edit_server(|s| {
-                s.prompts = Default::default();
-                s.unserved.insert(ItemKind::Prompt, -32601);
-            }),
+            unserved(ItemKind::Prompt, -32601),
         ),
         (
             "list-unserved-code-changed",
             Class::ListUnservedCodeChanged,
-            edit_server(|s| {
-                s.prompts = Default::default();
-                s.unserved.insert(ItemKind::Prompt, -32602);
-            }),
+            unserved(ItemKind::Prompt, -32602),
         ),
         (
             "resource-template-changed",
@@ -387,10 +392,7 @@ fn every_change_class_has_a_golden_case() {
     for (name, class, changed) in cases() {
         // The tightening case is the loosening case read backwards, and so is list-served;
         // a changed unserved code needs an unserved list on both sides.
-        let unserved_prompts = edit_server(|s| {
-            s.prompts = Default::default();
-            s.unserved.insert(ItemKind::Prompt, -32601);
-        });
+        let unserved_prompts = unserved(ItemKind::Prompt, -32601);
         let (old, new) = match name {
             "schema-additional-properties-tightened" | "list-served" => (&changed, &base),
             "list-unserved-code-changed" => (&unserved_prompts, &changed),

@@ -504,7 +504,7 @@ fn read_server(
             keep,
         )?),
     };
-    for (kind, _) in &unserved {
+    for kind in unserved.keys() {
         let p = format!("{place}.unserved.{}", kind.field());
         match kind {
             ItemKind::Resource if resources.is_none() => {
