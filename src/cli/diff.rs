@@ -73,7 +73,8 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<Lockfile, CliError> {
             .map(str::to_owned)
             .or_else(|| snapshot.server_name().map(str::to_owned))
             .ok_or_else(|| usage(format!("{} names no server; pass --name", path.display())))?;
-        let with_resources = snapshot.items(ItemKind::Resource).is_some();
+        let with_resources = snapshot.items(ItemKind::Resource).is_some()
+            || snapshot.unserved(ItemKind::Resource).is_some();
         let entry = ServerLock::from_snapshot(snapshot, with_resources).map_err(|e| {
             usage(format!(
                 "{}: {e} (take snapshots with `mcplock scan --format json`)",

@@ -46,10 +46,16 @@ pub enum Command {
     /// the scan ends. Every list is followed to its last page; any error, timeout or protocol
     /// violation fails the scan rather than print a partial listing.
     ///
+    /// Tolerated, because it cannot hide a change, and reported in the notes: human lines on
+    /// stdout such as start-up banners (skipped and counted; --strict-stdout refuses them), and
+    /// a list the server advertises but answers with -32601/-32602 (recorded as unserved, never
+    /// as empty). --repeat N starts the server N times and names whatever differs between starts.
+    ///
     /// Examples:
     ///   mcplock scan -- npx -y @modelcontextprotocol/server-everything
     ///   mcplock scan --format json -- python3 my_server.py > snapshot.json
     ///   mcplock scan --declare roots,sampling,elicitation -- ./server --stdio
+    ///   mcplock scan --repeat 3 -- uvx some-mcp-server
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Scan(ScanArgs),
 
@@ -62,9 +68,14 @@ pub enum Command {
     /// Locking an unchanged server gives a byte-identical file. If the server's entry would
     /// change, lock refuses and lists the changes unless --update is given.
     ///
+    /// A server that offers something different at every start (descriptions built from an
+    /// unordered set) would report drift on every re-scan: lock it with --repeat 3 to find out
+    /// first; it refuses such a server unless --accept-unstable.
+    ///
     /// Examples:
     ///   mcplock lock -- npx -y @modelcontextprotocol/server-everything
     ///   mcplock lock --name files -o team-lock.json -- python3 files_server.py
+    ///   mcplock lock --repeat 3 -- uvx some-mcp-server
     ///   mcplock lock --check -- ./server      # in CI: exit 1 if the lock is stale
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Lock(LockArgs),
