@@ -303,6 +303,32 @@ fn a_server_that_differs_between_starts_is_named_not_locked() {
 }
 
 #[test]
+fn repeat_compares_what_the_lock_pins() {
+    // Static resources that change between starts matter only when they are locked.
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("starts").to_string_lossy().into_owned();
+    let flags = [
+        "--tools",
+        "1",
+        "--resources",
+        "2",
+        "--per-start-order",
+        counter.as_str(),
+        "--per-start-in",
+        "resources",
+    ];
+    mcplock_in(dir.path(), &["lock", "--repeat", "2"], &flags).expect_success();
+    mcplock_in(
+        dir.path(),
+        &["lock", "--repeat", "2", "--resources", "-o", "r.json"],
+        &flags,
+    )
+    .expect_failure(3, "resource \"fixture://resources/00000\" /description");
+    mcplock_in(dir.path(), &["scan", "--repeat", "2"], &flags)
+        .expect_failure(3, "not deterministic");
+}
+
+#[test]
 fn a_deterministic_server_passes_repeat() {
     let run = scan_fixture(&["--repeat", "3"], &["--tools", "4", "--prompts", "2"]);
     run.expect_success();

@@ -44,7 +44,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         let known = entry_for(&lockfile, args.name.as_deref(), &server_args.command()?);
         server_args.protocol = protocol_like(server_args.protocol, known);
     }
-    let scanned = scan_stable(&server_args, &args.repeat, args.format).await?;
+    let scanned = scan_stable(&server_args, &args.repeat, args.resources, args.format).await?;
     let notes = scanned.notes.clone();
     let name = match args
         .name

@@ -25,7 +25,7 @@ const MAX_UNSTABLE: usize = 50;
 const UNSTABLE_IN_HEADLINE: usize = 3;
 
 pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
-    let scanned = scan_stable(&args.server, &args.repeat, args.format).await?;
+    let scanned = scan_stable(&args.server, &args.repeat, true, args.format).await?;
     let stdout = match args.format {
         Format::Json => render::json(&scanned.snapshot),
         Format::Human => render::human(&scanned),
@@ -146,10 +146,12 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
 
 /// Scans the server `repeat.repeat` times, one start after another, and compares every start
 /// with the first (as lock entries, so exactly what a lock would pin). Differences refuse the
-/// scan (exit 3) unless `--accept-unstable`, which keeps the first scan with a note.
+/// scan (exit 3) unless `--accept-unstable`, which keeps the first scan with a note. Static
+/// resources count only `with_resources` (lock pins them only when asked).
 pub async fn scan_stable(
     args: &ServerArgs,
     repeat: &RepeatArgs,
+    with_resources: bool,
     format: Format,
 ) -> Result<Scanned, CliError> {
     if repeat.accept_unstable && repeat.repeat < 2 {
@@ -163,7 +165,7 @@ pub async fn scan_stable(
         return Ok(first);
     }
     let as_entry = |scanned: Scanned| {
-        ServerLock::from_snapshot(scanned.snapshot, true)
+        ServerLock::from_snapshot(scanned.snapshot, with_resources)
             .map_err(|e| server_error(format, e.to_string(), Vec::new()))
     };
     let base = as_entry(first.clone())?;
