@@ -105,12 +105,10 @@ fn any_other_error_on_a_list_still_fails_the_scan() {
         3,
         "resources/templates/list: the server answered with error -32603",
     );
-    // An invalid-params error on a later page (a cursor the server refuses) is not "unserved".
-    let run = scan_fixture(
-        &["--max-pages", "3"],
-        &["--tools", "10", "--page-size", "2"],
-    );
-    run.expect_failure(3, "more than 3 pages");
+    // An invalid-params error on a later page (a cursor the server refuses) is not "unserved":
+    // the first page was served, so the list is incomplete.
+    let run = scan_fixture(&[], &["--tools", "10", "--page-size", "2", "--bad-cursor"]);
+    run.expect_failure(3, "tools/list: the server answered with error -32602");
 }
 
 #[test]
