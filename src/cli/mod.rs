@@ -22,7 +22,8 @@ Exit codes (the same for every command):
   0  clean: the command did what was asked and found nothing wrong
   1  a definite \"no\": drift at or above the threshold, a bad signature, a violated policy
   2  usage or input error: a bad flag, an unreadable or malformed file
-  3  server error: the server could not be started, timed out or broke the protocol
+  3  server error: the server could not be started, timed out, broke the protocol, or
+     offered something different at each start (--repeat)
 A broken pipe on stdout (e.g. `mcplock scan ... | head`) exits 0.";
 
 /// Pin what an MCP server offers an AI agent.
