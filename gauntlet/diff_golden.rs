@@ -371,6 +371,18 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             unserved(ItemKind::Prompt, -32602),
         ),
         (
+            "resources-locking-changed",
+            Class::ResourcesLockingChanged,
+            edit_server(|s| s.resources = Some(Default::default())),
+        ),
+        (
+            // A field that appears as null: absent and null read alike to the classifiers, but
+            // the digest differs, so the catch-all reports it.
+            "unclassified-change",
+            Class::UnclassifiedChange,
+            edit_tool(|t| t["x-vendor"] = Value::Null),
+        ),
+        (
             "resource-template-changed",
             Class::TextChanged,
             edit_server(|s| {

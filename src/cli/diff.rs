@@ -33,7 +33,16 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
                 (a.join(), b)
             });
             let a = a.map_err(|_| usage("internal error while reading the old side"))?;
-            (a?, b?)
+            let ((mut a, a_snapshot), (mut b, b_snapshot)) = (a?, b?);
+            // A snapshot lists static resources whenever the server offers them; a lockfile
+            // holds them only when locked with --resources. Compare like with like.
+            if b_snapshot {
+                drop_unlocked_resources(&a, &mut b);
+            }
+            if a_snapshot {
+                drop_unlocked_resources(&b, &mut a);
+            }
+            (a, b)
         }
         (Some(_), None) => {
             return Err(usage(
@@ -55,8 +64,22 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     Ok(report(&changes, args.fail_on, args.format))
 }
 
-/// Reads a lockfile or a `scan --format json` snapshot as a lockfile.
-fn read_side(path: &Path, name: Option<&str>) -> Result<Lockfile, CliError> {
+/// Leaves static resources out of `snapshot`'s servers where `lock` did not lock them.
+fn drop_unlocked_resources(lock: &Lockfile, snapshot: &mut Lockfile) {
+    for (name, entry) in &mut snapshot.servers {
+        if lock
+            .servers
+            .get(name)
+            .is_some_and(|l| l.resources.is_none())
+        {
+            entry.resources = None;
+            entry.unserved.remove(&ItemKind::Resource);
+        }
+    }
+}
+
+/// Reads a lockfile or a `scan --format json` snapshot as a lockfile; true for a snapshot.
+fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliError> {
     let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
         .map_err(|e| usage(e.to_string()))?
         .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
@@ -64,6 +87,7 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<Lockfile, CliError> {
         .map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))?;
     if value.get("lockfileVersion").is_some() {
         return Lockfile::from_owned_value(value)
+            .map(|lock| (lock, false))
             .map_err(|e| usage(format!("{} is not a valid lockfile: {e}", path.display())));
     }
     if value.get("mcplockSnapshot").is_some() {
@@ -81,9 +105,12 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<Lockfile, CliError> {
                 path.display()
             ))
         })?;
-        return Ok(Lockfile {
-            servers: BTreeMap::from([(name, entry)]),
-        });
+        return Ok((
+            Lockfile {
+                servers: BTreeMap::from([(name, entry)]),
+            },
+            true,
+        ));
     }
     Err(usage(format!(
         "{} is neither an mcplock lockfile nor a scan snapshot",

@@ -72,7 +72,8 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
 
     let (status, count, changes) = match lockfile.servers.get(&name) {
-        Some(old) if *old == entry => (Status::Unchanged, 0, Vec::new()),
+        // Same digest, same lock: equality is canonical equality, as in diff and verify.
+        Some(old) if old.digest(&name) == entry.digest(&name) => (Status::Unchanged, 0, Vec::new()),
         Some(old) => {
             let mut changes = Vec::new();
             crate::core::diff::diff_server(&name, old, &entry, &mut changes);

@@ -5,7 +5,9 @@
 //! asked or allowed to do more, moderate when model-visible text or output changed, info for
 //! what cannot change behaviour. docs/diff.md lists every class.
 
+use crate::core::canonical::{differing_pointers, to_canonical};
 use crate::core::findings;
+use crate::core::json::parse_strict;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Items};
 use serde_json::{Map, Value};
@@ -71,11 +73,13 @@ pub enum Class {
     PromptArgumentChanged,
     MetaChanged,
     FieldChanged,
+    ResourcesLockingChanged,
+    UnclassifiedChange,
 }
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 39] = [
+    pub const ALL: [Class; 41] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
@@ -115,6 +119,8 @@ impl Class {
         Class::PromptArgumentChanged,
         Class::MetaChanged,
         Class::FieldChanged,
+        Class::ResourcesLockingChanged,
+        Class::UnclassifiedChange,
     ];
 
     pub fn code(self) -> &'static str {
@@ -158,6 +164,8 @@ impl Class {
             Class::PromptArgumentChanged => "prompt-argument-changed",
             Class::MetaChanged => "meta-changed",
             Class::FieldChanged => "field-changed",
+            Class::ResourcesLockingChanged => "resources-locking-changed",
+            Class::UnclassifiedChange => "unclassified-change",
         }
     }
 }
@@ -257,38 +265,99 @@ fn whole(server: &str, subject: Subject, class: Class) -> Change {
     }
 }
 
-/// The changes within one server.
+/// Most differing places examined per item (or server header) when checking that every
+/// difference is explained; past it, an unexplained remainder is reported as one change.
+const MAX_POINTERS: usize = 4096;
+/// Most catch-all changes reported per item (or server header).
+const MAX_CATCH_ALL: usize = 32;
+
+/// `value` rebuilt from its RFC 8785 form, so that `==` on the result is equality of canonical
+/// forms (numbers compared as RFC 8785 numbers: `10`, `10.0` and `1e1` become one value).
+fn normalized(value: &Value) -> Value {
+    parse_strict(&to_canonical(value)).unwrap_or_else(|_| value.clone())
+}
+
+/// The changes within one server. Equality is canonical equality throughout: two entries whose
+/// digests are equal give no change, and every place where the canonical forms differ is
+/// explained by a classified change or reported as `unclassified-change`.
 pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec<Change>) {
     let mut deltas = Vec::new();
-    if old.launch != new.launch {
-        let show = |s: &ServerLock| {
-            Value::from(
-                std::iter::once(s.launch.command.clone())
-                    .chain(s.launch.args.iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
+    let (ho, hn) = (
+        Value::Object(old.header_json()),
+        Value::Object(new.header_json()),
+    );
+    if ho != hn {
+        let (ho, hn) = (normalized(&ho), normalized(&hn));
+        if ho != hn {
+            header_deltas(&ho, &hn, &mut deltas);
+            unserved_deltas(old, new, &mut deltas);
+            explain(&ho, &hn, false, &mut deltas);
+        }
+    }
+    match (&old.resources, &new.resources) {
+        (Some(_), Some(_)) | (None, None) => {}
+        (a, b) => {
+            let keys = |r: &Option<Items>| {
+                r.as_ref()
+                    .map(|items| Value::from(items.keys().cloned().collect::<Vec<_>>()))
+            };
+            deltas.push(Delta::new(
+                "/resources",
+                Class::ResourcesLockingChanged,
+                Severity::Moderate,
+                keys(a).as_ref(),
+                keys(b).as_ref(),
+            ));
+        }
+    }
+    for d in deltas {
+        out.push(attach(name, Subject::Server, d));
+    }
+    for kind in ItemKind::ALL {
+        if let (Some(a), Some(b)) = (old.items(kind), new.items(kind)) {
+            diff_items(name, kind, a, b, out);
+        }
+    }
+}
+
+/// Server-level fields, classified. `old` and `new` are the normalized header objects
+/// ([`ServerLock::header_json`]).
+fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
+    let null = Value::Null;
+    let field = |v: &'_ Value, k: &str| -> Value { v.get(k).cloned().unwrap_or(Value::Null) };
+    let (launch_old, launch_new) = (field(old, "launch"), field(new, "launch"));
+    if launch_old != launch_new {
+        let show = |l: &Value| {
+            let argv: Vec<String> = std::iter::once(l.get("command"))
+                .chain(
+                    l.get("args")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(Some),
+                )
+                .map(|v| v.and_then(Value::as_str).unwrap_or("").to_string())
+                .collect();
+            Value::from(argv.join(" "))
         };
         deltas.push(Delta::new(
             "/launch",
             Class::LaunchChanged,
             Severity::Critical,
-            Some(&show(old)),
-            Some(&show(new)),
+            Some(&show(&launch_old)),
+            Some(&show(&launch_new)),
         ));
     }
-    let null = Value::Null;
-    let info_old = old.server_info.as_ref().unwrap_or(&null);
-    let info_new = new.server_info.as_ref().unwrap_or(&null);
+    let (info_old, info_new) = (field(old, "serverInfo"), field(new, "serverInfo"));
     if info_old != info_new {
         let version = |v: &Value| v.get("version").cloned();
-        if version(info_old) != version(info_new) {
+        if version(&info_old) != version(&info_new) {
             deltas.push(Delta::new(
                 "/serverInfo/version",
                 Class::ServerVersionChanged,
                 Severity::Info,
-                version(info_old).as_ref(),
-                version(info_new).as_ref(),
+                version(&info_old).as_ref(),
+                version(&info_new).as_ref(),
             ));
         }
         let strip = |v: &Value| {
@@ -300,58 +369,130 @@ pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec
         };
         leaf_deltas(
             "/serverInfo",
-            &strip(info_old),
-            &strip(info_new),
+            &strip(&info_old),
+            &strip(&info_new),
             (Class::ServerInfoChanged, Severity::Moderate),
-            &mut deltas,
+            deltas,
         );
     }
-    if old.protocol_version != new.protocol_version {
+    let (pv_old, pv_new) = (field(old, "protocolVersion"), field(new, "protocolVersion"));
+    if pv_old != pv_new {
         deltas.push(Delta::new(
             "/protocolVersion",
             Class::ProtocolVersionChanged,
             Severity::Info,
-            Some(&Value::from(old.protocol_version.clone())),
-            Some(&Value::from(new.protocol_version.clone())),
+            Some(&pv_old),
+            Some(&pv_new),
         ));
     }
-    let caps = |m: &Map<String, Value>| Value::Object(m.clone());
     leaf_deltas(
         "/capabilities",
-        &caps(&old.capabilities),
-        &caps(&new.capabilities),
+        old.get("capabilities").unwrap_or(&null),
+        new.get("capabilities").unwrap_or(&null),
         (Class::CapabilitiesChanged, Severity::Moderate),
-        &mut deltas,
+        deltas,
     );
-    if old.client_capabilities != new.client_capabilities {
+    let (cc_old, cc_new) = (
+        field(old, "clientCapabilities"),
+        field(new, "clientCapabilities"),
+    );
+    if cc_old != cc_new {
         deltas.push(Delta::new(
             "/clientCapabilities",
             Class::ClientCapabilitiesChanged,
             Severity::Info,
-            Some(&caps(&old.client_capabilities)),
-            Some(&caps(&new.client_capabilities)),
+            Some(&cc_old),
+            Some(&cc_new),
         ));
     }
-    if old.instructions != new.instructions {
-        let mut d = text_delta(
-            "/instructions",
-            old.instructions.as_deref(),
-            new.instructions.as_deref(),
-        );
+    let text = |v: &Value| {
+        v.get("instructions")
+            .and_then(|i| i.get("text"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if field(old, "instructions") != field(new, "instructions") {
+        let (text_old, text_new) = (text(old), text(new));
+        let mut d = text_delta("/instructions", text_old.as_deref(), text_new.as_deref());
         if d.class == Class::TextChanged {
             d.class = Class::InstructionsChanged;
         }
         deltas.push(d);
     }
-    unserved_deltas(old, new, &mut deltas);
-    for d in deltas {
-        out.push(attach(name, Subject::Server, d));
-    }
-    for kind in ItemKind::ALL {
-        if let (Some(a), Some(b)) = (old.items(kind), new.items(kind)) {
-            diff_items(name, kind, a, b, out);
+}
+
+/// Reports, as `unclassified-change` (critical, both values shown), every place where the
+/// canonical forms of `old` and `new` differ that no classified delta covers. A delta covers
+/// the places at, under or above its path. `prompt` translates prompt-argument positions into
+/// the names the argument classifier uses.
+fn explain(old: &Value, new: &Value, prompt: bool, deltas: &mut Vec<Delta>) {
+    let pointers = differing_pointers(old, new, MAX_POINTERS);
+    let truncated = pointers.len() == MAX_POINTERS;
+    let paths: Vec<String> = deltas.iter().map(|d| d.path.clone()).collect();
+    let mut added = 0;
+    for p in pointers {
+        let mut candidates = vec![p.clone()];
+        if prompt {
+            candidates.extend(argument_paths(&p, old, new));
         }
+        if candidates
+            .iter()
+            .any(|c| paths.iter().any(|d| related(d, c)))
+        {
+            continue;
+        }
+        if added == MAX_CATCH_ALL {
+            break;
+        }
+        deltas.push(Delta::new(
+            &p,
+            Class::UnclassifiedChange,
+            Severity::Critical,
+            old.pointer(&p),
+            new.pointer(&p),
+        ));
+        added += 1;
     }
+    if truncated && added == 0 && !deltas.iter().any(|d| d.path.is_empty()) {
+        // Too many differences to check one by one: say so rather than assume them explained.
+        deltas.push(Delta::new(
+            "",
+            Class::UnclassifiedChange,
+            Severity::Critical,
+            None,
+            None,
+        ));
+    }
+}
+
+/// True when one JSON pointer is the other or lies under it.
+fn related(a: &str, b: &str) -> bool {
+    let under = |x: &str, y: &str| y == x || (y.starts_with(x) && y[x.len()..].starts_with('/'));
+    a.is_empty() || b.is_empty() || under(a, b) || under(b, a)
+}
+
+/// `/arguments/<index>/rest` as the classifier names it on either side: `/arguments/<name>/rest`.
+fn argument_paths(pointer: &str, old: &Value, new: &Value) -> Vec<String> {
+    let Some(rest) = pointer.strip_prefix("/arguments/") else {
+        return Vec::new();
+    };
+    let (index, tail) = rest.split_once('/').map_or((rest, ""), |(i, t)| (i, t));
+    if index.parse::<usize>().is_err() {
+        return Vec::new();
+    }
+    [old, new]
+        .into_iter()
+        .filter_map(|side| side.pointer(&format!("/arguments/{index}")))
+        .map(|arg| {
+            let name = arg.get("name").and_then(Value::as_str).unwrap_or("");
+            let tail = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("/{tail}")
+            };
+            format!("/arguments/{}{tail}", pointer_escape(name))
+        })
+        .collect()
 }
 
 /// A list advertised but not served (recorded with its error code) that starts or stops being
@@ -397,7 +538,19 @@ fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut 
         match new.get(key) {
             None => out.push(whole(server, subject, Class::ItemRemoved)),
             Some(b) if a != b => {
-                for mut d in diff_definition(kind, a, b) {
+                let (a, b) = (
+                    normalized(&Value::Object(a.clone())),
+                    normalized(&Value::Object(b.clone())),
+                );
+                let (Value::Object(x), Value::Object(y)) = (&a, &b) else {
+                    continue;
+                };
+                if x == y {
+                    continue;
+                }
+                let mut deltas = diff_definition(kind, x, y);
+                explain(&a, &b, kind == ItemKind::Prompt, &mut deltas);
+                for mut d in deltas {
                     // Any change to a resource template (what URIs the agent may read) is critical.
                     if kind == ItemKind::ResourceTemplate {
                         d.severity = Severity::Critical;

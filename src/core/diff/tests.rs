@@ -444,15 +444,238 @@ fn prompt_arguments() {
 }
 
 #[test]
-fn unlocked_resources_are_not_reported_as_removed() {
+fn resources_locked_on_one_side_only_are_a_change() {
+    // The digest differs (null versus a map, even an empty one), so a change is reported.
     let a = server(vec![]);
     let mut b = a.clone();
-    b.resources = Some(
-        index_items(
-            ItemKind::Resource,
-            vec![json!({"uri": "x://1", "name": "one"})],
-        )
-        .unwrap(),
+    b.resources = Some(Items::new());
+    let changes = diff(&lock(a.clone()), &lock(b.clone()));
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].class, Class::ResourcesLockingChanged);
+    assert_eq!(changes[0].severity, Severity::Moderate);
+    let back = diff(&lock(b), &lock(a));
+    assert_eq!(back[0].class, Class::ResourcesLockingChanged);
+}
+
+/// (class, severity, path) of every change between the base tool and `edit`ed.
+fn classes(edit: impl FnOnce(&mut Value)) -> Vec<(&'static str, Severity, String)> {
+    tool_change(edit)
+}
+
+#[test]
+fn regression_issue_13_unexplained_differences_are_critical_catch_alls() {
+    let catch_all = |path: &str| ("unclassified-change", Severity::Critical, path.to_string());
+    // An enum value that changes type: the string sets look equal.
+    assert_eq!(
+        classes(|t| t["inputSchema"]["properties"]["mode"]["enum"] = json!(["text", 1])),
+        [
+            (
+                "schema-enum-widened",
+                Severity::Critical,
+                "/inputSchema/properties/mode/enum".into()
+            ),
+            (
+                "schema-enum-narrowed",
+                Severity::Moderate,
+                "/inputSchema/properties/mode/enum".into()
+            ),
+        ]
     );
-    assert!(diff(&lock(a), &lock(b)).is_empty());
+    let mut base = base_tool();
+    base["inputSchema"]["properties"]["mode"]["enum"] = json!([1]);
+    let mut changed = base.clone();
+    changed["inputSchema"]["properties"]["mode"]["enum"] = json!(["1"]);
+    let got: Vec<_> = diff(&lock(server(vec![base])), &lock(server(vec![changed])))
+        .into_iter()
+        .map(|c| (c.class.code(), c.severity, c.path, c.old, c.new))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "unclassified-change",
+            Severity::Critical,
+            "/inputSchema/properties/mode/enum/0".to_string(),
+            Some(json!(1)),
+            Some(json!("1"))
+        )]
+    );
+    // null versus absent, for fields with a classifier and without.
+    for field in ["_meta", "outputSchema", "icons", "x-vendor"] {
+        assert_eq!(
+            classes(|t| t[field] = Value::Null),
+            [catch_all(&format!("/{field}"))],
+            "{field}"
+        );
+    }
+    // `required: []` where there was none; a duplicated required name.
+    assert_eq!(
+        classes(|t| {
+            t["inputSchema"].as_object_mut().unwrap().remove("required");
+            t["inputSchema"]["required"] = json!([]);
+        }),
+        [(
+            "schema-became-optional",
+            Severity::Critical,
+            "/inputSchema/required".into()
+        ),]
+    );
+    let mut no_required = base_tool();
+    no_required["inputSchema"]
+        .as_object_mut()
+        .unwrap()
+        .remove("required");
+    let mut empty_required = no_required.clone();
+    empty_required["inputSchema"]["required"] = json!([]);
+    let got: Vec<_> = diff(
+        &lock(server(vec![no_required])),
+        &lock(server(vec![empty_required])),
+    )
+    .into_iter()
+    .map(|c| (c.class.code(), c.severity, c.path))
+    .collect();
+    assert_eq!(got, [catch_all("/inputSchema/required")]);
+    assert_eq!(
+        classes(|t| t["inputSchema"]["required"] = json!(["path", "path"])),
+        [catch_all("/inputSchema/required")]
+    );
+    // Annotations that are not an object read as none: the spec's defaults apply.
+    assert_eq!(
+        classes(|t| t["annotations"] = json!("read-only")),
+        [
+            (
+                "annotation-less-safe",
+                Severity::Critical,
+                "/annotations/openWorldHint".into()
+            ),
+            (
+                "annotation-less-safe",
+                Severity::Critical,
+                "/annotations/readOnlyHint".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn regression_issue_13_prompt_arguments_duplicated_reordered_or_unnamed() {
+    let prompt = |args: Value| {
+        let mut s = server(vec![]);
+        s.prompts = index_items(
+            ItemKind::Prompt,
+            vec![json!({"name": "p", "arguments": args})],
+        )
+        .unwrap();
+        lock(s)
+    };
+    let changes = |a: Value, b: Value| -> Vec<(&'static str, String)> {
+        diff(&prompt(a), &prompt(b))
+            .into_iter()
+            .map(|c| (c.class.code(), c.path))
+            .collect()
+    };
+    let x = json!({"name": "x", "required": true});
+    let y = json!({"name": "y"});
+    assert_eq!(
+        changes(json!([x, y]), json!([x, x, y])),
+        [("unclassified-change", "/arguments".to_string())]
+    );
+    assert_eq!(
+        changes(json!([x, y]), json!([y, x])),
+        [
+            ("unclassified-change", "/arguments/0/name".to_string()),
+            ("unclassified-change", "/arguments/0/required".to_string()),
+            ("unclassified-change", "/arguments/1/name".to_string()),
+            ("unclassified-change", "/arguments/1/required".to_string()),
+        ]
+    );
+    // A described change in an unnamed argument is explained by its classifier.
+    assert_eq!(
+        changes(json!([{"description": "a"}]), json!([{"description": "b"}])),
+        [("text-changed", "/arguments//description".to_string())]
+    );
+    // A named change is not reported twice.
+    assert_eq!(
+        changes(json!([x, y]), json!([x, {"name": "y", "title": "Why"}])),
+        [("text-changed", "/arguments/y/title".to_string())]
+    );
+}
+
+#[test]
+fn regression_issue_13_equal_canonical_forms_are_no_change() {
+    for (a, b) in [
+        (json!(10), json!(10.0)),
+        (json!(10), json!(1e1)),
+        (json!(0), json!(-0.0)),
+        (
+            json!(9_007_199_254_740_993_u64),
+            json!(9_007_199_254_740_992_u64),
+        ),
+        (json!(1.5), json!(1.50)),
+    ] {
+        let mut old = base_tool();
+        old["inputSchema"]["properties"]["limit"]["maximum"] = a.clone();
+        let mut new = base_tool();
+        new["inputSchema"]["properties"]["limit"]["maximum"] = b.clone();
+        let (old, new) = (lock(server(vec![old])), lock(server(vec![new])));
+        assert_eq!(
+            old.servers["s"].digest("s"),
+            new.servers["s"].digest("s"),
+            "{a} {b}"
+        );
+        assert!(diff(&old, &new).is_empty(), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn regression_issue_13_server_level_differences_are_explained_and_numbers_canonical() {
+    let a = server(vec![]);
+    let mut b = a.clone();
+    b.capabilities.insert("prompts".into(), Value::Null);
+    let got: Vec<_> = diff(&lock(a.clone()), &lock(b))
+        .into_iter()
+        .map(|c| (c.class.code(), c.severity, c.path, c.old, c.new))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "capabilities-changed",
+            Severity::Moderate,
+            "/capabilities/prompts".to_string(),
+            None,
+            Some(Value::Null)
+        )]
+    );
+    let mut c = a.clone();
+    c.server_info = Some(json!({"name": "s", "version": "1.0.0", "x": null}));
+    let got: Vec<_> = diff(&lock(a.clone()), &lock(c))
+        .into_iter()
+        .map(|c| (c.class.code(), c.path))
+        .collect();
+    assert_eq!(got, [("server-info-changed", "/serverInfo/x".to_string())]);
+    let mut d = a.clone();
+    d.capabilities
+        .insert("tools".into(), json!({"listChanged": 1.0}));
+    let mut e = a.clone();
+    e.capabilities
+        .insert("tools".into(), json!({"listChanged": 1}));
+    assert!(diff(&lock(d), &lock(e)).is_empty());
+}
+
+#[test]
+fn the_catch_all_covers_what_no_classifier_explains_and_nothing_else() {
+    let a = json!({"x": {"y": [1, 2]}, "z": 1});
+    let b = json!({"x": {"y": [1, 3]}, "z": 2});
+    let mut deltas = vec![Delta::new(
+        "/z",
+        Class::FieldChanged,
+        Severity::Moderate,
+        None,
+        None,
+    )];
+    explain(&a, &b, false, &mut deltas);
+    let paths: Vec<&str> = deltas.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["/z", "/x/y/1"]);
+    assert_eq!(deltas[1].old, Some(json!(2)));
+    assert_eq!(deltas[1].new, Some(json!(3)));
+    assert!(related("/a", "/a/b") && related("/a/b", "/a") && !related("/a", "/ab"));
 }
