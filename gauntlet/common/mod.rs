@@ -2,6 +2,8 @@
 //! the real third-party servers.
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

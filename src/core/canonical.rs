@@ -252,6 +252,7 @@ impl fmt::Debug for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::testkit::{any_json, mutate};
     use proptest::prelude::*;
     use std::path::PathBuf;
 
@@ -324,49 +325,6 @@ mod tests {
         assert!(canonicalize(b"\"\xff\"").is_err());
     }
 
-    /// `value` with one node (chosen by `seed`) replaced by `leaf`, or one member removed, or
-    /// one number rewritten in another notation of the same value.
-    fn mutate(value: &Value, seed: u64, leaf: &Value) -> Value {
-        let mut out = value.clone();
-        let mut nodes = Vec::new();
-        collect_pointers(&out, String::new(), &mut nodes);
-        let target = &nodes[(seed % nodes.len() as u64) as usize];
-        let how = (seed >> 32) % 3;
-        match (how, out.pointer_mut(target)) {
-            (0, Some(node)) => *node = leaf.clone(),
-            (1, Some(Value::Number(n))) => {
-                if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
-                    *n = f;
-                }
-            }
-            (_, Some(Value::Object(m))) if !m.is_empty() => {
-                let key = m.keys().nth((seed as usize) % m.len()).cloned().unwrap();
-                m.remove(&key);
-            }
-            (_, Some(node)) => *node = leaf.clone(),
-            (_, None) => {}
-        }
-        out
-    }
-
-    fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
-        out.push(at.clone());
-        match value {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    let token = k.replace('~', "~0").replace('/', "~1");
-                    collect_pointers(v, format!("{at}/{token}"), out);
-                }
-            }
-            Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    collect_pointers(v, format!("{at}/{i}"), out);
-                }
-            }
-            _ => {}
-        }
-    }
-
     #[test]
     fn differing_pointers_name_the_deepest_places() {
         let a: Value =
@@ -383,25 +341,6 @@ mod tests {
         assert_eq!(differing_pointers(&a, &b, 2), ["/d", "/s/e/0"]);
         assert!(differing_pointers(&a, &a.clone(), 10).is_empty());
         assert_eq!(differing_pointers(&a, &Value::Null, 10), [""]);
-    }
-
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            any::<String>().prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                prop::collection::btree_map(any::<String>(), inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest! {

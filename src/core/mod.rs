@@ -13,3 +13,6 @@ pub mod signature;
 pub mod snapshot;
 pub mod stability;
 pub mod text;
+
+#[cfg(test)]
+pub mod testkit;

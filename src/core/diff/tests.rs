@@ -679,3 +679,115 @@ fn the_catch_all_covers_what_no_classifier_explains_and_nothing_else() {
     assert_eq!(deltas[1].new, Some(json!(3)));
     assert!(related("/a", "/a/b") && related("/a/b", "/a") && !related("/a", "/ab"));
 }
+
+mod properties {
+    use super::*;
+    use crate::core::testkit::{any_json, mutate, real_definitions, real_snapshots};
+    use proptest::prelude::*;
+
+    /// A server holding one real definition of `kind` (its key restored after mutation, so the
+    /// two sides hold the same item).
+    fn holding(kind: ItemKind, definition: Value, key: &Value) -> Option<ServerLock> {
+        let Value::Object(mut definition) = definition else {
+            return None;
+        };
+        definition.insert(kind.key_field().into(), key.clone());
+        let mut s = server(vec![]);
+        let items = index_items(kind, vec![Value::Object(definition)]).ok()?;
+        match kind {
+            ItemKind::Tool => s.tools = items,
+            ItemKind::Prompt => s.prompts = items,
+            ItemKind::ResourceTemplate => s.resource_templates = items,
+            ItemKind::Resource => s.resources = Some(items),
+        }
+        Some(s)
+    }
+
+    fn check(old: &ServerLock, new: &ServerLock) -> Result<(), TestCaseError> {
+        let same = old.digest("s") == new.digest("s");
+        let changes = diff(&lock(old.clone()), &lock(new.clone()));
+        prop_assert_eq!(
+            same,
+            changes.is_empty(),
+            "digests {} but {} change(s): {:?}",
+            if same { "equal" } else { "differ" },
+            changes.len(),
+            changes
+                .iter()
+                .map(|c| (c.class.code(), &c.path))
+                .collect::<Vec<_>>()
+        );
+        // Both directions.
+        prop_assert_eq!(
+            same,
+            diff(&lock(new.clone()), &lock(old.clone())).is_empty()
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(768))]
+
+        #[test]
+        fn a_digest_differs_iff_diff_reports_a_change_for_real_items(
+            pick in any::<usize>(),
+            seeds in prop::collection::vec(any::<u64>(), 1..4),
+            leaf in any_json(),
+        ) {
+            let pool = real_definitions();
+            let (kind, definition) = &pool[pick % pool.len()];
+            let key = definition[kind.key_field()].clone();
+            let original = Value::Object(definition.clone());
+            let mut mutated = original.clone();
+            for seed in seeds {
+                mutated = mutate(&mutated, seed, &leaf);
+            }
+            let (Some(old), Some(new)) = (
+                holding(*kind, original, &key),
+                holding(*kind, mutated, &key),
+            ) else {
+                return Ok(());
+            };
+            check(&old, &new)?;
+        }
+
+        #[test]
+        fn a_digest_differs_iff_diff_reports_a_change_for_real_servers(
+            pick in any::<usize>(),
+            field in 0usize..4,
+            seed in any::<u64>(),
+            leaf in any_json(),
+        ) {
+            let snapshots = real_snapshots();
+            let snapshot = &snapshots[pick % snapshots.len()];
+            let mut old = server(vec![]);
+            old.server_info = snapshot.server_info.clone();
+            old.capabilities = snapshot.capabilities.clone();
+            old.instructions = snapshot.instructions.clone();
+            let mut new = old.clone();
+            match field {
+                0 => new.server_info = Some(mutate(
+                    &old.server_info.clone().unwrap_or(Value::Null), seed, &leaf)),
+                1 => {
+                    if let Value::Object(c) = mutate(&Value::Object(old.capabilities.clone()), seed, &leaf) {
+                        new.capabilities = c;
+                    }
+                }
+                2 => new.instructions = match mutate(
+                    &old.instructions.clone().map_or(Value::Null, Value::from), seed, &leaf) {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                },
+                _ => {
+                    if let Value::Object(c) = mutate(&Value::Object(old.client_capabilities.clone()), seed, &leaf) {
+                        new.client_capabilities = c;
+                    }
+                }
+            }
+            if new.server_info.as_ref().is_some_and(|v| !v.is_object()) {
+                new.server_info = None;
+            }
+            check(&old, &new)?;
+        }
+    }
+}

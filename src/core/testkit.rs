@@ -1,0 +1,70 @@
+//! Test support shared by the core's property tests: random JSON, random mutations of it, and
+//! the definitions real servers serve (testdata/listings).
+
+use crate::core::snapshot::{ItemKind, Items, Snapshot};
+
+// Shared with the gauntlet, which cannot see this crate's test modules.
+#[path = "../../gauntlet/common/mutate.rs"]
+mod mutation;
+pub use mutation::mutate;
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+
+/// Any JSON value, four levels deep at most.
+pub fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// The recorded snapshots of real servers in testdata/listings.
+pub fn real_snapshots() -> Vec<Snapshot> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/listings");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.map(|e| e.path()).unwrap_or_default())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let snapshots: Vec<Snapshot> = files
+        .iter()
+        .map(|p| {
+            let value: Value = serde_json::from_slice(&std::fs::read(p).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            Snapshot::from_json(&value).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect();
+    assert!(snapshots.len() >= 4, "testdata/listings is missing files");
+    snapshots
+}
+
+/// Every item definition the recorded real servers serve, with its kind.
+pub fn real_definitions() -> Vec<(ItemKind, Map<String, Value>)> {
+    let mut out = Vec::new();
+    for snapshot in real_snapshots() {
+        for kind in ItemKind::ALL {
+            for def in snapshot
+                .items(kind)
+                .map(Items::values)
+                .into_iter()
+                .flatten()
+            {
+                out.push((kind, def.clone()));
+            }
+        }
+    }
+    out
+}
