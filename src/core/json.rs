@@ -7,7 +7,9 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
 use std::fmt;
+use unicode_normalization::UnicodeNormalization;
 
 /// Why a document is not acceptable JSON.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -25,8 +27,9 @@ impl JsonError {
 /// Maximum nesting depth accepted (below serde_json's own recursion limit of 128).
 pub const MAX_DEPTH: usize = 100;
 
-/// Parses one JSON document, rejecting duplicate object keys, invalid UTF-8, lone surrogates,
-/// trailing data and nesting deeper than [`MAX_DEPTH`].
+/// Parses one JSON document, rejecting duplicate object keys (also keys that are equal after
+/// Unicode NFC normalization: they render the same but digest differently), invalid UTF-8,
+/// lone surrogates, trailing data and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
     if let Err(e) = std::str::from_utf8(bytes) {
         return Err(JsonError {
@@ -139,12 +142,24 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let depth = self.nested()?;
         let mut object = Map::new();
+        // NFC forms of the keys, kept only once a non-ASCII key appears (ASCII is its own NFC).
+        let mut normalized: Option<HashSet<String>> = None;
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate object key {:?}",
                     key
                 )));
+            }
+            if !key.is_ascii() || normalized.is_some() {
+                let forms = normalized
+                    .get_or_insert_with(|| object.keys().map(|k| k.nfc().collect()).collect());
+                if !forms.insert(key.nfc().collect()) {
+                    return Err(de::Error::custom(format_args!(
+                        "object key {:?} is the same as another key after Unicode NFC normalization (they look alike but digest differently)",
+                        key
+                    )));
+                }
             }
             let value = map.next_value_seed(StrictSeed { depth })?;
             object.insert(key, value);
@@ -173,6 +188,23 @@ mod tests {
             "{err}"
         );
         assert!(parse_strict(br#"{"a":1,"a":1}"#).is_err());
+    }
+
+    #[test]
+    fn regression_issue_13_rejects_keys_equal_after_nfc() {
+        // "é" precomposed (U+00E9) and decomposed (e + U+0301); the Kelvin sign normalizes to K.
+        for doc in [
+            "{\"caf\u{e9}\":1,\"cafe\u{301}\":2}",
+            "{\"cafe\u{301}\":1,\"a\":0,\"caf\u{e9}\":2}",
+            "{\"K\":1,\"\u{212a}\":2}",
+            "{\"x\":{\"\u{212a}\":1,\"K\":2}}",
+        ] {
+            let err = parse_strict(doc.as_bytes()).unwrap_err();
+            assert!(err.message().contains("NFC"), "{doc}: {err}");
+        }
+        // Distinct after normalization: fine, and ASCII-only objects take the fast path.
+        assert!(parse_strict("{\"caf\u{e9}\":1,\"cafe\":2,\"k\":3}".as_bytes()).is_ok());
+        assert!(parse_strict(br#"{"a":1,"b":2}"#).is_ok());
     }
 
     #[test]
