@@ -189,10 +189,28 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     let entries: Vec<(&str, &[u8])> = members.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let zip = write_deterministic(&entries).map_err(usage)?;
 
-    let unchanged = read_bounded(&args.output, MAX_BUNDLE_BYTES)
-        .ok()
-        .flatten()
-        .map(|existing| existing == zip);
+    let inputs: Vec<&std::path::Path> = [
+        Some(args.lockfile.as_path()),
+        Some(signature_path.as_path()),
+        args.key.as_deref(),
+        args.public_key.as_deref(),
+        args.policy.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    super::keys::refuse_overwriting_inputs(&args.output, &inputs)?;
+    // An existing output that cannot be read is not "absent": it may be something the user
+    // needs, and only --force may replace it unseen.
+    let unchanged = match read_bounded(&args.output, MAX_BUNDLE_BYTES) {
+        Ok(existing) => existing.map(|existing| existing == zip),
+        Err(_) if args.force => Some(false),
+        Err(e) => {
+            return Err(usage(format!(
+                "{e}; cannot tell what the existing --output holds, so it is not replaced (choose another -o, or pass --force)"
+            )));
+        }
+    };
     match unchanged {
         Some(true) => {}
         Some(false) if !args.force => {

@@ -106,6 +106,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         .output
         .clone()
         .unwrap_or_else(|| default_bundle_path(&args.lockfile));
+    super::keys::refuse_overwriting_inputs(&output, &[&args.lockfile])?;
     let mut bytes = bundle.into_bytes();
     bytes.push(b'\n');
     write_atomic(&output, &bytes).map_err(|e| usage(e.to_string()))?;

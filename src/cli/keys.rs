@@ -9,7 +9,7 @@ use crate::core::json::parse_strict;
 use crate::core::lockfile::Lockfile;
 use crate::core::signature::{Envelope, signed_bytes};
 use crate::crypto::ed25519::{PrivateKey, PublicKey};
-use crate::edge::fs::{read_bounded, read_secret, write_atomic, write_new};
+use crate::edge::fs::{read_bounded, read_secret, same_file, write_atomic, write_new};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -97,6 +97,18 @@ pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliErr
     Ok((public, key_id))
 }
 
+/// An output that is one of the command's inputs would destroy it: refuse before writing.
+pub fn refuse_overwriting_inputs(output: &Path, inputs: &[&Path]) -> Result<(), CliError> {
+    match inputs.iter().find(|input| same_file(output, input)) {
+        Some(input) => Err(usage(format!(
+            "the output {} is the input {}; writing it would destroy that input (choose another -o)",
+            output.display(),
+            input.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let Some(key_path) = args.key.clone().filter(|_| !args.sigstore) else {
         return super::keyless::sign(args).await;
@@ -120,6 +132,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         .output
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
+    refuse_overwriting_inputs(&output, &[&args.lockfile, &key_path])?;
     write_atomic(&output, &envelope.to_pretty()).map_err(|e| usage(e.to_string()))?;
     let servers: Vec<&String> = lockfile.servers.keys().collect();
     let stdout = match args.format {

@@ -1,13 +1,13 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
-use super::locked::load_lockfile;
+use super::locked::{MAX_LOCKFILE_BYTES, load_lockfile};
 use super::locked::{entry_for, protocol_like};
 use super::scan::{pretty, scan_stable};
 use super::{CliError, ExitKind, Format, LockArgs, Output};
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
-use crate::edge::fs::write_atomic;
+use crate::edge::fs::write_atomic_bounded;
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     }
     if status != Status::Unchanged {
         lockfile.servers.insert(name.clone(), entry.clone());
-        write_atomic(path, &lockfile.to_pretty())
+        write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
             .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
     }
     Ok(report(

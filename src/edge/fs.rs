@@ -21,6 +21,12 @@ pub enum FsError {
     },
     #[error("{} already exists; refusing to overwrite it (move it away or choose another path)", path.display())]
     Exists { path: PathBuf },
+    #[error("{} would be {size} bytes, more than the {limit} bytes mcplock reads back; refusing to write it", path.display())]
+    WouldBeTooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error(
         "private key {} is readable by group or others (mode {mode:04o}); run `chmod 600 {}`",
         path.display(),
@@ -82,8 +88,9 @@ pub fn read_secret(path: &Path, limit: u64) -> Result<zeroize::Zeroizing<Vec<u8>
     Ok(bytes)
 }
 
-/// Reads a whole file, refusing one larger than `limit` bytes. `Ok(None)` when it does not
-/// exist.
+/// Reads a whole file, refusing one larger than `limit` bytes: by its size before reading
+/// anything, and again while reading (a file may grow, or report no size). `Ok(None)` when it
+/// does not exist.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -95,6 +102,12 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
             });
         }
     };
+    if file.metadata().is_ok_and(|m| m.len() > limit) {
+        return Err(FsError::TooLarge {
+            path: path.into(),
+            limit,
+        });
+    }
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
@@ -111,15 +124,61 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
     Ok(Some(bytes))
 }
 
+/// The file a path names once symbolic links are followed; the last target need not exist yet
+/// (a link to a lockfile not written so far).
+fn through_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    // The kernel's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// True when `a` and `b` both exist and are the same file (links followed), so that writing
+/// one would destroy the other.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// [`write_atomic`], refusing `bytes` longer than `limit` (what the matching reader accepts), so
+/// nothing is written that every later command would refuse.
+pub fn write_atomic_bounded(path: &Path, bytes: &[u8], limit: u64) -> Result<(), FsError> {
+    if bytes.len() as u64 > limit {
+        return Err(FsError::WouldBeTooLarge {
+            path: path.into(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    write_atomic(path, bytes)
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary file in the same directory is written,
 /// flushed to disk and renamed over the target, then the directory is synced. A reader (or a
 /// crash at any moment) sees the old file or the new one, never a mix. An existing file's
-/// permissions are kept.
+/// permissions are kept. A symbolic link is written through: its target is replaced and the
+/// link stays (a dangling link is an error).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     let wrap = |source| FsError::Write {
         path: path.into(),
         source,
     };
+    let resolved = through_links(path).map_err(wrap)?;
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -195,6 +254,42 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let err = read_secret(&path, 100).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn regression_issue_13_a_symlinked_file_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.json");
+        let link = dir.path().join("mcp-lock.json");
+        fs::write(&target, b"old\n").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new\n").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"new\n");
+        // A link to a file not written yet: the file is created, the link kept.
+        let fresh = dir.path().join("fresh");
+        std::os::unix::fs::symlink("later.json", &fresh).unwrap();
+        write_atomic(&fresh, b"x").unwrap();
+        assert_eq!(fs::read(dir.path().join("later.json")).unwrap(), b"x");
+        // A link into a directory that does not exist cannot be written.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere/x"), &dangling).unwrap();
+        assert!(write_atomic(&dangling, b"x").is_err());
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink("loop", &looped).unwrap();
+        assert!(write_atomic(&looped, b"x").is_err());
+        assert!(same_file(&link, &target));
+        assert!(!same_file(&link, &dangling));
+        assert!(matches!(
+            write_atomic_bounded(&target, b"0123", 3),
+            Err(FsError::WouldBeTooLarge { size: 4, .. })
+        ));
+        assert_eq!(fs::read(&target).unwrap(), b"new\n");
     }
 
     #[test]
