@@ -102,7 +102,8 @@ pub struct PolicyError {
 #[serde(deny_unknown_fields)]
 struct WirePolicy {
     name: String,
-    rules: Vec<WireRule>,
+    /// `rules: null` would read as no rules (a policy that passes everything): required.
+    rules: Option<Vec<WireRule>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -120,6 +121,40 @@ fn line_of<T>(s: &marked_yaml::Spanned<T>) -> usize {
     s.span().start().map_or(0, |m| m.line())
 }
 
+/// The line (1-based) where a second YAML document begins, if any. Document markers (`---`,
+/// `...`) stand at column 0 followed by a blank or the end of the line, also inside what looks
+/// like a block scalar (the marker ends it), so a line scan finds every one. A `---` before any
+/// content only opens the first document.
+fn second_document(text: &str) -> Option<usize> {
+    let marker = |line: &str, m: &str| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+    };
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        if marker(line, "---") {
+            if content {
+                return Some(i + 1);
+            }
+            content = true;
+        } else if marker(line, "...") {
+            // What follows an end marker is another document, unless nothing does.
+            let rest = text.lines().skip(i + 1);
+            if let Some(j) = rest
+                .enumerate()
+                .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .map(|(j, _)| j)
+            {
+                return Some(i + 2 + j);
+            }
+            return None;
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            content = true;
+        }
+    }
+    None
+}
+
 /// Parses a policy strictly: unknown keys, unknown severities or targets, empty fields,
 /// duplicate ids, oversized or too deeply nested expressions are errors naming the line.
 pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
@@ -134,17 +169,29 @@ pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
     if text.len() > MAX_POLICY_BYTES {
         return Err(fail(0, format!("larger than {MAX_POLICY_BYTES} bytes")));
     }
+    if let Some(line) = second_document(text) {
+        return Err(fail(
+            line,
+            "a second YAML document starts here; a policy file holds one document (every rule in one `rules` list)".into(),
+        ));
+    }
     let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
     let wire: WirePolicy = marked_yaml::from_yaml_with_options(0, text, options)
         .map_err(|e| fail(0, e.to_string()))?;
     if wire.name.trim().is_empty() {
         return Err(fail(0, "the policy needs a non-empty `name`".into()));
     }
-    if wire.rules.len() > MAX_RULES {
+    let Some(wire_rules) = wire.rules.filter(|r| !r.is_empty()) else {
+        return Err(fail(
+            0,
+            "the policy has no rules (`rules` is empty or null); a policy that checks nothing would pass everything".into(),
+        ));
+    };
+    if wire_rules.len() > MAX_RULES {
         return Err(fail(0, format!("more than {MAX_RULES} rules")));
     }
     let mut rules: Vec<Rule> = Vec::new();
-    for w in wire.rules {
+    for w in wire_rules {
         let line = line_of(&w.id);
         let id = w.id.as_str().to_string();
         if id.is_empty()

@@ -180,6 +180,50 @@ fn strict_parsing_names_the_line() {
 }
 
 #[test]
+fn regression_issue_13_no_rules_and_second_documents_are_errors() {
+    let one = "  - id: a\n    expr: 'true'\n    message: m\n    severity: error\n";
+    for (text, needle, line) in [
+        ("name: x\nrules: null\n".to_string(), "no rules", 0),
+        ("name: x\nrules: []\n".to_string(), "no rules", 0),
+        ("name: x\nrules:\n".to_string(), "no rules", 0),
+        (
+            format!("name: x\nrules:\n{one}---\nname: y\nrules:\n{one}"),
+            "second YAML document",
+            7,
+        ),
+        (
+            format!("---\nname: x\nrules:\n{one}--- # more\nname: y\n"),
+            "second YAML document",
+            8,
+        ),
+        (
+            format!("name: x\nrules:\n{one}...\n# c\nname: y\n"),
+            "second YAML document",
+            9,
+        ),
+    ] {
+        let e = parse_policy("p.yaml", &text).unwrap_err();
+        // The YAML reader refuses a scalar where a list belongs before we can say "no rules".
+        let null_scalar = text.contains("null") && e.message.contains("expected a sequence");
+        assert!(e.message.contains(needle) || null_scalar, "{text:?}: {e}");
+        let expect = if line == 0 {
+            "p.yaml".to_string()
+        } else {
+            format!("p.yaml:{line}")
+        };
+        assert_eq!(e.origin, expect, "{text:?}");
+    }
+    // One document, with or without markers, and a `---` inside a quoted string, are fine.
+    for text in [
+        format!("---\nname: x\nrules:\n{one}"),
+        format!("# policy\n---\nname: x\nrules:\n{one}...\n"),
+        "name: x\nrules:\n  - id: a\n    expr: \"'---' != ''\"\n    message: m\n    severity: error\n".to_string(),
+    ] {
+        assert!(parse_policy("p.yaml", &text).is_ok(), "{text:?}");
+    }
+}
+
+#[test]
 fn hostile_expressions_are_refused_before_parsing() {
     let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
     let e = parse_policy("p", &rule("deep", "server", &deep, "error")).unwrap_err();
