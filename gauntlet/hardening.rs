@@ -135,3 +135,114 @@ fn regression_issue_13_a_symlinked_lockfile_is_written_through() {
         "the target is stale"
     );
 }
+
+/// True while `pid` exists and is not a zombie.
+fn alive(pid: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("");
+            state != "Z" && state != "X"
+        })
+        .unwrap_or(false)
+}
+
+/// Waits up to 5 s for `path` to hold a pid.
+fn pid_from(path: &Path) -> String {
+    for _ in 0..250 {
+        if let Ok(text) = fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// Waits up to 10 s for every pid to be gone.
+fn all_gone(pids: &[String]) -> bool {
+    (0..500).any(|_| {
+        let gone = pids.iter().all(|p| !alive(p));
+        if !gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gone
+    })
+}
+
+#[test]
+fn regression_issue_13_a_helper_that_leaves_the_process_group_is_ended_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let escaped = dir.path().join("escaped.pid");
+    let run = scan_fixture(&[], &["--spawn-escaped", escaped.to_str().unwrap()]);
+    run.expect_success();
+    let pid = pid_from(&escaped);
+    assert!(
+        all_gone(std::slice::from_ref(&pid)),
+        "the helper {pid} that called setsid() survived the scan"
+    );
+}
+
+#[test]
+fn regression_issue_13_signals_end_the_servers_whole_process_group() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for (signal, code) in [
+        (Signal::SIGINT, 130),
+        (Signal::SIGTERM, 143),
+        (Signal::SIGHUP, 129),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (server, child, escaped) = (d.join("s.pid"), d.join("c.pid"), d.join("e.pid"));
+        // A server that ignores end of input (and, the first time, TERM, as do its helpers)
+        // and never answers tools/list: mcplock is mid-scan when the signal comes.
+        let trap = if signal == Signal::SIGINT {
+            "trap '' TERM; "
+        } else {
+            ""
+        };
+        let script = format!(
+            "{trap}exec {} --ignore-stdin-close --silent-on tools/list --pid-file {} --spawn-grandchild {} --spawn-escaped {}",
+            fixture_bin(),
+            server.display(),
+            child.display(),
+            escaped.display()
+        );
+        let mut mcplock = std::process::Command::new(mcplock_bin())
+            .args(["scan", "--", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pids = [pid_from(&server), pid_from(&child), pid_from(&escaped)];
+        std::thread::sleep(Duration::from_millis(300));
+        kill(Pid::from_raw(mcplock.id() as i32), signal).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = mcplock.wait();
+            let mut stderr = String::new();
+            if let Some(mut e) = mcplock.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            let _ = tx.send((status, stderr));
+        });
+        let (status, stderr) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("mcplock did not exit after {signal}"));
+        waiter.join().unwrap();
+        assert_eq!(status.unwrap().code(), Some(code), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("every server it started was stopped"),
+            "{stderr}"
+        );
+        assert!(
+            all_gone(&pids),
+            "{signal}: a process of the server survived: {pids:?}"
+        );
+    }
+}

@@ -13,6 +13,8 @@ mod scan;
 
 pub use exit::{CliError, ExitKind};
 
+use crate::transport::stdio;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::process::ExitCode;
@@ -749,19 +751,47 @@ pub fn main() -> ExitCode {
             ));
         }
     };
+    // Helpers that leave a server's process group are reparented to mcplock, not init, so
+    // they can be ended with the rest.
+    stdio::become_subreaper();
     let outcome = runtime.block_on(async {
-        match cli.command {
-            Command::Scan(args) => scan::run(args).await,
-            Command::Lock(args) => lock::run(args).await,
-            Command::Keygen(args) => keys::keygen(args),
-            Command::Sign(args) => keys::sign(args).await,
-            Command::Verify(args) => keys::verify(args),
-            Command::Canonical(args) => keys::canonical(args),
-            Command::Diff(args) => diff::run(args).await,
-            Command::Policy(args) => policy::run(args).await,
-            Command::Bundle(args) => bundle::run(args).await,
+        let command = async {
+            match cli.command {
+                Command::Scan(args) => scan::run(args).await,
+                Command::Lock(args) => lock::run(args).await,
+                Command::Keygen(args) => keys::keygen(args),
+                Command::Sign(args) => keys::sign(args).await,
+                Command::Verify(args) => keys::verify(args),
+                Command::Canonical(args) => keys::canonical(args),
+                Command::Diff(args) => diff::run(args).await,
+                Command::Policy(args) => policy::run(args).await,
+                Command::Bundle(args) => bundle::run(args).await,
+            }
+        };
+        tokio::pin!(command);
+        tokio::select! {
+            outcome = &mut command => {
+                stdio::end_escaped(SHUTDOWN_GRACE).await;
+                Ok(outcome)
+            }
+            signal = interrupted() => {
+                // The command is suspended, not dropped: end its servers as shutdown would.
+                stdio::stop_all(SHUTDOWN_GRACE).await;
+                Err(signal)
+            }
         }
     });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err((name, number)) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "mcplock: interrupted by {name}; every server it started was stopped"
+            );
+            return ExitCode::from(128 + number);
+        }
+    };
     match outcome {
         Ok(output) => {
             let code = output.exit;
@@ -780,6 +810,27 @@ pub fn main() -> ExitCode {
             }
             report(error)
         }
+    }
+}
+
+/// How long each stage of stopping a server (input closed, TERM) may take before the next.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Resolves when SIGINT, SIGTERM or SIGHUP arrives, with its name and number (exit code
+/// 128 + number). Never resolves where the handlers cannot be installed.
+async fn interrupted() -> (&'static str, u8) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => ("SIGINT", 2),
+        _ = term.recv() => ("SIGTERM", 15),
+        _ = hup.recv() => ("SIGHUP", 1),
     }
 }
 

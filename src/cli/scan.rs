@@ -1,5 +1,6 @@
 //! `mcplock scan`: start a server, read everything it offers, print it.
 
+use super::SHUTDOWN_GRACE;
 use super::render;
 use super::{
     CliError, ClientCapability, ExitKind, Format, Output, RepeatArgs, ScanArgs, ServerArgs,
@@ -14,8 +15,6 @@ use crate::transport::{Limits, RequestError};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
-/// How long each shutdown stage (stdin closed, TERM) may take before the next.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Lines of the server's stderr shown when it fails.
 const STDERR_LINES: usize = 12;
 

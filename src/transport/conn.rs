@@ -306,8 +306,28 @@ impl Connection {
 
     /// Closes our side of the stream (the server sees end of input).
     pub async fn close_input(&self) {
-        if let Some(mut writer) = self.writer.lock().await.take() {
-            // The server may already be gone; closing is best effort.
+        self.input().close().await;
+    }
+
+    /// A handle that can close the server's input from elsewhere (a signal handler) without
+    /// keeping the connection alive.
+    pub fn input(&self) -> Input {
+        Input(Arc::downgrade(&self.writer))
+    }
+}
+
+/// See [`Connection::input`].
+#[derive(Clone)]
+pub struct Input(std::sync::Weak<tokio::sync::Mutex<Option<Writer>>>);
+
+impl Input {
+    /// Closes the server's input, if the connection still exists (best effort: the server may
+    /// already be gone).
+    pub async fn close(&self) {
+        let Some(writer) = self.0.upgrade() else {
+            return;
+        };
+        if let Some(mut writer) = writer.lock().await.take() {
             let _ = writer.shutdown().await;
         }
     }

@@ -7,11 +7,12 @@
 //! the whole group.
 
 use crate::core::text::escape;
-use crate::transport::conn::{ConnError, Connection, Limits};
-use nix::sys::signal::{Signal, killpg};
+use crate::transport::conn::{ConnError, Connection, Input, Limits};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -107,6 +108,151 @@ pub struct StdioServer {
     conn: Connection,
     stderr: Arc<Mutex<StderrTail>>,
     stderr_task: JoinHandle<()>,
+    /// Its entry in [`LIVE`]; `None` once shut down.
+    live: Option<u64>,
+}
+
+/// A server started and not yet shut down: what a signal handler needs to end it.
+struct Live {
+    id: u64,
+    pgid: Pid,
+    input: Input,
+}
+
+/// Every server process group alive, so that SIGINT, SIGTERM or SIGHUP can end them all
+/// ([`stop_all`]) before mcplock exits.
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
+static NEXT_LIVE: AtomicU64 = AtomicU64::new(1);
+/// Whether this process ever started a server (so there may be escaped descendants to end).
+static STARTED_ANY: AtomicBool = AtomicBool::new(false);
+
+fn live() -> std::sync::MutexGuard<'static, Vec<Live>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Makes this process the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`):
+/// a server's helper that leaves the server's process group (`setsid`, `setpgid`) and outlives
+/// the server is reparented to mcplock instead of init, so [`end_escaped`] can end it. Best
+/// effort: false where the kernel refuses.
+pub fn become_subreaper() -> bool {
+    nix::sys::prctl::set_child_subreaper(true).is_ok()
+}
+
+/// One process as /proc shows it.
+struct ProcEntry {
+    pid: Pid,
+    ppid: i32,
+    pgrp: i32,
+    zombie: bool,
+}
+
+/// Every process visible in /proc (empty where there is no /proc).
+fn processes() -> Vec<ProcEntry> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let name = entry.ok()?.file_name();
+        let pid: i32 = name.to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        let pgrp = fields.next()?.parse().ok()?;
+        Some(ProcEntry {
+            pid: Pid::from_raw(pid),
+            ppid,
+            pgrp,
+            zombie: state == "Z" || state == "X",
+        })
+    })
+    .collect()
+}
+
+/// Live (non-zombie) members of process group `pgid`.
+fn group_members(pgid: Pid) -> Vec<Pid> {
+    processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid.as_raw() && !p.zombie)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Waits up to `limit` until `alive()` is empty; true if it became empty.
+async fn wait_until_empty(limit: Duration, alive: impl Fn() -> Vec<Pid>) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if alive().is_empty() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Ends every server still running: closes their input and waits `grace`, then TERM to each
+/// process group and waits `grace`, then KILL; then ends escaped descendants. For the signal
+/// path: the command's own futures are suspended, so this does what their shutdown would.
+pub async fn stop_all(grace: Duration) {
+    let servers: Vec<Live> = std::mem::take(&mut *live());
+    for server in &servers {
+        server.input.close().await;
+    }
+    let groups: Vec<Pid> = servers.iter().map(|s| s.pgid).collect();
+    let alive = || -> Vec<Pid> { groups.iter().flat_map(|g| group_members(*g)).collect() };
+    if !wait_until_empty(grace, alive).await {
+        for group in &groups {
+            let _ = killpg(*group, Signal::SIGTERM);
+        }
+        if !wait_until_empty(grace, alive).await {
+            for group in &groups {
+                let _ = killpg(*group, Signal::SIGKILL);
+            }
+        }
+    }
+    end_escaped(grace).await;
+}
+
+/// Ends and reaps the descendants that escaped their server's process group and were
+/// reparented to mcplock (see [`become_subreaper`]): TERM, `grace`, KILL. Called when no
+/// server is running, so every child left is such an orphan (or a zombie to reap).
+pub async fn end_escaped(grace: Duration) {
+    if !STARTED_ANY.load(Ordering::Relaxed) || !live().is_empty() {
+        return;
+    }
+    let me = std::process::id() as i32;
+    let orphans: Vec<Pid> = processes()
+        .into_iter()
+        .filter(|p| p.ppid == me)
+        .map(|p| p.pid)
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    let alive = || -> Vec<Pid> {
+        processes()
+            .into_iter()
+            .filter(|p| p.ppid == me && !p.zombie && orphans.contains(&p.pid))
+            .map(|p| p.pid)
+            .collect()
+    };
+    for pid in alive() {
+        let _ = kill(pid, Signal::SIGTERM);
+    }
+    if !wait_until_empty(grace, alive).await {
+        for pid in alive() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        wait_until_empty(grace, alive).await;
+    }
+    for pid in orphans {
+        // Reap, so nothing is left a zombie; never blocks (WNOHANG) on one that lingers.
+        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    }
 }
 
 /// Default bytes of stderr kept for error messages.
@@ -161,12 +307,24 @@ impl StdioServer {
                     .push(&chunk[..n]);
             }
         });
+        let conn = Connection::new(stdout, stdin, limits);
+        STARTED_ANY.store(true, Ordering::Relaxed);
+        let live_id = pgid.map(|pgid| {
+            let id = NEXT_LIVE.fetch_add(1, Ordering::Relaxed);
+            live().push(Live {
+                id,
+                pgid,
+                input: conn.input(),
+            });
+            id
+        });
         Ok(StdioServer {
             child,
             pgid,
-            conn: Connection::new(stdout, stdin, limits),
+            conn,
             stderr: tail,
             stderr_task,
+            live: live_id,
         })
     }
 
@@ -212,10 +370,18 @@ impl StdioServer {
         // A leftover grandchild may hold stderr open; give the drain a moment, then stop it.
         let _ = tokio::time::timeout(grace, &mut self.stderr_task).await;
         self.stderr_task.abort();
+        self.forget();
         ExitReport {
             status,
             escalated_to,
             trailing_fault,
+        }
+    }
+
+    /// Removes this server from [`LIVE`]: it is stopped.
+    fn forget(&mut self) {
+        if let Some(id) = self.live.take() {
+            live().retain(|l| l.id != id);
         }
     }
 
@@ -241,6 +407,17 @@ impl StdioServer {
         }
         if self.group_alive() {
             self.signal_group(Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for StdioServer {
+    /// A server dropped without [`StdioServer::shutdown`] (its command was abandoned) is killed
+    /// with its whole group at once: there is no one left to wait for a graceful stop.
+    fn drop(&mut self) {
+        if self.live.is_some() {
+            self.signal_group(Signal::SIGKILL);
+            self.forget();
         }
     }
 }
