@@ -392,3 +392,24 @@ fn where_the_lock_records_the_generation_no_probe_is_sent() {
     mcplock_in(dir.path(), &["scan"], &["--flags-file", &flags])
         .expect_failure(3, "exit status: 44");
 }
+
+#[test]
+fn regression_issue_13_budgets_per_scan_name_their_flag() {
+    scan_fixture(
+        &["--max-total-items", "5"],
+        &["--tools", "3", "--prompts", "3"],
+    )
+    .expect_failure(3, "--max-total-items");
+    scan_fixture(
+        &["--max-total-items", "6"],
+        &["--tools", "3", "--prompts", "3"],
+    )
+    .expect_success();
+    // Many small pages, each far under the per-message cap, add up.
+    scan_fixture(
+        &["--max-scan-bytes", "64KiB"],
+        &["--tools", "400", "--page-size", "10"],
+    )
+    .expect_failure(3, "--max-scan-bytes");
+    scan_fixture(&["--max-scan-bytes", "64KiB"], &["--tools", "10"]).expect_success();
+}

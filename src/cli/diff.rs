@@ -4,7 +4,7 @@ use super::exit::usage;
 use super::locked::{entry_for, load_lockfile, protocol_like};
 use super::scan::{pretty, scan_server};
 use super::{CliError, DiffArgs, DiffFormat, ExitKind, FailOn, Format, Output};
-use crate::core::diff::{Change, Severity, Subject, Words, diff, summary};
+use crate::core::diff::{Change, DiffLimits, Severity, Subject, Words, diff_with, summary};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Snapshot};
@@ -51,7 +51,10 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
         }
         _ => live(&args).await?,
     };
-    let changes = diff(&old, &new);
+    let limits = DiffLimits {
+        max_text_diff_words: args.max_text_diff_words,
+    };
+    let changes = diff_with(&old, &new, limits);
     if args.old.is_none() && !changes.is_empty() {
         // Drift against a live server is drift, whatever its cause; but a server that differs
         // from itself between starts shows up here too, and only a repeated scan tells.

@@ -412,6 +412,12 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
     pub format: DiffFormat,
 
+    /// Texts longer than this many words (old and new together) are shown replaced whole,
+    /// with lengths and digests, instead of word by word (a word diff is quadratic at worst).
+    /// Every change is still reported.
+    #[arg(long, value_name = "N", default_value_t = 5_000)]
+    pub max_text_diff_words: usize,
+
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -499,6 +505,15 @@ pub struct ServerArgs {
     /// Most items accepted per list.
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub max_items: usize,
+
+    /// Most items accepted over all lists of one scan.
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub max_total_items: usize,
+
+    /// Most bytes the server may send over one whole scan: every page, notification and
+    /// skipped line (suffixes K, M, G, KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_scan_bytes: usize,
 
     /// The server to run: everything after `--` is its argv, executed without a shell.
     #[arg(last = true, value_name = "CMD")]

@@ -70,6 +70,8 @@ impl ServerArgs {
             probe_timeout: Duration::from_secs_f64(self.probe_timeout),
             max_pages: self.max_pages,
             max_items: self.max_items,
+            max_total_items: self.max_total_items,
+            max_scan_bytes: self.max_scan_bytes as u64,
             ..ScanOptions::default()
         }
     }

@@ -233,13 +233,36 @@ impl Delta {
     }
 }
 
+/// Bounds on the work a diff does for people (never on what it reports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiffLimits {
+    /// Texts with more words than this (old and new together), or more than 16 times as many
+    /// bytes, get no word-level diff (Myers is quadratic in the worst case): the change shows
+    /// the whole text replaced, with both lengths and digests. The change itself is reported
+    /// as always.
+    pub max_text_diff_words: usize,
+}
+
+impl Default for DiffLimits {
+    fn default() -> Self {
+        DiffLimits {
+            max_text_diff_words: 5_000,
+        }
+    }
+}
+
 /// Every change from `old` to `new`, in a deterministic order (server, subject, path, class).
 pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
+    diff_with(old, new, DiffLimits::default())
+}
+
+/// [`diff`] with explicit [`DiffLimits`].
+pub fn diff_with(old: &Lockfile, new: &Lockfile, limits: DiffLimits) -> Vec<Change> {
     let mut out = Vec::new();
     let names: BTreeSet<&String> = old.servers.keys().chain(new.servers.keys()).collect();
     for name in names {
         match (old.servers.get(name), new.servers.get(name)) {
-            (Some(a), Some(b)) => diff_server(name, a, b, &mut out),
+            (Some(a), Some(b)) => server_changes(name, a, b, &mut out),
             (Some(_), None) => out.push(whole(name, Subject::Server, Class::ServerRemoved)),
             (None, Some(_)) => out.push(whole(name, Subject::Server, Class::ServerAdded)),
             (None, None) => {}
@@ -248,7 +271,43 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
     out.sort_by(|a, b| {
         (&a.server, &a.subject, &a.path, a.class).cmp(&(&b.server, &b.subject, &b.path, b.class))
     });
+    word_diffs(&mut out, limits);
     out
+}
+
+/// Fills in the word-level diff of every text change (marked by an empty `words`), within
+/// `limits`.
+fn word_diffs(changes: &mut [Change], limits: DiffLimits) {
+    for change in changes {
+        if change.words.as_ref().is_some_and(Vec::is_empty) {
+            let text =
+                |v: &Option<Value>| v.as_ref().and_then(Value::as_str).unwrap_or("").to_owned();
+            change.words = Some(words(&text(&change.old), &text(&change.new), limits));
+        }
+    }
+}
+
+fn words(old: &str, new: &str, limits: DiffLimits) -> Vec<Words> {
+    let count = old.split_whitespace().count() + new.split_whitespace().count();
+    let max = limits.max_text_diff_words;
+    if count > max || old.len() + new.len() > max.saturating_mul(16) {
+        let whole = |t: &str| {
+            format!(
+                "[{} chars, {}]",
+                t.chars().count(),
+                crate::core::canonical::Digest::of_bytes(t.as_bytes())
+            )
+        };
+        return vec![Words::Delete(whole(old)), Words::Insert(whole(new))];
+    }
+    similar::utils::diff_words(similar::Algorithm::Myers, old, new)
+        .into_iter()
+        .map(|(tag, text)| match tag {
+            similar::ChangeTag::Equal => Words::Equal(text.to_string()),
+            similar::ChangeTag::Delete => Words::Delete(text.to_string()),
+            similar::ChangeTag::Insert => Words::Insert(text.to_string()),
+        })
+        .collect()
 }
 
 fn whole(server: &str, subject: Subject, class: Class) -> Change {
@@ -277,10 +336,17 @@ fn normalized(value: &Value) -> Value {
     parse_strict(&to_canonical(value)).unwrap_or_else(|_| value.clone())
 }
 
+/// The changes within one server, word diffs included (default limits).
+pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec<Change>) {
+    let start = out.len();
+    server_changes(name, old, new, out);
+    word_diffs(&mut out[start..], DiffLimits::default());
+}
+
 /// The changes within one server. Equality is canonical equality throughout: two entries whose
 /// digests are equal give no change, and every place where the canonical forms differ is
 /// explained by a classified change or reported as `unclassified-change`.
-pub fn diff_server(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec<Change>) {
+fn server_changes(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec<Change>) {
     let mut deltas = Vec::new();
     let (ho, hn) = (
         Value::Object(old.header_json()),
@@ -641,25 +707,14 @@ fn text_delta(path: &str, old: Option<&str>, new: Option<&str>) -> Delta {
     } else {
         (Class::TextChanged, Severity::Moderate)
     };
-    let words = similar::utils::diff_words(
-        similar::Algorithm::Myers,
-        old.unwrap_or(""),
-        new.unwrap_or(""),
-    )
-    .into_iter()
-    .map(|(tag, text)| match tag {
-        similar::ChangeTag::Equal => Words::Equal(text.to_string()),
-        similar::ChangeTag::Delete => Words::Delete(text.to_string()),
-        similar::ChangeTag::Insert => Words::Insert(text.to_string()),
-    })
-    .collect();
     Delta {
         path: path.to_string(),
         class,
         severity,
         old: old.map(Value::from),
         new: new.map(Value::from),
-        words: Some(words),
+        // Filled in by `word_diffs`, within the diff's limits.
+        words: Some(Vec::new()),
         findings: gained,
     }
 }

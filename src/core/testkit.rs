@@ -30,8 +30,13 @@ pub fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// The recorded snapshots of real servers in testdata/listings.
+/// The recorded snapshots of real servers in testdata/listings (read once per test binary).
 pub fn real_snapshots() -> Vec<Snapshot> {
+    static CACHE: std::sync::OnceLock<Vec<Snapshot>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(read_snapshots).clone()
+}
+
+fn read_snapshots() -> Vec<Snapshot> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/listings");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -52,7 +57,13 @@ pub fn real_snapshots() -> Vec<Snapshot> {
 }
 
 /// Every item definition the recorded real servers serve, with its kind.
-pub fn real_definitions() -> Vec<(ItemKind, Map<String, Value>)> {
+pub fn real_definitions() -> &'static [(ItemKind, Map<String, Value>)] {
+    static CACHE: std::sync::OnceLock<Vec<(ItemKind, Map<String, Value>)>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(read_definitions)
+}
+
+fn read_definitions() -> Vec<(ItemKind, Map<String, Value>)> {
     let mut out = Vec::new();
     for snapshot in real_snapshots() {
         for kind in ItemKind::ALL {

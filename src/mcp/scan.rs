@@ -25,6 +25,11 @@ pub struct ScanOptions {
     pub max_pages: usize,
     /// Most items accepted per list method.
     pub max_items: usize,
+    /// Most items accepted over every list of the scan.
+    pub max_total_items: usize,
+    /// Most bytes the server may send over the whole scan (every page, notification and
+    /// skipped line), so many pages under the per-message cap cannot add up without bound.
+    pub max_scan_bytes: u64,
     /// How often a list is fetched again when the server says it changed meanwhile.
     pub relist_attempts: usize,
 }
@@ -38,6 +43,8 @@ impl Default for ScanOptions {
             probe_timeout: Duration::from_secs(2),
             max_pages: 1_000,
             max_items: 50_000,
+            max_total_items: 200_000,
+            max_scan_bytes: 256 << 20,
             relist_attempts: 3,
         }
     }
@@ -69,6 +76,14 @@ pub enum ScanError {
         "{method}: more than {max} items (raise --max-items if the server is really that large)"
     )]
     TooManyItems { method: &'static str, max: usize },
+    #[error(
+        "{method}: more than {max} items over all lists of the scan (raise --max-total-items if the server is really that large)"
+    )]
+    TooManyTotalItems { method: &'static str, max: usize },
+    #[error(
+        "{method}: the server sent more than {max} bytes during the scan (raise --max-scan-bytes if the server is really that large)"
+    )]
+    TooManyBytes { method: &'static str, max: u64 },
     #[error(
         "{method}: the server returned cursor {cursor:?} a second time; following it would loop forever"
     )]
@@ -202,16 +217,21 @@ async fn list_everything(
     for attempt in 1..=attempts {
         for kind in &todo {
             started.insert(*kind, conn.notification_seq());
-            let listing = list_all(conn, session, opts, *kind).await?;
+            let others: usize = listings
+                .iter()
+                .filter(|(k, _)| *k != kind)
+                .map(|(_, l)| match l {
+                    Listing::Served(items) => items.len(),
+                    _ => 0,
+                })
+                .sum();
+            let budget = opts.max_total_items.saturating_sub(others);
+            let listing = list_all(conn, session, opts, *kind, budget).await?;
             listings.insert(*kind, listing);
         }
         let changed: Vec<ItemKind> = started
             .iter()
-            .filter(|(kind, since)| {
-                conn.notifications_since(**since)
-                    .iter()
-                    .any(|n| n.method == kind.list_changed_notification())
-            })
+            .filter(|(kind, since)| conn.changed_since(kind.list_changed_notification(), **since))
             .map(|(kind, _)| *kind)
             .collect();
         if changed.is_empty() {
@@ -242,12 +262,14 @@ async fn list_everything(
 
 /// Follows `nextCursor` to the end, guarding against loops and unbounded listings. A first
 /// page answered with an "unserved" error code is recorded as such; an error on any later
-/// page (an invalid cursor, say) still fails.
+/// page (an invalid cursor, say) still fails. `total_budget` is what is left of
+/// `--max-total-items` once the other lists are counted.
 async fn list_all(
     conn: &Connection,
     session: &Session,
     opts: &ScanOptions,
     kind: ItemKind,
+    total_budget: usize,
 ) -> Result<Listing, ScanError> {
     let method = kind.list_method();
     let mut served = Vec::new();
@@ -282,6 +304,18 @@ async fn list_all(
             return Err(ScanError::TooManyItems {
                 method,
                 max: opts.max_items,
+            });
+        }
+        if served.len() > total_budget {
+            return Err(ScanError::TooManyTotalItems {
+                method,
+                max: opts.max_total_items,
+            });
+        }
+        if conn.received_bytes() > opts.max_scan_bytes {
+            return Err(ScanError::TooManyBytes {
+                method,
+                max: opts.max_scan_bytes,
             });
         }
         match result.remove("nextCursor") {

@@ -1,8 +1,9 @@
 //! A JSON-RPC connection with a real demultiplexer.
 //!
 //! One reader task owns the server's output. Every frame is parsed strictly and classified:
-//! responses are matched to their request by id, notifications are queued, requests from the
-//! server are answered on the spot. Anything that breaks the protocol (non-JSON output, an
+//! responses are matched to their request by id, the list_changed notifications of the listed
+//! kinds are recorded (others counted and dropped, so a chatty server cannot grow what is held),
+//! requests from the server are answered on the spot. Anything that breaks the protocol (non-JSON output, an
 //! oversize frame, a response to an id we never sent, a second response to the same id) is a
 //! fault: it fails every waiting request and every later one, so nothing partial is ever taken
 //! for complete.
@@ -12,6 +13,7 @@ use crate::core::jsonrpc::{
     Id, Incoming, RpcError, answer_server_request, classify, encode_notification, encode_request,
     encode_response,
 };
+use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
 use crate::transport::lines::{Frame, read_frame};
 use serde_json::Value;
@@ -23,8 +25,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Notifications kept for inspection; later ones are counted but not stored.
-const MAX_STORED_NOTIFICATIONS: usize = 10_000;
 /// Tolerated oddities kept for the report.
 const MAX_ANOMALIES: usize = 100;
 /// Non-JSON lines on stdout tolerated per connection (start-up banners, stray log lines); one
@@ -74,14 +74,6 @@ pub enum RequestError {
     Conn { method: String, error: ConnError },
 }
 
-/// A notification the server sent, numbered in arrival order from 1.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Notification {
-    pub seq: u64,
-    pub method: String,
-    pub params: Option<Value>,
-}
-
 /// How the connection treats a line on the server's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -118,8 +110,11 @@ struct Shared {
     pending: HashMap<Id, oneshot::Sender<Result<Value, RpcError>>>,
     answered: HashSet<Id>,
     abandoned: HashSet<Id>,
-    notifications: Vec<Notification>,
+    /// The sequence number of the latest `notifications/{tools,prompts,resources}/list_changed`.
+    list_changed: HashMap<String, u64>,
     notification_seq: u64,
+    /// Bytes of every frame received (responses, notifications, requests, skipped lines).
+    received_bytes: u64,
     server_requests: u64,
     anomalies: Vec<String>,
     skipped: Skipped,
@@ -270,14 +265,18 @@ impl Connection {
         lock(&self.shared).notification_seq
     }
 
-    /// Stored notifications with a sequence number above `seq`.
-    pub fn notifications_since(&self, seq: u64) -> Vec<Notification> {
+    /// Whether the server sent notification `method` (a `*/list_changed`) after sequence
+    /// number `seq`.
+    pub fn changed_since(&self, method: &str, seq: u64) -> bool {
         lock(&self.shared)
-            .notifications
-            .iter()
-            .filter(|n| n.seq > seq)
-            .cloned()
-            .collect()
+            .list_changed
+            .get(method)
+            .is_some_and(|last| *last > seq)
+    }
+
+    /// Bytes the server has sent so far, every frame counted.
+    pub fn received_bytes(&self) -> u64 {
+        lock(&self.shared).received_bytes
     }
 
     /// How many requests the server sent us (each was answered).
@@ -377,6 +376,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Frame::TooLong => break ConnError::TooLong { cap },
             Frame::Line => {}
         }
+        lock(&shared).received_bytes += buf.len() as u64 + 1;
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -436,16 +436,18 @@ async fn dispatch(
         Incoming::UnmatchedError(error) => {
             lock(shared).note(format!("error response without an id (ignored): {error}"));
         }
-        Incoming::Notification { method, params } => {
+        Incoming::Notification { method, .. } => {
             let mut s = lock(shared);
             s.notification_seq += 1;
-            if s.notifications.len() < MAX_STORED_NOTIFICATIONS {
-                let seq = s.notification_seq;
-                s.notifications.push(Notification {
-                    seq,
-                    method,
-                    params,
-                });
+            let seq = s.notification_seq;
+            // Only the list_changed notifications of the kinds MCP lists are kept (at most
+            // three methods): whatever else a server sends cannot grow what is held, nor crowd
+            // out the one that matters.
+            let tracked = ItemKind::ALL
+                .iter()
+                .any(|k| k.list_changed_notification() == method);
+            if tracked {
+                s.list_changed.insert(method, seq);
             }
         }
         Incoming::Request { id, method, .. } => {
@@ -671,6 +673,39 @@ mod tests {
             let err = conn.request("a", None, T).await.unwrap_err();
             assert!(err.to_string().contains("non-JSON text"), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn only_list_changed_notifications_are_kept() {
+        let (conn, mut peer) = pair(1 << 16);
+        tokio::spawn(async move {
+            let req = peer.next().await;
+            let mut burst = Vec::new();
+            for i in 0..5_000 {
+                burst.extend_from_slice(format!("{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"i\":{i}}}}}\n").as_bytes());
+            }
+            for i in 0..40 {
+                burst.extend_from_slice(
+                    format!("{{\"jsonrpc\":\"2.0\",\"method\":\"x/{i}/list_changed\"}}\n")
+                        .as_bytes(),
+                );
+            }
+            burst.extend_from_slice(
+                b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n",
+            );
+            peer.send(&burst).await;
+            let answer = json!({"jsonrpc":"2.0","id":req["id"],"result":{}});
+            peer.send(format!("{answer}\n").as_bytes()).await;
+            let _ = peer.next().await;
+        });
+        conn.request("a", None, T).await.unwrap();
+        assert_eq!(conn.notification_seq(), 5_041);
+        assert!(conn.changed_since("notifications/tools/list_changed", 5_040));
+        assert!(!conn.changed_since("notifications/tools/list_changed", 5_041));
+        assert!(!conn.changed_since("notifications/message", 0));
+        let shared = lock(&conn.shared);
+        assert_eq!(shared.list_changed.len(), 1);
+        assert!(shared.received_bytes > 5_000 * 60);
     }
 
     #[tokio::test]

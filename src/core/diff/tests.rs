@@ -680,6 +680,44 @@ fn the_catch_all_covers_what_no_classifier_explains_and_nothing_else() {
     assert!(related("/a", "/a/b") && related("/a/b", "/a") && !related("/a", "/ab"));
 }
 
+#[test]
+fn regression_issue_13_huge_texts_fall_back_to_a_whole_replacement() {
+    // 6,000 words together, over the default bound; they differ in one word only, so the
+    // roomy word diff below stays cheap.
+    let a = vec!["alpha"; 3_000].join(" ");
+    let b = format!("beta {}", vec!["alpha"; 2_999].join(" "));
+    let mut old = base_tool();
+    old["description"] = json!(a);
+    let mut new = base_tool();
+    new["description"] = json!(b);
+    let (old, new) = (lock(server(vec![old])), lock(server(vec![new])));
+    let changes = diff(&old, &new);
+    assert_eq!(changes.len(), 1);
+    let words = changes[0].words.as_ref().unwrap();
+    assert_eq!(words.len(), 2, "{words:?}");
+    assert!(
+        matches!(&words[0], Words::Delete(t) if t.starts_with("[17999 chars, sha256:")),
+        "{words:?}"
+    );
+    assert!(matches!(&words[1], Words::Insert(t) if t.starts_with("[17998 chars, sha256:")));
+    // Under the bound, the word diff is kept.
+    let roomy = DiffLimits {
+        max_text_diff_words: 10_000,
+    };
+    let changes = diff_with(&old, &new, roomy);
+    let words = changes[0].words.as_ref().unwrap();
+    assert!(
+        words.len() > 2
+            && words
+                .iter()
+                .any(|w| matches!(w, Words::Insert(t) if t == "beta")),
+        "{:?}",
+        &words[..3]
+    );
+    // Both full texts stay in the change for machines.
+    assert_eq!(changes[0].old, Some(json!(a)));
+}
+
 mod properties {
     use super::*;
     use crate::core::testkit::{any_json, mutate, real_definitions, real_snapshots};
@@ -758,7 +796,9 @@ mod properties {
             seed in any::<u64>(),
             leaf in any_json(),
         ) {
-            let snapshots = real_snapshots();
+            static SNAPSHOTS: std::sync::OnceLock<Vec<crate::core::snapshot::Snapshot>> =
+                std::sync::OnceLock::new();
+            let snapshots = SNAPSHOTS.get_or_init(real_snapshots);
             let snapshot = &snapshots[pick % snapshots.len()];
             let mut old = server(vec![]);
             old.server_info = snapshot.server_info.clone();
