@@ -246,3 +246,107 @@ fn regression_issue_13_signals_end_the_servers_whole_process_group() {
         );
     }
 }
+
+#[test]
+fn regression_issue_13_relaunching_from_a_lockfile_checks_its_signature_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flags = d.join("flags").to_string_lossy().into_owned();
+    fs::write(&flags, "--tools\n2").unwrap();
+    mcplock(d, &["lock", "--", fixture_bin(), "--flags-file", &flags]).expect_success();
+    mcplock(d, &["keygen"]).expect_success();
+    mcplock(d, &["sign", "--key", "mcplock.key"]).expect_success();
+
+    let run = mcplock(d, &["diff"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("whose signature was not checked"),
+        "{}",
+        run.stderr
+    );
+    let run = mcplock(d, &["diff", "--key", "mcplock.pub"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is signed by key sha256:"),
+        "{}",
+        run.stderr
+    );
+    mcplock(d, &["lock", "--check", "--key", "mcplock.pub"]).expect_success();
+
+    // Someone rewrites the lockfile (here: re-locks a different server into it) without
+    // re-signing. A relaunch must start nothing it records.
+    let started = d.join("started.pid").to_string_lossy().into_owned();
+    fs::write(&flags, format!("--tools\n3\n--pid-file\n{started}")).unwrap();
+    mcplock(
+        d,
+        &[
+            "lock",
+            "--update",
+            "--",
+            fixture_bin(),
+            "--flags-file",
+            &flags,
+        ],
+    )
+    .expect_success();
+    fs::remove_file(&started).unwrap();
+    for args in [
+        &["diff", "--key", "mcplock.pub"][..],
+        &["lock", "--check", "--key", "mcplock.pub"][..],
+    ] {
+        mcplock(d, args).expect_failure(1, "refusing to start the commands recorded in");
+        assert!(!Path::new(&started).exists(), "{args:?} started a server");
+    }
+    // Unverified, it runs (and says so); the lock is current, so no drift.
+    mcplock(d, &["lock", "--check"]).expect_success();
+    assert!(Path::new(&started).exists());
+    // A server after `--` is not relaunched from the lockfile: the flags would check nothing.
+    mcplock(
+        d,
+        &[
+            "lock",
+            "--check",
+            "--key",
+            "mcplock.pub",
+            "--",
+            fixture_bin(),
+        ],
+    )
+    .expect_failure(2, "none is started from the lockfile");
+}
+
+#[test]
+fn lock_check_without_a_server_relaunches_every_locked_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flags = d.join("flags").to_string_lossy().into_owned();
+    fs::write(&flags, "--tools\n2").unwrap();
+    mcplock(d, &["lock", "--", fixture_bin(), "--flags-file", &flags]).expect_success();
+    mcplock(
+        d,
+        &[
+            "lock",
+            "--name",
+            "other",
+            "--",
+            fixture_bin(),
+            "--tools",
+            "1",
+        ],
+    )
+    .expect_success();
+    let run = mcplock(d, &["lock", "--check"]);
+    run.expect_success();
+    assert!(
+        run.stdout.contains("2 server(s) match their lock"),
+        "{}",
+        run.stdout
+    );
+    fs::write(&flags, "--tools\n2\n--description-suffix\n Now with more.").unwrap();
+    let run = mcplock(d, &["lock", "--check"]);
+    run.expect_failure(
+        1,
+        "server(s) \"mcplock-fixture\" no longer match their lock",
+    );
+    mcplock(d, &["lock", "--check", "--name", "other"]).expect_success();
+}

@@ -1,7 +1,7 @@
 //! `mcplock diff`: what changed, graded by severity.
 
 use super::exit::usage;
-use super::locked::{entry_for, load_lockfile, protocol_like};
+use super::locked::{entry_for, load_lockfile, protocol_like, relaunch_locked};
 use super::scan::{pretty, scan_server};
 use super::{CliError, DiffArgs, DiffFormat, ExitKind, FailOn, Format, Output};
 use crate::core::diff::{Change, DiffLimits, Severity, Subject, Words, diff_with, summary};
@@ -123,6 +123,16 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
 
 /// The lockfile against live servers: the one after `--`, or every locked server relaunched.
 async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
+    if args.server.server.is_empty() {
+        return relaunch_locked(
+            &args.lockfile,
+            args.name.as_deref(),
+            &args.server,
+            &args.trust,
+        )
+        .await;
+    }
+    args.trust.only_for_relaunch()?;
     let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
         usage(format!(
             "{} does not exist; lock first (`mcplock lock -- CMD`), or compare two files",
@@ -131,7 +141,7 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
     })?;
     let mut old = Lockfile::default();
     let mut new = Lockfile::default();
-    if !args.server.server.is_empty() {
+    {
         let mut server_args = args.server.clone();
         let known = entry_for(&locked, args.name.as_deref(), &server_args.command()?);
         server_args.protocol = protocol_like(server_args.protocol, known);
@@ -151,53 +161,6 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
             .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
         old.servers.insert(name.clone(), entry.clone());
         new.servers.insert(name, live);
-        return Ok((old, new));
-    }
-    for (name, entry) in &locked.servers {
-        if args.name.as_ref().is_some_and(|n| n != name) {
-            continue;
-        }
-        if let Some(missing) = entry
-            .launch
-            .env_keys
-            .iter()
-            .find(|k| std::env::var_os(k).is_none())
-        {
-            return Err(usage(format!(
-                "server {name:?} was locked with the environment variable {missing}; set it before relaunching"
-            )));
-        }
-        let mut server_args = args.server.clone();
-        server_args.server = std::iter::once(entry.launch.command.clone())
-            .chain(entry.launch.args.iter().cloned())
-            .collect();
-        if server_args.declare.is_empty() {
-            server_args.declare = super::declared_from(&entry.client_capabilities);
-        }
-        // Keep the lock's generation: a server that also speaks a newer protocol is the same
-        // server, the comparison stays like for like, and no probe is needed.
-        server_args.protocol = protocol_like(server_args.protocol, Some(entry));
-        let command = server_args.command()?;
-        eprintln!(
-            "mcplock: relaunching {}: {}",
-            escape(name),
-            command.display()
-        );
-        let scanned = scan_server(&server_args, Format::Human).await?;
-        let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
-            .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
-        old.servers.insert(name.clone(), entry.clone());
-        new.servers.insert(name.clone(), live);
-    }
-    if old.servers.is_empty() {
-        return Err(usage(format!(
-            "no server to compare: {} locks none{}",
-            args.lockfile.display(),
-            args.name
-                .as_ref()
-                .map(|n| format!(" named {n:?}"))
-                .unwrap_or_default()
-        )));
     }
     Ok((old, new))
 }

@@ -161,7 +161,36 @@ fn token_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_string)
 }
 
-pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> {
+/// See [`super::keys::verify_document`]: the Sigstore bundle's check over `document`.
+pub fn verify_document(
+    args: &VerifyArgs,
+    bundle_path: &Path,
+    document: &serde_json::Value,
+) -> Result<String, CliError> {
+    let (identity, issuer, root, bundle) = bundle_inputs(args, bundle_path)?;
+    let verified = sigstore::verify(&root, &bundle, &to_canonical(document), &identity, &issuer)
+        .map_err(|e| from_sigstore(e, &bundle_path.display().to_string()))?;
+    Ok(format!(
+        "{} (issuer {})",
+        escape(&verified.identity),
+        escape(&verified.issuer)
+    ))
+}
+
+/// What a bundle check needs besides the lockfile: the identity rule, the issuer, the trust
+/// root and the bundle's text.
+fn bundle_inputs(
+    args: &VerifyArgs,
+    bundle_path: &Path,
+) -> Result<
+    (
+        IdentityRule,
+        String,
+        sigstore_verify::trust_root::TrustedRoot,
+        String,
+    ),
+    CliError,
+> {
     let identity = match (&args.identity, &args.identity_regexp) {
         (Some(exact), None) => IdentityRule::Exact(exact.clone()),
         (None, Some(pattern)) => IdentityRule::pattern(pattern).map_err(usage)?,
@@ -185,6 +214,11 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
             bundle_path.display()
         ))
     })?;
+    Ok((identity, issuer, root, bundle))
+}
+
+pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> {
+    let (identity, issuer, root, bundle) = bundle_inputs(&args, bundle_path)?;
     let document = read_lockfile_json(&args.lockfile)?;
     let canonical = to_canonical(&document);
     let verified = sigstore::verify(&root, &bundle, &canonical, &identity, &issuer)

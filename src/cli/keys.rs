@@ -52,7 +52,7 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
 
 /// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
 /// bytes; the caller decides how strictly to read it as a lockfile.
-pub(super) fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
+pub fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
     let bytes = read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
     parse_strict(&bytes).map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))
 }
@@ -173,9 +173,11 @@ pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
     })
 }
 
-pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
-    if let Some(bundle) = args.bundle.clone() {
-        return super::keyless::verify(args, &bundle);
+/// Checks the signature (`--key` or `--bundle`) over `document`, the lockfile as already read,
+/// so that what was verified is exactly what the caller goes on to use. Returns who signed.
+pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, CliError> {
+    if let Some(bundle) = &args.bundle {
+        return super::keyless::verify_document(args, bundle, document);
     }
     let Some(key_path) = args.key.clone() else {
         return Err(usage(
@@ -188,8 +190,6 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
     let (public, key_id) = load_public_key(&key_path)?;
     let (envelope, _) = read_envelope(&signature_path)?;
-    let document = read_lockfile_json(&args.lockfile)?;
-
     if envelope.key_id != key_id {
         return Err(no(format!(
             "signature does not hold: {} was made by key {}, but the key given ({}) is {key_id}",
@@ -198,20 +198,31 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
             key_path.display()
         )));
     }
-    // The two independent checks run side by side (a large lockfile takes a while for each):
-    // the signature over the canonical bytes, and the lockfile's own strict read.
-    let (signature_holds, checked) = std::thread::scope(|scope| {
-        let strict_read = scope.spawn(|| Lockfile::check_value(&document));
-        let canonical = to_canonical(&document);
-        let holds = public.verify(&signed_bytes(&canonical), &envelope.signature);
-        (holds, strict_read.join())
-    });
-    if !signature_holds {
+    if !public.verify(&signed_bytes(&to_canonical(document)), &envelope.signature) {
         return Err(no(format!(
             "signature does not hold: it does not verify over the canonical bytes of {} (the lockfile or the signature changed after signing)",
             args.lockfile.display()
         )));
     }
+    Ok(format!("key {key_id}"))
+}
+
+pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
+    if let Some(bundle) = args.bundle.clone() {
+        return super::keyless::verify(args, &bundle);
+    }
+    let document = read_lockfile_json(&args.lockfile)?;
+    // The two independent checks run side by side (a large lockfile takes a while for each):
+    // the signature over the canonical bytes, and the lockfile's own strict read.
+    let (signed_by, checked) = std::thread::scope(|scope| {
+        let strict_read = scope.spawn(|| Lockfile::check_value(&document));
+        (verify_document(&args, &document), strict_read.join())
+    });
+    let signed_by = signed_by?;
+    let signature_path = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| default_signature_path(&args.lockfile));
     let checked =
         checked.map_err(|_| usage("internal error while reading the lockfile".to_string()))?;
     let servers = checked.map_err(|e| {
@@ -229,14 +240,14 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
     let servers: Vec<String> = servers.into_keys().collect();
     let stdout = match args.format {
         Format::Json => pretty(&json!({
-            "keyId": key_id.to_string(),
+            "keyId": signed_by.trim_start_matches("key "),
             "lockfile": args.lockfile.display().to_string(),
             "servers": servers,
             "signature": signature_path.display().to_string(),
             "verified": true,
         })),
         Format::Human => format!(
-            "verified: {} is signed by key {key_id}\n{} server(s), {tools} tool(s): {}\n",
+            "verified: {} is signed by {signed_by}\n{} server(s), {tools} tool(s): {}\n",
             args.lockfile.display(),
             servers.len(),
             servers

@@ -1,7 +1,7 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
 use super::locked::{MAX_LOCKFILE_BYTES, load_lockfile};
-use super::locked::{entry_for, protocol_like};
+use super::locked::{entry_for, protocol_like, relaunch_locked};
 use super::scan::{pretty, scan_stable};
 use super::{CliError, ExitKind, Format, LockArgs, Output};
 use crate::core::lockfile::ServerLock;
@@ -27,7 +27,58 @@ impl Status {
     }
 }
 
+/// `lock --check` with no server after `--`: every locked server (or `--name`) relaunched
+/// from the lockfile and compared by digest.
+async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
+    let path = args.lockfile.as_path();
+    let (old, new) = relaunch_locked(path, args.name.as_deref(), &args.server, &args.trust).await?;
+    let mut changes = Vec::new();
+    let mut stale = Vec::new();
+    for (name, locked) in &old.servers {
+        if let Some(live) = new.servers.get(name)
+            && locked.digest(name) != live.digest(name)
+        {
+            crate::core::diff::diff_server(name, locked, live, &mut changes);
+            stale.push(format!("{:?}", escape(name)));
+        }
+    }
+    let shown = path.display();
+    if !stale.is_empty() {
+        let text = super::diff::human_body(&changes, false);
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        return Err(refusal(
+            args,
+            format!(
+                "{shown} would change: server(s) {} no longer match their lock",
+                stale.join(", ")
+            ),
+            &lines,
+        ));
+    }
+    let names: Vec<&String> = old.servers.keys().collect();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "changes": [],
+            "lockfile": shown.to_string(),
+            "servers": names,
+            "status": "unchanged",
+        })),
+        Format::Human => format!(
+            "{} server(s) match their lock in {shown}\n",
+            old.servers.len()
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
 pub async fn run(args: LockArgs) -> Result<Output, CliError> {
+    if args.server.server.is_empty() && args.check {
+        return check_relaunched(&args).await;
+    }
+    args.trust.only_for_relaunch()?;
     let path = args.lockfile.as_path();
     // Read (and check) the existing file first: a corrupt lockfile is never overwritten, and
     // no server is started for nothing.

@@ -1,7 +1,11 @@
-//! Reading the lockfile a command stands on, and finding a server's entry in it.
+//! Reading the lockfile a command stands on, finding a server's entry in it, and relaunching
+//! the servers it records (after checking its signature when asked).
 
-use super::{CliError, ExitKind};
+use super::exit::usage;
+use super::scan::scan_server;
+use super::{CliError, ExitKind, Format, ServerArgs, TrustArgs};
 use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
 use crate::mcp::{ProtocolChoice, ProtocolVersion};
 use crate::transport::stdio::ServerCommand;
@@ -61,4 +65,98 @@ pub fn protocol_like(choice: ProtocolChoice, entry: Option<&ServerLock>) -> Prot
         (ProtocolChoice::Auto, Some(v)) => ProtocolChoice::Recorded(v),
         (choice, _) => choice,
     }
+}
+
+/// Relaunching starts the commands a lockfile records: code execution on the lockfile's word.
+/// With `--key` or `--bundle` the lockfile's signature is checked first, over exactly the bytes
+/// then used, and nothing starts unless it holds; without them mcplock says on stderr that the
+/// commands come from an unverified file. Returns (locked, live) for every locked server (or
+/// the one named).
+pub async fn relaunch_locked(
+    path: &Path,
+    name: Option<&str>,
+    server: &ServerArgs,
+    trust: &TrustArgs,
+) -> Result<(Lockfile, Lockfile), CliError> {
+    let missing = || {
+        usage(format!(
+            "{} does not exist; lock first (`mcplock lock -- CMD`), or compare two files",
+            path.display()
+        ))
+    };
+    if read_bounded(path, MAX_LOCKFILE_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .is_none()
+    {
+        return Err(missing());
+    }
+    let document = super::keys::read_lockfile_json(path)?;
+    match trust.verify_args(path) {
+        Some(verify) => {
+            let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {
+                e.headline = format!(
+                    "refusing to start the commands recorded in {}: {}",
+                    path.display(),
+                    e.headline
+                );
+                e
+            })?;
+            eprintln!(
+                "mcplock: {} is signed by {signer}; relaunching the servers it records",
+                path.display()
+            );
+        }
+        None => eprintln!(
+            "mcplock: warning: the commands relaunched below come from {}, whose signature was not checked (pass --key or --bundle to verify it before anything starts)",
+            path.display()
+        ),
+    }
+    let locked = Lockfile::from_owned_value(document)
+        .map_err(|e| usage(format!("{} is not a valid lockfile: {e}", path.display())))?;
+    let mut old = Lockfile::default();
+    let mut new = Lockfile::default();
+    for (server_name, entry) in &locked.servers {
+        if name.is_some_and(|n| n != server_name) {
+            continue;
+        }
+        if let Some(missing) = entry
+            .launch
+            .env_keys
+            .iter()
+            .find(|k| std::env::var_os(k).is_none())
+        {
+            return Err(usage(format!(
+                "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
+            )));
+        }
+        let mut server_args = server.clone();
+        server_args.server = std::iter::once(entry.launch.command.clone())
+            .chain(entry.launch.args.iter().cloned())
+            .collect();
+        if server_args.declare.is_empty() {
+            server_args.declare = super::declared_from(&entry.client_capabilities);
+        }
+        // Keep the lock's generation: a server that also speaks a newer protocol is the same
+        // server, the comparison stays like for like, and no probe is needed.
+        server_args.protocol = protocol_like(server_args.protocol, Some(entry));
+        let command = server_args.command()?;
+        eprintln!(
+            "mcplock: relaunching {}: {}",
+            escape(server_name),
+            command.display()
+        );
+        let scanned = scan_server(&server_args, Format::Human).await?;
+        let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
+            .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+        old.servers.insert(server_name.clone(), entry.clone());
+        new.servers.insert(server_name.clone(), live);
+    }
+    if old.servers.is_empty() {
+        return Err(usage(format!(
+            "no server to compare: {} locks none{}",
+            path.display(),
+            name.map(|n| format!(" named {n:?}")).unwrap_or_default()
+        )));
+    }
+    Ok((old, new))
 }

@@ -80,6 +80,8 @@ pub enum Command {
     ///   mcplock lock --name files -o team-lock.json -- python3 files_server.py
     ///   mcplock lock --repeat 3 -- uvx some-mcp-server
     ///   mcplock lock --check -- ./server      # in CI: exit 1 if the lock is stale
+    ///   mcplock lock --check --key team.pub   # every locked server, relaunched once the
+    ///                                         # lockfile's signature holds
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Lock(LockArgs),
 
@@ -151,7 +153,9 @@ pub enum Command {
     /// Show what changed since a server was locked, graded by severity.
     ///
     /// Three ways to call it:
-    ///   mcplock diff                         every locked server, relaunched from its lock
+    ///   mcplock diff [--key PUB]             every locked server, relaunched from its lock
+    ///                                        (with --key or --bundle only once the
+    ///                                        lockfile's signature holds)
     ///   mcplock diff -- CMD ARGS...          the lockfile against this live server
     ///   mcplock diff OLD NEW                 two lockfiles or `scan --format json` snapshots,
     ///                                        fully offline
@@ -412,6 +416,9 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
     pub format: DiffFormat,
 
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
     /// Texts longer than this many words (old and new together) are shown replaced whole,
     /// with lengths and digests, instead of word by word (a word diff is quadratic at worst).
     /// Every change is still reported.
@@ -420,6 +427,76 @@ pub struct DiffArgs {
 
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// Checking a lockfile's signature before starting the commands it records.
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Before relaunching (the lockfile's commands are code to run)")]
+pub struct TrustArgs {
+    /// Verify the lockfile with this Ed25519 public key before relaunching anything from it.
+    #[arg(long, value_name = "PUBLIC", conflicts_with = "bundle")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// The signature envelope for --key [default: LOCKFILE.sig].
+    #[arg(long, value_name = "PATH", requires = "key")]
+    pub signature: Option<std::path::PathBuf>,
+
+    /// Verify the lockfile with this Sigstore bundle (needs --identity or --identity-regexp,
+    /// and --issuer) before relaunching anything from it.
+    #[arg(long, value_name = "PATH")]
+    pub bundle: Option<std::path::PathBuf>,
+
+    /// The exact signer identity the bundle must name.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        requires = "bundle",
+        conflicts_with = "identity_regexp"
+    )]
+    pub identity: Option<String>,
+
+    /// A regular expression the WHOLE signer identity must match.
+    #[arg(long, value_name = "RE", requires = "bundle")]
+    pub identity_regexp: Option<String>,
+
+    /// The OIDC issuer that vouched for the identity.
+    #[arg(long, value_name = "URL", requires = "bundle")]
+    pub issuer: Option<String>,
+
+    /// The Sigstore trusted_root.json [default: the public-good trust root built in].
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub trusted_root: Option<std::path::PathBuf>,
+}
+
+impl TrustArgs {
+    /// What `verify` would be given for `lockfile`; `None` when no trust was asked for.
+    pub fn verify_args(&self, lockfile: &std::path::Path) -> Option<VerifyArgs> {
+        if self.key.is_none() && self.bundle.is_none() {
+            return None;
+        }
+        Some(VerifyArgs {
+            lockfile: lockfile.to_path_buf(),
+            key: self.key.clone(),
+            signature: self.signature.clone(),
+            bundle: self.bundle.clone(),
+            identity: self.identity.clone(),
+            identity_regexp: self.identity_regexp.clone(),
+            issuer: self.issuer.clone(),
+            trusted_root: self.trusted_root.clone(),
+            format: Format::Human,
+        })
+    }
+
+    /// Trust flags verify a lockfile before its commands are relaunched; with a server given
+    /// after `--` nothing is relaunched from the lockfile, so they would check nothing.
+    pub fn only_for_relaunch(&self) -> Result<(), CliError> {
+        if self.key.is_some() || self.bundle.is_some() {
+            return Err(exit::usage(
+                "--key/--bundle verify a lockfile before its recorded commands are started; with a server after `--` none is started from the lockfile (verify it with `mcplock verify`)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `--declare` choice that reproduces recorded client capabilities.
@@ -583,6 +660,9 @@ pub struct LockArgs {
 
     #[command(flatten)]
     pub repeat: RepeatArgs,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 
     #[command(flatten)]
     pub server: ServerArgs,
