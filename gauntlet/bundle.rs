@@ -867,3 +867,40 @@ fn export_refuses_what_it_cannot_vouch_for() {
         .expect_failure(1, "does not verify");
     assert!(!a.path("approval.zip").exists());
 }
+
+#[test]
+fn regression_issue_13_the_bundled_policy_runs_only_after_every_signature_holds() {
+    let a = Approval::new();
+    let m = members(&a.export());
+    // A policy swapped for one that fails, the manifest's hashes made consistent but the
+    // manifest left unsigned: the lockfile's signature holds, the manifest's authenticity
+    // does not, so the policy must not be evaluated at all.
+    let mut swapped = m.clone();
+    swapped.insert(
+        "policy.yaml".into(),
+        POLICY.replace("> 0", "> 100").into_bytes(),
+    );
+    let unsigned = reseal(swapped.clone(), |_| {}, None);
+    let run = a.verify_bytes(&unsigned, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("manifest.json is unsigned"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains("policy.yaml gives") && !run.stdout.contains("policy.yaml gives"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    // Accepted on integrity alone, it is evaluated (and fails).
+    a.verify_bytes(&unsigned, &["--integrity-only"])
+        .expect_failure(1, "policy-result.json is not what policy.yaml gives");
+    // Signed by another key: refused on the key, before any policy.
+    let forger = PrivateKey::generate().unwrap();
+    let forged = reseal(swapped, |_| {}, Some(&forger));
+    let run = a.verify_bytes(&forged, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("policy.yaml gives"), "{}", run.stderr);
+}

@@ -273,12 +273,18 @@ struct Checked {
     manifest_bytes: Vec<u8>,
     lockfile_signature: Envelope,
     canonical: Vec<u8>,
+    /// policy.yaml and policy-result.json, when the manifest claims a policy.
+    policy: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Everything short of authenticity: the archive's structure, the members against the
-/// manifest, the lockfile's strict read and summary, the policy result.
-fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliError> {
-    let rejected = |m: String| no(format!("bundle rejected: {m}"));
+fn rejected(m: String) -> CliError {
+    no(format!("bundle rejected: {m}"))
+}
+
+/// Everything short of authenticity and the policy: the archive's structure, the members
+/// against the manifest, the signers named, the lockfile's strict read and summary. Nothing is
+/// evaluated: the bundled policy runs only once every hash and signature holds.
+fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
     let members = read_hostile(zip, LIMITS).map_err(|e| match e {
         ZipReadError::Unreadable(m) => usage(format!("not a readable ZIP archive: {m}")),
         ZipReadError::Rejected(m) => rejected(m),
@@ -339,27 +345,12 @@ fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliErr
         .check_summary(&servers)
         .map_err(|e| rejected(e.to_string()))?;
     let canonical = to_canonical(&document);
-
-    if let Some(claimed) = manifest.policy {
-        let text = std::str::from_utf8(member(bundle::POLICY))
-            .map_err(|_| rejected(format!("{} is not UTF-8", bundle::POLICY)))?;
-        let evaluated = evaluate_bundled(bundle::POLICY, text, lockfile.clone(), eval_timeout)
-            .map_err(|e| rejected(format!("{}: {}", bundle::POLICY, e.headline)))?;
-        if evaluated.json.as_bytes() != member(bundle::POLICY_RESULT) {
-            return Err(rejected(format!(
-                "{} is not what {} gives over this lockfile (evaluated again: {})",
-                bundle::POLICY_RESULT,
-                bundle::POLICY,
-                if evaluated.passed { "passes" } else { "fails" }
-            )));
-        }
-        if !evaluated.passed || !claimed.passed || claimed.rules != evaluated.rules {
-            return Err(rejected(format!(
-                "the policy does not pass: {}",
-                evaluated.human.lines().last().unwrap_or_default()
-            )));
-        }
-    }
+    let policy = manifest.policy.as_ref().map(|_| {
+        (
+            member(bundle::POLICY).to_vec(),
+            member(bundle::POLICY_RESULT).to_vec(),
+        )
+    });
     Ok(Checked {
         manifest,
         lockfile,
@@ -368,7 +359,36 @@ fn check_integrity(zip: &[u8], eval_timeout: Duration) -> Result<Checked, CliErr
         manifest_bytes,
         lockfile_signature,
         canonical,
+        policy,
     })
+}
+
+/// The bundled policy, evaluated again over the bundled lockfile; its result must be the
+/// bundled result, byte for byte, and a pass. Runs after every signature holds: a policy from
+/// an unverified bundle is never evaluated.
+fn check_policy(checked: &Checked, eval_timeout: Duration) -> Result<(), CliError> {
+    let (Some(claimed), Some((text, result))) = (&checked.manifest.policy, &checked.policy) else {
+        return Ok(());
+    };
+    let text = std::str::from_utf8(text)
+        .map_err(|_| rejected(format!("{} is not UTF-8", bundle::POLICY)))?;
+    let evaluated = evaluate_bundled(bundle::POLICY, text, checked.lockfile.clone(), eval_timeout)
+        .map_err(|e| rejected(format!("{}: {}", bundle::POLICY, e.headline)))?;
+    if evaluated.json.as_bytes() != result.as_slice() {
+        return Err(rejected(format!(
+            "{} is not what {} gives over this lockfile (evaluated again: {})",
+            bundle::POLICY_RESULT,
+            bundle::POLICY,
+            if evaluated.passed { "passes" } else { "fails" }
+        )));
+    }
+    if !evaluated.passed || !claimed.passed || claimed.rules != evaluated.rules {
+        return Err(rejected(format!(
+            "the policy does not pass: {}",
+            evaluated.human.lines().last().unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 /// How far a verified bundle's authenticity reaches.
@@ -385,7 +405,7 @@ enum Authenticity {
 fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
     let trusted = args.key.as_deref().map(load_public_key).transpose()?;
     let zip = read_input(&args.bundle, MAX_BUNDLE_BYTES, "bundle")?;
-    let checked = check_integrity(&zip, Duration::from_secs_f64(args.eval_timeout))?;
+    let checked = check_integrity(&zip)?;
     let signer = checked.manifest.signer;
     let key = match &trusted {
         Some((key, key_id)) => {
@@ -435,6 +455,11 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
         ),
     };
     let accepted = gap.is_none() || args.integrity_only;
+    // The bundled policy is code from the bundle: it runs only once every hash and signature
+    // holds and the bundle is accepted (signed by the given key, or --integrity-only).
+    if accepted {
+        check_policy(&checked, Duration::from_secs_f64(args.eval_timeout))?;
+    }
     let exit = if accepted {
         ExitKind::Clean
     } else {
