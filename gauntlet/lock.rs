@@ -314,6 +314,56 @@ fn kill_9_during_lock_leaves_the_old_file_or_the_new_one() {
         "no kill landed before the write: the test did not exercise anything"
     );
     let _ = saw_new;
+    // A kill mid-write may leave a temporary file; the next lock removes it (it is older than
+    // that run), whatever it finds.
+    fs::write(
+        dir.path().join(".mcp-lock.json.killed01.tmp"),
+        b"{\"half\": ",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    lock_in(dir.path(), &["--update"], &new_server).expect_success();
+    let leftovers: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "stray temporary files: {leftovers:?}");
+}
+
+#[test]
+fn regression_issue_13_concurrent_locks_of_two_servers_keep_both() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let spawn = |name: &str| {
+            let mut args = vec!["lock", "--name", name, "--"];
+            // Slow answers, so the two scans overlap and both read the file before either writes.
+            args.extend_from_slice(&fixture(&["--tools", "2", "--delay-ms", "150"]));
+            std::process::Command::new(mcplock_bin())
+                .current_dir(dir.path())
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("a"), spawn("b"));
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let servers: Vec<String> = doc(dir.path())["servers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(servers, ["a", "b"], "round {round}: an entry was lost");
+    }
 }
 
 #[test]

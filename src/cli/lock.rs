@@ -1,5 +1,6 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
+use super::exit::usage;
 use super::locked::{MAX_LOCKFILE_BYTES, load_lockfile};
 use super::locked::{entry_for, protocol_like, relaunch_locked};
 use super::scan::{pretty, scan_stable};
@@ -7,7 +8,7 @@ use super::{CliError, ExitKind, Format, LockArgs, Output};
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
-use crate::edge::fs::write_atomic_bounded;
+use crate::edge::fs::{lock_directory_of, remove_stale_temps, write_atomic_bounded};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,19 +81,24 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     }
     args.trust.only_for_relaunch()?;
     let path = args.lockfile.as_path();
+    let started = std::time::SystemTime::now();
+    let load = || {
+        load_lockfile(path).map_err(|mut e| {
+            e.headline = format!("{}; fix it, or lock into another file with -o", e.headline);
+            e
+        })
+    };
     // Read (and check) the existing file first: a corrupt lockfile is never overwritten, and
     // no server is started for nothing.
-    let existing = load_lockfile(path).map_err(|mut e| {
-        e.headline = format!("{}; fix it, or lock into another file with -o", e.headline);
-        e
-    })?;
-    let exists = existing.is_some();
-    let mut lockfile = existing.unwrap_or_default();
+    let mut existing = load()?;
 
     let mut server_args = args.server.clone();
     if args.check {
         // The lock already says which protocol generation this server speaks: no probe.
-        let known = entry_for(&lockfile, args.name.as_deref(), &server_args.command()?);
+        let command = server_args.command()?;
+        let known = existing
+            .as_ref()
+            .and_then(|l| entry_for(l, args.name.as_deref(), &command));
         server_args.protocol = protocol_like(server_args.protocol, known);
     }
     let scanned = scan_stable(&server_args, &args.repeat, args.resources, args.format).await?;
@@ -122,6 +128,19 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
         .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
 
+    // Another `lock` may have written the file while this one scanned: take the directory's
+    // lock, read the file again and merge into what is there now, so no entry is lost. (A
+    // check writes nothing and needs no lock.)
+    let _guard = if args.check {
+        None
+    } else {
+        let guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+        remove_stale_temps(path, started);
+        existing = load()?;
+        Some(guard)
+    };
+    let exists = existing.is_some();
+    let mut lockfile = existing.unwrap_or_default();
     let (status, count, changes) = match lockfile.servers.get(&name) {
         // Same digest, same lock: equality is canonical equality, as in diff and verify.
         Some(old) if old.digest(&name) == entry.digest(&name) => (Status::Unchanged, 0, Vec::new()),

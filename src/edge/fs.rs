@@ -144,6 +144,67 @@ fn through_links(path: &Path) -> std::io::Result<PathBuf> {
     Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
+/// An exclusive advisory lock (flock) on the directory that holds a file, released on drop.
+/// Writers of a file in that directory that take it one after another never lose each
+/// other's updates, and no lock file is left behind.
+pub struct DirLock {
+    _dir: File,
+}
+
+/// Takes [`DirLock`] on the directory of `path` (links followed), waiting for other holders.
+pub fn lock_directory_of(path: &Path) -> Result<DirLock, FsError> {
+    let resolved = through_links(path).map_err(|source| FsError::Write {
+        path: path.into(),
+        source,
+    })?;
+    let dir = match resolved.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let wrap = |source| FsError::Write {
+        path: dir.clone(),
+        source,
+    };
+    let handle = File::open(&dir).map_err(wrap)?;
+    handle.lock().map_err(wrap)?;
+    Ok(DirLock { _dir: handle })
+}
+
+/// Removes the temporary files [`write_atomic`] leaves when killed mid-write
+/// (`.NAME.*.tmp` beside `path`) that are older than `before`. Call it holding [`DirLock`], so
+/// no writer that takes the lock is using one.
+pub fn remove_stale_temps(path: &Path, before: std::time::SystemTime) {
+    let Ok(resolved) = through_links(path) else {
+        return;
+    };
+    let Some(name) = resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return;
+    };
+    let dir = match resolved.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let ours = file_name.starts_with(&prefix) && file_name.ends_with(".tmp");
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified < before);
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if ours && stale && regular {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// True when `a` and `b` both exist and are the same file (links followed), so that writing
 /// one would destroy the other.
 pub fn same_file(a: &Path, b: &Path) -> bool {
@@ -290,6 +351,30 @@ mod tests {
             Err(FsError::WouldBeTooLarge { size: 4, .. })
         ));
         assert_eq!(fs::read(&target).unwrap(), b"new\n");
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp-lock.json");
+        let stale = dir.path().join(".mcp-lock.json.abc123.tmp");
+        let other = dir.path().join(".other.json.abc123.tmp");
+        fs::write(&stale, b"half").unwrap();
+        fs::write(&other, b"not ours").unwrap();
+        let _lock = lock_directory_of(&path).unwrap();
+        // Written before "now": stale.
+        remove_stale_temps(
+            &path,
+            std::time::SystemTime::now() + std::time::Duration::from_secs(5),
+        );
+        assert!(!stale.exists());
+        assert!(other.exists());
+        fs::write(&stale, b"in flight").unwrap();
+        remove_stale_temps(
+            &path,
+            std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+        );
+        assert!(stale.exists(), "a temp file newer than the run was removed");
     }
 
     #[test]
