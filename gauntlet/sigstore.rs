@@ -543,3 +543,23 @@ fn a_certificate_expired_at_signing_time_is_never_written_or_accepted() {
     )
     .expect_success();
 }
+
+#[test]
+fn regression_issue_13_a_log_time_slightly_ahead_of_this_clock_verifies() {
+    // The log's clock is 2 s ahead of ours (as if this machine ran 2 s behind): both the
+    // signer's own check and a later verify wait for the local clock, then check everything.
+    let services = MockServices::start(&["--integrated-time-offset", "2"]);
+    let dir = locked();
+    sign_keyless(dir.path(), &services, &github_token()).expect_success();
+    verify_keyless(
+        dir.path(),
+        &["--identity", LOCAL_IDENTITY, "--issuer", GITHUB_ISSUER],
+    )
+    .expect_success();
+    // Far beyond the documented skew: refused as before, and nothing is written.
+    let services = MockServices::start(&["--integrated-time-offset", "600"]);
+    let dir = locked();
+    let run = sign_keyless(dir.path(), &services, &github_token());
+    run.expect_failure(2, "in the future");
+    assert!(!dir.path().join("mcp-lock.json.sigstore.json").exists());
+}

@@ -10,10 +10,11 @@
 
 use sigstore_sign::oidc::IdentityToken;
 use sigstore_sign::{SigningContext, SigningServices};
-use sigstore_verify::error::{CertificateError, Error as VerifyError};
+use sigstore_verify::error::{CertificateError, Error as VerifyError, TransparencyLogError};
 use sigstore_verify::trust_root::{SigstoreInstance, TrustedRoot};
 use sigstore_verify::types::Bundle;
 use sigstore_verify::{VerificationPolicy, Verifier};
+use std::time::Duration;
 
 /// Sigstore's public-good instance.
 pub const PUBLIC_GOOD_FULCIO: &str = "https://fulcio.sigstore.dev";
@@ -124,9 +125,23 @@ fn check(
             VerificationPolicy::any_identity().require_issuer(issuer)
         }
     };
-    let result = verifier
-        .verify(artifact, &bundle, &policy)
-        .map_err(|e| classify(e, identity))?;
+    let result = match verifier.verify(artifact, &bundle, &policy) {
+        Err(VerifyError::TransparencyLog(TransparencyLogError::IntegratedTime(detail))) => {
+            match skew_wait(&bundle) {
+                Some(wait) => {
+                    // Wait for this machine's clock to reach the logged time, then check it all
+                    // again: nothing is relaxed, the clocks just agree.
+                    std::thread::sleep(wait);
+                    verifier.verify(artifact, &bundle, &policy)
+                }
+                None => Err(VerifyError::TransparencyLog(
+                    TransparencyLogError::IntegratedTime(detail),
+                )),
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| classify(e, identity))?;
     let found = result
         .identity()
         .map(|s| s.as_str().to_string())
@@ -157,6 +172,31 @@ fn check(
             .unwrap_or_default(),
         log_index,
     })
+}
+
+/// How far ahead of this machine's clock a log entry's integrated time may be. A bundle logged
+/// a moment ago and checked on a machine whose clock runs a little behind (or signed and
+/// checked right away) verifies once the local clock has caught up: mcplock waits that long, at
+/// most this bound, and checks again. Beyond it, a time in the future is refused.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// How long to wait for the local clock to pass the bundle's latest integrated time, when that
+/// is in the future by no more than [`MAX_CLOCK_SKEW`].
+fn skew_wait(bundle: &Bundle) -> Option<Duration> {
+    let logged = bundle
+        .verification_material
+        .tlog_entries
+        .iter()
+        .filter_map(|e| e.integrated_time.map(|t| t.as_second()))
+        .max()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let ahead = logged.checked_sub(i64::try_from(now).ok()?)?;
+    // Whole seconds on the log's side; one more so the local clock is surely past it.
+    let wait = Duration::from_secs(u64::try_from(ahead).ok()? + 1);
+    (ahead >= 0 && wait <= MAX_CLOCK_SKEW + Duration::from_secs(1)).then_some(wait)
 }
 
 fn classify(error: VerifyError, identity: Option<&IdentityRule>) -> SigstoreError {
