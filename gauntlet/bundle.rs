@@ -904,3 +904,113 @@ fn regression_issue_13_the_bundled_policy_runs_only_after_every_signature_holds(
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(!run.stderr.contains("policy.yaml gives"), "{}", run.stderr);
 }
+
+/// Little-endian fields of raw archive bytes.
+fn u16_at(b: &[u8], i: usize) -> usize {
+    u16::from_le_bytes([b[i], b[i + 1]]) as usize
+}
+fn u32_at(b: &[u8], i: usize) -> usize {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize
+}
+fn put_u16(b: &mut [u8], i: usize, v: usize) {
+    b[i..i + 2].copy_from_slice(&(v as u16).to_le_bytes());
+}
+fn put_u32(b: &mut [u8], i: usize, v: usize) {
+    b[i..i + 4].copy_from_slice(&(v as u32).to_le_bytes());
+}
+
+/// `zip` with `extra` inserted at byte `at`, every offset after it moved to match (central
+/// directory entries' local-header offsets, the end record's directory offset): a consistent
+/// archive with bytes nothing accounts for.
+fn insert_consistently(zip: &[u8], at: usize, extra: &[u8]) -> Vec<u8> {
+    let mut out = zip[..at].to_vec();
+    out.extend_from_slice(extra);
+    out.extend_from_slice(&zip[at..]);
+    let shift = |offset: usize| {
+        if offset >= at {
+            offset + extra.len()
+        } else {
+            offset
+        }
+    };
+    let end = out.len() - 22;
+    let directory = shift(u32_at(&out, end + 16));
+    put_u32(&mut out, end + 16, directory);
+    let mut p = directory;
+    while out[p..p + 4] == *b"PK\x01\x02" {
+        let local = shift(u32_at(&out, p + 42));
+        put_u32(&mut out, p + 42, local);
+        p += 46 + u16_at(&out, p + 28) + u16_at(&out, p + 30) + u16_at(&out, p + 32);
+    }
+    out
+}
+
+#[test]
+fn regression_issue_13_only_the_exact_bytes_export_writes_verify() {
+    let a = Approval::new();
+    let zip = a.export();
+    a.verify_bytes(&zip, &[]).expect_success();
+    let locals = headers(&zip, b"PK\x03\x04");
+    let centrals = headers(&zip, b"PK\x01\x02");
+    let directory = u32_at(&zip, zip.len() - 22 + 16);
+    let first_data = locals[0] + 30 + u16_at(&zip, locals[0] + 26) + u16_at(&zip, locals[0] + 28);
+    let first_compressed = u32_at(&zip, locals[0] + 18);
+
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "an MZ stub in front",
+            insert_consistently(&zip, 0, b"MZ\x90\x00stub"),
+        ),
+        (
+            "junk between members",
+            insert_consistently(&zip, locals[1], b"JUNKJUNK"),
+        ),
+        (
+            "junk before the central directory",
+            insert_consistently(&zip, directory, b"JUNK"),
+        ),
+    ];
+    // An extra field in the first local header only.
+    let mut extra = insert_consistently(&zip, first_data - 0, &[]);
+    {
+        let field = [0xfe, 0xca, 4, 0, 1, 2, 3, 4];
+        let name_end = locals[0] + 30 + u16_at(&zip, locals[0] + 26);
+        extra = insert_consistently(&extra, name_end, &field);
+        let len = u16_at(&extra, locals[0] + 28) + field.len();
+        put_u16(&mut extra, locals[0] + 28, len);
+    }
+    cases.push(("an extra field in a local header only", extra));
+    // Bytes after the first member's Deflate stream, inside its compressed size.
+    let mut trailing = insert_consistently(&zip, first_data + first_compressed, b"hidden");
+    put_u32(&mut trailing, locals[0] + 18, first_compressed + 6);
+    let central = u32_at(&trailing, trailing.len() - 22 + 16);
+    put_u32(&mut trailing, central + 20, first_compressed + 6);
+    cases.push(("bytes after a Deflate stream", trailing));
+    // Fields patched in place.
+    for (what, at, value) in [
+        ("version made by", centrals[0] + 4, 0x031e),
+        ("version needed (local)", locals[0] + 4, 45),
+        ("internal attributes", centrals[0] + 36, 1),
+        ("disk number start", centrals[0] + 34, 1),
+        ("flag bits in a local header", locals[0] + 6, 0x0800),
+    ] {
+        let mut patched = zip.clone();
+        put_u16(&mut patched, at, value);
+        assert!(patched != zip, "{what}: nothing changed");
+        cases.push((what, patched));
+    }
+    for (what, bytes) in cases {
+        let run = a.verify_bytes(&bytes, &[]);
+        assert!(
+            run.code == 1 || run.code == 2,
+            "{what}: exit {} (stdout {})",
+            run.code,
+            run.stdout
+        );
+        assert!(
+            !run.stdout.contains("manifest signed"),
+            "{what}: {}",
+            run.stdout
+        );
+    }
+}
