@@ -223,3 +223,41 @@ fn json_report_fields() {
         assert!(first.get(field).is_some(), "missing {field}: {first}");
     }
 }
+
+#[test]
+fn regression_issue_13_no_policy_aborts_mcplock() {
+    let dir = locked("2");
+    let one = |expr: &str| {
+        format!(
+            "name: p\nrules:\n  - id: r\n    expr: {expr:?}\n    message: m\n    severity: error\n"
+        )
+    };
+    // A 2.7 KB chain of 1,400 terms used to overflow the evaluation thread's stack (exit 134).
+    for chain in [
+        vec!["1"; 1_400].join("*") + " > 0",
+        vec!["true"; 1_400].join("=="),
+        format!("[[1]]{} == 1", "[0]".repeat(1_400)),
+    ] {
+        for command in ["check", "explain"] {
+            std::fs::write(dir.path().join("p.yaml"), one(&chain)).unwrap();
+            let run = run_in(dir.path(), &["policy", command, "--policy", "p.yaml"], T);
+            run.expect_failure(2, "operators, selections or indexes");
+        }
+    }
+    // Nested maps that build strings: bounded in memory, not only in time.
+    let list = format!(
+        "[{}]",
+        (0..100)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let big = "x".repeat(4_000);
+    let grow = format!("{list}.map(a, {list}.map(b, {list}.map(c, '{big}' + '{big}'))).size() > 0");
+    let run = check(
+        &dir,
+        &one(&grow),
+        &["--eval-memory", "64MiB", "--eval-timeout", "60"],
+    );
+    run.expect_failure(1, "more than 64 MiB of memory");
+}

@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
 /// The largest bundle read: a lockfile at its cap, plus room for the other members.
 const MAX_BUNDLE_BYTES: u64 = MAX_LOCKFILE_BYTES + (64 << 20);
@@ -135,7 +134,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
             bundle::POLICY,
             &text,
             lockfile.clone(),
-            Duration::from_secs_f64(args.eval_timeout),
+            super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
         )?;
         if !evaluated.passed {
             let mut error = no(format!(
@@ -366,13 +365,13 @@ fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
 /// The bundled policy, evaluated again over the bundled lockfile; its result must be the
 /// bundled result, byte for byte, and a pass. Runs after every signature holds: a policy from
 /// an unverified bundle is never evaluated.
-fn check_policy(checked: &Checked, eval_timeout: Duration) -> Result<(), CliError> {
+fn check_policy(checked: &Checked, limits: super::policy::EvalLimits) -> Result<(), CliError> {
     let (Some(claimed), Some((text, result))) = (&checked.manifest.policy, &checked.policy) else {
         return Ok(());
     };
     let text = std::str::from_utf8(text)
         .map_err(|_| rejected(format!("{} is not UTF-8", bundle::POLICY)))?;
-    let evaluated = evaluate_bundled(bundle::POLICY, text, checked.lockfile.clone(), eval_timeout)
+    let evaluated = evaluate_bundled(bundle::POLICY, text, checked.lockfile.clone(), limits)
         .map_err(|e| rejected(format!("{}: {}", bundle::POLICY, e.headline)))?;
     if evaluated.json.as_bytes() != result.as_slice() {
         return Err(rejected(format!(
@@ -458,7 +457,10 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
     // The bundled policy is code from the bundle: it runs only once every hash and signature
     // holds and the bundle is accepted (signed by the given key, or --integrity-only).
     if accepted {
-        check_policy(&checked, Duration::from_secs_f64(args.eval_timeout))?;
+        check_policy(
+            &checked,
+            super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
+        )?;
     }
     let exit = if accepted {
         ExitKind::Clean

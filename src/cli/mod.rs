@@ -258,6 +258,10 @@ pub struct BundleExportArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub eval_timeout: f64,
 
+    /// Memory the policy evaluation may add to the process (suffixes K, M, G, KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub eval_memory: usize,
+
     /// Replace an existing file at --output that holds something else.
     #[arg(long)]
     pub force: bool,
@@ -285,6 +289,10 @@ pub struct BundleVerifyArgs {
     /// Seconds the policy evaluation may take.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub eval_timeout: f64,
+
+    /// Memory the policy evaluation may add to the process (suffixes K, M, G, KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub eval_memory: usize,
 
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -338,6 +346,10 @@ pub struct PolicySource {
     /// Seconds the whole evaluation may take.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub eval_timeout: f64,
+
+    /// Memory the policy evaluation may add to the process (suffixes K, M, G, KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub eval_memory: usize,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

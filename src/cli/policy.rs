@@ -97,16 +97,51 @@ async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
     })
 }
 
-/// Evaluates on a worker thread with a deadline: a hostile policy or input cannot hang us.
+/// Bounds on one policy evaluation: its time, and the memory it may add to the process.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EvalLimits {
+    pub time: Duration,
+    pub memory: u64,
+}
+
+impl EvalLimits {
+    pub fn new(seconds: f64, memory: usize) -> EvalLimits {
+        EvalLimits {
+            time: Duration::from_secs_f64(seconds),
+            memory: memory as u64,
+        }
+    }
+}
+
+/// Compiles the rules on a thread whose stack is sized for the deepest expression accepted
+/// (compiling, and freeing, a deep expression recurses).
+fn compile_bounded(rules: Vec<policy::Rule>) -> Result<Vec<CompiledRule>, CliError> {
+    std::thread::Builder::new()
+        .name("policy-compile".into())
+        .stack_size(policy::EVAL_STACK_BYTES)
+        .spawn(move || policy::compile(rules))
+        .map_err(|e| usage(format!("cannot start the compiling thread: {e}")))?
+        .join()
+        .map_err(|_| usage("internal error while compiling the policy"))?
+        .map_err(|e| usage(format!("broken policy: {e}")))
+}
+
+/// Evaluates on a worker thread (its stack sized for the deepest expression accepted) under a
+/// deadline and a memory budget: a hostile policy or input can neither hang mcplock, nor
+/// overflow its stack, nor grow it without bound. A rule that crosses a bound fails the check;
+/// the worker is left to end with the process.
 fn evaluate_bounded(
     rules: Vec<CompiledRule>,
     lockfile: Lockfile,
-    limit: Duration,
+    limits: EvalLimits,
 ) -> Result<Vec<RuleResult>, CliError> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let deadline = Instant::now() + limit;
+    let start = Instant::now();
+    let deadline = start + limits.time;
+    let baseline = crate::edge::memory::resident_bytes().unwrap_or(0);
     std::thread::Builder::new()
         .name("policy".into())
+        .stack_size(policy::EVAL_STACK_BYTES)
         .spawn(move || {
             let input = Input::new(&lockfile);
             let results = policy::evaluate(&rules, &input, &|| Instant::now() < deadline);
@@ -118,15 +153,35 @@ fn evaluate_bounded(
             ExitKind::No,
             format!(
                 "policy evaluation did not finish within {}s: a rule is too costly for this input (raise --eval-timeout only for a policy you trust)",
-                limit.as_secs_f64()
+                limits.time.as_secs_f64()
             ),
         )
     };
-    match rx.recv_timeout(limit + Duration::from_millis(100)) {
-        Ok(Some(results)) => Ok(results),
-        // The worker stopped at the deadline, or is still inside one costly evaluation; the
-        // process exits after reporting, which ends it.
-        Ok(None) | Err(_) => Err(timeout()),
+    loop {
+        match rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(Some(results)) => return Ok(results),
+            // The worker stopped at the deadline.
+            Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(timeout());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let grown = crate::edge::memory::resident_bytes()
+            .unwrap_or(0)
+            .saturating_sub(baseline);
+        if grown > limits.memory {
+            return Err(CliError::new(
+                ExitKind::No,
+                format!(
+                    "policy evaluation used more than {} MiB of memory: a rule builds too much for this input (raise --eval-memory only for a policy you trust)",
+                    limits.memory >> 20
+                ),
+            ));
+        }
+        // Still inside one costly evaluation past the deadline.
+        if Instant::now() > deadline + Duration::from_millis(100) {
+            return Err(timeout());
+        }
     }
 }
 
@@ -134,7 +189,7 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     let policies = load_policies(&source)?;
     let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
     let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
-    let compiled = policy::compile(rules).map_err(|e| usage(format!("broken policy: {e}")))?;
+    let compiled = compile_bounded(rules)?;
     let lockfile = if explain && !source.lockfile.exists() && source.server.server.is_empty() {
         None
     } else {
@@ -144,7 +199,7 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
         Some(lockfile) => Some(evaluate_bounded(
             compiled,
             lockfile,
-            Duration::from_secs_f64(source.eval_timeout),
+            EvalLimits::new(source.eval_timeout, source.eval_memory),
         )?),
         None => None,
     };
@@ -178,14 +233,13 @@ pub(super) fn evaluate_bundled(
     member_name: &str,
     text: &str,
     lockfile: Lockfile,
-    limit: Duration,
+    limits: EvalLimits,
 ) -> Result<BundledPolicy, CliError> {
     let parsed = policy::parse_policy(member_name, text)
         .map_err(|e| usage(format!("broken policy: {e}")))?;
     let names = vec![parsed.name.clone()];
-    let compiled =
-        policy::compile(parsed.rules).map_err(|e| usage(format!("broken policy: {e}")))?;
-    let results = evaluate_bounded(compiled, lockfile, limit)?;
+    let compiled = compile_bounded(parsed.rules)?;
+    let results = evaluate_bounded(compiled, lockfile, limits)?;
     let failed = results.iter().any(RuleResult::fails_check);
     Ok(BundledPolicy {
         passed: !failed,

@@ -20,6 +20,15 @@ pub const MAX_POLICY_BYTES: usize = 1 << 20;
 pub const MAX_EXPR_BYTES: usize = 16 * 1024;
 /// Deepest bracket nesting accepted in an expression (the parser recurses on nesting).
 pub const MAX_NESTING: usize = 32;
+/// Most operators, selections, indexes and `in`s in one expression (each can deepen the tree).
+pub const MAX_OPERATORS: usize = 256;
+/// Deepest compiled expression tree accepted; with [`MAX_OPERATORS`] and [`MAX_NESTING`] it
+/// bounds the recursion of evaluation, which runs on a thread sized for it
+/// ([`EVAL_STACK_BYTES`]).
+pub const MAX_AST_DEPTH: usize = MAX_OPERATORS + MAX_NESTING + 8;
+/// Stack of the threads that compile and evaluate policies: ample for [`MAX_AST_DEPTH`] (a
+/// debug build needs well under 50 KiB a level).
+pub const EVAL_STACK_BYTES: usize = 64 << 20;
 /// Most rules in one evaluation.
 pub const MAX_RULES: usize = 1_000;
 
@@ -288,13 +297,103 @@ fn check_expression(expr: &str) -> Result<(), String> {
             "brackets nest {deepest} deep; the limit is {MAX_NESTING}"
         ));
     }
-    // Long operator chains recurse too: bound the number of binary operators.
-    let operators =
-        expr.matches("&&").count() + expr.matches("||").count() + expr.matches('+').count();
-    if operators > 512 {
-        return Err(format!("{operators} chained operators; the limit is 512"));
+    // Long chains (`1*1*1...`, `x[0][0]...`, `a.f().f()...`) make a deep expression tree even
+    // without brackets, and compiling, evaluating and freeing one recurses: bound every
+    // operator, selection, index and `in` outside string literals.
+    let operators = operator_count(expr);
+    if operators > MAX_OPERATORS {
+        return Err(format!(
+            "{operators} operators, selections or indexes; the limit is {MAX_OPERATORS}"
+        ));
     }
     Ok(())
+}
+
+/// Operator characters, `.` selections, `[` indexes and `in` keywords outside string literals.
+fn operator_count(expr: &str) -> usize {
+    let mut count = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word = String::new();
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if word == "in" {
+            count += 1;
+        }
+        word.clear();
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|' | '?' | '.' | '[' => {
+                count += 1
+            }
+            _ => {}
+        }
+    }
+    count
+}
+
+/// Depth of a compiled expression tree, found without recursion (the tree may be deep).
+fn ast_depth(root: &cel::IdedExpr) -> usize {
+    use cel::common::ast::{EntryExpr, Expr};
+    let mut deepest = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        let next = depth + 1;
+        match &node.expr {
+            Expr::Call(call) => {
+                stack.extend(call.target.as_deref().map(|t| (t, next)));
+                stack.extend(call.args.iter().map(|a| (a, next)));
+            }
+            Expr::Comprehension(c) => {
+                for part in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
+                    stack.push((part, next));
+                }
+            }
+            Expr::List(list) => stack.extend(list.elements.iter().map(|e| (e, next))),
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(e) = &entry.expr {
+                        stack.push((&e.key, next));
+                        stack.push((&e.value, next));
+                    }
+                }
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    match &entry.expr {
+                        EntryExpr::StructField(f) => stack.push((&f.value, next)),
+                        EntryExpr::MapEntry(e) => {
+                            stack.push((&e.key, next));
+                            stack.push((&e.value, next));
+                        }
+                    }
+                }
+            }
+            Expr::Select(select) => stack.push((&select.operand, next)),
+            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+        }
+    }
+    deepest
 }
 
 /// A compiled rule.
@@ -307,12 +406,23 @@ pub struct CompiledRule {
 pub fn compile(rules: Vec<Rule>) -> Result<Vec<CompiledRule>, PolicyError> {
     rules
         .into_iter()
-        .map(|rule| match cel::Program::compile(&rule.expr) {
-            Ok(program) => Ok(CompiledRule { rule, program }),
-            Err(e) => Err(PolicyError {
-                origin: format!("{} (rule {}, line {})", rule.policy, rule.id, rule.line),
-                message: format!("the expression does not compile: {e}"),
-            }),
+        .map(|rule| {
+            let origin = format!("{} (rule {}, line {})", rule.policy, rule.id, rule.line);
+            match cel::Program::compile(&rule.expr) {
+                Ok(program) if ast_depth(program.expression()) > MAX_AST_DEPTH => {
+                    Err(PolicyError {
+                        origin,
+                        message: format!(
+                            "the expression nests more than {MAX_AST_DEPTH} levels deep"
+                        ),
+                    })
+                }
+                Ok(program) => Ok(CompiledRule { rule, program }),
+                Err(e) => Err(PolicyError {
+                    origin,
+                    message: format!("the expression does not compile: {e}"),
+                }),
+            }
         })
         .collect()
 }

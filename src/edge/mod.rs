@@ -1,4 +1,5 @@
-//! Edges that touch the machine: the filesystem and ZIP archives.
+//! Edges that touch the machine: the filesystem, ZIP archives, the process's memory.
 
 pub mod fs;
+pub mod memory;
 pub mod zip;

@@ -239,9 +239,55 @@ fn hostile_expressions_are_refused_before_parsing() {
     assert!(e.message.contains("bytes"), "{e}");
     let chain = "true && ".repeat(600) + "true";
     let e = parse_policy("p", &rule("chain", "server", &chain, "error")).unwrap_err();
-    assert!(e.message.contains("chained operators"), "{e}");
+    assert!(
+        e.message.contains("operators, selections or indexes"),
+        "{e}"
+    );
     let p = parse_policy("p", &rule("bad", "server", "mcp.server.(", "error")).unwrap();
     assert!(compile(p.rules).is_err());
+}
+
+#[test]
+fn regression_issue_13_long_chains_of_any_operator_are_refused_before_compiling() {
+    // About 1,400 terms (2.7 KB) overflowed the evaluation thread's stack and aborted.
+    for (name, expr) in [
+        ("*", vec!["1"; 1_400].join("*") + " > 0"),
+        ("-", vec!["1"; 1_400].join("-") + " > 0"),
+        ("==", vec!["true"; 1_400].join("==")),
+        ("<", vec!["1"; 1_400].join("<")),
+        ("in", format!("1{} == true", " in [1]".repeat(700))),
+        ("[i]", format!("[[1]]{} == 1", "[0]".repeat(1_400))),
+        (
+            ".f()",
+            format!("'a'{} == ''", ".size().string()".repeat(700)),
+        ),
+    ] {
+        let e = parse_policy("p", &rule("chain", "server", &expr, "error")).unwrap_err();
+        assert!(
+            e.message.contains("operators, selections or indexes"),
+            "{name}: {e}"
+        );
+    }
+    // Quotes do not count: a long string literal full of operator characters is fine.
+    let literal = format!("'{}' != ''", "*.[".repeat(2_000));
+    assert!(parse_policy("p", &rule("lit", "server", &literal, "error")).is_ok());
+    // At the bound, it compiles and evaluates (on a thread sized for it) to an answer.
+    let at_bound = vec!["1"; MAX_OPERATORS].join("*") + " > 0";
+    assert!(operator_count(&at_bound) <= MAX_OPERATORS + 1);
+    let lock = lockfile(vec![good_tool("a")], vec![], None);
+    let expr = vec!["1"; MAX_OPERATORS - 1].join("*") + " > 0";
+    let p = parse_policy("p", &rule("r", "server", &expr, "error")).unwrap();
+    let results = std::thread::Builder::new()
+        .stack_size(EVAL_STACK_BYTES)
+        .spawn(move || {
+            let compiled = compile(p.rules).unwrap();
+            let input = Input::new(&lock);
+            evaluate(&compiled, &input, &|| true).unwrap()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(!results[0].fails_check(), "{:?}", results[0].failures);
 }
 
 #[test]
