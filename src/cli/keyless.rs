@@ -191,7 +191,7 @@ fn bundle_inputs(
     ),
     CliError,
 > {
-    let identity = match (&args.identity, &args.identity_regexp) {
+    let identity = match (&args.check.identity, &args.check.identity_regexp) {
         (Some(exact), None) => IdentityRule::Exact(exact.clone()),
         (None, Some(pattern)) => IdentityRule::pattern(pattern).map_err(usage)?,
         (Some(_), Some(_)) => {
@@ -203,10 +203,10 @@ fn bundle_inputs(
             ));
         }
     };
-    let issuer = args.issuer.clone().ok_or_else(|| {
+    let issuer = args.check.issuer.clone().ok_or_else(|| {
         usage("verify --bundle needs --issuer, the OIDC issuer that vouched for the identity (e.g. https://token.actions.githubusercontent.com)")
     })?;
-    let root = read_trusted_root(args.trusted_root.as_deref())?;
+    let root = read_trusted_root(args.check.trusted_root.as_deref())?;
     let bundle = read_input(bundle_path, MAX_BUNDLE_BYTES, "bundle")?;
     let bundle = String::from_utf8(bundle).map_err(|_| {
         usage(format!(

@@ -176,15 +176,16 @@ pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
 /// Checks the signature (`--key` or `--bundle`) over `document`, the lockfile as already read,
 /// so that what was verified is exactly what the caller goes on to use. Returns who signed.
 pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, CliError> {
-    if let Some(bundle) = &args.bundle {
+    if let Some(bundle) = &args.check.bundle {
         return super::keyless::verify_document(args, bundle, document);
     }
-    let Some(key_path) = args.key.clone() else {
+    let Some(key_path) = args.check.key.clone() else {
         return Err(usage(
             "give --key PUBLIC (Ed25519) or --bundle PATH (Sigstore)",
         ));
     };
     let signature_path = args
+        .check
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
@@ -208,7 +209,12 @@ pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, Cl
 }
 
 pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
-    if let Some(bundle) = args.bundle.clone() {
+    if args.check.key.is_none() && args.check.bundle.is_none() {
+        return Err(usage(
+            "give --key PUBLIC (Ed25519) or --bundle PATH (Sigstore): the signature to check",
+        ));
+    }
+    if let Some(bundle) = args.check.bundle.clone() {
         return super::keyless::verify(args, &bundle);
     }
     let document = read_lockfile_json(&args.lockfile)?;
@@ -220,6 +226,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
     });
     let signed_by = signed_by?;
     let signature_path = args
+        .check
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));

@@ -3,7 +3,7 @@
 
 use super::exit::usage;
 use super::scan::scan_server;
-use super::{CliError, ExitKind, Format, ServerArgs, TrustArgs};
+use super::{CliError, ExitKind, Format, ServerArgs, SignatureCheck};
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
@@ -76,7 +76,7 @@ pub async fn relaunch_locked(
     path: &Path,
     name: Option<&str>,
     server: &ServerArgs,
-    trust: &TrustArgs,
+    trust: &SignatureCheck,
 ) -> Result<(Lockfile, Lockfile), CliError> {
     let missing = || {
         usage(format!(

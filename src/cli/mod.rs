@@ -428,8 +428,11 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
     pub format: DiffFormat,
 
-    #[command(flatten)]
-    pub trust: TrustArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Before relaunching (the commands a lockfile records are code to run)"
+    )]
+    pub trust: SignatureCheck,
 
     /// Texts longer than this many words (old and new together) are shown replaced whole,
     /// with lengths and digests, instead of word by word (a word diff is quadratic at worst).
@@ -441,24 +444,26 @@ pub struct DiffArgs {
     pub server: ServerArgs,
 }
 
-/// Checking a lockfile's signature before starting the commands it records.
+/// Which signature a lockfile must carry: an Ed25519 key and envelope, or a Sigstore bundle
+/// with the identity and issuer it must name. Shared by `verify` and by the commands that
+/// relaunch what a lockfile records (`diff`, `lock --check`).
 #[derive(Clone, Debug, Default, Args)]
-#[command(next_help_heading = "Before relaunching (the lockfile's commands are code to run)")]
-pub struct TrustArgs {
-    /// Verify the lockfile with this Ed25519 public key before relaunching anything from it.
+pub struct SignatureCheck {
+    /// The signer's Ed25519 public key (PEM SPKI).
     #[arg(long, value_name = "PUBLIC", conflicts_with = "bundle")]
     pub key: Option<std::path::PathBuf>,
 
-    /// The signature envelope for --key [default: LOCKFILE.sig].
-    #[arg(long, value_name = "PATH", requires = "key")]
+    /// The signature envelope [default: LOCKFILE.sig].
+    #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
     pub signature: Option<std::path::PathBuf>,
 
-    /// Verify the lockfile with this Sigstore bundle (needs --identity or --identity-regexp,
-    /// and --issuer) before relaunching anything from it.
+    /// A Sigstore bundle (from `sign --sigstore`, cosign or sigstore-python) over the
+    /// lockfile's canonical bytes. Needs --identity or --identity-regexp, and --issuer.
     #[arg(long, value_name = "PATH")]
     pub bundle: Option<std::path::PathBuf>,
 
-    /// The exact signer identity the bundle must name.
+    /// The exact signer identity: an email, or a URI such as
+    /// https://github.com/ORG/REPO/.github/workflows/sign.yml@refs/heads/main.
     #[arg(
         long,
         value_name = "IDENTITY",
@@ -467,40 +472,37 @@ pub struct TrustArgs {
     )]
     pub identity: Option<String>,
 
-    /// A regular expression the WHOLE signer identity must match.
+    /// A regular expression the WHOLE identity must match (it is anchored: ^(?:RE)$).
     #[arg(long, value_name = "RE", requires = "bundle")]
     pub identity_regexp: Option<String>,
 
-    /// The OIDC issuer that vouched for the identity.
+    /// The OIDC issuer that vouched for the identity, e.g.
+    /// https://token.actions.githubusercontent.com or https://accounts.google.com.
     #[arg(long, value_name = "URL", requires = "bundle")]
     pub issuer: Option<String>,
 
-    /// The Sigstore trusted_root.json [default: the public-good trust root built in].
+    /// The Sigstore trusted_root.json to verify against, offline [default: the public-good
+    /// trust root built into mcplock].
     #[arg(long, value_name = "FILE", requires = "bundle")]
     pub trusted_root: Option<std::path::PathBuf>,
 }
 
-impl TrustArgs {
-    /// What `verify` would be given for `lockfile`; `None` when no trust was asked for.
+impl SignatureCheck {
+    /// What `verify` would be given for `lockfile`; `None` when no check was asked for.
     pub fn verify_args(&self, lockfile: &std::path::Path) -> Option<VerifyArgs> {
         if self.key.is_none() && self.bundle.is_none() {
             return None;
         }
         Some(VerifyArgs {
             lockfile: lockfile.to_path_buf(),
-            key: self.key.clone(),
-            signature: self.signature.clone(),
-            bundle: self.bundle.clone(),
-            identity: self.identity.clone(),
-            identity_regexp: self.identity_regexp.clone(),
-            issuer: self.issuer.clone(),
-            trusted_root: self.trusted_root.clone(),
+            check: self.clone(),
             format: Format::Human,
         })
     }
 
-    /// Trust flags verify a lockfile before its commands are relaunched; with a server given
-    /// after `--` nothing is relaunched from the lockfile, so they would check nothing.
+    /// These flags verify a lockfile before its recorded commands are relaunched; with a
+    /// server given after `--` nothing is relaunched from the lockfile, so they would check
+    /// nothing.
     pub fn only_for_relaunch(&self) -> Result<(), CliError> {
         if self.key.is_some() || self.bundle.is_some() {
             return Err(exit::usage(
@@ -673,8 +675,11 @@ pub struct LockArgs {
     #[command(flatten)]
     pub repeat: RepeatArgs,
 
-    #[command(flatten)]
-    pub trust: TrustArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Before relaunching (the commands a lockfile records are code to run)"
+    )]
+    pub trust: SignatureCheck,
 
     #[command(flatten)]
     pub server: ServerArgs,
@@ -744,47 +749,8 @@ pub struct VerifyArgs {
     #[arg(value_name = "LOCKFILE", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
 
-    /// The signer's Ed25519 public key (PEM SPKI).
-    #[arg(
-        long,
-        value_name = "PUBLIC",
-        required_unless_present = "bundle",
-        conflicts_with = "bundle"
-    )]
-    pub key: Option<std::path::PathBuf>,
-
-    /// The signature envelope [default: LOCKFILE.sig].
-    #[arg(long, value_name = "PATH", conflicts_with = "bundle")]
-    pub signature: Option<std::path::PathBuf>,
-
-    /// A Sigstore bundle (from `sign --sigstore`, cosign or sigstore-python) over the
-    /// lockfile's canonical bytes. Needs --identity or --identity-regexp, and --issuer.
-    #[arg(long, value_name = "PATH")]
-    pub bundle: Option<std::path::PathBuf>,
-
-    /// The exact signer identity: an email, or a URI such as
-    /// https://github.com/ORG/REPO/.github/workflows/sign.yml@refs/heads/main.
-    #[arg(
-        long,
-        value_name = "IDENTITY",
-        requires = "bundle",
-        conflicts_with = "identity_regexp"
-    )]
-    pub identity: Option<String>,
-
-    /// A regular expression the WHOLE identity must match (it is anchored: ^(?:RE)$).
-    #[arg(long, value_name = "RE", requires = "bundle")]
-    pub identity_regexp: Option<String>,
-
-    /// The OIDC issuer that vouched for the identity, e.g.
-    /// https://token.actions.githubusercontent.com or https://accounts.google.com.
-    #[arg(long, value_name = "URL", requires = "bundle")]
-    pub issuer: Option<String>,
-
-    /// The Sigstore trusted_root.json to verify against, offline [default: the public-good
-    /// trust root built into mcplock].
-    #[arg(long, value_name = "FILE", requires = "bundle")]
-    pub trusted_root: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub check: SignatureCheck,
 
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
