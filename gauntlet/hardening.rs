@@ -13,6 +13,15 @@ fn mcplock(dir: &Path, args: &[&str]) -> Run {
     run_in(dir, args, Duration::from_secs(60))
 }
 
+/// `mcplock lock <args> -- <fixture> --flags-file <flags>` in `dir`: the fixture's behaviour
+/// can change behind an unchanged command line.
+fn lock_flags(dir: &Path, args: &[&str], flags: &str) -> Run {
+    let mut all = vec!["lock"];
+    all.extend_from_slice(args);
+    all.extend(["--", fixture_bin(), "--flags-file", flags]);
+    mcplock(dir, &all)
+}
+
 /// A signed lockfile of the fixture in `dir`: mcp-lock.json, .sig, mcplock.key/.pub.
 fn signed(dir: &Path) {
     mcplock(dir, &["lock", "--", fixture_bin(), "--tools", "2"]).expect_success();
@@ -105,20 +114,9 @@ fn regression_issue_13_a_symlinked_lockfile_is_written_through() {
     let flags = d.join("flags");
     fs::write(&flags, "--tools\n2").unwrap();
     let flags = flags.to_string_lossy().into_owned();
-    mcplock(d, &["lock", "--", fixture_bin(), "--flags-file", &flags]).expect_success();
+    lock_flags(d, &[], &flags).expect_success();
     fs::write(d.join("flags"), "--tools\n3").unwrap();
-    mcplock(
-        d,
-        &[
-            "lock",
-            "--update",
-            "--",
-            fixture_bin(),
-            "--flags-file",
-            &flags,
-        ],
-    )
-    .expect_success();
+    lock_flags(d, &["--update"], &flags).expect_success();
     let link = fs::symlink_metadata(d.join("mcp-lock.json")).unwrap();
     assert!(
         link.file_type().is_symlink(),
@@ -253,7 +251,7 @@ fn regression_issue_13_relaunching_from_a_lockfile_checks_its_signature_when_ask
     let d = dir.path();
     let flags = d.join("flags").to_string_lossy().into_owned();
     fs::write(&flags, "--tools\n2").unwrap();
-    mcplock(d, &["lock", "--", fixture_bin(), "--flags-file", &flags]).expect_success();
+    lock_flags(d, &[], &flags).expect_success();
     mcplock(d, &["keygen"]).expect_success();
     mcplock(d, &["sign", "--key", "mcplock.key"]).expect_success();
 
@@ -277,18 +275,7 @@ fn regression_issue_13_relaunching_from_a_lockfile_checks_its_signature_when_ask
     // re-signing. A relaunch must start nothing it records.
     let started = d.join("started.pid").to_string_lossy().into_owned();
     fs::write(&flags, format!("--tools\n3\n--pid-file\n{started}")).unwrap();
-    mcplock(
-        d,
-        &[
-            "lock",
-            "--update",
-            "--",
-            fixture_bin(),
-            "--flags-file",
-            &flags,
-        ],
-    )
-    .expect_success();
+    lock_flags(d, &["--update"], &flags).expect_success();
     fs::remove_file(&started).unwrap();
     for args in [
         &["diff", "--key", "mcplock.pub"][..],
@@ -321,7 +308,7 @@ fn lock_check_without_a_server_relaunches_every_locked_server() {
     let d = dir.path();
     let flags = d.join("flags").to_string_lossy().into_owned();
     fs::write(&flags, "--tools\n2").unwrap();
-    mcplock(d, &["lock", "--", fixture_bin(), "--flags-file", &flags]).expect_success();
+    lock_flags(d, &[], &flags).expect_success();
     mcplock(
         d,
         &[
