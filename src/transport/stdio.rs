@@ -135,7 +135,14 @@ fn live() -> std::sync::MutexGuard<'static, Vec<Live>> {
 /// the server is reparented to mcplock instead of init, so [`end_escaped`] can end it. Best
 /// effort: false where the kernel refuses.
 pub fn become_subreaper() -> bool {
-    nix::sys::prctl::set_child_subreaper(true).is_ok()
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::prctl::set_child_subreaper(true).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
 }
 
 /// One process as /proc shows it.
