@@ -533,7 +533,7 @@ fn hostile_archives_are_rejected_each_for_its_own_reason() {
         .collect();
     cases.push((
         "missing member",
-        craft(&without_readme),
+        pack_entries(&without_readme),
         "missing from the ZIP",
     ));
     // Size mismatch.
@@ -989,6 +989,8 @@ fn regression_issue_13_only_the_exact_bytes_export_writes_verify() {
     // Fields patched in place.
     for (what, at, value) in [
         ("version made by", centrals[0] + 4, 0x031e),
+        // Found by the ZIP fuzz harness: the host byte alone (Unix 3 -> VFAT 14).
+        ("host system in version made by", centrals[0] + 4, 0x0e14),
         ("version needed (local)", locals[0] + 4, 45),
         ("internal attributes", centrals[0] + 36, 1),
         ("disk number start", centrals[0] + 34, 1),
@@ -1013,4 +1015,42 @@ fn regression_issue_13_only_the_exact_bytes_export_writes_verify() {
             run.stdout
         );
     }
+}
+
+#[test]
+fn a_committed_bundle_still_exports_and_verifies_byte_for_byte() {
+    use std::os::unix::fs::PermissionsExt;
+    let golden = repo().join("testdata/bundles");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["mcp-lock.json", "mcp-lock.json.sig", "test.key", "test.pub"] {
+        fs::copy(golden.join(file), dir.path().join(file)).unwrap();
+    }
+    fs::set_permissions(
+        dir.path().join("test.key"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let run = run_in(
+        dir.path(),
+        &["bundle", "export", "--key", "test.key", "-o", "again.zip"],
+        Duration::from_secs(60),
+    );
+    run.expect_success();
+    assert!(
+        fs::read(dir.path().join("again.zip")).unwrap()
+            == fs::read(golden.join("golden.zip")).unwrap(),
+        "export no longer writes the committed bytes: the compressor's output changed (see testdata/bundles/README.md)"
+    );
+    let run = run_in(
+        dir.path(),
+        &[
+            "bundle",
+            "verify",
+            golden.join("golden.zip").to_str().unwrap(),
+            "--key",
+            "test.pub",
+        ],
+        Duration::from_secs(60),
+    );
+    run.expect_success();
 }

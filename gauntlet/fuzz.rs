@@ -223,7 +223,22 @@ fn fuzz_zip_reader() {
                 .iter()
                 .map(|m| (std::str::from_utf8(&m.name).unwrap(), m.bytes.as_slice()))
                 .collect();
-            assert_eq!(write_deterministic(&entries).unwrap(), bytes);
+            let own = write_deterministic(&entries).unwrap();
+            if own != bytes {
+                let at = own
+                    .iter()
+                    .zip(bytes)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(own.len().min(bytes.len()));
+                let window = |b: &[u8]| b[at.saturating_sub(8)..(at + 8).min(b.len())].to_vec();
+                panic!(
+                    "an archive other than mcplock's own was accepted: byte {at} of {} (own {}): {:?} vs {:?}",
+                    bytes.len(),
+                    own.len(),
+                    window(bytes),
+                    window(&own)
+                );
+            }
         }
     });
 }
