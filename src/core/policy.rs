@@ -266,8 +266,40 @@ fn check_expression(expr: &str) -> Result<(), String> {
             expr.len()
         ));
     }
+    let code = outside_strings(expr);
     let mut depth = 0usize;
     let mut deepest = 0usize;
+    for c in code.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "brackets nest {deepest} deep; the limit is {MAX_NESTING}"
+        ));
+    }
+    // Long chains (`1*1*1...`, `x[0][0]...`, `a.f().f()...`) make a deep expression tree even
+    // without brackets, and compiling, evaluating and freeing one recurses: bound every
+    // operator, selection, index and `in` outside string literals.
+    let operators = operator_count(&code);
+    if operators > MAX_OPERATORS {
+        return Err(format!(
+            "{operators} operators, selections or indexes; the limit is {MAX_OPERATORS}"
+        ));
+    }
+    Ok(())
+}
+
+/// `expr` with the contents of its string literals left out (the quotes stay), so what is
+/// counted is code.
+fn outside_strings(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
     let mut quote: Option<char> = None;
     let mut escaped = false;
     for c in expr.chars() {
@@ -279,53 +311,26 @@ fn check_expression(expr: &str) -> Result<(), String> {
                     escaped = true;
                 } else if c == q {
                     quote = None;
+                    out.push(c);
                 }
             }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '(' | '[' | '{' => {
-                    depth += 1;
-                    deepest = deepest.max(depth);
+            None => {
+                if c == '"' || c == '\'' {
+                    quote = Some(c);
                 }
-                ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+                out.push(c);
+            }
         }
     }
-    if deepest > MAX_NESTING {
-        return Err(format!(
-            "brackets nest {deepest} deep; the limit is {MAX_NESTING}"
-        ));
-    }
-    // Long chains (`1*1*1...`, `x[0][0]...`, `a.f().f()...`) make a deep expression tree even
-    // without brackets, and compiling, evaluating and freeing one recurses: bound every
-    // operator, selection, index and `in` outside string literals.
-    let operators = operator_count(expr);
-    if operators > MAX_OPERATORS {
-        return Err(format!(
-            "{operators} operators, selections or indexes; the limit is {MAX_OPERATORS}"
-        ));
-    }
-    Ok(())
+    out
 }
 
-/// Operator characters, `.` selections, `[` indexes and `in` keywords outside string literals.
-fn operator_count(expr: &str) -> usize {
+/// Operator characters, `.` selections, `[` indexes and `in` keywords in `code` (string
+/// literals already left out).
+fn operator_count(code: &str) -> usize {
     let mut count = 0;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
     let mut word = String::new();
-    for c in expr.chars().chain(std::iter::once(' ')) {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
+    for c in code.chars().chain(std::iter::once(' ')) {
         if c.is_ascii_alphanumeric() || c == '_' {
             word.push(c);
             continue;
@@ -334,12 +339,8 @@ fn operator_count(expr: &str) -> usize {
             count += 1;
         }
         word.clear();
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|' | '?' | '.' | '[' => {
-                count += 1
-            }
-            _ => {}
+        if "+-*/%<>=!&|?.[".contains(c) {
+            count += 1;
         }
     }
     count
