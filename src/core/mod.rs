@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod canonical;
 pub mod diff;
+pub mod enforce;
 pub mod findings;
 pub mod json;
 pub mod jsonrpc;

@@ -1,0 +1,414 @@
+//! The enforcement decision of the runtime proxy, as a pure function over (message, locked
+//! server, session state): what may pass from a server to the host, and which host calls may
+//! reach the server. No I/O: the proxy's loop only moves frames and applies these decisions.
+//!
+//! The rules (issue 14, DESIGN.md "Runtime enforcement"):
+//! - a list page is checked item by item: an item is forwarded, exactly as served, only when its
+//!   canonical digest equals the locked one; unlocked and drifted items are withheld;
+//! - a call (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`) passes only
+//!   when its item is locked, matched the lock when last listed, and is still listed in this
+//!   session;
+//! - the server's self-description (`initialize` or `server/discover` result) must match the
+//!   lock: protocol version, capabilities, `serverInfo`, instructions.
+
+use crate::core::canonical::Digest;
+use crate::core::lockfile::ServerLock;
+use crate::core::snapshot::ItemKind;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The JSON-RPC error code of every call the proxy denies (implementation-defined range).
+pub const DENIED: i64 = -32010;
+
+/// Why an item or a call does not pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The lock has no such item.
+    NotLocked,
+    /// Served with a definition whose digest differs from the locked one.
+    Drifted { locked: Digest, served: Digest },
+    /// Locked, but not listed (or withheld) in this session: a host may only call what it was
+    /// shown.
+    NotListed,
+    /// The request does not name an item in the way its method requires.
+    Malformed(String),
+}
+
+impl Reason {
+    /// A short stable code for audit logs and error data.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::NotLocked => "not-locked",
+            Reason::Drifted { .. } => "drifted",
+            Reason::NotListed => "not-listed",
+            Reason::Malformed(_) => "malformed",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::NotLocked => "it is not in the lockfile".into(),
+            Reason::Drifted { locked, served } => {
+                format!("the server serves it as {served}, the lock approved {locked}")
+            }
+            Reason::NotListed => "it was not listed to the host in this session".into(),
+            Reason::Malformed(what) => what.clone(),
+        }
+    }
+}
+
+/// The locked server, with every item's digest computed once.
+pub struct Locked<'a> {
+    pub server: &'a ServerLock,
+    digests: BTreeMap<ItemKind, BTreeMap<String, Digest>>,
+}
+
+impl<'a> Locked<'a> {
+    pub fn new(server: &'a ServerLock) -> Locked<'a> {
+        Locked {
+            server,
+            digests: server.item_digests(),
+        }
+    }
+
+    fn digest(&self, kind: ItemKind, key: &str) -> Option<Digest> {
+        self.digests.get(&kind)?.get(key).copied()
+    }
+
+    /// Whether the lock covers `kind` at all (static resources only with `lock --resources`).
+    pub fn covers(&self, kind: ItemKind) -> bool {
+        self.server.items(kind).is_some()
+    }
+}
+
+/// What this session has shown the host: per kind, the keys forwarded at their last listing.
+/// Bounded by what the lock holds (only locked, matching items are ever recorded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    listed: BTreeMap<ItemKind, BTreeSet<String>>,
+}
+
+impl Session {
+    pub fn is_listed(&self, kind: ItemKind, key: &str) -> bool {
+        self.listed
+            .get(&kind)
+            .is_some_and(|keys| keys.contains(key))
+    }
+}
+
+/// One item a list page held back, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withheld {
+    pub key: String,
+    pub reason: Reason,
+}
+
+/// A list page after enforcement: the page to forward and what was held back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedPage {
+    pub forward: Map<String, Value>,
+    pub withheld: Vec<Withheld>,
+}
+
+/// Checks one page of a `*/list` result of `kind`. Matching items are forwarded unchanged and
+/// recorded as listed; the others are withheld. `first_page` starts a fresh listing (what was
+/// listed before no longer counts); later pages add to it. A kind the lock does not cover
+/// withholds everything.
+pub fn check_list_page(
+    kind: ItemKind,
+    mut result: Map<String, Value>,
+    first_page: bool,
+    locked: &Locked<'_>,
+    session: &mut Session,
+) -> CheckedPage {
+    let listed = session.listed.entry(kind).or_default();
+    if first_page {
+        listed.clear();
+    }
+    let items = match result.remove(kind.field()) {
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            result.insert(kind.field().into(), Value::Array(Vec::new()));
+            return CheckedPage {
+                forward: result,
+                withheld: vec![Withheld {
+                    key: String::new(),
+                    reason: Reason::Malformed(format!(
+                        "\"{}\" is {other}, not an array",
+                        kind.field()
+                    )),
+                }],
+            };
+        }
+        None => Vec::new(),
+    };
+    let mut forward = Vec::with_capacity(items.len());
+    let mut withheld = Vec::new();
+    for item in items {
+        let Some(key) = item.get(kind.key_field()).and_then(Value::as_str) else {
+            withheld.push(Withheld {
+                key: String::new(),
+                reason: Reason::Malformed(format!(
+                    "an item without a string \"{}\"",
+                    kind.key_field()
+                )),
+            });
+            continue;
+        };
+        let key = key.to_string();
+        let verdict = match locked.digest(kind, &key) {
+            None => Err(Reason::NotLocked),
+            Some(expected) => {
+                let served = Digest::of_value(&item);
+                if served == expected && !listed.contains(&key) {
+                    Ok(())
+                } else if served == expected {
+                    // The same key twice in one listing: an agent could not tell them apart.
+                    Err(Reason::Malformed(format!("{key:?} is listed twice")))
+                } else {
+                    Err(Reason::Drifted {
+                        locked: expected,
+                        served,
+                    })
+                }
+            }
+        };
+        match verdict {
+            Ok(()) => {
+                listed.insert(key);
+                forward.push(item);
+            }
+            Err(reason) => withheld.push(Withheld { key, reason }),
+        }
+    }
+    result.insert(kind.field().into(), Value::Array(forward));
+    CheckedPage {
+        forward: result,
+        withheld,
+    }
+}
+
+/// The item a host request calls, if its method calls one: `(kind, key)`.
+fn called_item(method: &str, params: Option<&Value>) -> Option<Result<(ItemKind, String), Reason>> {
+    let field = |name: &str| -> Result<String, Reason> {
+        params
+            .and_then(|p| p.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Reason::Malformed(format!("{method} without a string \"{name}\"")))
+    };
+    Some(match method {
+        "tools/call" => field("name").map(|n| (ItemKind::Tool, n)),
+        "prompts/get" => field("name").map(|n| (ItemKind::Prompt, n)),
+        "resources/read" => field("uri").map(|u| (ItemKind::Resource, u)),
+        "completion/complete" => {
+            let reference = params.and_then(|p| p.get("ref"));
+            match (
+                reference
+                    .and_then(|r| r.get("type"))
+                    .and_then(Value::as_str),
+                reference,
+            ) {
+                (Some("ref/prompt"), Some(r)) => r
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(|n| (ItemKind::Prompt, n.to_string()))
+                    .ok_or_else(|| Reason::Malformed("a prompt reference without a name".into())),
+                (Some("ref/resource"), Some(r)) => r
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .map(|u| (ItemKind::ResourceTemplate, u.to_string()))
+                    .ok_or_else(|| Reason::Malformed("a resource reference without a uri".into())),
+                _ => Err(Reason::Malformed(
+                    "completion/complete without a prompt or resource reference".into(),
+                )),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Whether a host request may reach the server: `Ok` for methods that call no item, and for
+/// calls to an item that is locked and listed in this session; the reason otherwise.
+pub fn check_call(
+    method: &str,
+    params: Option<&Value>,
+    locked: &Locked<'_>,
+    session: &Session,
+) -> Result<(), Reason> {
+    let Some(item) = called_item(method, params) else {
+        return Ok(());
+    };
+    let (kind, key) = item?;
+    if kind == ItemKind::Resource {
+        // A static resource that was listed, or a URI one of the listed templates produces.
+        if locked.covers(ItemKind::Resource) && session.is_listed(ItemKind::Resource, &key) {
+            return Ok(());
+        }
+        let templates = session.listed.get(&ItemKind::ResourceTemplate);
+        let expands = templates
+            .into_iter()
+            .flatten()
+            .any(|template| template_matches(template, &key));
+        return if expands {
+            Ok(())
+        } else if locked.digest(ItemKind::Resource, &key).is_some() {
+            Err(Reason::NotListed)
+        } else {
+            Err(Reason::NotLocked)
+        };
+    }
+    if locked.digest(kind, &key).is_none() {
+        return Err(Reason::NotLocked);
+    }
+    if !session.is_listed(kind, &key) {
+        return Err(Reason::NotListed);
+    }
+    Ok(())
+}
+
+/// Whether `uri` is one that the RFC 6570 template could expand to, judged conservatively:
+/// literal text must match exactly; a simple `{var}` matches one or more characters other
+/// than `/`, `\\`, `?`, `#` and `&`, never a dot segment or an encoded separator; any other
+/// expression form (`{+var}`, `{/var}`, `{?var}`, lists,
+/// modifiers) matches nothing, so a call it would allow is denied rather than guessed.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    #[derive(Debug)]
+    enum Part<'t> {
+        Literal(&'t str),
+        Var,
+    }
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        parts.push(Part::Literal(&rest[..open]));
+        let Some(close) = rest[open..].find('}') else {
+            return false;
+        };
+        let expression = &rest[open + 1..open + close];
+        let simple = !expression.is_empty()
+            && expression
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !simple {
+            return false;
+        }
+        parts.push(Part::Var);
+        rest = &rest[open + close + 1..];
+    }
+    parts.push(Part::Literal(rest));
+    if parts.len() > 256 || uri.len() > 8192 || !safe_value(uri) {
+        return false;
+    }
+    // Which positions of `uri` can be reached after each part, as one sweep per part: linear
+    // in the URI for a variable, whatever the template (no backtracking blow-up).
+    let bytes = uri.as_bytes();
+    let n = bytes.len();
+    // For each position, where the run a variable may cover from there ends (the next
+    // separator, or the end).
+    let mut run_end = vec![n; n + 1];
+    for i in (0..n).rev() {
+        run_end[i] = if b"/?#&\\".contains(&bytes[i]) {
+            i
+        } else {
+            run_end[i + 1]
+        };
+    }
+    let mut reachable = vec![false; n + 1];
+    reachable[0] = true;
+    for part in &parts {
+        let mut next = vec![false; n + 1];
+        match part {
+            Part::Literal(l) => {
+                for at in (0..=n).filter(|&at| reachable[at]) {
+                    if uri[at..].starts_with(l) {
+                        next[at + l.len()] = true;
+                    }
+                }
+            }
+            Part::Var => {
+                // p is reachable if some reachable `at` < p has p <= run_end[at].
+                let mut limit: Option<usize> = None;
+                for p in 1..=n {
+                    if reachable[p - 1] {
+                        limit = Some(limit.map_or(run_end[p - 1], |l| l.max(run_end[p - 1])));
+                    }
+                    next[p] = limit.is_some_and(|l| p <= l) && uri.is_char_boundary(p);
+                }
+            }
+        }
+        if !next.contains(&true) {
+            return false;
+        }
+        reachable = next;
+    }
+    reachable[n]
+}
+
+/// No dot segment and no percent-encoded separator anywhere in a URI a template is matched
+/// against: the server would see a path the template's author did not mean (`..`, `%2F`,
+/// `%5C`).
+fn safe_value(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    let dot_segment = lower.split(['/', '\\', '?', '#']).any(|segment| {
+        segment == "."
+            || segment == ".."
+            || segment == "%2e%2e"
+            || segment == ".%2e"
+            || segment == "%2e."
+    });
+    !dot_segment && !lower.contains("%2f") && !lower.contains("%5c") && !lower.contains("%00")
+}
+
+/// A difference between the server's self-description and the lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerDrift {
+    /// `protocolVersion`, `capabilities`, `serverInfo` or `instructions`.
+    pub field: &'static str,
+}
+
+/// Compares what the server says about itself (its `initialize` result, or a `server/discover`
+/// result with the serverInfo from `_meta`) with the lock. Values are compared as canonical
+/// JSON; every field that differs is named.
+pub fn check_server(
+    protocol_version: &str,
+    capabilities: &Map<String, Value>,
+    server_info: Option<&Value>,
+    instructions: Option<&str>,
+    locked: &Locked<'_>,
+) -> Vec<ServerDrift> {
+    let lock = locked.server;
+    let same = |a: &Value, b: &Value| Digest::of_value(a) == Digest::of_value(b);
+    let mut out = Vec::new();
+    if protocol_version != lock.protocol_version {
+        out.push(ServerDrift {
+            field: "protocolVersion",
+        });
+    }
+    if !same(
+        &Value::Object(capabilities.clone()),
+        &Value::Object(lock.capabilities.clone()),
+    ) {
+        out.push(ServerDrift {
+            field: "capabilities",
+        });
+    }
+    let null = Value::Null;
+    if !same(
+        server_info.unwrap_or(&null),
+        lock.server_info.as_ref().unwrap_or(&null),
+    ) {
+        out.push(ServerDrift {
+            field: "serverInfo",
+        });
+    }
+    if instructions != lock.instructions.as_deref() {
+        out.push(ServerDrift {
+            field: "instructions",
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
