@@ -337,3 +337,57 @@ fn lock_check_without_a_server_relaunches_every_locked_server() {
     );
     mcplock(d, &["lock", "--check", "--name", "other"]).expect_success();
 }
+
+#[test]
+fn audit_verify_checks_the_chain_and_the_head() {
+    use mcplock::core::audit::{Chain, Decision, Entry};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut chain = Chain::default();
+    let mut log = Vec::new();
+    for (i, decision) in [Decision::Forward, Decision::Deny, Decision::Withhold]
+        .into_iter()
+        .enumerate()
+    {
+        log.extend(chain.append(&Entry {
+            time: format!("2026-11-30T10:00:0{i}Z"),
+            server: "files".into(),
+            method: "tools/call".into(),
+            item: Some("read".into()),
+            locked: None,
+            served: None,
+            decision,
+            reason: None,
+            request: None,
+            response: None,
+        }));
+    }
+    fs::write(d.join("audit.jsonl"), &log).unwrap();
+    let head = chain.head().to_string();
+    let run = mcplock(d, &["audit", "verify", "audit.jsonl", "--head", &head]);
+    run.expect_success();
+    assert!(
+        run.stdout
+            .contains("3 entries in an unbroken chain (1 denied, 1 withheld)"),
+        "{}",
+        run.stdout
+    );
+    // Cut off its last line: still a chain, but not the head kept elsewhere.
+    let cut = log
+        .split_inclusive(|b| *b == b'\n')
+        .take(2)
+        .flatten()
+        .copied()
+        .collect::<Vec<u8>>();
+    fs::write(d.join("cut.jsonl"), &cut).unwrap();
+    mcplock(d, &["audit", "verify", "cut.jsonl"]).expect_success();
+    mcplock(d, &["audit", "verify", "cut.jsonl", "--head", &head])
+        .expect_failure(1, "cut off its end");
+    // A decision rewritten: the next line names the break.
+    let edited = String::from_utf8(log)
+        .unwrap()
+        .replacen("\"deny\"", "\"forward\"", 1);
+    fs::write(d.join("edited.jsonl"), edited).unwrap();
+    mcplock(d, &["audit", "verify", "edited.jsonl"]).expect_failure(1, "line 3:");
+    mcplock(d, &["audit", "verify", "missing.jsonl"]).expect_failure(2, "does not exist");
+}

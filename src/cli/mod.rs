@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch, output and exit codes.
 
+mod audit;
 mod bundle;
 mod diff;
 mod exit;
@@ -183,6 +184,47 @@ pub enum Command {
     /// Export or verify an audit bundle: one ZIP an auditor can check offline.
     #[command(after_help = EXIT_CODES)]
     Bundle(BundleArgs),
+
+    /// Check a proxy audit log: the hash chain of its decisions.
+    #[command(after_help = EXIT_CODES)]
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify an audit log's hash chain; exit 1 naming the first line that breaks it.
+    ///
+    /// Every line must be canonical JSON of the known shape, carrying the hash of the line
+    /// before it (the first carries sha256:000...0). An edited line breaks the chain at the
+    /// line after it; a removed, inserted or reordered line where it happened. A log cut short
+    /// at its end still chains: compare the printed head hash with one kept elsewhere, or pass
+    /// it with --head.
+    ///
+    /// Example:
+    ///   mcplock audit verify mcplock-audit.jsonl --head sha256:3f1c...
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The audit log (JSON lines).
+    #[arg(value_name = "FILE")]
+    pub log: std::path::PathBuf,
+
+    /// The hash the last line must have (kept outside the log, e.g. by a log shipper).
+    #[arg(long, value_name = "SHA256")]
+    pub head: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -839,6 +881,7 @@ pub fn main() -> ExitCode {
                 Command::Diff(args) => diff::run(args).await,
                 Command::Policy(args) => policy::run(args).await,
                 Command::Bundle(args) => bundle::run(args).await,
+                Command::Audit(args) => audit::run(args),
             }
         };
         tokio::pin!(command);

@@ -1,0 +1,48 @@
+//! `mcplock audit verify`: the hash chain of a proxy audit log.
+
+use super::exit::{no, read_input};
+use super::scan::pretty;
+use super::{AuditArgs, AuditCommand, CliError, ExitKind, Format, Output};
+use crate::core::audit::verify;
+use serde_json::json;
+
+/// Largest audit log read whole.
+const MAX_AUDIT_BYTES: u64 = 1 << 30;
+
+pub fn run(args: AuditArgs) -> Result<Output, CliError> {
+    let AuditCommand::Verify(args) = args.command;
+    let bytes = read_input(&args.log, MAX_AUDIT_BYTES, "audit log")?;
+    let verified =
+        verify(&bytes).map_err(|e| no(format!("{} does not hold: {e}", args.log.display())))?;
+    if let Some(expected) = &args.head
+        && *expected != verified.head
+    {
+        return Err(no(format!(
+            "{} chains, but its last line hashes to {}, not {expected}: lines were cut off its end (or added)",
+            args.log.display(),
+            verified.head
+        )));
+    }
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "denied": verified.denied,
+            "entries": verified.entries,
+            "head": verified.head,
+            "log": args.log.display().to_string(),
+            "verified": true,
+            "withheld": verified.withheld,
+        })),
+        Format::Human => format!(
+            "verified: {} holds {} entries in an unbroken chain ({} denied, {} withheld)\nhead {}\n",
+            args.log.display(),
+            verified.entries,
+            verified.denied,
+            verified.withheld,
+            verified.head
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}

@@ -1,0 +1,321 @@
+//! The proxy's audit log: one JSON line per decision, each carrying the hash of the line
+//! before it, so that an edited, reordered or removed line breaks the chain where it happened.
+//!
+//! Every line is the RFC 8785 canonical form of its object (so a reader recomputes the same
+//! bytes); its hash is `sha256:` + hex(sha256(line bytes)); the first line's `prev` is
+//! [`GENESIS`]. Values of arguments and results are never written, only their digests.
+
+use crate::core::canonical::{Digest, to_canonical};
+use crate::core::json::parse_strict;
+use serde_json::{Map, Value, json};
+
+/// The `prev` of the first line.
+pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+/// Format version written in every line.
+pub const AUDIT_FORMAT: u64 = 1;
+/// Longest line a reader accepts.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What the proxy decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Forward,
+    Withhold,
+    Deny,
+    Rewrite,
+    /// Something the proxy noticed and recorded without deciding (a dropped line, a drift).
+    Note,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Forward => "forward",
+            Decision::Withhold => "withhold",
+            Decision::Deny => "deny",
+            Decision::Rewrite => "rewrite",
+            Decision::Note => "note",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Decision> {
+        [
+            Decision::Forward,
+            Decision::Withhold,
+            Decision::Deny,
+            Decision::Rewrite,
+            Decision::Note,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// One decision, before it is chained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// RFC 3339, UTC (read from the clock by the caller: this module has none).
+    pub time: String,
+    pub server: String,
+    pub method: String,
+    pub item: Option<String>,
+    pub locked: Option<Digest>,
+    pub served: Option<Digest>,
+    pub decision: Decision,
+    pub reason: Option<String>,
+    /// Digests of the request and response as they crossed the proxy.
+    pub request: Option<Digest>,
+    pub response: Option<Digest>,
+}
+
+/// The chain so far: the hash the next line must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    prev: String,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            prev: GENESIS.to_string(),
+        }
+    }
+}
+
+impl Chain {
+    /// A chain that continues a log whose last line hashed to `last`.
+    pub fn after(last: &str) -> Chain {
+        Chain {
+            prev: last.to_string(),
+        }
+    }
+
+    /// The line to append for `entry` (canonical JSON and a newline); advances the chain.
+    pub fn append(&mut self, entry: &Entry) -> Vec<u8> {
+        let digest = |d: &Option<Digest>| d.map_or(Value::Null, |d| json!(d.to_string()));
+        let text = |t: &Option<String>| t.as_ref().map_or(Value::Null, |t| json!(t));
+        let object = json!({
+            "decision": entry.decision.as_str(),
+            "item": text(&entry.item),
+            "locked": digest(&entry.locked),
+            "mcplockAudit": AUDIT_FORMAT,
+            "method": entry.method,
+            "prev": self.prev,
+            "reason": text(&entry.reason),
+            "request": digest(&entry.request),
+            "response": digest(&entry.response),
+            "served": digest(&entry.served),
+            "server": entry.server,
+            "time": entry.time,
+        });
+        let mut line = to_canonical(&object);
+        self.prev = Digest::of_bytes(&line).to_string();
+        line.push(b'\n');
+        line
+    }
+
+    /// The hash of the last line appended (or [`GENESIS`]).
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+}
+
+/// Where and why a log does not hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}: {message}")]
+pub struct AuditError {
+    /// 1-based.
+    pub line: usize,
+    pub message: String,
+}
+
+/// What a verified log holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: usize,
+    /// The hash of the last line: compare it with a copy kept elsewhere to detect a log cut
+    /// short at the end (a chain cannot show that on its own).
+    pub head: String,
+    pub denied: usize,
+    pub withheld: usize,
+}
+
+const FIELDS: [&str; 12] = [
+    "decision",
+    "item",
+    "locked",
+    "mcplockAudit",
+    "method",
+    "prev",
+    "reason",
+    "request",
+    "response",
+    "served",
+    "server",
+    "time",
+];
+
+/// Checks a whole log: every line canonical, of a known shape and version, and chained to the
+/// one before; names the first line that breaks.
+pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
+    let mut chain = Chain::default();
+    let mut verified = Verified {
+        entries: 0,
+        head: GENESIS.to_string(),
+        denied: 0,
+        withheld: 0,
+    };
+    if log.is_empty() {
+        return Ok(verified);
+    }
+    let Some(body) = log.strip_suffix(b"\n") else {
+        return Err(AuditError {
+            line: log.split(|b| *b == b'\n').count(),
+            message: "the last line has no newline: the log was cut off mid-write".into(),
+        });
+    };
+    for (index, raw) in body.split(|b| *b == b'\n').enumerate() {
+        let line = index + 1;
+        let fail = |message: String| AuditError { line, message };
+        if raw.len() > MAX_LINE_BYTES {
+            return Err(fail(format!("longer than {MAX_LINE_BYTES} bytes")));
+        }
+        let value = parse_strict(raw).map_err(|e| fail(e.to_string()))?;
+        if to_canonical(&value) != raw {
+            return Err(fail(
+                "not in canonical form (the line was rewritten after it was logged)".into(),
+            ));
+        }
+        let object: &Map<String, Value> = value
+            .as_object()
+            .ok_or_else(|| fail("not a JSON object".into()))?;
+        if object.len() != FIELDS.len() || FIELDS.iter().any(|f| !object.contains_key(*f)) {
+            return Err(fail(format!(
+                "expected exactly the fields {}",
+                FIELDS.join(", ")
+            )));
+        }
+        if object["mcplockAudit"] != json!(AUDIT_FORMAT) {
+            return Err(fail(format!(
+                "audit format {} is not one this mcplock reads ({AUDIT_FORMAT})",
+                object["mcplockAudit"]
+            )));
+        }
+        let decision = object["decision"]
+            .as_str()
+            .and_then(Decision::parse)
+            .ok_or_else(|| fail(format!("unknown decision {}", object["decision"])))?;
+        let prev = object["prev"].as_str().unwrap_or_default();
+        if prev != chain.head() {
+            return Err(fail(format!(
+                "\"prev\" is {prev}, but the line before hashes to {}: a line was changed, removed or inserted here",
+                chain.head()
+            )));
+        }
+        chain.prev = Digest::of_bytes(raw).to_string();
+        verified.entries += 1;
+        match decision {
+            Decision::Deny => verified.denied += 1,
+            Decision::Withhold => verified.withheld += 1,
+            _ => {}
+        }
+    }
+    verified.head = chain.prev;
+    Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: usize, decision: Decision) -> Entry {
+        Entry {
+            time: format!("2026-11-30T10:00:{:02}Z", i % 60),
+            server: "files".into(),
+            method: "tools/call".into(),
+            item: Some(format!("tool_{i}")),
+            locked: Some(Digest::of_bytes(b"locked")),
+            served: None,
+            decision,
+            reason: (decision == Decision::Deny).then(|| "not-listed".to_string()),
+            request: Some(Digest::of_bytes(format!("request {i}").as_bytes())),
+            response: None,
+        }
+    }
+
+    fn log(n: usize) -> (Vec<u8>, String) {
+        let mut chain = Chain::default();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let decision = if i % 3 == 0 {
+                Decision::Deny
+            } else {
+                Decision::Forward
+            };
+            out.extend(chain.append(&entry(i, decision)));
+        }
+        (out, chain.head().to_string())
+    }
+
+    #[test]
+    fn a_written_log_verifies_and_reports_its_head() {
+        let (bytes, head) = log(7);
+        let verified = verify(&bytes).unwrap();
+        assert_eq!(verified.entries, 7);
+        assert_eq!(verified.denied, 3);
+        assert_eq!(verified.head, head);
+        assert_eq!(verify(b"").unwrap().entries, 0);
+        // Appending after a restart continues the chain.
+        let mut chain = Chain::after(&head);
+        let mut more = bytes.clone();
+        more.extend(chain.append(&entry(7, Decision::Withhold)));
+        assert_eq!(verify(&more).unwrap().entries, 8);
+    }
+
+    #[test]
+    fn every_kind_of_tampering_names_its_line() {
+        let (bytes, _) = log(5);
+        let lines: Vec<&[u8]> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let join = |ls: &[&[u8]]| {
+            let mut out = Vec::new();
+            for l in ls {
+                out.extend_from_slice(l);
+                out.push(b'\n');
+            }
+            out
+        };
+        // Removed, reordered, duplicated.
+        let removed = join(&[lines[0], lines[1], lines[3], lines[4]]);
+        assert_eq!(verify(&removed).unwrap_err().line, 3);
+        let swapped = join(&[lines[0], lines[2], lines[1], lines[3], lines[4]]);
+        assert_eq!(verify(&swapped).unwrap_err().line, 2);
+        // A value edited (then the line re-canonicalized, or not).
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let edited = text.replacen("\"deny\"", "\"forward\"", 1);
+        assert_eq!(verify(edited.as_bytes()).unwrap_err().line, 2);
+        let spaced = text.replacen("{\"decision\"", "{ \"decision\"", 1);
+        assert!(
+            verify(spaced.as_bytes())
+                .unwrap_err()
+                .message
+                .contains("canonical")
+        );
+        // Cut mid-line; an unknown field; not JSON.
+        assert!(
+            verify(&bytes[..bytes.len() - 5])
+                .unwrap_err()
+                .message
+                .contains("cut off")
+        );
+        let extra = text.replacen(
+            "\"decision\":\"deny\"",
+            "\"decision\":\"deny\",\"extra\":1",
+            1,
+        );
+        assert!(verify(extra.as_bytes()).is_err());
+        assert_eq!(verify(b"not json\n").unwrap_err().line, 1);
+    }
+}
