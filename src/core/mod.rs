@@ -11,6 +11,7 @@ pub mod json;
 pub mod jsonrpc;
 pub mod lockfile;
 pub mod policy;
+pub mod relay;
 pub mod signature;
 pub mod snapshot;
 pub mod stability;
