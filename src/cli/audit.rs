@@ -1,7 +1,7 @@
 //! `mcplock audit verify`: the hash chain of a proxy audit log.
 
 use super::exit::{no, read_input};
-use super::scan::pretty;
+use super::render::pretty;
 use super::{AuditArgs, AuditCommand, CliError, ExitKind, Format, Output};
 use crate::core::audit::verify;
 use serde_json::json;

@@ -1,10 +1,10 @@
 //! `bundle export` and `bundle verify`: one ZIP an auditor can check offline.
 
 use super::exit::{no, read_input, usage};
+use super::files::{MAX_LOCKFILE_BYTES, refuse_overwriting_inputs};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
-use super::locked::MAX_LOCKFILE_BYTES;
 use super::policy::evaluate_bundled;
-use super::scan::pretty;
+use super::render::pretty;
 use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError, ExitKind};
 use super::{Format, Output};
 use crate::core::bundle::{
@@ -198,7 +198,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     .into_iter()
     .flatten()
     .collect();
-    super::keys::refuse_overwriting_inputs(&args.output, &inputs)?;
+    refuse_overwriting_inputs(&args.output, &inputs)?;
     // An existing output that cannot be read is not "absent": it may be something the user
     // needs, and only --force may replace it unseen.
     let unchanged = match read_bounded(&args.output, MAX_BUNDLE_BYTES) {

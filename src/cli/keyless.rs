@@ -1,8 +1,8 @@
 //! `sign --sigstore` and `verify --bundle`: keyless signatures bound to a workload identity.
 
 use super::exit::{read_input, usage};
-use super::keys::read_lockfile_json;
-use super::scan::pretty;
+use super::files::{read_lockfile_json, refuse_overwriting_inputs};
+use super::render::pretty;
 use super::{CliError, ExitKind, Format, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::to_canonical;
 use crate::core::lockfile::Lockfile;
@@ -106,7 +106,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         .output
         .clone()
         .unwrap_or_else(|| default_bundle_path(&args.lockfile));
-    super::keys::refuse_overwriting_inputs(&output, &[&args.lockfile])?;
+    refuse_overwriting_inputs(&output, &[&args.lockfile])?;
     let mut bytes = bundle.into_bytes();
     bytes.push(b'\n');
     write_atomic(&output, &bytes).map_err(|e| usage(e.to_string()))?;

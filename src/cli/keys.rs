@@ -1,15 +1,14 @@
 //! `keygen`, `sign` and `verify` with Ed25519 keys.
 
 use super::exit::{no, read_input, usage};
-use super::locked::MAX_LOCKFILE_BYTES;
-use super::scan::pretty;
+use super::files::{read_lockfile_json, refuse_overwriting_inputs};
+use super::render::pretty;
 use super::{CanonicalArgs, CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
-use crate::core::json::parse_strict;
 use crate::core::lockfile::Lockfile;
 use crate::core::signature::{Envelope, signed_bytes};
 use crate::crypto::ed25519::{PrivateKey, PublicKey};
-use crate::edge::fs::{read_bounded, read_secret, same_file, write_atomic, write_new};
+use crate::edge::fs::{read_bounded, read_secret, write_atomic, write_new};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -52,11 +51,6 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
 
 /// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
 /// bytes; the caller decides how strictly to read it as a lockfile.
-pub fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
-    let bytes = read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
-    parse_strict(&bytes).map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))
-}
-
 /// Reads a lockfile signature envelope: the parsed envelope and the file's bytes.
 pub(super) fn read_envelope(path: &Path) -> Result<(Envelope, Vec<u8>), CliError> {
     let bytes = read_bounded(path, MAX_SIGNATURE_BYTES)
@@ -95,18 +89,6 @@ pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliErr
         PublicKey::from_pem(&public_pem).map_err(|e| usage(format!("{}: {e}", path.display())))?;
     let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
     Ok((public, key_id))
-}
-
-/// An output that is one of the command's inputs would destroy it: refuse before writing.
-pub fn refuse_overwriting_inputs(output: &Path, inputs: &[&Path]) -> Result<(), CliError> {
-    match inputs.iter().find(|input| same_file(output, input)) {
-        Some(input) => Err(usage(format!(
-            "the output {} is the input {}; writing it would destroy that input (choose another -o)",
-            output.display(),
-            input.display()
-        ))),
-        None => Ok(()),
-    }
 }
 
 pub async fn sign(args: SignArgs) -> Result<Output, CliError> {

@@ -1,9 +1,11 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
 use super::exit::usage;
-use super::locked::{MAX_LOCKFILE_BYTES, load_lockfile};
+use super::files::MAX_LOCKFILE_BYTES;
+use super::locked::load_lockfile;
 use super::locked::{entry_for, protocol_like, relaunch_locked};
-use super::scan::{pretty, scan_stable};
+use super::render::pretty;
+use super::scan::scan_stable;
 use super::{CliError, ExitKind, Format, LockArgs, Output};
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
@@ -45,7 +47,7 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
     }
     let shown = path.display();
     if !stale.is_empty() {
-        let text = super::diff::human_body(&changes, false);
+        let text = super::changes::human_body(&changes, false);
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         return Err(refusal(
             args,
@@ -147,7 +149,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         Some(old) => {
             let mut changes = Vec::new();
             crate::core::diff::diff_server(&name, old, &entry, &mut changes);
-            let text = super::diff::human_body(&changes, false);
+            let text = super::changes::human_body(&changes, false);
             let lines = text.lines().map(str::to_owned).collect();
             (Status::Updated, changes.len(), lines)
         }

@@ -11,8 +11,7 @@ use crate::mcp::{ProtocolChoice, ProtocolVersion};
 use crate::transport::stdio::ServerCommand;
 use std::path::Path;
 
-/// Largest lockfile mcplock reads.
-pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
+pub use super::files::MAX_LOCKFILE_BYTES;
 
 /// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
 pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
@@ -90,7 +89,7 @@ pub async fn relaunch_locked(
     {
         return Err(missing());
     }
-    let document = super::keys::read_lockfile_json(path)?;
+    let document = super::files::read_lockfile_json(path)?;
     match trust.verify_args(path) {
         Some(verify) => {
             let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {

@@ -2,8 +2,10 @@
 
 mod audit;
 mod bundle;
+mod changes;
 mod diff;
 mod exit;
+mod files;
 mod keyless;
 mod keys;
 mod lock;

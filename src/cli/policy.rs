@@ -2,7 +2,8 @@
 
 use super::exit::{read_input, usage};
 use super::locked::load_lockfile;
-use super::scan::{pretty, scan_server};
+use super::render::pretty;
+use super::scan::scan_server;
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::policy::{

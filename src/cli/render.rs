@@ -134,3 +134,11 @@ pub fn human(scanned: &Scanned) -> String {
     }
     out
 }
+
+/// Pretty-printed JSON with a final newline (every `--format json` document).
+pub fn pretty(value: &Value) -> String {
+    // Serializing a Value cannot fail: its keys are strings and its numbers finite.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,7 +1,7 @@
 //! `mcplock scan`: start a server, read everything it offers, print it.
 
 use super::SHUTDOWN_GRACE;
-use super::render;
+use super::render::{self, pretty};
 use super::{
     CliError, ClientCapability, ExitKind, Format, Output, RepeatArgs, ScanArgs, ServerArgs,
 };
@@ -86,7 +86,8 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
         max_message_bytes: args.max_message_size,
         strict_stdout: args.strict_stdout,
     };
-    let mut server = StdioServer::spawn(&cmd, limits)
+    let answers = std::sync::Arc::new(crate::mcp::answers::while_scanning);
+    let mut server = StdioServer::spawn(&cmd, limits, answers)
         .map_err(|e| server_error(format, e.to_string(), Vec::new()))?;
     let limit = Duration::from_secs_f64(args.scan_timeout);
     let outcome = match tokio::time::timeout(limit, scan(server.connection(), &opts)).await {
@@ -249,11 +250,4 @@ fn server_error(format: Format, headline: String, details: Vec<String>) -> CliEr
     }
     error.details = details;
     error
-}
-
-pub fn pretty(value: &Value) -> String {
-    // Serializing a Value cannot fail: its keys are strings and its numbers finite.
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }

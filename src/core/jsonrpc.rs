@@ -203,20 +203,6 @@ fn line(value: Value) -> Vec<u8> {
     bytes
 }
 
-/// How a scanning client answers a request the server sends it: `ping` with `{}`, `roots/list`
-/// with no roots, anything else with "method not found".
-pub fn answer_server_request(method: &str) -> Result<Value, RpcError> {
-    match method {
-        "ping" => Ok(json!({})),
-        "roots/list" => Ok(json!({"roots": []})),
-        _ => Err(RpcError {
-            code: METHOD_NOT_FOUND,
-            message: format!("mcplock does not serve {method} while scanning"),
-            data: None,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,20 +267,5 @@ mod tests {
         assert!(bytes.ends_with(b"\n"));
         let back: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back["params"]["cursor"], "a\nb");
-    }
-
-    #[test]
-    fn answers_server_requests() {
-        assert_eq!(answer_server_request("ping"), Ok(json!({})));
-        assert_eq!(
-            answer_server_request("roots/list"),
-            Ok(json!({"roots": []}))
-        );
-        assert_eq!(
-            answer_server_request("sampling/createMessage")
-                .unwrap_err()
-                .code,
-            METHOD_NOT_FOUND
-        );
     }
 }

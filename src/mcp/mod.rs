@@ -1,5 +1,7 @@
 //! The MCP client side of a scan: agree on a protocol version, then list everything.
 
+pub mod answers;
+pub mod error;
 pub mod negotiate;
 pub mod scan;
 pub mod version;

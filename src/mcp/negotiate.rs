@@ -8,7 +8,7 @@
 
 use crate::core::jsonrpc::UNSUPPORTED_PROTOCOL_VERSION;
 use crate::core::snapshot::Era;
-use crate::mcp::scan::ScanError;
+use crate::mcp::error::ScanError;
 use crate::mcp::version::{ProtocolChoice, ProtocolVersion};
 use crate::transport::{Connection, RequestError};
 use serde_json::{Map, Value, json};

@@ -10,8 +10,7 @@
 
 use crate::core::json::parse_strict;
 use crate::core::jsonrpc::{
-    Id, Incoming, RpcError, answer_server_request, classify, encode_notification, encode_request,
-    encode_response,
+    Id, Incoming, RpcError, classify, encode_notification, encode_request, encode_response,
 };
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
@@ -73,6 +72,10 @@ pub enum RequestError {
     #[error("{method}: {error}")]
     Conn { method: String, error: ConnError },
 }
+
+/// How requests from the peer are answered: the role's policy, injected (a scanning client
+/// answers `ping` and `roots/list` itself; a proxy would forward them).
+pub type Answers = Arc<dyn Fn(&str) -> Result<Value, RpcError> + Send + Sync>;
 
 /// How the connection treats a line on the server's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,8 +174,9 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 }
 
 impl Connection {
-    /// Starts the demultiplexer over the server's output (`reader`) and input (`writer`).
-    pub fn new<R, W>(reader: R, writer: W, limits: Limits) -> Connection
+    /// Starts the demultiplexer over the server's output (`reader`) and input (`writer`);
+    /// requests the server sends are answered by `answers`.
+    pub fn new<R, W>(reader: R, writer: W, limits: Limits, answers: Answers) -> Connection
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
@@ -185,6 +189,7 @@ impl Connection {
             Arc::clone(&writer),
             Arc::clone(&shared),
             limits,
+            answers,
         ));
         Connection {
             writer,
@@ -361,6 +366,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
     shared: Arc<Mutex<Shared>>,
     limits: Limits,
+    answers: Answers,
 ) {
     let cap = limits.max_message_bytes;
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
@@ -399,7 +405,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(incoming) => incoming,
             Err(e) => break ConnError::Protocol(e.to_string()),
         };
-        if let Err(fault) = dispatch(incoming, &writer, &shared).await {
+        if let Err(fault) = dispatch(incoming, &writer, &shared, &answers).await {
             break fault;
         }
     };
@@ -410,6 +416,7 @@ async fn dispatch(
     incoming: Incoming,
     writer: &tokio::sync::Mutex<Option<Writer>>,
     shared: &Mutex<Shared>,
+    answers: &Answers,
 ) -> Result<(), ConnError> {
     match incoming {
         Incoming::Response { id, outcome } => {
@@ -452,7 +459,7 @@ async fn dispatch(
         }
         Incoming::Request { id, method, .. } => {
             lock(shared).server_requests += 1;
-            let answer = encode_response(&id, answer_server_request(&method));
+            let answer = encode_response(&id, answers(&method));
             // Once we have closed the server's input (the scan is over) a request can no longer
             // be answered; that is the server's business, not a violation.
             if let Err(e) = write_line(writer, &answer).await {
@@ -503,7 +510,16 @@ mod tests {
         let (ours, theirs) = duplex(1 << 20);
         let (our_read, our_write) = tokio::io::split(ours);
         let (their_read, their_write) = tokio::io::split(theirs);
-        let conn = Connection::new(our_read, our_write, limits);
+        // The role's answers are injected; this one answers ping and refuses the rest.
+        let answers: Answers = Arc::new(|method: &str| match method {
+            "ping" => Ok(json!({})),
+            _ => Err(RpcError {
+                code: -32601,
+                message: "no".into(),
+                data: None,
+            }),
+        });
+        let conn = Connection::new(our_read, our_write, limits, answers);
         let peer = Peer {
             lines: BufReader::new(their_read).lines(),
             out: their_write,

@@ -7,7 +7,7 @@
 //! the whole group.
 
 use crate::core::text::escape;
-use crate::transport::conn::{ConnError, Connection, Input, Limits};
+use crate::transport::conn::{Answers, ConnError, Connection, Input, Limits};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
@@ -267,7 +267,11 @@ pub const STDERR_TAIL_BYTES: usize = 64 * 1024;
 
 impl StdioServer {
     /// Spawns the server. Must be called inside a tokio runtime.
-    pub fn spawn(cmd: &ServerCommand, limits: Limits) -> Result<StdioServer, SpawnError> {
+    pub fn spawn(
+        cmd: &ServerCommand,
+        limits: Limits,
+        answers: Answers,
+    ) -> Result<StdioServer, SpawnError> {
         let mut command = Command::new(&cmd.program);
         command
             .args(&cmd.args)
@@ -314,7 +318,7 @@ impl StdioServer {
                     .push(&chunk[..n]);
             }
         });
-        let conn = Connection::new(stdout, stdin, limits);
+        let conn = Connection::new(stdout, stdin, limits, answers);
         STARTED_ANY.store(true, Ordering::Relaxed);
         let live_id = pgid.map(|pgid| {
             let id = NEXT_LIVE.fetch_add(1, Ordering::Relaxed);
