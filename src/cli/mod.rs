@@ -16,7 +16,7 @@ mod scan;
 
 pub use exit::{CliError, ExitKind};
 
-use crate::transport::stdio;
+use crate::transport::process;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -870,7 +870,7 @@ pub fn main() -> ExitCode {
     };
     // Helpers that leave a server's process group are reparented to mcplock, not init, so
     // they can be ended with the rest.
-    stdio::become_subreaper();
+    process::become_subreaper();
     let outcome = runtime.block_on(async {
         let command = async {
             match cli.command {
@@ -889,12 +889,12 @@ pub fn main() -> ExitCode {
         tokio::pin!(command);
         tokio::select! {
             outcome = &mut command => {
-                stdio::end_escaped(SHUTDOWN_GRACE).await;
+                process::end_escaped(SHUTDOWN_GRACE).await;
                 Ok(outcome)
             }
             signal = interrupted() => {
                 // The command is suspended, not dropped: end its servers as shutdown would.
-                stdio::stop_all(SHUTDOWN_GRACE).await;
+                process::stop_all(SHUTDOWN_GRACE).await;
                 Err(signal)
             }
         }
