@@ -8,60 +8,25 @@
 //! fault: it fails every waiting request and every later one, so nothing partial is ever taken
 //! for complete.
 
-use crate::core::json::parse_strict;
 use crate::core::jsonrpc::{
     Id, Incoming, RpcError, classify, encode_notification, encode_request, encode_response,
 };
 use crate::core::snapshot::ItemKind;
-use crate::core::text::escape;
-use crate::transport::lines::{Frame, read_frame};
+pub use crate::transport::channel::{
+    ConnError, Limits, MAX_SKIPPED_BYTES, MAX_SKIPPED_LINES, Message, MessageReader, ReadStats,
+    Skipped, is_human_line,
+};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Tolerated oddities kept for the report.
 const MAX_ANOMALIES: usize = 100;
-/// Non-JSON lines on stdout tolerated per connection (start-up banners, stray log lines); one
-/// more is a fault. MCP reserves stdout for messages, so a server that keeps printing there is
-/// broken, not chatty.
-pub const MAX_SKIPPED_LINES: u64 = 100;
-/// Bytes of non-JSON lines tolerated per connection.
-pub const MAX_SKIPPED_BYTES: u64 = 64 * 1024;
-/// Skipped lines kept (escaped, shortened) to show the user.
-const SKIPPED_SAMPLES: usize = 3;
-
-/// Why the connection can no longer be used.
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConnError {
-    #[error("the server closed its output")]
-    Closed,
-    #[error("the server closed its output in the middle of a message")]
-    Truncated,
-    #[error(
-        "the server sent a message larger than the {cap}-byte cap (raise --max-message-size only for a server you trust)"
-    )]
-    TooLong { cap: usize },
-    #[error(
-        "the server wrote a line to stdout that is not valid JSON-RPC: {detail}; the line starts {snippet:?}"
-    )]
-    NotJson { detail: String, snippet: String },
-    #[error(
-        "the server wrote more than {MAX_SKIPPED_LINES} lines or {MAX_SKIPPED_BYTES} bytes of non-JSON text to stdout (the last starts {snippet:?}); stdout is reserved for MCP messages, so the server should log to stderr"
-    )]
-    TooMuchNoise { snippet: String },
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    #[error("reading the server's output failed: {0}")]
-    Read(String),
-    #[error("writing to the server failed: {0}")]
-    Write(String),
-}
-
 /// Why one request did not produce a result.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum RequestError {
@@ -77,37 +42,6 @@ pub enum RequestError {
 /// answers `ping` and `roots/list` itself; a proxy would forward them).
 pub type Answers = Arc<dyn Fn(&str) -> Result<Value, RpcError> + Send + Sync>;
 
-/// How the connection treats a line on the server's output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest frame accepted.
-    pub max_message_bytes: usize,
-    /// Refuse any line that is not JSON, instead of skipping human lines (banners).
-    pub strict_stdout: bool,
-}
-
-/// Lines on the server's output that were not JSON and were skipped.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Skipped {
-    pub lines: u64,
-    pub bytes: u64,
-    /// The first few, escaped and shortened, for the report.
-    pub samples: Vec<String>,
-}
-
-/// True for a line that is plainly not a JSON-RPC message: valid UTF-8 whose first non-blank
-/// character cannot start a message object. Such a line cannot be taken for an answer (answers
-/// are matched by id), so skipping it cannot change what a scan records. A line that starts
-/// with `{` but does not parse is a broken message, never skipped; invalid UTF-8 is never
-/// skipped either.
-pub fn is_human_line(line: &[u8]) -> bool {
-    std::str::from_utf8(line).is_ok()
-        && line
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b != b'{')
-}
-
 #[derive(Default)]
 struct Shared {
     pending: HashMap<Id, oneshot::Sender<Result<Value, RpcError>>>,
@@ -116,30 +50,12 @@ struct Shared {
     /// The sequence number of the latest `notifications/{tools,prompts,resources}/list_changed`.
     list_changed: HashMap<String, u64>,
     notification_seq: u64,
-    /// Bytes of every frame received (responses, notifications, requests, skipped lines).
-    received_bytes: u64,
     server_requests: u64,
     anomalies: Vec<String>,
-    skipped: Skipped,
     fault: Option<ConnError>,
 }
 
 impl Shared {
-    /// Counts a skipped human line; a fault once the per-connection budget is spent.
-    fn skip(&mut self, line: &[u8]) -> Result<(), ConnError> {
-        self.skipped.lines += 1;
-        self.skipped.bytes += line.len() as u64 + 1;
-        if self.skipped.lines > MAX_SKIPPED_LINES || self.skipped.bytes > MAX_SKIPPED_BYTES {
-            return Err(ConnError::TooMuchNoise {
-                snippet: snippet(line),
-            });
-        }
-        if self.skipped.samples.len() < SKIPPED_SAMPLES {
-            self.skipped.samples.push(snippet(line));
-        }
-        Ok(())
-    }
-
     fn note(&mut self, anomaly: String) {
         if self.anomalies.len() < MAX_ANOMALIES {
             self.anomalies.push(anomaly);
@@ -161,6 +77,8 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 pub struct Connection {
     writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
     shared: Arc<Mutex<Shared>>,
+    /// What the reader has read (bytes, skipped lines).
+    stats: Arc<Mutex<ReadStats>>,
     next_id: AtomicI64,
     reader: JoinHandle<()>,
 }
@@ -184,16 +102,18 @@ impl Connection {
         let writer: Arc<tokio::sync::Mutex<Option<Writer>>> =
             Arc::new(tokio::sync::Mutex::new(Some(Box::new(writer))));
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let messages = MessageReader::new(reader, limits);
+        let stats = messages.stats();
         let reader = tokio::spawn(read_loop(
-            reader,
+            messages,
             Arc::clone(&writer),
             Arc::clone(&shared),
-            limits,
             answers,
         ));
         Connection {
             writer,
             shared,
+            stats,
             next_id: AtomicI64::new(1),
             reader,
         }
@@ -281,7 +201,11 @@ impl Connection {
 
     /// Bytes the server has sent so far, every frame counted.
     pub fn received_bytes(&self) -> u64 {
-        lock(&self.shared).received_bytes
+        self.stats().received_bytes
+    }
+
+    fn stats(&self) -> ReadStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// How many requests the server sent us (each was answered).
@@ -291,7 +215,7 @@ impl Connection {
 
     /// Non-JSON lines the server wrote that were skipped.
     pub fn skipped(&self) -> Skipped {
-        lock(&self.shared).skipped.clone()
+        self.stats().skipped
     }
 
     /// Oddities that were tolerated (for example an error response with `id: null`).
@@ -362,46 +286,17 @@ async fn write_line(
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
-    reader: R,
+    mut reader: MessageReader<R>,
     writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
     shared: Arc<Mutex<Shared>>,
-    limits: Limits,
     answers: Answers,
 ) {
-    let cap = limits.max_message_bytes;
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut buf = Vec::new();
     let fault = loop {
-        let frame = match read_frame(&mut reader, &mut buf, cap).await {
-            Ok(frame) => frame,
-            Err(e) => break ConnError::Read(e.to_string()),
+        let message = match reader.next().await {
+            Ok(message) => message,
+            Err(fault) => break fault,
         };
-        match frame {
-            Frame::Eof => break ConnError::Closed,
-            Frame::Truncated => break ConnError::Truncated,
-            Frame::TooLong => break ConnError::TooLong { cap },
-            Frame::Line => {}
-        }
-        lock(&shared).received_bytes += buf.len() as u64 + 1;
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let message = match parse_strict(&buf) {
-            Ok(value) => value,
-            Err(_) if !limits.strict_stdout && is_human_line(&buf) => {
-                if let Err(fault) = lock(&shared).skip(&buf) {
-                    break fault;
-                }
-                continue;
-            }
-            Err(e) => {
-                break ConnError::NotJson {
-                    detail: e.message().to_owned(),
-                    snippet: snippet(&buf),
-                };
-            }
-        };
-        let incoming = match classify(message) {
+        let incoming = match classify(message.value) {
             Ok(incoming) => incoming,
             Err(e) => break ConnError::Protocol(e.to_string()),
         };
@@ -470,16 +365,11 @@ async fn dispatch(
     Ok(())
 }
 
-fn snippet(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&line[..line.len().min(120)]);
-    escape(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use tokio::io::{AsyncBufReadExt, DuplexStream, duplex};
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, duplex};
 
     const T: Duration = Duration::from_secs(5);
 
@@ -721,7 +611,8 @@ mod tests {
         assert!(!conn.changed_since("notifications/message", 0));
         let shared = lock(&conn.shared);
         assert_eq!(shared.list_changed.len(), 1);
-        assert!(shared.received_bytes > 5_000 * 60);
+        drop(shared);
+        assert!(conn.received_bytes() > 5_000 * 60);
     }
 
     #[tokio::test]

@@ -1,0 +1,223 @@
+//! Reading one peer's messages, whatever its role: newline-delimited frames under a size cap,
+//! human lines skipped (or refused), every message parsed strictly. The raw bytes of each
+//! message are kept beside the parsed value, so a relay can forward exactly what it checked.
+//! Budgets are per frame and per channel.
+
+use crate::core::json::parse_strict;
+use crate::core::text::escape;
+use crate::transport::lines::{Frame, read_frame};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, BufReader};
+
+/// Non-JSON lines on stdout tolerated per connection (start-up banners, stray log lines); one
+/// more is a fault. MCP reserves stdout for messages, so a server that keeps printing there is
+/// broken, not chatty.
+pub const MAX_SKIPPED_LINES: u64 = 100;
+/// Bytes of non-JSON lines tolerated per connection.
+pub const MAX_SKIPPED_BYTES: u64 = 64 * 1024;
+/// Skipped lines kept (escaped, shortened) to show the user.
+const SKIPPED_SAMPLES: usize = 3;
+
+/// Why the connection can no longer be used.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConnError {
+    #[error("the server closed its output")]
+    Closed,
+    #[error("the server closed its output in the middle of a message")]
+    Truncated,
+    #[error(
+        "the server sent a message larger than the {cap}-byte cap (raise --max-message-size only for a server you trust)"
+    )]
+    TooLong { cap: usize },
+    #[error(
+        "the server wrote a line to stdout that is not valid JSON-RPC: {detail}; the line starts {snippet:?}"
+    )]
+    NotJson { detail: String, snippet: String },
+    #[error(
+        "the server wrote more than {MAX_SKIPPED_LINES} lines or {MAX_SKIPPED_BYTES} bytes of non-JSON text to stdout (the last starts {snippet:?}); stdout is reserved for MCP messages, so the server should log to stderr"
+    )]
+    TooMuchNoise { snippet: String },
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("reading the server's output failed: {0}")]
+    Read(String),
+    #[error("writing to the server failed: {0}")]
+    Write(String),
+}
+
+/// How a channel treats a line from its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame accepted.
+    pub max_message_bytes: usize,
+    /// Refuse any line that is not JSON, instead of skipping human lines (banners).
+    pub strict_stdout: bool,
+}
+
+/// Lines on the server's output that were not JSON and were skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub lines: u64,
+    pub bytes: u64,
+    /// The first few, escaped and shortened, for the report.
+    pub samples: Vec<String>,
+}
+
+/// True for a line that is plainly not a JSON-RPC message: valid UTF-8 whose first non-blank
+/// character cannot start a message object. Such a line cannot be taken for an answer (answers
+/// are matched by id), so skipping it cannot change what a scan records. A line that starts
+/// with `{` but does not parse is a broken message, never skipped; invalid UTF-8 is never
+/// skipped either.
+pub fn is_human_line(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok()
+        && line
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{')
+}
+
+/// What a channel has read so far: every byte, and the human lines it skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Bytes of every frame received (messages and skipped lines).
+    pub received_bytes: u64,
+    pub skipped: Skipped,
+}
+
+impl ReadStats {
+    /// Counts a skipped human line; a fault once the per-connection budget is spent.
+    fn skip(&mut self, line: &[u8]) -> Result<(), ConnError> {
+        self.skipped.lines += 1;
+        self.skipped.bytes += line.len() as u64 + 1;
+        if self.skipped.lines > MAX_SKIPPED_LINES || self.skipped.bytes > MAX_SKIPPED_BYTES {
+            return Err(ConnError::TooMuchNoise {
+                snippet: snippet(line),
+            });
+        }
+        if self.skipped.samples.len() < SKIPPED_SAMPLES {
+            self.skipped.samples.push(snippet(line));
+        }
+        Ok(())
+    }
+}
+
+/// One message as read: its exact bytes (without the newline) and its strictly parsed value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub raw: Vec<u8>,
+    pub value: Value,
+}
+
+/// Reads messages from one peer.
+pub struct MessageReader<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+    limits: Limits,
+    stats: Arc<Mutex<ReadStats>>,
+}
+
+impl<R: AsyncRead + Unpin> MessageReader<R> {
+    pub fn new(reader: R, limits: Limits) -> MessageReader<R> {
+        MessageReader {
+            reader: BufReader::with_capacity(64 * 1024, reader),
+            buf: Vec::new(),
+            limits,
+            stats: Arc::default(),
+        }
+    }
+
+    /// A handle on what this reader has read, for whoever reports on it.
+    pub fn stats(&self) -> Arc<Mutex<ReadStats>> {
+        Arc::clone(&self.stats)
+    }
+
+    fn stats_mut(&self) -> std::sync::MutexGuard<'_, ReadStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next message. `ConnError::Closed` at a clean end of input; any other error ends the
+    /// channel (the caller decides whether that ends the session).
+    pub async fn next(&mut self) -> Result<Message, ConnError> {
+        let cap = self.limits.max_message_bytes;
+        loop {
+            let frame = read_frame(&mut self.reader, &mut self.buf, cap)
+                .await
+                .map_err(|e| ConnError::Read(e.to_string()))?;
+            match frame {
+                Frame::Eof => return Err(ConnError::Closed),
+                Frame::Truncated => return Err(ConnError::Truncated),
+                Frame::TooLong => return Err(ConnError::TooLong { cap }),
+                Frame::Line => {}
+            }
+            self.stats_mut().received_bytes += self.buf.len() as u64 + 1;
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match parse_strict(&self.buf) {
+                Ok(value) => {
+                    return Ok(Message {
+                        raw: std::mem::take(&mut self.buf),
+                        value,
+                    });
+                }
+                Err(_) if !self.limits.strict_stdout && is_human_line(&self.buf) => {
+                    let line = self.buf.clone();
+                    self.stats_mut().skip(&line)?;
+                }
+                Err(e) => {
+                    return Err(ConnError::NotJson {
+                        detail: e.message().to_owned(),
+                        snippet: snippet(&self.buf),
+                    });
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn snippet(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(120)]);
+    escape(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(strict: bool) -> Limits {
+        Limits {
+            max_message_bytes: 1 << 16,
+            strict_stdout: strict,
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_keep_their_exact_bytes_and_human_lines_are_counted() {
+        let input: &[u8] =
+            b"{ \"jsonrpc\": \"2.0\", \"id\": 1, \"result\": {\"n\": 1.0} }\nServer ready\n\n{\"jsonrpc\":\"2.0\",\"method\":\"x\"}\n";
+        let mut reader = MessageReader::new(input, limits(false));
+        let first = reader.next().await.unwrap();
+        // Exactly as sent, spacing and number spelling included: what a relay forwards.
+        assert_eq!(
+            first.raw,
+            b"{ \"jsonrpc\": \"2.0\", \"id\": 1, \"result\": {\"n\": 1.0} }".to_vec()
+        );
+        assert_eq!(first.value["result"]["n"], 1.0);
+        let second = reader.next().await.unwrap();
+        assert_eq!(second.value["method"], "x");
+        assert_eq!(reader.next().await, Err(ConnError::Closed));
+        let stats = reader.stats().lock().unwrap().clone();
+        assert_eq!(stats.skipped.lines, 1);
+        assert_eq!(stats.received_bytes, input.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn strict_channels_refuse_human_lines() {
+        let mut reader = MessageReader::new(&b"Server ready\n"[..], limits(true));
+        assert!(matches!(
+            reader.next().await,
+            Err(ConnError::NotJson { .. })
+        ));
+    }
+}
