@@ -10,4 +10,5 @@ pub mod core;
 pub mod crypto;
 pub mod edge;
 pub mod mcp;
+pub mod proxy;
 pub mod transport;

@@ -11,6 +11,7 @@ mod keys;
 mod lock;
 mod locked;
 mod policy;
+mod proxy;
 mod render;
 mod scan;
 
@@ -187,9 +188,64 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Bundle(BundleArgs),
 
+    /// Stand between an agent host and a stdio server, enforcing the lock at run time.
+    ///
+    /// Meant to be the command a host starts instead of the server. Before anything starts,
+    /// the lockfile is read strictly and its signature verified (--key, or --bundle with
+    /// --identity and --issuer; unsigned only with --allow-unsigned), the server's entry is
+    /// found by --name or by its exact argv, and the argv after `--` must be the locked one.
+    /// Then every list page is checked item by item against the locked digests (matching items
+    /// pass exactly as served, the rest are withheld), every call to a tool, prompt or resource
+    /// not locked and listed in this session is denied (error -32010), the server's
+    /// self-description must match the lock, ids are translated both ways, and the server's
+    /// own requests are refused unless --allow-server-requests. With --audit, one hash-chained
+    /// JSON line per decision (`mcplock audit verify`).
+    ///
+    /// Example (a host's config):
+    ///   "command": "mcplock",
+    ///   "args": ["proxy", "--key", "team.pub", "--lockfile", "/etc/mcp/mcp-lock.json",
+    ///            "--audit", "/var/log/mcp-audit.jsonl", "--", "npx", "-y", "some-server"]
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Proxy(ProxyArgs),
+
     /// Check a proxy audit log: the hash chain of its decisions.
     #[command(after_help = EXIT_CODES)]
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The lockfile that says what this server may offer.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// The locked server [default: the entry locked with exactly this argv].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub check: SignatureCheck,
+
+    /// Run from a lockfile whose signature is not checked (said on stderr at every start).
+    #[arg(long, conflicts_with_all = ["key", "bundle"])]
+    pub allow_unsigned: bool,
+
+    /// Append one hash-chained JSON line per decision to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<std::path::PathBuf>,
+
+    /// Forward the server's own requests (sampling, elicitation, roots) to the host; by
+    /// default the server gets an error.
+    #[arg(long)]
+    pub allow_server_requests: bool,
+
+    /// Largest single message accepted from either side (suffixes K, M, KiB, MiB).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// The server to run, exactly as locked: everything after `--`, executed without a shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub server: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -884,6 +940,7 @@ pub fn main() -> ExitCode {
                 Command::Policy(args) => policy::run(args).await,
                 Command::Bundle(args) => bundle::run(args).await,
                 Command::Audit(args) => audit::run(args),
+                Command::Proxy(args) => proxy::run(args).await,
             }
         };
         tokio::pin!(command);

@@ -5,10 +5,10 @@
 
 use crate::core::json::parse_strict;
 use crate::core::text::escape;
-use crate::transport::lines::{Frame, read_frame};
+use crate::transport::lines::Frame;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Non-JSON lines on stdout tolerated per connection (start-up banners, stray log lines); one
 /// more is a fault. MCP reserves stdout for messages, so a server that keeps printing there is
@@ -109,19 +109,76 @@ pub struct Message {
     pub value: Value,
 }
 
-/// Reads messages from one peer.
+/// Reads messages from one peer. [`MessageReader::next`] is cancel-safe: a partial line read
+/// before its future was dropped (by a `select!` that took the other side) is kept, so a relay
+/// can wait on both peers at once.
 pub struct MessageReader<R> {
     reader: BufReader<R>,
     buf: Vec<u8>,
+    /// The bytes in `buf` are a finished line already returned (or skipped): start afresh.
+    done: bool,
+    /// The rest of an oversize line is still to be skipped.
+    skipping: bool,
     limits: Limits,
     stats: Arc<Mutex<ReadStats>>,
 }
 
 impl<R: AsyncRead + Unpin> MessageReader<R> {
+    /// Reads up to the next newline into `buf` (without it), keeping what an interrupted call
+    /// had read. Only `fill_buf` awaits, and it consumes nothing, so cancellation loses nothing.
+    /// A line over `cap` is reported as soon as the cap is passed; the rest of it is skipped by
+    /// the next call, so the channel can go on (a relay drops the line, a client stops).
+    async fn line(&mut self, cap: usize) -> Result<Frame, ConnError> {
+        if self.done {
+            self.buf.clear();
+            self.done = false;
+        }
+        loop {
+            let available = self
+                .reader
+                .fill_buf()
+                .await
+                .map_err(|e| ConnError::Read(e.to_string()))?;
+            if available.is_empty() {
+                self.done = true;
+                let skipped_to_end = std::mem::take(&mut self.skipping);
+                return Ok(if self.buf.is_empty() || skipped_to_end {
+                    Frame::Eof
+                } else {
+                    Frame::Truncated
+                });
+            }
+            let found = available.iter().position(|b| *b == b'\n');
+            let chunk_len = found.unwrap_or(available.len());
+            if self.skipping {
+                self.reader.consume(found.map_or(chunk_len, |i| i + 1));
+                if found.is_some() {
+                    self.skipping = false;
+                }
+                continue;
+            }
+            if self.buf.len() + chunk_len > cap {
+                // Consume through the newline if it is here; otherwise skip on the next call.
+                self.reader.consume(found.map_or(chunk_len, |i| i + 1));
+                self.skipping = found.is_none();
+                self.done = true;
+                return Ok(Frame::TooLong);
+            }
+            self.buf.extend_from_slice(&available[..chunk_len]);
+            self.reader.consume(found.map_or(chunk_len, |i| i + 1));
+            if found.is_some() {
+                self.done = true;
+                return Ok(Frame::Line);
+            }
+        }
+    }
+
     pub fn new(reader: R, limits: Limits) -> MessageReader<R> {
         MessageReader {
             reader: BufReader::with_capacity(64 * 1024, reader),
             buf: Vec::new(),
+            done: true,
+            skipping: false,
             limits,
             stats: Arc::default(),
         }
@@ -141,10 +198,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     pub async fn next(&mut self) -> Result<Message, ConnError> {
         let cap = self.limits.max_message_bytes;
         loop {
-            let frame = read_frame(&mut self.reader, &mut self.buf, cap)
-                .await
-                .map_err(|e| ConnError::Read(e.to_string()))?;
-            match frame {
+            match self.line(cap).await? {
                 Frame::Eof => return Err(ConnError::Closed),
                 Frame::Truncated => return Err(ConnError::Truncated),
                 Frame::TooLong => return Err(ConnError::TooLong { cap }),
@@ -157,7 +211,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             match parse_strict(&self.buf) {
                 Ok(value) => {
                     return Ok(Message {
-                        raw: std::mem::take(&mut self.buf),
+                        raw: self.buf.clone(),
                         value,
                     });
                 }
@@ -219,5 +273,42 @@ mod tests {
             reader.next().await,
             Err(ConnError::NotJson { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn an_oversize_line_is_reported_once_and_the_channel_goes_on() {
+        let mut input = vec![b'x'; 5000];
+        input.extend_from_slice(b"\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}\n");
+        let limits = Limits {
+            max_message_bytes: 1024,
+            strict_stdout: true,
+        };
+        let mut reader = MessageReader::new(input.as_slice(), limits);
+        assert_eq!(reader.next().await, Err(ConnError::TooLong { cap: 1024 }));
+        assert_eq!(reader.next().await.unwrap().value["method"], "ok");
+        assert_eq!(reader.next().await, Err(ConnError::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_read_cancelled_mid_line_loses_nothing() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let limits = Limits {
+            max_message_bytes: 1 << 16,
+            strict_stdout: true,
+        };
+        let mut reader = MessageReader::new(ours, limits);
+        theirs.write_all(b"{\"jsonrpc\":\"2.0\",").await.unwrap();
+        // The read is abandoned after the first half arrived.
+        let abandoned =
+            tokio::time::timeout(std::time::Duration::from_millis(50), reader.next()).await;
+        assert!(abandoned.is_err());
+        theirs.write_all(b"\"method\":\"whole\"}\n").await.unwrap();
+        assert_eq!(reader.next().await.unwrap().value["method"], "whole");
     }
 }

@@ -1,0 +1,231 @@
+//! `mcplock proxy`: the checks before the server starts, then the session loop.
+
+use super::exit::usage;
+use super::locked::entry_for;
+use super::{CliError, ExitKind, Output, ProxyArgs};
+use crate::core::audit::{Chain, verify};
+use crate::core::enforce::{DENIED, Locked};
+use crate::core::lockfile::Lockfile;
+use crate::proxy::{Audit, End, Options, run as session};
+use crate::transport::channel::Limits;
+use crate::transport::process::{ServerCommand, ServerProcess};
+use serde_json::json;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// How long the proxy waits for the host's first request to answer it with a refusal.
+const REFUSAL_WAIT: Duration = Duration::from_secs(10);
+const GRACE: Duration = Duration::from_secs(2);
+
+pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
+    match prepare(&args) {
+        Ok((lockfile, name)) => serve(&args, &lockfile, &name).await,
+        Err(error) => {
+            refuse_first_request(&error.headline).await;
+            Err(error)
+        }
+    }
+}
+
+/// Everything that must hold before the server may start: the lockfile read strictly, its
+/// signature (or --allow-unsigned), the entry, and the argv exactly as locked.
+fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
+    let (program, rest) = args
+        .server
+        .split_first()
+        .ok_or_else(|| usage("no server command given; put the locked command after `--`"))?;
+    let document = super::files::read_lockfile_json(&args.lockfile)?;
+    match args.check.verify_args(&args.lockfile) {
+        Some(verify_args) => {
+            super::keys::verify_document(&verify_args, &document)?;
+        }
+        None if args.allow_unsigned => eprintln!(
+            "mcplock: proxy: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides what this server may offer",
+            args.lockfile.display()
+        ),
+        None => {
+            return Err(usage(
+                "the proxy enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned",
+            ));
+        }
+    }
+    let lockfile = Lockfile::from_owned_value(document).map_err(|e| {
+        usage(format!(
+            "{} is not a valid lockfile: {e}",
+            args.lockfile.display()
+        ))
+    })?;
+    let cmd = ServerCommand {
+        program: program.clone(),
+        args: rest.to_vec(),
+        env: Vec::new(),
+    };
+    let entry = entry_for(&lockfile, args.name.as_deref(), &cmd).ok_or_else(|| {
+        usage(format!(
+            "{} locks no server {} (pass --name, or run the command exactly as locked)",
+            args.lockfile.display(),
+            args.name
+                .as_deref()
+                .map(|n| format!("named {n:?}"))
+                .unwrap_or_else(|| "with this argv".into())
+        ))
+    })?;
+    if entry.launch.command != cmd.program || entry.launch.args != cmd.args {
+        return Err(CliError::new(
+            ExitKind::No,
+            format!(
+                "refusing to start {}: the lock approved {} {}",
+                cmd.display(),
+                entry.launch.command,
+                entry.launch.args.join(" ")
+            ),
+        ));
+    }
+    if let Some(missing) = entry
+        .launch
+        .env_keys
+        .iter()
+        .find(|k| std::env::var_os(k).is_none())
+    {
+        return Err(usage(format!(
+            "the server was locked with the environment variable {missing}; it is not set"
+        )));
+    }
+    let name = lockfile
+        .servers
+        .iter()
+        .find(|(_, s)| std::ptr::eq(*s, entry))
+        .map(|(n, _)| n.clone())
+        .unwrap_or_default();
+    Ok((lockfile, name))
+}
+
+/// The host is waiting for an answer: its first request gets the refusal as a JSON-RPC error.
+async fn refuse_first_request(reason: &str) {
+    let mut reader = crate::transport::channel::MessageReader::new(
+        tokio::io::stdin(),
+        Limits {
+            max_message_bytes: 1 << 20,
+            strict_stdout: true,
+        },
+    );
+    if let Ok(Ok(message)) = tokio::time::timeout(REFUSAL_WAIT, reader.next()).await
+        && let Some(id) = message.value.get("id").filter(|id| !id.is_null())
+    {
+        let answer = json!({"jsonrpc": "2.0", "id": id, "error": {"code": DENIED, "message": format!("mcplock proxy refused to start the server: {reason}")}});
+        let mut out = tokio::io::stdout();
+        let _ = out.write_all(format!("{answer}\n").as_bytes()).await;
+        let _ = out.flush().await;
+    }
+}
+
+fn now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Output, CliError> {
+    let entry = &lockfile.servers[name];
+    let audit = match &args.audit {
+        None => None,
+        Some(path) => {
+            let existing = crate::edge::fs::read_bounded(path, 1 << 30)
+                .map_err(|e| usage(e.to_string()))?
+                .unwrap_or_default();
+            let verified = verify(&existing).map_err(|e| {
+                usage(format!(
+                    "{} does not hold ({e}); it is not appended to (move it away to start a new log)",
+                    path.display()
+                ))
+            })?;
+            let sink = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+            Some(Audit {
+                sink,
+                chain: Chain::after(&verified.head),
+                clock: now,
+            })
+        }
+    };
+    let cmd = ServerCommand {
+        program: entry.launch.command.clone(),
+        args: entry.launch.args.clone(),
+        env: Vec::new(),
+    };
+    let (mut process, pipes) =
+        ServerProcess::spawn(&cmd).map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+    let locked = Locked::new(entry);
+    let options = Options {
+        server_name: name.to_string(),
+        limits: Limits {
+            max_message_bytes: args.max_message_size,
+            strict_stdout: false,
+        },
+        allow_server_requests: args.allow_server_requests,
+    };
+    let mut stdin = pipes.stdin;
+    let end = session(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        pipes.stdout,
+        &mut stdin,
+        &locked,
+        &options,
+        audit,
+    )
+    .await;
+    drop(stdin);
+    let (status, _) = process.stop(GRACE).await;
+    process.finish(GRACE).await;
+    match end {
+        Ok(End::HostClosed) => Ok(Output {
+            stdout: String::new(),
+            exit: ExitKind::Clean,
+        }),
+        Ok(End::ServerClosed(why)) => {
+            let mut error = CliError::new(ExitKind::Server, format!("proxy: {why}"));
+            if let Some(status) = status {
+                error.details.push(format!("server {status}"));
+            }
+            let stderr = process.stderr_report(12);
+            error
+                .details
+                .extend(stderr.lines.iter().map(|l| format!("| {l}")));
+            Err(error)
+        }
+        Err(e) => Err(CliError::new(ExitKind::Server, format!("proxy: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc_times_as_rfc_3339() {
+        let t = super::now();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert!(t.as_str() > "2026-01-01", "{t}");
+    }
+}
