@@ -102,6 +102,14 @@ impl Relay {
         all.into_iter().map(|(_, w)| w).collect()
     }
 
+    /// The id the proxy sent on for the one request of `origin` still waiting, if exactly one
+    /// is: an answer that could not be read must then have been its answer.
+    pub fn sole(&self, origin: Origin) -> Option<Id> {
+        let mut of_origin = self.waiting.iter().filter(|(_, w)| w.origin == origin);
+        let (sent, _) = of_origin.next()?;
+        of_origin.next().is_none().then(|| sent.clone())
+    }
+
     pub fn len(&self) -> usize {
         self.waiting.len()
     }
@@ -150,6 +158,8 @@ mod tests {
         assert!(relay.send(Origin::Host, Id::Number(1), "x").is_err());
         relay.answer(&a).unwrap();
         assert!(relay.send(Origin::Host, Id::Number(1), "x").is_ok());
+        assert_eq!(relay.sole(Origin::Proxy), Some(c.clone()));
+        assert_eq!(relay.sole(Origin::Server), None);
         let drained = relay.drain();
         assert_eq!(drained.len(), 2);
         assert!(relay.is_empty());

@@ -236,6 +236,15 @@ where
                     }
                     Err(e) => {
                         log("(server line)", None, Decision::Note, Some(e.to_string()), (None, None));
+                        // If one host request is waiting, that line was its answer: say so.
+                        if let Some(waiting) = relay.sole(Origin::Host).and_then(|sent| {
+                            expect.remove(&sent);
+                            relay.answer(&sent)
+                        }) {
+                            let message = format!("mcplock dropped the server's answer: {e}");
+                            host_out.write_all(&error_line(&waiting.original.to_value(), UNAVAILABLE, message, None)).await?;
+                            host_out.flush().await?;
+                        }
                         continue;
                     }
                 };
@@ -383,3 +392,6 @@ fn hello_drift(result: &Map<String, Value>, locked: &Locked<'_>) -> Vec<enforce:
     let instructions = result.get("instructions").and_then(Value::as_str);
     enforce::check_server(&version, capabilities, info.as_ref(), instructions, locked)
 }
+
+#[cfg(test)]
+mod tests;

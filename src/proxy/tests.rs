@@ -1,0 +1,207 @@
+//! The proxy's loop without processes: host and server are scripted over in-memory pipes.
+
+use super::*;
+use crate::core::lockfile::ServerLock;
+use crate::core::snapshot::{Launch, index_items};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, duplex};
+
+fn lock() -> ServerLock {
+    ServerLock {
+        launch: Launch {
+            command: "s".into(),
+            args: vec![],
+            env_keys: vec![],
+        },
+        server_info: Some(json!({"name": "s", "version": "1"})),
+        protocol_version: "2025-11-25".into(),
+        capabilities: json!({"tools": {}}).as_object().cloned().unwrap(),
+        client_capabilities: Map::new(),
+        instructions: None,
+        tools: index_items(
+            ItemKind::Tool,
+            vec![json!({"name": "t", "inputSchema": {"type": "object"}})],
+        )
+        .unwrap(),
+        prompts: BTreeMap::new(),
+        resource_templates: BTreeMap::new(),
+        resources: None,
+        unserved: BTreeMap::new(),
+    }
+}
+
+/// One side's end of the proxy: write lines to it, read lines from it.
+struct Peer {
+    lines: tokio::io::Lines<BufReader<tokio::io::ReadHalf<DuplexStream>>>,
+    out: tokio::io::WriteHalf<DuplexStream>,
+}
+
+impl Peer {
+    async fn send(&mut self, v: Value) {
+        self.out
+            .write_all(format!("{v}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.write_all(bytes).await.unwrap();
+    }
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(5), self.lines.next_line())
+            .await
+            .expect("a line within 5 s")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+fn pipe() -> (
+    Peer,
+    tokio::io::ReadHalf<DuplexStream>,
+    tokio::io::WriteHalf<DuplexStream>,
+) {
+    let (a, b) = duplex(1 << 22);
+    let (a_read, a_write) = tokio::io::split(a);
+    let (b_read, b_write) = tokio::io::split(b);
+    (
+        Peer {
+            lines: BufReader::new(a_read).lines(),
+            out: a_write,
+        },
+        b_read,
+        b_write,
+    )
+}
+
+/// Starts a session; returns the host's and the server's ends and the session's join handle.
+fn start(max_message_bytes: usize) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
+    let (host, proxy_host_in, proxy_host_out) = pipe();
+    let (server, proxy_server_in, proxy_server_out) = pipe();
+    let handle = tokio::spawn(async move {
+        let lock = lock();
+        let locked = Locked::new(&lock);
+        let options = Options {
+            server_name: "s".into(),
+            limits: Limits {
+                max_message_bytes,
+                strict_stdout: false,
+            },
+            allow_server_requests: false,
+        };
+        run(
+            proxy_host_in,
+            proxy_host_out,
+            proxy_server_in,
+            proxy_server_out,
+            &locked,
+            &options,
+            None::<Audit<Vec<u8>>>,
+        )
+        .await
+    });
+    (host, server, handle)
+}
+
+#[tokio::test]
+async fn ids_never_cross_and_lists_are_filtered() {
+    let (mut host, mut server, _session) = start(1 << 16);
+    host.send(json!({"jsonrpc": "2.0", "id": "a", "method": "tools/list"}))
+        .await;
+    let asked = server.next().await;
+    assert_eq!(asked["method"], "tools/list");
+    assert_ne!(asked["id"], "a", "the server must not see the host's id");
+    // The server asks the host something with the same id the host used: refused, not crossed.
+    server
+        .send(json!({"jsonrpc": "2.0", "id": "a", "method": "sampling/createMessage"}))
+        .await;
+    let refused = server.next().await;
+    assert_eq!(
+        (refused["id"].clone(), refused["error"]["code"].clone()),
+        (json!("a"), json!(-32601))
+    );
+    server
+        .send(
+            json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"tools": [
+                {"name": "t", "inputSchema": {"type": "object"}},
+                {"name": "u", "inputSchema": {"type": "object"}}
+            ]}}),
+        )
+        .await;
+    let listed = host.next().await;
+    assert_eq!(listed["id"], "a");
+    assert_eq!(
+        listed["result"]["tools"],
+        json!([{"name": "t", "inputSchema": {"type": "object"}}])
+    );
+    // A call to the withheld tool never reaches the server.
+    host.send(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "u"}}))
+        .await;
+    let denied = host.next().await;
+    assert_eq!(denied["error"]["code"], DENIED);
+    // A cancellation is translated to the id the server knows.
+    host.send(json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "t"}}))
+        .await;
+    let call = server.next().await;
+    host.send(
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 8}}),
+    )
+    .await;
+    let cancel = server.next().await;
+    assert_eq!(cancel["params"]["requestId"], call["id"]);
+}
+
+#[tokio::test]
+async fn bad_lines_are_dropped_and_the_session_goes_on() {
+    let (mut host, mut server, _session) = start(4096);
+    // From the host: not JSON, then a valid request.
+    host.send_raw(b"this is not json\n").await;
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await;
+    let ping = server.next().await;
+    assert_eq!(ping["method"], "ping");
+    // From the server: an oversize answer. The one waiting request gets an error.
+    let mut huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{\"x\":\"",
+        ping["id"]
+    )
+    .into_bytes();
+    huge.extend(std::iter::repeat_n(b'a', 10_000));
+    huge.extend_from_slice(b"\"}}\n");
+    server.send_raw(&huge).await;
+    let dropped = host.next().await;
+    assert_eq!(dropped["id"], 1);
+    assert_eq!(dropped["error"]["code"], UNAVAILABLE);
+    // And the session goes on.
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+        .await;
+    let again = server.next().await;
+    server
+        .send(json!({"jsonrpc": "2.0", "id": again["id"], "result": {}}))
+        .await;
+    assert_eq!(host.next().await["id"], 2);
+}
+
+#[tokio::test]
+async fn a_server_that_dies_answers_every_waiting_request_with_an_error() {
+    let (mut host, server, session) = start(1 << 16);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await;
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .await;
+    // Wait until both reached the server side, then the server goes away.
+    let mut server = server;
+    let _ = server.next().await;
+    let _ = server.next().await;
+    drop(server);
+    let mut ids = vec![
+        host.next().await["id"].clone(),
+        host.next().await["id"].clone(),
+    ];
+    ids.sort_by_key(|v| v.as_i64());
+    assert_eq!(ids, [json!(1), json!(2)]);
+    assert!(matches!(
+        session.await.unwrap().unwrap(),
+        End::ServerClosed(_)
+    ));
+}
