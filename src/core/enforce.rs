@@ -71,7 +71,8 @@ impl<'a> Locked<'a> {
         }
     }
 
-    fn digest(&self, kind: ItemKind, key: &str) -> Option<Digest> {
+    /// The locked digest of one item, if the lock has it.
+    pub fn digest(&self, kind: ItemKind, key: &str) -> Option<Digest> {
         self.digests.get(&kind)?.get(key).copied()
     }
 
@@ -189,7 +190,11 @@ pub fn check_list_page(
 }
 
 /// The item a host request calls, if its method calls one: `(kind, key)`.
-fn called_item(method: &str, params: Option<&Value>) -> Option<Result<(ItemKind, String), Reason>> {
+/// The item a request names (`None` for a method that names none).
+pub fn called_item(
+    method: &str,
+    params: Option<&Value>,
+) -> Option<Result<(ItemKind, String), Reason>> {
     let field = |name: &str| -> Result<String, Reason> {
         params
             .and_then(|p| p.get(name))

@@ -45,10 +45,20 @@ pub enum End {
 }
 
 /// What the proxy sent on to the server for a host request, when the answer needs checking.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Expect {
-    List { kind: ItemKind, first_page: bool },
+    List {
+        kind: ItemKind,
+        first_page: bool,
+    },
     Hello,
+    /// A forwarded call, audited when its answer comes back.
+    Call {
+        method: String,
+        item: String,
+        locked: Option<Digest>,
+        request: Digest,
+    },
 }
 
 fn list_kind(method: &str) -> Option<ItemKind> {
@@ -111,7 +121,8 @@ where
                    item: Option<String>,
                    decision: Decision,
                    reason: Option<String>,
-                   digests: (Option<Digest>, Option<Digest>)| {
+                   digests: (Option<Digest>, Option<Digest>),
+                   exchanged: (Option<Digest>, Option<Digest>)| {
         if let Some(a) = audit.as_mut() {
             let entry = Entry {
                 time: (a.clock)(),
@@ -122,8 +133,8 @@ where
                 served: digests.1,
                 decision,
                 reason,
-                request: None,
-                response: None,
+                request: exchanged.0,
+                response: exchanged.1,
             };
             let bytes = a.chain.append(&entry);
             // An audit line that cannot be written must not pass unnoticed.
@@ -140,12 +151,13 @@ where
                     Err(ConnError::Closed | ConnError::Truncated) => return Ok(End::HostClosed),
                     Err(e) => {
                         // One bad line from the host: dropped, never the session's end.
-                        log("(host line)", None, Decision::Note, Some(e.to_string()), (None, None));
+                        log("(host line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None));
                         continue;
                     }
                 };
+                let request_digest = Digest::of_bytes(&message.raw);
                 let Value::Object(mut obj) = message.value else {
-                    log("(host line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None));
+                    log("(host line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None));
                     continue;
                 };
                 let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
@@ -161,7 +173,7 @@ where
                                 .and_then(|p| p.get("name").or_else(|| p.get("uri")))
                                 .and_then(Value::as_str)
                                 .map(str::to_owned);
-                            log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None));
+                            log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None), (Some(request_digest), None));
                             let message = format!(
                                 "mcplock denied {method}{}: {}",
                                 item.as_deref().map(|i| format!(" of {i:?}")).unwrap_or_default(),
@@ -184,6 +196,9 @@ where
                             expect.insert(sent.clone(), Expect::List { kind, first_page });
                         } else if method == "initialize" || method == "server/discover" {
                             expect.insert(sent.clone(), Expect::Hello);
+                        } else if let Some(Ok((kind, item))) = enforce::called_item(&method, params) {
+                            let locked = locked.digest(kind, &item);
+                            expect.insert(sent.clone(), Expect::Call { method: method.clone(), item, locked, request: request_digest });
                         }
                         obj.insert("id".into(), sent.to_value());
                         server_out.write_all(&line(&Value::Object(obj))).await?;
@@ -210,7 +225,7 @@ where
                     (None, Some(_)) => {
                         // The host's answer to a request the server sent.
                         let Some(waiting) = id_of(&Value::Object(obj.clone())).and_then(|id| relay.answer(&id)) else {
-                            log("(host answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None));
+                            log("(host answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None));
                             continue;
                         };
                         obj.insert("id".into(), waiting.original.to_value());
@@ -218,7 +233,7 @@ where
                         server_out.flush().await?;
                     }
                     (None, None) => {
-                        log("(host line)", None, Decision::Note, Some("neither a request nor an answer".into()), (None, None));
+                        log("(host line)", None, Decision::Note, Some("neither a request nor an answer".into()), (None, None), (None, None));
                     }
                 }
             }
@@ -235,7 +250,7 @@ where
                         return Ok(End::ServerClosed("the server closed its output".into()));
                     }
                     Err(e) => {
-                        log("(server line)", None, Decision::Note, Some(e.to_string()), (None, None));
+                        log("(server line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None));
                         // If one host request is waiting, that line was its answer: say so.
                         if let Some(waiting) = relay.sole(Origin::Host).and_then(|sent| {
                             expect.remove(&sent);
@@ -248,8 +263,9 @@ where
                         continue;
                     }
                 };
+                let response_digest = Digest::of_bytes(&message.raw);
                 let Value::Object(mut obj) = message.value else {
-                    log("(server line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None));
+                    log("(server line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None));
                     continue;
                 };
                 let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
@@ -257,7 +273,7 @@ where
                     (None, Some(_)) => {
                         let Some(sent) = id_of(&Value::Object(obj.clone())) else { continue };
                         let Some(waiting) = relay.answer(&sent) else {
-                            log("(server answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None));
+                            log("(server answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None));
                             continue;
                         };
                         obj.insert("id".into(), waiting.original.to_value());
@@ -269,7 +285,7 @@ where
                                         enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
                                         _ => (None, None),
                                     };
-                                    log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests);
+                                    log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests, (None, None));
                                 }
                                 obj.insert("result".into(), Value::Object(checked.forward));
                             }
@@ -291,11 +307,18 @@ where
                                     obj.insert("result".into(), Value::Object(result));
                                 } else {
                                     let fields: Vec<&str> = drift.iter().map(|d| d.field).collect();
-                                    log(&waiting.method, None, Decision::Deny, Some(format!("server drift: {}", fields.join(", "))), (None, None));
+                                    log(&waiting.method, None, Decision::Deny, Some(format!("server drift: {}", fields.join(", "))), (None, None), (None, None));
                                     let message = format!("mcplock blocked the session: the server's {} differ from the lock", fields.join(", "));
                                     host_out.write_all(&error_line(&waiting.original.to_value(), DENIED, message, None)).await?;
                                     host_out.flush().await?;
                                     continue;
+                                }
+                            }
+                            (Some(Expect::Call { method, item, locked, request }), result) => {
+                                let outcome = if result.is_some() { None } else { Some("the server answered with an error".to_string()) };
+                                log(&method, Some(item), Decision::Forward, outcome, (locked, None), (Some(request), Some(response_digest)));
+                                if let Some(result) = result {
+                                    obj.insert("result".into(), result);
                                 }
                             }
                             (_, Some(result)) => {
@@ -324,7 +347,7 @@ where
                             host_out.write_all(&line(&Value::Object(obj))).await?;
                             host_out.flush().await?;
                         } else {
-                            log(&method, None, Decision::Deny, Some("server requests are not forwarded".into()), (None, None));
+                            log(&method, None, Decision::Deny, Some("server requests are not forwarded".into()), (None, None), (None, None));
                             server_out.write_all(&error_line(&id_value, -32601, format!("mcplock does not forward {method} to the host (--allow-server-requests)"), None)).await?;
                             server_out.flush().await?;
                         }
@@ -338,7 +361,7 @@ where
                                     session_forget(&mut session, k, locked);
                                 }
                             }
-                            log(&method, None, Decision::Note, Some("listing reset until the host lists again".into()), (None, None));
+                            log(&method, None, Decision::Note, Some("listing reset until the host lists again".into()), (None, None), (None, None));
                         }
                         host_out.write_all(&line(&Value::Object(obj))).await?;
                         host_out.flush().await?;

@@ -74,8 +74,29 @@ fn pipe() -> (
     )
 }
 
+/// An audit sink the test can read while the session owns it.
+#[derive(Clone, Default)]
+struct SharedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Starts a session; returns the host's and the server's ends and the session's join handle.
 fn start(max_message_bytes: usize) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
+    start_audited(max_message_bytes, None)
+}
+
+fn start_audited(
+    max_message_bytes: usize,
+    log: Option<SharedLog>,
+) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
     let (host, proxy_host_in, proxy_host_out) = pipe();
     let (server, proxy_server_in, proxy_server_out) = pipe();
     let handle = tokio::spawn(async move {
@@ -96,7 +117,11 @@ fn start(max_message_bytes: usize) -> (Peer, Peer, tokio::task::JoinHandle<std::
             proxy_server_out,
             &locked,
             &options,
-            None::<Audit<Vec<u8>>>,
+            log.map(|sink| Audit {
+                sink,
+                chain: Chain::after(crate::core::audit::GENESIS),
+                clock: || "2026-01-01T00:00:00Z".to_string(),
+            }),
         )
         .await
     });
@@ -204,4 +229,67 @@ async fn a_server_that_dies_answers_every_waiting_request_with_an_error() {
         session.await.unwrap().unwrap(),
         End::ServerClosed(_)
     ));
+}
+
+#[tokio::test]
+async fn forwarded_and_denied_calls_are_audited_with_the_digests_of_what_crossed() {
+    let log = SharedLog::default();
+    let (mut host, mut server, session) = start_audited(1 << 16, Some(log.clone()));
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    let asked = server.next().await;
+    server
+        .send(
+            json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"tools": [
+                {"name": "t", "inputSchema": {"type": "object"}}
+            ]}}),
+        )
+        .await;
+    host.next().await;
+    let request =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "t"}});
+    host.send(request.clone()).await;
+    let call = server.next().await;
+    let answer = json!({"jsonrpc": "2.0", "id": call["id"], "result": {"content": []}});
+    server.send(answer.clone()).await;
+    assert_eq!(host.next().await["result"], json!({"content": []}));
+    let unlocked =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "nope"}});
+    host.send(unlocked.clone()).await;
+    assert_eq!(host.next().await["error"]["code"], DENIED);
+    drop(host);
+    assert_eq!(session.await.unwrap().unwrap(), End::HostClosed);
+
+    let bytes = log.0.lock().unwrap().clone();
+    let verified = crate::core::audit::verify(&bytes).unwrap();
+    assert_eq!((verified.entries, verified.denied), (2, 1));
+    let lines: Vec<Value> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    // The digest of the frame as it crossed, without its newline.
+    let sha = |v: &Value| Digest::of_bytes(v.to_string().as_bytes()).to_string();
+    let locked_t = Locked::new(&lock())
+        .digest(ItemKind::Tool, "t")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        (
+            &lines[0]["decision"],
+            &lines[0]["item"],
+            &lines[0]["locked"]
+        ),
+        (&json!("forward"), &json!("t"), &json!(locked_t))
+    );
+    assert_eq!(lines[0]["request"], json!(sha(&request)));
+    assert_eq!(lines[0]["response"], json!(sha(&answer)));
+    assert_eq!(
+        (
+            &lines[1]["decision"],
+            &lines[1]["reason"],
+            &lines[1]["request"]
+        ),
+        (&json!("deny"), &json!("not-locked"), &json!(sha(&unlocked)))
+    );
 }
