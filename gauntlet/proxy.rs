@@ -76,20 +76,50 @@ fn a_real_host_sees_through_the_proxy_what_it_sees_directly_minus_what_is_not_lo
     assert_eq!(through["calls"], direct["calls"]);
     assert_eq!(through["calls"][0]["text"], json!(["Echo: hi"]));
     // A tool the server offers only to a more capable client was never locked: denied.
+    // Calls outside the locked inputSchema never reach the server either.
     let (denied, _) = host(
         d,
-        json!([["get-roots-list", {}]]),
+        json!([["get-roots-list", {}], ["echo", {}], ["get-sum", {"a": "two", "b": 3}]]),
         &proxied(&["--allow-unsigned", "--audit", "audit.jsonl"], &argv),
     );
-    let error = denied["calls"][0]["error"].as_str().unwrap_or_default();
+    let error = |i: usize| {
+        denied["calls"][i]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     assert!(
-        error.contains("mcplock denied tools/call of \"get-roots-list\""),
+        error(0).contains("mcplock denied tools/call of \"get-roots-list\""),
         "{denied}"
     );
+    for (i, tool) in [(1, "echo"), (2, "get-sum")] {
+        assert!(
+            error(i).contains(&format!("mcplock denied tools/call of {tool:?}"))
+                && error(i).contains("outside the locked inputSchema"),
+            "{denied}"
+        );
+    }
     let log = audit(d);
     assert!(log.iter().any(|e| e["decision"] == "deny"
         && e["item"] == "get-roots-list"
         && e["reason"] == "not-locked"));
+    for tool in ["echo", "get-sum"] {
+        assert!(
+            log.iter().any(|e| e["decision"] == "deny"
+                && e["item"] == tool
+                && e["reason"] == "outside-schema"),
+            "{log:?}"
+        );
+        // The first session's calls were forwarded and recorded with what crossed.
+        assert!(
+            log.iter().any(|e| e["decision"] == "forward"
+                && e["item"] == tool
+                && e["locked"].is_string()
+                && e["request"].is_string()
+                && e["response"].is_string()),
+            "{log:?}"
+        );
+    }
 }
 
 #[test]

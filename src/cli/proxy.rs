@@ -174,9 +174,14 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
         args: entry.launch.args.clone(),
         env: Vec::new(),
     };
+    let locked = Locked::new(entry);
+    for (tool, why) in locked.unusable_schemas() {
+        eprintln!(
+            "mcplock: proxy: warning: every call of tool {tool:?} will be denied: its locked inputSchema cannot check arguments ({why})"
+        );
+    }
     let (mut process, pipes) =
         ServerProcess::spawn(&cmd).map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
-    let locked = Locked::new(entry);
     let options = Options {
         server_name: name.to_string(),
         limits: Limits {

@@ -8,6 +8,9 @@
 //! - a call (`tools/call`, `prompts/get`, `resources/read`, `completion/complete`) passes only
 //!   when its item is locked, matched the lock when last listed, and is still listed in this
 //!   session;
+//! - the arguments of `tools/call` must satisfy the locked `inputSchema` (JSON Schema, the draft
+//!   its `$schema` names, 2020-12 when it names none; no reference is ever fetched); a schema
+//!   that cannot be compiled denies every call of its tool;
 //! - the server's self-description (`initialize` or `server/discover` result) must match the
 //!   lock: protocol version, capabilities, `serverInfo`, instructions.
 
@@ -32,6 +35,11 @@ pub enum Reason {
     NotListed,
     /// The request does not name an item in the way its method requires.
     Malformed(String),
+    /// The arguments of a call fall outside the locked `inputSchema`.
+    OutsideSchema(String),
+    /// The locked `inputSchema` cannot be used to check arguments (missing, or not a schema
+    /// the validator can compile): the call cannot be judged, so it is denied.
+    SchemaUnusable(String),
 }
 
 impl Reason {
@@ -42,6 +50,8 @@ impl Reason {
             Reason::Drifted { .. } => "drifted",
             Reason::NotListed => "not-listed",
             Reason::Malformed(_) => "malformed",
+            Reason::OutsideSchema(_) => "outside-schema",
+            Reason::SchemaUnusable(_) => "schema-unusable",
         }
     }
 
@@ -53,14 +63,46 @@ impl Reason {
             }
             Reason::NotListed => "it was not listed to the host in this session".into(),
             Reason::Malformed(what) => what.clone(),
+            Reason::OutsideSchema(what) => {
+                format!("its arguments are outside the locked inputSchema: {what}")
+            }
+            Reason::SchemaUnusable(what) => {
+                format!("its locked inputSchema cannot check arguments: {what}")
+            }
         }
     }
 }
 
-/// The locked server, with every item's digest computed once.
+/// The locked server, with every item's digest and every tool's argument validator built once.
 pub struct Locked<'a> {
     pub server: &'a ServerLock,
     digests: BTreeMap<ItemKind, BTreeMap<String, Digest>>,
+    validators: BTreeMap<String, Result<jsonschema::Validator, String>>,
+}
+
+/// Compiles a locked `inputSchema` without ever fetching a reference (no network, no files).
+fn compile_input_schema(tool: &Map<String, Value>) -> Result<jsonschema::Validator, String> {
+    let schema = tool
+        .get("inputSchema")
+        .ok_or_else(|| "the locked tool has no inputSchema".to_string())?;
+    if !schema.is_object() {
+        return Err("the locked inputSchema is not an object".into());
+    }
+    jsonschema::options()
+        .with_retriever(NoRetrieval)
+        .build(schema)
+        .map_err(|e| e.masked().to_string())
+}
+
+struct NoRetrieval;
+
+impl jsonschema::Retrieve for NoRetrieval {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("external reference {uri} is never fetched").into())
+    }
 }
 
 impl<'a> Locked<'a> {
@@ -68,6 +110,40 @@ impl<'a> Locked<'a> {
         Locked {
             server,
             digests: server.item_digests(),
+            validators: server
+                .tools
+                .iter()
+                .map(|(name, tool)| (name.clone(), compile_input_schema(tool)))
+                .collect(),
+        }
+    }
+
+    /// Locked tools whose `inputSchema` cannot be compiled, with why: their calls are denied.
+    pub fn unusable_schemas(&self) -> Vec<(&str, &str)> {
+        self.validators
+            .iter()
+            .filter_map(|(name, v)| v.as_ref().err().map(|e| (name.as_str(), e.as_str())))
+            .collect()
+    }
+
+    /// Checks a call's arguments (absent arguments are an empty object) against the locked
+    /// `inputSchema` of `tool`.
+    pub fn check_arguments(&self, tool: &str, arguments: Option<&Value>) -> Result<(), Reason> {
+        let validator = match self.validators.get(tool) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(Reason::SchemaUnusable(e.clone())),
+            None => return Err(Reason::NotLocked),
+        };
+        let empty = Value::Object(Map::new());
+        let arguments = arguments.unwrap_or(&empty);
+        // Only the first violation is named, without the argument's value.
+        match validator.validate(arguments) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Reason::OutsideSchema(format!(
+                "{} (at {:?})",
+                e.masked(),
+                e.instance_path().to_string()
+            ))),
         }
     }
 
@@ -268,6 +344,9 @@ pub fn check_call(
     }
     if !session.is_listed(kind, &key) {
         return Err(Reason::NotListed);
+    }
+    if method == "tools/call" {
+        locked.check_arguments(&key, params.and_then(|p| p.get("arguments")))?;
     }
     Ok(())
 }

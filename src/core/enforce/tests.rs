@@ -360,3 +360,154 @@ proptest::proptest! {
         proptest::prop_assert!(matched, "{}", uri);
     }
 }
+
+fn schema_lock(schemas: Vec<(&str, Value)>) -> ServerLock {
+    let mut lock = server();
+    lock.tools = index_items(
+        ItemKind::Tool,
+        schemas
+            .into_iter()
+            .map(|(name, schema)| json!({"name": name, "inputSchema": schema}))
+            .collect(),
+    )
+    .unwrap();
+    lock
+}
+
+#[test]
+fn call_arguments_must_satisfy_the_locked_input_schema() {
+    let lock = schema_lock(vec![(
+        "read",
+        json!({
+            "type": "object",
+            "properties": {"path": {"type": "string", "maxLength": 8}, "lines": {"$ref": "#/$defs/count"}},
+            "required": ["path"],
+            "additionalProperties": false,
+            "$defs": {"count": {"type": "integer", "minimum": 1}}
+        }),
+    )]);
+    let locked = Locked::new(&lock);
+    assert!(locked.unusable_schemas().is_empty());
+    let check = |arguments: Option<Value>| locked.check_arguments("read", arguments.as_ref());
+    assert_eq!(check(Some(json!({"path": "a.txt"}))), Ok(()));
+    assert_eq!(check(Some(json!({"path": "a.txt", "lines": 3}))), Ok(()));
+    for outside in [
+        None,                                       // required "path" missing
+        Some(json!({})),                            // the same, stated
+        Some(json!({"path": 7})),                   // wrong type
+        Some(json!({"path": "much-too-long.txt"})), // maxLength
+        Some(json!({"path": "a", "lines": 0})),     // through a local $ref
+        Some(json!({"path": "a", "extra": true})),  // additionalProperties: false
+        Some(json!(["a"])),                         // not an object
+    ] {
+        let verdict = check(outside.clone());
+        assert!(
+            matches!(verdict, Err(Reason::OutsideSchema(_))),
+            "{outside:?} passed: {verdict:?}"
+        );
+    }
+    // The argument's value never appears in the reason.
+    let Err(reason) = check(Some(json!({"path": "secret-token-xyz"}))) else {
+        panic!("too long a path passed")
+    };
+    assert!(
+        !reason.describe().contains("secret-token-xyz"),
+        "{reason:?}"
+    );
+}
+
+#[test]
+fn the_draft_a_schema_names_is_honoured() {
+    // Draft 7's array form of `items` is a tuple; 2020-12 ignores it (uses `prefixItems`).
+    let tuple = json!({"type": "array", "items": [{"type": "string"}]});
+    let lock = schema_lock(vec![
+        (
+            "seven",
+            json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                   "properties": {"xs": tuple}}),
+        ),
+        (
+            "default",
+            json!({"type": "object", "properties": {"xs": {"type": "array", "prefixItems": [{"type": "string"}]}}}),
+        ),
+    ]);
+    let locked = Locked::new(&lock);
+    let bad = json!({"xs": [1]});
+    for tool in ["seven", "default"] {
+        assert!(
+            matches!(
+                locked.check_arguments(tool, Some(&bad)),
+                Err(Reason::OutsideSchema(_))
+            ),
+            "{tool}"
+        );
+        assert_eq!(
+            locked.check_arguments(tool, Some(&json!({"xs": ["a"]}))),
+            Ok(())
+        );
+    }
+}
+
+#[test]
+fn a_schema_that_cannot_be_compiled_denies_every_call_and_fetches_nothing() {
+    let lock = schema_lock(vec![
+        ("remote", json!({"$ref": "https://example.com/schema.json"})),
+        ("file", json!({"$ref": "file:///etc/passwd"})),
+        ("broken", json!({"type": 12})),
+        ("notobject", json!(true)),
+    ]);
+    let locked = Locked::new(&lock);
+    let unusable: Vec<&str> = locked
+        .unusable_schemas()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(unusable, ["broken", "file", "notobject", "remote"]);
+    for tool in unusable {
+        assert!(matches!(
+            locked.check_arguments(tool, Some(&json!({}))),
+            Err(Reason::SchemaUnusable(_))
+        ));
+    }
+    // A tool with no inputSchema at all is judged the same way.
+    let mut lock = server();
+    lock.tools = index_items(ItemKind::Tool, vec![json!({"name": "bare"})]).unwrap();
+    assert!(matches!(
+        Locked::new(&lock).check_arguments("bare", None),
+        Err(Reason::SchemaUnusable(_))
+    ));
+}
+
+#[test]
+fn a_listed_call_outside_its_schema_is_denied_by_check_call() {
+    let lock = schema_lock(vec![(
+        "read",
+        json!({"type": "object", "required": ["path"]}),
+    )]);
+    let locked = Locked::new(&lock);
+    let mut session = Session::default();
+    check_list_page(
+        ItemKind::Tool,
+        page(
+            ItemKind::Tool,
+            vec![json!({"name": "read", "inputSchema": {"type": "object", "required": ["path"]}})],
+        ),
+        true,
+        &locked,
+        &mut session,
+    );
+    let call = |arguments: Value| json!({"name": "read", "arguments": arguments});
+    assert_eq!(
+        check_call(
+            "tools/call",
+            Some(&call(json!({"path": "x"}))),
+            &locked,
+            &session
+        ),
+        Ok(())
+    );
+    assert!(matches!(
+        check_call("tools/call", Some(&call(json!({}))), &locked, &session),
+        Err(Reason::OutsideSchema(_))
+    ));
+}
