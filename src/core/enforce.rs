@@ -171,6 +171,24 @@ impl Session {
             .get(&kind)
             .is_some_and(|keys| keys.contains(key))
     }
+
+    /// The keys of `kind` the host may call now.
+    pub fn listed(&self, kind: ItemKind) -> BTreeSet<String> {
+        self.listed.get(&kind).cloned().unwrap_or_default()
+    }
+
+    /// Nothing of `kind` may be called until it is listed (and checked) again.
+    pub fn forget(&mut self, kind: ItemKind) {
+        self.listed.remove(&kind);
+    }
+
+    /// After the proxy's own re-listing: of what the host was shown (`shown`), only what the
+    /// re-listing found still matching the lock (`still`) may be called. A re-listing never adds
+    /// what the host has not been shown.
+    pub fn restrict(&mut self, kind: ItemKind, shown: &BTreeSet<String>, still: &BTreeSet<String>) {
+        let keep: BTreeSet<String> = shown.intersection(still).cloned().collect();
+        self.listed.insert(kind, keep);
+    }
 }
 
 /// One item a list page held back, and why.
@@ -265,7 +283,6 @@ pub fn check_list_page(
     }
 }
 
-/// The item a host request calls, if its method calls one: `(kind, key)`.
 /// The item a request names (`None` for a method that names none).
 pub fn called_item(
     method: &str,

@@ -11,11 +11,14 @@ use crate::core::relay::{Origin, Relay};
 use crate::core::snapshot::ItemKind;
 use crate::transport::channel::{ConnError, Limits, MessageReader};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// Requests waiting for an answer, both ways, at most.
 pub const MAX_PENDING: usize = 4_096;
+/// Pages the proxy follows when it re-lists on its own after `list_changed`; past it, nothing
+/// of that kind may be called until the host lists again.
+pub const MAX_RELIST_PAGES: usize = 64;
 /// JSON-RPC error code for a request the proxy cannot relay (the table is full, the server is
 /// gone).
 pub const UNAVAILABLE: i64 = -32011;
@@ -52,6 +55,16 @@ enum Expect {
         first_page: bool,
     },
     Hello,
+    /// A page of the proxy's own re-listing after `list_changed`: what the host had been shown
+    /// before, what matched the lock so far, and how many pages were asked for.
+    Relist {
+        kind: ItemKind,
+        shown: BTreeSet<String>,
+        scratch: Session,
+        pages: usize,
+        /// A later `list_changed` makes this re-listing stale: its answer then decides nothing.
+        generation: u64,
+    },
     /// A forwarded call, audited when its answer comes back.
     Call {
         method: String,
@@ -90,6 +103,34 @@ fn id_of(value: &Value) -> Option<Id> {
 }
 
 /// Runs one session until the host or the server goes away.
+/// Asks the server for one page of `kind` on the proxy's own account (its own id space, never
+/// a host's). `None` when the relay table is full.
+async fn ask_page<W: AsyncWrite + Unpin>(
+    server_out: &mut W,
+    relay: &mut Relay,
+    own_ids: &mut i64,
+    kind: ItemKind,
+    cursor: Option<&Value>,
+    meta: Option<&Value>,
+) -> std::io::Result<Option<Id>> {
+    *own_ids += 1;
+    let Ok(sent) = relay.send(Origin::Proxy, Id::Number(*own_ids), kind.list_method()) else {
+        return Ok(None);
+    };
+    let mut params = Map::new();
+    if let Some(cursor) = cursor {
+        params.insert("cursor".into(), cursor.clone());
+    }
+    // A stateless (2026-07-28) server needs the per-request `_meta` the host sends.
+    if let Some(meta) = meta {
+        params.insert("_meta".into(), meta.clone());
+    }
+    let request = json!({"jsonrpc": "2.0", "id": sent.to_value(), "method": kind.list_method(), "params": params});
+    server_out.write_all(&line(&request)).await?;
+    server_out.flush().await?;
+    Ok(Some(sent))
+}
+
 pub async fn run<HR, HW, SR, SW, A>(
     host_in: HR,
     mut host_out: HW,
@@ -117,6 +158,15 @@ where
     let mut session = Session::default();
     let mut relay = Relay::new(MAX_PENDING);
     let mut expect: HashMap<Id, Expect> = HashMap::new();
+    // The proxy's own re-listings: per `list_changed` method, the notification held back until
+    // every kind it concerns has been re-checked, and how many re-listings are still out.
+    let mut held: HashMap<String, (Map<String, Value>, usize)> = HashMap::new();
+    let mut own_ids: i64 = 0;
+    let mut generations: std::collections::BTreeMap<ItemKind, u64> =
+        std::collections::BTreeMap::new();
+    // The host's latest per-request `_meta` (without its progress token), for the proxy's own
+    // requests to a stateless server.
+    let mut host_meta: Option<Value> = None;
     let mut log = |method: &str,
                    item: Option<String>,
                    decision: Decision,
@@ -168,6 +218,11 @@ where
                             continue;
                         };
                         let params = obj.get("params");
+                        if let Some(Value::Object(meta)) = params.and_then(|p| p.get("_meta")) {
+                            let mut meta = meta.clone();
+                            meta.remove("progressToken");
+                            host_meta = Some(Value::Object(meta));
+                        }
                         if let Err(reason) = enforce::check_call(&method, params, locked, &session) {
                             let item = params
                                 .and_then(|p| p.get("name").or_else(|| p.get("uri")))
@@ -277,6 +332,56 @@ where
                             continue;
                         };
                         obj.insert("id".into(), waiting.original.to_value());
+                        let relisting = matches!(expect.get(&sent), Some(Expect::Relist { .. }));
+                        if relisting
+                            && let Some(Expect::Relist { kind, shown, mut scratch, pages, generation }) = expect.remove(&sent) {
+                            let mut complete = true;
+                            match obj.remove("result") {
+                                Some(Value::Object(result)) => {
+                                    let checked = enforce::check_list_page(kind, result, pages == 1, locked, &mut scratch);
+                                    for w in &checked.withheld {
+                                        let digests = match &w.reason {
+                                            enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
+                                            _ => (None, None),
+                                        };
+                                        log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests, (None, Some(response_digest)));
+                                    }
+                                    if let Some(cursor) = checked.forward.get("nextCursor").filter(|c| !c.is_null()) {
+                                        if pages < MAX_RELIST_PAGES {
+                                            if let Some(next) = ask_page(&mut server_out, &mut relay, &mut own_ids, kind, Some(cursor), host_meta.as_ref()).await? {
+                                                expect.insert(next, Expect::Relist { kind, shown: shown.clone(), scratch: scratch.clone(), pages: pages + 1, generation });
+                                                complete = false;
+                                            } else {
+                                                scratch = Session::default();
+                                            }
+                                        } else {
+                                            log(kind.list_method(), None, Decision::Note, Some(format!("re-listing stopped after {MAX_RELIST_PAGES} pages")), (None, None), (None, None));
+                                            scratch = Session::default();
+                                        }
+                                    }
+                                }
+                                _ => {
+                                    log(kind.list_method(), None, Decision::Note, Some("the server did not answer the proxy's re-listing".into()), (None, None), (None, None));
+                                    scratch = Session::default();
+                                }
+                            }
+                            if complete {
+                                if generations.get(&kind) == Some(&generation) {
+                                    let shown: BTreeSet<String> = shown.union(&session.listed(kind)).cloned().collect();
+                                    session.restrict(kind, &shown, &scratch.listed(kind));
+                                }
+                                let notification = kind.list_changed_notification();
+                                let done = held.get_mut(notification).is_some_and(|(_, remaining)| {
+                                    *remaining = remaining.saturating_sub(1);
+                                    *remaining == 0
+                                });
+                                if done && let Some((held_obj, _)) = held.remove(notification) {
+                                        host_out.write_all(&line(&Value::Object(held_obj))).await?;
+                                        host_out.flush().await?;
+                                }
+                            }
+                            continue;
+                        }
                         match (expect.remove(&sent), obj.remove("result")) {
                             (Some(Expect::List { kind, first_page }), Some(Value::Object(result))) => {
                                 let checked = enforce::check_list_page(kind, result, first_page, locked, &mut session);
@@ -353,15 +458,45 @@ where
                         }
                     }
                     (Some(method), None) => {
-                        if method.ends_with("/list_changed") {
-                            // What was listed may have changed: nothing from the old listing
-                            // may be called until the host lists again (and the proxy checks it).
-                            if let Some(kind) = ItemKind::ALL.into_iter().find(|k| k.list_changed_notification() == method) {
-                                for k in ItemKind::ALL.into_iter().filter(|k| k.list_changed_notification() == kind.list_changed_notification()) {
-                                    session_forget(&mut session, k, locked);
+                        let kinds: Vec<ItemKind> = ItemKind::ALL.into_iter().filter(|k| k.list_changed_notification() == method).collect();
+                        if !kinds.is_empty() {
+                            // What was listed may have changed: nothing of these kinds may be
+                            // called until the proxy has re-listed and re-checked them; the host
+                            // hears of the change only then. A change during a re-listing
+                            // starts another (the earlier answer may predate it).
+                            let mut out = 0;
+                            for kind in kinds {
+                                // What the host was shown, including what a re-listing still
+                                // out (now stale) was holding for it.
+                                let mut shown = session.listed(kind);
+                                for pending in expect.values() {
+                                    if let Expect::Relist { kind: k, shown: s, .. } = pending
+                                        && *k == kind
+                                    {
+                                            shown.extend(s.iter().cloned());
+                                    }
+                                }
+                                session.forget(kind);
+                                let generation = generations.entry(kind).or_insert(0);
+                                *generation += 1;
+                                let generation = *generation;
+                                if !locked.covers(kind) {
+                                    continue;
+                                }
+                                match ask_page(&mut server_out, &mut relay, &mut own_ids, kind, None, host_meta.as_ref()).await? {
+                                    Some(sent) => {
+                                        expect.insert(sent, Expect::Relist { kind, shown, scratch: Session::default(), pages: 1, generation });
+                                        out += 1;
+                                    }
+                                    None => log(&method, None, Decision::Note, Some("too many requests waiting to re-list; nothing of this kind may be called until the host lists again".into()), (None, None), (None, None)),
                                 }
                             }
-                            log(&method, None, Decision::Note, Some("listing reset until the host lists again".into()), (None, None), (None, None));
+                            log(&method, None, Decision::Note, Some(format!("re-listing {out} kind(s) before the host hears of the change")), (None, None), (None, None));
+                            if out > 0 {
+                                let entry = held.entry(method.clone()).or_insert_with(|| (obj.clone(), 0));
+                                entry.1 += out;
+                                continue;
+                            }
                         }
                         host_out.write_all(&line(&Value::Object(obj))).await?;
                         host_out.flush().await?;
@@ -371,13 +506,6 @@ where
             }
         }
     }
-}
-
-/// Forgets what was listed of `kind`: an empty first page.
-fn session_forget(session: &mut Session, kind: ItemKind, locked: &Locked<'_>) {
-    let mut empty = Map::new();
-    empty.insert(kind.field().into(), Value::Array(Vec::new()));
-    let _ = enforce::check_list_page(kind, empty, true, locked, session);
 }
 
 /// The server's self-description in an `initialize` or `server/discover` result, against the
