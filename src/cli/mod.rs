@@ -196,10 +196,13 @@ pub enum Command {
     /// found by --name or by its exact argv, and the argv after `--` must be the locked one.
     /// Then every list page is checked item by item against the locked digests (matching items
     /// pass exactly as served, the rest are withheld), every call to a tool, prompt or resource
-    /// not locked and listed in this session is denied (error -32010), the server's
-    /// self-description must match the lock, ids are translated both ways, and the server's
-    /// own requests are refused unless --allow-server-requests. With --audit, one hash-chained
-    /// JSON line per decision (`mcplock audit verify`).
+    /// not locked and listed in this session is denied (error -32010), as is a tools/call whose
+    /// arguments fall outside the locked inputSchema; on list_changed the proxy re-lists and
+    /// re-checks before the host hears of it, so a tool that drifts mid-session is denied from
+    /// that moment. The server's self-description must match the lock, ids are translated
+    /// both ways, and the server's own requests are refused unless --allow-server-requests.
+    /// With --audit, one hash-chained JSON line per decision (`mcplock audit verify`).
+    /// See docs/proxy.md.
     ///
     /// Example (a host's config):
     ///   "command": "mcplock",
