@@ -326,3 +326,133 @@ fn a_server_locked_over_the_stateless_protocol_serves_a_legacy_host() {
     assert_eq!(through["calls"], direct["calls"]);
     assert_eq!(through["calls"][0]["text"], json!(["3.0"]));
 }
+
+/// A raw host: the proxy started with piped stdio, lines written and read by the test.
+struct RawHost {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl RawHost {
+    fn start(dir: &Path, server: &[&str]) -> RawHost {
+        let mut child = Command::new(mcplock_bin())
+            .current_dir(dir)
+            .args(["proxy", "--allow-unsigned", "--audit", "audit.jsonl", "--"])
+            .args(server)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        RawHost {
+            child,
+            lines: std::io::BufRead::lines(std::io::BufReader::new(stdout)),
+        }
+    }
+
+    fn send(&mut self, message: Value) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn next(&mut self) -> Value {
+        let line = self.lines.next().expect("a line from the proxy").unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// The proxy's exit code, waited for at most `deadline`.
+    fn exit_code(mut self, deadline: Duration) -> Option<i32> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("the proxy did not exit within {deadline:?}");
+    }
+
+    fn initialize(&mut self) {
+        self.send(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        );
+        assert!(self.next()["result"].is_object());
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    }
+}
+
+fn alive(pid_file: &Path) -> bool {
+    let pid = fs::read_to_string(pid_file).unwrap();
+    Path::new(&format!("/proc/{}", pid.trim())).exists()
+}
+
+#[test]
+fn a_host_that_disappears_takes_the_server_down_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pid_file = d.join("server.pid");
+    let pid = pid_file.to_string_lossy().into_owned();
+    let server = [
+        fixture_bin(),
+        "--era",
+        "legacy",
+        "--tools",
+        "2",
+        "--pid-file",
+        pid.as_str(),
+    ];
+    let mut lock = vec!["lock", "--"];
+    lock.extend_from_slice(&server);
+    run_in(d, &lock, Duration::from_secs(60)).expect_success();
+    let mut host = RawHost::start(d, &server);
+    host.initialize();
+    // A request still waiting when the host goes away.
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    assert!(alive(&pid_file));
+    drop(host.child.stdin.take());
+    assert_eq!(host.exit_code(Duration::from_secs(20)), Some(0));
+    assert!(!alive(&pid_file), "the server outlived the session");
+    audit(d);
+}
+
+#[test]
+fn a_server_that_dies_mid_request_answers_the_host_and_the_proxy_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flags = d.join("flags");
+    fs::write(&flags, "--era\nlegacy\n--tools\n4\n--page-size\n2").unwrap();
+    let flags_arg = flags.to_string_lossy().into_owned();
+    let server = [fixture_bin(), "--flags-file", flags_arg.as_str()];
+    let mut lock = vec!["lock", "--"];
+    lock.extend_from_slice(&server);
+    run_in(d, &lock, Duration::from_secs(60)).expect_success();
+    // After approval the server crashes when its second page (page 1) is asked for.
+    fs::write(
+        &flags,
+        "--era\nlegacy\n--tools\n4\n--page-size\n2\n--crash-on-page\n1",
+    )
+    .unwrap();
+    let mut host = RawHost::start(d, &server);
+    host.initialize();
+    host.send(json!({"jsonrpc": "2.0", "id": "p1", "method": "tools/list"}));
+    let first = host.next();
+    let cursor = first["result"]["nextCursor"].clone();
+    assert!(cursor.is_string(), "{first}");
+    host.send(
+        json!({"jsonrpc": "2.0", "id": "p2", "method": "tools/list", "params": {"cursor": cursor}}),
+    );
+    let answer = host.next();
+    assert_eq!(
+        (&answer["id"], &answer["error"]["code"]),
+        (&json!("p2"), &json!(-32011)),
+        "{answer}"
+    );
+    assert_eq!(host.exit_code(Duration::from_secs(20)), Some(3));
+    audit(d);
+}

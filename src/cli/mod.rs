@@ -959,6 +959,9 @@ pub fn main() -> ExitCode {
             }
         }
     });
+    // A read of our stdin may still be blocked in a runtime thread (the proxy's host side, when
+    // the server ended the session): exit without waiting for it.
+    runtime.shutdown_background();
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err((name, number)) => {
