@@ -6,15 +6,34 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// The official SDK clients, as the hosts that drive the proxy.
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    Python,
+    TypeScript,
+}
+
 /// Runs the Python SDK host against `argv` (directly, or through the proxy) with `calls`.
 fn host(dir: &Path, calls: Value, argv: &[&str]) -> (Value, String) {
-    let python = real_component("python/.venv/bin/python");
-    let script = repo().join("testdata/servers/python/proxy_client.py");
-    let out = Command::new(python)
+    host_on(Sdk::Python, dir, calls, argv)
+}
+
+fn host_on(sdk: Sdk, dir: &Path, calls: Value, argv: &[&str]) -> (Value, String) {
+    let (program, script) = match sdk {
+        Sdk::Python => (
+            real_component("python/.venv/bin/python"),
+            repo().join("testdata/servers/python/proxy_client.py"),
+        ),
+        Sdk::TypeScript => (
+            "node".to_string(),
+            PathBuf::from(real_component("node/proxy_client.mjs")),
+        ),
+    };
+    let out = Command::new(program)
         .current_dir(dir)
         .arg(script)
         .arg(calls.to_string())
@@ -455,4 +474,49 @@ fn a_server_that_dies_mid_request_answers_the_host_and_the_proxy_exits_3() {
     );
     assert_eq!(host.exit_code(Duration::from_secs(20)), Some(3));
     audit(d);
+}
+
+#[test]
+fn the_typescript_sdk_host_sees_through_the_proxy_what_it_sees_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (server, calls) in [
+        (
+            everything_server(),
+            json!([["echo", {"message": "hi"}], ["get-sum", {"a": 2, "b": 3}], ["echo", {}]]),
+        ),
+        (
+            python_server(),
+            json!([["add", {"a": 1, "b": 2}], ["add", {"a": "one"}]]),
+        ),
+    ] {
+        let argv: Vec<&str> = server.iter().map(String::as_str).collect();
+        let lockfile = d.join("mcp-lock.json");
+        let _ = fs::remove_file(&lockfile);
+        let mut lock = vec!["lock", "--"];
+        lock.extend_from_slice(&argv);
+        run_in(d, &lock, Duration::from_secs(60)).expect_success();
+        let (direct, _) = host_on(Sdk::TypeScript, d, calls.clone(), &argv);
+        let (through, _) = host_on(
+            Sdk::TypeScript,
+            d,
+            calls.clone(),
+            &proxied(&["--allow-unsigned"], &argv),
+        );
+        assert_eq!(through["server"], direct["server"]);
+        assert_eq!(through["tools"], direct["tools"]);
+        assert_eq!(through["descriptions"], direct["descriptions"]);
+        let n = calls.as_array().unwrap().len();
+        // Every call inside the schema answers as it does directly; the last one, outside the
+        // schema, is the server's to refuse directly and the proxy's through it.
+        assert_eq!(
+            through["calls"].as_array().unwrap()[..n - 1],
+            direct["calls"].as_array().unwrap()[..n - 1],
+            "{through}"
+        );
+        let last = through["calls"][n - 1]["error"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(last.contains("outside the locked inputSchema"), "{through}");
+    }
 }

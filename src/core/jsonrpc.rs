@@ -14,7 +14,8 @@ pub enum Id {
 }
 
 impl Id {
-    fn from_value(value: &Value) -> Option<Id> {
+    /// A request id as JSON-RPC allows it (string or integer); `None` for anything else.
+    pub fn from_value(value: &Value) -> Option<Id> {
         match value {
             Value::String(s) => Some(Id::String(s.clone())),
             Value::Number(n) => n.as_i64().map(Id::Number),

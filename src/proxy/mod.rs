@@ -70,7 +70,7 @@ enum Expect {
         method: String,
         item: String,
         locked: Option<Digest>,
-        request: Digest,
+        request: Option<Digest>,
     },
 }
 
@@ -92,14 +92,6 @@ fn error_line(id: &Value, code: i64, message: String, data: Option<Value>) -> Ve
         error["data"] = data;
     }
     line(&json!({"jsonrpc": "2.0", "id": id, "error": error}))
-}
-
-fn id_of(value: &Value) -> Option<Id> {
-    match value.get("id")? {
-        Value::String(s) => Some(Id::String(s.clone())),
-        Value::Number(n) => n.as_i64().map(Id::Number),
-        _ => None,
-    }
 }
 
 /// Runs one session until the host or the server goes away.
@@ -157,6 +149,8 @@ where
     let mut server = MessageReader::new(server_in, options.limits);
     let mut session = Session::default();
     let mut relay = Relay::new(MAX_PENDING);
+    // Digests and call records are computed only for an audit log.
+    let audit_on = audit.is_some();
     let mut expect: HashMap<Id, Expect> = HashMap::new();
     // The proxy's own re-listings: per `list_changed` method, the notification held back until
     // every kind it concerns has been re-checked, and how many re-listings are still out.
@@ -205,7 +199,7 @@ where
                         continue;
                     }
                 };
-                let request_digest = Digest::of_bytes(&message.raw);
+                let request_digest = audit_on.then(|| Digest::of_bytes(&message.raw));
                 let Value::Object(mut obj) = message.value else {
                     log("(host line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None));
                     continue;
@@ -213,7 +207,7 @@ where
                 let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
                 match (method, obj.get("id").cloned()) {
                     (Some(method), Some(id_value)) => {
-                        let Some(id) = id_of(&Value::Object(obj.clone())) else {
+                        let Some(id) = obj.get("id").and_then(Id::from_value) else {
                             host_out.write_all(&error_line(&id_value, -32600, "invalid id".into(), None)).await?;
                             continue;
                         };
@@ -228,7 +222,7 @@ where
                                 .and_then(|p| p.get("name").or_else(|| p.get("uri")))
                                 .and_then(Value::as_str)
                                 .map(str::to_owned);
-                            log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None), (Some(request_digest), None));
+                            log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None), (request_digest, None));
                             let message = format!(
                                 "mcplock denied {method}{}: {}",
                                 item.as_deref().map(|i| format!(" of {i:?}")).unwrap_or_default(),
@@ -251,7 +245,7 @@ where
                             expect.insert(sent.clone(), Expect::List { kind, first_page });
                         } else if method == "initialize" || method == "server/discover" {
                             expect.insert(sent.clone(), Expect::Hello);
-                        } else if let Some(Ok((kind, item))) = enforce::called_item(&method, params) {
+                        } else if audit_on && let Some(Ok((kind, item))) = enforce::called_item(&method, params) {
                             let locked = locked.digest(kind, &item);
                             expect.insert(sent.clone(), Expect::Call { method: method.clone(), item, locked, request: request_digest });
                         }
@@ -264,7 +258,7 @@ where
                             let original = obj
                                 .get("params")
                                 .and_then(|p| p.get("requestId"))
-                                .and_then(|r| id_of(&json!({"id": r})));
+                                .and_then(Id::from_value);
                             match original.and_then(|o| relay.cancelled(Origin::Host, &o)) {
                                 Some(sent) => {
                                     if let Some(p) = obj.get_mut("params").and_then(Value::as_object_mut) {
@@ -279,7 +273,7 @@ where
                     }
                     (None, Some(_)) => {
                         // The host's answer to a request the server sent.
-                        let Some(waiting) = id_of(&Value::Object(obj.clone())).and_then(|id| relay.answer(&id)) else {
+                        let Some(waiting) = obj.get("id").and_then(Id::from_value).and_then(|id| relay.answer(&id)) else {
                             log("(host answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None));
                             continue;
                         };
@@ -318,7 +312,7 @@ where
                         continue;
                     }
                 };
-                let response_digest = Digest::of_bytes(&message.raw);
+                let response_digest = audit_on.then(|| Digest::of_bytes(&message.raw));
                 let Value::Object(mut obj) = message.value else {
                     log("(server line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None));
                     continue;
@@ -326,7 +320,7 @@ where
                 let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
                 match (method, obj.get("id").cloned()) {
                     (None, Some(_)) => {
-                        let Some(sent) = id_of(&Value::Object(obj.clone())) else { continue };
+                        let Some(sent) = obj.get("id").and_then(Id::from_value) else { continue };
                         let Some(waiting) = relay.answer(&sent) else {
                             log("(server answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None));
                             continue;
@@ -344,7 +338,7 @@ where
                                             enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
                                             _ => (None, None),
                                         };
-                                        log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests, (None, Some(response_digest)));
+                                        log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests, (None, response_digest));
                                     }
                                     if let Some(cursor) = checked.forward.get("nextCursor").filter(|c| !c.is_null()) {
                                         if pages < MAX_RELIST_PAGES {
@@ -421,7 +415,7 @@ where
                             }
                             (Some(Expect::Call { method, item, locked, request }), result) => {
                                 let outcome = if result.is_some() { None } else { Some("the server answered with an error".to_string()) };
-                                log(&method, Some(item), Decision::Forward, outcome, (locked, None), (Some(request), Some(response_digest)));
+                                log(&method, Some(item), Decision::Forward, outcome, (locked, None), (request, response_digest));
                                 if let Some(result) = result {
                                     obj.insert("result".into(), result);
                                 }
@@ -444,7 +438,7 @@ where
                             continue;
                         }
                         let forward = options.allow_server_requests
-                            && id_of(&Value::Object(obj.clone()))
+                            && obj.get("id").and_then(Id::from_value)
                                 .and_then(|id| relay.send(Origin::Server, id, &method).ok())
                                 .map(|sent| obj.insert("id".into(), sent.to_value()))
                                 .is_some();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the gauntlet scans, at pinned versions, inside this
 # folder: @modelcontextprotocol/server-everything and tailwindcss-mcp-server (npm, TypeScript
-# SDK; the latter prints banners on stdout), a server on the official Python SDK (PyPI `mcp`),
+# SDK; the latter prints banners on stdout), the TypeScript SDK itself (its Client drives the
+# proxy tests as a host), a server and a host on the official Python SDK (PyPI `mcp`),
 # and mcp-server-sqlite (PyPI; advertises resources without a templates handler) in a venv of
 # its own. Needs node/npm and python3 with venv.
 set -euo pipefail

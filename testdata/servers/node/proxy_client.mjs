@@ -1,0 +1,34 @@
+// A real MCP host for the proxy tests: the official TypeScript SDK's Client over stdio.
+//
+// Usage: node proxy_client.mjs CALLS_JSON -- CMD ARGS...
+// Connects (initialize), lists tools, then calls each [name, arguments] of CALLS_JSON in order
+// and prints one JSON document: the server's name, the tool names and descriptions listed, and
+// for each call either the texts it returned or the error the client raised.
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+
+const calls = JSON.parse(process.argv[2]);
+const argv = process.argv.slice(process.argv.indexOf("--") + 1);
+const transport = new StdioClientTransport({ command: argv[0], args: argv.slice(1), stderr: "inherit" });
+const client = new Client({ name: "mcplock-proxy-test", version: "1.0.0" });
+await client.connect(transport);
+const out = { server: client.getServerVersion()?.name };
+const { tools } = await client.listTools();
+out.tools = tools.map((t) => t.name).sort();
+out.descriptions = Object.fromEntries(tools.map((t) => [t.name, t.description ?? null]));
+out.calls = [];
+for (const [name, args] of calls) {
+  try {
+    const result = await client.callTool({ name, arguments: args });
+    const text = result.content.filter((c) => typeof c.text === "string").map((c) => c.text);
+    out.calls.push({ tool: name, text, isError: Boolean(result.isError) });
+  } catch (error) {
+    out.calls.push({ tool: name, error: String(error.message ?? error) });
+  }
+}
+await client.close();
+const sorted = (v) =>
+  Array.isArray(v) ? v.map(sorted)
+  : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted(v[k])]))
+  : v;
+console.log(JSON.stringify(sorted(out)));
