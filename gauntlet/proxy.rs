@@ -218,10 +218,15 @@ fn a_rug_pull_mid_session_is_denied_from_the_moment_the_server_announces_it() {
         ["tool_00009", {"path": "a"}]
     ]);
     let (direct, _) = host(d, calls.clone(), &server);
-    let (through, _) = host(
+    let (through, stderr) = host(
         d,
         calls,
         &proxied(&["--allow-unsigned", "--audit", "audit.jsonl"], &server),
+    );
+    // The server's stderr reaches the host through the proxy's.
+    assert!(
+        stderr.contains("fixture: mcplock-fixture ready"),
+        "{stderr}"
     );
     // Directly, the poisoned tool's widened call goes through.
     assert_eq!(

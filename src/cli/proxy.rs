@@ -180,8 +180,8 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
             "mcplock: proxy: warning: every call of tool {tool:?} will be denied: its locked inputSchema cannot check arguments ({why})"
         );
     }
-    let (mut process, pipes) =
-        ServerProcess::spawn(&cmd).map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+    let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
+        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
     let options = Options {
         server_name: name.to_string(),
         limits: Limits {

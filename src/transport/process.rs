@@ -13,7 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
@@ -264,6 +264,16 @@ pub async fn end_escaped(grace: Duration) {
 impl ServerProcess {
     /// Spawns the server. Must be called inside a tokio runtime.
     pub fn spawn(cmd: &ServerCommand) -> Result<(ServerProcess, Pipes), SpawnError> {
+        Self::spawn_with(cmd, false)
+    }
+
+    /// Spawns the server with its stderr also copied, as it comes, to mcplock's own stderr
+    /// (the proxy: a host shows its servers' stderr to the user).
+    pub fn spawn_teeing_stderr(cmd: &ServerCommand) -> Result<(ServerProcess, Pipes), SpawnError> {
+        Self::spawn_with(cmd, true)
+    }
+
+    fn spawn_with(cmd: &ServerCommand, tee: bool) -> Result<(ServerProcess, Pipes), SpawnError> {
         let mut command = Command::new(&cmd.program);
         command
             .args(&cmd.args)
@@ -301,6 +311,7 @@ impl ServerProcess {
         let sink = Arc::clone(&tail);
         let stderr_task = tokio::spawn(async move {
             let mut chunk = vec![0u8; 16 * 1024];
+            let mut own = tee.then(tokio::io::stderr);
             while let Ok(n) = stderr.read(&mut chunk).await {
                 if n == 0 {
                     break;
@@ -308,6 +319,12 @@ impl ServerProcess {
                 sink.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(&chunk[..n]);
+                // Our own stderr gone (the host closed it) must not stop the drain.
+                if let Some(out) = own.as_mut()
+                    && (out.write_all(&chunk[..n]).await.is_err() || out.flush().await.is_err())
+                {
+                    own = None;
+                }
             }
         });
         STARTED_ANY.store(true, Ordering::Relaxed);
