@@ -359,9 +359,15 @@ struct RawHost {
 
 impl RawHost {
     fn start(dir: &Path, server: &[&str]) -> RawHost {
+        RawHost::start_with(dir, &[], server)
+    }
+
+    fn start_with(dir: &Path, flags: &[&str], server: &[&str]) -> RawHost {
         let mut child = Command::new(mcplock_bin())
             .current_dir(dir)
-            .args(["proxy", "--allow-unsigned", "--audit", "audit.jsonl", "--"])
+            .args(["proxy", "--allow-unsigned", "--audit", "audit.jsonl"])
+            .args(flags)
+            .arg("--")
             .args(server)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -524,4 +530,66 @@ fn the_typescript_sdk_host_sees_through_the_proxy_what_it_sees_directly() {
             .unwrap_or_default();
         assert!(last.contains("outside the locked inputSchema"), "{through}");
     }
+}
+
+#[test]
+fn oversize_answers_and_colliding_ids_never_end_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flags = d.join("flags");
+    fs::write(&flags, "--era\nlegacy\n--tools\n2\n--delay-ms\n300").unwrap();
+    let flags_arg = flags.to_string_lossy().into_owned();
+    let server = [fixture_bin(), "--flags-file", flags_arg.as_str()];
+    let mut lock = vec!["lock", "--"];
+    lock.extend_from_slice(&server);
+    run_in(d, &lock, Duration::from_secs(60)).expect_success();
+    // After approval the server answers every tools/call with 200 KB, beyond the proxy's cap.
+    fs::write(
+        &flags,
+        "--era\nlegacy\n--tools\n2\n--delay-ms\n300\n--oversize-on\ntools/call\n--oversize-bytes\n200000",
+    )
+    .unwrap();
+    let mut host = RawHost::start_with(d, &["--max-message-size", "64KiB"], &server);
+    host.initialize();
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    assert_eq!(
+        host.next()["result"]["tools"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // Two requests under one id while the first still waits (the server takes 300 ms): the
+    // second is refused at once, the first is answered, never confused with it.
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "tool_00000", "arguments": {"path": "a"}}});
+    host.send(call.clone());
+    host.send(json!({"jsonrpc": "2.0", "id": 7, "method": "ping"}));
+    let refused = host.next();
+    assert_eq!(
+        (&refused["id"], &refused["error"]["code"]),
+        (&json!(7), &json!(-32011)),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("still waiting")),
+        "{refused}"
+    );
+    // The call's answer is oversize: dropped, and the waiting request gets an error.
+    let dropped = host.next();
+    assert_eq!(
+        (&dropped["id"], &dropped["error"]["code"]),
+        (&json!(7), &json!(-32011)),
+        "{dropped}"
+    );
+    // The session goes on.
+    host.send(json!({"jsonrpc": "2.0", "id": 8, "method": "ping"}));
+    assert_eq!(host.next()["id"], 8);
+    drop(host.child.stdin.take());
+    assert_eq!(host.exit_code(Duration::from_secs(20)), Some(0));
+    assert!(
+        audit(d)
+            .iter()
+            .any(|e| e["method"] == "(server line)" && e["decision"] == "note"),
+        "the dropped line is audited"
+    );
 }

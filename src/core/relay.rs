@@ -27,10 +27,16 @@ pub struct Waiting {
     pub method: String,
 }
 
-/// The table is full: too many requests are waiting.
+/// Why a request cannot be relayed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0} requests are already waiting for an answer; this one is refused")]
-pub struct Full(pub usize);
+pub enum Refused {
+    /// The table is full: too many requests are waiting.
+    #[error("{0} requests are already waiting for an answer; this one is refused")]
+    Full(usize),
+    /// The sender reused an id that still waits for its answer.
+    #[error("a request with this id is still waiting for its answer; this one is refused")]
+    DuplicateId,
+}
 
 /// Requests in flight, both ways.
 #[derive(Debug)]
@@ -56,9 +62,12 @@ impl Relay {
     /// Registers a request from `origin` with its own `id`; returns the id to send it on with.
     /// A sender reusing an id still waiting is refused the same way (the answer could not be
     /// told apart).
-    pub fn send(&mut self, origin: Origin, id: Id, method: &str) -> Result<Id, Full> {
-        if self.waiting.len() >= self.cap || self.sent_as.contains_key(&(origin, id.clone())) {
-            return Err(Full(self.waiting.len()));
+    pub fn send(&mut self, origin: Origin, id: Id, method: &str) -> Result<Id, Refused> {
+        if self.sent_as.contains_key(&(origin, id.clone())) {
+            return Err(Refused::DuplicateId);
+        }
+        if self.waiting.len() >= self.cap {
+            return Err(Refused::Full(self.waiting.len()));
         }
         // Ids the proxy sends are its own numbers: they never collide, whatever the peers use.
         let sent = Id::Number(self.next);
@@ -155,7 +164,10 @@ mod tests {
         assert_eq!(relay.answer(&Id::String("never".into())), None);
         assert_eq!(relay.cancelled(Origin::Server, &Id::Number(1)), None);
         // Reusing an id that is still waiting is refused; once answered it may be reused.
-        assert!(relay.send(Origin::Host, Id::Number(1), "x").is_err());
+        assert_eq!(
+            relay.send(Origin::Host, Id::Number(1), "x"),
+            Err(Refused::DuplicateId)
+        );
         relay.answer(&a).unwrap();
         assert!(relay.send(Origin::Host, Id::Number(1), "x").is_ok());
         assert_eq!(relay.sole(Origin::Proxy), Some(c.clone()));
@@ -171,7 +183,10 @@ mod tests {
         for i in 0..3 {
             relay.send(Origin::Host, Id::Number(i), "m").unwrap();
         }
-        assert_eq!(relay.send(Origin::Host, Id::Number(9), "m"), Err(Full(3)));
+        assert_eq!(
+            relay.send(Origin::Host, Id::Number(9), "m"),
+            Err(Refused::Full(3))
+        );
         assert_eq!(relay.len(), 3);
     }
 
