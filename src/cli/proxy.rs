@@ -100,6 +100,35 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
     Ok((lockfile, name))
 }
 
+/// The host's side of the session. A host starts us with pipes: those are read and written
+/// directly by the runtime, without the blocking-thread hop tokio's stdio takes per read and
+/// per write (most of the proxy's added latency). Anything else (a terminal, a file) goes
+/// through tokio's stdio.
+fn host_io() -> (
+    Box<dyn tokio::io::AsyncRead + Unpin>,
+    Box<dyn tokio::io::AsyncWrite + Unpin>,
+) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let input: Box<dyn tokio::io::AsyncRead + Unpin> = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd)
+    {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let output: Box<dyn tokio::io::AsyncWrite + Unpin> = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd)
+    {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (input, output)
+}
+
 /// The host is waiting for an answer: its first request gets the refusal as a JSON-RPC error.
 async fn refuse_first_request(reason: &str) {
     let mut reader = crate::transport::channel::MessageReader::new(
@@ -191,9 +220,10 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
         allow_server_requests: args.allow_server_requests,
     };
     let mut stdin = pipes.stdin;
+    let (host_in, host_out) = host_io();
     let end = session(
-        tokio::io::stdin(),
-        tokio::io::stdout(),
+        host_in,
+        host_out,
         pipes.stdout,
         &mut stdin,
         &locked,
