@@ -56,6 +56,17 @@ pub fn entry_for<'a>(
 }
 
 /// `auto` becomes the era the lock recorded (no probe); an explicit `--protocol` is kept.
+/// The first environment variable the server was locked with that is not set now: a relaunch
+/// without it would not be the locked server.
+pub fn missing_env_key(entry: &ServerLock) -> Option<&str> {
+    entry
+        .launch
+        .env_keys
+        .iter()
+        .find(|k| std::env::var_os(k).is_none())
+        .map(String::as_str)
+}
+
 pub fn protocol_like(choice: ProtocolChoice, entry: Option<&ServerLock>) -> ProtocolChoice {
     match (
         choice,
@@ -118,12 +129,7 @@ pub async fn relaunch_locked(
         if name.is_some_and(|n| n != server_name) {
             continue;
         }
-        if let Some(missing) = entry
-            .launch
-            .env_keys
-            .iter()
-            .find(|k| std::env::var_os(k).is_none())
-        {
+        if let Some(missing) = missing_env_key(entry) {
             return Err(usage(format!(
                 "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
             )));

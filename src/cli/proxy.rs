@@ -81,12 +81,7 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
             ),
         ));
     }
-    if let Some(missing) = entry
-        .launch
-        .env_keys
-        .iter()
-        .find(|k| std::env::var_os(k).is_none())
-    {
+    if let Some(missing) = super::locked::missing_env_key(entry) {
         return Err(usage(format!(
             "the server was locked with the environment variable {missing}; it is not set"
         )));
