@@ -246,9 +246,33 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// What to do with what differs from the lock: `withhold` unlocked and drifted items from
+    /// lists and deny their calls; `block` a whole list answer holding any of them; or `warn`
+    /// (shadow mode: let it through, audited as a note). Server drift blocks unless `warn`.
+    #[arg(long, value_enum, value_name = "ACTION", default_value = "withhold")]
+    pub on_drift: OnDriftArg,
+
     /// The server to run, exactly as locked: everything after `--`, executed without a shell.
     #[arg(last = true, value_name = "CMD")]
     pub server: Vec<String>,
+}
+
+/// `--on-drift` as typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnDriftArg {
+    Withhold,
+    Block,
+    Warn,
+}
+
+impl From<OnDriftArg> for crate::core::enforce::OnDrift {
+    fn from(arg: OnDriftArg) -> Self {
+        match arg {
+            OnDriftArg::Withhold => Self::Withhold,
+            OnDriftArg::Block => Self::Block,
+            OnDriftArg::Warn => Self::Warn,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -199,6 +199,11 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
         env: Vec::new(),
     };
     let locked = Locked::new(entry);
+    if args.on_drift == super::OnDriftArg::Warn {
+        eprintln!(
+            "mcplock: proxy: WARNING: --on-drift warn lets through what the lock refuses (audited as notes): a shadow mode, not enforcement"
+        );
+    }
     for (tool, why) in locked.unusable_schemas() {
         eprintln!(
             "mcplock: proxy: warning: every call of tool {tool:?} will be denied: its locked inputSchema cannot check arguments ({why})"
@@ -213,6 +218,7 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
             strict_stdout: false,
         },
         allow_server_requests: args.allow_server_requests,
+        on_drift: args.on_drift.into(),
     };
     let mut stdin = pipes.stdin;
     let (host_in, host_out) = host_io();

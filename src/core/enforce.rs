@@ -23,6 +23,36 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The JSON-RPC error code of every call the proxy denies (implementation-defined range).
 pub const DENIED: i64 = -32010;
 
+/// What the proxy does with what differs from the lock (`--on-drift`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDrift {
+    /// Unlocked and drifted items are withheld from list pages and their calls denied; a
+    /// server whose self-description differs from the lock is blocked.
+    #[default]
+    Withhold,
+    /// Any unlocked or drifted item makes its whole list answer an error, and nothing of that
+    /// kind may be called; server drift blocks.
+    Block,
+    /// Shadow mode: what the lock would refuse (an unlocked or drifted item, arguments outside
+    /// the locked schema, server drift) is let through and audited as a warning. Malformed
+    /// requests and calls to items never listed stay denied.
+    Warn,
+}
+
+impl Reason {
+    /// Whether the refusal comes from the lock (and so `--on-drift warn` lets it through), as
+    /// opposed to a malformed request or an item the host was never shown.
+    pub fn is_drift(&self) -> bool {
+        matches!(
+            self,
+            Reason::NotLocked
+                | Reason::Drifted { .. }
+                | Reason::OutsideSchema(_)
+                | Reason::SchemaUnusable(_)
+        )
+    }
+}
+
 /// Why an item or a call does not pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -175,6 +205,11 @@ impl Session {
     /// The keys of `kind` the host may call now.
     pub fn listed(&self, kind: ItemKind) -> BTreeSet<String> {
         self.listed.get(&kind).cloned().unwrap_or_default()
+    }
+
+    /// Records `key` as shown to the host (`--on-drift warn` forwards what it would withhold).
+    pub fn mark_listed(&mut self, kind: ItemKind, key: &str) {
+        self.listed.entry(kind).or_default().insert(key.to_string());
     }
 
     /// Nothing of `kind` may be called until it is listed (and checked) again.

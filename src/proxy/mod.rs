@@ -5,7 +5,7 @@
 
 use crate::core::audit::{Chain, Decision, Entry};
 use crate::core::canonical::Digest;
-use crate::core::enforce::{self, DENIED, Locked, Session};
+use crate::core::enforce::{self, DENIED, Locked, OnDrift, Session};
 use crate::core::jsonrpc::Id;
 use crate::core::relay::{Origin, Relay};
 use crate::core::snapshot::ItemKind;
@@ -29,6 +29,8 @@ pub struct Options {
     pub limits: Limits,
     /// Forward the server's requests (sampling, elicitation, roots) to the host.
     pub allow_server_requests: bool,
+    /// What happens to what differs from the lock.
+    pub on_drift: OnDrift,
 }
 
 /// Where audit lines go: the sink and the chain so far. `None` when no log was asked for.
@@ -149,6 +151,13 @@ where
     let mut server = MessageReader::new(server_in, options.limits);
     let mut session = Session::default();
     let mut relay = Relay::new(MAX_PENDING);
+    // How an item that differs from the lock is recorded: withheld, denied (its whole list
+    // blocked) or let through with a warning.
+    let drift_decision = match options.on_drift {
+        OnDrift::Withhold => Decision::Withhold,
+        OnDrift::Block => Decision::Deny,
+        OnDrift::Warn => Decision::Note,
+    };
     // Digests and call records are computed only for an audit log.
     let audit_on = audit.is_some();
     let mut expect: HashMap<Id, Expect> = HashMap::new();
@@ -222,6 +231,15 @@ where
                                 .and_then(|p| p.get("name").or_else(|| p.get("uri")))
                                 .and_then(Value::as_str)
                                 .map(str::to_owned);
+                            let shown = enforce::called_item(&method, params)
+                                .and_then(Result::ok)
+                                .is_some_and(|(kind, key)| session.is_listed(kind, &key));
+                            let warn_through = options.on_drift == OnDrift::Warn
+                                && reason.is_drift()
+                                && (shown || !matches!(reason, enforce::Reason::NotLocked));
+                            if warn_through {
+                                log(&method, item, Decision::Note, Some(format!("{} (--on-drift warn: let through)", reason.code())), (None, None), (request_digest, None));
+                            } else {
                             log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None), (request_digest, None));
                             let message = format!(
                                 "mcplock denied {method}{}: {}",
@@ -231,6 +249,7 @@ where
                             host_out.write_all(&error_line(&id_value, DENIED, message, Some(json!({"reason": reason.code()})))).await?;
                             host_out.flush().await?;
                             continue;
+                            }
                         }
                         let sent = match relay.send(Origin::Host, id, &method) {
                             Ok(sent) => sent,
@@ -338,9 +357,16 @@ where
                                             enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
                                             _ => (None, None),
                                         };
-                                        log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests, (None, response_digest));
+                                        log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), digests, (None, response_digest));
+                                        if options.on_drift == OnDrift::Warn && !w.key.is_empty() && !matches!(w.reason, enforce::Reason::Malformed(_)) {
+                                            scratch.mark_listed(kind, &w.key);
+                                        }
                                     }
-                                    if let Some(cursor) = checked.forward.get("nextCursor").filter(|c| !c.is_null()) {
+                                    let blocked = options.on_drift == OnDrift::Block && !checked.withheld.is_empty();
+                                    if blocked {
+                                        // Nothing of this kind may be called until the host lists again.
+                                        scratch = Session::default();
+                                    } else if let Some(cursor) = checked.forward.get("nextCursor").filter(|c| !c.is_null()) {
                                         if pages < MAX_RELIST_PAGES {
                                             if let Some(next) = ask_page(&mut server_out, &mut relay, &mut own_ids, kind, Some(cursor), host_meta.as_ref()).await? {
                                                 expect.insert(next, Expect::Relist { kind, shown: shown.clone(), scratch: scratch.clone(), pages: pages + 1, generation });
@@ -378,15 +404,44 @@ where
                         }
                         match (expect.remove(&sent), obj.remove("result")) {
                             (Some(Expect::List { kind, first_page }), Some(Value::Object(result))) => {
+                                let served = (options.on_drift == OnDrift::Warn).then(|| result.clone());
                                 let checked = enforce::check_list_page(kind, result, first_page, locked, &mut session);
                                 for w in &checked.withheld {
                                     let digests = match &w.reason {
                                         enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
                                         _ => (None, None),
                                     };
-                                    log(kind.list_method(), Some(w.key.clone()), Decision::Withhold, Some(w.reason.code().into()), digests, (None, None));
+                                    log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), digests, (None, response_digest));
                                 }
-                                obj.insert("result".into(), Value::Object(checked.forward));
+                                match (options.on_drift, served) {
+                                    (OnDrift::Block, _) if !checked.withheld.is_empty() => {
+                                        session.forget(kind);
+                                        let keys: Vec<&str> = checked.withheld.iter().map(|w| w.key.as_str()).collect();
+                                        let message = format!(
+                                            "mcplock blocked {}: {} item(s) differ from the lock (--on-drift block): {}",
+                                            kind.list_method(),
+                                            keys.len(),
+                                            keys.iter().take(5).map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+                                        );
+                                        let data = json!({"reason": "drift", "items": keys.iter().take(100).collect::<Vec<_>>()});
+                                        if waiting.origin == Origin::Host {
+                                            host_out.write_all(&error_line(&waiting.original.to_value(), DENIED, message, Some(data))).await?;
+                                            host_out.flush().await?;
+                                        }
+                                        continue;
+                                    }
+                                    (OnDrift::Warn, Some(served)) => {
+                                        for w in &checked.withheld {
+                                            if !w.key.is_empty() && !matches!(w.reason, enforce::Reason::Malformed(_)) {
+                                                session.mark_listed(kind, &w.key);
+                                            }
+                                        }
+                                        obj.insert("result".into(), Value::Object(served));
+                                    }
+                                    _ => {
+                                        obj.insert("result".into(), Value::Object(checked.forward));
+                                    }
+                                }
                             }
                             (Some(Expect::Hello), Some(Value::Object(result))) => {
                                 // The protocol version is what the host and the server agreed on, not
@@ -403,6 +458,10 @@ where
                                     .filter(|d| same_era || d.field != "capabilities")
                                     .collect();
                                 if drift.is_empty() {
+                                    obj.insert("result".into(), Value::Object(result));
+                                } else if options.on_drift == OnDrift::Warn {
+                                    let fields: Vec<&str> = drift.iter().map(|d| d.field).collect();
+                                    log(&waiting.method, None, Decision::Note, Some(format!("server drift: {} (--on-drift warn: let through)", fields.join(", "))), (None, None), (None, None));
                                     obj.insert("result".into(), Value::Object(result));
                                 } else {
                                     let fields: Vec<&str> = drift.iter().map(|d| d.field).collect();

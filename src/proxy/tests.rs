@@ -97,6 +97,14 @@ fn start_audited(
     max_message_bytes: usize,
     log: Option<SharedLog>,
 ) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
+    start_on_drift(max_message_bytes, log, OnDrift::Withhold)
+}
+
+fn start_on_drift(
+    max_message_bytes: usize,
+    log: Option<SharedLog>,
+    on_drift: OnDrift,
+) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
     let (host, proxy_host_in, proxy_host_out) = pipe();
     let (server, proxy_server_in, proxy_server_out) = pipe();
     let handle = tokio::spawn(async move {
@@ -109,6 +117,7 @@ fn start_audited(
                 strict_stdout: false,
             },
             allow_server_requests: false,
+            on_drift,
         };
         run(
             proxy_host_in,
@@ -398,4 +407,68 @@ async fn a_relisting_never_adds_what_the_host_was_not_shown() {
     host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}}))
         .await;
     assert_eq!(host.next().await["error"]["data"]["reason"], "not-listed");
+}
+
+/// Lists tools with `t` as locked, `t` drifted, and `u` unlocked, under `on_drift`.
+async fn list_with_drift(on_drift: OnDrift) -> (Peer, Peer, Value, SharedLog) {
+    let log = SharedLog::default();
+    let (mut host, mut server, _session) = start_on_drift(1 << 16, Some(log.clone()), on_drift);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    let asked = server.next().await;
+    server
+        .send(
+            json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"tools": [
+                {"name": "t", "description": "Poisoned.", "inputSchema": {"type": "object"}},
+                {"name": "u", "inputSchema": {"type": "object"}}
+            ]}}),
+        )
+        .await;
+    let listed = host.next().await;
+    (host, server, listed, log)
+}
+
+#[tokio::test]
+async fn on_drift_block_answers_the_whole_list_with_an_error_and_allows_nothing() {
+    let (mut host, _server, listed, log) = list_with_drift(OnDrift::Block).await;
+    assert_eq!(listed["error"]["code"], DENIED, "{listed}");
+    assert_eq!(listed["error"]["data"]["items"], json!(["t", "u"]));
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "t"}}))
+        .await;
+    assert_eq!(host.next().await["error"]["data"]["reason"], "not-listed");
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("\"decision\":\"deny\"").count(), 3, "{text}");
+}
+
+#[tokio::test]
+async fn on_drift_warn_lets_everything_through_and_audits_each_as_a_note() {
+    let (mut host, mut server, listed, log) = list_with_drift(OnDrift::Warn).await;
+    assert_eq!(
+        listed["result"]["tools"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    for (id, name) in [(2, "t"), (3, "u")] {
+        host.send(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name}}),
+        )
+        .await;
+        let call = server.next().await;
+        assert_eq!(call["params"]["name"], name);
+        server
+            .send(json!({"jsonrpc": "2.0", "id": call["id"], "result": {"content": []}}))
+            .await;
+        assert_eq!(host.next().await["id"], id);
+    }
+    // What was never listed stays denied, even in shadow mode.
+    host.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "v"}}))
+        .await;
+    assert_eq!(host.next().await["error"]["code"], DENIED);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("\"reason\":\"drifted\""), "{text}");
+    assert!(
+        text.contains("not-locked (--on-drift warn: let through)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("\"decision\":\"deny\"").count(), 1, "{text}");
 }
