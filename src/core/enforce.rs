@@ -207,11 +207,6 @@ impl Session {
         self.listed.get(&kind).cloned().unwrap_or_default()
     }
 
-    /// Records `key` as shown to the host (`--on-drift warn` forwards what it would withhold).
-    pub fn mark_listed(&mut self, kind: ItemKind, key: &str) {
-        self.listed.entry(kind).or_default().insert(key.to_string());
-    }
-
     /// Nothing of `kind` may be called until it is listed (and checked) again.
     pub fn forget(&mut self, kind: ItemKind) {
         self.listed.remove(&kind);
@@ -231,6 +226,26 @@ impl Session {
 pub struct Withheld {
     pub key: String,
     pub reason: Reason,
+}
+
+impl Withheld {
+    /// The locked and served digests, when the item was withheld for drifting.
+    pub fn digests(&self) -> (Option<Digest>, Option<Digest>) {
+        match &self.reason {
+            Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
+            _ => (None, None),
+        }
+    }
+}
+
+impl Session {
+    /// `--on-drift warn`: what a page withheld for differing from the lock (not for being
+    /// malformed) is recorded as shown, so its calls are judged as if it matched.
+    pub fn admit_drifted(&mut self, kind: ItemKind, withheld: &[Withheld]) {
+        for w in withheld.iter().filter(|w| w.reason.is_drift()) {
+            self.listed.entry(kind).or_default().insert(w.key.clone());
+        }
+    }
 }
 
 /// A list page after enforcement: the page to forward and what was held back.

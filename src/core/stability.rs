@@ -90,9 +90,7 @@ pub fn between_starts(first: &ServerLock, other: &ServerLock, limit: usize) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::snapshot::{Launch, index_items};
-    use serde_json::{Map, json};
-    use std::collections::BTreeMap;
+    use serde_json::json;
 
     fn server(description: &str, extra_tool: bool) -> ServerLock {
         let mut tools = vec![json!({"name": "t", "description": description,
@@ -100,23 +98,7 @@ mod tests {
         if extra_tool {
             tools.push(json!({"name": "u"}));
         }
-        ServerLock {
-            launch: Launch {
-                command: "s".into(),
-                args: vec![],
-                env_keys: vec![],
-            },
-            server_info: Some(json!({"name": "s", "version": "1"})),
-            protocol_version: "2025-11-25".into(),
-            capabilities: Map::new(),
-            client_capabilities: Map::new(),
-            instructions: None,
-            tools: index_items(ItemKind::Tool, tools).unwrap(),
-            prompts: BTreeMap::new(),
-            resource_templates: BTreeMap::new(),
-            resources: None,
-            unserved: BTreeMap::new(),
-        }
+        crate::core::testkit::server_lock(tools)
     }
 
     #[test]

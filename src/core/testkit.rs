@@ -1,7 +1,8 @@
-//! Test support shared by the core's property tests: random JSON, random mutations of it, and
-//! the definitions real servers serve (testdata/listings).
+//! Test support shared by the core's tests: random JSON, random mutations of it, the
+//! definitions real servers serve (testdata/listings), and a minimal locked server.
 
-use crate::core::snapshot::{ItemKind, Items, Snapshot};
+use crate::core::lockfile::ServerLock;
+use crate::core::snapshot::{ItemKind, Items, Launch, Snapshot, index_items};
 
 // Shared with the gauntlet, which cannot see this crate's test modules.
 #[path = "../../gauntlet/common/mutate.rs"]
@@ -9,6 +10,28 @@ mod mutation;
 pub use mutation::mutate;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
+
+/// A locked server `s` (launched as `s`, protocol 2025-11-25, no capabilities) offering
+/// `tools`; tests set what else they need with struct update syntax.
+pub fn server_lock(tools: Vec<Value>) -> ServerLock {
+    ServerLock {
+        launch: Launch {
+            command: "s".into(),
+            args: vec![],
+            env_keys: vec![],
+        },
+        server_info: Some(serde_json::json!({"name": "s", "version": "1"})),
+        protocol_version: "2025-11-25".into(),
+        capabilities: Map::new(),
+        client_capabilities: Map::new(),
+        instructions: None,
+        tools: index_items(ItemKind::Tool, tools).expect("test tools are well-formed"),
+        prompts: Items::new(),
+        resource_templates: Items::new(),
+        resources: None,
+        unserved: Default::default(),
+    }
+}
 
 /// Any JSON value, four levels deep at most.
 pub fn any_json() -> impl Strategy<Value = Value> {

@@ -353,14 +353,10 @@ where
                                 Some(Value::Object(result)) => {
                                     let checked = enforce::check_list_page(kind, result, pages == 1, locked, &mut scratch);
                                     for w in &checked.withheld {
-                                        let digests = match &w.reason {
-                                            enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
-                                            _ => (None, None),
-                                        };
-                                        log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), digests, (None, response_digest));
-                                        if options.on_drift == OnDrift::Warn && !w.key.is_empty() && !matches!(w.reason, enforce::Reason::Malformed(_)) {
-                                            scratch.mark_listed(kind, &w.key);
-                                        }
+                                        log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), w.digests(), (None, response_digest));
+                                    }
+                                    if options.on_drift == OnDrift::Warn {
+                                        scratch.admit_drifted(kind, &checked.withheld);
                                     }
                                     let blocked = options.on_drift == OnDrift::Block && !checked.withheld.is_empty();
                                     if blocked {
@@ -407,11 +403,7 @@ where
                                 let served = (options.on_drift == OnDrift::Warn).then(|| result.clone());
                                 let checked = enforce::check_list_page(kind, result, first_page, locked, &mut session);
                                 for w in &checked.withheld {
-                                    let digests = match &w.reason {
-                                        enforce::Reason::Drifted { locked, served } => (Some(*locked), Some(*served)),
-                                        _ => (None, None),
-                                    };
-                                    log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), digests, (None, response_digest));
+                                    log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), w.digests(), (None, response_digest));
                                 }
                                 match (options.on_drift, served) {
                                     (OnDrift::Block, _) if !checked.withheld.is_empty() => {
@@ -431,11 +423,7 @@ where
                                         continue;
                                     }
                                     (OnDrift::Warn, Some(served)) => {
-                                        for w in &checked.withheld {
-                                            if !w.key.is_empty() && !matches!(w.reason, enforce::Reason::Malformed(_)) {
-                                                session.mark_listed(kind, &w.key);
-                                            }
-                                        }
+                                        session.admit_drifted(kind, &checked.withheld);
                                         obj.insert("result".into(), Value::Object(served));
                                     }
                                     _ => {

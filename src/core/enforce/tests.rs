@@ -1,5 +1,5 @@
 use super::*;
-use crate::core::snapshot::{Items, Launch, index_items};
+use crate::core::snapshot::{Items, index_items};
 use serde_json::json;
 
 fn tool(name: &str, description: &str) -> Value {
@@ -8,32 +8,22 @@ fn tool(name: &str, description: &str) -> Value {
 
 fn server() -> ServerLock {
     ServerLock {
-        launch: Launch {
-            command: "s".into(),
-            args: vec![],
-            env_keys: vec![],
-        },
         server_info: Some(json!({"name": "files", "version": "1.0.0"})),
-        protocol_version: "2025-11-25".into(),
         capabilities: json!({"tools": {"listChanged": true}, "resources": {}, "prompts": {}})
             .as_object()
             .cloned()
             .unwrap(),
-        client_capabilities: Map::new(),
         instructions: Some("Be careful.".into()),
-        tools: index_items(
-            ItemKind::Tool,
-            vec![tool("read", "Read a file."), tool("list", "List files.")],
-        )
-        .unwrap(),
         prompts: index_items(ItemKind::Prompt, vec![json!({"name": "review"})]).unwrap(),
         resource_templates: index_items(
             ItemKind::ResourceTemplate,
             vec![json!({"uriTemplate": "file:///workspace/{name}", "name": "ws"})],
         )
         .unwrap(),
-        resources: None,
-        unserved: BTreeMap::new(),
+        ..crate::core::testkit::server_lock(vec![
+            tool("read", "Read a file."),
+            tool("list", "List files."),
+        ])
     }
 }
 
