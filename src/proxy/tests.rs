@@ -44,6 +44,15 @@ impl Peer {
     }
 }
 
+/// The host lists tools and the server serves `tools`: returns what the host was shown.
+async fn host_lists(host: &mut Peer, server: &mut Peer, tools: Value) -> Value {
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    let asked = server.next().await;
+    server.answer(&asked, json!({ "tools": tools })).await;
+    host.next().await
+}
+
 fn pipe() -> (
     Peer,
     tokio::io::ReadHalf<DuplexStream>,
@@ -231,18 +240,12 @@ async fn a_server_that_dies_answers_every_waiting_request_with_an_error() {
 async fn forwarded_and_denied_calls_are_audited_with_the_digests_of_what_crossed() {
     let log = SharedLog::default();
     let (mut host, mut server, session) = start_audited(1 << 16, Some(log.clone()));
-    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .await;
-    let asked = server.next().await;
-    server
-        .answer(
-            &asked,
-            json!({"tools": [
-                {"name": "t", "inputSchema": {"type": "object"}}
-            ]}),
-        )
-        .await;
-    host.next().await;
+    host_lists(
+        &mut host,
+        &mut server,
+        json!([{"name": "t", "inputSchema": {"type": "object"}}]),
+    )
+    .await;
     let request =
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "t"}});
     host.send(request.clone()).await;
@@ -296,11 +299,7 @@ async fn on_list_changed_the_proxy_relists_first_and_a_drifted_tool_is_denied_fr
     let log = SharedLog::default();
     let (mut host, mut server, _session) = start_audited(1 << 16, Some(log.clone()));
     let t = json!({"name": "t", "inputSchema": {"type": "object"}});
-    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .await;
-    let asked = server.next().await;
-    server.answer(&asked, json!({"tools": [t]})).await;
-    host.next().await;
+    host_lists(&mut host, &mut server, json!([t])).await;
 
     // Unchanged after a list_changed: the proxy re-lists (two pages), the host hears of the
     // change only afterwards, and may go on calling without listing again.
@@ -392,19 +391,15 @@ async fn a_relisting_never_adds_what_the_host_was_not_shown() {
 async fn list_with_drift(on_drift: OnDrift) -> (Peer, Peer, Value, SharedLog) {
     let log = SharedLog::default();
     let (mut host, mut server, _session) = start_on_drift(1 << 16, Some(log.clone()), on_drift);
-    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .await;
-    let asked = server.next().await;
-    server
-        .answer(
-            &asked,
-            json!({"tools": [
-                {"name": "t", "description": "Poisoned.", "inputSchema": {"type": "object"}},
-                {"name": "u", "inputSchema": {"type": "object"}}
-            ]}),
-        )
-        .await;
-    let listed = host.next().await;
+    let listed = host_lists(
+        &mut host,
+        &mut server,
+        json!([
+            {"name": "t", "description": "Poisoned.", "inputSchema": {"type": "object"}},
+            {"name": "u", "inputSchema": {"type": "object"}}
+        ]),
+    )
+    .await;
     (host, server, listed, log)
 }
 
