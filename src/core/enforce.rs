@@ -518,6 +518,39 @@ pub struct ServerDrift {
     pub field: &'static str,
 }
 
+/// The server's self-description as the proxy relays it (an `initialize` or `server/discover`
+/// result), against the lock. The protocol version is what host and server agreed on, not the
+/// server's to change, so it is not held to the lock; capabilities are compared only when the
+/// host speaks the generation the lock recorded (`same_generation`), because a server describes
+/// itself differently in the two results. Everything else must match.
+pub fn check_hello(
+    result: &Map<String, Value>,
+    same_generation: bool,
+    locked: &Locked<'_>,
+) -> Vec<ServerDrift> {
+    let empty = Map::new();
+    let capabilities = result
+        .get("capabilities")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let info = result.get("serverInfo").or_else(|| {
+        result
+            .get("_meta")
+            .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
+    });
+    let instructions = result.get("instructions").and_then(Value::as_str);
+    check_server(
+        &locked.server.protocol_version,
+        capabilities,
+        info,
+        instructions,
+        locked,
+    )
+    .into_iter()
+    .filter(|d| same_generation || d.field != "capabilities")
+    .collect()
+}
+
 /// Compares what the server says about itself (its `initialize` result, or a `server/discover`
 /// result with the serverInfo from `_meta`) with the lock. Values are compared as canonical
 /// JSON; every field that differs is named.

@@ -432,19 +432,10 @@ where
                                 }
                             }
                             (Some(Expect::Hello), Some(Value::Object(result))) => {
-                                // The protocol version is what the host and the server agreed on, not
-                                // the server's to change: everything else must match the lock.
-                                // Capabilities are compared when the host speaks the generation the
-                                // lock recorded: a server describes itself differently in an
-                                // `initialize` result and in a `server/discover` result.
                                 let locked_modern = crate::mcp::ProtocolVersion::parse(&locked.server.protocol_version)
                                     .is_some_and(crate::mcp::ProtocolVersion::is_modern);
-                                let same_era = (waiting.method == "server/discover") == locked_modern;
-                                let drift: Vec<_> = hello_drift(&result, locked)
-                                    .into_iter()
-                                    .filter(|d| d.field != "protocolVersion")
-                                    .filter(|d| same_era || d.field != "capabilities")
-                                    .collect();
+                                let same_generation = (waiting.method == "server/discover") == locked_modern;
+                                let drift = enforce::check_hello(&result, same_generation, locked);
                                 if drift.is_empty() {
                                     obj.insert("result".into(), Value::Object(result));
                                 } else if options.on_drift == OnDrift::Warn {
@@ -547,42 +538,6 @@ where
             }
         }
     }
-}
-
-/// The server's self-description in an `initialize` or `server/discover` result, against the
-/// lock.
-fn hello_drift(result: &Map<String, Value>, locked: &Locked<'_>) -> Vec<enforce::ServerDrift> {
-    let version = result
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            // server/discover: the version the proxy's host asked for is one of these; the lock
-            // records the one that was spoken.
-            result
-                .get("supportedVersions")
-                .and_then(Value::as_array)
-                .and_then(|v| {
-                    v.iter()
-                        .filter_map(Value::as_str)
-                        .find(|s| *s == locked.server.protocol_version)
-                        .map(str::to_owned)
-                })
-        })
-        .unwrap_or_default();
-    let empty = Map::new();
-    let capabilities = result
-        .get("capabilities")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let info = result.get("serverInfo").cloned().or_else(|| {
-        result
-            .get("_meta")
-            .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
-            .cloned()
-    });
-    let instructions = result.get("instructions").and_then(Value::as_str);
-    enforce::check_server(&version, capabilities, info.as_ref(), instructions, locked)
 }
 
 #[cfg(test)]
