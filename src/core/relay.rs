@@ -1,10 +1,14 @@
 //! Request ids across the proxy: the host never sees the server's ids and the server never
 //! sees the host's. Every request crossing the proxy (and every request of the proxy's own,
 //! such as a re-listing) gets a fresh id on the far side; the answer is mapped back, and a
-//! `notifications/cancelled` is translated the same way. The table is bounded: past its cap a
-//! new request is refused (the caller answers it with an error), never dropped silently.
+//! `notifications/cancelled` is translated the same way. Progress tokens too: a request's
+//! `_meta.progressToken` goes on as the proxy's id for that request, and a progress
+//! notification is mapped back only while its request is waiting. The table is bounded: past
+//! its cap a new request is refused (the caller answers it with an error), never dropped
+//! silently; a cancelled request leaves it at once.
 
 use crate::core::jsonrpc::Id;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// Who sent a request through the proxy (and so receives its answer).
@@ -25,6 +29,8 @@ pub struct Waiting {
     /// The id the sender used.
     pub original: Id,
     pub method: String,
+    /// The progress token the sender put in the request, when it asked for progress.
+    pub progress: Option<Value>,
 }
 
 /// Why a request cannot be relayed.
@@ -36,6 +42,15 @@ pub enum Refused {
     /// The sender reused an id that still waits for its answer.
     #[error("a request with this id is still waiting for its answer; this one is refused")]
     DuplicateId,
+}
+
+/// Why a notification is not forwarded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Dropped {
+    #[error("a cancellation of no request still waiting")]
+    Cancel,
+    #[error("a progress report for no request still waiting with that progress token")]
+    Progress,
 }
 
 /// Requests in flight, both ways.
@@ -79,6 +94,7 @@ impl Relay {
                 origin,
                 original: id,
                 method: method.to_string(),
+                progress: None,
             },
         );
         Ok(sent)
@@ -94,10 +110,75 @@ impl Relay {
         Some(waiting)
     }
 
-    /// The id to put in a `notifications/cancelled` that `origin` sent about its request
-    /// `original`; `None` when no such request is waiting (nothing to cancel on the far side).
-    pub fn cancelled(&self, origin: Origin, original: &Id) -> Option<Id> {
-        self.sent_as.get(&(origin, original.clone())).cloned()
+    /// The sender of `original` gave up on it: the entry leaves the table (a late answer is then
+    /// dropped as an answer to nothing) and the id to cancel on the far side is returned.
+    pub fn cancel(&mut self, origin: Origin, original: &Id) -> Option<(Id, Waiting)> {
+        let sent = self.sent_as.remove(&(origin, original.clone()))?;
+        let waiting = self.waiting.remove(&sent)?;
+        Some((sent, waiting))
+    }
+
+    /// Rewrites the progress token of a request sent on as `sent` (from `params._meta`) to the
+    /// proxy's own token, `sent` itself, and keeps the sender's token for the way back. Tokens
+    /// that are neither a string nor a number are left alone: the far side refuses them.
+    pub fn take_progress(&mut self, sent: &Id, params: Option<&mut Value>) {
+        let Some(meta) = params
+            .and_then(|p| p.get_mut("_meta"))
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        let Some(token) = meta
+            .get("progressToken")
+            .filter(|t| Id::from_value(t).is_some())
+        else {
+            return;
+        };
+        if let Some(waiting) = self.waiting.get_mut(sent) {
+            waiting.progress = Some(token.clone());
+            meta.insert("progressToken".into(), sent.to_value());
+        }
+    }
+
+    /// Translates a notification `from` one side for the other: a cancellation of the sender's
+    /// own request gets the id the far side knows (and the request leaves the table); a
+    /// progress report gets the token the receiver gave. `None` when it concerns no request of
+    /// the receiver still waiting: it is dropped, never forwarded as it was.
+    pub fn translate_notification(
+        &mut self,
+        from: Origin,
+        method: &str,
+        params: Option<&mut Map<String, Value>>,
+    ) -> Result<Option<(Id, Waiting)>, Dropped> {
+        match method {
+            "notifications/cancelled" => {
+                let params = params.ok_or(Dropped::Cancel)?;
+                let original = params
+                    .get("requestId")
+                    .and_then(Id::from_value)
+                    .ok_or(Dropped::Cancel)?;
+                let (on, waiting) = self.cancel(from, &original).ok_or(Dropped::Cancel)?;
+                params.insert("requestId".into(), on.to_value());
+                Ok(Some((on, waiting)))
+            }
+            "notifications/progress" => {
+                let params = params.ok_or(Dropped::Progress)?;
+                let sent = params
+                    .get("progressToken")
+                    .and_then(Id::from_value)
+                    .ok_or(Dropped::Progress)?;
+                // The receiver asked through the proxy: its request is of the other origin.
+                let token = self
+                    .waiting
+                    .get(&sent)
+                    .filter(|w| w.origin != from)
+                    .and_then(|w| w.progress.clone())
+                    .ok_or(Dropped::Progress)?;
+                params.insert("progressToken".into(), token);
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Every request still waiting, removed: when a side goes away, each gets an error.
@@ -132,6 +213,7 @@ impl Relay {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn ids_are_translated_both_ways_and_never_collide() {
@@ -147,14 +229,6 @@ mod tests {
             .send(Origin::Proxy, Id::Number(1), "tools/list")
             .unwrap();
         assert!(a != b && b != c && a != c);
-        assert_eq!(
-            relay.cancelled(Origin::Host, &Id::Number(1)),
-            Some(a.clone())
-        );
-        assert_eq!(
-            relay.cancelled(Origin::Server, &Id::Number(1)),
-            Some(b.clone())
-        );
         let answered = relay.answer(&b).unwrap();
         assert_eq!(
             (answered.origin, answered.original),
@@ -162,7 +236,6 @@ mod tests {
         );
         assert_eq!(relay.answer(&b), None, "a second answer is not forwarded");
         assert_eq!(relay.answer(&Id::String("never".into())), None);
-        assert_eq!(relay.cancelled(Origin::Server, &Id::Number(1)), None);
         // Reusing an id that is still waiting is refused; once answered it may be reused.
         assert_eq!(
             relay.send(Origin::Host, Id::Number(1), "x"),
@@ -175,6 +248,112 @@ mod tests {
         let drained = relay.drain();
         assert_eq!(drained.len(), 2);
         assert!(relay.is_empty());
+    }
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_cancellation_reaches_the_far_side_under_its_id_and_frees_the_entry() {
+        let mut relay = Relay::new(16);
+        let on = relay
+            .send(Origin::Host, Id::String("h".into()), "tools/call")
+            .unwrap();
+        let mut cancel = params(json!({"requestId": "h", "reason": "user"}));
+        let (sent, waiting) = relay
+            .translate_notification(Origin::Host, "notifications/cancelled", Some(&mut cancel))
+            .unwrap()
+            .unwrap();
+        assert_eq!((sent, waiting.method.as_str()), (on.clone(), "tools/call"));
+        assert_eq!(cancel["requestId"], on.to_value());
+        assert_eq!(cancel["reason"], "user");
+        assert!(relay.is_empty(), "a cancelled request leaves the table");
+        assert_eq!(relay.answer(&on), None, "a late answer goes nowhere");
+        // Cancelling it again, or another side's request, or with no id: dropped.
+        let mut again = params(json!({"requestId": "h"}));
+        assert_eq!(
+            relay.translate_notification(Origin::Host, "notifications/cancelled", Some(&mut again)),
+            Err(Dropped::Cancel)
+        );
+        relay
+            .send(Origin::Server, Id::Number(5), "sampling/createMessage")
+            .unwrap();
+        let mut not_its_own = params(json!({"requestId": 5}));
+        assert_eq!(
+            relay.translate_notification(
+                Origin::Host,
+                "notifications/cancelled",
+                Some(&mut not_its_own)
+            ),
+            Err(Dropped::Cancel)
+        );
+        assert_eq!(
+            relay.translate_notification(Origin::Host, "notifications/cancelled", None),
+            Err(Dropped::Cancel)
+        );
+        assert_eq!(relay.len(), 1);
+    }
+
+    #[test]
+    fn progress_tokens_are_the_proxys_on_the_far_side_and_mapped_back_while_waiting() {
+        let mut relay = Relay::new(16);
+        let on = relay
+            .send(Origin::Host, Id::Number(1), "tools/call")
+            .unwrap();
+        let mut request =
+            json!({"name": "t", "_meta": {"progressToken": "host-token", "other": 1}});
+        relay.take_progress(&on, Some(&mut request));
+        assert_eq!(request["_meta"]["progressToken"], on.to_value());
+        assert_eq!(request["_meta"]["other"], 1);
+        let mut report = params(json!({"progressToken": on.to_value(), "progress": 1}));
+        assert_eq!(
+            relay.translate_notification(
+                Origin::Server,
+                "notifications/progress",
+                Some(&mut report)
+            ),
+            Ok(None)
+        );
+        assert_eq!(report["progressToken"], "host-token");
+        // The host cannot report progress on its own request; a token nobody gave is dropped.
+        let mut own = params(json!({"progressToken": on.to_value(), "progress": 1}));
+        assert_eq!(
+            relay.translate_notification(Origin::Host, "notifications/progress", Some(&mut own)),
+            Err(Dropped::Progress)
+        );
+        let mut invented = params(json!({"progressToken": "host-token", "progress": 1}));
+        assert_eq!(
+            relay.translate_notification(
+                Origin::Server,
+                "notifications/progress",
+                Some(&mut invented)
+            ),
+            Err(Dropped::Progress)
+        );
+        // A request that asked for no progress gets none; after the answer, none either.
+        let quiet = relay
+            .send(Origin::Host, Id::Number(2), "tools/call")
+            .unwrap();
+        let mut report = params(json!({"progressToken": quiet.to_value(), "progress": 1}));
+        assert!(
+            relay
+                .translate_notification(Origin::Server, "notifications/progress", Some(&mut report))
+                .is_err()
+        );
+        relay.answer(&on).unwrap();
+        let mut late = params(json!({"progressToken": on.to_value(), "progress": 2}));
+        assert!(
+            relay
+                .translate_notification(Origin::Server, "notifications/progress", Some(&mut late))
+                .is_err()
+        );
+        // Other notifications pass untouched.
+        let mut log = params(json!({"level": "info"}));
+        assert_eq!(
+            relay.translate_notification(Origin::Server, "notifications/message", Some(&mut log)),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -268,24 +268,25 @@ where
                             let locked = locked.digest(kind, &item);
                             expect.insert(sent.clone(), Expect::Call { method: method.clone(), item, locked, request: request_digest });
                         }
+                        relay.take_progress(&sent, obj.get_mut("params"));
                         obj.insert("id".into(), sent.to_value());
                         server_out.write_all(&line(&Value::Object(obj))).await?;
                         server_out.flush().await?;
                     }
                     (Some(method), None) => {
-                        if method == "notifications/cancelled" {
-                            let original = obj
-                                .get("params")
-                                .and_then(|p| p.get("requestId"))
-                                .and_then(Id::from_value);
-                            match original.and_then(|o| relay.cancelled(Origin::Host, &o)) {
-                                Some(sent) => {
-                                    if let Some(p) = obj.get_mut("params").and_then(Value::as_object_mut) {
-                                        p.insert("requestId".into(), sent.to_value());
-                                    }
-                                }
-                                None => continue,
+                        match relay.translate_notification(Origin::Host, &method, obj.get_mut("params").and_then(Value::as_object_mut)) {
+                            Err(dropped) => {
+                                log(&method, None, Decision::Note, Some(format!("dropped: {dropped}")), (None, None), (None, None));
+                                continue;
                             }
+                            Ok(Some((sent, waiting))) => {
+                                let item = match expect.remove(&sent) {
+                                    Some(Expect::Call { item, .. }) => Some(item),
+                                    _ => None,
+                                };
+                                log(&method, item, Decision::Forward, Some(format!("the host cancelled its {}", waiting.method)), (None, None), (request_digest, None));
+                            }
+                            Ok(None) => {}
                         }
                         server_out.write_all(&line(&Value::Object(obj))).await?;
                         server_out.flush().await?;
@@ -478,7 +479,10 @@ where
                         let forward = options.allow_server_requests
                             && obj.get("id").and_then(Id::from_value)
                                 .and_then(|id| relay.send(Origin::Server, id, &method).ok())
-                                .map(|sent| obj.insert("id".into(), sent.to_value()))
+                                .map(|sent| {
+                                    relay.take_progress(&sent, obj.get_mut("params"));
+                                    obj.insert("id".into(), sent.to_value())
+                                })
                                 .is_some();
                         if forward {
                             host_out.write_all(&line(&Value::Object(obj))).await?;
@@ -490,6 +494,16 @@ where
                         }
                     }
                     (Some(method), None) => {
+                        match relay.translate_notification(Origin::Server, &method, obj.get_mut("params").and_then(Value::as_object_mut)) {
+                            Err(dropped) => {
+                                log(&method, None, Decision::Note, Some(format!("dropped: {dropped}")), (None, None), (None, None));
+                                continue;
+                            }
+                            Ok(Some((_, waiting))) => {
+                                log(&method, None, Decision::Forward, Some(format!("the server cancelled its {}", waiting.method)), (None, None), (response_digest, None));
+                            }
+                            Ok(None) => {}
+                        }
                         let kinds: Vec<ItemKind> = ItemKind::ALL.into_iter().filter(|k| k.list_changed_notification() == method).collect();
                         if !kinds.is_empty() {
                             // What was listed may have changed: nothing of these kinds may be

@@ -181,6 +181,32 @@ async fn ids_never_cross_and_lists_are_filtered() {
     .await;
     let cancel = server.next().await;
     assert_eq!(cancel["params"]["requestId"], call["id"]);
+    // The server answers anyway: the host, who gave up on it, never sees that answer; the
+    // next call goes through, with its progress reported under the host's own token.
+    server.answer(&call, json!({"late": true})).await;
+    host.send(json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "t", "_meta": {"progressToken": "mine"}}}))
+        .await;
+    let call = server.next().await;
+    let token = call["params"]["_meta"]["progressToken"].clone();
+    assert_eq!(
+        token, call["id"],
+        "the server sees the proxy's token, not the host's"
+    );
+    for t in [json!("mine"), token.clone()] {
+        server
+            .send(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": t, "progress": 1}}))
+            .await;
+    }
+    let progress = host.next().await;
+    assert_eq!(progress["params"]["progressToken"], "mine");
+    server.answer(&call, json!({"content": []})).await;
+    let answered = host.next().await;
+    assert_eq!(
+        (answered["id"].clone(), answered["result"].clone()),
+        (json!(9), json!({"content": []}))
+    );
 }
 
 #[tokio::test]
