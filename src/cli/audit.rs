@@ -29,15 +29,21 @@ pub fn run(args: AuditArgs) -> Result<Output, CliError> {
             "entries": verified.entries,
             "head": verified.head,
             "log": args.log.display().to_string(),
+            "withPayloads": verified.payloads,
             "verified": true,
             "withheld": verified.withheld,
         })),
         Format::Human => format!(
-            "verified: {} holds {} entries in an unbroken chain ({} denied, {} withheld)\nhead {}\n",
+            "verified: {} holds {} entries in an unbroken chain ({} denied, {} withheld{})\nhead {}\n",
             args.log.display(),
             verified.entries,
             verified.denied,
             verified.withheld,
+            if verified.payloads > 0 {
+                format!(", {} with payloads", verified.payloads)
+            } else {
+                String::new()
+            },
             verified.head
         ),
     };

@@ -237,6 +237,12 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "FILE")]
     pub audit: Option<std::path::PathBuf>,
 
+    /// Also write the values of every call (its arguments, the server's result or error) into
+    /// the audit log, each line's payload capped at 256 KiB. Off by default: calls carry user
+    /// data and secrets; without it only their digests are written.
+    #[arg(long, requires = "audit")]
+    pub audit_payloads: bool,
+
     /// Forward the server's own requests (sampling, elicitation, roots) to the host; by
     /// default the server gets an error.
     #[arg(long)]

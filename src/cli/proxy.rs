@@ -186,9 +186,14 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
                 .append(true)
                 .open(path)
                 .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+            let chain = Chain::after(&verified.head);
             Some(Audit {
                 sink,
-                chain: Chain::after(&verified.head),
+                chain: if args.audit_payloads {
+                    chain.with_payloads()
+                } else {
+                    chain
+                },
                 clock: now,
             })
         }

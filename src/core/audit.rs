@@ -3,7 +3,8 @@
 //!
 //! Every line is the RFC 8785 canonical form of its object (so a reader recomputes the same
 //! bytes); its hash is `sha256:` + hex(sha256(line bytes)); the first line's `prev` is
-//! [`GENESIS`]. Values of arguments and results are never written, only their digests.
+//! [`GENESIS`]. Values of arguments and results are written only when the log was asked for
+//! them (format 2, `payload`); otherwise only their digests are.
 
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
@@ -11,8 +12,14 @@ use serde_json::{Map, Value, json};
 
 /// The `prev` of the first line.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-/// Format version written in every line.
+/// Format version of a line without payloads.
 pub const AUDIT_FORMAT: u64 = 1;
+/// Format version of a line of a log that records payloads: one more field, `payload`.
+pub const AUDIT_FORMAT_PAYLOADS: u64 = 2;
+/// Largest payload (canonical bytes of its request and response values) written in a line;
+/// past it, the line says the payload was omitted and how large it was. Keeps every line well
+/// under [`MAX_LINE_BYTES`].
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// Longest line a reader accepts.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
@@ -66,18 +73,47 @@ pub struct Entry {
     /// Digests of the request and response as they crossed the proxy.
     pub request: Option<Digest>,
     pub response: Option<Digest>,
+    /// The values that crossed (the request's `params`, the answer's `result` or `error`), for
+    /// a log that records payloads.
+    pub payload: Option<Payload>,
+}
+
+/// What a call carried, as written in a log that records payloads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payload {
+    pub request: Option<Value>,
+    pub response: Option<Value>,
+}
+
+impl Payload {
+    /// The `payload` field: the values, or a note that they were too large to write.
+    fn to_value(&self) -> Value {
+        let object = json!({
+            "request": self.request.clone().unwrap_or(Value::Null),
+            "response": self.response.clone().unwrap_or(Value::Null),
+        });
+        let size = to_canonical(&object).len();
+        if size > MAX_PAYLOAD_BYTES {
+            json!({"omitted": format!("{size} bytes, over the {MAX_PAYLOAD_BYTES}-byte cap")})
+        } else {
+            object
+        }
+    }
 }
 
 /// The chain so far: the hash the next line must carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain {
     prev: String,
+    /// Lines are written in format 2, with their payloads.
+    payloads: bool,
 }
 
 impl Default for Chain {
     fn default() -> Self {
         Chain {
             prev: GENESIS.to_string(),
+            payloads: false,
         }
     }
 }
@@ -87,14 +123,28 @@ impl Chain {
     pub fn after(last: &str) -> Chain {
         Chain {
             prev: last.to_string(),
+            payloads: false,
         }
+    }
+
+    /// Lines from now on record the payloads of calls (format 2). A log may mix formats: each
+    /// line says its own.
+    pub fn with_payloads(self) -> Chain {
+        Chain {
+            payloads: true,
+            ..self
+        }
+    }
+
+    pub fn records_payloads(&self) -> bool {
+        self.payloads
     }
 
     /// The line to append for `entry` (canonical JSON and a newline); advances the chain.
     pub fn append(&mut self, entry: &Entry) -> Vec<u8> {
         let digest = |d: &Option<Digest>| d.map_or(Value::Null, |d| json!(d.to_string()));
         let text = |t: &Option<String>| t.as_ref().map_or(Value::Null, |t| json!(t));
-        let object = json!({
+        let mut object = json!({
             "decision": entry.decision.as_str(),
             "item": text(&entry.item),
             "locked": digest(&entry.locked),
@@ -108,6 +158,13 @@ impl Chain {
             "server": entry.server,
             "time": entry.time,
         });
+        if self.payloads {
+            object["mcplockAudit"] = json!(AUDIT_FORMAT_PAYLOADS);
+            object["payload"] = entry
+                .payload
+                .as_ref()
+                .map_or(Value::Null, Payload::to_value);
+        }
         let mut line = to_canonical(&object);
         self.prev = Digest::of_bytes(&line).to_string();
         line.push(b'\n');
@@ -138,6 +195,8 @@ pub struct Verified {
     pub head: String,
     pub denied: usize,
     pub withheld: usize,
+    /// Lines in format 2 (with a `payload` field).
+    pub payloads: usize,
 }
 
 const FIELDS: [&str; 12] = [
@@ -164,6 +223,7 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
         head: GENESIS.to_string(),
         denied: 0,
         withheld: 0,
+        payloads: 0,
     };
     if log.is_empty() {
         return Ok(verified);
@@ -189,17 +249,29 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
         let object: &Map<String, Value> = value
             .as_object()
             .ok_or_else(|| fail("not a JSON object".into()))?;
-        if object.len() != FIELDS.len() || FIELDS.iter().any(|f| !object.contains_key(*f)) {
+        let payloads = match object.get("mcplockAudit").and_then(Value::as_u64) {
+            Some(AUDIT_FORMAT) => false,
+            Some(AUDIT_FORMAT_PAYLOADS) => true,
+            _ => {
+                return Err(fail(format!(
+                    "audit format {} is not one this mcplock reads ({AUDIT_FORMAT} or {AUDIT_FORMAT_PAYLOADS})",
+                    object.get("mcplockAudit").unwrap_or(&Value::Null)
+                )));
+            }
+        };
+        let expected = FIELDS.len() + usize::from(payloads);
+        if object.len() != expected
+            || FIELDS.iter().any(|f| !object.contains_key(*f))
+            || (payloads && !object.contains_key("payload"))
+        {
             return Err(fail(format!(
-                "expected exactly the fields {}",
-                FIELDS.join(", ")
+                "expected exactly the fields {}{}",
+                FIELDS.join(", "),
+                if payloads { ", payload" } else { "" }
             )));
         }
-        if object["mcplockAudit"] != json!(AUDIT_FORMAT) {
-            return Err(fail(format!(
-                "audit format {} is not one this mcplock reads ({AUDIT_FORMAT})",
-                object["mcplockAudit"]
-            )));
+        if payloads {
+            verified.payloads += 1;
         }
         let decision = object["decision"]
             .as_str()
@@ -240,6 +312,10 @@ mod tests {
             reason: (decision == Decision::Deny).then(|| "not-listed".to_string()),
             request: Some(Digest::of_bytes(format!("request {i}").as_bytes())),
             response: None,
+            payload: Some(Payload {
+                request: Some(json!({"name": format!("tool_{i}"), "arguments": {"path": "/tmp"}})),
+                response: None,
+            }),
         }
     }
 
@@ -270,6 +346,45 @@ mod tests {
         let mut more = bytes.clone();
         more.extend(chain.append(&entry(7, Decision::Withhold)));
         assert_eq!(verify(&more).unwrap().entries, 8);
+    }
+
+    #[test]
+    fn payloads_are_written_only_when_asked_for_and_capped() {
+        let (without, _) = log(2);
+        assert!(!String::from_utf8(without.clone()).unwrap().contains("/tmp"));
+        let mut chain = Chain::after(&verify(&without).unwrap().head).with_payloads();
+        let mut mixed = without.clone();
+        mixed.extend(chain.append(&entry(2, Decision::Forward)));
+        let mut huge = entry(3, Decision::Forward);
+        huge.payload = Some(Payload {
+            request: None,
+            response: Some(json!({"text": "x".repeat(MAX_PAYLOAD_BYTES)})),
+        });
+        let huge_line = chain.append(&huge);
+        assert!(huge_line.len() < 2048, "an oversize payload is omitted");
+        mixed.extend(&huge_line);
+        let text = String::from_utf8(mixed.clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[1]["mcplockAudit"], 1);
+        assert_eq!(lines[2]["mcplockAudit"], 2);
+        assert_eq!(lines[2]["payload"]["request"]["arguments"]["path"], "/tmp");
+        assert!(
+            lines[3]["payload"]["omitted"]
+                .as_str()
+                .unwrap()
+                .contains("cap")
+        );
+        let verified = verify(&mixed).unwrap();
+        assert_eq!((verified.entries, verified.payloads), (4, 2));
+        // A format-2 line without its payload field, or a format-1 line with one, is refused.
+        let fields_error = |text: String| verify(text.as_bytes()).unwrap_err().message;
+        let renamed = text.replacen("\"payload\":", "\"payloaz\":", 1);
+        assert!(fields_error(renamed).contains("fields"));
+        let claimed = text.replacen("\"mcplockAudit\":2", "\"mcplockAudit\":1", 1);
+        assert!(fields_error(claimed).contains("fields"));
     }
 
     #[test]

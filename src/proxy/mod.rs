@@ -3,7 +3,7 @@
 //! the audit log. Nothing here kills the session on one bad line: it is dropped, answered with
 //! an error when a request is waiting, and audited.
 
-use crate::core::audit::{Chain, Decision, Entry};
+use crate::core::audit::{Chain, Decision, Entry, Payload};
 use crate::core::canonical::Digest;
 use crate::core::enforce::{self, DENIED, Locked, OnDrift, Session};
 use crate::core::jsonrpc::Id;
@@ -73,6 +73,8 @@ enum Expect {
         item: String,
         locked: Option<Digest>,
         request: Option<Digest>,
+        /// The request's `params`, when the log records payloads.
+        params: Option<Value>,
     },
 }
 
@@ -160,6 +162,13 @@ where
     };
     // Digests and call records are computed only for an audit log.
     let audit_on = audit.is_some();
+    let payloads = audit.as_ref().is_some_and(|a| a.chain.records_payloads());
+    let call_payload = |params: Option<&Value>, response: Option<Value>| {
+        payloads.then(|| Payload {
+            request: params.cloned(),
+            response,
+        })
+    };
     let mut expect: HashMap<Id, Expect> = HashMap::new();
     // The proxy's own re-listings: per `list_changed` method, the notification held back until
     // every kind it concerns has been re-checked, and how many re-listings are still out.
@@ -175,7 +184,8 @@ where
                    decision: Decision,
                    reason: Option<String>,
                    digests: (Option<Digest>, Option<Digest>),
-                   exchanged: (Option<Digest>, Option<Digest>)| {
+                   exchanged: (Option<Digest>, Option<Digest>),
+                   payload: Option<Payload>| {
         if let Some(a) = audit.as_mut() {
             let entry = Entry {
                 time: (a.clock)(),
@@ -188,6 +198,7 @@ where
                 reason,
                 request: exchanged.0,
                 response: exchanged.1,
+                payload,
             };
             let bytes = a.chain.append(&entry);
             // An audit line that cannot be written must not pass unnoticed.
@@ -204,13 +215,13 @@ where
                     Err(ConnError::Closed | ConnError::Truncated) => return Ok(End::HostClosed),
                     Err(e) => {
                         // One bad line from the host: dropped, never the session's end.
-                        log("(host line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None));
+                        log("(host line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None), None);
                         continue;
                     }
                 };
                 let request_digest = audit_on.then(|| Digest::of_bytes(&message.raw));
                 let Value::Object(mut obj) = message.value else {
-                    log("(host line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None));
+                    log("(host line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None), None);
                     continue;
                 };
                 let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
@@ -238,9 +249,9 @@ where
                                 && reason.is_drift()
                                 && (shown || !matches!(reason, enforce::Reason::NotLocked));
                             if warn_through {
-                                log(&method, item, Decision::Note, Some(format!("{} (--on-drift warn: let through)", reason.code())), (None, None), (request_digest, None));
+                                log(&method, item, Decision::Note, Some(format!("{} (--on-drift warn: let through)", reason.code())), (None, None), (request_digest, None), call_payload(params, None));
                             } else {
-                            log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None), (request_digest, None));
+                            log(&method, item.clone(), Decision::Deny, Some(reason.code().into()), (None, None), (request_digest, None), call_payload(params, None));
                             let message = format!(
                                 "mcplock denied {method}{}: {}",
                                 item.as_deref().map(|i| format!(" of {i:?}")).unwrap_or_default(),
@@ -266,7 +277,7 @@ where
                             expect.insert(sent.clone(), Expect::Hello);
                         } else if audit_on && let Some(Ok((kind, item))) = enforce::called_item(&method, params) {
                             let locked = locked.digest(kind, &item);
-                            expect.insert(sent.clone(), Expect::Call { method: method.clone(), item, locked, request: request_digest });
+                            expect.insert(sent.clone(), Expect::Call { method: method.clone(), item, locked, request: request_digest, params: payloads.then(|| params.cloned()).flatten() });
                         }
                         relay.take_progress(&sent, obj.get_mut("params"));
                         obj.insert("id".into(), sent.to_value());
@@ -276,7 +287,7 @@ where
                     (Some(method), None) => {
                         match relay.translate_notification(Origin::Host, &method, obj.get_mut("params").and_then(Value::as_object_mut)) {
                             Err(dropped) => {
-                                log(&method, None, Decision::Note, Some(format!("dropped: {dropped}")), (None, None), (None, None));
+                                log(&method, None, Decision::Note, Some(format!("dropped: {dropped}")), (None, None), (None, None), None);
                                 continue;
                             }
                             Ok(Some((sent, waiting))) => {
@@ -284,7 +295,7 @@ where
                                     Some(Expect::Call { item, .. }) => Some(item),
                                     _ => None,
                                 };
-                                log(&method, item, Decision::Forward, Some(format!("the host cancelled its {}", waiting.method)), (None, None), (request_digest, None));
+                                log(&method, item, Decision::Forward, Some(format!("the host cancelled its {}", waiting.method)), (None, None), (request_digest, None), None);
                             }
                             Ok(None) => {}
                         }
@@ -294,7 +305,7 @@ where
                     (None, Some(_)) => {
                         // The host's answer to a request the server sent.
                         let Some(waiting) = obj.get("id").and_then(Id::from_value).and_then(|id| relay.answer(&id)) else {
-                            log("(host answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None));
+                            log("(host answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None), None);
                             continue;
                         };
                         obj.insert("id".into(), waiting.original.to_value());
@@ -302,7 +313,7 @@ where
                         server_out.flush().await?;
                     }
                     (None, None) => {
-                        log("(host line)", None, Decision::Note, Some("neither a request nor an answer".into()), (None, None), (None, None));
+                        log("(host line)", None, Decision::Note, Some("neither a request nor an answer".into()), (None, None), (None, None), None);
                     }
                 }
             }
@@ -319,7 +330,7 @@ where
                         return Ok(End::ServerClosed("the server closed its output".into()));
                     }
                     Err(e) => {
-                        log("(server line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None));
+                        log("(server line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None), None);
                         // If one host request is waiting, that line was its answer: say so.
                         if let Some(waiting) = relay.sole(Origin::Host).and_then(|sent| {
                             expect.remove(&sent);
@@ -334,7 +345,7 @@ where
                 };
                 let response_digest = audit_on.then(|| Digest::of_bytes(&message.raw));
                 let Value::Object(mut obj) = message.value else {
-                    log("(server line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None));
+                    log("(server line)", None, Decision::Note, Some("not a JSON-RPC object".into()), (None, None), (None, None), None);
                     continue;
                 };
                 let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
@@ -342,7 +353,7 @@ where
                     (None, Some(_)) => {
                         let Some(sent) = obj.get("id").and_then(Id::from_value) else { continue };
                         let Some(waiting) = relay.answer(&sent) else {
-                            log("(server answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None));
+                            log("(server answer)", None, Decision::Note, Some("an answer to no waiting request".into()), (None, None), (None, None), None);
                             continue;
                         };
                         obj.insert("id".into(), waiting.original.to_value());
@@ -354,7 +365,7 @@ where
                                 Some(Value::Object(result)) => {
                                     let checked = enforce::check_list_page(kind, result, pages == 1, locked, &mut scratch);
                                     for w in &checked.withheld {
-                                        log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), w.digests(), (None, response_digest));
+                                        log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), w.digests(), (None, response_digest), None);
                                     }
                                     if options.on_drift == OnDrift::Warn {
                                         scratch.admit_drifted(kind, &checked.withheld);
@@ -372,13 +383,13 @@ where
                                                 scratch = Session::default();
                                             }
                                         } else {
-                                            log(kind.list_method(), None, Decision::Note, Some(format!("re-listing stopped after {MAX_RELIST_PAGES} pages")), (None, None), (None, None));
+                                            log(kind.list_method(), None, Decision::Note, Some(format!("re-listing stopped after {MAX_RELIST_PAGES} pages")), (None, None), (None, None), None);
                                             scratch = Session::default();
                                         }
                                     }
                                 }
                                 _ => {
-                                    log(kind.list_method(), None, Decision::Note, Some("the server did not answer the proxy's re-listing".into()), (None, None), (None, None));
+                                    log(kind.list_method(), None, Decision::Note, Some("the server did not answer the proxy's re-listing".into()), (None, None), (None, None), None);
                                     scratch = Session::default();
                                 }
                             }
@@ -404,7 +415,7 @@ where
                                 let served = (options.on_drift == OnDrift::Warn).then(|| result.clone());
                                 let checked = enforce::check_list_page(kind, result, first_page, locked, &mut session);
                                 for w in &checked.withheld {
-                                    log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), w.digests(), (None, response_digest));
+                                    log(kind.list_method(), Some(w.key.clone()), drift_decision, Some(w.reason.code().into()), w.digests(), (None, response_digest), None);
                                 }
                                 match (options.on_drift, served) {
                                     (OnDrift::Block, _) if !checked.withheld.is_empty() => {
@@ -441,20 +452,21 @@ where
                                     obj.insert("result".into(), Value::Object(result));
                                 } else if options.on_drift == OnDrift::Warn {
                                     let fields: Vec<&str> = drift.iter().map(|d| d.field).collect();
-                                    log(&waiting.method, None, Decision::Note, Some(format!("server drift: {} (--on-drift warn: let through)", fields.join(", "))), (None, None), (None, None));
+                                    log(&waiting.method, None, Decision::Note, Some(format!("server drift: {} (--on-drift warn: let through)", fields.join(", "))), (None, None), (None, None), None);
                                     obj.insert("result".into(), Value::Object(result));
                                 } else {
                                     let fields: Vec<&str> = drift.iter().map(|d| d.field).collect();
-                                    log(&waiting.method, None, Decision::Deny, Some(format!("server drift: {}", fields.join(", "))), (None, None), (None, None));
+                                    log(&waiting.method, None, Decision::Deny, Some(format!("server drift: {}", fields.join(", "))), (None, None), (None, None), None);
                                     let message = format!("mcplock blocked the session: the server's {} differ from the lock", fields.join(", "));
                                     host_out.write_all(&error_line(&waiting.original.to_value(), DENIED, message, None)).await?;
                                     host_out.flush().await?;
                                     continue;
                                 }
                             }
-                            (Some(Expect::Call { method, item, locked, request }), result) => {
+                            (Some(Expect::Call { method, item, locked, request, params }), result) => {
                                 let outcome = if result.is_some() { None } else { Some("the server answered with an error".to_string()) };
-                                log(&method, Some(item), Decision::Forward, outcome, (locked, None), (request, response_digest));
+                                let answer = payloads.then(|| result.clone().or_else(|| obj.get("error").cloned())).flatten();
+                                log(&method, Some(item), Decision::Forward, outcome, (locked, None), (request, response_digest), call_payload(params.as_ref(), answer));
                                 if let Some(result) = result {
                                     obj.insert("result".into(), result);
                                 }
@@ -488,7 +500,7 @@ where
                             host_out.write_all(&line(&Value::Object(obj))).await?;
                             host_out.flush().await?;
                         } else {
-                            log(&method, None, Decision::Deny, Some("server requests are not forwarded".into()), (None, None), (None, None));
+                            log(&method, None, Decision::Deny, Some("server requests are not forwarded".into()), (None, None), (None, None), None);
                             server_out.write_all(&error_line(&id_value, -32601, format!("mcplock does not forward {method} to the host (--allow-server-requests)"), None)).await?;
                             server_out.flush().await?;
                         }
@@ -496,11 +508,11 @@ where
                     (Some(method), None) => {
                         match relay.translate_notification(Origin::Server, &method, obj.get_mut("params").and_then(Value::as_object_mut)) {
                             Err(dropped) => {
-                                log(&method, None, Decision::Note, Some(format!("dropped: {dropped}")), (None, None), (None, None));
+                                log(&method, None, Decision::Note, Some(format!("dropped: {dropped}")), (None, None), (None, None), None);
                                 continue;
                             }
                             Ok(Some((_, waiting))) => {
-                                log(&method, None, Decision::Forward, Some(format!("the server cancelled its {}", waiting.method)), (None, None), (response_digest, None));
+                                log(&method, None, Decision::Forward, Some(format!("the server cancelled its {}", waiting.method)), (None, None), (response_digest, None), None);
                             }
                             Ok(None) => {}
                         }
@@ -534,10 +546,10 @@ where
                                         expect.insert(sent, Expect::Relist { kind, shown, scratch: Session::default(), pages: 1, generation });
                                         out += 1;
                                     }
-                                    None => log(&method, None, Decision::Note, Some("too many requests waiting to re-list; nothing of this kind may be called until the host lists again".into()), (None, None), (None, None)),
+                                    None => log(&method, None, Decision::Note, Some("too many requests waiting to re-list; nothing of this kind may be called until the host lists again".into()), (None, None), (None, None), None),
                                 }
                             }
-                            log(&method, None, Decision::Note, Some(format!("re-listing {out} kind(s) before the host hears of the change")), (None, None), (None, None));
+                            log(&method, None, Decision::Note, Some(format!("re-listing {out} kind(s) before the host hears of the change")), (None, None), (None, None), None);
                             if out > 0 {
                                 let entry = held.entry(method.clone()).or_insert_with(|| (obj.clone(), 0));
                                 entry.1 += out;

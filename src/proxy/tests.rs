@@ -102,6 +102,15 @@ fn start_on_drift(
     log: Option<SharedLog>,
     on_drift: OnDrift,
 ) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
+    start_full(max_message_bytes, log, on_drift, false)
+}
+
+fn start_full(
+    max_message_bytes: usize,
+    log: Option<SharedLog>,
+    on_drift: OnDrift,
+    payloads: bool,
+) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
     let (host, proxy_host_in, proxy_host_out) = pipe();
     let (server, proxy_server_in, proxy_server_out) = pipe();
     let handle = tokio::spawn(async move {
@@ -125,7 +134,11 @@ fn start_on_drift(
             &options,
             log.map(|sink| Audit {
                 sink,
-                chain: Chain::after(crate::core::audit::GENESIS),
+                chain: if payloads {
+                    Chain::default().with_payloads()
+                } else {
+                    Chain::default()
+                },
                 clock: || "2026-01-01T00:00:00Z".to_string(),
             }),
         )
@@ -272,8 +285,8 @@ async fn forwarded_and_denied_calls_are_audited_with_the_digests_of_what_crossed
         json!([{"name": "t", "inputSchema": {"type": "object"}}]),
     )
     .await;
-    let request =
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "t"}});
+    let request = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "t", "arguments": {"path": "/secret"}}});
     host.send(request.clone()).await;
     let call = server.next().await;
     let answer = json!({"jsonrpc": "2.0", "id": call["id"], "result": {"content": []}});
@@ -289,6 +302,10 @@ async fn forwarded_and_denied_calls_are_audited_with_the_digests_of_what_crossed
     let bytes = log.0.lock().unwrap().clone();
     let verified = crate::core::audit::verify(&bytes).unwrap();
     assert_eq!((verified.entries, verified.denied), (2, 1));
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("/secret"),
+        "no argument value is written without --audit-payloads"
+    );
     let lines: Vec<Value> = bytes
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -470,4 +487,104 @@ async fn on_drift_warn_lets_everything_through_and_audits_each_as_a_note() {
         "{text}"
     );
     assert_eq!(text.matches("\"decision\":\"deny\"").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn with_payloads_the_log_holds_the_arguments_and_the_answers_of_calls() {
+    let log = SharedLog::default();
+    let (mut host, mut server, session) =
+        start_full(1 << 16, Some(log.clone()), OnDrift::Withhold, true);
+    host_lists(
+        &mut host,
+        &mut server,
+        json!([{"name": "t", "inputSchema": {"type": "object"}}]),
+    )
+    .await;
+    let arguments = json!({"path": "/secret"});
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "t", "arguments": arguments}}))
+        .await;
+    let call = server.next().await;
+    let error = json!({"code": -32603, "message": "disk full"});
+    server
+        .send(json!({"jsonrpc": "2.0", "id": call["id"], "error": error}))
+        .await;
+    assert_eq!(host.next().await["error"], error);
+    host.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "nope", "arguments": {"x": 1}}}))
+        .await;
+    assert_eq!(host.next().await["error"]["code"], DENIED);
+    drop(host);
+    session.await.unwrap().unwrap();
+    let bytes = log.0.lock().unwrap().clone();
+    let verified = crate::core::audit::verify(&bytes).unwrap();
+    assert_eq!((verified.entries, verified.payloads), (2, 2));
+    let lines: Vec<Value> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["payload"],
+        json!({"request": {"name": "t", "arguments": arguments}, "response": error})
+    );
+    assert_eq!(
+        lines[1]["payload"],
+        json!({"request": {"name": "nope", "arguments": {"x": 1}}, "response": null})
+    );
+}
+
+#[tokio::test]
+async fn an_input_required_result_passes_unchanged_and_every_retry_is_checked_again() {
+    let (mut host, mut server, _session) = start(1 << 16);
+    let t = json!({"name": "t", "inputSchema": {"type": "object"}});
+    host_lists(&mut host, &mut server, json!([t])).await;
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "t", "arguments": {}, "_meta": meta}}))
+        .await;
+    let call = server.next().await;
+    let input_required = json!({
+        "resultType": "input_required",
+        "inputRequests": {"confirm": {"method": "elicitation/create",
+            "params": {"message": "Proceed?", "requestedSchema": {"type": "object"}}}},
+        "requestState": "opaque-1"
+    });
+    server.answer(&call, input_required.clone()).await;
+    let asked = host.next().await;
+    assert_eq!(
+        (asked["id"].clone(), asked["result"].clone()),
+        (json!(2), input_required)
+    );
+
+    // The retry is a new request: forwarded with its inputs exactly as the host sent them.
+    let retry = json!({"name": "t", "arguments": {}, "_meta": meta,
+        "inputResponses": {"confirm": {"action": "accept", "content": {}}},
+        "requestState": "opaque-1"});
+    host.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": retry}))
+        .await;
+    let retried = server.next().await;
+    assert_eq!(retried["params"], retry);
+    server.answer(&retried, json!({"content": []})).await;
+    assert_eq!(host.next().await["id"], 3);
+
+    // The tool drifts before the host retries once more: that retry is denied.
+    server
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
+        .await;
+    let relist = server.next().await;
+    let widened =
+        json!({"name": "t", "inputSchema": {"type": "object", "properties": {"cmd": {}}}});
+    server.answer(&relist, json!({"tools": [widened]})).await;
+    assert_eq!(
+        host.next().await["method"],
+        "notifications/tools/list_changed"
+    );
+    host.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": retry}))
+        .await;
+    let denied = host.next().await;
+    assert_eq!(
+        (denied["id"].clone(), denied["error"]["code"].clone()),
+        (json!(4), json!(DENIED))
+    );
 }
