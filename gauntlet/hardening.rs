@@ -360,6 +360,7 @@ fn audit_verify_checks_the_chain_and_the_head() {
             reason: None,
             request: None,
             response: None,
+            payload: None,
         }));
     }
     fs::write(d.join("audit.jsonl"), &log).unwrap();
