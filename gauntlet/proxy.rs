@@ -622,3 +622,75 @@ fn oversize_answers_and_colliding_ids_never_end_a_session() {
         "the dropped line is audited"
     );
 }
+
+#[test]
+fn a_host_that_cancels_a_call_reaches_the_server_under_its_id_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // tool_00001 is held by the server: it reports progress once and never answers.
+    let server = [
+        fixture_bin(),
+        "--era",
+        "legacy",
+        "--tools",
+        "2",
+        "--hold-call",
+        "tool_00001",
+    ];
+    lock_in(d, &server);
+    let calls = json!([
+        ["tool_00001", {"path": "a"}, {"cancelOnProgress": true}],
+        ["tool_00000", {"path": "b"}]
+    ]);
+    let (seen, stderr) = host_on(
+        Sdk::TypeScript,
+        d,
+        calls,
+        &proxied(
+            &[
+                "--allow-unsigned",
+                "--audit",
+                "audit.jsonl",
+                "--audit-payloads",
+            ],
+            &server,
+        ),
+    );
+    // The host saw the server's progress under its own token (the SDK drops any other), then
+    // cancelled; the server heard of the cancellation for the request it holds.
+    let cancelled = &seen["calls"][0];
+    assert_eq!(cancelled["cancelled"], true, "{seen}\n{stderr}");
+    assert_eq!(cancelled["progress"][0]["message"], "working", "{seen}");
+    assert!(
+        stderr.contains("fixture: held request") && stderr.contains("cancelled by the client"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not held"), "{stderr}");
+    // The next call goes through as if nothing happened.
+    assert_eq!(
+        seen["calls"][1]["text"],
+        json!([r#"tool_00000 {"path":"b"}"#]),
+        "{seen}"
+    );
+    let log = audit(d);
+    assert!(
+        log.iter().any(|e| e["method"] == "notifications/cancelled"
+            && e["decision"] == "forward"
+            && e["item"] == "tool_00001"),
+        "{log:?}"
+    );
+    // With --audit-payloads the forwarded call's arguments and answer are in its line.
+    let call = log
+        .iter()
+        .find(|e| e["method"] == "tools/call" && e["item"] == "tool_00000")
+        .expect("the forwarded call is audited");
+    assert_eq!(call["mcplockAudit"], 2);
+    assert_eq!(
+        call["payload"]["request"]["arguments"],
+        json!({"path": "b"})
+    );
+    assert_eq!(
+        call["payload"]["response"]["content"][0]["text"],
+        r#"tool_00000 {"path":"b"}"#
+    );
+}
