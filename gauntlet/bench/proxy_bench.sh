@@ -34,5 +34,19 @@ echo "rounds: $rounds x $calls calls (medians over rounds)"
 for kind in direct proxy audited; do
   echo "$kind: $(field "$kind" calls_per_second) calls/s, median round trip $(field "$kind" median_us) us, p99 $(field "$kind" p99_us) us"
 done
+# Each round's runs share the machine's conditions: the ratio within a round is what holds on a
+# shared machine, so the medians of per-round ratios and differences are printed too.
+"$python" - "$work/runs" <<'PY'
+import json, statistics, sys
+runs = {"direct": [], "proxy": [], "audited": []}
+for line in open(sys.argv[1]):
+    kind, doc = line.split(None, 1)
+    runs[kind].append(json.loads(doc))
+for kind in ("proxy", "audited"):
+    ratios = [p["calls_per_second"] / d["calls_per_second"] for d, p in zip(runs["direct"], runs[kind])]
+    added = [p["median_us"] - d["median_us"] for d, p in zip(runs["direct"], runs[kind])]
+    print(f"{kind}/direct per round: throughput ratio median {statistics.median(ratios):.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}), added median latency median {statistics.median(added):.1f} us")
+PY
 echo "proxy memory (VmRSS KiB every 10,000 of 100,000 calls):"
 "$python" "$driver" 100000 --rss-every 10000 -- "${proxy[@]}" "${server[@]}" 2>/dev/null
