@@ -37,7 +37,7 @@ fn tool() -> Value {
 
 fn server() -> ServerLock {
     ServerLock {
-        launch: Launch {
+        launch: Launch::Stdio {
             command: "node".into(),
             args: vec!["files-server.js".into()],
             env_keys: vec![],
@@ -125,7 +125,11 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
         (
             "launch-changed",
             Class::LaunchChanged,
-            edit_server(|s| s.launch.args.push("--allow-write".into())),
+            edit_server(|s| {
+                if let Launch::Stdio { args, .. } = &mut s.launch {
+                    args.push("--allow-write".into());
+                }
+            }),
         ),
         (
             "server-info-changed",

@@ -49,7 +49,7 @@ fn lockfile_seeds() -> Vec<Vec<u8>> {
         .map(|bytes| {
             let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
             let mut snapshot = Snapshot::from_json(&value).unwrap();
-            snapshot.launch = Some(mcplock::core::snapshot::Launch {
+            snapshot.launch = Some(mcplock::core::snapshot::Launch::Stdio {
                 command: "server".into(),
                 args: vec!["--stdio".into()],
                 env_keys: vec!["TOKEN".into()],

@@ -4,6 +4,7 @@
 use super::exit::usage;
 use super::scan::scan_server;
 use super::{CliError, ExitKind, Format, ServerArgs, SignatureCheck};
+use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
@@ -43,10 +44,9 @@ pub fn entry_for<'a>(
     env_keys.sort_unstable();
     env_keys.dedup();
     let mut matching = lockfile.servers.values().filter(|s| {
-        s.launch.command == cmd.program
-            && s.launch.args == cmd.args
+        s.launch.is_command(&cmd.program, &cmd.args)
             && s.launch
-                .env_keys
+                .env_keys()
                 .iter()
                 .map(String::as_str)
                 .eq(env_keys.iter().copied())
@@ -61,7 +61,7 @@ pub fn entry_for<'a>(
 pub fn missing_env_key(entry: &ServerLock) -> Option<&str> {
     entry
         .launch
-        .env_keys
+        .env_keys()
         .iter()
         .find(|k| std::env::var_os(k).is_none())
         .map(String::as_str)
@@ -135,9 +135,16 @@ pub async fn relaunch_locked(
             )));
         }
         let mut server_args = server.clone();
-        server_args.server = std::iter::once(entry.launch.command.clone())
-            .chain(entry.launch.args.iter().cloned())
-            .collect();
+        server_args.server = match &entry.launch {
+            Launch::Stdio { command, args, .. } => std::iter::once(command.clone())
+                .chain(args.iter().cloned())
+                .collect(),
+            Launch::Http { url, .. } => {
+                return Err(usage(format!(
+                    "server {server_name:?} is remote ({url}): relaunching a remote server is not supported yet; scan it with --url and compare with `mcplock diff`"
+                )));
+            }
+        };
         if server_args.declare.is_empty() {
             server_args.declare = super::declared_from(&entry.client_capabilities);
         }

@@ -5,6 +5,7 @@ use super::locked::entry_for;
 use super::{CliError, ExitKind, Output, ProxyArgs};
 use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
+use crate::core::launch::Launch;
 use crate::core::lockfile::Lockfile;
 use crate::proxy::{Audit, End, Options, run as session};
 use crate::transport::channel::Limits;
@@ -70,14 +71,13 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
                 .unwrap_or_else(|| "with this argv".into())
         ))
     })?;
-    if entry.launch.command != cmd.program || entry.launch.args != cmd.args {
+    if !entry.launch.is_command(&cmd.program, &cmd.args) {
         return Err(CliError::new(
             ExitKind::No,
             format!(
-                "refusing to start {}: the lock approved {} {}",
+                "refusing to start {}: the lock approved {}",
                 cmd.display(),
-                entry.launch.command,
-                entry.launch.args.join(" ")
+                entry.launch.describe()
             ),
         ));
     }
@@ -198,9 +198,19 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
             })
         }
     };
+    let Launch::Stdio {
+        command,
+        args: argv,
+        ..
+    } = &entry.launch
+    else {
+        return Err(usage(
+            "this server is remote: the proxy does not speak HTTP to servers yet",
+        ));
+    };
     let cmd = ServerCommand {
-        program: entry.launch.command.clone(),
-        args: entry.launch.args.clone(),
+        program: command.clone(),
+        args: argv.clone(),
         env: Vec::new(),
     };
     let locked = Locked::new(entry);

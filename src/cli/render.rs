@@ -37,12 +37,14 @@ pub fn human(scanned: &Scanned) -> String {
         crate::core::snapshot::Era::Modern => "stateless",
     };
     let _ = writeln!(out, "protocol      {} ({era})", s.protocol_version);
-    if let Some(launch) = &s.launch {
-        let argv: Vec<String> = std::iter::once(&launch.command)
-            .chain(&launch.args)
-            .map(|a| escape(a))
-            .collect();
-        let _ = writeln!(out, "command       {}", argv.join(" "));
+    match &s.launch {
+        Some(launch @ crate::core::launch::Launch::Stdio { .. }) => {
+            let _ = writeln!(out, "command       {}", launch.describe());
+        }
+        Some(launch @ crate::core::launch::Launch::Http { .. }) => {
+            let _ = writeln!(out, "url           {}", launch.describe());
+        }
+        None => {}
     }
     let declared: Vec<&str> = s.client_capabilities.keys().map(String::as_str).collect();
     let _ = writeln!(

@@ -104,7 +104,7 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
     };
     match outcome {
         Ok(mut scanned) => {
-            scanned.snapshot.launch = Some(Launch {
+            scanned.snapshot.launch = Some(Launch::Stdio {
                 command: cmd.program.clone(),
                 args: cmd.args.clone(),
                 env_keys: sorted_env_keys(&cmd),

@@ -8,6 +8,7 @@
 
 use crate::core::canonical::Digest;
 use crate::core::json::parse_strict;
+use crate::core::launch::Launch;
 use crate::core::lockfile::Lockfile;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::{escape, summary_line};
@@ -532,15 +533,23 @@ pub fn readme(input: &ReadmeInput) -> String {
         let Some(server) = input.lockfile.servers.get(&summary.name) else {
             continue;
         };
-        let mut argv = vec![escape(&server.launch.command)];
-        argv.extend(server.launch.args.iter().map(|a| escape(a)));
-        let _ = writeln!(out, "launch: {}", argv.join(" "));
-        if !server.launch.env_keys.is_empty() {
-            let _ = writeln!(
-                out,
-                "env:    {} (names only; values are never recorded)",
-                server.launch.env_keys.join(", ")
-            );
+        let _ = writeln!(out, "launch: {}", server.launch.describe());
+        match &server.launch {
+            Launch::Stdio { env_keys, .. } if !env_keys.is_empty() => {
+                let _ = writeln!(
+                    out,
+                    "env:    {} (names only; values are never recorded)",
+                    env_keys.join(", ")
+                );
+            }
+            Launch::Http { header_names, .. } if !header_names.is_empty() => {
+                let _ = writeln!(
+                    out,
+                    "headers: {} (names only; values are never recorded)",
+                    header_names.join(", ")
+                );
+            }
+            _ => {}
         }
         let _ = writeln!(
             out,

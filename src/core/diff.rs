@@ -394,17 +394,11 @@ fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
     let (launch_old, launch_new) = (field(old, "launch"), field(new, "launch"));
     if launch_old != launch_new {
         let show = |l: &Value| {
-            let argv: Vec<String> = std::iter::once(l.get("command"))
-                .chain(
-                    l.get("args")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .map(Some),
-                )
-                .map(|v| v.and_then(Value::as_str).unwrap_or("").to_string())
-                .collect();
-            Value::from(argv.join(" "))
+            let described = l
+                .as_object()
+                .and_then(|l| crate::core::launch::Launch::from_json(l).ok())
+                .map(|l| l.describe_with_names());
+            Value::from(described.unwrap_or_else(|| l.to_string()))
         };
         deltas.push(Delta::new(
             "/launch",

@@ -1,4 +1,4 @@
-//! The lockfile (format versions 1 and 2): what a team approved.
+//! The lockfile (format versions 1 to 3): what a team approved.
 //!
 //! Every locked server keeps its launch (argv and env *names*), identity, negotiated protocol
 //! version, capabilities, instructions and every item exactly as served, each next to the
@@ -14,9 +14,10 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// The newest format version this mcplock reads and writes. Version 2 adds one optional field
-/// per server, `unserved`; a file is written as version 2 only when a server needs that field,
-/// so every other lockfile keeps the version 1 bytes an older mcplock reads.
-pub const LOCKFILE_VERSION: u64 = 2;
+/// per server, `unserved`; version 3 adds the URL launch of a remote server. A file is written
+/// in the oldest version that can hold it, so every lockfile without those keeps the bytes an
+/// older mcplock reads.
+pub const LOCKFILE_VERSION: u64 = 3;
 /// The oldest format version this mcplock reads.
 pub const FIRST_LOCKFILE_VERSION: u64 = 1;
 
@@ -181,14 +182,7 @@ impl ServerLock {
                 |text| json!({"digest": Digest::of_value(&json!(text)).to_string(), "text": text}),
             ),
         );
-        entry.insert(
-            "launch".into(),
-            json!({
-                "args": self.launch.args,
-                "command": self.launch.command,
-                "envKeys": self.launch.env_keys,
-            }),
-        );
+        entry.insert("launch".into(), self.launch.to_json());
         entry.insert("protocolVersion".into(), json!(self.protocol_version));
         entry.insert(
             "serverInfo".into(),
@@ -261,7 +255,9 @@ impl Lockfile {
 
     /// The oldest format version that can hold this lockfile.
     pub fn version(&self) -> u64 {
-        if self.servers.values().any(|s| !s.unserved.is_empty()) {
+        if self.servers.values().any(|s| s.launch.is_http()) {
+            3
+        } else if self.servers.values().any(|s| !s.unserved.is_empty()) {
             2
         } else {
             FIRST_LOCKFILE_VERSION
@@ -442,7 +438,7 @@ fn read_server(
     let at = |field: &str| format!("{place}.{field}");
 
     let launch = object(take(entry, "launch", place)?, &at("launch"))?;
-    let launch = read_launch(launch, &at("launch"))?;
+    let launch = read_launch(launch, &at("launch"), version)?;
     let server_info = match take(entry, "serverInfo", place)? {
         Value::Null => None,
         v @ Value::Object(_) => Some(v.clone()),
@@ -566,23 +562,21 @@ fn read_unserved(value: &Value, place: &str) -> Result<BTreeMap<ItemKind, i64>, 
     Ok(out)
 }
 
-fn read_launch(launch: &Map<String, Value>, place: &str) -> Result<Launch, LockfileError> {
-    only_keys(launch, &["args", "command", "envKeys"], place)?;
-    let strings = |v: &Value, p: &str| -> Result<Vec<String>, LockfileError> {
-        match v {
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .map(|(i, s)| string(s, &format!("{p}[{i}]")))
-                .collect(),
-            _ => Err(err(p, "expected an array of strings")),
-        }
-    };
-    Ok(Launch {
-        command: string(take(launch, "command", place)?, &format!("{place}.command"))?,
-        args: strings(take(launch, "args", place)?, &format!("{place}.args"))?,
-        env_keys: strings(take(launch, "envKeys", place)?, &format!("{place}.envKeys"))?,
-    })
+fn read_launch(
+    launch: &Map<String, Value>,
+    place: &str,
+    version: u64,
+) -> Result<Launch, LockfileError> {
+    let read = Launch::from_json(launch).map_err(|e| err(place, e.to_string()))?;
+    if read.is_http() && version < 3 {
+        return Err(err(
+            place,
+            format!(
+                "a URL launch needs lockfileVersion 3; the file says {version} (it was edited by hand?)"
+            ),
+        ));
+    }
+    Ok(read)
 }
 
 fn read_items(
@@ -718,7 +712,7 @@ mod tests {
 
     fn sample() -> ServerLock {
         ServerLock {
-            launch: Launch {
+            launch: Launch::Stdio {
                 command: "node".into(),
                 args: vec!["server.js".into()],
                 env_keys: vec!["API_KEY".into()],
@@ -753,6 +747,42 @@ mod tests {
         let mut doc: Value = serde_json::from_slice(&file().to_pretty()).unwrap();
         f(&mut doc);
         Lockfile::parse(doc.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_remote_server_needs_version_3_and_its_url_is_covered_by_the_digest() {
+        let mut remote = sample();
+        remote.launch = Launch::Http {
+            url: "https://mcp.example.com/mcp".into(),
+            header_names: vec!["Authorization".into()],
+        };
+        let lock = Lockfile {
+            servers: BTreeMap::from([("demo".to_string(), remote), ("local".into(), sample())]),
+        };
+        assert_eq!(lock.version(), 3);
+        let bytes = lock.to_pretty();
+        assert_eq!(Lockfile::parse(&bytes).unwrap(), lock);
+        assert_eq!(Lockfile::parse(&bytes).unwrap().to_pretty(), bytes);
+        let doc: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            doc["servers"]["demo"]["launch"],
+            json!({"headerNames": ["Authorization"], "url": "https://mcp.example.com/mcp"})
+        );
+        // The URL is part of what was approved; an older version cannot hold it.
+        let mut moved = doc.clone();
+        moved["servers"]["demo"]["launch"]["url"] = json!("https://evil.example/mcp");
+        let e = Lockfile::parse(moved.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"]");
+        let mut old = doc.clone();
+        old["lockfileVersion"] = json!(2);
+        let e = Lockfile::parse(old.to_string().as_bytes()).unwrap_err();
+        assert!(e.message.contains("needs lockfileVersion 3"), "{e}");
+        let mut mixed = doc;
+        mixed["servers"]["demo"]["launch"]["command"] = json!("sh");
+        let e = Lockfile::parse(mixed.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.place, "servers[\"demo\"].launch");
+        // Without a remote server, the file stays version 1.
+        assert_eq!(file().version(), 1);
     }
 
     #[test]
@@ -819,7 +849,7 @@ mod tests {
 
     #[test]
     fn rejects_versions_duplicates_unknown_and_missing_fields() {
-        let e = edit(|d| d["lockfileVersion"] = json!(3)).unwrap_err();
+        let e = edit(|d| d["lockfileVersion"] = json!(4)).unwrap_err();
         assert!(e.message.contains("newer mcplock"), "{e}");
         let e = edit(|d| d["lockfileVersion"] = json!("1")).unwrap_err();
         assert_eq!(e.place, "lockfileVersion");

@@ -9,6 +9,7 @@ pub mod enforce;
 pub mod findings;
 pub mod json;
 pub mod jsonrpc;
+pub mod launch;
 pub mod lockfile;
 pub mod policy;
 pub mod relay;

@@ -591,7 +591,7 @@ fn server_json(name: &str, s: &ServerLock, items: &[(ItemKind, String, Value)]) 
         "clientCapabilities": s.client_capabilities,
         "instructions": s.instructions,
         "instructionsFindings": text_findings(&[s.instructions.as_deref()]),
-        "launch": {"command": s.launch.command, "args": s.launch.args, "envKeys": s.launch.env_keys},
+        "launch": s.launch.to_json(),
         "resourcesLocked": s.resources.is_some(),
         "tools": list(ItemKind::Tool),
         "prompts": list(ItemKind::Prompt),

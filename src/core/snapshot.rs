@@ -186,13 +186,7 @@ impl Era {
     }
 }
 
-/// How the server was launched: argv and the names (never the values) of extra env vars.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Launch {
-    pub command: String,
-    pub args: Vec<String>,
-    pub env_keys: Vec<String>,
-}
+pub use crate::core::launch::Launch;
 
 /// Everything one server offered during one scan.
 #[derive(Clone, Debug, PartialEq)]
@@ -266,28 +260,11 @@ impl Snapshot {
         };
         let launch = match obj.get("launch") {
             None => None,
-            Some(l) => {
-                let strings = |k: &str| -> Result<Vec<String>, String> {
-                    l.get(k)
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .ok_or_else(|| format!("launch.{k} is not an array of strings"))
-                };
-                Some(Launch {
-                    command: l
-                        .get("command")
-                        .and_then(Value::as_str)
-                        .ok_or("launch.command is not a string")?
-                        .to_owned(),
-                    args: strings("args")?,
-                    env_keys: strings("envKeys")?,
-                })
-            }
+            Some(l) => Some(
+                l.as_object()
+                    .ok_or("launch is not an object".to_string())
+                    .and_then(|l| Launch::from_json(l).map_err(|e| format!("launch: {e}")))?,
+            ),
         };
         let era = match text("era")?.as_str() {
             "legacy" => Era::Legacy,
@@ -389,11 +366,7 @@ impl Snapshot {
             client_capabilities: &self.client_capabilities,
             era: self.era.as_str(),
             instructions: self.instructions.as_deref(),
-            launch: self.launch.as_ref().map(|l| LaunchView {
-                args: &l.args,
-                command: &l.command,
-                env_keys: &l.env_keys,
-            }),
+            launch: self.launch.as_ref().map(Launch::to_json),
             mcplock_snapshot: SNAPSHOT_FORMAT,
             prompts: listing(ItemKind::Prompt),
             protocol_version: &self.protocol_version,
@@ -426,7 +399,7 @@ struct SnapshotView<'a> {
     era: &'static str,
     instructions: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    launch: Option<LaunchView<'a>>,
+    launch: Option<Value>,
     mcplock_snapshot: u64,
     prompts: Option<Vec<&'a Map<String, Value>>>,
     protocol_version: &'a str,
@@ -449,14 +422,6 @@ struct UnservedView {
 #[serde(rename_all = "camelCase")]
 struct TolerateView {
     stdout_non_json_lines: u64,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LaunchView<'a> {
-    args: &'a [String],
-    command: &'a str,
-    env_keys: &'a [String],
 }
 
 #[cfg(test)]
@@ -482,7 +447,7 @@ mod tests {
     #[test]
     fn json_output_has_sorted_keys() {
         let snapshot = Snapshot {
-            launch: Some(Launch {
+            launch: Some(Launch::Stdio {
                 command: "node".into(),
                 args: vec!["s.js".into()],
                 env_keys: vec!["K".into()],
@@ -524,7 +489,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_through_json() {
         let snapshot = Snapshot {
-            launch: Some(Launch {
+            launch: Some(Launch::Stdio {
                 command: "node".into(),
                 args: vec![],
                 env_keys: vec![],

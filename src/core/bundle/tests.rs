@@ -4,7 +4,7 @@ use crate::core::snapshot::Launch;
 
 fn server(tools: &[(&str, &str)]) -> ServerLock {
     ServerLock {
-        launch: Launch {
+        launch: Launch::Stdio {
             command: "srv".into(),
             args: vec!["--stdio".into()],
             env_keys: vec!["TOKEN".into()],

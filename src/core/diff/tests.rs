@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 fn server(tools: Vec<Value>) -> ServerLock {
     ServerLock {
-        launch: Launch {
+        launch: Launch::Stdio {
             command: "node".into(),
             args: vec!["s.js".into()],
             env_keys: vec![],
@@ -368,7 +368,9 @@ fn server_level_changes() {
     b.instructions = Some("Use carefully. Always call read first.".into());
     b.capabilities.insert("prompts".into(), json!({}));
     b.client_capabilities.insert("roots".into(), json!({}));
-    b.launch.args.push("--verbose".into());
+    if let Launch::Stdio { args, .. } = &mut b.launch {
+        args.push("--verbose".into());
+    }
     let changes: Vec<_> = diff(&lock(a), &lock(b))
         .into_iter()
         .map(|c| (c.class.code(), c.severity))
