@@ -142,7 +142,11 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
     let mut new = Lockfile::default();
     {
         let mut server_args = args.server.clone();
-        let known = entry_for(&locked, args.name.as_deref(), &server_args.command()?);
+        let known = entry_for(
+            &locked,
+            args.name.as_deref(),
+            &server_args.endpoint()?.launch(),
+        );
         server_args.protocol = protocol_like(server_args.protocol, known);
         let scanned = scan_server(&server_args, Format::Human).await?;
         let name = match args.name.clone() {

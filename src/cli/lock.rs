@@ -97,10 +97,10 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let mut server_args = args.server.clone();
     if args.check {
         // The lock already says which protocol generation this server speaks: no probe.
-        let command = server_args.command()?;
+        let launch = server_args.endpoint()?.launch();
         let known = existing
             .as_ref()
-            .and_then(|l| entry_for(l, args.name.as_deref(), &command));
+            .and_then(|l| entry_for(l, args.name.as_deref(), &launch));
         server_args.protocol = protocol_like(server_args.protocol, known);
     }
     let scanned = scan_stable(&server_args, &args.repeat, args.resources, args.format).await?;

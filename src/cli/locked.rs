@@ -9,7 +9,6 @@ use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
 use crate::mcp::{ProtocolChoice, ProtocolVersion};
-use crate::transport::stdio::ServerCommand;
 use std::path::Path;
 
 pub use super::files::MAX_LOCKFILE_BYTES;
@@ -31,26 +30,17 @@ pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
 }
 
 /// The entry a live server will be held against, found before it is started: the one named
-/// `name`, else the only entry locked with exactly this argv and these env names.
+/// `name`, else the only entry locked with exactly this launch (argv and env names, or URL and
+/// header names).
 pub fn entry_for<'a>(
     lockfile: &'a Lockfile,
     name: Option<&str>,
-    cmd: &ServerCommand,
+    launch: &Launch,
 ) -> Option<&'a ServerLock> {
     if let Some(name) = name {
         return lockfile.servers.get(name);
     }
-    let mut env_keys: Vec<&str> = cmd.env.iter().map(|(k, _)| k.as_str()).collect();
-    env_keys.sort_unstable();
-    env_keys.dedup();
-    let mut matching = lockfile.servers.values().filter(|s| {
-        s.launch.is_command(&cmd.program, &cmd.args)
-            && s.launch
-                .env_keys()
-                .iter()
-                .map(String::as_str)
-                .eq(env_keys.iter().copied())
-    });
+    let mut matching = lockfile.servers.values().filter(|s| s.launch == *launch);
     let first = matching.next()?;
     matching.next().is_none().then_some(first)
 }
@@ -135,27 +125,38 @@ pub async fn relaunch_locked(
             )));
         }
         let mut server_args = server.clone();
-        server_args.server = match &entry.launch {
-            Launch::Stdio { command, args, .. } => std::iter::once(command.clone())
-                .chain(args.iter().cloned())
-                .collect(),
-            Launch::Http { url, .. } => {
-                return Err(usage(format!(
-                    "server {server_name:?} is remote ({url}): relaunching a remote server is not supported yet; scan it with --url and compare with `mcplock diff`"
-                )));
+        match &entry.launch {
+            Launch::Stdio { command, args, .. } => {
+                // Headers given for the remote servers of the same file are not for this one.
+                server_args.headers.clear();
+                server_args.bearer_env = None;
+                server_args.server = std::iter::once(command.clone())
+                    .chain(args.iter().cloned())
+                    .collect();
             }
-        };
+            // A remote server is reached again at its URL, with the headers given now (their
+            // values were never recorded): they must be the ones it was locked with.
+            Launch::Http { url, header_names } => {
+                server_args.url = Some(url.clone());
+                let given = server_args.endpoint()?.launch();
+                if given.header_names() != header_names.as_slice() {
+                    return Err(usage(format!(
+                        "server {server_name:?} ({url}) was locked with the headers [{}]; pass them again (--header 'Name: value', --bearer-env VAR), their values are never recorded",
+                        header_names.join(", ")
+                    )));
+                }
+            }
+        }
         if server_args.declare.is_empty() {
             server_args.declare = super::declared_from(&entry.client_capabilities);
         }
         // Keep the lock's generation: a server that also speaks a newer protocol is the same
         // server, the comparison stays like for like, and no probe is needed.
         server_args.protocol = protocol_like(server_args.protocol, Some(entry));
-        let command = server_args.command()?;
         eprintln!(
             "mcplock: relaunching {}: {}",
             escape(server_name),
-            command.display()
+            server_args.endpoint()?.display()
         );
         let scanned = scan_server(&server_args, Format::Human).await?;
         let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())

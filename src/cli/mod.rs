@@ -739,6 +739,32 @@ pub struct ServerArgs {
     #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub max_scan_bytes: usize,
 
+    /// A remote server's endpoint (Streamable HTTP), instead of a command after `--`. Plain
+    /// http:// only to loopback (127.0.0.1, ::1, localhost) unless --allow-insecure-http.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["server", "env"])]
+    pub url: Option<String>,
+
+    /// With --url: a header sent with every request, `'Name: value'` (repeatable). `${VAR}` in
+    /// the value is replaced by that environment variable, so a secret need not be on the
+    /// command line. Only the header's name is recorded, never its value.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+
+    /// With --url: send `Authorization: Bearer <token>`, the token read from this environment
+    /// variable (never from the command line; never shown, logged or recorded).
+    #[arg(long, value_name = "VAR")]
+    pub bearer_env: Option<String>,
+
+    /// With --url: also trust the CA certificates in this PEM file (a private CA), besides the
+    /// platform's roots.
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub cacert: Option<std::path::PathBuf>,
+
+    /// With --url: allow plain http:// to a host that is not loopback. Anyone on the path can
+    /// then read and change what the server offers.
+    #[arg(long, requires = "url")]
+    pub allow_insecure_http: bool,
+
     /// The server to run: everything after `--` is its argv, executed without a shell.
     #[arg(last = true, value_name = "CMD")]
     pub server: Vec<String>,

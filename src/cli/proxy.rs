@@ -61,7 +61,12 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
         args: rest.to_vec(),
         env: Vec::new(),
     };
-    let entry = entry_for(&lockfile, args.name.as_deref(), &cmd).ok_or_else(|| {
+    let entry = entry_for(
+        &lockfile,
+        args.name.as_deref(),
+        &crate::transport::Endpoint::Stdio(cmd.clone()).launch(),
+    )
+    .ok_or_else(|| {
         usage(format!(
             "{} locks no server {} (pass --name, or run the command exactly as locked)",
             args.lockfile.display(),

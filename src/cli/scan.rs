@@ -6,10 +6,11 @@ use super::{
     CliError, ClientCapability, ExitKind, Format, Output, RepeatArgs, ScanArgs, ServerArgs,
 };
 use crate::core::lockfile::ServerLock;
-use crate::core::snapshot::Launch;
 use crate::core::stability::{Unstable, between_starts};
 use crate::core::text::escape;
 use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
+use crate::transport::Endpoint;
+use crate::transport::http::{HttpEndpoint, HttpServer, check_url};
 use crate::transport::stdio::{ServerCommand, StdioServer};
 use crate::transport::{Limits, RequestError};
 use serde_json::{Map, Value, json};
@@ -36,11 +37,61 @@ pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
 }
 
 impl ServerArgs {
+    /// The server these arguments name: the command after `--`, or `--url` with its headers.
+    pub fn endpoint(&self) -> Result<Endpoint, CliError> {
+        let Some(url) = &self.url else {
+            if !self.headers.is_empty() || self.bearer_env.is_some() {
+                return Err(CliError::new(
+                    ExitKind::Usage,
+                    "--header and --bearer-env are for a remote server: pass its --url",
+                ));
+            }
+            return self.command().map(Endpoint::Stdio);
+        };
+        let usage = |m: String| CliError::new(ExitKind::Usage, m);
+        let url = check_url(url, self.allow_insecure_http).map_err(|e| usage(e.to_string()))?;
+        let mut headers = Vec::new();
+        for header in &self.headers {
+            let (name, value) = header.split_once(':').ok_or_else(|| {
+                usage(format!(
+                    "--header {:?}: expected 'Name: value'",
+                    escape(header.split(':').next().unwrap_or_default())
+                ))
+            })?;
+            let name = name.trim();
+            headers.push((name.to_string(), expand_env(name, value.trim())?));
+        }
+        if let Some(var) = &self.bearer_env {
+            let token = std::env::var(var)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--bearer-env {var}: the environment variable {var} is not set (or empty)"
+                    ))
+                })?;
+            headers.push(("Authorization".into(), format!("Bearer {}", token.trim())));
+        }
+        let extra_roots = match &self.cacert {
+            None => None,
+            Some(path) => Some(
+                crate::edge::fs::read_bounded(path, 1 << 20)
+                    .map_err(|e| usage(format!("--cacert: {e}")))?
+                    .ok_or_else(|| usage(format!("--cacert: {} does not exist", path.display())))?,
+            ),
+        };
+        Ok(Endpoint::Http(HttpEndpoint {
+            url,
+            headers,
+            extra_roots,
+        }))
+    }
+
     pub fn command(&self) -> Result<ServerCommand, CliError> {
         let (program, args) = self.server.split_first().ok_or_else(|| {
             CliError::new(
                 ExitKind::Usage,
-                "no server command given; put it after `--`, e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`",
+                "no server given; put its command after `--` (e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`) or pass a remote server's --url",
             )
         })?;
         Ok(ServerCommand {
@@ -77,10 +128,82 @@ impl ServerArgs {
     }
 }
 
-/// Starts the server, scans it and stops it. Every failure is an exit-3 error that names the
-/// server and shows the tail of its stderr.
+/// Replaces each `${VAR}` in a header value by that environment variable; one that is not set
+/// is an error naming the header (never the value).
+fn expand_env(header: &str, value: &str) -> Result<String, CliError> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| {
+            CliError::new(
+                ExitKind::Usage,
+                format!("--header {header:?}: an unclosed ${{ in its value"),
+            )
+        })?;
+        let var = &after[..end];
+        let found = std::env::var(var).map_err(|_| {
+            CliError::new(
+                ExitKind::Usage,
+                format!("--header {header:?}: its value uses ${{{var}}}, which is not set"),
+            )
+        })?;
+        out.push_str(&found);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Connects to the server (starts it, or reaches its URL), scans it and stops it. Every
+/// failure is an exit-3 error that names the server (and, for a command, shows the tail of its
+/// stderr).
 pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, CliError> {
-    let cmd = args.command()?;
+    match args.endpoint()? {
+        Endpoint::Stdio(cmd) => scan_command(args, cmd, format).await,
+        Endpoint::Http(endpoint) => scan_remote(args, endpoint, format).await,
+    }
+}
+
+async fn scan_remote(
+    args: &ServerArgs,
+    endpoint: HttpEndpoint,
+    format: Format,
+) -> Result<Scanned, CliError> {
+    let opts = args.scan_options();
+    let limits = Limits {
+        max_message_bytes: args.max_message_size,
+        strict_stdout: true,
+    };
+    let answers = std::sync::Arc::new(crate::mcp::answers::while_scanning);
+    let mut server = HttpServer::connect(&endpoint, limits, answers, opts.request_timeout)
+        .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
+    let limit = Duration::from_secs_f64(args.scan_timeout);
+    let outcome = match tokio::time::timeout(limit, scan(server.connection(), &opts)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ScanError::ScanTimeout(limit)),
+    };
+    server.shutdown(SHUTDOWN_GRACE).await;
+    let launch = Endpoint::Http(endpoint).launch();
+    match outcome {
+        Ok(mut scanned) => {
+            scanned.snapshot.launch = Some(launch);
+            Ok(scanned)
+        }
+        Err(error) => Err(server_error(
+            format,
+            format!("scan failed: {error}"),
+            vec![format!("server: {}", launch.describe_with_names())],
+        )),
+    }
+}
+
+async fn scan_command(
+    args: &ServerArgs,
+    cmd: ServerCommand,
+    format: Format,
+) -> Result<Scanned, CliError> {
     let opts = args.scan_options();
     let limits = Limits {
         max_message_bytes: args.max_message_size,
@@ -104,11 +227,7 @@ pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, C
     };
     match outcome {
         Ok(mut scanned) => {
-            scanned.snapshot.launch = Some(Launch::Stdio {
-                command: cmd.program.clone(),
-                args: cmd.args.clone(),
-                env_keys: sorted_env_keys(&cmd),
-            });
+            scanned.snapshot.launch = Some(Endpoint::Stdio(cmd.clone()).launch());
             if let Some(signal) = exit.escalated_to {
                 scanned.notes.push(format!(
                     "the server did not exit when its input closed; stopped it with {signal}"
@@ -189,7 +308,7 @@ pub async fn scan_stable(
     }
     let name = match first.snapshot.server_name() {
         Some(name) => format!("{:?}", escape(name)),
-        None => args.command()?.display(),
+        None => args.endpoint()?.display(),
     };
     let mut summary: Vec<String> = found
         .keys()
@@ -219,7 +338,7 @@ pub async fn scan_stable(
         return Ok(first);
     }
     let mut details = details;
-    details.push(format!("started {n} times: {}", args.command()?.display()));
+    details.push(format!("started {n} times: {}", args.endpoint()?.display()));
     Err(server_error(
         format,
         format!(
@@ -227,13 +346,6 @@ pub async fn scan_stable(
         ),
         details,
     ))
-}
-
-fn sorted_env_keys(cmd: &ServerCommand) -> Vec<String> {
-    let mut keys: Vec<String> = cmd.env.iter().map(|(k, _)| k.clone()).collect();
-    keys.sort();
-    keys.dedup();
-    keys
 }
 
 fn server_error(format: Format, headline: String, details: Vec<String>) -> CliError {

@@ -43,6 +43,14 @@ impl Launch {
         }
     }
 
+    /// The names of the headers a URL was given (none for a command).
+    pub fn header_names(&self) -> &[String] {
+        match self {
+            Launch::Http { header_names, .. } => header_names,
+            Launch::Stdio { .. } => &[],
+        }
+    }
+
     /// True when this is the command `program` with `args`.
     pub fn is_command(&self, program: &str, args: &[String]) -> bool {
         matches!(self, Launch::Stdio { command, args: a, .. } if command == program && a == args)

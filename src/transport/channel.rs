@@ -42,8 +42,28 @@ pub enum ConnError {
     Protocol(String),
     #[error("reading the server's output failed: {0}")]
     Read(String),
+    /// The transport under the channel failed (an HTTP endpoint that became unusable); the
+    /// message names the status and the endpoint.
+    #[error("{0}")]
+    Transport(String),
     #[error("writing to the server failed: {0}")]
     Write(String),
+}
+
+/// The reason a transport under a channel gave for ending it, carried through `io::Error` to
+/// the reader (see [`ConnError::Transport`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportFault(pub String);
+
+fn read_error(error: std::io::Error) -> ConnError {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TransportFault>())
+    {
+        Some(fault) => ConnError::Transport(fault.0.clone()),
+        None => ConnError::Read(error.to_string()),
+    }
 }
 
 /// How a channel treats a line from its peer.
@@ -134,11 +154,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             self.done = false;
         }
         loop {
-            let available = self
-                .reader
-                .fill_buf()
-                .await
-                .map_err(|e| ConnError::Read(e.to_string()))?;
+            let available = self.reader.fill_buf().await.map_err(read_error)?;
             if available.is_empty() {
                 self.done = true;
                 let skipped_to_end = std::mem::take(&mut self.skipping);

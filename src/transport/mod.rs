@@ -8,8 +8,62 @@
 
 pub mod channel;
 pub mod conn;
+pub mod http;
 pub mod lines;
 pub mod process;
+pub mod sse;
 pub mod stdio;
 
 pub use conn::{ConnError, Connection, Limits, RequestError, Skipped};
+
+use crate::core::launch::Launch;
+use http::HttpEndpoint;
+use stdio::ServerCommand;
+
+/// Where a server is, with what it takes to reach it (env values, header values: secrets that
+/// never leave this type except towards the server). [`Endpoint::launch`] is what is recorded.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    Stdio(ServerCommand),
+    Http(HttpEndpoint),
+}
+
+impl Endpoint {
+    /// The recorded form: argv and env names, or the URL and header names (sorted, lowercase:
+    /// header names are case-insensitive, so one spelling is recorded).
+    pub fn launch(&self) -> Launch {
+        match self {
+            Endpoint::Stdio(cmd) => {
+                let mut env_keys: Vec<String> = cmd.env.iter().map(|(k, _)| k.clone()).collect();
+                env_keys.sort();
+                env_keys.dedup();
+                Launch::Stdio {
+                    command: cmd.program.clone(),
+                    args: cmd.args.clone(),
+                    env_keys,
+                }
+            }
+            Endpoint::Http(endpoint) => {
+                let mut header_names: Vec<String> = endpoint
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name.to_ascii_lowercase())
+                    .collect();
+                header_names.sort();
+                header_names.dedup();
+                Launch::Http {
+                    url: endpoint.url.to_string(),
+                    header_names,
+                }
+            }
+        }
+    }
+
+    /// For people: the quoted argv, or the URL.
+    pub fn display(&self) -> String {
+        match self {
+            Endpoint::Stdio(cmd) => cmd.display(),
+            Endpoint::Http(endpoint) => endpoint.url.to_string(),
+        }
+    }
+}

@@ -1,0 +1,809 @@
+//! Talking to a remote MCP server over Streamable HTTP, as a client.
+//!
+//! The bridge turns the HTTP exchanges into the newline-delimited message stream every other
+//! part of mcplock reads, so the same [`Connection`] (and the same scan, the same checks) serve
+//! stdio and HTTP servers alike:
+//! - each request the client writes is POSTed on its own (several may be in flight); the
+//!   answer, a JSON body or an event stream that may carry notifications and server requests
+//!   before the response, comes back as lines;
+//! - notifications and responses are POSTed in order and expect `202 Accepted`;
+//! - 2025-03-26 ... 2025-11-25: the `Mcp-Session-Id` the server gives with the `initialize`
+//!   answer is sent with every later request, with `MCP-Protocol-Version` set to the version
+//!   negotiated; the session is ended with `DELETE` when the client closes;
+//! - 2026-07-28: no session; `MCP-Protocol-Version` from the request's `_meta`, and the
+//!   `Mcp-Method` / `Mcp-Name` headers mirrored from the body.
+//!
+//! A failure that makes the endpoint unusable (no connection, TLS, 401, 403, a session the
+//! server ended, a body that is not JSON-RPC, a redirect to another origin) ends the stream
+//! with a transport fault naming the HTTP status and the endpoint, so every waiting request
+//! fails with that reason; a failure of one request answers that request with an error.
+//! Every body and event is capped like a stdio line, and every exchange is bounded in time.
+
+use crate::core::json::parse_strict;
+use crate::transport::channel::{Limits, MessageReader, TransportFault};
+use crate::transport::conn::{Answers, Connection};
+use crate::transport::sse;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde_json::{Value, json};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+/// JSON-RPC error code for a request the transport could not complete (the same code the proxy
+/// uses when it cannot relay).
+pub const TRANSPORT_ERROR: i64 = -32011;
+/// Requests in flight at once; more wait for a slot.
+const MAX_IN_FLIGHT: usize = 32;
+/// Bytes of an error body read to show or to find a JSON-RPC error in.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Bytes of comments and unknown fields tolerated between two events of one stream.
+const MAX_STREAM_NOISE: usize = 1 << 20;
+/// How long connecting (TCP and TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the `DELETE` that ends a session may take.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Same-origin redirects followed at most.
+const MAX_REDIRECTS: usize = 5;
+/// Lines queued towards the client before the bridge waits for it to read.
+const QUEUED_LINES: usize = 64;
+
+/// A remote endpoint and what to send it.
+#[derive(Clone)]
+pub struct HttpEndpoint {
+    pub url: Url,
+    /// Sent with every request. Values may be secrets: never shown, logged or recorded.
+    pub headers: Vec<(String, String)>,
+    /// PEM certificates of a private CA, trusted besides the platform's roots.
+    pub extra_roots: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for HttpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("HttpEndpoint")
+            .field("url", &self.url.as_str())
+            .field("header_names", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an endpoint cannot be used at all.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SetupError {
+    #[error("{url:?} is not a URL: {reason}")]
+    NotAUrl { url: String, reason: String },
+    #[error("{0:?}: only http:// and https:// URLs are MCP endpoints")]
+    Scheme(String),
+    #[error(
+        "{0:?}: a URL must not carry credentials (they would be recorded); pass them with --bearer-env or --header"
+    )]
+    Credentials(String),
+    #[error(
+        "{0:?}: plain http:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use https://, or pass --allow-insecure-http if you accept that anyone on the path can read and change what the server offers"
+    )]
+    Insecure(String),
+    #[error("header {0:?} is not a valid HTTP header name")]
+    HeaderName(String),
+    #[error("the value of header {0:?} is not a valid HTTP header value (control characters?)")]
+    HeaderValue(String),
+    #[error("--cacert: {0}")]
+    Roots(String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Parses an endpoint URL and refuses what must not be used: other schemes, credentials in the
+/// URL, and plain HTTP beyond loopback unless allowed.
+pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<Url, SetupError> {
+    let parsed = Url::parse(url).map_err(|e| SetupError::NotAUrl {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(SetupError::Credentials(url.to_string()));
+    }
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_insecure_http || is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(SetupError::Insecure(url.to_string())),
+        _ => Err(SetupError::Scheme(url.to_string())),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// A connection to a remote server, and the bridge task behind it.
+pub struct HttpServer {
+    conn: Connection,
+    bridge: JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Sets up the client and the bridge, and connects a [`Connection`] to it. Nothing is sent
+    /// until the first request. Must be called inside a tokio runtime.
+    pub fn connect(
+        endpoint: &HttpEndpoint,
+        limits: Limits,
+        answers: Answers,
+        request_timeout: Duration,
+    ) -> Result<HttpServer, SetupError> {
+        let bridge = Bridge::new(endpoint, limits, request_timeout)?;
+        let (client_side, bridge_side) = tokio::io::duplex(1 << 16);
+        let (client_read, client_write) = tokio::io::split(client_side);
+        let reader = FaultReader {
+            inner: client_read,
+            fault: Arc::clone(&bridge.fault),
+        };
+        let conn = Connection::new(reader, client_write, limits, answers);
+        let bridge = tokio::spawn(bridge.run(bridge_side));
+        Ok(HttpServer { conn, bridge })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Ends the session: the client's input is closed, the bridge ends the HTTP session
+    /// (`DELETE`) and stops; after `grace` it is stopped anyway.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        self.conn.close_input().await;
+        if tokio::time::timeout(grace, &mut self.bridge).await.is_err() {
+            self.bridge.abort();
+        }
+    }
+}
+
+/// The client's read side: at the end of the stream, the bridge's fault (if any) is the error.
+struct FaultReader<R> {
+    inner: R,
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for FaultReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled
+            && buf.filled().len() == before
+        {
+            let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(fault) = fault {
+                return Poll::Ready(Err(std::io::Error::other(TransportFault(fault))));
+            }
+        }
+        polled
+    }
+}
+
+/// What the bridge learned of the server as it went.
+#[derive(Default)]
+struct State {
+    session: Option<String>,
+    protocol_version: Option<String>,
+}
+
+/// How one exchange failed.
+enum Failure {
+    /// The endpoint is unusable: the whole stream ends with this reason.
+    Fatal(String),
+    /// This request failed: it is answered with this error object.
+    Answer(Value),
+}
+
+fn transport_error(message: String) -> Failure {
+    Failure::Answer(json!({"code": TRANSPORT_ERROR, "message": message}))
+}
+
+struct Bridge {
+    client: reqwest::Client,
+    url: Url,
+    headers: HeaderMap,
+    state: Mutex<State>,
+    fault: Arc<Mutex<Option<String>>>,
+    failed: Notify,
+    to_client: mpsc::Sender<Vec<u8>>,
+    from_bridge: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
+    limits: Limits,
+    request_timeout: Duration,
+}
+
+impl Bridge {
+    fn new(
+        endpoint: &HttpEndpoint,
+        limits: Limits,
+        request_timeout: Duration,
+    ) -> Result<Arc<Bridge>, SetupError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &endpoint.headers {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| SetupError::HeaderName(name.clone()))?;
+            let mut value =
+                HeaderValue::from_str(value).map_err(|_| SetupError::HeaderValue(name.clone()))?;
+            value.set_sensitive(true);
+            headers.append(header, value);
+        }
+        let origin = endpoint.url.origin();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else if attempt.url().origin() == origin {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .redirect(redirects)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("mcplock/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &endpoint.extra_roots {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| SetupError::Roots(e.to_string()))?;
+            if roots.is_empty() {
+                return Err(SetupError::Roots("no PEM certificate in the file".into()));
+            }
+            builder = builder.tls_certs_merge(roots);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| SetupError::Client(error_chain(&e)))?;
+        let (to_client, from_bridge) = mpsc::channel(QUEUED_LINES);
+        Ok(Arc::new(Bridge {
+            client,
+            url: endpoint.url.clone(),
+            headers,
+            state: Mutex::new(State::default()),
+            fault: Arc::new(Mutex::new(None)),
+            failed: Notify::new(),
+            to_client,
+            from_bridge: Mutex::new(Some(from_bridge)),
+            limits,
+            request_timeout,
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the first fatal failure and ends the stream towards the client.
+    fn fail(&self, reason: String) {
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        if fault.is_none() {
+            *fault = Some(reason);
+        }
+        drop(fault);
+        self.failed.notify_one();
+    }
+
+    fn has_failed(&self) -> bool {
+        self.fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    async fn run(self: Arc<Self>, side: DuplexStream) {
+        let (read, mut write) = tokio::io::split(side);
+        let mut from_client = MessageReader::new(
+            read,
+            Limits {
+                strict_stdout: true,
+                ..self.limits
+            },
+        );
+        let receiver = self
+            .from_bridge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // Lines towards the client, in the order they were queued; ends at a fault.
+        let this = Arc::clone(&self);
+        let writer = tokio::spawn(async move {
+            let Some(mut lines) = receiver else { return };
+            loop {
+                tokio::select! {
+                    biased;
+                    line = lines.recv() => match line {
+                        Some(line) => {
+                            if write.write_all(&line).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    () = this.failed.notified() => break,
+                }
+            }
+            let _ = write.shutdown().await;
+        });
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut exchanges = tokio::task::JoinSet::new();
+        while let Ok(message) = from_client.next().await {
+            if self.has_failed() {
+                break;
+            }
+            let Value::Object(object) = &message.value else {
+                continue;
+            };
+            let method = object
+                .get("method")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            match (method, object.get("id").cloned()) {
+                (Some(method), Some(id)) => {
+                    let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                        break;
+                    };
+                    let this = Arc::clone(&self);
+                    exchanges.spawn(async move {
+                        this.request(&message.raw, &message.value, &method, id)
+                            .await;
+                        drop(slot);
+                    });
+                }
+                _ => self.one_way(&message.raw, &message.value).await,
+            }
+            // Finished exchanges are collected as we go, so the set does not grow.
+            while exchanges.try_join_next().is_some() {}
+        }
+        exchanges.abort_all();
+        self.end_session().await;
+        // The writer ends when every sender is gone or at a fault.
+        self.failed.notify_one();
+        let _ = writer.await;
+    }
+
+    /// Ends a session the server gave (best effort: the client is leaving either way).
+    async fn end_session(&self) {
+        let session = self.state().session.clone();
+        if let Some(session) = session {
+            let mut request = self
+                .client
+                .delete(self.url.clone())
+                .headers(self.headers.clone())
+                .header("Mcp-Session-Id", session)
+                .timeout(DELETE_TIMEOUT);
+            if let Some(version) = self.state().protocol_version.clone() {
+                request = request.header("MCP-Protocol-Version", version);
+            }
+            let _ = request.send().await;
+        }
+    }
+
+    /// A POST carrying `raw`, with the headers the protocol asks for.
+    fn post(&self, raw: &[u8], message: &Value) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(raw.to_vec());
+        let modern = message
+            .pointer("/params/_meta")
+            .and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"))
+            .and_then(Value::as_str);
+        if let Some(version) = modern {
+            request = request.header("MCP-Protocol-Version", header_text(version));
+            if let Some(method) = message.get("method").and_then(Value::as_str) {
+                request = request.header("Mcp-Method", header_text(method));
+                let name = match method {
+                    "tools/call" | "prompts/get" => message.pointer("/params/name"),
+                    "resources/read" => message.pointer("/params/uri"),
+                    _ => None,
+                };
+                if let Some(name) = name.and_then(Value::as_str) {
+                    request = request.header("Mcp-Name", header_text(name));
+                }
+            }
+        } else {
+            let state = self.state();
+            if let Some(session) = &state.session {
+                request = request.header("Mcp-Session-Id", session.as_str());
+            }
+            if let Some(version) = &state.protocol_version {
+                request = request.header("MCP-Protocol-Version", header_text(version));
+            }
+        }
+        request
+    }
+
+    /// A notification or a response: POSTed, `202 Accepted` expected.
+    async fn one_way(&self, raw: &[u8], message: &Value) {
+        let sent = tokio::time::timeout(self.request_timeout, self.post(raw, message).send()).await;
+        match sent {
+            Ok(Ok(response)) => {
+                if let Some(fatal) = self.fatal_status(&response) {
+                    self.fail(fatal);
+                }
+            }
+            Ok(Err(e)) => self.fail(self.unreachable(&e)),
+            // A notification nobody acknowledges is not worth ending the session for; a
+            // request that depended on it times out on its own.
+            Err(_) => {}
+        }
+    }
+
+    /// A request: POSTed; its answer (and whatever came before it) goes to the client.
+    async fn request(&self, raw: &[u8], message: &Value, method: &str, id: Value) {
+        let outcome = tokio::time::timeout(
+            self.request_timeout,
+            self.exchange(raw, message, method, &id),
+        )
+        .await;
+        match outcome {
+            // The client's own timeout for this request fires too; nothing more to say.
+            Err(_) | Ok(Ok(())) => {}
+            Ok(Err(Failure::Fatal(reason))) => self.fail(reason),
+            Ok(Err(Failure::Answer(error))) => {
+                self.send(&json!({"jsonrpc": "2.0", "id": id, "error": error}))
+                    .await;
+            }
+        }
+    }
+
+    async fn exchange(
+        &self,
+        raw: &[u8],
+        message: &Value,
+        method: &str,
+        id: &Value,
+    ) -> Result<(), Failure> {
+        let had_session = self.state().session.is_some();
+        let mut response = self
+            .post(raw, message)
+            .send()
+            .await
+            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
+        if let Some(fatal) = self.fatal_status(&response) {
+            return Err(Failure::Fatal(fatal));
+        }
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && had_session {
+            return Err(Failure::Fatal(format!(
+                "HTTP 404 from {}: the server ended the session (its Mcp-Session-Id is no longer valid); run the command again",
+                self.url
+            )));
+        }
+        if !status.is_success() {
+            let body = read_capped(&mut response, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            // A JSON-RPC error in the body is the server's answer to this request.
+            if let Ok(Value::Object(answer)) = parse_strict(&body)
+                && let Some(error @ Value::Object(_)) = answer.get("error")
+            {
+                return Err(Failure::Answer(error.clone()));
+            }
+            return Err(transport_error(format!(
+                "HTTP {} from {}{}",
+                status_text(status),
+                self.url,
+                snippet(&body)
+            )));
+        }
+        if method == "initialize"
+            && let Some(session) = response.headers().get("mcp-session-id")
+        {
+            let valid = session.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
+                && (1..=1024).contains(&session.len());
+            match session.to_str() {
+                Ok(session) if valid => self.state().session = Some(session.to_string()),
+                _ => {
+                    return Err(Failure::Fatal(format!(
+                        "{} gave an Mcp-Session-Id that is not 1 to 1024 visible ASCII characters",
+                        self.url
+                    )));
+                }
+            }
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        match content_type.as_str() {
+            "application/json" => {
+                let body = read_capped(&mut response, self.limits.max_message_bytes)
+                    .await
+                    .map_err(|e| transport_error(format!("{}: {e}", self.url)))?;
+                let answer = self.message(&body)?;
+                if answer.get("id") != Some(id) || answer.get("method").is_some() {
+                    return Err(transport_error(format!(
+                        "{} answered the POST of request {id} with a message that is not its response",
+                        self.url
+                    )));
+                }
+                self.deliver(method, answer).await;
+                Ok(())
+            }
+            "text/event-stream" => self.stream(&mut response, method, id).await,
+            _ if status == StatusCode::ACCEPTED => Err(transport_error(format!(
+                "{} accepted request {id} ({method}) without answering it (HTTP 202)",
+                self.url
+            ))),
+            other => Err(Failure::Fatal(format!(
+                "{} answered with {}, not JSON-RPC: is it the MCP endpoint?",
+                self.url,
+                if other.is_empty() {
+                    "no content type"
+                } else {
+                    other
+                }
+            ))),
+        }
+    }
+
+    /// Reads an event stream until the response to `id` has come (the rest is dropped).
+    async fn stream(
+        &self,
+        response: &mut reqwest::Response,
+        method: &str,
+        id: &Value,
+    ) -> Result<(), Failure> {
+        let mut parser = sse::Parser::new(self.limits.max_message_bytes, MAX_STREAM_NOISE);
+        loop {
+            let chunk = response.chunk().await.map_err(|e| {
+                transport_error(format!(
+                    "the event stream from {} broke: {}",
+                    self.url,
+                    error_chain(&e)
+                ))
+            })?;
+            let Some(chunk) = chunk else {
+                return Err(transport_error(format!(
+                    "{} ended its event stream without answering request {id} ({method})",
+                    self.url
+                )));
+            };
+            let events = parser
+                .push(&chunk)
+                .map_err(|e| transport_error(format!("the event stream from {}: {e}", self.url)))?;
+            for event in events {
+                // An event of another type, or one without data (a priming event that only
+                // carries an id to resume from), holds no message.
+                if !(event.kind.is_empty() || event.kind == "message")
+                    || event.data.trim().is_empty()
+                {
+                    continue;
+                }
+                let message = self.message(event.data.as_bytes())?;
+                let answers_us = message.get("id") == Some(id) && message.get("method").is_none();
+                self.deliver(method, message).await;
+                if answers_us {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One message from the server, strictly parsed: a JSON object (no batches).
+    fn message(&self, bytes: &[u8]) -> Result<Value, Failure> {
+        match parse_strict(bytes) {
+            Ok(value @ Value::Object(_)) => Ok(value),
+            Ok(_) => Err(transport_error(format!(
+                "{} sent JSON that is not one JSON-RPC message (batches are not part of the protocol since 2025-06-18)",
+                self.url
+            ))),
+            Err(e) => Err(transport_error(format!(
+                "{} sent a message that is not valid JSON: {e}",
+                self.url
+            ))),
+        }
+    }
+
+    /// Hands a message to the client as one line; learns the negotiated version on the way.
+    async fn deliver(&self, method: &str, message: Value) {
+        if method == "initialize"
+            && let Some(version) = message
+                .pointer("/result/protocolVersion")
+                .and_then(Value::as_str)
+        {
+            self.state().protocol_version = Some(version.to_string());
+        }
+        self.send(&message).await;
+    }
+
+    async fn send(&self, message: &Value) {
+        let mut line = serde_json::to_vec(message).unwrap_or_default();
+        line.push(b'\n');
+        let _ = self.to_client.send(line).await;
+    }
+
+    /// The statuses that make the endpoint unusable, whatever the request.
+    fn fatal_status(&self, response: &reqwest::Response) -> Option<String> {
+        let url = &self.url;
+        match response.status() {
+            StatusCode::UNAUTHORIZED => {
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| {
+                        format!(
+                            " (it asks: {})",
+                            crate::core::text::escape(&v.chars().take(200).collect::<String>())
+                        )
+                    })
+                    .unwrap_or_default();
+                Some(format!(
+                    "HTTP 401 Unauthorized from {url}: the server wants credentials{challenge}: pass --bearer-env VAR (a token read from the environment) or --header 'Name: value'"
+                ))
+            }
+            StatusCode::FORBIDDEN => Some(format!(
+                "HTTP 403 Forbidden from {url}: the server refused these credentials (or this client)"
+            )),
+            status if status.is_redirection() => {
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(crate::core::text::escape)
+                    .unwrap_or_else(|| "nowhere".into());
+                Some(format!(
+                    "HTTP {} from {url}: it redirects to {location}, another origin, which is not followed; pass that URL with --url if you trust it",
+                    status_text(status)
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> String {
+        let what = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "cannot connect"
+        } else {
+            "the request failed"
+        };
+        format!("{} {what}: {}", self.url, error_chain(error))
+    }
+}
+
+/// A header value from text: as is when it is visible ASCII, else `=?base64?...?=` (the
+/// 2026-07-28 encoding for non-ASCII names).
+fn header_text(text: &str) -> HeaderValue {
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && !text.starts_with(' ')
+        && !text.ends_with(' ');
+    let value = if plain {
+        text.to_string()
+    } else {
+        use base64::Engine;
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(text)
+        )
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// The start of a body, escaped, to show with an error.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let short: String = text.chars().take(160).collect();
+    format!(": {}", crate::core::text::escape(&short))
+}
+
+/// The error and its sources, one after another: reqwest's own message alone rarely names the
+/// cause (refused, TLS, DNS).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads a whole body, refusing it as soon as it passes `cap` bytes.
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("the body broke: {}", error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(format!(
+                "the body is larger than the {cap}-byte cap (raise --max-message-size only for a server you trust)"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_before_anything_is_sent() {
+        assert!(check_url("https://mcp.example.com/mcp", false).is_ok());
+        assert!(check_url("http://127.0.0.1:3001/mcp", false).is_ok());
+        assert!(check_url("http://[::1]:3001/mcp", false).is_ok());
+        assert!(check_url("http://localhost:3001/mcp", false).is_ok());
+        assert!(matches!(
+            check_url("http://mcp.example.com/mcp", false),
+            Err(SetupError::Insecure(_))
+        ));
+        assert!(check_url("http://mcp.example.com/mcp", true).is_ok());
+        assert!(matches!(
+            check_url("https://user:secret@mcp.example.com/", false),
+            Err(SetupError::Credentials(_))
+        ));
+        assert!(matches!(
+            check_url("ftp://mcp.example.com/", false),
+            Err(SetupError::Scheme(_))
+        ));
+        assert!(matches!(
+            check_url("mcp.example.com", false),
+            Err(SetupError::NotAUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn header_values_are_plain_or_base64_encoded() {
+        assert_eq!(header_text("tools/call"), "tools/call");
+        assert_eq!(header_text("read_fіle"), "=?base64?cmVhZF9m0ZZsZQ==?=");
+        assert_eq!(header_text(" padded"), "=?base64?IHBhZGRlZA==?=");
+    }
+
+    #[test]
+    fn the_endpoint_never_shows_header_values() {
+        let endpoint = HttpEndpoint {
+            url: Url::parse("https://x.example/mcp").unwrap(),
+            headers: vec![("Authorization".into(), "Bearer s3cret".into())],
+            extra_roots: None,
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(
+            shown.contains("Authorization") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}
