@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mutate;
+pub mod remote;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

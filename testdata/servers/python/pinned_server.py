@@ -2,8 +2,11 @@
 
 mcplock's gauntlet scans it as a real third-party peer: the SDK, not us, decides the wire
 format, and its 2.x servers speak both the 2026-07-28 stateless protocol and the legacy
-initialize handshake. Run: python pinned_server.py (stdio).
+initialize handshake. Run: python pinned_server.py (stdio), or
+python pinned_server.py streamable-http|sse PORT (HTTP on 127.0.0.1 only).
 """
+
+import sys
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
@@ -55,4 +58,7 @@ def user_profile(user_id: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    if len(sys.argv) == 3 and sys.argv[1] in ("streamable-http", "sse"):
+        server.run(sys.argv[1], host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()

@@ -1,0 +1,108 @@
+//! Real MCP servers over HTTP for the tests: started on 127.0.0.1 only, on a port of their own,
+//! and killed when the test drops them.
+
+use super::real_component;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening.
+const START: Duration = Duration::from_secs(30);
+
+/// A server process listening on 127.0.0.1; killed on drop.
+pub struct HttpServerProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl HttpServerProcess {
+    /// The endpoint at `path` (e.g. `/mcp`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for HttpServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The official "everything" server in an HTTP mode (`streamableHttp` or `sse`), made to listen
+/// on 127.0.0.1 by `loopback.cjs`, on a port the OS chose.
+pub fn everything_http(mode: &str) -> HttpServerProcess {
+    let mut child = Command::new("node")
+        .current_dir(real_component("node"))
+        .args([
+            "--require",
+            "./loopback.cjs",
+            &real_component(
+                "node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+            ),
+            mode,
+        ])
+        .env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && let Some(port) = line.strip_prefix("mcplock-test: listening on 127.0.0.1:")
+            {
+                let _ = tx.send(port.trim().parse::<u16>().ok());
+                sent = true;
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(START)
+        .ok()
+        .flatten()
+        .expect("the everything server reports its port within 30 s");
+    HttpServerProcess { child, port }
+}
+
+/// The Python SDK peer (`pinned_server.py`) over `transport` (`streamable-http` or `sse`).
+pub fn python_http(transport: &str) -> HttpServerProcess {
+    let port = free_port();
+    let child = Command::new(real_component("python/.venv/bin/python"))
+        .args([
+            &real_component("python/pinned_server.py"),
+            transport,
+            &port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python");
+    let server = HttpServerProcess { child, port };
+    wait_listening(port);
+    server
+}
+
+/// A port nobody listens on now (the OS picks it; a server started next takes it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < START,
+            "nothing listens on 127.0.0.1:{port} after {START:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,164 @@
+//! Remote servers over Streamable HTTP: real servers nobody here wrote (the official
+//! "everything" server on the TypeScript SDK, and a server on the official Python SDK), started
+//! on 127.0.0.1 by the tests, scanned, locked, re-checked and diffed through `--url`.
+
+mod common;
+
+use common::remote::{everything_http, python_http};
+use common::*;
+use serde_json::{Value, json};
+use std::fs;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn locked(dir: &std::path::Path) -> Value {
+    serde_json::from_slice(&fs::read(dir.join("mcp-lock.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_everything_server_over_streamable_http_locks_twice_byte_identically_and_rechecks() {
+    let server = everything_http("streamableHttp");
+    let url = server.url("/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let scan = run_in(d, &["scan", "--format", "json", "--url", &url], T);
+    scan.expect_success();
+    let snapshot = scan.json();
+    assert_eq!(snapshot["launch"], json!({"headerNames": [], "url": url}));
+    assert_eq!(
+        snapshot["era"], "legacy",
+        "a session-based (2025-11-25) server"
+    );
+    let tools = names(&snapshot["tools"]);
+    assert!(
+        tools.contains(&"echo".to_string()) && tools.len() > 5,
+        "{tools:?}"
+    );
+
+    run_in(d, &["lock", "--url", &url], T).expect_success();
+    let first = fs::read(d.join("mcp-lock.json")).unwrap();
+    let doc = locked(d);
+    assert_eq!(doc["lockfileVersion"], 3, "a remote server needs version 3");
+    let name = doc["servers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(doc["servers"][&name]["launch"]["url"], json!(url));
+    fs::remove_file(d.join("mcp-lock.json")).unwrap();
+    run_in(d, &["lock", "--url", &url], T).expect_success();
+    assert_eq!(
+        fs::read(d.join("mcp-lock.json")).unwrap(),
+        first,
+        "same server, same bytes"
+    );
+
+    // Re-checked by reconnecting to the recorded URL, and diffed against it: no drift.
+    run_in(d, &["lock", "--check"], T).expect_success();
+    let diff = run_in(d, &["diff"], T);
+    diff.expect_success();
+    assert!(
+        diff.stderr.contains(&format!("relaunching {name}: {url}")),
+        "{}",
+        diff.stderr
+    );
+}
+
+#[test]
+fn the_python_sdk_server_over_http_speaks_both_generations() {
+    let server = python_http("streamable-http");
+    let url = server.url("/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // By default the probe finds the stateless 2026-07-28 protocol (no session, headers
+    // mirrored from the body); asked for 2025-11-25 the same server runs a session.
+    let modern = run_in(d, &["scan", "--format", "json", "--url", &url], T);
+    modern.expect_success();
+    let modern = modern.json();
+    assert_eq!(
+        (modern["era"].clone(), modern["protocolVersion"].clone()),
+        (json!("modern"), json!("2026-07-28"))
+    );
+    let legacy = run_in(
+        d,
+        &[
+            "scan",
+            "--format",
+            "json",
+            "--protocol",
+            "2025-11-25",
+            "--url",
+            &url,
+        ],
+        T,
+    );
+    legacy.expect_success();
+    let legacy = legacy.json();
+    assert_eq!(legacy["era"], "legacy");
+    // The same tools either way, and the same as over stdio.
+    let stdio = run_in(d, &["scan", "--format", "json", "--"], T);
+    assert_eq!(stdio.code, 2, "no server given is a usage error");
+    let argv: Vec<String> = python_server();
+    let mut over_stdio = vec!["scan", "--format", "json", "--protocol", "2025-11-25", "--"];
+    over_stdio.extend(argv.iter().map(String::as_str));
+    let over_stdio = run_in(d, &over_stdio, T);
+    over_stdio.expect_success();
+    assert_eq!(modern["tools"], legacy["tools"]);
+    assert_eq!(legacy["tools"], over_stdio.json()["tools"]);
+
+    run_in(d, &["lock", "--url", &url], T).expect_success();
+    let first = fs::read(d.join("mcp-lock.json")).unwrap();
+    run_in(d, &["lock", "--check"], T).expect_success();
+    assert_eq!(fs::read(d.join("mcp-lock.json")).unwrap(), first);
+}
+
+#[test]
+fn bad_remote_endpoints_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Refused before anything is sent.
+    run_in(d, &["scan", "--url", "http://mcp.example.com/mcp"], T)
+        .expect_failure(2, "plain http:// is allowed only to a loopback address");
+    run_in(
+        d,
+        &["scan", "--url", "https://user:pw@mcp.example.com/mcp"],
+        T,
+    )
+    .expect_failure(2, "must not carry credentials");
+    run_in(
+        d,
+        &[
+            "scan",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--bearer-env",
+            "MCPLOCK_NO_SUCH_VAR",
+        ],
+        T,
+    )
+    .expect_failure(2, "MCPLOCK_NO_SUCH_VAR is not set");
+    run_in(
+        d,
+        &[
+            "scan",
+            "--url",
+            "https://mcp.example.com/mcp",
+            "--header",
+            "X-Key: ${MCPLOCK_NO_SUCH_VAR}",
+        ],
+        T,
+    )
+    .expect_failure(2, "uses ${MCPLOCK_NO_SUCH_VAR}, which is not set");
+    run_in(d, &["scan", "--header", "X-Key: 1", "--", "true"], T)
+        .expect_failure(2, "pass its --url");
+    // Nothing listening; a path that is not the endpoint.
+    let port = common::remote::free_port();
+    let nothing = format!("http://127.0.0.1:{port}/mcp");
+    run_in(d, &["scan", "--url", &nothing], T).expect_failure(3, "cannot connect");
+    let server = python_http("streamable-http");
+    run_in(d, &["scan", "--url", &server.url("/elsewhere")], T)
+        .expect_failure(3, "HTTP 404 Not Found from");
+}
