@@ -19,7 +19,7 @@ use super::files::MAX_LOCKFILE_BYTES;
 pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     let (old, new) = match (&args.old, &args.new) {
         (Some(old), Some(new)) => {
-            if !args.server.server.is_empty() {
+            if args.server.names_a_server() {
                 return Err(usage(
                     "give either two files (OLD NEW) or a server after `--`, not both",
                 ));
@@ -122,7 +122,7 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
 
 /// The lockfile against live servers: the one after `--`, or every locked server relaunched.
 async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
-    if args.server.server.is_empty() {
+    if !args.server.names_a_server() {
         return relaunch_locked(
             &args.lockfile,
             args.name.as_deref(),

@@ -78,7 +78,7 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
 }
 
 pub async fn run(args: LockArgs) -> Result<Output, CliError> {
-    if args.server.server.is_empty() && args.check {
+    if !args.server.names_a_server() && args.check {
         return check_relaunched(&args).await;
     }
     args.trust.only_for_relaunch()?;

@@ -76,7 +76,7 @@ fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
 }
 
 async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
-    if source.server.server.is_empty() {
+    if !source.server.names_a_server() {
         return load_lockfile(&source.lockfile)?.ok_or_else(|| {
             usage(format!(
                 "{} does not exist; lock first, give --lockfile, or a server after `--`",
@@ -191,7 +191,7 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
     let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
     let compiled = compile_bounded(rules)?;
-    let lockfile = if explain && !source.lockfile.exists() && source.server.server.is_empty() {
+    let lockfile = if explain && !source.lockfile.exists() && !source.server.names_a_server() {
         None
     } else {
         Some(subjects(&source).await?)

@@ -37,6 +37,11 @@ pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
 }
 
 impl ServerArgs {
+    /// True when a live server is given: a command after `--` or a `--url`.
+    pub fn names_a_server(&self) -> bool {
+        !self.server.is_empty() || self.url.is_some()
+    }
+
     /// The server these arguments name: the command after `--`, or `--url` with its headers.
     pub fn endpoint(&self) -> Result<Endpoint, CliError> {
         let Some(url) = &self.url else {
