@@ -162,3 +162,84 @@ fn bad_remote_endpoints_fail_with_one_clear_line() {
     run_in(d, &["scan", "--url", &server.url("/elsewhere")], T)
         .expect_failure(3, "HTTP 404 Not Found from");
 }
+
+/// Runs the Python SDK host (`proxy_client.py`) over stdio against `argv` with `calls`.
+fn python_host(dir: &std::path::Path, calls: Value, argv: &[&str]) -> (Value, String) {
+    let out = std::process::Command::new(real_component("python/.venv/bin/python"))
+        .current_dir(dir)
+        .arg(real_component("python/proxy_client.py"))
+        .arg(calls.to_string())
+        .arg("--")
+        .args(argv)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("the host printed no report ({e}):\n{stdout}\n{stderr}"));
+    (report, stderr)
+}
+
+#[test]
+fn a_stdio_host_reaches_a_remote_server_through_the_proxy_with_every_check() {
+    let server = everything_http("streamableHttp");
+    let url = server.url("/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_in(d, &["lock", "--url", &url], T).expect_success();
+    let proxy = |extra: &[&str]| -> Vec<String> {
+        let mut argv: Vec<String> = vec![
+            mcplock_bin().into(),
+            "proxy".into(),
+            "--allow-unsigned".into(),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv
+    };
+    let argv = proxy(&["--audit", "audit.jsonl", "--url", &url]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (seen, stderr) = python_host(
+        d,
+        json!([["echo", {"message": "hi"}], ["get-sum", {"a": 2, "b": 3}], ["get-sum", {"a": "two", "b": 3}]]),
+        &argv,
+    );
+    assert_eq!(seen["server"], "mcp-servers/everything", "{seen}\n{stderr}");
+    assert!(
+        seen["tools"].as_array().is_some_and(|t| t.len() > 5),
+        "{seen}"
+    );
+    assert_eq!(seen["calls"][0]["text"], json!(["Echo: hi"]), "{seen}");
+    assert!(
+        seen["calls"][1]["text"][0]
+            .as_str()
+            .is_some_and(|t| t.contains('5')),
+        "{seen}"
+    );
+    let denied = seen["calls"][2]["error"].as_str().unwrap_or_default();
+    assert!(denied.contains("outside the locked inputSchema"), "{seen}");
+    let log = fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    run_in(d, &["audit", "verify", "audit.jsonl"], T).expect_success();
+    assert!(
+        log.contains("\"decision\":\"forward\"") && log.contains("\"item\":\"echo\""),
+        "{log}"
+    );
+
+    // A URL other than the locked one is refused before anything is sent.
+    let other = server.url("/other");
+    let argv = proxy(&["--url", &other]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = std::process::Command::new(real_component("python/.venv/bin/python"))
+        .current_dir(d)
+        .arg(real_component("python/proxy_client.py"))
+        .args(["[]", "--"])
+        .args(&argv)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the host session succeeded");
+    assert!(
+        stderr.contains("mcplock proxy refused to start the server")
+            && stderr.contains("locks no server"),
+        "{stderr}"
+    );
+}

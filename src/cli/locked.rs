@@ -128,8 +128,7 @@ pub async fn relaunch_locked(
         match &entry.launch {
             Launch::Stdio { command, args, .. } => {
                 // Headers given for the remote servers of the same file are not for this one.
-                server_args.headers.clear();
-                server_args.bearer_env = None;
+                server_args.remote = super::RemoteArgs::default();
                 server_args.server = std::iter::once(command.clone())
                     .chain(args.iter().cloned())
                     .collect();
@@ -137,7 +136,7 @@ pub async fn relaunch_locked(
             // A remote server is reached again at its URL, with the headers given now (their
             // values were never recorded): they must be the ones it was locked with.
             Launch::Http { url, header_names } => {
-                server_args.url = Some(url.clone());
+                server_args.remote.url = Some(url.clone());
                 let given = server_args.endpoint()?.launch();
                 if given.header_names() != header_names.as_slice() {
                     return Err(usage(format!(

@@ -258,7 +258,11 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, value_name = "ACTION", default_value = "withhold")]
     pub on_drift: OnDriftArg,
 
-    /// The server to run, exactly as locked: everything after `--`, executed without a shell.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
+    /// The server to run, exactly as locked: everything after `--`, executed without a shell
+    /// (or its --url, exactly as locked).
     #[arg(last = true, value_name = "CMD")]
     pub server: Vec<String>,
 }
@@ -739,9 +743,20 @@ pub struct ServerArgs {
     #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub max_scan_bytes: usize,
 
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
+    /// The server to run: everything after `--` is its argv, executed without a shell.
+    #[arg(last = true, value_name = "CMD")]
+    pub server: Vec<String>,
+}
+
+/// A remote server and what it takes to reach it.
+#[derive(Clone, Debug, Default, Args)]
+pub struct RemoteArgs {
     /// A remote server's endpoint (Streamable HTTP), instead of a command after `--`. Plain
     /// http:// only to loopback (127.0.0.1, ::1, localhost) unless --allow-insecure-http.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["server", "env"])]
+    #[arg(long, value_name = "URL", conflicts_with = "server")]
     pub url: Option<String>,
 
     /// With --url: a header sent with every request, `'Name: value'` (repeatable). `${VAR}` in
@@ -764,10 +779,6 @@ pub struct ServerArgs {
     /// then read and change what the server offers.
     #[arg(long, requires = "url")]
     pub allow_insecure_http: bool,
-
-    /// The server to run: everything after `--` is its argv, executed without a shell.
-    #[arg(last = true, value_name = "CMD")]
-    pub server: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use crate::core::lockfile::Lockfile;
 use crate::proxy::{Audit, End, Options, run as session};
 use crate::transport::channel::Limits;
 use crate::transport::process::{ServerCommand, ServerProcess};
+use crate::transport::{Endpoint, http};
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -17,10 +18,13 @@ use tokio::io::AsyncWriteExt;
 /// How long the proxy waits for the host's first request to answer it with a refusal.
 const REFUSAL_WAIT: Duration = Duration::from_secs(10);
 const GRACE: Duration = Duration::from_secs(2);
+/// How long one request to a remote server may take through the proxy (a tool call can be
+/// slow; the host has its own timeouts and may cancel sooner).
+const REMOTE_REQUEST: Duration = Duration::from_secs(600);
 
 pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
     match prepare(&args) {
-        Ok((lockfile, name)) => serve(&args, &lockfile, &name).await,
+        Ok((lockfile, name, endpoint)) => serve(&args, &lockfile, &name, endpoint).await,
         Err(error) => {
             refuse_first_request(&error.headline).await;
             Err(error)
@@ -28,13 +32,31 @@ pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
     }
 }
 
-/// Everything that must hold before the server may start: the lockfile read strictly, its
-/// signature (or --allow-unsigned), the entry, and the argv exactly as locked.
-fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
-    let (program, rest) = args
-        .server
-        .split_first()
-        .ok_or_else(|| usage("no server command given; put the locked command after `--`"))?;
+/// Everything that must hold before the server may start (or be connected to): the lockfile
+/// read strictly, its signature (or --allow-unsigned), the entry, and the argv (or the URL and
+/// header names) exactly as locked.
+fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
+    let endpoint = match args.remote.endpoint()? {
+        Some(remote) if args.server.is_empty() => Endpoint::Http(remote),
+        Some(_) => {
+            return Err(usage(
+                "give the server either as --url or as a command after `--`, not both",
+            ));
+        }
+        None => {
+            let (program, rest) = args.server.split_first().ok_or_else(|| {
+                usage(
+                    "no server given; put the locked command after `--`, or pass the locked --url",
+                )
+            })?;
+            Endpoint::Stdio(ServerCommand {
+                program: program.clone(),
+                args: rest.to_vec(),
+                env: Vec::new(),
+            })
+        }
+    };
+    let launch = endpoint.launch();
     let document = super::files::read_lockfile_json(&args.lockfile)?;
     match args.check.verify_args(&args.lockfile) {
         Some(verify_args) => {
@@ -56,33 +78,32 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
             args.lockfile.display()
         ))
     })?;
-    let cmd = ServerCommand {
-        program: program.clone(),
-        args: rest.to_vec(),
-        env: Vec::new(),
-    };
-    let entry = entry_for(
-        &lockfile,
-        args.name.as_deref(),
-        &crate::transport::Endpoint::Stdio(cmd.clone()).launch(),
-    )
-    .ok_or_else(|| {
+    let entry = entry_for(&lockfile, args.name.as_deref(), &launch).ok_or_else(|| {
         usage(format!(
-            "{} locks no server {} (pass --name, or run the command exactly as locked)",
+            "{} locks no server {} (pass --name, or give the server exactly as locked)",
             args.lockfile.display(),
             args.name
                 .as_deref()
                 .map(|n| format!("named {n:?}"))
-                .unwrap_or_else(|| "with this argv".into())
+                .unwrap_or_else(|| format!("reached as {}", launch.describe()))
         ))
     })?;
-    if !entry.launch.is_command(&cmd.program, &cmd.args) {
+    // A command is held to its argv (the env it inherits is checked by name below); a URL to
+    // the URL and the names of the headers it was locked with.
+    let same = match (&entry.launch, &launch) {
+        (Launch::Stdio { .. }, Launch::Stdio { command, args, .. }) => {
+            entry.launch.is_command(command, args)
+        }
+        (locked @ Launch::Http { .. }, given @ Launch::Http { .. }) => locked == given,
+        _ => false,
+    };
+    if !same {
         return Err(CliError::new(
             ExitKind::No,
             format!(
                 "refusing to start {}: the lock approved {}",
-                cmd.display(),
-                entry.launch.describe()
+                launch.describe_with_names(),
+                entry.launch.describe_with_names()
             ),
         ));
     }
@@ -97,7 +118,7 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String), CliError> {
         .find(|(_, s)| std::ptr::eq(*s, entry))
         .map(|(n, _)| n.clone())
         .unwrap_or_default();
-    Ok((lockfile, name))
+    Ok((lockfile, name, endpoint))
 }
 
 /// The host's side of the session. A host starts us with pipes: those are read and written
@@ -172,7 +193,12 @@ fn now() -> String {
     )
 }
 
-async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Output, CliError> {
+async fn serve(
+    args: &ProxyArgs,
+    lockfile: &Lockfile,
+    name: &str,
+    endpoint: Endpoint,
+) -> Result<Output, CliError> {
     let entry = &lockfile.servers[name];
     let audit = match &args.audit {
         None => None,
@@ -203,21 +229,6 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
             })
         }
     };
-    let Launch::Stdio {
-        command,
-        args: argv,
-        ..
-    } = &entry.launch
-    else {
-        return Err(usage(
-            "this server is remote: the proxy does not speak HTTP to servers yet",
-        ));
-    };
-    let cmd = ServerCommand {
-        program: command.clone(),
-        args: argv.clone(),
-        env: Vec::new(),
-    };
     let locked = Locked::new(entry);
     if args.on_drift == super::OnDriftArg::Warn {
         eprintln!(
@@ -229,8 +240,6 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
             "mcplock: proxy: warning: every call of tool {tool:?} will be denied: its locked inputSchema cannot check arguments ({why})"
         );
     }
-    let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
-        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
     let options = Options {
         server_name: name.to_string(),
         limits: Limits {
@@ -240,21 +249,59 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
         allow_server_requests: args.allow_server_requests,
         on_drift: args.on_drift.into(),
     };
-    let mut stdin = pipes.stdin;
     let (host_in, host_out) = host_io();
-    let end = session(
-        host_in,
-        host_out,
-        pipes.stdout,
-        &mut stdin,
-        &locked,
-        &options,
-        audit,
-    )
-    .await;
-    drop(stdin);
-    let (status, _) = process.stop(GRACE).await;
-    process.finish(GRACE).await;
+    match endpoint {
+        Endpoint::Stdio(cmd) => {
+            // The locked argv, exactly (prepare() held the given one to it).
+            let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
+                .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+            let mut stdin = pipes.stdin;
+            let end = session(
+                host_in,
+                host_out,
+                pipes.stdout,
+                &mut stdin,
+                &locked,
+                &options,
+                audit,
+            )
+            .await;
+            drop(stdin);
+            let (status, _) = process.stop(GRACE).await;
+            process.finish(GRACE).await;
+            ended(end, |error| {
+                if let Some(status) = status {
+                    error.details.push(format!("server {status}"));
+                }
+                let stderr = process.stderr_report(12);
+                error
+                    .details
+                    .extend(stderr.lines.iter().map(|l| format!("| {l}")));
+            })
+        }
+        Endpoint::Http(remote) => {
+            let (lines, mut input, mut bridge) =
+                http::open(&remote, options.limits, REMOTE_REQUEST)
+                    .map_err(|e| usage(e.to_string()))?;
+            let end = session(
+                host_in, host_out, lines, &mut input, &locked, &options, audit,
+            )
+            .await;
+            // Closing the input ends the HTTP session (DELETE) and the bridge.
+            drop(input);
+            bridge.finish(GRACE).await;
+            ended(end, |error| {
+                error.details.push(format!("server: {}", remote.url));
+            })
+        }
+    }
+}
+
+/// The exit for how the session ended; `explain` adds what is known of a server that went away.
+fn ended(
+    end: std::io::Result<End>,
+    explain: impl FnOnce(&mut CliError),
+) -> Result<Output, CliError> {
     match end {
         Ok(End::HostClosed) => Ok(Output {
             stdout: String::new(),
@@ -262,13 +309,7 @@ async fn serve(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Outp
         }),
         Ok(End::ServerClosed(why)) => {
             let mut error = CliError::new(ExitKind::Server, format!("proxy: {why}"));
-            if let Some(status) = status {
-                error.details.push(format!("server {status}"));
-            }
-            let stderr = process.stderr_report(12);
-            error
-                .details
-                .extend(stderr.lines.iter().map(|l| format!("| {l}")));
+            explain(&mut error);
             Err(error)
         }
         Err(e) => Err(CliError::new(ExitKind::Server, format!("proxy: {e}"))),

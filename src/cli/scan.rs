@@ -3,7 +3,8 @@
 use super::SHUTDOWN_GRACE;
 use super::render::{self, pretty};
 use super::{
-    CliError, ClientCapability, ExitKind, Format, Output, RepeatArgs, ScanArgs, ServerArgs,
+    CliError, ClientCapability, ExitKind, Format, Output, RemoteArgs, RepeatArgs, ScanArgs,
+    ServerArgs,
 };
 use crate::core::lockfile::ServerLock;
 use crate::core::stability::{Unstable, between_starts};
@@ -39,57 +40,21 @@ pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
 impl ServerArgs {
     /// True when a live server is given: a command after `--` or a `--url`.
     pub fn names_a_server(&self) -> bool {
-        !self.server.is_empty() || self.url.is_some()
+        !self.server.is_empty() || self.remote.url.is_some()
     }
 
     /// The server these arguments name: the command after `--`, or `--url` with its headers.
     pub fn endpoint(&self) -> Result<Endpoint, CliError> {
-        let Some(url) = &self.url else {
-            if !self.headers.is_empty() || self.bearer_env.is_some() {
-                return Err(CliError::new(
-                    ExitKind::Usage,
-                    "--header and --bearer-env are for a remote server: pass its --url",
-                ));
-            }
-            return self.command().map(Endpoint::Stdio);
-        };
-        let usage = |m: String| CliError::new(ExitKind::Usage, m);
-        let url = check_url(url, self.allow_insecure_http).map_err(|e| usage(e.to_string()))?;
-        let mut headers = Vec::new();
-        for header in &self.headers {
-            let (name, value) = header.split_once(':').ok_or_else(|| {
-                usage(format!(
-                    "--header {:?}: expected 'Name: value'",
-                    escape(header.split(':').next().unwrap_or_default())
-                ))
-            })?;
-            let name = name.trim();
-            headers.push((name.to_string(), expand_env(name, value.trim())?));
+        if !self.env.is_empty() && self.remote.url.is_some() {
+            return Err(CliError::new(
+                ExitKind::Usage,
+                "--env is for a command: a remote server (--url) takes --header or --bearer-env",
+            ));
         }
-        if let Some(var) = &self.bearer_env {
-            let token = std::env::var(var)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .ok_or_else(|| {
-                    usage(format!(
-                        "--bearer-env {var}: the environment variable {var} is not set (or empty)"
-                    ))
-                })?;
-            headers.push(("Authorization".into(), format!("Bearer {}", token.trim())));
+        match self.remote.endpoint()? {
+            Some(endpoint) => Ok(Endpoint::Http(endpoint)),
+            None => self.command().map(Endpoint::Stdio),
         }
-        let extra_roots = match &self.cacert {
-            None => None,
-            Some(path) => Some(
-                crate::edge::fs::read_bounded(path, 1 << 20)
-                    .map_err(|e| usage(format!("--cacert: {e}")))?
-                    .ok_or_else(|| usage(format!("--cacert: {} does not exist", path.display())))?,
-            ),
-        };
-        Ok(Endpoint::Http(HttpEndpoint {
-            url,
-            headers,
-            extra_roots,
-        }))
     }
 
     pub fn command(&self) -> Result<ServerCommand, CliError> {
@@ -130,6 +95,58 @@ impl ServerArgs {
             max_scan_bytes: self.max_scan_bytes as u64,
             ..ScanOptions::default()
         }
+    }
+}
+
+impl RemoteArgs {
+    /// The remote endpoint, when `--url` is given: URL checked, headers with their `${VAR}`
+    /// expanded, the bearer token read from its variable, the extra roots read.
+    pub fn endpoint(&self) -> Result<Option<HttpEndpoint>, CliError> {
+        let usage = |m: String| CliError::new(ExitKind::Usage, m);
+        let Some(url) = &self.url else {
+            if !self.headers.is_empty() || self.bearer_env.is_some() {
+                return Err(usage(
+                    "--header and --bearer-env are for a remote server: pass its --url".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let url = check_url(url, self.allow_insecure_http).map_err(|e| usage(e.to_string()))?;
+        let mut headers = Vec::new();
+        for header in &self.headers {
+            let (name, value) = header.split_once(':').ok_or_else(|| {
+                usage(format!(
+                    "--header {:?}: expected 'Name: value'",
+                    escape(header.split(':').next().unwrap_or_default())
+                ))
+            })?;
+            let name = name.trim();
+            headers.push((name.to_string(), expand_env(name, value.trim())?));
+        }
+        if let Some(var) = &self.bearer_env {
+            let token = std::env::var(var)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--bearer-env {var}: the environment variable {var} is not set (or empty)"
+                    ))
+                })?;
+            headers.push(("Authorization".into(), format!("Bearer {}", token.trim())));
+        }
+        let extra_roots = match &self.cacert {
+            None => None,
+            Some(path) => Some(
+                crate::edge::fs::read_bounded(path, 1 << 20)
+                    .map_err(|e| usage(format!("--cacert: {e}")))?
+                    .ok_or_else(|| usage(format!("--cacert: {} does not exist", path.display())))?,
+            ),
+        };
+        Ok(Some(HttpEndpoint {
+            url,
+            headers,
+            extra_roots,
+        }))
     }
 }
 

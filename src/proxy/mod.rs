@@ -320,14 +320,21 @@ where
             from_server = server.next() => {
                 let message = match from_server {
                     Ok(m) => m,
-                    Err(ConnError::Closed | ConnError::Truncated) => {
+                    Err(gone @ (ConnError::Closed | ConnError::Truncated | ConnError::Transport(_))) => {
+                        // The server exited, or its HTTP endpoint became unusable: every
+                        // request still waiting is answered, and the session ends.
+                        let why = match gone {
+                            ConnError::Transport(reason) => reason,
+                            _ => "the server closed its output".to_string(),
+                        };
+                        log("(server)", None, Decision::Note, Some(why.clone()), (None, None), (None, None), None);
                         for waiting in relay.drain() {
                             if waiting.origin == Origin::Host {
-                                host_out.write_all(&error_line(&waiting.original.to_value(), UNAVAILABLE, "the server closed its output".into(), None)).await?;
+                                host_out.write_all(&error_line(&waiting.original.to_value(), UNAVAILABLE, why.clone(), None)).await?;
                             }
                         }
                         host_out.flush().await?;
-                        return Ok(End::ServerClosed("the server closed its output".into()));
+                        return Ok(End::ServerClosed(why));
                     }
                     Err(e) => {
                         log("(server line)", None, Decision::Note, Some(e.to_string()), (None, None), (None, None), None);

@@ -125,30 +125,62 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// What the server sends, as newline-delimited messages; at a fatal failure, the stream ends
+/// with that failure as the read error (see [`crate::transport::channel::ConnError::Transport`]).
+pub type ServerLines = FaultReader<tokio::io::ReadHalf<DuplexStream>>;
+/// Where messages for the server are written, one per line.
+pub type ServerInput = tokio::io::WriteHalf<DuplexStream>;
+
+/// The bridge task between the message stream and the HTTP server.
+pub struct BridgeHandle {
+    task: JoinHandle<()>,
+}
+
+impl BridgeHandle {
+    /// Waits for the bridge to end (it ends the HTTP session once its input is closed); after
+    /// `grace` it is stopped anyway.
+    pub async fn finish(&mut self, grace: Duration) {
+        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
+}
+
+/// Sets up the HTTP client and starts the bridge: messages written to the returned input are
+/// sent to the server, what it answers comes out of the returned lines. Nothing is sent before
+/// the first message. Must be called inside a tokio runtime.
+pub fn open(
+    endpoint: &HttpEndpoint,
+    limits: Limits,
+    request_timeout: Duration,
+) -> Result<(ServerLines, ServerInput, BridgeHandle), SetupError> {
+    let bridge = Bridge::new(endpoint, limits, request_timeout)?;
+    let (client_side, bridge_side) = tokio::io::duplex(1 << 16);
+    let (client_read, client_write) = tokio::io::split(client_side);
+    let reader = FaultReader {
+        inner: client_read,
+        fault: Arc::clone(&bridge.fault),
+    };
+    let task = tokio::spawn(bridge.run(bridge_side));
+    Ok((reader, client_write, BridgeHandle { task }))
+}
+
 /// A connection to a remote server, and the bridge task behind it.
 pub struct HttpServer {
     conn: Connection,
-    bridge: JoinHandle<()>,
+    bridge: BridgeHandle,
 }
 
 impl HttpServer {
-    /// Sets up the client and the bridge, and connects a [`Connection`] to it. Nothing is sent
-    /// until the first request. Must be called inside a tokio runtime.
+    /// Opens the bridge and connects a [`Connection`] to it.
     pub fn connect(
         endpoint: &HttpEndpoint,
         limits: Limits,
         answers: Answers,
         request_timeout: Duration,
     ) -> Result<HttpServer, SetupError> {
-        let bridge = Bridge::new(endpoint, limits, request_timeout)?;
-        let (client_side, bridge_side) = tokio::io::duplex(1 << 16);
-        let (client_read, client_write) = tokio::io::split(client_side);
-        let reader = FaultReader {
-            inner: client_read,
-            fault: Arc::clone(&bridge.fault),
-        };
-        let conn = Connection::new(reader, client_write, limits, answers);
-        let bridge = tokio::spawn(bridge.run(bridge_side));
+        let (lines, input, bridge) = open(endpoint, limits, request_timeout)?;
+        let conn = Connection::new(lines, input, limits, answers);
         Ok(HttpServer { conn, bridge })
     }
 
@@ -160,14 +192,12 @@ impl HttpServer {
     /// (`DELETE`) and stops; after `grace` it is stopped anyway.
     pub async fn shutdown(&mut self, grace: Duration) {
         self.conn.close_input().await;
-        if tokio::time::timeout(grace, &mut self.bridge).await.is_err() {
-            self.bridge.abort();
-        }
+        self.bridge.finish(grace).await;
     }
 }
 
 /// The client's read side: at the end of the stream, the bridge's fault (if any) is the error.
-struct FaultReader<R> {
+pub struct FaultReader<R> {
     inner: R,
     fault: Arc<Mutex<Option<String>>>,
 }
@@ -359,7 +389,14 @@ impl Bridge {
                         drop(slot);
                     });
                 }
-                _ => self.one_way(&message.raw, &message.value).await,
+                (method, _) => {
+                    let accepted = self.one_way(&message.raw, &message.value).await;
+                    // Once the session is initialized, what the server sends on its own
+                    // (list_changed, requests) comes on a stream the client opens with GET.
+                    if accepted && method.as_deref() == Some("notifications/initialized") {
+                        exchanges.spawn(Arc::clone(&self).listen());
+                    }
+                }
             }
             // Finished exchanges are collected as we go, so the set does not grow.
             while exchanges.try_join_next().is_some() {}
@@ -426,19 +463,74 @@ impl Bridge {
         request
     }
 
-    /// A notification or a response: POSTed, `202 Accepted` expected.
-    async fn one_way(&self, raw: &[u8], message: &Value) {
+    /// A notification or a response: POSTed, `202 Accepted` expected. True when the server
+    /// accepted it.
+    async fn one_way(&self, raw: &[u8], message: &Value) -> bool {
         let sent = tokio::time::timeout(self.request_timeout, self.post(raw, message).send()).await;
         match sent {
             Ok(Ok(response)) => {
                 if let Some(fatal) = self.fatal_status(&response) {
                     self.fail(fatal);
+                    return false;
                 }
+                response.status().is_success()
             }
-            Ok(Err(e)) => self.fail(self.unreachable(&e)),
+            Ok(Err(e)) => {
+                self.fail(self.unreachable(&e));
+                false
+            }
             // A notification nobody acknowledges is not worth ending the session for; a
             // request that depended on it times out on its own.
-            Err(_) => {}
+            Err(_) => false,
+        }
+    }
+
+    /// The stream the server may send on outside any request (GET). A server without one
+    /// answers 405; that is fine, it then has nothing to say on its own. Not reopened when it
+    /// ends; bounded like every stream.
+    async fn listen(self: Arc<Self>) {
+        let mut request = self
+            .client
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream");
+        {
+            let state = self.state();
+            if let Some(session) = &state.session {
+                request = request.header("Mcp-Session-Id", session.as_str());
+            }
+            if let Some(version) = &state.protocol_version {
+                request = request.header("MCP-Protocol-Version", header_text(version));
+            }
+        }
+        let Ok(mut response) = request.send().await else {
+            return;
+        };
+        let is_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        if !response.status().is_success() || !is_stream {
+            return;
+        }
+        let mut parser = sse::Parser::new(self.limits.max_message_bytes, MAX_STREAM_NOISE);
+        while let Ok(Some(chunk)) = response.chunk().await {
+            let Ok(events) = parser.push(&chunk) else {
+                return;
+            };
+            for event in events {
+                if (event.kind.is_empty() || event.kind == "message")
+                    && !event.data.trim().is_empty()
+                    && let Ok(message) = self.message(event.data.as_bytes())
+                {
+                    self.send(&message).await;
+                }
+            }
         }
     }
 
