@@ -243,3 +243,39 @@ fn a_stdio_host_reaches_a_remote_server_through_the_proxy_with_every_check() {
         "{stderr}"
     );
 }
+
+#[test]
+fn legacy_http_sse_servers_are_found_by_the_fallback_and_locked_and_proxied() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (server, kind) in [
+        (everything_http("sse"), "everything"),
+        (python_http("sse"), "python"),
+    ] {
+        let url = server.url("/sse");
+        let _ = fs::remove_file(d.join("mcp-lock.json"));
+        let scan = run_in(d, &["scan", "--format", "json", "--url", &url], T);
+        scan.expect_success();
+        assert!(!names(&scan.json()["tools"]).is_empty(), "{kind}");
+        run_in(d, &["lock", "--url", &url], T).expect_success();
+        let first = fs::read(d.join("mcp-lock.json")).unwrap();
+        run_in(d, &["lock", "--url", &url], T).expect_success();
+        assert_eq!(fs::read(d.join("mcp-lock.json")).unwrap(), first, "{kind}");
+        run_in(d, &["lock", "--check"], T).expect_success();
+        if kind == "everything" {
+            let argv = [
+                mcplock_bin(),
+                "proxy",
+                "--allow-unsigned",
+                "--url",
+                url.as_str(),
+            ];
+            let (seen, stderr) = python_host(d, json!([["echo", {"message": "over sse"}]]), &argv);
+            assert_eq!(
+                seen["calls"][0]["text"],
+                json!(["Echo: over sse"]),
+                "{seen}\n{stderr}"
+            );
+        }
+    }
+}

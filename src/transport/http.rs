@@ -227,6 +227,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for FaultReader<R> {
 struct State {
     session: Option<String>,
     protocol_version: Option<String>,
+    /// Set once the server turned out to speak the legacy HTTP+SSE transport (2024-11-05):
+    /// messages are POSTed to the URL its `endpoint` event gave, answers come on its stream.
+    legacy_post: Option<Url>,
+    /// The task reading that stream.
+    legacy_stream: Option<JoinHandle<()>>,
 }
 
 /// How one exchange failed.
@@ -247,7 +252,7 @@ struct Bridge {
     headers: HeaderMap,
     state: Mutex<State>,
     fault: Arc<Mutex<Option<String>>>,
-    failed: Notify,
+    failed: Arc<Notify>,
     to_client: mpsc::Sender<Vec<u8>>,
     from_bridge: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
     limits: Limits,
@@ -301,7 +306,7 @@ impl Bridge {
             headers,
             state: Mutex::new(State::default()),
             fault: Arc::new(Mutex::new(None)),
-            failed: Notify::new(),
+            failed: Arc::new(Notify::new()),
             to_client,
             from_bridge: Mutex::new(Some(from_bridge)),
             limits,
@@ -402,6 +407,9 @@ impl Bridge {
             while exchanges.try_join_next().is_some() {}
         }
         exchanges.abort_all();
+        if let Some(stream) = self.state().legacy_stream.take() {
+            stream.abort();
+        }
         self.end_session().await;
         // The writer ends when every sender is gone or at a fault.
         self.failed.notify_one();
@@ -427,6 +435,15 @@ impl Bridge {
 
     /// A POST carrying `raw`, with the headers the protocol asks for.
     fn post(&self, raw: &[u8], message: &Value) -> reqwest::RequestBuilder {
+        let legacy = self.state().legacy_post.clone();
+        if let Some(target) = legacy {
+            return self
+                .client
+                .post(target)
+                .headers(self.headers.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(raw.to_vec());
+        }
         let mut request = self
             .client
             .post(self.url.clone())
@@ -463,6 +480,108 @@ impl Bridge {
         request
     }
 
+    /// Opens the legacy HTTP+SSE stream (GET, `text/event-stream`) and waits for its
+    /// `endpoint` event; from then on every message is POSTed there and every answer comes on
+    /// the stream. `refused` is the status the POST got, for the error when GET fails too.
+    async fn open_legacy(&self, refused: StatusCode) -> Result<(), Failure> {
+        let neither = |detail: String| {
+            transport_error(format!(
+                "{} is neither a Streamable HTTP endpoint (POST answered HTTP {}) nor an HTTP+SSE one ({detail}): is it the MCP endpoint?",
+                self.url,
+                status_text(refused)
+            ))
+        };
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
+        if let Some(fatal) = self.fatal_status(&response) {
+            return Err(Failure::Fatal(fatal));
+        }
+        let is_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        if !response.status().is_success() || !is_stream {
+            return Err(neither(format!(
+                "GET answered HTTP {}",
+                status_text(response.status())
+            )));
+        }
+        let mut parser = sse::Parser::new(self.limits.max_message_bytes, MAX_STREAM_NOISE);
+        let mut early = Vec::new();
+        let endpoint = 'found: loop {
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| neither(format!("its event stream broke: {}", error_chain(&e))))?
+                .ok_or_else(|| neither("its event stream ended before an endpoint event".into()))?;
+            let events = parser
+                .push(&chunk)
+                .map_err(|e| neither(format!("its event stream: {e}")))?;
+            let mut events = events.into_iter();
+            while let Some(event) = events.next() {
+                if event.kind == "endpoint" {
+                    early.extend(events);
+                    break 'found event.data;
+                }
+            }
+        };
+        let post = self
+            .url
+            .join(endpoint.trim())
+            .map_err(|e| neither(format!("its endpoint event is not a URL: {e}")))?;
+        if post.origin() != self.url.origin() {
+            return Err(Failure::Fatal(format!(
+                "{}: the HTTP+SSE endpoint event points to another origin ({}), which is not followed",
+                self.url,
+                crate::core::text::escape(post.as_str())
+            )));
+        }
+        self.state().legacy_post = Some(post);
+        let this = StreamReader {
+            to_client: self.to_client.clone(),
+            fault: Arc::clone(&self.fault),
+            failed: Arc::clone(&self.failed),
+            url: self.url.clone(),
+        };
+        let task = tokio::spawn(async move { this.forward(response, parser, early).await });
+        if let Some(old) = self.state().legacy_stream.replace(task) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// POSTs one message to the legacy endpoint; its answer comes on the stream.
+    async fn legacy_send(&self, raw: &[u8], message: &Value) -> Result<(), Failure> {
+        let response = self
+            .post(raw, message)
+            .send()
+            .await
+            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
+        if let Some(fatal) = self.fatal_status(&response) {
+            return Err(Failure::Fatal(fatal));
+        }
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(transport_error(format!(
+                "HTTP {} from {} (HTTP+SSE)",
+                status_text(response.status()),
+                self.url
+            )))
+        }
+    }
+
     /// A notification or a response: POSTed, `202 Accepted` expected. True when the server
     /// accepted it.
     async fn one_way(&self, raw: &[u8], message: &Value) -> bool {
@@ -489,6 +608,9 @@ impl Bridge {
     /// answers 405; that is fine, it then has nothing to say on its own. Not reopened when it
     /// ends; bounded like every stream.
     async fn listen(self: Arc<Self>) {
+        if self.state().legacy_post.is_some() {
+            return;
+        }
         let mut request = self
             .client
             .get(self.url.clone())
@@ -559,6 +681,9 @@ impl Bridge {
         method: &str,
         id: &Value,
     ) -> Result<(), Failure> {
+        if self.state().legacy_post.is_some() {
+            return self.legacy_send(raw, message).await;
+        }
         let had_session = self.state().session.is_some();
         let mut response = self
             .post(raw, message)
@@ -584,6 +709,17 @@ impl Bridge {
                 && let Some(error @ Value::Object(_)) = answer.get("error")
             {
                 return Err(Failure::Answer(error.clone()));
+            }
+            // The backwards-compatibility rule: a server that refuses the POST of initialize
+            // with 400, 404 or 405 may be a legacy HTTP+SSE server.
+            let legacy_statuses = [
+                StatusCode::BAD_REQUEST,
+                StatusCode::NOT_FOUND,
+                StatusCode::METHOD_NOT_ALLOWED,
+            ];
+            if method == "initialize" && !had_session && legacy_statuses.contains(&status) {
+                self.open_legacy(status).await?;
+                return self.legacy_send(raw, message).await;
             }
             return Err(transport_error(format!(
                 "HTTP {} from {}{}",
@@ -775,6 +911,71 @@ impl Bridge {
             "the request failed"
         };
         format!("{} {what}: {}", self.url, error_chain(error))
+    }
+}
+
+/// Reads the legacy HTTP+SSE stream on its own task: every message event goes to the client;
+/// the stream's end ends the session (the server has no other way to answer).
+struct StreamReader {
+    to_client: mpsc::Sender<Vec<u8>>,
+    fault: Arc<Mutex<Option<String>>>,
+    failed: Arc<Notify>,
+    url: Url,
+}
+
+impl StreamReader {
+    async fn forward(
+        self,
+        mut response: reqwest::Response,
+        mut parser: sse::Parser,
+        early: Vec<sse::Event>,
+    ) {
+        let mut pending = early;
+        let why = 'stream: loop {
+            for event in pending.drain(..) {
+                if !(event.kind.is_empty() || event.kind == "message")
+                    || event.data.trim().is_empty()
+                {
+                    continue;
+                }
+                let Ok(message @ Value::Object(_)) = parse_strict(event.data.as_bytes()) else {
+                    break 'stream format!(
+                        "{} sent an event that is not one JSON-RPC message (HTTP+SSE)",
+                        self.url
+                    );
+                };
+                let mut line = serde_json::to_vec(&message).unwrap_or_default();
+                line.push(b'\n');
+                if self.to_client.send(line).await.is_err() {
+                    return;
+                }
+            }
+            match response.chunk().await {
+                Ok(Some(chunk)) => match parser.push(&chunk) {
+                    Ok(events) => pending = events,
+                    Err(e) => break format!("the event stream from {}: {e}", self.url),
+                },
+                Ok(None) => {
+                    break format!(
+                        "{} closed its event stream (HTTP+SSE): the session is over",
+                        self.url
+                    );
+                }
+                Err(e) => {
+                    break format!(
+                        "the event stream from {} broke: {}",
+                        self.url,
+                        error_chain(&e)
+                    );
+                }
+            }
+        };
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        if fault.is_none() {
+            *fault = Some(why);
+        }
+        drop(fault);
+        self.failed.notify_one();
     }
 }
 
