@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::remote::{everything_http, python_http};
+use common::remote::{everything_http, hostile_http, python_http};
 use common::*;
 use serde_json::{Value, json};
 use std::fs;
@@ -159,8 +159,10 @@ fn bad_remote_endpoints_fail_with_one_clear_line() {
     let nothing = format!("http://127.0.0.1:{port}/mcp");
     run_in(d, &["scan", "--url", &nothing], T).expect_failure(3, "cannot connect");
     let server = python_http("streamable-http");
-    run_in(d, &["scan", "--url", &server.url("/elsewhere")], T)
-        .expect_failure(3, "HTTP 404 Not Found from");
+    run_in(d, &["scan", "--url", &server.url("/elsewhere")], T).expect_failure(
+        3,
+        "is neither a Streamable HTTP endpoint (POST answered HTTP 404 Not Found)",
+    );
 }
 
 /// Runs the Python SDK host (`proxy_client.py`) over stdio against `argv` with `calls`.
@@ -278,4 +280,83 @@ fn legacy_http_sse_servers_are_found_by_the_fallback_and_locked_and_proxied() {
             );
         }
     }
+}
+
+#[test]
+fn hostile_http_servers_each_fail_with_a_clear_error_and_never_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("endless-sse", &["--timeout", "2"], "no answer within 2s"),
+        ("huge-event", &[], "larger than the 16777216-byte cap"),
+        ("wrong-id", &[], "not its response"),
+        ("redirect", &[], "another origin, which is not followed"),
+        ("session-expires", &[], "the server ended the session"),
+        ("html", &[], "answered with text/html, not JSON-RPC"),
+    ];
+    for (mode, flags, needle) in cases {
+        let server = hostile_http(mode, &[]);
+        let url = server.url("/mcp");
+        let mut args = vec!["scan", "--url", url.as_str()];
+        args.extend_from_slice(flags);
+        let run = run_in(d, &args, T);
+        run.expect_failure(3, needle);
+        assert_eq!(
+            run.stderr
+                .lines()
+                .filter(|l| l.starts_with("mcplock: error:"))
+                .count(),
+            1,
+            "{mode}: one error line\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn credentials_reach_the_server_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = hostile_http("auth", &[]);
+    let url = server.url("/mcp");
+    // Without them: the 401 names its challenge and the fix.
+    run_in(d, &["scan", "--url", &url], T).expect_failure(3, "pass --bearer-env VAR");
+    // With them, from the environment: locked, and the token is nowhere but on the wire.
+    let lock = |extra: &[&str]| {
+        let mut args = vec!["lock", "--url", url.as_str()];
+        args.extend_from_slice(extra);
+        let child = std::process::Command::new(mcplock_bin())
+            .current_dir(d)
+            .args(&args)
+            .env("MCPLOCK_TEST_TOKEN", "s3cret-token")
+            .output()
+            .unwrap();
+        (
+            child.status.code(),
+            String::from_utf8_lossy(&child.stdout).into_owned()
+                + &String::from_utf8_lossy(&child.stderr),
+        )
+    };
+    let (code, output) = lock(&["--bearer-env", "MCPLOCK_TEST_TOKEN"]);
+    assert_eq!(code, Some(0), "{output}");
+    let file = fs::read_to_string(d.join("mcp-lock.json")).unwrap();
+    assert!(
+        !file.contains("s3cret") && !output.contains("s3cret"),
+        "{file}\n{output}"
+    );
+    assert_eq!(
+        locked(d)["servers"]["hostile-auth"]["launch"],
+        json!({"headerNames": ["authorization"], "url": url})
+    );
+    // The same credentials as a header with ${VAR}: the same entry (header names are
+    // recorded in one spelling).
+    let (code, output) = lock(&[
+        "--check",
+        "--header",
+        "AUTHORIZATION: Bearer ${MCPLOCK_TEST_TOKEN}",
+    ]);
+    assert_eq!(code, Some(0), "{output}");
+    // Re-checked without them: refused before anything is sent, naming what is missing.
+    run_in(d, &["lock", "--check"], T)
+        .expect_failure(2, "was locked with the headers [authorization]");
 }

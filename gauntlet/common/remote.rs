@@ -88,6 +88,24 @@ pub fn python_http(transport: &str) -> HttpServerProcess {
     server
 }
 
+/// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
+pub fn hostile_http(mode: &str, args: &[&str]) -> HttpServerProcess {
+    let port = free_port();
+    let child = Command::new(real_component("python/.venv/bin/python"))
+        .arg(real_component("python/hostile_http.py"))
+        .arg(mode)
+        .arg(port.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python");
+    let server = HttpServerProcess { child, port };
+    wait_listening(port);
+    server
+}
+
 /// A port nobody listens on now (the OS picks it; a server started next takes it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

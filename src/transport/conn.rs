@@ -145,6 +145,14 @@ impl Connection {
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(Ok(result))) => Ok(result),
+            // An error the transport under us wrote for this request (an HTTP failure) is
+            // reported as the transport's, not as the server's answer.
+            Ok(Ok(Err(error))) if crate::transport::http::is_transport_error(&error) => {
+                Err(RequestError::Conn {
+                    method: method.into(),
+                    error: ConnError::Transport(error.message),
+                })
+            }
             Ok(Ok(Err(error))) => Err(RequestError::Rpc {
                 method: method.into(),
                 error,

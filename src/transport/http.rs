@@ -242,8 +242,25 @@ enum Failure {
     Answer(Value),
 }
 
+/// Marks the errors the bridge writes itself (`error.data`), so a client tells them from the
+/// server's own answers.
+const TRANSPORT_MARK: &str = "mcplock-http-transport";
+
 fn transport_error(message: String) -> Failure {
-    Failure::Answer(json!({"code": TRANSPORT_ERROR, "message": message}))
+    Failure::Answer(
+        json!({"code": TRANSPORT_ERROR, "message": message, "data": {"source": TRANSPORT_MARK}}),
+    )
+}
+
+/// True for an error the bridge wrote for a request it could not complete.
+pub fn is_transport_error(error: &crate::core::jsonrpc::RpcError) -> bool {
+    error.code == TRANSPORT_ERROR
+        && error
+            .data
+            .as_ref()
+            .and_then(|d| d.get("source"))
+            .and_then(Value::as_str)
+            == Some(TRANSPORT_MARK)
 }
 
 struct Bridge {
@@ -720,6 +737,15 @@ impl Bridge {
             if method == "initialize" && !had_session && legacy_statuses.contains(&status) {
                 self.open_legacy(status).await?;
                 return self.legacy_send(raw, message).await;
+            }
+            // A server of an earlier generation refuses the 2026-07-28 probe at the HTTP level:
+            // that is its answer to the probe (the client then offers initialize), not a
+            // transport failure.
+            if method == "server/discover" {
+                return Err(Failure::Answer(json!({
+                    "code": -32601,
+                    "message": format!("HTTP {} from {} to server/discover", status_text(status), self.url),
+                })));
             }
             return Err(transport_error(format!(
                 "HTTP {} from {}{}",

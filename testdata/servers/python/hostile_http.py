@@ -1,0 +1,142 @@
+"""A scripted MCP server over HTTP for hostile cases only (the real servers cover the rest).
+
+Usage: hostile_http.py MODE PORT   (listens on 127.0.0.1 only; standard library only)
+
+Every mode speaks just enough of the 2025-11-25 Streamable HTTP transport to be scanned
+(initialize, notifications, tools/list in pages, DELETE; server/discover is refused with 400
+so a client falls back to initialize), then misbehaves as named:
+
+  auth             401 with a Bearer challenge unless `Authorization: Bearer s3cret-token`
+  endless-sse      answers initialize with an event stream of keep-alives that never ends
+  huge-event       answers initialize with one 50 MB event
+  wrong-id         answers initialize with a response to another id
+  redirect         answers every POST with 307 to the same path on 127.0.0.2 (another origin)
+  session-expires  ends the session (404) on the second page of tools/list
+  html             answers every POST with an HTML page
+  tools N          (not hostile) serves N tools in pages of 50, for the benchmark
+"""
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODE = sys.argv[1]
+PORT = int(sys.argv[2])
+# session-expires needs a second page to expire on.
+TOOLS = int(sys.argv[3]) if len(sys.argv) > 3 else (120 if MODE == "session-expires" else 3)
+PAGE = 50
+SESSION = "hostile-session-1"
+TOKEN = "s3cret-token"
+
+
+def tool(i):
+    return {
+        "name": f"tool_{i:05d}",
+        "description": f"Tool number {i}.",
+        "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}},
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"", content_type="application/json", headers=()):
+        self.send_response(status)
+        if body:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def answer(self, request, result, headers=()):
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        self.reply(200, body, headers=headers)
+
+    def do_GET(self):
+        self.reply(405)
+
+    def do_DELETE(self):
+        self.reply(200)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        request = json.loads(self.rfile.read(length) or b"{}")
+        method = request.get("method")
+        if MODE == "auth" and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self.reply(401, headers=[("WWW-Authenticate", 'Bearer realm="hostile"')])
+            return
+        if MODE == "redirect":
+            location = f"http://127.0.0.2:{PORT}{self.path}"
+            self.reply(307, headers=[("Location", location)])
+            return
+        if MODE == "html":
+            self.reply(200, b"<html><body>Sign in</body></html>", "text/html")
+            return
+        if "id" not in request:
+            self.reply(202)
+            return
+        if method == "server/discover":
+            self.reply(400, b"Bad Request: no session", "text/plain")
+            return
+        if method == "initialize":
+            self.initialize(request)
+            return
+        if method == "tools/list":
+            cursor = int((request.get("params") or {}).get("cursor") or 0)
+            if MODE == "session-expires" and cursor > 0:
+                self.reply(404, b"Session not found", "text/plain")
+                return
+            end = min(cursor + PAGE, TOOLS)
+            result = {"tools": [tool(i) for i in range(cursor, end)]}
+            if end < TOOLS:
+                result["nextCursor"] = str(end)
+            self.answer(request, result)
+            return
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                           "error": {"code": -32601, "message": "Method not found"}}).encode()
+        self.reply(200, body)
+
+    def initialize(self, request):
+        version = (request.get("params") or {}).get("protocolVersion", "2025-11-25")
+        result = {
+            "protocolVersion": version,
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": f"hostile-{MODE}", "version": "1.0.0"},
+        }
+        session = [("Mcp-Session-Id", SESSION)]
+        if MODE == "endless-sse":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b": still thinking\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+        if MODE == "huge-event":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            padding = "a" * (1 << 20)
+            try:
+                self.wfile.write(b'data: {"jsonrpc":"2.0","id":%d,"result":{"padding":"' % request["id"])
+                for _ in range(50):
+                    self.wfile.write(padding.encode())
+                self.wfile.write(b'"}}\n\n')
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
+        if MODE == "wrong-id":
+            request = dict(request, id=987654)
+        self.answer(request, result, headers=session)
+
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
