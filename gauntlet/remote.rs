@@ -360,3 +360,25 @@ fn credentials_reach_the_server_and_nothing_else() {
     run_in(d, &["lock", "--check"], T)
         .expect_failure(2, "was locked with the headers [authorization]");
 }
+
+#[test]
+fn tls_to_a_private_ca_is_trusted_only_with_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tls = tempfile::tempdir().unwrap();
+    let server = common::remote::hostile_https("tools", tls.path());
+    let url = format!("https://127.0.0.1:{}/mcp", server.port);
+    run_in(d, &["scan", "--url", &url], T).expect_failure(3, "for a private CA pass --cacert FILE");
+    let ca = tls.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let scan = run_in(
+        d,
+        &["scan", "--format", "json", "--cacert", ca, "--url", &url],
+        T,
+    );
+    scan.expect_success();
+    assert_eq!(scan.json()["launch"]["url"], json!(url));
+    // A file with no certificate in it is refused before anything is sent.
+    fs::write(d.join("empty.pem"), "not a certificate\n").unwrap();
+    run_in(d, &["scan", "--cacert", "empty.pem", "--url", &url], T).expect_failure(2, "--cacert");
+}

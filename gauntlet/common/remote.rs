@@ -90,8 +90,29 @@ pub fn python_http(transport: &str) -> HttpServerProcess {
 
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
 pub fn hostile_http(mode: &str, args: &[&str]) -> HttpServerProcess {
+    hostile(mode, args, None)
+}
+
+/// The same over HTTPS, with a certificate for 127.0.0.1 from a fresh private CA written into
+/// `tls_dir` (`ca.pem` is what a client must be given to trust it).
+pub fn hostile_https(mode: &str, tls_dir: &std::path::Path) -> HttpServerProcess {
+    let python = real_component("python/.venv/bin/python");
+    let made = Command::new(&python)
+        .arg(real_component("python/make_test_ca.py"))
+        .arg(tls_dir)
+        .status()
+        .expect("run make_test_ca.py");
+    assert!(made.success(), "make_test_ca.py failed");
+    hostile(mode, &[], Some(tls_dir))
+}
+
+fn hostile(mode: &str, args: &[&str], tls_dir: Option<&std::path::Path>) -> HttpServerProcess {
     let port = free_port();
-    let child = Command::new(real_component("python/.venv/bin/python"))
+    let mut command = Command::new(real_component("python/.venv/bin/python"));
+    if let Some(dir) = tls_dir {
+        command.env("HOSTILE_TLS_DIR", dir);
+    }
+    let child = command
         .arg(real_component("python/hostile_http.py"))
         .arg(mode)
         .arg(port.to_string())

@@ -936,7 +936,13 @@ impl Bridge {
         } else {
             "the request failed"
         };
-        format!("{} {what}: {}", self.url, error_chain(error))
+        let chain = error_chain(error);
+        let hint = if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+            " (the server's TLS certificate is not trusted; for a private CA pass --cacert FILE)"
+        } else {
+            ""
+        };
+        format!("{} {what}: {chain}{hint}", self.url)
     }
 }
 

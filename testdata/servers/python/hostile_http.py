@@ -1,6 +1,8 @@
 """A scripted MCP server over HTTP for hostile cases only (the real servers cover the rest).
 
-Usage: hostile_http.py MODE PORT   (listens on 127.0.0.1 only; standard library only)
+Usage: hostile_http.py MODE PORT [N]   (listens on 127.0.0.1 only; standard library only)
+With HOSTILE_TLS_DIR set, serves HTTPS with that directory's server.pem and server.key
+(see make_test_ca.py).
 
 Every mode speaks just enough of the 2025-11-25 Streamable HTTP transport to be scanned
 (initialize, notifications, tools/list in pages, DELETE; server/discover is refused with 400
@@ -16,6 +18,8 @@ so a client falls back to initialize), then misbehaves as named:
   tools N          (not hostile) serves N tools in pages of 50, for the benchmark
 """
 import json
+import os
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,4 +143,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+httpd = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+tls = os.environ.get("HOSTILE_TLS_DIR")
+if tls:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(tls, "server.pem"), os.path.join(tls, "server.key"))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+httpd.serve_forever()
