@@ -382,3 +382,94 @@ fn tls_to_a_private_ca_is_trusted_only_with_its_certificate() {
     fs::write(d.join("empty.pem"), "not a certificate\n").unwrap();
     run_in(d, &["scan", "--cacert", "empty.pem", "--url", &url], T).expect_failure(2, "--cacert");
 }
+
+#[test]
+fn a_remote_rug_pull_is_denied_through_the_proxy_from_the_moment_it_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = hostile_http("rug-pull", &[]);
+    let url = server.url("/mcp");
+    run_in(d, &["lock", "--url", &url], T).expect_success();
+    // The first call's answer comes as an event stream that announces list_changed first;
+    // from then on tool_00000's description is poisoned.
+    let argv = [
+        mcplock_bin(),
+        "proxy",
+        "--allow-unsigned",
+        "--audit",
+        "audit.jsonl",
+        "--url",
+        url.as_str(),
+    ];
+    let (seen, stderr) = python_host(
+        d,
+        json!([["tool_00000", {"path": "a"}], ["tool_00000", {"path": "b"}], ["tool_00001", {"path": "c"}]]),
+        &argv,
+    );
+    let calls = &seen["calls"];
+    assert_eq!(
+        calls[0]["text"],
+        json!(["tool_00000 done"]),
+        "{seen}\n{stderr}"
+    );
+    assert!(
+        calls[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("mcplock denied")),
+        "the drifted tool is denied: {seen}"
+    );
+    assert_eq!(calls[2]["text"], json!(["tool_00001 done"]), "{seen}");
+    let log = fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("\"item\":\"tool_00000\"")
+            && l.contains("\"reason\":\"drifted\"")
+            && l.contains("\"decision\":\"withhold\"")),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_http_session_follows_the_protocol_from_initialize_to_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("requests.jsonl");
+    let server = common::remote::hostile_http_logged("tools", &log);
+    run_in(d, &["scan", "--url", &server.url("/mcp")], T).expect_success();
+    let requests: Vec<Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let session = json!("hostile-session-1");
+    let version = json!("2025-11-25");
+    let find = |http: &str, method: Value| {
+        requests
+            .iter()
+            .find(|r| r["http"] == http && r["method"] == method)
+            .unwrap_or_else(|| panic!("no {http} {method}: {requests:?}"))
+    };
+    // The probe and initialize carry no session; every later request carries it and the
+    // negotiated version; the session is ended with DELETE.
+    assert_eq!(
+        find("POST", json!("server/discover"))["headers"].get("mcp-session-id"),
+        None
+    );
+    assert_eq!(
+        find("POST", json!("initialize"))["headers"].get("mcp-session-id"),
+        None
+    );
+    for (http, method) in [
+        ("POST", json!("notifications/initialized")),
+        ("POST", json!("tools/list")),
+        ("GET", Value::Null),
+        ("DELETE", Value::Null),
+    ] {
+        let headers = &find(http, method.clone())["headers"];
+        assert_eq!(
+            (&headers["mcp-session-id"], &headers["mcp-protocol-version"]),
+            (&session, &version),
+            "{http} {method}: {requests:?}"
+        );
+    }
+    assert_eq!(requests.last().unwrap()["http"], "DELETE", "{requests:?}");
+}

@@ -311,7 +311,7 @@ fn a_missing_program_is_a_server_error() {
 
 #[test]
 fn usage_errors_exit_2() {
-    run(&["scan"]).expect_failure(2, "no server command given");
+    run(&["scan"]).expect_failure(2, "no server given; put its command after `--`");
     run(&["scan", "--bogus", "--", "x"]).expect_failure(2, "--bogus");
     run(&["scan", "--protocol", "1999-01-01", "--", "x"])
         .expect_failure(2, "unknown protocol version");

@@ -90,7 +90,13 @@ pub fn python_http(transport: &str) -> HttpServerProcess {
 
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
 pub fn hostile_http(mode: &str, args: &[&str]) -> HttpServerProcess {
-    hostile(mode, args, None)
+    hostile(mode, args, None, None)
+}
+
+/// The same, appending one JSON line per request it receives to `log` (HTTP method, JSON-RPC
+/// method, MCP headers).
+pub fn hostile_http_logged(mode: &str, log: &std::path::Path) -> HttpServerProcess {
+    hostile(mode, &[], None, Some(log))
 }
 
 /// The same over HTTPS, with a certificate for 127.0.0.1 from a fresh private CA written into
@@ -103,14 +109,22 @@ pub fn hostile_https(mode: &str, tls_dir: &std::path::Path) -> HttpServerProcess
         .status()
         .expect("run make_test_ca.py");
     assert!(made.success(), "make_test_ca.py failed");
-    hostile(mode, &[], Some(tls_dir))
+    hostile(mode, &[], Some(tls_dir), None)
 }
 
-fn hostile(mode: &str, args: &[&str], tls_dir: Option<&std::path::Path>) -> HttpServerProcess {
+fn hostile(
+    mode: &str,
+    args: &[&str],
+    tls_dir: Option<&std::path::Path>,
+    log: Option<&std::path::Path>,
+) -> HttpServerProcess {
     let port = free_port();
     let mut command = Command::new(real_component("python/.venv/bin/python"));
     if let Some(dir) = tls_dir {
         command.env("HOSTILE_TLS_DIR", dir);
+    }
+    if let Some(log) = log {
+        command.env("HOSTILE_LOG", log);
     }
     let child = command
         .arg(real_component("python/hostile_http.py"))
