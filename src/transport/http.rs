@@ -305,6 +305,11 @@ impl Bridge {
             .redirect(redirects)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("mcplock/", env!("CARGO_PKG_VERSION")));
+        // HTTPS_PROXY and friends apply to remote hosts; a server on this machine is reached
+        // directly whatever they say.
+        if is_loopback(&endpoint.url) {
+            builder = builder.no_proxy();
+        }
         if let Some(pem) = &endpoint.extra_roots {
             let roots = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| SetupError::Roots(e.to_string()))?;
