@@ -9,6 +9,7 @@ pub mod cli;
 pub mod core;
 pub mod crypto;
 pub mod edge;
+pub mod hosts;
 pub mod mcp;
 pub mod proxy;
 pub mod transport;

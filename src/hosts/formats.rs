@@ -1,0 +1,355 @@
+//! Reading the MCP server entries of each host's config format: pure functions from a file's
+//! text to the servers it declares, as written (placeholders unexpanded, secrets in memory only).
+
+use super::{Host, Scope};
+use serde_json::{Map, Value};
+
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
+/// One server as a host's config declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared {
+    /// The server's key in the config (the name the host shows).
+    pub key: String,
+    pub scope: Scope,
+    /// For Claude Code's per-project entries in `~/.claude.json`: the project directory.
+    pub project: Option<String>,
+    /// The host will not start it (`disabled: true`, `enabled = false`).
+    pub disabled: bool,
+    /// What to run or reach, or why the entry cannot be used.
+    pub spec: Result<Spec, String>,
+}
+
+/// What an entry says to run or reach. Values are as written: `${...}` not yet expanded.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Spec {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+        /// Environment variable holding a bearer token (Codex `bearer_token_env_var`).
+        bearer_env: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Spec {
+    /// Names only: env and header values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spec::Stdio { command, args, env } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("env_keys", &env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+                .finish(),
+            Spec::Http {
+                url,
+                headers,
+                bearer_env,
+            } => f
+                .debug_struct("Http")
+                .field("url", url)
+                .field(
+                    "header_names",
+                    &headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                )
+                .field("bearer_env", bearer_env)
+                .finish(),
+        }
+    }
+}
+
+/// Why a config file cannot be read at all.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct FormatError(pub String);
+
+/// The servers a config file of `host` declares.
+pub fn parse(host: Host, scope: Scope, text: &str) -> Result<Vec<Declared>, FormatError> {
+    match host {
+        Host::Codex => codex(text, scope),
+        Host::Continue => continue_yaml(text, scope),
+        _ => {
+            let doc = jsonc(text)?;
+            match host {
+                Host::VsCode => {
+                    // A workspace mcp.json has `servers`; a user settings.json has them under `mcp`.
+                    let servers = doc
+                        .get("servers")
+                        .or_else(|| doc.get("mcp").and_then(|m| m.get("servers")));
+                    json_servers(host, servers, scope, None)
+                }
+                Host::ClaudeCode => claude_code(&doc, scope),
+                _ => json_servers(host, doc.get("mcpServers"), scope, None),
+            }
+        }
+    }
+}
+
+/// JSON with comments and trailing commas (VS Code's files are JSONC; the others are plain
+/// JSON, which this reads the same).
+fn jsonc(text: &str) -> Result<Value, FormatError> {
+    let options = jsonc_parser::ParseOptions {
+        allow_comments: true,
+        allow_loose_object_property_names: false,
+        allow_trailing_commas: true,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+    };
+    match jsonc_parser::parse_to_serde_value(text, &options) {
+        Ok(Some(value @ Value::Object(_))) => Ok(value),
+        Ok(Some(_)) => Err(FormatError("the file is not a JSON object".into())),
+        Ok(None) => Ok(Value::Object(Map::new())),
+        Err(e) => Err(FormatError(format!("not valid JSON: {e}"))),
+    }
+}
+
+/// Claude Code's `.mcp.json` (project scope) or `~/.claude.json`: user-scope `mcpServers`,
+/// and per-project (local scope) `projects.{dir}.mcpServers`.
+fn claude_code(doc: &Value, scope: Scope) -> Result<Vec<Declared>, FormatError> {
+    let mut out = json_servers(Host::ClaudeCode, doc.get("mcpServers"), scope, None)?;
+    if let Some(Value::Object(projects)) = doc.get("projects") {
+        for (dir, project) in projects {
+            out.extend(json_servers(
+                Host::ClaudeCode,
+                project.get("mcpServers"),
+                Scope::Local,
+                Some(dir.clone()),
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+fn json_servers(
+    host: Host,
+    servers: Option<&Value>,
+    scope: Scope,
+    project: Option<String>,
+) -> Result<Vec<Declared>, FormatError> {
+    let servers = match servers {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(servers)) => servers,
+        Some(_) => {
+            return Err(FormatError(
+                "the servers field is not an object of named servers".into(),
+            ));
+        }
+    };
+    Ok(servers
+        .iter()
+        .map(|(key, entry)| Declared {
+            key: key.clone(),
+            scope,
+            project: project.clone(),
+            disabled: entry.get("disabled").and_then(Value::as_bool) == Some(true)
+                || entry.get("enabled").and_then(Value::as_bool) == Some(false),
+            spec: entry
+                .as_object()
+                .ok_or_else(|| "the entry is not an object".to_string())
+                .and_then(|e| json_spec(host, e)),
+        })
+        .collect())
+}
+
+/// One JSON entry: a command, or a URL under the name this host uses for it.
+fn json_spec(host: Host, entry: &Map<String, Value>) -> Result<Spec, String> {
+    let url_keys: &[&str] = match host {
+        Host::Windsurf => &["serverUrl", "url"],
+        Host::Gemini => &["httpUrl", "url"],
+        _ => &["url"],
+    };
+    let url = url_keys.iter().find_map(|k| entry.get(*k));
+    if entry.get("cwd").is_some_and(|c| !c.is_null()) {
+        return Err("it sets a working directory (cwd), which mcplock does not record yet".into());
+    }
+    match (entry.get("command"), url) {
+        (Some(_), Some(_)) => Err("it has both a command and a URL".into()),
+        (Some(command), None) => Ok(Spec::Stdio {
+            command: text(command, "command")?,
+            args: match entry.get("args") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(v) => texts(v, "args")?,
+            },
+            env: pairs(entry.get("env"), "env")?,
+        }),
+        (None, Some(url)) => Ok(Spec::Http {
+            url: text(url, "url")?,
+            headers: pairs(entry.get("headers"), "headers")?,
+            bearer_env: None,
+        }),
+        (None, None) => Err("it has neither a command nor a URL".into()),
+    }
+}
+
+fn text(value: &Value, field: &str) -> Result<String, String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{field} is not a string"))
+}
+
+fn texts(value: &Value, field: &str) -> Result<Vec<String>, String> {
+    value
+        .as_array()
+        .ok_or_else(|| format!("{field} is not an array of strings"))?
+        .iter()
+        .map(|v| text(v, field))
+        .collect()
+}
+
+fn pairs(value: Option<&Value>, field: &str) -> Result<Vec<(String, String)>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), text(v, &format!("{field}.{k}"))?)))
+            .collect(),
+        Some(_) => Err(format!("{field} is not an object of strings")),
+    }
+}
+
+/// Codex's `config.toml`: `[mcp_servers.NAME]` tables.
+fn codex(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError> {
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
+    let Some(servers) = doc.get("mcp_servers") else {
+        return Ok(Vec::new());
+    };
+    let servers = servers
+        .as_table_like()
+        .ok_or_else(|| FormatError("mcp_servers is not a table".into()))?;
+    Ok(servers
+        .iter()
+        .map(|(key, item)| {
+            let table = item.as_table_like();
+            let disabled = table
+                .and_then(|t| t.get("enabled"))
+                .and_then(|v| v.as_bool())
+                == Some(false);
+            Declared {
+                key: key.to_string(),
+                scope,
+                project: None,
+                disabled,
+                spec: table
+                    .ok_or_else(|| "the entry is not a table".to_string())
+                    .and_then(codex_spec),
+            }
+        })
+        .collect())
+}
+
+fn codex_spec(table: &dyn toml_edit::TableLike) -> Result<Spec, String> {
+    let string = |key: &str| -> Result<Option<String>, String> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(item) => item
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| format!("{key} is not a string")),
+        }
+    };
+    let strings = |key: &str| -> Result<Vec<String>, String> {
+        match table.get(key) {
+            None => Ok(Vec::new()),
+            Some(item) => item
+                .as_array()
+                .ok_or_else(|| format!("{key} is not an array of strings"))?
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("{key} is not an array of strings"))
+                })
+                .collect(),
+        }
+    };
+    let map = |key: &str| -> Result<Vec<(String, String)>, String> {
+        match table.get(key) {
+            None => Ok(Vec::new()),
+            Some(item) => item
+                .as_table_like()
+                .ok_or_else(|| format!("{key} is not a table of strings"))?
+                .iter()
+                .map(|(k, v)| {
+                    v.as_str()
+                        .map(|s| (k.to_string(), s.to_string()))
+                        .ok_or_else(|| format!("{key}.{k} is not a string"))
+                })
+                .collect(),
+        }
+    };
+    if table.get("cwd").is_some() {
+        return Err("it sets a working directory (cwd), which mcplock does not record yet".into());
+    }
+    match (string("command")?, string("url")?) {
+        (Some(_), Some(_)) => Err("it has both a command and a URL".into()),
+        (Some(command), None) => Ok(Spec::Stdio {
+            command,
+            args: strings("args")?,
+            env: map("env")?,
+        }),
+        (None, Some(url)) => {
+            let mut headers = map("http_headers")?;
+            // Headers whose value Codex reads from an environment variable.
+            for (name, var) in map("env_http_headers")? {
+                headers.push((name, format!("${{{var}}}")));
+            }
+            Ok(Spec::Http {
+                url,
+                headers,
+                bearer_env: string("bearer_token_env_var")?,
+            })
+        }
+        (None, None) => Err("it has neither a command nor a URL".into()),
+    }
+}
+
+/// Continue's YAML: `mcpServers` is a list of `{name, command, args, env}` or
+/// `{name, type, url}` blocks.
+fn continue_yaml(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError> {
+    let doc: Value =
+        marked_yaml::from_yaml_with_options(0, text, marked_yaml::LoaderOptions::default())
+            .map_err(|e| FormatError(format!("not valid YAML: {e}")))?;
+    let servers = match doc.get("mcpServers") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(FormatError("mcpServers is not a list".into())),
+    };
+    Ok(servers
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let key = entry
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("#{}", i + 1));
+            Declared {
+                key,
+                scope,
+                project: None,
+                disabled: false,
+                spec: entry
+                    .as_object()
+                    .ok_or_else(|| "the entry is not a map".to_string())
+                    .and_then(|e| {
+                        if e.get("name").and_then(Value::as_str).is_none() {
+                            Err("it has no name".to_string())
+                        } else {
+                            json_spec(Host::Continue, e)
+                        }
+                    }),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,257 @@
+//! Every host's format, from fixture texts written here (not copied from anywhere).
+
+use super::*;
+use std::collections::HashMap;
+
+fn servers(host: Host, text: &str) -> Vec<Declared> {
+    formats::parse(host, Scope::User, text).unwrap()
+}
+
+fn stdio(command: &str, args: &[&str], env: &[(&str, &str)]) -> Spec {
+    Spec::Stdio {
+        command: command.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn http(url: &str, headers: &[(&str, &str)]) -> Spec {
+    Spec::Http {
+        url: url.into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        bearer_env: None,
+    }
+}
+
+#[test]
+fn the_mcp_servers_shape_of_claude_desktop_cursor_windsurf_and_gemini() {
+    let text = r#"{
+      "globalShortcut": "Ctrl+Space",
+      "mcpServers": {
+        "files": {"command": "npx", "args": ["-y", "@scope/files", "/tmp"], "env": {"TOKEN": "s3cret"}},
+        "remote": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${API_TOKEN}"}},
+        "off": {"command": "x", "disabled": true}
+      }
+    }"#;
+    for host in [
+        Host::ClaudeDesktop,
+        Host::Cursor,
+        Host::Gemini,
+        Host::ClaudeCode,
+    ] {
+        let found = servers(host, text);
+        assert_eq!(found.len(), 3, "{host:?}");
+        let by_key = |k: &str| found.iter().find(|d| d.key == k).unwrap();
+        assert_eq!(
+            by_key("files").spec,
+            Ok(stdio(
+                "npx",
+                &["-y", "@scope/files", "/tmp"],
+                &[("TOKEN", "s3cret")]
+            ))
+        );
+        assert_eq!(
+            by_key("remote").spec,
+            Ok(http(
+                "https://mcp.example.com/mcp",
+                &[("Authorization", "Bearer ${API_TOKEN}")]
+            ))
+        );
+        assert!(by_key("off").disabled && !by_key("files").disabled);
+    }
+    // Windsurf names the URL serverUrl; Gemini's httpUrl is its Streamable HTTP endpoint.
+    let windsurf = servers(
+        Host::Windsurf,
+        r#"{"mcpServers": {"r": {"serverUrl": "https://w.example/mcp"}}}"#,
+    );
+    assert_eq!(windsurf[0].spec, Ok(http("https://w.example/mcp", &[])));
+    let gemini = servers(
+        Host::Gemini,
+        r#"{"mcpServers": {"r": {"httpUrl": "https://g.example/mcp", "trust": false}}}"#,
+    );
+    assert_eq!(gemini[0].spec, Ok(http("https://g.example/mcp", &[])));
+}
+
+#[test]
+fn claude_code_reads_user_and_per_project_entries() {
+    let text = r#"{"mcpServers": {"u": {"type": "stdio", "command": "u-server"}},
+      "projects": {"/home/me/app": {"allowedTools": [], "mcpServers": {"p": {"type": "http", "url": "http://127.0.0.1:9000/mcp"}}}}}"#;
+    let found = servers(Host::ClaudeCode, text);
+    assert_eq!(found.len(), 2);
+    assert_eq!((found[0].key.as_str(), found[0].scope), ("u", Scope::User));
+    assert_eq!(
+        (
+            found[1].key.as_str(),
+            found[1].scope,
+            found[1].project.as_deref()
+        ),
+        ("p", Scope::Local, Some("/home/me/app"))
+    );
+}
+
+#[test]
+fn vscode_reads_jsonc_servers_and_settings() {
+    let text = r#"{
+      // Inputs are asked for when a server starts.
+      "inputs": [{"type": "promptString", "id": "key", "password": true}],
+      "servers": {
+        "gh": {"type": "http", "url": "https://api.example.com/mcp", "headers": {"X-Key": "${input:key}"},},
+        "local": {"type": "stdio", "command": "node", "args": ["${workspaceFolder}/server.js"]},
+      },
+    }"#;
+    let found = servers(Host::VsCode, text);
+    assert_eq!(found.len(), 2);
+    let settings = servers(
+        Host::VsCode,
+        r#"{"editor.tabSize": 2, "mcp": {"servers": {"s": {"command": "s"}}}}"#,
+    );
+    assert_eq!(settings[0].spec, Ok(stdio("s", &[], &[])));
+}
+
+#[test]
+fn codex_reads_toml_tables() {
+    let text = r#"
+model = "o4"
+[mcp_servers.docs]
+command = "npx"
+args = ["-y", "docs-mcp"]
+env = { "DOCS_TOKEN" = "abc" }
+
+[mcp_servers.remote]
+url = "https://r.example/mcp"
+bearer_token_env_var = "R_TOKEN"
+http_headers = { "X-Team" = "core" }
+env_http_headers = { "X-Key" = "R_KEY" }
+
+[mcp_servers.off]
+command = "off"
+enabled = false
+"#;
+    let found = servers(Host::Codex, text);
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        found[0].spec,
+        Ok(stdio("npx", &["-y", "docs-mcp"], &[("DOCS_TOKEN", "abc")]))
+    );
+    assert_eq!(
+        found[1].spec,
+        Ok(Spec::Http {
+            url: "https://r.example/mcp".into(),
+            headers: vec![
+                ("X-Team".into(), "core".into()),
+                ("X-Key".into(), "${R_KEY}".into())
+            ],
+            bearer_env: Some("R_TOKEN".into()),
+        })
+    );
+    assert!(found[2].disabled);
+}
+
+#[test]
+fn continue_reads_yaml_lists() {
+    let text = "name: my-config\nversion: 0.0.1\nmcpServers:\n  - name: sqlite\n    command: uvx\n    args:\n      - mcp-server-sqlite\n      - --db-path\n      - /tmp/x.db\n  - name: remote\n    type: streamable-http\n    url: https://c.example/mcp\n  - command: nameless\n";
+    let found = servers(Host::Continue, text);
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        found[0].spec,
+        Ok(stdio(
+            "uvx",
+            &["mcp-server-sqlite", "--db-path", "/tmp/x.db"],
+            &[]
+        ))
+    );
+    assert_eq!(found[1].spec, Ok(http("https://c.example/mcp", &[])));
+    assert!(found[2].spec.as_ref().is_err_and(|e| e.contains("no name")));
+}
+
+#[test]
+fn broken_files_and_entries_say_what_is_wrong() {
+    assert!(formats::parse(Host::Cursor, Scope::User, "{ not json").is_err());
+    assert!(formats::parse(Host::Codex, Scope::User, "[mcp_servers").is_err());
+    assert!(formats::parse(Host::Cursor, Scope::User, r#"{"mcpServers": []}"#).is_err());
+    let found = servers(
+        Host::Cursor,
+        r#"{"mcpServers": {"a": {}, "b": {"command": 1}, "c": {"command": "x", "url": "https://x"}, "d": {"command": "x", "cwd": "/srv"}, "e": {"command": "x", "env": {"N": 1}}}}"#,
+    );
+    let reasons: Vec<String> = found.iter().map(|f| f.spec.clone().unwrap_err()).collect();
+    assert!(reasons[0].contains("neither a command nor a URL"));
+    assert!(reasons[1].contains("command is not a string"));
+    assert!(reasons[2].contains("both"));
+    assert!(reasons[3].contains("cwd"));
+    assert!(reasons[4].contains("env.N is not a string"));
+}
+
+#[test]
+fn placeholders_expand_from_the_environment_or_make_the_entry_unusable() {
+    let env: HashMap<&str, &str> = HashMap::from([("API_TOKEN", "t0k3n"), ("PORT", "9000")]);
+    let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+    let (ws, home) = (Path::new("/work/app"), Path::new("/home/me"));
+    let spec = Spec::Stdio {
+        command: "${userHome}/bin/server".into(),
+        args: vec![
+            "${workspaceFolder}/data".into(),
+            "--port=${env:PORT}".into(),
+            "${MISSING:-fallback}".into(),
+        ],
+        env: vec![("TOKEN".into(), "${API_TOKEN}".into())],
+    };
+    match resolve(&spec, &lookup, ws, home).unwrap() {
+        Endpoint::Stdio(cmd) => {
+            assert_eq!(cmd.program, "/home/me/bin/server");
+            assert_eq!(cmd.args, ["/work/app/data", "--port=9000", "fallback"]);
+            assert_eq!(cmd.env, [("TOKEN".to_string(), "t0k3n".to_string())]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let ask = http("https://x.example/mcp", &[("X-Key", "${input:key}")]);
+    assert!(
+        resolve(&ask, &lookup, ws, home)
+            .unwrap_err()
+            .contains("asks the user")
+    );
+    let unset = http("https://x.example/mcp", &[("X-Key", "${NOPE}")]);
+    assert!(
+        resolve(&unset, &lookup, ws, home)
+            .unwrap_err()
+            .contains("${NOPE}, which is not set")
+    );
+    let insecure = http("http://x.example/mcp", &[]);
+    assert!(
+        resolve(&insecure, &lookup, ws, home)
+            .unwrap_err()
+            .contains("loopback")
+    );
+    // Debug output never shows values.
+    let shown = format!(
+        "{:?}",
+        http("https://x", &[("Authorization", "Bearer s3cret")])
+    );
+    assert!(
+        shown.contains("Authorization") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn every_host_documents_where_its_configs_live() {
+    let (home, project) = (Path::new("/home/me"), Path::new("/work/app"));
+    for host in Host::ALL {
+        let files = host.locations(home, project);
+        assert!(!files.is_empty(), "{host:?}");
+        assert_eq!(Host::parse(host.id()), Some(host));
+        assert!(
+            files
+                .iter()
+                .all(|f| f.path.starts_with(home) || f.path.starts_with(project))
+        );
+    }
+    let cursor = Host::Cursor.locations(home, project);
+    assert_eq!(cursor[1].path, Path::new("/work/app/.cursor/mcp.json"));
+    assert_eq!(cursor[1].scope, Scope::Project);
+}
