@@ -6,6 +6,7 @@ mod changes;
 mod diff;
 mod exit;
 mod files;
+mod hosts;
 mod keyless;
 mod keys;
 mod lock;
@@ -86,8 +87,26 @@ pub enum Command {
     ///   mcplock lock --check -- ./server      # in CI: exit 1 if the lock is stale
     ///   mcplock lock --check --key team.pub   # every locked server, relaunched once the
     ///                                         # lockfile's signature holds
+    ///   mcplock lock --host all               # every server your hosts run (mcplock hosts)
+    ///   mcplock lock --host cursor --config .cursor/mcp.json --jobs 4
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Lock(LockArgs),
+
+    /// List the MCP servers your agent hosts run, from their config files.
+    ///
+    /// Reads the config files each host documents (user and project scope, in the current
+    /// directory) for Claude Desktop, Claude Code, Cursor, VS Code, Windsurf, Gemini CLI,
+    /// Codex and Continue, and lists every server: host, scope, file, name, what it runs or
+    /// reaches (env and header names only, never values), and whether the lockfile locks it.
+    /// An entry that cannot be used (a VS Code ${input:...} prompt, an unset ${VAR}) says why.
+    /// See docs/hosts.md for every format and path.
+    ///
+    /// Examples:
+    ///   mcplock hosts
+    ///   mcplock hosts --host vscode --format json
+    ///   mcplock hosts --host claude-desktop --config ./claude_desktop_config.json
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Hosts(HostsArgs),
 
     /// Generate an Ed25519 key pair for signing lockfiles.
     ///
@@ -851,8 +870,43 @@ pub struct LockArgs {
     )]
     pub trust: SignatureCheck,
 
+    #[command(flatten, next_help_heading = "Every server a host runs")]
+    pub hosts: HostArgs,
+
+    /// With --host: servers scanned at once [default: the number of CPUs].
+    #[arg(long, value_name = "N", requires = "host")]
+    pub jobs: Option<usize>,
+
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// Which hosts' configs to read.
+#[derive(Clone, Debug, Default, Args)]
+pub struct HostArgs {
+    /// The host whose servers to take: claude-desktop, claude-code, cursor, vscode, windsurf,
+    /// gemini, codex, continue, or all.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+
+    /// Read this config file (in the format of the one --host given) instead of the host's
+    /// documented locations.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+
+    /// The lockfile to compare with.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -1001,7 +1055,9 @@ pub fn main() -> ExitCode {
         let command = async {
             match cli.command {
                 Command::Scan(args) => scan::run(args).await,
+                Command::Lock(args) if args.hosts.host.is_some() => hosts::lock(args).await,
                 Command::Lock(args) => lock::run(args).await,
+                Command::Hosts(args) => hosts::list(args),
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
                 Command::Verify(args) => keys::verify(args),

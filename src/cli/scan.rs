@@ -182,7 +182,16 @@ fn expand_env(header: &str, value: &str) -> Result<String, CliError> {
 /// failure is an exit-3 error that names the server (and, for a command, shows the tail of its
 /// stderr).
 pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, CliError> {
-    match args.endpoint()? {
+    scan_endpoint(args, args.endpoint()?, format).await
+}
+
+/// [`scan_server`] for an endpoint found elsewhere (a host's config); `args` gives the bounds.
+pub async fn scan_endpoint(
+    args: &ServerArgs,
+    endpoint: Endpoint,
+    format: Format,
+) -> Result<Scanned, CliError> {
+    match endpoint {
         Endpoint::Stdio(cmd) => scan_command(args, cmd, format).await,
         Endpoint::Http(endpoint) => scan_remote(args, endpoint, format).await,
     }

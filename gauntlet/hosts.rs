@@ -1,0 +1,268 @@
+//! `mcplock hosts` and `mcplock lock --host`: host configs of every format, written by these
+//! tests into a scratch home and project (never copied from anywhere), with real servers and
+//! secrets that must stay where they are.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+const SECRET: &str = "s3cret-never-recorded";
+
+struct Scratch {
+    _dir: tempfile::TempDir,
+    home: std::path::PathBuf,
+    project: std::path::PathBuf,
+}
+
+fn scratch() -> Scratch {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let project = dir.path().join("project");
+    fs::create_dir_all(&home).unwrap();
+    fs::create_dir_all(&project).unwrap();
+    Scratch {
+        _dir: dir,
+        home,
+        project,
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+/// mcplock in the scratch project, with the scratch home and `MCP_SECRET` in its environment.
+fn mcplock_here(s: &Scratch, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(mcplock_bin())
+        .current_dir(&s.project)
+        .args(args)
+        .env("HOME", &s.home)
+        .env("MCP_SECRET", SECRET)
+        .env_remove("NOT_SET_ANYWHERE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn fixture(tools: usize) -> Value {
+    json!({"command": fixture_bin(), "args": ["--era", "legacy", "--tools", tools.to_string()]})
+}
+
+/// One config per host format, each with a server the tests can start.
+fn every_format(s: &Scratch) {
+    let (h, p) = (&s.home, &s.project);
+    let config_dir = if cfg!(target_os = "macos") {
+        h.join("Library/Application Support")
+    } else {
+        h.join(".config")
+    };
+    let python = python_server();
+    write(
+        &config_dir.join("Claude/claude_desktop_config.json"),
+        &json!({"mcpServers": {"desktop-python": {"command": python[0], "args": [python[1]], "env": {"API_KEY": SECRET}}}}).to_string(),
+    );
+    write(
+        &h.join(".claude.json"),
+        &json!({"numStartups": 3, "mcpServers": {"code-user": fixture(1)},
+                "projects": {p.to_str().unwrap(): {"mcpServers": {"code-local": fixture(2)}}}})
+        .to_string(),
+    );
+    write(
+        &p.join(".mcp.json"),
+        &json!({"mcpServers": {"code-project": fixture(3)}}).to_string(),
+    );
+    write(
+        &h.join(".cursor/mcp.json"),
+        &json!({"mcpServers": {"cursor-fix": {"command": fixture_bin(), "args": ["--era", "legacy", "--tools", "4"], "env": {"TOKEN": "${MCP_SECRET}"}},
+                               "cursor-off": {"command": "does-not-exist", "disabled": true}}})
+        .to_string(),
+    );
+    write(
+        &p.join(".vscode/mcp.json"),
+        &format!(
+            "{{\n  // Asked for when the server starts.\n  \"inputs\": [{{\"type\": \"promptString\", \"id\": \"key\", \"password\": true}}],\n  \"servers\": {{\n    \"vscode-fix\": {{\"type\": \"stdio\", \"command\": {:?}, \"args\": [\"--era\", \"modern\", \"--tools\", \"5\"]}},\n    \"vscode-ask\": {{\"type\": \"http\", \"url\": \"https://mcp.example.com/mcp\", \"headers\": {{\"X-Key\": \"${{input:key}}\"}}}},\n  }},\n}}\n",
+            fixture_bin()
+        ),
+    );
+    write(
+        &h.join(".codeium/windsurf/mcp_config.json"),
+        &json!({"mcpServers": {"windsurf-fix": fixture(6)}}).to_string(),
+    );
+    write(
+        &h.join(".gemini/settings.json"),
+        &json!({"theme": "x", "mcpServers": {"gemini-fix": fixture(7)}}).to_string(),
+    );
+    write(
+        &h.join(".codex/config.toml"),
+        &format!(
+            "model = \"o4\"\n\n[mcp_servers.codex-fix]\ncommand = {:?}\nargs = [\"--era\", \"legacy\", \"--tools\", \"8\"]\nenv = {{ \"CODEX_KEY\" = \"{SECRET}\" }}\n",
+            fixture_bin()
+        ),
+    );
+    write(
+        &h.join(".continue/config.yaml"),
+        &format!(
+            "name: mine\nversion: 0.0.1\nmcpServers:\n  - name: continue-fix\n    command: {}\n    args:\n      - --era\n      - legacy\n      - --tools\n      - \"9\"\n  - name: continue-unset\n    type: streamable-http\n    url: https://c.example/mcp?key=${{NOT_SET_ANYWHERE}}\n",
+            fixture_bin()
+        ),
+    );
+}
+
+#[test]
+fn every_host_format_is_listed_and_locked_without_its_secrets() {
+    let s = scratch();
+    every_format(&s);
+    let (code, stdout, stderr) = mcplock_here(&s, &["hosts", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let servers = listed["servers"].as_array().unwrap();
+    let by_name = |n: &str| {
+        servers
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not listed: {stdout}"))
+    };
+    for (name, host, scope) in [
+        ("desktop-python", "claude-desktop", "user"),
+        ("code-user", "claude-code", "user"),
+        ("code-local", "claude-code", "local"),
+        ("code-project", "claude-code", "project"),
+        ("cursor-fix", "cursor", "user"),
+        ("vscode-fix", "vscode", "project"),
+        ("windsurf-fix", "windsurf", "user"),
+        ("gemini-fix", "gemini", "user"),
+        ("codex-fix", "codex", "user"),
+        ("continue-fix", "continue", "user"),
+    ] {
+        let entry = by_name(name);
+        assert_eq!(
+            (&entry["host"], &entry["scope"]),
+            (&json!(host), &json!(scope)),
+            "{entry}"
+        );
+        assert_eq!(entry["status"], "not locked", "{entry}");
+    }
+    assert_eq!(by_name("cursor-fix")["launch"]["envKeys"], json!(["TOKEN"]));
+    assert_eq!(by_name("cursor-off")["disabled"], true);
+    assert!(
+        by_name("vscode-ask")["problem"]
+            .as_str()
+            .unwrap()
+            .contains("${input:key}")
+    );
+    assert!(
+        by_name("continue-unset")["problem"]
+            .as_str()
+            .unwrap()
+            .contains("NOT_SET_ANYWHERE")
+    );
+
+    // Every usable server is locked under its config key; the unusable ones are listed as
+    // failures (exit 3) without losing the others; the disabled one is skipped.
+    let (code, stdout, stderr) = mcplock_here(&s, &["lock", "--host", "all", "--jobs", "4"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let lock: Value =
+        serde_json::from_slice(&fs::read(s.project.join("mcp-lock.json")).unwrap()).unwrap();
+    let locked: Vec<&String> = lock["servers"].as_object().unwrap().keys().collect();
+    assert_eq!(locked.len(), 10, "{locked:?}");
+    assert!(
+        stdout.contains("failed    vscode-ask") && stdout.contains("failed    continue-unset"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("cursor-off"), "{stdout}");
+    assert_eq!(
+        lock["servers"]["cursor-fix"]["launch"]["envKeys"],
+        json!(["TOKEN"])
+    );
+    assert_eq!(
+        lock["servers"]["desktop-python"]["serverInfo"]["name"],
+        "mcplock-python-peer"
+    );
+    // The secrets went to the servers and nowhere else.
+    let file = fs::read_to_string(s.project.join("mcp-lock.json")).unwrap();
+    for text in [&file, &stdout, &stderr] {
+        assert!(!text.contains(SECRET), "a secret leaked:\n{text}");
+    }
+    // Now listed as locked; a second run changes nothing.
+    let (_, stdout, _) = mcplock_here(&s, &["hosts", "--format", "json"]);
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let locked_now = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "locked")
+        .count();
+    assert_eq!(locked_now, 10, "{stdout}");
+    let before = fs::read(s.project.join("mcp-lock.json")).unwrap();
+    let (_, stdout, _) = mcplock_here(&s, &["lock", "--host", "all"]);
+    assert!(stdout.contains("(file unchanged)"), "{stdout}");
+    assert_eq!(fs::read(s.project.join("mcp-lock.json")).unwrap(), before);
+}
+
+#[test]
+fn one_host_one_file_and_the_failures_that_must_not_lose_the_others() {
+    let s = scratch();
+    let config = s.project.join("team-cursor.json");
+    write(
+        &config,
+        &json!({"mcpServers": {
+            "good": fixture(2),
+            "broken": {"command": "/nonexistent/mcp-server"},
+            "same": fixture(1)
+        }})
+        .to_string(),
+    );
+    let config = config.to_str().unwrap();
+    let (code, stdout, stderr) =
+        mcplock_here(&s, &["lock", "--host", "cursor", "--config", config]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("locked    good") && stdout.contains("failed    broken"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 of 3 server(s) locked"), "{stdout}");
+    // The same name with another launch in a second host's config: ambiguous, neither taken.
+    write(
+        &s.home.join(".cursor/mcp.json"),
+        &json!({"mcpServers": {"same": fixture(5)}}).to_string(),
+    );
+    write(
+        &s.project.join(".mcp.json"),
+        &json!({"mcpServers": {"same": fixture(6)}}).to_string(),
+    );
+    let (code, stdout, _) = mcplock_here(&s, &["lock", "--host", "all"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        stdout.matches("declared with different launches").count(),
+        2,
+        "{stdout}"
+    );
+    // Bad selectors are usage errors.
+    let (code, _, stderr) = mcplock_here(&s, &["lock", "--host", "emacs"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown host \"emacs\""), "{stderr}");
+    let (code, _, stderr) = mcplock_here(&s, &["hosts", "--host", "all", "--config", config]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--config needs the one host"), "{stderr}");
+    let (code, _, stderr) = mcplock_here(&s, &["lock", "--host", "all", "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("give no server"), "{stderr}");
+    // An unreadable config is named, and does not hide the others.
+    write(&s.home.join(".gemini/settings.json"), "{ not json");
+    let (code, stdout, stderr) = mcplock_here(&s, &["hosts"]);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(".gemini/settings.json (gemini): not valid JSON"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("same"), "{stdout}");
+}

@@ -1,0 +1,459 @@
+//! `mcplock hosts` and `mcplock lock --host`: the servers agent hosts already run, read from
+//! their config files, listed and locked (many at once, with a bound).
+
+use super::exit::usage;
+use super::files::MAX_LOCKFILE_BYTES;
+use super::locked::load_lockfile;
+use super::render::pretty;
+use super::scan::scan_endpoint;
+use super::{CliError, ExitKind, Format, HostArgs, HostsArgs, LockArgs, Output};
+use crate::core::diff::diff_server;
+use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::text::escape;
+use crate::edge::fs::{lock_directory_of, remove_stale_temps, write_atomic_bounded};
+use crate::hosts::{ConfigFile, Found, Host, Unreadable, discover, resolve};
+use crate::transport::Endpoint;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One server of a host's config, with what it resolved to.
+struct Entry {
+    found: Found,
+    /// The endpoint, or why the entry cannot be used (disabled, a placeholder, a bad field).
+    endpoint: Result<Endpoint, String>,
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        &self.found.declared.key
+    }
+}
+
+fn selected(args: &HostArgs) -> Result<Vec<Host>, CliError> {
+    let ids = || {
+        Host::ALL
+            .iter()
+            .map(|h| h.id())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match args.host.as_deref() {
+        None | Some("all") if args.config.is_some() => Err(usage(format!(
+            "--config needs the one host whose format the file is in: --host {}",
+            ids()
+        ))),
+        None | Some("all") => Ok(Host::ALL.to_vec()),
+        Some(id) => Host::parse(id)
+            .map(|h| vec![h])
+            .ok_or_else(|| usage(format!("unknown host {id:?}; one of: {}, or all", ids()))),
+    }
+}
+
+/// The servers of the selected hosts' configs, resolved against this environment.
+fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
+    let hosts = selected(args)?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or_else(|| usage("HOME is not set: cannot find the hosts' user configs"))?;
+    let project = std::env::current_dir()
+        .map_err(|e| usage(format!("cannot read the current directory: {e}")))?;
+    if let Some(config) = &args.config
+        && !config.is_file()
+    {
+        return Err(usage(format!(
+            "--config {}: no such file",
+            config.display()
+        )));
+    }
+    let (found, unreadable) = discover(&hosts, args.config.as_deref(), &home, &project);
+    let lookup = |k: &str| std::env::var(k).ok();
+    let entries = found
+        .into_iter()
+        .map(|found| {
+            let endpoint = if found.declared.disabled {
+                Err("disabled in the host's config".to_string())
+            } else {
+                // A per-project entry runs in its project; the others in this one.
+                let workspace = found
+                    .declared
+                    .project
+                    .as_ref()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| project.clone());
+                found
+                    .declared
+                    .spec
+                    .clone()
+                    .and_then(|spec| resolve(&spec, &lookup, &workspace, &home))
+            };
+            Entry { found, endpoint }
+        })
+        .collect();
+    Ok((entries, unreadable))
+}
+
+/// Where an entry stands against the lockfile.
+fn lock_status(entry: &Entry, lockfile: Option<&Lockfile>) -> &'static str {
+    let Ok(endpoint) = &entry.endpoint else {
+        return "unusable";
+    };
+    match lockfile.and_then(|l| l.servers.get(entry.name())) {
+        Some(locked) if locked.launch == endpoint.launch() => "locked",
+        Some(_) => "locked with another launch",
+        None => "not locked",
+    }
+}
+
+fn shown(file: &ConfigFile) -> String {
+    escape(&file.path.display().to_string())
+}
+
+fn unreadable_lines(unreadable: &[Unreadable]) -> Vec<String> {
+    unreadable
+        .iter()
+        .map(|u| {
+            format!(
+                "{} ({}): {}",
+                shown(&u.file),
+                u.file.host.id(),
+                escape(&u.reason)
+            )
+        })
+        .collect()
+}
+
+pub fn list(args: HostsArgs) -> Result<Output, CliError> {
+    let (entries, unreadable) = gather(&args.hosts)?;
+    let lockfile = load_lockfile(&args.lockfile)?;
+    let stdout = match args.format {
+        Format::Json => {
+            let servers: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    json!({
+                        "host": e.found.file.host.id(),
+                        "scope": e.found.declared.scope.as_str(),
+                        "file": e.found.file.path.display().to_string(),
+                        "project": e.found.declared.project,
+                        "name": e.name(),
+                        "disabled": e.found.declared.disabled,
+                        "launch": e.endpoint.as_ref().ok().map(|p| p.launch().to_json()),
+                        "problem": e.endpoint.as_ref().err(),
+                        "status": lock_status(e, lockfile.as_ref()),
+                    })
+                })
+                .collect();
+            let unreadable: Vec<Value> = unreadable
+                .iter()
+                .map(|u| json!({"host": u.file.host.id(), "file": u.file.path.display().to_string(), "reason": u.reason}))
+                .collect();
+            pretty(&json!({
+                "lockfile": args.lockfile.display().to_string(),
+                "servers": servers,
+                "unreadable": unreadable,
+            }))
+        }
+        Format::Human => {
+            let mut out = String::new();
+            let mut current: Option<&ConfigFile> = None;
+            for e in &entries {
+                if current != Some(&e.found.file) {
+                    current = Some(&e.found.file);
+                    let _ = writeln!(
+                        out,
+                        "{}  ({}, {} scope)",
+                        shown(&e.found.file),
+                        e.found.file.host.id(),
+                        e.found.file.scope.as_str()
+                    );
+                }
+                let what = match &e.endpoint {
+                    Ok(endpoint) => endpoint.launch().describe_with_names(),
+                    Err(problem) => escape(problem),
+                };
+                let project = e
+                    .found
+                    .declared
+                    .project
+                    .as_deref()
+                    .map(|p| format!(" [project {}]", escape(p)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:<24} {:<12} {what}{project}",
+                    escape(e.name()),
+                    lock_status(e, lockfile.as_ref())
+                );
+            }
+            let locked = entries
+                .iter()
+                .filter(|e| lock_status(e, lockfile.as_ref()) == "locked")
+                .count();
+            let _ = writeln!(
+                out,
+                "{} server(s); {locked} locked in {}",
+                entries.len(),
+                args.lockfile.display()
+            );
+            if entries.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "no host config declares a server here (docs/hosts.md lists where each host keeps its config; --config reads another file)"
+                );
+            }
+            out
+        }
+    };
+    if unreadable.is_empty() {
+        return Ok(Output {
+            stdout,
+            exit: ExitKind::Clean,
+        });
+    }
+    let mut error = usage(format!(
+        "{} config file(s) could not be read",
+        unreadable.len()
+    ));
+    error.details = unreadable_lines(&unreadable);
+    if args.format == Format::Json {
+        error.json_stdout = Some(stdout);
+    } else {
+        print!("{stdout}");
+    }
+    Err(error)
+}
+
+/// What happened to one server of `lock --host`.
+enum Outcome {
+    Created,
+    Unchanged,
+    Updated(usize),
+    /// Differs from its lock and --update was not given: left as it was.
+    Refused(usize),
+    Failed(String),
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Updated(_) => "updated",
+            Outcome::Refused(_) => "refused",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
+    if args.server.names_a_server() || args.name.is_some() {
+        return Err(usage(
+            "--host locks the servers of the hosts' configs, each under its config key: give no server (-- CMD or --url) and no --name",
+        ));
+    }
+    let (entries, unreadable) = gather(&args.hosts)?;
+    let path = args.lockfile.as_path();
+    let started = std::time::SystemTime::now();
+    // A broken lockfile is never overwritten; read it before anything starts.
+    load_lockfile(path)?;
+
+    // One entry per config key: the same key with the same launch in two files is one server;
+    // with two launches it is ambiguous and none of them is locked.
+    let mut outcomes: Vec<(String, String, Outcome)> = Vec::new();
+    let mut by_name: std::collections::BTreeMap<&str, Vec<(String, &Endpoint)>> =
+        Default::default();
+    for e in &entries {
+        let origin = format!("{} {}", e.found.file.host.id(), e.found.file.path.display());
+        match &e.endpoint {
+            Ok(endpoint) => by_name
+                .entry(e.name())
+                .or_default()
+                .push((origin, endpoint)),
+            Err(_) if e.found.declared.disabled => {}
+            Err(problem) => outcomes.push((
+                e.name().to_string(),
+                origin,
+                Outcome::Failed(problem.clone()),
+            )),
+        }
+    }
+    let mut jobs: Vec<(String, String, Endpoint)> = Vec::new();
+    for (name, declared) in by_name {
+        let first = declared[0].1.launch();
+        if declared.iter().all(|(_, e)| e.launch() == first) {
+            jobs.push((
+                name.to_string(),
+                declared[0].0.clone(),
+                declared[0].1.clone(),
+            ));
+            continue;
+        }
+        let origins: Vec<&str> = declared.iter().map(|(o, _)| o.as_str()).collect();
+        for (origin, _) in &declared {
+            outcomes.push((
+                name.to_string(),
+                origin.clone(),
+                Outcome::Failed(format!(
+                    "the name is declared with different launches in {}; lock one with --host and --config",
+                    origins.join(" and ")
+                )),
+            ));
+        }
+    }
+
+    let limit = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let mut running = tokio::task::JoinSet::new();
+    for (name, origin, endpoint) in jobs {
+        let slots = Arc::clone(&slots);
+        let server = args.server.clone();
+        let resources = args.resources;
+        running.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let scanned = scan_endpoint(&server, endpoint, Format::Human)
+                .await
+                .and_then(|s| {
+                    ServerLock::from_snapshot(s.snapshot, resources)
+                        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))
+                });
+            (name, origin, scanned)
+        });
+    }
+    let mut scanned: Vec<(String, String, ServerLock)> = Vec::new();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok((name, origin, Ok(entry))) => scanned.push((name, origin, entry)),
+            Ok((name, origin, Err(error))) => {
+                outcomes.push((name, origin, Outcome::Failed(error.headline)))
+            }
+            Err(e) => outcomes.push(("?".into(), String::new(), Outcome::Failed(e.to_string()))),
+        }
+    }
+    scanned.sort_by(|a, b| a.0.cmp(&b.0));
+
+    // Merge under the directory's lock, into the file as it is now.
+    let _guard = if args.check {
+        None
+    } else {
+        let guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+        remove_stale_temps(path, started);
+        Some(guard)
+    };
+    let mut lockfile = load_lockfile(path)?.unwrap_or_default();
+    let mut changed = false;
+    for (name, origin, entry) in scanned {
+        let outcome = match lockfile.servers.get(&name) {
+            Some(old) if old.digest(&name) == entry.digest(&name) => Outcome::Unchanged,
+            Some(old) => {
+                let mut changes = Vec::new();
+                diff_server(&name, old, &entry, &mut changes);
+                if args.update && !args.check {
+                    Outcome::Updated(changes.len())
+                } else {
+                    Outcome::Refused(changes.len())
+                }
+            }
+            None if args.check => Outcome::Refused(0),
+            None => Outcome::Created,
+        };
+        if matches!(outcome, Outcome::Created | Outcome::Updated(_)) {
+            lockfile.servers.insert(name.clone(), entry);
+            changed = true;
+        }
+        outcomes.push((name, origin, outcome));
+    }
+    if changed {
+        write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
+            .map_err(|e| usage(e.to_string()))?;
+    }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let failed = outcomes
+        .iter()
+        .any(|(_, _, o)| matches!(o, Outcome::Failed(_)));
+    let refused = outcomes
+        .iter()
+        .any(|(_, _, o)| matches!(o, Outcome::Refused(_)));
+    let exit = if failed {
+        ExitKind::Server
+    } else if !unreadable.is_empty() {
+        ExitKind::Usage
+    } else if refused {
+        ExitKind::No
+    } else {
+        ExitKind::Clean
+    };
+    let shown_path = path.display().to_string();
+    let stdout = match args.format {
+        Format::Json => {
+            let servers: Vec<Value> = outcomes
+                .iter()
+                .map(|(name, origin, outcome)| {
+                    let mut v = json!({"name": name, "from": origin, "status": outcome.as_str()});
+                    match outcome {
+                        Outcome::Failed(why) => v["error"] = json!(why),
+                        Outcome::Updated(n) | Outcome::Refused(n) => v["changes"] = json!(n),
+                        _ => {}
+                    }
+                    if let Some(entry) = lockfile.servers.get(name)
+                        && !matches!(outcome, Outcome::Failed(_))
+                    {
+                        v["digest"] = json!(entry.digest(name).to_string());
+                    }
+                    v
+                })
+                .collect();
+            pretty(&json!({
+                "lockfile": shown_path,
+                "servers": servers,
+                "unreadable": unreadable_lines(&unreadable),
+            }))
+        }
+        Format::Human => {
+            let mut out = String::new();
+            for (name, origin, outcome) in &outcomes {
+                let name = escape(name);
+                let origin = escape(origin);
+                let _ = match outcome {
+                    Outcome::Created => writeln!(out, "locked    {name} (from {origin})"),
+                    Outcome::Unchanged => writeln!(out, "unchanged {name}"),
+                    Outcome::Updated(n) => {
+                        writeln!(out, "updated   {name} ({n} change(s) accepted)")
+                    }
+                    Outcome::Refused(0) => writeln!(out, "missing   {name}: not in the lockfile"),
+                    Outcome::Refused(n) => writeln!(
+                        out,
+                        "refused   {name}: {n} change(s) since its lock; review with `mcplock diff --name {name}` and rerun with --update"
+                    ),
+                    Outcome::Failed(why) => {
+                        writeln!(out, "failed    {name} (from {origin}): {}", escape(why))
+                    }
+                };
+            }
+            for line in unreadable_lines(&unreadable) {
+                let _ = writeln!(out, "unreadable {line}");
+            }
+            let ok = outcomes
+                .iter()
+                .filter(|(_, _, o)| {
+                    matches!(
+                        o,
+                        Outcome::Created | Outcome::Unchanged | Outcome::Updated(_)
+                    )
+                })
+                .count();
+            let _ = writeln!(
+                out,
+                "{ok} of {} server(s) locked in {shown_path}{}",
+                outcomes.len(),
+                if changed { "" } else { " (file unchanged)" }
+            );
+            out
+        }
+    };
+    Ok(Output { stdout, exit })
+}
