@@ -255,3 +255,114 @@ fn every_host_documents_where_its_configs_live() {
     assert_eq!(cursor[1].path, Path::new("/work/app/.cursor/mcp.json"));
     assert_eq!(cursor[1].scope, Scope::Project);
 }
+
+fn settings() -> rewrite::ProxySettings {
+    rewrite::ProxySettings {
+        mcplock: "/usr/local/bin/mcplock".into(),
+        trust: vec!["--key".into(), "/etc/mcp/team.pub".into()],
+        lockfile: "/etc/mcp/mcp-lock.json".into(),
+    }
+}
+
+#[test]
+fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
+    let original = r#"{
+  // Team servers. Keep this comment.
+  "inputs": [{"type": "promptString", "id": "key", "password": true}],
+  "servers": {
+    "files": {"type": "stdio", "command": "npx", "args": ["-y", "files-mcp"], "env": {"TOKEN": "s3cret"}, "dev": {"watch": "src"}},
+    "remote": {
+      "type": "http",
+      "url": "https://mcp.example.com/mcp",
+      "headers": {"Authorization": "Bearer ${input:key}"}
+    },
+    "later": {"type": "stdio", "command": "off", "cwd": "/srv"},
+  },
+  "other": [1, 2, 3],
+}
+"#;
+    let wrapped = rewrite::wrap_json(Host::VsCode, original, &settings()).unwrap();
+    assert!(wrapped.text.contains("// Team servers. Keep this comment."));
+    assert!(wrapped.text.contains(r#""other": [1, 2, 3],"#));
+    assert_eq!(wrapped.originals.len(), 2);
+    assert_eq!(
+        wrapped.skipped,
+        [(
+            "later".to_string(),
+            "sets a working directory (cwd), which mcplock does not record yet".to_string()
+        )]
+    );
+    let parsed = formats::parse(Host::VsCode, Scope::Project, &wrapped.text).unwrap();
+    let files = parsed.iter().find(|d| d.key == "files").unwrap();
+    assert_eq!(
+        files.spec,
+        Ok(stdio(
+            "/usr/local/bin/mcplock",
+            &[
+                "proxy",
+                "--key",
+                "/etc/mcp/team.pub",
+                "--lockfile",
+                "/etc/mcp/mcp-lock.json",
+                "--name",
+                "files",
+                "--",
+                "npx",
+                "-y",
+                "files-mcp"
+            ],
+            &[("TOKEN", "s3cret")]
+        ))
+    );
+    // A remote entry becomes a command; its header value moves to env, never onto argv.
+    let remote = parsed.iter().find(|d| d.key == "remote").unwrap();
+    let Ok(Spec::Stdio { args, env, .. }) = &remote.spec else {
+        panic!("{remote:?}")
+    };
+    assert!(
+        args.ends_with(&[
+            "--url".into(),
+            "https://mcp.example.com/mcp".into(),
+            "--header".into(),
+            "Authorization: ${MCPLOCK_HEADER_0}".into()
+        ]),
+        "{args:?}"
+    );
+    assert_eq!(
+        env,
+        &[(
+            "MCPLOCK_HEADER_0".to_string(),
+            "Bearer ${input:key}".to_string()
+        )]
+    );
+    assert!(!args.iter().any(|a| a.contains("input:key")));
+    // Unknown fields stay.
+    assert!(wrapped.text.contains(r#""watch": "src""#));
+
+    // Wrapping twice changes nothing; unwrapping gives the original back, byte for byte.
+    let again = rewrite::wrap_json(Host::VsCode, &wrapped.text, &settings()).unwrap();
+    assert_eq!(again.text, wrapped.text);
+    assert!(again.originals.is_empty());
+    let (restored, n) =
+        rewrite::unwrap_json(Host::VsCode, &wrapped.text, &wrapped.originals).unwrap();
+    assert_eq!((restored.as_str(), n), (original, 2));
+    // An entry wrapped by someone else, with no original kept, is named, not guessed.
+    let e = rewrite::unwrap_json(Host::VsCode, &wrapped.text, &Default::default()).unwrap_err();
+    assert!(e.0.contains("servers.files"), "{e}");
+}
+
+#[test]
+fn claude_code_entries_of_every_project_are_wrapped_in_place() {
+    let original = "{\"numStartups\": 7, \"mcpServers\": {\"u\": {\"command\": \"u\"}}, \"projects\": {\"/w/app\": {\"history\": [], \"mcpServers\": {\"p\": {\"command\": \"p\", \"args\": [\"x\"]}}}}}";
+    let wrapped = rewrite::wrap_json(Host::ClaudeCode, original, &settings()).unwrap();
+    assert_eq!(wrapped.originals.len(), 2);
+    assert!(wrapped.originals.contains_key(&vec![
+        "projects".to_string(),
+        "/w/app".into(),
+        "mcpServers".into(),
+        "p".into()
+    ]));
+    let (restored, _) =
+        rewrite::unwrap_json(Host::ClaudeCode, &wrapped.text, &wrapped.originals).unwrap();
+    assert_eq!(restored, original);
+}
