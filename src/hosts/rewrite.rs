@@ -292,3 +292,365 @@ fn apply(text: &str, mut edits: Vec<(usize, usize, String)>) -> String {
     }
     out
 }
+
+/// A config's text cut into its parts: the segments of the server entries (by key) and what
+/// lies between them.
+struct Segments {
+    /// (key, start, end) of each entry's text, in order.
+    entries: Vec<(String, usize, usize)>,
+}
+
+/// Codex: each `[mcp_servers.NAME]` table runs from its header line to the next table header
+/// (or the end of the file).
+fn toml_segments(text: &str) -> Result<Segments, FormatError> {
+    let mut entries = Vec::new();
+    // The open table: its key, where it starts, and where its last line of content ends (the
+    // blank and comment lines after it belong to what follows).
+    let mut open: Option<(String, usize, usize)> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if let Some((key, start, end)) = open.take() {
+                entries.push((key, start, end));
+            }
+            let header = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("");
+            let parts: Vec<&str> = header.split('.').map(str::trim).collect();
+            if parts.first() == Some(&"mcp_servers") {
+                match parts.as_slice() {
+                    [_, name] => {
+                        let name = name.trim_matches('"').to_string();
+                        open = Some((name, offset, offset + line.len()));
+                    }
+                    [_] => {
+                        return Err(FormatError(
+                            "mcp_servers is one table here; wrap reads [mcp_servers.NAME] tables"
+                                .into(),
+                        ));
+                    }
+                    // A sub-table ([mcp_servers.NAME.env]) belongs to its server's segment.
+                    [_, name, ..] => {
+                        let name = name.trim_matches('"');
+                        if entries.last().is_some_and(|(k, _, _)| k == name)
+                            && let Some((key, start, _)) = entries.pop()
+                        {
+                            open = Some((key, start, offset + line.len()));
+                        }
+                    }
+                    [] => {}
+                }
+            }
+        } else if let Some((_, _, end)) = open.as_mut()
+            && !trimmed.is_empty()
+            && !trimmed.starts_with('#')
+        {
+            *end = offset + line.len();
+        }
+        offset += line.len();
+    }
+    if let Some(entry) = open {
+        entries.push(entry);
+    }
+    Ok(Segments { entries })
+}
+
+/// Codex's config: every `[mcp_servers.NAME]` table wrapped.
+pub fn wrap_toml(text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
+    let segments = toml_segments(text)?;
+    let mut out = Wrapped::default();
+    let mut edits = Vec::new();
+    for (key, start, end) in &segments.entries {
+        let Some(table) = doc
+            .get("mcp_servers")
+            .and_then(|s| s.get(key))
+            .and_then(|t| t.as_table_like())
+        else {
+            out.skipped.push((key.clone(), "not a table".into()));
+            continue;
+        };
+        let entry = toml_to_json(table);
+        match wrap_codex(key, &entry, settings) {
+            Ok(wrapped) => {
+                out.originals.insert(
+                    vec!["mcp_servers".into(), key.clone()],
+                    text[*start..*end].to_string(),
+                );
+                edits.push((*start, *end, render_toml(key, &wrapped)));
+            }
+            Err(why) => out.skipped.push((key.clone(), why)),
+        }
+    }
+    out.text = apply(text, edits);
+    Ok(out)
+}
+
+/// Codex's config: the original text of every wrapped table put back.
+pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<(String, usize), FormatError> {
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
+    let mut edits = Vec::new();
+    let mut unknown = Vec::new();
+    for (key, start, end) in toml_segments(text)?.entries {
+        let Some(table) = doc
+            .get("mcp_servers")
+            .and_then(|s| s.get(&key))
+            .and_then(|t| t.as_table_like())
+        else {
+            continue;
+        };
+        if !is_wrapped(&toml_to_json(table)) {
+            continue;
+        }
+        match originals.get(&vec!["mcp_servers".to_string(), key.clone()]) {
+            Some(original) => edits.push((start, end, original.clone())),
+            None => unknown.push(format!("mcp_servers.{key}")),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(FormatError(format!(
+            "no original is kept for the wrapped entries {}; edit them by hand",
+            unknown.join(", ")
+        )));
+    }
+    let restored = edits.len();
+    Ok((apply(text, edits), restored))
+}
+
+fn toml_to_json(table: &dyn toml_edit::TableLike) -> Map<String, Value> {
+    fn value(item: &toml_edit::Item) -> Value {
+        if let Some(s) = item.as_str() {
+            return json!(s);
+        }
+        if let Some(b) = item.as_bool() {
+            return json!(b);
+        }
+        if let Some(i) = item.as_integer() {
+            return json!(i);
+        }
+        if let Some(array) = item.as_array() {
+            return Value::Array(
+                array
+                    .iter()
+                    .map(|v| value(&toml_edit::Item::Value(v.clone())))
+                    .collect(),
+            );
+        }
+        if let Some(t) = item.as_table_like() {
+            return Value::Object(toml_to_json(t));
+        }
+        Value::Null
+    }
+    table
+        .iter()
+        .map(|(k, item)| (k.to_string(), value(item)))
+        .collect()
+}
+
+fn wrap_codex(
+    name: &str,
+    entry: &Map<String, Value>,
+    settings: &ProxySettings,
+) -> Result<Map<String, Value>, String> {
+    if is_wrapped(entry) {
+        return Err("already runs through mcplock proxy".into());
+    }
+    if entry.get("enabled").and_then(Value::as_bool) == Some(false) {
+        return Err("disabled".into());
+    }
+    if entry.contains_key("cwd") {
+        return Err("sets a working directory (cwd), which mcplock does not record yet".into());
+    }
+    // The TOML names, moved to the JSON-family shape wrap_entry knows.
+    let mut shaped = entry.clone();
+    let mut extra_args: Vec<Value> = Vec::new();
+    if let Some(Value::Object(headers)) = shaped.remove("http_headers") {
+        shaped.insert("headers".into(), Value::Object(headers));
+    }
+    if let Some(Value::Object(from_env)) = shaped.remove("env_http_headers") {
+        for (header, var) in from_env {
+            let var = var.as_str().unwrap_or_default();
+            extra_args.extend([json!("--header"), json!(format!("{header}: ${{{var}}}"))]);
+        }
+    }
+    if let Some(Value::String(var)) = shaped.remove("bearer_token_env_var") {
+        extra_args.extend([json!("--bearer-env"), json!(var)]);
+    }
+    let mut wrapped = wrap_entry(Host::Codex, name, &shaped, settings)?;
+    if let Some(Value::Array(args)) = wrapped.get_mut("args") {
+        args.extend(extra_args);
+    }
+    Ok(wrapped)
+}
+
+/// A `[mcp_servers.NAME]` table in TOML, values as TOML basic strings, arrays and inline
+/// tables.
+fn render_toml(name: &str, entry: &Map<String, Value>) -> String {
+    fn value(v: &Value) -> String {
+        match v {
+            Value::String(s) => toml_edit::Value::from(s.as_str())
+                .to_string()
+                .trim()
+                .to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(items) => format!(
+                "[{}]",
+                items.iter().map(value).collect::<Vec<_>>().join(", ")
+            ),
+            Value::Object(map) => format!(
+                "{{ {} }}",
+                map.iter()
+                    .map(|(k, v)| format!("{} = {}", key(k), value(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Null => "\"\"".into(),
+        }
+    }
+    fn key(k: &str) -> String {
+        toml_edit::Key::new(k).display_repr().to_string()
+    }
+    let mut out = format!("[mcp_servers.{}]\n", key(name));
+    for (k, v) in entry {
+        out.push_str(&format!("{} = {}\n", key(k), value(v)));
+    }
+    out
+}
+
+/// Continue: the items of the top-level `mcpServers:` list, each from its `- ` line to its last
+/// line of content (deeper-indented lines; blank and comment lines after it belong to what
+/// follows). The key of an item is its `name`, read from the item.
+fn yaml_segments(text: &str) -> Result<Vec<(Map<String, Value>, usize, usize)>, FormatError> {
+    let mut items: Vec<(usize, usize)> = Vec::new();
+    let mut in_list = false;
+    let mut list_indent: Option<usize> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        let content = !trimmed.is_empty() && !trimmed.starts_with('#');
+        if !in_list {
+            if indent == 0 && (trimmed == "mcpServers:" || trimmed.starts_with("mcpServers: #")) {
+                in_list = true;
+            }
+        } else if content {
+            let item_start = trimmed.starts_with("- ") || trimmed == "-";
+            match list_indent {
+                _ if indent == 0 && !item_start => in_list = false,
+                None if item_start => {
+                    list_indent = Some(indent);
+                    items.push((offset, offset + line.len()));
+                }
+                Some(at) if item_start && indent == at => items.push((offset, offset + line.len())),
+                Some(at) if indent > at => {
+                    if let Some(last) = items.last_mut() {
+                        last.1 = offset + line.len();
+                    }
+                }
+                _ => in_list = false,
+            }
+        }
+        offset += line.len();
+    }
+    items
+        .into_iter()
+        .map(|(start, end)| {
+            // The item alone, under a key, is a one-element YAML list (a YAML document must
+            // be a mapping for this reader).
+            let alone = format!("item:\n{}", &text[start..end]);
+            let parsed: Value = marked_yaml::from_yaml_with_options(
+                0,
+                &alone,
+                marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
+            )
+            .map_err(|e| FormatError(format!("not valid YAML: {e}")))?;
+            match parsed.get("item").cloned() {
+                Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
+                    Some(Value::Object(map)) => Ok((map, start, end)),
+                    _ => Err(FormatError("an mcpServers item is not a map".into())),
+                },
+                _ => Err(FormatError("an mcpServers item is not one map".into())),
+            }
+        })
+        .collect()
+}
+
+/// Continue's YAML: every item of `mcpServers` wrapped (its text replaced by an item in YAML
+/// flow style, which the original text replaces again on unwrap).
+pub fn wrap_yaml(text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
+    let mut out = Wrapped::default();
+    let mut edits = Vec::new();
+    for (item, start, end) in yaml_segments(text)? {
+        let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_owned) else {
+            out.skipped.push(("(no name)".into(), "has no name".into()));
+            continue;
+        };
+        let mut shaped = item.clone();
+        // YAML scalars arrive as strings; Continue's `disabled: true` too.
+        if shaped.get("disabled").and_then(Value::as_str) == Some("true") {
+            shaped.insert("disabled".into(), json!(true));
+        }
+        match wrap_entry(Host::Continue, &name, &shaped, settings) {
+            Ok(mut wrapped) => {
+                if wrapped.get("type").is_some() {
+                    wrapped.remove("type");
+                }
+                out.originals.insert(
+                    vec!["mcpServers".into(), name.clone()],
+                    text[start..end].to_string(),
+                );
+                let indent = text[start..].len() - text[start..].trim_start().len();
+                edits.push((start, end, render_yaml_item(&name, &wrapped, indent)));
+            }
+            Err(why) => out.skipped.push((name, why)),
+        }
+    }
+    out.text = apply(text, edits);
+    Ok(out)
+}
+
+/// Continue's YAML: the original text of every wrapped item put back.
+pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<(String, usize), FormatError> {
+    let mut edits = Vec::new();
+    let mut unknown = Vec::new();
+    for (item, start, end) in yaml_segments(text)? {
+        if !is_wrapped(&item) {
+            continue;
+        }
+        let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+        match originals.get(&vec!["mcpServers".to_string(), name.to_string()]) {
+            Some(original) => edits.push((start, end, original.clone())),
+            None => unknown.push(format!("mcpServers.{name}")),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(FormatError(format!(
+            "no original is kept for the wrapped entries {}; edit them by hand",
+            unknown.join(", ")
+        )));
+    }
+    let restored = edits.len();
+    Ok((apply(text, edits), restored))
+}
+
+/// One list item: `name` first, then every other field, values in JSON flow style (valid
+/// YAML).
+fn render_yaml_item(name: &str, entry: &Map<String, Value>, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = format!("{pad}- name: {}\n", json!(name));
+    for (k, v) in entry {
+        if k == "name" {
+            continue;
+        }
+        out.push_str(&format!("{pad}  {}: {}\n", json!(k), v));
+    }
+    out
+}

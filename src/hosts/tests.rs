@@ -366,3 +366,105 @@ fn claude_code_entries_of_every_project_are_wrapped_in_place() {
         rewrite::unwrap_json(Host::ClaudeCode, &wrapped.text, &wrapped.originals).unwrap();
     assert_eq!(restored, original);
 }
+
+#[test]
+fn codex_tables_are_wrapped_and_restored_byte_for_byte() {
+    let original = r#"# Codex settings
+model = "o4"
+
+[mcp_servers.docs]
+command = "npx"
+args = ["-y", "docs-mcp"]   # pinned below
+env = { "DOCS_TOKEN" = "abc" }
+
+# The remote one.
+[mcp_servers.remote]
+url = "https://r.example/mcp"
+bearer_token_env_var = "R_TOKEN"
+http_headers = { "X-Team" = "core" }
+
+[mcp_servers.remote.env]
+EXTRA = "1"
+
+[profiles.fast]
+model = "o4-mini"
+"#;
+    let wrapped = rewrite::wrap_toml(original, &settings()).unwrap();
+    assert_eq!(wrapped.originals.len(), 2, "{:?}", wrapped.skipped);
+    assert!(
+        wrapped
+            .text
+            .starts_with("# Codex settings\nmodel = \"o4\"\n\n")
+    );
+    assert!(
+        wrapped
+            .text
+            .contains("# The remote one.\n[mcp_servers.remote]")
+    );
+    assert!(
+        wrapped
+            .text
+            .ends_with("[profiles.fast]\nmodel = \"o4-mini\"\n")
+    );
+    let parsed = formats::parse(Host::Codex, Scope::User, &wrapped.text).unwrap();
+    let remote = parsed.iter().find(|d| d.key == "remote").unwrap();
+    let Ok(Spec::Stdio { command, args, env }) = &remote.spec else {
+        panic!("{remote:?}")
+    };
+    assert_eq!(command, "/usr/local/bin/mcplock");
+    assert!(
+        args.ends_with(&[
+            "--url".into(),
+            "https://r.example/mcp".into(),
+            "--header".into(),
+            "X-Team: ${MCPLOCK_HEADER_0}".into(),
+            "--bearer-env".into(),
+            "R_TOKEN".into()
+        ]),
+        "{args:?}"
+    );
+    assert!(env.contains(&("MCPLOCK_HEADER_0".to_string(), "core".to_string())));
+    assert!(env.contains(&("EXTRA".to_string(), "1".to_string())));
+    let again = rewrite::wrap_toml(&wrapped.text, &settings()).unwrap();
+    assert_eq!(again.text, wrapped.text);
+    let (restored, n) = rewrite::unwrap_toml(&wrapped.text, &wrapped.originals).unwrap();
+    assert_eq!((restored.as_str(), n), (original, 2));
+}
+
+#[test]
+fn continue_items_are_wrapped_and_restored_byte_for_byte() {
+    let original = "name: mine\nversion: 0.0.1\nmcpServers:\n  - name: sqlite\n    command: uvx\n    args:\n      - mcp-server-sqlite\n      - --db-path\n      - /tmp/x.db\n\n  # remote below\n  - name: remote\n    type: streamable-http\n    url: https://c.example/mcp\n  - name: off\n    command: off\n    disabled: true\nmodels: []\n";
+    let wrapped = rewrite::wrap_yaml(original, &settings()).unwrap();
+    assert_eq!(wrapped.originals.len(), 2, "{:?}", wrapped.skipped);
+    assert!(
+        wrapped.text.contains("  # remote below\n")
+            && wrapped.text.ends_with("    disabled: true\nmodels: []\n")
+    );
+    let parsed = formats::parse(Host::Continue, Scope::User, &wrapped.text).unwrap();
+    let sqlite = parsed.iter().find(|d| d.key == "sqlite").unwrap();
+    assert_eq!(
+        sqlite.spec,
+        Ok(stdio(
+            "/usr/local/bin/mcplock",
+            &[
+                "proxy",
+                "--key",
+                "/etc/mcp/team.pub",
+                "--lockfile",
+                "/etc/mcp/mcp-lock.json",
+                "--name",
+                "sqlite",
+                "--",
+                "uvx",
+                "mcp-server-sqlite",
+                "--db-path",
+                "/tmp/x.db"
+            ],
+            &[]
+        ))
+    );
+    let again = rewrite::wrap_yaml(&wrapped.text, &settings()).unwrap();
+    assert_eq!(again.text, wrapped.text);
+    let (restored, n) = rewrite::unwrap_yaml(&wrapped.text, &wrapped.originals).unwrap();
+    assert_eq!((restored.as_str(), n), (original, 2));
+}
