@@ -525,10 +525,13 @@ fn render_toml(name: &str, entry: &Map<String, Value>) -> String {
     out
 }
 
+/// One item of a YAML list: its fields and where its text starts and ends.
+type YamlItem = (Map<String, Value>, usize, usize);
+
 /// Continue: the items of the top-level `mcpServers:` list, each from its `- ` line to its last
 /// line of content (deeper-indented lines; blank and comment lines after it belong to what
 /// follows). The key of an item is its `name`, read from the item.
-fn yaml_segments(text: &str) -> Result<Vec<(Map<String, Value>, usize, usize)>, FormatError> {
+fn yaml_segments(text: &str) -> Result<Vec<YamlItem>, FormatError> {
     let mut items: Vec<(usize, usize)> = Vec::new();
     let mut in_list = false;
     let mut list_indent: Option<usize> = None;
