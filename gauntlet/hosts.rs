@@ -266,3 +266,145 @@ fn one_host_one_file_and_the_failures_that_must_not_lose_the_others() {
     );
     assert!(stdout.contains("same"), "{stdout}");
 }
+
+/// Starts `entry` (a config entry: command, args, env) as a host would, with the official
+/// Python SDK client, and returns what it saw.
+fn start_as_the_host_would(s: &Scratch, entry: &Value, calls: Value) -> Value {
+    let mut argv = vec![entry["command"].as_str().unwrap().to_string()];
+    argv.extend(
+        entry["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string()),
+    );
+    let out = Command::new(real_component("python/.venv/bin/python"))
+        .current_dir(&s.project)
+        .arg(real_component("python/proxy_client.py"))
+        .arg(calls.to_string())
+        .arg("--")
+        .args(&argv)
+        .env(
+            "MCP_SERVER_ENV",
+            entry.get("env").cloned().unwrap_or(json!({})).to_string(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the host printed no report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn a_wrapped_claude_desktop_config_runs_every_server_through_the_proxy_and_unwraps_exactly() {
+    let s = scratch();
+    let config_dir = if cfg!(target_os = "macos") {
+        s.home.join("Library/Application Support/Claude")
+    } else {
+        s.home.join(".config/Claude")
+    };
+    let config = config_dir.join("claude_desktop_config.json");
+    let python = python_server();
+    // Hand-formatted, with a setting of the host's own: only the entries may change.
+    let original = format!(
+        "{{\n  \"globalShortcut\": \"Ctrl+Space\",\n  \"mcpServers\": {{\n    \"python\": {{ \"command\": {:?}, \"args\": [{:?}], \"env\": {{ \"API_KEY\": \"{SECRET}\" }} }},\n    \"fixture\": {{ \"command\": {:?}, \"args\": [\"--era\", \"legacy\", \"--tools\", \"2\"] }}\n  }}\n}}\n",
+        python[0],
+        python[1],
+        fixture_bin()
+    );
+    write(&config, &original);
+    let (code, stdout, stderr) = mcplock_here(&s, &["lock", "--host", "claude-desktop"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+
+    // A dry run prints the diff, secrets masked, and writes nothing.
+    let (code, stdout, stderr) = mcplock_here(
+        &s,
+        &[
+            "wrap",
+            "--host",
+            "claude-desktop",
+            "--allow-unsigned",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("+++ ") && stdout.contains("<value hidden>"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&config).unwrap(), original);
+
+    let (code, stdout, stderr) = mcplock_here(
+        &s,
+        &["wrap", "--host", "claude-desktop", "--allow-unsigned"],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+    let wrapped_text = fs::read_to_string(&config).unwrap();
+    assert!(
+        wrapped_text.starts_with("{\n  \"globalShortcut\": \"Ctrl+Space\",\n"),
+        "{wrapped_text}"
+    );
+    let backup =
+        fs::read_to_string(config.with_file_name("claude_desktop_config.json.mcplock-backup"))
+            .unwrap();
+    assert_eq!(backup, original);
+    let wrapped: Value = serde_json::from_str(&wrapped_text).unwrap();
+
+    // The host starts each server as the config now says: through the proxy, which lets the
+    // locked tools through and refuses what the lock does not hold.
+    let seen = start_as_the_host_would(
+        &s,
+        &wrapped["mcpServers"]["python"],
+        json!([["add", {"a": 1, "b": 2}], ["add", {"a": "one"}]]),
+    );
+    assert_eq!(seen["server"], "mcplock-python-peer", "{seen}");
+    assert_eq!(seen["calls"][0]["text"], json!(["3.0"]), "{seen}");
+    assert!(
+        seen["calls"][1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("outside the locked inputSchema")),
+        "{seen}"
+    );
+    let seen = start_as_the_host_would(
+        &s,
+        &wrapped["mcpServers"]["fixture"],
+        json!([["tool_00000", {"path": "p"}]]),
+    );
+    assert_eq!(
+        seen["calls"][0]["text"],
+        json!([r#"tool_00000 {"path":"p"}"#]),
+        "{seen}"
+    );
+
+    // Wrapping again changes nothing; unwrapping restores the original, byte for byte.
+    let (code, _, _) = mcplock_here(
+        &s,
+        &["wrap", "--host", "claude-desktop", "--allow-unsigned"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(fs::read_to_string(&config).unwrap(), wrapped_text);
+    let (code, stdout, stderr) = mcplock_here(&s, &["unwrap", "--host", "claude-desktop"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(fs::read_to_string(&config).unwrap(), original);
+    assert!(
+        !config
+            .with_file_name("claude_desktop_config.json.mcplock-wrap.json")
+            .exists()
+    );
+    // Nothing to unwrap any more: said, not silently done.
+    let (code, _, stderr) = mcplock_here(&s, &["unwrap", "--host", "claude-desktop"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nothing to unwrap"), "{stderr}");
+    // The secret is in the config (where the user put it) and the private record, nowhere else.
+    let lock = fs::read_to_string(s.project.join("mcp-lock.json")).unwrap();
+    assert!(!lock.contains(SECRET));
+}

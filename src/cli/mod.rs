@@ -108,6 +108,35 @@ pub enum Command {
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Hosts(HostsArgs),
 
+    /// Rewrite a host's config so each of its servers runs through `mcplock proxy`.
+    ///
+    /// Every server entry of the host's config files (or of --config) becomes `mcplock proxy`
+    /// with the lockfile and the signature check you name, then the original command after
+    /// `--` (or its URL with --url; header values move to the entry's env, never onto a
+    /// command line). Only those entries' text changes; the rest of the file keeps its bytes.
+    /// The diff is printed first (secret values masked); --dry-run stops there. The write is
+    /// atomic, refused if the file changed since it was read, and keeps FILE.mcplock-backup
+    /// (the file before the first wrap) and FILE.mcplock-wrap.json (each entry's original
+    /// text, for unwrap; mode 0600: it holds what the config held). Wrapping twice changes
+    /// nothing. Lock the servers first (`mcplock lock --host ...`): the proxy refuses what the
+    /// lock does not hold.
+    ///
+    /// Examples:
+    ///   mcplock wrap --host claude-desktop --key /etc/mcp/team.pub --lockfile /etc/mcp/mcp-lock.json
+    ///   mcplock wrap --host vscode --allow-unsigned --dry-run
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Wrap(WrapArgs),
+
+    /// Undo `mcplock wrap`: put back each wrapped entry's original text.
+    ///
+    /// A file wrapped and unwrapped with nothing else changed is byte-identical to what it was.
+    /// Entries edited since are restored one by one; the rest of the file stays as it is now.
+    ///
+    /// Example:
+    ///   mcplock unwrap --host claude-desktop
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Unwrap(UnwrapArgs),
+
     /// Generate an Ed25519 key pair for signing lockfiles.
     ///
     /// The private key is written as PEM PKCS#8 with mode 0600 and never overwrites an
@@ -896,6 +925,37 @@ pub struct HostArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WrapArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+
+    /// The lockfile the proxy enforces (recorded as an absolute path).
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    #[command(flatten, next_help_heading = "How the proxy checks the lockfile")]
+    pub check: SignatureCheck,
+
+    /// Let the proxy run from an unsigned lockfile (it says so at every start).
+    #[arg(long, conflicts_with_all = ["key", "bundle"])]
+    pub allow_unsigned: bool,
+
+    /// Print the diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnwrapArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+
+    /// Print the diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct HostsArgs {
     #[command(flatten)]
     pub hosts: HostArgs,
@@ -1058,6 +1118,8 @@ pub fn main() -> ExitCode {
                 Command::Lock(args) if args.hosts.host.is_some() => hosts::lock(args).await,
                 Command::Lock(args) => lock::run(args).await,
                 Command::Hosts(args) => hosts::list(args),
+                Command::Wrap(args) => hosts::wrap(args),
+                Command::Unwrap(args) => hosts::unwrap(args),
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
                 Command::Verify(args) => keys::verify(args),

@@ -3,20 +3,25 @@
 Usage: proxy_client.py CALLS_JSON -- CMD ARGS...
 Initializes, lists tools, then calls each (name, arguments) of CALLS_JSON in order and prints
 one JSON document: the server's name, the tool names listed, and for each call either the
-text it returned or the JSON-RPC error the session raised.
+text it returned or the JSON-RPC error the session raised. MCP_SERVER_ENV (a JSON object), when
+set, is the server's `env`, given on top of the SDK's default environment as a host does.
 """
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
+from mcp.client.stdio import get_default_environment, stdio_client
 
 
 async def main() -> None:
     calls = json.loads(sys.argv[1])
     argv = sys.argv[sys.argv.index("--") + 1:]
-    params = StdioServerParameters(command=argv[0], args=argv[1:])
+    env = None
+    if os.environ.get("MCP_SERVER_ENV"):
+        env = {**get_default_environment(), **json.loads(os.environ["MCP_SERVER_ENV"])}
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
     out = {}
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
