@@ -408,3 +408,73 @@ fn a_wrapped_claude_desktop_config_runs_every_server_through_the_proxy_and_unwra
     let lock = fs::read_to_string(s.project.join("mcp-lock.json")).unwrap();
     assert!(!lock.contains(SECRET));
 }
+
+#[test]
+fn verify_diff_and_policy_take_the_servers_a_host_runs() {
+    let s = scratch();
+    let cursor = s.home.join(".cursor/mcp.json");
+    write(
+        &cursor,
+        &json!({"mcpServers": {"a": fixture(1), "b": fixture(2)}}).to_string(),
+    );
+    let ok = |args: &[&str]| {
+        let (code, stdout, stderr) = mcplock_here(&s, args);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+        stdout
+    };
+    ok(&["lock", "--host", "cursor"]);
+    ok(&["keygen"]);
+    ok(&["sign", "--key", "mcplock.key"]);
+    let verified = ok(&["verify", "--key", "mcplock.pub", "--host", "cursor"]);
+    assert!(
+        verified.contains("every one of the 2 server(s)"),
+        "{verified}"
+    );
+    ok(&["diff", "--host", "cursor"]);
+    let policy = mcplock_here(
+        &s,
+        &[
+            "policy", "check", "--preset", "baseline", "--format", "json", "--host", "cursor",
+        ],
+    );
+    assert_eq!(policy.0, 0, "{}", policy.2);
+    let report: Value = serde_json::from_str(&policy.1).unwrap();
+    // One tool on a, two on b: both servers were scanned and checked.
+    assert_eq!(report["rules"][0]["evaluated"], 3, "{report}");
+
+    // The host now runs one more server, and another one differently.
+    write(
+        &cursor,
+        &json!({"mcpServers": {"a": fixture(1), "b": fixture(3), "c": fixture(1)}}).to_string(),
+    );
+    let (code, _, stderr) =
+        mcplock_here(&s, &["verify", "--key", "mcplock.pub", "--host", "cursor"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("c (cursor") && stderr.contains("not locked"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b (cursor") && stderr.contains("the lock approved"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) =
+        mcplock_here(&s, &["diff", "--host", "cursor", "--format", "json"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let classes: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["class"].as_str())
+        .collect();
+    assert_eq!(
+        classes,
+        ["launch-changed", "item-added", "server-added"],
+        "b runs differently and offers one more tool; c is not locked"
+    );
+    assert!(
+        stdout.contains("\"c\""),
+        "the server not locked is reported: {stdout}"
+    );
+}

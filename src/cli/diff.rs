@@ -120,8 +120,33 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
     )))
 }
 
-/// The lockfile against live servers: the one after `--`, or every locked server relaunched.
+/// The lockfile against live servers: the one after `--`, the ones the hosts' configs run
+/// (`--host`), or every locked server relaunched.
 async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
+    if args.hosts.host.is_some() {
+        if args.server.names_a_server() || args.name.is_some() {
+            return Err(usage(
+                "--host compares the servers of the hosts' configs, each by its config key: give no server and no --name",
+            ));
+        }
+        args.trust.only_for_relaunch()?;
+        let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
+            usage(format!(
+                "{} does not exist; lock first (`mcplock lock --host ...`)",
+                args.lockfile.display()
+            ))
+        })?;
+        let new = super::hosts::scanned_hosts(&args.hosts, &args.server).await?;
+        // A server the hosts run that the lock does not hold shows as added.
+        let old = Lockfile {
+            servers: locked
+                .servers
+                .into_iter()
+                .filter(|(name, _)| new.servers.contains_key(name))
+                .collect(),
+        };
+        return Ok((old, new));
+    }
     if !args.server.names_a_server() {
         return relaunch_locked(
             &args.lockfile,

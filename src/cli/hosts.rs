@@ -228,6 +228,225 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
     Err(error)
 }
 
+/// Scans every job (name, origin, endpoint) at most `jobs` at a time; returns the lock entries
+/// of those that scanned, and the failures.
+async fn scan_all(
+    work: Vec<Job>,
+    server: &super::ServerArgs,
+    jobs: Option<usize>,
+    resources: bool,
+) -> (Vec<(String, String, ServerLock)>, Vec<Reported>) {
+    let limit = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let mut running = tokio::task::JoinSet::new();
+    for (name, origin, endpoint) in work {
+        let slots = Arc::clone(&slots);
+        let server = server.clone();
+        running.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let scanned = scan_endpoint(&server, endpoint, Format::Human)
+                .await
+                .and_then(|s| {
+                    ServerLock::from_snapshot(s.snapshot, resources)
+                        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))
+                });
+            (name, origin, scanned)
+        });
+    }
+    let mut scanned = Vec::new();
+    let mut failed = Vec::new();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok((name, origin, Ok(entry))) => scanned.push((name, origin, entry)),
+            Ok((name, origin, Err(error))) => {
+                failed.push((name, origin, Outcome::Failed(error.headline)))
+            }
+            Err(e) => failed.push(("?".into(), String::new(), Outcome::Failed(e.to_string()))),
+        }
+    }
+    scanned.sort_by(|a, b| a.0.cmp(&b.0));
+    (scanned, failed)
+}
+
+/// The servers of the selected hosts, scanned (for `diff --host` and `policy check --host`):
+/// every one must be usable and scan, or the whole is refused (exit 3): a comparison of part
+/// of a host is not the host's.
+pub async fn scanned_hosts(
+    hosts: &HostArgs,
+    server: &super::ServerArgs,
+) -> Result<Lockfile, CliError> {
+    let (entries, unreadable) = gather(hosts)?;
+    if !unreadable.is_empty() {
+        let mut error = usage(format!(
+            "{} config file(s) could not be read",
+            unreadable.len()
+        ));
+        error.details = unreadable_lines(&unreadable);
+        return Err(error);
+    }
+    let (jobs, mut failed) = jobs_of(&entries);
+    let (scanned, scan_failed) = scan_all(jobs, server, None, false).await;
+    failed.extend(scan_failed);
+    if !failed.is_empty() {
+        let mut error = CliError::new(
+            ExitKind::Server,
+            format!(
+                "{} server(s) of the host(s) could not be scanned",
+                failed.len()
+            ),
+        );
+        error.details = failed
+            .iter()
+            .map(|(name, origin, outcome)| match outcome {
+                Outcome::Failed(why) => {
+                    format!("{} ({}): {}", escape(name), escape(origin), escape(why))
+                }
+                _ => String::new(),
+            })
+            .collect();
+        return Err(error);
+    }
+    if scanned.is_empty() {
+        return Err(usage(
+            "no host config declares a server here (mcplock hosts lists what is found)",
+        ));
+    }
+    Ok(Lockfile {
+        servers: scanned.into_iter().map(|(n, _, e)| (n, e)).collect(),
+    })
+}
+
+/// A server to scan: its config key, where it was declared, and how to reach it.
+type Job = (String, String, Endpoint);
+/// A server's config key, where it was declared, and what happened to it.
+type Reported = (String, String, Outcome);
+
+/// One job per config key (the same key with the same launch in two files is one server; with
+/// two launches it is ambiguous and none of them is taken), and the entries that cannot run.
+fn jobs_of(entries: &[Entry]) -> (Vec<Job>, Vec<Reported>) {
+    let mut failed: Vec<(String, String, Outcome)> = Vec::new();
+    let mut by_name: std::collections::BTreeMap<&str, Vec<(String, &Endpoint)>> =
+        Default::default();
+    for e in entries {
+        let origin = format!("{} {}", e.found.file.host.id(), e.found.file.path.display());
+        match &e.endpoint {
+            Ok(endpoint) => by_name
+                .entry(e.name())
+                .or_default()
+                .push((origin, endpoint)),
+            Err(_) if e.found.declared.disabled => {}
+            Err(problem) => failed.push((
+                e.name().to_string(),
+                origin,
+                Outcome::Failed(problem.clone()),
+            )),
+        }
+    }
+    let mut jobs: Vec<(String, String, Endpoint)> = Vec::new();
+    for (name, declared) in by_name {
+        let first = declared[0].1.launch();
+        if declared.iter().all(|(_, e)| e.launch() == first) {
+            jobs.push((
+                name.to_string(),
+                declared[0].0.clone(),
+                declared[0].1.clone(),
+            ));
+            continue;
+        }
+        let origins: Vec<&str> = declared.iter().map(|(o, _)| o.as_str()).collect();
+        for (origin, _) in &declared {
+            failed.push((
+                name.to_string(),
+                origin.clone(),
+                Outcome::Failed(format!(
+                    "the name is declared with different launches in {}; lock one with --host and --config",
+                    origins.join(" and ")
+                )),
+            ));
+        }
+    }
+    (jobs, failed)
+}
+
+/// `verify --host`: the signature and the lockfile hold (as `verify`), and every server the
+/// hosts run is locked under its config key with the launch the config gives.
+pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
+    let hosts = args.hosts.clone();
+    let lockfile_path = args.lockfile.clone();
+    let format = args.format;
+    let verified = super::keys::verify(args)?;
+    let (entries, unreadable) = gather(&hosts)?;
+    let lockfile = load_lockfile(&lockfile_path)?.unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let project = std::env::current_dir().unwrap_or_default();
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut problems: Vec<String> = unreadable_lines(&unreadable);
+    let mut checked = 0;
+    for e in entries.iter().filter(|e| !e.found.declared.disabled) {
+        let origin = format!("{} {}", e.found.file.host.id(), shown(&e.found.file));
+        let workspace = e
+            .found
+            .declared
+            .project
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| project.clone());
+        let launch = e
+            .found
+            .declared
+            .spec
+            .clone()
+            .and_then(|spec| crate::hosts::recorded_launch(&spec, &lookup, &workspace, &home));
+        checked += 1;
+        match (launch, lockfile.servers.get(e.name())) {
+            (Err(why), _) => problems.push(format!(
+                "{} ({origin}): cannot be checked: {}",
+                escape(e.name()),
+                escape(&why)
+            )),
+            (Ok(_), None) => problems.push(format!("{} ({origin}): not locked", escape(e.name()))),
+            (Ok(launch), Some(locked)) if locked.launch != launch => problems.push(format!(
+                "{} ({origin}): runs {}, the lock approved {}",
+                escape(e.name()),
+                launch.describe_with_names(),
+                locked.launch.describe_with_names()
+            )),
+            _ => {}
+        }
+    }
+    if !problems.is_empty() {
+        let mut error = CliError::new(
+            ExitKind::No,
+            format!(
+                "the signature holds, but {} of the {checked} server(s) the host(s) run do not match {}",
+                problems.len(),
+                lockfile_path.display()
+            ),
+        );
+        error.details = problems;
+        return Err(error);
+    }
+    let stdout = match format {
+        Format::Json => {
+            let mut doc: Value = serde_json::from_str(&verified.stdout).unwrap_or(json!({}));
+            doc["hostServers"] = json!(checked);
+            pretty(&doc)
+        }
+        Format::Human => format!(
+            "{}every one of the {checked} server(s) the host(s) run is locked with its launch\n",
+            verified.stdout
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: verified.exit,
+    })
+}
+
 /// What happened to one server of `lock --host`.
 enum Outcome {
     Created,
@@ -262,81 +481,10 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     // A broken lockfile is never overwritten; read it before anything starts.
     load_lockfile(path)?;
 
-    // One entry per config key: the same key with the same launch in two files is one server;
-    // with two launches it is ambiguous and none of them is locked.
-    let mut outcomes: Vec<(String, String, Outcome)> = Vec::new();
-    let mut by_name: std::collections::BTreeMap<&str, Vec<(String, &Endpoint)>> =
-        Default::default();
-    for e in &entries {
-        let origin = format!("{} {}", e.found.file.host.id(), e.found.file.path.display());
-        match &e.endpoint {
-            Ok(endpoint) => by_name
-                .entry(e.name())
-                .or_default()
-                .push((origin, endpoint)),
-            Err(_) if e.found.declared.disabled => {}
-            Err(problem) => outcomes.push((
-                e.name().to_string(),
-                origin,
-                Outcome::Failed(problem.clone()),
-            )),
-        }
-    }
-    let mut jobs: Vec<(String, String, Endpoint)> = Vec::new();
-    for (name, declared) in by_name {
-        let first = declared[0].1.launch();
-        if declared.iter().all(|(_, e)| e.launch() == first) {
-            jobs.push((
-                name.to_string(),
-                declared[0].0.clone(),
-                declared[0].1.clone(),
-            ));
-            continue;
-        }
-        let origins: Vec<&str> = declared.iter().map(|(o, _)| o.as_str()).collect();
-        for (origin, _) in &declared {
-            outcomes.push((
-                name.to_string(),
-                origin.clone(),
-                Outcome::Failed(format!(
-                    "the name is declared with different launches in {}; lock one with --host and --config",
-                    origins.join(" and ")
-                )),
-            ));
-        }
-    }
-
-    let limit = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
-    let mut running = tokio::task::JoinSet::new();
-    for (name, origin, endpoint) in jobs {
-        let slots = Arc::clone(&slots);
-        let server = args.server.clone();
-        let resources = args.resources;
-        running.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let scanned = scan_endpoint(&server, endpoint, Format::Human)
-                .await
-                .and_then(|s| {
-                    ServerLock::from_snapshot(s.snapshot, resources)
-                        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))
-                });
-            (name, origin, scanned)
-        });
-    }
-    let mut scanned: Vec<(String, String, ServerLock)> = Vec::new();
-    while let Some(done) = running.join_next().await {
-        match done {
-            Ok((name, origin, Ok(entry))) => scanned.push((name, origin, entry)),
-            Ok((name, origin, Err(error))) => {
-                outcomes.push((name, origin, Outcome::Failed(error.headline)))
-            }
-            Err(e) => outcomes.push(("?".into(), String::new(), Outcome::Failed(e.to_string()))),
-        }
-    }
+    let (jobs, mut outcomes) = jobs_of(&entries);
+    let (scanned, failed) = scan_all(jobs, &args.server, args.jobs, args.resources).await;
+    outcomes.extend(failed);
+    let mut scanned = scanned;
     scanned.sort_by(|a, b| a.0.cmp(&b.0));
 
     // Merge under the directory's lock, into the file as it is now.

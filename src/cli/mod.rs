@@ -540,6 +540,9 @@ pub struct PolicySource {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
+    #[command(flatten, next_help_heading = "The servers a host runs")]
+    pub hosts: HostArgs,
+
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -625,6 +628,9 @@ pub struct DiffArgs {
     #[arg(long, value_name = "N", default_value_t = 5_000)]
     pub max_text_diff_words: usize,
 
+    #[command(flatten, next_help_heading = "The servers a host runs")]
+    pub hosts: HostArgs,
+
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -682,6 +688,7 @@ impl SignatureCheck {
             lockfile: lockfile.to_path_buf(),
             check: self.clone(),
             format: Format::Human,
+            hosts: HostArgs::default(),
         })
     }
 
@@ -1039,6 +1046,11 @@ pub struct VerifyArgs {
     /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+
+    /// Also check that every server these hosts run is locked, under its config key, with
+    /// the launch its config gives (exit 1 naming each one that is not).
+    #[command(flatten, next_help_heading = "The servers a host runs")]
+    pub hosts: HostArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1122,6 +1134,7 @@ pub fn main() -> ExitCode {
                 Command::Unwrap(args) => hosts::unwrap(args),
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
+                Command::Verify(args) if args.hosts.host.is_some() => hosts::verify(args),
                 Command::Verify(args) => keys::verify(args),
                 Command::Canonical(args) => keys::canonical(args),
                 Command::Diff(args) => diff::run(args).await,

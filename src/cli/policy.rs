@@ -76,6 +76,14 @@ fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
 }
 
 async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
+    if source.hosts.host.is_some() {
+        if source.server.names_a_server() {
+            return Err(usage(
+                "--host checks the servers of the hosts' configs: give no server as well",
+            ));
+        }
+        return super::hosts::scanned_hosts(&source.hosts, &source.server).await;
+    }
     if !source.server.names_a_server() {
         return load_lockfile(&source.lockfile)?.ok_or_else(|| {
             usage(format!(
@@ -191,7 +199,11 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
     let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
     let compiled = compile_bounded(rules)?;
-    let lockfile = if explain && !source.lockfile.exists() && !source.server.names_a_server() {
+    let lockfile = if explain
+        && !source.lockfile.exists()
+        && !source.server.names_a_server()
+        && source.hosts.host.is_none()
+    {
         None
     } else {
         Some(subjects(&source).await?)

@@ -264,6 +264,46 @@ pub fn resolve(
     }
 }
 
+/// What a lock records for an entry (argv and env names, or URL and header names), without
+/// reading any env or header value: an entry whose values only the host can fill still has a
+/// launch to compare with the lock.
+pub fn recorded_launch(
+    spec: &Spec,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    workspace: &Path,
+    home: &Path,
+) -> Result<crate::core::launch::Launch, String> {
+    let names_only = match spec {
+        Spec::Stdio { command, args, env } => Spec::Stdio {
+            command: command.clone(),
+            args: args.clone(),
+            env: env
+                .iter()
+                .map(|(k, _)| (k.clone(), String::new()))
+                .collect(),
+        },
+        Spec::Http {
+            url,
+            headers,
+            bearer_env,
+        } => {
+            let mut headers: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, _)| (k.clone(), String::new()))
+                .collect();
+            if bearer_env.is_some() {
+                headers.push(("Authorization".into(), String::new()));
+            }
+            Spec::Http {
+                url: url.clone(),
+                headers,
+                bearer_env: None,
+            }
+        }
+    };
+    resolve(&names_only, lookup, workspace, home).map(|e| e.launch())
+}
+
 fn expand(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
