@@ -41,6 +41,7 @@ fn server() -> ServerLock {
             command: "node".into(),
             args: vec!["files-server.js".into()],
             env_keys: vec![],
+            cwd: None,
         },
         server_info: Some(json!({"name": "files", "title": "Files", "version": "1.4.0"})),
         protocol_version: "2025-06-18".into(),

@@ -53,6 +53,7 @@ fn lockfile_seeds() -> Vec<Vec<u8>> {
                 command: "server".into(),
                 args: vec!["--stdio".into()],
                 env_keys: vec!["TOKEN".into()],
+                cwd: None,
             });
             let entry = mcplock::core::lockfile::ServerLock::from_snapshot(snapshot, true).unwrap();
             Lockfile {

@@ -99,7 +99,12 @@ fn every_format(s: &Scratch) {
     );
     write(
         &h.join(".gemini/settings.json"),
-        &json!({"theme": "x", "mcpServers": {"gemini-fix": fixture(7)}}).to_string(),
+        &json!({"theme": "x", "mcpServers": {
+            "gemini-fix": fixture(7),
+            // A script named relative to the directory the server runs in.
+            "gemini-cwd": {"command": python[0], "args": ["pinned_server.py"], "cwd": real_component("python")}
+        }})
+        .to_string(),
     );
     write(
         &h.join(".codex/config.toml"),
@@ -142,6 +147,7 @@ fn every_host_format_is_listed_and_locked_without_its_secrets() {
         ("gemini-fix", "gemini", "user"),
         ("codex-fix", "codex", "user"),
         ("continue-fix", "continue", "user"),
+        ("gemini-cwd", "gemini", "user"),
     ] {
         let entry = by_name(name);
         assert_eq!(
@@ -173,7 +179,12 @@ fn every_host_format_is_listed_and_locked_without_its_secrets() {
     let lock: Value =
         serde_json::from_slice(&fs::read(s.project.join("mcp-lock.json")).unwrap()).unwrap();
     let locked: Vec<&String> = lock["servers"].as_object().unwrap().keys().collect();
-    assert_eq!(locked.len(), 10, "{locked:?}");
+    assert_eq!(locked.len(), 11, "{locked:?}");
+    assert_eq!(
+        lock["servers"]["gemini-cwd"]["launch"]["cwd"],
+        json!(real_component("python"))
+    );
+    assert_eq!(lock["lockfileVersion"], 3, "a cwd needs version 3");
     assert!(
         stdout.contains("failed    vscode-ask") && stdout.contains("failed    continue-unset"),
         "{stdout}"
@@ -201,7 +212,7 @@ fn every_host_format_is_listed_and_locked_without_its_secrets() {
         .iter()
         .filter(|s| s["status"] == "locked")
         .count();
-    assert_eq!(locked_now, 10, "{stdout}");
+    assert_eq!(locked_now, 11, "{stdout}");
     let before = fs::read(s.project.join("mcp-lock.json")).unwrap();
     let (_, stdout, _) = mcplock_here(&s, &["lock", "--host", "all"]);
     assert!(stdout.contains("(file unchanged)"), "{stdout}");

@@ -47,6 +47,7 @@ fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
             command: "node".into(),
             args: vec!["server.js".into()],
             env_keys: vec![],
+            cwd: None,
         },
         server_info: Some(json!({"name": "bench", "version": "1.0.0"})),
         protocol_version: "2025-11-25".into(),

@@ -126,9 +126,12 @@ pub async fn relaunch_locked(
         }
         let mut server_args = server.clone();
         match &entry.launch {
-            Launch::Stdio { command, args, .. } => {
+            Launch::Stdio {
+                command, args, cwd, ..
+            } => {
                 // Headers given for the remote servers of the same file are not for this one.
                 server_args.remote = super::RemoteArgs::default();
+                server_args.cwd = cwd.as_ref().map(std::path::PathBuf::from);
                 server_args.server = std::iter::once(command.clone())
                     .chain(args.iter().cloned())
                     .collect();

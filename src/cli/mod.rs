@@ -755,6 +755,10 @@ pub struct ServerArgs {
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
 
+    /// The directory to run the server in (recorded, as an absolute path, with its command).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<std::path::PathBuf>,
+
     /// Seconds to wait for each answer from the server.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_seconds)]
     pub timeout: f64,

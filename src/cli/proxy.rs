@@ -53,6 +53,7 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
                 program: program.clone(),
                 args: rest.to_vec(),
                 env: Vec::new(),
+                cwd: None,
             })
         }
     };
@@ -251,8 +252,10 @@ async fn serve(
     };
     let (host_in, host_out) = host_io();
     match endpoint {
-        Endpoint::Stdio(cmd) => {
-            // The locked argv, exactly (prepare() held the given one to it).
+        Endpoint::Stdio(mut cmd) => {
+            // The locked argv, exactly (prepare() held the given one to it), in the directory
+            // it was locked in.
+            cmd.cwd = entry.launch.cwd().map(std::path::PathBuf::from);
             let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
                 .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
             let mut stdin = pipes.stdin;

@@ -68,6 +68,12 @@ impl ServerArgs {
             program: program.clone(),
             args: args.to_vec(),
             env: self.env.clone(),
+            cwd: match &self.cwd {
+                Some(dir) => Some(std::path::absolute(dir).map_err(|e| {
+                    CliError::new(ExitKind::Usage, format!("--cwd {}: {e}", dir.display()))
+                })?),
+                None => None,
+            },
         })
     }
 

@@ -7,11 +7,13 @@ use serde_json::{Map, Value, json};
 /// How a server is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Launch {
-    /// A process started with `command` and `args`, given the env vars named `env_keys`.
+    /// A process started with `command` and `args` in the directory `cwd` (the caller's own
+    /// when `None`), given the env vars named `env_keys`.
     Stdio {
         command: String,
         args: Vec<String>,
         env_keys: Vec<String>,
+        cwd: Option<String>,
     },
     /// A remote server at `url` (Streamable HTTP, or legacy HTTP+SSE), sent the headers named
     /// `header_names`.
@@ -28,11 +30,20 @@ impl Launch {
             command: command.to_string(),
             args: args.to_vec(),
             env_keys: Vec::new(),
+            cwd: None,
         }
     }
 
     pub fn is_http(&self) -> bool {
         matches!(self, Launch::Http { .. })
+    }
+
+    /// True when the launch needs lockfile version 3 (a URL, or a working directory).
+    pub fn needs_version_3(&self) -> bool {
+        matches!(
+            self,
+            Launch::Http { .. } | Launch::Stdio { cwd: Some(_), .. }
+        )
     }
 
     /// The names of the env vars a command was given (none for a URL).
@@ -56,6 +67,14 @@ impl Launch {
         matches!(self, Launch::Stdio { command, args: a, .. } if command == program && a == args)
     }
 
+    /// The working directory a command was locked with.
+    pub fn cwd(&self) -> Option<&str> {
+        match self {
+            Launch::Stdio { cwd, .. } => cwd.as_deref(),
+            Launch::Http { .. } => None,
+        }
+    }
+
     /// One line for people: the argv (each argument escaped), or the URL.
     pub fn describe(&self) -> String {
         match self {
@@ -75,11 +94,14 @@ impl Launch {
             Launch::Stdio { env_keys, .. } => ("env", env_keys),
             Launch::Http { header_names, .. } => ("headers", header_names),
         };
-        if names.is_empty() {
-            self.describe()
-        } else {
-            format!("{} ({what}: {})", self.describe(), names.join(", "))
+        let mut out = self.describe();
+        if !names.is_empty() {
+            out = format!("{out} ({what}: {})", names.join(", "));
         }
+        if let Some(cwd) = self.cwd() {
+            out = format!("{out} (in {})", crate::core::text::escape(cwd));
+        }
+        out
     }
 
     /// The recorded form (lockfile `launch`, snapshot `launch`, policy input).
@@ -89,7 +111,14 @@ impl Launch {
                 command,
                 args,
                 env_keys,
-            } => json!({"args": args, "command": command, "envKeys": env_keys}),
+                cwd,
+            } => {
+                let mut launch = json!({"args": args, "command": command, "envKeys": env_keys});
+                if let Some(cwd) = cwd {
+                    launch["cwd"] = json!(cwd);
+                }
+                launch
+            }
             Launch::Http { url, header_names } => json!({"headerNames": header_names, "url": url}),
         }
     }
@@ -129,13 +158,24 @@ impl Launch {
                 header_names: strings("headerNames")?,
             })
         } else {
-            if !fields(&["args", "command", "envKeys"]) {
+            let cwd = if launch.contains_key("cwd") {
+                Some(string("cwd")?)
+            } else {
+                None
+            };
+            let expected: &[&str] = if cwd.is_some() {
+                &["args", "command", "cwd", "envKeys"]
+            } else {
+                &["args", "command", "envKeys"]
+            };
+            if !fields(expected) {
                 return Err(LaunchError::Shape);
             }
             Ok(Launch::Stdio {
                 command: string("command")?,
                 args: strings("args")?,
                 env_keys: strings("envKeys")?,
+                cwd,
             })
         }
     }
@@ -145,7 +185,7 @@ impl Launch {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LaunchError {
     #[error(
-        "expected exactly {{\"args\", \"command\", \"envKeys\"}} (a command) or {{\"headerNames\", \"url\"}} (a URL)"
+        "expected exactly {{\"args\", \"command\", \"envKeys\"}} and an optional \"cwd\" (a command) or {{\"headerNames\", \"url\"}} (a URL)"
     )]
     Shape,
     #[error("{0:?} is missing")]
@@ -167,6 +207,13 @@ mod tests {
                 command: "npx".into(),
                 args: vec!["-y".into(), "pkg".into()],
                 env_keys: vec!["TOKEN".into()],
+                cwd: None,
+            },
+            Launch::Stdio {
+                command: "node".into(),
+                args: vec!["server.js".into()],
+                env_keys: vec![],
+                cwd: Some("/srv/app".into()),
             },
             Launch::Http {
                 url: "https://mcp.example.com/mcp".into(),

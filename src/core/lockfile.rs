@@ -255,7 +255,7 @@ impl Lockfile {
 
     /// The oldest format version that can hold this lockfile.
     pub fn version(&self) -> u64 {
-        if self.servers.values().any(|s| s.launch.is_http()) {
+        if self.servers.values().any(|s| s.launch.needs_version_3()) {
             3
         } else if self.servers.values().any(|s| !s.unserved.is_empty()) {
             2
@@ -716,6 +716,7 @@ mod tests {
                 command: "node".into(),
                 args: vec!["server.js".into()],
                 env_keys: vec!["API_KEY".into()],
+                cwd: None,
             },
             server_info: Some(json!({"name": "demo", "version": "1.0.0"})),
             protocol_version: "2025-11-25".into(),

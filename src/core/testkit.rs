@@ -19,6 +19,7 @@ pub fn server_lock(tools: Vec<Value>) -> ServerLock {
             command: "s".into(),
             args: vec![],
             env_keys: vec![],
+            cwd: None,
         },
         server_info: Some(serde_json::json!({"name": "s", "version": "1"})),
         protocol_version: "2025-11-25".into(),

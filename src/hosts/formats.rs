@@ -28,6 +28,8 @@ pub enum Spec {
         command: String,
         args: Vec<String>,
         env: Vec<(String, String)>,
+        /// The directory to run it in (relative to the workspace when relative).
+        cwd: Option<String>,
     },
     Http {
         url: String,
@@ -41,11 +43,17 @@ impl std::fmt::Debug for Spec {
     /// Names only: env and header values may be secrets.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Spec::Stdio { command, args, env } => f
+            Spec::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => f
                 .debug_struct("Stdio")
                 .field("command", command)
                 .field("args", args)
                 .field("env_keys", &env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+                .field("cwd", cwd)
                 .finish(),
             Spec::Http {
                 url,
@@ -167,9 +175,6 @@ fn json_spec(host: Host, entry: &Map<String, Value>) -> Result<Spec, String> {
         _ => &["url"],
     };
     let url = url_keys.iter().find_map(|k| entry.get(*k));
-    if entry.get("cwd").is_some_and(|c| !c.is_null()) {
-        return Err("it sets a working directory (cwd), which mcplock does not record yet".into());
-    }
     match (entry.get("command"), url) {
         (Some(_), Some(_)) => Err("it has both a command and a URL".into()),
         (Some(command), None) => Ok(Spec::Stdio {
@@ -179,6 +184,10 @@ fn json_spec(host: Host, entry: &Map<String, Value>) -> Result<Spec, String> {
                 Some(v) => texts(v, "args")?,
             },
             env: pairs(entry.get("env"), "env")?,
+            cwd: match entry.get("cwd") {
+                None | Some(Value::Null) => None,
+                Some(cwd) => Some(text(cwd, "cwd")?),
+            },
         }),
         (None, Some(url)) => Ok(Spec::Http {
             url: text(url, "url")?,
@@ -288,15 +297,13 @@ fn codex_spec(table: &dyn toml_edit::TableLike) -> Result<Spec, String> {
                 .collect(),
         }
     };
-    if table.get("cwd").is_some() {
-        return Err("it sets a working directory (cwd), which mcplock does not record yet".into());
-    }
     match (string("command")?, string("url")?) {
         (Some(_), Some(_)) => Err("it has both a command and a URL".into()),
         (Some(command), None) => Ok(Spec::Stdio {
             command,
             args: strings("args")?,
             env: map("env")?,
+            cwd: string("cwd")?,
         }),
         (None, Some(url)) => {
             let mut headers = map("http_headers")?;

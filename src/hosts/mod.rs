@@ -232,13 +232,23 @@ pub fn resolve(
 ) -> Result<Endpoint, String> {
     let expand = |text: &str| expand(text, lookup, workspace, home);
     match spec {
-        Spec::Stdio { command, args, env } => Ok(Endpoint::Stdio(ServerCommand {
+        Spec::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => Ok(Endpoint::Stdio(ServerCommand {
             program: expand(command)?,
             args: args.iter().map(|a| expand(a)).collect::<Result<_, _>>()?,
             env: env
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), expand(v)?)))
                 .collect::<Result<_, String>>()?,
+            // A relative directory is the workspace's (as the hosts that take one read it).
+            cwd: match cwd {
+                Some(dir) => Some(workspace.join(expand(dir)?)),
+                None => None,
+            },
         })),
         Spec::Http {
             url,
@@ -274,13 +284,19 @@ pub fn recorded_launch(
     home: &Path,
 ) -> Result<crate::core::launch::Launch, String> {
     let names_only = match spec {
-        Spec::Stdio { command, args, env } => Spec::Stdio {
+        Spec::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => Spec::Stdio {
             command: command.clone(),
             args: args.clone(),
             env: env
                 .iter()
                 .map(|(k, _)| (k.clone(), String::new()))
                 .collect(),
+            cwd: cwd.clone(),
         },
         Spec::Http {
             url,

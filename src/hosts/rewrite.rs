@@ -124,9 +124,6 @@ fn wrap_entry(
     {
         return Err("disabled".into());
     }
-    if entry.get("cwd").is_some_and(|c| !c.is_null()) {
-        return Err("sets a working directory (cwd), which mcplock does not record yet".into());
-    }
     let url_keys: &[&str] = match host {
         Host::Windsurf => &["serverUrl", "url"],
         Host::Gemini => &["httpUrl", "url"],
@@ -464,9 +461,6 @@ fn wrap_codex(
     }
     if entry.get("enabled").and_then(Value::as_bool) == Some(false) {
         return Err("disabled".into());
-    }
-    if entry.contains_key("cwd") {
-        return Err("sets a working directory (cwd), which mcplock does not record yet".into());
     }
     // The TOML names, moved to the JSON-family shape wrap_entry knows.
     let mut shaped = entry.clone();

@@ -15,6 +15,7 @@ fn stdio(command: &str, args: &[&str], env: &[(&str, &str)]) -> Spec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        cwd: None,
     }
 }
 
@@ -177,13 +178,13 @@ fn broken_files_and_entries_say_what_is_wrong() {
     assert!(formats::parse(Host::Cursor, Scope::User, r#"{"mcpServers": []}"#).is_err());
     let found = servers(
         Host::Cursor,
-        r#"{"mcpServers": {"a": {}, "b": {"command": 1}, "c": {"command": "x", "url": "https://x"}, "d": {"command": "x", "cwd": "/srv"}, "e": {"command": "x", "env": {"N": 1}}}}"#,
+        r#"{"mcpServers": {"a": {}, "b": {"command": 1}, "c": {"command": "x", "url": "https://x"}, "d": {"command": "x", "cwd": 7}, "e": {"command": "x", "env": {"N": 1}}}}"#,
     );
     let reasons: Vec<String> = found.iter().map(|f| f.spec.clone().unwrap_err()).collect();
     assert!(reasons[0].contains("neither a command nor a URL"));
     assert!(reasons[1].contains("command is not a string"));
     assert!(reasons[2].contains("both"));
-    assert!(reasons[3].contains("cwd"));
+    assert!(reasons[3].contains("cwd is not a string"));
     assert!(reasons[4].contains("env.N is not a string"));
 }
 
@@ -200,12 +201,14 @@ fn placeholders_expand_from_the_environment_or_make_the_entry_unusable() {
             "${MISSING:-fallback}".into(),
         ],
         env: vec![("TOKEN".into(), "${API_TOKEN}".into())],
+        cwd: Some("sub/${env:PORT}".into()),
     };
     match resolve(&spec, &lookup, ws, home).unwrap() {
         Endpoint::Stdio(cmd) => {
             assert_eq!(cmd.program, "/home/me/bin/server");
             assert_eq!(cmd.args, ["/work/app/data", "--port=9000", "fallback"]);
             assert_eq!(cmd.env, [("TOKEN".to_string(), "t0k3n".to_string())]);
+            assert_eq!(cmd.cwd.as_deref(), Some(Path::new("/work/app/sub/9000")));
         }
         other => panic!("{other:?}"),
     }
@@ -284,15 +287,16 @@ fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
     let wrapped = rewrite::wrap_json(Host::VsCode, original, &settings()).unwrap();
     assert!(wrapped.text.contains("// Team servers. Keep this comment."));
     assert!(wrapped.text.contains(r#""other": [1, 2, 3],"#));
-    assert_eq!(wrapped.originals.len(), 2);
-    assert_eq!(
-        wrapped.skipped,
-        [(
-            "later".to_string(),
-            "sets a working directory (cwd), which mcplock does not record yet".to_string()
-        )]
-    );
+    assert_eq!(wrapped.originals.len(), 3);
+    assert!(wrapped.skipped.is_empty(), "{:?}", wrapped.skipped);
     let parsed = formats::parse(Host::VsCode, Scope::Project, &wrapped.text).unwrap();
+    // The working directory stays on the entry: the host starts the proxy there, and the
+    // proxy runs the server where it was locked.
+    let later = parsed.iter().find(|d| d.key == "later").unwrap();
+    assert!(
+        matches!(&later.spec, Ok(Spec::Stdio { cwd: Some(c), .. }) if c == "/srv"),
+        "{later:?}"
+    );
     let files = parsed.iter().find(|d| d.key == "files").unwrap();
     assert_eq!(
         files.spec,
@@ -345,7 +349,7 @@ fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
     assert!(again.originals.is_empty());
     let (restored, n) =
         rewrite::unwrap_json(Host::VsCode, &wrapped.text, &wrapped.originals).unwrap();
-    assert_eq!((restored.as_str(), n), (original, 2));
+    assert_eq!((restored.as_str(), n), (original, 3));
     // An entry wrapped by someone else, with no original kept, is named, not guessed.
     let e = rewrite::unwrap_json(Host::VsCode, &wrapped.text, &Default::default()).unwrap_err();
     assert!(e.0.contains("servers.files"), "{e}");
@@ -408,7 +412,10 @@ model = "o4-mini"
     );
     let parsed = formats::parse(Host::Codex, Scope::User, &wrapped.text).unwrap();
     let remote = parsed.iter().find(|d| d.key == "remote").unwrap();
-    let Ok(Spec::Stdio { command, args, env }) = &remote.spec else {
+    let Ok(Spec::Stdio {
+        command, args, env, ..
+    }) = &remote.spec
+    else {
         panic!("{remote:?}")
     };
     assert_eq!(command, "/usr/local/bin/mcplock");

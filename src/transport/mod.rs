@@ -41,6 +41,7 @@ impl Endpoint {
                     command: cmd.program.clone(),
                     args: cmd.args.clone(),
                     env_keys,
+                    cwd: cmd.cwd.as_ref().map(|c| c.display().to_string()),
                 }
             }
             Endpoint::Http(endpoint) => {

@@ -24,6 +24,8 @@ pub struct ServerCommand {
     pub args: Vec<String>,
     /// Extra environment variables, on top of mcplock's own environment.
     pub env: Vec<(String, String)>,
+    /// The directory to run it in (mcplock's own when `None`).
+    pub cwd: Option<std::path::PathBuf>,
 }
 
 impl ServerCommand {
@@ -275,6 +277,9 @@ impl ServerProcess {
 
     fn spawn_with(cmd: &ServerCommand, tee: bool) -> Result<(ServerProcess, Pipes), SpawnError> {
         let mut command = Command::new(&cmd.program);
+        if let Some(cwd) = &cmd.cwd {
+            command.current_dir(cwd);
+        }
         command
             .args(&cmd.args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
@@ -471,6 +476,7 @@ mod tests {
             program: "npx".into(),
             args: vec!["-y".into(), "a b".into(), "it's".into()],
             env: vec![],
+            cwd: None,
         };
         assert_eq!(cmd.display(), "npx -y 'a b' 'it'\\''s'");
     }

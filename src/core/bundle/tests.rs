@@ -8,6 +8,7 @@ fn server(tools: &[(&str, &str)]) -> ServerLock {
             command: "srv".into(),
             args: vec!["--stdio".into()],
             env_keys: vec!["TOKEN".into()],
+            cwd: None,
         },
         server_info: None,
         protocol_version: "2025-11-25".into(),

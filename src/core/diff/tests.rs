@@ -9,6 +9,7 @@ fn server(tools: Vec<Value>) -> ServerLock {
             command: "node".into(),
             args: vec!["s.js".into()],
             env_keys: vec![],
+            cwd: None,
         },
         server_info: Some(json!({"name": "s", "version": "1.0.0"})),
         protocol_version: "2025-06-18".into(),

@@ -8,6 +8,7 @@ fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>
             command: "node".into(),
             args: vec![],
             env_keys: vec![],
+            cwd: None,
         },
         server_info: Some(json!({"name": "s", "version": "1"})),
         protocol_version: "2025-11-25".into(),
