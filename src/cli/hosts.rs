@@ -964,3 +964,44 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         exit: ExitKind::Clean,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_changed_while_it_is_rewritten_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp.json");
+        std::fs::write(&path, "{\"mcpServers\": {}}\n").unwrap();
+        let file = ConfigFile::new(Host::Cursor, crate::hosts::Scope::User, path.clone());
+        // Another program writes the file between mcplock's read and its write.
+        let error = rewrite_file(&file, false, |_| {
+            std::fs::write(&path, "{\"mcpServers\": {\"new\": {}}}\n").unwrap();
+            Ok((
+                "{\"rewritten\": true}\n".to_string(),
+                "1 server(s) wrapped".to_string(),
+            ))
+        })
+        .unwrap_err();
+        assert_eq!(error.kind, ExitKind::No);
+        assert!(
+            error
+                .headline
+                .contains("changed while mcplock was rewriting it"),
+            "{}",
+            error.headline
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"mcpServers\": {\"new\": {}}}\n",
+            "the other program's write is kept"
+        );
+        // Unchanged meanwhile: written; a dry run writes nothing.
+        let out = rewrite_file(&file, true, |_| Ok(("{}\n".into(), "dry".into()))).unwrap();
+        assert!(out.contains("+{}"), "{out}");
+        assert_ne!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        rewrite_file(&file, false, |_| Ok(("{}\n".into(), "done".into()))).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+    }
+}
