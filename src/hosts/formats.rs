@@ -99,19 +99,21 @@ pub fn parse(host: Host, scope: Scope, text: &str) -> Result<Vec<Declared>, Form
     }
 }
 
-/// JSON with comments and trailing commas (VS Code's files are JSONC; the others are plain
-/// JSON, which this reads the same).
+/// What the JSON family of configs may hold: comments and trailing commas (VS Code's files are
+/// JSONC; the others are plain JSON, which this reads the same).
+pub const JSONC: jsonc_parser::ParseOptions = jsonc_parser::ParseOptions {
+    allow_comments: true,
+    allow_loose_object_property_names: false,
+    allow_trailing_commas: true,
+    allow_missing_commas: false,
+    allow_single_quoted_strings: false,
+    allow_hexadecimal_numbers: false,
+    allow_unary_plus_numbers: false,
+};
+
+/// A JSON-family config.
 fn jsonc(text: &str) -> Result<Value, FormatError> {
-    let options = jsonc_parser::ParseOptions {
-        allow_comments: true,
-        allow_loose_object_property_names: false,
-        allow_trailing_commas: true,
-        allow_missing_commas: false,
-        allow_single_quoted_strings: false,
-        allow_hexadecimal_numbers: false,
-        allow_unary_plus_numbers: false,
-    };
-    match jsonc_parser::parse_to_serde_value(text, &options) {
+    match jsonc_parser::parse_to_serde_value(text, &JSONC) {
         Ok(Some(value @ Value::Object(_))) => Ok(value),
         Ok(Some(_)) => Err(FormatError("the file is not a JSON object".into())),
         Ok(None) => Ok(Value::Object(Map::new())),

@@ -40,16 +40,6 @@ pub struct Wrapped {
 /// `${VAR}` in `--header`), so no value is on a command line.
 pub const HEADER_ENV_PREFIX: &str = "MCPLOCK_HEADER_";
 
-const OPTIONS: jsonc_parser::ParseOptions = jsonc_parser::ParseOptions {
-    allow_comments: true,
-    allow_loose_object_property_names: false,
-    allow_trailing_commas: true,
-    allow_missing_commas: false,
-    allow_single_quoted_strings: false,
-    allow_hexadecimal_numbers: false,
-    allow_unary_plus_numbers: false,
-};
-
 /// The paths (from the top) of the objects that hold a host's servers.
 fn server_maps<'a, 'b>(host: Host, top: &'b Object<'a>) -> Vec<(Vec<String>, &'b Object<'a>)> {
     let object = |o: &'b Object<'a>, key: &str| -> Option<&'b Object<'a>> {
@@ -197,7 +187,7 @@ fn render(value: &Value, text: &str, at: usize) -> String {
 }
 
 fn parse(text: &str) -> Result<Option<Ast<'_>>, FormatError> {
-    jsonc_parser::parse_to_ast(text, &Default::default(), &OPTIONS)
+    jsonc_parser::parse_to_ast(text, &Default::default(), &super::formats::JSONC)
         .map(|r| r.value)
         .map_err(|e| FormatError(format!("not valid JSON: {e}")))
 }
@@ -270,6 +260,16 @@ pub fn unwrap_json(
             }
         }
     }
+    restore(text, edits, &unknown)
+}
+
+/// The text with every original put back, or the wrapped entries that have none (then nothing
+/// is changed: a half-restored file would be neither the original nor the wrapped one).
+fn restore(
+    text: &str,
+    edits: Vec<(usize, usize, String)>,
+    unknown: &[String],
+) -> Result<(String, usize), FormatError> {
     if !unknown.is_empty() {
         return Err(FormatError(format!(
             "no original is kept for the wrapped entries {}; edit them by hand",
@@ -411,14 +411,7 @@ pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<(String, usize),
             None => unknown.push(format!("mcp_servers.{key}")),
         }
     }
-    if !unknown.is_empty() {
-        return Err(FormatError(format!(
-            "no original is kept for the wrapped entries {}; edit them by hand",
-            unknown.join(", ")
-        )));
-    }
-    let restored = edits.len();
-    Ok((apply(text, edits), restored))
+    restore(text, edits, &unknown)
 }
 
 fn toml_to_json(table: &dyn toml_edit::TableLike) -> Map<String, Value> {
@@ -628,14 +621,7 @@ pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<(String, usize),
             None => unknown.push(format!("mcpServers.{name}")),
         }
     }
-    if !unknown.is_empty() {
-        return Err(FormatError(format!(
-            "no original is kept for the wrapped entries {}; edit them by hand",
-            unknown.join(", ")
-        )));
-    }
-    let restored = edits.len();
-    Ok((apply(text, edits), restored))
+    restore(text, edits, &unknown)
 }
 
 /// One list item: `name` first, then every other field, values in JSON flow style (valid

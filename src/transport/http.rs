@@ -524,16 +524,7 @@ impl Bridge {
         if let Some(fatal) = self.fatal_status(&response) {
             return Err(Failure::Fatal(fatal));
         }
-        let is_stream = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("text/event-stream")
-            });
-        if !response.status().is_success() || !is_stream {
+        if !response.status().is_success() || content_type(&response) != "text/event-stream" {
             return Err(neither(format!(
                 "GET answered HTTP {}",
                 status_text(response.status())
@@ -650,16 +641,7 @@ impl Bridge {
         let Ok(mut response) = request.send().await else {
             return;
         };
-        let is_stream = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("text/event-stream")
-            });
-        if !response.status().is_success() || !is_stream {
+        if !response.status().is_success() || content_type(&response) != "text/event-stream" {
             return;
         }
         let mut parser = sse::Parser::new(self.limits.max_message_bytes, MAX_STREAM_NOISE);
@@ -774,18 +756,7 @@ impl Bridge {
                 }
             }
         }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
+        let content_type = content_type(&response);
         match content_type.as_str() {
             "application/json" => {
                 let body = read_capped(&mut response, self.limits.max_message_bytes)
@@ -1014,6 +985,22 @@ impl StreamReader {
         drop(fault);
         self.failed.notify_one();
     }
+}
+
+/// The media type of a response, lowercase, without parameters ("" when there is none).
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
 }
 
 /// A header value from text: as is when it is visible ASCII, else `=?base64?...?=` (the
