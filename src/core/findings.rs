@@ -68,6 +68,14 @@ const PATHS: [&str; 8] = [
     "mcp.json",
 ];
 
+/// The phrase lists with their codes (for [`crate::core::inspect`], which locates them).
+pub const PHRASES: [(&str, &[&str]); 4] = [
+    ("instruction-override", &OVERRIDES),
+    ("concealment", &CONCEALMENT),
+    ("pseudo-system-tag", &TAGS),
+    ("sensitive-path", &PATHS),
+];
+
 /// The finding codes `text` triggers, in the order of [`CODES`].
 pub fn findings(text: &str) -> Vec<&'static str> {
     let lower = text.to_lowercase();

@@ -7,6 +7,7 @@ pub mod canonical;
 pub mod diff;
 pub mod enforce;
 pub mod findings;
+pub mod inspect;
 pub mod json;
 pub mod jsonrpc;
 pub mod launch;
