@@ -306,6 +306,14 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, value_name = "ACTION", default_value = "withhold")]
     pub on_drift: OnDriftArg,
 
+    /// What to do with a tool result, prompt or resource content that holds findings (hidden
+    /// or tag characters, terminal escapes, instruction overrides, pseudo-system tags,
+    /// concealment, secret paths; a structuredContent outside the locked outputSchema): `warn`
+    /// (forward, audit each), `redact` (replace each with a marked placeholder), or `block`
+    /// (answer the host with an error instead).
+    #[arg(long, value_enum, value_name = "ACTION", default_value = "warn")]
+    pub on_response_finding: OnResponseArg,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 
@@ -329,6 +337,24 @@ impl From<OnDriftArg> for crate::core::enforce::OnDrift {
             OnDriftArg::Withhold => Self::Withhold,
             OnDriftArg::Block => Self::Block,
             OnDriftArg::Warn => Self::Warn,
+        }
+    }
+}
+
+/// `--on-response-finding` as typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnResponseArg {
+    Warn,
+    Redact,
+    Block,
+}
+
+impl From<OnResponseArg> for crate::core::inspect::OnResponse {
+    fn from(arg: OnResponseArg) -> Self {
+        match arg {
+            OnResponseArg::Warn => Self::Warn,
+            OnResponseArg::Redact => Self::Redact,
+            OnResponseArg::Block => Self::Block,
         }
     }
 }

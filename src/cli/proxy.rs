@@ -249,6 +249,7 @@ async fn serve(
         },
         allow_server_requests: args.allow_server_requests,
         on_drift: args.on_drift.into(),
+        on_response: args.on_response_finding.into(),
     };
     let (host_in, host_out) = host_io();
     match endpoint {

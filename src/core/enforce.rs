@@ -108,6 +108,8 @@ pub struct Locked<'a> {
     pub server: &'a ServerLock,
     digests: BTreeMap<ItemKind, BTreeMap<String, Digest>>,
     validators: BTreeMap<String, Result<jsonschema::Validator, String>>,
+    /// For the tools whose locked definition has an `outputSchema`.
+    output_validators: BTreeMap<String, Result<jsonschema::Validator, String>>,
 }
 
 /// Compiles a locked `inputSchema` without ever fetching a reference (no network, no files).
@@ -115,8 +117,12 @@ fn compile_input_schema(tool: &Map<String, Value>) -> Result<jsonschema::Validat
     let schema = tool
         .get("inputSchema")
         .ok_or_else(|| "the locked tool has no inputSchema".to_string())?;
+    compile_schema(schema, "inputSchema")
+}
+
+fn compile_schema(schema: &Value, what: &str) -> Result<jsonschema::Validator, String> {
     if !schema.is_object() {
-        return Err("the locked inputSchema is not an object".into());
+        return Err(format!("the locked {what} is not an object"));
     }
     jsonschema::options()
         .with_retriever(NoRetrieval)
@@ -145,6 +151,32 @@ impl<'a> Locked<'a> {
                 .iter()
                 .map(|(name, tool)| (name.clone(), compile_input_schema(tool)))
                 .collect(),
+            output_validators: server
+                .tools
+                .iter()
+                .filter_map(|(name, tool)| {
+                    let schema = tool.get("outputSchema")?;
+                    Some((name.clone(), compile_schema(schema, "outputSchema")))
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `tool` has a locked `outputSchema` its results are held to.
+    pub fn has_output_schema(&self, tool: &str) -> bool {
+        self.output_validators.contains_key(tool)
+    }
+
+    /// Checks a result's `structuredContent` against the locked `outputSchema` of `tool`; the
+    /// error is the JSON pointer of the first violation (empty when the schema itself cannot
+    /// be compiled: then no result is taken as matching it).
+    pub fn check_output(&self, tool: &str, structured: &Value) -> Result<(), String> {
+        match self.output_validators.get(tool) {
+            None => Ok(()),
+            Some(Err(_)) => Err(String::new()),
+            Some(Ok(validator)) => validator
+                .validate(structured)
+                .map_err(|e| e.instance_path().to_string()),
         }
     }
 

@@ -13,6 +13,23 @@ use std::sync::OnceLock;
 pub const TERMINAL_ESCAPE: &str = "terminal-escape";
 pub const OUTSIDE_OUTPUT_SCHEMA: &str = "outside-output-schema";
 
+/// What the proxy does with a result that holds findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnResponse {
+    /// Forward it as served; audit each finding.
+    Warn,
+    /// Replace each finding's span with a marked placeholder (and drop a `structuredContent`
+    /// outside its schema); audit each.
+    Redact,
+    /// Answer the host with an error instead; audit each.
+    Block,
+}
+
+/// The methods whose results are inspected.
+pub fn is_inspected(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
 /// Most findings kept per response (the rest are counted).
 pub const MAX_FINDINGS: usize = 100;
 
@@ -233,11 +250,7 @@ pub type OutputCheck<'a> = dyn Fn(&Value) -> Result<(), String> + 'a;
 
 /// Every finding in a response to `method`. `output_check`, for a tool with a locked
 /// `outputSchema`, validates `structuredContent` and returns where it fails.
-pub fn inspect(
-    method: &str,
-    result: &Value,
-    output_check: Option<&OutputCheck<'_>>,
-) -> Inspection {
+pub fn inspect(method: &str, result: &Value, output_check: Option<&OutputCheck<'_>>) -> Inspection {
     let mut inspection = Inspection::default();
     for (pointer, text) in texts(method, result) {
         for (code, start, end) in spans(text) {

@@ -6,6 +6,7 @@
 use crate::core::audit::{Chain, Decision, Entry, Payload};
 use crate::core::canonical::Digest;
 use crate::core::enforce::{self, DENIED, Locked, OnDrift, Session};
+use crate::core::inspect;
 use crate::core::jsonrpc::Id;
 use crate::core::relay::{Origin, Relay};
 use crate::core::snapshot::ItemKind;
@@ -31,6 +32,8 @@ pub struct Options {
     pub allow_server_requests: bool,
     /// What happens to what differs from the lock.
     pub on_drift: OnDrift,
+    /// What happens to a result that holds findings.
+    pub on_response: inspect::OnResponse,
 }
 
 /// Where audit lines go: the sink and the chain so far. `None` when no log was asked for.
@@ -275,7 +278,7 @@ where
                             expect.insert(sent.clone(), Expect::List { kind, first_page });
                         } else if method == "initialize" || method == "server/discover" {
                             expect.insert(sent.clone(), Expect::Hello);
-                        } else if audit_on && let Some(Ok((kind, item))) = enforce::called_item(&method, params) {
+                        } else if (audit_on || inspect::is_inspected(&method)) && let Some(Ok((kind, item))) = enforce::called_item(&method, params) {
                             let locked = locked.digest(kind, &item);
                             expect.insert(sent.clone(), Expect::Call { method: method.clone(), item, locked, request: request_digest, params: payloads.then(|| params.cloned()).flatten() });
                         }
@@ -470,13 +473,53 @@ where
                                     continue;
                                 }
                             }
-                            (Some(Expect::Call { method, item, locked, request, params }), result) => {
+                            (Some(Expect::Call { method, item, locked: locked_digest, request, params }), result) => {
                                 let outcome = if result.is_some() { None } else { Some("the server answered with an error".to_string()) };
                                 let answer = payloads.then(|| result.clone().or_else(|| obj.get("error").cloned())).flatten();
-                                log(&method, Some(item), Decision::Forward, outcome, (locked, None), (request, response_digest), call_payload(params.as_ref(), answer));
-                                if let Some(result) = result {
-                                    obj.insert("result".into(), result);
+                                log(&method, Some(item.clone()), Decision::Forward, outcome, (locked_digest, None), (request, response_digest), call_payload(params.as_ref(), answer));
+                                let Some(mut result) = result else {
+                                    if waiting.origin == Origin::Host {
+                                        host_out.write_all(&line(&Value::Object(obj))).await?;
+                                        host_out.flush().await?;
+                                    }
+                                    continue;
+                                };
+                                // What comes back is checked before the model reads it.
+                                let check = |structured: &Value| locked.check_output(&item, structured);
+                                let output_check: Option<&inspect::OutputCheck> =
+                                    (method == "tools/call" && locked.has_output_schema(&item)).then_some(&check);
+                                let inspection = inspect::inspect(&method, &result, output_check);
+                                if !inspection.is_clean() {
+                                    let decision = match options.on_response {
+                                        inspect::OnResponse::Warn => Decision::Note,
+                                        inspect::OnResponse::Redact => Decision::Rewrite,
+                                        inspect::OnResponse::Block => Decision::Deny,
+                                    };
+                                    for f in &inspection.findings {
+                                        log(&method, Some(item.clone()), decision, Some(format!("response-finding {} at {} [{}..{}]", f.code, f.pointer, f.span.0, f.span.1)), (None, None), (None, None), None);
+                                    }
+                                    if inspection.more > 0 {
+                                        log(&method, Some(item.clone()), decision, Some(format!("response-finding: {} more not listed", inspection.more)), (None, None), (None, None), None);
+                                    }
+                                    match options.on_response {
+                                        inspect::OnResponse::Warn => {}
+                                        inspect::OnResponse::Redact => inspect::redact(&mut result, &inspection),
+                                        inspect::OnResponse::Block => {
+                                            if waiting.origin == Origin::Host {
+                                                let codes = inspection.codes();
+                                                let message = format!(
+                                                    "mcplock blocked the result of {method} of {item:?}: it holds {} (--on-response-finding block)",
+                                                    codes.join(", ")
+                                                );
+                                                let data = json!({"reason": "response-finding", "codes": codes});
+                                                host_out.write_all(&error_line(&waiting.original.to_value(), DENIED, message, Some(data))).await?;
+                                                host_out.flush().await?;
+                                            }
+                                            continue;
+                                        }
+                                    }
                                 }
+                                obj.insert("result".into(), result);
                             }
                             (_, Some(result)) => {
                                 obj.insert("result".into(), result);
