@@ -175,6 +175,20 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             }),
         ),
         (
+            "confusable-name",
+            Class::ConfusableName,
+            // A look-alike of read_file (Cyrillic і) added beside it.
+            edit_server(|s| {
+                s.tools.insert(
+                    "read_f\u{456}le".into(),
+                    json!({"name": "read_f\u{456}le", "inputSchema": {"type": "object"}})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                );
+            }),
+        ),
+        (
             "item-added",
             Class::ItemAdded,
             edit_server(|s| {

@@ -261,3 +261,54 @@ fn regression_issue_13_no_policy_aborts_mcplock() {
     );
     run.expect_failure(1, "more than 64 MiB of memory");
 }
+
+#[test]
+fn a_homoglyph_tool_in_another_server_is_named_as_a_look_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two servers of one host: the second renames its tool to read_fіle (Cyrillic і).
+    for (name, extra) in [
+        ("files", vec![]),
+        (
+            "shadow",
+            vec!["--rename-tool", "tool_00000", "read_f\u{456}le"],
+        ),
+    ] {
+        let mut args = vec!["lock", "--name", name, "--", fixture_bin(), "--tools", "1"];
+        if name == "files" {
+            args.extend(["--rename-tool", "tool_00000", "read_file"]);
+        }
+        args.extend(extra);
+        let run = run_in(d, &args, T);
+        run.expect_success();
+        if name == "shadow" {
+            // lock says so at once, with the look-alike letter spelled out.
+            assert!(
+                run.stdout
+                    .contains(r#"tool "read_f\u{0456}le" looks like "files/read_file""#),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+    let run = run_in(
+        d,
+        &[
+            "policy", "check", "--preset", "baseline", "--format", "json",
+        ],
+        T,
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    let rule = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "tool-name-is-not-confusable")
+        .expect("the preset has the rule");
+    let failures = rule["failures"].to_string();
+    assert!(
+        failures.contains("read_file") && failures.contains("read_f\u{456}le"),
+        "both look-alikes are named: {failures}"
+    );
+}

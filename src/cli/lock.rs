@@ -194,6 +194,10 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
             .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
     }
+    // Here the lockfile holds the entry (written now, or unchanged): its look-alikes, in this
+    // server or another, are worth a note.
+    let mut notes = notes;
+    notes.extend(crate::core::confusable::notes_for(&lockfile, &name));
     Ok(report(
         &args,
         &name,

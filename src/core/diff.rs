@@ -74,12 +74,13 @@ pub enum Class {
     MetaChanged,
     FieldChanged,
     ResourcesLockingChanged,
+    ConfusableName,
     UnclassifiedChange,
 }
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 41] = [
+    pub const ALL: [Class; 42] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
@@ -120,6 +121,7 @@ impl Class {
         Class::MetaChanged,
         Class::FieldChanged,
         Class::ResourcesLockingChanged,
+        Class::ConfusableName,
         Class::UnclassifiedChange,
     ];
 
@@ -165,6 +167,7 @@ impl Class {
             Class::MetaChanged => "meta-changed",
             Class::FieldChanged => "field-changed",
             Class::ResourcesLockingChanged => "resources-locking-changed",
+            Class::ConfusableName => "confusable-name",
             Class::UnclassifiedChange => "unclassified-change",
         }
     }
@@ -271,8 +274,32 @@ pub fn diff_with(old: &Lockfile, new: &Lockfile, limits: DiffLimits) -> Vec<Chan
     out.sort_by(|a, b| {
         (&a.server, &a.subject, &a.path, a.class).cmp(&(&b.server, &b.subject, &b.path, b.class))
     });
+    confusable_names(old, new, &mut out);
     word_diffs(&mut out, limits);
     out
+}
+
+/// An item whose name now looks like another's (same UTS #39 skeleton, in its server or
+/// another) where it did not before: a look-alike an agent can be steered to.
+fn confusable_names(old: &Lockfile, new: &Lockfile, out: &mut Vec<Change>) {
+    let before = crate::core::confusable::confusables(old);
+    for ((server, kind, key), others) in crate::core::confusable::confusables(new) {
+        let had = before
+            .get(&(server.clone(), kind, key.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if others.iter().all(|o| had.contains(o)) {
+            continue;
+        }
+        out.push(Change {
+            old: Some(serde_json::json!(had)),
+            new: Some(serde_json::json!(others)),
+            ..whole(&server, Subject::Item(kind, key), Class::ConfusableName)
+        });
+    }
+    out.sort_by(|a, b| {
+        (&a.server, &a.subject, &a.path, a.class).cmp(&(&b.server, &b.subject, &b.path, b.class))
+    });
 }
 
 /// Fills in the word-level diff of every text change (marked by an empty `words`), within

@@ -7,6 +7,7 @@
 //! does not compile, reads a missing field, errors, or returns a non-boolean. `warn` only
 //! softens a rule that evaluated cleanly to `false`. docs/policy.md describes the input model.
 
+use crate::core::confusable;
 use crate::core::findings;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::ItemKind;
@@ -485,6 +486,7 @@ type ServerInput = (
 
 impl Input {
     pub fn new(lockfile: &Lockfile) -> Input {
+        let confusables = &confusable::confusables(lockfile);
         let servers = lockfile
             .servers
             .iter()
@@ -496,7 +498,13 @@ impl Input {
                             .items(kind)
                             .into_iter()
                             .flatten()
-                            .map(move |(key, def)| (kind, key.clone(), item_json(kind, name, def)))
+                            .map(move |(key, def)| {
+                                (
+                                    kind,
+                                    key.clone(),
+                                    item_json(kind, name, key, def, confusables),
+                                )
+                            })
                     })
                     .collect();
                 let full = server_json(name, server, &items);
@@ -540,9 +548,22 @@ fn text_findings(texts: &[Option<&str>]) -> Value {
     json!(all)
 }
 
-fn item_json(kind: ItemKind, server: &str, def: &Map<String, Value>) -> Value {
+fn item_json(
+    kind: ItemKind,
+    server: &str,
+    key: &str,
+    def: &Map<String, Value>,
+    confusables: &std::collections::BTreeMap<confusable::Item, Vec<String>>,
+) -> Value {
     let mut item = def.clone();
     item.insert("server".into(), json!(server));
+    if confusable::KINDS.contains(&kind) {
+        let others = confusables
+            .get(&(server.to_string(), kind, key.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        item.insert("confusableWith".into(), json!(others));
+    }
     item.insert(
         "findings".into(),
         text_findings(&[

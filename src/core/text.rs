@@ -18,6 +18,20 @@ pub fn is_hazardous(c: char) -> bool {
         )
 }
 
+/// Escapes every character outside printable ASCII as `\u{XXXX}`: where look-alikes are the
+/// point, a reader must see which letters are not the ones they seem.
+pub fn escape_non_ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c.to_string()
+            } else {
+                format!("\\u{{{:04X}}}", c as u32)
+            }
+        })
+        .collect()
+}
+
 /// Escapes hazardous characters: `\n`, `\t`, `\r`, `\e` for the common ones, `\u{XXXX}` for
 /// the rest. A backslash is left alone: it is harmless to a terminal.
 pub fn escape(s: &str) -> String {
