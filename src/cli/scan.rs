@@ -26,7 +26,17 @@ const MAX_UNSTABLE: usize = 50;
 const UNSTABLE_IN_HEADLINE: usize = 3;
 
 pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
-    let scanned = scan_stable(&args.server, &args.repeat, true, args.format).await?;
+    let mut scanned = scan_stable(&args.server, &args.repeat, true, args.format).await?;
+    // Names that look alike within the server (lock also compares with the other servers).
+    let name = scanned
+        .snapshot
+        .server_name()
+        .unwrap_or("server")
+        .to_string();
+    let found = crate::core::confusable::in_snapshot(&name, &scanned.snapshot);
+    scanned
+        .notes
+        .extend(crate::core::confusable::notes(&found, None));
     let stdout = match args.format {
         Format::Json => render::json(&scanned.snapshot),
         Format::Human => render::human(&scanned),

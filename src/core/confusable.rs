@@ -22,16 +22,59 @@ pub type Item = (String, ItemKind, String);
 /// another) whose name differs but shares its skeleton, each as `server/name`, sorted. O
 /// (n log n) in the number of items.
 pub fn confusables(lockfile: &Lockfile) -> BTreeMap<Item, Vec<String>> {
+    among(lockfile.servers.iter().flat_map(|(server, lock)| {
+        KINDS.into_iter().flat_map(move |kind| {
+            lock.items(kind)
+                .into_iter()
+                .flat_map(|items| items.keys())
+                .map(move |key| (server.as_str(), kind, key.as_str()))
+        })
+    }))
+}
+
+/// [`confusables`] among one scanned server's items (named `server`).
+pub fn in_snapshot(
+    server: &str,
+    snapshot: &crate::core::snapshot::Snapshot,
+) -> BTreeMap<Item, Vec<String>> {
+    among(KINDS.into_iter().flat_map(|kind| {
+        snapshot
+            .items(kind)
+            .into_iter()
+            .flat_map(|items| items.keys())
+            .map(move |key| (server, kind, key.as_str()))
+    }))
+}
+
+/// One line per item with look-alikes, for a report.
+pub fn notes(found: &BTreeMap<Item, Vec<String>>, server: Option<&str>) -> Vec<String> {
+    found
+        .iter()
+        .filter(|((s, _, _), _)| server.is_none_or(|only| s == only))
+        .map(|((_, kind, key), others)| {
+            format!(
+                "{} \"{}\" looks like {} (same UTS #39 skeleton): an agent can be steered to the look-alike",
+                kind.noun(),
+                crate::core::text::escape_non_ascii(key),
+                others
+                    .iter()
+                    .map(|o| format!("\"{}\"", crate::core::text::escape_non_ascii(o)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect()
+}
+
+fn among<'a>(
+    items: impl Iterator<Item = (&'a str, ItemKind, &'a str)>,
+) -> BTreeMap<Item, Vec<String>> {
     let mut groups: BTreeMap<(ItemKind, String), Vec<(&str, &str)>> = BTreeMap::new();
-    for (server, lock) in &lockfile.servers {
-        for kind in KINDS {
-            for key in lock.items(kind).into_iter().flat_map(|items| items.keys()) {
-                groups
-                    .entry((kind, skeleton(key)))
-                    .or_default()
-                    .push((server.as_str(), key.as_str()));
-            }
-        }
+    for (server, kind, key) in items {
+        groups
+            .entry((kind, skeleton(key)))
+            .or_default()
+            .push((server, key));
     }
     let mut out: BTreeMap<Item, Vec<String>> = BTreeMap::new();
     for ((kind, _), members) in groups {
@@ -54,22 +97,7 @@ pub fn confusables(lockfile: &Lockfile) -> BTreeMap<Item, Vec<String>> {
 
 /// One line per item of `server` that has look-alikes, for a report.
 pub fn notes_for(lockfile: &Lockfile, server: &str) -> Vec<String> {
-    confusables(lockfile)
-        .into_iter()
-        .filter(|((s, _, _), _)| s == server)
-        .map(|((_, kind, key), others)| {
-            format!(
-                "{} \"{}\" looks like {} (same UTS #39 skeleton): an agent can be steered to the look-alike",
-                kind.noun(),
-                crate::core::text::escape_non_ascii(&key),
-                others
-                    .iter()
-                    .map(|o| format!("\"{}\"", crate::core::text::escape_non_ascii(o)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-        .collect()
+    notes(&confusables(lockfile), Some(server))
 }
 
 #[cfg(test)]
