@@ -15,6 +15,7 @@ pub mod launch;
 pub mod lockfile;
 pub mod policy;
 pub mod relay;
+pub mod revocation;
 pub mod signature;
 pub mod snapshot;
 pub mod stability;

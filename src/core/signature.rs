@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 pub const PAYLOAD_TYPE: &str = "application/vnd.mcplock.lockfile+json; version=1";
 /// The DSSE payload type of a signed audit-bundle manifest.
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.mcplock.bundle-manifest+json; version=1";
+/// The DSSE payload type of a signed revocation list.
+pub const REVOCATIONS_PAYLOAD_TYPE: &str = "application/vnd.mcplock.revocations+json; version=1";
 /// Format version of the signature envelope.
 pub const ENVELOPE_VERSION: u64 = 1;
 pub const ALGORITHM: &str = "ed25519";
@@ -34,6 +36,8 @@ pub enum Signed {
     Lockfile,
     /// The exact bytes of an audit bundle's `manifest.json`.
     BundleManifest,
+    /// The RFC 8785 canonical bytes of a revocation list.
+    Revocations,
 }
 
 impl Signed {
@@ -41,6 +45,7 @@ impl Signed {
         match self {
             Signed::Lockfile => PAYLOAD_TYPE,
             Signed::BundleManifest => MANIFEST_PAYLOAD_TYPE,
+            Signed::Revocations => REVOCATIONS_PAYLOAD_TYPE,
         }
     }
 
@@ -48,7 +53,7 @@ impl Signed {
     /// `none` (the file's exact bytes).
     pub fn canonicalization(self) -> &'static str {
         match self {
-            Signed::Lockfile => "RFC8785",
+            Signed::Lockfile | Signed::Revocations => "RFC8785",
             Signed::BundleManifest => "none",
         }
     }

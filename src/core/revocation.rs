@@ -1,0 +1,290 @@
+//! Revocation: pulling an approval back. A revocation list names servers and items (by name,
+//! and optionally by digest) that must no longer be used, whatever the lockfile says; `verify`,
+//! `diff`, `policy` and the proxy honour it. It only ever takes approval away, so an unsigned
+//! list is still honoured; a signed one (same key as the lockfile, its own payload type) must
+//! verify.
+
+use crate::core::canonical::{Digest, to_canonical};
+use crate::core::json::parse_strict;
+use crate::core::snapshot::ItemKind;
+use serde_json::{Map, Value, json};
+
+/// Format version of a revocation list.
+pub const FORMAT: u64 = 1;
+/// Most entries a list may hold.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// One revocation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Revoked {
+    /// The server's name in the lockfile.
+    pub server: String,
+    /// The item revoked; `None` revokes the whole server.
+    pub item: Option<(ItemKind, String)>,
+    /// Only this locked digest (of the item, or of the server entry); `None`: whatever digest.
+    pub digest: Option<Digest>,
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub revoked_at: String,
+}
+
+impl Revoked {
+    /// For people: `server "files"`, `tool "read_file" of "files"`.
+    pub fn describe(&self) -> String {
+        match &self.item {
+            None => format!("server {:?}", self.server),
+            Some((kind, key)) => format!("{} {key:?} of {:?}", kind.noun(), self.server),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let (kind, name) = match &self.item {
+            Some((kind, key)) => (json!(kind.noun()), json!(key)),
+            None => (Value::Null, Value::Null),
+        };
+        json!({
+            "digest": self.digest.map(|d| d.to_string()),
+            "kind": kind,
+            "name": name,
+            "reason": self.reason,
+            "revokedAt": self.revoked_at,
+            "server": self.server,
+        })
+    }
+}
+
+/// A revocation list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revocations {
+    pub entries: Vec<Revoked>,
+}
+
+/// Why a list cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct RevocationError(pub String);
+
+fn kind_of(noun: &str) -> Option<ItemKind> {
+    ItemKind::ALL.into_iter().find(|k| k.noun() == noun)
+}
+
+impl Revocations {
+    /// Reads a list strictly: its version, exactly the known fields, no duplicate entries.
+    pub fn parse(bytes: &[u8]) -> Result<Revocations, RevocationError> {
+        let fail = |m: String| RevocationError(m);
+        let doc = parse_strict(bytes).map_err(|e| fail(e.to_string()))?;
+        let top = doc
+            .as_object()
+            .ok_or_else(|| fail("not a JSON object".into()))?;
+        if top.get("mcplockRevocations") != Some(&json!(FORMAT)) {
+            return Err(fail(format!(
+                "no \"mcplockRevocations\": {FORMAT}: this is not an mcplock revocation list (or a newer one)"
+            )));
+        }
+        if top.len() != 2 || !top.contains_key("revoked") {
+            return Err(fail(
+                "expected exactly \"mcplockRevocations\" and \"revoked\"".into(),
+            ));
+        }
+        let list = top["revoked"]
+            .as_array()
+            .ok_or_else(|| fail("\"revoked\" is not a list".into()))?;
+        if list.len() > MAX_ENTRIES {
+            return Err(fail(format!("more than {MAX_ENTRIES} entries")));
+        }
+        let mut entries = Vec::with_capacity(list.len());
+        for (i, entry) in list.iter().enumerate() {
+            let at = |m: &str| fail(format!("revoked[{i}]: {m}"));
+            let e: &Map<String, Value> = entry.as_object().ok_or_else(|| at("not an object"))?;
+            const FIELDS: [&str; 6] = ["digest", "kind", "name", "reason", "revokedAt", "server"];
+            if e.len() != FIELDS.len() || FIELDS.iter().any(|f| !e.contains_key(*f)) {
+                return Err(at(&format!(
+                    "expected exactly the fields {}",
+                    FIELDS.join(", ")
+                )));
+            }
+            let text = |f: &str| {
+                e[f].as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| at(&format!("{f} is not a string")))
+            };
+            let item = match (&e["kind"], &e["name"]) {
+                (Value::Null, Value::Null) => None,
+                (Value::String(kind), Value::String(name)) => Some((
+                    kind_of(kind).ok_or_else(|| at(&format!("unknown kind {kind:?}")))?,
+                    name.clone(),
+                )),
+                _ => {
+                    return Err(at(
+                        "kind and name are both strings, or both null (the whole server)",
+                    ));
+                }
+            };
+            let digest = match &e["digest"] {
+                Value::Null => None,
+                Value::String(d) => {
+                    Some(Digest::parse(d).ok_or_else(|| at("digest is not sha256:<64 hex>"))?)
+                }
+                _ => return Err(at("digest is not a string or null")),
+            };
+            entries.push(Revoked {
+                server: text("server")?,
+                item,
+                digest,
+                reason: text("reason")?,
+                revoked_at: text("revokedAt")?,
+            });
+        }
+        Ok(Revocations { entries })
+    }
+
+    /// The canonical document (entries in a fixed order), pretty-printed with a newline.
+    pub fn to_pretty(&self) -> Vec<u8> {
+        let mut entries = self.entries.clone();
+        entries.sort();
+        entries.dedup();
+        let doc = json!({
+            "mcplockRevocations": FORMAT,
+            "revoked": entries.iter().map(Revoked::to_json).collect::<Vec<_>>(),
+        });
+        let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// The bytes a signature of this list covers (its canonical form).
+    pub fn canonical(&self) -> Vec<u8> {
+        to_canonical(&serde_json::from_slice::<Value>(&self.to_pretty()).unwrap_or(Value::Null))
+    }
+
+    /// The revocation that applies to server `name` (locked with `digest`) as a whole.
+    pub fn of_server(&self, name: &str, digest: Digest) -> Option<&Revoked> {
+        self.entries
+            .iter()
+            .find(|r| r.server == name && r.item.is_none() && r.digest.is_none_or(|d| d == digest))
+    }
+
+    /// The revocation that applies to one item (locked with `digest`, if it is locked).
+    pub fn of_item(
+        &self,
+        server: &str,
+        kind: ItemKind,
+        key: &str,
+        digest: Option<Digest>,
+    ) -> Option<&Revoked> {
+        self.entries.iter().find(|r| {
+            r.server == server
+                && r.item.as_ref().is_some_and(|(k, n)| *k == kind && n == key)
+                && (r.digest.is_none() || r.digest == digest)
+        })
+    }
+
+    /// Every revocation that applies to what `lockfile` approves: (server, item, revocation).
+    pub fn applying_to<'a>(
+        &'a self,
+        lockfile: &crate::core::lockfile::Lockfile,
+    ) -> Vec<(String, Option<(ItemKind, String)>, &'a Revoked)> {
+        let mut out = Vec::new();
+        for (name, server) in &lockfile.servers {
+            if let Some(r) = self.of_server(name, server.digest(name)) {
+                out.push((name.clone(), None, r));
+            }
+            let digests = server.item_digests();
+            for kind in ItemKind::ALL {
+                for key in server.items(kind).into_iter().flat_map(|i| i.keys()) {
+                    let digest = digests.get(&kind).and_then(|d| d.get(key)).copied();
+                    if let Some(r) = self.of_item(name, kind, key, digest) {
+                        out.push((name.clone(), Some((kind, key.clone())), r));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::lockfile::Lockfile;
+    use crate::core::testkit::server_lock;
+    use std::collections::BTreeMap;
+
+    fn lockfile() -> Lockfile {
+        Lockfile {
+            servers: BTreeMap::from([(
+                "files".to_string(),
+                server_lock(vec![
+                    json!({"name": "read_file", "inputSchema": {"type": "object"}}),
+                    json!({"name": "write_file", "inputSchema": {"type": "object"}}),
+                ]),
+            )]),
+        }
+    }
+
+    fn revoke(item: Option<&str>, digest: Option<Digest>) -> Revoked {
+        Revoked {
+            server: "files".into(),
+            item: item.map(|n| (ItemKind::Tool, n.to_string())),
+            digest,
+            reason: "exfiltrates".into(),
+            revoked_at: "2026-11-30T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_list_reads_back_what_it_writes_and_refuses_the_rest() {
+        let list = Revocations {
+            entries: vec![
+                revoke(Some("read_file"), None),
+                revoke(None, Some(Digest::of_bytes(b"x"))),
+            ],
+        };
+        let bytes = list.to_pretty();
+        let back = Revocations::parse(&bytes).unwrap();
+        assert_eq!(back.to_pretty(), bytes, "deterministic bytes");
+        assert_eq!(back.entries.len(), 2);
+        for bad in [
+            r#"{"revoked": []}"#,
+            r#"{"mcplockRevocations": 2, "revoked": []}"#,
+            r#"{"mcplockRevocations": 1, "revoked": [{"server": "s"}]}"#,
+            r#"{"mcplockRevocations": 1, "revoked": [{"server": "s", "kind": "tool", "name": null, "digest": null, "reason": "", "revokedAt": ""}]}"#,
+            r#"{"mcplockRevocations": 1, "revoked": [{"server": "s", "kind": "gadget", "name": "x", "digest": null, "reason": "", "revokedAt": ""}]}"#,
+        ] {
+            assert!(Revocations::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn revocations_apply_by_name_and_by_digest() {
+        let lock = lockfile();
+        let server = &lock.servers["files"];
+        let read = server.item_digests()[&ItemKind::Tool]["read_file"];
+        // By name: whatever the digest.
+        let by_name = Revocations {
+            entries: vec![revoke(Some("read_file"), None)],
+        };
+        let hits = by_name.applying_to(&lock);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].1, Some((ItemKind::Tool, "read_file".to_string())));
+        // By digest: only that definition.
+        let other = Revocations {
+            entries: vec![revoke(
+                Some("read_file"),
+                Some(Digest::of_bytes(b"another")),
+            )],
+        };
+        assert!(other.applying_to(&lock).is_empty());
+        let exact = Revocations {
+            entries: vec![revoke(Some("read_file"), Some(read))],
+        };
+        assert_eq!(exact.applying_to(&lock).len(), 1);
+        // The whole server.
+        let all = Revocations {
+            entries: vec![revoke(None, None)],
+        };
+        assert_eq!(all.applying_to(&lock)[0].1, None);
+        assert!(all.of_server("files", server.digest("files")).is_some());
+        assert!(all.of_server("other", server.digest("files")).is_none());
+    }
+}
