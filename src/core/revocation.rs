@@ -53,6 +53,9 @@ impl Revoked {
     }
 }
 
+/// A revocation that applies: the server, the item (`None`: the whole server), and the entry.
+pub type Applying<'a> = (String, Option<(ItemKind, String)>, &'a Revoked);
+
 /// A revocation list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Revocations {
@@ -183,7 +186,7 @@ impl Revocations {
     pub fn applying_to<'a>(
         &'a self,
         lockfile: &crate::core::lockfile::Lockfile,
-    ) -> Vec<(String, Option<(ItemKind, String)>, &'a Revoked)> {
+    ) -> Vec<Applying<'a>> {
         let mut out = Vec::new();
         for (name, server) in &lockfile.servers {
             if let Some(r) = self.of_server(name, server.digest(name)) {
