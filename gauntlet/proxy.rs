@@ -819,3 +819,173 @@ fn a_result_outside_its_locked_output_schema_is_blocked() {
         "{lines}"
     );
 }
+
+#[test]
+fn a_revocation_written_during_a_session_takes_effect_on_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "2"];
+    lock_in(d, &server);
+    let mut host = RawHost::start_with(d, &["--revocations", "mcp-revocations.json"], &server);
+    host.initialize();
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    assert_eq!(
+        host.next()["result"]["tools"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let call = |id: i64, tool: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": tool, "arguments": {"path": "a"}}})
+    };
+    host.send(call(2, "tool_00000"));
+    assert!(host.next()["result"].is_object());
+
+    // Revoked while the session runs.
+    run_in(
+        d,
+        &[
+            "revoke",
+            "--server",
+            "mcplock-fixture",
+            "--tool",
+            "tool_00000",
+            "--reason",
+            "it sends files away",
+        ],
+        Duration::from_secs(30),
+    )
+    .expect_success();
+    host.send(call(3, "tool_00000"));
+    let told = host.next();
+    assert_eq!(told["method"], "notifications/tools/list_changed", "{told}");
+    let denied = host.next();
+    assert_eq!(
+        (&denied["id"], &denied["error"]["data"]["reason"]),
+        (&json!(3), &json!("revoked")),
+        "{denied}"
+    );
+    assert!(
+        denied["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("it sends files away"),
+        "{denied}"
+    );
+    // The other tool still answers; a new listing no longer shows the revoked one.
+    host.send(call(4, "tool_00001"));
+    assert!(host.next()["result"].is_object());
+    host.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}));
+    let tools = host.next()["result"]["tools"].clone();
+    assert_eq!(tools.as_array().map(Vec::len), Some(1), "{tools}");
+    assert_eq!(tools[0]["name"], "tool_00001");
+    drop(host.child.stdin.take());
+    assert_eq!(host.exit_code(Duration::from_secs(20)), Some(0));
+    let log = audit(d);
+    assert!(
+        log.iter().any(|e| e["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("revocation took effect: tool \"tool_00000\""))),
+        "{log:?}"
+    );
+
+    // verify and policy check honour the same list.
+    run_in(d, &["keygen"], Duration::from_secs(30)).expect_success();
+    run_in(
+        d,
+        &["sign", "--key", "mcplock.key"],
+        Duration::from_secs(30),
+    )
+    .expect_success();
+    run_in(
+        d,
+        &[
+            "verify",
+            "--key",
+            "mcplock.pub",
+            "--revocations",
+            "mcp-revocations.json",
+        ],
+        Duration::from_secs(30),
+    )
+    .expect_failure(
+        1,
+        "tool \"tool_00000\" of \"mcplock-fixture\" is revoked: it sends files away",
+    );
+    let policy = run_in(
+        d,
+        &[
+            "policy",
+            "check",
+            "--preset",
+            "baseline",
+            "--revocations",
+            "mcp-revocations.json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(policy.code, 1, "{}", policy.stdout);
+    assert!(
+        policy.stdout.contains("tool-not-revoked"),
+        "{}",
+        policy.stdout
+    );
+}
+
+#[test]
+fn a_signed_revocation_list_must_verify_wherever_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Duration::from_secs(30);
+    lock_in(d, &[fixture_bin(), "--era", "legacy", "--tools", "1"]);
+    run_in(d, &["keygen"], t).expect_success();
+    run_in(d, &["sign", "--key", "mcplock.key"], t).expect_success();
+    run_in(
+        d,
+        &[
+            "revoke",
+            "--server",
+            "mcplock-fixture",
+            "--reason",
+            "publisher compromised",
+            "--key",
+            "mcplock.key",
+        ],
+        t,
+    )
+    .expect_success();
+    assert!(d.join("mcp-revocations.json.sig").exists());
+    run_in(
+        d,
+        &[
+            "verify",
+            "--key",
+            "mcplock.pub",
+            "--revocations",
+            "mcp-revocations.json",
+        ],
+        t,
+    )
+    .expect_failure(
+        1,
+        "server \"mcplock-fixture\" is revoked: publisher compromised",
+    );
+    // Edited after signing: refused, not half-trusted.
+    let list = fs::read_to_string(d.join("mcp-revocations.json")).unwrap();
+    fs::write(
+        d.join("mcp-revocations.json"),
+        list.replace("publisher compromised", "nothing"),
+    )
+    .unwrap();
+    run_in(
+        d,
+        &[
+            "verify",
+            "--key",
+            "mcplock.pub",
+            "--revocations",
+            "mcp-revocations.json",
+        ],
+        t,
+    )
+    .expect_failure(1, "signature of revocation list");
+}

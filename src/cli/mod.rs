@@ -14,6 +14,7 @@ mod locked;
 mod policy;
 mod proxy;
 mod render;
+mod revocations;
 mod scan;
 
 pub use exit::{CliError, ExitKind};
@@ -136,6 +137,21 @@ pub enum Command {
     ///   mcplock unwrap --host claude-desktop
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Unwrap(UnwrapArgs),
+
+    /// Pull an approval back: add a server or an item to a revocation list.
+    ///
+    /// `verify --revocations`, `policy check --revocations` and `proxy --revocations` honour the
+    /// list whatever the lockfile says; a running proxy picks up a change at its next message
+    /// (or on SIGHUP) and tells the host the list changed. An entry names a whole server, or
+    /// one tool, prompt or template of it, and only one locked definition when --digest is
+    /// given. The write is atomic; --key signs the list (same key as the lockfile, its own
+    /// payload type, FILE.sig): a signed list must then verify wherever it is read.
+    ///
+    /// Examples:
+    ///   mcplock revoke --server files --tool read_file --reason "sends files to a third party"
+    ///   mcplock revoke --server shady --reason "publisher compromised" --key team.key
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Revoke(RevokeArgs),
 
     /// Generate an Ed25519 key pair for signing lockfiles.
     ///
@@ -313,6 +329,14 @@ pub struct ProxyArgs {
     /// (answer the host with an error instead).
     #[arg(long, value_enum, value_name = "ACTION", default_value = "warn")]
     pub on_response_finding: OnResponseArg,
+
+    /// A revocation list (`mcplock revoke`) to honour: what it revokes is withheld from lists
+    /// and denied (reason `revoked`). It is looked at before every message from the host: a
+    /// change takes effect from the next one, and the host is sent list_changed. A list not
+    /// written yet revokes nothing; a signed one must verify with --key; one that cannot be
+    /// read (or whose signature fails) denies every call until it can.
+    #[arg(long, value_name = "PATH")]
+    pub revocations: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub remote: RemoteArgs,
@@ -569,6 +593,15 @@ pub struct PolicySource {
     #[command(flatten, next_help_heading = "The servers a host runs")]
     pub hosts: HostArgs,
 
+    /// A revocation list (`mcplock revoke`): what it revokes is `revoked` in the input model
+    /// (the presets fail it).
+    #[arg(long, value_name = "PATH")]
+    pub revocations: Option<std::path::PathBuf>,
+
+    /// The public key a signed revocation list must verify with.
+    #[arg(long, value_name = "PUBLIC", requires = "revocations")]
+    pub revocations_key: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -715,6 +748,7 @@ impl SignatureCheck {
             check: self.clone(),
             format: Format::Human,
             hosts: HostArgs::default(),
+            revocations: None,
         })
     }
 
@@ -962,6 +996,50 @@ pub struct HostArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The server (its name in the lockfile).
+    #[arg(long, value_name = "NAME")]
+    pub server: String,
+
+    /// Revoke only this tool of the server.
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+
+    /// Revoke only this prompt of the server.
+    #[arg(long, value_name = "NAME")]
+    pub prompt: Option<String>,
+
+    /// Revoke only this resource template (its uriTemplate) of the server.
+    #[arg(long, value_name = "URI_TEMPLATE")]
+    pub template: Option<String>,
+
+    /// Revoke only the definition locked with this digest (sha256:...); by default whatever
+    /// the lockfile holds under that name.
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+
+    /// Why: shown with every refusal this revocation causes.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// The revocation list to add to (created if missing).
+    #[arg(
+        long = "list",
+        value_name = "PATH",
+        default_value = "mcp-revocations.json"
+    )]
+    pub list: std::path::PathBuf,
+
+    /// Sign the list with this Ed25519 private key (writes LIST.sig).
+    #[arg(long, value_name = "PRIVATE")]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
 pub struct WrapArgs {
     #[command(flatten)]
     pub hosts: HostArgs,
@@ -1081,6 +1159,11 @@ pub struct VerifyArgs {
     /// the launch its config gives (exit 1 naming each one that is not).
     #[command(flatten, next_help_heading = "The servers a host runs")]
     pub hosts: HostArgs,
+
+    /// A revocation list (`mcplock revoke`): exit 1 naming each locked server or item it
+    /// revokes. A signed list must verify with the same --key.
+    #[arg(long, value_name = "PATH")]
+    pub revocations: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -1161,11 +1244,26 @@ pub fn main() -> ExitCode {
                 Command::Lock(args) => lock::run(args).await,
                 Command::Hosts(args) => hosts::list(args),
                 Command::Wrap(args) => hosts::wrap(args),
+                Command::Revoke(args) => revocations::revoke(args),
                 Command::Unwrap(args) => hosts::unwrap(args),
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
-                Command::Verify(args) if args.hosts.host.is_some() => hosts::verify(args),
-                Command::Verify(args) => keys::verify(args),
+                Command::Verify(args) => {
+                    let revocations = args.revocations.clone();
+                    let lockfile = args.lockfile.clone();
+                    let key = args.check.key.clone();
+                    let verified = if args.hosts.host.is_some() {
+                        hosts::verify(args)
+                    } else {
+                        keys::verify(args)
+                    };
+                    match (verified, revocations) {
+                        (Ok(out), Some(list)) => {
+                            revocations::after_verify(out, &list, &lockfile, key.as_deref())
+                        }
+                        (result, _) => result,
+                    }
+                }
                 Command::Canonical(args) => keys::canonical(args),
                 Command::Diff(args) => diff::run(args).await,
                 Command::Policy(args) => policy::run(args).await,

@@ -9,6 +9,7 @@ use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::policy::{
     self, CompiledRule, Input, Outcome, PRESETS, Policy, RuleResult, RuleSeverity,
 };
+use crate::core::revocation::Revocations;
 use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -144,6 +145,16 @@ fn evaluate_bounded(
     lockfile: Lockfile,
     limits: EvalLimits,
 ) -> Result<Vec<RuleResult>, CliError> {
+    evaluate_revoked(rules, lockfile, Revocations::default(), limits)
+}
+
+/// [`evaluate_bounded`] with what a revocation list revokes marked in the input.
+fn evaluate_revoked(
+    rules: Vec<CompiledRule>,
+    lockfile: Lockfile,
+    revocations: Revocations,
+    limits: EvalLimits,
+) -> Result<Vec<RuleResult>, CliError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let start = Instant::now();
     let deadline = start + limits.time;
@@ -152,7 +163,7 @@ fn evaluate_bounded(
         .name("policy".into())
         .stack_size(policy::EVAL_STACK_BYTES)
         .spawn(move || {
-            let input = Input::new(&lockfile);
+            let input = Input::with_revocations(&lockfile, &revocations);
             let results = policy::evaluate(&rules, &input, &|| Instant::now() < deadline);
             let _ = tx.send(results);
         })
@@ -208,10 +219,15 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     } else {
         Some(subjects(&source).await?)
     };
+    let revocations = match &source.revocations {
+        Some(path) => super::revocations::load(path, source.revocations_key.as_deref())?,
+        None => Revocations::default(),
+    };
     let results = match lockfile {
-        Some(lockfile) => Some(evaluate_bounded(
+        Some(lockfile) => Some(evaluate_revoked(
             compiled,
             lockfile,
+            revocations,
             EvalLimits::new(source.eval_timeout, source.eval_memory),
         )?),
         None => None,

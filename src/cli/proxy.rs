@@ -170,7 +170,7 @@ async fn refuse_first_request(reason: &str) {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -250,6 +250,10 @@ async fn serve(
         allow_server_requests: args.allow_server_requests,
         on_drift: args.on_drift.into(),
         on_response: args.on_response_finding.into(),
+        revocations: args
+            .revocations
+            .clone()
+            .map(|path| revocation_poll(path, args.check.key.clone())),
     };
     let (host_in, host_out) = host_io();
     match endpoint {
@@ -299,6 +303,35 @@ async fn serve(
             })
         }
     }
+}
+
+/// Looks at the revocation list at `path` (by its modification time and size, a `stat`);
+/// reads it again (checking a signature with `key`) when they change.
+fn revocation_poll(
+    path: std::path::PathBuf,
+    key: Option<std::path::PathBuf>,
+) -> Box<crate::proxy::RevocationPoll> {
+    use crate::proxy::Poll;
+    let last: std::sync::Mutex<Option<(Option<std::time::SystemTime>, u64)>> =
+        std::sync::Mutex::new(None);
+    Box::new(move || {
+        let stamp = std::fs::metadata(&path)
+            .map(|m| (m.modified().ok(), m.len()))
+            .unwrap_or((None, u64::MAX));
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == Some(stamp) {
+            return Poll::Unchanged;
+        }
+        *last = Some(stamp);
+        // Not written yet (`mcplock revoke` creates it): nothing is revoked.
+        if !path.exists() {
+            return Poll::Changed(Default::default());
+        }
+        match super::revocations::load(&path, key.as_deref()) {
+            Ok(list) => Poll::Changed(list),
+            Err(e) => Poll::Unreadable(e.headline),
+        }
+    })
 }
 
 /// The exit for how the session ended; `explain` adds what is known of a server that went away.

@@ -70,6 +70,8 @@ pub enum Reason {
     /// The locked `inputSchema` cannot be used to check arguments (missing, or not a schema
     /// the validator can compile): the call cannot be judged, so it is denied.
     SchemaUnusable(String),
+    /// On the revocation list (the reason it gives).
+    Revoked(String),
 }
 
 impl Reason {
@@ -82,6 +84,7 @@ impl Reason {
             Reason::Malformed(_) => "malformed",
             Reason::OutsideSchema(_) => "outside-schema",
             Reason::SchemaUnusable(_) => "schema-unusable",
+            Reason::Revoked(_) => "revoked",
         }
     }
 
@@ -99,6 +102,7 @@ impl Reason {
             Reason::SchemaUnusable(what) => {
                 format!("its locked inputSchema cannot check arguments: {what}")
             }
+            Reason::Revoked(why) => format!("it is revoked: {why}"),
         }
     }
 }
@@ -225,9 +229,73 @@ impl<'a> Locked<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Session {
     listed: BTreeMap<ItemKind, BTreeSet<String>>,
+    revoked: Revoked,
+}
+
+/// What a revocation list takes away from this server: all of it, or items, with the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revoked {
+    pub server: Option<String>,
+    pub items: BTreeMap<ItemKind, BTreeMap<String, String>>,
+}
+
+impl Revoked {
+    /// What `list` revokes of the server locked as `name`.
+    pub fn of(
+        list: &crate::core::revocation::Revocations,
+        name: &str,
+        locked: &Locked<'_>,
+    ) -> Revoked {
+        let mut out = Revoked {
+            server: list
+                .of_server(name, locked.server.digest(name))
+                .map(|r| r.reason.clone()),
+            items: BTreeMap::new(),
+        };
+        for kind in ItemKind::ALL {
+            for key in locked.server.items(kind).into_iter().flat_map(|i| i.keys()) {
+                if let Some(r) = list.of_item(name, kind, key, locked.digest(kind, key)) {
+                    out.items
+                        .entry(kind)
+                        .or_default()
+                        .insert(key.clone(), r.reason.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Why `key` of `kind` may not be used, if it is revoked.
+    pub fn reason(&self, kind: ItemKind, key: &str) -> Option<&str> {
+        self.server
+            .as_deref()
+            .or_else(|| self.items.get(&kind)?.get(key).map(String::as_str))
+    }
+
+    /// The kinds whose revoked items differ between `self` and `other` (what a host must
+    /// list again), all of them when the whole server's state changed.
+    pub fn kinds_changed(&self, other: &Revoked) -> Vec<ItemKind> {
+        ItemKind::ALL
+            .into_iter()
+            .filter(|k| self.server != other.server || self.items.get(k) != other.items.get(k))
+            .collect()
+    }
 }
 
 impl Session {
+    /// Takes a revocation list's verdict for this server into account from now on; returns
+    /// the kinds whose revocations changed.
+    pub fn set_revoked(&mut self, revoked: Revoked) -> Vec<ItemKind> {
+        let changed = self.revoked.kinds_changed(&revoked);
+        self.revoked = revoked;
+        changed
+    }
+
+    /// Why `key` of `kind` is revoked, if it is.
+    pub fn revoked(&self, kind: ItemKind, key: &str) -> Option<&str> {
+        self.revoked.reason(kind, key)
+    }
+
     pub fn is_listed(&self, kind: ItemKind, key: &str) -> bool {
         self.listed
             .get(&kind)
@@ -298,6 +366,7 @@ pub fn check_list_page(
     locked: &Locked<'_>,
     session: &mut Session,
 ) -> CheckedPage {
+    let revoked = &session.revoked;
     let listed = session.listed.entry(kind).or_default();
     if first_page {
         listed.clear();
@@ -334,6 +403,9 @@ pub fn check_list_page(
         };
         let key = key.to_string();
         let verdict = match locked.digest(kind, &key) {
+            _ if revoked.reason(kind, &key).is_some() => Err(Reason::Revoked(
+                revoked.reason(kind, &key).unwrap_or_default().to_string(),
+            )),
             None => Err(Reason::NotLocked),
             Some(expected) => {
                 let served = Digest::of_value(&item);
@@ -420,6 +492,9 @@ pub fn check_call(
         return Ok(());
     };
     let (kind, key) = item?;
+    if let Some(why) = session.revoked(kind, &key) {
+        return Err(Reason::Revoked(why.to_string()));
+    }
     if kind == ItemKind::Resource {
         // A static resource that was listed, or a URI one of the listed templates produces.
         if locked.covers(ItemKind::Resource) && session.is_listed(ItemKind::Resource, &key) {
@@ -429,6 +504,11 @@ pub fn check_call(
         let expands = templates
             .into_iter()
             .flatten()
+            .filter(|template| {
+                session
+                    .revoked(ItemKind::ResourceTemplate, template)
+                    .is_none()
+            })
             .any(|template| template_matches(template, &key));
         return if expands {
             Ok(())

@@ -10,6 +10,7 @@
 use crate::core::confusable;
 use crate::core::findings;
 use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::revocation::Revocations;
 use crate::core::snapshot::ItemKind;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -486,7 +487,25 @@ type ServerInput = (
 
 impl Input {
     pub fn new(lockfile: &Lockfile) -> Input {
+        Input::with_revocations(lockfile, &Revocations::default())
+    }
+
+    /// The input model with `revoked` set on each server and item a revocation list revokes.
+    pub fn with_revocations(lockfile: &Lockfile, revocations: &Revocations) -> Input {
         let confusables = &confusable::confusables(lockfile);
+        let mut revoked_servers = std::collections::BTreeSet::new();
+        let mut revoked_items = std::collections::BTreeSet::new();
+        for (server, item, _) in revocations.applying_to(lockfile) {
+            match item {
+                None => {
+                    revoked_servers.insert(server);
+                }
+                Some((kind, key)) => {
+                    revoked_items.insert((server, kind, key));
+                }
+            }
+        }
+        let (revoked_servers, revoked_items) = (&revoked_servers, &revoked_items);
         let servers = lockfile
             .servers
             .iter()
@@ -499,15 +518,17 @@ impl Input {
                             .into_iter()
                             .flatten()
                             .map(move |(key, def)| {
-                                (
-                                    kind,
-                                    key.clone(),
-                                    item_json(kind, name, key, def, confusables),
-                                )
+                                let mut item = item_json(kind, name, key, def, confusables);
+                                // An item of a revoked server is revoked too.
+                                let revoked = revoked_servers.contains(name)
+                                    || revoked_items.contains(&(name.clone(), kind, key.clone()));
+                                item["revoked"] = json!(revoked);
+                                (kind, key.clone(), item)
                             })
                     })
                     .collect();
-                let full = server_json(name, server, &items);
+                let mut full = server_json(name, server, &items);
+                full["revoked"] = json!(revoked_servers.contains(name));
                 // The cel crate converts a variable's whole value on every evaluation, so an
                 // item rule that carried every item would cost O(items^2): item rules get the
                 // server without its lists.

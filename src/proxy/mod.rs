@@ -34,7 +34,22 @@ pub struct Options {
     pub on_drift: OnDrift,
     /// What happens to a result that holds findings.
     pub on_response: inspect::OnResponse,
+    /// The revocation list to honour, looked at before every host message.
+    pub revocations: Option<Box<RevocationPoll>>,
 }
+
+/// What looking at the revocation list found.
+pub enum Poll {
+    Unchanged,
+    /// It changed (or was read for the first time): the list now.
+    Changed(crate::core::revocation::Revocations),
+    /// It cannot be read (or its signature does not hold): everything is denied until it can.
+    Unreadable(String),
+}
+
+/// Looks at the revocation list; called before every host message, so it must be cheap when
+/// nothing changed (a `stat`).
+pub type RevocationPoll = dyn Fn() -> Poll + Send + Sync;
 
 /// Where audit lines go: the sink and the chain so far. `None` when no log was asked for.
 pub struct Audit<W> {
@@ -213,6 +228,37 @@ where
     loop {
         tokio::select! {
             from_host = host.next() => {
+                // A revocation takes effect from the next message on.
+                if let Some(poll) = &options.revocations {
+                    let revoked = match poll() {
+                        Poll::Unchanged => None,
+                        Poll::Changed(list) => Some(enforce::Revoked::of(&list, &options.server_name, locked)),
+                        Poll::Unreadable(why) => {
+                            eprintln!("mcplock: proxy: the revocation list cannot be read ({why}); every call is denied until it can");
+                            Some(enforce::Revoked { server: Some(format!("the revocation list cannot be read: {why}")), ..Default::default() })
+                        }
+                    };
+                    if let Some(revoked) = revoked {
+                        for (kind, items) in &revoked.items {
+                            for (key, why) in items {
+                                if session.revoked(*kind, key).is_none() {
+                                    log("(revocation)", Some(key.clone()), Decision::Note, Some(format!("revocation took effect: {} {key:?}: {why}", kind.noun())), (locked.digest(*kind, key), None), (None, None), None);
+                                }
+                            }
+                        }
+                        if let Some(why) = &revoked.server {
+                            log("(revocation)", None, Decision::Note, Some(format!("revocation took effect: the whole server: {why}")), (None, None), (None, None), None);
+                        }
+                        let mut told = BTreeSet::new();
+                        for kind in session.set_revoked(revoked) {
+                            let notification = kind.list_changed_notification();
+                            if locked.covers(kind) && told.insert(notification) {
+                                host_out.write_all(&line(&json!({"jsonrpc": "2.0", "method": notification}))).await?;
+                            }
+                        }
+                        host_out.flush().await?;
+                    }
+                }
                 let message = match from_host {
                     Ok(m) => m,
                     Err(ConnError::Closed | ConnError::Truncated) => return Ok(End::HostClosed),

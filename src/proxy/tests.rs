@@ -141,6 +141,7 @@ fn start_with(
             allow_server_requests: false,
             on_drift,
             on_response,
+            revocations: None,
         };
         run(
             proxy_host_in,

@@ -1,0 +1,179 @@
+//! Revocation lists at the command line: `mcplock revoke`, and reading a list (with its
+//! signature when it has one) for `verify`, `policy check` and the proxy.
+
+use super::exit::{no, usage};
+use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
+use super::render::pretty;
+use super::{CliError, ExitKind, Format, Output, RevokeArgs};
+use crate::core::canonical::Digest;
+use crate::core::revocation::{Revocations, Revoked};
+use crate::core::signature::{Envelope, Signed};
+use crate::core::snapshot::ItemKind;
+use crate::edge::fs::{lock_directory_of, read_bounded, write_atomic};
+use serde_json::json;
+use std::path::Path;
+
+/// Largest revocation list read.
+const MAX_LIST_BYTES: u64 = 64 << 20;
+
+/// Reads a revocation list. When `FILE.sig` exists it must verify with `key` (a list signed by
+/// someone else, or edited after signing, is refused); without a signature the list is
+/// honoured as it is (it only takes approval away).
+pub fn load(path: &Path, key: Option<&Path>) -> Result<Revocations, CliError> {
+    let bytes = read_bounded(path, MAX_LIST_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("revocation list {} does not exist", path.display())))?;
+    let list = Revocations::parse(&bytes).map_err(|e| {
+        usage(format!(
+            "{} is not a valid revocation list: {e}",
+            path.display()
+        ))
+    })?;
+    let signature = default_signature_path(path);
+    if signature.exists() {
+        let Some(key) = key else {
+            return Err(usage(format!(
+                "{} is signed ({}): give --key PUBLIC to check it",
+                path.display(),
+                signature.display()
+            )));
+        };
+        let (public, key_id) = load_public_key(key)?;
+        let (envelope, _) = read_envelope(&signature)?;
+        let signed = Signed::Revocations.signed_bytes(&list.canonical());
+        if envelope.key_id != key_id || !public.verify(&signed, &envelope.signature) {
+            return Err(no(format!(
+                "the signature of revocation list {} does not hold with {}",
+                path.display(),
+                key.display()
+            )));
+        }
+    }
+    Ok(list)
+}
+
+/// `verify --revocations`: after the signature and the lockfile hold, exit 1 naming every
+/// locked server or item the list revokes.
+pub fn after_verify(
+    verified: Output,
+    list: &Path,
+    lockfile: &Path,
+    key: Option<&Path>,
+) -> Result<Output, CliError> {
+    let revocations = load(list, key)?;
+    let locked = super::locked::load_lockfile(lockfile)?.unwrap_or_default();
+    let revoked: Vec<String> = revocations
+        .applying_to(&locked)
+        .into_iter()
+        .map(|(_, _, r)| {
+            format!(
+                "{} is revoked: {} ({})",
+                r.describe(),
+                crate::core::text::escape(&r.reason),
+                r.revoked_at
+            )
+        })
+        .collect();
+    if revoked.is_empty() {
+        return Ok(verified);
+    }
+    let mut error = no(format!(
+        "the signature holds, but {} thing(s) {} approves are revoked in {}",
+        revoked.len(),
+        lockfile.display(),
+        list.display()
+    ));
+    error.details = revoked;
+    Err(error)
+}
+
+pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
+    let item = match (&args.tool, &args.prompt, &args.template) {
+        (Some(n), None, None) => Some((ItemKind::Tool, n.clone())),
+        (None, Some(n), None) => Some((ItemKind::Prompt, n.clone())),
+        (None, None, Some(n)) => Some((ItemKind::ResourceTemplate, n.clone())),
+        (None, None, None) => None,
+        _ => {
+            return Err(usage(
+                "revoke one thing at a time: --tool, --prompt or --template",
+            ));
+        }
+    };
+    let digest = match &args.digest {
+        None => None,
+        Some(d) => Some(Digest::parse(d).ok_or_else(|| {
+            usage(format!(
+                "--digest {d:?}: expected sha256: and 64 hex digits"
+            ))
+        })?),
+    };
+    if args.reason.trim().is_empty() {
+        return Err(usage(
+            "--reason must say why (it is what every later refusal shows)",
+        ));
+    }
+    let path = args.list.as_path();
+    let _guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+    // Adding only takes more approval away: the list is read as it is (a signed one is signed
+    // again below, or loses its now stale signature).
+    let mut list = match read_bounded(path, MAX_LIST_BYTES).map_err(|e| usage(e.to_string()))? {
+        Some(bytes) => Revocations::parse(&bytes).map_err(|e| {
+            usage(format!(
+                "{} is not a valid revocation list: {e}",
+                path.display()
+            ))
+        })?,
+        None => Revocations::default(),
+    };
+    let entry = Revoked {
+        server: args.server.clone(),
+        item,
+        digest,
+        reason: args.reason.clone(),
+        revoked_at: super::proxy::now(),
+    };
+    let described = entry.describe();
+    list.entries.push(entry);
+    write_atomic(path, &list.to_pretty()).map_err(|e| usage(e.to_string()))?;
+    let signature = default_signature_path(path);
+    match &args.key {
+        Some(key_path) => {
+            let key = load_private_key(key_path)?;
+            let key_id = key.public().key_id().map_err(|e| usage(e.to_string()))?;
+            let envelope = Envelope {
+                key_id,
+                signature: key.sign(&Signed::Revocations.signed_bytes(&list.canonical())),
+            };
+            write_atomic(&signature, &envelope.to_pretty()).map_err(|e| usage(e.to_string()))?;
+        }
+        None if signature.exists() => {
+            // The old signature no longer covers the list: an unsigned list is honoured, a
+            // stale signature would make it refused.
+            std::fs::remove_file(&signature)
+                .map_err(|e| usage(format!("cannot remove {}: {e}", signature.display())))?;
+            eprintln!(
+                "mcplock: warning: {} was signed; it is unsigned now (pass --key to sign it again)",
+                path.display()
+            );
+        }
+        None => {}
+    }
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "list": path.display().to_string(),
+            "revoked": described,
+            "entries": list.entries.len(),
+            "signed": args.key.is_some(),
+        })),
+        Format::Human => format!(
+            "revoked {described} in {} ({} entr{})\n",
+            path.display(),
+            list.entries.len(),
+            if list.entries.len() == 1 { "y" } else { "ies" }
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
