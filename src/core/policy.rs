@@ -54,6 +54,9 @@ impl RuleSeverity {
 pub enum Target {
     Server,
     Item(ItemKind),
+    /// Every `tools/call` the proxy relays: `mcp.tool` (the locked definition), `mcp.server`,
+    /// and `mcp.call.arguments`. Not evaluated by `policy check` (there is no call to judge).
+    Call,
 }
 
 impl Target {
@@ -64,6 +67,7 @@ impl Target {
             Target::Item(ItemKind::Prompt) => "prompt",
             Target::Item(ItemKind::ResourceTemplate) => "resourceTemplate",
             Target::Item(ItemKind::Resource) => "resource",
+            Target::Call => "call",
         }
     }
 
@@ -74,6 +78,7 @@ impl Target {
             "prompt" => Target::Item(ItemKind::Prompt),
             "resourceTemplate" => Target::Item(ItemKind::ResourceTemplate),
             "resource" => Target::Item(ItemKind::Resource),
+            "call" => Target::Call,
             _ => return None,
         })
     }
@@ -684,6 +689,8 @@ pub fn evaluate(
                     .filter(|(k, _, _)| *k == kind)
                     .map(|(k, key, v)| (Some(key.as_str()), mcp(light, Some((item_field(*k), v)))))
                     .collect(),
+                // Judged call by call, in the proxy (evaluate_call).
+                Target::Call => Vec::new(),
             };
             for (item, value) in subjects {
                 if !keep_going() {
@@ -714,6 +721,91 @@ pub fn evaluate(
         results.push(result);
     }
     Some(results)
+}
+
+/// What the call rules concluded about one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallVerdict {
+    Allow,
+    /// Allowed; `warn` rules that failed, as (rule id, message).
+    Warn(Vec<(String, String)>),
+    /// Denied by the first `error` rule that failed or any rule that did not evaluate to a
+    /// boolean (fail-closed): (rule id, message).
+    Deny(String, String),
+}
+
+/// Evaluates the `on: call` rules for a call of `tool` on `server` with `arguments`. A tool
+/// the input does not hold is denied (there is nothing to judge it by); so is a rule that does
+/// not finish before `keep_going` says stop.
+pub fn evaluate_call(
+    rules: &[CompiledRule],
+    input: &Input,
+    server: &str,
+    tool: &str,
+    arguments: &Value,
+    keep_going: &dyn Fn() -> bool,
+) -> CallVerdict {
+    let Some((_, _, light, items)) = input.servers.iter().find(|(name, ..)| name == server) else {
+        return CallVerdict::Deny(
+            "(input)".into(),
+            format!("server {server:?} is not in the lockfile"),
+        );
+    };
+    let Some((_, _, tool_value)) = items
+        .iter()
+        .find(|(k, key, _)| *k == ItemKind::Tool && key == tool)
+    else {
+        return CallVerdict::Deny(
+            "(input)".into(),
+            format!("tool {tool:?} is not in the lockfile"),
+        );
+    };
+    let mut map: HashMap<String, cel::Value> = HashMap::new();
+    map.insert("server".into(), light.clone());
+    map.insert("tool".into(), tool_value.clone());
+    map.insert(
+        "call".into(),
+        to_cel(&json!({"arguments": arguments, "tool": tool})),
+    );
+    let value = cel::Value::from(map);
+    let root = cel::Context::default();
+    let mut warnings = Vec::new();
+    for compiled in rules.iter().filter(|r| r.rule.target == Target::Call) {
+        if !keep_going() {
+            return CallVerdict::Deny(
+                compiled.rule.id.clone(),
+                "the call rules did not finish in time".into(),
+            );
+        }
+        let mut scope = root.new_inner_scope();
+        scope.add_variable_from_value("mcp", value.clone());
+        match compiled.program.execute(&scope) {
+            Ok(cel::Value::Bool(true)) => {}
+            Ok(cel::Value::Bool(false)) if compiled.rule.severity == RuleSeverity::Warn => {
+                warnings.push((compiled.rule.id.clone(), compiled.rule.message.clone()));
+            }
+            Ok(cel::Value::Bool(false)) => {
+                return CallVerdict::Deny(compiled.rule.id.clone(), compiled.rule.message.clone());
+            }
+            Ok(other) => {
+                return CallVerdict::Deny(
+                    compiled.rule.id.clone(),
+                    format!("the rule returned {}, not a boolean", type_name(&other)),
+                );
+            }
+            Err(e) => {
+                return CallVerdict::Deny(
+                    compiled.rule.id.clone(),
+                    format!("the rule failed: {e}"),
+                );
+            }
+        }
+    }
+    if warnings.is_empty() {
+        CallVerdict::Allow
+    } else {
+        CallVerdict::Warn(warnings)
+    }
 }
 
 fn mcp(server: &cel::Value, item: Option<(&str, &cel::Value)>) -> cel::Value {

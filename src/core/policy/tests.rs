@@ -298,3 +298,60 @@ fn evaluation_stops_when_told() {
     let compiled = compile(p.rules).unwrap();
     assert!(evaluate(&compiled, &Input::new(&lock), &|| false).is_none());
 }
+
+#[test]
+fn call_rules_judge_each_call_by_its_arguments_and_fail_closed() {
+    let lock = lockfile(vec![good_tool("read_file")], vec![], None);
+    let item = |id: &str, expr: &str, severity: &str| {
+        format!(
+            "  - id: {id}\n    on: call\n    expr: {expr:?}\n    message: m {id}\n    severity: {severity}\n"
+        )
+    };
+    let text = format!(
+        "name: calls\nrules:\n{}{}{}",
+        item(
+            "no-etc",
+            "!mcp.call.arguments.path.startsWith('/etc')",
+            "error"
+        ),
+        item(
+            "read-only-tools",
+            "mcp.tool.annotations.readOnlyHint",
+            "error"
+        ),
+        item("short-paths", "mcp.call.arguments.path.size() < 20", "warn"),
+    );
+    let compiled = compile(parse_policy("calls.yaml", &text).unwrap().rules).unwrap();
+    let input = Input::new(&lock);
+    let judge = |args: Value| evaluate_call(&compiled, &input, "s", "read_file", &args, &|| true);
+    assert_eq!(judge(json!({"path": "/tmp/a"})), CallVerdict::Allow);
+    assert!(
+        matches!(judge(json!({"path": "/etc/shadow"})), CallVerdict::Deny(id, _) if id == "no-etc")
+    );
+    assert!(
+        matches!(judge(json!({"path": "/tmp/a/very/long/path/indeed"})), CallVerdict::Warn(w) if w[0].0 == "short-paths")
+    );
+    // A missing argument makes the rule error: denied, not allowed.
+    assert!(
+        matches!(judge(json!({})), CallVerdict::Deny(id, m) if id == "no-etc" && m.contains("failed"))
+    );
+    // A tool the lock does not hold, or a deadline passed: denied.
+    assert!(matches!(
+        evaluate_call(&compiled, &input, "s", "nope", &json!({}), &|| true),
+        CallVerdict::Deny(..)
+    ));
+    assert!(matches!(
+        evaluate_call(
+            &compiled,
+            &input,
+            "s",
+            "read_file",
+            &json!({"path": "/tmp"}),
+            &|| false
+        ),
+        CallVerdict::Deny(..)
+    ));
+    // policy check does not evaluate call rules (there is no call): they pass, evaluated 0.
+    let results = evaluate(&compiled, &input, &|| true).unwrap();
+    assert!(results.iter().all(|r| r.evaluated == 0 && !r.fails_check()));
+}
