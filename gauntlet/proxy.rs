@@ -989,3 +989,47 @@ fn a_signed_revocation_list_must_verify_wherever_it_is_read() {
     )
     .expect_failure(1, "signature of revocation list");
 }
+
+#[test]
+fn a_call_rule_denies_a_call_by_its_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "1"];
+    lock_in(d, &server);
+    fs::write(
+        d.join("calls.yaml"),
+        "name: calls\nrules:\n  - id: no-system-paths\n    on: call\n    expr: \"!mcp.call.arguments.path.startsWith('/etc')\"\n    message: tools may not read system configuration\n    severity: error\n",
+    )
+    .unwrap();
+    let (seen, stderr) = host(
+        d,
+        json!([["tool_00000", {"path": "/tmp/a"}], ["tool_00000", {"path": "/etc/passwd"}]]),
+        &proxied(
+            &[
+                "--allow-unsigned",
+                "--audit",
+                "audit.jsonl",
+                "--policy",
+                "calls.yaml",
+            ],
+            &server,
+        ),
+    );
+    assert_eq!(
+        seen["calls"][0]["text"],
+        json!([r#"tool_00000 {"path":"/tmp/a"}"#]),
+        "{seen}\n{stderr}"
+    );
+    let denied = seen["calls"][1]["error"].as_str().unwrap_or_default();
+    assert!(
+        denied.contains("policy rule no-system-paths: tools may not read system configuration"),
+        "{seen}"
+    );
+    assert!(
+        audit(d).iter().any(|e| e["decision"] == "deny"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("policy no-system-paths"))),
+        "the denial is audited"
+    );
+}

@@ -338,6 +338,17 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "PATH")]
     pub revocations: Option<std::path::PathBuf>,
 
+    /// A policy whose `on: call` rules every tools/call must pass (repeatable): the locked
+    /// tool, the server and the call's arguments are judged before the call leaves; a failing
+    /// `error` rule denies it with the rule's id and message (reason `policy`), a rule that
+    /// does not evaluate cleanly denies too. Other rules are for `policy check`.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<std::path::PathBuf>,
+
+    /// A built-in preset whose `on: call` rules apply (repeatable).
+    #[arg(long = "preset", value_name = "NAME")]
+    pub presets: Vec<String>,
+
     #[command(flatten)]
     pub remote: RemoteArgs,
 

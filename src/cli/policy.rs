@@ -44,8 +44,16 @@ fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
             "no policy given: use --policy FILE or --preset NAME (see `mcplock policy presets`)",
         ));
     }
+    load_named(&source.policy, &source.preset)
+}
+
+/// Loads the policy files and presets named (rule ids unique across them).
+pub(super) fn load_named(
+    files: &[std::path::PathBuf],
+    presets: &[String],
+) -> Result<Vec<Policy>, CliError> {
     let mut policies = Vec::new();
-    for name in &source.preset {
+    for name in presets {
         let found = policy::preset(name).ok_or_else(|| {
             usage(format!(
                 "no preset {name:?}; the presets are: {}",
@@ -54,7 +62,7 @@ fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
         })?;
         policies.push(found.map_err(|e| usage(format!("broken preset: {e}")))?);
     }
-    for path in &source.policy {
+    for path in files {
         let bytes = read_input(path, policy::MAX_POLICY_BYTES as u64, "policy")?;
         let text = String::from_utf8(bytes)
             .map_err(|_| usage(format!("policy {} is not UTF-8", path.display())))?;
@@ -125,7 +133,7 @@ impl EvalLimits {
 
 /// Compiles the rules on a thread whose stack is sized for the deepest expression accepted
 /// (compiling, and freeing, a deep expression recurses).
-fn compile_bounded(rules: Vec<policy::Rule>) -> Result<Vec<CompiledRule>, CliError> {
+pub(super) fn compile_bounded(rules: Vec<policy::Rule>) -> Result<Vec<CompiledRule>, CliError> {
     std::thread::Builder::new()
         .name("policy-compile".into())
         .stack_size(policy::EVAL_STACK_BYTES)

@@ -254,6 +254,7 @@ async fn serve(
             .revocations
             .clone()
             .map(|path| revocation_poll(path, args.check.key.clone())),
+        call_policy: call_policy(args, lockfile, name)?,
     };
     let (host_in, host_out) = host_io();
     match endpoint {
@@ -303,6 +304,90 @@ async fn serve(
             })
         }
     }
+}
+
+/// How long the call rules may take for one call; past it the call is denied.
+const CALL_RULES_TIME: Duration = Duration::from_millis(250);
+
+/// The `on: call` rules of `--policy` and `--preset`, judged on a worker thread whose stack is
+/// sized for the deepest expression accepted; one call at a time, each bounded in time (a call
+/// whose judgment does not come back in time is denied).
+fn call_policy(
+    args: &ProxyArgs,
+    lockfile: &Lockfile,
+    name: &str,
+) -> Result<Option<Box<crate::proxy::CallPolicy>>, CliError> {
+    use crate::core::policy::{self, CallVerdict, Target};
+    if args.policies.is_empty() && args.presets.is_empty() {
+        return Ok(None);
+    }
+    let policies = super::policy::load_named(&args.policies, &args.presets)?;
+    let rules: Vec<policy::Rule> = policies
+        .into_iter()
+        .flat_map(|p| p.rules)
+        .filter(|r| r.target == Target::Call)
+        .collect();
+    if rules.is_empty() {
+        eprintln!(
+            "mcplock: proxy: warning: the policies given have no `on: call` rules; no call is judged by them"
+        );
+        return Ok(None);
+    }
+    let compiled = super::policy::compile_bounded(rules)?;
+    let only_this = Lockfile {
+        servers: lockfile
+            .servers
+            .iter()
+            .filter(|(n, _)| n.as_str() == name)
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect(),
+    };
+    let server = name.to_string();
+    type Job = (
+        String,
+        serde_json::Value,
+        std::sync::mpsc::Sender<CallVerdict>,
+    );
+    let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("call-policy".into())
+        .stack_size(policy::EVAL_STACK_BYTES)
+        .spawn(move || {
+            let input = policy::Input::new(&only_this);
+            while let Ok((tool, arguments, reply)) = inbox.recv() {
+                let deadline = std::time::Instant::now() + CALL_RULES_TIME;
+                let verdict =
+                    policy::evaluate_call(&compiled, &input, &server, &tool, &arguments, &|| {
+                        std::time::Instant::now() < deadline
+                    });
+                let _ = reply.send(verdict);
+            }
+        })
+        .map_err(|e| usage(format!("cannot start the call-policy thread: {e}")))?;
+    let jobs = std::sync::Mutex::new(jobs);
+    Ok(Some(Box::new(
+        move |tool: &str, arguments: &serde_json::Value| {
+            let (reply, answer) = std::sync::mpsc::channel();
+            let sent = jobs
+                .lock()
+                .map(|j| j.send((tool.to_string(), arguments.clone(), reply)).is_ok())
+                .unwrap_or(false);
+            if !sent {
+                return CallVerdict::Deny(
+                    "(policy)".into(),
+                    "the call rules cannot be evaluated".into(),
+                );
+            }
+            answer
+                .recv_timeout(CALL_RULES_TIME * 2)
+                .unwrap_or_else(|_| {
+                    CallVerdict::Deny(
+                        "(policy)".into(),
+                        "the call rules did not answer in time".into(),
+                    )
+                })
+        },
+    )))
 }
 
 /// Looks at the revocation list at `path` (by its modification time and size, a `stat`);

@@ -36,7 +36,12 @@ pub struct Options {
     pub on_response: inspect::OnResponse,
     /// The revocation list to honour, looked at before every host message.
     pub revocations: Option<Box<RevocationPoll>>,
+    /// The `on: call` policy rules every `tools/call` must pass: (tool, arguments) to verdict.
+    pub call_policy: Option<Box<CallPolicy>>,
 }
+
+/// Judges one `tools/call` by the call rules.
+pub type CallPolicy = dyn Fn(&str, &Value) -> crate::core::policy::CallVerdict + Send + Sync;
 
 /// What looking at the revocation list found.
 pub enum Poll {
@@ -309,6 +314,29 @@ where
                             host_out.write_all(&error_line(&id_value, DENIED, message, Some(json!({"reason": reason.code()})))).await?;
                             host_out.flush().await?;
                             continue;
+                            }
+                        }
+                        // The call rules, for a call the lock allows.
+                        if method == "tools/call"
+                            && let Some(judge) = &options.call_policy
+                            && let Some(Ok((_, tool))) = enforce::called_item(&method, params)
+                        {
+                            let empty = json!({});
+                            let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&empty);
+                            match judge(&tool, arguments) {
+                                crate::core::policy::CallVerdict::Allow => {}
+                                crate::core::policy::CallVerdict::Warn(rules) => {
+                                    for (rule, message) in rules {
+                                        log(&method, Some(tool.clone()), Decision::Note, Some(format!("policy {rule} (warn): {message}")), (None, None), (request_digest, None), None);
+                                    }
+                                }
+                                crate::core::policy::CallVerdict::Deny(rule, message) => {
+                                    log(&method, Some(tool.clone()), Decision::Deny, Some(format!("policy {rule}: {message}")), (None, None), (request_digest, None), call_payload(params, None));
+                                    let text = format!("mcplock denied tools/call of {tool:?}: policy rule {rule}: {message}");
+                                    host_out.write_all(&error_line(&id_value, DENIED, text, Some(json!({"reason": "policy", "rule": rule})))).await?;
+                                    host_out.flush().await?;
+                                    continue;
+                                }
                             }
                         }
                         let sent = match relay.send(Origin::Host, id, &method) {

@@ -142,6 +142,7 @@ fn start_with(
             on_drift,
             on_response,
             revocations: None,
+            call_policy: None,
         };
         run(
             proxy_host_in,
