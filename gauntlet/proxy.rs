@@ -1033,3 +1033,73 @@ fn a_call_rule_denies_a_call_by_its_arguments() {
         "the denial is audited"
     );
 }
+
+/// The `call-example` blocks of docs/policy.md, each with its `call-expect` block.
+fn call_examples() -> Vec<(String, String, String)> {
+    let doc = fs::read_to_string(repo().join("docs/policy.md")).unwrap();
+    let block = |key: &str| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut lines = doc.lines();
+        while let Some(line) = lines.next() {
+            if let Some(name) = line.strip_prefix(&format!("```{key}=")) {
+                let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+                out.push((name.to_string(), body.join("\n") + "\n"));
+            }
+        }
+        out
+    };
+    let expects = block("text call-expect");
+    block("yaml call-example")
+        .into_iter()
+        .map(|(name, policy)| {
+            let expect = expects.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+            (name, policy, expect)
+        })
+        .collect()
+}
+
+#[test]
+fn the_call_rule_examples_of_the_docs_run_as_documented() {
+    let examples = call_examples();
+    assert!(!examples.is_empty(), "no call-example in docs/policy.md");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "1"];
+    lock_in(d, &server);
+    for (name, policy, expect) in examples {
+        fs::write(d.join("example.yaml"), policy).unwrap();
+        let cases: Vec<(Value, String, String)> = expect
+            .lines()
+            .map(|l| {
+                let (args, rest) = l.rsplit_once('}').unwrap();
+                let mut words = rest.split_whitespace();
+                (
+                    serde_json::from_str(&format!("{args}}}")).unwrap(),
+                    words.next().unwrap().to_string(),
+                    words.next().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let calls: Vec<Value> = cases
+            .iter()
+            .map(|(a, _, _)| json!(["tool_00000", a]))
+            .collect();
+        let (seen, stderr) = host(
+            d,
+            Value::Array(calls),
+            &proxied(&["--allow-unsigned", "--policy", "example.yaml"], &server),
+        );
+        for (i, (args, verdict, rule)) in cases.iter().enumerate() {
+            let call = &seen["calls"][i];
+            match verdict.as_str() {
+                "allow" => assert!(call["text"].is_array(), "{name} {args}: {seen}\n{stderr}"),
+                _ => assert!(
+                    call["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains(&format!("policy rule {rule}:"))),
+                    "{name} {args}: {seen}"
+                ),
+            }
+        }
+    }
+}
