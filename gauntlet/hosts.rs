@@ -451,7 +451,13 @@ fn verify_diff_and_policy_take_the_servers_a_host_runs() {
     assert_eq!(policy.0, 0, "{}", policy.2);
     let report: Value = serde_json::from_str(&policy.1).unwrap();
     // One tool on a, two on b: both servers were scanned and checked.
-    assert_eq!(report["rules"][0]["evaluated"], 3, "{report}");
+    let described = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "tool-has-description")
+        .expect("the preset's rule");
+    assert_eq!(described["evaluated"], 3, "{report}");
 
     // The host now runs one more server, and another one differently.
     write(
