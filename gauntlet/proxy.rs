@@ -1103,3 +1103,64 @@ fn the_call_rule_examples_of_the_docs_run_as_documented() {
         }
     }
 }
+
+#[test]
+fn trust_tiers_cover_every_tool_and_deny_what_their_tier_forbids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Duration::from_secs(30);
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "3"];
+    lock_in(d, &server);
+    fs::write(
+        d.join("team.yaml"),
+        "name: team\ntiers:\n  servers:\n    mcplock-fixture: tier_2_scoped_write\n  tools:\n    mcplock-fixture/tool_00001: tier_4_prohibited\n    mcplock-fixture/tool_00002: tier_3_approval_required\nrules:\n  - id: nothing-else\n    expr: 'true'\n    message: m\n    severity: error\n",
+    )
+    .unwrap();
+    let coverage = |args: &[&str]| -> Value {
+        let mut all = vec!["policy", "check", "--preset", "tiers", "--format", "json"];
+        all.extend_from_slice(args);
+        let run = run_in(d, &all, t);
+        let report = run.json();
+        report["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "every-tool-has-a-tier")
+            .unwrap()
+            .clone()
+    };
+    // Without tiers every tool is a finding; with the team's tiers, none is.
+    assert_eq!(coverage(&[])["failures"].as_array().map(Vec::len), Some(3));
+    let covered = coverage(&["--policy", "team.yaml"]);
+    assert_eq!(
+        (
+            covered["evaluated"].clone(),
+            covered["failures"].as_array().map(Vec::len)
+        ),
+        (json!(3), Some(0))
+    );
+    // Through the proxy, the official Python SDK host: tier 2 answers, tiers 3 and 4 are denied.
+    let (seen, stderr) = host(
+        d,
+        json!([["tool_00000", {"path": "a"}], ["tool_00001", {"path": "a"}], ["tool_00002", {"path": "a"}]]),
+        &proxied(
+            &[
+                "--allow-unsigned",
+                "--policy",
+                "team.yaml",
+                "--preset",
+                "tiers",
+            ],
+            &server,
+        ),
+    );
+    assert!(seen["calls"][0]["text"].is_array(), "{seen}\n{stderr}");
+    for (i, rule) in [(1, "tier-4-is-prohibited"), (2, "tier-3-needs-approval")] {
+        assert!(
+            seen["calls"][i]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&format!("policy rule {rule}:"))),
+            "{seen}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ use super::render::pretty;
 use super::scan::scan_server;
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
 use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::policy::Tiers;
 use crate::core::policy::{
     self, CompiledRule, Input, Outcome, PRESETS, Policy, RuleResult, RuleSeverity,
 };
@@ -45,6 +46,17 @@ fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
         ));
     }
     load_named(&source.policy, &source.preset)
+}
+
+/// The tiers every policy assigns, together; one server or tool given two tiers is an error.
+pub(super) fn merged_tiers(policies: &[Policy]) -> Result<Tiers, CliError> {
+    let mut tiers = Tiers::default();
+    for p in policies {
+        tiers
+            .merge(&p.tiers)
+            .map_err(|e| usage(format!("policy {}: {e}", p.name)))?;
+    }
+    Ok(tiers)
 }
 
 /// Loads the policy files and presets named (rule ids unique across them).
@@ -153,7 +165,13 @@ fn evaluate_bounded(
     lockfile: Lockfile,
     limits: EvalLimits,
 ) -> Result<Vec<RuleResult>, CliError> {
-    evaluate_revoked(rules, lockfile, Revocations::default(), limits)
+    evaluate_revoked(
+        rules,
+        lockfile,
+        Revocations::default(),
+        Tiers::default(),
+        limits,
+    )
 }
 
 /// [`evaluate_bounded`] with what a revocation list revokes marked in the input.
@@ -161,6 +179,7 @@ fn evaluate_revoked(
     rules: Vec<CompiledRule>,
     lockfile: Lockfile,
     revocations: Revocations,
+    tiers: Tiers,
     limits: EvalLimits,
 ) -> Result<Vec<RuleResult>, CliError> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -171,7 +190,7 @@ fn evaluate_revoked(
         .name("policy".into())
         .stack_size(policy::EVAL_STACK_BYTES)
         .spawn(move || {
-            let input = Input::with_revocations(&lockfile, &revocations);
+            let input = Input::with(&lockfile, &revocations, &tiers);
             let results = policy::evaluate(&rules, &input, &|| Instant::now() < deadline);
             let _ = tx.send(results);
         })
@@ -215,6 +234,7 @@ fn evaluate_revoked(
 
 async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> {
     let policies = load_policies(&source)?;
+    let tiers = merged_tiers(&policies)?;
     let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
     let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
     let compiled = compile_bounded(rules)?;
@@ -236,6 +256,7 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
             compiled,
             lockfile,
             revocations,
+            tiers,
             EvalLimits::new(source.eval_timeout, source.eval_memory),
         )?),
         None => None,

@@ -322,6 +322,7 @@ fn call_policy(
         return Ok(None);
     }
     let policies = super::policy::load_named(&args.policies, &args.presets)?;
+    let tiers = super::policy::merged_tiers(&policies)?;
     let rules: Vec<policy::Rule> = policies
         .into_iter()
         .flat_map(|p| p.rules)
@@ -353,7 +354,7 @@ fn call_policy(
         .name("call-policy".into())
         .stack_size(policy::EVAL_STACK_BYTES)
         .spawn(move || {
-            let input = policy::Input::new(&only_this);
+            let input = policy::Input::with(&only_this, &Default::default(), &tiers);
             while let Ok((tool, arguments, reply)) = inbox.recv() {
                 let deadline = std::time::Instant::now() + CALL_RULES_TIME;
                 let verdict =

@@ -103,6 +103,81 @@ pub struct Rule {
 pub struct Policy {
     pub name: String,
     pub rules: Vec<Rule>,
+    /// The trust tiers this policy assigns.
+    pub tiers: Tiers,
+}
+
+/// Trust tiers, after the connector trust registry model: how much a server or tool may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    PublicContext,
+    InternalRead,
+    ScopedWrite,
+    ApprovalRequired,
+    Prohibited,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 5] = [
+        Tier::PublicContext,
+        Tier::InternalRead,
+        Tier::ScopedWrite,
+        Tier::ApprovalRequired,
+        Tier::Prohibited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::PublicContext => "tier_0_public_context",
+            Tier::InternalRead => "tier_1_internal_read",
+            Tier::ScopedWrite => "tier_2_scoped_write",
+            Tier::ApprovalRequired => "tier_3_approval_required",
+            Tier::Prohibited => "tier_4_prohibited",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// Tier assignments: per server, and per tool (`server/tool`), which overrides its server's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tiers {
+    pub servers: std::collections::BTreeMap<String, Tier>,
+    pub tools: std::collections::BTreeMap<String, Tier>,
+}
+
+impl Tiers {
+    /// The tier of a tool: its own, else its server's.
+    pub fn of_tool(&self, server: &str, tool: &str) -> Option<Tier> {
+        self.tools
+            .get(&format!("{server}/{tool}"))
+            .or_else(|| self.servers.get(server))
+            .copied()
+    }
+
+    /// Adds another policy's assignments; the same server or tool given two tiers is an error.
+    pub fn merge(&mut self, other: &Tiers) -> Result<(), String> {
+        for (mine, theirs, what) in [
+            (&mut self.servers, &other.servers, "server"),
+            (&mut self.tools, &other.tools, "tool"),
+        ] {
+            for (key, tier) in theirs {
+                match mine.insert(key.clone(), *tier) {
+                    Some(before) if before != *tier => {
+                        return Err(format!(
+                            "{what} {key:?} is given two tiers: {} and {}",
+                            before.as_str(),
+                            tier.as_str()
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a policy is broken (exit 2).
@@ -120,6 +195,17 @@ struct WirePolicy {
     name: String,
     /// `rules: null` would read as no rules (a policy that passes everything): required.
     rules: Option<Vec<WireRule>>,
+    #[serde(default)]
+    tiers: Option<WireTiers>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireTiers {
+    #[serde(default)]
+    servers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tools: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -256,9 +342,36 @@ pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
             policy: wire.name.clone(),
         });
     }
+    let mut tiers = Tiers::default();
+    if let Some(wire_tiers) = wire.tiers {
+        let tier = |key: &str, value: &str| {
+            Tier::parse(value).ok_or_else(|| {
+                fail(
+                    0,
+                    format!(
+                        "tiers: {key:?} has tier {value:?}; the tiers are {}",
+                        Tier::ALL.map(Tier::as_str).join(", ")
+                    ),
+                )
+            })
+        };
+        for (server, value) in &wire_tiers.servers {
+            tiers.servers.insert(server.clone(), tier(server, value)?);
+        }
+        for (tool, value) in &wire_tiers.tools {
+            if !tool.contains('/') {
+                return Err(fail(
+                    0,
+                    format!("tiers.tools: {tool:?} must be SERVER/TOOL"),
+                ));
+            }
+            tiers.tools.insert(tool.clone(), tier(tool, value)?);
+        }
+    }
     Ok(Policy {
         name: wire.name,
         rules,
+        tiers,
     })
 }
 
@@ -497,6 +610,12 @@ impl Input {
 
     /// The input model with `revoked` set on each server and item a revocation list revokes.
     pub fn with_revocations(lockfile: &Lockfile, revocations: &Revocations) -> Input {
+        Input::with(lockfile, revocations, &Tiers::default())
+    }
+
+    /// The input model with `revoked` set by `revocations` and `tier` by `tiers` (a string, or
+    /// null for what no policy assigns a tier).
+    pub fn with(lockfile: &Lockfile, revocations: &Revocations, tiers: &Tiers) -> Input {
         let confusables = &confusable::confusables(lockfile);
         let mut revoked_servers = std::collections::BTreeSet::new();
         let mut revoked_items = std::collections::BTreeSet::new();
@@ -524,6 +643,11 @@ impl Input {
                             .flatten()
                             .map(move |(key, def)| {
                                 let mut item = item_json(kind, name, key, def, confusables);
+                                let tier = match kind {
+                                    ItemKind::Tool => tiers.of_tool(name, key),
+                                    _ => tiers.servers.get(name.as_str()).copied(),
+                                };
+                                item["tier"] = json!(tier.map(Tier::as_str));
                                 // An item of a revoked server is revoked too.
                                 let revoked = revoked_servers.contains(name)
                                     || revoked_items.contains(&(name.clone(), kind, key.clone()));
@@ -534,6 +658,7 @@ impl Input {
                     .collect();
                 let mut full = server_json(name, server, &items);
                 full["revoked"] = json!(revoked_servers.contains(name));
+                full["tier"] = json!(tiers.servers.get(name.as_str()).map(|t| t.as_str()));
                 // The cel crate converts a variable's whole value on every evaluation, so an
                 // item rule that carried every item would cost O(items^2): item rules get the
                 // server without its lists.
@@ -831,7 +956,7 @@ fn type_name(v: &cel::Value) -> &'static str {
 }
 
 /// The embedded presets: (name, what it is for, YAML).
-pub const PRESETS: [(&str, &str, &str); 2] = [
+pub const PRESETS: [(&str, &str, &str); 3] = [
     (
         "baseline",
         "rules every server should pass: described tools, MCP-conformant names, no poisoning findings, bounded instructions",
@@ -841,6 +966,11 @@ pub const PRESETS: [(&str, &str, &str); 2] = [
         "strict",
         "baseline, plus: destructive tools must say so explicitly, no file:// or http:// resource templates, short instructions",
         include_str!("presets/strict.yaml"),
+    ),
+    (
+        "tiers",
+        "the minimum controls of each trust tier (tiers assigned in your policy's tiers: section): every tool tiered, tiers 0-1 read-only, tier 2 declares destructiveness, tier 3 and 4 calls denied",
+        include_str!("presets/tiers.yaml"),
     ),
 ];
 

@@ -53,11 +53,14 @@ fn presets_pass_a_clean_server_and_catch_a_bad_one() {
         vec![json!({"uriTemplate": "db://rows/{id}", "name": "rows"})],
         Some("Be nice."),
     );
+    // A clean server for the tiers preset is one its policy gives a tier.
+    let mut tiered = Tiers::default();
+    tiered.servers.insert("s".into(), Tier::InternalRead);
     for (name, _, _) in PRESETS {
         let policy = preset(name).unwrap().unwrap();
         let results = evaluate(
             &compile(policy.rules).unwrap(),
-            &Input::new(&clean),
+            &Input::with(&clean, &Revocations::default(), &tiered),
             &|| true,
         )
         .unwrap();
@@ -354,4 +357,90 @@ fn call_rules_judge_each_call_by_its_arguments_and_fail_closed() {
     // policy check does not evaluate call rules (there is no call): they pass, evaluated 0.
     let results = evaluate(&compiled, &input, &|| true).unwrap();
     assert!(results.iter().all(|r| r.evaluated == 0 && !r.fails_check()));
+}
+
+#[test]
+fn tiers_are_assigned_by_policy_and_their_controls_hold() {
+    let tool = |name: &str, read_only: bool| {
+        json!({"name": name, "description": "d", "inputSchema": {"type": "object"},
+               "annotations": {"readOnlyHint": read_only}})
+    };
+    let lock = lockfile(
+        vec![
+            tool("read", true),
+            tool("write", false),
+            tool("wipe", false),
+            tool("stray", true),
+        ],
+        vec![],
+        None,
+    );
+    let team = parse_policy(
+        "team.yaml",
+        "name: team\ntiers:\n  servers:\n    s: tier_1_internal_read\n  tools:\n    s/write: tier_3_approval_required\n    s/wipe: tier_4_prohibited\nrules:\n  - id: any\n    expr: 'true'\n    message: m\n    severity: error\n",
+    )
+    .unwrap();
+    let mut tiers = Tiers::default();
+    tiers.merge(&team.tiers).unwrap();
+    let preset = preset("tiers").unwrap().unwrap();
+    let compiled = compile(preset.rules).unwrap();
+    let input = Input::with(&lock, &Revocations::default(), &tiers);
+    let results = evaluate(&compiled, &input, &|| true).unwrap();
+    let failing = |id: &str| -> Vec<String> {
+        results
+            .iter()
+            .find(|r| r.rule.id == id)
+            .unwrap()
+            .failures
+            .iter()
+            .map(|(s, _)| s.item.clone().unwrap_or_default())
+            .collect()
+    };
+    // The server's tier covers "stray"; nothing is untiered.
+    assert!(failing("every-tool-has-a-tier").is_empty());
+    assert!(
+        failing("tier-0-and-1-are-read-only").is_empty(),
+        "write and wipe have their own tiers"
+    );
+    let call = |tool: &str| evaluate_call(&compiled, &input, "s", tool, &json!({}), &|| true);
+    assert_eq!(call("read"), CallVerdict::Allow);
+    assert!(matches!(call("write"), CallVerdict::Deny(id, _) if id == "tier-3-needs-approval"));
+    assert!(matches!(call("wipe"), CallVerdict::Deny(id, _) if id == "tier-4-is-prohibited"));
+    // Without tiers: every tool is a finding, and no call is allowed.
+    let bare = Input::with(&lock, &Revocations::default(), &Tiers::default());
+    let results = evaluate(&compiled, &bare, &|| true).unwrap();
+    let untiered = results
+        .iter()
+        .find(|r| r.rule.id == "every-tool-has-a-tier")
+        .unwrap();
+    assert_eq!(untiered.failures.len(), 4);
+    assert!(
+        !untiered
+            .failures
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Error(_))),
+        "null compares cleanly"
+    );
+    assert!(matches!(
+        evaluate_call(&compiled, &bare, "s", "read", &json!({}), &|| true),
+        CallVerdict::Deny(id, _) if id == "untiered-tools-are-not-called"
+    ));
+    // A read-only tier given to a writing tool fails the check; two tiers for one tool conflict.
+    let mut wrong = Tiers::default();
+    wrong.servers.insert("s".into(), Tier::InternalRead);
+    let results = evaluate(
+        &compiled,
+        &Input::with(&lock, &Revocations::default(), &wrong),
+        &|| true,
+    )
+    .unwrap();
+    let read_only = results
+        .iter()
+        .find(|r| r.rule.id == "tier-0-and-1-are-read-only")
+        .unwrap();
+    assert_eq!(read_only.failures.len(), 2);
+    let mut other = Tiers::default();
+    other.tools.insert("s/write".into(), Tier::ScopedWrite);
+    assert!(tiers.merge(&other).unwrap_err().contains("two tiers"));
+    assert!(parse_policy("bad.yaml", "name: b\ntiers:\n  servers:\n    s: tier_9\nrules:\n  - id: x\n    expr: 'true'\n    message: m\n    severity: error\n").is_err());
 }
