@@ -73,6 +73,7 @@ fn lockfile(servers: Vec<(&str, ServerLock)>) -> Lockfile {
             .into_iter()
             .map(|(n, s)| (n.to_string(), s))
             .collect(),
+        approvals: Vec::new(),
     }
 }
 

@@ -58,6 +58,7 @@ fn lockfile_seeds() -> Vec<Vec<u8>> {
             let entry = mcplock::core::lockfile::ServerLock::from_snapshot(snapshot, true).unwrap();
             Lockfile {
                 servers: [("s".to_string(), entry)].into_iter().collect(),
+                approvals: Vec::new(),
             }
             .to_pretty()
         })

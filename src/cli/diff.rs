@@ -110,6 +110,7 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
         return Ok((
             Lockfile {
                 servers: BTreeMap::from([(name, entry)]),
+                approvals: Vec::new(),
             },
             true,
         ));
@@ -144,6 +145,7 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
                 .into_iter()
                 .filter(|(name, _)| new.servers.contains_key(name))
                 .collect(),
+            approvals: Vec::new(),
         };
         return Ok((old, new));
     }

@@ -315,6 +315,7 @@ pub async fn scanned_hosts(
     }
     Ok(Lockfile {
         servers: scanned.into_iter().map(|(n, _, e)| (n, e)).collect(),
+        approvals: Vec::new(),
     })
 }
 

@@ -153,6 +153,18 @@ pub enum Command {
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Revoke(RevokeArgs),
 
+    /// Approve one tool as locked now (for tier 3: the tiers preset calls it only approved).
+    ///
+    /// Records who approved which tool of which server, with the tool's locked digest, in the
+    /// lockfile's approvals (lockfile version 3). The approval holds while the tool's locked
+    /// definition is that one: a re-lock that changes it needs a new approval. The approvals
+    /// are part of the signed lockfile: sign it again afterwards.
+    ///
+    /// Example:
+    ///   mcplock approve --server files --tool delete_file --by alice@example.com --reason "cleanup job"
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Approve(ApproveArgs),
+
     /// Generate an Ed25519 key pair for signing lockfiles.
     ///
     /// The private key is written as PEM PKCS#8 with mode 0600 and never overwrites an
@@ -1007,6 +1019,33 @@ pub struct HostArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The server (its name in the lockfile).
+    #[arg(long, value_name = "NAME")]
+    pub server: String,
+
+    /// The tool approved, as the lockfile holds it now.
+    #[arg(long, value_name = "NAME")]
+    pub tool: String,
+
+    /// Who approves (a name or an email).
+    #[arg(long, value_name = "WHO")]
+    pub by: String,
+
+    /// Why.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// The lockfile.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The server (its name in the lockfile).
     #[arg(long, value_name = "NAME")]
@@ -1256,6 +1295,7 @@ pub fn main() -> ExitCode {
                 Command::Hosts(args) => hosts::list(args),
                 Command::Wrap(args) => hosts::wrap(args),
                 Command::Revoke(args) => revocations::revoke(args),
+                Command::Approve(args) => revocations::approve(args),
                 Command::Unwrap(args) => hosts::unwrap(args),
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,

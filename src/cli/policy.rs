@@ -124,6 +124,7 @@ async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
         .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
     Ok(Lockfile {
         servers: BTreeMap::from([(name, entry)]),
+        approvals: Vec::new(),
     })
 }
 

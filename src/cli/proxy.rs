@@ -342,6 +342,7 @@ fn call_policy(
             .filter(|(n, _)| n.as_str() == name)
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect(),
+        approvals: Vec::new(),
     };
     let server = name.to_string();
     type Job = (

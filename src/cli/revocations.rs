@@ -1,5 +1,6 @@
-//! Revocation lists at the command line: `mcplock revoke`, and reading a list (with its
-//! signature when it has one) for `verify`, `policy check` and the proxy.
+//! Taking approval away and giving it one tool at a time: `mcplock revoke` and reading a
+//! revocation list (with its signature when it has one) for `verify`, `policy check` and the
+//! proxy; `mcplock approve`, which records an approval of a tool as locked in the lockfile.
 
 use super::exit::{no, usage};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
@@ -170,6 +171,74 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
             path.display(),
             list.entries.len(),
             if list.entries.len() == 1 { "y" } else { "ies" }
+        ),
+    };
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+/// `mcplock approve`: records an approval of one tool as locked now.
+pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
+    if args.by.trim().is_empty() || args.reason.trim().is_empty() {
+        return Err(usage("--by and --reason must say who approves and why"));
+    }
+    let path = args.lockfile.as_path();
+    let _guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+    let mut lockfile = super::locked::load_lockfile(path)?
+        .ok_or_else(|| usage(format!("{} does not exist; lock first", path.display())))?;
+    let server = lockfile.servers.get(&args.server).ok_or_else(|| {
+        usage(format!(
+            "{} locks no server {:?}",
+            path.display(),
+            args.server
+        ))
+    })?;
+    let digest = server
+        .item_digests()
+        .get(&ItemKind::Tool)
+        .and_then(|d| d.get(&args.tool))
+        .copied()
+        .ok_or_else(|| {
+            usage(format!(
+                "server {:?} locks no tool {:?}",
+                args.server, args.tool
+            ))
+        })?;
+    lockfile.approvals.push(crate::core::lockfile::Approval {
+        server: args.server.clone(),
+        tool: args.tool.clone(),
+        digest,
+        by: args.by.clone(),
+        at: super::proxy::now(),
+        reason: args.reason.clone(),
+    });
+    lockfile.approvals.sort();
+    lockfile.approvals.dedup();
+    crate::edge::fs::write_atomic_bounded(
+        path,
+        &lockfile.to_pretty(),
+        super::files::MAX_LOCKFILE_BYTES,
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    let signed = default_signature_path(path).exists();
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "approved": {"server": args.server, "tool": args.tool, "digest": digest.to_string()},
+            "lockfile": path.display().to_string(),
+            "resign": signed,
+        })),
+        Format::Human => format!(
+            "approved tool {:?} of {:?} as locked ({digest}) in {}{}\n",
+            args.tool,
+            args.server,
+            path.display(),
+            if signed {
+                "; its signature no longer covers it: sign it again (mcplock sign)"
+            } else {
+                ""
+            }
         ),
     };
     Ok(Output {

@@ -60,10 +60,37 @@ pub struct ServerLock {
     pub unserved: BTreeMap<ItemKind, i64>,
 }
 
-/// A whole lockfile: servers by name.
+/// A whole lockfile: servers by name, and the approvals given for single tools (tier 3).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Lockfile {
     pub servers: BTreeMap<String, ServerLock>,
+    /// Version 3 only, written only when there are any; sorted. Covered by the lockfile's
+    /// signature like everything else in it.
+    pub approvals: Vec<Approval>,
+}
+
+/// An approval of one tool as locked: valid while the tool's locked digest is this one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Approval {
+    pub server: String,
+    pub tool: String,
+    pub digest: Digest,
+    /// Who approved (a name or an email, as given).
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub reason: String,
+}
+
+impl Approval {
+    /// Whether this approval covers `tool` of `server` as locked now (its digest).
+    pub fn covers(&self, server: &str, tool: &str, digest: Digest) -> bool {
+        self.server == server && self.tool == tool && self.digest == digest
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"at": self.at, "by": self.by, "digest": self.digest.to_string(), "reason": self.reason, "server": self.server, "tool": self.tool})
+    }
 }
 
 /// Why a snapshot cannot be locked.
@@ -250,12 +277,19 @@ impl Lockfile {
             .iter()
             .map(|(name, server)| (name.clone(), server.to_json(name)))
             .collect();
-        json!({"lockfileVersion": self.version(), "servers": servers})
+        let mut doc = json!({"lockfileVersion": self.version(), "servers": servers});
+        if !self.approvals.is_empty() {
+            let mut approvals = self.approvals.clone();
+            approvals.sort();
+            approvals.dedup();
+            doc["approvals"] = Value::Array(approvals.iter().map(Approval::to_json).collect());
+        }
+        doc
     }
 
     /// The oldest format version that can hold this lockfile.
     pub fn version(&self) -> u64 {
-        if self.servers.values().any(|s| s.launch.needs_version_3()) {
+        if !self.approvals.is_empty() || self.servers.values().any(|s| s.launch.needs_version_3()) {
             3
         } else if self.servers.values().any(|s| !s.unserved.is_empty()) {
             2
@@ -302,7 +336,10 @@ impl Lockfile {
             }
             servers.insert(name, server);
         }
-        Ok(Lockfile { servers })
+        Ok(Lockfile {
+            servers,
+            approvals: read.approvals,
+        })
     }
 
     pub fn from_value(value: &Value) -> Result<Lockfile, LockfileError> {
@@ -338,6 +375,7 @@ enum Keep {
 
 struct Read {
     servers: BTreeMap<String, (ServerLock, ItemDigests)>,
+    approvals: Vec<Approval>,
 }
 
 fn read_lockfile(value: &Value, keep: Keep) -> Result<Lockfile, LockfileError> {
@@ -348,6 +386,7 @@ fn read_lockfile(value: &Value, keep: Keep) -> Result<Lockfile, LockfileError> {
             .into_iter()
             .map(|(name, (server, _))| (name, server))
             .collect(),
+        approvals: read.approvals,
     })
 }
 
@@ -384,7 +423,19 @@ fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
                 ));
             }
         };
-        only_keys(top, &["lockfileVersion", "servers"], "")?;
+        only_keys(top, &["approvals", "lockfileVersion", "servers"], "")?;
+        let approvals = match top.get("approvals") {
+            None => Vec::new(),
+            Some(_) if version < 3 => {
+                return Err(err(
+                    "approvals",
+                    format!(
+                        "approvals need lockfileVersion 3; the file says {version} (it was edited by hand?)"
+                    ),
+                ));
+            }
+            Some(list) => read_approvals(list)?,
+        };
         let servers = object(take(top, "servers", "")?, "servers")?;
         let mut out = BTreeMap::new();
         for (name, entry) in servers {
@@ -395,8 +446,47 @@ fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
             let server = read_server(name, entry, &place, keep, version)?;
             out.insert(name.clone(), server);
         }
-        Ok(Read { servers: out })
+        Ok(Read {
+            servers: out,
+            approvals,
+        })
     }
+}
+
+/// The `approvals` list: exactly its fields, non-empty, sorted and without duplicates (the
+/// order a writer gives it), so that the same approvals are the same bytes.
+fn read_approvals(list: &Value) -> Result<Vec<Approval>, LockfileError> {
+    let items = match list {
+        Value::Array(items) if !items.is_empty() => items,
+        _ => return Err(err("approvals", "expected a non-empty array")),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let place = format!("approvals[{i}]");
+        let item = object(item, &place)?;
+        only_keys(
+            item,
+            &["at", "by", "digest", "reason", "server", "tool"],
+            &place,
+        )?;
+        let text = |k: &str| string(take(item, k, &place)?, &format!("{place}.{k}"));
+        let digest = digest_field(take(item, "digest", &place)?, &format!("{place}.digest"))?;
+        out.push(Approval {
+            server: text("server")?,
+            tool: text("tool")?,
+            digest,
+            by: text("by")?,
+            at: text("at")?,
+            reason: text("reason")?,
+        });
+    }
+    if out.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(err(
+            "approvals",
+            "not sorted, or an approval is listed twice",
+        ));
+    }
+    Ok(out)
 }
 
 const SERVER_KEYS: [&str; 12] = [
@@ -741,6 +831,7 @@ mod tests {
     fn file() -> Lockfile {
         Lockfile {
             servers: BTreeMap::from([("demo".to_string(), sample())]),
+            approvals: Vec::new(),
         }
     }
 
@@ -759,6 +850,7 @@ mod tests {
         };
         let lock = Lockfile {
             servers: BTreeMap::from([("demo".to_string(), remote), ("local".into(), sample())]),
+            approvals: Vec::new(),
         };
         assert_eq!(lock.version(), 3);
         let bytes = lock.to_pretty();
@@ -787,6 +879,48 @@ mod tests {
     }
 
     #[test]
+    fn approvals_need_version_3_and_read_back_in_one_order() {
+        let mut lock = file();
+        let digest = lock.servers["demo"].item_digests()[&ItemKind::Tool]["echo"];
+        lock.approvals.push(Approval {
+            server: "demo".into(),
+            tool: "echo".into(),
+            digest,
+            by: "alice".into(),
+            at: "2026-11-30T10:00:00Z".into(),
+            reason: "needed".into(),
+        });
+        assert_eq!(lock.version(), 3);
+        let bytes = lock.to_pretty();
+        let back = Lockfile::parse(&bytes).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(
+            Lockfile::from_owned_value(serde_json::from_slice(&bytes).unwrap()).unwrap(),
+            lock
+        );
+        assert!(back.approvals[0].covers("demo", "echo", digest));
+        let mut doc: Value = serde_json::from_slice(&bytes).unwrap();
+        doc["lockfileVersion"] = json!(2);
+        assert!(
+            Lockfile::parse(doc.to_string().as_bytes())
+                .unwrap_err()
+                .message
+                .contains("lockfileVersion 3")
+        );
+        let mut twice: Value = serde_json::from_slice(&bytes).unwrap();
+        let one = twice["approvals"][0].clone();
+        twice["approvals"].as_array_mut().unwrap().push(one);
+        assert!(Lockfile::parse(twice.to_string().as_bytes()).is_err());
+        // Without approvals a file keeps its version and bytes.
+        assert_eq!(file().version(), 1);
+        assert!(
+            !String::from_utf8(file().to_pretty())
+                .unwrap()
+                .contains("approvals")
+        );
+    }
+
+    #[test]
     fn round_trips_byte_for_byte() {
         let bytes = file().to_pretty();
         assert!(bytes.ends_with(b"}\n"));
@@ -808,6 +942,7 @@ mod tests {
         server.prompts = index_items(ItemKind::Prompt, vec![json!({"name": "p"})]).unwrap();
         let lock = Lockfile {
             servers: BTreeMap::from([("a".to_string(), server), ("b".to_string(), sample())]),
+            approvals: Vec::new(),
         };
         let doc: Value = serde_json::from_slice(&lock.to_pretty()).unwrap();
         assert_eq!(Lockfile::from_value(&doc).unwrap(), lock);
@@ -902,6 +1037,7 @@ mod tests {
         server.unserved.insert(ItemKind::ResourceTemplate, -32601);
         let v2 = Lockfile {
             servers: BTreeMap::from([("demo".to_string(), server.clone())]),
+            approvals: Vec::new(),
         };
         assert_eq!(v2.version(), 2);
         assert_ne!(v1.servers["demo"].digest("demo"), server.digest("demo"));

@@ -7,6 +7,7 @@
 //! does not compile, reads a missing field, errors, or returns a non-boolean. `warn` only
 //! softens a rule that evaluated cleanly to `false`. docs/policy.md describes the input model.
 
+use crate::core::canonical::Digest;
 use crate::core::confusable;
 use crate::core::findings;
 use crate::core::lockfile::{Lockfile, ServerLock};
@@ -648,6 +649,15 @@ impl Input {
                                     _ => tiers.servers.get(name.as_str()).copied(),
                                 };
                                 item["tier"] = json!(tier.map(Tier::as_str));
+                                if kind == ItemKind::Tool {
+                                    let digest = Digest::of_value(&Value::Object(def.clone()));
+                                    item["approved"] = json!(
+                                        lockfile
+                                            .approvals
+                                            .iter()
+                                            .any(|a| a.covers(name, key, digest))
+                                    );
+                                }
                                 // An item of a revoked server is revoked too.
                                 let revoked = revoked_servers.contains(name)
                                     || revoked_items.contains(&(name.clone(), kind, key.clone()));

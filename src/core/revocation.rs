@@ -222,6 +222,7 @@ mod tests {
                     json!({"name": "write_file", "inputSchema": {"type": "object"}}),
                 ]),
             )]),
+            approvals: Vec::new(),
         }
     }
 

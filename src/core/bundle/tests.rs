@@ -35,6 +35,7 @@ fn lockfile() -> Lockfile {
             "files".to_string(),
             server(&[("read", "Reads a file.\nMore."), ("write", "Writes")]),
         )]),
+        approvals: Vec::new(),
     }
 }
 

@@ -45,6 +45,7 @@ fn base_tool() -> Value {
 fn lock(s: ServerLock) -> Lockfile {
     Lockfile {
         servers: BTreeMap::from([("s".to_string(), s)]),
+        approvals: Vec::new(),
     }
 }
 
@@ -407,6 +408,7 @@ fn resource_template_changes_are_critical_and_servers_can_come_and_go() {
 
     let two = Lockfile {
         servers: BTreeMap::from([("s".to_string(), a.clone()), ("t".to_string(), a)]),
+        approvals: Vec::new(),
     };
     let one_server = lock(server(vec![]));
     let changes: Vec<_> = diff(&one_server, &two)
