@@ -839,6 +839,12 @@ fn a_revocation_written_during_a_session_takes_effect_on_the_next_call() {
     };
     host.send(call(2, "tool_00000"));
     assert!(host.next()["result"].is_object());
+    // SIGHUP asks a proxy with a revocation list to read it again; it does not stop it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
 
     // Revoked while the session runs.
     run_in(

@@ -1286,6 +1286,8 @@ pub fn main() -> ExitCode {
     // Helpers that leave a server's process group are reparented to mcplock, not init, so
     // they can be ended with the rest.
     process::become_subreaper();
+    // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping.
+    let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.revocations.is_some());
     let outcome = runtime.block_on(async {
         let command = async {
             match cli.command {
@@ -1329,7 +1331,7 @@ pub fn main() -> ExitCode {
                 process::end_escaped(SHUTDOWN_GRACE).await;
                 Ok(outcome)
             }
-            signal = interrupted() => {
+            signal = interrupted(hangup_stops) => {
                 // The command is suspended, not dropped: end its servers as shutdown would.
                 process::stop_all(SHUTDOWN_GRACE).await;
                 Err(signal)
@@ -1376,7 +1378,9 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives, with its name and number (exit code
 /// 128 + number). Never resolves where the handlers cannot be installed.
-async fn interrupted() -> (&'static str, u8) {
+/// With `hangup_stops` false, SIGHUP is left to the command (the proxy re-reads its
+/// revocation list on it).
+async fn interrupted(hangup_stops: bool) -> (&'static str, u8) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
@@ -1385,10 +1389,12 @@ async fn interrupted() -> (&'static str, u8) {
     ) else {
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = int.recv() => ("SIGINT", 2),
-        _ = term.recv() => ("SIGTERM", 15),
-        _ = hup.recv() => ("SIGHUP", 1),
+    loop {
+        tokio::select! {
+            _ = int.recv() => return ("SIGINT", 2),
+            _ = term.recv() => return ("SIGTERM", 15),
+            _ = hup.recv() => if hangup_stops { return ("SIGHUP", 1) },
+        }
     }
 }
 

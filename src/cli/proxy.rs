@@ -401,12 +401,25 @@ fn revocation_poll(
     use crate::proxy::Poll;
     let last: std::sync::Mutex<Option<(Option<std::time::SystemTime>, u64)>> =
         std::sync::Mutex::new(None);
+    // SIGHUP: read the list again at the next message even if its time and size did not
+    // change (an edit within one clock tick).
+    let hangup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Ok(mut signals) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    {
+        let hangup = std::sync::Arc::clone(&hangup);
+        tokio::spawn(async move {
+            while signals.recv().await.is_some() {
+                hangup.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
     Box::new(move || {
         let stamp = std::fs::metadata(&path)
             .map(|m| (m.modified().ok(), m.len()))
             .unwrap_or((None, u64::MAX));
         let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-        if *last == Some(stamp) {
+        let forced = hangup.swap(false, std::sync::atomic::Ordering::SeqCst);
+        if *last == Some(stamp) && !forced {
             return Poll::Unchanged;
         }
         *last = Some(stamp);
