@@ -402,6 +402,12 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             Class::UnclassifiedChange,
             edit_tool(|t| t["x-vendor"] = Value::Null),
         ),
+        // Nothing changed; a revocation list (written by the runner) revokes read_file.
+        (
+            "revoked",
+            Class::Revoked,
+            lockfile(vec![("files", server())]),
+        ),
         (
             "resource-template-changed",
             Class::TextChanged,
@@ -434,19 +440,24 @@ fn every_change_class_has_a_golden_case() {
         fs::write(dir.path().join("new.json"), new.to_pretty()).unwrap();
         let mut golden = String::new();
         for format in ["human", "json", "markdown"] {
-            let run = run_in(
-                dir.path(),
-                &[
-                    "diff",
-                    "old.json",
-                    "new.json",
-                    "--fail-on",
-                    "never",
-                    "--format",
-                    format,
-                ],
-                Duration::from_secs(30),
-            );
+            let mut args = vec![
+                "diff",
+                "old.json",
+                "new.json",
+                "--fail-on",
+                "never",
+                "--format",
+                format,
+            ];
+            if name == "revoked" {
+                fs::write(
+                    dir.path().join("revocations.json"),
+                    r#"{"mcplockRevocations": 1, "revoked": [{"server": "files", "kind": "tool", "name": "read_file", "digest": null, "reason": "sends files to a third party", "revokedAt": "2026-11-30T10:00:00Z"}]}"#,
+                )
+                .unwrap();
+                args.extend(["--revocations", "revocations.json"]);
+            }
+            let run = run_in(dir.path(), &args, Duration::from_secs(30));
             run.expect_success();
             if format == "json" {
                 let report = run.json();

@@ -53,7 +53,11 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     let limits = DiffLimits {
         max_text_diff_words: args.max_text_diff_words,
     };
-    let changes = diff_with(&old, &new, limits);
+    let mut changes = diff_with(&old, &new, limits);
+    if let Some(list) = &args.revocations {
+        let list = super::revocations::load(list, args.trust.key.as_deref())?;
+        changes.extend(crate::core::diff::revoked(&new, &list));
+    }
     if args.old.is_none() && !changes.is_empty() {
         // Drift against a live server is drift, whatever its cause; but a server that differs
         // from itself between starts shows up here too, and only a repeated scan tells.

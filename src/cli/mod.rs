@@ -710,6 +710,11 @@ pub struct DiffArgs {
     #[arg(long, value_name = "N", default_value_t = 5_000)]
     pub max_text_diff_words: usize,
 
+    /// A revocation list (`mcplock revoke`): each server or item of the new side it revokes
+    /// is a critical `revoked` change, whatever else changed.
+    #[arg(long, value_name = "PATH")]
+    pub revocations: Option<std::path::PathBuf>,
+
     #[command(flatten, next_help_heading = "The servers a host runs")]
     pub hosts: HostArgs,
 

@@ -75,12 +75,13 @@ pub enum Class {
     FieldChanged,
     ResourcesLockingChanged,
     ConfusableName,
+    Revoked,
     UnclassifiedChange,
 }
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 42] = [
+    pub const ALL: [Class; 43] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
@@ -122,6 +123,7 @@ impl Class {
         Class::FieldChanged,
         Class::ResourcesLockingChanged,
         Class::ConfusableName,
+        Class::Revoked,
         Class::UnclassifiedChange,
     ];
 
@@ -168,6 +170,7 @@ impl Class {
             Class::FieldChanged => "field-changed",
             Class::ResourcesLockingChanged => "resources-locking-changed",
             Class::ConfusableName => "confusable-name",
+            Class::Revoked => "revoked",
             Class::UnclassifiedChange => "unclassified-change",
         }
     }
@@ -276,6 +279,29 @@ pub fn diff_with(old: &Lockfile, new: &Lockfile, limits: DiffLimits) -> Vec<Chan
     });
     confusable_names(old, new, &mut out);
     word_diffs(&mut out, limits);
+    out
+}
+
+/// Every server or item of `new` a revocation list revokes: one critical change each (the
+/// reason and time as the new value), whatever else changed.
+pub fn revoked(new: &Lockfile, list: &crate::core::revocation::Revocations) -> Vec<Change> {
+    let mut out: Vec<Change> = list
+        .applying_to(new)
+        .into_iter()
+        .map(|(server, item, r)| {
+            let subject = match item {
+                None => Subject::Server,
+                Some((kind, key)) => Subject::Item(kind, key),
+            };
+            Change {
+                new: Some(serde_json::json!({"reason": r.reason, "revokedAt": r.revoked_at})),
+                ..whole(&server, subject, Class::Revoked)
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.server, &a.subject, &a.path, a.class).cmp(&(&b.server, &b.subject, &b.path, b.class))
+    });
     out
 }
 
