@@ -414,3 +414,42 @@ mod tests {
         assert_eq!(inspection.more, 20_000 - MAX_FINDINGS);
     }
 }
+
+#[cfg(test)]
+mod doc_examples {
+    use super::*;
+    use serde_json::json;
+
+    fn block(doc: &str, opener: &str) -> String {
+        let mut lines = doc.lines().skip_while(|l| *l != opener).skip(1);
+        lines
+            .by_ref()
+            .take_while(|l| *l != "```")
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_redaction_example_of_docs_proxy_md_holds() {
+        let doc = include_str!("../../docs/proxy.md");
+        let input = block(doc, "```text finding-input=poisoned");
+        let expected = block(doc, "```text finding-redacted=poisoned");
+        assert!(!input.is_empty() && !expected.is_empty());
+        let mut result = json!({"content": [{"type": "text", "text": input}]});
+        let inspection = inspect("tools/call", &result, None);
+        redact(&mut result, &inspection);
+        assert_eq!(result["content"][0]["text"], expected);
+    }
+
+    #[test]
+    fn the_revocation_example_of_docs_proxy_md_reads() {
+        let doc = include_str!("../../docs/proxy.md");
+        let list = block(doc, "```json revocation-example");
+        let read = crate::core::revocation::Revocations::parse(list.as_bytes()).unwrap();
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(
+            String::from_utf8(read.to_pretty()).unwrap().trim_end(),
+            list.trim_end()
+        );
+    }
+}

@@ -440,6 +440,34 @@ fn tiers_are_assigned_by_policy_and_their_controls_hold() {
         .find(|r| r.rule.id == "tier-0-and-1-are-read-only")
         .unwrap();
     assert_eq!(read_only.failures.len(), 2);
+    // Tier 2 must state destructiveness (none of these tools does); tier 0 must be read-only.
+    let mut scoped = Tiers::default();
+    scoped.servers.insert("s".into(), Tier::ScopedWrite);
+    scoped.tools.insert("s/read".into(), Tier::PublicContext);
+    let results = evaluate(
+        &compiled,
+        &Input::with(&lock, &Revocations::default(), &scoped),
+        &|| true,
+    )
+    .unwrap();
+    let failing_in = |id: &str| {
+        results
+            .iter()
+            .find(|r| r.rule.id == id)
+            .unwrap()
+            .failures
+            .len()
+    };
+    assert_eq!(
+        failing_in("tier-2-declares-its-writes"),
+        3,
+        "write, wipe and stray"
+    );
+    assert_eq!(
+        failing_in("tier-0-and-1-are-read-only"),
+        0,
+        "read is read-only"
+    );
     let mut other = Tiers::default();
     other.tools.insert("s/write".into(), Tier::ScopedWrite);
     assert!(tiers.merge(&other).unwrap_err().contains("two tiers"));
