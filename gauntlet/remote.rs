@@ -400,34 +400,68 @@ fn a_remote_rug_pull_is_denied_through_the_proxy_from_the_moment_it_is_announced
     let url = server.url("/mcp");
     run_in(d, &["lock", "--url", &url], T).expect_success();
     // The first call's answer comes as an event stream that announces list_changed first;
-    // from then on tool_00000's description is poisoned.
-    let argv = [
-        mcplock_bin(),
-        "proxy",
-        "--allow-unsigned",
-        "--audit",
-        "audit.jsonl",
-        "--url",
-        url.as_str(),
-    ];
-    let (seen, stderr) = python_host(
-        d,
-        json!([["tool_00000", {"path": "a"}], ["tool_00000", {"path": "b"}], ["tool_00001", {"path": "c"}]]),
-        &argv,
+    // from then on tool_00000's description is poisoned. A raw host waits for the proxy's
+    // list_changed (sent once its own re-listing is checked) before calling again: a call made
+    // during that one round trip is denied as not listed, which would make this test a race.
+    use std::io::{BufRead, Write};
+    let mut proxy = std::process::Command::new(mcplock_bin())
+        .current_dir(d)
+        .args([
+            "proxy",
+            "--allow-unsigned",
+            "--audit",
+            "audit.jsonl",
+            "--url",
+            url.as_str(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut to_proxy = proxy.stdin.take().unwrap();
+    let mut from_proxy = std::io::BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let mut send = |v: Value| {
+        writeln!(to_proxy, "{v}")
+            .and_then(|()| to_proxy.flush())
+            .unwrap()
+    };
+    let mut next = || -> Value {
+        serde_json::from_str(&from_proxy.next().expect("a line from the proxy").unwrap()).unwrap()
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}),
     );
-    let calls = &seen["calls"];
+    assert!(next()["result"].is_object());
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    assert_eq!(next()["result"]["tools"].as_array().map(Vec::len), Some(3));
+    let call = |id: i64, tool: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {"path": "a"}}});
+    send(call(2, "tool_00000"));
+    let answered = next();
     assert_eq!(
-        calls[0]["text"],
-        json!(["tool_00000 done"]),
-        "{seen}\n{stderr}"
+        answered["result"]["content"][0]["text"], "tool_00000 done",
+        "{answered}"
     );
+    let told = next();
+    assert_eq!(told["method"], "notifications/tools/list_changed", "{told}");
+    send(call(3, "tool_00000"));
+    let denied = next();
     assert!(
-        calls[1]["error"]
+        denied["error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("mcplock denied")),
-        "the drifted tool is denied: {seen}"
+        "the drifted tool is denied: {denied}"
     );
-    assert_eq!(calls[2]["text"], json!(["tool_00001 done"]), "{seen}");
+    send(call(4, "tool_00001"));
+    let other = next();
+    assert_eq!(
+        other["result"]["content"][0]["text"], "tool_00001 done",
+        "{other}"
+    );
+    drop(to_proxy);
+    let _ = proxy.wait();
     let log = fs::read_to_string(d.join("audit.jsonl")).unwrap();
     assert!(
         log.lines().any(|l| l.contains("\"item\":\"tool_00000\"")
