@@ -449,12 +449,7 @@ fn wrap_codex(
     entry: &Map<String, Value>,
     settings: &ProxySettings,
 ) -> Result<Map<String, Value>, String> {
-    if is_wrapped(entry) {
-        return Err("already runs through mcplock proxy".into());
-    }
-    if entry.get("enabled").and_then(Value::as_bool) == Some(false) {
-        return Err("disabled".into());
-    }
+    // (wrap_entry refuses what is wrapped already or disabled.)
     // The TOML names, moved to the JSON-family shape wrap_entry knows.
     let mut shaped = entry.clone();
     let mut extra_args: Vec<Value> = Vec::new();

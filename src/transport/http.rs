@@ -574,16 +574,26 @@ impl Bridge {
         Ok(())
     }
 
-    /// POSTs one message to the legacy endpoint; its answer comes on the stream.
-    async fn legacy_send(&self, raw: &[u8], message: &Value) -> Result<(), Failure> {
+    /// POSTs `raw`; a response that makes the endpoint unusable is a fatal failure.
+    async fn send_checked(
+        &self,
+        raw: &[u8],
+        message: &Value,
+    ) -> Result<reqwest::Response, Failure> {
         let response = self
             .post(raw, message)
             .send()
             .await
             .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
-        if let Some(fatal) = self.fatal_status(&response) {
-            return Err(Failure::Fatal(fatal));
+        match self.fatal_status(&response) {
+            Some(fatal) => Err(Failure::Fatal(fatal)),
+            None => Ok(response),
         }
+    }
+
+    /// POSTs one message to the legacy endpoint; its answer comes on the stream.
+    async fn legacy_send(&self, raw: &[u8], message: &Value) -> Result<(), Failure> {
+        let response = self.send_checked(raw, message).await?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -689,14 +699,7 @@ impl Bridge {
             return self.legacy_send(raw, message).await;
         }
         let had_session = self.state().session.is_some();
-        let mut response = self
-            .post(raw, message)
-            .send()
-            .await
-            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
-        if let Some(fatal) = self.fatal_status(&response) {
-            return Err(Failure::Fatal(fatal));
-        }
+        let mut response = self.send_checked(raw, message).await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND && had_session {
             return Err(Failure::Fatal(format!(
