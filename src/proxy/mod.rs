@@ -20,6 +20,9 @@ pub const MAX_PENDING: usize = 4_096;
 /// Pages the proxy follows when it re-lists on its own after `list_changed`; past it, nothing
 /// of that kind may be called until the host lists again.
 pub const MAX_RELIST_PAGES: usize = 64;
+/// Host calls held while a re-listing of their kind is out, at most; past it a call is judged
+/// at once (and denied as not listed).
+pub const MAX_PARKED: usize = 256;
 /// JSON-RPC error code for a request the proxy cannot relay (the table is full, the server is
 /// gone).
 pub const UNAVAILABLE: i64 = -32011;
@@ -121,6 +124,21 @@ fn error_line(id: &Value, code: i64, message: String, data: Option<Value>) -> Ve
     line(&json!({"jsonrpc": "2.0", "id": id, "error": error}))
 }
 
+/// Hands the calls parked for `notification`'s re-listing back to be read again, in order.
+fn release(
+    parked: &mut Vec<(&'static str, crate::transport::channel::Message)>,
+    notification: &str,
+    replay: &tokio::sync::mpsc::UnboundedSender<crate::transport::channel::Message>,
+) {
+    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(parked)
+        .into_iter()
+        .partition(|(n, _)| *n == notification);
+    *parked = later;
+    for (_, message) in now {
+        let _ = replay.send(message);
+    }
+}
+
 /// Runs one session until the host or the server goes away.
 /// Asks the server for one page of `kind` on the proxy's own account (its own id space, never
 /// a host's). `None` when the relay table is full.
@@ -196,6 +214,12 @@ where
     // The proxy's own re-listings: per `list_changed` method, the notification held back until
     // every kind it concerns has been re-checked, and how many re-listings are still out.
     let mut held: HashMap<String, (Map<String, Value>, usize)> = HashMap::new();
+    // Host calls that arrived while a re-listing of their kind was out: they wait for its
+    // verdict instead of being denied as not listed, and are read again (in order) when it
+    // comes, from `replay` before anything new from the host.
+    let mut parked: Vec<(&'static str, crate::transport::channel::Message)> = Vec::new();
+    let (replay, mut replayed) =
+        tokio::sync::mpsc::unbounded_channel::<crate::transport::channel::Message>();
     let mut own_ids: i64 = 0;
     let mut generations: std::collections::BTreeMap<ItemKind, u64> =
         std::collections::BTreeMap::new();
@@ -232,7 +256,13 @@ where
     };
     loop {
         tokio::select! {
-            from_host = host.next() => {
+            from_host = async {
+                tokio::select! {
+                    biased;
+                    Some(message) = replayed.recv() => Ok(message),
+                    next = host.next() => next,
+                }
+            } => {
                 // A revocation takes effect from the next message on.
                 if let Some(poll) = &options.revocations {
                     let revoked = match poll() {
@@ -290,6 +320,18 @@ where
                             let mut meta = meta.clone();
                             meta.remove("progressToken");
                             host_meta = Some(Value::Object(meta));
+                        }
+                        // A call of a kind being re-listed waits for the re-listing's verdict.
+                        if let Some(Ok((kind, _))) = enforce::called_item(&method, params) {
+                            let notification = kind.list_changed_notification();
+                            if held.contains_key(notification) && parked.len() < MAX_PARKED {
+                                let message = crate::transport::channel::Message {
+                                    raw: message.raw.clone(),
+                                    value: Value::Object(obj.clone()),
+                                };
+                                parked.push((notification, message));
+                                continue;
+                            }
                         }
                         if let Err(reason) = enforce::check_call(&method, params, locked, &session) {
                             let item = params
@@ -490,12 +532,16 @@ where
                                 if done && let Some((held_obj, _)) = held.remove(notification) {
                                         host_out.write_all(&line(&Value::Object(held_obj))).await?;
                                         host_out.flush().await?;
+                                        release(&mut parked, notification, &replay);
                                 }
                             }
                             continue;
                         }
                         match (expect.remove(&sent), obj.remove("result")) {
                             (Some(Expect::List { kind, first_page }), Some(Value::Object(result))) => {
+                                // The host's own listing decides for the calls waiting on a
+                                // re-listing of this kind (which may never come back).
+                                release(&mut parked, kind.list_changed_notification(), &replay);
                                 let served = (options.on_drift == OnDrift::Warn).then(|| result.clone());
                                 let checked = enforce::check_list_page(kind, result, first_page, locked, &mut session);
                                 for w in &checked.withheld {

@@ -674,3 +674,43 @@ async fn results_with_findings_are_warned_redacted_or_blocked_and_audited() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_call_during_a_relisting_waits_for_its_verdict_instead_of_being_denied() {
+    let (mut host, mut server, _session) = start(1 << 16);
+    let t = json!({"name": "t", "inputSchema": {"type": "object"}});
+    let u = json!({"name": "u", "inputSchema": {"type": "object"}});
+    let lock_both = json!([t, u]);
+    host_lists(&mut host, &mut server, lock_both.clone()).await;
+    server
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
+        .await;
+    let relist = server.next().await;
+    assert_eq!(relist["method"], "tools/list");
+    // The host calls while the proxy's re-listing is out: nothing is answered yet.
+    host.send(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "t"}}))
+        .await;
+    let nothing = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        host.lines.next_line(),
+    )
+    .await;
+    assert!(nothing.is_err(), "the call waits: {nothing:?}");
+    // The re-listing comes back unchanged: the host hears of it, then the call goes on.
+    server.answer(&relist, json!({"tools": lock_both})).await;
+    assert_eq!(
+        host.next().await["method"],
+        "notifications/tools/list_changed"
+    );
+    let call = server.next().await;
+    assert_eq!(
+        (call["method"].clone(), call["params"]["name"].clone()),
+        (json!("tools/call"), json!("t"))
+    );
+    server.answer(&call, json!({"content": []})).await;
+    let answered = host.next().await;
+    assert_eq!(
+        (answered["id"].clone(), answered["result"].clone()),
+        (json!(5), json!({"content": []}))
+    );
+}
