@@ -16,6 +16,7 @@ mod proxy;
 mod render;
 mod revocations;
 mod scan;
+mod wrap;
 
 pub use exit::{CliError, ExitKind};
 
@@ -1300,10 +1301,10 @@ pub fn main() -> ExitCode {
                 Command::Lock(args) if args.hosts.host.is_some() => hosts::lock(args).await,
                 Command::Lock(args) => lock::run(args).await,
                 Command::Hosts(args) => hosts::list(args),
-                Command::Wrap(args) => hosts::wrap(args),
+                Command::Wrap(args) => wrap::wrap(args),
                 Command::Revoke(args) => revocations::revoke(args),
                 Command::Approve(args) => revocations::approve(args),
-                Command::Unwrap(args) => hosts::unwrap(args),
+                Command::Unwrap(args) => wrap::unwrap(args),
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
                 Command::Verify(args) => {

@@ -1,0 +1,411 @@
+//! `mcplock wrap` and `mcplock unwrap`: a host's config rewritten so its servers run through
+//! `mcplock proxy`, and back, with the backup and the record of each entry's original text.
+
+use super::exit::usage;
+use super::hosts::{selected, shown};
+use super::locked::load_lockfile;
+use super::render::pretty;
+use super::{CliError, ExitKind, HostArgs, Output, UnwrapArgs, WrapArgs};
+use crate::core::text::escape;
+use crate::hosts::rewrite::{self, Originals, ProxySettings};
+use crate::hosts::{ConfigFile, Host, Spec};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// The config files of the selected hosts that exist (the files of Continue's folder one by
+/// one), or the one --config names.
+fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
+    let hosts = selected(args)?;
+    if let Some(config) = &args.config {
+        if !config.is_file() {
+            return Err(usage(format!(
+                "--config {}: no such file",
+                config.display()
+            )));
+        }
+        return Ok(vec![ConfigFile::new(
+            hosts[0],
+            crate::hosts::Scope::User,
+            config.clone(),
+        )]);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or_else(|| usage("HOME is not set: cannot find the hosts' user configs"))?;
+    let project = std::env::current_dir()
+        .map_err(|e| usage(format!("cannot read the current directory: {e}")))?;
+    let mut files = Vec::new();
+    for host in hosts {
+        for file in host.locations(&home, &project) {
+            if file.path.is_dir() {
+                let mut inside: Vec<PathBuf> = std::fs::read_dir(&file.path)
+                    .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                inside.retain(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
+                inside.sort();
+                files.extend(
+                    inside
+                        .into_iter()
+                        .map(|p| ConfigFile::new(host, file.scope, p)),
+                );
+            } else if file.path.is_file() {
+                files.push(file);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn read_text(path: &std::path::Path) -> Result<String, CliError> {
+    let bytes = crate::edge::fs::read_bounded(path, crate::hosts::formats::MAX_CONFIG_BYTES)
+        .map_err(|e| usage(e.to_string()))?
+        .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
+    String::from_utf8(bytes).map_err(|_| usage(format!("{} is not UTF-8", path.display())))
+}
+
+fn sidecar(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+const RECORD: &str = ".mcplock-wrap.json";
+const BACKUP: &str = ".mcplock-backup";
+
+fn read_record(path: &std::path::Path) -> Result<Originals, CliError> {
+    let record = sidecar(path, RECORD);
+    let Some(bytes) =
+        crate::edge::fs::read_bounded(&record, 64 << 20).map_err(|e| usage(e.to_string()))?
+    else {
+        return Ok(Originals::new());
+    };
+    let doc: Value = crate::core::json::parse_strict(&bytes)
+        .map_err(|e| usage(format!("{}: {e}", record.display())))?;
+    let bad = || {
+        usage(format!(
+            "{} is not an mcplock wrap record",
+            record.display()
+        ))
+    };
+    if doc.get("mcplockWrap") != Some(&json!(1)) {
+        return Err(bad());
+    }
+    let mut originals = Originals::new();
+    for entry in doc
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?
+    {
+        let path: Vec<String> = entry
+            .get("path")
+            .and_then(Value::as_array)
+            .ok_or_else(bad)?
+            .iter()
+            .map(|p| p.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect::<Result<_, _>>()?;
+        let text = entry.get("text").and_then(Value::as_str).ok_or_else(bad)?;
+        originals.insert(path, text.to_string());
+    }
+    Ok(originals)
+}
+
+/// Writes a file only its owner may read (the record holds what the config held: env values
+/// and header values).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| usage(format!("cannot create {}: {e}", path.display())))?;
+    }
+    crate::edge::fs::write_atomic(path, bytes).map_err(|e| usage(e.to_string()))
+}
+
+fn write_record(path: &std::path::Path, originals: &Originals) -> Result<(), CliError> {
+    let record = sidecar(path, RECORD);
+    if originals.is_empty() {
+        if record.exists() {
+            std::fs::remove_file(&record)
+                .map_err(|e| usage(format!("cannot remove {}: {e}", record.display())))?;
+        }
+        return Ok(());
+    }
+    let entries: Vec<Value> = originals
+        .iter()
+        .map(|(path, text)| json!({"path": path, "text": text}))
+        .collect();
+    let mut bytes = pretty(&json!({"mcplockWrap": 1, "entries": entries})).into_bytes();
+    if !bytes.ends_with(b"\n") {
+        bytes.push(b'\n');
+    }
+    write_private(&record, &bytes)
+}
+
+/// The values a diff of this config must not show: every env and header value of its entries.
+fn secrets_in(file: &ConfigFile, texts: &[&str]) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for text in texts {
+        if let Ok(declared) = crate::hosts::formats::parse(file.host, file.scope, text) {
+            for d in declared {
+                match d.spec {
+                    Ok(Spec::Stdio { env, .. }) => secrets.extend(env.into_iter().map(|(_, v)| v)),
+                    Ok(Spec::Http { headers, .. }) => {
+                        secrets.extend(headers.into_iter().map(|(_, v)| v))
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    secrets.retain(|s| s.len() >= 4);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+/// A unified diff of a config, secret values masked.
+fn masked_diff(file: &ConfigFile, old: &str, new: &str) -> String {
+    let shown = file.path.display().to_string();
+    let diff = similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(2)
+        .header(&shown, &shown)
+        .to_string();
+    let mut masked = diff;
+    for secret in secrets_in(file, &[old, new]) {
+        masked = masked.replace(&secret, "<value hidden>");
+    }
+    masked
+}
+
+/// Rewrites one file with `rewrite` (refusing if it changed since it was read); returns what
+/// to print.
+fn rewrite_file(
+    file: &ConfigFile,
+    dry_run: bool,
+    transform: impl FnOnce(&str) -> Result<(String, String), CliError>,
+) -> Result<String, CliError> {
+    let before = read_text(&file.path)?;
+    let (after, summary) = transform(&before)?;
+    let mut out = String::new();
+    if after == before {
+        let _ = writeln!(out, "{}: {summary}", shown(file));
+        return Ok(out);
+    }
+    out.push_str(&masked_diff(file, &before, &after));
+    let _ = writeln!(out, "{}: {summary}", shown(file));
+    if dry_run {
+        return Ok(out);
+    }
+    if read_text(&file.path)? != before {
+        return Err(CliError::new(
+            ExitKind::No,
+            format!(
+                "{} changed while mcplock was rewriting it; nothing was written, run the command again",
+                file.path.display()
+            ),
+        ));
+    }
+    crate::edge::fs::write_atomic(&file.path, after.as_bytes())
+        .map_err(|e| usage(e.to_string()))?;
+    Ok(out)
+}
+
+fn rewrite_error(file: &ConfigFile, e: crate::hosts::formats::FormatError) -> CliError {
+    usage(format!("{}: {e}", file.path.display()))
+}
+
+pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
+    let mut trust: Vec<String> = Vec::new();
+    let absolute = |p: &std::path::Path| -> Result<String, CliError> {
+        std::path::absolute(p)
+            .map(|a| a.display().to_string())
+            .map_err(|e| usage(format!("{}: {e}", p.display())))
+    };
+    if let Some(key) = &args.check.key {
+        trust.extend(["--key".to_string(), absolute(key)?]);
+        if let Some(signature) = &args.check.signature {
+            trust.extend(["--signature".to_string(), absolute(signature)?]);
+        }
+    } else if let Some(bundle) = &args.check.bundle {
+        trust.extend(["--bundle".to_string(), absolute(bundle)?]);
+        if let Some(identity) = &args.check.identity {
+            trust.extend(["--identity".to_string(), identity.clone()]);
+        }
+        if let Some(re) = &args.check.identity_regexp {
+            trust.extend(["--identity-regexp".to_string(), re.clone()]);
+        }
+        if let Some(issuer) = &args.check.issuer {
+            trust.extend(["--issuer".to_string(), issuer.clone()]);
+        }
+    } else if args.allow_unsigned {
+        trust.push("--allow-unsigned".into());
+    } else {
+        return Err(usage(
+            "say how the proxy checks the lockfile: --key PUBLIC, --bundle with --identity and --issuer, or --allow-unsigned",
+        ));
+    }
+    let mcplock = std::env::current_exe()
+        .map_err(|e| usage(format!("cannot find the mcplock executable: {e}")))?
+        .display()
+        .to_string();
+    let settings = ProxySettings {
+        mcplock,
+        trust,
+        lockfile: absolute(&args.lockfile)?,
+    };
+    let lockfile = load_lockfile(&args.lockfile)?;
+    let files = config_files(&args.hosts)?;
+    if files.is_empty() {
+        return Err(usage(
+            "no config file of that host here (docs/hosts.md lists where each host keeps it; --config names one)",
+        ));
+    }
+    let mut stdout = String::new();
+    let mut warnings = Vec::new();
+    for file in &files {
+        let mut wrapped_now = None;
+        let mut before = String::new();
+        let out = rewrite_file(file, args.dry_run, |text| {
+            before = text.to_string();
+            let result = match file.host {
+                Host::Codex => rewrite::wrap_toml(text, &settings),
+                Host::Continue => rewrite::wrap_yaml(text, &settings),
+                host => rewrite::wrap_json(host, text, &settings),
+            }
+            .map_err(|e| rewrite_error(file, e))?;
+            let mut summary = format!("{} server(s) wrapped", result.originals.len());
+            for (name, why) in &result.skipped {
+                let _ = write!(summary, "; {} left as it is: {}", escape(name), escape(why));
+            }
+            let text = result.text.clone();
+            wrapped_now = Some(result);
+            Ok((text, summary))
+        })?;
+        stdout.push_str(&out);
+        let Some(result) = wrapped_now else { continue };
+        for path in result.originals.keys() {
+            let name = path.last().map(String::as_str).unwrap_or_default();
+            if lockfile
+                .as_ref()
+                .is_none_or(|l| !l.servers.contains_key(name))
+            {
+                warnings.push(format!(
+                    "{} is not locked in {}: the host cannot start it through the proxy until you lock it (mcplock lock --host {})",
+                    escape(name),
+                    args.lockfile.display(),
+                    file.host.id()
+                ));
+            }
+        }
+        if args.dry_run || result.originals.is_empty() {
+            continue;
+        }
+        // The file as it was before mcplock first wrapped it; never overwritten.
+        let backup = sidecar(&file.path, BACKUP);
+        if !backup.exists() && read_record(&file.path)?.is_empty() {
+            write_private(&backup, before.as_bytes())?;
+        }
+        let mut record = read_record(&file.path)?;
+        record.extend(result.originals);
+        write_record(&file.path, &record)?;
+    }
+    for warning in warnings {
+        eprintln!("mcplock: warning: {warning}");
+    }
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+fn unwrap_text(
+    file: &ConfigFile,
+    text: &str,
+    originals: &Originals,
+) -> Result<(String, usize), crate::hosts::formats::FormatError> {
+    match file.host {
+        Host::Codex => rewrite::unwrap_toml(text, originals),
+        Host::Continue => rewrite::unwrap_yaml(text, originals),
+        host => rewrite::unwrap_json(host, text, originals),
+    }
+}
+
+pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
+    let files = config_files(&args.hosts)?;
+    let mut stdout = String::new();
+    let mut any = false;
+    for file in &files {
+        let record = read_record(&file.path)?;
+        if record.is_empty() {
+            continue;
+        }
+        any = true;
+        let mut count = 0;
+        let out = rewrite_file(file, args.dry_run, |text| {
+            let (after, n) =
+                unwrap_text(file, text, &record).map_err(|e| rewrite_error(file, e))?;
+            count = n;
+            Ok((after, format!("{n} server(s) unwrapped")))
+        })?;
+        stdout.push_str(&out);
+        if !args.dry_run && count > 0 {
+            // Every wrapped entry is restored: the record has served its purpose.
+            write_record(&file.path, &Originals::new())?;
+        }
+    }
+    if !any {
+        return Err(usage(
+            "nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json)",
+        ));
+    }
+    Ok(Output {
+        stdout,
+        exit: ExitKind::Clean,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_changed_while_it_is_rewritten_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp.json");
+        std::fs::write(&path, "{\"mcpServers\": {}}\n").unwrap();
+        let file = ConfigFile::new(Host::Cursor, crate::hosts::Scope::User, path.clone());
+        // Another program writes the file between mcplock's read and its write.
+        let error = rewrite_file(&file, false, |_| {
+            std::fs::write(&path, "{\"mcpServers\": {\"new\": {}}}\n").unwrap();
+            Ok((
+                "{\"rewritten\": true}\n".to_string(),
+                "1 server(s) wrapped".to_string(),
+            ))
+        })
+        .unwrap_err();
+        assert_eq!(error.kind, ExitKind::No);
+        assert!(
+            error
+                .headline
+                .contains("changed while mcplock was rewriting it"),
+            "{}",
+            error.headline
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"mcpServers\": {\"new\": {}}}\n",
+            "the other program's write is kept"
+        );
+        // Unchanged meanwhile: written; a dry run writes nothing.
+        let out = rewrite_file(&file, true, |_| Ok(("{}\n".into(), "dry".into()))).unwrap();
+        assert!(out.contains("+{}"), "{out}");
+        assert_ne!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        rewrite_file(&file, false, |_| Ok(("{}\n".into(), "done".into()))).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+    }
+}
