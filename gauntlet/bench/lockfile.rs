@@ -116,18 +116,20 @@ fn main() {
     let (mode, path) = match args.as_slice() {
         [mode, path, ..] => (mode.as_str(), path.as_str()),
         _ => {
-            eprintln!("usage: lockfile generate|generate-changed|read|throughput PATH");
+            eprintln!("usage: lockfile generate|generate-changed|read|throughput PATH [TOOLS]");
             std::process::exit(2);
         }
     };
+    // How many tools the generated lockfile holds (10,000 unless given).
+    let tools: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(10_000);
     match mode {
         "generate" => {
-            let bytes = generate(10_000);
+            let bytes = generate(tools);
             std::fs::write(path, &bytes).expect("write lockfile");
             println!("wrote {path}: {} bytes", bytes.len());
         }
         "generate-changed" => {
-            let bytes = generate_changed(10_000);
+            let bytes = generate_changed(tools);
             std::fs::write(path, &bytes).expect("write lockfile");
             println!("wrote {path}: {} bytes (5% of tools changed)", bytes.len());
         }
