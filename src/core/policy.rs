@@ -650,13 +650,20 @@ impl Input {
                                 };
                                 item["tier"] = json!(tier.map(Tier::as_str));
                                 if kind == ItemKind::Tool {
-                                    let digest = Digest::of_value(&Value::Object(def.clone()));
-                                    item["approved"] = json!(
+                                    // The digest is computed only for a tool that has
+                                    // approvals to hold it against.
+                                    let candidates = lockfile
+                                        .approvals
+                                        .iter()
+                                        .any(|a| a.server == *name && a.tool == *key);
+                                    let approved = candidates && {
+                                        let digest = Digest::of_value(&Value::Object(def.clone()));
                                         lockfile
                                             .approvals
                                             .iter()
                                             .any(|a| a.covers(name, key, digest))
-                                    );
+                                    };
+                                    item["approved"] = json!(approved);
                                 }
                                 // An item of a revoked server is revoked too.
                                 let revoked = revoked_servers.contains(name)
