@@ -76,9 +76,12 @@ impl Inspection {
     }
 }
 
-/// The phrases of the description findings, with their codes.
-fn phrases() -> &'static (AhoCorasick, Vec<&'static str>) {
-    static PHRASES: OnceLock<(AhoCorasick, Vec<&'static str>)> = OnceLock::new();
+/// The phrases of the description findings, with their codes, and the automaton that finds
+/// them all in one pass (`None` if it could not be built: then they are searched one by one).
+type Phrases = (Option<AhoCorasick>, Vec<&'static str>, Vec<&'static str>);
+
+fn phrases() -> &'static Phrases {
+    static PHRASES: OnceLock<Phrases> = OnceLock::new();
     PHRASES.get_or_init(|| {
         let mut needles: Vec<&'static str> = Vec::new();
         let mut codes: Vec<&'static str> = Vec::new();
@@ -92,8 +95,8 @@ fn phrases() -> &'static (AhoCorasick, Vec<&'static str>) {
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(&needles)
-            .unwrap_or_else(|_| AhoCorasick::new(["\u{0}never"]).expect("a literal pattern"));
-        (automaton, codes)
+            .ok();
+        (automaton, needles, codes)
     })
 }
 
@@ -101,9 +104,23 @@ fn phrases() -> &'static (AhoCorasick, Vec<&'static str>) {
 /// hidden characters (newlines and tabs are text).
 pub fn spans(text: &str) -> Vec<(&'static str, usize, usize)> {
     let mut out = Vec::new();
-    let (automaton, codes) = phrases();
-    for m in automaton.find_iter(text) {
-        out.push((codes[m.pattern().as_usize()], m.start(), m.end()));
+    match phrases() {
+        (Some(automaton), _, codes) => {
+            for m in automaton.find_iter(text) {
+                out.push((codes[m.pattern().as_usize()], m.start(), m.end()));
+            }
+        }
+        // Never skipped: without the automaton each phrase is searched on its own (slower,
+        // the same findings).
+        (None, needles, codes) => {
+            let lower = text.to_ascii_lowercase();
+            for (needle, code) in needles.iter().zip(codes) {
+                let needle = needle.to_ascii_lowercase();
+                for (at, _) in lower.match_indices(needle.as_str()) {
+                    out.push((*code, at, at + needle.len()));
+                }
+            }
+        }
     }
     let bytes = text.as_bytes();
     let mut chars = text.char_indices().peekable();
