@@ -1,6 +1,6 @@
 //! `mcplock audit verify`: the hash chain of a proxy audit log.
 
-use super::exit::{no, read_input};
+use super::exit::{Code, fail, read_input};
 use super::render::pretty;
 use super::{AuditArgs, AuditCommand, CliError, ExitKind, Format, Output};
 use crate::core::audit::verify;
@@ -12,16 +12,23 @@ const MAX_AUDIT_BYTES: u64 = 1 << 30;
 pub fn run(args: AuditArgs) -> Result<Output, CliError> {
     let AuditCommand::Verify(args) = args.command;
     let bytes = read_input(&args.log, MAX_AUDIT_BYTES, "audit log")?;
-    let verified =
-        verify(&bytes).map_err(|e| no(format!("{} does not hold: {e}", args.log.display())))?;
+    let verified = verify(&bytes).map_err(|e| {
+        fail(
+            Code::AuditLogBroken,
+            format!("{} does not hold: {e}", args.log.display()),
+        )
+    })?;
     if let Some(expected) = &args.head
         && *expected != verified.head
     {
-        return Err(no(format!(
-            "{} chains, but its last line hashes to {}, not {expected}: lines were cut off its end (or added)",
-            args.log.display(),
-            verified.head
-        )));
+        return Err(fail(
+            Code::AuditLogBroken,
+            format!(
+                "{} chains, but its last line hashes to {}, not {expected}: lines were cut off its end (or added)",
+                args.log.display(),
+                verified.head
+            ),
+        ));
     }
     let stdout = match args.format {
         Format::Json => pretty(&json!({
@@ -33,7 +40,7 @@ pub fn run(args: AuditArgs) -> Result<Output, CliError> {
             "verified": true,
             "withheld": verified.withheld,
         })),
-        Format::Human => format!(
+        _ => format!(
             "verified: {} holds {} entries in an unbroken chain ({} denied, {} withheld{})\nhead {}\n",
             args.log.display(),
             verified.entries,

@@ -1,6 +1,6 @@
 //! `bundle export` and `bundle verify`: one ZIP an auditor can check offline.
 
-use super::exit::{no, read_input, usage};
+use super::exit::{Code, fail, read_input};
 use super::files::{MAX_LOCKFILE_BYTES, refuse_overwriting_inputs};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::policy::evaluate_bundled;
@@ -38,23 +38,10 @@ const LIMITS: ReadLimits = ReadLimits {
 };
 
 pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
-    let (format, outcome) = match args.command {
-        BundleCommand::Export(args) => (args.format, export(args)),
-        BundleCommand::Verify(args) => (args.format, verify(args)),
-    };
-    outcome.map_err(|mut error| {
-        // In JSON mode a pipeline never mistakes a failure for an empty result.
-        if format == Format::Json && error.json_stdout.is_none() {
-            error.json_stdout = Some(pretty(&json!({
-                "error": {
-                    "exitCode": error.kind.code(),
-                    "message": error.headline,
-                    "details": error.details,
-                },
-            })));
-        }
-        error
-    })
+    match args.command {
+        BundleCommand::Export(args) => export(args),
+        BundleCommand::Verify(args) => verify(args),
+    }
 }
 
 fn export(args: BundleExportArgs) -> Result<Output, CliError> {
@@ -66,38 +53,49 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
                 let own = private
                     .public()
                     .key_id()
-                    .map_err(|e| usage(e.to_string()))?;
+                    .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
                 if own != key_id {
-                    return Err(usage(format!(
-                        "--key is key {own} but --public-key {} is key {key_id}; give the matching pair",
-                        path.display()
-                    )));
+                    return Err(fail(
+                        Code::KeyInvalid,
+                        format!(
+                            "--key is key {own} but --public-key {} is key {key_id}; give the matching pair",
+                            path.display()
+                        ),
+                    ));
                 }
             }
             public
         }
         (Some(private), None) => private.public(),
         (None, None) => {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "no key given: pass --public-key (the key that verifies the lockfile's signature), or --key to also sign the manifest",
             ));
         }
     };
-    let signer = public.key_id().map_err(|e| usage(e.to_string()))?;
-    let public_pem = public.to_pem().map_err(|e| usage(e.to_string()))?;
+    let signer = public
+        .key_id()
+        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+    let public_pem = public
+        .to_pem()
+        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
 
     let lockfile_bytes = read_input(&args.lockfile, MAX_LOCKFILE_BYTES, "lockfile")?;
     let document = parse_strict(&lockfile_bytes).map_err(|e| {
-        usage(format!(
-            "{} is not valid JSON: {e}",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::JsonInvalid,
+            format!("{} is not valid JSON: {e}", args.lockfile.display()),
+        )
     })?;
     let lockfile = Lockfile::from_value(&document).map_err(|e| {
-        usage(format!(
-            "refusing to export {}: it fails its own checks: {e}",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::LockfileInvalid,
+            format!(
+                "refusing to export {}: it fails its own checks: {e}",
+                args.lockfile.display()
+            ),
+        )
     })?;
     let signature_path = args
         .signature
@@ -105,22 +103,28 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
     let (envelope, signature_bytes) = read_envelope(&signature_path)?;
     if envelope.key_id != signer {
-        return Err(no(format!(
-            "refusing to export: {} was made by key {}, not by the key given ({signer})",
-            signature_path.display(),
-            envelope.key_id
-        )));
+        return Err(fail(
+            Code::SignatureInvalid,
+            format!(
+                "refusing to export: {} was made by key {}, not by the key given ({signer})",
+                signature_path.display(),
+                envelope.key_id
+            ),
+        ));
     }
     let canonical = to_canonical(&document);
     if !public.verify(
         &Signed::Lockfile.signed_bytes(&canonical),
         &envelope.signature,
     ) {
-        return Err(no(format!(
-            "refusing to export: the signature {} does not verify over {} (the lockfile changed after signing; re-sign it)",
-            signature_path.display(),
-            args.lockfile.display()
-        )));
+        return Err(fail(
+            Code::SignatureInvalid,
+            format!(
+                "refusing to export: the signature {} does not verify over {} (the lockfile changed after signing; re-sign it)",
+                signature_path.display(),
+                args.lockfile.display()
+            ),
+        ));
     }
 
     let servers = summarize(&lockfile, |name| recorded_digest(&document, name));
@@ -128,8 +132,12 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     let mut policy = None;
     if let Some(path) = &args.policy {
         let text = read_input(path, MAX_POLICY_BYTES as u64, "policy")?;
-        let text = String::from_utf8(text)
-            .map_err(|_| usage(format!("policy {} is not UTF-8", path.display())))?;
+        let text = String::from_utf8(text).map_err(|_| {
+            fail(
+                Code::InputUnreadable,
+                format!("policy {} is not UTF-8", path.display()),
+            )
+        })?;
         let evaluated = evaluate_bundled(
             bundle::POLICY,
             &text,
@@ -137,10 +145,13 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
             super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
         )?;
         if !evaluated.passed {
-            let mut error = no(format!(
-                "refusing to export an approval that fails its policy {}; fix the servers or the policy first",
-                path.display()
-            ));
+            let mut error = fail(
+                Code::PolicyFailed,
+                format!(
+                    "refusing to export an approval that fails its policy {}; fix the servers or the policy first",
+                    path.display()
+                ),
+            );
             error.details = evaluated.human.lines().map(str::to_string).collect();
             return Err(error);
         }
@@ -186,7 +197,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     }
     members.insert(bundle::MANIFEST, manifest_bytes);
     let entries: Vec<(&str, &[u8])> = members.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    let zip = write_deterministic(&entries).map_err(usage)?;
+    let zip = write_deterministic(&entries).map_err(|e| fail(Code::Internal, e))?;
 
     let inputs: Vec<&std::path::Path> = [
         Some(args.lockfile.as_path()),
@@ -205,20 +216,28 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         Ok(existing) => existing.map(|existing| existing == zip),
         Err(_) if args.force => Some(false),
         Err(e) => {
-            return Err(usage(format!(
-                "{e}; cannot tell what the existing --output holds, so it is not replaced (choose another -o, or pass --force)"
-            )));
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "{e}; cannot tell what the existing --output holds, so it is not replaced (choose another -o, or pass --force)"
+                ),
+            ));
         }
     };
     match unchanged {
         Some(true) => {}
         Some(false) if !args.force => {
-            return Err(usage(format!(
-                "{} already exists with other contents; refusing to overwrite it (choose another -o, or pass --force)",
-                args.output.display()
-            )));
+            return Err(fail(
+                Code::OutputExists,
+                format!(
+                    "{} already exists with other contents; refusing to overwrite it (choose another -o, or pass --force)",
+                    args.output.display()
+                ),
+            ));
         }
-        _ => write_atomic(&args.output, &zip).map_err(|e| usage(e.to_string()))?,
+        _ => {
+            write_atomic(&args.output, &zip).map_err(|e| fail(Code::WriteFailed, e.to_string()))?
+        }
     }
     let sha256 = bundle::hex(&FileEntry::of(&zip).sha256);
     let tools: usize = servers.iter().map(|s| s.tools).sum();
@@ -234,7 +253,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
             "signer": signer.to_string(),
             "unchanged": unchanged == Some(true),
         })),
-        Format::Human => {
+        _ => {
             let mut out = format!(
                 "{} {} ({} bytes, sha256 {sha256})\n{} server(s), {tools} tool(s); lockfile signed by key {signer}\n",
                 if unchanged == Some(true) {
@@ -277,7 +296,7 @@ struct Checked {
 }
 
 fn rejected(m: String) -> CliError {
-    no(format!("bundle rejected: {m}"))
+    fail(Code::BundleInvalid, format!("bundle rejected: {m}"))
 }
 
 /// Everything short of authenticity and the policy: the archive's structure, the members
@@ -285,7 +304,10 @@ fn rejected(m: String) -> CliError {
 /// evaluated: the bundled policy runs only once every hash and signature holds.
 fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
     let members = read_hostile(zip, LIMITS).map_err(|e| match e {
-        ZipReadError::Unreadable(m) => usage(format!("not a readable ZIP archive: {m}")),
+        ZipReadError::Unreadable(m) => fail(
+            Code::InputUnreadable,
+            format!("not a readable ZIP archive: {m}"),
+        ),
         ZipReadError::Rejected(m) => rejected(m),
     })?;
     let mut by_name: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
@@ -321,7 +343,9 @@ fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
     };
     names_signer(
         bundle::PUBLIC_KEY,
-        signer_key.key_id().map_err(|e| usage(e.to_string()))?,
+        signer_key
+            .key_id()
+            .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?,
     )?;
     let lockfile_signature = Envelope::parse(member(bundle::LOCKFILE_SIG))
         .map_err(|e| rejected(format!("{}: {e}", bundle::LOCKFILE_SIG)))?;
@@ -409,10 +433,13 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
     let key = match &trusted {
         Some((key, key_id)) => {
             if *key_id != signer {
-                return Err(no(format!(
-                    "bundle not verified: it was signed by key {signer}, but the key given ({}) is {key_id}",
-                    args.key.as_deref().unwrap_or(Path::new("")).display()
-                )));
+                return Err(fail(
+                    Code::BundleInvalid,
+                    format!(
+                        "bundle not verified: it was signed by key {signer}, but the key given ({}) is {key_id}",
+                        args.key.as_deref().unwrap_or(Path::new("")).display()
+                    ),
+                ));
             }
             key
         }
@@ -422,11 +449,14 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
         &Signed::Lockfile.signed_bytes(&checked.canonical),
         &checked.lockfile_signature.signature,
     ) {
-        return Err(no(format!(
-            "bundle not verified: {} does not verify over {} (one of them changed after signing)",
-            bundle::LOCKFILE_SIG,
-            bundle::LOCKFILE
-        )));
+        return Err(fail(
+            Code::BundleInvalid,
+            format!(
+                "bundle not verified: {} does not verify over {} (one of them changed after signing)",
+                bundle::LOCKFILE_SIG,
+                bundle::LOCKFILE
+            ),
+        ));
     }
     if let Some(envelope) = &checked.manifest_signature
         && !key.verify(
@@ -434,10 +464,13 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
             &envelope.signature,
         )
     {
-        return Err(no(format!(
-            "bundle not verified: {} does not verify over manifest.json (the manifest changed after export)",
-            bundle::MANIFEST_SIG
-        )));
+        return Err(fail(
+            Code::BundleInvalid,
+            format!(
+                "bundle not verified: {} does not verify over manifest.json (the manifest changed after export)",
+                bundle::MANIFEST_SIG
+            ),
+        ));
     }
     let authenticity = match (&trusted, &checked.manifest_signature) {
         (Some(_), Some(_)) => Authenticity::Full,
@@ -478,7 +511,7 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
     });
     let stdout = match args.format {
         Format::Json => verify_json(&args, &checked, &servers, authenticity, gap, accepted),
-        Format::Human => verify_human(&args, &checked, &servers, gap, accepted),
+        _ => verify_human(&args, &checked, &servers, gap, accepted),
     };
     Ok(Output { stdout, exit })
 }

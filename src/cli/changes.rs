@@ -1,33 +1,112 @@
 //! Rendering drift for people and machines: human (grouped, most severe first, colour only on
 //! a terminal), JSON (docs/diff.md) and Markdown; shared by `diff` and `lock`.
 
-use super::render::pretty;
-use super::{DiffFormat, ExitKind, FailOn, Output};
-use crate::core::diff::{Change, Severity, Subject, Words, summary};
+use super::render::{md_code, md_text, pretty};
+use super::sarif;
+use super::{ExitKind, FailOn, Format, Output};
+use crate::core::diff::{Change, Class, Severity, Subject, Words, summary};
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::Path;
 
-/// Renders the changes and decides the exit code.
-pub fn report(changes: &[Change], fail_on: FailOn, format: DiffFormat) -> Output {
+/// Renders the changes and decides the exit code. `lockfile` is the file SARIF results point
+/// into (its path and text): the new side of `diff OLD NEW`, else the lockfile compared.
+pub fn report(
+    changes: &[Change],
+    fail_on: FailOn,
+    format: Format,
+    lockfile: Option<(&Path, &str)>,
+) -> Output {
     let exceeds = fail_on
         .threshold()
         .is_some_and(|t| changes.iter().any(|c| c.severity >= t));
-    let stdout = match format {
-        DiffFormat::Json => json_report(changes, fail_on, exceeds),
-        DiffFormat::Markdown => markdown(changes, fail_on, exceeds),
-        DiffFormat::Human => human(changes, fail_on, exceeds, use_color()),
+    let exit = if exceeds {
+        ExitKind::No
+    } else {
+        ExitKind::Clean
     };
-    Output {
-        stdout,
-        exit: if exceeds {
-            ExitKind::No
-        } else {
-            ExitKind::Clean
-        },
-    }
+    let stdout = match format {
+        Format::Json => json_report(changes, fail_on, exceeds),
+        Format::Markdown => markdown(changes, fail_on, exceeds),
+        Format::Sarif => {
+            let artifact = lockfile.map(|(path, text)| sarif::Artifact::new(path, text));
+            pretty(&sarif_report(changes, artifact.as_ref(), exit))
+        }
+        Format::Human => human(changes, fail_on, exceeds, use_color()),
+    };
+    Output { stdout, exit }
+}
+
+/// Every change as a result of its class's rule, at the item's entry in the lockfile.
+fn sarif_report(changes: &[Change], artifact: Option<&sarif::Artifact>, exit: ExitKind) -> Value {
+    let rules: Vec<sarif::Rule> = Class::ALL
+        .iter()
+        .map(|class| {
+            let (severity, help) = class.about();
+            sarif::Rule {
+                id: class.code().to_string(),
+                summary: help.to_string(),
+                help: format!(
+                    "{help}. Usually {}; see the change classes in docs/diff.md.",
+                    severity.as_str()
+                ),
+                level: sarif::Level::of(severity),
+            }
+        })
+        .collect();
+    let findings: Vec<sarif::Finding> = changes
+        .iter()
+        .map(|c| {
+            let (section, kind, key) = match &c.subject {
+                Subject::Server => (None, Value::Null, Value::Null),
+                Subject::Item(kind, key) => (
+                    Some((kind.field(), key.as_str())),
+                    json!(kind_name(*kind)),
+                    json!(key),
+                ),
+            };
+            let mut logical = c.server.clone();
+            if let Some((field, key)) = section {
+                logical = format!("{logical}/{field}/{key}");
+            }
+            let mut message = format!(
+                "{} {}: {}",
+                c.severity.as_str(),
+                subject_text(c),
+                describe(c)
+            );
+            if !c.findings.is_empty() {
+                message.push_str(&format!(" (gains {})", c.findings.join(", ")));
+            }
+            message.push_str(&format!(" in server {:?}", escape(&c.server)));
+            let mut properties = serde_json::Map::new();
+            properties.insert("severity".into(), json!(c.severity.as_str()));
+            properties.insert("server".into(), json!(c.server));
+            properties.insert("kind".into(), kind);
+            properties.insert("item".into(), key);
+            properties.insert("path".into(), json!(c.path));
+            properties.insert("findings".into(), json!(c.findings));
+            sarif::Finding {
+                rule: c.class.code().to_string(),
+                level: sarif::Level::of(c.severity),
+                message,
+                logical,
+                pointer: sarif::entry_pointer(&c.server, section, &c.path),
+                identity: vec![
+                    "diff".into(),
+                    c.class.code().into(),
+                    c.server.clone(),
+                    subject_text(c),
+                    c.path.clone(),
+                ],
+                properties,
+            }
+        })
+        .collect();
+    sarif::log("mcplock/diff/", &rules, &findings, artifact, exit.code())
 }
 
 fn use_color() -> bool {
@@ -81,13 +160,18 @@ fn json_report(changes: &[Change], fail_on: FailOn, exceeds: bool) -> String {
             })
         })
         .collect();
-    pretty(&json!({
+    let mut doc = json!({
         "changes": items,
         "exceedsThreshold": exceeds,
         "failOn": fail_on.as_str(),
         "mcplockDiff": 1,
         "summary": {"critical": critical, "info": info, "moderate": moderate},
-    }))
+    });
+    // A refusal carries its stable code, as every failure does in JSON mode.
+    if exceeds {
+        doc["code"] = json!(super::exit::Code::Drift.as_str());
+    }
+    pretty(&doc)
 }
 
 /// Changes grouped by server, most severe first.
@@ -200,24 +284,6 @@ pub fn human_body(changes: &[Change], color: bool) -> String {
         }
     }
     out
-}
-
-fn md_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in escape(text).chars() {
-        if "\\`*_[]<>|#~".contains(ch) {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-fn md_code(text: &str) -> String {
-    let text = escape(text);
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest + 1);
-    format!("{fence} {text} {fence}")
 }
 
 fn markdown(changes: &[Change], fail_on: FailOn, exceeds: bool) -> String {

@@ -1,9 +1,9 @@
 //! `mcplock diff`: what changed, graded by severity.
 
-use super::exit::usage;
+use super::exit::{Code, fail};
 use super::locked::{entry_for, load_lockfile, protocol_like, relaunch_locked};
 use super::scan::scan_server;
-use super::{CliError, DiffArgs, ExitKind, Format, Output};
+use super::{CliError, DiffArgs, Format, Output};
 use crate::core::diff::{DiffLimits, diff_with};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::{Lockfile, ServerLock};
@@ -20,7 +20,8 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     let (old, new) = match (&args.old, &args.new) {
         (Some(old), Some(new)) => {
             if args.server.names_a_server() {
-                return Err(usage(
+                return Err(fail(
+                    Code::Usage,
                     "give either two files (OLD NEW) or a server after `--`, not both",
                 ));
             }
@@ -31,7 +32,8 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
                 let b = read_side(new, name);
                 (a.join(), b)
             });
-            let a = a.map_err(|_| usage("internal error while reading the old side"))?;
+            let a =
+                a.map_err(|_| fail(Code::Internal, "internal error while reading the old side"))?;
             let ((mut a, a_snapshot), (mut b, b_snapshot)) = (a?, b?);
             // A snapshot lists static resources whenever the server offers them; a lockfile
             // holds them only when locked with --resources. Compare like with like.
@@ -44,7 +46,8 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
             (a, b)
         }
         (Some(_), None) => {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "give two files to compare (OLD NEW), or none to compare the lockfile with live servers",
             ));
         }
@@ -67,7 +70,30 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     }
     // The process ends after the report: skip freeing two large lockfiles piece by piece.
     std::mem::forget((old, new));
-    Ok(report(&changes, args.fail_on, args.format))
+    if args.format != Format::Sarif {
+        return Ok(report(&changes, args.fail_on, args.format, None));
+    }
+    let located_in = sarif_file(&args);
+    let text = super::sarif::read_artifact(&located_in);
+    let lockfile = text.as_deref().map(|t| (located_in.as_path(), t));
+    Ok(report(&changes, args.fail_on, args.format, lockfile))
+}
+
+/// The file SARIF results point into: the new side when it is a lockfile (in a pull request,
+/// the lockfile as changed), else the old side when that is one, else the lockfile compared.
+fn sarif_file(args: &DiffArgs) -> std::path::PathBuf {
+    let is_snapshot = |path: &Path| {
+        read_bounded(path, MAX_LOCKFILE_BYTES)
+            .ok()
+            .flatten()
+            .and_then(|b| parse_strict(&b).ok())
+            .is_some_and(|v| v.get("mcplockSnapshot").is_some())
+    };
+    match (&args.old, &args.new) {
+        (Some(old), Some(new)) if is_snapshot(new) && !is_snapshot(old) => old.clone(),
+        (_, Some(new)) => new.clone(),
+        _ => args.lockfile.clone(),
+    }
 }
 
 /// Leaves static resources out of `snapshot`'s servers where `lock` did not lock them.
@@ -87,29 +113,55 @@ fn drop_unlocked_resources(lock: &Lockfile, snapshot: &mut Lockfile) {
 /// Reads a lockfile or a `scan --format json` snapshot as a lockfile; true for a snapshot.
 fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliError> {
     let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
-    let value = parse_strict(&bytes)
-        .map_err(|e| usage(format!("{} is not valid JSON: {e}", path.display())))?;
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+        .ok_or_else(|| {
+            fail(
+                Code::InputMissing,
+                format!("{} does not exist", path.display()),
+            )
+        })?;
+    let value = parse_strict(&bytes).map_err(|e| {
+        fail(
+            Code::JsonInvalid,
+            format!("{} is not valid JSON: {e}", path.display()),
+        )
+    })?;
     if value.get("lockfileVersion").is_some() {
         return Lockfile::from_owned_value(value)
             .map(|lock| (lock, false))
-            .map_err(|e| usage(format!("{} is not a valid lockfile: {e}", path.display())));
+            .map_err(|e| {
+                fail(
+                    Code::LockfileInvalid,
+                    format!("{} is not a valid lockfile: {e}", path.display()),
+                )
+            });
     }
     if value.get("mcplockSnapshot").is_some() {
-        let snapshot = Snapshot::from_json(&value)
-            .map_err(|e| usage(format!("{} is not a valid snapshot: {e}", path.display())))?;
+        let snapshot = Snapshot::from_json(&value).map_err(|e| {
+            fail(
+                Code::SnapshotInvalid,
+                format!("{} is not a valid snapshot: {e}", path.display()),
+            )
+        })?;
         let name = name
             .map(str::to_owned)
             .or_else(|| snapshot.server_name().map(str::to_owned))
-            .ok_or_else(|| usage(format!("{} names no server; pass --name", path.display())))?;
+            .ok_or_else(|| {
+                fail(
+                    Code::Usage,
+                    format!("{} names no server; pass --name", path.display()),
+                )
+            })?;
         let with_resources = snapshot.items(ItemKind::Resource).is_some()
             || snapshot.unserved(ItemKind::Resource).is_some();
         let entry = ServerLock::from_snapshot(snapshot, with_resources).map_err(|e| {
-            usage(format!(
-                "{}: {e} (take snapshots with `mcplock scan --format json`)",
-                path.display()
-            ))
+            fail(
+                Code::Usage,
+                format!(
+                    "{}: {e} (take snapshots with `mcplock scan --format json`)",
+                    path.display()
+                ),
+            )
         })?;
         return Ok((
             Lockfile {
@@ -119,10 +171,13 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
             true,
         ));
     }
-    Err(usage(format!(
-        "{} is neither an mcplock lockfile nor a scan snapshot",
-        path.display()
-    )))
+    Err(fail(
+        Code::Usage,
+        format!(
+            "{} is neither an mcplock lockfile nor a scan snapshot",
+            path.display()
+        ),
+    ))
 }
 
 /// The lockfile against live servers: the one after `--`, the ones the hosts' configs run
@@ -130,16 +185,20 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
 async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
     if args.hosts.host.is_some() {
         if args.server.names_a_server() || args.name.is_some() {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "--host compares the servers of the hosts' configs, each by its config key: give no server and no --name",
             ));
         }
         args.trust.only_for_relaunch()?;
         let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
-            usage(format!(
-                "{} does not exist; lock first (`mcplock lock --host ...`)",
-                args.lockfile.display()
-            ))
+            fail(
+                Code::InputMissing,
+                format!(
+                    "{} does not exist; lock first (`mcplock lock --host ...`)",
+                    args.lockfile.display()
+                ),
+            )
         })?;
         let new = super::hosts::scanned_hosts(&args.hosts, &args.server).await?;
         // A server the hosts run that the lock does not hold shows as added.
@@ -164,10 +223,13 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
     }
     args.trust.only_for_relaunch()?;
     let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
-        usage(format!(
-            "{} does not exist; lock first (`mcplock lock -- CMD`), or compare two files",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::InputMissing,
+            format!(
+                "{} does not exist; lock first (`mcplock lock -- CMD`), or compare two files",
+                args.lockfile.display()
+            ),
+        )
     })?;
     let mut old = Lockfile::default();
     let mut new = Lockfile::default();
@@ -179,20 +241,23 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
             &server_args.endpoint()?.launch(),
         );
         server_args.protocol = protocol_like(server_args.protocol, known);
-        let scanned = scan_server(&server_args, Format::Human).await?;
+        let scanned = scan_server(&server_args).await?;
         let name = match args.name.clone() {
             Some(n) => n,
             None => pick_server(&locked, scanned.snapshot.server_name())?,
         };
         let entry = locked.servers.get(&name).ok_or_else(|| {
-            usage(format!(
-                "{} locks no server {name:?} (it locks: {})",
-                args.lockfile.display(),
-                server_list(&locked)
-            ))
+            fail(
+                Code::ServerNotFound,
+                format!(
+                    "{} locks no server {name:?} (it locks: {})",
+                    args.lockfile.display(),
+                    server_list(&locked)
+                ),
+            )
         })?;
         let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
-            .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+            .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
         old.servers.insert(name.clone(), entry.clone());
         new.servers.insert(name, live);
     }
@@ -210,10 +275,13 @@ fn pick_server(locked: &Lockfile, reported: Option<&str>) -> Result<String, CliE
     {
         return Ok(name.clone());
     }
-    Err(usage(format!(
-        "which locked server is this? pass --name (the lockfile locks: {})",
-        server_list(locked)
-    )))
+    Err(fail(
+        Code::ServerNotFound,
+        format!(
+            "which locked server is this? pass --name (the lockfile locks: {})",
+            server_list(locked)
+        ),
+    ))
 }
 
 fn server_list(locked: &Lockfile) -> String {

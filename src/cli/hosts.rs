@@ -2,7 +2,7 @@
 //! agent hosts already run, read from their config files, listed, locked (many at once, with a
 //! bound) and checked. Rewriting the configs is `wrap`'s.
 
-use super::exit::usage;
+use super::exit::{Code, fail};
 use super::files::MAX_LOCKFILE_BYTES;
 use super::locked::load_lockfile;
 use super::render::pretty;
@@ -41,32 +41,45 @@ pub(super) fn selected(args: &HostArgs) -> Result<Vec<Host>, CliError> {
             .join(", ")
     };
     match args.host.as_deref() {
-        None | Some("all") if args.config.is_some() => Err(usage(format!(
-            "--config needs the one host whose format the file is in: --host {}",
-            ids()
-        ))),
+        None | Some("all") if args.config.is_some() => Err(fail(
+            Code::HostConfigInvalid,
+            format!(
+                "--config needs the one host whose format the file is in: --host {}",
+                ids()
+            ),
+        )),
         None | Some("all") => Ok(Host::ALL.to_vec()),
-        Some(id) => Host::parse(id)
-            .map(|h| vec![h])
-            .ok_or_else(|| usage(format!("unknown host {id:?}; one of: {}, or all", ids()))),
+        Some(id) => Host::parse(id).map(|h| vec![h]).ok_or_else(|| {
+            fail(
+                Code::HostConfigInvalid,
+                format!("unknown host {id:?}; one of: {}, or all", ids()),
+            )
+        }),
     }
 }
 
 /// The servers of the selected hosts' configs, resolved against this environment.
 fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
     let hosts = selected(args)?;
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .ok_or_else(|| usage("HOME is not set: cannot find the hosts' user configs"))?;
-    let project = std::env::current_dir()
-        .map_err(|e| usage(format!("cannot read the current directory: {e}")))?;
+    let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
+        fail(
+            Code::HostConfigInvalid,
+            "HOME is not set: cannot find the hosts' user configs",
+        )
+    })?;
+    let project = std::env::current_dir().map_err(|e| {
+        fail(
+            Code::HostConfigInvalid,
+            format!("cannot read the current directory: {e}"),
+        )
+    })?;
     if let Some(config) = &args.config
         && !config.is_file()
     {
-        return Err(usage(format!(
-            "--config {}: no such file",
-            config.display()
-        )));
+        return Err(fail(
+            Code::HostConfigInvalid,
+            format!("--config {}: no such file", config.display()),
+        ));
     }
     let (found, unreadable) = discover(&hosts, args.config.as_deref(), &home, &project);
     let lookup = |k: &str| std::env::var(k).ok();
@@ -128,6 +141,7 @@ fn unreadable_lines(unreadable: &[Unreadable]) -> Vec<String> {
 pub fn list(args: HostsArgs) -> Result<Output, CliError> {
     let (entries, unreadable) = gather(&args.hosts)?;
     let lockfile = load_lockfile(&args.lockfile)?;
+    let mut document = None;
     let stdout = match args.format {
         Format::Json => {
             let servers: Vec<Value> = entries
@@ -150,13 +164,16 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
                 .iter()
                 .map(|u| json!({"host": u.file.host.id(), "file": u.file.path.display().to_string(), "reason": u.reason}))
                 .collect();
-            pretty(&json!({
+            let doc = json!({
                 "lockfile": args.lockfile.display().to_string(),
                 "servers": servers,
                 "unreadable": unreadable,
-            }))
+            });
+            let text = pretty(&doc);
+            document = Some(doc);
+            text
         }
-        Format::Human => {
+        _ => {
             let mut out = String::new();
             let mut current: Option<&ConfigFile> = None;
             for e in &entries {
@@ -213,15 +230,15 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
             exit: ExitKind::Clean,
         });
     }
-    let mut error = usage(format!(
-        "{} config file(s) could not be read",
-        unreadable.len()
-    ));
+    let mut error = fail(
+        Code::HostConfigInvalid,
+        format!("{} config file(s) could not be read", unreadable.len()),
+    );
     error.details = unreadable_lines(&unreadable);
-    if args.format == Format::Json {
-        error.json_stdout = Some(stdout);
-    } else {
-        print!("{stdout}");
+    match document {
+        // The listing still reaches a pipeline, beside the error.
+        Some(Value::Object(listing)) => error.extra = listing,
+        _ => print!("{stdout}"),
     }
     Err(error)
 }
@@ -244,12 +261,10 @@ async fn scan_all(
         let server = server.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let scanned = scan_endpoint(&server, endpoint, Format::Human)
-                .await
-                .and_then(|s| {
-                    ServerLock::from_snapshot(s.snapshot, resources)
-                        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))
-                });
+            let scanned = scan_endpoint(&server, endpoint).await.and_then(|s| {
+                ServerLock::from_snapshot(s.snapshot, resources)
+                    .map_err(|e| fail(Code::ServerFailed, e.to_string()))
+            });
             (name, origin, scanned)
         });
     }
@@ -277,10 +292,10 @@ pub async fn scanned_hosts(
 ) -> Result<Lockfile, CliError> {
     let (entries, unreadable) = gather(hosts)?;
     if !unreadable.is_empty() {
-        let mut error = usage(format!(
-            "{} config file(s) could not be read",
-            unreadable.len()
-        ));
+        let mut error = fail(
+            Code::HostConfigInvalid,
+            format!("{} config file(s) could not be read", unreadable.len()),
+        );
         error.details = unreadable_lines(&unreadable);
         return Err(error);
     }
@@ -288,8 +303,8 @@ pub async fn scanned_hosts(
     let (scanned, scan_failed) = scan_all(jobs, server, None, false).await;
     failed.extend(scan_failed);
     if !failed.is_empty() {
-        let mut error = CliError::new(
-            ExitKind::Server,
+        let mut error = fail(
+            Code::ServerFailed,
             format!(
                 "{} server(s) of the host(s) could not be scanned",
                 failed.len()
@@ -307,7 +322,8 @@ pub async fn scanned_hosts(
         return Err(error);
     }
     if scanned.is_empty() {
-        return Err(usage(
+        return Err(fail(
+            Code::HostConfigInvalid,
             "no host config declares a server here (mcplock hosts lists what is found)",
         ));
     }
@@ -418,8 +434,8 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
         }
     }
     if !problems.is_empty() {
-        let mut error = CliError::new(
-            ExitKind::No,
+        let mut error = fail(
+            Code::NotLocked,
             format!(
                 "the signature holds, but {} of the {checked} server(s) the host(s) run do not match {}",
                 problems.len(),
@@ -435,7 +451,7 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
             doc["hostServers"] = json!(checked);
             pretty(&doc)
         }
-        Format::Human => format!(
+        _ => format!(
             "{}every one of the {checked} server(s) the host(s) run is locked with its launch\n",
             verified.stdout
         ),
@@ -470,7 +486,8 @@ impl Outcome {
 
 pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     if args.server.names_a_server() || args.name.is_some() {
-        return Err(usage(
+        return Err(fail(
+            Code::Usage,
             "--host locks the servers of the hosts' configs, each under its config key: give no server (-- CMD or --url) and no --name",
         ));
     }
@@ -490,7 +507,7 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     let _guard = if args.check {
         None
     } else {
-        let guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+        let guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
         remove_stale_temps(path, started);
         Some(guard)
     };
@@ -519,7 +536,7 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     }
     if changed {
         write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
-            .map_err(|e| usage(e.to_string()))?;
+            .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     }
     outcomes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let failed = outcomes
@@ -563,7 +580,7 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
                 "unreadable": unreadable_lines(&unreadable),
             }))
         }
-        Format::Human => {
+        _ => {
             let mut out = String::new();
             for (name, origin, outcome) in &outcomes {
                 let name = escape(name);

@@ -1,6 +1,6 @@
 //! `sign --sigstore` and `verify --bundle`: keyless signatures bound to a workload identity.
 
-use super::exit::{read_input, usage};
+use super::exit::{Code, fail, read_input};
 use super::files::{read_lockfile_json, refuse_overwriting_inputs};
 use super::render::pretty;
 use super::{CliError, ExitKind, Format, Output, SignArgs, VerifyArgs};
@@ -20,12 +20,15 @@ const MAX_TRUSTED_ROOT_BYTES: u64 = 4 << 20;
 
 fn from_sigstore(error: SigstoreError, what: &str) -> CliError {
     match error {
-        SigstoreError::Malformed(m) => usage(format!("{what}: {m}")),
-        SigstoreError::Failed { check, detail } => CliError::new(
-            ExitKind::No,
+        SigstoreError::Malformed(m) => fail(Code::SignatureMalformed, format!("{what}: {m}")),
+        SigstoreError::Failed { check, detail } => fail(
+            Code::SignatureInvalid,
             format!("signature does not hold: {check} check failed: {detail}"),
         ),
-        SigstoreError::Signing(m) => usage(format!("keyless signing failed: {m}")),
+        SigstoreError::Signing(m) => fail(
+            Code::SignatureMalformed,
+            format!("keyless signing failed: {m}"),
+        ),
     }
 }
 
@@ -41,10 +44,12 @@ fn read_trusted_root(
     let text = match path {
         Some(path) => {
             let bytes = read_input(path, MAX_TRUSTED_ROOT_BYTES, "trusted root")?;
-            Some(
-                String::from_utf8(bytes)
-                    .map_err(|_| usage(format!("{} is not UTF-8 JSON", path.display())))?,
-            )
+            Some(String::from_utf8(bytes).map_err(|_| {
+                fail(
+                    Code::InputUnreadable,
+                    format!("{} is not UTF-8 JSON", path.display()),
+                )
+            })?)
         }
         None => None,
     };
@@ -58,8 +63,12 @@ fn read_trusted_root(
 /// and its server names.
 fn canonical_lockfile(path: &Path) -> Result<(Vec<u8>, Vec<String>), CliError> {
     let document = read_lockfile_json(path)?;
-    let counts = Lockfile::check_value(&document)
-        .map_err(|e| usage(format!("{} fails its own checks: {e}", path.display())))?;
+    let counts = Lockfile::check_value(&document).map_err(|e| {
+        fail(
+            Code::LockfileInvalid,
+            format!("{} fails its own checks: {e}", path.display()),
+        )
+    })?;
     Ok((to_canonical(&document), counts.into_keys().collect()))
 }
 
@@ -67,7 +76,8 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let custom = args.fulcio_url != sigstore::PUBLIC_GOOD_FULCIO
         || args.rekor_url != sigstore::PUBLIC_GOOD_REKOR;
     if custom && args.trusted_root.is_none() {
-        return Err(usage(
+        return Err(fail(
+            Code::Usage,
             "--fulcio-url or --rekor-url name another Sigstore instance: pass its --trusted-root too, so the bundle can be checked before it is written",
         ));
     }
@@ -81,7 +91,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
             .await
             .map_err(|e| from_sigstore(e, "identity token"))?
             .ok_or_else(|| {
-                usage(format!(
+                fail(Code::Usage, format!(
                     "no identity token: pass --identity-token, set {TOKEN_ENV}, or run where one is ambient (GitHub Actions with `permissions: id-token: write`)"
                 ))
             })?,
@@ -98,7 +108,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let issuer = token_issuer(&token).unwrap_or_default();
     let verified = sigstore::check_own_bundle(&root, &bundle, &canonical, &issuer)
     .map_err(|e| {
-        usage(format!(
+        fail(Code::Usage, format!(
             "the services returned a bundle that does not verify ({e}); nothing was written (for a private instance, pass its --trusted-root)"
         ))
     })?;
@@ -109,10 +119,10 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     refuse_overwriting_inputs(&output, &[&args.lockfile])?;
     let mut bytes = bundle.into_bytes();
     bytes.push(b'\n');
-    write_atomic(&output, &bytes).map_err(|e| usage(e.to_string()))?;
+    write_atomic(&output, &bytes).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     let stdout = match args.format {
         Format::Json => json_report(&output, &args.lockfile, &verified, &servers),
-        Format::Human => format!(
+        _ => format!(
             "signed {} ({} server(s)) keylessly as {} (issuer {})\nlogged at {} (log index {}); bundle written to {}\n",
             args.lockfile.display(),
             servers.len(),
@@ -193,26 +203,35 @@ fn bundle_inputs(
 > {
     let identity = match (&args.check.identity, &args.check.identity_regexp) {
         (Some(exact), None) => IdentityRule::Exact(exact.clone()),
-        (None, Some(pattern)) => IdentityRule::pattern(pattern).map_err(usage)?,
+        (None, Some(pattern)) => {
+            IdentityRule::pattern(pattern).map_err(|e| fail(Code::Usage, e))?
+        }
         (Some(_), Some(_)) => {
-            return Err(usage("give --identity or --identity-regexp, not both"));
+            return Err(fail(
+                Code::Usage,
+                "give --identity or --identity-regexp, not both",
+            ));
         }
         (None, None) => {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "verify --bundle needs --identity (or --identity-regexp) and --issuer: a keyless signature proves who signed, so say who may (e.g. --identity https://github.com/ORG/REPO/.github/workflows/sign.yml@refs/heads/main --issuer https://token.actions.githubusercontent.com)",
             ));
         }
     };
     let issuer = args.check.issuer.clone().ok_or_else(|| {
-        usage("verify --bundle needs --issuer, the OIDC issuer that vouched for the identity (e.g. https://token.actions.githubusercontent.com)")
+        fail(Code::Usage, "verify --bundle needs --issuer, the OIDC issuer that vouched for the identity (e.g. https://token.actions.githubusercontent.com)")
     })?;
     let root = read_trusted_root(args.check.trusted_root.as_deref())?;
     let bundle = read_input(bundle_path, MAX_BUNDLE_BYTES, "bundle")?;
     let bundle = String::from_utf8(bundle).map_err(|_| {
-        usage(format!(
-            "{} is not a Sigstore bundle (not UTF-8)",
-            bundle_path.display()
-        ))
+        fail(
+            Code::InputUnreadable,
+            format!(
+                "{} is not a Sigstore bundle (not UTF-8)",
+                bundle_path.display()
+            ),
+        )
     })?;
     Ok((identity, issuer, root, bundle))
 }
@@ -224,8 +243,8 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
     let verified = sigstore::verify(&root, &bundle, &canonical, &identity, &issuer)
         .map_err(|e| from_sigstore(e, &bundle_path.display().to_string()))?;
     let counts = Lockfile::check_value(&document).map_err(|e| {
-        CliError::new(
-            ExitKind::No,
+        fail(
+            Code::LockfileRejected,
             format!(
                 "the signature holds, but {} fails its own checks: {e}",
                 args.lockfile.display()
@@ -236,7 +255,7 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
     let servers: Vec<String> = counts.into_keys().collect();
     let stdout = match args.format {
         Format::Json => json_report(bundle_path, &args.lockfile, &verified, &servers),
-        Format::Human => format!(
+        _ => format!(
             "verified: {} is signed by {} (issuer {}), logged at {}\n{} server(s), {tools} tool(s): {}\n",
             args.lockfile.display(),
             escape(&verified.identity),

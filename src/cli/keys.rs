@@ -1,6 +1,6 @@
 //! `keygen`, `sign` and `verify` with Ed25519 keys.
 
-use super::exit::{no, read_input, usage};
+use super::exit::{Code, fail, read_input};
 use super::files::{read_lockfile_json, refuse_overwriting_inputs};
 use super::render::pretty;
 use super::{CanonicalArgs, CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
@@ -17,34 +17,58 @@ const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 
 pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
     if args.private == args.public {
-        return Err(usage("--private and --public must be different files"));
+        return Err(fail(
+            Code::Usage,
+            "--private and --public must be different files",
+        ));
     }
     for path in [&args.private, &args.public] {
         if path.exists() {
-            return Err(usage(format!(
-                "{} already exists; refusing to overwrite a key (move it away or choose another path)",
-                path.display()
-            )));
+            return Err(fail(
+                Code::OutputExists,
+                format!(
+                    "{} already exists; refusing to overwrite a key (move it away or choose another path)",
+                    path.display()
+                ),
+            ));
         }
     }
-    let key = PrivateKey::generate().map_err(|e| usage(e.to_string()))?;
-    let private_pem = key.to_pem().map_err(|e| usage(e.to_string()))?;
+    let key = PrivateKey::generate().map_err(|e| fail(Code::Internal, e.to_string()))?;
+    let private_pem = key
+        .to_pem()
+        .map_err(|e| fail(Code::Internal, e.to_string()))?;
     let public = key.public();
-    let public_pem = public.to_pem().map_err(|e| usage(e.to_string()))?;
-    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
-    write_new(&args.private, private_pem.as_bytes(), 0o600).map_err(|e| usage(e.to_string()))?;
+    let public_pem = public
+        .to_pem()
+        .map_err(|e| fail(Code::Internal, e.to_string()))?;
+    let key_id = public
+        .key_id()
+        .map_err(|e| fail(Code::Internal, e.to_string()))?;
+    write_new(&args.private, private_pem.as_bytes(), 0o600)
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     write_new(&args.public, public_pem.as_bytes(), 0o644).map_err(|e| {
-        usage(format!(
-            "{e} (the private key {} was written; delete it and try again)",
-            args.private.display()
-        ))
+        fail(
+            Code::WriteFailed,
+            format!(
+                "{e} (the private key {} was written; delete it and try again)",
+                args.private.display()
+            ),
+        )
     })?;
-    Ok(Output {
-        stdout: format!(
+    let stdout = match args.format {
+        Format::Json => pretty(&json!({
+            "keyId": key_id.to_string(),
+            "private": args.private.display().to_string(),
+            "public": args.public.display().to_string(),
+        })),
+        _ => format!(
             "private key {} (mode 0600: keep it secret)\npublic key  {} (share it with verifiers)\nkey id      {key_id}\n",
             args.private.display(),
             args.public.display()
         ),
+    };
+    Ok(Output {
+        stdout,
         exit: ExitKind::Clean,
     })
 }
@@ -54,15 +78,15 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
 /// Reads a lockfile signature envelope: the parsed envelope and the file's bytes.
 pub(super) fn read_envelope(path: &Path) -> Result<(Envelope, Vec<u8>), CliError> {
     let bytes = read_bounded(path, MAX_SIGNATURE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
         .ok_or_else(|| {
-            usage(format!(
+            fail(Code::InputMissing, format!(
                 "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
                 path.display()
             ))
         })?;
-    let envelope =
-        Envelope::parse(&bytes).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let envelope = Envelope::parse(&bytes)
+        .map_err(|e| fail(Code::SignatureMalformed, format!("{}: {e}", path.display())))?;
     Ok((envelope, bytes))
 }
 
@@ -74,20 +98,32 @@ pub(super) fn default_signature_path(lockfile: &Path) -> PathBuf {
 
 /// Reads an Ed25519 private key (refusing one others may read).
 pub(super) fn load_private_key(path: &Path) -> Result<PrivateKey, CliError> {
-    let secret = read_secret(path, MAX_KEY_BYTES).map_err(|e| usage(e.to_string()))?;
-    let pem = std::str::from_utf8(&secret)
-        .map_err(|_| usage(format!("{} is not a PEM file", path.display())))?;
-    PrivateKey::from_pem(pem).map_err(|e| usage(format!("{}: {e}", path.display())))
+    let secret =
+        read_secret(path, MAX_KEY_BYTES).map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+    let pem = std::str::from_utf8(&secret).map_err(|_| {
+        fail(
+            Code::KeyInvalid,
+            format!("{} is not a PEM file", path.display()),
+        )
+    })?;
+    PrivateKey::from_pem(pem)
+        .map_err(|e| fail(Code::KeyInvalid, format!("{}: {e}", path.display())))
 }
 
 /// Reads an Ed25519 public key and its key id.
 pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliError> {
     let public_pem = read_input(path, MAX_KEY_BYTES, "public key")?;
-    let public_pem = String::from_utf8(public_pem)
-        .map_err(|_| usage(format!("{} is not a PEM file", path.display())))?;
-    let public =
-        PublicKey::from_pem(&public_pem).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    let public_pem = String::from_utf8(public_pem).map_err(|_| {
+        fail(
+            Code::KeyInvalid,
+            format!("{} is not a PEM file", path.display()),
+        )
+    })?;
+    let public = PublicKey::from_pem(&public_pem)
+        .map_err(|e| fail(Code::KeyInvalid, format!("{}: {e}", path.display())))?;
+    let key_id = public
+        .key_id()
+        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
     Ok((public, key_id))
 }
 
@@ -99,13 +135,18 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let document = read_lockfile_json(&args.lockfile)?;
     let canonical = to_canonical(&document);
     let lockfile = Lockfile::from_value(&document).map_err(|e| {
-        usage(format!(
-            "refusing to sign {}: it fails its own checks: {e}",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::LockfileInvalid,
+            format!(
+                "refusing to sign {}: it fails its own checks: {e}",
+                args.lockfile.display()
+            ),
+        )
     })?;
     let public = key.public();
-    let key_id = public.key_id().map_err(|e| usage(e.to_string()))?;
+    let key_id = public
+        .key_id()
+        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
     let envelope = Envelope {
         key_id,
         signature: key.sign(&signed_bytes(&canonical)),
@@ -115,7 +156,8 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
     refuse_overwriting_inputs(&output, &[&args.lockfile, &key_path])?;
-    write_atomic(&output, &envelope.to_pretty()).map_err(|e| usage(e.to_string()))?;
+    write_atomic(&output, &envelope.to_pretty())
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     let servers: Vec<&String> = lockfile.servers.keys().collect();
     let stdout = match args.format {
         Format::Json => pretty(&json!({
@@ -124,7 +166,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
             "servers": servers,
             "signature": output.display().to_string(),
         })),
-        Format::Human => format!(
+        _ => format!(
             "signed {} ({} server(s)) with key {key_id}\nsignature written to {}\n",
             args.lockfile.display(),
             servers.len(),
@@ -141,14 +183,14 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
 pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
     let document = read_lockfile_json(&args.lockfile)?;
     Lockfile::check_value(&document).map_err(|e| {
-        usage(format!(
-            "{} fails its own checks: {e}",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::LockfileInvalid,
+            format!("{} fails its own checks: {e}", args.lockfile.display()),
+        )
     })?;
     let bytes = to_canonical(&document);
     // Canonical JSON of parsed JSON is always UTF-8.
-    let stdout = String::from_utf8(bytes).map_err(|e| usage(e.to_string()))?;
+    let stdout = String::from_utf8(bytes).map_err(|e| fail(Code::Internal, e.to_string()))?;
     Ok(Output {
         stdout,
         exit: ExitKind::Clean,
@@ -162,7 +204,8 @@ pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, Cl
         return super::keyless::verify_document(args, bundle, document);
     }
     let Some(key_path) = args.check.key.clone() else {
-        return Err(usage(
+        return Err(fail(
+            Code::Usage,
             "give --key PUBLIC (Ed25519) or --bundle PATH (Sigstore)",
         ));
     };
@@ -174,25 +217,32 @@ pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, Cl
     let (public, key_id) = load_public_key(&key_path)?;
     let (envelope, _) = read_envelope(&signature_path)?;
     if envelope.key_id != key_id {
-        return Err(no(format!(
-            "signature does not hold: {} was made by key {}, but the key given ({}) is {key_id}",
-            signature_path.display(),
-            envelope.key_id,
-            key_path.display()
-        )));
+        return Err(fail(
+            Code::SignatureInvalid,
+            format!(
+                "signature does not hold: {} was made by key {}, but the key given ({}) is {key_id}",
+                signature_path.display(),
+                envelope.key_id,
+                key_path.display()
+            ),
+        ));
     }
     if !public.verify(&signed_bytes(&to_canonical(document)), &envelope.signature) {
-        return Err(no(format!(
-            "signature does not hold: it does not verify over the canonical bytes of {} (the lockfile or the signature changed after signing)",
-            args.lockfile.display()
-        )));
+        return Err(fail(
+            Code::SignatureInvalid,
+            format!(
+                "signature does not hold: it does not verify over the canonical bytes of {} (the lockfile or the signature changed after signing)",
+                args.lockfile.display()
+            ),
+        ));
     }
     Ok(format!("key {key_id}"))
 }
 
 pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
     if args.check.key.is_none() && args.check.bundle.is_none() {
-        return Err(usage(
+        return Err(fail(
+            Code::Usage,
             "give --key PUBLIC (Ed25519) or --bundle PATH (Sigstore): the signature to check",
         ));
     }
@@ -212,13 +262,20 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
-    let checked =
-        checked.map_err(|_| usage("internal error while reading the lockfile".to_string()))?;
+    let checked = checked.map_err(|_| {
+        fail(
+            Code::Internal,
+            "internal error while reading the lockfile".to_string(),
+        )
+    })?;
     let servers = checked.map_err(|e| {
-        no(format!(
-            "the signature holds, but {} fails its own checks: {e}",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::LockfileRejected,
+            format!(
+                "the signature holds, but {} fails its own checks: {e}",
+                args.lockfile.display()
+            ),
+        )
     })?;
     // The process ends right after this report: skip freeing a large document piece by piece.
     std::mem::forget(document);
@@ -235,7 +292,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
             "signature": signature_path.display().to_string(),
             "verified": true,
         })),
-        Format::Human => format!(
+        _ => format!(
             "verified: {} is signed by {signed_by}\n{} server(s), {tools} tool(s): {}\n",
             args.lockfile.display(),
             servers.len(),

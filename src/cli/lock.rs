@@ -1,6 +1,6 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
-use super::exit::usage;
+use super::exit::{Code, fail};
 use super::files::MAX_LOCKFILE_BYTES;
 use super::locked::load_lockfile;
 use super::locked::{entry_for, protocol_like, relaunch_locked};
@@ -66,7 +66,21 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
             "servers": names,
             "status": "unchanged",
         })),
-        Format::Human => format!(
+        Format::Sarif => {
+            let text = super::sarif::read_artifact(path);
+            let artifact = text
+                .as_deref()
+                .map(|t| super::sarif::Artifact::new(path, t));
+            let servers: Vec<(&str, &ServerLock)> =
+                old.servers.iter().map(|(n, e)| (n.as_str(), e)).collect();
+            pretty(&super::sarif::findings_log(
+                "mcplock/lock/",
+                &servers,
+                artifact.as_ref(),
+                0,
+            ))
+        }
+        _ => format!(
             "{} server(s) match their lock in {shown}\n",
             old.servers.len()
         ),
@@ -103,7 +117,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
             .and_then(|l| entry_for(l, args.name.as_deref(), &launch));
         server_args.protocol = protocol_like(server_args.protocol, known);
     }
-    let scanned = scan_stable(&server_args, &args.repeat, args.resources, args.format).await?;
+    let scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
     let notes = scanned.notes.clone();
     let name = match args
         .name
@@ -112,15 +126,15 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     {
         Some(name) => name,
         None => {
-            return Err(CliError::new(
-                ExitKind::Usage,
+            return Err(fail(
+                Code::Usage,
                 "the server reports no serverInfo.name; give it one with --name",
             ));
         }
     };
     if name.is_empty() || name.chars().any(crate::core::text::is_hazardous) {
-        return Err(CliError::new(
-            ExitKind::Usage,
+        return Err(fail(
+            Code::Usage,
             format!(
                 "server name {:?} is empty or holds control characters; choose one with --name",
                 escape(&name)
@@ -128,7 +142,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         ));
     }
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
-        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+        .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
 
     // Another `lock` may have written the file while this one scanned: take the directory's
     // lock, read the file again and merge into what is there now, so no entry is lost. (A
@@ -136,7 +150,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let _guard = if args.check {
         None
     } else {
-        let guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+        let guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
         remove_stale_temps(path, started);
         existing = load()?;
         Some(guard)
@@ -192,7 +206,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     if status != Status::Unchanged {
         lockfile.servers.insert(name.clone(), entry.clone());
         write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
-            .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
+            .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     }
     // Here the lockfile holds the entry (written now, or unchanged): its look-alikes, in this
     // server or another, are worth a note.
@@ -210,14 +224,14 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
 }
 
 fn refusal(args: &LockArgs, headline: String, changes: &[String]) -> CliError {
-    let mut error = CliError::new(ExitKind::No, headline);
+    let code = if args.check {
+        Code::LockStale
+    } else {
+        Code::LockChanged
+    };
     // Already escaped by the diff renderer.
-    error.details = changes.to_vec();
-    if args.format == Format::Json {
-        error.json_stdout = Some(pretty(&json!({
-            "error": {"exitCode": ExitKind::No.code(), "message": error.headline, "changes": changes}
-        })));
-    }
+    let mut error = fail(code, headline).with_details(changes.to_vec());
+    error.extra.insert("changes".into(), json!(changes));
     error
 }
 
@@ -240,7 +254,21 @@ fn report(
             "server": name,
             "status": status.as_str(),
         })),
-        Format::Human => {
+        Format::Sarif => {
+            // The findings of the entry as it now stands in the file (written or unchanged).
+            let file = args.lockfile.as_path();
+            let text = super::sarif::read_artifact(file);
+            let artifact = text
+                .as_deref()
+                .map(|t| super::sarif::Artifact::new(file, t));
+            pretty(&super::sarif::findings_log(
+                "mcplock/lock/",
+                &[(name, entry)],
+                artifact.as_ref(),
+                exit.code(),
+            ))
+        }
+        _ => {
             let counts: Vec<String> = ItemKind::ALL
                 .into_iter()
                 .filter_map(|kind| match entry.unserved.get(&kind) {

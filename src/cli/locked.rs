@@ -1,9 +1,9 @@
 //! Reading the lockfile a command stands on, finding a server's entry in it, and relaunching
 //! the servers it records (after checking its signature when asked).
 
-use super::exit::usage;
+use super::exit::{Code, fail};
 use super::scan::scan_server;
-use super::{CliError, ExitKind, Format, ServerArgs, SignatureCheck};
+use super::{CliError, ServerArgs, SignatureCheck};
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
@@ -16,12 +16,12 @@ pub use super::files::MAX_LOCKFILE_BYTES;
 /// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
 pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
     let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?;
     bytes
         .map(|b| {
             Lockfile::parse(&b).map_err(|e| {
-                CliError::new(
-                    ExitKind::Usage,
+                fail(
+                    Code::LockfileInvalid,
                     format!("{} is not a valid lockfile: {e}", path.display()),
                 )
             })
@@ -79,13 +79,16 @@ pub async fn relaunch_locked(
     trust: &SignatureCheck,
 ) -> Result<(Lockfile, Lockfile), CliError> {
     let missing = || {
-        usage(format!(
-            "{} does not exist; lock first (`mcplock lock -- CMD`), or compare two files",
-            path.display()
-        ))
+        fail(
+            Code::InputMissing,
+            format!(
+                "{} does not exist; lock first (`mcplock lock -- CMD`), or compare two files",
+                path.display()
+            ),
+        )
     };
     if read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| usage(e.to_string()))?
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
         .is_none()
     {
         return Err(missing());
@@ -111,8 +114,12 @@ pub async fn relaunch_locked(
             path.display()
         ),
     }
-    let locked = Lockfile::from_owned_value(document)
-        .map_err(|e| usage(format!("{} is not a valid lockfile: {e}", path.display())))?;
+    let locked = Lockfile::from_owned_value(document).map_err(|e| {
+        fail(
+            Code::LockfileInvalid,
+            format!("{} is not a valid lockfile: {e}", path.display()),
+        )
+    })?;
     let mut old = Lockfile::default();
     let mut new = Lockfile::default();
     for (server_name, entry) in &locked.servers {
@@ -120,9 +127,12 @@ pub async fn relaunch_locked(
             continue;
         }
         if let Some(missing) = missing_env_key(entry) {
-            return Err(usage(format!(
-                "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
-            )));
+            return Err(fail(
+                Code::EnvMissing,
+                format!(
+                    "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
+                ),
+            ));
         }
         let mut server_args = server.clone();
         match &entry.launch {
@@ -142,10 +152,13 @@ pub async fn relaunch_locked(
                 server_args.remote.url = Some(url.clone());
                 let given = server_args.endpoint()?.launch();
                 if given.header_names() != header_names.as_slice() {
-                    return Err(usage(format!(
-                        "server {server_name:?} ({url}) was locked with the headers [{}]; pass them again (--header 'Name: value', --bearer-env VAR), their values are never recorded",
-                        header_names.join(", ")
-                    )));
+                    return Err(fail(
+                        Code::Usage,
+                        format!(
+                            "server {server_name:?} ({url}) was locked with the headers [{}]; pass them again (--header 'Name: value', --bearer-env VAR), their values are never recorded",
+                            header_names.join(", ")
+                        ),
+                    ));
                 }
             }
         }
@@ -160,18 +173,21 @@ pub async fn relaunch_locked(
             escape(server_name),
             server_args.endpoint()?.display()
         );
-        let scanned = scan_server(&server_args, Format::Human).await?;
+        let scanned = scan_server(&server_args).await?;
         let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
-            .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+            .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
         old.servers.insert(server_name.clone(), entry.clone());
         new.servers.insert(server_name.clone(), live);
     }
     if old.servers.is_empty() {
-        return Err(usage(format!(
-            "no server to compare: {} locks none{}",
-            path.display(),
-            name.map(|n| format!(" named {n:?}")).unwrap_or_default()
-        )));
+        return Err(fail(
+            Code::ServerNotFound,
+            format!(
+                "no server to compare: {} locks none{}",
+                path.display(),
+                name.map(|n| format!(" named {n:?}")).unwrap_or_default()
+            ),
+        ));
     }
     Ok((old, new))
 }

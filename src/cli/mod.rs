@@ -15,6 +15,7 @@ mod policy;
 mod proxy;
 mod render;
 mod revocations;
+mod sarif;
 mod scan;
 mod wrap;
 
@@ -43,6 +44,10 @@ A broken pipe on stdout (e.g. `mcplock scan ... | head`) exits 0.";
 #[derive(Debug, Parser)]
 #[command(name = "mcplock", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
+    /// Output format: human, json, markdown or sarif (which ones a command has: its --help).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -293,6 +298,92 @@ pub enum Command {
     Audit(AuditArgs),
 }
 
+impl Command {
+    /// The formats this command has output in (its `--help` says so too).
+    pub fn formats(&self) -> &'static [Format] {
+        use Format::{Human, Json, Markdown, Sarif};
+        match self {
+            Command::Scan(_) | Command::Lock(_) => &[Human, Json, Sarif],
+            Command::Diff(_) => &[Human, Json, Markdown, Sarif],
+            Command::Policy(PolicyArgs {
+                command: PolicyCommand::Check(_),
+                ..
+            }) => &[Human, Json, Markdown, Sarif],
+            // Its stdout belongs to the host: JSON-RPC, never a report.
+            Command::Proxy(_) => &[Human],
+            // A config diff for a person to read before it is written.
+            Command::Wrap(_) | Command::Unwrap(_) => &[Human],
+            _ => &[Human, Json],
+        }
+    }
+
+    /// The subcommand's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Scan(_) => "scan",
+            Command::Lock(_) => "lock",
+            Command::Hosts(_) => "hosts",
+            Command::Wrap(_) => "wrap",
+            Command::Unwrap(_) => "unwrap",
+            Command::Revoke(_) => "revoke",
+            Command::Approve(_) => "approve",
+            Command::Keygen(_) => "keygen",
+            Command::Sign(_) => "sign",
+            Command::Canonical(_) => "canonical",
+            Command::Verify(_) => "verify",
+            Command::Diff(_) => "diff",
+            Command::Policy(_) => "policy",
+            Command::Bundle(_) => "bundle",
+            Command::Proxy(_) => "proxy",
+            Command::Audit(_) => "audit",
+        }
+    }
+
+    /// Checks that this command has output in `format` and hands it the format.
+    fn take_format(&mut self, format: Format) -> Result<(), CliError> {
+        let formats = self.formats();
+        if !formats.contains(&format) {
+            let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+            return Err(CliError::new(
+                exit::Code::FormatUnsupported,
+                format!(
+                    "`mcplock {}` has no --format {}; it has: {}",
+                    self.name(),
+                    format.as_str(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        match self {
+            Command::Scan(a) => a.format = format,
+            Command::Lock(a) => a.format = format,
+            Command::Hosts(a) => a.format = format,
+            Command::Revoke(a) => a.format = format,
+            Command::Approve(a) => a.format = format,
+            Command::Keygen(a) => a.format = format,
+            Command::Sign(a) => a.format = format,
+            Command::Verify(a) => a.format = format,
+            Command::Diff(a) => a.format = format,
+            Command::Policy(a) => {
+                a.format = format;
+                if let PolicyCommand::Check(s) | PolicyCommand::Explain(s) = &mut a.command {
+                    s.format = format;
+                }
+            }
+            Command::Bundle(a) => match &mut a.command {
+                BundleCommand::Export(e) => e.format = format,
+                BundleCommand::Verify(v) => v.format = format,
+            },
+            Command::Audit(a) => {
+                let AuditCommand::Verify(v) = &mut a.command;
+                v.format = format;
+            }
+            Command::Canonical(_) | Command::Wrap(_) | Command::Unwrap(_) | Command::Proxy(_) => {}
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// The lockfile that says what this server may offer.
@@ -439,8 +530,8 @@ pub struct AuditVerifyArgs {
     #[arg(long, value_name = "SHA256")]
     pub head: Option<String>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
@@ -525,8 +616,8 @@ pub struct BundleExportArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Output format of the report.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
@@ -553,8 +644,8 @@ pub struct BundleVerifyArgs {
     #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
     pub eval_memory: usize,
 
-    /// Output format of the report.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
@@ -562,6 +653,10 @@ pub struct BundleVerifyArgs {
 pub struct PolicyArgs {
     #[command(subcommand)]
     pub command: PolicyCommand,
+
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -610,8 +705,8 @@ pub struct PolicySource {
     #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
     pub eval_memory: usize,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 
     #[command(flatten, next_help_heading = "The servers a host runs")]
@@ -662,17 +757,6 @@ impl FailOn {
     }
 }
 
-/// Output formats of `diff`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DiffFormat {
-    /// Grouped by server, most severe first; colour only on a terminal, never with NO_COLOR.
-    Human,
-    /// Stable, documented JSON (docs/diff.md).
-    Json,
-    /// Fits a pull-request comment.
-    Markdown,
-}
-
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The old side: a lockfile or a `scan --format json` snapshot (with NEW).
@@ -695,9 +779,9 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value_t = FailOn::Moderate)]
     pub fail_on: FailOn,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
-    pub format: DiffFormat,
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
+    pub format: Format,
 
     #[command(
         flatten,
@@ -786,7 +870,8 @@ impl SignatureCheck {
     /// nothing.
     pub fn only_for_relaunch(&self) -> Result<(), CliError> {
         if self.key.is_some() || self.bundle.is_some() {
-            return Err(exit::usage(
+            return Err(CliError::new(
+                exit::Code::Usage,
                 "--key/--bundle verify a lockfile before its recorded commands are started; with a server after `--` none is started from the lockfile (verify it with `mcplock verify`)",
             ));
         }
@@ -809,13 +894,30 @@ pub fn declared_from(caps: &serde_json::Map<String, serde_json::Value>) -> Vec<C
     out
 }
 
-/// Output formats.
+/// Output formats: one flag for every command (`mcplock --format json verify` or `mcplock
+/// verify --format json`). A command refuses a format it has no output in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// A summary for people; untrusted text is shown with control characters escaped.
+    /// For people: untrusted text is shown with control characters escaped; errors on stderr.
     Human,
-    /// The complete snapshot as JSON with sorted keys (stable, diffable).
+    /// Exactly one JSON document on stdout, also for errors and refusals
+    /// (`{"error": {"code", "exitCode", "message", "details"}}`, docs/exit-codes.md).
     Json,
+    /// Markdown for a pull-request comment or a CI job summary (diff, policy check).
+    Markdown,
+    /// SARIF 2.1.0 for code scanning (diff, policy check, and the findings of scan and lock).
+    Sarif,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Human => "human",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+            Format::Sarif => "sarif",
+        }
+    }
 }
 
 /// Client capabilities mcplock can declare to a server.
@@ -931,8 +1033,8 @@ pub struct RemoteArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 
     #[command(flatten)]
@@ -986,8 +1088,8 @@ pub struct LockArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// Output format of the report.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 
     #[command(flatten)]
@@ -1046,8 +1148,8 @@ pub struct ApproveArgs {
     #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
@@ -1090,8 +1192,8 @@ pub struct RevokeArgs {
     #[arg(long, value_name = "PRIVATE")]
     pub key: Option<std::path::PathBuf>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
@@ -1135,13 +1237,17 @@ pub struct HostsArgs {
     #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
+    pub format: Format,
+
     /// Where to write the private key (PEM PKCS#8, mode 0600, never overwritten).
     #[arg(long, value_name = "PATH", default_value = "mcplock.key")]
     pub private: std::path::PathBuf,
@@ -1193,8 +1299,8 @@ pub struct SignArgs {
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
 
-    /// Output format of the report.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 }
 
@@ -1207,8 +1313,8 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub check: SignatureCheck,
 
-    /// Output format of the report.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    /// Filled by `main` from the global --format.
+    #[arg(skip = Format::Human)]
     pub format: Format,
 
     /// Also check that every server these hosts run is locked, under its config key, with
@@ -1268,25 +1374,42 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
-            let code = if e.use_stderr() { 2 } else { 0 };
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let format = format_in_argv(std::env::args_os().skip(1));
             let _ = e.print();
-            return ExitCode::from(code);
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let error = CliError::new(
+                exit::Code::Usage,
+                first.strip_prefix("error: ").unwrap_or(first).to_string(),
+            );
+            return report_structured(&error, format);
         }
     };
+    let format = cli.format;
+    if let Err(error) = cli.command.take_format(format) {
+        return report(error, format);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            return report(CliError::new(
-                ExitKind::Usage,
-                format!("cannot start the async runtime: {e}"),
-            ));
+            return report(
+                CliError::new(
+                    exit::Code::Internal,
+                    format!("cannot start the async runtime: {e}"),
+                ),
+                format,
+            );
         }
     };
     // Helpers that leave a server's process group are reparented to mcplock, not init, so
@@ -1364,18 +1487,13 @@ pub fn main() -> ExitCode {
             match emit(&output.stdout) {
                 Ok(()) => ExitCode::from(code.code()),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => report(CliError::new(
-                    ExitKind::Usage,
-                    format!("cannot write output: {e}"),
-                )),
+                Err(e) => report(
+                    CliError::new(exit::Code::WriteFailed, format!("cannot write output: {e}")),
+                    Format::Human,
+                ),
             }
         }
-        Err(error) => {
-            if let Some(json) = &error.json_stdout {
-                let _ = emit(json);
-            }
-            report(error)
-        }
+        Err(error) => report(error, format),
     }
 }
 
@@ -1416,10 +1534,48 @@ fn emit(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-fn report(error: CliError) -> ExitCode {
+/// Reports a failure: always on stderr for people, and on stdout as a document of the format
+/// asked for, so a pipeline never mistakes a failure for an empty result.
+fn report(error: CliError, format: Format) -> ExitCode {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(error.render().as_bytes());
-    ExitCode::from(error.kind.code())
+    drop(err);
+    report_structured(&error, format)
+}
+
+/// The stdout half of [`report`].
+fn report_structured(error: &CliError, format: Format) -> ExitCode {
+    let document = match format {
+        Format::Human => None,
+        Format::Json => Some(render::pretty(&error.to_json())),
+        Format::Markdown => Some(render::markdown_error(error)),
+        Format::Sarif => Some(render::pretty(&sarif::failed_run(error))),
+    };
+    if let Some(text) = document {
+        let _ = emit(&text);
+    }
+    ExitCode::from(error.kind().code())
+}
+
+/// The --format of an argv clap refused: what the user asked for, so even that refusal is
+/// one document of the right format on stdout (an unknown value counts as human).
+fn format_in_argv(args: impl Iterator<Item = std::ffi::OsString>) -> Format {
+    let mut format = Format::Human;
+    let mut args = args.map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--format") {
+            Some("") => args.next(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+            None => None,
+        };
+        if let Some(found) = value.and_then(|v| Format::from_str(&v, false).ok()) {
+            format = found;
+        }
+    }
+    format
 }
 
 #[cfg(test)]

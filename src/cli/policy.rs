@@ -1,14 +1,14 @@
 //! `mcplock policy`: CEL rules over a lockfile or a live server, fail-closed and bounded.
 
-use super::exit::{read_input, usage};
+use super::exit::{Code, fail, read_input};
 use super::locked::load_lockfile;
-use super::render::pretty;
+use super::render::{md_code, md_text, pretty};
 use super::scan::scan_server;
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::policy::Tiers;
 use crate::core::policy::{
-    self, CompiledRule, Input, Outcome, PRESETS, Policy, RuleResult, RuleSeverity,
+    self, CompiledRule, Input, Outcome, PRESETS, Policy, RuleResult, RuleSeverity, Target,
 };
 use crate::core::revocation::Revocations;
 use crate::core::text::escape;
@@ -19,19 +19,24 @@ use std::time::{Duration, Instant};
 
 pub async fn run(args: PolicyArgs) -> Result<Output, CliError> {
     match args.command {
-        PolicyCommand::Presets => Ok(presets()),
+        PolicyCommand::Presets => Ok(presets(args.format)),
         PolicyCommand::Check(source) => check(source, false).await,
         PolicyCommand::Explain(source) => check(source, true).await,
     }
 }
 
-fn presets() -> Output {
+fn presets(format: Format) -> Output {
     let mut out = String::new();
+    let mut listed = Vec::new();
     for (name, about, text) in PRESETS {
         let rules = policy::parse_policy(name, text).map_or(0, |p| p.rules.len());
         let _ = writeln!(out, "{name:<10} {rules} rules: {about}");
+        listed.push(json!({"name": name, "rules": rules, "about": about}));
     }
     out.push_str("\nUse one with `mcplock policy check --preset NAME`; see its rules with `mcplock policy explain --preset NAME`.\n");
+    if format == Format::Json {
+        out = pretty(&json!({"presets": listed}));
+    }
     Output {
         stdout: out,
         exit: ExitKind::Clean,
@@ -41,7 +46,8 @@ fn presets() -> Output {
 /// Loads every policy named by `--policy` and `--preset`.
 fn load_policies(source: &PolicySource) -> Result<Vec<Policy>, CliError> {
     if source.policy.is_empty() && source.preset.is_empty() {
-        return Err(usage(
+        return Err(fail(
+            Code::PolicyInvalid,
             "no policy given: use --policy FILE or --preset NAME (see `mcplock policy presets`)",
         ));
     }
@@ -54,7 +60,7 @@ pub(super) fn merged_tiers(policies: &[Policy]) -> Result<Tiers, CliError> {
     for p in policies {
         tiers
             .merge(&p.tiers)
-            .map_err(|e| usage(format!("policy {}: {e}", p.name)))?;
+            .map_err(|e| fail(Code::PolicyInvalid, format!("policy {}: {e}", p.name)))?;
     }
     Ok(tiers)
 }
@@ -67,29 +73,39 @@ pub(super) fn load_named(
     let mut policies = Vec::new();
     for name in presets {
         let found = policy::preset(name).ok_or_else(|| {
-            usage(format!(
-                "no preset {name:?}; the presets are: {}",
-                PRESETS.map(|(n, _, _)| n).join(", ")
-            ))
+            fail(
+                Code::PolicyInvalid,
+                format!(
+                    "no preset {name:?}; the presets are: {}",
+                    PRESETS.map(|(n, _, _)| n).join(", ")
+                ),
+            )
         })?;
-        policies.push(found.map_err(|e| usage(format!("broken preset: {e}")))?);
+        policies.push(found.map_err(|e| fail(Code::PolicyInvalid, format!("broken preset: {e}")))?);
     }
     for path in files {
         let bytes = read_input(path, policy::MAX_POLICY_BYTES as u64, "policy")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| usage(format!("policy {} is not UTF-8", path.display())))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            fail(
+                Code::InputUnreadable,
+                format!("policy {} is not UTF-8", path.display()),
+            )
+        })?;
         let parsed = policy::parse_policy(&path.display().to_string(), &text)
-            .map_err(|e| usage(format!("broken policy: {e}")))?;
+            .map_err(|e| fail(Code::PolicyInvalid, format!("broken policy: {e}")))?;
         policies.push(parsed);
     }
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for p in &policies {
         for r in &p.rules {
             if let Some(other) = seen.insert(&r.id, &p.name) {
-                return Err(usage(format!(
-                    "rule id {:?} is defined by both {other:?} and {:?}; ids must be unique across the policies checked together",
-                    r.id, p.name
-                )));
+                return Err(fail(
+                    Code::PolicyInvalid,
+                    format!(
+                        "rule id {:?} is defined by both {other:?} and {:?}; ids must be unique across the policies checked together",
+                        r.id, p.name
+                    ),
+                ));
             }
         }
     }
@@ -99,7 +115,8 @@ pub(super) fn load_named(
 async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
     if source.hosts.host.is_some() {
         if source.server.names_a_server() {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "--host checks the servers of the hosts' configs: give no server as well",
             ));
         }
@@ -107,21 +124,24 @@ async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
     }
     if !source.server.names_a_server() {
         return load_lockfile(&source.lockfile)?.ok_or_else(|| {
-            usage(format!(
-                "{} does not exist; lock first, give --lockfile, or a server after `--`",
-                source.lockfile.display()
-            ))
+            fail(
+                Code::InputMissing,
+                format!(
+                    "{} does not exist; lock first, give --lockfile, or a server after `--`",
+                    source.lockfile.display()
+                ),
+            )
         });
     }
     // A server that cannot be scanned is an error (exit 3), never an empty pass.
-    let scanned = scan_server(&source.server, Format::Human).await?;
+    let scanned = scan_server(&source.server).await?;
     let name = scanned
         .snapshot
         .server_name()
         .unwrap_or("server")
         .to_string();
     let entry = ServerLock::from_snapshot(scanned.snapshot, true)
-        .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+        .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
     Ok(Lockfile {
         servers: BTreeMap::from([(name, entry)]),
         approvals: Vec::new(),
@@ -151,10 +171,15 @@ pub(super) fn compile_bounded(rules: Vec<policy::Rule>) -> Result<Vec<CompiledRu
         .name("policy-compile".into())
         .stack_size(policy::EVAL_STACK_BYTES)
         .spawn(move || policy::compile(rules))
-        .map_err(|e| usage(format!("cannot start the compiling thread: {e}")))?
+        .map_err(|e| {
+            fail(
+                Code::Internal,
+                format!("cannot start the compiling thread: {e}"),
+            )
+        })?
         .join()
-        .map_err(|_| usage("internal error while compiling the policy"))?
-        .map_err(|e| usage(format!("broken policy: {e}")))
+        .map_err(|_| fail(Code::Internal, "internal error while compiling the policy"))?
+        .map_err(|e| fail(Code::Internal, format!("broken policy: {e}")))
 }
 
 /// Evaluates on a worker thread (its stack sized for the deepest expression accepted) under a
@@ -195,10 +220,15 @@ fn evaluate_revoked(
             let results = policy::evaluate(&rules, &input, &|| Instant::now() < deadline);
             let _ = tx.send(results);
         })
-        .map_err(|e| usage(format!("cannot start the evaluation thread: {e}")))?;
+        .map_err(|e| {
+            fail(
+                Code::Internal,
+                format!("cannot start the evaluation thread: {e}"),
+            )
+        })?;
     let timeout = || {
-        CliError::new(
-            ExitKind::No,
+        fail(
+            Code::PolicyFailed,
             format!(
                 "policy evaluation did not finish within {}s: a rule is too costly for this input (raise --eval-timeout only for a policy you trust)",
                 limits.time.as_secs_f64()
@@ -218,8 +248,8 @@ fn evaluate_revoked(
             .unwrap_or(0)
             .saturating_sub(baseline);
         if grown > limits.memory {
-            return Err(CliError::new(
-                ExitKind::No,
+            return Err(fail(
+                Code::PolicyFailed,
                 format!(
                     "policy evaluation used more than {} MiB of memory: a rule builds too much for this input (raise --eval-memory only for a policy you trust)",
                     limits.memory >> 20
@@ -272,6 +302,21 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     };
     let stdout = match source.format {
         Format::Json => json_report(&names, results.as_deref(), failed),
+        Format::Markdown => markdown(&names, results.as_deref().unwrap_or_default(), failed),
+        Format::Sarif => {
+            // Results sit in the lockfile when that is what was checked.
+            let file = (!source.server.names_a_server() && source.hosts.host.is_none())
+                .then_some(source.lockfile.as_path());
+            let text = file.and_then(super::sarif::read_artifact);
+            let artifact = file
+                .zip(text.as_deref())
+                .map(|(path, text)| super::sarif::Artifact::new(path, text));
+            pretty(&sarif_report(
+                results.as_deref().unwrap_or_default(),
+                artifact.as_ref(),
+                exit.code(),
+            ))
+        }
         Format::Human => human(&names, results.as_deref(), explain, failed),
     };
     Ok(Output { stdout, exit })
@@ -295,7 +340,7 @@ pub(super) fn evaluate_bundled(
     limits: EvalLimits,
 ) -> Result<BundledPolicy, CliError> {
     let parsed = policy::parse_policy(member_name, text)
-        .map_err(|e| usage(format!("broken policy: {e}")))?;
+        .map_err(|e| fail(Code::PolicyInvalid, format!("broken policy: {e}")))?;
     let names = vec![parsed.name.clone()];
     let compiled = compile_bounded(parsed.rules)?;
     let results = evaluate_bounded(compiled, lockfile, limits)?;
@@ -321,6 +366,151 @@ fn subject_text(server: &str, item: Option<&str>) -> String {
         Some(item) => format!("{}/{}", escape(server), escape(item)),
         None => escape(server),
     }
+}
+
+/// The verdict of one rule, as every report names it.
+fn status(r: &RuleResult) -> &'static str {
+    if r.errored() {
+        "error"
+    } else if r.failures.is_empty() {
+        "pass"
+    } else if r.rule.severity == RuleSeverity::Warn {
+        "warn"
+    } else {
+        "fail"
+    }
+}
+
+/// Markdown for a job summary or a pull-request comment: a table of the rules that did not
+/// pass, then up to 20 failing subjects each.
+fn markdown(names: &[String], results: &[RuleResult], failed: bool) -> String {
+    let mut out = String::from("### mcplock policy check\n\n");
+    let quoted: Vec<String> = names.iter().map(|n| md_code(n)).collect();
+    let _ = writeln!(out, "Policies: {}\n", quoted.join(", "));
+    let not_passed: Vec<&RuleResult> = results.iter().filter(|r| status(r) != "pass").collect();
+    let _ = writeln!(
+        out,
+        "**{}**: {} rule(s), {} did not pass.\n",
+        if failed { "Failed" } else { "Passed" },
+        results.len(),
+        not_passed.len()
+    );
+    if not_passed.is_empty() {
+        return out;
+    }
+    out.push_str("| verdict | rule | on | message | failing |\n|---|---|---|---|---|\n");
+    for r in &not_passed {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} of {} |",
+            status(r),
+            md_code(&r.rule.id),
+            r.rule.target.as_str(),
+            md_text(&r.rule.message),
+            r.failures.len(),
+            r.evaluated
+        );
+    }
+    for r in not_passed {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{}</summary>\n",
+            md_text(&r.rule.id)
+        );
+        for (subject, outcome) in r.failures.iter().take(20) {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                md_code(&subject_text(&subject.server, subject.item.as_deref())),
+                md_text(&outcome_text(outcome))
+            );
+        }
+        if r.failures.len() > 20 {
+            let _ = writeln!(
+                out,
+                "- ... and {} more (see --format json)",
+                r.failures.len() - 20
+            );
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// One SARIF rule per policy rule id; a result per failing subject, at its lockfile entry.
+/// A rule that could not be evaluated is an error whatever its severity (fail-closed).
+fn sarif_report(
+    results: &[RuleResult],
+    artifact: Option<&super::sarif::Artifact>,
+    exit_code: u8,
+) -> Value {
+    use super::sarif::{Finding, Level, Rule, entry_pointer};
+    let level_of = |severity: RuleSeverity| match severity {
+        RuleSeverity::Error => Level::Error,
+        RuleSeverity::Warn => Level::Warning,
+    };
+    let rules: Vec<Rule> = results
+        .iter()
+        .map(|r| Rule {
+            id: r.rule.id.clone(),
+            summary: r.rule.message.clone(),
+            help: format!(
+                "{} (policy {}, on each {}: {})",
+                r.rule.message,
+                r.rule.policy,
+                r.rule.target.as_str(),
+                r.rule.expr
+            ),
+            level: level_of(r.rule.severity),
+        })
+        .collect();
+    let mut findings = Vec::new();
+    for r in results {
+        let section = match r.rule.target {
+            Target::Item(kind) => Some(kind.field()),
+            Target::Server | Target::Call => None,
+        };
+        for (subject, outcome) in &r.failures {
+            let item = section.zip(subject.item.as_deref());
+            let logical = match item {
+                Some((field, key)) => format!("{}/{field}/{key}", subject.server),
+                None => subject.server.clone(),
+            };
+            let (level, message) = match outcome {
+                Outcome::Error(e) => (
+                    Level::Error,
+                    format!(
+                        "{} could not be evaluated on {}: {}",
+                        r.rule.id,
+                        escape(&logical),
+                        escape(e)
+                    ),
+                ),
+                _ => (
+                    level_of(r.rule.severity),
+                    format!(
+                        "{} on {}: {}",
+                        r.rule.id,
+                        escape(&logical),
+                        escape(&r.rule.message)
+                    ),
+                ),
+            };
+            let mut properties = serde_json::Map::new();
+            properties.insert("policy".into(), json!(r.rule.policy));
+            properties.insert("outcome".into(), json!(outcome_text(outcome)));
+            findings.push(Finding {
+                rule: r.rule.id.clone(),
+                level,
+                message,
+                pointer: entry_pointer(&subject.server, item, ""),
+                identity: vec!["policy".into(), r.rule.id.clone(), logical.clone()],
+                logical,
+                properties,
+            });
+        }
+    }
+    super::sarif::log("mcplock/policy/", &rules, &findings, artifact, exit_code)
 }
 
 fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed: bool) -> String {
@@ -421,10 +611,15 @@ fn json_report(names: &[String], results: Option<&[RuleResult]>, failed: bool) -
             })
         })
         .collect();
-    pretty(&json!({
+    let mut doc = json!({
         "mcplockPolicy": 1,
         "policies": names,
         "passed": !failed,
         "rules": rules,
-    }))
+    });
+    // A refusal carries its stable code, as every failure does in JSON mode.
+    if failed {
+        doc["code"] = json!(Code::PolicyFailed.as_str());
+    }
+    pretty(&doc)
 }

@@ -1,6 +1,6 @@
 //! `mcplock proxy`: the checks before the server starts, then the session loop.
 
-use super::exit::usage;
+use super::exit::{Code, fail};
 use super::locked::entry_for;
 use super::{CliError, ExitKind, Output, ProxyArgs};
 use crate::core::audit::{Chain, verify};
@@ -39,13 +39,15 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
     let endpoint = match args.remote.endpoint()? {
         Some(remote) if args.server.is_empty() => Endpoint::Http(remote),
         Some(_) => {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "give the server either as --url or as a command after `--`, not both",
             ));
         }
         None => {
             let (program, rest) = args.server.split_first().ok_or_else(|| {
-                usage(
+                fail(
+                    Code::Usage,
                     "no server given; put the locked command after `--`, or pass the locked --url",
                 )
             })?;
@@ -68,26 +70,30 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
             args.lockfile.display()
         ),
         None => {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "the proxy enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned",
             ));
         }
     }
     let lockfile = Lockfile::from_owned_value(document).map_err(|e| {
-        usage(format!(
-            "{} is not a valid lockfile: {e}",
-            args.lockfile.display()
-        ))
+        fail(
+            Code::LockfileInvalid,
+            format!("{} is not a valid lockfile: {e}", args.lockfile.display()),
+        )
     })?;
     let entry = entry_for(&lockfile, args.name.as_deref(), &launch).ok_or_else(|| {
-        usage(format!(
-            "{} locks no server {} (pass --name, or give the server exactly as locked)",
-            args.lockfile.display(),
-            args.name
-                .as_deref()
-                .map(|n| format!("named {n:?}"))
-                .unwrap_or_else(|| format!("reached as {}", launch.describe()))
-        ))
+        fail(
+            Code::ServerNotFound,
+            format!(
+                "{} locks no server {} (pass --name, or give the server exactly as locked)",
+                args.lockfile.display(),
+                args.name
+                    .as_deref()
+                    .map(|n| format!("named {n:?}"))
+                    .unwrap_or_else(|| format!("reached as {}", launch.describe()))
+            ),
+        )
     })?;
     // A command is held to its argv (the env it inherits is checked by name below); a URL to
     // the URL and the names of the headers it was locked with.
@@ -99,8 +105,8 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
         _ => false,
     };
     if !same {
-        return Err(CliError::new(
-            ExitKind::No,
+        return Err(fail(
+            Code::LaunchMismatch,
             format!(
                 "refusing to start {}: the lock approved {}",
                 launch.describe_with_names(),
@@ -109,9 +115,10 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
         ));
     }
     if let Some(missing) = super::locked::missing_env_key(entry) {
-        return Err(usage(format!(
-            "the server was locked with the environment variable {missing}; it is not set"
-        )));
+        return Err(fail(
+            Code::EnvMissing,
+            format!("the server was locked with the environment variable {missing}; it is not set"),
+        ));
     }
     let name = lockfile
         .servers
@@ -205,10 +212,10 @@ async fn serve(
         None => None,
         Some(path) => {
             let existing = crate::edge::fs::read_bounded(path, 1 << 30)
-                .map_err(|e| usage(e.to_string()))?
+                .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
                 .unwrap_or_default();
             let verified = verify(&existing).map_err(|e| {
-                usage(format!(
+                fail(Code::Usage, format!(
                     "{} does not hold ({e}); it is not appended to (move it away to start a new log)",
                     path.display()
                 ))
@@ -217,7 +224,12 @@ async fn serve(
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    fail(
+                        Code::WriteFailed,
+                        format!("cannot open {}: {e}", path.display()),
+                    )
+                })?;
             let chain = Chain::after(&verified.head);
             Some(Audit {
                 sink,
@@ -263,7 +275,7 @@ async fn serve(
             // it was locked in.
             cmd.cwd = entry.launch.cwd().map(std::path::PathBuf::from);
             let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
-                .map_err(|e| CliError::new(ExitKind::Server, e.to_string()))?;
+                .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
             let mut stdin = pipes.stdin;
             let end = session(
                 host_in,
@@ -291,7 +303,7 @@ async fn serve(
         Endpoint::Http(remote) => {
             let (lines, mut input, mut bridge) =
                 http::open(&remote, options.limits, REMOTE_REQUEST)
-                    .map_err(|e| usage(e.to_string()))?;
+                    .map_err(|e| fail(Code::Usage, e.to_string()))?;
             let end = session(
                 host_in, host_out, lines, &mut input, &locked, &options, audit,
             )
@@ -365,7 +377,12 @@ fn call_policy(
                 let _ = reply.send(verdict);
             }
         })
-        .map_err(|e| usage(format!("cannot start the call-policy thread: {e}")))?;
+        .map_err(|e| {
+            fail(
+                Code::Internal,
+                format!("cannot start the call-policy thread: {e}"),
+            )
+        })?;
     let jobs = std::sync::Mutex::new(jobs);
     Ok(Some(Box::new(
         move |tool: &str, arguments: &serde_json::Value| {
@@ -445,11 +462,11 @@ fn ended(
             exit: ExitKind::Clean,
         }),
         Ok(End::ServerClosed(why)) => {
-            let mut error = CliError::new(ExitKind::Server, format!("proxy: {why}"));
+            let mut error = fail(Code::ServerFailed, format!("proxy: {why}"));
             explain(&mut error);
             Err(error)
         }
-        Err(e) => Err(CliError::new(ExitKind::Server, format!("proxy: {e}"))),
+        Err(e) => Err(fail(Code::ServerFailed, format!("proxy: {e}"))),
     }
 }
 

@@ -144,3 +144,44 @@ pub fn pretty(value: &Value) -> String {
     text.push('\n');
     text
 }
+
+/// Text for Markdown: control characters made visible, Markdown's own characters escaped.
+pub fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in escape(text).chars() {
+        if "\\`*_[]<>|#~".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Inline code that no backtick in the text can close early.
+pub fn md_code(text: &str) -> String {
+    let text = escape(text);
+    let fence = "`".repeat(longest_backtick_run(&text) + 1);
+    format!("{fence} {text} {fence}")
+}
+
+/// A failure as Markdown (for a job summary or a pull-request comment): the headline with its
+/// stable code, then the details as a code block (they may quote what a server sent).
+pub fn markdown_error(error: &super::CliError) -> String {
+    let mut out = format!(
+        "**mcplock: {}** (`{}`, exit {})\n",
+        md_text(&error.headline),
+        error.code.as_str(),
+        error.kind().code()
+    );
+    if !error.details.is_empty() {
+        let body: Vec<String> = error.details.iter().map(|d| escape(d)).collect();
+        let body = body.join("\n");
+        let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
+        out.push_str(&format!("\n{fence}\n{body}\n{fence}\n"));
+    }
+    out
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}

@@ -2,7 +2,7 @@
 //! revocation list (with its signature when it has one) for `verify`, `policy check` and the
 //! proxy; `mcplock approve`, which records an approval of a tool as locked in the lockfile.
 
-use super::exit::{no, usage};
+use super::exit::{Code, fail};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::render::pretty;
 use super::{CliError, ExitKind, Format, Output, RevokeArgs};
@@ -22,32 +22,43 @@ const MAX_LIST_BYTES: u64 = 64 << 20;
 /// honoured as it is (it only takes approval away).
 pub fn load(path: &Path, key: Option<&Path>) -> Result<Revocations, CliError> {
     let bytes = read_bounded(path, MAX_LIST_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("revocation list {} does not exist", path.display())))?;
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+        .ok_or_else(|| {
+            fail(
+                Code::InputMissing,
+                format!("revocation list {} does not exist", path.display()),
+            )
+        })?;
     let list = Revocations::parse(&bytes).map_err(|e| {
-        usage(format!(
-            "{} is not a valid revocation list: {e}",
-            path.display()
-        ))
+        fail(
+            Code::RevocationsInvalid,
+            format!("{} is not a valid revocation list: {e}", path.display()),
+        )
     })?;
     let signature = default_signature_path(path);
     if signature.exists() {
         let Some(key) = key else {
-            return Err(usage(format!(
-                "{} is signed ({}): give --key PUBLIC to check it",
-                path.display(),
-                signature.display()
-            )));
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "{} is signed ({}): give --key PUBLIC to check it",
+                    path.display(),
+                    signature.display()
+                ),
+            ));
         };
         let (public, key_id) = load_public_key(key)?;
         let (envelope, _) = read_envelope(&signature)?;
         let signed = Signed::Revocations.signed_bytes(&list.canonical());
         if envelope.key_id != key_id || !public.verify(&signed, &envelope.signature) {
-            return Err(no(format!(
-                "the signature of revocation list {} does not hold with {}",
-                path.display(),
-                key.display()
-            )));
+            return Err(fail(
+                Code::SignatureInvalid,
+                format!(
+                    "the signature of revocation list {} does not hold with {}",
+                    path.display(),
+                    key.display()
+                ),
+            ));
         }
     }
     Ok(list)
@@ -78,12 +89,15 @@ pub fn after_verify(
     if revoked.is_empty() {
         return Ok(verified);
     }
-    let mut error = no(format!(
-        "the signature holds, but {} thing(s) {} approves are revoked in {}",
-        revoked.len(),
-        lockfile.display(),
-        list.display()
-    ));
+    let mut error = fail(
+        Code::Revoked,
+        format!(
+            "the signature holds, but {} thing(s) {} approves are revoked in {}",
+            revoked.len(),
+            lockfile.display(),
+            list.display()
+        ),
+    );
     error.details = revoked;
     Err(error)
 }
@@ -95,7 +109,8 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
         (None, None, Some(n)) => Some((ItemKind::ResourceTemplate, n.clone())),
         (None, None, None) => None,
         _ => {
-            return Err(usage(
+            return Err(fail(
+                Code::Usage,
                 "revoke one thing at a time: --tool, --prompt or --template",
             ));
         }
@@ -103,26 +118,30 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
     let digest = match &args.digest {
         None => None,
         Some(d) => Some(Digest::parse(d).ok_or_else(|| {
-            usage(format!(
-                "--digest {d:?}: expected sha256: and 64 hex digits"
-            ))
+            fail(
+                Code::Usage,
+                format!("--digest {d:?}: expected sha256: and 64 hex digits"),
+            )
         })?),
     };
     if args.reason.trim().is_empty() {
-        return Err(usage(
+        return Err(fail(
+            Code::Usage,
             "--reason must say why (it is what every later refusal shows)",
         ));
     }
     let path = args.list.as_path();
-    let _guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
+    let _guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     // Adding only takes more approval away: the list is read as it is (a signed one is signed
     // again below, or loses its now stale signature).
-    let mut list = match read_bounded(path, MAX_LIST_BYTES).map_err(|e| usage(e.to_string()))? {
+    let mut list = match read_bounded(path, MAX_LIST_BYTES)
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+    {
         Some(bytes) => Revocations::parse(&bytes).map_err(|e| {
-            usage(format!(
-                "{} is not a valid revocation list: {e}",
-                path.display()
-            ))
+            fail(
+                Code::RevocationsInvalid,
+                format!("{} is not a valid revocation list: {e}", path.display()),
+            )
         })?,
         None => Revocations::default(),
     };
@@ -135,23 +154,31 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
     };
     let described = entry.describe();
     list.entries.push(entry);
-    write_atomic(path, &list.to_pretty()).map_err(|e| usage(e.to_string()))?;
+    write_atomic(path, &list.to_pretty()).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     let signature = default_signature_path(path);
     match &args.key {
         Some(key_path) => {
             let key = load_private_key(key_path)?;
-            let key_id = key.public().key_id().map_err(|e| usage(e.to_string()))?;
+            let key_id = key
+                .public()
+                .key_id()
+                .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
             let envelope = Envelope {
                 key_id,
                 signature: key.sign(&Signed::Revocations.signed_bytes(&list.canonical())),
             };
-            write_atomic(&signature, &envelope.to_pretty()).map_err(|e| usage(e.to_string()))?;
+            write_atomic(&signature, &envelope.to_pretty())
+                .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
         }
         None if signature.exists() => {
             // The old signature no longer covers the list: an unsigned list is honoured, a
             // stale signature would make it refused.
-            std::fs::remove_file(&signature)
-                .map_err(|e| usage(format!("cannot remove {}: {e}", signature.display())))?;
+            std::fs::remove_file(&signature).map_err(|e| {
+                fail(
+                    Code::WriteFailed,
+                    format!("cannot remove {}: {e}", signature.display()),
+                )
+            })?;
             eprintln!(
                 "mcplock: warning: {} was signed; it is unsigned now (pass --key to sign it again)",
                 path.display()
@@ -166,7 +193,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
             "entries": list.entries.len(),
             "signed": args.key.is_some(),
         })),
-        Format::Human => format!(
+        _ => format!(
             "revoked {described} in {} ({} entr{})\n",
             path.display(),
             list.entries.len(),
@@ -182,18 +209,24 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
 /// `mcplock approve`: records an approval of one tool as locked now.
 pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
     if args.by.trim().is_empty() || args.reason.trim().is_empty() {
-        return Err(usage("--by and --reason must say who approves and why"));
+        return Err(fail(
+            Code::Usage,
+            "--by and --reason must say who approves and why",
+        ));
     }
     let path = args.lockfile.as_path();
-    let _guard = lock_directory_of(path).map_err(|e| usage(e.to_string()))?;
-    let mut lockfile = super::locked::load_lockfile(path)?
-        .ok_or_else(|| usage(format!("{} does not exist; lock first", path.display())))?;
+    let _guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let mut lockfile = super::locked::load_lockfile(path)?.ok_or_else(|| {
+        fail(
+            Code::InputMissing,
+            format!("{} does not exist; lock first", path.display()),
+        )
+    })?;
     let server = lockfile.servers.get(&args.server).ok_or_else(|| {
-        usage(format!(
-            "{} locks no server {:?}",
-            path.display(),
-            args.server
-        ))
+        fail(
+            Code::Usage,
+            format!("{} locks no server {:?}", path.display(), args.server),
+        )
     })?;
     let digest = server
         .item_digests()
@@ -201,10 +234,10 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         .and_then(|d| d.get(&args.tool))
         .copied()
         .ok_or_else(|| {
-            usage(format!(
-                "server {:?} locks no tool {:?}",
-                args.server, args.tool
-            ))
+            fail(
+                Code::ServerNotFound,
+                format!("server {:?} locks no tool {:?}", args.server, args.tool),
+            )
         })?;
     lockfile.approvals.push(crate::core::lockfile::Approval {
         server: args.server.clone(),
@@ -221,7 +254,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         &lockfile.to_pretty(),
         super::files::MAX_LOCKFILE_BYTES,
     )
-    .map_err(|e| usage(e.to_string()))?;
+    .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     let signed = default_signature_path(path).exists();
     let stdout = match args.format {
         Format::Json => pretty(&json!({
@@ -229,7 +262,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
             "lockfile": path.display().to_string(),
             "resign": signed,
         })),
-        Format::Human => format!(
+        _ => format!(
             "approved tool {:?} of {:?} as locked ({digest}) in {}{}\n",
             args.tool,
             args.server,

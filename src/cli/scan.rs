@@ -1,6 +1,7 @@
 //! `mcplock scan`: start a server, read everything it offers, print it.
 
 use super::SHUTDOWN_GRACE;
+use super::exit::{Code, fail};
 use super::render::{self, pretty};
 use super::{
     CliError, ClientCapability, ExitKind, Format, Output, RemoteArgs, RepeatArgs, ScanArgs,
@@ -14,7 +15,7 @@ use crate::transport::Endpoint;
 use crate::transport::http::{HttpEndpoint, HttpServer, check_url};
 use crate::transport::stdio::{ServerCommand, StdioServer};
 use crate::transport::{Limits, RequestError};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use std::time::Duration;
 
 /// Lines of the server's stderr shown when it fails.
@@ -26,7 +27,7 @@ const MAX_UNSTABLE: usize = 50;
 const UNSTABLE_IN_HEADLINE: usize = 3;
 
 pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
-    let mut scanned = scan_stable(&args.server, &args.repeat, true, args.format).await?;
+    let mut scanned = scan_stable(&args.server, &args.repeat, true).await?;
     // Names that look alike within the server (lock also compares with the other servers).
     let name = scanned
         .snapshot
@@ -39,7 +40,18 @@ pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
         .extend(crate::core::confusable::notes(&found, None));
     let stdout = match args.format {
         Format::Json => render::json(&scanned.snapshot),
-        Format::Human => render::human(&scanned),
+        Format::Sarif => {
+            // A scan writes no file: results are located by name only (lock's are in the file).
+            let entry = ServerLock::from_snapshot(scanned.snapshot.clone(), true)
+                .map_err(|e| fail(Code::Internal, e.to_string()))?;
+            pretty(&super::sarif::findings_log(
+                "mcplock/scan/",
+                &[(&name, &entry)],
+                None,
+                0,
+            ))
+        }
+        _ => render::human(&scanned),
     };
     Ok(Output {
         stdout,
@@ -56,8 +68,8 @@ impl ServerArgs {
     /// The server these arguments name: the command after `--`, or `--url` with its headers.
     pub fn endpoint(&self) -> Result<Endpoint, CliError> {
         if !self.env.is_empty() && self.remote.url.is_some() {
-            return Err(CliError::new(
-                ExitKind::Usage,
+            return Err(fail(
+                Code::Usage,
                 "--env is for a command: a remote server (--url) takes --header or --bearer-env",
             ));
         }
@@ -69,8 +81,8 @@ impl ServerArgs {
 
     pub fn command(&self) -> Result<ServerCommand, CliError> {
         let (program, args) = self.server.split_first().ok_or_else(|| {
-            CliError::new(
-                ExitKind::Usage,
+            fail(
+                Code::Usage,
                 "no server given; put its command after `--` (e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`) or pass a remote server's --url",
             )
         })?;
@@ -79,9 +91,10 @@ impl ServerArgs {
             args: args.to_vec(),
             env: self.env.clone(),
             cwd: match &self.cwd {
-                Some(dir) => Some(std::path::absolute(dir).map_err(|e| {
-                    CliError::new(ExitKind::Usage, format!("--cwd {}: {e}", dir.display()))
-                })?),
+                Some(dir) => Some(
+                    std::path::absolute(dir)
+                        .map_err(|e| fail(Code::Usage, format!("--cwd {}: {e}", dir.display())))?,
+                ),
                 None => None,
             },
         })
@@ -118,23 +131,27 @@ impl RemoteArgs {
     /// The remote endpoint, when `--url` is given: URL checked, headers with their `${VAR}`
     /// expanded, the bearer token read from its variable, the extra roots read.
     pub fn endpoint(&self) -> Result<Option<HttpEndpoint>, CliError> {
-        let usage = |m: String| CliError::new(ExitKind::Usage, m);
         let Some(url) = &self.url else {
             if !self.headers.is_empty() || self.bearer_env.is_some() {
-                return Err(usage(
-                    "--header and --bearer-env are for a remote server: pass its --url".into(),
+                return Err(fail(
+                    Code::Usage,
+                    "--header and --bearer-env are for a remote server: pass its --url",
                 ));
             }
             return Ok(None);
         };
-        let url = check_url(url, self.allow_insecure_http).map_err(|e| usage(e.to_string()))?;
+        let url = check_url(url, self.allow_insecure_http)
+            .map_err(|e| fail(Code::Usage, e.to_string()))?;
         let mut headers = Vec::new();
         for header in &self.headers {
             let (name, value) = header.split_once(':').ok_or_else(|| {
-                usage(format!(
-                    "--header {:?}: expected 'Name: value'",
-                    escape(header.split(':').next().unwrap_or_default())
-                ))
+                fail(
+                    Code::Usage,
+                    format!(
+                        "--header {:?}: expected 'Name: value'",
+                        escape(header.split(':').next().unwrap_or_default())
+                    ),
+                )
             })?;
             let name = name.trim();
             headers.push((name.to_string(), expand_env(name, value.trim())?));
@@ -144,7 +161,7 @@ impl RemoteArgs {
                 .ok()
                 .filter(|t| !t.trim().is_empty())
                 .ok_or_else(|| {
-                    usage(format!(
+                    fail(Code::EnvMissing, format!(
                         "--bearer-env {var}: the environment variable {var} is not set (or empty)"
                     ))
                 })?;
@@ -154,8 +171,13 @@ impl RemoteArgs {
             None => None,
             Some(path) => Some(
                 crate::edge::fs::read_bounded(path, 1 << 20)
-                    .map_err(|e| usage(format!("--cacert: {e}")))?
-                    .ok_or_else(|| usage(format!("--cacert: {} does not exist", path.display())))?,
+                    .map_err(|e| fail(Code::InputUnreadable, format!("--cacert: {e}")))?
+                    .ok_or_else(|| {
+                        fail(
+                            Code::InputMissing,
+                            format!("--cacert: {} does not exist", path.display()),
+                        )
+                    })?,
             ),
         };
         Ok(Some(HttpEndpoint {
@@ -175,15 +197,15 @@ fn expand_env(header: &str, value: &str) -> Result<String, CliError> {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| {
-            CliError::new(
-                ExitKind::Usage,
+            fail(
+                Code::Usage,
                 format!("--header {header:?}: an unclosed ${{ in its value"),
             )
         })?;
         let var = &after[..end];
         let found = std::env::var(var).map_err(|_| {
-            CliError::new(
-                ExitKind::Usage,
+            fail(
+                Code::EnvMissing,
                 format!("--header {header:?}: its value uses ${{{var}}}, which is not set"),
             )
         })?;
@@ -197,27 +219,19 @@ fn expand_env(header: &str, value: &str) -> Result<String, CliError> {
 /// Connects to the server (starts it, or reaches its URL), scans it and stops it. Every
 /// failure is an exit-3 error that names the server (and, for a command, shows the tail of its
 /// stderr).
-pub async fn scan_server(args: &ServerArgs, format: Format) -> Result<Scanned, CliError> {
-    scan_endpoint(args, args.endpoint()?, format).await
+pub async fn scan_server(args: &ServerArgs) -> Result<Scanned, CliError> {
+    scan_endpoint(args, args.endpoint()?).await
 }
 
 /// [`scan_server`] for an endpoint found elsewhere (a host's config); `args` gives the bounds.
-pub async fn scan_endpoint(
-    args: &ServerArgs,
-    endpoint: Endpoint,
-    format: Format,
-) -> Result<Scanned, CliError> {
+pub async fn scan_endpoint(args: &ServerArgs, endpoint: Endpoint) -> Result<Scanned, CliError> {
     match endpoint {
-        Endpoint::Stdio(cmd) => scan_command(args, cmd, format).await,
-        Endpoint::Http(endpoint) => scan_remote(args, endpoint, format).await,
+        Endpoint::Stdio(cmd) => scan_command(args, cmd).await,
+        Endpoint::Http(endpoint) => scan_remote(args, endpoint).await,
     }
 }
 
-async fn scan_remote(
-    args: &ServerArgs,
-    endpoint: HttpEndpoint,
-    format: Format,
-) -> Result<Scanned, CliError> {
+async fn scan_remote(args: &ServerArgs, endpoint: HttpEndpoint) -> Result<Scanned, CliError> {
     let opts = args.scan_options();
     let limits = Limits {
         max_message_bytes: args.max_message_size,
@@ -225,7 +239,7 @@ async fn scan_remote(
     };
     let answers = std::sync::Arc::new(crate::mcp::answers::while_scanning);
     let mut server = HttpServer::connect(&endpoint, limits, answers, opts.request_timeout)
-        .map_err(|e| CliError::new(ExitKind::Usage, e.to_string()))?;
+        .map_err(|e| fail(Code::Usage, e.to_string()))?;
     let limit = Duration::from_secs_f64(args.scan_timeout);
     let outcome = match tokio::time::timeout(limit, scan(server.connection(), &opts)).await {
         Ok(outcome) => outcome,
@@ -239,18 +253,13 @@ async fn scan_remote(
             Ok(scanned)
         }
         Err(error) => Err(server_error(
-            format,
             format!("scan failed: {error}"),
             vec![format!("server: {}", launch.describe_with_names())],
         )),
     }
 }
 
-async fn scan_command(
-    args: &ServerArgs,
-    cmd: ServerCommand,
-    format: Format,
-) -> Result<Scanned, CliError> {
+async fn scan_command(args: &ServerArgs, cmd: ServerCommand) -> Result<Scanned, CliError> {
     let opts = args.scan_options();
     let limits = Limits {
         max_message_bytes: args.max_message_size,
@@ -258,7 +267,7 @@ async fn scan_command(
     };
     let answers = std::sync::Arc::new(crate::mcp::answers::while_scanning);
     let mut server = StdioServer::spawn(&cmd, limits, answers)
-        .map_err(|e| server_error(format, e.to_string(), Vec::new()))?;
+        .map_err(|e| server_error(e.to_string(), Vec::new()))?;
     let limit = Duration::from_secs_f64(args.scan_timeout);
     let outcome = match tokio::time::timeout(limit, scan(server.connection(), &opts)).await {
         Ok(outcome) => outcome,
@@ -303,11 +312,7 @@ async fn scan_command(
                 ));
                 details.extend(stderr.lines.iter().map(|l| format!("| {l}")));
             }
-            Err(server_error(
-                format,
-                format!("scan failed: {error}"),
-                details,
-            ))
+            Err(server_error(format!("scan failed: {error}"), details))
         }
     }
 }
@@ -320,26 +325,25 @@ pub async fn scan_stable(
     args: &ServerArgs,
     repeat: &RepeatArgs,
     with_resources: bool,
-    format: Format,
 ) -> Result<Scanned, CliError> {
     if repeat.accept_unstable && repeat.repeat < 2 {
-        return Err(CliError::new(
-            ExitKind::Usage,
+        return Err(fail(
+            Code::Usage,
             "--accept-unstable only means something with --repeat N (N of 2 or more)",
         ));
     }
-    let mut first = scan_server(args, format).await?;
+    let mut first = scan_server(args).await?;
     if repeat.repeat < 2 {
         return Ok(first);
     }
     let as_entry = |scanned: Scanned| {
         ServerLock::from_snapshot(scanned.snapshot, with_resources)
-            .map_err(|e| server_error(format, e.to_string(), Vec::new()))
+            .map_err(|e| server_error(e.to_string(), Vec::new()))
     };
     let base = as_entry(first.clone())?;
     let mut found: std::collections::BTreeMap<Unstable, Vec<u32>> = Default::default();
     for start in 2..=repeat.repeat {
-        let entry = as_entry(scan_server(args, format).await?)?;
+        let entry = as_entry(scan_server(args).await?)?;
         for place in between_starts(&base, &entry, MAX_UNSTABLE) {
             if found.len() < MAX_UNSTABLE || found.contains_key(&place) {
                 found.entry(place).or_default().push(start);
@@ -386,27 +390,15 @@ pub async fn scan_stable(
     }
     let mut details = details;
     details.push(format!("started {n} times: {}", args.endpoint()?.display()));
-    Err(server_error(
-        format,
+    Err(fail(
+        Code::ServerUnstable,
         format!(
             "server {name} is not deterministic: {summary} differ between starts; a lock of it would report drift on every re-scan (--accept-unstable keeps the first scan anyway)"
         ),
-        details,
-    ))
+    )
+    .with_details(details))
 }
 
-fn server_error(format: Format, headline: String, details: Vec<String>) -> CliError {
-    let mut error = CliError::new(ExitKind::Server, headline);
-    if format == Format::Json {
-        let doc: Value = json!({
-            "error": {
-                "exitCode": ExitKind::Server.code(),
-                "message": error.headline,
-                "details": details,
-            }
-        });
-        error.json_stdout = Some(pretty(&doc));
-    }
-    error.details = details;
-    error
+fn server_error(headline: String, details: Vec<String>) -> CliError {
+    fail(Code::ServerFailed, headline).with_details(details)
 }

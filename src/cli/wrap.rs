@@ -1,7 +1,7 @@
 //! `mcplock wrap` and `mcplock unwrap`: a host's config rewritten so its servers run through
 //! `mcplock proxy`, and back, with the backup and the record of each entry's original text.
 
-use super::exit::usage;
+use super::exit::{Code, fail};
 use super::hosts::{selected, shown};
 use super::locked::load_lockfile;
 use super::render::pretty;
@@ -19,10 +19,10 @@ fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
     let hosts = selected(args)?;
     if let Some(config) = &args.config {
         if !config.is_file() {
-            return Err(usage(format!(
-                "--config {}: no such file",
-                config.display()
-            )));
+            return Err(fail(
+                Code::HostConfigInvalid,
+                format!("--config {}: no such file", config.display()),
+            ));
         }
         return Ok(vec![ConfigFile::new(
             hosts[0],
@@ -30,11 +30,18 @@ fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
             config.clone(),
         )]);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .ok_or_else(|| usage("HOME is not set: cannot find the hosts' user configs"))?;
-    let project = std::env::current_dir()
-        .map_err(|e| usage(format!("cannot read the current directory: {e}")))?;
+    let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
+        fail(
+            Code::HostConfigInvalid,
+            "HOME is not set: cannot find the hosts' user configs",
+        )
+    })?;
+    let project = std::env::current_dir().map_err(|e| {
+        fail(
+            Code::Usage,
+            format!("cannot read the current directory: {e}"),
+        )
+    })?;
     let mut files = Vec::new();
     for host in hosts {
         for file in host.locations(&home, &project) {
@@ -59,9 +66,19 @@ fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
 
 fn read_text(path: &std::path::Path) -> Result<String, CliError> {
     let bytes = crate::edge::fs::read_bounded(path, crate::hosts::formats::MAX_CONFIG_BYTES)
-        .map_err(|e| usage(e.to_string()))?
-        .ok_or_else(|| usage(format!("{} does not exist", path.display())))?;
-    String::from_utf8(bytes).map_err(|_| usage(format!("{} is not UTF-8", path.display())))
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+        .ok_or_else(|| {
+            fail(
+                Code::InputMissing,
+                format!("{} does not exist", path.display()),
+            )
+        })?;
+    String::from_utf8(bytes).map_err(|_| {
+        fail(
+            Code::InputUnreadable,
+            format!("{} is not UTF-8", path.display()),
+        )
+    })
 }
 
 fn sidecar(path: &std::path::Path, suffix: &str) -> PathBuf {
@@ -75,18 +92,22 @@ const BACKUP: &str = ".mcplock-backup";
 
 fn read_record(path: &std::path::Path) -> Result<Originals, CliError> {
     let record = sidecar(path, RECORD);
-    let Some(bytes) =
-        crate::edge::fs::read_bounded(&record, 64 << 20).map_err(|e| usage(e.to_string()))?
+    let Some(bytes) = crate::edge::fs::read_bounded(&record, 64 << 20)
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
     else {
         return Ok(Originals::new());
     };
-    let doc: Value = crate::core::json::parse_strict(&bytes)
-        .map_err(|e| usage(format!("{}: {e}", record.display())))?;
+    let doc: Value = crate::core::json::parse_strict(&bytes).map_err(|e| {
+        fail(
+            Code::HostConfigInvalid,
+            format!("{}: {e}", record.display()),
+        )
+    })?;
     let bad = || {
-        usage(format!(
-            "{} is not an mcplock wrap record",
-            record.display()
-        ))
+        fail(
+            Code::HostConfigInvalid,
+            format!("{} is not an mcplock wrap record", record.display()),
+        )
     };
     if doc.get("mcplockWrap") != Some(&json!(1)) {
         return Err(bad());
@@ -120,17 +141,26 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| usage(format!("cannot create {}: {e}", path.display())))?;
+            .map_err(|e| {
+                fail(
+                    Code::WriteFailed,
+                    format!("cannot create {}: {e}", path.display()),
+                )
+            })?;
     }
-    crate::edge::fs::write_atomic(path, bytes).map_err(|e| usage(e.to_string()))
+    crate::edge::fs::write_atomic(path, bytes).map_err(|e| fail(Code::WriteFailed, e.to_string()))
 }
 
 fn write_record(path: &std::path::Path, originals: &Originals) -> Result<(), CliError> {
     let record = sidecar(path, RECORD);
     if originals.is_empty() {
         if record.exists() {
-            std::fs::remove_file(&record)
-                .map_err(|e| usage(format!("cannot remove {}: {e}", record.display())))?;
+            std::fs::remove_file(&record).map_err(|e| {
+                fail(
+                    Code::WriteFailed,
+                    format!("cannot remove {}: {e}", record.display()),
+                )
+            })?;
         }
         return Ok(());
     }
@@ -202,8 +232,8 @@ fn rewrite_file(
         return Ok(out);
     }
     if read_text(&file.path)? != before {
-        return Err(CliError::new(
-            ExitKind::No,
+        return Err(fail(
+            Code::ConfigChangedUnderUs,
             format!(
                 "{} changed while mcplock was rewriting it; nothing was written, run the command again",
                 file.path.display()
@@ -211,12 +241,15 @@ fn rewrite_file(
         ));
     }
     crate::edge::fs::write_atomic(&file.path, after.as_bytes())
-        .map_err(|e| usage(e.to_string()))?;
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     Ok(out)
 }
 
 fn rewrite_error(file: &ConfigFile, e: crate::hosts::formats::FormatError) -> CliError {
-    usage(format!("{}: {e}", file.path.display()))
+    fail(
+        Code::HostConfigInvalid,
+        format!("{}: {e}", file.path.display()),
+    )
 }
 
 pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
@@ -224,7 +257,7 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     let absolute = |p: &std::path::Path| -> Result<String, CliError> {
         std::path::absolute(p)
             .map(|a| a.display().to_string())
-            .map_err(|e| usage(format!("{}: {e}", p.display())))
+            .map_err(|e| fail(Code::Usage, format!("{}: {e}", p.display())))
     };
     if let Some(key) = &args.check.key {
         trust.extend(["--key".to_string(), absolute(key)?]);
@@ -245,12 +278,18 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     } else if args.allow_unsigned {
         trust.push("--allow-unsigned".into());
     } else {
-        return Err(usage(
+        return Err(fail(
+            Code::Usage,
             "say how the proxy checks the lockfile: --key PUBLIC, --bundle with --identity and --issuer, or --allow-unsigned",
         ));
     }
     let mcplock = std::env::current_exe()
-        .map_err(|e| usage(format!("cannot find the mcplock executable: {e}")))?
+        .map_err(|e| {
+            fail(
+                Code::Usage,
+                format!("cannot find the mcplock executable: {e}"),
+            )
+        })?
         .display()
         .to_string();
     let settings = ProxySettings {
@@ -261,7 +300,8 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     let lockfile = load_lockfile(&args.lockfile)?;
     let files = config_files(&args.hosts)?;
     if files.is_empty() {
-        return Err(usage(
+        return Err(fail(
+            Code::HostConfigInvalid,
             "no config file of that host here (docs/hosts.md lists where each host keeps it; --config names one)",
         ));
     }
@@ -359,7 +399,8 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         }
     }
     if !any {
-        return Err(usage(
+        return Err(fail(
+            Code::HostConfigInvalid,
             "nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json)",
         ));
     }
@@ -388,7 +429,7 @@ mod tests {
             ))
         })
         .unwrap_err();
-        assert_eq!(error.kind, ExitKind::No);
+        assert_eq!(error.kind(), ExitKind::No);
         assert!(
             error
                 .headline

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod json;
 pub mod jsonrpc;
 pub mod launch;
+pub mod locate;
 pub mod lockfile;
 pub mod policy;
 pub mod relay;
