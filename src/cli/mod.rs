@@ -4,6 +4,7 @@ mod audit;
 mod bundle;
 mod changes;
 mod diff;
+mod docs;
 mod exit;
 mod files;
 mod hosts;
@@ -296,25 +297,95 @@ pub enum Command {
     /// Check a proxy audit log: the hash chain of its decisions.
     #[command(after_help = EXIT_CODES)]
     Audit(AuditArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    ///
+    /// Generated from the same model that parses the command line, so it always matches this
+    /// version of mcplock.
+    ///
+    /// Examples:
+    ///   mcplock completions bash > ~/.local/share/bash-completion/completions/mcplock
+    ///   mcplock completions zsh > "${fpath[1]}/_mcplock"
+    ///   mcplock completions fish > ~/.config/fish/completions/mcplock.fish
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+
+    /// Print the man page, or write one page per command into a directory.
+    ///
+    /// Generated from the same model that parses the command line (and shows --help).
+    ///
+    /// Examples:
+    ///   mcplock man | man -l -
+    ///   mcplock man --out-dir /usr/local/share/man/man1   # mcplock.1, mcplock-scan.1, ...
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write mcplock.1 and one page per command (mcplock-scan.1, mcplock-policy-check.1, ...)
+    /// into this existing directory instead of printing mcplock.1. Each write is atomic.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
+/// The formats a (sub)command has output in: the one table `main` checks and `--help` shows.
+pub fn formats_for(name: &str, sub: Option<&str>) -> &'static [Format] {
+    use Format::{Human, Json, Markdown, Sarif};
+    match (name, sub) {
+        ("scan" | "lock", _) => &[Human, Json, Sarif],
+        ("diff", _) | ("policy", Some("check")) => &[Human, Json, Markdown, Sarif],
+        // Its stdout belongs to the host: JSON-RPC, never a report.
+        ("proxy", _) => &[Human],
+        // A config diff for a person to read before it is written.
+        ("wrap" | "unwrap", _) => &[Human],
+        // Their stdout is the script or the page.
+        ("completions" | "man", _) => &[Human],
+        _ => &[Human, Json],
+    }
+}
+
+/// The command line as clap parses it, each subcommand's help naming its formats: the model
+/// behind parsing, `--help`, the man pages and the shell completions.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommands(|sub| {
+        let name = sub.get_name().to_string();
+        if sub.has_subcommands() {
+            return sub.mut_subcommands(|leaf| {
+                let after = formats_help(formats_for(&name, Some(leaf.get_name())));
+                leaf.after_help(after)
+            });
+        }
+        let after = formats_help(formats_for(&name, None));
+        sub.after_help(after)
+    })
+}
+
+fn formats_help(formats: &[Format]) -> String {
+    let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+    format!("Formats (--format): {}\n\n{EXIT_CODES}", names.join(", "))
 }
 
 impl Command {
     /// The formats this command has output in (its `--help` says so too).
     pub fn formats(&self) -> &'static [Format] {
-        use Format::{Human, Json, Markdown, Sarif};
-        match self {
-            Command::Scan(_) | Command::Lock(_) => &[Human, Json, Sarif],
-            Command::Diff(_) => &[Human, Json, Markdown, Sarif],
-            Command::Policy(PolicyArgs {
-                command: PolicyCommand::Check(_),
-                ..
-            }) => &[Human, Json, Markdown, Sarif],
-            // Its stdout belongs to the host: JSON-RPC, never a report.
-            Command::Proxy(_) => &[Human],
-            // A config diff for a person to read before it is written.
-            Command::Wrap(_) | Command::Unwrap(_) => &[Human],
-            _ => &[Human, Json],
-        }
+        let sub = match self {
+            Command::Policy(p) => Some(match p.command {
+                PolicyCommand::Check(_) => "check",
+                PolicyCommand::Explain(_) => "explain",
+                PolicyCommand::Presets => "presets",
+            }),
+            _ => None,
+        };
+        formats_for(self.name(), sub)
     }
 
     /// The subcommand's name as typed.
@@ -336,6 +407,8 @@ impl Command {
             Command::Bundle(_) => "bundle",
             Command::Proxy(_) => "proxy",
             Command::Audit(_) => "audit",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         }
     }
 
@@ -378,7 +451,12 @@ impl Command {
                 let AuditCommand::Verify(v) = &mut a.command;
                 v.format = format;
             }
-            Command::Canonical(_) | Command::Wrap(_) | Command::Unwrap(_) | Command::Proxy(_) => {}
+            Command::Canonical(_)
+            | Command::Wrap(_)
+            | Command::Unwrap(_)
+            | Command::Proxy(_)
+            | Command::Completions(_)
+            | Command::Man(_) => {}
         }
         Ok(())
     }
@@ -1374,7 +1452,11 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    use clap::FromArgMatches;
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let mut cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
@@ -1452,6 +1534,8 @@ pub fn main() -> ExitCode {
                 Command::Bundle(args) => bundle::run(args).await,
                 Command::Audit(args) => audit::run(args),
                 Command::Proxy(args) => proxy::run(args).await,
+                Command::Completions(args) => Ok(docs::completions(args)),
+                Command::Man(args) => docs::man(args),
             }
         };
         tokio::pin!(command);
