@@ -104,15 +104,12 @@ pub fn read_artifact(path: &Path) -> Option<String> {
 /// The lockfile pointer of an item's or a server's entry.
 pub fn entry_pointer(server: &str, section: Option<(&str, &str)>, path: &str) -> Vec<String> {
     let mut tokens = vec!["servers".to_string(), server.to_string()];
-    match section {
-        Some((section, key)) => {
-            tokens.push(section.to_string());
-            tokens.push(key.to_string());
-            if !path.is_empty() {
-                tokens.push("definition".into());
-            }
+    if let Some((section, key)) = section {
+        tokens.push(section.to_string());
+        tokens.push(key.to_string());
+        if !path.is_empty() {
+            tokens.push("definition".into());
         }
-        None => {}
     }
     tokens.extend(crate::core::locate::pointer_tokens(path));
     tokens
