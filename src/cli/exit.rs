@@ -232,6 +232,30 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_code_with_its_exit_status_and_meaning() {
+        let docs = include_str!("../../docs/exit-codes.md");
+        let table = docs.split("\n## Codes\n").nth(1).unwrap_or_default();
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| `")).collect();
+        for code in Code::ALL {
+            let row = format!(
+                "| `{}` | {} | {} |",
+                code.as_str(),
+                code.exit().code(),
+                code.summary().replace('|', "\\|")
+            );
+            assert!(
+                rows.contains(&row.as_str()),
+                "docs/exit-codes.md lacks {row}"
+            );
+        }
+        assert_eq!(
+            rows.len(),
+            Code::ALL.len(),
+            "docs/exit-codes.md lists a code that is not one"
+        );
+    }
+
+    #[test]
     fn the_json_document_carries_code_and_exit_code() {
         let mut error = fail(Code::LockChanged, "would change").with_details(vec!["a".into()]);
         error
