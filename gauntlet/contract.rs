@@ -266,6 +266,37 @@ fn a_refusal_in_sarif_or_markdown_is_a_document_of_that_format() {
 }
 
 #[test]
+fn the_proxy_refuses_the_host_with_the_failure_code_in_the_error_data() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(mcplock_bin())
+        .current_dir(dir.path())
+        .args([
+            "proxy",
+            "--allow-unsigned",
+            "--lockfile",
+            "missing.json",
+            "--",
+            "server",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = r#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{}}"#;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{request}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("one JSON-RPC answer");
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["error"]["code"], -32010);
+    assert_eq!(answer["error"]["data"]["code"], "input-missing", "{answer}");
+}
+
+#[test]
 fn help_of_every_command_is_a_golden_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let mut paths: Vec<Vec<String>> = vec![Vec::new()];

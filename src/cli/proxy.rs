@@ -26,7 +26,7 @@ pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
     match prepare(&args) {
         Ok((lockfile, name, endpoint)) => serve(&args, &lockfile, &name, endpoint).await,
         Err(error) => {
-            refuse_first_request(&error.headline).await;
+            refuse_first_request(&error).await;
             Err(error)
         }
     }
@@ -159,7 +159,7 @@ fn host_io() -> (
 }
 
 /// The host is waiting for an answer: its first request gets the refusal as a JSON-RPC error.
-async fn refuse_first_request(reason: &str) {
+async fn refuse_first_request(error: &CliError) {
     let mut reader = crate::transport::channel::MessageReader::new(
         tokio::io::stdin(),
         Limits {
@@ -170,7 +170,12 @@ async fn refuse_first_request(reason: &str) {
     if let Ok(Ok(message)) = tokio::time::timeout(REFUSAL_WAIT, reader.next()).await
         && let Some(id) = message.value.get("id").filter(|id| !id.is_null())
     {
-        let answer = json!({"jsonrpc": "2.0", "id": id, "error": {"code": DENIED, "message": format!("mcplock proxy refused to start the server: {reason}")}});
+        // The failure's stable code (docs/exit-codes.md) beside the message, for hosts that log it.
+        let answer = json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": DENIED,
+            "message": format!("mcplock proxy refused to start the server: {}", error.headline),
+            "data": {"code": error.code.as_str()},
+        }});
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{answer}\n").as_bytes()).await;
         let _ = out.flush().await;
