@@ -1,6 +1,6 @@
 //! `mcplock diff`: what changed, graded by severity.
 
-use super::exit::{Code, fail};
+use super::exit::{Code, fail, read_input};
 use super::locked::{entry_for, load_lockfile, protocol_like, relaunch_locked};
 use super::scan::scan_server;
 use super::{CliError, DiffArgs, Format, Output};
@@ -112,14 +112,7 @@ fn drop_unlocked_resources(lock: &Lockfile, snapshot: &mut Lockfile) {
 
 /// Reads a lockfile or a `scan --format json` snapshot as a lockfile; true for a snapshot.
 fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliError> {
-    let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
-        .ok_or_else(|| {
-            fail(
-                Code::InputMissing,
-                format!("{} does not exist", path.display()),
-            )
-        })?;
+    let bytes = read_input(path, MAX_LOCKFILE_BYTES, "file")?;
     let value = parse_strict(&bytes).map_err(|e| {
         fail(
             Code::JsonInvalid,

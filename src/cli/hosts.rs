@@ -58,9 +58,9 @@ pub(super) fn selected(args: &HostArgs) -> Result<Vec<Host>, CliError> {
     }
 }
 
-/// The servers of the selected hosts' configs, resolved against this environment.
-fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
-    let hosts = selected(args)?;
+/// Where the hosts keep their configs: the user's home (user scope) and the current directory
+/// (project scope).
+pub(super) fn home_and_project() -> Result<(PathBuf, PathBuf), CliError> {
     let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
         fail(
             Code::HostConfigInvalid,
@@ -73,6 +73,13 @@ fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
             format!("cannot read the current directory: {e}"),
         )
     })?;
+    Ok((home, project))
+}
+
+/// The servers of the selected hosts' configs, resolved against this environment.
+fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
+    let hosts = selected(args)?;
+    let (home, project) = home_and_project()?;
     if let Some(config) = &args.config
         && !config.is_file()
     {

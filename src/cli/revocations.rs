@@ -2,7 +2,7 @@
 //! revocation list (with its signature when it has one) for `verify`, `policy check` and the
 //! proxy; `mcplock approve`, which records an approval of a tool as locked in the lockfile.
 
-use super::exit::{Code, fail};
+use super::exit::{Code, fail, read_input};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::render::pretty;
 use super::{CliError, ExitKind, Format, Output, RevokeArgs};
@@ -21,14 +21,7 @@ const MAX_LIST_BYTES: u64 = 64 << 20;
 /// someone else, or edited after signing, is refused); without a signature the list is
 /// honoured as it is (it only takes approval away).
 pub fn load(path: &Path, key: Option<&Path>) -> Result<Revocations, CliError> {
-    let bytes = read_bounded(path, MAX_LIST_BYTES)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
-        .ok_or_else(|| {
-            fail(
-                Code::InputMissing,
-                format!("revocation list {} does not exist", path.display()),
-            )
-        })?;
+    let bytes = read_input(path, MAX_LIST_BYTES, "revocation list")?;
     let list = Revocations::parse(&bytes).map_err(|e| {
         fail(
             Code::RevocationsInvalid,

@@ -1,7 +1,7 @@
 //! `mcplock wrap` and `mcplock unwrap`: a host's config rewritten so its servers run through
 //! `mcplock proxy`, and back, with the backup and the record of each entry's original text.
 
-use super::exit::{Code, fail};
+use super::exit::{Code, fail, read_input};
 use super::hosts::{selected, shown};
 use super::locked::load_lockfile;
 use super::render::pretty;
@@ -30,18 +30,7 @@ fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
             config.clone(),
         )]);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
-        fail(
-            Code::HostConfigInvalid,
-            "HOME is not set: cannot find the hosts' user configs",
-        )
-    })?;
-    let project = std::env::current_dir().map_err(|e| {
-        fail(
-            Code::Usage,
-            format!("cannot read the current directory: {e}"),
-        )
-    })?;
+    let (home, project) = super::hosts::home_and_project()?;
     let mut files = Vec::new();
     for host in hosts {
         for file in host.locations(&home, &project) {
@@ -65,14 +54,7 @@ fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
 }
 
 fn read_text(path: &std::path::Path) -> Result<String, CliError> {
-    let bytes = crate::edge::fs::read_bounded(path, crate::hosts::formats::MAX_CONFIG_BYTES)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
-        .ok_or_else(|| {
-            fail(
-                Code::InputMissing,
-                format!("{} does not exist", path.display()),
-            )
-        })?;
+    let bytes = read_input(path, crate::hosts::formats::MAX_CONFIG_BYTES, "config")?;
     String::from_utf8(bytes).map_err(|_| {
         fail(
             Code::InputUnreadable,
