@@ -1,8 +1,7 @@
 //! `mcplock audit verify`: the hash chain of a proxy audit log.
 
 use super::exit::{Code, fail, read_input};
-use super::render::pretty;
-use super::{AuditArgs, AuditCommand, CliError, ExitKind, Format, Output};
+use super::{AuditArgs, AuditCommand, CliError, ExitKind, Output};
 use crate::core::audit::verify;
 use serde_json::json;
 
@@ -30,32 +29,27 @@ pub fn run(args: AuditArgs) -> Result<Output, CliError> {
             ),
         ));
     }
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "denied": verified.denied,
-            "entries": verified.entries,
-            "head": verified.head,
-            "log": args.log.display().to_string(),
-            "withPayloads": verified.payloads,
-            "verified": true,
-            "withheld": verified.withheld,
-        })),
-        _ => format!(
-            "verified: {} holds {} entries in an unbroken chain ({} denied, {} withheld{})\nhead {}\n",
-            args.log.display(),
-            verified.entries,
-            verified.denied,
-            verified.withheld,
-            if verified.payloads > 0 {
-                format!(", {} with payloads", verified.payloads)
-            } else {
-                String::new()
-            },
-            verified.head
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json!({
+        "denied": verified.denied,
+        "entries": verified.entries,
+        "head": verified.head,
+        "log": args.log.display().to_string(),
+        "withPayloads": verified.payloads,
+        "verified": true,
+        "withheld": verified.withheld,
+    });
+    let human = format!(
+        "verified: {} holds {} entries in an unbroken chain ({} denied, {} withheld{})\nhead {}\n",
+        args.log.display(),
+        verified.entries,
+        verified.denied,
+        verified.withheld,
+        if verified.payloads > 0 {
+            format!(", {} with payloads", verified.payloads)
+        } else {
+            String::new()
+        },
+        verified.head
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }

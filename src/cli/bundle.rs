@@ -1,12 +1,11 @@
 //! `bundle export` and `bundle verify`: one ZIP an auditor can check offline.
 
+use super::Output;
 use super::exit::{Code, fail, read_input};
 use super::files::{MAX_LOCKFILE_BYTES, refuse_overwriting_inputs};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::policy::evaluate_bundled;
-use super::render::pretty;
 use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError, ExitKind};
-use super::{Format, Output};
 use crate::core::bundle::{
     self, FileEntry, Manifest, PolicySummary, ReadmeInput, ServerSummary, check_member_name,
     readme, recorded_digest, summarize,
@@ -241,45 +240,40 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     }
     let sha256 = bundle::hex(&FileEntry::of(&zip).sha256);
     let tools: usize = servers.iter().map(|s| s.tools).sum();
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "bundle": args.output.display().to_string(),
-            "bytes": zip.len(),
-            "manifestSigned": private.is_some(),
-            "members": members.keys().collect::<Vec<_>>(),
-            "policy": policy.map(|p| json!({"passed": p.passed, "rules": p.rules})),
-            "servers": servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            "sha256": sha256,
-            "signer": signer.to_string(),
-            "unchanged": unchanged == Some(true),
-        })),
-        _ => {
-            let mut out = format!(
-                "{} {} ({} bytes, sha256 {sha256})\n{} server(s), {tools} tool(s); lockfile signed by key {signer}\n",
-                if unchanged == Some(true) {
-                    "unchanged"
-                } else {
-                    "exported"
-                },
-                args.output.display(),
-                zip.len(),
-                servers.len(),
-            );
-            if let Some(p) = policy {
-                let _ = writeln!(out, "policy passed ({} rule(s))", p.rules);
-            }
-            if private.is_some() {
-                out.push_str("manifest signed: every byte of the bundle is covered\n");
+    let json = json!({
+        "bundle": args.output.display().to_string(),
+        "bytes": zip.len(),
+        "manifestSigned": private.is_some(),
+        "members": members.keys().collect::<Vec<_>>(),
+        "policy": policy.map(|p| json!({"passed": p.passed, "rules": p.rules})),
+        "servers": servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "sha256": sha256,
+        "signer": signer.to_string(),
+        "unchanged": unchanged == Some(true),
+    });
+    let human = {
+        let mut out = format!(
+            "{} {} ({} bytes, sha256 {sha256})\n{} server(s), {tools} tool(s); lockfile signed by key {signer}\n",
+            if unchanged == Some(true) {
+                "unchanged"
             } else {
-                out.push_str("manifest NOT signed: pass --key to cover README.txt and the policy too (bundle verify will need --integrity-only)\n");
-            }
-            out
+                "exported"
+            },
+            args.output.display(),
+            zip.len(),
+            servers.len(),
+        );
+        if let Some(p) = policy {
+            let _ = writeln!(out, "policy passed ({} rule(s))", p.rules);
         }
+        if private.is_some() {
+            out.push_str("manifest signed: every byte of the bundle is covered\n");
+        } else {
+            out.push_str("manifest NOT signed: pass --key to cover README.txt and the policy too (bundle verify will need --integrity-only)\n");
+        }
+        out
     };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    Ok(Output::report(ExitKind::Clean, human, json))
 }
 
 /// A bundle that passed every integrity check, and what it says.
@@ -509,11 +503,9 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
             .map(|s| s.digest.clone())
             .unwrap_or_default()
     });
-    let stdout = match args.format {
-        Format::Json => verify_json(&args, &checked, &servers, authenticity, gap, accepted),
-        _ => verify_human(&args, &checked, &servers, gap, accepted),
-    };
-    Ok(Output { stdout, exit })
+    let json = verify_json(&args, &checked, &servers, authenticity, gap, accepted);
+    let human = verify_human(&args, &checked, &servers, gap, accepted);
+    Ok(Output::report(exit, human, json))
 }
 
 fn verify_json(
@@ -523,7 +515,7 @@ fn verify_json(
     authenticity: Authenticity,
     gap: Option<&str>,
     accepted: bool,
-) -> String {
+) -> Value {
     let servers: Vec<Value> = servers
         .iter()
         .map(|s| {
@@ -539,7 +531,7 @@ fn verify_json(
             entry
         })
         .collect();
-    pretty(&json!({
+    json!({
         "authenticity": match authenticity {
             Authenticity::Full => "full",
             Authenticity::LockfileOnly => "lockfile-only",
@@ -553,7 +545,7 @@ fn verify_json(
         "signer": checked.manifest.signer.to_string(),
         "verified": accepted,
         "warning": gap,
-    }))
+    })
 }
 
 fn verify_human(

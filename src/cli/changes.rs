@@ -10,15 +10,14 @@ use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
-/// Renders the changes and decides the exit code. `lockfile` is the file SARIF results point
-/// into (its path and text): the new side of `diff OLD NEW`, else the lockfile compared.
+/// Decides the exit code and renders the changes in the format asked for. `located_in` finds
+/// the file SARIF results point into (only asked for SARIF).
 pub fn report(
-    changes: &[Change],
+    changes: Vec<Change>,
     fail_on: FailOn,
-    format: Format,
-    lockfile: Option<(&Path, &str)>,
+    located_in: impl FnOnce() -> PathBuf + 'static,
 ) -> Output {
     let exceeds = fail_on
         .threshold()
@@ -28,16 +27,19 @@ pub fn report(
     } else {
         ExitKind::Clean
     };
-    let stdout = match format {
-        Format::Json => json_report(changes, fail_on, exceeds),
-        Format::Markdown => markdown(changes, fail_on, exceeds),
-        Format::Sarif => {
-            let artifact = lockfile.map(|(path, text)| sarif::Artifact::new(path, text));
-            pretty(&sarif_report(changes, artifact.as_ref(), exit))
-        }
-        Format::Human => human(changes, fail_on, exceeds, use_color()),
-    };
-    Output { stdout, exit }
+    Output::lazy(exit, move |format| {
+        Ok(match format {
+            Format::Json => json_report(&changes, fail_on, exceeds),
+            Format::Markdown => markdown(&changes, fail_on, exceeds),
+            Format::Sarif => {
+                let path = located_in();
+                let text = sarif::read_artifact(&path);
+                let artifact = text.as_deref().map(|t| sarif::Artifact::new(&path, t));
+                pretty(&sarif_report(&changes, artifact.as_ref(), exit))
+            }
+            Format::Human => human(&changes, fail_on, exceeds, use_color()),
+        })
+    })
 }
 
 /// Every change as a result of its class's rule, at the item's entry in the lockfile.

@@ -3,7 +3,7 @@
 use super::exit::{Code, fail, read_input};
 use super::locked::{entry_for, load_lockfile, protocol_like, relaunch_locked};
 use super::scan::scan_server;
-use super::{CliError, DiffArgs, Format, Output};
+use super::{CliError, DiffArgs, Output};
 use crate::core::diff::{DiffLimits, diff_with};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::{Lockfile, ServerLock};
@@ -11,7 +11,7 @@ use crate::core::snapshot::{ItemKind, Snapshot};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::changes::report;
 use super::files::MAX_LOCKFILE_BYTES;
@@ -70,18 +70,15 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     }
     // The process ends after the report: skip freeing two large lockfiles piece by piece.
     std::mem::forget((old, new));
-    if args.format != Format::Sarif {
-        return Ok(report(&changes, args.fail_on, args.format, None));
-    }
-    let located_in = sarif_file(&args);
-    let text = super::sarif::read_artifact(&located_in);
-    let lockfile = text.as_deref().map(|t| (located_in.as_path(), t));
-    Ok(report(&changes, args.fail_on, args.format, lockfile))
+    let (old, new, lockfile) = (args.old, args.new, args.lockfile);
+    Ok(report(changes, args.fail_on, move || {
+        sarif_file(old, new, lockfile)
+    }))
 }
 
 /// The file SARIF results point into: the new side when it is a lockfile (in a pull request,
 /// the lockfile as changed), else the old side when that is one, else the lockfile compared.
-fn sarif_file(args: &DiffArgs) -> std::path::PathBuf {
+fn sarif_file(old: Option<PathBuf>, new: Option<PathBuf>, lockfile: PathBuf) -> PathBuf {
     let is_snapshot = |path: &Path| {
         read_bounded(path, MAX_LOCKFILE_BYTES)
             .ok()
@@ -89,10 +86,10 @@ fn sarif_file(args: &DiffArgs) -> std::path::PathBuf {
             .and_then(|b| parse_strict(&b).ok())
             .is_some_and(|v| v.get("mcplockSnapshot").is_some())
     };
-    match (&args.old, &args.new) {
-        (Some(old), Some(new)) if is_snapshot(new) && !is_snapshot(old) => old.clone(),
-        (_, Some(new)) => new.clone(),
-        _ => args.lockfile.clone(),
+    match (old, new) {
+        (Some(old), Some(new)) if is_snapshot(&new) && !is_snapshot(&old) => old,
+        (_, Some(new)) => new,
+        _ => lockfile,
     }
 }
 

@@ -9,20 +9,17 @@ pub fn completions(args: CompletionsArgs) -> Output {
     let mut command = super::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "mcplock", &mut script);
-    Output {
-        stdout: String::from_utf8_lossy(&script).into_owned(),
-        exit: ExitKind::Clean,
-    }
+    Output::text(
+        ExitKind::Clean,
+        String::from_utf8_lossy(&script).into_owned(),
+    )
 }
 
 pub fn man(args: ManArgs) -> Result<Output, CliError> {
     let pages = pages()?;
     let Some(dir) = args.out_dir else {
         let (_, root) = pages.into_iter().next().unwrap_or_default();
-        return Ok(Output {
-            stdout: root,
-            exit: ExitKind::Clean,
-        });
+        return Ok(Output::text(ExitKind::Clean, root));
     };
     if !dir.is_dir() {
         return Err(fail(
@@ -39,10 +36,7 @@ pub fn man(args: ManArgs) -> Result<Output, CliError> {
         write_atomic(&path, text.as_bytes()).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
         written.push_str(&format!("{}\n", path.display()));
     }
-    Ok(Output {
-        stdout: written,
-        exit: ExitKind::Clean,
-    })
+    Ok(Output::text(ExitKind::Clean, written))
 }
 
 /// Every page: `mcplock.1` first, then one per command and subcommand, by file name.

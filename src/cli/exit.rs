@@ -137,6 +137,8 @@ pub struct CliError {
     /// More top-level fields of the `--format json` document (beside `error`): what a pipeline
     /// needs to act on the failure, e.g. the changes a `lock` refused.
     pub extra: Map<String, Value>,
+    /// What the command found before it failed, for people: printed on stdout in human mode.
+    pub human_report: Option<String>,
 }
 
 /// A failure with its code.
@@ -164,6 +166,7 @@ impl CliError {
             headline: headline.into(),
             details: Vec::new(),
             extra: Map::new(),
+            human_report: None,
         }
     }
 

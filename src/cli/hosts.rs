@@ -5,9 +5,8 @@
 use super::exit::{Code, fail};
 use super::files::MAX_LOCKFILE_BYTES;
 use super::locked::load_lockfile;
-use super::render::pretty;
 use super::scan::scan_endpoint;
-use super::{CliError, ExitKind, Format, HostArgs, HostsArgs, LockArgs, Output};
+use super::{CliError, ExitKind, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::diff::diff_server;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
@@ -148,105 +147,96 @@ fn unreadable_lines(unreadable: &[Unreadable]) -> Vec<String> {
 pub fn list(args: HostsArgs) -> Result<Output, CliError> {
     let (entries, unreadable) = gather(&args.hosts)?;
     let lockfile = load_lockfile(&args.lockfile)?;
-    let mut document = None;
-    let stdout = match args.format {
-        Format::Json => {
-            let servers: Vec<Value> = entries
-                .iter()
-                .map(|e| {
-                    json!({
-                        "host": e.found.file.host.id(),
-                        "scope": e.found.declared.scope.as_str(),
-                        "file": e.found.file.path.display().to_string(),
-                        "project": e.found.declared.project,
-                        "name": e.name(),
-                        "disabled": e.found.declared.disabled,
-                        "launch": e.endpoint.as_ref().ok().map(|p| p.launch().to_json()),
-                        "problem": e.endpoint.as_ref().err(),
-                        "status": lock_status(e, lockfile.as_ref()),
-                    })
+    let json = {
+        let servers: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "host": e.found.file.host.id(),
+                    "scope": e.found.declared.scope.as_str(),
+                    "file": e.found.file.path.display().to_string(),
+                    "project": e.found.declared.project,
+                    "name": e.name(),
+                    "disabled": e.found.declared.disabled,
+                    "launch": e.endpoint.as_ref().ok().map(|p| p.launch().to_json()),
+                    "problem": e.endpoint.as_ref().err(),
+                    "status": lock_status(e, lockfile.as_ref()),
                 })
-                .collect();
-            let unreadable: Vec<Value> = unreadable
-                .iter()
-                .map(|u| json!({"host": u.file.host.id(), "file": u.file.path.display().to_string(), "reason": u.reason}))
-                .collect();
-            let doc = json!({
-                "lockfile": args.lockfile.display().to_string(),
-                "servers": servers,
-                "unreadable": unreadable,
-            });
-            let text = pretty(&doc);
-            document = Some(doc);
-            text
-        }
-        _ => {
-            let mut out = String::new();
-            let mut current: Option<&ConfigFile> = None;
-            for e in &entries {
-                if current != Some(&e.found.file) {
-                    current = Some(&e.found.file);
-                    let _ = writeln!(
-                        out,
-                        "{}  ({}, {} scope)",
-                        shown(&e.found.file),
-                        e.found.file.host.id(),
-                        e.found.file.scope.as_str()
-                    );
-                }
-                let what = match &e.endpoint {
-                    Ok(endpoint) => endpoint.launch().describe_with_names(),
-                    Err(problem) => escape(problem),
-                };
-                let project = e
-                    .found
-                    .declared
-                    .project
-                    .as_deref()
-                    .map(|p| format!(" [project {}]", escape(p)))
-                    .unwrap_or_default();
+            })
+            .collect();
+        let unreadable: Vec<Value> = unreadable
+            .iter()
+            .map(|u| json!({"host": u.file.host.id(), "file": u.file.path.display().to_string(), "reason": u.reason}))
+            .collect();
+        json!({
+            "lockfile": args.lockfile.display().to_string(),
+            "servers": servers,
+            "unreadable": unreadable,
+        })
+    };
+    let human = {
+        let mut out = String::new();
+        let mut current: Option<&ConfigFile> = None;
+        for e in &entries {
+            if current != Some(&e.found.file) {
+                current = Some(&e.found.file);
                 let _ = writeln!(
                     out,
-                    "  {:<24} {:<12} {what}{project}",
-                    escape(e.name()),
-                    lock_status(e, lockfile.as_ref())
+                    "{}  ({}, {} scope)",
+                    shown(&e.found.file),
+                    e.found.file.host.id(),
+                    e.found.file.scope.as_str()
                 );
             }
-            let locked = entries
-                .iter()
-                .filter(|e| lock_status(e, lockfile.as_ref()) == "locked")
-                .count();
+            let what = match &e.endpoint {
+                Ok(endpoint) => endpoint.launch().describe_with_names(),
+                Err(problem) => escape(problem),
+            };
+            let project = e
+                .found
+                .declared
+                .project
+                .as_deref()
+                .map(|p| format!(" [project {}]", escape(p)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{} server(s); {locked} locked in {}",
-                entries.len(),
-                args.lockfile.display()
+                "  {:<24} {:<12} {what}{project}",
+                escape(e.name()),
+                lock_status(e, lockfile.as_ref())
             );
-            if entries.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "no host config declares a server here (docs/hosts.md lists where each host keeps its config; --config reads another file)"
-                );
-            }
-            out
         }
+        let locked = entries
+            .iter()
+            .filter(|e| lock_status(e, lockfile.as_ref()) == "locked")
+            .count();
+        let _ = writeln!(
+            out,
+            "{} server(s); {locked} locked in {}",
+            entries.len(),
+            args.lockfile.display()
+        );
+        if entries.is_empty() {
+            let _ = writeln!(
+                out,
+                "no host config declares a server here (docs/hosts.md lists where each host keeps its config; --config reads another file)"
+            );
+        }
+        out
     };
     if unreadable.is_empty() {
-        return Ok(Output {
-            stdout,
-            exit: ExitKind::Clean,
-        });
+        return Ok(Output::report(ExitKind::Clean, human, json));
     }
     let mut error = fail(
         Code::HostConfigInvalid,
         format!("{} config file(s) could not be read", unreadable.len()),
     );
     error.details = unreadable_lines(&unreadable);
-    match document {
-        // The listing still reaches a pipeline, beside the error.
-        Some(Value::Object(listing)) => error.extra = listing,
-        _ => print!("{stdout}"),
+    // What could be read still reaches the reader, beside the error.
+    if let Value::Object(listing) = json {
+        error.extra = listing;
     }
+    error.human_report = Some(human);
     Err(error)
 }
 
@@ -397,7 +387,6 @@ fn jobs_of(entries: &[Entry]) -> (Vec<Job>, Vec<Reported>) {
 pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
     let hosts = args.hosts.clone();
     let lockfile_path = args.lockfile.clone();
-    let format = args.format;
     let verified = super::keys::verify(args)?;
     let (entries, unreadable) = gather(&hosts)?;
     let lockfile = load_lockfile(&lockfile_path)?.unwrap_or_default();
@@ -452,21 +441,15 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
         error.details = problems;
         return Err(error);
     }
-    let stdout = match format {
-        Format::Json => {
-            let mut doc: Value = serde_json::from_str(&verified.stdout).unwrap_or(json!({}));
-            doc["hostServers"] = json!(checked);
-            pretty(&doc)
-        }
-        _ => format!(
-            "{}every one of the {checked} server(s) the host(s) run is locked with its launch\n",
-            verified.stdout
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: verified.exit,
-    })
+    let exit = verified.exit;
+    let (signature, mut json) = verified
+        .into_report()
+        .ok_or_else(|| fail(Code::Internal, "verify gave no report to extend"))?;
+    json["hostServers"] = json!(checked);
+    let human = format!(
+        "{signature}every one of the {checked} server(s) the host(s) run is locked with its launch\n"
+    );
+    Ok(Output::report(exit, human, json))
 }
 
 /// What happened to one server of `lock --host`.
@@ -562,72 +545,70 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
         ExitKind::Clean
     };
     let shown_path = path.display().to_string();
-    let stdout = match args.format {
-        Format::Json => {
-            let servers: Vec<Value> = outcomes
-                .iter()
-                .map(|(name, origin, outcome)| {
-                    let mut v = json!({"name": name, "from": origin, "status": outcome.as_str()});
-                    match outcome {
-                        Outcome::Failed(why) => v["error"] = json!(why),
-                        Outcome::Updated(n) | Outcome::Refused(n) => v["changes"] = json!(n),
-                        _ => {}
-                    }
-                    if let Some(entry) = lockfile.servers.get(name)
-                        && !matches!(outcome, Outcome::Failed(_))
-                    {
-                        v["digest"] = json!(entry.digest(name).to_string());
-                    }
-                    v
-                })
-                .collect();
-            pretty(&json!({
-                "lockfile": shown_path,
-                "servers": servers,
-                "unreadable": unreadable_lines(&unreadable),
-            }))
-        }
-        _ => {
-            let mut out = String::new();
-            for (name, origin, outcome) in &outcomes {
-                let name = escape(name);
-                let origin = escape(origin);
-                let _ = match outcome {
-                    Outcome::Created => writeln!(out, "locked    {name} (from {origin})"),
-                    Outcome::Unchanged => writeln!(out, "unchanged {name}"),
-                    Outcome::Updated(n) => {
-                        writeln!(out, "updated   {name} ({n} change(s) accepted)")
-                    }
-                    Outcome::Refused(0) => writeln!(out, "missing   {name}: not in the lockfile"),
-                    Outcome::Refused(n) => writeln!(
-                        out,
-                        "refused   {name}: {n} change(s) since its lock; review with `mcplock diff --name {name}` and rerun with --update"
-                    ),
-                    Outcome::Failed(why) => {
-                        writeln!(out, "failed    {name} (from {origin}): {}", escape(why))
-                    }
-                };
-            }
-            for line in unreadable_lines(&unreadable) {
-                let _ = writeln!(out, "unreadable {line}");
-            }
-            let ok = outcomes
-                .iter()
-                .filter(|(_, _, o)| {
-                    matches!(
-                        o,
-                        Outcome::Created | Outcome::Unchanged | Outcome::Updated(_)
-                    )
-                })
-                .count();
-            let _ = writeln!(
-                out,
-                "{ok} of {} server(s) locked in {shown_path}{}",
-                outcomes.len(),
-                if changed { "" } else { " (file unchanged)" }
-            );
-            out
-        }
+    let json = {
+        let servers: Vec<Value> = outcomes
+            .iter()
+            .map(|(name, origin, outcome)| {
+                let mut v = json!({"name": name, "from": origin, "status": outcome.as_str()});
+                match outcome {
+                    Outcome::Failed(why) => v["error"] = json!(why),
+                    Outcome::Updated(n) | Outcome::Refused(n) => v["changes"] = json!(n),
+                    _ => {}
+                }
+                if let Some(entry) = lockfile.servers.get(name)
+                    && !matches!(outcome, Outcome::Failed(_))
+                {
+                    v["digest"] = json!(entry.digest(name).to_string());
+                }
+                v
+            })
+            .collect();
+        json!({
+            "lockfile": shown_path,
+            "servers": servers,
+            "unreadable": unreadable_lines(&unreadable),
+        })
     };
-    Ok(Output { stdout, exit })
+    let human = {
+        let mut out = String::new();
+        for (name, origin, outcome) in &outcomes {
+            let name = escape(name);
+            let origin = escape(origin);
+            let _ = match outcome {
+                Outcome::Created => writeln!(out, "locked    {name} (from {origin})"),
+                Outcome::Unchanged => writeln!(out, "unchanged {name}"),
+                Outcome::Updated(n) => {
+                    writeln!(out, "updated   {name} ({n} change(s) accepted)")
+                }
+                Outcome::Refused(0) => writeln!(out, "missing   {name}: not in the lockfile"),
+                Outcome::Refused(n) => writeln!(
+                    out,
+                    "refused   {name}: {n} change(s) since its lock; review with `mcplock diff --name {name}` and rerun with --update"
+                ),
+                Outcome::Failed(why) => {
+                    writeln!(out, "failed    {name} (from {origin}): {}", escape(why))
+                }
+            };
+        }
+        for line in unreadable_lines(&unreadable) {
+            let _ = writeln!(out, "unreadable {line}");
+        }
+        let ok = outcomes
+            .iter()
+            .filter(|(_, _, o)| {
+                matches!(
+                    o,
+                    Outcome::Created | Outcome::Unchanged | Outcome::Updated(_)
+                )
+            })
+            .count();
+        let _ = writeln!(
+            out,
+            "{ok} of {} server(s) locked in {shown_path}{}",
+            outcomes.len(),
+            if changed { "" } else { " (file unchanged)" }
+        );
+        out
+    };
+    Ok(Output::report(exit, human, json))
 }

@@ -2,15 +2,14 @@
 
 use super::exit::{Code, fail, read_input};
 use super::files::{read_lockfile_json, refuse_overwriting_inputs};
-use super::render::pretty;
-use super::{CliError, ExitKind, Format, Output, SignArgs, VerifyArgs};
+use super::{CliError, ExitKind, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::to_canonical;
 use crate::core::lockfile::Lockfile;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
 use crate::crypto::sigstore::{self, IdentityRule, Services, SigstoreError};
 use crate::edge::fs::write_atomic;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// The environment variable a token may come in (as cosign and sigstore-python read it).
@@ -120,23 +119,18 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let mut bytes = bundle.into_bytes();
     bytes.push(b'\n');
     write_atomic(&output, &bytes).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
-    let stdout = match args.format {
-        Format::Json => json_report(&output, &args.lockfile, &verified, &servers),
-        _ => format!(
-            "signed {} ({} server(s)) keylessly as {} (issuer {})\nlogged at {} (log index {}); bundle written to {}\n",
-            args.lockfile.display(),
-            servers.len(),
-            escape(&verified.identity),
-            escape(&verified.issuer),
-            verified.signed_at,
-            verified.log_index.map_or("?".into(), |i| i.to_string()),
-            output.display()
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json_report(&output, &args.lockfile, &verified, &servers);
+    let human = format!(
+        "signed {} ({} server(s)) keylessly as {} (issuer {})\nlogged at {} (log index {}); bundle written to {}\n",
+        args.lockfile.display(),
+        servers.len(),
+        escape(&verified.identity),
+        escape(&verified.issuer),
+        verified.signed_at,
+        verified.log_index.map_or("?".into(), |i| i.to_string()),
+        output.display()
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }
 
 /// The report of `sign --sigstore` and `verify --bundle --format json` (each ends only when
@@ -146,8 +140,8 @@ fn json_report(
     lockfile: &Path,
     verified: &sigstore::Verified,
     servers: &[impl serde::Serialize],
-) -> String {
-    pretty(&json!({
+) -> Value {
+    json!({
         "bundle": bundle.display().to_string(),
         "identity": verified.identity,
         "issuer": verified.issuer,
@@ -156,7 +150,7 @@ fn json_report(
         "servers": servers,
         "signedAt": verified.signed_at,
         "verified": true,
-    }))
+    })
 }
 
 /// The `iss` claim of a JWT (unverified: Fulcio authenticates the token; this only says which
@@ -253,24 +247,19 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
     })?;
     let tools: usize = counts.values().filter_map(|c| c.get(&ItemKind::Tool)).sum();
     let servers: Vec<String> = counts.into_keys().collect();
-    let stdout = match args.format {
-        Format::Json => json_report(bundle_path, &args.lockfile, &verified, &servers),
-        _ => format!(
-            "verified: {} is signed by {} (issuer {}), logged at {}\n{} server(s), {tools} tool(s): {}\n",
-            args.lockfile.display(),
-            escape(&verified.identity),
-            escape(&verified.issuer),
-            verified.signed_at,
-            servers.len(),
-            servers
-                .iter()
-                .map(|s| escape(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json_report(bundle_path, &args.lockfile, &verified, &servers);
+    let human = format!(
+        "verified: {} is signed by {} (issuer {}), logged at {}\n{} server(s), {tools} tool(s): {}\n",
+        args.lockfile.display(),
+        escape(&verified.identity),
+        escape(&verified.issuer),
+        verified.signed_at,
+        servers.len(),
+        servers
+            .iter()
+            .map(|s| escape(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }

@@ -2,8 +2,7 @@
 
 use super::exit::{Code, fail, read_input};
 use super::files::{read_lockfile_json, refuse_overwriting_inputs};
-use super::render::pretty;
-use super::{CanonicalArgs, CliError, ExitKind, Format, KeygenArgs, Output, SignArgs, VerifyArgs};
+use super::{CanonicalArgs, CliError, ExitKind, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::lockfile::Lockfile;
 use crate::core::signature::{Envelope, signed_bytes};
@@ -55,22 +54,17 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
             ),
         )
     })?;
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "keyId": key_id.to_string(),
-            "private": args.private.display().to_string(),
-            "public": args.public.display().to_string(),
-        })),
-        _ => format!(
-            "private key {} (mode 0600: keep it secret)\npublic key  {} (share it with verifiers)\nkey id      {key_id}\n",
-            args.private.display(),
-            args.public.display()
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json!({
+        "keyId": key_id.to_string(),
+        "private": args.private.display().to_string(),
+        "public": args.public.display().to_string(),
+    });
+    let human = format!(
+        "private key {} (mode 0600: keep it secret)\npublic key  {} (share it with verifiers)\nkey id      {key_id}\n",
+        args.private.display(),
+        args.public.display()
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }
 
 /// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
@@ -159,24 +153,19 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     write_atomic(&output, &envelope.to_pretty())
         .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     let servers: Vec<&String> = lockfile.servers.keys().collect();
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "keyId": key_id.to_string(),
-            "lockfile": args.lockfile.display().to_string(),
-            "servers": servers,
-            "signature": output.display().to_string(),
-        })),
-        _ => format!(
-            "signed {} ({} server(s)) with key {key_id}\nsignature written to {}\n",
-            args.lockfile.display(),
-            servers.len(),
-            output.display()
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json!({
+        "keyId": key_id.to_string(),
+        "lockfile": args.lockfile.display().to_string(),
+        "servers": servers,
+        "signature": output.display().to_string(),
+    });
+    let human = format!(
+        "signed {} ({} server(s)) with key {key_id}\nsignature written to {}\n",
+        args.lockfile.display(),
+        servers.len(),
+        output.display()
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }
 
 /// `mcplock canonical`: the bytes every signature covers.
@@ -191,10 +180,7 @@ pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
     let bytes = to_canonical(&document);
     // Canonical JSON of parsed JSON is always UTF-8.
     let stdout = String::from_utf8(bytes).map_err(|e| fail(Code::Internal, e.to_string()))?;
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    Ok(Output::text(ExitKind::Clean, stdout))
 }
 
 /// Checks the signature (`--key` or `--bundle`) over `document`, the lockfile as already read,
@@ -284,27 +270,22 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .filter_map(|counts| counts.get(&crate::core::snapshot::ItemKind::Tool))
         .sum();
     let servers: Vec<String> = servers.into_keys().collect();
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "keyId": signed_by.trim_start_matches("key "),
-            "lockfile": args.lockfile.display().to_string(),
-            "servers": servers,
-            "signature": signature_path.display().to_string(),
-            "verified": true,
-        })),
-        _ => format!(
-            "verified: {} is signed by {signed_by}\n{} server(s), {tools} tool(s): {}\n",
-            args.lockfile.display(),
-            servers.len(),
-            servers
-                .iter()
-                .map(|s| crate::core::text::escape(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json!({
+        "keyId": signed_by.trim_start_matches("key "),
+        "lockfile": args.lockfile.display().to_string(),
+        "servers": servers,
+        "signature": signature_path.display().to_string(),
+        "verified": true,
+    });
+    let human = format!(
+        "verified: {} is signed by {signed_by}\n{} server(s), {tools} tool(s): {}\n",
+        args.lockfile.display(),
+        servers.len(),
+        servers
+            .iter()
+            .map(|s| crate::core::text::escape(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }

@@ -58,37 +58,37 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
             &lines,
         ));
     }
-    let names: Vec<&String> = old.servers.keys().collect();
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "changes": [],
-            "lockfile": shown.to_string(),
-            "servers": names,
-            "status": "unchanged",
-        })),
-        Format::Sarif => {
-            let text = super::sarif::read_artifact(path);
-            let artifact = text
-                .as_deref()
-                .map(|t| super::sarif::Artifact::new(path, t));
-            let servers: Vec<(&str, &ServerLock)> =
-                old.servers.iter().map(|(n, e)| (n.as_str(), e)).collect();
-            pretty(&super::sarif::findings_log(
-                "mcplock/lock/",
-                &servers,
-                artifact.as_ref(),
-                0,
-            ))
-        }
-        _ => format!(
-            "{} server(s) match their lock in {shown}\n",
-            old.servers.len()
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let path = path.to_path_buf();
+    Ok(Output::lazy(ExitKind::Clean, move |format| {
+        let shown = path.display();
+        let names: Vec<&String> = old.servers.keys().collect();
+        Ok(match format {
+            Format::Json => pretty(&json!({
+                "changes": [],
+                "lockfile": shown.to_string(),
+                "servers": names,
+                "status": "unchanged",
+            })),
+            Format::Sarif => {
+                let text = super::sarif::read_artifact(&path);
+                let artifact = text
+                    .as_deref()
+                    .map(|t| super::sarif::Artifact::new(&path, t));
+                let servers: Vec<(&str, &ServerLock)> =
+                    old.servers.iter().map(|(n, e)| (n.as_str(), e)).collect();
+                pretty(&super::sarif::findings_log(
+                    "mcplock/lock/",
+                    &servers,
+                    artifact.as_ref(),
+                    0,
+                ))
+            }
+            _ => format!(
+                "{} server(s) match their lock in {shown}\n",
+                old.servers.len()
+            ),
+        })
+    }))
 }
 
 pub async fn run(args: LockArgs) -> Result<Output, CliError> {
@@ -213,13 +213,12 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let mut notes = notes;
     notes.extend(crate::core::confusable::notes_for(&lockfile, &name));
     Ok(report(
-        &args,
-        &name,
-        &shown,
+        args.lockfile.clone(),
+        name,
+        shown,
         status,
-        (&changes, &notes),
-        &entry,
-        ExitKind::Clean,
+        (changes, notes),
+        entry,
     ))
 }
 
@@ -235,65 +234,67 @@ fn refusal(args: &LockArgs, headline: String, changes: &[String]) -> CliError {
     error
 }
 
+/// What `lock` did to one server's entry, rendered in the format asked for.
 fn report(
-    args: &LockArgs,
-    name: &str,
-    path: &str,
+    file: std::path::PathBuf,
+    name: String,
+    path: String,
     status: Status,
-    (changes, notes): (&[String], &[String]),
-    entry: &ServerLock,
-    exit: ExitKind,
+    (changes, notes): (Vec<String>, Vec<String>),
+    entry: ServerLock,
 ) -> Output {
-    let digest = entry.digest(name).to_string();
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "changes": changes,
-            "digest": digest,
-            "lockfile": path,
-            "notes": notes,
-            "server": name,
-            "status": status.as_str(),
-        })),
-        Format::Sarif => {
-            // The findings of the entry as it now stands in the file (written or unchanged).
-            let file = args.lockfile.as_path();
-            let text = super::sarif::read_artifact(file);
-            let artifact = text
-                .as_deref()
-                .map(|t| super::sarif::Artifact::new(file, t));
-            pretty(&super::sarif::findings_log(
-                "mcplock/lock/",
-                &[(name, entry)],
-                artifact.as_ref(),
-                exit.code(),
-            ))
-        }
-        _ => {
-            let counts: Vec<String> = ItemKind::ALL
-                .into_iter()
-                .filter_map(|kind| match entry.unserved.get(&kind) {
-                    Some(code) => Some(format!("{} list unserved (error {code})", kind.noun())),
-                    None => entry
-                        .items(kind)
-                        .map(|items| format!("{} {}(s)", items.len(), kind.noun())),
-                })
-                .collect();
-            let what = counts.join(", ");
-            let name = escape(name);
-            let mut out = match status {
-                Status::Created => format!("locked {name} ({what}) in {path}\n"),
-                Status::Unchanged => format!("{name} is unchanged in {path} ({what})\n"),
-                Status::Updated => format!("updated {name} in {path} ({what}); accepted:\n"),
-            };
-            for change in changes {
-                out.push_str(&format!("  {change}\n"));
+    let exit = ExitKind::Clean;
+    Output::lazy(exit, move |format| {
+        let digest = entry.digest(&name).to_string();
+        let stdout = match format {
+            Format::Json => pretty(&json!({
+                "changes": changes,
+                "digest": digest,
+                "lockfile": path,
+                "notes": notes,
+                "server": name,
+                "status": status.as_str(),
+            })),
+            Format::Sarif => {
+                // The findings of the entry as it now stands in the file (written or unchanged).
+                let text = super::sarif::read_artifact(&file);
+                let artifact = text
+                    .as_deref()
+                    .map(|t| super::sarif::Artifact::new(&file, t));
+                pretty(&super::sarif::findings_log(
+                    "mcplock/lock/",
+                    &[(&name, &entry)],
+                    artifact.as_ref(),
+                    exit.code(),
+                ))
             }
-            out.push_str(&format!("digest {digest}\n"));
-            for note in notes {
-                out.push_str(&format!("note: {}\n", escape(note)));
+            _ => {
+                let counts: Vec<String> = ItemKind::ALL
+                    .into_iter()
+                    .filter_map(|kind| match entry.unserved.get(&kind) {
+                        Some(code) => Some(format!("{} list unserved (error {code})", kind.noun())),
+                        None => entry
+                            .items(kind)
+                            .map(|items| format!("{} {}(s)", items.len(), kind.noun())),
+                    })
+                    .collect();
+                let what = counts.join(", ");
+                let name = escape(&name);
+                let mut out = match status {
+                    Status::Created => format!("locked {name} ({what}) in {path}\n"),
+                    Status::Unchanged => format!("{name} is unchanged in {path} ({what})\n"),
+                    Status::Updated => format!("updated {name} in {path} ({what}); accepted:\n"),
+                };
+                for change in &changes {
+                    out.push_str(&format!("  {change}\n"));
+                }
+                out.push_str(&format!("digest {digest}\n"));
+                for note in &notes {
+                    out.push_str(&format!("note: {}\n", escape(note)));
+                }
+                out
             }
-            out
-        }
-    };
-    Output { stdout, exit }
+        };
+        Ok(stdout)
+    })
 }

@@ -412,8 +412,8 @@ impl Command {
         }
     }
 
-    /// Checks that this command has output in `format` and hands it the format.
-    fn take_format(&mut self, format: Format) -> Result<(), CliError> {
+    /// Checks that this command has output in `format`.
+    fn check_format(&self, format: Format) -> Result<(), CliError> {
         let formats = self.formats();
         if !formats.contains(&format) {
             let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
@@ -426,37 +426,6 @@ impl Command {
                     names.join(", ")
                 ),
             ));
-        }
-        match self {
-            Command::Scan(a) => a.format = format,
-            Command::Lock(a) => a.format = format,
-            Command::Hosts(a) => a.format = format,
-            Command::Revoke(a) => a.format = format,
-            Command::Approve(a) => a.format = format,
-            Command::Keygen(a) => a.format = format,
-            Command::Sign(a) => a.format = format,
-            Command::Verify(a) => a.format = format,
-            Command::Diff(a) => a.format = format,
-            Command::Policy(a) => {
-                a.format = format;
-                if let PolicyCommand::Check(s) | PolicyCommand::Explain(s) = &mut a.command {
-                    s.format = format;
-                }
-            }
-            Command::Bundle(a) => match &mut a.command {
-                BundleCommand::Export(e) => e.format = format,
-                BundleCommand::Verify(v) => v.format = format,
-            },
-            Command::Audit(a) => {
-                let AuditCommand::Verify(v) = &mut a.command;
-                v.format = format;
-            }
-            Command::Canonical(_)
-            | Command::Wrap(_)
-            | Command::Unwrap(_)
-            | Command::Proxy(_)
-            | Command::Completions(_)
-            | Command::Man(_) => {}
         }
         Ok(())
     }
@@ -607,10 +576,6 @@ pub struct AuditVerifyArgs {
     /// The hash the last line must have (kept outside the log, e.g. by a log shipper).
     #[arg(long, value_name = "SHA256")]
     pub head: Option<String>,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -693,10 +658,6 @@ pub struct BundleExportArgs {
     /// Replace an existing file at --output that holds something else.
     #[arg(long)]
     pub force: bool,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -721,20 +682,12 @@ pub struct BundleVerifyArgs {
     /// Memory the policy evaluation may add to the process (suffixes K, M, G, KiB, MiB, GiB).
     #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
     pub eval_memory: usize,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     #[command(subcommand)]
     pub command: PolicyCommand,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -782,10 +735,6 @@ pub struct PolicySource {
     /// Memory the policy evaluation may add to the process (suffixes K, M, G, KiB, MiB, GiB).
     #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
     pub eval_memory: usize,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 
     #[command(flatten, next_help_heading = "The servers a host runs")]
     pub hosts: HostArgs,
@@ -856,10 +805,6 @@ pub struct DiffArgs {
     /// Fail (exit 1) on drift at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Moderate)]
     pub fail_on: FailOn,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 
     #[command(
         flatten,
@@ -937,7 +882,6 @@ impl SignatureCheck {
         Some(VerifyArgs {
             lockfile: lockfile.to_path_buf(),
             check: self.clone(),
-            format: Format::Human,
             hosts: HostArgs::default(),
             revocations: None,
         })
@@ -1111,10 +1055,6 @@ pub struct RemoteArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
-
     #[command(flatten)]
     pub repeat: RepeatArgs,
 
@@ -1165,10 +1105,6 @@ pub struct LockArgs {
     /// Write nothing; exit 1 if the lockfile would change, 0 if not (for CI).
     #[arg(long)]
     pub check: bool,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 
     #[command(flatten)]
     pub repeat: RepeatArgs,
@@ -1225,10 +1161,6 @@ pub struct ApproveArgs {
     /// The lockfile.
     #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -1269,10 +1201,6 @@ pub struct RevokeArgs {
     /// Sign the list with this Ed25519 private key (writes LIST.sig).
     #[arg(long, value_name = "PRIVATE")]
     pub key: Option<std::path::PathBuf>,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -1314,18 +1242,10 @@ pub struct HostsArgs {
     /// The lockfile to compare with.
     #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
-
     /// Where to write the private key (PEM PKCS#8, mode 0600, never overwritten).
     #[arg(long, value_name = "PATH", default_value = "mcplock.key")]
     pub private: std::path::PathBuf,
@@ -1376,10 +1296,6 @@ pub struct SignArgs {
     /// Where to write the signature [default: LOCKFILE.sig, or LOCKFILE.sigstore.json].
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -1390,10 +1306,6 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub check: SignatureCheck,
-
-    /// Filled by `main` from the global --format.
-    #[arg(skip = Format::Human)]
-    pub format: Format,
 
     /// Also check that every server these hosts run is locked, under its config key, with
     /// the launch its config gives (exit 1 naming each one that is not).
@@ -1456,7 +1368,7 @@ pub fn main() -> ExitCode {
     let parsed = command()
         .try_get_matches()
         .and_then(|matches| Cli::from_arg_matches(&matches));
-    let mut cli = match parsed {
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
@@ -1476,7 +1388,7 @@ pub fn main() -> ExitCode {
         }
     };
     let format = cli.format;
-    if let Err(error) = cli.command.take_format(format) {
+    if let Err(error) = cli.command.check_format(format) {
         return report(error, format);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -1568,7 +1480,11 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(output) => {
             let code = output.exit;
-            match emit(&output.stdout) {
+            let stdout = match output.render(format) {
+                Ok(stdout) => stdout,
+                Err(error) => return report(error, format),
+            };
+            match emit(&stdout) {
                 Ok(()) => ExitCode::from(code.code()),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => report(
@@ -1606,10 +1522,67 @@ async fn interrupted(hangup_stops: bool) -> (&'static str, u8) {
     }
 }
 
-/// What a successful command prints and how it exits.
+/// What a command produced: how it exits, and its report, which `main` renders in the format
+/// asked for. A command never looks at --format (`formats_for` says which ones it has).
 pub struct Output {
-    pub stdout: String,
     pub exit: ExitKind,
+    body: Body,
+}
+
+enum Body {
+    /// The same bytes in every format (a canonical lockfile, a script, a man page).
+    Text(String),
+    /// A report cheap to build both ways: text for people, one JSON document for machines.
+    Report {
+        human: String,
+        json: serde_json::Value,
+    },
+    /// A report rendered only in the format asked for (large, or with Markdown and SARIF).
+    Lazy(Box<dyn FnOnce(Format) -> Result<String, CliError>>),
+}
+
+impl Output {
+    pub fn text(exit: ExitKind, text: String) -> Output {
+        Output {
+            exit,
+            body: Body::Text(text),
+        }
+    }
+
+    pub fn report(exit: ExitKind, human: String, json: serde_json::Value) -> Output {
+        Output {
+            exit,
+            body: Body::Report { human, json },
+        }
+    }
+
+    pub fn lazy(
+        exit: ExitKind,
+        render: impl FnOnce(Format) -> Result<String, CliError> + 'static,
+    ) -> Output {
+        Output {
+            exit,
+            body: Body::Lazy(Box::new(render)),
+        }
+    }
+
+    /// The human text and JSON document of a report (for a command that extends another's).
+    pub fn into_report(self) -> Option<(String, serde_json::Value)> {
+        match self.body {
+            Body::Report { human, json } => Some((human, json)),
+            _ => None,
+        }
+    }
+
+    /// The report in `format` (one `formats_for` allows for the command).
+    pub fn render(self, format: Format) -> Result<String, CliError> {
+        match self.body {
+            Body::Text(text) => Ok(text),
+            Body::Report { json, .. } if format == Format::Json => Ok(render::pretty(&json)),
+            Body::Report { human, .. } => Ok(human),
+            Body::Lazy(render) => render(format),
+        }
+    }
 }
 
 fn emit(text: &str) -> std::io::Result<()> {
@@ -1630,7 +1603,7 @@ fn report(error: CliError, format: Format) -> ExitCode {
 /// The stdout half of [`report`].
 fn report_structured(error: &CliError, format: Format) -> ExitCode {
     let document = match format {
-        Format::Human => None,
+        Format::Human => error.human_report.clone(),
         Format::Json => Some(render::pretty(&error.to_json())),
         Format::Markdown => Some(render::markdown_error(error)),
         Format::Sarif => Some(render::pretty(&sarif::failed_run(error))),

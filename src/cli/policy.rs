@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 pub async fn run(args: PolicyArgs) -> Result<Output, CliError> {
     match args.command {
-        PolicyCommand::Presets => Ok(presets(args.format)),
+        PolicyCommand::Presets => Ok(presets()),
         PolicyCommand::Check(source) => check(source, false).await,
         PolicyCommand::Explain(source) => check(source, true).await,
     }
 }
 
-fn presets(format: Format) -> Output {
+fn presets() -> Output {
     let mut out = String::new();
     let mut listed = Vec::new();
     for (name, about, text) in PRESETS {
@@ -34,13 +34,7 @@ fn presets(format: Format) -> Output {
         listed.push(json!({"name": name, "rules": rules, "about": about}));
     }
     out.push_str("\nUse one with `mcplock policy check --preset NAME`; see its rules with `mcplock policy explain --preset NAME`.\n");
-    if format == Format::Json {
-        out = pretty(&json!({"presets": listed}));
-    }
-    Output {
-        stdout: out,
-        exit: ExitKind::Clean,
-    }
+    Output::report(ExitKind::Clean, out, json!({"presets": listed}))
 }
 
 /// Loads every policy named by `--policy` and `--preset`.
@@ -300,26 +294,28 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     } else {
         ExitKind::Clean
     };
-    let stdout = match source.format {
-        Format::Json => json_report(&names, results.as_deref(), failed),
-        Format::Markdown => markdown(&names, results.as_deref().unwrap_or_default(), failed),
-        Format::Sarif => {
-            // Results sit in the lockfile when that is what was checked.
-            let file = (!source.server.names_a_server() && source.hosts.host.is_none())
-                .then_some(source.lockfile.as_path());
-            let text = file.and_then(super::sarif::read_artifact);
-            let artifact = file
-                .zip(text.as_deref())
-                .map(|(path, text)| super::sarif::Artifact::new(path, text));
-            pretty(&sarif_report(
-                results.as_deref().unwrap_or_default(),
-                artifact.as_ref(),
-                exit.code(),
-            ))
-        }
-        Format::Human => human(&names, results.as_deref(), explain, failed),
-    };
-    Ok(Output { stdout, exit })
+    // Results sit in the lockfile when that is what was checked.
+    let located_in = (!source.server.names_a_server() && source.hosts.host.is_none())
+        .then(|| source.lockfile.clone());
+    Ok(Output::lazy(exit, move |format| {
+        Ok(match format {
+            Format::Json => json_report(&names, results.as_deref(), failed),
+            Format::Markdown => markdown(&names, results.as_deref().unwrap_or_default(), failed),
+            Format::Sarif => {
+                let text = located_in.as_deref().and_then(super::sarif::read_artifact);
+                let artifact = located_in
+                    .as_deref()
+                    .zip(text.as_deref())
+                    .map(|(path, text)| super::sarif::Artifact::new(path, text));
+                pretty(&sarif_report(
+                    results.as_deref().unwrap_or_default(),
+                    artifact.as_ref(),
+                    exit.code(),
+                ))
+            }
+            Format::Human => human(&names, results.as_deref(), explain, failed),
+        })
+    }))
 }
 
 /// A policy evaluated for an audit bundle: its JSON result (the `policy check --format json`

@@ -462,10 +462,7 @@ fn ended(
     explain: impl FnOnce(&mut CliError),
 ) -> Result<Output, CliError> {
     match end {
-        Ok(End::HostClosed) => Ok(Output {
-            stdout: String::new(),
-            exit: ExitKind::Clean,
-        }),
+        Ok(End::HostClosed) => Ok(Output::text(ExitKind::Clean, String::new())),
         Ok(End::ServerClosed(why)) => {
             let mut error = fail(Code::ServerFailed, format!("proxy: {why}"));
             explain(&mut error);

@@ -4,8 +4,7 @@
 
 use super::exit::{Code, fail, read_input};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
-use super::render::pretty;
-use super::{CliError, ExitKind, Format, Output, RevokeArgs};
+use super::{CliError, ExitKind, Output, RevokeArgs};
 use crate::core::canonical::Digest;
 use crate::core::revocation::{Revocations, Revoked};
 use crate::core::signature::{Envelope, Signed};
@@ -179,24 +178,19 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
         }
         None => {}
     }
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "list": path.display().to_string(),
-            "revoked": described,
-            "entries": list.entries.len(),
-            "signed": args.key.is_some(),
-        })),
-        _ => format!(
-            "revoked {described} in {} ({} entr{})\n",
-            path.display(),
-            list.entries.len(),
-            if list.entries.len() == 1 { "y" } else { "ies" }
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json!({
+        "list": path.display().to_string(),
+        "revoked": described,
+        "entries": list.entries.len(),
+        "signed": args.key.is_some(),
+    });
+    let human = format!(
+        "revoked {described} in {} ({} entr{})\n",
+        path.display(),
+        list.entries.len(),
+        if list.entries.len() == 1 { "y" } else { "ies" }
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }
 
 /// `mcplock approve`: records an approval of one tool as locked now.
@@ -249,26 +243,21 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
     )
     .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     let signed = default_signature_path(path).exists();
-    let stdout = match args.format {
-        Format::Json => pretty(&json!({
-            "approved": {"server": args.server, "tool": args.tool, "digest": digest.to_string()},
-            "lockfile": path.display().to_string(),
-            "resign": signed,
-        })),
-        _ => format!(
-            "approved tool {:?} of {:?} as locked ({digest}) in {}{}\n",
-            args.tool,
-            args.server,
-            path.display(),
-            if signed {
-                "; its signature no longer covers it: sign it again (mcplock sign)"
-            } else {
-                ""
-            }
-        ),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    let json = json!({
+        "approved": {"server": args.server, "tool": args.tool, "digest": digest.to_string()},
+        "lockfile": path.display().to_string(),
+        "resign": signed,
+    });
+    let human = format!(
+        "approved tool {:?} of {:?} as locked ({digest}) in {}{}\n",
+        args.tool,
+        args.server,
+        path.display(),
+        if signed {
+            "; its signature no longer covers it: sign it again (mcplock sign)"
+        } else {
+            ""
+        }
+    );
+    Ok(Output::report(ExitKind::Clean, human, json))
 }

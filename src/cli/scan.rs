@@ -38,25 +38,23 @@ pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
     scanned
         .notes
         .extend(crate::core::confusable::notes(&found, None));
-    let stdout = match args.format {
-        Format::Json => render::json(&scanned.snapshot),
-        Format::Sarif => {
-            // A scan writes no file: results are located by name only (lock's are in the file).
-            let entry = ServerLock::from_snapshot(scanned.snapshot.clone(), true)
-                .map_err(|e| fail(Code::Internal, e.to_string()))?;
-            pretty(&super::sarif::findings_log(
-                "mcplock/scan/",
-                &[(&name, &entry)],
-                None,
-                0,
-            ))
-        }
-        _ => render::human(&scanned),
-    };
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    Ok(Output::lazy(ExitKind::Clean, move |format| {
+        Ok(match format {
+            Format::Json => render::json(&scanned.snapshot),
+            Format::Sarif => {
+                // A scan writes no file: results are located by name only (lock's are in it).
+                let entry = ServerLock::from_snapshot(scanned.snapshot, true)
+                    .map_err(|e| fail(Code::Internal, e.to_string()))?;
+                pretty(&super::sarif::findings_log(
+                    "mcplock/scan/",
+                    &[(&name, &entry)],
+                    None,
+                    0,
+                ))
+            }
+            _ => render::human(&scanned),
+        })
+    }))
 }
 
 impl ServerArgs {

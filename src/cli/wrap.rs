@@ -339,10 +339,7 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     for warning in warnings {
         eprintln!("mcplock: warning: {warning}");
     }
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    Ok(Output::text(ExitKind::Clean, stdout))
 }
 
 fn unwrap_text(
@@ -386,10 +383,7 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
             "nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json)",
         ));
     }
-    Ok(Output {
-        stdout,
-        exit: ExitKind::Clean,
-    })
+    Ok(Output::text(ExitKind::Clean, stdout))
 }
 
 #[cfg(test)]
