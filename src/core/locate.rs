@@ -16,6 +16,8 @@ pub struct Position {
 pub struct Located<'a> {
     text: &'a str,
     root: Option<Ast<'a>>,
+    /// Byte offset where each line starts: a position is a binary search, not a rescan.
+    line_starts: Vec<usize>,
 }
 
 /// Strict JSON: no comments, no trailing commas (a lockfile never has them).
@@ -35,7 +37,14 @@ impl<'a> Located<'a> {
         let root = jsonc_parser::parse_to_ast(text, &Default::default(), &STRICT)
             .ok()
             .and_then(|r| r.value);
-        Located { text, root }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Located {
+            text,
+            root,
+            line_starts,
+        }
     }
 
     /// The position of the deepest member of `tokens` (a JSON pointer, unescaped) that exists,
@@ -68,11 +77,19 @@ impl<'a> Located<'a> {
     }
 
     fn position(&self, offset: usize) -> Position {
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
         Position {
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
+            line: line.max(1),
+            column: self
+                .text
+                .get(start..offset)
+                .map_or(0, |s| s.chars().count())
+                + 1,
         }
     }
 }
@@ -126,6 +143,23 @@ mod tests {
         let (pos, depth) = located.find(&[]).unwrap();
         assert_eq!((pos, depth), (Position { line: 1, column: 1 }, 0));
         assert!(Located::new("{not json").find(&["servers"]).is_none());
+    }
+
+    proptest::proptest! {
+        /// The indexed position is the one counted from the start of the text.
+        #[test]
+        fn positions_match_a_count_from_the_start(text in "[a\\né\"{}]{0,200}", pick in 0usize..400) {
+            let located = Located::new(&text);
+            let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+            let offset = boundaries[pick % boundaries.len()];
+            let before = &text[..offset];
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let expected = Position {
+                line: before.matches('\n').count() + 1,
+                column: before[line_start..].chars().count() + 1,
+            };
+            proptest::prop_assert_eq!(located.position(offset), expected);
+        }
     }
 
     #[test]
