@@ -257,7 +257,8 @@ impl ServerLock {
 /// Item digests per kind and key.
 pub type ItemDigests = BTreeMap<ItemKind, BTreeMap<String, Digest>>;
 
-fn digest_of_definition(definition: &Map<String, Value>) -> Digest {
+/// The digest of one item's definition (what the lockfile records for it).
+pub fn digest_of_definition(definition: &Map<String, Value>) -> Digest {
     // Serialize the map as an object without copying it into a Value.
     let members: Vec<(&str, &Value)> = definition.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Digest::of_bytes(&object_to_canonical(&members))

@@ -13,9 +13,13 @@ use crate::core::findings;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::revocation::Revocations;
 use crate::core::snapshot::ItemKind;
+use cel::common::value::Val;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
+use view::{Field, View};
+
+mod env;
+mod view;
 
 /// Largest policy file accepted.
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
@@ -539,7 +543,10 @@ pub fn compile(rules: Vec<Rule>) -> Result<Vec<CompiledRule>, PolicyError> {
                         ),
                     })
                 }
-                Ok(program) => Ok(CompiledRule { rule, program }),
+                Ok(program) => match view::check(program.expression()) {
+                    Ok(()) => Ok(CompiledRule { rule, program }),
+                    Err(message) => Err(PolicyError { origin, message }),
+                },
                 Err(e) => Err(PolicyError {
                     origin,
                     message: format!("the expression does not compile: {e}"),
@@ -590,33 +597,44 @@ impl RuleResult {
 }
 
 /// The input model: every server as `mcp.server`, each item as `mcp.tool`, `mcp.prompt`,
-/// `mcp.resourceTemplate` or `mcp.resource` (agentgateway's `mcp.tool.name` style).
-pub struct Input {
-    servers: Vec<ServerInput>,
+/// `mcp.resourceTemplate` or `mcp.resource` (agentgateway's `mcp.tool.name` style). It borrows
+/// the items' definitions from the lockfile and adds only what mcplock derives (findings,
+/// effective annotations, tier, revocation, approval); CEL reads it through views that convert a
+/// field only when a rule reads it (`policy::view`).
+pub struct Input<'a> {
+    servers: Vec<ServerInput<'a>>,
 }
 
-/// A server's name, its `mcp.server` value for server rules (with the item lists), the same
-/// without the lists for item rules, and its items' values.
-type ServerInput = (
-    String,
-    cel::Value,
-    cel::Value,
-    Vec<(ItemKind, String, cel::Value)>,
-);
+struct ServerInput<'a> {
+    name: String,
+    /// `mcp.server` without its item lists.
+    fields: Map<String, Value>,
+    items: Vec<ItemInput<'a>>,
+    /// Each tool's position in `items`, for judging calls.
+    tools: HashMap<&'a str, usize>,
+}
 
-impl Input {
-    pub fn new(lockfile: &Lockfile) -> Input {
+struct ItemInput<'a> {
+    kind: ItemKind,
+    key: &'a str,
+    /// What mcplock adds to the definition; read before it (the effective `annotations`).
+    derived: Map<String, Value>,
+    definition: &'a Map<String, Value>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(lockfile: &'a Lockfile) -> Input<'a> {
         Input::with_revocations(lockfile, &Revocations::default())
     }
 
     /// The input model with `revoked` set on each server and item a revocation list revokes.
-    pub fn with_revocations(lockfile: &Lockfile, revocations: &Revocations) -> Input {
+    pub fn with_revocations(lockfile: &'a Lockfile, revocations: &Revocations) -> Input<'a> {
         Input::with(lockfile, revocations, &Tiers::default())
     }
 
     /// The input model with `revoked` set by `revocations` and `tier` by `tiers` (a string, or
     /// null for what no policy assigns a tier).
-    pub fn with(lockfile: &Lockfile, revocations: &Revocations, tiers: &Tiers) -> Input {
+    pub fn with(lockfile: &'a Lockfile, revocations: &Revocations, tiers: &Tiers) -> Input<'a> {
         let confusables = &confusable::confusables(lockfile);
         let mut revoked_servers = std::collections::BTreeSet::new();
         let mut revoked_items = std::collections::BTreeSet::new();
@@ -630,69 +648,97 @@ impl Input {
                 }
             }
         }
-        let (revoked_servers, revoked_items) = (&revoked_servers, &revoked_items);
         let servers = lockfile
             .servers
             .iter()
             .map(|(name, server)| {
-                let items: Vec<(ItemKind, String, Value)> = ItemKind::ALL
-                    .into_iter()
-                    .flat_map(|kind| {
-                        server
-                            .items(kind)
-                            .into_iter()
-                            .flatten()
-                            .map(move |(key, def)| {
-                                let mut item = item_json(kind, name, key, def, confusables);
-                                let tier = match kind {
-                                    ItemKind::Tool => tiers.of_tool(name, key),
-                                    _ => tiers.servers.get(name.as_str()).copied(),
-                                };
-                                item["tier"] = json!(tier.map(Tier::as_str));
-                                if kind == ItemKind::Tool {
-                                    // The digest is computed only for a tool that has
-                                    // approvals to hold it against.
-                                    let candidates = lockfile
-                                        .approvals
-                                        .iter()
-                                        .any(|a| a.server == *name && a.tool == *key);
-                                    let approved = candidates && {
-                                        let digest = Digest::of_value(&Value::Object(def.clone()));
-                                        lockfile
-                                            .approvals
-                                            .iter()
-                                            .any(|a| a.covers(name, key, digest))
-                                    };
-                                    item["approved"] = json!(approved);
-                                }
-                                // An item of a revoked server is revoked too.
-                                let revoked = revoked_servers.contains(name)
-                                    || revoked_items.contains(&(name.clone(), kind, key.clone()));
-                                item["revoked"] = json!(revoked);
-                                (kind, key.clone(), item)
-                            })
-                    })
-                    .collect();
-                let mut full = server_json(name, server, &items);
-                full["revoked"] = json!(revoked_servers.contains(name));
-                full["tier"] = json!(tiers.servers.get(name.as_str()).map(|t| t.as_str()));
-                // The cel crate converts a variable's whole value on every evaluation, so an
-                // item rule that carried every item would cost O(items^2): item rules get the
-                // server without its lists.
-                let mut light = full.clone();
-                if let Value::Object(map) = &mut light {
-                    for kind in ItemKind::ALL {
-                        map.remove(kind.field());
+                let mut items = Vec::new();
+                for kind in ItemKind::ALL {
+                    for (key, def) in server.items(kind).into_iter().flatten() {
+                        let mut derived = derived_fields(kind, name, key, def, confusables);
+                        let tier = match kind {
+                            ItemKind::Tool => tiers.of_tool(name, key),
+                            _ => tiers.servers.get(name.as_str()).copied(),
+                        };
+                        derived.insert("tier".into(), json!(tier.map(Tier::as_str)));
+                        if kind == ItemKind::Tool {
+                            // The digest is computed only for a tool that has approvals to
+                            // hold it against.
+                            let candidates = lockfile
+                                .approvals
+                                .iter()
+                                .any(|a| a.server == *name && a.tool == *key);
+                            let approved = candidates && {
+                                let digest = Digest::of_value(&Value::Object(def.clone()));
+                                lockfile
+                                    .approvals
+                                    .iter()
+                                    .any(|a| a.covers(name, key, digest))
+                            };
+                            derived.insert("approved".into(), json!(approved));
+                        }
+                        // An item of a revoked server is revoked too.
+                        let revoked = revoked_servers.contains(name)
+                            || revoked_items.contains(&(name.clone(), kind, key.clone()));
+                        derived.insert("revoked".into(), json!(revoked));
+                        items.push(ItemInput {
+                            kind,
+                            key: key.as_str(),
+                            derived,
+                            definition: def,
+                        });
                     }
                 }
-                let items = items
-                    .into_iter()
-                    .map(|(kind, key, v)| (kind, key, to_cel(&v)))
+                let mut fields = server_fields(name, server);
+                fields.insert("revoked".into(), json!(revoked_servers.contains(name)));
+                fields.insert(
+                    "tier".into(),
+                    json!(tiers.servers.get(name.as_str()).map(|t| t.as_str())),
+                );
+                let tools = items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| i.kind == ItemKind::Tool)
+                    .map(|(n, i)| (i.key, n))
                     .collect();
-                (name.clone(), to_cel(&full), to_cel(&light), items)
+                ServerInput {
+                    name: name.clone(),
+                    fields,
+                    items,
+                    tools,
+                }
             })
             .collect();
         Input { servers }
+    }
+}
+
+impl<'a> ItemInput<'a> {
+    fn view(&self) -> View<'_> {
+        View::new(vec![&self.derived, self.definition], Vec::new())
+    }
+}
+
+impl<'a> ServerInput<'a> {
+    /// `mcp.server`; `lists` are the item views of its `tools`, `prompts`, ... (for server
+    /// rules; item rules see the server without them).
+    fn view<'v>(&'v self, lists: &'v [Vec<View<'v>>; 4]) -> View<'v> {
+        let named = ItemKind::ALL
+            .into_iter()
+            .zip(lists.iter())
+            .map(|(kind, views)| (kind.field(), Field::Views(views.as_slice())))
+            .collect();
+        View::new(vec![&self.fields], named)
+    }
+
+    fn item_views(&self) -> [Vec<View<'_>>; 4] {
+        ItemKind::ALL.map(|kind| {
+            self.items
+                .iter()
+                .filter(|i| i.kind == kind)
+                .map(ItemInput::view)
+                .collect()
+        })
     }
 }
 
@@ -716,14 +762,15 @@ fn text_findings(texts: &[Option<&str>]) -> Value {
     json!(all)
 }
 
-fn item_json(
+/// What mcplock adds to an item's definition in the input model.
+fn derived_fields(
     kind: ItemKind,
     server: &str,
     key: &str,
     def: &Map<String, Value>,
     confusables: &std::collections::BTreeMap<confusable::Item, Vec<String>>,
-) -> Value {
-    let mut item = def.clone();
+) -> Map<String, Value> {
+    let mut item = Map::new();
     item.insert("server".into(), json!(server));
     if confusable::KINDS.contains(&kind) {
         let others = confusables
@@ -759,20 +806,12 @@ fn item_json(
         item.insert("annotations".into(), Value::Object(effective));
         item.insert("servedAnnotations".into(), Value::Object(served));
     }
-    Value::Object(item)
+    item
 }
 
-fn server_json(name: &str, s: &ServerLock, items: &[(ItemKind, String, Value)]) -> Value {
-    let list = |kind: ItemKind| -> Value {
-        Value::Array(
-            items
-                .iter()
-                .filter(|(k, _, _)| *k == kind)
-                .map(|(_, _, v)| v.clone())
-                .collect(),
-        )
-    };
-    json!({
+/// `mcp.server`'s own fields (its item lists are views over the items).
+fn server_fields(name: &str, s: &ServerLock) -> Map<String, Value> {
+    let Value::Object(fields) = json!({
         "name": name,
         "serverInfo": s.server_info,
         "protocolVersion": s.protocol_version,
@@ -782,30 +821,10 @@ fn server_json(name: &str, s: &ServerLock, items: &[(ItemKind, String, Value)]) 
         "instructionsFindings": text_findings(&[s.instructions.as_deref()]),
         "launch": s.launch.to_json(),
         "resourcesLocked": s.resources.is_some(),
-        "tools": list(ItemKind::Tool),
-        "prompts": list(ItemKind::Prompt),
-        "resourceTemplates": list(ItemKind::ResourceTemplate),
-        "resources": list(ItemKind::Resource),
-    })
-}
-
-/// JSON to CEL: integers become `int` (so `x > 5` works as written), other numbers `double`.
-fn to_cel(value: &Value) -> cel::Value {
-    match value {
-        Value::Null => cel::Value::Null,
-        Value::Bool(b) => cel::Value::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => cel::Value::Int(i),
-            None => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Value::Array(a) => cel::Value::List(Arc::new(a.iter().map(to_cel).collect())),
-        Value::Object(o) => {
-            let map: HashMap<String, cel::Value> =
-                o.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
-            cel::Value::from(map)
-        }
-    }
+    }) else {
+        return Map::new();
+    };
+    fields
 }
 
 /// Evaluates every rule on every subject it targets. `keep_going` is polled between subjects:
@@ -815,54 +834,75 @@ pub fn evaluate(
     input: &Input,
     keep_going: &dyn Fn() -> bool,
 ) -> Option<Vec<RuleResult>> {
-    let root = cel::Context::default();
-    let mut results = Vec::with_capacity(rules.len());
-    for compiled in rules {
-        let mut result = RuleResult {
+    let root = cel::Context::with_env(env::env());
+    let mut results: Vec<RuleResult> = rules
+        .iter()
+        .map(|compiled| RuleResult {
             rule: compiled.rule.clone(),
             failures: Vec::new(),
             evaluated: 0,
-        };
-        for (server, full, light, items) in &input.servers {
-            let subjects: Vec<(Option<&str>, cel::Value)> = match compiled.rule.target {
-                Target::Server => vec![(None, mcp(full, None))],
-                Target::Item(kind) => items
-                    .iter()
-                    .filter(|(k, _, _)| *k == kind)
-                    .map(|(k, key, v)| (Some(key.as_str()), mcp(light, Some((item_field(*k), v)))))
-                    .collect(),
-                // Judged call by call, in the proxy (evaluate_call).
-                Target::Call => Vec::new(),
-            };
-            for (item, value) in subjects {
-                if !keep_going() {
-                    return None;
-                }
-                let mut scope = root.new_inner_scope();
-                scope.add_variable_from_value("mcp", value);
-                let outcome = match compiled.program.execute(&scope) {
-                    Ok(cel::Value::Bool(true)) => Outcome::Pass,
-                    Ok(cel::Value::Bool(false)) => Outcome::Fail,
-                    Ok(other) => {
-                        Outcome::Error(format!("returned {}, not a boolean", type_name(&other)))
-                    }
-                    Err(e) => Outcome::Error(e.to_string()),
-                };
+        })
+        .collect();
+    for server in &input.servers {
+        let lists = server.item_views();
+        let full = server.view(&lists);
+        let light = View::new(vec![&server.fields], Vec::new());
+        for (compiled, result) in rules.iter().zip(results.iter_mut()) {
+            let mut record = |item: Option<&str>, outcome: Outcome| {
                 result.evaluated += 1;
                 if outcome != Outcome::Pass {
                     result.failures.push((
                         SubjectRef {
-                            server: server.clone(),
+                            server: server.name.clone(),
                             item: item.map(str::to_owned),
                         },
                         outcome,
                     ));
                 }
+            };
+            match compiled.rule.target {
+                Target::Server => {
+                    if !keep_going() {
+                        return None;
+                    }
+                    record(
+                        None,
+                        judge(&root, compiled, mcp(&[("server", &full as &dyn Val)])),
+                    );
+                }
+                Target::Item(kind) => {
+                    for item in server.items.iter().filter(|i| i.kind == kind) {
+                        if !keep_going() {
+                            return None;
+                        }
+                        let view = item.view();
+                        let subject =
+                            mcp(&[("server", &light as &dyn Val), (item_field(kind), &view)]);
+                        record(Some(item.key), judge(&root, compiled, subject));
+                    }
+                }
+                // Judged call by call, in the proxy (evaluate_call).
+                Target::Call => {}
             }
         }
-        results.push(result);
     }
     Some(results)
+}
+
+/// Runs one rule with `mcp` bound to `subject`.
+fn judge(root: &cel::Context, compiled: &CompiledRule, subject: View) -> Outcome {
+    let mut scope = root.new_inner_scope();
+    scope.add_variable_as_val("mcp", Box::new(subject));
+    outcome_of(compiled.program.execute(&scope))
+}
+
+fn outcome_of(result: Result<cel::Value, cel::ExecutionError>) -> Outcome {
+    match result {
+        Ok(cel::Value::Bool(true)) => Outcome::Pass,
+        Ok(cel::Value::Bool(false)) => Outcome::Fail,
+        Ok(other) => Outcome::Error(format!("returned {}, not a boolean", type_name(&other))),
+        Err(e) => Outcome::Error(e.to_string()),
+    }
 }
 
 /// What the call rules concluded about one call.
@@ -887,30 +927,26 @@ pub fn evaluate_call(
     arguments: &Value,
     keep_going: &dyn Fn() -> bool,
 ) -> CallVerdict {
-    let Some((_, _, light, items)) = input.servers.iter().find(|(name, ..)| name == server) else {
+    let Some(entry) = input.servers.iter().find(|s| s.name == server) else {
         return CallVerdict::Deny(
             "(input)".into(),
             format!("server {server:?} is not in the lockfile"),
         );
     };
-    let Some((_, _, tool_value)) = items
-        .iter()
-        .find(|(k, key, _)| *k == ItemKind::Tool && key == tool)
-    else {
+    let Some(item) = entry.tools.get(tool).and_then(|&n| entry.items.get(n)) else {
         return CallVerdict::Deny(
             "(input)".into(),
             format!("tool {tool:?} is not in the lockfile"),
         );
     };
-    let mut map: HashMap<String, cel::Value> = HashMap::new();
-    map.insert("server".into(), light.clone());
-    map.insert("tool".into(), tool_value.clone());
-    map.insert(
-        "call".into(),
-        to_cel(&json!({"arguments": arguments, "tool": tool})),
-    );
-    let value = cel::Value::from(map);
-    let root = cel::Context::default();
+    let light = View::new(vec![&entry.fields], Vec::new());
+    let tool_view = item.view();
+    let call = json!({"arguments": arguments, "tool": tool});
+    let Value::Object(call) = &call else {
+        return CallVerdict::Deny("(input)".into(), "the call is not an object".into());
+    };
+    let call_view = View::new(vec![call], Vec::new());
+    let root = cel::Context::with_env(env::env());
     let mut warnings = Vec::new();
     for compiled in rules.iter().filter(|r| r.rule.target == Target::Call) {
         if !keep_going() {
@@ -920,7 +956,12 @@ pub fn evaluate_call(
             );
         }
         let mut scope = root.new_inner_scope();
-        scope.add_variable_from_value("mcp", value.clone());
+        let value = mcp(&[
+            ("server", &light as &dyn Val),
+            ("tool", &tool_view),
+            ("call", &call_view),
+        ]);
+        scope.add_variable_as_val("mcp", Box::new(value));
         match compiled.program.execute(&scope) {
             Ok(cel::Value::Bool(true)) => {}
             Ok(cel::Value::Bool(false)) if compiled.rule.severity == RuleSeverity::Warn => {
@@ -950,13 +991,15 @@ pub fn evaluate_call(
     }
 }
 
-fn mcp(server: &cel::Value, item: Option<(&str, &cel::Value)>) -> cel::Value {
-    let mut map: HashMap<String, cel::Value> = HashMap::new();
-    map.insert("server".into(), server.clone());
-    if let Some((field, value)) = item {
-        map.insert(field.into(), value.clone());
-    }
-    cel::Value::from(map)
+/// The variable `mcp` of one evaluation: its fields are the views given.
+fn mcp<'v>(fields: &[(&'v str, &'v (dyn Val + 'v))]) -> View<'v> {
+    View::new(
+        Vec::new(),
+        fields
+            .iter()
+            .map(|(name, view)| (*name, Field::Val(*view)))
+            .collect(),
+    )
 }
 
 fn type_name(v: &cel::Value) -> &'static str {

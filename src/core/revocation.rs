@@ -188,14 +188,27 @@ impl Revocations {
         lockfile: &crate::core::lockfile::Lockfile,
     ) -> Vec<Applying<'a>> {
         let mut out = Vec::new();
+        // Digests are computed only for what an entry names: most servers and items are on no
+        // list, and hashing every definition of a large lockfile is most of the cost.
         for (name, server) in &lockfile.servers {
-            if let Some(r) = self.of_server(name, server.digest(name)) {
+            let named: Vec<&Revoked> = self.entries.iter().filter(|r| r.server == *name).collect();
+            if named.is_empty() {
+                continue;
+            }
+            if named.iter().any(|r| r.item.is_none())
+                && let Some(r) = self.of_server(name, server.digest(name))
+            {
                 out.push((name.clone(), None, r));
             }
-            let digests = server.item_digests();
             for kind in ItemKind::ALL {
-                for key in server.items(kind).into_iter().flat_map(|i| i.keys()) {
-                    let digest = digests.get(&kind).and_then(|d| d.get(key)).copied();
+                for (key, definition) in server.items(kind).into_iter().flatten() {
+                    let mentioned = named
+                        .iter()
+                        .any(|r| r.item.as_ref().is_some_and(|(k, n)| *k == kind && n == key));
+                    if !mentioned {
+                        continue;
+                    }
+                    let digest = Some(crate::core::lockfile::digest_of_definition(definition));
                     if let Some(r) = self.of_item(name, kind, key, digest) {
                         out.push((name.clone(), Some((kind, key.clone())), r));
                     }

@@ -148,7 +148,7 @@ fn fail_closed_on_errors_missing_fields_and_non_booleans() {
         &rule(
             "ok",
             "server",
-            "mcp.server.tools.size() == 1 && mcp.tool == null",
+            "mcp.server.tools.size() == 1 && mcp.tool.name == 'a'",
             "error",
         ),
         &lock,
