@@ -68,8 +68,6 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
             "mcplock: hint: if this server changes between starts (descriptions built from an unordered set, say), `mcplock scan --repeat 3 -- CMD` shows what differs"
         );
     }
-    // The process ends after the report: skip freeing two large lockfiles piece by piece.
-    std::mem::forget((old, new));
     let (old, new, lockfile) = (args.old, args.new, args.lockfile);
     Ok(report(changes, args.fail_on, move || {
         sarif_file(old, new, lockfile)

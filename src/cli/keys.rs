@@ -263,8 +263,6 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
             ),
         )
     })?;
-    // The process ends right after this report: skip freeing a large document piece by piece.
-    std::mem::forget(document);
     let tools: usize = servers
         .values()
         .filter_map(|counts| counts.get(&crate::core::snapshot::ItemKind::Tool))

@@ -145,6 +145,21 @@ impl<'de> Visitor<'de> for StrictVisitor {
         // NFC forms of the keys, kept only once a non-ASCII key appears (ASCII is its own NFC).
         let mut normalized: Option<HashSet<String>> = None;
         while let Some(key) = map.next_key::<String>()? {
+            if key.is_ascii() && normalized.is_none() {
+                // The common case, with one lookup: a duplicate is refused before its value.
+                match object.entry(key) {
+                    serde_json::map::Entry::Vacant(slot) => {
+                        slot.insert(map.next_value_seed(StrictSeed { depth })?);
+                        continue;
+                    }
+                    serde_json::map::Entry::Occupied(taken) => {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate object key {:?}",
+                            taken.key()
+                        )));
+                    }
+                }
+            }
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate object key {:?}",

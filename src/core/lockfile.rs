@@ -680,13 +680,18 @@ fn read_items(
     let entries = object(value, place)?;
     let mut items = Items::new();
     let kind_digests = digests.entry(kind).or_default();
-    for (key, entry) in entries {
+    // Hashing every definition is most of a large read: on all cores, before the checks.
+    let listed: Vec<&Value> = entries.values().collect();
+    let hashed = crate::core::parallel::map(&listed, |entry| {
+        entry.get("definition").map(Digest::of_value)
+    });
+    for ((key, entry), hashed) in entries.iter().zip(hashed) {
         let p = format!("{place}[{key:?}]");
         let entry = object(entry, &p)?;
         only_keys(entry, &["definition", "digest"], &p)?;
         let stored = digest_field(take(entry, "digest", &p)?, &format!("{p}.digest"))?;
         let definition = take(entry, "definition", &p)?;
-        let computed = Digest::of_value(definition);
+        let computed = hashed.unwrap_or_else(|| Digest::of_value(definition));
         let definition = object(definition, &format!("{p}.definition"))?;
         match definition.get(kind.key_field()) {
             Some(Value::String(k)) if k == key => {}

@@ -14,6 +14,7 @@ pub mod jsonrpc;
 pub mod launch;
 pub mod locate;
 pub mod lockfile;
+pub mod parallel;
 pub mod policy;
 pub mod relay;
 pub mod revocation;

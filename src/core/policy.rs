@@ -652,43 +652,52 @@ impl<'a> Input<'a> {
             .servers
             .iter()
             .map(|(name, server)| {
-                let mut items = Vec::new();
-                for kind in ItemKind::ALL {
-                    for (key, def) in server.items(kind).into_iter().flatten() {
-                        let mut derived = derived_fields(kind, name, key, def, confusables);
-                        let tier = match kind {
-                            ItemKind::Tool => tiers.of_tool(name, key),
-                            _ => tiers.servers.get(name.as_str()).copied(),
-                        };
-                        derived.insert("tier".into(), json!(tier.map(Tier::as_str)));
-                        if kind == ItemKind::Tool {
-                            // The digest is computed only for a tool that has approvals to
-                            // hold it against.
-                            let candidates = lockfile
+                let listed: Vec<(ItemKind, &String, &Map<String, Value>)> = ItemKind::ALL
+                    .into_iter()
+                    .flat_map(|kind| {
+                        server
+                            .items(kind)
+                            .into_iter()
+                            .flatten()
+                            .map(move |(key, def)| (kind, key, def))
+                    })
+                    .collect();
+                // What mcplock derives (findings, look-alikes, annotations) for each item, on
+                // all cores: the bulk of building the input for a large server.
+                let items = crate::core::parallel::map(&listed, |&(kind, key, def)| {
+                    let mut derived = derived_fields(kind, name, key, def, confusables);
+                    let tier = match kind {
+                        ItemKind::Tool => tiers.of_tool(name, key),
+                        _ => tiers.servers.get(name.as_str()).copied(),
+                    };
+                    derived.insert("tier".into(), json!(tier.map(Tier::as_str)));
+                    if kind == ItemKind::Tool {
+                        // The digest is computed only for a tool that has approvals to hold
+                        // it against.
+                        let candidates = lockfile
+                            .approvals
+                            .iter()
+                            .any(|a| a.server == *name && a.tool == *key);
+                        let approved = candidates && {
+                            let digest = Digest::of_value(&Value::Object(def.clone()));
+                            lockfile
                                 .approvals
                                 .iter()
-                                .any(|a| a.server == *name && a.tool == *key);
-                            let approved = candidates && {
-                                let digest = Digest::of_value(&Value::Object(def.clone()));
-                                lockfile
-                                    .approvals
-                                    .iter()
-                                    .any(|a| a.covers(name, key, digest))
-                            };
-                            derived.insert("approved".into(), json!(approved));
-                        }
-                        // An item of a revoked server is revoked too.
-                        let revoked = revoked_servers.contains(name)
-                            || revoked_items.contains(&(name.clone(), kind, key.clone()));
-                        derived.insert("revoked".into(), json!(revoked));
-                        items.push(ItemInput {
-                            kind,
-                            key: key.as_str(),
-                            derived,
-                            definition: def,
-                        });
+                                .any(|a| a.covers(name, key, digest))
+                        };
+                        derived.insert("approved".into(), json!(approved));
                     }
-                }
+                    // An item of a revoked server is revoked too.
+                    let revoked = revoked_servers.contains(name)
+                        || revoked_items.contains(&(name.clone(), kind, key.clone()));
+                    derived.insert("revoked".into(), json!(revoked));
+                    ItemInput {
+                        kind,
+                        key: key.as_str(),
+                        derived,
+                        definition: def,
+                    }
+                });
                 let mut fields = server_fields(name, server);
                 fields.insert("revoked".into(), json!(revoked_servers.contains(name)));
                 fields.insert(
