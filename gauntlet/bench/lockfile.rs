@@ -116,7 +116,7 @@ fn main() {
     let (mode, path) = match args.as_slice() {
         [mode, path, ..] => (mode.as_str(), path.as_str()),
         _ => {
-            eprintln!("usage: lockfile generate|generate-changed|read|throughput PATH [TOOLS]");
+            eprintln!("usage: lockfile generate|generate-changed|read|throughput|call-policy PATH [TOOLS]");
             std::process::exit(2);
         }
     };
@@ -163,6 +163,37 @@ fn main() {
                 canonical.len(),
                 t_sha.as_secs_f64() * 1e3,
                 mb / t_sha.as_secs_f64()
+            );
+        }
+        "call-policy" => {
+            // What the proxy does per tools/call with `--policy`: the input built once, each
+            // call judged by compiled call rules (reading the tool, the server and arguments).
+            let bytes = std::fs::read(path).expect("read lockfile");
+            let lock = Lockfile::parse(&bytes).expect("valid lockfile");
+            let policy = mcplock::core::policy::parse_policy(
+                "bench.yaml",
+                "name: bench\nrules:\n  - id: read-only-relative\n    on: call\n    expr: \"mcp.tool.annotations.readOnlyHint && !mcp.call.arguments.path.startsWith('/')\"\n    message: m\n    severity: error\n  - id: schema-bound\n    on: call\n    expr: \"mcp.tool.inputSchema.properties.path.maxLength <= 256 && mcp.server.name == 'bench'\"\n    message: m\n    severity: error\n",
+            )
+            .expect("policy");
+            let rules = mcplock::core::policy::compile(policy.rules).expect("compiles");
+            let input = mcplock::core::policy::Input::new(&lock);
+            let (server, entry) = lock.servers.iter().next().expect("a server");
+            let names: Vec<&String> = entry.tools.keys().collect();
+            let arguments = json!({"path": "docs/readme.md"});
+            let calls = 10_000;
+            let t = time(5, || {
+                for i in 0..calls {
+                    let tool = names[i % names.len()];
+                    let verdict = mcplock::core::policy::evaluate_call(
+                        &rules, &input, server, tool, &arguments, &|| true,
+                    );
+                    assert!(matches!(verdict, mcplock::core::policy::CallVerdict::Allow));
+                }
+            });
+            println!(
+                "call rules (2 rules) on a {}-tool server: {:.2} us per call (median of 5 runs of {calls} calls)",
+                names.len(),
+                t.as_secs_f64() * 1e6 / calls as f64
             );
         }
         other => {
