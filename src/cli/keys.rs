@@ -5,7 +5,7 @@ use super::files::{read_lockfile_json, refuse_overwriting_inputs};
 use super::{CanonicalArgs, CliError, ExitKind, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::lockfile::Lockfile;
-use crate::core::signature::{Envelope, signed_bytes};
+use crate::core::signature::{Envelope, signed_bytes, signed_value};
 use crate::crypto::ed25519::{PrivateKey, PublicKey};
 use crate::edge::fs::{read_bounded, read_secret, write_atomic, write_new};
 use serde_json::{Value, json};
@@ -213,7 +213,7 @@ pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, Cl
             ),
         ));
     }
-    if !public.verify(&signed_bytes(&to_canonical(document)), &envelope.signature) {
+    if !public.verify(&signed_value(document), &envelope.signature) {
         return Err(fail(
             Code::SignatureInvalid,
             format!(

@@ -18,6 +18,11 @@ pub fn to_canonical(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Appends the canonical form of `value` to `out`.
+pub fn append_canonical(out: &mut Vec<u8>, value: &Value) {
+    write_value(out, value);
+}
+
 /// JSON pointers (RFC 6901) of the deepest places where `a` and `b` differ in canonical form,
 /// in document order, at most `limit`. Numbers are compared as RFC 8785 numbers (`10`, `10.0`
 /// and `1e1` are the same); an array whose length changed, a member present on one side only

@@ -83,6 +83,23 @@ pub fn signed_bytes(canonical_lockfile: &[u8]) -> Vec<u8> {
     Signed::Lockfile.signed_bytes(canonical_lockfile)
 }
 
+/// [`signed_bytes`] of a parsed lockfile, in one buffer: the canonical form is written once
+/// and the header put in front of it, where a large lockfile's canonical bytes would otherwise
+/// be held twice (once alone, once inside the encoding).
+pub fn signed_value(lockfile: &serde_json::Value) -> Vec<u8> {
+    // Room for the header whatever the body's length: "DSSEv1 " + type length + type + length.
+    let payload_type = Signed::Lockfile.payload_type();
+    let room = 7 + 20 + 1 + payload_type.len() + 1 + 20 + 1;
+    let mut out = vec![0u8; room];
+    crate::core::canonical::append_canonical(&mut out, lockfile);
+    let body = out.len() - room;
+    let header = format!("DSSEv1 {} {payload_type} {body} ", payload_type.len());
+    let start = room - header.len();
+    out[start..room].copy_from_slice(header.as_bytes());
+    out.drain(..start);
+    out
+}
+
 /// A parsed signature envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
@@ -187,6 +204,16 @@ impl Envelope {
 
 #[cfg(test)]
 mod tests {
+
+    proptest::proptest! {
+        /// The one-buffer encoding is the encoding of the canonical bytes, for any document.
+        #[test]
+        fn signed_value_is_signed_bytes_of_the_canonical_form(doc in crate::core::testkit::any_json()) {
+            let expected = signed_bytes(&crate::core::canonical::to_canonical(&doc));
+            proptest::prop_assert_eq!(signed_value(&doc), expected);
+        }
+    }
+
     use super::*;
 
     #[test]
