@@ -168,6 +168,23 @@ fn scan_findings_are_valid_sarif_located_by_name() {
     assert!(result["locations"][0].get("physicalLocation").is_none());
 }
 
+/// `diff old.json new.json --format sarif --fail-on critical` in `d`.
+fn diff_sarif(d: &Path) -> Run {
+    run_in(
+        d,
+        &[
+            "diff",
+            "old.json",
+            "new.json",
+            "--format",
+            "sarif",
+            "--fail-on",
+            "critical",
+        ],
+        T,
+    )
+}
+
 #[test]
 fn diff_results_point_into_the_new_lockfile_and_survive_reformatting() {
     let dir = tempfile::tempdir().unwrap();
@@ -188,19 +205,7 @@ fn diff_results_point_into_the_new_lockfile_and_survive_reformatting() {
     );
     mcplock(d, &["lock", "--lockfile", "new.json", "--"], &widened).expect_success();
 
-    let run = run_in(
-        d,
-        &[
-            "diff",
-            "old.json",
-            "new.json",
-            "--format",
-            "sarif",
-            "--fail-on",
-            "critical",
-        ],
-        T,
-    );
+    let run = diff_sarif(d);
     assert_eq!(run.code, 1, "critical drift fails: {}", run.stderr);
     let log = run.json();
     validate(&log);
@@ -241,19 +246,7 @@ fn diff_results_point_into_the_new_lockfile_and_survive_reformatting() {
     );
     serde::Serialize::serialize(&value, &mut ser).unwrap();
     fs::write(d.join("new.json"), [b"\n\n".as_slice(), &out].concat()).unwrap();
-    let again = run_in(
-        d,
-        &[
-            "diff",
-            "old.json",
-            "new.json",
-            "--format",
-            "sarif",
-            "--fail-on",
-            "critical",
-        ],
-        T,
-    );
+    let again = diff_sarif(d);
     let moved = again.json();
     validate(&moved);
     assert_eq!(fingerprints(&moved), before);

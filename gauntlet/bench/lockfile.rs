@@ -116,7 +116,9 @@ fn main() {
     let (mode, path) = match args.as_slice() {
         [mode, path, ..] => (mode.as_str(), path.as_str()),
         _ => {
-            eprintln!("usage: lockfile generate|generate-changed|read|throughput|call-policy PATH [TOOLS]");
+            eprintln!(
+                "usage: lockfile generate|generate-changed|read|throughput|call-policy PATH [TOOLS]"
+            );
             std::process::exit(2);
         }
     };
@@ -185,7 +187,12 @@ fn main() {
                 for i in 0..calls {
                     let tool = names[i % names.len()];
                     let verdict = mcplock::core::policy::evaluate_call(
-                        &rules, &input, server, tool, &arguments, &|| true,
+                        &rules,
+                        &input,
+                        server,
+                        tool,
+                        &arguments,
+                        &|| true,
                     );
                     assert!(matches!(verdict, mcplock::core::policy::CallVerdict::Allow));
                 }
