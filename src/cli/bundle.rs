@@ -8,7 +8,7 @@ use super::policy::evaluate_bundled;
 use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError, ExitKind};
 use crate::core::bundle::{
     self, FileEntry, Manifest, PolicySummary, ReadmeInput, ServerSummary, check_member_name,
-    readme, recorded_digest, summarize,
+    readme, recorded_digests, summarize,
 };
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The largest bundle read: a lockfile at its cap, plus room for the other members.
 const MAX_BUNDLE_BYTES: u64 = MAX_LOCKFILE_BYTES + (64 << 20);
@@ -87,7 +88,11 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
             format!("{} is not valid JSON: {e}", args.lockfile.display()),
         )
     })?;
-    let lockfile = Lockfile::from_value(&document).map_err(|e| {
+    // What the export needs of the document itself, taken before the definitions move out of
+    // it into the domain copy (never two full trees at once).
+    let canonical = to_canonical(&document);
+    let recorded = recorded_digests(&document);
+    let lockfile = Arc::new(Lockfile::from_owned_value(document).map_err(|e| {
         fail(
             Code::LockfileInvalid,
             format!(
@@ -95,7 +100,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
                 args.lockfile.display()
             ),
         )
-    })?;
+    })?);
     let signature_path = args
         .signature
         .clone()
@@ -111,7 +116,6 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
             ),
         ));
     }
-    let canonical = to_canonical(&document);
     if !public.verify(
         &Signed::Lockfile.signed_bytes(&canonical),
         &envelope.signature,
@@ -126,7 +130,9 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         ));
     }
 
-    let servers = summarize(&lockfile, |name| recorded_digest(&document, name));
+    let servers = summarize(&lockfile, |name| {
+        recorded.get(name).cloned().unwrap_or_default()
+    });
     let mut members: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     let mut policy = None;
     if let Some(path) = &args.policy {
@@ -140,7 +146,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         let evaluated = evaluate_bundled(
             bundle::POLICY,
             &text,
-            lockfile.clone(),
+            Arc::clone(&lockfile),
             super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
         )?;
         if !evaluated.passed {
@@ -279,7 +285,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
 /// A bundle that passed every integrity check, and what it says.
 struct Checked {
     manifest: Manifest,
-    lockfile: Lockfile,
+    lockfile: Arc<Lockfile>,
     signer_key: PublicKey,
     manifest_signature: Option<Envelope>,
     manifest_bytes: Vec<u8>,
@@ -355,13 +361,19 @@ fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
 
     let document = parse_strict(member(bundle::LOCKFILE))
         .map_err(|e| rejected(format!("{} is not valid JSON: {e}", bundle::LOCKFILE)))?;
-    let lockfile = Lockfile::from_value(&document)
-        .map_err(|e| rejected(format!("{} fails its own checks: {e}", bundle::LOCKFILE)))?;
-    let servers = summarize(&lockfile, |name| recorded_digest(&document, name));
+    // Taken from the document before its definitions move into the domain copy.
+    let canonical = to_canonical(&document);
+    let recorded = recorded_digests(&document);
+    let lockfile = Arc::new(
+        Lockfile::from_owned_value(document)
+            .map_err(|e| rejected(format!("{} fails its own checks: {e}", bundle::LOCKFILE)))?,
+    );
+    let servers = summarize(&lockfile, |name| {
+        recorded.get(name).cloned().unwrap_or_default()
+    });
     manifest
         .check_summary(&servers)
         .map_err(|e| rejected(e.to_string()))?;
-    let canonical = to_canonical(&document);
     let policy = manifest.policy.as_ref().map(|_| {
         (
             member(bundle::POLICY).to_vec(),
@@ -389,7 +401,7 @@ fn check_policy(checked: &Checked, limits: super::policy::EvalLimits) -> Result<
     };
     let text = std::str::from_utf8(text)
         .map_err(|_| rejected(format!("{} is not UTF-8", bundle::POLICY)))?;
-    let evaluated = evaluate_bundled(bundle::POLICY, text, checked.lockfile.clone(), limits)
+    let evaluated = evaluate_bundled(bundle::POLICY, text, Arc::clone(&checked.lockfile), limits)
         .map_err(|e| rejected(format!("{}: {}", bundle::POLICY, e.headline)))?;
     if evaluated.json.as_bytes() != result.as_slice() {
         return Err(rejected(format!(

@@ -128,7 +128,8 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     let key = load_private_key(&key_path)?;
     let document = read_lockfile_json(&args.lockfile)?;
     let canonical = to_canonical(&document);
-    let lockfile = Lockfile::from_value(&document).map_err(|e| {
+    // Checked as strictly as a full read, without a second copy of the document.
+    let counts = Lockfile::check_value(&document).map_err(|e| {
         fail(
             Code::LockfileInvalid,
             format!(
@@ -152,7 +153,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     refuse_overwriting_inputs(&output, &[&args.lockfile, &key_path])?;
     write_atomic(&output, &envelope.to_pretty())
         .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
-    let servers: Vec<&String> = lockfile.servers.keys().collect();
+    let servers: Vec<&String> = counts.keys().collect();
     let json = json!({
         "keyId": key_id.to_string(),
         "lockfile": args.lockfile.display().to_string(),

@@ -15,6 +15,7 @@ use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub async fn run(args: PolicyArgs) -> Result<Output, CliError> {
@@ -182,7 +183,7 @@ pub(super) fn compile_bounded(rules: Vec<policy::Rule>) -> Result<Vec<CompiledRu
 /// the worker is left to end with the process.
 fn evaluate_bounded(
     rules: Vec<CompiledRule>,
-    lockfile: Lockfile,
+    lockfile: Arc<Lockfile>,
     limits: EvalLimits,
 ) -> Result<Vec<RuleResult>, CliError> {
     evaluate_revoked(
@@ -197,7 +198,7 @@ fn evaluate_bounded(
 /// [`evaluate_bounded`] with what a revocation list revokes marked in the input.
 fn evaluate_revoked(
     rules: Vec<CompiledRule>,
-    lockfile: Lockfile,
+    lockfile: Arc<Lockfile>,
     revocations: Revocations,
     tiers: Tiers,
     limits: EvalLimits,
@@ -279,7 +280,7 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     let results = match lockfile {
         Some(lockfile) => Some(evaluate_revoked(
             compiled,
-            lockfile,
+            Arc::new(lockfile),
             revocations,
             tiers,
             EvalLimits::new(source.eval_timeout, source.eval_memory),
@@ -332,7 +333,7 @@ pub(super) struct BundledPolicy {
 pub(super) fn evaluate_bundled(
     member_name: &str,
     text: &str,
-    lockfile: Lockfile,
+    lockfile: Arc<Lockfile>,
     limits: EvalLimits,
 ) -> Result<BundledPolicy, CliError> {
     let parsed = policy::parse_policy(member_name, text)

@@ -153,7 +153,21 @@ pub fn summarize(lockfile: &Lockfile, digest_of: impl Fn(&str) -> String) -> Vec
 }
 
 /// The digest a lockfile document records for a server (empty if none).
-pub fn recorded_digest(document: &Value, server: &str) -> String {
+/// The digest each server's entry records, by server name.
+pub fn recorded_digests(document: &Value) -> BTreeMap<String, String> {
+    document
+        .get("servers")
+        .and_then(Value::as_object)
+        .map(|servers| {
+            servers
+                .keys()
+                .map(|name| (name.clone(), recorded_digest(document, name)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn recorded_digest(document: &Value, server: &str) -> String {
     document
         .get("servers")
         .and_then(|s| s.get(server))
