@@ -841,7 +841,7 @@ fn server_fields(name: &str, s: &ServerLock) -> Map<String, Value> {
 pub fn evaluate(
     rules: &[CompiledRule],
     input: &Input,
-    keep_going: &dyn Fn() -> bool,
+    keep_going: &(dyn Fn() -> bool + Sync),
 ) -> Option<Vec<RuleResult>> {
     let root = cel::Context::with_env(env::env());
     let mut results: Vec<RuleResult> = rules
@@ -880,14 +880,21 @@ pub fn evaluate(
                     );
                 }
                 Target::Item(kind) => {
-                    for item in server.items.iter().filter(|i| i.kind == kind) {
+                    // Items are judged on every core; each thread binds its own variables.
+                    let subjects: Vec<&ItemInput> =
+                        server.items.iter().filter(|i| i.kind == kind).collect();
+                    let outcomes = crate::core::parallel::map(&subjects, |item| {
                         if !keep_going() {
                             return None;
                         }
+                        let root = cel::Context::with_env(env::env());
                         let view = item.view();
                         let subject =
                             mcp(&[("server", &light as &dyn Val), (item_field(kind), &view)]);
-                        record(Some(item.key), judge(&root, compiled, subject));
+                        Some(judge(&root, compiled, subject))
+                    });
+                    for (item, outcome) in subjects.iter().zip(outcomes) {
+                        record(Some(item.key), outcome?);
                     }
                 }
                 // Judged call by call, in the proxy (evaluate_call).
