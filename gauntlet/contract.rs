@@ -241,6 +241,161 @@ fn every_subcommand_refuses_bad_input_with_one_json_document_and_a_documented_co
 }
 
 #[test]
+fn every_subcommand_with_json_output_answers_with_one_json_document_when_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("empty.jsonl"), "").unwrap();
+    let fixture = [common::fixture_bin(), "--tools", "2", "--name", "fixture"];
+    let with_fixture = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(fixture.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // In order: each may use what the ones before it wrote.
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "keygen",
+            vec!["keygen", "--private", "k.key", "--public", "k.pub"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        ),
+        ("lock", with_fixture(&["lock", "--"])),
+        ("scan", with_fixture(&["scan", "--"])),
+        (
+            "approve",
+            [
+                "approve",
+                "--server",
+                "fixture",
+                "--tool",
+                "tool_00000",
+                "--by",
+                "a",
+                "--reason",
+                "r",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "sign",
+            ["sign", "mcp-lock.json", "--key", "k.key"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "verify",
+            ["verify", "mcp-lock.json", "--key", "k.pub"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "canonical",
+            ["canonical", "mcp-lock.json"].map(String::from).to_vec(),
+        ),
+        (
+            "diff",
+            ["diff", "mcp-lock.json", "mcp-lock.json"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        ("hosts", ["hosts"].map(String::from).to_vec()),
+        (
+            "revoke",
+            [
+                "revoke",
+                "--server",
+                "other",
+                "--reason",
+                "r",
+                "--list",
+                "revoked.json",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "policy presets",
+            ["policy", "presets"].map(String::from).to_vec(),
+        ),
+        (
+            "policy check",
+            ["policy", "check", "--preset", "baseline"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "policy explain",
+            ["policy", "explain", "--preset", "strict"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "bundle export",
+            [
+                "bundle",
+                "export",
+                "--lockfile",
+                "mcp-lock.json",
+                "--key",
+                "k.key",
+                "-o",
+                "b.zip",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "bundle verify",
+            ["bundle", "verify", "b.zip", "--key", "k.pub"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "audit verify",
+            ["audit", "verify", "empty.jsonl"]
+                .map(String::from)
+                .to_vec(),
+        ),
+    ];
+    let leaves: Vec<String> = leaf_paths().iter().map(|p| p.join(" ")).collect();
+    for leaf in &leaves {
+        let json = mcplock::cli::formats_for(
+            leaf.split(' ').next().unwrap_or_default(),
+            leaf.split(' ').nth(1),
+        )
+        .contains(&mcplock::cli::Format::Json);
+        let covered = cases.iter().any(|(name, _)| name == leaf);
+        assert_eq!(
+            json, covered,
+            "`{leaf}`: has JSON output {json}, has a success case {covered}"
+        );
+    }
+    for (name, args) in &cases {
+        let mut argv: Vec<&str> = vec!["--format", "json"];
+        argv.extend(args.iter().map(String::as_str));
+        let (status, stdout, stderr) = mcplock(d, &argv);
+        // 1 is an answer (a policy rule that fails), not a failure to answer.
+        assert!(
+            status == 0 || status == 1,
+            "`{name}` exited {status}: {stderr}"
+        );
+        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("`{name}`: stdout is not one JSON document ({e}):\n{stdout}")
+        });
+        assert!(doc.is_object(), "`{name}`: {doc}");
+        if status == 1 {
+            assert!(
+                doc["code"].is_string() || doc["error"]["code"].is_string(),
+                "`{name}`: a no without a code: {doc}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_refusal_in_sarif_or_markdown_is_a_document_of_that_format() {
     let dir = tempfile::tempdir().unwrap();
     let (status, stdout, _) = mcplock(
