@@ -374,61 +374,27 @@ fn formats_help(formats: &[Format]) -> String {
     format!("Formats (--format): {}\n\n{EXIT_CODES}", names.join(", "))
 }
 
-impl Command {
-    /// The formats this command has output in (its `--help` says so too).
-    pub fn formats(&self) -> &'static [Format] {
-        let sub = match self {
-            Command::Policy(p) => Some(match p.command {
-                PolicyCommand::Check(_) => "check",
-                PolicyCommand::Explain(_) => "explain",
-                PolicyCommand::Presets => "presets",
-            }),
-            _ => None,
-        };
-        formats_for(self.name(), sub)
+/// Checks that the command `matches` parsed (by the names clap matched) has output in
+/// `format`.
+fn check_format(matches: &clap::ArgMatches, format: Format) -> Result<(), CliError> {
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let leaf = sub.subcommand_name();
+    let formats = formats_for(name, leaf);
+    if formats.contains(&format) {
+        return Ok(());
     }
-
-    /// The subcommand's name as typed.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Scan(_) => "scan",
-            Command::Lock(_) => "lock",
-            Command::Hosts(_) => "hosts",
-            Command::Wrap(_) => "wrap",
-            Command::Unwrap(_) => "unwrap",
-            Command::Revoke(_) => "revoke",
-            Command::Approve(_) => "approve",
-            Command::Keygen(_) => "keygen",
-            Command::Sign(_) => "sign",
-            Command::Canonical(_) => "canonical",
-            Command::Verify(_) => "verify",
-            Command::Diff(_) => "diff",
-            Command::Policy(_) => "policy",
-            Command::Bundle(_) => "bundle",
-            Command::Proxy(_) => "proxy",
-            Command::Audit(_) => "audit",
-            Command::Completions(_) => "completions",
-            Command::Man(_) => "man",
-        }
-    }
-
-    /// Checks that this command has output in `format`.
-    fn check_format(&self, format: Format) -> Result<(), CliError> {
-        let formats = self.formats();
-        if !formats.contains(&format) {
-            let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
-            return Err(CliError::new(
-                exit::Code::FormatUnsupported,
-                format!(
-                    "`mcplock {}` has no --format {}; it has: {}",
-                    self.name(),
-                    format.as_str(),
-                    names.join(", ")
-                ),
-            ));
-        }
-        Ok(())
-    }
+    let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+    let command = leaf.map_or(name.to_string(), |leaf| format!("{name} {leaf}"));
+    Err(CliError::new(
+        exit::Code::FormatUnsupported,
+        format!(
+            "`mcplock {command}` has no --format {}; it has: {}",
+            format.as_str(),
+            names.join(", ")
+        ),
+    ))
 }
 
 #[derive(Debug, Args)]
@@ -1365,11 +1331,12 @@ fn parse_size(s: &str) -> Result<usize, String> {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     use clap::FromArgMatches;
-    let parsed = command()
-        .try_get_matches()
-        .and_then(|matches| Cli::from_arg_matches(&matches));
-    let cli = match parsed {
-        Ok(cli) => cli,
+    let parsed = command().try_get_matches().and_then(|matches| {
+        let cli = Cli::from_arg_matches(&matches)?;
+        Ok((cli, matches))
+    });
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             // --help and --version are not errors.
             if !e.use_stderr() {
@@ -1388,7 +1355,7 @@ pub fn main() -> ExitCode {
         }
     };
     let format = cli.format;
-    if let Err(error) = cli.command.check_format(format) {
+    if let Err(error) = check_format(&matches, format) {
         return report(error, format);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
