@@ -12,13 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
-/// Decides the exit code and renders the changes in the format asked for. `located_in` finds
-/// the file SARIF results point into (only asked for SARIF).
-pub fn report(
-    changes: Vec<Change>,
-    fail_on: FailOn,
-    located_in: impl FnOnce() -> PathBuf + 'static,
-) -> Output {
+/// Decides the exit code and renders the changes in the format asked for. `located_in` is the
+/// file SARIF results point into.
+pub fn report(changes: Vec<Change>, fail_on: FailOn, located_in: PathBuf) -> Output {
     let exceeds = fail_on
         .threshold()
         .is_some_and(|t| changes.iter().any(|c| c.severity >= t));
@@ -32,9 +28,10 @@ pub fn report(
             Format::Json => json_report(&changes, fail_on, exceeds),
             Format::Markdown => markdown(&changes, fail_on, exceeds),
             Format::Sarif => {
-                let path = located_in();
-                let text = sarif::read_artifact(&path);
-                let artifact = text.as_deref().map(|t| sarif::Artifact::new(&path, t));
+                let text = sarif::read_artifact(&located_in);
+                let artifact = text
+                    .as_deref()
+                    .map(|t| sarif::Artifact::new(&located_in, t));
                 pretty(&sarif_report(&changes, artifact.as_ref(), exit))
             }
             Format::Human => human(&changes, fail_on, exceeds, use_color()),

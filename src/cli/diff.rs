@@ -9,16 +9,17 @@ use crate::core::json::parse_strict;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Snapshot};
 use crate::core::text::escape;
-use crate::edge::fs::read_bounded;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::changes::report;
 use super::files::MAX_LOCKFILE_BYTES;
 
 pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
-    let (old, new) = match (&args.old, &args.new) {
-        (Some(old), Some(new)) => {
+    // The file SARIF results point into: the new side when it is a lockfile (in a pull request,
+    // the lockfile as changed), else the old side when that is one, else the lockfile compared.
+    let (old, new, located_in) = match (&args.old, &args.new) {
+        (Some(old_path), Some(new_path)) => {
             if args.server.names_a_server() {
                 return Err(fail(
                     Code::Usage,
@@ -28,8 +29,8 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
             // Two large lockfiles take a while each to read and check: read them side by side.
             let name = args.name.as_deref();
             let (a, b) = std::thread::scope(|scope| {
-                let a = scope.spawn(|| read_side(old, name));
-                let b = read_side(new, name);
+                let a = scope.spawn(|| read_side(old_path, name));
+                let b = read_side(new_path, name);
                 (a.join(), b)
             });
             let a =
@@ -43,7 +44,12 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
             if a_snapshot {
                 drop_unlocked_resources(&b, &mut a);
             }
-            (a, b)
+            let located_in = if b_snapshot && !a_snapshot {
+                old_path.clone()
+            } else {
+                new_path.clone()
+            };
+            (a, b, located_in)
         }
         (Some(_), None) => {
             return Err(fail(
@@ -51,7 +57,10 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
                 "give two files to compare (OLD NEW), or none to compare the lockfile with live servers",
             ));
         }
-        _ => live(&args).await?,
+        _ => {
+            let (a, b) = live(&args).await?;
+            (a, b, args.lockfile.clone())
+        }
     };
     let limits = DiffLimits {
         max_text_diff_words: args.max_text_diff_words,
@@ -68,27 +77,7 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
             "mcplock: hint: if this server changes between starts (descriptions built from an unordered set, say), `mcplock scan --repeat 3 -- CMD` shows what differs"
         );
     }
-    let (old, new, lockfile) = (args.old, args.new, args.lockfile);
-    Ok(report(changes, args.fail_on, move || {
-        sarif_file(old, new, lockfile)
-    }))
-}
-
-/// The file SARIF results point into: the new side when it is a lockfile (in a pull request,
-/// the lockfile as changed), else the old side when that is one, else the lockfile compared.
-fn sarif_file(old: Option<PathBuf>, new: Option<PathBuf>, lockfile: PathBuf) -> PathBuf {
-    let is_snapshot = |path: &Path| {
-        read_bounded(path, MAX_LOCKFILE_BYTES)
-            .ok()
-            .flatten()
-            .and_then(|b| parse_strict(&b).ok())
-            .is_some_and(|v| v.get("mcplockSnapshot").is_some())
-    };
-    match (old, new) {
-        (Some(old), Some(new)) if is_snapshot(&new) && !is_snapshot(&old) => old,
-        (_, Some(new)) => new,
-        _ => lockfile,
-    }
+    Ok(report(changes, args.fail_on, located_in))
 }
 
 /// Leaves static resources out of `snapshot`'s servers where `lock` did not lock them.
