@@ -72,7 +72,7 @@ pub enum Command {
     ///   mcplock scan --format json -- python3 my_server.py > snapshot.json
     ///   mcplock scan --declare roots,sampling,elicitation -- ./server --stdio
     ///   mcplock scan --repeat 3 -- uvx some-mcp-server
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Scan(ScanArgs),
 
     /// Scan a server and pin everything it offers in a lockfile.
@@ -97,7 +97,7 @@ pub enum Command {
     ///                                         # lockfile's signature holds
     ///   mcplock lock --host all               # every server your hosts run (mcplock hosts)
     ///   mcplock lock --host cursor --config .cursor/mcp.json --jobs 4
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Lock(LockArgs),
 
     /// List the MCP servers your agent hosts run, from their config files.
@@ -113,7 +113,7 @@ pub enum Command {
     ///   mcplock hosts
     ///   mcplock hosts --host vscode --format json
     ///   mcplock hosts --host claude-desktop --config ./claude_desktop_config.json
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Hosts(HostsArgs),
 
     /// Rewrite a host's config so each of its servers runs through `mcplock proxy`.
@@ -132,7 +132,7 @@ pub enum Command {
     /// Examples:
     ///   mcplock wrap --host claude-desktop --key /etc/mcp/team.pub --lockfile /etc/mcp/mcp-lock.json
     ///   mcplock wrap --host vscode --allow-unsigned --dry-run
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Wrap(WrapArgs),
 
     /// Undo `mcplock wrap`: put back each wrapped entry's original text.
@@ -142,7 +142,7 @@ pub enum Command {
     ///
     /// Example:
     ///   mcplock unwrap --host claude-desktop
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Unwrap(UnwrapArgs),
 
     /// Pull an approval back: add a server or an item to a revocation list.
@@ -157,7 +157,7 @@ pub enum Command {
     /// Examples:
     ///   mcplock revoke --server files --tool read_file --reason "sends files to a third party"
     ///   mcplock revoke --server shady --reason "publisher compromised" --key team.key
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Revoke(RevokeArgs),
 
     /// Approve one tool as locked now (for tier 3: the tiers preset calls it only approved).
@@ -169,7 +169,7 @@ pub enum Command {
     ///
     /// Example:
     ///   mcplock approve --server files --tool delete_file --by alice@example.com --reason "cleanup job"
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Approve(ApproveArgs),
 
     /// Generate an Ed25519 key pair for signing lockfiles.
@@ -181,7 +181,7 @@ pub enum Command {
     ///
     /// Example:
     ///   mcplock keygen --private ~/.config/mcplock/team.key --public team.pub
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Keygen(KeygenArgs),
 
     /// Sign a lockfile with an Ed25519 key, or keylessly with Sigstore.
@@ -201,7 +201,7 @@ pub enum Command {
     /// Examples:
     ///   mcplock sign mcp-lock.json --key team.key
     ///   mcplock sign --sigstore        # in GitHub Actions with `permissions: id-token: write`
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Sign(SignArgs),
 
     /// Print the RFC 8785 canonical bytes of a lockfile: what every signature covers.
@@ -211,7 +211,7 @@ pub enum Command {
     ///   sigstore verify identity --bundle mcp-lock.json.sigstore.json \
     ///     --cert-identity ID --cert-oidc-issuer ISSUER mcp-lock.canonical.json
     /// The lockfile must pass its own checks.
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Canonical(CanonicalArgs),
 
     /// Verify a lockfile's signature: the gate before an agent may start a server.
@@ -234,7 +234,7 @@ pub enum Command {
     ///   mcplock verify --bundle mcp-lock.json.sigstore.json \
     ///     --identity https://github.com/acme/mcp/.github/workflows/lock.yml@refs/heads/main \
     ///     --issuer https://token.actions.githubusercontent.com
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
 
     /// Show what changed since a server was locked, graded by severity.
@@ -260,7 +260,7 @@ pub enum Command {
     ///   mcplock diff --fail-on critical
     ///   mcplock diff --format markdown -- npx -y @modelcontextprotocol/server-everything
     ///   mcplock diff approved-lock.json today.json --format json
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Diff(DiffArgs),
 
     /// Check CEL policies over what servers offer (a lockfile or a live server).
@@ -291,7 +291,7 @@ pub enum Command {
     ///   "command": "mcplock",
     ///   "args": ["proxy", "--key", "team.pub", "--lockfile", "/etc/mcp/mcp-lock.json",
     ///            "--audit", "/var/log/mcp-audit.jsonl", "--", "npx", "-y", "some-server"]
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Proxy(ProxyArgs),
 
     /// Check a proxy audit log: the hash chain of its decisions.
@@ -307,7 +307,7 @@ pub enum Command {
     ///   mcplock completions bash > ~/.local/share/bash-completion/completions/mcplock
     ///   mcplock completions zsh > "${fpath[1]}/_mcplock"
     ///   mcplock completions fish > ~/.config/fish/completions/mcplock.fish
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Completions(CompletionsArgs),
 
     /// Print the man page, or write one page per command into a directory.
@@ -317,7 +317,7 @@ pub enum Command {
     /// Examples:
     ///   mcplock man | man -l -
     ///   mcplock man --out-dir /usr/local/share/man/man1   # mcplock.1, mcplock-scan.1, ...
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Man(ManArgs),
 }
 
@@ -352,7 +352,8 @@ pub fn formats_for(name: &str, sub: Option<&str>) -> &'static [Format] {
     }
 }
 
-/// The command line as clap parses it, each subcommand's help naming its formats: the model
+/// The command line as clap parses it, each command's help ending with its formats and the
+/// exit codes (set here for every leaf, so not in the derive attributes): the model
 /// behind parsing, `--help`, the man pages and the shell completions.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
@@ -529,7 +530,7 @@ pub enum AuditCommand {
     ///
     /// Example:
     ///   mcplock audit verify mcplock-audit.jsonl --head sha256:3f1c...
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Verify(AuditVerifyArgs),
 }
 
@@ -564,7 +565,7 @@ pub enum BundleCommand {
     /// Examples:
     ///   mcplock bundle export --key team.key -o approval.zip
     ///   mcplock bundle export --public-key team.pub --policy team-policy.yaml
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Export(BundleExportArgs),
 
     /// Check a bundle offline, treating the ZIP as hostile, and show what it approves.
@@ -583,7 +584,7 @@ pub enum BundleCommand {
     ///
     /// Example:
     ///   mcplock bundle verify approval.zip --key team.pub
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Verify(BundleVerifyArgs),
 }
 
@@ -669,11 +670,10 @@ pub enum PolicyCommand {
     ///   mcplock policy check --preset baseline
     ///   mcplock policy check --policy team.yaml --lockfile mcp-lock.json --format json
     ///   mcplock policy check --preset strict -- npx -y @modelcontextprotocol/server-everything
-    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    #[command(verbatim_doc_comment)]
     Check(PolicySource),
 
     /// Print each rule, what it checks, and which items it fails on (exits 0).
-    #[command(after_help = EXIT_CODES)]
     Explain(PolicySource),
 
     /// List the presets built into mcplock.
