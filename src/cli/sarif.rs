@@ -111,7 +111,7 @@ pub fn entry_pointer(server: &str, section: Option<(&str, &str)>, path: &str) ->
             tokens.push("definition".into());
         }
     }
-    tokens.extend(crate::core::locate::pointer_tokens(path));
+    tokens.extend(crate::core::json::pointer_tokens(path));
     tokens
 }
 

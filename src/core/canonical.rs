@@ -44,7 +44,7 @@ fn walk_differences(a: &Value, b: &Value, path: &mut String, out: &mut Vec<Strin
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for key in keys {
                 path.push('/');
-                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                path.push_str(&crate::core::json::pointer_escape(key));
                 match (x.get(key), y.get(key)) {
                     (Some(u), Some(v)) => walk_differences(u, v, path, out, limit),
                     _ if out.len() < limit => out.push(path.clone()),

@@ -7,7 +7,7 @@
 
 use crate::core::canonical::{differing_pointers, to_canonical};
 use crate::core::findings;
-use crate::core::json::parse_strict;
+use crate::core::json::{parse_strict, pointer_escape};
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Items};
 use serde_json::{Map, Value};
@@ -843,11 +843,6 @@ fn or_null(v: Option<&Value>) -> &Value {
 
 fn str_of(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)
-}
-
-/// Escapes a JSON pointer token (RFC 6901).
-pub fn pointer_escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
 }
 
 /// A change of model-visible text: whitespace-only is info, anything else moderate, and

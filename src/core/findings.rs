@@ -179,7 +179,7 @@ fn model_text<'a>(value: &'a Value, at: &str, key: &str, out: &mut Vec<(String, 
 }
 
 fn pointer_push(at: &str, token: &str) -> String {
-    format!("{at}/{}", token.replace('~', "~0").replace('/', "~1"))
+    format!("{at}/{}", crate::core::json::pointer_escape(token))
 }
 
 #[cfg(test)]

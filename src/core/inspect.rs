@@ -249,7 +249,7 @@ fn all_strings<'v>(value: &'v Value, at: String, out: &mut Vec<(String, &'v str)
         }
         Value::Object(map) => {
             for (k, v) in map {
-                let key = k.replace('~', "~0").replace('/', "~1");
+                let key = crate::core::json::pointer_escape(k);
                 all_strings(v, format!("{at}/{key}"), out);
                 // Keys are model-visible too.
                 if !spans(k).is_empty() {

@@ -183,6 +183,23 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// Escapes a JSON pointer token (RFC 6901): `~` as `~0`, `/` as `~1`.
+pub fn pointer_escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// The unescaped tokens of a JSON pointer (`/a~1b/c~0d` is `a/b`, `c~d`); empty for `""`.
+pub fn pointer_tokens(pointer: &str) -> Vec<String> {
+    if pointer.is_empty() {
+        return Vec::new();
+    }
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,18 +94,6 @@ impl<'a> Located<'a> {
     }
 }
 
-/// The unescaped tokens of a JSON pointer (`/a~1b/c~0d` is `a/b`, `c~d`); empty for `""`.
-pub fn pointer_tokens(pointer: &str) -> Vec<String> {
-    if pointer.is_empty() {
-        return Vec::new();
-    }
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +152,7 @@ mod tests {
 
     #[test]
     fn pointer_tokens_unescape() {
+        use crate::core::json::pointer_tokens;
         assert_eq!(pointer_tokens("/a~1b/c~0d"), vec!["a/b", "c~d"]);
         assert!(pointer_tokens("").is_empty());
         assert_eq!(pointer_tokens("/"), vec![""]);

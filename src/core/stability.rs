@@ -7,7 +7,8 @@
 //! pointer where the canonical forms part.
 
 use crate::core::canonical::differing_pointers;
-use crate::core::diff::{Subject, pointer_escape};
+use crate::core::diff::Subject;
+use crate::core::json::pointer_escape;
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use serde_json::Value;
