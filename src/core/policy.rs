@@ -473,53 +473,51 @@ fn operator_count(code: &str) -> usize {
 
 /// Depth of a compiled expression tree, found without recursion (the tree may be deep).
 fn ast_depth(root: &cel::IdedExpr) -> usize {
-    use cel::common::ast::{EntryExpr, Expr};
     let mut deepest = 0;
     let mut stack = vec![(root, 1usize)];
     while let Some((node, depth)) = stack.pop() {
         deepest = deepest.max(depth);
-        let next = depth + 1;
-        match &node.expr {
-            Expr::Call(call) => {
-                stack.extend(call.target.as_deref().map(|t| (t, next)));
-                stack.extend(call.args.iter().map(|a| (a, next)));
-            }
-            Expr::Comprehension(c) => {
-                for part in [
-                    &c.iter_range,
-                    &c.accu_init,
-                    &c.loop_cond,
-                    &c.loop_step,
-                    &c.result,
-                ] {
-                    stack.push((part, next));
-                }
-            }
-            Expr::List(list) => stack.extend(list.elements.iter().map(|e| (e, next))),
-            Expr::Map(map) => {
-                for entry in &map.entries {
-                    if let EntryExpr::MapEntry(e) = &entry.expr {
-                        stack.push((&e.key, next));
-                        stack.push((&e.value, next));
-                    }
-                }
-            }
-            Expr::Struct(s) => {
-                for entry in &s.entries {
-                    match &entry.expr {
-                        EntryExpr::StructField(f) => stack.push((&f.value, next)),
-                        EntryExpr::MapEntry(e) => {
-                            stack.push((&e.key, next));
-                            stack.push((&e.value, next));
-                        }
-                    }
-                }
-            }
-            Expr::Select(select) => stack.push((&select.operand, next)),
-            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
-        }
+        stack.extend(children(node).into_iter().map(|c| (c, depth + 1)));
     }
     deepest
+}
+
+/// The direct subexpressions of a CEL expression.
+fn children(node: &cel::IdedExpr) -> Vec<&cel::IdedExpr> {
+    use cel::common::ast::{EntryExpr, Expr};
+    let mut out = Vec::new();
+    match &node.expr {
+        Expr::Call(call) => {
+            out.extend(call.target.as_deref());
+            out.extend(call.args.iter());
+        }
+        Expr::Comprehension(c) => out.extend([
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ]),
+        Expr::List(list) => out.extend(list.elements.iter()),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(e) = &entry.expr {
+                    out.extend([&e.key, &e.value]);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => out.push(&f.value),
+                    EntryExpr::MapEntry(e) => out.extend([&e.key, &e.value]),
+                }
+            }
+        }
+        Expr::Select(select) => out.push(&select.operand),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+    out
 }
 
 /// A compiled rule.

@@ -251,8 +251,8 @@ impl Container for View<'_> {
 /// Refuses a rule that uses a view other than by reading it (see the module's text): returns
 /// what is wrong.
 pub fn check(root: &cel::IdedExpr) -> Result<(), String> {
+    use cel::common::ast::Expr;
     use cel::common::ast::operators::{IN, INDEX, OPT_INDEX};
-    use cel::common::ast::{EntryExpr, Expr};
     // (node, whether its parent only reads it)
     let mut stack = vec![(root, false)];
     while let Some((node, reads)) = stack.pop() {
@@ -265,8 +265,11 @@ pub fn check(root: &cel::IdedExpr) -> Result<(), String> {
         match &node.expr {
             Expr::Select(select) => stack.push((&select.operand, true)),
             Expr::Call(call) => {
-                let target_reads = matches!(call.func_name.as_str(), "size");
-                stack.extend(call.target.as_deref().map(|t| (t, target_reads)));
+                stack.extend(
+                    call.target
+                        .as_deref()
+                        .map(|t| (t, call.func_name == "size")),
+                );
                 for (i, arg) in call.args.iter().enumerate() {
                     let reads = match call.func_name.as_str() {
                         f if f == INDEX || f == OPT_INDEX => i == 0,
@@ -283,27 +286,8 @@ pub fn check(root: &cel::IdedExpr) -> Result<(), String> {
                     stack.push((part, false));
                 }
             }
-            Expr::List(list) => stack.extend(list.elements.iter().map(|e| (e, false))),
-            Expr::Map(map) => {
-                for entry in &map.entries {
-                    if let EntryExpr::MapEntry(e) = &entry.expr {
-                        stack.push((&e.key, false));
-                        stack.push((&e.value, false));
-                    }
-                }
-            }
-            Expr::Struct(s) => {
-                for entry in &s.entries {
-                    match &entry.expr {
-                        EntryExpr::StructField(f) => stack.push((&f.value, false)),
-                        EntryExpr::MapEntry(e) => {
-                            stack.push((&e.key, false));
-                            stack.push((&e.value, false));
-                        }
-                    }
-                }
-            }
-            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            // Anything else only holds its parts as values.
+            _ => stack.extend(super::children(node).into_iter().map(|c| (c, false))),
         }
     }
     Ok(())
