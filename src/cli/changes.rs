@@ -10,7 +10,7 @@ use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Decides the exit code and renders the changes in the format asked for. `located_in` is the
 /// file SARIF results point into.
@@ -27,20 +27,14 @@ pub fn report(changes: Vec<Change>, fail_on: FailOn, located_in: PathBuf) -> Out
         Ok(match format {
             Format::Json => json_report(&changes, fail_on, exceeds),
             Format::Markdown => markdown(&changes, fail_on, exceeds),
-            Format::Sarif => {
-                let text = sarif::read_artifact(&located_in);
-                let artifact = text
-                    .as_deref()
-                    .map(|t| sarif::Artifact::new(&located_in, t));
-                pretty(&sarif_report(&changes, artifact.as_ref(), exit))
-            }
+            Format::Sarif => pretty(&sarif_report(&changes, &located_in, exit)),
             Format::Human => human(&changes, fail_on, exceeds, use_color()),
         })
     })
 }
 
 /// Every change as a result of its class's rule, at the item's entry in the lockfile.
-fn sarif_report(changes: &[Change], artifact: Option<&sarif::Artifact>, exit: ExitKind) -> Value {
+fn sarif_report(changes: &[Change], located_in: &Path, exit: ExitKind) -> Value {
     let rules: Vec<sarif::Rule> = Class::ALL
         .iter()
         .map(|class| {
@@ -105,7 +99,13 @@ fn sarif_report(changes: &[Change], artifact: Option<&sarif::Artifact>, exit: Ex
             }
         })
         .collect();
-    sarif::log("mcplock/diff/", &rules, &findings, artifact, exit.code())
+    sarif::log(
+        "mcplock/diff/",
+        &rules,
+        &findings,
+        Some(located_in),
+        exit.code(),
+    )
 }
 
 fn use_color() -> bool {

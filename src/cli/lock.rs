@@ -70,16 +70,12 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
                 "status": "unchanged",
             })),
             Format::Sarif => {
-                let text = super::sarif::read_artifact(&path);
-                let artifact = text
-                    .as_deref()
-                    .map(|t| super::sarif::Artifact::new(&path, t));
                 let servers: Vec<(&str, &ServerLock)> =
                     old.servers.iter().map(|(n, e)| (n.as_str(), e)).collect();
                 pretty(&super::sarif::findings_log(
                     "mcplock/lock/",
                     &servers,
-                    artifact.as_ref(),
+                    Some(&path),
                     0,
                 ))
             }
@@ -257,14 +253,10 @@ fn report(
             })),
             Format::Sarif => {
                 // The findings of the entry as it now stands in the file (written or unchanged).
-                let text = super::sarif::read_artifact(&file);
-                let artifact = text
-                    .as_deref()
-                    .map(|t| super::sarif::Artifact::new(&file, t));
                 pretty(&super::sarif::findings_log(
                     "mcplock/lock/",
                     &[(&name, &entry)],
-                    artifact.as_ref(),
+                    Some(&file),
                     exit.code(),
                 ))
             }

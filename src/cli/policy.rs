@@ -302,18 +302,11 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
         Ok(match format {
             Format::Json => json_report(&names, results.as_deref(), failed),
             Format::Markdown => markdown(&names, results.as_deref().unwrap_or_default(), failed),
-            Format::Sarif => {
-                let text = located_in.as_deref().and_then(super::sarif::read_artifact);
-                let artifact = located_in
-                    .as_deref()
-                    .zip(text.as_deref())
-                    .map(|(path, text)| super::sarif::Artifact::new(path, text));
-                pretty(&sarif_report(
-                    results.as_deref().unwrap_or_default(),
-                    artifact.as_ref(),
-                    exit.code(),
-                ))
-            }
+            Format::Sarif => pretty(&sarif_report(
+                results.as_deref().unwrap_or_default(),
+                located_in.as_deref(),
+                exit.code(),
+            )),
             Format::Human => human(&names, results.as_deref(), explain, failed),
         })
     }))
@@ -438,7 +431,7 @@ fn markdown(names: &[String], results: &[RuleResult], failed: bool) -> String {
 /// A rule that could not be evaluated is an error whatever its severity (fail-closed).
 fn sarif_report(
     results: &[RuleResult],
-    artifact: Option<&super::sarif::Artifact>,
+    located_in: Option<&std::path::Path>,
     exit_code: u8,
 ) -> Value {
     use super::sarif::{Finding, Level, Rule, entry_pointer};
@@ -507,7 +500,7 @@ fn sarif_report(
             });
         }
     }
-    super::sarif::log("mcplock/policy/", &rules, &findings, artifact, exit_code)
+    super::sarif::log("mcplock/policy/", &rules, &findings, located_in, exit_code)
 }
 
 fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed: bool) -> String {

@@ -78,23 +78,14 @@ pub struct Finding {
 }
 
 /// The file results are located in.
-pub struct Artifact<'a> {
-    pub uri: String,
-    pub located: Located<'a>,
-}
-
-impl<'a> Artifact<'a> {
-    pub fn new(path: &Path, text: &'a str) -> Artifact<'a> {
-        Artifact {
-            uri: uri_of(path),
-            located: Located::new(text),
-        }
-    }
+struct Artifact<'a> {
+    uri: String,
+    located: Located<'a>,
 }
 
 /// The text of the file results are located in, as it is on disk now; `None` when it cannot
 /// be read (results then carry their logical location only).
-pub fn read_artifact(path: &Path) -> Option<String> {
+fn read_artifact(path: &Path) -> Option<String> {
     crate::edge::fs::read_bounded(path, super::files::MAX_LOCKFILE_BYTES)
         .ok()
         .flatten()
@@ -115,14 +106,23 @@ pub fn entry_pointer(server: &str, section: Option<(&str, &str)>, path: &str) ->
     tokens
 }
 
-/// A complete SARIF log of one run.
+/// A complete SARIF log of one run; results are located in the file `located_in` (the
+/// lockfile), read as it is on disk now, or by name only without one.
 pub fn log(
     automation: &str,
     rules: &[Rule],
     findings: &[Finding],
-    artifact: Option<&Artifact>,
+    located_in: Option<&Path>,
     exit_code: u8,
 ) -> Value {
+    let text = located_in.and_then(read_artifact);
+    let artifact = located_in
+        .zip(text.as_deref())
+        .map(|(path, text)| Artifact {
+            uri: uri_of(path),
+            located: Located::new(text),
+        });
+    let artifact = artifact.as_ref();
     let index: HashMap<&str, usize> = rules
         .iter()
         .enumerate()
@@ -238,7 +238,7 @@ fn result(finding: &Finding, rule_index: Option<usize>, artifact: Option<&Artifa
 pub fn findings_log(
     automation: &str,
     servers: &[(&str, &ServerLock)],
-    artifact: Option<&Artifact>,
+    located_in: Option<&Path>,
     exit_code: u8,
 ) -> Value {
     let rules: Vec<Rule> = findings::CODES
@@ -293,7 +293,7 @@ pub fn findings_log(
             });
         }
     }
-    log(automation, &rules, &results, artifact, exit_code)
+    log(automation, &rules, &results, located_in, exit_code)
 }
 
 /// Hex SHA-256 of the parts, each length-prefixed so no two lists collide.
