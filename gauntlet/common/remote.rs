@@ -72,20 +72,13 @@ pub fn everything_http(mode: &str) -> HttpServerProcess {
 /// The Python SDK peer (`pinned_server.py`) over `transport` (`streamable-http` or `sse`).
 pub fn python_http(transport: &str) -> HttpServerProcess {
     let port = free_port();
-    let child = Command::new(real_component("python/.venv/bin/python"))
-        .args([
-            &real_component("python/pinned_server.py"),
-            transport,
-            &port.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start python");
-    let server = HttpServerProcess { child, port };
-    wait_listening(port);
-    server
+    let mut command = Command::new(real_component("python/.venv/bin/python"));
+    command.args([
+        &real_component("python/pinned_server.py"),
+        transport,
+        &port.to_string(),
+    ]);
+    serve(command, port)
 }
 
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
@@ -126,11 +119,17 @@ fn hostile(
     if let Some(log) = log {
         command.env("HOSTILE_LOG", log);
     }
-    let child = command
+    command
         .arg(real_component("python/hostile_http.py"))
         .arg(mode)
         .arg(port.to_string())
-        .args(args)
+        .args(args);
+    serve(command, port)
+}
+
+/// Starts a server that will listen on `port`, quiet, and waits until it does.
+fn serve(mut command: Command, port: u16) -> HttpServerProcess {
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
