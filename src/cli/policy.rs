@@ -300,7 +300,15 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
         .then(|| source.lockfile.clone());
     Ok(Output::lazy(exit, move |format| {
         Ok(match format {
-            Format::Json => json_report(&names, results.as_deref(), failed),
+            Format::Json => {
+                let mut doc = json_report(&names, results.as_deref(), failed);
+                // A refusal carries its stable code, as every failure does in JSON mode
+                // (explain answers, it does not refuse).
+                if exit == ExitKind::No {
+                    doc["code"] = json!(Code::PolicyFailed.as_str());
+                }
+                pretty(&doc)
+            }
             Format::Markdown => markdown(&names, results.as_deref().unwrap_or_default(), failed),
             Format::Sarif => pretty(&sarif_report(
                 results.as_deref().unwrap_or_default(),
@@ -338,7 +346,7 @@ pub(super) fn evaluate_bundled(
     Ok(BundledPolicy {
         passed: !failed,
         rules: results.len(),
-        json: json_report(&names, Some(&results), failed),
+        json: pretty(&json_report(&names, Some(&results), failed)),
         human: human(&names, Some(&results), false, failed),
     })
 }
@@ -570,7 +578,7 @@ fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed
     out
 }
 
-fn json_report(names: &[String], results: Option<&[RuleResult]>, failed: bool) -> String {
+fn json_report(names: &[String], results: Option<&[RuleResult]>, failed: bool) -> Value {
     let rules: Vec<Value> = results
         .unwrap_or_default()
         .iter()
@@ -601,15 +609,10 @@ fn json_report(names: &[String], results: Option<&[RuleResult]>, failed: bool) -
             })
         })
         .collect();
-    let mut doc = json!({
+    json!({
         "mcplockPolicy": 1,
         "policies": names,
         "passed": !failed,
         "rules": rules,
-    });
-    // A refusal carries its stable code, as every failure does in JSON mode.
-    if failed {
-        doc["code"] = json!(Code::PolicyFailed.as_str());
-    }
-    pretty(&doc)
+    })
 }
