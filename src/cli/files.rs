@@ -13,7 +13,12 @@ pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
 /// A lockfile's bytes, strictly parsed (not yet checked as a lockfile).
 pub fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
     let bytes = read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
-    parse_strict(&bytes).map_err(|e| {
+    parse_lockfile_json(path, &bytes)
+}
+
+/// Parses the text of the lockfile at `path` strictly.
+pub fn parse_lockfile_json(path: &Path, bytes: &[u8]) -> Result<Value, CliError> {
+    parse_strict(bytes).map_err(|e| {
         fail(
             Code::JsonInvalid,
             format!("{} is not valid JSON: {e}", path.display()),

@@ -165,36 +165,44 @@ fn token_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_string)
 }
 
-/// See [`super::keys::verify_document`]: the Sigstore bundle's check over `document`.
-pub fn verify_document(
+/// The Sigstore bundle's check over a lockfile's canonical bytes (see
+/// [`super::keys::verify_covered`]).
+pub fn verify_canonical(
     args: &VerifyArgs,
     bundle_path: &Path,
-    document: &serde_json::Value,
-) -> Result<String, CliError> {
-    let (identity, issuer, root, bundle) = bundle_inputs(args, bundle_path)?;
-    let verified = sigstore::verify(&root, &bundle, &to_canonical(document), &identity, &issuer)
-        .map_err(|e| from_sigstore(e, &bundle_path.display().to_string()))?;
-    Ok(format!(
+    canonical: &[u8],
+) -> Result<sigstore::Verified, CliError> {
+    verify_with(&bundle_inputs(args, bundle_path)?, bundle_path, canonical)
+}
+
+fn verify_with(
+    (identity, issuer, root, bundle): &BundleInputs,
+    bundle_path: &Path,
+    canonical: &[u8],
+) -> Result<sigstore::Verified, CliError> {
+    sigstore::verify(root, bundle, canonical, identity, issuer)
+        .map_err(|e| from_sigstore(e, &bundle_path.display().to_string()))
+}
+
+/// Who signed, as `verify` reports it.
+pub fn signer(verified: &sigstore::Verified) -> String {
+    format!(
         "{} (issuer {})",
         escape(&verified.identity),
         escape(&verified.issuer)
-    ))
+    )
 }
 
 /// What a bundle check needs besides the lockfile: the identity rule, the issuer, the trust
 /// root and the bundle's text.
-fn bundle_inputs(
-    args: &VerifyArgs,
-    bundle_path: &Path,
-) -> Result<
-    (
-        IdentityRule,
-        String,
-        sigstore_verify::trust_root::TrustedRoot,
-        String,
-    ),
-    CliError,
-> {
+type BundleInputs = (
+    IdentityRule,
+    String,
+    sigstore_verify::trust_root::TrustedRoot,
+    String,
+);
+
+fn bundle_inputs(args: &VerifyArgs, bundle_path: &Path) -> Result<BundleInputs, CliError> {
     let identity = match (&args.check.identity, &args.check.identity_regexp) {
         (Some(exact), None) => IdentityRule::Exact(exact.clone()),
         (None, Some(pattern)) => {
@@ -231,19 +239,10 @@ fn bundle_inputs(
 }
 
 pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> {
-    let (identity, issuer, root, bundle) = bundle_inputs(&args, bundle_path)?;
-    let document = read_lockfile_json(&args.lockfile)?;
-    let canonical = to_canonical(&document);
-    let verified = sigstore::verify(&root, &bundle, &canonical, &identity, &issuer)
-        .map_err(|e| from_sigstore(e, &bundle_path.display().to_string()))?;
-    let counts = Lockfile::check_value(&document).map_err(|e| {
-        fail(
-            Code::LockfileRejected,
-            format!(
-                "the signature holds, but {} fails its own checks: {e}",
-                args.lockfile.display()
-            ),
-        )
+    // The bundle's inputs are checked before the lockfile is read: a usage mistake first.
+    let inputs = bundle_inputs(&args, bundle_path)?;
+    let (verified, counts) = super::locked::verify_lockfile(&args.lockfile, |covered| {
+        verify_with(&inputs, bundle_path, covered.canonical)
     })?;
     let tools: usize = counts.values().filter_map(|c| c.get(&ItemKind::Tool)).sum();
     let servers: Vec<String> = counts.into_keys().collect();

@@ -5,7 +5,7 @@ use super::files::{read_lockfile_json, refuse_overwriting_inputs};
 use super::{CanonicalArgs, CliError, ExitKind, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::lockfile::Lockfile;
-use crate::core::signature::{Envelope, signed_bytes, signed_value};
+use crate::core::signature::{Covered, Envelope, frame_value, signed_bytes};
 use crate::crypto::ed25519::{PrivateKey, PublicKey};
 use crate::edge::fs::{read_bounded, read_secret, write_atomic, write_new};
 use serde_json::{Value, json};
@@ -187,8 +187,15 @@ pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
 /// Checks the signature (`--key` or `--bundle`) over `document`, the lockfile as already read,
 /// so that what was verified is exactly what the caller goes on to use. Returns who signed.
 pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, CliError> {
+    let (buffer, start) = frame_value(document);
+    verify_covered(args, Covered::in_frame(&buffer, start))
+}
+
+/// [`verify_document`] over what the signature covers.
+pub fn verify_covered(args: &VerifyArgs, covered: Covered<'_>) -> Result<String, CliError> {
     if let Some(bundle) = &args.check.bundle {
-        return super::keyless::verify_document(args, bundle, document);
+        return super::keyless::verify_canonical(args, bundle, covered.canonical)
+            .map(|verified| super::keyless::signer(&verified));
     }
     let Some(key_path) = args.check.key.clone() else {
         return Err(fail(
@@ -214,7 +221,7 @@ pub fn verify_document(args: &VerifyArgs, document: &Value) -> Result<String, Cl
             ),
         ));
     }
-    if !public.verify(&signed_value(document), &envelope.signature) {
+    if !public.verify(covered.dsse, &envelope.signature) {
         return Err(fail(
             Code::SignatureInvalid,
             format!(
@@ -236,34 +243,13 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
     if let Some(bundle) = args.check.bundle.clone() {
         return super::keyless::verify(args, &bundle);
     }
-    let document = read_lockfile_json(&args.lockfile)?;
-    // The two independent checks run side by side (a large lockfile takes a while for each):
-    // the signature over the canonical bytes, and the lockfile's own strict read.
-    let (signed_by, checked) = std::thread::scope(|scope| {
-        let strict_read = scope.spawn(|| Lockfile::check_value(&document));
-        (verify_document(&args, &document), strict_read.join())
-    });
-    let signed_by = signed_by?;
+    let (signed_by, servers) =
+        super::locked::verify_lockfile(&args.lockfile, |covered| verify_covered(&args, covered))?;
     let signature_path = args
         .check
         .signature
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
-    let checked = checked.map_err(|_| {
-        fail(
-            Code::Internal,
-            "internal error while reading the lockfile".to_string(),
-        )
-    })?;
-    let servers = checked.map_err(|e| {
-        fail(
-            Code::LockfileRejected,
-            format!(
-                "the signature holds, but {} fails its own checks: {e}",
-                args.lockfile.display()
-            ),
-        )
-    })?;
     let tools: usize = servers
         .values()
         .filter_map(|counts| counts.get(&crate::core::snapshot::ItemKind::Tool))

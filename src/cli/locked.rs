@@ -5,7 +5,8 @@ use super::exit::{Code, fail};
 use super::scan::scan_server;
 use super::{CliError, ServerArgs, SignatureCheck};
 use crate::core::launch::Launch;
-use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::lockfile::{ItemCounts, Lockfile, ServerLock};
+use crate::core::signature::{Covered, frame_value, header_room, put_header};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
 use crate::mcp::{ProtocolChoice, ProtocolVersion};
@@ -27,6 +28,51 @@ pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
             })
         })
         .transpose()
+}
+
+/// Reads the lockfile at `path` for `verify`: `check` judges its signature over what it covers
+/// while, side by side, the lockfile's own strict checks run (each takes a while on a large
+/// file). A file in the form mcplock writes is canonicalized in one pass without building its
+/// definitions; anything else is parsed strictly, which also says what is wrong with it.
+/// Returns what `check` returned and the item counts per server.
+pub fn verify_lockfile<T: Send>(
+    path: &Path,
+    check: impl FnOnce(Covered<'_>) -> Result<T, CliError> + Send,
+) -> Result<(T, ItemCounts), CliError> {
+    let text = super::exit::read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
+    let (signed, counts) = match Lockfile::stream_text(&text, header_room()) {
+        Some(mut streamed) => {
+            drop(text);
+            let start = put_header(&mut streamed.canonical);
+            std::thread::scope(|scope| {
+                let strict = scope.spawn(|| Lockfile::check_streamed(&streamed));
+                let covered = Covered::in_frame(&streamed.canonical, start);
+                (check(covered), strict.join())
+            })
+        }
+        None => {
+            let document = super::files::parse_lockfile_json(path, &text)?;
+            drop(text);
+            let (buffer, start) = frame_value(&document);
+            std::thread::scope(|scope| {
+                let strict = scope.spawn(|| Lockfile::check_value(&document));
+                (check(Covered::in_frame(&buffer, start)), strict.join())
+            })
+        }
+    };
+    let signed = signed?;
+    let counts = counts
+        .map_err(|_| fail(Code::Internal, "internal error while reading the lockfile"))?
+        .map_err(|e| {
+            fail(
+                Code::LockfileRejected,
+                format!(
+                    "the signature holds, but {} fails its own checks: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+    Ok((signed, counts))
 }
 
 /// The entry a live server will be held against, found before it is started: the one named

@@ -6,6 +6,8 @@
 //! strings with the minimal escapes, no whitespace. See docs/canonical-json.md for why not
 //! olpc-cjson.
 
+pub mod stream;
+
 use crate::core::json::{JsonError, parse_strict};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};

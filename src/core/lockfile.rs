@@ -7,6 +7,7 @@
 //! field, or a stored digest that does not match what it covers is an error naming the place,
 //! so a hand-edited definition is caught even when the file is not signed.
 
+use crate::core::canonical::stream::{self, Streamed};
 use crate::core::canonical::{Digest, object_to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::snapshot::{ItemKind, Items, Launch, Listing, Snapshot, unserved_code};
@@ -349,37 +350,91 @@ impl Lockfile {
 
     /// Checks a parsed lockfile as strictly as [`Lockfile::from_value`] (every digest) without
     /// copying any definition out of it; returns the item counts per server and kind.
-    pub fn check_value(
-        value: &Value,
-    ) -> Result<BTreeMap<String, BTreeMap<ItemKind, usize>>, LockfileError> {
-        let read = read_document(value, Keep::DigestsOnly)?;
-        Ok(read
-            .servers
-            .into_iter()
-            .map(|(name, (_, digests))| {
-                let counts = digests
+    pub fn check_value(value: &Value) -> Result<ItemCounts, LockfileError> {
+        Ok(counts(read_document(value, Keep::DigestsOnly)?))
+    }
+
+    /// A lockfile's text canonicalized in one pass without building its definitions (see
+    /// [`stream`]), with `room` bytes left in front: `None` when the text is not in the form
+    /// mcplock writes, and the caller must parse it strictly instead.
+    pub fn stream_text(text: &[u8], room: usize) -> Option<Streamed> {
+        let plan = |path: &[String]| match path {
+            [servers, _, field, _, definition]
+                if servers == "servers" && definition == "definition" =>
+            {
+                ItemKind::ALL
                     .into_iter()
-                    .map(|(kind, d)| (kind, d.len()))
-                    .collect();
-                (name, counts)
-            })
-            .collect())
+                    .find(|kind| kind.field() == field)
+                    .map(ItemKind::key_field)
+            }
+            _ => None,
+        };
+        stream::canonicalize_spans(text, room, &plan)
+    }
+
+    /// [`Lockfile::check_value`] of a streamed lockfile: the same checks and answers, the
+    /// definitions' digests taken from their canonical bytes.
+    pub fn check_streamed(streamed: &Streamed) -> Result<ItemCounts, LockfileError> {
+        let digests = crate::core::parallel::map(&streamed.spans, |span| {
+            Digest::of_bytes(&streamed.canonical[span.range.clone()])
+        });
+        let mut hashed = Hashed::new();
+        for (span, digest) in streamed.spans.iter().zip(digests) {
+            let [_, server, field, key, _] = span.path.as_slice() else {
+                continue;
+            };
+            let Some(kind) = ItemKind::ALL.into_iter().find(|k| k.field() == field) else {
+                continue;
+            };
+            hashed
+                .entry(server.clone())
+                .or_default()
+                .entry(kind)
+                .or_default()
+                .insert(key.clone(), digest);
+        }
+        Ok(counts(read_document(
+            &streamed.skeleton,
+            Keep::Hashed(&hashed),
+        )?))
     }
 }
 
-/// Whether a read keeps the definitions (to use them) or only checks them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keep {
+/// Items per server and kind.
+pub type ItemCounts = BTreeMap<String, BTreeMap<ItemKind, usize>>;
+
+fn counts(read: Read) -> ItemCounts {
+    read.servers
+        .into_iter()
+        .map(|(name, (_, digests))| {
+            let counts = digests
+                .into_iter()
+                .map(|(kind, d)| (kind, d.len()))
+                .collect();
+            (name, counts)
+        })
+        .collect()
+}
+
+/// Whether a read keeps the definitions (to use them) or only checks them, and whether their
+/// digests are computed from the tree or were computed from the text.
+#[derive(Clone, Copy)]
+enum Keep<'a> {
     Definitions,
     DigestsOnly,
+    /// The definitions are stubs (their key field only); their digests are given.
+    Hashed(&'a Hashed),
 }
+
+/// Item digests per server, computed from a lockfile's text.
+type Hashed = BTreeMap<String, ItemDigests>;
 
 struct Read {
     servers: BTreeMap<String, (ServerLock, ItemDigests)>,
     approvals: Vec<Approval>,
 }
 
-fn read_lockfile(value: &Value, keep: Keep) -> Result<Lockfile, LockfileError> {
+fn read_lockfile(value: &Value, keep: Keep<'_>) -> Result<Lockfile, LockfileError> {
     let read = read_document(value, keep)?;
     Ok(Lockfile {
         servers: read
@@ -391,7 +446,7 @@ fn read_lockfile(value: &Value, keep: Keep) -> Result<Lockfile, LockfileError> {
     })
 }
 
-fn read_document(value: &Value, keep: Keep) -> Result<Read, LockfileError> {
+fn read_document(value: &Value, keep: Keep<'_>) -> Result<Read, LockfileError> {
     {
         let top = object(value, "")?;
         let version = match top.get("lockfileVersion") {
@@ -509,7 +564,7 @@ fn read_server(
     name: &str,
     entry: &Value,
     place: &str,
-    keep: Keep,
+    keep: Keep<'_>,
     version: u64,
 ) -> Result<(ServerLock, ItemDigests), LockfileError> {
     let entry = object(entry, place)?;
@@ -560,12 +615,17 @@ fn read_server(
         }
     };
     let mut digests = ItemDigests::new();
+    let hashed = |kind: ItemKind| match keep {
+        Keep::Hashed(all) => all.get(name).and_then(|d| d.get(&kind)),
+        _ => None,
+    };
     let tools = read_items(
         ItemKind::Tool,
         take(entry, "tools", place)?,
         &at("tools"),
         &mut digests,
         keep,
+        hashed(ItemKind::Tool),
     )?;
     let prompts = read_items(
         ItemKind::Prompt,
@@ -573,6 +633,7 @@ fn read_server(
         &at("prompts"),
         &mut digests,
         keep,
+        hashed(ItemKind::Prompt),
     )?;
     let resource_templates = read_items(
         ItemKind::ResourceTemplate,
@@ -580,6 +641,7 @@ fn read_server(
         &at("resourceTemplates"),
         &mut digests,
         keep,
+        hashed(ItemKind::ResourceTemplate),
     )?;
     let resources = match take(entry, "resources", place)? {
         Value::Null => None,
@@ -589,6 +651,7 @@ fn read_server(
             &at("resources"),
             &mut digests,
             keep,
+            hashed(ItemKind::Resource),
         )?),
     };
     for kind in unserved.keys() {
@@ -675,16 +738,22 @@ fn read_items(
     value: &Value,
     place: &str,
     digests: &mut ItemDigests,
-    keep: Keep,
+    keep: Keep<'_>,
+    hashed: Option<&BTreeMap<String, Digest>>,
 ) -> Result<Items, LockfileError> {
     let entries = object(value, place)?;
     let mut items = Items::new();
     let kind_digests = digests.entry(kind).or_default();
-    // Hashing every definition is most of a large read: on all cores, before the checks.
-    let listed: Vec<&Value> = entries.values().collect();
-    let hashed = crate::core::parallel::map(&listed, |entry| {
-        entry.get("definition").map(Digest::of_value)
-    });
+    let hashed: Vec<Option<Digest>> = match hashed {
+        Some(given) => entries.keys().map(|k| given.get(k).copied()).collect(),
+        // Hashing every definition is most of a large read: on all cores, before the checks.
+        None => {
+            let listed: Vec<&Value> = entries.values().collect();
+            crate::core::parallel::map(&listed, |entry| {
+                entry.get("definition").map(Digest::of_value)
+            })
+        }
+    };
     for ((key, entry), hashed) in entries.iter().zip(hashed) {
         let p = format!("{place}[{key:?}]");
         let entry = object(entry, &p)?;
@@ -713,7 +782,7 @@ fn read_items(
         }
         check_digest(stored, computed, &p, "its definition")?;
         kind_digests.insert(key.clone(), computed);
-        if keep == Keep::Definitions {
+        if let Keep::Definitions = keep {
             items.insert(key.clone(), definition.clone());
         }
     }
@@ -1127,6 +1196,64 @@ mod tests {
             let mut def = sample().tools["echo"].clone();
             def.insert(field.into(), value);
             assert_ne!(Digest::of_value(&Value::Object(def)), base, "{field}");
+        }
+    }
+
+    /// Every real server locked in one file, in the form mcplock writes.
+    fn real_file() -> Vec<u8> {
+        let servers = crate::core::testkit::real_snapshots()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, mut snapshot)| {
+                let name = format!("{i}-{}", snapshot.server_name().unwrap_or("anonymous"));
+                snapshot.launch = Some(crate::core::testkit::server_lock(vec![]).launch);
+                ServerLock::from_snapshot(snapshot, true)
+                    .ok()
+                    .map(|lock| (name, lock))
+            })
+            .collect();
+        Lockfile {
+            servers,
+            approvals: Vec::new(),
+        }
+        .to_pretty()
+    }
+
+    /// The strict read's answer for a text: its counts, or its error (a JSON error too).
+    fn strict_check(text: &[u8]) -> Result<ItemCounts, String> {
+        let value = parse_strict(text).map_err(|e| e.to_string())?;
+        Lockfile::check_value(&value).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn streaming_a_written_lockfile_agrees_with_the_strict_read() {
+        let text = real_file();
+        let streamed = Lockfile::stream_text(&text, 5).expect("written form is taken");
+        assert_eq!(
+            &streamed.canonical[5..],
+            &crate::core::canonical::canonicalize(&text).unwrap()[..]
+        );
+        let counts = Lockfile::check_streamed(&streamed).unwrap();
+        assert!(counts.len() > 3, "{counts:?}");
+        assert_eq!(Ok(counts), strict_check(&text));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever is edited in a lockfile, the streamed check answers what the strict read
+        /// answers (same counts, or the same error), whenever it takes the text at all.
+        #[test]
+        fn streaming_an_edited_lockfile_agrees_with_the_strict_read(
+            seed in proptest::prelude::any::<u64>(),
+            leaf in crate::core::testkit::any_json(),
+        ) {
+            let document: Value = serde_json::from_slice(&real_file()).unwrap();
+            let edited = crate::core::testkit::mutate(&document, seed, &leaf);
+            let text = serde_json::to_vec_pretty(&edited).unwrap();
+            if let Some(streamed) = Lockfile::stream_text(&text, 0) {
+                let streamed = Lockfile::check_streamed(&streamed).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(streamed, strict_check(&text));
+            }
         }
     }
 }

@@ -87,17 +87,56 @@ pub fn signed_bytes(canonical_lockfile: &[u8]) -> Vec<u8> {
 /// and the header put in front of it, where a large lockfile's canonical bytes would otherwise
 /// be held twice (once alone, once inside the encoding).
 pub fn signed_value(lockfile: &serde_json::Value) -> Vec<u8> {
-    // Room for the header whatever the body's length: "DSSEv1 " + type length + type + length.
+    let (mut buffer, start) = frame_value(lockfile);
+    buffer.drain(..start);
+    buffer
+}
+
+/// A parsed lockfile's canonical bytes after [`header_room`] bytes, with the header written
+/// (see [`put_header`]); returns the buffer and where the signed bytes start.
+pub fn frame_value(lockfile: &serde_json::Value) -> (Vec<u8>, usize) {
+    let mut buffer = vec![0u8; header_room()];
+    crate::core::canonical::append_canonical(&mut buffer, lockfile);
+    let start = put_header(&mut buffer);
+    (buffer, start)
+}
+
+/// The room to leave in front of a lockfile's canonical bytes for [`put_header`], whatever
+/// their length: "DSSEv1 " + type length + type + body length, with spaces.
+pub fn header_room() -> usize {
+    7 + 20 + 1 + Signed::Lockfile.payload_type().len() + 1 + 20 + 1
+}
+
+/// Writes the DSSE header of a lockfile's canonical bytes, which follow [`header_room`] bytes
+/// at the front of `buffer`, just before them; returns where the signed bytes
+/// ([`signed_bytes`] of the canonical bytes) start.
+pub fn put_header(buffer: &mut [u8]) -> usize {
+    let room = header_room();
     let payload_type = Signed::Lockfile.payload_type();
-    let room = 7 + 20 + 1 + payload_type.len() + 1 + 20 + 1;
-    let mut out = vec![0u8; room];
-    crate::core::canonical::append_canonical(&mut out, lockfile);
-    let body = out.len() - room;
+    let body = buffer.len() - room;
     let header = format!("DSSEv1 {} {payload_type} {body} ", payload_type.len());
     let start = room - header.len();
-    out[start..room].copy_from_slice(header.as_bytes());
-    out.drain(..start);
-    out
+    buffer[start..room].copy_from_slice(header.as_bytes());
+    start
+}
+
+/// What a lockfile's signature covers, viewed in a buffer framed by [`put_header`]: the
+/// canonical bytes (a Sigstore bundle signs them) and their DSSE encoding (an Ed25519
+/// signature signs that).
+#[derive(Clone, Copy)]
+pub struct Covered<'a> {
+    pub canonical: &'a [u8],
+    pub dsse: &'a [u8],
+}
+
+impl<'a> Covered<'a> {
+    /// `start` is what [`put_header`] returned for `buffer`.
+    pub fn in_frame(buffer: &'a [u8], start: usize) -> Covered<'a> {
+        Covered {
+            canonical: &buffer[header_room()..],
+            dsse: &buffer[start..],
+        }
+    }
 }
 
 /// A parsed signature envelope.
