@@ -37,6 +37,7 @@ fn tool() -> Value {
 
 fn server() -> ServerLock {
     ServerLock {
+        artifact: None,
         launch: Launch::Stdio {
             command: "node".into(),
             args: vec!["files-server.js".into()],

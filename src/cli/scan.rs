@@ -257,6 +257,20 @@ async fn scan_remote(args: &ServerArgs, endpoint: HttpEndpoint) -> Result<Scanne
     }
 }
 
+/// The artifact a local launch runs ([`crate::edge::artifact::resolve`]), off the runtime's
+/// threads (it reads files and may ask an image engine).
+pub async fn resolve_artifact(
+    launch: crate::core::launch::Launch,
+) -> Option<crate::core::artifact::Artifact> {
+    tokio::task::spawn_blocking(move || crate::edge::artifact::resolve(&launch))
+        .await
+        .unwrap_or_else(|e| {
+            Some(crate::core::artifact::Artifact::unresolved(format!(
+                "resolving failed: {e}"
+            )))
+        })
+}
+
 async fn scan_command(args: &ServerArgs, cmd: ServerCommand) -> Result<Scanned, CliError> {
     let opts = args.scan_options();
     let limits = Limits {
@@ -281,7 +295,10 @@ async fn scan_command(args: &ServerArgs, cmd: ServerCommand) -> Result<Scanned, 
     };
     match outcome {
         Ok(mut scanned) => {
-            scanned.snapshot.launch = Some(Endpoint::Stdio(cmd.clone()).launch());
+            let launch = Endpoint::Stdio(cmd.clone()).launch();
+            // After the run: npx and friends have installed what they ran by now.
+            scanned.snapshot.artifact = resolve_artifact(launch.clone()).await;
+            scanned.snapshot.launch = Some(launch);
             if let Some(signal) = exit.escalated_to {
                 scanned.notes.push(format!(
                     "the server did not exit when its input closed; stopped it with {signal}"

@@ -37,6 +37,7 @@ pub enum Class {
     ServerAdded,
     ServerRemoved,
     LaunchChanged,
+    ArtifactChanged,
     ServerInfoChanged,
     ServerVersionChanged,
     ProtocolVersionChanged,
@@ -81,10 +82,11 @@ pub enum Class {
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 43] = [
+    pub const ALL: [Class; 44] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
+        Class::ArtifactChanged,
         Class::ServerInfoChanged,
         Class::ServerVersionChanged,
         Class::ProtocolVersionChanged,
@@ -132,6 +134,7 @@ impl Class {
             Class::ServerAdded => "server-added",
             Class::ServerRemoved => "server-removed",
             Class::LaunchChanged => "launch-changed",
+            Class::ArtifactChanged => "artifact-changed",
             Class::ServerInfoChanged => "server-info-changed",
             Class::ServerVersionChanged => "server-version-changed",
             Class::ProtocolVersionChanged => "protocol-version-changed",
@@ -189,6 +192,10 @@ impl Class {
             Class::LaunchChanged => (
                 Critical,
                 "the command or URL that starts the server changed",
+            ),
+            Class::ArtifactChanged => (
+                Critical,
+                "the package, image or file the launch runs changed (another version or digest), or can no longer be resolved",
             ),
             Class::ServerInfoChanged => (Moderate, "serverInfo fields other than version changed"),
             Class::ServerVersionChanged => (Info, "serverInfo.version changed"),
@@ -568,6 +575,30 @@ fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
             Severity::Critical,
             Some(&show(&launch_old)),
             Some(&show(&launch_new)),
+        ));
+    }
+    let (artifact_old, artifact_new) = (field(old, "artifact"), field(new, "artifact"));
+    if artifact_old != artifact_new {
+        let read = |a: &Value| crate::core::artifact::Artifact::from_json(a).ok();
+        let (was, now) = (read(&artifact_old), read(&artifact_new));
+        // What ran before was known: anything else is other code (critical). Before, nothing
+        // was pinned (an older lockfile, or unresolved): that one is now recorded is news.
+        let severity = if was.as_ref().and_then(|a| a.resolved()).is_some() {
+            Severity::Critical
+        } else {
+            Severity::Info
+        };
+        let show = |a: &Option<crate::core::artifact::Artifact>, raw: &Value| match a {
+            Some(a) => Value::from(a.describe()),
+            None if raw.is_null() => Value::from("not recorded"),
+            None => raw.clone(),
+        };
+        deltas.push(Delta::new(
+            "/artifact",
+            Class::ArtifactChanged,
+            severity,
+            Some(&show(&was, &artifact_old)),
+            Some(&show(&now, &artifact_new)),
         ));
     }
     let (info_old, info_new) = (field(old, "serverInfo"), field(new, "serverInfo"));

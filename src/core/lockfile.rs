@@ -7,6 +7,7 @@
 //! field, or a stored digest that does not match what it covers is an error naming the place,
 //! so a hand-edited definition is caught even when the file is not signed.
 
+use crate::core::artifact::Artifact;
 use crate::core::canonical::stream::{self, Streamed};
 use crate::core::canonical::{Digest, object_to_canonical};
 use crate::core::json::parse_strict;
@@ -15,10 +16,11 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// The newest format version this mcplock reads and writes. Version 2 adds one optional field
-/// per server, `unserved`; version 3 adds the URL launch of a remote server. A file is written
+/// per server, `unserved`; version 3 adds the URL launch of a remote server; version 4 adds
+/// the `artifact` a local launch runs. A file is written
 /// in the oldest version that can hold it, so every lockfile without those keeps the bytes an
 /// older mcplock reads.
-pub const LOCKFILE_VERSION: u64 = 3;
+pub const LOCKFILE_VERSION: u64 = 4;
 /// The oldest format version this mcplock reads.
 pub const FIRST_LOCKFILE_VERSION: u64 = 1;
 
@@ -46,6 +48,9 @@ fn err(place: &str, message: impl Into<String>) -> LockfileError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerLock {
     pub launch: Launch,
+    /// What the launch ran when it was locked (version 4; absent for a remote server and in
+    /// lockfiles written before artifacts were recorded).
+    pub artifact: Option<Artifact>,
     pub server_info: Option<Value>,
     pub protocol_version: String,
     pub capabilities: Map<String, Value>,
@@ -128,6 +133,7 @@ impl ServerLock {
         let resources = take(ItemKind::Resource);
         Ok(ServerLock {
             launch,
+            artifact: snapshot.artifact,
             server_info: snapshot.server_info,
             protocol_version: snapshot.protocol_version,
             capabilities: snapshot.capabilities,
@@ -210,6 +216,9 @@ impl ServerLock {
                 |text| json!({"digest": Digest::of_value(&json!(text)).to_string(), "text": text}),
             ),
         );
+        if let Some(artifact) = &self.artifact {
+            entry.insert("artifact".into(), artifact.to_json());
+        }
         entry.insert("launch".into(), self.launch.to_json());
         entry.insert("protocolVersion".into(), json!(self.protocol_version));
         entry.insert(
@@ -291,7 +300,11 @@ impl Lockfile {
 
     /// The oldest format version that can hold this lockfile.
     pub fn version(&self) -> u64 {
-        if !self.approvals.is_empty() || self.servers.values().any(|s| s.launch.needs_version_3()) {
+        if self.servers.values().any(|s| s.artifact.is_some()) {
+            4
+        } else if !self.approvals.is_empty()
+            || self.servers.values().any(|s| s.launch.needs_version_3())
+        {
             3
         } else if self.servers.values().any(|s| !s.unserved.is_empty()) {
             2
@@ -545,7 +558,8 @@ fn read_approvals(list: &Value) -> Result<Vec<Approval>, LockfileError> {
     Ok(out)
 }
 
-const SERVER_KEYS: [&str; 12] = [
+const SERVER_KEYS: [&str; 13] = [
+    "artifact",
     "capabilities",
     "clientCapabilities",
     "digest",
@@ -578,6 +592,20 @@ fn read_server(
             ));
         }
         Some(v) => read_unserved(v, &format!("{place}.unserved"))?,
+    };
+    let artifact = match entry.get("artifact") {
+        None => None,
+        Some(_) if version < 4 => {
+            return Err(err(
+                &format!("{place}.artifact"),
+                format!(
+                    "this field needs lockfileVersion 4; the file says {version} (it was edited by hand?)"
+                ),
+            ));
+        }
+        Some(a) => Some(
+            Artifact::from_json(a).map_err(|e| err(&format!("{place}.artifact"), e.to_string()))?,
+        ),
     };
     let stored = take(entry, "digest", place)?;
     let stored = digest_field(stored, &format!("{place}.digest"))?;
@@ -671,6 +699,7 @@ fn read_server(
     }
     let server = ServerLock {
         launch,
+        artifact,
         server_info,
         protocol_version,
         capabilities,
@@ -877,6 +906,7 @@ mod tests {
 
     fn sample() -> ServerLock {
         ServerLock {
+            artifact: None,
             launch: Launch::Stdio {
                 command: "node".into(),
                 args: vec!["server.js".into()],

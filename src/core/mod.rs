@@ -1,6 +1,7 @@
 //! The pure core: no filesystem, environment, clock, async or printing.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod artifact;
 pub mod audit;
 pub mod bundle;
 pub mod canonical;

@@ -192,6 +192,8 @@ pub use crate::core::launch::Launch;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     pub launch: Option<Launch>,
+    /// What the launch runs on this machine, resolved after the scan (a local launch only).
+    pub artifact: Option<crate::core::artifact::Artifact>,
     pub era: Era,
     pub protocol_version: String,
     /// `serverInfo` as served; a 2026-07-28 server may omit it.
@@ -266,6 +268,12 @@ impl Snapshot {
                     .and_then(|l| Launch::from_json(l).map_err(|e| format!("launch: {e}")))?,
             ),
         };
+        let artifact = match obj.get("artifact") {
+            None => None,
+            Some(a) => {
+                Some(crate::core::artifact::Artifact::from_json(a).map_err(|e| e.to_string())?)
+            }
+        };
         let era = match text("era")?.as_str() {
             "legacy" => Era::Legacy,
             "modern" => Era::Modern,
@@ -313,6 +321,7 @@ impl Snapshot {
         };
         Ok(Snapshot {
             launch,
+            artifact,
             era,
             protocol_version: text("protocolVersion")?,
             server_info: obj.get("serverInfo").filter(|v| !v.is_null()).cloned(),
@@ -362,6 +371,10 @@ impl Snapshot {
             stdout_non_json_lines: self.tolerated.stdout_non_json_lines,
         });
         SnapshotView {
+            artifact: self
+                .artifact
+                .as_ref()
+                .map(crate::core::artifact::Artifact::to_json),
             capabilities: &self.capabilities,
             client_capabilities: &self.client_capabilities,
             era: self.era.as_str(),
@@ -394,6 +407,8 @@ pub fn unserved_code(value: &Value) -> Option<i64> {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SnapshotView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<Value>,
     capabilities: &'a Map<String, Value>,
     client_capabilities: &'a Map<String, Value>,
     era: &'static str,
@@ -447,6 +462,7 @@ mod tests {
     #[test]
     fn json_output_has_sorted_keys() {
         let snapshot = Snapshot {
+            artifact: None,
             launch: Some(Launch::Stdio {
                 command: "node".into(),
                 args: vec!["s.js".into()],
@@ -490,6 +506,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_through_json() {
         let snapshot = Snapshot {
+            artifact: None,
             launch: Some(Launch::Stdio {
                 command: "node".into(),
                 args: vec![],

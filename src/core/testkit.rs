@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 /// `tools`; tests set what else they need with struct update syntax.
 pub fn server_lock(tools: Vec<Value>) -> ServerLock {
     ServerLock {
+        artifact: None,
         launch: Launch::Stdio {
             command: "s".into(),
             args: vec![],

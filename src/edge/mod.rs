@@ -1,5 +1,6 @@
 //! Edges that touch the machine: the filesystem, ZIP archives, the process's memory.
 
+pub mod artifact;
 pub mod fs;
 pub mod memory;
 pub mod zip;

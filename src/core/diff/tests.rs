@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 fn server(tools: Vec<Value>) -> ServerLock {
     ServerLock {
+        artifact: None,
         launch: Launch::Stdio {
             command: "node".into(),
             args: vec!["s.js".into()],
@@ -835,4 +836,49 @@ mod properties {
             check(&old, &new)?;
         }
     }
+}
+
+#[test]
+fn another_artifact_behind_the_same_surface_is_critical() {
+    use crate::core::artifact::{Artifact, Kind, Resolved};
+    let npm = |version: &str| {
+        Some(Artifact::Resolved(Resolved {
+            kind: Kind::Npm,
+            name: "pkg".into(),
+            version: Some(version.into()),
+            digest: format!("sha512-{version}"),
+            interpreter: None,
+            pinned: true,
+        }))
+    };
+    let with = |artifact: Option<Artifact>| ServerLock {
+        artifact,
+        ..server(vec![base_tool()])
+    };
+    let classes = |a: ServerLock, b: ServerLock| -> Vec<(&'static str, Severity)> {
+        diff(&lock(a), &lock(b))
+            .into_iter()
+            .map(|c| (c.class.code(), c.severity))
+            .collect()
+    };
+    assert_eq!(classes(with(npm("1.0.0")), with(npm("1.0.0"))), []);
+    assert_eq!(
+        classes(with(npm("1.0.0")), with(npm("1.0.1"))),
+        [("artifact-changed", Critical)]
+    );
+    assert_eq!(
+        classes(with(npm("1.0.0")), with(Some(Artifact::unresolved("gone")))),
+        [("artifact-changed", Critical)]
+    );
+    assert_eq!(
+        classes(with(None), with(npm("1.0.0"))),
+        [("artifact-changed", Info)]
+    );
+    assert_eq!(
+        classes(
+            with(Some(Artifact::unresolved("npx fetches"))),
+            with(npm("1.0.0"))
+        ),
+        [("artifact-changed", Info)]
+    );
 }

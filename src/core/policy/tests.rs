@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>) -> Lockfile {
     let server = ServerLock {
+        artifact: None,
         launch: Launch::Stdio {
             command: "node".into(),
             args: vec![],

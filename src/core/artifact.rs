@@ -1,0 +1,814 @@
+//! The artifact behind a locked server: the package, image or file whose code a launch runs.
+//!
+//! A lockfile pins what a server offers; this pins what runs. For a local launch mcplock
+//! records which npm package, PyPI distribution, OCI image or file the argv executes, with its
+//! exact version and digest, or records that it could not tell and why. This module is the
+//! pure part: the model and its JSON, reading an argv into what it asks for ([`Target`]),
+//! comparing two artifacts, and rewriting an argv to the exact version ([`pin`]). Finding the
+//! artifact on the machine is [`crate::edge::artifact`].
+
+use serde_json::{Map, Value, json};
+use std::fmt;
+
+/// What a launch was found to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Artifact {
+    Resolved(Resolved),
+    /// Not resolved; `reason` says why, so a reader knows what is not pinned.
+    Unresolved {
+        reason: String,
+    },
+}
+
+/// A resolved artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub kind: Kind,
+    /// npm or PyPI package name, image repository, or the file's absolute path.
+    pub name: String,
+    /// The exact version (npm, PyPI), the tag (OCI, when named by tag); none for a file.
+    pub version: Option<String>,
+    /// npm: the registry integrity (`sha512-...`); PyPI: `sha256:` of the distribution's
+    /// RECORD, whose every listed file was checked against it; OCI: the image digest;
+    /// file: `sha256:` of its bytes.
+    pub digest: String,
+    /// The interpreter that runs a script file, with the `sha256:` of its bytes.
+    pub interpreter: Option<(String, String)>,
+    /// True when a start cannot pick another version by itself (a path, an exact version,
+    /// an image digest); false when the launch floats (`npx -y pkg`, an image tag).
+    pub pinned: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Npm,
+    Pypi,
+    Oci,
+    File,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Npm => "npm",
+            Kind::Pypi => "pypi",
+            Kind::Oci => "oci",
+            Kind::File => "file",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        [Kind::Npm, Kind::Pypi, Kind::Oci, Kind::File]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// Why a recorded artifact cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("artifact: {0}")]
+pub struct ArtifactError(String);
+
+impl Artifact {
+    pub fn unresolved(reason: impl Into<String>) -> Artifact {
+        Artifact::Unresolved {
+            reason: reason.into(),
+        }
+    }
+
+    pub fn resolved(&self) -> Option<&Resolved> {
+        match self {
+            Artifact::Resolved(r) => Some(r),
+            Artifact::Unresolved { .. } => None,
+        }
+    }
+
+    /// The recorded form (sorted keys; `version` and `interpreter` only when known).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Artifact::Unresolved { reason } => json!({"kind": "unresolved", "reason": reason}),
+            Artifact::Resolved(r) => {
+                let mut out = Map::new();
+                out.insert("digest".into(), json!(r.digest));
+                if let Some((name, digest)) = &r.interpreter {
+                    out.insert(
+                        "interpreter".into(),
+                        json!({"digest": digest, "name": name}),
+                    );
+                }
+                out.insert("kind".into(), json!(r.kind.as_str()));
+                out.insert("name".into(), json!(r.name));
+                out.insert("pinned".into(), json!(r.pinned));
+                if let Some(version) = &r.version {
+                    out.insert("version".into(), json!(version));
+                }
+                Value::Object(out)
+            }
+        }
+    }
+
+    /// Reads the recorded form strictly: exactly the fields of its kind, every one typed.
+    pub fn from_json(value: &Value) -> Result<Artifact, ArtifactError> {
+        let bad = |m: &str| ArtifactError(m.to_string());
+        let map = value.as_object().ok_or_else(|| bad("expected an object"))?;
+        let text = |key: &str| -> Result<String, ArtifactError> {
+            match map.get(key) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(_) => Err(bad(&format!("\"{key}\" must be a non-empty string"))),
+                None => Err(bad(&format!("missing \"{key}\""))),
+            }
+        };
+        let kind = text("kind")?;
+        let allowed: &[&str] = if kind == "unresolved" {
+            &["kind", "reason"]
+        } else {
+            &["digest", "interpreter", "kind", "name", "pinned", "version"]
+        };
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(bad(&format!("unknown field {unknown:?} for kind {kind:?}")));
+        }
+        if kind == "unresolved" {
+            return Ok(Artifact::unresolved(text("reason")?));
+        }
+        let kind = Kind::parse(&kind).ok_or_else(|| {
+            bad(&format!(
+                "unknown kind {kind:?} (expected npm, pypi, oci, file or unresolved)"
+            ))
+        })?;
+        let version = match map.get("version") {
+            None => None,
+            Some(_) => Some(text("version")?),
+        };
+        let interpreter = match map.get("interpreter") {
+            None => None,
+            Some(Value::Object(i))
+                if i.len() == 2
+                    && matches!(i.get("name"), Some(Value::String(_)))
+                    && matches!(i.get("digest"), Some(Value::String(_))) =>
+            {
+                let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                Some((s("name"), s("digest")))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "\"interpreter\" must be {\"digest\", \"name\"} strings",
+                ));
+            }
+        };
+        let pinned = match map.get("pinned") {
+            Some(Value::Bool(b)) => *b,
+            _ => return Err(bad("\"pinned\" must be true or false")),
+        };
+        Ok(Artifact::Resolved(Resolved {
+            kind,
+            name: text("name")?,
+            version,
+            digest: text("digest")?,
+            interpreter,
+            pinned,
+        }))
+    }
+
+    /// What runs, in one line.
+    pub fn describe(&self) -> String {
+        match self {
+            Artifact::Unresolved { reason } => format!("not resolved: {reason}"),
+            Artifact::Resolved(r) => {
+                let mut out = format!("{} {}", r.kind.as_str(), r.name);
+                if let Some(v) = &r.version {
+                    out.push_str(&format!(" {v}"));
+                }
+                out.push_str(&format!(" ({})", r.digest));
+                if let Some((name, digest)) = &r.interpreter {
+                    out.push_str(&format!(", run by {name} ({digest})"));
+                }
+                out
+            }
+        }
+    }
+}
+
+impl fmt::Display for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// How what runs now stands against what was locked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    /// The same code: kind, name, version, digest and interpreter are equal.
+    Same,
+    /// Something else runs, or the locked artifact can no longer be resolved (fail closed:
+    /// what cannot be shown to be the same is reported as changed).
+    Changed,
+    /// The lock recorded no resolved artifact: nothing is pinned to compare against.
+    NotPinned,
+}
+
+/// Compares the artifact resolved now with the one locked (`None`: an older lockfile).
+pub fn compare(locked: Option<&Artifact>, now: &Artifact) -> Comparison {
+    match (locked.and_then(Artifact::resolved), now) {
+        (None, _) => Comparison::NotPinned,
+        (Some(l), Artifact::Resolved(n))
+            if l.kind == n.kind
+                && l.name == n.name
+                && l.version == n.version
+                && l.digest == n.digest
+                && l.interpreter == n.interpreter =>
+        {
+            Comparison::Same
+        }
+        _ => Comparison::Changed,
+    }
+}
+
+/// What an argv asks to run, read from the argv alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `npx [-y] pkg[@spec] ...`; `index` is the position of the package in the args.
+    Npx { package: NpmSpec, index: usize },
+    /// `uvx pkg ...` or `pipx run pkg ...`.
+    PythonRunner { tool: String, package: String },
+    /// `python -m module ...`.
+    PythonModule { python: String, module: String },
+    /// `docker|podman run ... image ...`; `index` is the position of the image in the args.
+    Oci {
+        engine: String,
+        image: String,
+        index: usize,
+    },
+    /// A program, and for an interpreter the script it runs.
+    Program {
+        command: String,
+        script: Option<String>,
+    },
+    /// The argv cannot be read with certainty.
+    Unreadable(String),
+}
+
+/// An npm package as npx is given it: `name`, `name@version`, `name@range` or `name@tag`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpmSpec {
+    /// As given (npx hashes this to name its cache directory).
+    pub raw: String,
+    pub name: String,
+    /// The part after `@`, if any.
+    pub spec: Option<String>,
+}
+
+impl NpmSpec {
+    pub fn parse(raw: &str) -> Option<NpmSpec> {
+        let (scope, rest) = match raw.strip_prefix('@') {
+            Some(rest) => {
+                let slash = rest.find('/')?;
+                (Some(&rest[..slash]), &rest[slash + 1..])
+            }
+            None => (None, raw),
+        };
+        let (base, spec) = match rest.split_once('@') {
+            Some((b, s)) => (b, Some(s.to_string())),
+            None => (rest, None),
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        };
+        if !valid(base) || scope.is_some_and(|s| !valid(s)) || spec.as_deref() == Some("") {
+            return None;
+        }
+        let name = match scope {
+            Some(s) => format!("@{s}/{base}"),
+            None => base.to_string(),
+        };
+        Some(NpmSpec {
+            raw: raw.to_string(),
+            name,
+            spec,
+        })
+    }
+
+    /// An exact version (`1.2.3`, `1.2.3-rc.1`): npx runs exactly it or fetches exactly it.
+    pub fn exact_version(&self) -> Option<&str> {
+        let spec = self.spec.as_deref()?;
+        let core = spec.split(['-', '+']).next().unwrap_or("");
+        let parts: Vec<&str> = core.split('.').collect();
+        (parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+        .then_some(spec)
+    }
+}
+
+/// The file name of a path-like command.
+pub fn basename(command: &str) -> &str {
+    command.rsplit('/').next().unwrap_or(command)
+}
+
+fn is_python(name: &str) -> bool {
+    name.strip_prefix("python")
+        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
+
+/// Interpreters whose first non-option argument is the script they run.
+pub fn is_interpreter(name: &str) -> bool {
+    is_python(name)
+        || matches!(
+            name,
+            "node" | "nodejs" | "deno" | "bun" | "sh" | "bash" | "zsh" | "ruby" | "perl"
+        )
+}
+
+// `docker run` / `podman run` options that take a value as the next argument. An option not
+// listed here and not in BOOLEAN_RUN_FLAGS makes the argv unreadable: guessing would pick the
+// wrong argument as the image.
+const VALUED_RUN_FLAGS: &[&str] = &[
+    "-a",
+    "--attach",
+    "--add-host",
+    "--annotation",
+    "--blkio-weight",
+    "--cap-add",
+    "--cap-drop",
+    "--cgroup-parent",
+    "--cgroupns",
+    "--cidfile",
+    "--cpu-period",
+    "--cpu-quota",
+    "--cpu-rt-period",
+    "--cpu-rt-runtime",
+    "-c",
+    "--cpu-shares",
+    "--cpus",
+    "--cpuset-cpus",
+    "--cpuset-mems",
+    "--detach-keys",
+    "--device",
+    "--device-cgroup-rule",
+    "--device-read-bps",
+    "--device-read-iops",
+    "--device-write-bps",
+    "--device-write-iops",
+    "--dns",
+    "--dns-option",
+    "--dns-search",
+    "--domainname",
+    "--entrypoint",
+    "-e",
+    "--env",
+    "--env-file",
+    "--expose",
+    "--gpus",
+    "--group-add",
+    "--health-cmd",
+    "--health-interval",
+    "--health-retries",
+    "--health-start-period",
+    "--health-timeout",
+    "-h",
+    "--hostname",
+    "--ip",
+    "--ip6",
+    "--ipc",
+    "--isolation",
+    "--label-file",
+    "-l",
+    "--label",
+    "--link",
+    "--log-driver",
+    "--log-opt",
+    "--mac-address",
+    "-m",
+    "--memory",
+    "--memory-reservation",
+    "--memory-swap",
+    "--memory-swappiness",
+    "--mount",
+    "--name",
+    "--network",
+    "--net",
+    "--network-alias",
+    "--oom-score-adj",
+    "--pid",
+    "--pids-limit",
+    "--platform",
+    "-p",
+    "--publish",
+    "--pull",
+    "--restart",
+    "--runtime",
+    "--security-opt",
+    "--shm-size",
+    "--stop-signal",
+    "--stop-timeout",
+    "--storage-opt",
+    "--sysctl",
+    "--tmpfs",
+    "--ulimit",
+    "-u",
+    "--user",
+    "--userns",
+    "--uts",
+    "-v",
+    "--volume",
+    "--volume-driver",
+    "--volumes-from",
+    "-w",
+    "--workdir",
+];
+const BOOLEAN_RUN_FLAGS: &[&str] = &[
+    "-d",
+    "--detach",
+    "-i",
+    "--interactive",
+    "-t",
+    "--tty",
+    "--rm",
+    "--init",
+    "--privileged",
+    "-P",
+    "--publish-all",
+    "--read-only",
+    "--no-healthcheck",
+    "--oom-kill-disable",
+    "-q",
+    "--quiet",
+    "--sig-proxy",
+];
+
+/// Reads what `command args` asks to run.
+pub fn target(command: &str, args: &[String]) -> Target {
+    let name = basename(command);
+    match name {
+        "npx" => npx_target(args),
+        "uvx" => match args.iter().find(|a| !a.starts_with('-')) {
+            Some(p) => Target::PythonRunner {
+                tool: "uvx".into(),
+                package: p.clone(),
+            },
+            None => Target::Unreadable("uvx without a package".into()),
+        },
+        "pipx" if args.first().is_some_and(|a| a == "run") => {
+            match args[1..].iter().find(|a| !a.starts_with('-')) {
+                Some(p) => Target::PythonRunner {
+                    tool: "pipx run".into(),
+                    package: p.clone(),
+                },
+                None => Target::Unreadable("pipx run without a package".into()),
+            }
+        }
+        "docker" | "podman" => oci_target(name, args),
+        _ if is_python(name) && args.first().is_some_and(|a| a == "-m") => match args.get(1) {
+            Some(module) => Target::PythonModule {
+                python: command.to_string(),
+                module: module.clone(),
+            },
+            None => Target::Unreadable("python -m without a module".into()),
+        },
+        _ if is_interpreter(name) => Target::Program {
+            command: command.to_string(),
+            script: script_argument(args),
+        },
+        _ => Target::Program {
+            command: command.to_string(),
+            script: None,
+        },
+    }
+}
+
+/// The first argument that is not an option: the script an interpreter runs. Options that
+/// take a value in the next argument (`-r mod`) are stepped over.
+fn script_argument(args: &[String]) -> Option<String> {
+    const VALUED: &[&str] = &[
+        "-r",
+        "--require",
+        "--import",
+        "--loader",
+        "-C",
+        "--conditions",
+    ];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if matches!(a.as_str(), "-e" | "--eval" | "-p" | "--print" | "-c" | "-") {
+            return None;
+        }
+        if VALUED.contains(&a.as_str()) {
+            i += 2;
+            continue;
+        }
+        if !a.starts_with('-') {
+            return Some(a.clone());
+        }
+        i += 1;
+    }
+    None
+}
+
+fn npx_target(args: &[String]) -> Target {
+    for (i, a) in args.iter().enumerate() {
+        match a.as_str() {
+            "-y" | "--yes" | "-q" | "--quiet" | "--no-install" => continue,
+            "-p" | "--package" | "-c" | "--call" => {
+                return Target::Unreadable(format!(
+                    "npx {a} is not resolved by this mcplock; name the package as npx's first argument"
+                ));
+            }
+            _ if a.starts_with('-') => {
+                return Target::Unreadable(format!("npx option {a:?} is not understood"));
+            }
+            _ => {
+                return match NpmSpec::parse(a) {
+                    Some(package) => Target::Npx { package, index: i },
+                    None => Target::Unreadable(format!(
+                        "{a:?} is not an npm registry package (a path, URL or git spec is not resolved)"
+                    )),
+                };
+            }
+        }
+    }
+    Target::Unreadable("npx without a package".into())
+}
+
+fn oci_target(engine: &str, args: &[String]) -> Target {
+    let start = match args {
+        [run, ..] if run == "run" => 1,
+        [container, run, ..] if container == "container" && run == "run" => 2,
+        _ => {
+            return Target::Unreadable(format!("{engine} without `run`: no image to resolve"));
+        }
+    };
+    let mut i = start;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') {
+            break;
+        }
+        let flag = a.split('=').next().unwrap_or(a);
+        if a.contains('=') && flag.starts_with("--") {
+            i += 1;
+        } else if VALUED_RUN_FLAGS.contains(&flag) {
+            i += 2;
+        } else if BOOLEAN_RUN_FLAGS.contains(&flag)
+            || (a.len() > 2
+                && !a.starts_with("--")
+                && a[1..]
+                    .chars()
+                    .all(|c| BOOLEAN_RUN_FLAGS.contains(&format!("-{c}").as_str())))
+        {
+            i += 1;
+        } else {
+            return Target::Unreadable(format!(
+                "{engine} run option {a:?} is not understood, so the image argument is not certain"
+            ));
+        }
+    }
+    match args.get(i) {
+        Some(image) => Target::Oci {
+            engine: engine.to_string(),
+            image: image.clone(),
+            index: i,
+        },
+        None => Target::Unreadable(format!("{engine} run without an image")),
+    }
+}
+
+/// An OCI reference split into repository, tag and digest.
+pub fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[last_slash..].rfind(':') {
+        Some(colon) => {
+            let at = last_slash + colon;
+            (&rest[..at], Some(&rest[at + 1..]), digest)
+        }
+        None => (rest, None, digest),
+    }
+}
+
+/// The args of a launch rewritten to run exactly `artifact`: `npx pkg@1.2.3`, `image@sha256:…`.
+/// `None` when there is nothing to rewrite (a path already names what runs, or it is pinned).
+pub fn pin(command: &str, args: &[String], artifact: &Artifact) -> Option<Vec<String>> {
+    let resolved = artifact.resolved()?;
+    if resolved.pinned {
+        return None;
+    }
+    let mut out = args.to_vec();
+    match (target(command, args), resolved.kind) {
+        (Target::Npx { package, index }, Kind::Npm) if package.name == resolved.name => {
+            out[index] = format!("{}@{}", resolved.name, resolved.version.as_deref()?);
+        }
+        (Target::Oci { image, index, .. }, Kind::Oci) => {
+            let (repo, _, _) = split_image(&image);
+            out[index] = format!("{repo}@{}", resolved.digest);
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn npm(version: &str, pinned: bool) -> Artifact {
+        Artifact::Resolved(Resolved {
+            kind: Kind::Npm,
+            name: "@scope/pkg".into(),
+            version: Some(version.into()),
+            digest: "sha512-abc".into(),
+            interpreter: None,
+            pinned,
+        })
+    }
+
+    #[test]
+    fn round_trips_and_reads_strictly() {
+        let file = Artifact::Resolved(Resolved {
+            kind: Kind::File,
+            name: "/srv/server.js".into(),
+            version: None,
+            digest: format!("sha256:{}", "0".repeat(64)),
+            interpreter: Some(("/usr/bin/node".into(), "sha256:1".into())),
+            pinned: true,
+        });
+        for a in [npm("1.2.3", false), file, Artifact::unresolved("why")] {
+            assert_eq!(Artifact::from_json(&a.to_json()).unwrap(), a);
+        }
+        for bad in [
+            json!({"kind": "npm", "name": "x", "digest": "d"}),
+            json!({"kind": "npm", "name": "x", "digest": "d", "pinned": true, "extra": 1}),
+            json!({"kind": "rpm", "name": "x", "digest": "d", "pinned": true}),
+            json!({"kind": "unresolved"}),
+            json!({"kind": "unresolved", "reason": "r", "name": "x"}),
+            json!({"kind": "npm", "name": "", "digest": "d", "pinned": true}),
+            json!("npm"),
+        ] {
+            assert!(Artifact::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn comparison_fails_closed() {
+        let locked = npm("1.2.3", true);
+        assert_eq!(
+            compare(Some(&locked), &npm("1.2.3", false)),
+            Comparison::Same
+        );
+        assert_eq!(
+            compare(Some(&locked), &npm("1.2.4", true)),
+            Comparison::Changed
+        );
+        assert_eq!(
+            compare(Some(&locked), &Artifact::unresolved("gone")),
+            Comparison::Changed
+        );
+        assert_eq!(
+            compare(Some(&Artifact::unresolved("x")), &locked),
+            Comparison::NotPinned
+        );
+        assert_eq!(compare(None, &locked), Comparison::NotPinned);
+    }
+
+    #[test]
+    fn reads_what_an_argv_runs() {
+        let t = target("npx", &args(&["-y", "@scope/pkg@^1.2", "--flag"]));
+        let Target::Npx { package, index } = t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(
+            (package.name.as_str(), package.spec.as_deref(), index),
+            ("@scope/pkg", Some("^1.2"), 1)
+        );
+        assert_eq!(package.exact_version(), None);
+        assert_eq!(
+            NpmSpec::parse("pkg@1.2.3-rc.1").unwrap().exact_version(),
+            Some("1.2.3-rc.1")
+        );
+        assert!(matches!(
+            target("npx", &args(&["./local"])),
+            Target::Unreadable(_)
+        ));
+        assert!(matches!(
+            target("npx", &args(&["-p", "x", "y"])),
+            Target::Unreadable(_)
+        ));
+        assert_eq!(
+            target(
+                "/usr/bin/docker",
+                &args(&[
+                    "run",
+                    "-i",
+                    "--rm",
+                    "-e",
+                    "K=v",
+                    "--name",
+                    "n",
+                    "ghcr.io/o/img:1",
+                    "serve"
+                ])
+            ),
+            Target::Oci {
+                engine: "docker".into(),
+                image: "ghcr.io/o/img:1".into(),
+                index: 7
+            }
+        );
+        assert_eq!(
+            target("docker", &args(&["run", "-it", "--env=A=1", "img"])),
+            Target::Oci {
+                engine: "docker".into(),
+                image: "img".into(),
+                index: 3
+            }
+        );
+        assert!(matches!(
+            target("docker", &args(&["run", "--mystery", "x", "img"])),
+            Target::Unreadable(_)
+        ));
+        assert_eq!(
+            target("python3.12", &args(&["-m", "mcp_server_sqlite"])),
+            Target::PythonModule {
+                python: "python3.12".into(),
+                module: "mcp_server_sqlite".into()
+            }
+        );
+        assert_eq!(
+            target(
+                "node",
+                &args(&["--require", "x", "dist/index.js", "--port"])
+            ),
+            Target::Program {
+                command: "node".into(),
+                script: Some("dist/index.js".into())
+            }
+        );
+        assert_eq!(
+            target("node", &args(&["-e", "code"])),
+            Target::Program {
+                command: "node".into(),
+                script: None
+            }
+        );
+        assert_eq!(
+            target("uvx", &args(&["--from", "x"])),
+            Target::PythonRunner {
+                tool: "uvx".into(),
+                package: "x".into()
+            }
+        );
+    }
+
+    #[test]
+    fn pins_a_floating_launch() {
+        assert_eq!(
+            pin(
+                "npx",
+                &args(&["-y", "@scope/pkg", "serve"]),
+                &npm("1.2.3", false)
+            ),
+            Some(args(&["-y", "@scope/pkg@1.2.3", "serve"]))
+        );
+        assert_eq!(
+            pin(
+                "npx",
+                &args(&["-y", "@scope/pkg@1.2.3"]),
+                &npm("1.2.3", true)
+            ),
+            None
+        );
+        let image = Artifact::Resolved(Resolved {
+            kind: Kind::Oci,
+            name: "ghcr.io/o/img".into(),
+            version: Some("1".into()),
+            digest: "sha256:abc".into(),
+            interpreter: None,
+            pinned: false,
+        });
+        assert_eq!(
+            pin("docker", &args(&["run", "-i", "ghcr.io/o/img:1"]), &image),
+            Some(args(&["run", "-i", "ghcr.io/o/img@sha256:abc"]))
+        );
+        assert_eq!(
+            split_image("localhost:5000/a/b:2@sha256:x"),
+            ("localhost:5000/a/b", Some("2"), Some("sha256:x"))
+        );
+        assert_eq!(
+            split_image("localhost:5000/a"),
+            ("localhost:5000/a", None, None)
+        );
+    }
+}
