@@ -79,6 +79,8 @@ codes! {
         "a server a host runs is not locked, or not with the launch its config gives";
     LaunchMismatch = "launch-mismatch", No,
         "`proxy`: the command or URL to run is not the one the lock approved";
+    ArtifactChanged = "artifact-changed", No,
+        "the package, image or file a locked server runs is not the one the lock recorded";
     BundleInvalid = "bundle-invalid", No,
         "an audit bundle does not verify";
     AuditLogBroken = "audit-log-broken", No,

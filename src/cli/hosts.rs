@@ -481,6 +481,12 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
             "--host locks the servers of the hosts' configs, each under its config key: give no server (-- CMD or --url) and no --name",
         ));
     }
+    if args.pin {
+        return Err(fail(
+            Code::Usage,
+            "--pin rewrites one launch given after --; a host config's launches are the config's to change: lock each with `mcplock lock --pin -- CMD`, then put the printed command in the config",
+        ));
+    }
     let (entries, unreadable) = gather(&args.hosts)?;
     let path = args.lockfile.as_path();
     let started = std::time::SystemTime::now();

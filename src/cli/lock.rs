@@ -7,6 +7,7 @@ use super::locked::{entry_for, protocol_like, relaunch_locked};
 use super::render::pretty;
 use super::scan::scan_stable;
 use super::{CliError, ExitKind, Format, LockArgs, Output};
+use crate::core::artifact::Artifact;
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
@@ -113,8 +114,34 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
             .and_then(|l| entry_for(l, args.name.as_deref(), &launch));
         server_args.protocol = protocol_like(server_args.protocol, known);
     }
-    let scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
-    let notes = scanned.notes.clone();
+    let mut scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
+    let mut pin_notes = Vec::new();
+    if args.pin {
+        let pinned = scanned
+            .snapshot
+            .artifact
+            .as_ref()
+            .and_then(|artifact| pinned_args(&server_args.server, artifact));
+        match pinned {
+            Some(server) => {
+                pin_notes.push(format!(
+                    "pinned the launch: {} became {} (use it in the host config too)",
+                    server_args.server.join(" "),
+                    server.join(" ")
+                ));
+                server_args.server = server;
+                // Lock what the pinned launch runs: it may fetch the exact version now.
+                scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
+            }
+            None => pin_notes.push(match &scanned.snapshot.artifact {
+                Some(a) => format!("--pin: nothing to rewrite ({})", a.describe()),
+                None => "--pin: a remote server has no artifact to pin".to_string(),
+            }),
+        }
+    }
+    let mut notes = scanned.notes.clone();
+    notes.extend(pin_notes);
+    notes.extend(artifact_notes(scanned.snapshot.artifact.as_ref()));
     let name = match args
         .name
         .clone()
@@ -206,7 +233,6 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     }
     // Here the lockfile holds the entry (written now, or unchanged): its look-alikes, in this
     // server or another, are worth a note.
-    let mut notes = notes;
     notes.extend(crate::core::confusable::notes_for(&lockfile, &name));
     Ok(report(
         args.lockfile.clone(),
@@ -216,6 +242,27 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         (changes, notes),
         entry,
     ))
+}
+
+/// The server's argv (program first) rewritten to the exact artifact it ran, when it floats.
+fn pinned_args(server: &[String], artifact: &Artifact) -> Option<Vec<String>> {
+    let (program, rest) = server.split_first()?;
+    let args = crate::core::artifact::pin(program, rest, artifact)?;
+    Some(std::iter::once(program.clone()).chain(args).collect())
+}
+
+/// What a reviewer should know about the artifact just resolved.
+fn artifact_notes(artifact: Option<&Artifact>) -> Option<String> {
+    match artifact? {
+        Artifact::Unresolved { reason } => {
+            Some(format!("the code this server runs is not pinned: {reason}"))
+        }
+        Artifact::Resolved(r) if !r.pinned => Some(format!(
+            "the launch floats: it ran {}, but a start may fetch another version; `mcplock lock --pin` pins it",
+            artifact?.describe()
+        )),
+        Artifact::Resolved(_) => None,
+    }
 }
 
 fn refusal(args: &LockArgs, headline: String, changes: &[String]) -> CliError {
@@ -244,6 +291,7 @@ fn report(
         let digest = entry.digest(&name).to_string();
         let stdout = match format {
             Format::Json => pretty(&json!({
+                "artifact": entry.artifact.as_ref().map(Artifact::to_json),
                 "changes": changes,
                 "digest": digest,
                 "lockfile": path,
@@ -279,6 +327,9 @@ fn report(
                 };
                 for change in &changes {
                     out.push_str(&format!("  {change}\n"));
+                }
+                if let Some(artifact) = &entry.artifact {
+                    out.push_str(&format!("runs {}\n", escape(&artifact.describe())));
                 }
                 out.push_str(&format!("digest {digest}\n"));
                 for note in &notes {

@@ -1,5 +1,6 @@
 //! The command line: argument definitions, dispatch, output and exit codes.
 
+mod artifacts;
 mod audit;
 mod bundle;
 mod changes;
@@ -850,6 +851,7 @@ impl SignatureCheck {
             check: self.clone(),
             hosts: HostArgs::default(),
             revocations: None,
+            artifacts: false,
         })
     }
 
@@ -1072,6 +1074,12 @@ pub struct LockArgs {
     #[arg(long)]
     pub check: bool,
 
+    /// Rewrite a floating launch to the exact artifact it ran, then lock that launch:
+    /// `npx -y pkg` becomes `npx -y pkg@1.2.3`, `docker run ... image:tag` becomes
+    /// `image@sha256:...`. Put the pinned command (printed) in the host config too.
+    #[arg(long, conflicts_with = "check")]
+    pub pin: bool,
+
     #[command(flatten)]
     pub repeat: RepeatArgs,
 
@@ -1282,6 +1290,12 @@ pub struct VerifyArgs {
     /// revokes. A signed list must verify with the same --key.
     #[arg(long, value_name = "PATH")]
     pub revocations: Option<std::path::PathBuf>,
+
+    /// Also resolve, on this machine, the package, image or file each locked local server
+    /// runs, and compare it with the artifact the lock recorded: exit 1 (`artifact-changed`)
+    /// naming each one that is another version or digest, or can no longer be resolved.
+    #[arg(long)]
+    pub artifacts: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1392,6 +1406,7 @@ pub fn main() -> ExitCode {
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
                 Command::Verify(args) => {
+                    let check_artifacts = args.artifacts;
                     let revocations = args.revocations.clone();
                     let lockfile = args.lockfile.clone();
                     let key = args.check.key.clone();
@@ -1400,11 +1415,15 @@ pub fn main() -> ExitCode {
                     } else {
                         keys::verify(args)
                     };
-                    match (verified, revocations) {
+                    let verified = match (verified, revocations) {
                         (Ok(out), Some(list)) => {
                             revocations::after_verify(out, &list, &lockfile, key.as_deref())
                         }
                         (result, _) => result,
+                    };
+                    match verified {
+                        Ok(out) if check_artifacts => artifacts::after_verify(out, &lockfile),
+                        result => result,
                     }
                 }
                 Command::Canonical(args) => keys::canonical(args),
@@ -1520,6 +1539,28 @@ impl Output {
         Output {
             exit,
             body: Body::Report { human, json },
+        }
+    }
+
+    /// A report with more said: `human` appended to its text and `key` added to its JSON
+    /// object. Other bodies are returned as they are.
+    pub fn with_section(self, human: &str, key: &str, value: serde_json::Value) -> Output {
+        let body = match self.body {
+            Body::Report {
+                human: mut text,
+                mut json,
+            } => {
+                text.push_str(human);
+                if let Some(object) = json.as_object_mut() {
+                    object.insert(key.to_string(), value);
+                }
+                Body::Report { human: text, json }
+            }
+            other => other,
+        };
+        Output {
+            exit: self.exit,
+            body,
         }
     }
 

@@ -3,6 +3,7 @@
 use super::exit::{Code, fail};
 use super::locked::entry_for;
 use super::{CliError, ExitKind, Output, ProxyArgs};
+use crate::core::artifact::Comparison;
 use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
 use crate::core::launch::Launch;
@@ -126,6 +127,27 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
         .find(|(_, s)| std::ptr::eq(*s, entry))
         .map(|(n, _)| n.clone())
         .unwrap_or_default();
+    // The code behind the argv: what the argv runs here and now must be what was locked.
+    if let Some(checked) = super::artifacts::check(entry, &launch) {
+        match checked.comparison {
+            Comparison::Same => {}
+            Comparison::Changed => {
+                return Err(fail(
+                    Code::ArtifactChanged,
+                    format!(
+                        "refusing to start {}: it would run another artifact than the lock recorded ({})",
+                        launch.describe_with_names(),
+                        checked.describe(&name)
+                    ),
+                ));
+            }
+            Comparison::NotPinned => eprintln!(
+                "mcplock: proxy: warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",
+                crate::core::text::escape(&name),
+                checked.describe(&name)
+            ),
+        }
+    }
     Ok((lockfile, name, endpoint))
 }
 

@@ -467,9 +467,14 @@ pub fn target(command: &str, args: &[String]) -> Target {
             },
             None => Target::Unreadable("python -m without a module".into()),
         },
-        _ if is_interpreter(name) => Target::Program {
-            command: command.to_string(),
-            script: script_argument(args),
+        _ if is_interpreter(name) => match script_argument(args) {
+            Some(script) => Target::Program {
+                command: command.to_string(),
+                script: Some(script),
+            },
+            None => Target::Unreadable(format!(
+                "{name} runs inline code or code from its input (no script file among its arguments): nothing on disk to pin"
+            )),
         },
         _ => Target::Program {
             command: command.to_string(),
@@ -756,13 +761,14 @@ mod tests {
                 script: Some("dist/index.js".into())
             }
         );
-        assert_eq!(
+        assert!(matches!(
             target("node", &args(&["-e", "code"])),
-            Target::Program {
-                command: "node".into(),
-                script: None
-            }
-        );
+            Target::Unreadable(_)
+        ));
+        assert!(matches!(
+            target("/bin/sh", &args(&["-c", "exec x"])),
+            Target::Unreadable(_)
+        ));
         assert_eq!(
             target("uvx", &args(&["--from", "x"])),
             Target::PythonRunner {

@@ -827,6 +827,7 @@ fn server_fields(name: &str, s: &ServerLock) -> Map<String, Value> {
         "instructions": s.instructions,
         "instructionsFindings": text_findings(&[s.instructions.as_deref()]),
         "launch": s.launch.to_json(),
+        "artifact": s.artifact.as_ref().map(crate::core::artifact::Artifact::to_json),
         "resourcesLocked": s.resources.is_some(),
     }) else {
         return Map::new();

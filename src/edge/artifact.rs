@@ -52,7 +52,7 @@ pub fn resolve(launch: &Launch) -> Option<Artifact> {
 fn resolve_target(cwd: &Path, command: &str, args: &[String]) -> Result<Artifact, String> {
     match target(command, args) {
         Target::Unreadable(reason) => Err(reason),
-        Target::Npx { package, .. } => npx(cwd, &package),
+        Target::Npx { package, .. } => npx(cwd, &package, &npm_cache_dir()?),
         Target::PythonRunner { tool, package } => Err(format!(
             "{tool} chooses and installs {package:?} at every start, in an environment of its own; install it into a virtual environment and launch its console script to pin it"
         )),
@@ -146,7 +146,7 @@ fn program(cwd: &Path, command: &str, script: Option<&str>) -> Result<Artifact, 
 
 /// npx, as libnpmexec decides: the package in the local project's tree (bare name or the
 /// exact version), else the npx cache directory named after the spec as given.
-fn npx(cwd: &Path, package: &NpmSpec) -> Result<Artifact, String> {
+fn npx(cwd: &Path, package: &NpmSpec, cache: &Path) -> Result<Artifact, String> {
     if let Some(prefix) = npm_prefix(cwd) {
         let dir = prefix.join("node_modules").join(&package.name);
         if let Some(version) = installed_version(&dir)? {
@@ -160,7 +160,6 @@ fn npx(cwd: &Path, package: &NpmSpec) -> Result<Artifact, String> {
             }
         }
     }
-    let cache = npm_cache_dir()?;
     let hash = hex(&Sha512::digest(package.raw.as_bytes()));
     let tree = cache.join("_npx").join(&hash[..16]);
     let dir = tree.join("node_modules").join(&package.name);
@@ -632,3 +631,6 @@ fn sha256_file(path: &Path) -> Result<String, String> {
     }
     Ok(format!("sha256:{}", hex(&hasher.finalize())))
 }
+
+#[cfg(test)]
+mod tests;

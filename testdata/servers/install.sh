@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the gauntlet scans, at pinned versions, inside this
 # folder: @modelcontextprotocol/server-everything and tailwindcss-mcp-server (npm, TypeScript
-# SDK; the latter prints banners on stdout), the TypeScript SDK itself (its Client drives the
+# SDK; the latter prints banners on stdout; for the artifact tests also another version of the
+# former, node-alt, and an npx cache of our own, npx-cache, holding it), the TypeScript SDK itself (its Client drives the
 # proxy tests as a host), a server and a host on the official Python SDK (PyPI `mcp`),
 # and mcp-server-sqlite (PyPI; advertises resources without a templates handler) in a venv of
 # its own. Needs node/npm and python3 with venv.
@@ -9,6 +10,16 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
 npm ci --prefix "$here/node" --no-audit --no-fund --loglevel=error
+# Another version of server-everything: the artifact tests swap it in behind the same launch.
+npm ci --prefix "$here/node-alt" --no-audit --no-fund --loglevel=error
+# An npx cache of our own, warmed with the exact spec the tests launch with `npx -y` (npx names
+# its cache directory after the spec; run from outside any project so npx installs it there).
+# Also a range that only that version satisfies: a launch that floats, for `lock --pin`.
+for spec in "@modelcontextprotocol/server-everything@2026.8.31" \
+  "@modelcontextprotocol/server-everything@>=2026.8.31 <2026.8.32"; do
+  (cd "$(mktemp -d)" && npm_config_cache="$here/npx-cache" npm exec --yes --no-audit --no-fund \
+    --loglevel=error --package="$spec" -- node -e "")
+done
 
 if [ ! -x "$here/python/.venv/bin/python" ]; then
   python3 -m venv "$here/python/.venv"

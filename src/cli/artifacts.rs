@@ -1,0 +1,95 @@
+//! Holding what locked servers run now against the artifacts their lock recorded: `verify
+//! --artifacts` for every locked local server, the proxy for the one it is about to start.
+
+use super::exit::{Code, fail};
+use super::{CliError, Output};
+use crate::core::artifact::{Artifact, Comparison, compare};
+use crate::core::launch::Launch;
+use crate::core::lockfile::ServerLock;
+use crate::core::text::escape;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// One server's artifact, resolved now and compared with the lock.
+pub struct Checked {
+    pub comparison: Comparison,
+    pub locked: Option<Artifact>,
+    pub now: Artifact,
+}
+
+impl Checked {
+    fn status(&self) -> &'static str {
+        match self.comparison {
+            Comparison::Same => "same",
+            Comparison::Changed => "changed",
+            Comparison::NotPinned => "not-pinned",
+        }
+    }
+
+    /// One line: what the lock recorded and what runs now.
+    pub fn describe(&self, server: &str) -> String {
+        let locked = self
+            .locked
+            .as_ref()
+            .map_or_else(|| "none recorded".to_string(), Artifact::describe);
+        format!(
+            "{}: locked {}; now {}",
+            escape(server),
+            escape(&locked),
+            escape(&self.now.describe())
+        )
+    }
+
+    fn to_json(&self, server: &str) -> Value {
+        json!({
+            "locked": self.locked.as_ref().map(Artifact::to_json),
+            "now": self.now.to_json(),
+            "server": server,
+            "status": self.status(),
+        })
+    }
+}
+
+/// Resolves what `launch` runs now and compares it with what `entry` locked; `None` for a
+/// remote server (nothing of it runs here).
+pub fn check(entry: &ServerLock, launch: &Launch) -> Option<Checked> {
+    let now = crate::edge::artifact::resolve(launch)?;
+    Some(Checked {
+        comparison: compare(entry.artifact.as_ref(), &now),
+        locked: entry.artifact.clone(),
+        now,
+    })
+}
+
+/// `verify --artifacts`, after the signature and the lockfile's checks held.
+pub fn after_verify(verified: Output, lockfile: &Path) -> Result<Output, CliError> {
+    let locked = super::locked::load_lockfile(lockfile)?.unwrap_or_default();
+    let checked: Vec<(&String, Checked)> = locked
+        .servers
+        .iter()
+        .filter_map(|(name, entry)| check(entry, &entry.launch).map(|c| (name, c)))
+        .collect();
+    let changed: Vec<String> = checked
+        .iter()
+        .filter(|(_, c)| c.comparison == Comparison::Changed)
+        .map(|(name, c)| c.describe(name))
+        .collect();
+    if !changed.is_empty() {
+        let mut error = fail(
+            Code::ArtifactChanged,
+            format!(
+                "the signature holds, but {} locked server(s) in {} now run another artifact than the one locked (re-lock with `mcplock lock --update` if the new one is approved)",
+                changed.len(),
+                lockfile.display()
+            ),
+        );
+        error.details = changed;
+        return Err(error);
+    }
+    let mut human = String::new();
+    for (name, c) in &checked {
+        human.push_str(&format!("artifact {}: {}\n", c.status(), c.describe(name)));
+    }
+    let json = checked.iter().map(|(name, c)| c.to_json(name)).collect();
+    Ok(verified.with_section(&human, "artifacts", Value::Array(json)))
+}
