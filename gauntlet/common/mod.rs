@@ -77,9 +77,15 @@ pub fn run_with(args: &[&str], deadline: Duration) -> Run {
 
 /// Like [`run_with`], in directory `dir`.
 pub fn run_in(dir: &Path, args: &[&str], deadline: Duration) -> Run {
+    run_in_env(dir, args, &[], deadline)
+}
+
+/// Like [`run_in`], with the environment variables `env` added.
+pub fn run_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)], deadline: Duration) -> Run {
     let start = Instant::now();
     let child = Command::new(mcplock_bin())
         .current_dir(dir)
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
