@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use mcplock::core::artifact::{Artifact, Kind, Resolved};
 use mcplock::core::diff::Class;
 use mcplock::core::lockfile::{Lockfile, ServerLock};
 use mcplock::core::snapshot::{ItemKind, Items, Launch, index_items};
@@ -115,6 +116,20 @@ fn unserved(kind: ItemKind, code: i64) -> Lockfile {
     })
 }
 
+/// The base locked as running the npm package `files-server` at `version`.
+fn with_artifact(version: &str) -> Lockfile {
+    edit_server(|s| {
+        s.artifact = Some(Artifact::Resolved(Resolved {
+            kind: Kind::Npm,
+            name: "files-server".into(),
+            version: Some(version.into()),
+            digest: format!("sha512-files-server-{version}"),
+            interpreter: None,
+            pinned: true,
+        }))
+    })
+}
+
 /// (case name, the class it demonstrates, new side); the old side is the base but where
 /// `every_change_class_has_a_golden_case` says otherwise.
 fn cases() -> Vec<(&'static str, Class, Lockfile)> {
@@ -125,6 +140,11 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             lockfile(vec![("files", server()), ("shell", server())]),
         ),
         ("server-removed", Class::ServerRemoved, lockfile(vec![])),
+        (
+            "artifact-changed",
+            Class::ArtifactChanged,
+            with_artifact("1.4.1"),
+        ),
         (
             "launch-changed",
             Class::LaunchChanged,
@@ -432,7 +452,9 @@ fn every_change_class_has_a_golden_case() {
         // The tightening case is the loosening case read backwards, and so is list-served;
         // a changed unserved code needs an unserved list on both sides.
         let unserved_prompts = unserved(ItemKind::Prompt, -32601);
+        let locked_artifact = with_artifact("1.4.0");
         let (old, new) = match name {
+            "artifact-changed" => (&locked_artifact, &changed),
             "schema-additional-properties-tightened" | "list-served" => (&changed, &base),
             "list-unserved-code-changed" => (&unserved_prompts, &changed),
             _ => (&base, &changed),

@@ -222,11 +222,9 @@ fn a_hand_edited_lockfile_is_refused_naming_the_place() {
         edited
     );
 
-    fs::write(
-        dir.path().join("mcp-lock.json"),
-        text.replacen("\"lockfileVersion\": 1", "\"lockfileVersion\": 7", 1),
-    )
-    .unwrap();
+    let newer = text.replacen("\"lockfileVersion\": 4", "\"lockfileVersion\": 7", 1);
+    assert_ne!(newer, text);
+    fs::write(dir.path().join("mcp-lock.json"), newer).unwrap();
     lock_in(dir.path(), &[], &fixture(&["--tools", "3"])).expect_failure(2, "newer mcplock");
 }
 
@@ -416,14 +414,15 @@ fn lockfiles_validate_against_the_documented_schema() {
         &fixture(&["--era", "modern", "--tools", "1"]),
     )
     .expect_success();
-    // A server with a list it advertises but does not serve makes the file version 2.
+    // A server with a list it advertises but does not serve needs version 2, the artifacts
+    // recorded for local servers version 4.
     lock_in(
         dir.path(),
         &["--name", "unserved"],
         &fixture(&["--tools", "1", "--unserved", "resources/templates/list"]),
     )
     .expect_success();
-    assert_eq!(doc(dir.path())["lockfileVersion"], 2);
+    assert_eq!(doc(dir.path())["lockfileVersion"], 4);
     let schema = repo().join("docs/lockfile.schema.json");
     let script = "import json,sys,jsonschema\n\
         schema=json.load(open(sys.argv[1]))\n\

@@ -186,18 +186,16 @@ fn a_duplicate_key_fails_and_reformatting_verifies() {
     fs::write(s.path("mcp-lock.json"), doc.to_string()).unwrap();
     s.verify(&[]).expect_success();
     // Reordered keys (a hand-written permutation at the top level) also verify.
-    let servers = doc["servers"].to_string();
+    let (servers, version) = (doc["servers"].to_string(), &doc["lockfileVersion"]);
     fs::write(
         s.path("mcp-lock.json"),
-        format!("{{ \"servers\": {servers},\n\"lockfileVersion\": 1 }}"),
+        format!("{{ \"servers\": {servers},\n\"lockfileVersion\": {version} }}"),
     )
     .unwrap();
     s.verify(&[]).expect_success();
-    let dup = text.replacen(
-        "\"lockfileVersion\": 1,",
-        "\"lockfileVersion\": 1,\n  \"lockfileVersion\": 1,",
-        1,
-    );
+    let line = format!("\"lockfileVersion\": {version},");
+    let dup = text.replacen(&line, &format!("{line}\n  {line}"), 1);
+    assert_ne!(dup, text);
     fs::write(s.path("mcp-lock.json"), dup).unwrap();
     s.verify(&[]).expect_failure(2, "duplicate object key");
 }

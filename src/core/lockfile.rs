@@ -1090,7 +1090,7 @@ mod tests {
 
     #[test]
     fn rejects_versions_duplicates_unknown_and_missing_fields() {
-        let e = edit(|d| d["lockfileVersion"] = json!(4)).unwrap_err();
+        let e = edit(|d| d["lockfileVersion"] = json!(LOCKFILE_VERSION + 1)).unwrap_err();
         assert!(e.message.contains("newer mcplock"), "{e}");
         let e = edit(|d| d["lockfileVersion"] = json!("1")).unwrap_err();
         assert_eq!(e.place, "lockfileVersion");

@@ -4,7 +4,16 @@ use std::collections::BTreeMap;
 
 fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>) -> Lockfile {
     let server = ServerLock {
-        artifact: None,
+        artifact: Some(crate::core::artifact::Artifact::Resolved(
+            crate::core::artifact::Resolved {
+                kind: crate::core::artifact::Kind::Npm,
+                name: "s".into(),
+                version: Some("1.0.0".into()),
+                digest: "sha512-x".into(),
+                interpreter: None,
+                pinned: true,
+            },
+        )),
         launch: Launch::Stdio {
             command: "node".into(),
             args: vec![],
@@ -83,6 +92,10 @@ fn presets_pass_a_clean_server_and_catch_a_bad_one() {
         vec![json!({"uriTemplate": "file:///{path}", "name": "files"})],
         Some("x"),
     );
+    let mut bad = bad;
+    if let Some(s) = bad.servers.get_mut("s") {
+        s.artifact = Some(crate::core::artifact::Artifact::unresolved("inline code"));
+    }
     let policy = preset("strict").unwrap().unwrap();
     let results = evaluate(&compile(policy.rules).unwrap(), &Input::new(&bad), &|| true).unwrap();
     let failing: Vec<(&str, Vec<Option<String>>)> = results
@@ -97,6 +110,10 @@ fn presets_pass_a_clean_server_and_catch_a_bad_one() {
         .collect();
     assert!(
         failing.contains(&("tool-has-description", vec![Some("bad name!".into())])),
+        "{failing:?}"
+    );
+    assert!(
+        failing.contains(&("artifact-is-resolved", vec![None])),
         "{failing:?}"
     );
     assert!(
