@@ -46,6 +46,9 @@ pub fn human(scanned: &Scanned) -> String {
         }
         None => {}
     }
+    if let Some(artifact) = &s.artifact {
+        let _ = writeln!(out, "runs          {}", escape(&artifact.describe()));
+    }
     let declared: Vec<&str> = s.client_capabilities.keys().map(String::as_str).collect();
     let _ = writeln!(
         out,

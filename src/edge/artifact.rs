@@ -52,7 +52,12 @@ pub fn resolve(launch: &Launch) -> Option<Artifact> {
 fn resolve_target(cwd: &Path, command: &str, args: &[String]) -> Result<Artifact, String> {
     match target(command, args) {
         Target::Unreadable(reason) => Err(reason),
-        Target::Npx { package, .. } => npx(cwd, &package, &npm_cache_dir()?),
+        Target::Npx { package, .. } => npx(
+            cwd,
+            &package,
+            &npm_cache_dir()?,
+            npm_global_lib(cwd).as_deref(),
+        ),
         Target::PythonRunner { tool, package } => Err(format!(
             "{tool} chooses and installs {package:?} at every start, in an environment of its own; install it into a virtual environment and launch its console script to pin it"
         )),
@@ -144,20 +149,39 @@ fn program(cwd: &Path, command: &str, script: Option<&str>) -> Result<Artifact, 
 
 // ---- npm ----
 
-/// npx, as libnpmexec decides: the package in the local project's tree (bare name or the
-/// exact version), else the npx cache directory named after the spec as given.
-fn npx(cwd: &Path, package: &NpmSpec, cache: &Path) -> Result<Artifact, String> {
-    if let Some(prefix) = npm_prefix(cwd) {
-        let dir = prefix.join("node_modules").join(&package.name);
-        if let Some(version) = installed_version(&dir)? {
-            let local_ok = match &package.spec {
-                None => true,
-                Some(s) if s == "*" => true,
-                Some(_) => package.exact_version() == Some(version.as_str()),
-            };
-            if local_ok {
-                return npm_artifact(&prefix, &package.name, &version, true);
+/// npx, as libnpmexec decides: the package in the local project's tree, else the global one,
+/// else the npx cache directory named after the spec as given. `global` is the directory that
+/// holds the global `node_modules`.
+fn npx(
+    cwd: &Path,
+    package: &NpmSpec,
+    cache: &Path,
+    global: Option<&Path>,
+) -> Result<Artifact, String> {
+    let local = npm_prefix(cwd);
+    for root in local.iter().map(PathBuf::as_path).chain(global) {
+        let dir = root.join("node_modules").join(&package.name);
+        let Some(version) = installed_version(&dir)? else {
+            continue;
+        };
+        let satisfied = match &package.spec {
+            None => true,
+            Some(s) if s == "*" => true,
+            Some(_) if package.exact_version().is_some() => {
+                package.exact_version() == Some(version.as_str())
             }
+            // npx runs this install if it satisfies the range, else another: deciding that
+            // needs npm's range semantics, so say it rather than risk naming the wrong code.
+            Some(range) => {
+                return Err(format!(
+                    "{} {version} is installed in {}; whether npx runs it for {range:?} depends on npm's range rules: name an exact version (`mcplock lock --pin` does)",
+                    package.name,
+                    root.display()
+                ));
+            }
+        };
+        if satisfied {
+            return npm_artifact(root, &package.name, &version, true);
         }
     }
     let hash = hex(&Sha512::digest(package.raw.as_bytes()));
@@ -165,9 +189,9 @@ fn npx(cwd: &Path, package: &NpmSpec, cache: &Path) -> Result<Artifact, String> 
     let dir = tree.join("node_modules").join(&package.name);
     let Some(version) = installed_version(&dir)? else {
         return Err(format!(
-            "npx would fetch {} from the registry at start: it is not installed in the project ({}) nor in the npx cache ({})",
+            "npx would fetch {} from the registry at start: it is not installed in the project ({}), globally, nor in the npx cache ({})",
             package.raw,
-            npm_prefix(cwd).map_or_else(|| cwd.display().to_string(), |p| p.display().to_string()),
+            local.map_or_else(|| cwd.display().to_string(), |p| p.display().to_string()),
             tree.display()
         ));
     };
@@ -182,6 +206,20 @@ fn npx(cwd: &Path, package: &NpmSpec, cache: &Path) -> Result<Artifact, String> 
     // A bare name, a range or a tag: npx asks the registry at start and may run a newer one.
     let pinned = package.exact_version().is_some();
     npm_artifact(&tree, &package.name, &version, pinned)
+}
+
+/// The directory of npm's global `node_modules`: `<prefix>/lib`, the prefix from
+/// `npm_config_prefix`, else the one node is installed under (`/usr` for `/usr/bin/node`).
+fn npm_global_lib(cwd: &Path) -> Option<PathBuf> {
+    let prefix = ["npm_config_prefix", "NPM_CONFIG_PREFIX"]
+        .into_iter()
+        .find_map(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+        .map(PathBuf::from)
+        .or_else(|| {
+            let node = real(&find_program(cwd, "node").ok()?).ok()?;
+            Some(node.parent()?.parent()?.to_path_buf())
+        })?;
+    Some(prefix.join("lib"))
 }
 
 /// npm's local prefix: the nearest directory up from `cwd` with a package.json or node_modules.

@@ -86,7 +86,7 @@ fn npx_looks_where_npx_runs_from() {
     let spec = |raw: &str| NpmSpec::parse(raw).unwrap();
     // The project's own install wins for a bare name and for its exact version.
     for raw in ["pkg", "pkg@1.0.0"] {
-        let r = resolved(npx(&project.join("sub"), &spec(raw), &cache));
+        let r = resolved(npx(&project.join("sub"), &spec(raw), &cache, None));
         assert_eq!(
             (r.digest.as_str(), r.pinned),
             ("sha512-local", true),
@@ -94,7 +94,7 @@ fn npx_looks_where_npx_runs_from() {
         );
     }
     // Another exact version: the npx cache directory named after the spec, as npx names it.
-    let e = npx(&project, &spec("pkg@2.0.0"), &cache).unwrap_err();
+    let e = npx(&project, &spec("pkg@2.0.0"), &cache, None).unwrap_err();
     assert!(e.contains("would fetch pkg@2.0.0"), "{e}");
     let hash = hex(&Sha512::digest(b"pkg@2.0.0"));
     let tree = cache.join("_npx").join(&hash[..16]);
@@ -103,7 +103,7 @@ fn npx_looks_where_npx_runs_from() {
         "2.0.0",
         json!({"version": "2.0.0", "integrity": "sha512-two"}),
     );
-    let r = resolved(npx(&project, &spec("pkg@2.0.0"), &cache));
+    let r = resolved(npx(&project, &spec("pkg@2.0.0"), &cache, None));
     assert_eq!(
         (r.version.as_deref(), r.digest.as_str(), r.pinned),
         (Some("2.0.0"), "sha512-two", true)
@@ -115,14 +115,26 @@ fn npx_looks_where_npx_runs_from() {
         "3.0.0",
         json!({"version": "3.0.0", "integrity": "sha512-three"}),
     );
-    let r = resolved(npx(&elsewhere, &spec("pkg"), &cache));
+    let r = resolved(npx(&elsewhere, &spec("pkg"), &cache, None));
     assert_eq!((r.version.as_deref(), r.pinned), (Some("3.0.0"), false));
+    // Installed globally (and not in the project): npx runs that one.
+    let global = dir.path().join("global/lib");
+    npm_tree(
+        &global,
+        "4.0.0",
+        json!({"version": "4.0.0", "integrity": "sha512-global"}),
+    );
+    let r = resolved(npx(&elsewhere, &spec("pkg"), &cache, Some(&global)));
+    assert_eq!((r.digest.as_str(), r.pinned), ("sha512-global", true));
+    // A range against an install: npm's range rules decide, so it is not guessed.
+    let e = npx(&project, &spec("pkg@^1"), &cache, None).unwrap_err();
+    assert!(e.contains("range rules"), "{e}");
     // The cache holds another version than the one named: not what would run.
     write(
         &tree.join("node_modules/pkg/package.json"),
         &json!({"name": "pkg", "version": "2.0.1"}).to_string(),
     );
-    let e = npx(&elsewhere, &spec("pkg@2.0.0"), &cache).unwrap_err();
+    let e = npx(&elsewhere, &spec("pkg@2.0.0"), &cache, None).unwrap_err();
     assert!(e.contains("not the 2.0.0"), "{e}");
 }
 
