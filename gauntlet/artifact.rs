@@ -9,7 +9,6 @@ use common::*;
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
@@ -201,29 +200,11 @@ fn a_venv_console_script_is_pinned_by_its_distribution() {
     );
 }
 
-/// Runs the Python SDK host through the proxy; the proxy must refuse before anything starts.
+/// The Python SDK host through the proxy, which must refuse before anything starts.
 fn proxy_refuses(dir: &Path, server: &[&str]) -> String {
-    let python = real_component("python/.venv/bin/python");
-    let script = repo().join("testdata/servers/python/proxy_client.py");
-    let out = Command::new(python)
-        .current_dir(dir)
-        .arg(script)
-        .arg("[]")
-        .arg("--")
-        .args([mcplock_bin(), "proxy", "--key", "mcplock.pub", "--"])
-        .args(server)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "the host session succeeded:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("mcplock proxy refused to start the server"),
-        "{stderr}"
-    );
-    stderr
+    let mut argv = vec![mcplock_bin(), "proxy", "--key", "mcplock.pub", "--"];
+    argv.extend_from_slice(server);
+    host_refused(dir, &argv).1
 }
 
 fn relaunch_diff(dir: &Path) -> Value {

@@ -357,27 +357,6 @@ fn nothing_starts_unless_the_lock_and_the_command_hold() {
     }
 }
 
-/// The host's first request gets the refusal; returns what the host raised and the stderr.
-fn host_refused(dir: &Path, argv: &[&str]) -> (String, String) {
-    let python = real_component("python/.venv/bin/python");
-    let script = repo().join("testdata/servers/python/proxy_client.py");
-    let out = Command::new(python)
-        .current_dir(dir)
-        .arg(script)
-        .arg("[]")
-        .arg("--")
-        .args(argv)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "the host session succeeded");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        stderr.contains("mcplock proxy refused to start the server"),
-        "{stderr}"
-    );
-    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
-}
-
 #[test]
 fn a_server_locked_over_the_stateless_protocol_serves_a_legacy_host() {
     // mcplock locks the Python SDK server over 2026-07-28; the Python SDK host speaks the

@@ -194,3 +194,26 @@ pub fn names(listing: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// Runs the official Python SDK's host (testdata/servers/python/proxy_client.py) against
+/// `argv`, a proxy that must refuse: the host's first request gets the refusal. Returns what
+/// the host printed and its stderr.
+pub fn host_refused(dir: &Path, argv: &[&str]) -> (String, String) {
+    let python = real_component("python/.venv/bin/python");
+    let script = repo().join("testdata/servers/python/proxy_client.py");
+    let out = Command::new(python)
+        .current_dir(dir)
+        .arg(script)
+        .arg("[]")
+        .arg("--")
+        .args(argv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the host session succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("mcplock proxy refused to start the server"),
+        "{stderr}"
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}

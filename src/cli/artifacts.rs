@@ -88,7 +88,11 @@ pub fn after_verify(verified: Output, lockfile: &Path) -> Result<Output, CliErro
     }
     let mut human = String::new();
     for (name, c) in &checked {
-        human.push_str(&format!("artifact {}: {}\n", c.status(), c.describe(name)));
+        let line = match c.comparison {
+            Comparison::Same => format!("{}: {}", escape(name), escape(&c.now.describe())),
+            _ => c.describe(name),
+        };
+        human.push_str(&format!("artifact {}: {line}\n", c.status()));
     }
     let json = checked.iter().map(|(name, c)| c.to_json(name)).collect();
     Ok(verified.with_section(&human, "artifacts", Value::Array(json)))
