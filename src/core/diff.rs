@@ -7,7 +7,7 @@
 
 use crate::core::canonical::{differing_pointers, to_canonical};
 use crate::core::findings;
-use crate::core::json::{parse_strict, pointer_escape};
+use crate::core::json::pointer_escape;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Items};
 use serde_json::{Map, Value};
@@ -499,10 +499,26 @@ const MAX_POINTERS: usize = 4096;
 /// Most catch-all changes reported per item (or server header).
 const MAX_CATCH_ALL: usize = 32;
 
-/// `value` rebuilt from its RFC 8785 form, so that `==` on the result is equality of canonical
-/// forms (numbers compared as RFC 8785 numbers: `10`, `10.0` and `1e1` become one value).
+/// `value` as its RFC 8785 form reads back, so that `==` on the result is equality of canonical
+/// forms: numbers become the number their canonical text parses to (`10`, `10.0` and `1e1` one
+/// value); strings and names read back as they are. Built by one walk, not by writing the
+/// canonical text and parsing it (the same result: a property test holds them equal).
 fn normalized(value: &Value) -> Value {
-    parse_strict(&to_canonical(value)).unwrap_or_else(|_| value.clone())
+    match value {
+        Value::Object(map) => Value::Object(normalized_map(map)),
+        Value::Array(items) => Value::Array(items.iter().map(normalized).collect()),
+        Value::Number(_) => {
+            let text = to_canonical(value);
+            serde_json::from_slice(&text).unwrap_or_else(|_| value.clone())
+        }
+        other => other.clone(),
+    }
+}
+
+fn normalized_map(map: &Map<String, Value>) -> Map<String, Value> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), normalized(v)))
+        .collect()
 }
 
 /// The changes within one server, word diffs included (default limits).
@@ -791,17 +807,12 @@ fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut 
         match new.get(key) {
             None => out.push(whole(server, subject, Class::ItemRemoved)),
             Some(b) if a != b => {
-                let (a, b) = (
-                    normalized(&Value::Object(a.clone())),
-                    normalized(&Value::Object(b.clone())),
-                );
-                let (Value::Object(x), Value::Object(y)) = (&a, &b) else {
-                    continue;
-                };
+                let (x, y) = (normalized_map(a), normalized_map(b));
                 if x == y {
                     continue;
                 }
-                let mut deltas = diff_definition(kind, x, y);
+                let mut deltas = diff_definition(kind, &x, &y);
+                let (a, b) = (Value::Object(x), Value::Object(y));
                 explain(&a, &b, kind == ItemKind::Prompt, &mut deltas);
                 for mut d in deltas {
                     // Any change to a resource template (what URIs the agent may read) is critical.

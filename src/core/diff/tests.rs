@@ -882,3 +882,25 @@ fn another_artifact_behind_the_same_surface_is_critical() {
         [("artifact-changed", Info)]
     );
 }
+
+proptest::proptest! {
+    /// The one-walk normalization answers what writing the canonical text and parsing it back
+    /// answers, so equality after it is still equality of canonical forms.
+    #[test]
+    fn normalizing_by_walking_is_reading_the_canonical_form_back(
+        doc in crate::core::testkit::any_json(),
+    ) {
+        let read_back = crate::core::json::parse_strict(&crate::core::canonical::to_canonical(&doc));
+        if let Ok(read_back) = read_back {
+            proptest::prop_assert_eq!(normalized(&doc), read_back);
+        }
+    }
+}
+
+#[test]
+fn normalizing_makes_one_value_of_one_canonical_number() {
+    let a = json!({"n": 10, "x": [1e1, 2.50], "big": 9007199254740993u64});
+    let b = json!({"n": 10.0, "x": [10, 2.5], "big": 9007199254740992u64});
+    assert_ne!(a, b);
+    assert_eq!(normalized(&a), normalized(&b));
+}
