@@ -1,6 +1,6 @@
 //! The artifact behind a locked server, against what `testdata/servers/install.sh` installed:
 //! a server run from node_modules, one through `npx` from a warm npx cache of our own, a venv
-//! console script, another version of a package swapped in behind the same launch, a script
+//! console script, one through `uvx` from a uv cache of our own, another version of a package swapped in behind the same launch, a script
 //! edited behind an identical tool surface, and a launch that cannot be resolved.
 
 mod common;
@@ -198,6 +198,63 @@ fn a_venv_console_script_is_pinned_by_its_distribution() {
         artifact["digest"].as_str().unwrap().starts_with("sha256:"),
         "{artifact}"
     );
+}
+
+#[test]
+fn uvx_is_resolved_in_the_environment_uv_names_and_the_same_wheel_is_the_same_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tests' own uv cache (warmed by install.sh), its pins, and no index: uv runs what it holds.
+    let (cache, pins) = (
+        real_component("uv-cache"),
+        real_component("sqlite/requirements.txt"),
+    );
+    let env = [
+        ("UV_CACHE_DIR", cache.as_str()),
+        ("UV_CONSTRAINT", pins.as_str()),
+        ("UV_OFFLINE", "1"),
+    ];
+    let uvx = real_component("python/.venv/bin/uvx");
+    let db = d.join("db.sqlite");
+    let db = db.to_str().unwrap();
+    let run = lock(
+        d,
+        &["--name", "uvx"],
+        &[uvx.as_str(), "mcp-server-sqlite", "--db-path", db],
+        &env,
+    );
+    run.expect_success();
+    assert!(run.stdout.contains("the launch floats"), "{}", run.stdout);
+    let floating = lockfile(d)["servers"]["uvx"]["artifact"].clone();
+    assert_eq!(floating["kind"], "pypi", "{floating}");
+    assert_eq!(floating["version"], "2025.4.25");
+    assert_eq!(floating["pinned"], false);
+
+    // The same wheel installed by pip into the sqlite venv is the same artifact: the digest
+    // covers what the wheel installed, not how or where.
+    let server = sqlite_server(&d.join("venv.sqlite"));
+    let argv: Vec<&str> = server.iter().map(String::as_str).collect();
+    lock(d, &["--name", "venv"], &argv, &[]).expect_success();
+    assert_eq!(
+        lockfile(d)["servers"]["venv"]["artifact"]["digest"],
+        floating["digest"]
+    );
+
+    let run = lock(
+        d,
+        &["--name", "uvx", "--update", "--pin"],
+        &[uvx.as_str(), "mcp-server-sqlite", "--db-path", db],
+        &env,
+    );
+    run.expect_success();
+    let entry = &lockfile(d)["servers"]["uvx"];
+    assert_eq!(
+        entry["launch"]["args"],
+        serde_json::json!(["mcp-server-sqlite==2025.4.25", "--db-path", db]),
+        "{entry}"
+    );
+    assert_eq!(entry["artifact"]["pinned"], true);
+    assert_eq!(entry["artifact"]["digest"], floating["digest"]);
 }
 
 /// The Python SDK host through the proxy, which must refuse before anything starts.

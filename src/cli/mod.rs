@@ -1075,8 +1075,8 @@ pub struct LockArgs {
     pub check: bool,
 
     /// Rewrite a floating launch to the exact artifact it ran, then lock that launch:
-    /// `npx -y pkg` becomes `npx -y pkg@1.2.3`, `docker run ... image:tag` becomes
-    /// `image@sha256:...`. Put the pinned command (printed) in the host config too.
+    /// `npx -y pkg` becomes `npx -y pkg@1.2.3`, `uvx pkg` `uvx pkg==1.2.3`, `docker run ...
+    /// image:tag` `image@sha256:...`. Put the pinned command (printed) in the host config too.
     #[arg(long, conflicts_with = "check")]
     pub pin: bool,
 

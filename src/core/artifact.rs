@@ -228,7 +228,13 @@ pub fn compare(locked: Option<&Artifact>, now: &Artifact) -> Comparison {
 pub enum Target {
     /// `npx [-y] pkg[@spec] ...`; `index` is the position of the package in the args.
     Npx { package: NpmSpec, index: usize },
-    /// `uvx pkg ...` or `pipx run pkg ...`.
+    /// `uvx [--from] spec ...`; `index` is the position of the requirement in the args.
+    Uvx {
+        uvx: String,
+        requirement: PyRequirement,
+        index: usize,
+    },
+    /// `pipx run pkg ...`.
     PythonRunner { tool: String, package: String },
     /// `python -m module ...`.
     PythonModule { python: String, module: String },
@@ -443,13 +449,7 @@ pub fn target(command: &str, args: &[String]) -> Target {
     let name = basename(command);
     match name {
         "npx" => npx_target(args),
-        "uvx" => match args.iter().find(|a| !a.starts_with('-')) {
-            Some(p) => Target::PythonRunner {
-                tool: "uvx".into(),
-                package: p.clone(),
-            },
-            None => Target::Unreadable("uvx without a package".into()),
-        },
+        "uvx" => uvx_target(command, args),
         "pipx" if args.first().is_some_and(|a| a == "run") => {
             match args[1..].iter().find(|a| !a.starts_with('-')) {
                 Some(p) => Target::PythonRunner {
@@ -510,6 +510,83 @@ fn script_argument(args: &[String]) -> Option<String> {
         i += 1;
     }
     None
+}
+
+/// A PyPI requirement as uvx is given it: `name`, `name==1.2.3`, `name>=1`, `name[extra]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PyRequirement {
+    pub raw: String,
+    /// The distribution name as given (compare with [`normalize_python_name`]).
+    pub name: String,
+    /// The exact version after `==`, if that is the whole specifier.
+    pub exact: Option<String>,
+}
+
+impl PyRequirement {
+    pub fn parse(raw: &str) -> Option<PyRequirement> {
+        let end = raw
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            .unwrap_or(raw.len());
+        let (name, rest) = raw.split_at(end);
+        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return None;
+        }
+        let exact = rest
+            .strip_prefix("==")
+            .filter(|v| {
+                !v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".+!-_".contains(c))
+            })
+            .map(str::to_string);
+        if exact.is_none() && !rest.is_empty() && !rest.starts_with(['<', '>', '=', '!', '~', '['])
+        {
+            return None;
+        }
+        Some(PyRequirement {
+            raw: raw.to_string(),
+            name: name.to_string(),
+            exact,
+        })
+    }
+}
+
+/// PEP 503's normalized form of a distribution name: lowercase, runs of `-_.` as one `-`.
+pub fn normalize_python_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if "-_.".contains(c) {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+fn uvx_target(command: &str, args: &[String]) -> Target {
+    let (index, raw) = match args {
+        [from, spec, ..] if from == "--from" => (1, spec),
+        [first, ..] if first.starts_with('-') => {
+            return Target::Unreadable(format!(
+                "uvx option {first:?} is not resolved by this mcplock; name the package first, or with --from"
+            ));
+        }
+        [spec, ..] => (0, spec),
+        [] => return Target::Unreadable("uvx without a package".into()),
+    };
+    match PyRequirement::parse(raw) {
+        Some(requirement) => Target::Uvx {
+            uvx: command.to_string(),
+            requirement,
+            index,
+        },
+        None => Target::Unreadable(format!(
+            "{raw:?} is not a PyPI requirement mcplock reads (a path, URL or git spec is not resolved)"
+        )),
+    }
 }
 
 fn npx_target(args: &[String]) -> Target {
@@ -611,6 +688,14 @@ pub fn pin(command: &str, args: &[String], artifact: &Artifact) -> Option<Vec<St
     match (target(command, args), resolved.kind) {
         (Target::Npx { package, index }, Kind::Npm) if package.name == resolved.name => {
             out[index] = format!("{}@{}", resolved.name, resolved.version.as_deref()?);
+        }
+        (
+            Target::Uvx {
+                requirement, index, ..
+            },
+            Kind::Pypi,
+        ) if normalize_python_name(&requirement.name) == normalize_python_name(&resolved.name) => {
+            out[index] = format!("{}=={}", requirement.name, resolved.version.as_deref()?);
         }
         (Target::Oci { image, index, .. }, Kind::Oci) => {
             let (repo, _, _) = split_image(&image);
@@ -769,17 +854,73 @@ mod tests {
             target("/bin/sh", &args(&["-c", "exec x"])),
             Target::Unreadable(_)
         ));
+        let Target::Uvx {
+            requirement, index, ..
+        } = target(
+            "uvx",
+            &args(&["--from", "Mcp_Server.sqlite==2025.4.25", "serve"]),
+        )
+        else {
+            panic!("not uvx")
+        };
         assert_eq!(
-            target("uvx", &args(&["--from", "x"])),
-            Target::PythonRunner {
-                tool: "uvx".into(),
-                package: "x".into()
-            }
+            (
+                requirement.name.as_str(),
+                requirement.exact.as_deref(),
+                index
+            ),
+            ("Mcp_Server.sqlite", Some("2025.4.25"), 1)
         );
+        assert_eq!(
+            normalize_python_name(&requirement.name),
+            "mcp-server-sqlite"
+        );
+        let Target::Uvx { requirement, .. } = target("uvx", &args(&["pkg>=1,<2"])) else {
+            panic!("not uvx")
+        };
+        assert_eq!(requirement.exact, None);
+        for bad in [&["--python", "3.12", "pkg"][..], &["./local"], &[]] {
+            assert!(
+                matches!(target("uvx", &args(bad)), Target::Unreadable(_)),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            target("pipx", &args(&["run", "pkg"])),
+            Target::PythonRunner { .. }
+        ));
     }
 
     #[test]
     fn pins_a_floating_launch() {
+        let pypi = Artifact::Resolved(Resolved {
+            kind: Kind::Pypi,
+            name: "mcp-server-sqlite".into(),
+            version: Some("2025.4.25".into()),
+            digest: "sha256:x".into(),
+            interpreter: None,
+            pinned: false,
+        });
+        assert_eq!(
+            pin(
+                "uvx",
+                &args(&["mcp_server_sqlite", "--db-path", "d"]),
+                &pypi
+            ),
+            Some(args(&["mcp_server_sqlite==2025.4.25", "--db-path", "d"]))
+        );
+        assert_eq!(
+            pin(
+                "uvx",
+                &args(&["--from", "mcp-server-sqlite>=2025", "mcp-server-sqlite"]),
+                &pypi
+            ),
+            Some(args(&[
+                "--from",
+                "mcp-server-sqlite==2025.4.25",
+                "mcp-server-sqlite"
+            ]))
+        );
         assert_eq!(
             pin(
                 "npx",

@@ -8,7 +8,8 @@
 //! answer is not certain, the artifact is [`Artifact::Unresolved`] with the reason.
 
 use crate::core::artifact::{
-    Artifact, Kind, NpmSpec, Resolved, Target, basename, split_image, target,
+    Artifact, Kind, NpmSpec, PyRequirement, Resolved, Target, basename, normalize_python_name,
+    split_image, target,
 };
 use crate::core::launch::Launch;
 use base64::Engine as _;
@@ -58,8 +59,11 @@ fn resolve_target(cwd: &Path, command: &str, args: &[String]) -> Result<Artifact
             &npm_cache_dir()?,
             npm_global_lib(cwd).as_deref(),
         ),
+        Target::Uvx {
+            uvx, requirement, ..
+        } => uvx_environment(cwd, &uvx, &requirement),
         Target::PythonRunner { tool, package } => Err(format!(
-            "{tool} chooses and installs {package:?} at every start, in an environment of its own; install it into a virtual environment and launch its console script to pin it"
+            "{tool} chooses and installs {package:?} at every start, in an environment of its own that mcplock cannot name; install it into a virtual environment and launch its console script (or use uvx) to pin it"
         )),
         Target::PythonModule { python, module } => {
             let python = find_program(cwd, &python)?;
@@ -456,6 +460,54 @@ fn record_has_module(dist: &Path, module: &str) -> Result<bool, String> {
         .any(|l| l.starts_with(&package) || l.starts_with(&single)))
 }
 
+/// uvx: uv itself names the environment it runs a requirement in. It is asked offline (it
+/// installs nothing from the network) to run that environment's interpreter with `-I -S`, so
+/// nothing the environment installed runs, and that interpreter prints its own path.
+fn uvx_environment(cwd: &Path, uvx: &str, requirement: &PyRequirement) -> Result<Artifact, String> {
+    let program = find_program(cwd, uvx)?;
+    let answer = run_bounded(
+        &program,
+        &[
+            "--offline",
+            "--from",
+            &requirement.raw,
+            "python",
+            "-I",
+            "-S",
+            "-c",
+            "import sys; print(sys.executable)",
+        ],
+    )
+    .map_err(|e| {
+        format!(
+            "uvx cannot name an environment for {} without the network ({e}): it would install one at start",
+            requirement.raw
+        )
+    })?;
+    let python = PathBuf::from(answer.trim());
+    let site = venv_site_packages(&python)?;
+    let wanted = normalize_python_name(&requirement.name);
+    let dist = find_distribution(&site, |dist| {
+        let file = dist.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = file
+            .as_deref()
+            .and_then(|f| f.split('-').next())
+            .unwrap_or("");
+        Ok(normalize_python_name(name) == wanted)
+    })?
+    .ok_or_else(|| format!("uv's environment {} holds no {wanted}", site.display()))?;
+    let artifact = pypi(&site, &dist, requirement.exact.is_some())?;
+    if let (Some(exact), Some(found)) = (&requirement.exact, artifact.resolved())
+        && found.version.as_deref() != Some(exact.as_str())
+    {
+        return Err(format!(
+            "uv's environment holds {wanted} {}, not the {exact} the launch names",
+            found.version.as_deref().unwrap_or("?")
+        ));
+    }
+    Ok(artifact)
+}
+
 /// A distribution: name and version from METADATA; the digest over its RECORD's entries for
 /// the files it installed into site-packages (not the per-install files: INSTALLER,
 /// REQUESTED, direct_url.json, scripts outside site-packages whose `#!` names this venv),
@@ -575,7 +627,7 @@ fn oci(cwd: &Path, engine: &str, image: &str) -> Result<Artifact, String> {
             image,
         ],
     )
-    .map_err(|e| format!("{engine} image inspect {image}: {e}"))?;
+    .map_err(|e| format!("{engine} image inspect {image}: {e} (is the image present locally?)"))?;
     let digests: Vec<String> = serde_json::from_str(output.trim())
         .map_err(|e| format!("{engine} image inspect {image} answered unexpectedly: {e}"))?;
     let short = |r: &str| {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP servers the gauntlet scans, at pinned versions, inside this
 # folder: @modelcontextprotocol/server-everything and tailwindcss-mcp-server (npm, TypeScript
-# SDK; the latter prints banners on stdout; for the artifact tests also another version of the
-# former, node-alt, and an npx cache of our own, npx-cache, holding it), the TypeScript SDK itself (its Client drives the
-# proxy tests as a host), a server and a host on the official Python SDK (PyPI `mcp`),
-# and mcp-server-sqlite (PyPI; advertises resources without a templates handler) in a venv of
-# its own. Needs node/npm and python3 with venv.
+# SDK; the latter prints banners on stdout), the TypeScript SDK itself (its Client drives the
+# proxy tests as a host), a server and a host on the official Python SDK (PyPI `mcp`), and
+# mcp-server-sqlite (PyPI; advertises resources without a templates handler) in a venv of its
+# own. For the artifact tests also: another server-everything version (node-alt), an npx cache
+# of our own (npx-cache) and a uv cache of our own (uv-cache, through the uv the Python venv
+# installs). Needs node/npm and python3 with venv.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -30,5 +31,10 @@ if [ ! -x "$here/sqlite/.venv/bin/python" ]; then
   python3 -m venv "$here/sqlite/.venv"
 fi
 "$here/sqlite/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/sqlite/requirements.txt"
+
+# A uv cache of our own holding mcp-server-sqlite, for a server launched with uvx; its
+# dependencies are held to the sqlite venv's pins (it breaks on the 2.x SDK), as the tests do.
+UV_CACHE_DIR="$here/uv-cache" UV_CONSTRAINT="$here/sqlite/requirements.txt" \
+  "$here/python/.venv/bin/uvx" --quiet --from mcp-server-sqlite==2025.4.25 python -c ""
 
 echo "real servers installed under $here"
