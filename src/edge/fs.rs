@@ -102,13 +102,16 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
             });
         }
     };
-    if file.metadata().is_ok_and(|m| m.len() > limit) {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > limit {
         return Err(FsError::TooLarge {
             path: path.into(),
             limit,
         });
     }
-    let mut bytes = Vec::new();
+    // Sized once (the reader below cannot see the file's size through `take`): a large file is
+    // then read without the buffer being reallocated and copied as it grows.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| FsError::Read {
