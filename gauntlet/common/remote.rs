@@ -71,14 +71,15 @@ pub fn everything_http(mode: &str) -> HttpServerProcess {
 
 /// The Python SDK peer (`pinned_server.py`) over `transport` (`streamable-http` or `sse`).
 pub fn python_http(transport: &str) -> HttpServerProcess {
-    let port = free_port();
-    let mut command = Command::new(real_component("python/.venv/bin/python"));
-    command.args([
-        &real_component("python/pinned_server.py"),
-        transport,
-        &port.to_string(),
-    ]);
-    serve(command, port)
+    serve(|port| {
+        let mut command = Command::new(real_component("python/.venv/bin/python"));
+        command.args([
+            &real_component("python/pinned_server.py"),
+            transport,
+            &port.to_string(),
+        ]);
+        command
+    })
 }
 
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
@@ -111,49 +112,76 @@ fn hostile(
     tls_dir: Option<&std::path::Path>,
     log: Option<&std::path::Path>,
 ) -> HttpServerProcess {
-    let port = free_port();
-    let mut command = Command::new(real_component("python/.venv/bin/python"));
-    if let Some(dir) = tls_dir {
-        command.env("HOSTILE_TLS_DIR", dir);
-    }
-    if let Some(log) = log {
-        command.env("HOSTILE_LOG", log);
-    }
-    command
-        .arg(real_component("python/hostile_http.py"))
-        .arg(mode)
-        .arg(port.to_string())
-        .args(args);
-    serve(command, port)
+    serve(|port| {
+        let mut command = Command::new(real_component("python/.venv/bin/python"));
+        if let Some(dir) = tls_dir {
+            command.env("HOSTILE_TLS_DIR", dir);
+        }
+        if let Some(log) = log {
+            command.env("HOSTILE_LOG", log);
+        }
+        command
+            .arg(real_component("python/hostile_http.py"))
+            .arg(mode)
+            .arg(port.to_string())
+            .args(args);
+        command
+    })
 }
 
-/// Starts a server that will listen on `port`, quiet, and waits until it does.
-fn serve(mut command: Command, port: u16) -> HttpServerProcess {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start python");
-    let server = HttpServerProcess { child, port };
-    wait_listening(port);
-    server
+/// Starts the server `command(port)` builds, quiet, on a port of its own, and waits until it
+/// listens. A server that exits before it listens (its port was taken meanwhile) is started
+/// again on another port.
+fn serve(command: impl Fn(u16) -> Command) -> HttpServerProcess {
+    for _ in 0..5 {
+        let port = free_port();
+        let child = command(port)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python");
+        let mut server = HttpServerProcess { child, port };
+        if wait_listening(&mut server) {
+            return server;
+        }
+    }
+    panic!("no server started on a port of its own in 5 attempts");
 }
 
-/// A port nobody listens on now (the OS picks it; a server started next takes it).
+/// A port nobody listens on now (the OS picks it; a server started next takes it), and never
+/// one handed out before in this test process: tests start servers in parallel, and a port
+/// handed out twice would put two of them on it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
-fn wait_listening(port: u16) {
+/// True once the server listens; false when it exited first.
+fn wait_listening(server: &mut HttpServerProcess) -> bool {
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if server.child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", server.port)).is_ok() {
+            // Listening, and (still running) the one listening.
+            return server.child.try_wait().ok().flatten().is_none();
+        }
         assert!(
             started.elapsed() < START,
-            "nothing listens on 127.0.0.1:{port} after {START:?}"
+            "nothing listens on 127.0.0.1:{} after {START:?}",
+            server.port
         );
         std::thread::sleep(Duration::from_millis(50));
     }
