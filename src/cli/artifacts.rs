@@ -5,7 +5,7 @@ use super::exit::{Code, fail};
 use super::{CliError, Output};
 use crate::core::artifact::{Artifact, Comparison, compare};
 use crate::core::launch::Launch;
-use crate::core::lockfile::ServerLock;
+use crate::core::lockfile;
 use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -50,24 +50,28 @@ impl Checked {
     }
 }
 
-/// Resolves what `launch` runs now and compares it with what `entry` locked; `None` for a
-/// remote server (nothing of it runs here).
-pub fn check(entry: &ServerLock, launch: &Launch) -> Option<Checked> {
+/// Resolves what `launch` runs now and compares it with `locked`, what the lock recorded;
+/// `None` for a remote server (nothing of it runs here).
+pub fn check(locked: Option<&Artifact>, launch: &Launch) -> Option<Checked> {
     let now = crate::edge::artifact::resolve(launch)?;
     Some(Checked {
-        comparison: compare(entry.artifact.as_ref(), &now),
-        locked: entry.artifact.clone(),
+        comparison: compare(locked, &now),
+        locked: locked.cloned(),
         now,
     })
 }
 
-/// `verify --artifacts`, after the signature and the lockfile's checks held.
-pub fn after_verify(verified: Output, lockfile: &Path) -> Result<Output, CliError> {
-    let locked = super::locked::load_lockfile(lockfile)?.unwrap_or_default();
-    let checked: Vec<(&String, Checked)> = locked
-        .servers
+/// `verify --artifacts`, once the signature and the lockfile's checks held: `servers` are the
+/// entries that very check read (the file is not read again, so what is resolved, and may ask a
+/// launch's own program, is what was verified).
+pub fn after_verify(
+    verified: Output,
+    lockfile: &Path,
+    servers: &lockfile::Checked,
+) -> Result<Output, CliError> {
+    let checked: Vec<(&String, Checked)> = servers
         .iter()
-        .filter_map(|(name, entry)| check(entry, &entry.launch).map(|c| (name, c)))
+        .filter_map(|(name, s)| check(s.artifact.as_ref(), &s.launch).map(|c| (name, c)))
         .collect();
     let changed: Vec<String> = checked
         .iter()
@@ -75,16 +79,15 @@ pub fn after_verify(verified: Output, lockfile: &Path) -> Result<Output, CliErro
         .map(|(name, c)| c.describe(name))
         .collect();
     if !changed.is_empty() {
-        let mut error = fail(
+        return Err(fail(
             Code::ArtifactChanged,
             format!(
                 "the signature holds, but {} locked server(s) in {} now run another artifact than the one locked (re-lock with `mcplock lock --update` if the new one is approved)",
                 changed.len(),
                 lockfile.display()
             ),
-        );
-        error.details = changed;
-        return Err(error);
+        )
+        .with_details(changed));
     }
     let mut human = String::new();
     for (name, c) in &checked {

@@ -244,8 +244,11 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
     let (verified, counts) = super::locked::verify_lockfile(&args.lockfile, |covered| {
         verify_with(&inputs, bundle_path, covered.canonical)
     })?;
-    let tools: usize = counts.values().filter_map(|c| c.get(&ItemKind::Tool)).sum();
-    let servers: Vec<String> = counts.into_keys().collect();
+    let tools: usize = counts
+        .values()
+        .filter_map(|s| s.items.get(&ItemKind::Tool))
+        .sum();
+    let servers: Vec<&String> = counts.keys().collect();
     let json = json_report(bundle_path, &args.lockfile, &verified, &servers);
     let human = format!(
         "verified: {} is signed by {} (issuer {}), logged at {}\n{} server(s), {tools} tool(s): {}\n",
@@ -260,5 +263,9 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    let report = Output::report(ExitKind::Clean, human, json);
+    if args.artifacts {
+        return super::artifacts::after_verify(report, &args.lockfile, &counts);
+    }
+    Ok(report)
 }

@@ -252,9 +252,10 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
     let tools: usize = servers
         .values()
-        .filter_map(|counts| counts.get(&crate::core::snapshot::ItemKind::Tool))
+        .filter_map(|s| s.items.get(&crate::core::snapshot::ItemKind::Tool))
         .sum();
-    let servers: Vec<String> = servers.into_keys().collect();
+    let checked = servers;
+    let servers: Vec<&String> = checked.keys().collect();
     let json = json!({
         "keyId": signed_by.trim_start_matches("key "),
         "lockfile": args.lockfile.display().to_string(),
@@ -272,5 +273,9 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    let verified = Output::report(ExitKind::Clean, human, json);
+    if args.artifacts {
+        return super::artifacts::after_verify(verified, &args.lockfile, &checked);
+    }
+    Ok(verified)
 }

@@ -253,13 +253,14 @@ fn pinned_args(server: &[String], artifact: &Artifact) -> Option<Vec<String>> {
 
 /// What a reviewer should know about the artifact just resolved.
 fn artifact_notes(artifact: Option<&Artifact>) -> Option<String> {
-    match artifact? {
+    let artifact = artifact?;
+    match artifact {
         Artifact::Unresolved { reason } => {
             Some(format!("the code this server runs is not pinned: {reason}"))
         }
         Artifact::Resolved(r) if !r.pinned => Some(format!(
             "the launch floats: it ran {}, but a start may fetch another version; `mcplock lock --pin` pins it",
-            artifact?.describe()
+            artifact.describe()
         )),
         Artifact::Resolved(_) => None,
     }

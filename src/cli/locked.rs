@@ -5,7 +5,7 @@ use super::exit::{Code, fail};
 use super::scan::scan_server;
 use super::{CliError, ServerArgs, SignatureCheck};
 use crate::core::launch::Launch;
-use crate::core::lockfile::{ItemCounts, Lockfile, ServerLock};
+use crate::core::lockfile::{Checked, Lockfile, ServerLock};
 use crate::core::signature::{Covered, frame_value, header_room, put_header};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
@@ -34,11 +34,11 @@ pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
 /// while, side by side, the lockfile's own strict checks run (each takes a while on a large
 /// file). A file in the form mcplock writes is canonicalized in one pass without building its
 /// definitions; anything else is parsed strictly, which also says what is wrong with it.
-/// Returns what `check` returned and the item counts per server.
+/// Returns what `check` returned and what the strict read found per server.
 pub fn verify_lockfile<T: Send>(
     path: &Path,
     check: impl FnOnce(Covered<'_>) -> Result<T, CliError> + Send,
-) -> Result<(T, ItemCounts), CliError> {
+) -> Result<(T, Checked), CliError> {
     let text = super::exit::read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
     let (signed, counts) = match Lockfile::stream_text(&text, header_room()) {
         Some(mut streamed) => {

@@ -1406,7 +1406,6 @@ pub fn main() -> ExitCode {
                 Command::Keygen(args) => keys::keygen(args),
                 Command::Sign(args) => keys::sign(args).await,
                 Command::Verify(args) => {
-                    let check_artifacts = args.artifacts;
                     let revocations = args.revocations.clone();
                     let lockfile = args.lockfile.clone();
                     let key = args.check.key.clone();
@@ -1415,15 +1414,11 @@ pub fn main() -> ExitCode {
                     } else {
                         keys::verify(args)
                     };
-                    let verified = match (verified, revocations) {
+                    match (verified, revocations) {
                         (Ok(out), Some(list)) => {
                             revocations::after_verify(out, &list, &lockfile, key.as_deref())
                         }
                         (result, _) => result,
-                    };
-                    match verified {
-                        Ok(out) if check_artifacts => artifacts::after_verify(out, &lockfile),
-                        result => result,
                     }
                 }
                 Command::Canonical(args) => keys::canonical(args),

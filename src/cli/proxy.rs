@@ -128,7 +128,7 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
         .map(|(n, _)| n.clone())
         .unwrap_or_default();
     // The code behind the argv: what the argv runs here and now must be what was locked.
-    if let Some(checked) = super::artifacts::check(entry, &launch) {
+    if let Some(checked) = super::artifacts::check(entry.artifact.as_ref(), &launch) {
         match checked.comparison {
             Comparison::Same => {}
             Comparison::Changed => {

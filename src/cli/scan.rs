@@ -259,7 +259,7 @@ async fn scan_remote(args: &ServerArgs, endpoint: HttpEndpoint) -> Result<Scanne
 
 /// The artifact a local launch runs ([`crate::edge::artifact::resolve`]), off the runtime's
 /// threads (it reads files and may ask an image engine).
-pub async fn resolve_artifact(
+async fn resolve_artifact(
     launch: crate::core::launch::Launch,
 ) -> Option<crate::core::artifact::Artifact> {
     tokio::task::spawn_blocking(move || crate::edge::artifact::resolve(&launch))

@@ -362,9 +362,9 @@ impl Lockfile {
     }
 
     /// Checks a parsed lockfile as strictly as [`Lockfile::from_value`] (every digest) without
-    /// copying any definition out of it; returns the item counts per server and kind.
-    pub fn check_value(value: &Value) -> Result<ItemCounts, LockfileError> {
-        Ok(counts(read_document(value, Keep::DigestsOnly)?))
+    /// copying any definition out of it; returns each server's item counts, launch and artifact.
+    pub fn check_value(value: &Value) -> Result<Checked, LockfileError> {
+        Ok(checked(read_document(value, Keep::DigestsOnly)?))
     }
 
     /// A lockfile's text canonicalized in one pass without building its definitions (see
@@ -375,10 +375,7 @@ impl Lockfile {
             [servers, _, field, _, definition]
                 if servers == "servers" && definition == "definition" =>
             {
-                ItemKind::ALL
-                    .into_iter()
-                    .find(|kind| kind.field() == field)
-                    .map(ItemKind::key_field)
+                ItemKind::from_field(field).map(ItemKind::key_field)
             }
             _ => None,
         };
@@ -387,7 +384,7 @@ impl Lockfile {
 
     /// [`Lockfile::check_value`] of a streamed lockfile: the same checks and answers, the
     /// definitions' digests taken from their canonical bytes.
-    pub fn check_streamed(streamed: &Streamed) -> Result<ItemCounts, LockfileError> {
+    pub fn check_streamed(streamed: &Streamed) -> Result<Checked, LockfileError> {
         let digests = crate::core::parallel::map(&streamed.spans, |span| {
             Digest::of_bytes(&streamed.canonical[span.range.clone()])
         });
@@ -396,7 +393,7 @@ impl Lockfile {
             let [_, server, field, key, _] = span.path.as_slice() else {
                 continue;
             };
-            let Some(kind) = ItemKind::ALL.into_iter().find(|k| k.field() == field) else {
+            let Some(kind) = ItemKind::from_field(field) else {
                 continue;
             };
             hashed
@@ -406,25 +403,39 @@ impl Lockfile {
                 .or_default()
                 .insert(key.clone(), digest);
         }
-        Ok(counts(read_document(
+        Ok(checked(read_document(
             &streamed.skeleton,
             Keep::Hashed(&hashed),
         )?))
     }
 }
 
-/// Items per server and kind.
-pub type ItemCounts = BTreeMap<String, BTreeMap<ItemKind, usize>>;
+/// One server as a check that keeps no definitions saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedServer {
+    /// Locked items per kind.
+    pub items: BTreeMap<ItemKind, usize>,
+    pub launch: Launch,
+    pub artifact: Option<Artifact>,
+}
 
-fn counts(read: Read) -> ItemCounts {
+/// What [`Lockfile::check_value`] found, per server.
+pub type Checked = BTreeMap<String, CheckedServer>;
+
+fn checked(read: Read) -> Checked {
     read.servers
         .into_iter()
-        .map(|(name, (_, digests))| {
-            let counts = digests
+        .map(|(name, (server, digests))| {
+            let items = digests
                 .into_iter()
                 .map(|(kind, d)| (kind, d.len()))
                 .collect();
-            (name, counts)
+            let server = CheckedServer {
+                items,
+                launch: server.launch,
+                artifact: server.artifact,
+            };
+            (name, server)
         })
         .collect()
 }
@@ -730,9 +741,7 @@ fn read_unserved(value: &Value, place: &str) -> Result<BTreeMap<ItemKind, i64>, 
     }
     let mut out = BTreeMap::new();
     for (field, entry) in map {
-        let kind = ItemKind::ALL
-            .into_iter()
-            .find(|k| k.field() == field)
+        let kind = ItemKind::from_field(field)
             .ok_or_else(|| err(place, format!("unknown kind {field:?}")))?;
         let code = unserved_code(entry).ok_or_else(|| {
             err(
@@ -1121,8 +1130,8 @@ mod tests {
     fn checking_without_copying_agrees_with_reading() {
         let doc: Value = serde_json::from_slice(&file().to_pretty()).unwrap();
         let counts = Lockfile::check_value(&doc).unwrap();
-        assert_eq!(counts["demo"][&ItemKind::Tool], 2);
-        assert_eq!(counts["demo"].get(&ItemKind::Resource), None);
+        assert_eq!(counts["demo"].items[&ItemKind::Tool], 2);
+        assert_eq!(counts["demo"].items.get(&ItemKind::Resource), None);
         let mut edited = doc.clone();
         edited["servers"]["demo"]["tools"]["sum"]["definition"]["x"] = json!(1);
         assert_eq!(
@@ -1250,7 +1259,7 @@ mod tests {
     }
 
     /// The strict read's answer for a text: its counts, or its error (a JSON error too).
-    fn strict_check(text: &[u8]) -> Result<ItemCounts, String> {
+    fn strict_check(text: &[u8]) -> Result<Checked, String> {
         let value = parse_strict(text).map_err(|e| e.to_string())?;
         Lockfile::check_value(&value).map_err(|e| e.to_string())
     }

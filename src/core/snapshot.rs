@@ -33,6 +33,11 @@ impl ItemKind {
         }
     }
 
+    /// The kind whose [`ItemKind::field`] is `field`.
+    pub fn from_field(field: &str) -> Option<ItemKind> {
+        ItemKind::ALL.into_iter().find(|kind| kind.field() == field)
+    }
+
     /// The field of the list result (and of our snapshot) holding the items.
     pub fn field(self) -> &'static str {
         match self {
@@ -284,10 +289,7 @@ impl Snapshot {
             Some(Value::Object(u)) => u.clone(),
             Some(_) => return Err("unserved is not an object".into()),
         };
-        if let Some(unknown) = unserved
-            .keys()
-            .find(|k| !ItemKind::ALL.iter().any(|kind| kind.field() == k.as_str()))
-        {
+        if let Some(unknown) = unserved.keys().find(|k| ItemKind::from_field(k).is_none()) {
             return Err(format!("unserved names an unknown kind {unknown:?}"));
         }
         let mut listings = BTreeMap::new();

@@ -11,6 +11,7 @@ use crate::core::artifact::{
     Artifact, Kind, NpmSpec, PyRequirement, Resolved, Target, basename, normalize_python_name,
     split_image, target,
 };
+use crate::core::bundle::hex;
 use crate::core::launch::Launch;
 use base64::Engine as _;
 use serde_json::Value;
@@ -703,10 +704,6 @@ fn run_bounded(program: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 // ---- files ----
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn sha256_file(path: &Path) -> Result<String, String> {
     let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
