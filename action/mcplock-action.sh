@@ -366,24 +366,27 @@ diff_base() { # LOCKFILE FAIL_ON
     put diff.note "$lockfile does not exist at the base commit $base_sha: every server in it is new"
   fi
 
-  local sarif_code md_code
-  run_mcplock "$STATE/diff.sarif" "$STATE/diff-sarif.err" \
-    diff "$old" "$lockfile" --fail-on "$fail_on" --format sarif
-  sarif_code=$CODE
-  run_mcplock "$STATE/diff.md" "$STATE/diff.err" \
-    diff "$old" "$lockfile" --fail-on "$fail_on" --format markdown
-  md_code=$CODE
-  show_untrusted "$STATE/diff.md" "mcplock diff"
-  show_untrusted "$STATE/diff.err" "mcplock diff (stderr)"
-  show_untrusted "$STATE/diff-sarif.err" "mcplock diff --format sarif (stderr)"
+  sarif_and_markdown diff "mcplock diff" diff "$old" "$lockfile" --fail-on "$fail_on"
+}
 
-  if [ "$sarif_code" -le 1 ] && [ -s "$STATE/diff.sarif" ]; then
-    output sarif-file "$STATE/diff.sarif"
+# Runs `mcplock ARGS...` as SARIF and as Markdown into $STATE/NAME.sarif and $STATE/NAME.md,
+# shows what they print (untrusted text), sets the step's file outputs and records the result.
+sarif_and_markdown() { # NAME LABEL ARGS...
+  local name=$1 label=$2 sarif_code
+  shift 2
+  run_mcplock "$STATE/$name.sarif" "$STATE/$name-sarif.err" "$@" --format sarif
+  sarif_code=$CODE
+  run_mcplock "$STATE/$name.md" "$STATE/$name.err" "$@" --format markdown
+  show_untrusted "$STATE/$name.md" "$label"
+  show_untrusted "$STATE/$name.err" "$label (stderr)"
+  show_untrusted "$STATE/$name-sarif.err" "$label --format sarif (stderr)"
+  if [ "$sarif_code" -le 1 ] && [ -s "$STATE/$name.sarif" ]; then
+    output sarif-file "$STATE/$name.sarif"
   fi
-  if [ "$md_code" -le 1 ] && [ -s "$STATE/diff.md" ]; then
-    output markdown-file "$STATE/diff.md"
+  if [ "$CODE" -le 1 ] && [ -s "$STATE/$name.md" ]; then
+    output markdown-file "$STATE/$name.md"
   fi
-  finish_tool diff "$sarif_code" "$md_code"
+  finish_tool "$name" "$sarif_code" "$CODE"
 }
 
 diff_live() { # LOCKFILE FAIL_ON
@@ -458,22 +461,8 @@ step_policy() {
     return 0
   fi
   put policy.note "$lockfile"
-  local sarif_code
-  run_mcplock "$STATE/policy.sarif" "$STATE/policy-sarif.err" \
-    policy check --lockfile "$lockfile" "${args[@]}" --format sarif
-  sarif_code=$CODE
-  run_mcplock "$STATE/policy.md" "$STATE/policy.err" \
-    policy check --lockfile "$lockfile" "${args[@]}" --format markdown
-  show_untrusted "$STATE/policy.md" "mcplock policy check"
-  show_untrusted "$STATE/policy.err" "mcplock policy check (stderr)"
-  show_untrusted "$STATE/policy-sarif.err" "mcplock policy check --format sarif (stderr)"
-  if [ "$sarif_code" -le 1 ] && [ -s "$STATE/policy.sarif" ]; then
-    output sarif-file "$STATE/policy.sarif"
-  fi
-  if [ "$CODE" -le 1 ] && [ -s "$STATE/policy.md" ]; then
-    output markdown-file "$STATE/policy.md"
-  fi
-  finish_tool policy "$sarif_code" "$CODE"
+  sarif_and_markdown policy "mcplock policy check" \
+    policy check --lockfile "$lockfile" "${args[@]}"
 }
 
 # --- the verdict, shared by summary and gate ------------------------------------------------
