@@ -431,6 +431,13 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub allow_server_requests: bool,
 
+    /// Let a method outside the MCP protocol through (repeatable; exact name, e.g. an
+    /// extension's `vendor/search`): a host request of it is forwarded and audited, a
+    /// notification of it passes either way. Every other method the negotiated protocol
+    /// version does not define is answered by the proxy (-32601) or dropped, and audited.
+    #[arg(long = "allow-method", value_name = "NAME")]
+    pub allow_methods: Vec<String>,
+
     /// Largest single message accepted from either side (suffixes K, M, KiB, MiB).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub max_message_size: usize,

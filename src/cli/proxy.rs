@@ -8,7 +8,7 @@ use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
 use crate::core::launch::Launch;
 use crate::core::lockfile::Lockfile;
-use crate::proxy::{Audit, End, Options, run as session};
+use crate::proxy::{Audit, End, Options, run as session, run_until};
 use crate::transport::channel::Limits;
 use crate::transport::process::{ServerCommand, ServerProcess};
 use crate::transport::{Endpoint, http};
@@ -280,21 +280,22 @@ async fn serve(
             "mcplock: proxy: warning: every call of tool {tool:?} will be denied: its locked inputSchema cannot check arguments ({why})"
         );
     }
-    let options = Options {
-        server_name: name.to_string(),
-        limits: Limits {
+    let mut options = Options::new(
+        name,
+        Limits {
             max_message_bytes: args.max_message_size,
             strict_stdout: false,
         },
-        allow_server_requests: args.allow_server_requests,
-        on_drift: args.on_drift.into(),
-        on_response: args.on_response_finding.into(),
-        revocations: args
-            .revocations
-            .clone()
-            .map(|path| revocation_poll(path, args.check.key.clone())),
-        call_policy: call_policy(args, lockfile, name)?,
-    };
+    );
+    options.allow_server_requests = args.allow_server_requests;
+    options.allow_methods = args.allow_methods.iter().cloned().collect();
+    options.on_drift = args.on_drift.into();
+    options.on_response = args.on_response_finding.into();
+    options.revocations = args
+        .revocations
+        .clone()
+        .map(|path| revocation_poll(path, args.check.key.clone()));
+    options.call_policy = call_policy(args, lockfile, name)?;
     let (host_in, host_out) = host_io();
     match endpoint {
         Endpoint::Stdio(mut cmd) => {
@@ -304,16 +305,34 @@ async fn serve(
             let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
                 .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
             let mut stdin = pipes.stdin;
-            let end = session(
-                host_in,
-                host_out,
-                pipes.stdout,
-                &mut stdin,
-                &locked,
-                &options,
-                audit,
-            )
-            .await;
+            // The server's own process ending is news even when a helper it started keeps its
+            // output open: the session then ends within a grace period.
+            let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
+            let exited = async {
+                if exited_rx.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let end = {
+                let run = run_until(
+                    host_in,
+                    host_out,
+                    pipes.stdout,
+                    &mut stdin,
+                    &locked,
+                    &options,
+                    audit,
+                    exited,
+                );
+                tokio::pin!(run);
+                tokio::select! {
+                    end = &mut run => end,
+                    _ = process.wait() => {
+                        let _ = exited_tx.send(());
+                        run.await
+                    }
+                }
+            };
             drop(stdin);
             let (status, _) = process.stop(GRACE).await;
             process.finish(GRACE).await;

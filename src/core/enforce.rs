@@ -452,7 +452,8 @@ pub fn called_item(
     Some(match method {
         "tools/call" => field("name").map(|n| (ItemKind::Tool, n)),
         "prompts/get" => field("name").map(|n| (ItemKind::Prompt, n)),
-        "resources/read" => field("uri").map(|u| (ItemKind::Resource, u)),
+        // A subscription asks for a resource's updates: it is held to what a read would be.
+        "resources/read" | "resources/subscribe" => field("uri").map(|u| (ItemKind::Resource, u)),
         "completion/complete" => {
             let reference = params.and_then(|p| p.get("ref"));
             match (
@@ -488,6 +489,9 @@ pub fn check_call(
     locked: &Locked<'_>,
     session: &Session,
 ) -> Result<(), Reason> {
+    if method == "subscriptions/listen" {
+        return check_subscriptions(params, locked, session);
+    }
     let Some(item) = called_item(method, params) else {
         return Ok(());
     };
@@ -496,27 +500,7 @@ pub fn check_call(
         return Err(Reason::Revoked(why.to_string()));
     }
     if kind == ItemKind::Resource {
-        // A static resource that was listed, or a URI one of the listed templates produces.
-        if locked.covers(ItemKind::Resource) && session.is_listed(ItemKind::Resource, &key) {
-            return Ok(());
-        }
-        let templates = session.listed.get(&ItemKind::ResourceTemplate);
-        let expands = templates
-            .into_iter()
-            .flatten()
-            .filter(|template| {
-                session
-                    .revoked(ItemKind::ResourceTemplate, template)
-                    .is_none()
-            })
-            .any(|template| template_matches(template, &key));
-        return if expands {
-            Ok(())
-        } else if locked.digest(ItemKind::Resource, &key).is_some() {
-            Err(Reason::NotListed)
-        } else {
-            Err(Reason::NotLocked)
-        };
+        return check_resource(&key, locked, session);
     }
     if locked.digest(kind, &key).is_none() {
         return Err(Reason::NotLocked);
@@ -528,6 +512,69 @@ pub fn check_call(
         locked.check_arguments(&key, params.and_then(|p| p.get("arguments")))?;
     }
     Ok(())
+}
+
+/// Resource URIs one `subscriptions/listen` may name, at most.
+pub const MAX_SUBSCRIPTIONS: usize = 1_024;
+
+/// A 2026-07-28 `subscriptions/listen`: every resource it subscribes to is held to what a read
+/// of it would be (`resourceSubscriptions` replaced `resources/subscribe`).
+fn check_subscriptions(
+    params: Option<&Value>,
+    locked: &Locked<'_>,
+    session: &Session,
+) -> Result<(), Reason> {
+    let uris = match params
+        .and_then(|p| p.get("notifications"))
+        .and_then(|n| n.get("resourceSubscriptions"))
+    {
+        None => return Ok(()),
+        Some(Value::Array(uris)) if uris.len() <= MAX_SUBSCRIPTIONS => uris,
+        Some(Value::Array(_)) => {
+            return Err(Reason::Malformed(format!(
+                "more than {MAX_SUBSCRIPTIONS} resourceSubscriptions"
+            )));
+        }
+        Some(_) => {
+            return Err(Reason::Malformed(
+                "resourceSubscriptions is not a list".into(),
+            ));
+        }
+    };
+    for uri in uris {
+        let uri = uri.as_str().ok_or_else(|| {
+            Reason::Malformed("a resourceSubscriptions entry is not a string".into())
+        })?;
+        if let Some(why) = session.revoked(ItemKind::Resource, uri) {
+            return Err(Reason::Revoked(why.to_string()));
+        }
+        check_resource(uri, locked, session)?;
+    }
+    Ok(())
+}
+
+/// A static resource that was listed, or a URI one of the listed templates produces.
+fn check_resource(key: &str, locked: &Locked<'_>, session: &Session) -> Result<(), Reason> {
+    if locked.covers(ItemKind::Resource) && session.is_listed(ItemKind::Resource, key) {
+        return Ok(());
+    }
+    let templates = session.listed.get(&ItemKind::ResourceTemplate);
+    let expands = templates
+        .into_iter()
+        .flatten()
+        .filter(|template| {
+            session
+                .revoked(ItemKind::ResourceTemplate, template)
+                .is_none()
+        })
+        .any(|template| template_matches(template, key));
+    if expands {
+        Ok(())
+    } else if locked.digest(ItemKind::Resource, key).is_some() {
+        Err(Reason::NotListed)
+    } else {
+        Err(Reason::NotLocked)
+    }
 }
 
 /// Whether `uri` is one that the RFC 6570 template could expand to, judged conservatively:

@@ -1,7 +1,9 @@
 //! The proxy's loop without processes: host and server are scripted over in-memory pipes.
 
 use super::*;
+use crate::core::enforce::DENIED;
 use crate::core::lockfile::ServerLock;
+use tokio::io::AsyncWriteExt;
 use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, duplex};
 
 fn lock() -> ServerLock {
@@ -58,7 +60,18 @@ fn pipe() -> (
     tokio::io::ReadHalf<DuplexStream>,
     tokio::io::WriteHalf<DuplexStream>,
 ) {
-    let (a, b) = duplex(1 << 22);
+    pipe_of(1 << 22)
+}
+
+/// A pipe holding at most `buffer` bytes in each direction.
+fn pipe_of(
+    buffer: usize,
+) -> (
+    Peer,
+    tokio::io::ReadHalf<DuplexStream>,
+    tokio::io::WriteHalf<DuplexStream>,
+) {
+    let (a, b) = duplex(buffer);
     let (a_read, a_write) = tokio::io::split(a);
     let (b_read, b_write) = tokio::io::split(b);
     (
@@ -132,18 +145,15 @@ fn start_with(
     let handle = tokio::spawn(async move {
         let lock = lock();
         let locked = Locked::new(&lock);
-        let options = Options {
-            server_name: "s".into(),
-            limits: Limits {
+        let mut options = Options::new(
+            "s",
+            Limits {
                 max_message_bytes,
                 strict_stdout: false,
             },
-            allow_server_requests: false,
-            on_drift,
-            on_response,
-            revocations: None,
-            call_policy: None,
-        };
+        );
+        options.on_drift = on_drift;
+        options.on_response = on_response;
         run(
             proxy_host_in,
             proxy_host_out,
@@ -250,6 +260,10 @@ async fn bad_lines_are_dropped_and_the_session_goes_on() {
         .await;
     let ping = server.next().await;
     assert_eq!(ping["method"], "ping");
+    // The line that is not JSON is answered (issue 26): a parse error, its id unknown.
+    let parse_error = host.next().await;
+    assert_eq!(parse_error["id"], Value::Null, "{parse_error}");
+    assert_eq!(parse_error["error"]["code"], -32700, "{parse_error}");
     // From the server: an oversize answer. The one waiting request gets an error.
     let mut huge = format!(
         "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{\"x\":\"",
@@ -713,4 +727,281 @@ async fn a_call_during_a_relisting_waits_for_its_verdict_instead_of_being_denied
         (answered["id"].clone(), answered["result"].clone()),
         (json!(5), json!({"content": []}))
     );
+}
+
+/// A session on pipes of `buffer` bytes, its options set by `configure`, ended early when
+/// `exited` resolves (the server's process is gone).
+fn start_custom(
+    buffer: usize,
+    configure: impl FnOnce(&mut Options) + Send + 'static,
+    exited: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
+    let (host, proxy_host_in, proxy_host_out) = pipe_of(buffer);
+    let (server, proxy_server_in, proxy_server_out) = pipe_of(buffer);
+    let handle = tokio::spawn(async move {
+        let lock = lock();
+        let locked = Locked::new(&lock);
+        let mut options = Options::new(
+            "s",
+            Limits {
+                max_message_bytes: 1 << 20,
+                strict_stdout: false,
+            },
+        );
+        configure(&mut options);
+        let exited = async {
+            let gone = match exited {
+                Some(rx) => rx.await.is_ok(),
+                None => false,
+            };
+            if !gone {
+                std::future::pending::<()>().await;
+            }
+        };
+        run_until(
+            proxy_host_in,
+            proxy_host_out,
+            proxy_server_in,
+            proxy_server_out,
+            &locked,
+            &options,
+            None::<Audit<SharedLog>>,
+            exited,
+        )
+        .await
+    });
+    (host, server, handle)
+}
+
+#[tokio::test]
+async fn issue_26_methods_outside_the_protocol_are_answered_by_the_proxy_never_forwarded() {
+    let (mut host, mut server, _session) = start_custom(1 << 16, |_| {}, None);
+    let near_misses = [
+        "Tools/call",
+        "tools/call ",
+        "tools/call\\u0000",
+        "tools//call",
+        "tools/execute",
+    ];
+    for (n, method) in near_misses.iter().enumerate() {
+        let request = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{n},\"method\":\"{method}\",\"params\":{{\"name\":\"t\"}}}}\n"
+        );
+        host.send_raw(request.as_bytes()).await;
+        let answer = host.next().await;
+        assert_eq!(answer["id"], n, "{answer}");
+        assert_eq!(answer["error"]["code"], -32601, "{method:?}: {answer}");
+    }
+    // A subscription to a resource nobody listed is held to what a read of it would be.
+    host.send(
+        json!({"jsonrpc": "2.0", "id": 10, "method": "resources/subscribe",
+        "params": {"uri": "file:///etc/passwd"}}),
+    )
+    .await;
+    let answer = host.next().await;
+    assert_eq!(answer["error"]["code"], DENIED, "{answer}");
+    // Requests sent as notifications (no id) are dropped.
+    for method in ["tools/call", "prompts/get", "resources/read"] {
+        host.send(json!({"jsonrpc": "2.0", "method": method, "params": {"name": "t", "uri": "file:///etc/passwd"}}))
+            .await;
+    }
+    // The first thing the server ever sees is this ping: nothing above reached it.
+    host.send(json!({"jsonrpc": "2.0", "id": 11, "method": "ping"}))
+        .await;
+    let first = server.next().await;
+    assert_eq!(first["method"], "ping", "{first}");
+}
+
+#[tokio::test]
+async fn issue_26_an_allowed_extension_method_passes_and_unknown_server_messages_do_not() {
+    let (mut host, mut server, _session) = start_custom(
+        1 << 16,
+        |o| {
+            o.allow_methods.insert("vendor/search".into());
+            o.allow_server_requests = true;
+        },
+        None,
+    );
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "vendor/search", "params": {}}))
+        .await;
+    assert_eq!(server.next().await["method"], "vendor/search");
+    // From the server: an unknown request is refused even with --allow-server-requests, an
+    // unknown notification is dropped; a known one passes.
+    server
+        .send(json!({"jsonrpc": "2.0", "id": 5, "method": "shell/exec", "params": {}}))
+        .await;
+    let refused = server.next().await;
+    assert_eq!(
+        (&refused["id"], &refused["error"]["code"]),
+        (&json!(5), &json!(-32601))
+    );
+    server
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/evil", "params": {}}))
+        .await;
+    server
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "hi"}}))
+        .await;
+    assert_eq!(host.next().await["method"], "notifications/message");
+}
+
+#[tokio::test]
+async fn issue_26_drift_at_initialize_blocks_every_later_request() {
+    let (mut host, mut server, _session) = start_custom(1 << 16, |_| {}, None);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "h", "version": "1"}}}))
+        .await;
+    let init = server.next().await;
+    server
+        .answer(
+            &init,
+            json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                "serverInfo": {"name": "someone-else", "version": "6.6.6"}}),
+        )
+        .await;
+    let blocked = host.next().await;
+    assert_eq!(blocked["error"]["code"], DENIED, "{blocked}");
+    for (id, method) in [(2, "tools/list"), (3, "ping")] {
+        host.send(json!({"jsonrpc": "2.0", "id": id, "method": method}))
+            .await;
+        let denied = host.next().await;
+        assert_eq!(denied["id"], id);
+        assert_eq!(
+            denied["error"]["data"]["reason"], "server-drift",
+            "{denied}"
+        );
+    }
+    // The server never heard of them.
+    server
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}))
+        .await;
+    assert_eq!(host.next().await["method"], "notifications/message");
+}
+
+#[tokio::test]
+async fn issue_26_unreadable_host_lines_are_answered() {
+    let (mut host, _server, _session) = start_custom(1 << 16, |_| {}, None);
+    // A duplicate key: the strict reader refuses it, but its id can be recovered.
+    host.send_raw(
+        b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\",\"method\":\"tools/call\"}\n",
+    )
+    .await;
+    let answer = host.next().await;
+    assert_eq!(
+        (&answer["id"], &answer["error"]["code"]),
+        (&json!(7), &json!(-32600))
+    );
+    // Not an object, and neither a request nor an answer: answered too.
+    host.send_raw(b"[1,2]\n").await;
+    assert_eq!(host.next().await["error"]["code"], -32600);
+    host.send_raw(b"{\"jsonrpc\":\"2.0\"}\n").await;
+    assert_eq!(host.next().await["error"]["code"], -32600);
+}
+
+#[tokio::test]
+async fn issue_26_an_answer_with_both_result_and_error_is_refused() {
+    let (mut host, mut server, _session) = start_custom(1 << 16, |_| {}, None);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await;
+    let ping = server.next().await;
+    server
+        .send(json!({"jsonrpc": "2.0", "id": ping["id"], "result": {}, "error": {"code": 1, "message": "x"}}))
+        .await;
+    let refused = host.next().await;
+    assert_eq!(
+        refused["error"]["data"]["reason"], "malformed-answer",
+        "{refused}"
+    );
+    assert!(refused.get("result").is_none());
+}
+
+#[tokio::test]
+async fn issue_26_a_list_changed_storm_is_coalesced_and_never_stalls_the_proxy() {
+    // Small pipes: the old loop wrote one re-listing per announcement into a server that was
+    // itself blocked writing announcements, and answered nothing more.
+    let (mut host, mut server, session) = start_custom(16 * 1024, |_| {}, None);
+    host_lists(
+        &mut host,
+        &mut server,
+        json!([{"name": "t", "inputSchema": {"type": "object"}}]),
+    )
+    .await;
+    let storm = tokio::spawn(async move {
+        for _ in 0..10_000 {
+            server
+                .send(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
+                .await;
+        }
+        server
+    });
+    // While the storm is on, the proxy still answers what it decides itself.
+    host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/execute"}))
+        .await;
+    assert_eq!(host.next().await["id"], 2);
+    let mut server = storm.await.unwrap();
+    // At most one re-listing out, and one more after it: never one per announcement.
+    let tools = json!({"tools": [{"name": "t", "inputSchema": {"type": "object"}}]});
+    let first = server.next().await;
+    assert_eq!(first["method"], "tools/list");
+    server.answer(&first, tools.clone()).await;
+    let second = server.next().await;
+    assert_eq!(second["method"], "tools/list");
+    server.answer(&second, tools).await;
+    // The host hears of the change once, and may call what it was shown.
+    assert_eq!(
+        host.next().await["method"],
+        "notifications/tools/list_changed"
+    );
+    host.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "t"}}))
+        .await;
+    let call = server.next().await;
+    assert_eq!(
+        call["method"], "tools/call",
+        "one re-listing too many: {call}"
+    );
+    // The host leaving ends the session, whatever the server does.
+    drop(host);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), session)
+        .await
+        .expect("the session ends when the host goes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, End::HostClosed);
+}
+
+#[tokio::test]
+async fn issue_26_a_server_that_stops_reading_ends_the_session_with_answers() {
+    let (mut host, _server, session) = start_custom(
+        1024,
+        |o| o.stall = std::time::Duration::from_millis(200),
+        None,
+    );
+    // A request far larger than the server's pipe: the server never reads it.
+    let big = "x".repeat(64 * 1024);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": big}}))
+        .await;
+    let answer = host.next().await;
+    assert_eq!(
+        (&answer["id"], &answer["error"]["code"]),
+        (&json!(1), &json!(UNAVAILABLE))
+    );
+    let end = session.await.unwrap().unwrap();
+    assert!(matches!(end, End::ServerClosed(_)), "{end:?}");
+}
+
+#[tokio::test]
+async fn issue_26_a_server_whose_process_exited_ends_the_session_though_its_output_stays_open() {
+    let (exited, exited_rx) = tokio::sync::oneshot::channel();
+    let (mut host, mut server, session) = start_custom(1 << 16, |_| {}, Some(exited_rx));
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await;
+    let _ = server.next().await;
+    // The server's process is gone; `server` (a helper holding its pipes) stays.
+    exited.send(()).unwrap();
+    let answer = host.next().await;
+    assert_eq!(
+        (&answer["id"], &answer["error"]["code"]),
+        (&json!(1), &json!(UNAVAILABLE))
+    );
+    let end = session.await.unwrap().unwrap();
+    assert!(matches!(end, End::ServerClosed(_)), "{end:?}");
 }

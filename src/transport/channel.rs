@@ -200,6 +200,12 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
     }
 
+    /// The line the last call to [`MessageReader::next`] refused as not JSON (empty after any
+    /// other outcome that kept no line): a relay recovers what it can of it to answer.
+    pub fn last_line(&self) -> &[u8] {
+        if self.skipping { &[] } else { &self.buf }
+    }
+
     /// A handle on what this reader has read, for whoever reports on it.
     pub fn stats(&self) -> Arc<Mutex<ReadStats>> {
         Arc::clone(&self.stats)

@@ -378,6 +378,12 @@ impl ServerProcess {
         }
     }
 
+    /// Waits until the server's own process has exited (cancel-safe; the status stays known to
+    /// [`ServerProcess::stop`]). Helpers it started may live on.
+    pub async fn wait(&mut self) -> Option<ExitStatus> {
+        self.child.wait().await.ok()
+    }
+
     /// Stops the server once its input is closed: waits up to `grace`, then TERM to the process
     /// group and waits up to `grace`, then KILL. Whatever else is left in the group afterwards
     /// (helpers the server started) gets the same treatment. Returns the exit status and the

@@ -1,0 +1,414 @@
+//! What the host sends: requests judged (method allow-list, the lock, the call rules) before
+//! they may reach the server, notifications allow-listed, answers to the server's requests
+//! mapped back.
+
+use super::UNAVAILABLE;
+use super::{End, Expect, Flow, Next, Proxy, Record, bad_line_answer, error_line, line, list_kind};
+use crate::core::audit::Decision;
+use crate::core::canonical::Digest;
+use crate::core::enforce::{self, DENIED, OnDrift};
+use crate::core::inspect;
+use crate::core::jsonrpc::Id;
+use crate::core::methods::{self, From, Shape};
+use crate::core::policy::CallVerdict;
+use crate::core::relay::Origin;
+use crate::transport::channel::{ConnError, Message};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+
+/// JSON-RPC "method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+
+impl<A: std::io::Write> Proxy<'_, A> {
+    pub(super) fn on_host(
+        &mut self,
+        from_host: Result<Message, ConnError>,
+        bad_line: &[u8],
+    ) -> Flow {
+        // A revocation takes effect from the next message on.
+        self.poll_revocations()?;
+        let message = match from_host {
+            Ok(m) => m,
+            Err(ConnError::Closed | ConnError::Truncated) => return Ok(Next::End(End::HostClosed)),
+            Err(e) => {
+                // One bad line from the host: dropped and answered, never the session's end.
+                self.log(Record::note("(host line)", e.to_string()));
+                self.to_host(bad_line_answer(&e, bad_line))?;
+                return Ok(Next::Go);
+            }
+        };
+        let request_digest = self.audit_on().then(|| Digest::of_bytes(&message.raw));
+        let Value::Object(obj) = message.value else {
+            self.log(Record::note("(host line)", "not a JSON-RPC object"));
+            self.to_host(error_line(
+                &Value::Null,
+                -32600,
+                "mcplock dropped this message: not a JSON-RPC object".into(),
+                None,
+            ))?;
+            return Ok(Next::Go);
+        };
+        let method = obj.get("method").and_then(Value::as_str).map(str::to_owned);
+        match (method, obj.get("id").cloned()) {
+            (Some(method), Some(id)) => {
+                self.host_request(obj, method, id, &message.raw, request_digest)
+            }
+            (Some(method), None) => self.host_notification(obj, method, request_digest),
+            (None, Some(_)) => self.host_answer(obj),
+            (None, None) => {
+                self.log(Record::note(
+                    "(host line)",
+                    "neither a request nor an answer",
+                ));
+                self.to_host(error_line(
+                    &Value::Null,
+                    -32600,
+                    "mcplock dropped this message: neither a request nor an answer".into(),
+                    None,
+                ))?;
+                Ok(Next::Go)
+            }
+        }
+    }
+
+    /// Looks at the revocation list; what changed is told to the host as `list_changed`.
+    fn poll_revocations(&mut self) -> Result<(), super::Stalled> {
+        let Some(poll) = &self.options.revocations else {
+            return Ok(());
+        };
+        let revoked = match poll() {
+            super::Poll::Unchanged => return Ok(()),
+            super::Poll::Changed(list) => {
+                enforce::Revoked::of(&list, &self.options.server_name, self.locked)
+            }
+            super::Poll::Unreadable(why) => {
+                eprintln!(
+                    "mcplock: proxy: the revocation list cannot be trusted ({why}); every call is denied until it can"
+                );
+                enforce::Revoked {
+                    server: Some(format!("the revocation list cannot be trusted: {why}")),
+                    ..Default::default()
+                }
+            }
+        };
+        let mut records = Vec::new();
+        for (kind, items) in &revoked.items {
+            for (key, why) in items {
+                if self.session.revoked(*kind, key).is_none() {
+                    records.push(
+                        Record::note(
+                            "(revocation)",
+                            format!("revocation took effect: {} {key:?}: {why}", kind.noun()),
+                        )
+                        .item(Some(key.clone()))
+                        .digests((self.locked.digest(*kind, key), None)),
+                    );
+                }
+            }
+        }
+        if let Some(why) = &revoked.server {
+            records.push(Record::note(
+                "(revocation)",
+                format!("revocation took effect: the whole server: {why}"),
+            ));
+        }
+        for record in records {
+            self.log(record);
+        }
+        let mut told = BTreeSet::new();
+        for kind in self.session.set_revoked(revoked) {
+            let notification = kind.list_changed_notification();
+            if self.locked.covers(kind) && told.insert(notification) {
+                self.to_host(line(&json!({"jsonrpc": "2.0", "method": notification})))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Denies the host's request `id` and audits why.
+    fn deny(&mut self, id: &Value, record: Record, message: String, data: Value) -> Flow {
+        self.log(record);
+        self.to_host(error_line(id, DENIED, message, Some(data)))?;
+        Ok(Next::Go)
+    }
+
+    fn host_request(
+        &mut self,
+        mut obj: Map<String, Value>,
+        method: String,
+        id_value: Value,
+        raw: &[u8],
+        request_digest: Option<Digest>,
+    ) -> Flow {
+        let Some(id) = Id::from_value(&id_value) else {
+            self.to_host(error_line(&id_value, -32600, "invalid id".into(), None))?;
+            return Ok(Next::Go);
+        };
+        let params = obj.get("params");
+        if let Some(Value::Object(meta)) = params.and_then(|p| p.get("_meta")) {
+            let mut meta = meta.clone();
+            meta.remove("progressToken");
+            self.host_meta = Some(Value::Object(meta));
+        }
+        if let Some(why) = self.blocked.clone() {
+            let record = Record::new(&method, Decision::Deny)
+                .reason(format!("blocked: {why}"))
+                .exchanged((request_digest, None));
+            let message = format!("mcplock denied {method}: the session is blocked: {why}");
+            return self.deny(
+                &id_value,
+                record,
+                message,
+                json!({"reason": "server-drift"}),
+            );
+        }
+        if !methods::is_known(self.speaking(params), From::Host, Shape::Request, &method)
+            && !self.options.allow_methods.contains(&method)
+        {
+            let record = Record::new(&method, Decision::Deny)
+                .reason("unknown-method")
+                .exchanged((request_digest, None));
+            self.log(record);
+            let message = format!(
+                "mcplock does not forward {}: not a method of the protocol this session speaks (an extension may be let through with --allow-method)",
+                crate::core::text::escape(&method)
+            );
+            let data = json!({"reason": "unknown-method"});
+            self.to_host(error_line(&id_value, METHOD_NOT_FOUND, message, Some(data)))?;
+            return Ok(Next::Go);
+        }
+        // A call of a kind being re-listed waits for the re-listing's verdict.
+        let parks = match enforce::called_item(&method, params) {
+            Some(Ok((kind, _))) if self.relisting.contains_key(&kind) => {
+                (self.parked.len() < super::MAX_PARKED).then_some(kind)
+            }
+            _ => None,
+        };
+        if let Some(kind) = parks {
+            let message = Message {
+                raw: raw.to_vec(),
+                value: Value::Object(obj),
+            };
+            self.parked
+                .push((kind.list_changed_notification(), message));
+            return Ok(Next::Go);
+        }
+        if self.denied_by_lock(&method, params, &id_value, request_digest)?
+            || self.denied_by_rules(&method, params, &id_value, request_digest)?
+        {
+            return Ok(Next::Go);
+        }
+        let sent = match self.relay.send(Origin::Host, id, &method) {
+            Ok(sent) => sent,
+            Err(full) => {
+                self.answer_host(&id_value, UNAVAILABLE, full.to_string(), None)?;
+                return Ok(Next::Go);
+            }
+        };
+        self.expect_answer(&sent, &method, obj.get("params"), request_digest);
+        self.relay.take_progress(&sent, obj.get_mut("params"));
+        obj.insert("id".into(), sent.to_value());
+        self.to_server(line(&Value::Object(obj)))?;
+        Ok(Next::Go)
+    }
+
+    /// The lock's verdict on a call. `true` when it was denied (and answered here); a call the
+    /// lock refuses for drift passes under `--on-drift warn` (audited as a note).
+    fn denied_by_lock(
+        &mut self,
+        method: &str,
+        params: Option<&Value>,
+        id_value: &Value,
+        request_digest: Option<Digest>,
+    ) -> Result<bool, super::Stalled> {
+        let Err(reason) = enforce::check_call(method, params, self.locked, &self.session) else {
+            return Ok(false);
+        };
+        let item = named_item(params);
+        let shown = enforce::called_item(method, params)
+            .and_then(Result::ok)
+            .is_some_and(|(kind, key)| self.session.is_listed(kind, &key));
+        let warn_through = self.options.on_drift == OnDrift::Warn
+            && reason.is_drift()
+            && (shown || !matches!(reason, enforce::Reason::NotLocked));
+        let payload = self.call_payload(params, None);
+        if warn_through {
+            let record = Record::note(
+                method,
+                format!("{} (--on-drift warn: let through)", reason.code()),
+            )
+            .item(item)
+            .exchanged((request_digest, None))
+            .payload(payload);
+            self.log(record);
+            return Ok(false);
+        }
+        let message = format!(
+            "mcplock denied {method}{}: {}",
+            item.as_deref()
+                .map(|i| format!(" of {i:?}"))
+                .unwrap_or_default(),
+            reason.describe()
+        );
+        let record = Record::new(method, Decision::Deny)
+            .item(item)
+            .reason(reason.code())
+            .exchanged((request_digest, None))
+            .payload(payload);
+        self.deny(id_value, record, message, json!({"reason": reason.code()}))?;
+        Ok(true)
+    }
+
+    /// The call rules, for a `tools/call` the lock allows. `true` when they denied it.
+    fn denied_by_rules(
+        &mut self,
+        method: &str,
+        params: Option<&Value>,
+        id_value: &Value,
+        request_digest: Option<Digest>,
+    ) -> Result<bool, super::Stalled> {
+        let Some(judge) = &self.options.call_policy else {
+            return Ok(false);
+        };
+        let Some(Ok((_, tool))) = (method == "tools/call")
+            .then(|| enforce::called_item(method, params))
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        let empty = json!({});
+        let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&empty);
+        match judge(&tool, arguments) {
+            CallVerdict::Allow => Ok(false),
+            CallVerdict::Warn(rules) => {
+                for (rule, message) in rules {
+                    let record = Record::note(method, format!("policy {rule} (warn): {message}"))
+                        .item(Some(tool.clone()))
+                        .exchanged((request_digest, None));
+                    self.log(record);
+                }
+                Ok(false)
+            }
+            CallVerdict::Deny(rule, message) => {
+                let record = Record::new(method, Decision::Deny)
+                    .item(Some(tool.clone()))
+                    .reason(format!("policy {rule}: {message}"))
+                    .exchanged((request_digest, None))
+                    .payload(self.call_payload(params, None));
+                let text =
+                    format!("mcplock denied tools/call of {tool:?}: policy rule {rule}: {message}");
+                self.deny(
+                    id_value,
+                    record,
+                    text,
+                    json!({"reason": "policy", "rule": rule}),
+                )?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Remembers what the answer to a forwarded request must be checked for.
+    fn expect_answer(
+        &mut self,
+        sent: &Id,
+        method: &str,
+        params: Option<&Value>,
+        request_digest: Option<Digest>,
+    ) {
+        let expect = if let Some(kind) = list_kind(method) {
+            let first_page = params.and_then(|p| p.get("cursor")).is_none();
+            Expect::List { kind, first_page }
+        } else if method == "initialize" || method == "server/discover" {
+            Expect::Hello
+        } else if let Some(Ok((kind, item))) = (self.audit_on() || inspect::is_inspected(method))
+            .then(|| enforce::called_item(method, params))
+            .flatten()
+        {
+            Expect::Call {
+                method: method.to_string(),
+                locked: self.locked.digest(kind, &item),
+                item,
+                request: request_digest,
+                params: self.payloads().then(|| params.cloned()).flatten(),
+            }
+        } else {
+            return;
+        };
+        self.expect.insert(sent.clone(), expect);
+    }
+
+    fn host_notification(
+        &mut self,
+        mut obj: Map<String, Value>,
+        method: String,
+        request_digest: Option<Digest>,
+    ) -> Flow {
+        let speaking = self.speaking(obj.get("params"));
+        if !methods::is_known(speaking, From::Host, Shape::Notification, &method)
+            && !self.options.allow_methods.contains(&method)
+        {
+            let why = if methods::is_request_method(&method) {
+                "dropped: a request method sent as a notification (no id)"
+            } else {
+                "dropped: not a notification of the protocol this session speaks"
+            };
+            self.log(
+                Record::new(&method, Decision::Deny)
+                    .reason(why)
+                    .exchanged((request_digest, None)),
+            );
+            return Ok(Next::Go);
+        }
+        let params = obj.get_mut("params").and_then(Value::as_object_mut);
+        match self
+            .relay
+            .translate_notification(Origin::Host, &method, params)
+        {
+            Err(dropped) => {
+                self.log(Record::note(&method, format!("dropped: {dropped}")));
+                return Ok(Next::Go);
+            }
+            Ok(Some((sent, waiting))) => {
+                let item = match self.expect.remove(&sent) {
+                    Some(Expect::Call { item, .. }) => Some(item),
+                    _ => None,
+                };
+                let record = Record::new(&method, Decision::Forward)
+                    .item(item)
+                    .reason(format!("the host cancelled its {}", waiting.method))
+                    .exchanged((request_digest, None));
+                self.log(record);
+            }
+            Ok(None) => {}
+        }
+        self.to_server(line(&Value::Object(obj)))?;
+        Ok(Next::Go)
+    }
+
+    /// The host's answer to a request the server sent.
+    fn host_answer(&mut self, mut obj: Map<String, Value>) -> Flow {
+        let Some(waiting) = obj
+            .get("id")
+            .and_then(Id::from_value)
+            .and_then(|id| self.relay.answer(&id))
+        else {
+            self.log(Record::note(
+                "(host answer)",
+                "an answer to no waiting request",
+            ));
+            return Ok(Next::Go);
+        };
+        obj.insert("id".into(), waiting.original.to_value());
+        self.to_server(line(&Value::Object(obj)))?;
+        Ok(Next::Go)
+    }
+}
+
+/// The item a request names in its `name` or `uri`, for the audit log and the refusal.
+fn named_item(params: Option<&Value>) -> Option<String> {
+    params
+        .and_then(|p| p.get("name").or_else(|| p.get("uri")))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
