@@ -387,9 +387,16 @@ impl RawHost {
     }
 
     fn start_with(dir: &Path, flags: &[&str], server: &[&str]) -> RawHost {
+        RawHost::start_trusting(dir, &["--allow-unsigned"], flags, server)
+    }
+
+    /// A proxy whose lockfile is trusted as `trust` says (`--allow-unsigned`, `--key PUB`).
+    fn start_trusting(dir: &Path, trust: &[&str], flags: &[&str], server: &[&str]) -> RawHost {
         let mut child = Command::new(mcplock_bin())
             .current_dir(dir)
-            .args(["proxy", "--allow-unsigned", "--audit", "audit.jsonl"])
+            .arg("proxy")
+            .args(trust)
+            .args(["--audit", "audit.jsonl"])
             .args(flags)
             .arg("--")
             .args(server)
@@ -873,7 +880,8 @@ fn a_revocation_written_during_a_session_takes_effect_on_the_next_call() {
         "{log:?}"
     );
 
-    // verify and policy check honour the same list.
+    // verify and policy check honour the same list; where signatures are checked, only once
+    // it is signed (issue 26: an unsigned list could lift a revocation as easily).
     run_in(d, &["keygen"], Duration::from_secs(30)).expect_success();
     run_in(
         d,
@@ -881,18 +889,32 @@ fn a_revocation_written_during_a_session_takes_effect_on_the_next_call() {
         Duration::from_secs(30),
     )
     .expect_success();
+    let verify = [
+        "verify",
+        "--key",
+        "mcplock.pub",
+        "--revocations",
+        "mcp-revocations.json",
+    ];
+    run_in(d, &verify, Duration::from_secs(30))
+        .expect_failure(1, "mcp-revocations.json is not signed");
     run_in(
         d,
         &[
-            "verify",
+            "revoke",
+            "--server",
+            "mcplock-fixture",
+            "--tool",
+            "tool_00000",
+            "--reason",
+            "it sends files away",
             "--key",
-            "mcplock.pub",
-            "--revocations",
-            "mcp-revocations.json",
+            "mcplock.key",
         ],
         Duration::from_secs(30),
     )
-    .expect_failure(
+    .expect_success();
+    run_in(d, &verify, Duration::from_secs(30)).expect_failure(
         1,
         "tool \"tool_00000\" of \"mcplock-fixture\" is revoked: it sends files away",
     );
@@ -905,6 +927,8 @@ fn a_revocation_written_during_a_session_takes_effect_on_the_next_call() {
             "baseline",
             "--revocations",
             "mcp-revocations.json",
+            "--revocations-key",
+            "mcplock.pub",
         ],
         Duration::from_secs(30),
     );
@@ -1148,4 +1172,100 @@ fn trust_tiers_cover_every_tool_and_deny_what_their_tier_forbids() {
             "{seen}"
         );
     }
+}
+
+/// The proxy's answer to request `id`, past the notifications that come before it.
+fn answer_to(host: &mut RawHost, id: i64) -> Value {
+    loop {
+        let message = host.next();
+        if message.get("id") == Some(&json!(id)) {
+            return message;
+        }
+        assert!(message.get("method").is_some(), "{message}");
+    }
+}
+
+#[test]
+fn issue_26_a_revocation_is_not_lifted_by_an_unsigned_an_older_or_a_missing_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Duration::from_secs(30);
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "3"];
+    lock_in(d, &server);
+    run_in(d, &["keygen"], t).expect_success();
+    run_in(d, &["sign", "--key", "mcplock.key"], t).expect_success();
+    let revoke = |tool: &str| {
+        run_in(
+            d,
+            &[
+                "revoke",
+                "--server",
+                "mcplock-fixture",
+                "--tool",
+                tool,
+                "--reason",
+                "exfiltrates",
+                "--key",
+                "mcplock.key",
+            ],
+            t,
+        )
+        .expect_success();
+    };
+    let list = d.join("mcp-revocations.json");
+    let signature = d.join("mcp-revocations.json.sig");
+    revoke("tool_00000");
+    let first = (fs::read(&list).unwrap(), fs::read(&signature).unwrap());
+    revoke("tool_00001");
+    let trust = ["--key", "mcplock.pub"];
+    let flags = ["--revocations", "mcp-revocations.json"];
+    let call = |id: i64, tool: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": tool, "arguments": {"path": "a"}}})
+    };
+    let reason = |answer: &Value| answer["error"]["data"]["reason"].clone();
+    let mut host = RawHost::start_trusting(d, &trust, &flags, &server);
+    host.initialize();
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let listed = answer_to(&mut host, 1)["result"]["tools"].clone();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // Rolled back to the older, validly signed list: refused; both stay revoked.
+    fs::write(&list, &first.0).unwrap();
+    fs::write(&signature, &first.1).unwrap();
+    host.send(call(2, "tool_00001"));
+    assert_eq!(reason(&answer_to(&mut host, 2)), "revoked");
+    // An unsigned empty list: it denies everything it could cover.
+    fs::remove_file(&signature).unwrap();
+    fs::write(&list, r#"{"mcplockRevocations": 1, "revoked": []}"#).unwrap();
+    host.send(call(3, "tool_00002"));
+    assert_eq!(reason(&answer_to(&mut host, 3)), "revoked");
+    // Deleted: the list accepted last stays in force (tool_00002 was never revoked).
+    fs::remove_file(&list).unwrap();
+    host.send(call(4, "tool_00001"));
+    assert_eq!(reason(&answer_to(&mut host, 4)), "revoked");
+    drop(host.child.stdin.take());
+    assert_eq!(host.exit_code(Duration::from_secs(20)), Some(0));
+    let log = audit(d);
+    assert!(
+        log.iter().any(|e| e["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("a rollback"))),
+        "{log:?}"
+    );
+
+    // A restart does not forget: the older list put back is refused from the first message.
+    fs::write(&list, &first.0).unwrap();
+    fs::write(&signature, &first.1).unwrap();
+    let mut host = RawHost::start_trusting(d, &trust, &flags, &server);
+    host.initialize();
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let listed = answer_to(&mut host, 1)["result"]["tools"].clone();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    host.send(call(2, "tool_00001"));
+    assert_eq!(reason(&answer_to(&mut host, 2)), "revoked");
+    host.send(call(3, "tool_00002"));
+    assert!(answer_to(&mut host, 3)["result"].is_object());
+    drop(host.child.stdin.take());
+    assert_eq!(host.exit_code(Duration::from_secs(20)), Some(0));
 }

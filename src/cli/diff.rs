@@ -67,7 +67,12 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     };
     let mut changes = diff_with(&old, &new, limits);
     if let Some(list) = &args.revocations {
-        let list = super::revocations::load(list, args.trust.key.as_deref())?;
+        let key = args
+            .revocations_key
+            .as_deref()
+            .or(args.trust.key.as_deref());
+        let signed = args.trust.key.is_some() || args.trust.bundle.is_some();
+        let list = super::revocations::load(list, key, signed)?;
         changes.extend(crate::core::diff::revoked(&new, &list));
     }
     if args.old.is_none() && !changes.is_empty() {

@@ -75,6 +75,8 @@ codes! {
         "a policy rule failed, or could not be evaluated (fail-closed)";
     Revoked = "revoked", No,
         "a revocation list revokes a locked server or item";
+    RevocationsUntrusted = "revocations-untrusted", No,
+        "a revocation list is unsigned, wrongly signed, or older than one already accepted, where signatures are checked";
     NotLocked = "not-locked", No,
         "a server a host runs is not locked, or not with the launch its config gives";
     LaunchMismatch = "launch-mismatch", No,

@@ -458,11 +458,23 @@ pub struct ProxyArgs {
 
     /// A revocation list (`mcplock revoke`) to honour: what it revokes is withheld from lists
     /// and denied (reason `revoked`). It is looked at before every message from the host: a
-    /// change takes effect from the next one, and the host is sent list_changed. A list not
-    /// written yet revokes nothing; a signed one must verify with --key; one that cannot be
-    /// read (or whose signature fails) denies every call until it can.
+    /// change takes effect from the next one, and the host is sent list_changed. Unless
+    /// --allow-unsigned it must be signed (with --key, or --revocations-key): one that is
+    /// unsigned, wrongly signed or unreadable denies every call until it holds; one older than
+    /// the list last accepted (its sequence) is refused and the last accepted stays in force,
+    /// as it does when the file disappears. A list never written revokes nothing.
     #[arg(long, value_name = "PATH")]
     pub revocations: Option<std::path::PathBuf>,
+
+    /// The public key the revocation list is signed with [default: --key].
+    #[arg(long, value_name = "PUBLIC", requires = "revocations")]
+    pub revocations_key: Option<std::path::PathBuf>,
+
+    /// Where the proxy remembers the last revocation list it accepted, so that a restart
+    /// refuses an older one too [default: the directory of --audit; without either, only
+    /// within one session].
+    #[arg(long, value_name = "DIR", requires = "revocations")]
+    pub state_dir: Option<std::path::PathBuf>,
 
     /// A policy whose `on: call` rules every tools/call must pass (repeatable): the locked
     /// tool, the server and the call's arguments are judged before the call leaves; a failing
@@ -793,9 +805,14 @@ pub struct DiffArgs {
     pub max_text_diff_words: usize,
 
     /// A revocation list (`mcplock revoke`): each server or item of the new side it revokes
-    /// is a critical `revoked` change, whatever else changed.
+    /// is a critical `revoked` change, whatever else changed. When the lockfile's signature
+    /// is checked (--key, --bundle) the list must be signed too.
     #[arg(long, value_name = "PATH")]
     pub revocations: Option<std::path::PathBuf>,
+
+    /// The public key the revocation list is signed with [default: --key].
+    #[arg(long, value_name = "PUBLIC", requires = "revocations")]
+    pub revocations_key: Option<std::path::PathBuf>,
 
     #[command(flatten, next_help_heading = "The servers a host runs")]
     pub hosts: HostArgs,
@@ -858,6 +875,7 @@ impl SignatureCheck {
             check: self.clone(),
             hosts: HostArgs::default(),
             revocations: None,
+            revocations_key: None,
             artifacts: false,
         })
     }
@@ -1294,9 +1312,14 @@ pub struct VerifyArgs {
     pub hosts: HostArgs,
 
     /// A revocation list (`mcplock revoke`): exit 1 naming each locked server or item it
-    /// revokes. A signed list must verify with the same --key.
+    /// revokes. It must be signed, with the same --key or with --revocations-key (an unsigned
+    /// list could lift a revocation).
     #[arg(long, value_name = "PATH")]
     pub revocations: Option<std::path::PathBuf>,
+
+    /// The public key the revocation list is signed with [default: --key].
+    #[arg(long, value_name = "PUBLIC", requires = "revocations")]
+    pub revocations_key: Option<std::path::PathBuf>,
 
     /// Also resolve, on this machine, the package, image or file each locked local server
     /// runs, and compare it with the artifact the lock recorded: exit 1 (`artifact-changed`)
@@ -1415,7 +1438,10 @@ pub fn main() -> ExitCode {
                 Command::Verify(args) => {
                     let revocations = args.revocations.clone();
                     let lockfile = args.lockfile.clone();
-                    let key = args.check.key.clone();
+                    let key = args
+                        .revocations_key
+                        .clone()
+                        .or_else(|| args.check.key.clone());
                     let verified = if args.hosts.host.is_some() {
                         hosts::verify(args)
                     } else {

@@ -274,7 +274,10 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
         Some(subjects(&source).await?)
     };
     let revocations = match &source.revocations {
-        Some(path) => super::revocations::load(path, source.revocations_key.as_deref())?,
+        Some(path) => {
+            let key = source.revocations_key.as_deref();
+            super::revocations::load(path, key, key.is_some())?
+        }
         None => Revocations::default(),
     };
     let results = match lockfile {

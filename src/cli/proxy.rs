@@ -291,10 +291,10 @@ async fn serve(
     options.allow_methods = args.allow_methods.iter().cloned().collect();
     options.on_drift = args.on_drift.into();
     options.on_response = args.on_response_finding.into();
-    options.revocations = args
-        .revocations
-        .clone()
-        .map(|path| revocation_poll(path, args.check.key.clone()));
+    options.revocations = match &args.revocations {
+        Some(path) => Some(revocation_poll(path.clone(), ListTrust::of(args, path))?),
+        None => None,
+    };
     options.call_policy = call_policy(args, lockfile, name)?;
     let (host_in, host_out) = host_io();
     match endpoint {
@@ -455,17 +455,71 @@ fn call_policy(
     )))
 }
 
-/// Looks at the revocation list at `path` (by its modification time and size, a `stat`);
-/// reads it again (checking a signature with `key`) when they change.
+/// How the proxy trusts its revocation list: the key it is signed with, whether it must be
+/// signed, and where the last accepted list is remembered across restarts.
+struct ListTrust {
+    key: Option<std::path::PathBuf>,
+    signed: bool,
+    remembered: Option<super::revocations::Remembered>,
+}
+
+impl ListTrust {
+    fn of(args: &ProxyArgs, list: &std::path::Path) -> ListTrust {
+        let directory = args.state_dir.clone().or_else(|| {
+            args.audit.as_ref().map(|audit| {
+                audit
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(
+                        || std::path::PathBuf::from("."),
+                        std::path::Path::to_path_buf,
+                    )
+            })
+        });
+        ListTrust {
+            key: args
+                .revocations_key
+                .clone()
+                .or_else(|| args.check.key.clone()),
+            signed: !args.allow_unsigned,
+            remembered: directory.map(|d| super::revocations::Remembered::new(&d, list)),
+        }
+    }
+}
+
+/// What identifies one version of a file cheaply: inode, change time (which no one can set
+/// back) and size.
+fn stamp(path: &std::path::Path) -> Option<(u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
+}
+
+/// Looks at the revocation list at `path` (a `stat`); reads it again when it changed. What
+/// it decides: a list that does not hold (unsigned where signatures are checked, wrongly
+/// signed, unreadable) denies everything; a list older than the one accepted last is refused
+/// and the last accepted stays in force, as it does when the file is gone.
 fn revocation_poll(
     path: std::path::PathBuf,
-    key: Option<std::path::PathBuf>,
-) -> Box<crate::proxy::RevocationPoll> {
+    trust: ListTrust,
+) -> Result<Box<crate::proxy::RevocationPoll>, CliError> {
     use crate::proxy::Poll;
-    let last: std::sync::Mutex<Option<(Option<std::time::SystemTime>, u64)>> =
-        std::sync::Mutex::new(None);
-    // SIGHUP: read the list again at the next message even if its time and size did not
-    // change (an edit within one clock tick).
+    let remembered = match &trust.remembered {
+        Some(r) => r.read(trust.key.as_deref(), trust.signed).map_err(|e| {
+            fail(
+                e.code,
+                format!(
+                    "the revocation list remembered in {} cannot be trusted ({}); move it away only if you know why it changed",
+                    r.path().display(),
+                    e.headline
+                ),
+            )
+        })?,
+        None => None,
+    };
+    let state = std::sync::Mutex::new((None, remembered));
+    // SIGHUP: read the list again at the next message whatever its stamp says.
     let hangup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Ok(mut signals) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     {
@@ -476,25 +530,56 @@ fn revocation_poll(
             }
         });
     }
-    Box::new(move || {
-        let stamp = std::fs::metadata(&path)
-            .map(|m| (m.modified().ok(), m.len()))
-            .unwrap_or((None, u64::MAX));
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(Box::new(move || {
+        let now = stamp(&path);
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, accepted) = &mut *state;
         let forced = hangup.swap(false, std::sync::atomic::Ordering::SeqCst);
-        if *last == Some(stamp) && !forced {
+        if *last == Some(now) && !forced {
             return Poll::Unchanged;
         }
-        *last = Some(stamp);
-        // Not written yet (`mcplock revoke` creates it): nothing is revoked.
-        if !path.exists() {
-            return Poll::Changed(Default::default());
+        *last = Some(now);
+        if now.is_none() {
+            return match accepted {
+                Some(list) => Poll::Kept {
+                    why: format!(
+                        "{} is gone; the list accepted last (sequence {}) stays in force",
+                        path.display(),
+                        list.sequence
+                    ),
+                    list: list.clone(),
+                },
+                // Not written yet (`mcplock revoke` creates it): nothing is revoked.
+                None => Poll::Changed(Default::default()),
+            };
         }
-        match super::revocations::load(&path, key.as_deref()) {
-            Ok(list) => Poll::Changed(list),
-            Err(e) => Poll::Unreadable(e.headline),
+        let list = match super::revocations::load(&path, trust.key.as_deref(), trust.signed) {
+            Ok(list) => list,
+            Err(e) => return Poll::Unreadable(e.headline),
+        };
+        if let Some(Err(why)) = accepted.as_ref().map(|a| list.supersedes(a))
+            && let Some(kept) = accepted
+        {
+            return Poll::Kept {
+                why: format!(
+                    "{} is refused: {why}; the list accepted last (sequence {}) stays in force",
+                    path.display(),
+                    kept.sequence
+                ),
+                list: kept.clone(),
+            };
         }
-    })
+        if let Some(r) = &trust.remembered
+            && let Err(e) = r.write(&list, &path)
+        {
+            eprintln!(
+                "mcplock: proxy: warning: cannot remember the revocation list accepted ({}); a restart will not know it",
+                e.headline
+            );
+        }
+        *accepted = Some(list.clone());
+        Poll::Changed(list)
+    }))
 }
 
 /// The exit for how the session ended; `explain` adds what is known of a server that went away.

@@ -11,15 +11,16 @@ use crate::core::signature::{Envelope, Signed};
 use crate::core::snapshot::ItemKind;
 use crate::edge::fs::{lock_directory_of, read_bounded, write_atomic};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest revocation list read.
 const MAX_LIST_BYTES: u64 = 64 << 20;
 
 /// Reads a revocation list. When `FILE.sig` exists it must verify with `key` (a list signed by
-/// someone else, or edited after signing, is refused); without a signature the list is
-/// honoured as it is (it only takes approval away).
-pub fn load(path: &Path, key: Option<&Path>) -> Result<Revocations, CliError> {
+/// someone else, or edited after signing, is refused). When `signed` (the run checks the
+/// lockfile's signature), a list without a signature is refused too: whoever can write an
+/// unsigned list could lift a revocation with it.
+pub fn load(path: &Path, key: Option<&Path>, signed: bool) -> Result<Revocations, CliError> {
     let bytes = read_input(path, MAX_LIST_BYTES, "revocation list")?;
     let list = Revocations::parse(&bytes).map_err(|e| {
         fail(
@@ -28,32 +29,88 @@ pub fn load(path: &Path, key: Option<&Path>) -> Result<Revocations, CliError> {
         )
     })?;
     let signature = default_signature_path(path);
-    if signature.exists() {
-        let Some(key) = key else {
+    if !signature.exists() {
+        if signed {
             return Err(fail(
-                Code::Usage,
+                Code::RevocationsUntrusted,
                 format!(
-                    "{} is signed ({}): give --key PUBLIC to check it",
-                    path.display(),
-                    signature.display()
-                ),
-            ));
-        };
-        let (public, key_id) = load_public_key(key)?;
-        let (envelope, _) = read_envelope(&signature)?;
-        let signed = Signed::Revocations.signed_bytes(&list.canonical());
-        if envelope.key_id != key_id || !public.verify(&signed, &envelope.signature) {
-            return Err(fail(
-                Code::SignatureInvalid,
-                format!(
-                    "the signature of revocation list {} does not hold with {}",
-                    path.display(),
-                    key.display()
+                    "{} is not signed, and this run checks signatures: anyone who can write it could lift a revocation; sign it (mcplock revoke ... --key PRIVATE)",
+                    path.display()
                 ),
             ));
         }
+        return Ok(list);
+    }
+    let Some(key) = key else {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "{} is signed ({}): give --key PUBLIC (or --revocations-key PUBLIC) to check it",
+                path.display(),
+                signature.display()
+            ),
+        ));
+    };
+    let (public, key_id) = load_public_key(key)?;
+    let (envelope, _) = read_envelope(&signature)?;
+    let signed_bytes = Signed::Revocations.signed_bytes(&list.canonical());
+    if envelope.key_id != key_id || !public.verify(&signed_bytes, &envelope.signature) {
+        return Err(fail(
+            Code::SignatureInvalid,
+            format!(
+                "the signature of revocation list {} does not hold with {}",
+                path.display(),
+                key.display()
+            ),
+        ));
     }
     Ok(list)
+}
+
+/// Where the last accepted revocation list is remembered across restarts: a copy of it (and
+/// of its signature), in a directory of the user's choosing, named after the list's path.
+pub struct Remembered {
+    copy: PathBuf,
+}
+
+impl Remembered {
+    pub fn new(directory: &Path, list: &Path) -> Remembered {
+        let absolute = std::path::absolute(list).unwrap_or_else(|_| list.to_path_buf());
+        let digest = Digest::of_bytes(absolute.as_os_str().as_encoded_bytes()).to_string();
+        let short = digest
+            .trim_start_matches("sha256:")
+            .get(..16)
+            .unwrap_or("list");
+        Remembered {
+            copy: directory.join(format!("mcplock-revocations-{short}.json")),
+        }
+    }
+
+    /// The list accepted last, checked as the list itself is; `None` when none was remembered.
+    pub fn read(&self, key: Option<&Path>, signed: bool) -> Result<Option<Revocations>, CliError> {
+        if !self.copy.exists() {
+            return Ok(None);
+        }
+        load(&self.copy, key, signed).map(Some)
+    }
+
+    /// Remembers `list` (read from `source`) as the one accepted last.
+    pub fn write(&self, list: &Revocations, source: &Path) -> Result<(), CliError> {
+        let failed = |e: crate::edge::fs::FsError| fail(Code::WriteFailed, e.to_string());
+        let signature = default_signature_path(source);
+        let copy_signature = default_signature_path(&self.copy);
+        match read_bounded(&signature, MAX_LIST_BYTES).map_err(failed)? {
+            Some(bytes) => write_atomic(&copy_signature, &bytes).map_err(failed)?,
+            None if copy_signature.exists() => std::fs::remove_file(&copy_signature)
+                .map_err(|e| fail(Code::WriteFailed, e.to_string()))?,
+            None => {}
+        }
+        write_atomic(&self.copy, &list.to_pretty()).map_err(failed)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.copy
+    }
 }
 
 /// `verify --revocations`: after the signature and the lockfile hold, exit 1 naming every
@@ -64,7 +121,7 @@ pub fn after_verify(
     lockfile: &Path,
     key: Option<&Path>,
 ) -> Result<Output, CliError> {
-    let revocations = load(list, key)?;
+    let revocations = load(list, key, true)?;
     let locked = super::locked::load_lockfile(lockfile)?.unwrap_or_default();
     let revoked: Vec<String> = revocations
         .applying_to(&locked)
@@ -137,6 +194,9 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
         })?,
         None => Revocations::default(),
     };
+    // A new sequence for every change: a consumer refuses a list older than one it accepted.
+    list.sequence += 1;
+    list.issued_at = Some(super::proxy::now());
     let entry = Revoked {
         server: args.server.clone(),
         item,
@@ -172,7 +232,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
                 )
             })?;
             eprintln!(
-                "mcplock: warning: {} was signed; it is unsigned now (pass --key to sign it again)",
+                "mcplock: warning: {} was signed; it is unsigned now, and a proxy or verify that checks signatures refuses it (pass --key to sign it again)",
                 path.display()
             );
         }
@@ -183,12 +243,19 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
         "revoked": described,
         "entries": list.entries.len(),
         "signed": args.key.is_some(),
+        "sequence": list.sequence,
     });
     let human = format!(
-        "revoked {described} in {} ({} entr{})\n",
+        "revoked {described} in {} ({} entr{}, sequence {}{})\n",
         path.display(),
         list.entries.len(),
-        if list.entries.len() == 1 { "y" } else { "ies" }
+        if list.entries.len() == 1 { "y" } else { "ies" },
+        list.sequence,
+        if args.key.is_some() {
+            ", signed"
+        } else {
+            ", unsigned: runs that check signatures refuse it"
+        }
     );
     Ok(Output::report(ExitKind::Clean, human, json))
 }

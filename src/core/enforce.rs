@@ -296,6 +296,12 @@ impl Session {
         self.revoked.reason(kind, key)
     }
 
+    /// Whether the host has been shown a listing of `kind` (and so may need telling when what
+    /// it may call of it changes).
+    pub fn has_listed(&self, kind: ItemKind) -> bool {
+        self.listed.contains_key(&kind)
+    }
+
     pub fn is_listed(&self, kind: ItemKind, key: &str) -> bool {
         self.listed
             .get(&kind)

@@ -1,16 +1,17 @@
 //! Revocation: pulling an approval back. A revocation list names servers and items (by name,
 //! and optionally by digest) that must no longer be used, whatever the lockfile says; `verify`,
-//! `diff`, `policy` and the proxy honour it. It only ever takes approval away, so an unsigned
-//! list is still honoured; a signed one (same key as the lockfile, its own payload type) must
-//! verify.
+//! `diff`, `policy` and the proxy honour it. Lifting a revocation is as strong an act as
+//! approving, so a list is signed (same key as the lockfile, its own payload type) wherever
+//! signatures are checked, and it carries a sequence that only grows: a list older than one
+//! already accepted (a rollback) is refused ([`Revocations::supersedes`]).
 
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
 use crate::core::snapshot::ItemKind;
 use serde_json::{Map, Value, json};
 
-/// Format version of a revocation list.
-pub const FORMAT: u64 = 1;
+/// Format version of a revocation list (1 had no sequence; it is still read, as sequence 0).
+pub const FORMAT: u64 = 2;
 /// Most entries a list may hold.
 pub const MAX_ENTRIES: usize = 100_000;
 
@@ -59,6 +60,10 @@ pub type Applying<'a> = (String, Option<(ItemKind, String)>, &'a Revoked);
 /// A revocation list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Revocations {
+    /// Grows by one with every list `mcplock revoke` writes; 0 for a version 1 list.
+    pub sequence: u64,
+    /// When this sequence was written (RFC 3339, UTC); none for a version 1 list.
+    pub issued_at: Option<String>,
     pub entries: Vec<Revoked>,
 }
 
@@ -79,16 +84,35 @@ impl Revocations {
         let top = doc
             .as_object()
             .ok_or_else(|| fail("not a JSON object".into()))?;
-        if top.get("mcplockRevocations") != Some(&json!(FORMAT)) {
-            return Err(fail(format!(
-                "no \"mcplockRevocations\": {FORMAT}: this is not an mcplock revocation list (or a newer one)"
-            )));
-        }
-        if top.len() != 2 || !top.contains_key("revoked") {
-            return Err(fail(
-                "expected exactly \"mcplockRevocations\" and \"revoked\"".into(),
-            ));
-        }
+        let (sequence, issued_at) = match top.get("mcplockRevocations").and_then(Value::as_u64) {
+            Some(1) if top.len() == 2 && top.contains_key("revoked") => (0, None),
+            Some(1) => {
+                return Err(fail(
+                    "expected exactly \"mcplockRevocations\" and \"revoked\"".into(),
+                ));
+            }
+            Some(FORMAT) => {
+                const FIELDS: [&str; 4] = ["issuedAt", "mcplockRevocations", "revoked", "sequence"];
+                if top.len() != FIELDS.len() || FIELDS.iter().any(|f| !top.contains_key(*f)) {
+                    return Err(fail(format!(
+                        "expected exactly the fields {}",
+                        FIELDS.join(", ")
+                    )));
+                }
+                let sequence = top["sequence"]
+                    .as_u64()
+                    .ok_or_else(|| fail("\"sequence\" is not a whole number".into()))?;
+                let issued_at = top["issuedAt"]
+                    .as_str()
+                    .ok_or_else(|| fail("\"issuedAt\" is not a string".into()))?;
+                (sequence, Some(issued_at.to_string()))
+            }
+            _ => {
+                return Err(fail(format!(
+                    "no \"mcplockRevocations\": {FORMAT}: this is not an mcplock revocation list (or a newer one)"
+                )));
+            }
+        };
         let list = top["revoked"]
             .as_array()
             .ok_or_else(|| fail("\"revoked\" is not a list".into()))?;
@@ -138,7 +162,30 @@ impl Revocations {
                 revoked_at: text("revokedAt")?,
             });
         }
-        Ok(Revocations { entries })
+        Ok(Revocations {
+            sequence,
+            issued_at,
+            entries,
+        })
+    }
+
+    /// Whether this list may replace `last`, the one accepted before: its sequence must not be
+    /// lower (a rollback to an older signed list), and an equal sequence must hold the same
+    /// list (every change takes a new sequence).
+    pub fn supersedes(&self, last: &Revocations) -> Result<(), RevocationError> {
+        if self.sequence < last.sequence {
+            return Err(RevocationError(format!(
+                "it is older (sequence {}) than the list already accepted (sequence {}): a rollback",
+                self.sequence, last.sequence
+            )));
+        }
+        if self.sequence == last.sequence && self.canonical() != last.canonical() {
+            return Err(RevocationError(format!(
+                "it changes the list accepted as sequence {} without a new sequence",
+                self.sequence
+            )));
+        }
+        Ok(())
     }
 
     /// The canonical document (entries in a fixed order), pretty-printed with a newline.
@@ -147,8 +194,10 @@ impl Revocations {
         entries.sort();
         entries.dedup();
         let doc = json!({
+            "issuedAt": self.issued_at.clone().unwrap_or_default(),
             "mcplockRevocations": FORMAT,
             "revoked": entries.iter().map(Revoked::to_json).collect::<Vec<_>>(),
+            "sequence": self.sequence,
         });
         let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         bytes.push(b'\n');
@@ -252,6 +301,8 @@ mod tests {
     #[test]
     fn a_list_reads_back_what_it_writes_and_refuses_the_rest() {
         let list = Revocations {
+            sequence: 3,
+            issued_at: Some("2026-12-01T00:00:00Z".into()),
             entries: vec![
                 revoke(Some("read_file"), None),
                 revoke(None, Some(Digest::of_bytes(b"x"))),
@@ -263,7 +314,10 @@ mod tests {
         assert_eq!(back.entries.len(), 2);
         for bad in [
             r#"{"revoked": []}"#,
+            r#"{"mcplockRevocations": 3, "revoked": []}"#,
             r#"{"mcplockRevocations": 2, "revoked": []}"#,
+            r#"{"mcplockRevocations": 2, "revoked": [], "sequence": -1, "issuedAt": ""}"#,
+            r#"{"mcplockRevocations": 1, "revoked": [], "sequence": 1}"#,
             r#"{"mcplockRevocations": 1, "revoked": [{"server": "s"}]}"#,
             r#"{"mcplockRevocations": 1, "revoked": [{"server": "s", "kind": "tool", "name": null, "digest": null, "reason": "", "revokedAt": ""}]}"#,
             r#"{"mcplockRevocations": 1, "revoked": [{"server": "s", "kind": "gadget", "name": "x", "digest": null, "reason": "", "revokedAt": ""}]}"#,
@@ -280,6 +334,7 @@ mod tests {
         // By name: whatever the digest.
         let by_name = Revocations {
             entries: vec![revoke(Some("read_file"), None)],
+            ..Default::default()
         };
         let hits = by_name.applying_to(&lock);
         assert_eq!(hits.len(), 1);
@@ -290,18 +345,51 @@ mod tests {
                 Some("read_file"),
                 Some(Digest::of_bytes(b"another")),
             )],
+            ..Default::default()
         };
         assert!(other.applying_to(&lock).is_empty());
         let exact = Revocations {
             entries: vec![revoke(Some("read_file"), Some(read))],
+            ..Default::default()
         };
         assert_eq!(exact.applying_to(&lock).len(), 1);
         // The whole server.
         let all = Revocations {
             entries: vec![revoke(None, None)],
+            ..Default::default()
         };
         assert_eq!(all.applying_to(&lock)[0].1, None);
         assert!(all.of_server("files", server.digest("files")).is_some());
         assert!(all.of_server("other", server.digest("files")).is_none());
+    }
+
+    #[test]
+    fn issue_26_a_list_older_than_the_one_accepted_is_refused() {
+        let accepted = Revocations {
+            sequence: 5,
+            issued_at: Some("2026-12-01T00:00:00Z".into()),
+            entries: vec![revoke(Some("read_file"), None)],
+        };
+        let rollback = Revocations {
+            sequence: 4,
+            ..accepted.clone()
+        };
+        assert!(rollback.supersedes(&accepted).is_err());
+        // The same sequence with the revocation lifted is refused too.
+        let lifted = Revocations {
+            entries: Vec::new(),
+            ..accepted.clone()
+        };
+        assert!(lifted.supersedes(&accepted).is_err());
+        assert!(accepted.supersedes(&accepted).is_ok());
+        let newer = Revocations {
+            sequence: 6,
+            entries: Vec::new(),
+            ..accepted.clone()
+        };
+        assert!(newer.supersedes(&accepted).is_ok());
+        // A version 1 list reads as sequence 0.
+        let v1 = Revocations::parse(br#"{"mcplockRevocations": 1, "revoked": []}"#).unwrap();
+        assert_eq!((v1.sequence, v1.issued_at), (0, None));
     }
 }

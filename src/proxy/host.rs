@@ -73,12 +73,18 @@ impl<A: std::io::Write> Proxy<'_, A> {
 
     /// Looks at the revocation list; what changed is told to the host as `list_changed`.
     fn poll_revocations(&mut self) -> Result<(), super::Stalled> {
-        let Some(poll) = &self.options.revocations else {
+        let options = self.options;
+        let Some(poll) = &options.revocations else {
             return Ok(());
         };
         let revoked = match poll() {
             super::Poll::Unchanged => return Ok(()),
             super::Poll::Changed(list) => {
+                enforce::Revoked::of(&list, &self.options.server_name, self.locked)
+            }
+            super::Poll::Kept { list, why } => {
+                eprintln!("mcplock: proxy: {why}");
+                self.log(Record::note("(revocation)", why));
                 enforce::Revoked::of(&list, &self.options.server_name, self.locked)
             }
             super::Poll::Unreadable(why) => {
@@ -118,7 +124,11 @@ impl<A: std::io::Write> Proxy<'_, A> {
         let mut told = BTreeSet::new();
         for kind in self.session.set_revoked(revoked) {
             let notification = kind.list_changed_notification();
-            if self.locked.covers(kind) && told.insert(notification) {
+            // Only a host that listed this kind has something to list again.
+            if self.locked.covers(kind)
+                && self.session.has_listed(kind)
+                && told.insert(notification)
+            {
                 self.to_host(line(&json!({"jsonrpc": "2.0", "method": notification})))?;
             }
         }

@@ -90,6 +90,12 @@ pub enum Poll {
     Unchanged,
     /// It changed (or was read for the first time): the list now.
     Changed(crate::core::revocation::Revocations),
+    /// It changed, but is refused (older than the list accepted last, or gone): `list`, the
+    /// one accepted last, stays in force, and `why` is said.
+    Kept {
+        list: crate::core::revocation::Revocations,
+        why: String,
+    },
     /// It cannot be trusted (unreadable, unsigned, wrongly signed, older than one accepted):
     /// everything is denied until it can.
     Unreadable(String),
