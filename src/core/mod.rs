@@ -15,6 +15,7 @@ pub mod jsonrpc;
 pub mod launch;
 pub mod locate;
 pub mod lockfile;
+pub mod normalize;
 pub mod parallel;
 pub mod policy;
 pub mod relay;
