@@ -611,6 +611,61 @@ mod real_servers {
         }
     }
 
+    /// The recorded answers and notifications of testdata/results.
+    const ANSWERS: [(&str, &str); 4] = [
+        (
+            "everything",
+            include_str!("../../testdata/results/everything.json"),
+        ),
+        (
+            "python-sdk",
+            include_str!("../../testdata/results/python-sdk.json"),
+        ),
+        ("sqlite", include_str!("../../testdata/results/sqlite.json")),
+        (
+            "tailwind",
+            include_str!("../../testdata/results/tailwind.json"),
+        ),
+    ];
+
+    #[test]
+    fn issue_26_real_server_answers_have_no_findings() {
+        let (mut messages, mut total) = (0, (0, 0));
+        for (name, text) in ANSWERS {
+            let recorded: Value = serde_json::from_str(text).unwrap();
+            let answers = recorded["answers"].as_array().unwrap();
+            let notifications = recorded["notifications"].as_array().unwrap();
+            for answer in answers {
+                let method = answer["method"].as_str().unwrap();
+                let (inspection, value) = match (answer.get("result"), answer.get("error")) {
+                    (Some(result), None) => (inspect(method, result, None), result),
+                    (None, Some(error)) => (inspect_error(error), error),
+                    _ => panic!("{name}: an answer is a result or an error"),
+                };
+                assert!(
+                    inspection.is_clean(),
+                    "{name} {answer}: {:?}",
+                    inspection.findings
+                );
+                let (n, bytes) = count(value);
+                total = (total.0 + n, total.1 + bytes);
+            }
+            for notification in notifications {
+                let inspection = inspect_params(&notification["params"]);
+                assert!(
+                    inspection.is_clean(),
+                    "{name} {notification}: {:?}",
+                    inspection.findings
+                );
+                let (n, bytes) = count(&notification["params"]);
+                total = (total.0 + n, total.1 + bytes);
+            }
+            messages += answers.len() + notifications.len();
+        }
+        // The figures docs/benchmarks.md reports (they change when the answers are re-recorded).
+        assert_eq!((messages, total), (70, (755, 75_396)));
+    }
+
     #[test]
     fn issue_26_real_server_listings_have_no_findings() {
         let mut total = (0, 0);
