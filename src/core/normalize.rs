@@ -31,7 +31,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Unicode `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt; the same table as the
 /// one `unicode-security` filters with, which a test checks).
-const DEFAULT_IGNORABLE: &[(char, char)] = &[
+pub(crate) const DEFAULT_IGNORABLE: &[(char, char)] = &[
     ('\u{ad}', '\u{ad}'),
     ('\u{34f}', '\u{34f}'),
     ('\u{61c}', '\u{61c}'),
@@ -53,7 +53,7 @@ const DEFAULT_IGNORABLE: &[(char, char)] = &[
 
 /// General category `Cf` (format) outside [`DEFAULT_IGNORABLE`] (UnicodeData.txt, Unicode
 /// 16): Arabic and Syriac number marks, interlinear annotation, Egyptian format controls.
-const FORMAT: &[(char, char)] = &[
+pub(crate) const FORMAT: &[(char, char)] = &[
     ('\u{600}', '\u{605}'),
     ('\u{6dd}', '\u{6dd}'),
     ('\u{70f}', '\u{70f}'),
