@@ -16,6 +16,7 @@ pub mod launch;
 pub mod locate;
 pub mod lockfile;
 pub mod methods;
+pub mod normalize;
 pub mod parallel;
 pub mod policy;
 pub mod relay;
