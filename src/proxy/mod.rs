@@ -253,6 +253,8 @@ struct Proxy<'a, A> {
     blocked: Option<String>,
     to_host: Outbox,
     to_server: Outbox,
+    /// The finding codes of the last response screened, for its refusal.
+    last_codes: Vec<String>,
 }
 
 impl<A: std::io::Write> Proxy<'_, A> {
@@ -459,6 +461,7 @@ where
         blocked: None,
         to_host,
         to_server,
+        last_codes: Vec::new(),
     };
     let readers = Readers {
         host: MessageReader::new(

@@ -17,6 +17,14 @@ use crate::transport::channel::{ConnError, Message};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
+/// A call's answer after its checks.
+enum Checked {
+    /// On to the host, with its result (none for an error answer).
+    Pass(Option<Value>),
+    /// Answered here instead (blocked).
+    Answered,
+}
+
 impl<A: std::io::Write> Proxy<'_, A> {
     pub(super) fn on_server(&mut self, from_server: Result<Message, ConnError>) -> Flow {
         let message = match from_server {
@@ -124,8 +132,8 @@ impl<A: std::io::Write> Proxy<'_, A> {
             }
             (Some(call @ Expect::Call { .. }), result) => {
                 match self.call_answer(call, result, &obj, &waiting, response_digest)? {
-                    Some(result) => Some(result),
-                    None => return Ok(Next::Go),
+                    Checked::Pass(result) => result,
+                    Checked::Answered => return Ok(Next::Go),
                 }
             }
             (_, result) => result,
@@ -134,6 +142,17 @@ impl<A: std::io::Write> Proxy<'_, A> {
             obj.insert("result".into(), result);
         }
         if waiting.origin == Origin::Host {
+            if let Some(error) = obj.get_mut("error") {
+                let inspection = inspect::inspect_error(error);
+                if self.screen(&waiting.method, None, inspection, error) {
+                    let message = format!(
+                        "mcplock blocked the error the server answered {} with",
+                        waiting.method
+                    );
+                    self.answer_blocked(&waiting, message)?;
+                    return Ok(Next::Go);
+                }
+            }
             self.to_host(line(&Value::Object(obj)))?;
         }
         Ok(Next::Go)
@@ -248,7 +267,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         obj: &Map<String, Value>,
         waiting: &Waiting,
         response_digest: Option<Digest>,
-    ) -> Result<Option<Value>, super::Stalled> {
+    ) -> Result<Checked, super::Stalled> {
         let Expect::Call {
             method,
             item,
@@ -257,7 +276,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
             params,
         } = call
         else {
-            return Ok(result);
+            return Ok(Checked::Pass(result));
         };
         let outcome = result
             .is_none()
@@ -277,62 +296,77 @@ impl<A: std::io::Write> Proxy<'_, A> {
         };
         self.log(record);
         let Some(mut result) = result else {
-            if waiting.origin == Origin::Host {
-                self.to_host(line(&Value::Object(obj.clone())))?;
-            }
-            return Ok(None);
+            // An error answer: screened and sent where every answer is.
+            return Ok(Checked::Pass(None));
         };
         let locked = self.locked;
         let check = |structured: &Value| locked.check_output(&item, structured);
         let output_check: Option<&inspect::OutputCheck> =
             (method == "tools/call" && locked.has_output_schema(&item)).then_some(&check);
         let inspection = inspect::inspect(&method, &result, output_check);
+        if !self.screen(&method, Some(&item), inspection, &mut result) {
+            return Ok(Checked::Pass(Some(result)));
+        }
+        if waiting.origin == Origin::Host {
+            let message = format!(
+                "mcplock blocked the result of {method} of {item:?}: it holds findings (--on-response-finding block)"
+            );
+            self.answer_blocked(waiting, message)?;
+        }
+        Ok(Checked::Answered)
+    }
+
+    /// Records what `inspection` found in `value` (what the server sent for `method`) and
+    /// applies `--on-response-finding`: `warn` leaves it, `redact` rewrites it. `true` when it
+    /// must not pass at all (`block`, and something was found).
+    fn screen(
+        &mut self,
+        method: &str,
+        item: Option<&str>,
+        inspection: inspect::Inspection,
+        value: &mut Value,
+    ) -> bool {
         if inspection.is_clean() {
-            return Ok(Some(result));
+            return false;
         }
         let decision = match self.options.on_response {
             inspect::OnResponse::Warn => Decision::Note,
             inspect::OnResponse::Redact => Decision::Rewrite,
             inspect::OnResponse::Block => Decision::Deny,
         };
+        let item = item.map(str::to_owned);
         for f in &inspection.findings {
             let why = format!(
-                "response-finding {} at {} [{}..{}]",
-                f.code, f.pointer, f.span.0, f.span.1
+                "response-finding {} at {}{} [{}..{}]",
+                f.code,
+                f.pointer,
+                if f.in_key { " (key)" } else { "" },
+                f.span.0,
+                f.span.1
             );
-            self.log(
-                Record::new(&method, decision)
-                    .item(Some(item.clone()))
-                    .reason(why),
-            );
+            self.log(Record::new(method, decision).item(item.clone()).reason(why));
         }
         if inspection.more > 0 {
             let why = format!("response-finding: {} more not listed", inspection.more);
-            self.log(
-                Record::new(&method, decision)
-                    .item(Some(item.clone()))
-                    .reason(why),
-            );
+            self.log(Record::new(method, decision).item(item.clone()).reason(why));
         }
+        self.last_codes = inspection.codes().iter().map(|c| c.to_string()).collect();
         match self.options.on_response {
-            inspect::OnResponse::Warn => Ok(Some(result)),
+            inspect::OnResponse::Warn => false,
             inspect::OnResponse::Redact => {
-                inspect::redact(&mut result, &inspection);
-                Ok(Some(result))
+                inspect::redact(value, &inspection);
+                false
             }
-            inspect::OnResponse::Block => {
-                if waiting.origin == Origin::Host {
-                    let codes = inspection.codes();
-                    let message = format!(
-                        "mcplock blocked the result of {method} of {item:?}: it holds {} (--on-response-finding block)",
-                        codes.join(", ")
-                    );
-                    let data = json!({"reason": "response-finding", "codes": codes});
-                    self.answer_host(&waiting.original.to_value(), DENIED, message, Some(data))?;
-                }
-                Ok(None)
-            }
+            inspect::OnResponse::Block => true,
         }
+    }
+
+    /// Answers the host's waiting request with the refusal of what came back for it.
+    fn answer_blocked(&mut self, waiting: &Waiting, message: String) -> Result<(), super::Stalled> {
+        let codes = std::mem::take(&mut self.last_codes);
+        let message = format!("{message}: {}", codes.join(", "));
+        let data = json!({"reason": "response-finding", "codes": codes});
+        self.answer_host(&waiting.original.to_value(), DENIED, message, Some(data))
     }
 
     /// A request from the server: `ping` is answered here; a request of the protocol goes to
@@ -349,6 +383,21 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 &json!({"jsonrpc": "2.0", "id": id_value, "result": {}}),
             ))?;
             return Ok(Next::Go);
+        }
+        if known
+            && self.options.allow_server_requests
+            && let Some(params) = obj.get_mut("params")
+        {
+            let inspection = inspect::inspect_params(params);
+            if self.screen(&method, None, inspection, params) {
+                let codes = std::mem::take(&mut self.last_codes);
+                let message = format!(
+                    "mcplock does not forward {method} to the host: it holds {} (--on-response-finding block)",
+                    codes.join(", ")
+                );
+                self.to_server(error_line(&id_value, DENIED, message, None))?;
+                return Ok(Next::Go);
+            }
         }
         let forward = known
             && self.options.allow_server_requests
@@ -428,6 +477,14 @@ impl<A: std::io::Write> Proxy<'_, A> {
             .collect();
         if !kinds.is_empty() && self.list_changed(&method, &obj, kinds)? {
             return Ok(Next::Go);
+        }
+        // What a notification carries reaches the model too (log data, progress messages).
+        if let Some(params) = obj.get_mut("params") {
+            let inspection = inspect::inspect_params(params);
+            if self.screen(&method, None, inspection, params) {
+                self.last_codes.clear();
+                return Ok(Next::Go);
+            }
         }
         self.to_host(line(&Value::Object(obj)))?;
         Ok(Next::Go)
