@@ -1269,3 +1269,62 @@ fn issue_26_a_revocation_is_not_lifted_by_an_unsigned_an_older_or_a_missing_list
     drop(host.child.stdin.take());
     assert_eq!(host.exit_code(Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn issue_26_one_writer_per_audit_log_and_a_log_cut_short_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Duration::from_secs(30);
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "1"];
+    lock_in(d, &server);
+    run_in(d, &["keygen"], t).expect_success();
+    let sealed = ["--audit-key", "mcplock.key"];
+    let mut first = RawHost::start_with(d, &sealed, &server);
+    first.initialize();
+    // A second proxy on the same log is refused, naming the one that writes it.
+    let mut argv = vec!["proxy", "--allow-unsigned", "--audit", "audit.jsonl", "--"];
+    argv.extend_from_slice(&server);
+    let pid = first.child.id().to_string();
+    let second = run_in(d, &argv, t);
+    second.expect_failure(2, "is being written by another mcplock process");
+    second.expect_failure(2, &format!("pid {pid}"));
+    // While it runs, the log verifies up to its last line.
+    run_in(
+        d,
+        &["audit", "verify", "audit.jsonl", "--key", "mcplock.pub"],
+        t,
+    )
+    .expect_success();
+    first.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    assert!(answer_to(&mut first, 1)["result"].is_object());
+    drop(first.child.stdin.take());
+    assert_eq!(first.exit_code(Duration::from_secs(20)), Some(0));
+    let verified = run_in(
+        d,
+        &["audit", "verify", "audit.jsonl", "--key", "mcplock.pub"],
+        t,
+    );
+    verified.expect_success();
+    assert!(
+        verified
+            .stdout
+            .contains("every session ends with a signed close"),
+        "{}",
+        verified.stdout
+    );
+    // Cut short: its last lines (the signed close among them) removed.
+    let log = fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let cut: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(d.join("audit.jsonl"), cut).unwrap();
+    run_in(d, &["audit", "verify", "audit.jsonl"], t).expect_success();
+    run_in(
+        d,
+        &["audit", "verify", "audit.jsonl", "--key", "mcplock.pub"],
+        t,
+    )
+    .expect_failure(1, "do not end with a signed close");
+}

@@ -426,6 +426,13 @@ pub struct ProxyArgs {
     #[arg(long, requires = "audit")]
     pub audit_payloads: bool,
 
+    /// Sign a checkpoint into the audit log when the session opens and when it closes, with
+    /// this Ed25519 private key (`mcplock keygen`): `mcplock audit verify --key PUBLIC` then
+    /// tells a log cut short (it does not end with a signed close) without a head kept
+    /// elsewhere.
+    #[arg(long, value_name = "PRIVATE", requires = "audit")]
+    pub audit_key: Option<std::path::PathBuf>,
+
     /// Forward the server's own requests (sampling, elicitation, roots) to the host; by
     /// default the server gets an error.
     #[arg(long)]
@@ -563,6 +570,12 @@ pub struct AuditVerifyArgs {
     /// The hash the last line must have (kept outside the log, e.g. by a log shipper).
     #[arg(long, value_name = "SHA256")]
     pub head: Option<String>,
+
+    /// The public key of the proxy's --audit-key: every checkpoint must verify with it, and
+    /// every session must end with a signed close (one that does not was cut short, or its
+    /// proxy was killed); a log still being written is checked up to its last line.
+    #[arg(long, value_name = "PUBLIC")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

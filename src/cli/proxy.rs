@@ -238,26 +238,25 @@ async fn serve(
     let audit = match &args.audit {
         None => None,
         Some(path) => {
-            let existing = crate::edge::fs::read_bounded(path, 1 << 30)
-                .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
-                .unwrap_or_default();
-            let verified = verify(&existing).map_err(|e| {
-                fail(Code::Usage, format!(
-                    "{} does not hold ({e}); it is not appended to (move it away to start a new log)",
-                    path.display()
-                ))
+            // Locked before its head is read: a second proxy on the same log is refused.
+            let opened = crate::edge::audit_log::open_exclusive(path).map_err(|e| {
+                let code = match e {
+                    crate::edge::audit_log::OpenError::Busy { .. } => Code::Usage,
+                    _ => Code::WriteFailed,
+                };
+                fail(code, e.to_string())
             })?;
-            let sink = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    fail(
-                        Code::WriteFailed,
-                        format!("cannot open {}: {e}", path.display()),
-                    )
-                })?;
-            let chain = Chain::after(&verified.head);
+            let verified = verify(&opened.existing).map_err(|e| {
+                fail(
+                    Code::AuditLogBroken,
+                    format!(
+                        "{} does not hold ({e}); it is not appended to (check it with `mcplock audit verify`, then move it away to start a new log)",
+                        path.display()
+                    ),
+                )
+            })?;
+            let sink = opened.file;
+            let chain = Chain::after(&verified);
             Some(Audit {
                 sink,
                 chain: if args.audit_payloads {
@@ -266,6 +265,7 @@ async fn serve(
                     chain
                 },
                 clock: now,
+                seal: audit_seal(args)?,
             })
         }
     };
@@ -362,6 +362,22 @@ async fn serve(
             })
         }
     }
+}
+
+/// The key `--audit-key` names, to sign the log's checkpoints with.
+fn audit_seal(args: &ProxyArgs) -> Result<Option<crate::proxy::Seal>, CliError> {
+    let Some(path) = &args.audit_key else {
+        return Ok(None);
+    };
+    let key = super::keys::load_private_key(path)?;
+    let key_id = key
+        .public()
+        .key_id()
+        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+    Ok(Some(crate::proxy::Seal {
+        key_id,
+        sign: Box::new(move |bytes| key.sign(bytes)),
+    }))
 }
 
 /// How long the call rules may take for one call; past it the call is denied.

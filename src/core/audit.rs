@@ -5,6 +5,11 @@
 //! bytes); its hash is `sha256:` + hex(sha256(line bytes)); the first line's `prev` is
 //! [`GENESIS`]. Values of arguments and results are written only when the log was asked for
 //! them (format 2, `payload`); otherwise only their digests are.
+//!
+//! A chain cannot show on its own that lines were cut off its end. A log written with a key
+//! carries signed checkpoints (format 3): one when a session opens and one when it closes, each
+//! signing the chain's head and line count, so a log that does not end with a signed close was
+//! cut short (or its writer was killed) — [`Verified::unclosed`].
 
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::json::parse_strict;
@@ -20,6 +25,8 @@ pub const AUDIT_FORMAT_PAYLOADS: u64 = 2;
 /// past it, the line says the payload was omitted and how large it was. Keeps every line well
 /// under [`MAX_LINE_BYTES`].
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Format version of a signed checkpoint line.
+pub const AUDIT_FORMAT_CHECKPOINT: u64 = 3;
 /// Longest line a reader accepts.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
@@ -107,6 +114,8 @@ pub struct Chain {
     prev: String,
     /// Lines are written in format 2, with their payloads.
     payloads: bool,
+    /// Lines in the log so far.
+    lines: u64,
 }
 
 impl Default for Chain {
@@ -114,17 +123,79 @@ impl Default for Chain {
         Chain {
             prev: GENESIS.to_string(),
             payloads: false,
+            lines: 0,
         }
     }
 }
 
-impl Chain {
-    /// A chain that continues a log whose last line hashed to `last`.
-    pub fn after(last: &str) -> Chain {
-        Chain {
-            prev: last.to_string(),
-            payloads: false,
+/// Where a checkpoint stands in a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    Open,
+    Close,
+}
+
+impl Mark {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::Open => "open",
+            Mark::Close => "close",
         }
+    }
+}
+
+/// A checkpoint line as read back: what its signature covers, for the reader to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// 1-based.
+    pub line: usize,
+    pub mark: Mark,
+    /// `sha256:` of the signer's public key (as in a signature envelope).
+    pub key_id: String,
+    /// The bytes the signature covers (DSSE PAE of the line without its signature).
+    pub signed: Vec<u8>,
+    pub signature: [u8; 64],
+}
+
+impl Chain {
+    /// A chain that continues `log`, as [`verify`] read it.
+    pub fn after(log: &Verified) -> Chain {
+        Chain {
+            prev: log.head.clone(),
+            payloads: false,
+            lines: log.lines as u64,
+        }
+    }
+
+    /// A signed checkpoint line (format 3) marking `mark` of a session of `server`: the head
+    /// and line count so far, signed by `sign` (the key whose id is `key_id`).
+    pub fn checkpoint(
+        &mut self,
+        mark: Mark,
+        time: &str,
+        server: &str,
+        key_id: &Digest,
+        sign: impl FnOnce(&[u8]) -> [u8; 64],
+    ) -> Vec<u8> {
+        use base64::Engine as _;
+        let mut object = json!({
+            "checkpoint": mark.as_str(),
+            "keyId": key_id.to_string(),
+            "lines": self.lines,
+            "mcplockAudit": AUDIT_FORMAT_CHECKPOINT,
+            "prev": self.prev,
+            "server": server,
+            "time": time,
+        });
+        let signed =
+            crate::core::signature::Signed::AuditCheckpoint.signed_bytes(&to_canonical(&object));
+        object["signature"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(sign(&signed)));
+        let mut line = to_canonical(&object);
+        self.prev = Digest::of_bytes(&line).to_string();
+        self.lines += 1;
+        line.push(b'\n');
+        line
     }
 
     /// Lines from now on record the payloads of calls (format 2). A log may mix formats: each
@@ -167,6 +238,7 @@ impl Chain {
         }
         let mut line = to_canonical(&object);
         self.prev = Digest::of_bytes(&line).to_string();
+        self.lines += 1;
         line.push(b'\n');
         line
     }
@@ -187,9 +259,14 @@ pub struct AuditError {
 }
 
 /// What a verified log holds.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Verified {
+    /// Decision lines.
     pub entries: usize,
+    /// Every line, checkpoints included.
+    pub lines: usize,
+    /// The signed checkpoints, in order (their signatures are for the reader to check).
+    pub checkpoints: Vec<Checkpoint>,
     /// The hash of the last line: compare it with a copy kept elsewhere to detect a log cut
     /// short at the end (a chain cannot show that on its own).
     pub head: String,
@@ -219,11 +296,8 @@ const FIELDS: [&str; 12] = [
 pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
     let mut chain = Chain::default();
     let mut verified = Verified {
-        entries: 0,
         head: GENESIS.to_string(),
-        denied: 0,
-        withheld: 0,
-        payloads: 0,
+        ..Verified::default()
     };
     if log.is_empty() {
         return Ok(verified);
@@ -252,9 +326,17 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
         let payloads = match object.get("mcplockAudit").and_then(Value::as_u64) {
             Some(AUDIT_FORMAT) => false,
             Some(AUDIT_FORMAT_PAYLOADS) => true,
+            Some(AUDIT_FORMAT_CHECKPOINT) => {
+                let checkpoint = read_checkpoint(object, line, index).map_err(fail)?;
+                chain_link(object, &chain).map_err(fail)?;
+                chain.prev = Digest::of_bytes(raw).to_string();
+                verified.checkpoints.push(checkpoint);
+                verified.lines += 1;
+                continue;
+            }
             _ => {
                 return Err(fail(format!(
-                    "audit format {} is not one this mcplock reads ({AUDIT_FORMAT} or {AUDIT_FORMAT_PAYLOADS})",
+                    "audit format {} is not one this mcplock reads ({AUDIT_FORMAT} to {AUDIT_FORMAT_CHECKPOINT})",
                     object.get("mcplockAudit").unwrap_or(&Value::Null)
                 )));
             }
@@ -277,15 +359,10 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
             .as_str()
             .and_then(Decision::parse)
             .ok_or_else(|| fail(format!("unknown decision {}", object["decision"])))?;
-        let prev = object["prev"].as_str().unwrap_or_default();
-        if prev != chain.head() {
-            return Err(fail(format!(
-                "\"prev\" is {prev}, but the line before hashes to {}: a line was changed, removed or inserted here",
-                chain.head()
-            )));
-        }
+        chain_link(object, &chain).map_err(fail)?;
         chain.prev = Digest::of_bytes(raw).to_string();
         verified.entries += 1;
+        verified.lines += 1;
         match decision {
             Decision::Deny => verified.denied += 1,
             Decision::Withhold => verified.withheld += 1,
@@ -294,6 +371,101 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
     }
     verified.head = chain.prev;
     Ok(verified)
+}
+
+/// The line's `prev` must be the hash of the line before.
+fn chain_link(object: &Map<String, Value>, chain: &Chain) -> Result<(), String> {
+    let prev = object["prev"].as_str().unwrap_or_default();
+    if prev != chain.head() {
+        return Err(format!(
+            "\"prev\" is {prev}, but the line before hashes to {}: a line was changed, removed or inserted here",
+            chain.head()
+        ));
+    }
+    Ok(())
+}
+
+const CHECKPOINT_FIELDS: [&str; 8] = [
+    "checkpoint",
+    "keyId",
+    "lines",
+    "mcplockAudit",
+    "prev",
+    "server",
+    "signature",
+    "time",
+];
+
+/// A checkpoint line (`index` lines before it): its shape, and what its signature covers.
+fn read_checkpoint(
+    object: &Map<String, Value>,
+    line: usize,
+    index: usize,
+) -> Result<Checkpoint, String> {
+    use base64::Engine as _;
+    if object.len() != CHECKPOINT_FIELDS.len()
+        || CHECKPOINT_FIELDS.iter().any(|f| !object.contains_key(*f))
+    {
+        return Err(format!(
+            "a checkpoint has exactly the fields {}",
+            CHECKPOINT_FIELDS.join(", ")
+        ));
+    }
+    let mark = match object["checkpoint"].as_str() {
+        Some("open") => Mark::Open,
+        Some("close") => Mark::Close,
+        _ => return Err(format!("unknown checkpoint {}", object["checkpoint"])),
+    };
+    if object["lines"].as_u64() != Some(index as u64) {
+        return Err(format!(
+            "the checkpoint counts {} lines before it, but {index} came: lines were removed or added",
+            object["lines"]
+        ));
+    }
+    let signature = object["signature"]
+        .as_str()
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+        .ok_or_else(|| "the checkpoint's signature is not 64 bytes of base64".to_string())?;
+    let mut unsigned = object.clone();
+    unsigned.remove("signature");
+    let signed = crate::core::signature::Signed::AuditCheckpoint
+        .signed_bytes(&to_canonical(&Value::Object(unsigned)));
+    Ok(Checkpoint {
+        line,
+        mark,
+        key_id: object["keyId"].as_str().unwrap_or_default().to_string(),
+        signed,
+        signature,
+    })
+}
+
+impl Verified {
+    /// Where a session has no signed close: each `open` checkpoint not followed by a `close`
+    /// before the next `open` or the end of the log (the line of that `open`). A session still
+    /// being written is one of them until it closes.
+    pub fn unclosed(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut open: Option<usize> = None;
+        for checkpoint in &self.checkpoints {
+            match checkpoint.mark {
+                Mark::Open => {
+                    out.extend(open.replace(checkpoint.line));
+                }
+                Mark::Close => open = None,
+            }
+        }
+        out.extend(open);
+        // Lines after the last close that no open announced: written without a key, or a
+        // close cut away with what followed it.
+        if let Some(last) = self.checkpoints.last()
+            && last.mark == Mark::Close
+            && last.line < self.lines
+        {
+            out.push(last.line + 1);
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -342,7 +514,7 @@ mod tests {
         assert_eq!(verified.head, head);
         assert_eq!(verify(b"").unwrap().entries, 0);
         // Appending after a restart continues the chain.
-        let mut chain = Chain::after(&head);
+        let mut chain = Chain::after(&verified);
         let mut more = bytes.clone();
         more.extend(chain.append(&entry(7, Decision::Withhold)));
         assert_eq!(verify(&more).unwrap().entries, 8);
@@ -352,7 +524,7 @@ mod tests {
     fn payloads_are_written_only_when_asked_for_and_capped() {
         let (without, _) = log(2);
         assert!(!String::from_utf8(without.clone()).unwrap().contains("/tmp"));
-        let mut chain = Chain::after(&verify(&without).unwrap().head).with_payloads();
+        let mut chain = Chain::after(&verify(&without).unwrap()).with_payloads();
         let mut mixed = without.clone();
         mixed.extend(chain.append(&entry(2, Decision::Forward)));
         let mut huge = entry(3, Decision::Forward);
@@ -432,5 +604,58 @@ mod tests {
         );
         assert!(verify(extra.as_bytes()).is_err());
         assert_eq!(verify(b"not json\n").unwrap_err().line, 1);
+    }
+
+    fn sealed_session(chain: &mut Chain, key: &ed25519_dalek::SigningKey, n: usize) -> Vec<u8> {
+        use ed25519_dalek::Signer;
+        let key_id = Digest::of_bytes(key.verifying_key().as_bytes());
+        let sign = |b: &[u8]| key.sign(b).to_bytes();
+        let mut out = chain.checkpoint(Mark::Open, "t", "files", &key_id, sign);
+        for i in 0..n {
+            out.extend(chain.append(&entry(i, Decision::Forward)));
+        }
+        out.extend(chain.checkpoint(Mark::Close, "t", "files", &key_id, sign));
+        out
+    }
+
+    #[test]
+    fn issue_26_a_log_cut_short_does_not_end_with_its_signed_close() {
+        use ed25519_dalek::Verifier;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let mut chain = Chain::default();
+        let mut log = sealed_session(&mut chain, &key, 3);
+        log.extend(sealed_session(&mut chain, &key, 2));
+        let verified = verify(&log).unwrap();
+        assert_eq!((verified.entries, verified.lines), (5, 9));
+        assert_eq!(verified.checkpoints.len(), 4);
+        assert!(verified.unclosed().is_empty());
+        for c in &verified.checkpoints {
+            let signature = ed25519_dalek::Signature::from_bytes(&c.signature);
+            assert!(key.verifying_key().verify(&c.signed, &signature).is_ok());
+        }
+        // Cut anywhere inside the second session: it has no close any more. (Cut exactly at
+        // the first close, whole sessions gone, the log still ends sealed: only a head kept
+        // elsewhere tells that; docs/audit-log.md says so.)
+        let ends: Vec<usize> = log
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        for &end in &ends[5..ends.len() - 1] {
+            let cut = verify(&log[..end]).unwrap();
+            assert!(!cut.unclosed().is_empty(), "cut at byte {end}");
+        }
+        // A checkpoint edited (its count, its mark) breaks its signature or the chain.
+        let text = String::from_utf8(log.clone()).unwrap();
+        let forged = text.replacen("\"checkpoint\":\"open\"", "\"checkpoint\":\"close\"", 1);
+        let forged = verify(forged.as_bytes());
+        assert!(
+            forged.is_err()
+                || forged.unwrap().checkpoints.iter().any(|c| {
+                    let signature = ed25519_dalek::Signature::from_bytes(&c.signature);
+                    key.verifying_key().verify(&c.signed, &signature).is_err()
+                })
+        );
     }
 }

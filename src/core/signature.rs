@@ -25,6 +25,9 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.mcplock.lockfile+json; version=1
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.mcplock.bundle-manifest+json; version=1";
 /// The DSSE payload type of a signed revocation list.
 pub const REVOCATIONS_PAYLOAD_TYPE: &str = "application/vnd.mcplock.revocations+json; version=1";
+/// The DSSE payload type of a signed audit-log checkpoint.
+pub const CHECKPOINT_PAYLOAD_TYPE: &str =
+    "application/vnd.mcplock.audit-checkpoint+json; version=1";
 /// Format version of the signature envelope.
 pub const ENVELOPE_VERSION: u64 = 1;
 pub const ALGORITHM: &str = "ed25519";
@@ -38,6 +41,8 @@ pub enum Signed {
     BundleManifest,
     /// The RFC 8785 canonical bytes of a revocation list.
     Revocations,
+    /// The RFC 8785 canonical bytes of an audit-log checkpoint line without its signature.
+    AuditCheckpoint,
 }
 
 impl Signed {
@@ -46,6 +51,7 @@ impl Signed {
             Signed::Lockfile => PAYLOAD_TYPE,
             Signed::BundleManifest => MANIFEST_PAYLOAD_TYPE,
             Signed::Revocations => REVOCATIONS_PAYLOAD_TYPE,
+            Signed::AuditCheckpoint => CHECKPOINT_PAYLOAD_TYPE,
         }
     }
 
@@ -53,7 +59,7 @@ impl Signed {
     /// `none` (the file's exact bytes).
     pub fn canonicalization(self) -> &'static str {
         match self {
-            Signed::Lockfile | Signed::Revocations => "RFC8785",
+            Signed::Lockfile | Signed::Revocations | Signed::AuditCheckpoint => "RFC8785",
             Signed::BundleManifest => "none",
         }
     }

@@ -1,6 +1,7 @@
 //! Edges that touch the machine: the filesystem, ZIP archives, the process's memory.
 
 pub mod artifact;
+pub mod audit_log;
 pub mod fs;
 pub mod memory;
 pub mod zip;

@@ -110,6 +110,17 @@ pub struct Audit<W> {
     pub sink: W,
     pub chain: Chain,
     pub clock: fn() -> String,
+    /// Signs a checkpoint when the session opens and when it closes (`--audit-key`).
+    pub seal: Option<Seal>,
+}
+
+/// Signs the bytes of a checkpoint with the audit key.
+pub type Sign = dyn Fn(&[u8]) -> [u8; 64] + Send + Sync;
+
+/// The key checkpoints are signed with.
+pub struct Seal {
+    pub key_id: Digest,
+    pub sign: Box<Sign>,
 }
 
 /// How the session ended.
@@ -296,6 +307,25 @@ impl<A: std::io::Write> Proxy<'_, A> {
             .and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"))
             .and_then(Value::as_str)
             .map_or(Speaking::Unknown, Speaking::Version)
+    }
+
+    /// Writes a signed checkpoint, when the log is sealed.
+    fn checkpoint(&mut self, mark: crate::core::audit::Mark) {
+        let Some(a) = self.audit.as_mut() else {
+            return;
+        };
+        let Some(seal) = &a.seal else {
+            return;
+        };
+        let time = (a.clock)();
+        let bytes = a
+            .chain
+            .checkpoint(mark, &time, &self.options.server_name, &seal.key_id, |b| {
+                (seal.sign)(b)
+            });
+        if let Err(e) = a.sink.write_all(&bytes).and_then(|()| a.sink.flush()) {
+            eprintln!("mcplock: proxy: cannot write the audit log: {e}");
+        }
     }
 
     fn log(&mut self, record: Record) {
@@ -505,6 +535,21 @@ impl<A: std::io::Write> Proxy<'_, A> {
     async fn serve<HR, SR>(
         mut self,
         mut readers: Readers<HR, SR>,
+        exited: impl std::future::Future<Output = ()>,
+    ) -> End
+    where
+        HR: AsyncRead + Unpin,
+        SR: AsyncRead + Unpin,
+    {
+        self.checkpoint(crate::core::audit::Mark::Open);
+        let end = self.serve_until_end(&mut readers, exited).await;
+        self.checkpoint(crate::core::audit::Mark::Close);
+        end
+    }
+
+    async fn serve_until_end<HR, SR>(
+        &mut self,
+        readers: &mut Readers<HR, SR>,
         exited: impl std::future::Future<Output = ()>,
     ) -> End
     where

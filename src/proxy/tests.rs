@@ -169,6 +169,7 @@ fn start_with(
                     Chain::default()
                 },
                 clock: || "2026-01-01T00:00:00Z".to_string(),
+                seal: None,
             }),
         )
         .await
