@@ -125,6 +125,7 @@ fn with_artifact(version: &str) -> Lockfile {
             version: Some(version.into()),
             digest: format!("sha512-files-server-{version}"),
             interpreter: None,
+            content: None,
             pinned: true,
         }))
     })
