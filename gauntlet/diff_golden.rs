@@ -129,10 +129,7 @@ fn with_artifact(version: &str) -> Lockfile {
             content: Some(mcplock::core::artifact::Content::from([(
                 "package".to_string(),
                 mcplock::core::artifact::Part {
-                    digest: format!(
-                        "sha256:{}",
-                        version.replace('.', "").repeat(64)[..64].to_string()
-                    ),
+                    digest: format!("sha256:{}", &version.replace('.', "").repeat(64)[..64]),
                     files: 3,
                     bytes: 4096,
                 },
