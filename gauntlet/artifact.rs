@@ -1,7 +1,9 @@
 //! The artifact behind a locked server, against what `testdata/servers/install.sh` installed:
 //! a server run from node_modules, one through `npx` from a warm npx cache of our own, a venv
 //! console script, one through `uvx` from a uv cache of our own, another version of a package swapped in behind the same launch, a script
-//! edited behind an identical tool surface, and a launch that cannot be resolved.
+//! edited behind an identical tool surface, and a launch that cannot be resolved. Issue 26:
+//! files edited inside a locked install (an npm package's own code, site-packages bytecode and
+//! start-up hooks, a module beside a script), on copies of the installs, never the shared ones.
 
 mod common;
 
@@ -70,8 +72,12 @@ fn a_server_run_from_node_modules_is_pinned_by_the_integrity_npm_recorded() {
     let bin = real_component("node/node_modules/.bin/mcp-server-everything");
     lock(d, &[], &[bin.as_str()], &[]).expect_success();
     let (version, integrity) = npm_recorded(&repo().join("testdata/servers/node"), EVERYTHING);
-    assert_eq!(lockfile(d)["lockfileVersion"], 4);
+    assert_eq!(lockfile(d)["lockfileVersion"], 5);
     let artifact = &only_entry(d)["artifact"];
+    for part in ["package", "dependencies"] {
+        let files = artifact["content"][part]["files"].as_u64().unwrap_or(0);
+        assert!(files > 0, "{part}: {artifact}");
+    }
     assert_eq!(artifact["kind"], "npm", "{artifact}");
     assert_eq!(artifact["name"], EVERYTHING);
     assert_eq!(artifact["version"], version.as_str());
@@ -373,4 +379,250 @@ fn a_launch_that_cannot_be_resolved_is_recorded_as_such() {
         "{artifact}"
     );
     assert!(strict_policy_failures(d).contains(&"artifact-is-resolved".to_string()));
+}
+
+/// The directory `from` (through links: the shared install may be a link) copied into `to`
+/// as `cp -a` copies what is inside it (links kept as links, modes and times kept).
+fn copy_tree(from: &str, to: &Path) {
+    let from = fs::canonicalize(from).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// Tampering is only ever done inside the test's own directory, never to a shared install.
+fn assert_private(dir: &Path, path: &Path) {
+    let parent = fs::canonicalize(path.parent().unwrap()).unwrap();
+    assert!(
+        parent.starts_with(fs::canonicalize(dir).unwrap()),
+        "{} is outside the test's directory: never tamper with a shared install",
+        path.display()
+    );
+}
+
+fn verify_artifacts(dir: &Path) -> Run {
+    run_in(dir, &["verify", "--key", "mcplock.pub", "--artifacts"], T)
+}
+
+fn lock_and_sign(dir: &Path, argv: &[&str]) {
+    lock(dir, &["--name", "server"], argv, &[]).expect_success();
+    run_in(dir, &["keygen"], T).expect_success();
+    run_in(dir, &["sign", "--key", "mcplock.key"], T).expect_success();
+    verify_artifacts(dir).expect_success();
+}
+
+/// Writes `text` to `path` (appends when `append`), runs `verify --artifacts`, which must
+/// refuse naming `part`, then puts the file back as it was, and it verifies again.
+fn tampered_is_refused(dir: &Path, path: &Path, text: &[u8], append: bool, part: &str) {
+    assert_private(dir, path);
+    let before = fs::read(path).ok();
+    let mut bytes = if append {
+        before.clone().unwrap()
+    } else {
+        vec![]
+    };
+    bytes.extend_from_slice(text);
+    fs::write(path, bytes).unwrap();
+    let run = verify_artifacts(dir);
+    run.expect_failure(1, "another artifact than the one locked");
+    assert!(
+        run.stderr
+            .contains(&format!("content {part}: locked sha256:")),
+        "{}: {}",
+        path.display(),
+        run.stderr
+    );
+    match before {
+        Some(bytes) => fs::write(path, bytes).unwrap(),
+        None => fs::remove_file(path).unwrap(),
+    }
+    verify_artifacts(dir).expect_success();
+}
+
+#[test]
+fn issue_26_edited_npm_dist_file_is_an_artifact_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let project = d.join("project");
+    fs::create_dir(&project).unwrap();
+    copy_tree(&real_component("node/node_modules"), &project);
+    let bin = project.join("node_modules/.bin/mcp-server-everything");
+    lock_and_sign(d, &[bin.to_str().unwrap()]);
+    let package = project.join("node_modules").join(EVERYTHING);
+    let (version, integrity) = npm_recorded(&project, EVERYTHING);
+    // The package's own code, edited; its version and npm's lock metadata untouched.
+    let code = package.join("dist/index.js");
+    assert_private(d, &code);
+    let mut edited = fs::read(&code).unwrap();
+    edited.extend_from_slice(b"\n// exfiltrate later\n");
+    fs::write(&code, &edited).unwrap();
+    assert_eq!(npm_recorded(&project, EVERYTHING), (version, integrity));
+    let run = verify_artifacts(d);
+    run.expect_failure(1, "another artifact than the one locked");
+    assert!(
+        run.stderr.contains("content package: locked"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("artifact-changed") || run.code == 1);
+    let stderr = proxy_refuses(d, &[bin.to_str().unwrap()]);
+    assert!(stderr.contains("another artifact"), "{stderr}");
+    let report = relaunch_diff(d);
+    let changes = changes_of(&report, "artifact-changed");
+    assert_eq!(changes.len(), 1, "{report}");
+    assert_eq!(changes[0]["severity"], "critical");
+}
+
+#[test]
+fn issue_26_edited_npm_dependency_file_is_an_artifact_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let project = d.join("project");
+    fs::create_dir(&project).unwrap();
+    copy_tree(&real_component("node/node_modules"), &project);
+    let bin = project.join("node_modules/.bin/mcp-server-everything");
+    lock_and_sign(d, &[bin.to_str().unwrap()]);
+    let sdk = project.join("node_modules/@modelcontextprotocol/sdk/package.json");
+    tampered_is_refused(d, &sdk, b" ", true, "dependencies");
+}
+
+/// A copy of the Python SDK venv and `pinned_server.py` beside it, locked and signed as
+/// `VENV/bin/python SRV/server.py`; returns (site-packages, script directory).
+fn locked_python_copy(d: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    copy_tree(&real_component("python/.venv"), &d.join("venv"));
+    let srv = d.join("srv");
+    fs::create_dir(&srv).unwrap();
+    fs::copy(
+        real_component("python/pinned_server.py"),
+        srv.join("server.py"),
+    )
+    .unwrap();
+    let python = d.join("venv/bin/python");
+    let script = srv.join("server.py");
+    lock_and_sign(d, &[python.to_str().unwrap(), script.to_str().unwrap()]);
+    let artifact = only_entry(d)["artifact"].clone();
+    assert_eq!(artifact["kind"], "file", "{artifact}");
+    for part in ["script-directory", "site-packages"] {
+        assert!(
+            artifact["content"][part]["digest"].is_string(),
+            "{artifact}"
+        );
+    }
+    let lib = d.join("venv/lib");
+    let site = fs::read_dir(&lib).unwrap().next().unwrap().unwrap().path();
+    (site.join("site-packages"), srv)
+}
+
+#[test]
+fn issue_26_replaced_pyc_in_site_packages_is_an_artifact_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (site, _) = locked_python_copy(d);
+    let cache = site.join("mcp/__pycache__");
+    let pyc = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("__init__.cpython"))
+        .expect("pip compiled mcp/__init__.py");
+    // Listed in RECORD without a hash: pip writes bytecode after the wheel's files.
+    tampered_is_refused(d, &pyc, b"\0", true, "site-packages");
+}
+
+#[test]
+fn issue_26_added_pth_or_sitecustomize_in_site_packages_is_an_artifact_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (site, _) = locked_python_copy(d);
+    let hook = b"import os; os.system('touch /tmp/pwned')\n";
+    for name in ["zz-evil.pth", "sitecustomize.py", "usercustomize.py"] {
+        tampered_is_refused(d, &site.join(name), hook, false, "site-packages");
+    }
+}
+
+#[test]
+fn issue_26_module_beside_a_plain_script_shadowing_the_standard_library_is_an_artifact_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let srv = d.join("srv");
+    fs::create_dir(&srv).unwrap();
+    let script = srv.join("server.py");
+    fs::copy(real_component("python/pinned_server.py"), &script).unwrap();
+    let python = real_component("python/.venv/bin/python");
+    let argv = [python.as_str(), script.to_str().unwrap()];
+    lock_and_sign(d, &argv);
+    // Data beside the script is not imported: still the same artifact.
+    fs::write(srv.join("notes.txt"), "not code").unwrap();
+    verify_artifacts(d).expect_success();
+    // `json.py` beside the script comes first on sys.path: it shadows the standard library.
+    let shadow = srv.join("json.py");
+    fs::write(&shadow, "import os; os.system('touch /tmp/pwned')\n").unwrap();
+    let run = verify_artifacts(d);
+    run.expect_failure(1, "another artifact than the one locked");
+    assert!(
+        run.stderr.contains("content script-directory: locked"),
+        "{}",
+        run.stderr
+    );
+    let stderr = proxy_refuses(d, &argv);
+    assert!(stderr.contains("another artifact"), "{stderr}");
+    fs::remove_file(&shadow).unwrap();
+    verify_artifacts(d).expect_success();
+}
+
+#[test]
+fn issue_26_a_version_4_lock_reads_as_content_not_pinned_with_a_warning() {
+    use mcplock::core::artifact::Artifact;
+    use mcplock::core::lockfile::Lockfile;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bin = real_component("node/node_modules/.bin/mcp-server-everything");
+    lock(d, &[], &[bin.as_str()], &[]).expect_success();
+    // What mcplock wrote before issue 26: the same artifact without its content (version 4).
+    let mut old = Lockfile::parse(&fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
+    for server in old.servers.values_mut() {
+        if let Some(Artifact::Resolved(r)) = &mut server.artifact {
+            r.content = None;
+        }
+    }
+    fs::write(d.join("mcp-lock.json"), old.to_pretty()).unwrap();
+    assert_eq!(lockfile(d)["lockfileVersion"], 4);
+    run_in(d, &["keygen"], T).expect_success();
+    run_in(d, &["sign", "--key", "mcplock.key"], T).expect_success();
+    let run = run_in(
+        d,
+        &[
+            "verify",
+            "--key",
+            "mcplock.pub",
+            "--artifacts",
+            "--format",
+            "json",
+        ],
+        T,
+    );
+    run.expect_success();
+    assert_eq!(
+        run.json()["artifacts"][0]["status"],
+        "content-not-pinned",
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("not the files that run") && run.stderr.contains("lock --update"),
+        "{}",
+        run.stderr
+    );
+    // Re-locking records the content: info drift, then version 5.
+    let run = lock(d, &["--update"], &[bin.as_str()], &[]);
+    run.expect_success();
+    assert_eq!(lockfile(d)["lockfileVersion"], 5);
 }

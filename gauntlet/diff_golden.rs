@@ -125,6 +125,15 @@ fn with_artifact(version: &str) -> Lockfile {
             version: Some(version.into()),
             digest: format!("sha512-files-server-{version}"),
             interpreter: None,
+            // Lockfile version 5: the package's files by content (issue 26).
+            content: Some(mcplock::core::artifact::Content::from([(
+                "package".to_string(),
+                mcplock::core::artifact::Part {
+                    digest: format!("sha256:{}", &version.replace('.', "").repeat(64)[..64]),
+                    files: 3,
+                    bytes: 4096,
+                },
+            )])),
             pinned: true,
         }))
     })

@@ -184,8 +184,8 @@ fn every_host_format_is_listed_and_locked_without_its_secrets() {
         lock["servers"]["gemini-cwd"]["launch"]["cwd"],
         json!(real_component("python"))
     );
-    // A cwd needs version 3; the artifacts recorded for local servers need version 4.
-    assert_eq!(lock["lockfileVersion"], 4);
+    // A cwd needs version 3; the artifacts' content recorded for local servers version 5.
+    assert_eq!(lock["lockfileVersion"], 5);
     assert!(
         stdout.contains("failed    vscode-ask") && stdout.contains("failed    continue-unset"),
         "{stdout}"

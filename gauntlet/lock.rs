@@ -415,14 +415,14 @@ fn lockfiles_validate_against_the_documented_schema() {
     )
     .expect_success();
     // A server with a list it advertises but does not serve needs version 2, the artifacts
-    // recorded for local servers version 4.
+    // recorded for local servers version 4, their content version 5.
     lock_in(
         dir.path(),
         &["--name", "unserved"],
         &fixture(&["--tools", "1", "--unserved", "resources/templates/list"]),
     )
     .expect_success();
-    assert_eq!(doc(dir.path())["lockfileVersion"], 4);
+    assert_eq!(doc(dir.path())["lockfileVersion"], 5);
     let schema = repo().join("docs/lockfile.schema.json");
     let script = "import json,sys,jsonschema\n\
         schema=json.load(open(sys.argv[1]))\n\

@@ -109,16 +109,16 @@ fn the_python_sdk_server_over_http_speaks_both_generations() {
     assert_eq!(modern["tools"], legacy["tools"]);
     assert_eq!(legacy["tools"], over_stdio.json()["tools"]);
 
-    // A file with the same server over stdio (version 4: its artifact is recorded) takes the
+    // A file with the same server over stdio (version 5: its artifact's content is recorded) takes the
     // remote one beside it; the local entry keeps its digest, and a remote server has no
     // artifact (nothing of it runs here).
     let mut lock_stdio = vec!["lock", "--name", "local", "--"];
     lock_stdio.extend(argv.iter().map(String::as_str));
     run_in(d, &lock_stdio, T).expect_success();
-    assert_eq!(locked(d)["lockfileVersion"], 4);
+    assert_eq!(locked(d)["lockfileVersion"], 5);
     let local = locked(d)["servers"]["local"]["digest"].clone();
     run_in(d, &["lock", "--name", "remote", "--url", &url], T).expect_success();
-    assert_eq!(locked(d)["lockfileVersion"], 4);
+    assert_eq!(locked(d)["lockfileVersion"], 5);
     assert_eq!(locked(d)["servers"]["remote"].get("artifact"), None);
     assert_eq!(locked(d)["servers"]["local"]["digest"], local);
     let first = fs::read(d.join("mcp-lock.json")).unwrap();

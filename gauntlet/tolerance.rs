@@ -74,8 +74,8 @@ fn every_list_kind_advertised_but_unserved_is_recorded_with_its_code() {
             let dir = tempfile::tempdir().unwrap();
             mcplock_in(dir.path(), &["lock", "--resources"], &flags).expect_success();
             let doc = lockfile(dir.path());
-            // `unserved` needs version 2; the recorded artifact makes it 4.
-            assert_eq!(doc["lockfileVersion"], 4);
+            // `unserved` needs version 2; the recorded artifact's content makes it 5.
+            assert_eq!(doc["lockfileVersion"], 5);
             let entry = &doc["servers"]["mcplock-fixture"];
             assert_eq!(entry["unserved"], json!({field: {"code": code}}));
             assert_eq!(

@@ -3,7 +3,7 @@
 
 use super::exit::{Code, fail};
 use super::{CliError, Output};
-use crate::core::artifact::{Artifact, Comparison, compare};
+use crate::core::artifact::{Artifact, Comparison, changed_parts, compare};
 use crate::core::launch::Launch;
 use crate::core::lockfile;
 use crate::core::text::escape;
@@ -23,6 +23,16 @@ impl Checked {
             Comparison::Same => "same",
             Comparison::Changed => "changed",
             Comparison::NotPinned => "not-pinned",
+            Comparison::ContentNotPinned => "content-not-pinned",
+        }
+    }
+
+    /// What differs, part by part, when both sides recorded content; empty otherwise.
+    pub fn changed_parts(&self) -> Vec<String> {
+        let content = |a: Option<&Artifact>| a.and_then(Artifact::resolved)?.content.clone();
+        match (content(self.locked.as_ref()), content(Some(&self.now))) {
+            (Some(locked), Some(now)) => changed_parts(&locked, &now),
+            _ => Vec::new(),
         }
     }
 
@@ -76,14 +86,16 @@ pub fn after_verify(
     let changed: Vec<String> = checked
         .iter()
         .filter(|(_, c)| c.comparison == Comparison::Changed)
-        .map(|(name, c)| c.describe(name))
+        .flat_map(|(name, c)| {
+            let parts = c.changed_parts().into_iter();
+            std::iter::once(c.describe(name)).chain(parts.map(|p| format!("  content {p}")))
+        })
         .collect();
     if !changed.is_empty() {
         return Err(fail(
             Code::ArtifactChanged,
             format!(
-                "the signature holds, but {} locked server(s) in {} now run another artifact than the one locked (re-lock with `mcplock lock --update` if the new one is approved)",
-                changed.len(),
+                "the signature holds, but locked server(s) in {} now run another artifact than the one locked (re-lock with `mcplock lock --update` if the new one is approved)",
                 lockfile.display()
             ),
         )
@@ -96,7 +108,18 @@ pub fn after_verify(
             _ => c.describe(name),
         };
         human.push_str(&format!("artifact {}: {line}\n", c.status()));
+        if c.comparison == Comparison::ContentNotPinned {
+            eprintln!("{}", content_not_pinned_warning(name));
+        }
     }
     let json = checked.iter().map(|(name, c)| c.to_json(name)).collect();
     Ok(verified.with_section(&human, "artifacts", Value::Array(json)))
+}
+
+/// The warning for a server locked before content was pinned (lockfile version 4).
+pub fn content_not_pinned_warning(server: &str) -> String {
+    format!(
+        "mcplock: warning: {}: the lock pins the artifact's name, version and digest but not the files that run (lockfile version 4): review and re-lock with `mcplock lock --update`, then sign again",
+        escape(server)
+    )
 }

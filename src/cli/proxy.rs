@@ -141,7 +141,7 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
                     ),
                 ));
             }
-            Comparison::NotPinned => eprintln!(
+            Comparison::NotPinned | Comparison::ContentNotPinned => eprintln!(
                 "mcplock: proxy: warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",
                 crate::core::text::escape(&name),
                 checked.describe(&name)

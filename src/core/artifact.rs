@@ -8,6 +8,7 @@
 //! artifact on the machine is [`crate::edge::artifact`].
 
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What a launch was found to run.
@@ -34,9 +35,101 @@ pub struct Resolved {
     pub digest: String,
     /// The interpreter that runs a script file, with the `sha256:` of its bytes.
     pub interpreter: Option<(String, String)>,
+    /// What runs, by content (lockfile version 5): named parts (`package`, `dependencies`,
+    /// `site-packages`, `interpreter`, `script`, `script-directory`, ...), each a digest over
+    /// every file in it. `None` for an image or a bare executable, whose `digest` already is
+    /// its content, and for an artifact recorded before content was pinned.
+    pub content: Option<Content>,
     /// True when a start cannot pick another version by itself (a path, an exact version,
     /// an image digest); false when the launch floats (`npx -y pkg`, an image tag).
     pub pinned: bool,
+}
+
+/// The content of an artifact: its parts by name.
+pub type Content = BTreeMap<String, Part>;
+
+/// One part of an artifact's content: a digest over every file in it (path and bytes, in
+/// byte order of the paths), with how many files and bytes it covered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub digest: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Part {
+    fn to_json(&self) -> Value {
+        json!({"bytes": self.bytes, "digest": self.digest, "files": self.files})
+    }
+
+    fn from_json(name: &str, value: &Value) -> Result<Part, ArtifactError> {
+        let bad = || {
+            ArtifactError(format!(
+                "content part {name:?} must be {{\"bytes\", \"digest\", \"files\"}}: two counts and a sha256 digest"
+            ))
+        };
+        let map = value.as_object().filter(|m| m.len() == 3).ok_or_else(bad)?;
+        let count = |k: &str| map.get(k).and_then(Value::as_u64).ok_or_else(bad);
+        let digest = map
+            .get("digest")
+            .and_then(Value::as_str)
+            .filter(|d| is_sha256(d))
+            .ok_or_else(bad)?;
+        Ok(Part {
+            digest: digest.to_string(),
+            files: count("files")?,
+            bytes: count("bytes")?,
+        })
+    }
+
+    /// `sha256:0123456789ab… (N files)`.
+    fn describe(&self) -> String {
+        let short = self.digest.get(..19).unwrap_or(&self.digest);
+        let unit = if self.files == 1 { "file" } else { "files" };
+        format!("{short}… ({} {unit})", self.files)
+    }
+}
+
+fn is_sha256(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn content_from_json(value: &Value) -> Result<Content, ArtifactError> {
+    let map = value
+        .as_object()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ArtifactError("\"content\" must be a non-empty object of parts".into()))?;
+    map.iter()
+        .map(|(name, part)| Ok((name.clone(), Part::from_json(name, part)?)))
+        .collect()
+}
+
+/// The parts of `content` in one line: `package sha256:… (12 files), dependencies …`.
+pub fn describe_content(content: &Content) -> String {
+    content
+        .iter()
+        .map(|(name, part)| format!("{name} {}", part.describe()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The parts whose content differs between `locked` and `now` (added and removed parts too).
+pub fn changed_parts(locked: &Content, now: &Content) -> Vec<String> {
+    let mut names: Vec<&String> = locked.keys().chain(now.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| locked.get(*n) != now.get(*n))
+        .map(|n| {
+            let side = |c: &Content| c.get(n).map_or_else(|| "absent".into(), Part::describe);
+            format!("{n}: locked {}, now {}", side(locked), side(now))
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,6 +189,13 @@ impl Artifact {
                         json!({"digest": digest, "name": name}),
                     );
                 }
+                if let Some(content) = &r.content {
+                    let parts: Map<String, Value> = content
+                        .iter()
+                        .map(|(name, part)| (name.clone(), part.to_json()))
+                        .collect();
+                    out.insert("content".into(), Value::Object(parts));
+                }
                 out.insert("kind".into(), json!(r.kind.as_str()));
                 out.insert("name".into(), json!(r.name));
                 out.insert("pinned".into(), json!(r.pinned));
@@ -122,7 +222,15 @@ impl Artifact {
         let allowed: &[&str] = if kind == "unresolved" {
             &["kind", "reason"]
         } else {
-            &["digest", "interpreter", "kind", "name", "pinned", "version"]
+            &[
+                "content",
+                "digest",
+                "interpreter",
+                "kind",
+                "name",
+                "pinned",
+                "version",
+            ]
         };
         if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(bad(&format!("unknown field {unknown:?} for kind {kind:?}")));
@@ -159,12 +267,14 @@ impl Artifact {
             Some(Value::Bool(b)) => *b,
             _ => return Err(bad("\"pinned\" must be true or false")),
         };
+        let content = map.get("content").map(content_from_json).transpose()?;
         Ok(Artifact::Resolved(Resolved {
             kind,
             name: text("name")?,
             version,
             digest: text("digest")?,
             interpreter,
+            content,
             pinned,
         }))
     }
@@ -182,6 +292,13 @@ impl Artifact {
                 if let Some((name, digest)) = &r.interpreter {
                     out.push_str(&format!(", run by {name} ({digest})"));
                 }
+                match &r.content {
+                    Some(content) => {
+                        out.push_str(&format!("; content {}", describe_content(content)))
+                    }
+                    None if r.kind != Kind::Oci => out.push_str("; content not recorded"),
+                    None => {}
+                }
                 out
             }
         }
@@ -197,28 +314,35 @@ impl fmt::Display for Artifact {
 /// How what runs now stands against what was locked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Comparison {
-    /// The same code: kind, name, version, digest and interpreter are equal.
+    /// The same code: kind, name, version, digest, interpreter and content are equal.
     Same,
     /// Something else runs, or the locked artifact can no longer be resolved (fail closed:
     /// what cannot be shown to be the same is reported as changed).
     Changed,
     /// The lock recorded no resolved artifact: nothing is pinned to compare against.
     NotPinned,
+    /// The lock recorded the artifact by name, version and digest but not its content (a
+    /// lockfile before version 5): those agree, and the files that run are not pinned.
+    ContentNotPinned,
 }
 
 /// Compares the artifact resolved now with the one locked (`None`: an older lockfile).
 pub fn compare(locked: Option<&Artifact>, now: &Artifact) -> Comparison {
-    match (locked.and_then(Artifact::resolved), now) {
-        (None, _) => Comparison::NotPinned,
-        (Some(l), Artifact::Resolved(n))
-            if l.kind == n.kind
-                && l.name == n.name
-                && l.version == n.version
-                && l.digest == n.digest
-                && l.interpreter == n.interpreter =>
-        {
-            Comparison::Same
-        }
+    let Some(l) = locked.and_then(Artifact::resolved) else {
+        return Comparison::NotPinned;
+    };
+    let Artifact::Resolved(n) = now else {
+        return Comparison::Changed;
+    };
+    let same_identity = l.kind == n.kind
+        && l.name == n.name
+        && l.version == n.version
+        && l.digest == n.digest
+        && l.interpreter == n.interpreter;
+    match (&l.content, &n.content) {
+        _ if !same_identity => Comparison::Changed,
+        (None, Some(_)) => Comparison::ContentNotPinned,
+        (l, n) if l == n => Comparison::Same,
         _ => Comparison::Changed,
     }
 }
@@ -721,8 +845,20 @@ mod tests {
             version: Some(version.into()),
             digest: "sha512-abc".into(),
             interpreter: None,
+            content: Some(content("package", 'a')),
             pinned,
         })
+    }
+
+    fn content(part: &str, hex: char) -> Content {
+        Content::from([(
+            part.to_string(),
+            Part {
+                digest: format!("sha256:{}", hex.to_string().repeat(64)),
+                files: 2,
+                bytes: 10,
+            },
+        )])
     }
 
     #[test]
@@ -733,6 +869,7 @@ mod tests {
             version: None,
             digest: format!("sha256:{}", "0".repeat(64)),
             interpreter: Some(("/usr/bin/node".into(), "sha256:1".into())),
+            content: None,
             pinned: true,
         });
         for a in [npm("1.2.3", false), file, Artifact::unresolved("why")] {
@@ -746,6 +883,12 @@ mod tests {
             json!({"kind": "unresolved", "reason": "r", "name": "x"}),
             json!({"kind": "npm", "name": "", "digest": "d", "pinned": true}),
             json!("npm"),
+            json!({"kind": "npm", "name": "x", "digest": "d", "pinned": true, "content": {}}),
+            json!({"kind": "npm", "name": "x", "digest": "d", "pinned": true,
+                   "content": {"package": {"digest": "sha256:00", "files": 1, "bytes": 1}}}),
+            json!({"kind": "npm", "name": "x", "digest": "d", "pinned": true,
+                   "content": {"package": {"digest": format!("sha256:{}", "0".repeat(64)),
+                                           "files": -1, "bytes": 1}}}),
         ] {
             assert!(Artifact::from_json(&bad).is_err(), "{bad}");
         }
@@ -771,6 +914,46 @@ mod tests {
             Comparison::NotPinned
         );
         assert_eq!(compare(None, &locked), Comparison::NotPinned);
+    }
+
+    #[test]
+    fn issue_26_content_is_compared_and_a_lock_without_it_says_so() {
+        let locked = npm("1.2.3", true);
+        let with = |c: Option<Content>| {
+            let Artifact::Resolved(mut r) = npm("1.2.3", true) else {
+                unreachable!()
+            };
+            r.content = c;
+            Artifact::Resolved(r)
+        };
+        // One edited file in the package: same name, version and integrity, other content.
+        let edited = with(Some(content("package", 'b')));
+        assert_eq!(compare(Some(&locked), &edited), Comparison::Changed);
+        let extra = with(Some(
+            content("package", 'a')
+                .into_iter()
+                .chain(content("dependencies", 'c'))
+                .collect(),
+        ));
+        assert_eq!(compare(Some(&locked), &extra), Comparison::Changed);
+        // A version 4 record (no content) against the same package now: a warning, not a pass.
+        let old = with(None);
+        assert_eq!(compare(Some(&old), &locked), Comparison::ContentNotPinned);
+        assert!(old.describe().ends_with("content not recorded"), "{old}");
+        // ... and still changed when the version differs.
+        assert_eq!(
+            compare(Some(&old), &npm("1.2.4", true)),
+            Comparison::Changed
+        );
+        let (Some(l), Some(n)) = (
+            locked.resolved().and_then(|r| r.content.as_ref()),
+            extra.resolved().and_then(|r| r.content.as_ref()),
+        ) else {
+            unreachable!()
+        };
+        let parts = changed_parts(l, n);
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        assert!(parts[0].starts_with("dependencies: locked absent, now sha256:cccc"));
     }
 
     #[test]
@@ -899,6 +1082,7 @@ mod tests {
             version: Some("2025.4.25".into()),
             digest: "sha256:x".into(),
             interpreter: None,
+            content: None,
             pinned: false,
         });
         assert_eq!(
@@ -943,6 +1127,7 @@ mod tests {
             version: Some("1".into()),
             digest: "sha256:abc".into(),
             interpreter: None,
+            content: None,
             pinned: false,
         });
         assert_eq!(

@@ -598,11 +598,13 @@ fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
         let read = |a: &Value| crate::core::artifact::Artifact::from_json(a).ok();
         let (was, now) = (read(&artifact_old), read(&artifact_new));
         // What ran before was known: anything else is other code (critical). Before, nothing
-        // was pinned (an older lockfile, or unresolved): that one is now recorded is news.
-        let severity = if was.as_ref().and_then(|a| a.resolved()).is_some() {
-            Severity::Critical
-        } else {
-            Severity::Info
+        // was pinned (an older lockfile, or unresolved), or only its name, version and digest
+        // (before version 5), and those agree: that more is now recorded is news.
+        use crate::core::artifact::{Comparison, compare};
+        let severity = match now.as_ref().map(|n| compare(was.as_ref(), n)) {
+            Some(Comparison::NotPinned | Comparison::ContentNotPinned) => Severity::Info,
+            None if was.as_ref().and_then(|a| a.resolved()).is_none() => Severity::Info,
+            _ => Severity::Critical,
         };
         let show = |a: &Option<crate::core::artifact::Artifact>, raw: &Value| match a {
             Some(a) => Value::from(a.describe()),

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 /// the `artifact` a local launch runs. A file is written
 /// in the oldest version that can hold it, so every lockfile without those keeps the bytes an
 /// older mcplock reads.
-pub const LOCKFILE_VERSION: u64 = 4;
+pub const LOCKFILE_VERSION: u64 = 5;
 /// The oldest format version this mcplock reads.
 pub const FIRST_LOCKFILE_VERSION: u64 = 1;
 
@@ -300,7 +300,15 @@ impl Lockfile {
 
     /// The oldest format version that can hold this lockfile.
     pub fn version(&self) -> u64 {
-        if self.servers.values().any(|s| s.artifact.is_some()) {
+        let has_content = |s: &ServerLock| {
+            s.artifact
+                .as_ref()
+                .and_then(Artifact::resolved)
+                .is_some_and(|r| r.content.is_some())
+        };
+        if self.servers.values().any(has_content) {
+            5
+        } else if self.servers.values().any(|s| s.artifact.is_some()) {
             4
         } else if !self.approvals.is_empty()
             || self.servers.values().any(|s| s.launch.needs_version_3())
@@ -611,6 +619,14 @@ fn read_server(
                 &format!("{place}.artifact"),
                 format!(
                     "this field needs lockfileVersion 4; the file says {version} (it was edited by hand?)"
+                ),
+            ));
+        }
+        Some(a) if version < 5 && a.get("content").is_some() => {
+            return Err(err(
+                &format!("{place}.artifact.content"),
+                format!(
+                    "this field needs lockfileVersion 5; the file says {version} (it was edited by hand?)"
                 ),
             ));
         }

@@ -8,12 +8,13 @@
 //! answer is not certain, the artifact is [`Artifact::Unresolved`] with the reason.
 
 use crate::core::artifact::{
-    Artifact, Kind, NpmSpec, PyRequirement, Resolved, Target, basename, normalize_python_name,
-    split_image, target,
+    Artifact, Content, Kind, NpmSpec, PyRequirement, Resolved, Target, basename,
+    normalize_python_name, split_image, target,
 };
 use crate::core::bundle::hex;
 use crate::core::launch::Launch;
 use base64::Engine as _;
+use content::{Budget, Files};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 use std::io::Read as _;
@@ -76,7 +77,11 @@ fn resolve_target(cwd: &Path, command: &str, args: &[String]) -> Result<Artifact
                         site.display()
                     )
                 })?;
-            pypi(&site, &dist, true)
+            let artifact = pypi(&site, &dist, &python, true)?;
+            // `python -m` puts the working directory first on sys.path.
+            let mut budget = Budget::new();
+            let cwd_part = content::python_path_entry(cwd, &mut budget)?;
+            Ok(with_part(artifact, "working-directory", cwd_part))
         }
         Target::Oci { engine, image, .. } => oci(cwd, &engine, &image),
         Target::Program { command, script } => program(cwd, &command, script.as_deref()),
@@ -124,6 +129,7 @@ fn program(cwd: &Path, command: &str, script: Option<&str>) -> Result<Artifact, 
             version: None,
             digest: sha256_file(&script)?,
             interpreter: Some((executable.display().to_string(), sha256_file(&executable)?)),
+            content: Some(script_content(&found, &script)?),
             pinned: true,
         }));
     }
@@ -140,16 +146,81 @@ fn program(cwd: &Path, command: &str, script: Option<&str>) -> Result<Artifact, 
                     site.display()
                 )
             })?;
-        return pypi(&site, &dist, true);
+        let artifact = pypi(&site, &dist, &python, true)?;
+        return console_script(artifact, &executable);
     }
+    let program = content::file_part(&executable, &mut Budget::new())?;
     Ok(Artifact::Resolved(Resolved {
         kind: Kind::File,
         name: executable.display().to_string(),
         version: None,
         digest: sha256_file(&executable)?,
         interpreter: None,
+        content: Some(Content::from([("program".to_string(), program)])),
         pinned: true,
     }))
+}
+
+/// A console script: its own code after the `#!` line (the line names the venv's
+/// interpreter, whose environment the artifact pins), and what Python imports from its
+/// directory (`sys.path[0]`) ahead of the standard library.
+fn console_script(artifact: Artifact, script: &Path) -> Result<Artifact, String> {
+    let bytes = crate::edge::fs::read_bounded(script, MAX_METADATA_BYTES)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone", script.display()))?;
+    let body = match bytes.strip_prefix(b"#!") {
+        Some(rest) => rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&[][..], |at| &rest[at + 1..]),
+        None => &bytes[..],
+    };
+    let mut budget = Budget::new();
+    let mut files = Files::default();
+    let name = script.file_name().map_or_else(PathBuf::new, PathBuf::from);
+    files.add_bytes(&name, body, &mut budget)?;
+    let dir = script.parent().unwrap_or(Path::new("/"));
+    let beside = content::python_path_entry(dir, &mut budget)?;
+    let artifact = with_part(artifact, "script", files.into_part());
+    Ok(with_part(artifact, "script-directory", beside))
+}
+
+/// `artifact` with one more part of content.
+fn with_part(artifact: Artifact, name: &str, part: crate::core::artifact::Part) -> Artifact {
+    match artifact {
+        Artifact::Resolved(mut r) => {
+            r.content
+                .get_or_insert_with(Content::new)
+                .insert(name.to_string(), part);
+            Artifact::Resolved(r)
+        }
+        other => other,
+    }
+}
+
+/// What an interpreter given `script` loads from beside it. Python: what it imports from the
+/// script's directory (`sys.path[0]`) ahead of the standard library, and for a venv's
+/// interpreter the venv's site-packages. Others (node, sh, ...): every file under the
+/// script's directory but hidden entries (node resolves `./x` there and bare names in its
+/// `node_modules` first).
+fn script_content(interpreter: &Path, script: &Path) -> Result<Content, String> {
+    let mut budget = Budget::new();
+    let dir = script.parent().unwrap_or(Path::new("/"));
+    let name = basename(&interpreter.to_string_lossy()).to_string();
+    if !name.starts_with("python") {
+        let beside = content::tree_part(dir, &mut budget)?;
+        return Ok(Content::from([("script-directory".to_string(), beside)]));
+    }
+    let mut content = Content::from([(
+        "script-directory".to_string(),
+        content::python_path_entry(dir, &mut budget)?,
+    )]);
+    if let Ok(site) = venv_site_packages(interpreter) {
+        let mut files = Files::default();
+        files.add_tree(&site, &|_| false, &mut budget)?;
+        content.insert("site-packages".to_string(), files.into_part());
+    }
+    Ok(content)
 }
 
 // ---- npm ----
@@ -304,6 +375,7 @@ fn npm_artifact(root: &Path, name: &str, version: &str, pinned: bool) -> Result<
             version: Some(version.to_string()),
             digest: integrity.to_string(),
             interpreter: None,
+            content: Some(npm_content(&root.join("node_modules"), name)?),
             pinned,
         }));
     }
@@ -311,6 +383,33 @@ fn npm_artifact(root: &Path, name: &str, version: &str, pinned: bool) -> Result<
         "no npm lock metadata under {} records {name}: cannot tell which tarball was installed",
         root.display()
     ))
+}
+
+/// The package's own files (`package`: its directory but its nested `node_modules`) and
+/// every package node can load from the tree it is installed in (`dependencies`: every file
+/// under `modules` but the package's own and npm's dot-entries, `.bin` links and
+/// `.package-lock.json`, which node never loads by a package name).
+fn npm_content(modules: &Path, name: &str) -> Result<Content, String> {
+    let mut budget = Budget::new();
+    let own = Path::new(name);
+    let nested = own.join("node_modules");
+    let mut package = Files::default();
+    package.add_tree(
+        &modules.join(name),
+        &|rel| rel == Path::new("node_modules"),
+        &mut budget,
+    )?;
+    let mut dependencies = Files::default();
+    let not_a_dependency = |rel: &Path| {
+        let hidden = rel.components().count() == 1
+            && rel.as_os_str().as_encoded_bytes().first() == Some(&b'.');
+        hidden || (rel.starts_with(own) && rel != own && !rel.starts_with(&nested))
+    };
+    dependencies.add_tree(modules, &not_a_dependency, &mut budget)?;
+    Ok(Content::from([
+        ("dependencies".to_string(), dependencies.into_part()),
+        ("package".to_string(), package.into_part()),
+    ]))
 }
 
 /// The npm package a file belongs to, when it is inside `.../node_modules/<name>/`.
@@ -497,7 +596,7 @@ fn uvx_environment(cwd: &Path, uvx: &str, requirement: &PyRequirement) -> Result
         Ok(normalize_python_name(name) == wanted)
     })?
     .ok_or_else(|| format!("uv's environment {} holds no {wanted}", site.display()))?;
-    let artifact = pypi(&site, &dist, requirement.exact.is_some())?;
+    let artifact = pypi(&site, &dist, &python, requirement.exact.is_some())?;
     if let (Some(exact), Some(found)) = (&requirement.exact, artifact.resolved())
         && found.version.as_deref() != Some(exact.as_str())
     {
@@ -513,7 +612,10 @@ fn uvx_environment(cwd: &Path, uvx: &str, requirement: &PyRequirement) -> Result
 /// the files it installed into site-packages (not the per-install files: INSTALLER,
 /// REQUESTED, direct_url.json, scripts outside site-packages whose `#!` names this venv),
 /// after every file RECORD lists with a hash was checked against it.
-fn pypi(site: &Path, dist: &Path, pinned: bool) -> Result<Artifact, String> {
+/// Its content: every file in the site-packages it runs from (its own files, whether RECORD
+/// lists a hash for them or not, its dependencies, bytecode, and the start-up hooks: `*.pth`,
+/// `sitecustomize.py`, `usercustomize.py`), and the interpreter's own binary.
+fn pypi(site: &Path, dist: &Path, python: &Path, pinned: bool) -> Result<Artifact, String> {
     let metadata = read_text(&dist.join("METADATA"))?
         .ok_or_else(|| format!("{} has no METADATA", dist.display()))?;
     let header = |key: &str| {
@@ -599,8 +701,20 @@ fn pypi(site: &Path, dist: &Path, pinned: bool) -> Result<Artifact, String> {
         version: Some(version),
         digest: format!("sha256:{}", hex(&digest)),
         interpreter: None,
+        content: Some(environment_content(site, python)?),
         pinned,
     }))
+}
+
+fn environment_content(site: &Path, python: &Path) -> Result<Content, String> {
+    let mut budget = Budget::new();
+    let mut files = Files::default();
+    files.add_tree(site, &|_| false, &mut budget)?;
+    let interpreter = content::file_part(&real(python)?, &mut budget)?;
+    Ok(Content::from([
+        ("interpreter".to_string(), interpreter),
+        ("site-packages".to_string(), files.into_part()),
+    ]))
 }
 
 // ---- OCI ----
@@ -614,6 +728,7 @@ fn oci(cwd: &Path, engine: &str, image: &str) -> Result<Artifact, String> {
             version: tag.map(str::to_string),
             digest: digest.to_string(),
             interpreter: None,
+            content: None,
             pinned: true,
         }));
     }
@@ -663,6 +778,7 @@ fn oci(cwd: &Path, engine: &str, image: &str) -> Result<Artifact, String> {
         version: Some(tag.unwrap_or("latest").to_string()),
         digest: digest.to_string(),
         interpreter: None,
+        content: None,
         pinned: false,
     }))
 }
@@ -719,5 +835,6 @@ fn sha256_file(path: &Path) -> Result<String, String> {
     Ok(format!("sha256:{}", hex(&hasher.finalize())))
 }
 
+mod content;
 #[cfg(test)]
 mod tests;

@@ -848,6 +848,7 @@ fn another_artifact_behind_the_same_surface_is_critical() {
             version: Some(version.into()),
             digest: format!("sha512-{version}"),
             interpreter: None,
+            content: None,
             pinned: true,
         }))
     };
@@ -880,6 +881,30 @@ fn another_artifact_behind_the_same_surface_is_critical() {
             with(npm("1.0.0"))
         ),
         [("artifact-changed", Info)]
+    );
+    // Issue 26: a version 4 record (no content) against the same package with its content
+    // now recorded is news (info); other content behind the same version is critical.
+    let content = |hex: char| {
+        let mut a = npm("1.0.0");
+        if let Some(Artifact::Resolved(r)) = &mut a {
+            r.content = Some(crate::core::artifact::Content::from([(
+                "package".to_string(),
+                crate::core::artifact::Part {
+                    digest: format!("sha256:{}", hex.to_string().repeat(64)),
+                    files: 1,
+                    bytes: 1,
+                },
+            )]));
+        }
+        a
+    };
+    assert_eq!(
+        classes(with(npm("1.0.0")), with(content('a'))),
+        [("artifact-changed", Info)]
+    );
+    assert_eq!(
+        classes(with(content('a')), with(content('b'))),
+        [("artifact-changed", Critical)]
     );
 }
 

@@ -11,6 +11,7 @@ fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>
                 version: Some("1.0.0".into()),
                 digest: "sha512-x".into(),
                 interpreter: None,
+                content: None,
                 pinned: true,
             },
         )),

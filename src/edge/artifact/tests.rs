@@ -181,7 +181,12 @@ fn a_python_distribution_is_pinned_by_its_checked_record() {
     assert!(has_console_script(&dist, "demo-cli").unwrap());
     assert!(!has_console_script(&dist, "demo").unwrap());
     assert!(record_has_module(&dist, "demo.sub").unwrap());
-    let first = resolved(pypi(&site, &dist, true));
+    let first = resolved(pypi(
+        &site,
+        &dist,
+        &dir.path().join("venv/bin/python"),
+        true,
+    ));
     assert_eq!(
         (first.name.as_str(), first.version.as_deref()),
         ("demo", Some("1.2"))
@@ -193,14 +198,23 @@ fn a_python_distribution_is_pinned_by_its_checked_record() {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(b"uv\n"));
     let pip = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(b"pip\n"));
     fs::write(dist.join("RECORD"), record.replace(&pip, &b64)).unwrap();
-    assert_eq!(resolved(pypi(&site, &dist, true)).digest, first.digest);
+    assert_eq!(
+        resolved(pypi(
+            &site,
+            &dist,
+            &dir.path().join("venv/bin/python"),
+            true
+        ))
+        .digest,
+        first.digest
+    );
     // A file edited after installation is caught, not pinned.
     fs::write(
         site.join("demo/__init__.py"),
         "import os; os.system('curl evil')\n",
     )
     .unwrap();
-    let e = pypi(&site, &dist, true).unwrap_err();
+    let e = pypi(&site, &dist, &dir.path().join("venv/bin/python"), true).unwrap_err();
     assert!(e.contains("modified after installation"), "{e}");
     // An interpreter outside a venv decides its packages at run time.
     let e = venv_site_packages(Path::new("/usr/bin/python3")).unwrap_err();
@@ -292,4 +306,130 @@ fn a_script_and_its_interpreter_are_pinned_by_their_bytes() {
         header_names: vec![],
     };
     assert_eq!(resolve(&remote), None);
+}
+
+fn part<'a>(r: &'a Resolved, name: &str) -> &'a crate::core::artifact::Part {
+    r.content
+        .as_ref()
+        .and_then(|c| c.get(name))
+        .unwrap_or_else(|| panic!("no {name} in {r:?}"))
+}
+
+#[test]
+fn issue_26_an_edited_file_of_an_npm_package_or_its_dependencies_is_other_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let script = root.join("node_modules/pkg/index.js");
+    npm_tree(
+        root,
+        "1.0.0",
+        json!({"version": "1.0.0", "integrity": "sha512-one"}),
+    );
+    write(
+        &root.join("node_modules/dep/index.js"),
+        "module.exports = 1",
+    );
+    write(&root.join("node_modules/pkg/node_modules/inner/x.js"), "1");
+    let first = resolved(Ok(npm_package_of(&script).unwrap().unwrap()));
+    assert_eq!(part(&first, "package").files, 2, "{first:?}");
+    assert_eq!(part(&first, "dependencies").files, 2, "{first:?}");
+    // npm's own files and links are not what node loads by a package name.
+    write(&root.join("node_modules/.cache/x"), "anything");
+    assert_eq!(
+        resolved(Ok(npm_package_of(&script).unwrap().unwrap())),
+        first
+    );
+    // The package's own code edited; version and npm's metadata untouched.
+    write(&script, "// exfiltrate");
+    let edited = resolved(Ok(npm_package_of(&script).unwrap().unwrap()));
+    assert_eq!(
+        (edited.version.as_deref(), edited.digest.as_str()),
+        (Some("1.0.0"), "sha512-one")
+    );
+    assert_ne!(part(&edited, "package"), part(&first, "package"));
+    assert_eq!(part(&edited, "dependencies"), part(&first, "dependencies"));
+    write(&script, "//");
+    // A dependency edited, hoisted or nested.
+    for dep in [
+        "node_modules/dep/index.js",
+        "node_modules/pkg/node_modules/inner/x.js",
+    ] {
+        write(&root.join(dep), "evil");
+        let now = resolved(Ok(npm_package_of(&script).unwrap().unwrap()));
+        assert_ne!(
+            part(&now, "dependencies"),
+            part(&first, "dependencies"),
+            "{dep}"
+        );
+        assert_eq!(part(&now, "package"), part(&first, "package"), "{dep}");
+        write(&root.join(dep), "1");
+    }
+}
+
+#[test]
+fn issue_26_bytecode_start_up_hooks_and_unhashed_files_of_site_packages_are_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, dist) = python_dist(dir.path());
+    let python = dir.path().join("venv/bin/python");
+    let first = resolved(pypi(&site, &dist, &python, true));
+    assert!(part(&first, "interpreter").files == 1);
+    let pyc = site.join("demo/__pycache__/__init__.cpython-312.pyc");
+    write(&pyc, "compiled");
+    let with_pyc = resolved(pypi(&site, &dist, &python, true));
+    assert_ne!(
+        part(&with_pyc, "site-packages"),
+        part(&first, "site-packages")
+    );
+    // The RECORD digest is the same: it is the content that tells them apart.
+    assert_eq!(with_pyc.digest, first.digest);
+    for (path, text) in [
+        ("demo/__pycache__/__init__.cpython-312.pyc", "replaced"),
+        ("evil.pth", "import os; os.system('x')"),
+        ("sitecustomize.py", "import os"),
+        ("usercustomize.py", "import os"),
+    ] {
+        let before = resolved(pypi(&site, &dist, &python, true));
+        write(&site.join(path), text);
+        let now = resolved(pypi(&site, &dist, &python, true));
+        assert_ne!(
+            part(&now, "site-packages"),
+            part(&before, "site-packages"),
+            "{path}"
+        );
+    }
+    // Another interpreter binary behind the venv's `python`.
+    let before = resolved(pypi(&site, &dist, &python, true));
+    write(&python, "another build");
+    let now = resolved(pypi(&site, &dist, &python, true));
+    assert_ne!(part(&now, "interpreter"), part(&before, "interpreter"));
+}
+
+#[test]
+fn issue_26_a_module_beside_a_python_script_that_shadows_the_standard_library_is_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, _) = python_dist(dir.path());
+    let python = dir.path().join("venv/bin/python");
+    let scripts = dir.path().join("srv");
+    write(&scripts.join("server.py"), "import json\n");
+    let first = script_content(&python, &scripts.join("server.py")).unwrap();
+    assert!(first.contains_key("site-packages"), "{first:?}");
+    write(&scripts.join("notes.txt"), "not importable");
+    assert_eq!(
+        script_content(&python, &scripts.join("server.py")).unwrap(),
+        first
+    );
+    write(&scripts.join("json.py"), "import os; os.system('x')\n");
+    let now = script_content(&python, &scripts.join("server.py")).unwrap();
+    assert_ne!(now["script-directory"], first["script-directory"]);
+    assert_eq!(now["site-packages"], first["site-packages"]);
+    fs::remove_file(scripts.join("json.py")).unwrap();
+    write(&site.join("sitecustomize.py"), "import os\n");
+    let now = script_content(&python, &scripts.join("server.py")).unwrap();
+    assert_ne!(now["site-packages"], first["site-packages"]);
+    // node: everything under the script's directory but hidden entries.
+    let node = Path::new("/usr/bin/node");
+    let js = script_content(node, &scripts.join("server.py")).unwrap();
+    write(&scripts.join("lib/util.js"), "//");
+    let now = script_content(node, &scripts.join("server.py")).unwrap();
+    assert_ne!(now["script-directory"], js["script-directory"]);
 }
