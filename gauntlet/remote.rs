@@ -518,3 +518,39 @@ fn the_http_session_follows_the_protocol_from_initialize_to_delete() {
     }
     assert_eq!(requests.last().unwrap()["http"], "DELETE", "{requests:?}");
 }
+
+#[test]
+fn issue_26_a_token_the_server_echoes_back_is_printed_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = hostile_http("echo-auth", &[]);
+    let url = server.url("/mcp");
+    let token = "tok-9f8e7d6c5b4a";
+    let env = [("MCPLOCK_TEST_TOKEN", token)];
+    let bearer = ["--bearer-env", "MCPLOCK_TEST_TOKEN"];
+    let header = ["--header", "X-Api-Key: ${MCPLOCK_TEST_TOKEN}"];
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["scan", "--url", &url], &bearer),
+        (&["scan", "--format", "json", "--url", &url], &bearer),
+        (&["lock", "--url", &url], &header),
+        (
+            &[
+                "policy", "check", "--preset", "baseline", "--format", "sarif", "--url", &url,
+            ],
+            &bearer,
+        ),
+    ];
+    for (command, credentials) in cases {
+        let args = [command, credentials].concat();
+        let run = run_in_env(d, &args, &env, T);
+        assert_ne!(run.code, 0, "{args:?}");
+        let seen = format!("{}\n{}", run.stdout, run.stderr);
+        // The server did echo it (the refusal quotes its challenge), and it was cleaned.
+        assert!(seen.contains("[redacted]"), "{args:?}: {seen}");
+        assert!(
+            !seen.contains("9f8e7d6c"),
+            "{args:?} printed the token:\n{seen}"
+        );
+    }
+    assert!(!d.join("mcp-lock.json").exists());
+}

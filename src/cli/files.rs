@@ -10,6 +10,22 @@ use std::path::Path;
 /// Largest lockfile mcplock reads (and so writes).
 pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
 
+/// Writes a lockfile atomically, unless it holds a value mcplock knows to be secret (a server
+/// that echoes its credentials into what it lists): a lockfile is signed and committed.
+pub fn write_lockfile(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    if crate::edge::secrets::contains_secret(bytes) {
+        return Err(fail(
+            Code::LockfileRejected,
+            format!(
+                "refusing to write {}: what the server offers holds the value of a header or environment variable it was given (it echoes its credentials); nothing was written",
+                path.display()
+            ),
+        ));
+    }
+    crate::edge::fs::write_atomic_bounded(path, bytes, MAX_LOCKFILE_BYTES)
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))
+}
+
 /// A lockfile's bytes, strictly parsed (not yet checked as a lockfile).
 pub fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
     let bytes = read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;

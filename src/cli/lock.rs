@@ -1,7 +1,6 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
 use super::exit::{Code, fail};
-use super::files::MAX_LOCKFILE_BYTES;
 use super::locked::load_lockfile;
 use super::locked::{entry_for, protocol_like, relaunch_locked};
 use super::render::pretty;
@@ -11,7 +10,7 @@ use crate::core::artifact::Artifact;
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
-use crate::edge::fs::{lock_directory_of, remove_stale_temps, write_atomic_bounded};
+use crate::edge::fs::{lock_directory_of, remove_stale_temps};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,8 +227,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     }
     if status != Status::Unchanged {
         lockfile.servers.insert(name.clone(), entry.clone());
-        write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
-            .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+        super::files::write_lockfile(path, &lockfile.to_pretty())?;
     }
     // Here the lockfile holds the entry (written now, or unchanged): its look-alikes, in this
     // server or another, are worth a note.

@@ -95,12 +95,19 @@ pub fn entry_for<'a>(
 /// The first environment variable the server was locked with that is not set now: a relaunch
 /// without it would not be the locked server.
 pub fn missing_env_key(entry: &ServerLock) -> Option<&str> {
-    entry
+    let missing = entry
         .launch
         .env_keys()
         .iter()
         .find(|k| std::env::var_os(k).is_none())
-        .map(String::as_str)
+        .map(String::as_str);
+    // The values a relaunch hands the server are secret: nothing mcplock prints may show them.
+    for key in entry.launch.env_keys() {
+        if let Ok(value) = std::env::var(key) {
+            crate::edge::secrets::remember(&value);
+        }
+    }
+    missing
 }
 
 pub fn protocol_like(choice: ProtocolChoice, entry: Option<&ServerLock>) -> ProtocolChoice {

@@ -1635,6 +1635,7 @@ impl Output {
 }
 
 fn emit(text: &str) -> std::io::Result<()> {
+    let text = crate::edge::secrets::redact(text);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
@@ -1644,7 +1645,7 @@ fn emit(text: &str) -> std::io::Result<()> {
 /// asked for, so a pipeline never mistakes a failure for an empty result.
 fn report(error: CliError, format: Format) -> ExitCode {
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(error.render().as_bytes());
+    let _ = err.write_all(crate::edge::secrets::redact(&error.render()).as_bytes());
     drop(err);
     report_structured(&error, format)
 }

@@ -84,6 +84,9 @@ impl ServerArgs {
                 "no server given; put its command after `--` (e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`) or pass a remote server's --url",
             )
         })?;
+        for (_, value) in &self.env {
+            crate::edge::secrets::remember(value);
+        }
         Ok(ServerCommand {
             program: program.clone(),
             args: args.to_vec(),
@@ -152,7 +155,9 @@ impl RemoteArgs {
                 )
             })?;
             let name = name.trim();
-            headers.push((name.to_string(), expand_env(name, value.trim())?));
+            let value = expand_env(name, value.trim())?;
+            crate::edge::secrets::remember(&value);
+            headers.push((name.to_string(), value));
         }
         if let Some(var) = &self.bearer_env {
             let token = std::env::var(var)
@@ -163,6 +168,7 @@ impl RemoteArgs {
                         "--bearer-env {var}: the environment variable {var} is not set (or empty)"
                     ))
                 })?;
+            crate::edge::secrets::remember(&token);
             headers.push(("Authorization".into(), format!("Bearer {}", token.trim())));
         }
         let extra_roots = match &self.cacert {

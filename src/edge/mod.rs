@@ -4,4 +4,5 @@ pub mod artifact;
 pub mod audit_log;
 pub mod fs;
 pub mod memory;
+pub mod secrets;
 pub mod zip;

@@ -83,14 +83,14 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 enforce::Revoked::of(&list, &self.options.server_name, self.locked)
             }
             super::Poll::Kept { list, why } => {
-                eprintln!("mcplock: proxy: {why}");
+                super::warn(&why);
                 self.log(Record::note("(revocation)", why));
                 enforce::Revoked::of(&list, &self.options.server_name, self.locked)
             }
             super::Poll::Unreadable(why) => {
-                eprintln!(
-                    "mcplock: proxy: the revocation list cannot be trusted ({why}); every call is denied until it can"
-                );
+                super::warn(&format!(
+                    "the revocation list cannot be trusted ({why}); every call is denied until it can"
+                ));
                 enforce::Revoked {
                     server: Some(format!("the revocation list cannot be trusted: {why}")),
                     ..Default::default()

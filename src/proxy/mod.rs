@@ -332,18 +332,26 @@ impl<A: std::io::Write> Proxy<'_, A> {
         let Some(a) = self.audit.as_mut() else {
             return;
         };
+        // Nothing the log records may hold a secret, whatever the server echoed.
+        let clean = |text: String| crate::edge::secrets::redact(&text).into_owned();
+        let payload = record.payload.map(|mut p| {
+            for value in [&mut p.request, &mut p.response].into_iter().flatten() {
+                crate::edge::secrets::redact_json(value);
+            }
+            p
+        });
         let entry = Entry {
             time: (a.clock)(),
             server: self.options.server_name.clone(),
-            method: record.method,
-            item: record.item,
+            method: clean(record.method),
+            item: record.item.map(clean),
             locked: record.digests.0,
             served: record.digests.1,
             decision: record.decision,
-            reason: record.reason,
+            reason: record.reason.map(clean),
             request: record.exchanged.0,
             response: record.exchanged.1,
-            payload: record.payload,
+            payload,
         };
         let bytes = a.chain.append(&entry);
         // An audit line that cannot be written must not pass unnoticed.
@@ -352,8 +360,15 @@ impl<A: std::io::Write> Proxy<'_, A> {
         }
     }
 
+    /// Queues a frame for the host, cleaned of every secret the proxy knows (a token the
+    /// server echoes in a result or an error never reaches the model).
     fn to_host(&self, frame: Vec<u8>) -> Result<(), Stalled> {
-        self.to_host.push(frame)
+        if !crate::edge::secrets::contains_secret(&frame) {
+            return self.to_host.push(frame);
+        }
+        let mut value: Value = serde_json::from_slice(&frame).unwrap_or(Value::Null);
+        crate::edge::secrets::redact_json(&mut value);
+        self.to_host.push(line(&value))
     }
 
     fn to_server(&self, frame: Vec<u8>) -> Result<(), Stalled> {
@@ -418,6 +433,11 @@ impl<A: std::io::Write> Proxy<'_, A> {
             let _ = self.replay.send(message);
         }
     }
+}
+
+/// One line on stderr (the host's log of this server), cleaned of known secrets.
+fn warn(text: &str) {
+    eprintln!("mcplock: proxy: {}", crate::edge::secrets::redact(text));
 }
 
 fn list_kind(method: &str) -> Option<ItemKind> {
@@ -588,7 +608,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                     why,
                 }) => {
                     self.log(Record::note("(host)", why.clone()));
-                    eprintln!("mcplock: proxy: {why}; the session ends");
+                    warn(&format!("{why}; the session ends"));
                     return End::HostClosed;
                 }
                 Err(Stalled {

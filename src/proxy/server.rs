@@ -246,9 +246,9 @@ impl<A: std::io::Write> Proxy<'_, A> {
             Record::new(&waiting.method, Decision::Deny)
                 .reason(format!("server drift: {}", fields.join(", "))),
         );
-        eprintln!(
-            "mcplock: proxy: the session is blocked: {why}; see what changed with `mcplock diff`, then re-lock and re-sign"
-        );
+        super::warn(&format!(
+            "the session is blocked: {why}; see what changed with `mcplock diff`, then re-lock and re-sign"
+        ));
         self.blocked = Some(why.clone());
         if waiting.origin == Origin::Host {
             let message = format!("mcplock blocked the session: {why}");

@@ -1048,3 +1048,21 @@ async fn issue_26_error_answers_and_log_notifications_are_inspected_too() {
     let passed = host.next().await;
     assert_eq!(passed["params"]["data"], "indexed 3 files", "{passed}");
 }
+
+#[tokio::test]
+async fn issue_26_a_secret_the_server_echoes_never_reaches_the_host() {
+    let secret = "issue26-proxy-secret-7a61c0";
+    crate::edge::secrets::remember(secret);
+    let (mut host, mut server, _session) = start_custom(1 << 16, |_| {}, None);
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await;
+    let ping = server.next().await;
+    server
+        .send(json!({"jsonrpc": "2.0", "id": ping["id"], "error": {"code": -32000,
+            "message": format!("bad credentials {secret}")}}))
+        .await;
+    let answer = host.next().await;
+    let text = answer.to_string();
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+}

@@ -10,6 +10,9 @@ Every mode speaks just enough of the 2025-11-25 Streamable HTTP transport to be 
 so a client falls back to initialize), then misbehaves as named:
 
   auth             401 with a Bearer challenge unless `Authorization: Bearer s3cret-token`
+  echo-auth        answers every POST with 401 whose WWW-Authenticate and body echo the
+                   Authorization (or X-Api-Key) header it was given (a server that leaks
+                   the client's token)
   endless-sse      answers initialize with an event stream of keep-alives that never ends
   huge-event       answers initialize with one 50 MB event
   wrong-id         answers initialize with a response to another id
@@ -96,6 +99,12 @@ class Handler(BaseHTTPRequestHandler):
         self.record(method)
         if MODE == "auth" and self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self.reply(401, headers=[("WWW-Authenticate", 'Bearer realm="hostile"')])
+            return
+        if MODE == "echo-auth":
+            presented = self.headers.get("Authorization") or self.headers.get("X-Api-Key", "")
+            challenge = f'Bearer error="invalid_token", error_description="{presented} expired"'
+            body = f"rejected credentials: {presented}".encode()
+            self.reply(401, body, "text/plain", headers=[("WWW-Authenticate", challenge)])
             return
         if MODE == "redirect":
             location = f"http://127.0.0.2:{PORT}{self.path}"

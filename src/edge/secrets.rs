@@ -1,0 +1,139 @@
+//! The values this process knows to be secret (header values, bearer tokens, the values of a
+//! locked server's environment variables, what a config placeholder expanded to), remembered
+//! as they are read, so that everything mcplock prints or writes can be cleaned of them,
+//! whatever a server echoes back: a token in a `WWW-Authenticate` challenge, in an error body,
+//! in a tool result. One process-wide set: the places that learn a secret and the places that
+//! print are far apart, and a secret missed by one printing path is a leak.
+
+use aho_corasick::AhoCorasick;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::{PoisonError, RwLock};
+use zeroize::Zeroizing;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+/// Shorter values are not remembered: replacing every `ab` in every message would hide what
+/// the message says, and a secret that short is not one.
+pub const MIN_SECRET_LEN: usize = 4;
+/// Secrets remembered at most (a process reads a handful).
+const MAX_SECRETS: usize = 1_024;
+
+struct Known {
+    /// Each secret and the spellings it may take in output (JSON-escaped, percent-encoded).
+    spellings: Vec<Zeroizing<String>>,
+    matcher: Option<AhoCorasick>,
+}
+
+static KNOWN: RwLock<Known> = RwLock::new(Known {
+    spellings: Vec::new(),
+    matcher: None,
+});
+
+/// Remembers `value` as secret from now on.
+pub fn remember(value: &str) {
+    let value = value.trim();
+    if value.len() < MIN_SECRET_LEN {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(PoisonError::into_inner);
+    if known.spellings.len() >= MAX_SECRETS || known.spellings.iter().any(|s| **s == value) {
+        return;
+    }
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json.trim_matches('"').to_string();
+    let percent = percent_encode(value);
+    for spelling in [value.to_string(), json, percent] {
+        if !known.spellings.iter().any(|s| **s == spelling) {
+            known.spellings.push(Zeroizing::new(spelling));
+        }
+    }
+    // Longest first, so a secret that contains another is replaced whole.
+    known.spellings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    known.matcher = AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(known.spellings.iter().map(|s| s.as_bytes()))
+        .ok();
+}
+
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `text` with every known secret replaced by [`REDACTED`].
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let known = KNOWN.read().unwrap_or_else(PoisonError::into_inner);
+    match &known.matcher {
+        Some(matcher) if matcher.is_match(text) => {
+            Cow::Owned(matcher.replace_all(text, &vec![REDACTED; known.spellings.len()]))
+        }
+        _ => Cow::Borrowed(text),
+    }
+}
+
+/// Whether `bytes` hold a known secret.
+pub fn contains_secret(bytes: &[u8]) -> bool {
+    let known = KNOWN.read().unwrap_or_else(PoisonError::into_inner);
+    known.matcher.as_ref().is_some_and(|m| m.is_match(bytes))
+}
+
+/// Every string and object key of `value` cleaned of known secrets.
+pub fn redact_json(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(clean) = redact(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => {
+            let dirty: Vec<String> = map
+                .keys()
+                .filter(|k| contains_secret(k.as_bytes()))
+                .cloned()
+                .collect();
+            for key in dirty {
+                if let Some(v) = map.remove(&key) {
+                    map.insert(redact(&key).into_owned(), v);
+                }
+            }
+            map.values_mut().for_each(redact_json);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_26_a_remembered_secret_is_redacted_in_every_spelling() {
+        let token = "s3cr3t-t0ken/with+odd\"chars";
+        remember(token);
+        let echoed = format!("HTTP 401: WWW-Authenticate: Bearer error=\"invalid\", token={token}");
+        assert!(!redact(&echoed).contains("s3cr3t"), "{}", redact(&echoed));
+        let json = serde_json::to_string(&serde_json::json!({"error": echoed})).unwrap();
+        let cleaned = redact(&json);
+        assert!(!cleaned.contains("s3cr3t"), "{cleaned}");
+        // Still one JSON document.
+        serde_json::from_str::<Value>(&cleaned).unwrap();
+        let url = format!("https://x.example/mcp?api_key={}", percent_encode(token));
+        assert!(!redact(&url).contains("s3cr3t"));
+        let mut value =
+            serde_json::json!({"content": [{"text": format!("your key is {token}")}], token: 1});
+        redact_json(&mut value);
+        assert!(!value.to_string().contains("s3cr3t"), "{value}");
+        // Short values are not taken as secrets; unrelated text is untouched.
+        remember("ab");
+        assert_eq!(redact("a cab"), "a cab");
+    }
+}
