@@ -673,7 +673,17 @@ fn safe_value(uri: &str) -> bool {
             || segment == ".%2e"
             || segment == "%2e."
     });
-    !dot_segment && !lower.contains("%2f") && !lower.contains("%5c") && !lower.contains("%00")
+    // A control character (CR, LF, NUL, ESC, ...) in a URI is one a server may read as a line
+    // or a command separator; percent-encoded ones too.
+    let control = uri.chars().any(char::is_control)
+        || ["%0a", "%0d", "%09", "%1b", "%7f"]
+            .iter()
+            .any(|encoded| lower.contains(encoded));
+    !dot_segment
+        && !control
+        && !lower.contains("%2f")
+        && !lower.contains("%5c")
+        && !lower.contains("%00")
 }
 
 /// A difference between the server's self-description and the lock.

@@ -139,6 +139,16 @@ impl Launch {
                 None => Err(LaunchError::Missing(key)),
             }
         };
+        // Names (`envKeys`, `headerNames`) are a set: one written twice is not a form mcplock
+        // writes, and two readers could disagree on it.
+        let names = |key: &'static str| -> Result<Vec<String>, LaunchError> {
+            let list = strings(key)?;
+            let mut seen = std::collections::BTreeSet::new();
+            match list.iter().find(|n| !seen.insert(n.as_str())) {
+                Some(twice) => Err(LaunchError::Duplicate(key, twice.clone())),
+                None => Ok(list),
+            }
+        };
         let string = |key: &'static str| -> Result<String, LaunchError> {
             match launch.get(key) {
                 Some(Value::String(s)) => Ok(s.clone()),
@@ -155,7 +165,7 @@ impl Launch {
             }
             Ok(Launch::Http {
                 url: string("url")?,
-                header_names: strings("headerNames")?,
+                header_names: names("headerNames")?,
             })
         } else {
             let cwd = if launch.contains_key("cwd") {
@@ -174,7 +184,7 @@ impl Launch {
             Ok(Launch::Stdio {
                 command: string("command")?,
                 args: strings("args")?,
-                env_keys: strings("envKeys")?,
+                env_keys: names("envKeys")?,
                 cwd,
             })
         }
@@ -194,6 +204,8 @@ pub enum LaunchError {
     String(&'static str),
     #[error("{0:?} must be an array of strings")]
     Strings(&'static str),
+    #[error("{0:?} names {1:?} twice")]
+    Duplicate(&'static str, String),
 }
 
 #[cfg(test)]
@@ -236,6 +248,23 @@ mod tests {
         assert_eq!(
             read(json!({"command": "sh", "args": [1], "envKeys": []})),
             Err(LaunchError::Strings("args"))
+        );
+    }
+
+    #[test]
+    fn issue_26_a_name_recorded_twice_or_an_unknown_field_is_refused() {
+        let read = |v: Value| Launch::from_json(v.as_object().unwrap());
+        assert_eq!(
+            read(json!({"command": "sh", "args": [], "envKeys": ["A", "A"]})),
+            Err(LaunchError::Duplicate("envKeys", "A".into()))
+        );
+        assert_eq!(
+            read(json!({"url": "https://x", "headerNames": ["a", "a"]})),
+            Err(LaunchError::Duplicate("headerNames", "a".into()))
+        );
+        assert_eq!(
+            read(json!({"command": "sh", "args": [], "envKeys": [], "env": {"A": "1"}})),
+            Err(LaunchError::Shape)
         );
     }
 }

@@ -541,3 +541,22 @@ fn the_relayed_self_description_ignores_the_version_and_other_generation_capabil
     discover.remove("serverInfo");
     assert_eq!(fields(&discover, false), ["serverInfo"]);
 }
+
+#[test]
+fn issue_26_a_template_variable_never_takes_a_control_character() {
+    for uri in [
+        "users://42\r\nX-Injected: 1/profile",
+        "users://4\n2/profile",
+        "users://4\u{0}2/profile",
+        "users://4\u{1b}[2J/profile",
+        "users://4\u{85}2/profile",
+        "users://42%0d%0aX: 1/profile",
+        "users://42%0A/profile",
+    ] {
+        assert!(
+            !template_matches("users://{id}/profile", uri),
+            "{uri:?}"
+        );
+    }
+    assert!(template_matches("users://{id}/profile", "users://42/profile"));
+}
