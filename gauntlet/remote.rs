@@ -516,7 +516,17 @@ fn the_http_session_follows_the_protocol_from_initialize_to_delete() {
             "{http} {method}: {requests:?}"
         );
     }
-    assert_eq!(requests.last().unwrap()["http"], "DELETE", "{requests:?}");
+    // The session ends with DELETE after every message was posted. (The GET stream is opened
+    // beside the exchanges, on a connection of its own: on a loaded machine the server may log
+    // it after the DELETE, which it then answers with 404.)
+    let delete = requests
+        .iter()
+        .position(|r| r["http"] == "DELETE")
+        .unwrap_or_else(|| panic!("no DELETE: {requests:?}"));
+    assert!(
+        requests[delete..].iter().all(|r| r["http"] != "POST"),
+        "{requests:?}"
+    );
 }
 
 #[test]

@@ -83,16 +83,8 @@ const SERVER_NOTIFICATIONS_LEGACY: &[&str] = &[
     "notifications/tools/list_changed",
     "notifications/prompts/list_changed",
 ];
-const SERVER_NOTIFICATIONS_MODERN: &[&str] = &[
-    "notifications/cancelled",
-    "notifications/progress",
-    "notifications/message",
-    "notifications/resources/updated",
-    "notifications/resources/list_changed",
-    "notifications/tools/list_changed",
-    "notifications/prompts/list_changed",
-    "notifications/subscriptions/acknowledged",
-];
+/// What a 2026-07-28 server may notify besides the legacy list.
+const SUBSCRIPTION_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
 
 /// Whether `method`, sent by `from` as a `shape`, belongs to the protocol `speaking`.
 pub fn is_known(speaking: Speaking<'_>, from: From, shape: Shape, method: &str) -> bool {
@@ -122,7 +114,9 @@ fn known_in(version: &str, from: From, shape: Shape, method: &str) -> bool {
                 || (version >= ELICITATION && method == "elicitation/create")
                 || (tasks && has(TASK_REQUESTS))
         }
-        (From::Server, Shape::Notification) if modern => has(SERVER_NOTIFICATIONS_MODERN),
+        (From::Server, Shape::Notification) if modern => {
+            has(SERVER_NOTIFICATIONS_LEGACY) || method == SUBSCRIPTION_ACKNOWLEDGED
+        }
         (From::Server, Shape::Notification) => {
             has(SERVER_NOTIFICATIONS_LEGACY)
                 || (tasks

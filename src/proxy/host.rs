@@ -354,20 +354,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         method: String,
         request_digest: Option<Digest>,
     ) -> Flow {
-        let speaking = self.speaking(obj.get("params"));
-        if !methods::is_known(speaking, From::Host, Shape::Notification, &method)
-            && !self.options.allow_methods.contains(&method)
-        {
-            let why = if methods::is_request_method(&method) {
-                "dropped: a request method sent as a notification (no id)"
-            } else {
-                "dropped: not a notification of the protocol this session speaks"
-            };
-            self.log(
-                Record::new(&method, Decision::Deny)
-                    .reason(why)
-                    .exchanged((request_digest, None)),
-            );
+        if self.drops_notification(From::Host, &method, obj.get("params"), request_digest) {
             return Ok(Next::Go);
         }
         let params = obj.get_mut("params").and_then(Value::as_object_mut);

@@ -309,6 +309,38 @@ impl<A: std::io::Write> Proxy<'_, A> {
             .map_or(Speaking::Unknown, Speaking::Version)
     }
 
+    /// A notification outside the protocol (or a request method sent without an id) is
+    /// dropped and audited: `true`.
+    fn drops_notification(
+        &mut self,
+        from: crate::core::methods::From,
+        method: &str,
+        params: Option<&Value>,
+        digest: Option<Digest>,
+    ) -> bool {
+        use crate::core::methods::{self, From, Shape};
+        let known = methods::is_known(self.speaking(params), from, Shape::Notification, method)
+            || self.options.allow_methods.contains(method);
+        if known {
+            return false;
+        }
+        let why = if methods::is_request_method(method) {
+            "dropped: a request method sent as a notification (no id)"
+        } else {
+            "dropped: not a notification of the protocol this session speaks"
+        };
+        let exchanged = match from {
+            From::Host => (digest, None),
+            From::Server => (None, digest),
+        };
+        self.log(
+            Record::new(method, Decision::Deny)
+                .reason(why)
+                .exchanged(exchanged),
+        );
+        true
+    }
+
     /// Writes a signed checkpoint, when the log is sealed.
     fn checkpoint(&mut self, mark: crate::core::audit::Mark) {
         let Some(a) = self.audit.as_mut() else {

@@ -174,15 +174,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         let served = (self.options.on_drift == OnDrift::Warn).then(|| result.clone());
         let checked =
             enforce::check_list_page(kind, result, first_page, self.locked, &mut self.session);
-        let decision = self.drift_decision();
-        for w in &checked.withheld {
-            let record = Record::new(kind.list_method(), decision)
-                .item(Some(w.key.clone()))
-                .reason(w.reason.code())
-                .digests(w.digests())
-                .exchanged((None, response_digest));
-            self.log(record);
-        }
+        self.log_withheld(kind, &checked.withheld, response_digest);
         match (self.options.on_drift, served) {
             (OnDrift::Block, _) if !checked.withheld.is_empty() => {
                 self.session.forget(kind);
@@ -439,19 +431,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         method: String,
         response_digest: Option<Digest>,
     ) -> Flow {
-        if !methods::is_known(
-            self.speaking(None),
-            From::Server,
-            Shape::Notification,
-            &method,
-        ) && !self.options.allow_methods.contains(&method)
-        {
-            let why = if methods::is_request_method(&method) {
-                "dropped: a request method sent as a notification (no id)"
-            } else {
-                "dropped: not a notification of the protocol this session speaks"
-            };
-            self.log(Record::new(&method, Decision::Deny).reason(why));
+        if self.drops_notification(From::Server, &method, None, response_digest) {
             return Ok(Next::Go);
         }
         let params = obj.get_mut("params").and_then(Value::as_object_mut);
@@ -544,6 +524,24 @@ impl<A: std::io::Write> Proxy<'_, A> {
         Ok(started > 0 || pending)
     }
 
+    /// Audits each item a page held back.
+    fn log_withheld(
+        &mut self,
+        kind: ItemKind,
+        withheld: &[enforce::Withheld],
+        response_digest: Option<Digest>,
+    ) {
+        let decision = self.drift_decision();
+        for w in withheld {
+            let record = Record::new(kind.list_method(), decision)
+                .item(Some(w.key.clone()))
+                .reason(w.reason.code())
+                .digests(w.digests())
+                .exchanged((None, response_digest));
+            self.log(record);
+        }
+    }
+
     /// One page of the proxy's own re-listing.
     fn relist_page(
         &mut self,
@@ -561,15 +559,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
             return self.relist_done(kind, Session::default());
         };
         let checked = enforce::check_list_page(kind, result, pages == 1, self.locked, &mut scratch);
-        let decision = self.drift_decision();
-        for w in &checked.withheld {
-            let record = Record::new(kind.list_method(), decision)
-                .item(Some(w.key.clone()))
-                .reason(w.reason.code())
-                .digests(w.digests())
-                .exchanged((None, response_digest));
-            self.log(record);
-        }
+        self.log_withheld(kind, &checked.withheld, response_digest);
         if self.options.on_drift == OnDrift::Warn {
             scratch.admit_drifted(kind, &checked.withheld);
         }

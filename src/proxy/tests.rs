@@ -1058,8 +1058,10 @@ async fn issue_26_a_secret_the_server_echoes_never_reaches_the_host() {
         .await;
     let ping = server.next().await;
     server
-        .send(json!({"jsonrpc": "2.0", "id": ping["id"], "error": {"code": -32000,
-            "message": format!("bad credentials {secret}")}}))
+        .send(
+            json!({"jsonrpc": "2.0", "id": ping["id"], "error": {"code": -32000,
+            "message": format!("bad credentials {secret}")}}),
+        )
         .await;
     let answer = host.next().await;
     let text = answer.to_string();

@@ -553,10 +553,10 @@ fn issue_26_a_template_variable_never_takes_a_control_character() {
         "users://42%0d%0aX: 1/profile",
         "users://42%0A/profile",
     ] {
-        assert!(
-            !template_matches("users://{id}/profile", uri),
-            "{uri:?}"
-        );
+        assert!(!template_matches("users://{id}/profile", uri), "{uri:?}");
     }
-    assert!(template_matches("users://{id}/profile", "users://42/profile"));
+    assert!(template_matches(
+        "users://{id}/profile",
+        "users://42/profile"
+    ));
 }
