@@ -222,7 +222,12 @@ fn a_hand_edited_lockfile_is_refused_naming_the_place() {
         edited
     );
 
-    let newer = text.replacen("\"lockfileVersion\": 4", "\"lockfileVersion\": 7", 1);
+    let version = doc(dir.path())["lockfileVersion"].clone();
+    let newer = text.replacen(
+        &format!("\"lockfileVersion\": {version}"),
+        "\"lockfileVersion\": 99",
+        1,
+    );
     assert_ne!(newer, text);
     fs::write(dir.path().join("mcp-lock.json"), newer).unwrap();
     lock_in(dir.path(), &[], &fixture(&["--tools", "3"])).expect_failure(2, "newer mcplock");
