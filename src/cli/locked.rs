@@ -75,9 +75,41 @@ pub fn verify_lockfile<T: Send>(
     Ok((signed, counts))
 }
 
+/// The value of an environment variable here, for a placeholder a lock recorded.
+fn env_lookup(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+/// True when `given` (the argv or URL a host passed, its placeholders already expanded, or not)
+/// is the `locked` launch. A lock records `${VAR}`, `${env:VAR}` and `${VAR:-default}` as
+/// written: each must stand for the value of that variable here (its default when unset), or
+/// be passed as written. A command is held to its argv (the env it inherits is checked by name
+/// elsewhere); a URL to the URL (normalized once expanded) and the names of its headers.
+pub fn launch_accepts(locked: &Launch, given: &Launch) -> bool {
+    match (locked, given) {
+        (Launch::Stdio { .. }, Launch::Stdio { command, args, .. }) => {
+            locked.is_command(command, args, &env_lookup)
+        }
+        (
+            Launch::Http { url, header_names },
+            Launch::Http {
+                url: given_url,
+                header_names: given_names,
+            },
+        ) => {
+            header_names == given_names
+                && (url == given_url
+                    || crate::core::launch::expand_env(url, &env_lookup)
+                        .and_then(|u| reqwest::Url::parse(&u).ok())
+                        .is_some_and(|u| u.as_str() == given_url))
+        }
+        _ => false,
+    }
+}
+
 /// The entry a live server will be held against, found before it is started: the one named
-/// `name`, else the only entry locked with exactly this launch (argv and env names, or URL and
-/// header names).
+/// `name`, else the only entry locked with this launch (argv and env names, or URL and header
+/// names; placeholders as [`launch_accepts`] reads them).
 pub fn entry_for<'a>(
     lockfile: &'a Lockfile,
     name: Option<&str>,
@@ -86,12 +118,63 @@ pub fn entry_for<'a>(
     if let Some(name) = name {
         return lockfile.servers.get(name);
     }
-    let mut matching = lockfile.servers.values().filter(|s| s.launch == *launch);
+    let mut matching = lockfile.servers.values().filter(|s| {
+        launch_accepts(&s.launch, launch)
+            && s.launch.env_keys() == launch.env_keys()
+            && s.launch.cwd() == launch.cwd()
+    });
     let first = matching.next()?;
     matching.next().is_none().then_some(first)
 }
 
-/// `auto` becomes the era the lock recorded (no probe); an explicit `--protocol` is kept.
+/// A recorded value with its environment placeholders filled from the environment, to start
+/// the server as the host would; a variable that is not set is named (never a value).
+fn filled(server_name: &str, value: &str) -> Result<String, CliError> {
+    if !value.contains("${") {
+        return Ok(value.to_string());
+    }
+    crate::core::launch::expand_env(value, &env_lookup).ok_or_else(|| {
+        fail(
+            Code::EnvMissing,
+            format!(
+                "server {server_name:?} was locked with the placeholder(s) in {}; set the variable(s) they name before relaunching",
+                escape(value)
+            ),
+        )
+    })
+}
+
+/// `text` with the value of every variable the placeholders of `launch` name (and of every env
+/// var it was locked with) replaced by `***`: what the host or mcplock filled in must not be
+/// printed back.
+pub fn hide_placeholder_values(text: &str, launch: &Launch) -> String {
+    let recorded: Vec<&str> = match launch {
+        Launch::Stdio { command, args, .. } => std::iter::once(command.as_str())
+            .chain(args.iter().map(String::as_str))
+            .collect(),
+        Launch::Http { url, .. } => vec![url.as_str()],
+    };
+    let mut vars: Vec<&str> = launch.env_keys().iter().map(String::as_str).collect();
+    for value in recorded {
+        for piece in crate::core::launch::pieces(value).unwrap_or_default() {
+            if let crate::core::launch::Piece::Env { var, .. } = piece {
+                vars.push(var);
+            }
+        }
+    }
+    let mut values: Vec<String> = vars
+        .into_iter()
+        .filter_map(env_lookup)
+        .filter(|v| v.len() >= 4)
+        .collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for value in values {
+        out = out.replace(&value, "***");
+    }
+    out
+}
+
 /// The first environment variable the server was locked with that is not set now: a relaunch
 /// without it would not be the locked server.
 pub fn missing_env_key(entry: &ServerLock) -> Option<&str> {
@@ -103,6 +186,7 @@ pub fn missing_env_key(entry: &ServerLock) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// `auto` becomes the era the lock recorded (no probe); an explicit `--protocol` is kept.
 pub fn protocol_like(choice: ProtocolChoice, entry: Option<&ServerLock>) -> ProtocolChoice {
     match (
         choice,
@@ -188,14 +272,15 @@ pub async fn relaunch_locked(
                 // Headers given for the remote servers of the same file are not for this one.
                 server_args.remote = super::RemoteArgs::default();
                 server_args.cwd = cwd.as_ref().map(std::path::PathBuf::from);
-                server_args.server = std::iter::once(command.clone())
-                    .chain(args.iter().cloned())
-                    .collect();
+                server_args.server = std::iter::once(command)
+                    .chain(args)
+                    .map(|value| filled(server_name, value))
+                    .collect::<Result<_, _>>()?;
             }
             // A remote server is reached again at its URL, with the headers given now (their
             // values were never recorded): they must be the ones it was locked with.
             Launch::Http { url, header_names } => {
-                server_args.remote.url = Some(url.clone());
+                server_args.remote.url = Some(filled(server_name, url)?);
                 let given = server_args.endpoint()?.launch();
                 if given.header_names() != header_names.as_slice() {
                     return Err(fail(
@@ -217,9 +302,25 @@ pub async fn relaunch_locked(
         eprintln!(
             "mcplock: relaunching {}: {}",
             escape(server_name),
-            server_args.endpoint()?.display()
+            entry.launch.describe()
         );
-        let scanned = scan_server(&server_args).await?;
+        let mut scanned = scan_server(&server_args).await.map_err(|mut e| {
+            e.headline = hide_placeholder_values(&e.headline, &entry.launch);
+            for line in &mut e.details {
+                *line = hide_placeholder_values(line, &entry.launch);
+            }
+            e
+        })?;
+        // Started as the lock says, placeholders filled: the live launch is the locked one,
+        // compared like with like.
+        if scanned
+            .snapshot
+            .launch
+            .as_ref()
+            .is_some_and(|live| launch_accepts(&entry.launch, live))
+        {
+            scanned.snapshot.launch = Some(entry.launch.clone());
+        }
         let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
             .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
         old.servers.insert(server_name.clone(), entry.clone());
