@@ -8,10 +8,10 @@ use super::locked::load_lockfile;
 use super::scan::scan_endpoint;
 use super::{CliError, ExitKind, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::diff::diff_server;
+use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::{lock_directory_of, remove_stale_temps, write_atomic_bounded};
-use crate::core::launch::Launch;
 use crate::hosts::{ConfigFile, Found, Host, Unreadable, discover, recorded_launch, resolve};
 use crate::transport::Endpoint;
 use serde_json::{Value, json};
@@ -355,12 +355,10 @@ fn jobs_of(entries: &[Entry]) -> (Vec<Job>, Vec<Reported>) {
     for e in entries {
         let origin = format!("{} {}", e.found.file.host.id(), e.found.file.path.display());
         match (&e.endpoint, &e.recorded) {
-            (Ok(endpoint), Ok(recorded)) => {
-                by_name
-                    .entry(e.name())
-                    .or_default()
-                    .push((origin, endpoint, recorded))
-            }
+            (Ok(endpoint), Ok(recorded)) => by_name
+                .entry(e.name())
+                .or_default()
+                .push((origin, endpoint, recorded)),
             _ if e.found.declared.disabled => {}
             (Err(problem), _) | (_, Err(problem)) => failed.push((
                 e.name().to_string(),

@@ -208,7 +208,9 @@ pub enum Piece<'a> {
     /// `${userHome}`.
     UserHome,
     /// VS Code's `${input:ID}`: asked of the user when the host starts the server.
-    Input { written: &'a str },
+    Input {
+        written: &'a str,
+    },
 }
 
 /// Splits a config value into text and placeholders; an unclosed `${` or a placeholder of no
@@ -292,7 +294,15 @@ pub fn matches_template(
 /// The names of query parameters that carry credentials (matched case-insensitively, anywhere
 /// in the name: `api_key`, `access_token`, `X-Amz-Signature`, `code`).
 const CREDENTIAL_PARAMS: [&str; 9] = [
-    "key", "token", "secret", "passw", "pwd", "auth", "sig", "code", "credential",
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "auth",
+    "sig",
+    "code",
+    "credential",
 ];
 
 /// The parts of a URL as written: (before the user info, user info, the rest up to the query,
@@ -321,7 +331,13 @@ fn url_parts(url: &str) -> (&str, Option<&str>, &str, Option<&str>, &str) {
                 fragment,
             )
         }
-        None => (&head[..authority_start], None, &head[authority_start..], query, fragment),
+        None => (
+            &head[..authority_start],
+            None,
+            &head[authority_start..],
+            query,
+            fragment,
+        ),
     }
 }
 
@@ -466,5 +482,75 @@ mod tests {
             read(json!({"command": "sh", "args": [1], "envKeys": []})),
             Err(LaunchError::Strings("args"))
         );
+    }
+
+    #[test]
+    fn issue_26_placeholders_urls_and_what_is_shown_of_them() {
+        assert_eq!(
+            pieces("a${env:X}b${Y:-d}${workspaceFolder}${input:k}").unwrap(),
+            vec![
+                Piece::Text("a"),
+                Piece::Env {
+                    written: "${env:X}",
+                    var: "X",
+                    default: None
+                },
+                Piece::Text("b"),
+                Piece::Env {
+                    written: "${Y:-d}",
+                    var: "Y",
+                    default: Some("d")
+                },
+                Piece::WorkspaceFolder,
+                Piece::Input {
+                    written: "${input:k}"
+                },
+            ]
+        );
+        assert!(pieces("${nope!}").is_err() && pieces("${open").is_err());
+        let env = |k: &str| (k == "X").then(|| "v".to_string());
+        assert!(matches_template("--k=${env:X}", "--k=v", &env));
+        assert!(matches_template("--k=${env:X}", "--k=${env:X}", &|_| None));
+        assert!(matches_template("${Y:-d}", "d", &env));
+        assert!(!matches_template("--k=${env:X}", "--k=w", &env));
+        assert!(!matches_template("--k=${env:Z}", "--k=", &env));
+        assert!(!matches_template("--k=v", "--k=${env:X}", &env));
+
+        assert_eq!(url_credential("https://x.example/mcp?page=2"), None);
+        assert!(url_credential("https://u@x.example/").is_some());
+        for name in [
+            "key",
+            "apiKey",
+            "ACCESS_TOKEN",
+            "client_secret",
+            "Password",
+            "auth",
+            "X-Amz-Signature",
+            "code",
+        ] {
+            let url = format!("https://x.example/mcp?{name}=v");
+            assert!(
+                url_credential(&url).is_some_and(|w| w.contains(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            redact_url("https://me:pw@x.example:8443/a?key=abc&page=2&token=${env:T}#frag"),
+            "https://me:***@x.example:8443/a?key=***&page=2&token=${env:T}#frag"
+        );
+        assert_eq!(
+            redact_url("https://ghp_abc@x.example/"),
+            "https://***@x.example/"
+        );
+        assert_eq!(redact_url("https://x.example/mcp"), "https://x.example/mcp");
+        assert_eq!(
+            redact_urls_in("-    \"url\": \"https://u:pw@h/m?sig=1\",\n+ see http://h/?code=9 now"),
+            "-    \"url\": \"https://u:***@h/m?sig=***\",\n+ see http://h/?code=*** now"
+        );
+        let http = Launch::Http {
+            url: "https://u:pw@h/m".into(),
+            header_names: vec![],
+        };
+        assert_eq!(http.describe(), "https://u:***@h/m");
     }
 }

@@ -368,8 +368,10 @@ pub fn recorded_launch(
             } else {
                 checked_url(&written, &written)?.to_string()
             };
-            let mut header_names: Vec<String> =
-                headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+            let mut header_names: Vec<String> = headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect();
             if bearer_env.is_some() {
                 header_names.push("authorization".into());
             }
