@@ -77,23 +77,11 @@ impl std::fmt::Debug for Spec {
 #[error("{0}")]
 pub struct FormatError(pub String);
 
-/// The servers a config file of `host` declares; an entry `mcplock wrap` rewrote is read as
-/// the server it runs behind the proxy.
-pub fn parse(host: Host, scope: Scope, text: &str) -> Result<Vec<Declared>, FormatError> {
-    Ok(declared(host, scope, text)?
-        .into_iter()
-        .map(|mut d| {
-            d.spec = d.spec.map(behind_proxy);
-            d
-        })
-        .collect())
-}
-
 /// What mcplock wrote means what it wraps: `mcplock proxy … -- CMD ARGS` is the command `CMD
 /// ARGS` (its env and cwd kept), `mcplock proxy … --url URL --header 'Name: ${VAR}'
 /// [--bearer-env VAR]` is that URL with each header's value taken from the entry's env var
 /// `VAR` (where `wrap` moved it). Any other entry is returned as it is.
-fn behind_proxy(spec: Spec) -> Spec {
+pub fn behind_proxy(spec: Spec) -> Spec {
     let Spec::Stdio {
         command,
         args,
@@ -151,7 +139,9 @@ fn behind_proxy(spec: Spec) -> Spec {
     }
 }
 
-fn declared(host: Host, scope: Scope, text: &str) -> Result<Vec<Declared>, FormatError> {
+/// The servers a config file of `host` declares, as written (a wrapped entry runs `mcplock
+/// proxy`; [`crate::hosts::discover`] reads it as the server behind the proxy).
+pub fn parse(host: Host, scope: Scope, text: &str) -> Result<Vec<Declared>, FormatError> {
     match host {
         Host::Codex => codex(text, scope),
         Host::Continue => continue_yaml(text, scope),

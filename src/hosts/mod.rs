@@ -207,9 +207,13 @@ pub fn discover(
                 }
             };
             match formats::parse(file.host, file.scope, &text) {
-                Ok(declared) => found.extend(declared.into_iter().map(|declared| Found {
-                    file: one.clone(),
-                    declared,
+                // What `wrap` wrote is read as what it means: the server behind the proxy.
+                Ok(declared) => found.extend(declared.into_iter().map(|mut declared| {
+                    declared.spec = declared.spec.map(formats::behind_proxy);
+                    Found {
+                        file: one.clone(),
+                        declared,
+                    }
                 })),
                 Err(e) => unreadable.push(Unreadable {
                     file: one,

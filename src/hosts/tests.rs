@@ -625,3 +625,19 @@ fn issue_26_wrap_keeps_placeholders_and_leaves_a_url_with_credentials_alone() {
         "{why}"
     );
 }
+
+#[test]
+fn issue_26_a_wrapped_entry_is_read_as_the_server_behind_the_proxy() {
+    let text = "{\"mcpServers\": {\"local\": {\"command\": \"srv\", \"args\": [\"--token\", \"${API_TOKEN}\"], \"env\": {\"A\": \"1\"}}, \"remote\": {\"url\": \"https://x.example/mcp\", \"headers\": {\"X-Key\": \"${API_TOKEN}\"}}}}";
+    let before = formats::parse(Host::Cursor, Scope::User, text).unwrap();
+    let wrapped = rewrite::wrap_json(Host::Cursor, text, &settings()).unwrap();
+    let after = formats::parse(Host::Cursor, Scope::User, &wrapped.text).unwrap();
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.into_iter().zip(after) {
+        assert_ne!(a.spec, b.spec, "wrapped as written");
+        assert_eq!(a.spec.map(formats::behind_proxy), b.spec, "{}", b.key);
+    }
+    // Anything else is left as it is.
+    let plain = stdio("mcplock-fixture", &["proxy"], &[]);
+    assert_eq!(formats::behind_proxy(plain.clone()), plain);
+}
