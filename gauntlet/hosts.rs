@@ -614,7 +614,7 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
         assert_eq!(code, 0, "{stdout}\n{stderr}");
         leaks(&[&stdout, &stderr]);
         assert!(
-            stdout.contains("left as it is: its URL carries"),
+            stdout.contains("left as it is: its URL must not carry credentials"),
             "{stdout}"
         );
     }

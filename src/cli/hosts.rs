@@ -266,7 +266,12 @@ async fn scan_all(
         let server = server.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let scanned = scan_endpoint(&server, endpoint).await.and_then(|mut s| {
+            let hide = |e: CliError| CliError {
+                headline: super::locked::hide_placeholder_values(&e.headline, &recorded),
+                ..e
+            };
+            let scanned = scan_endpoint(&server, endpoint).await.map_err(hide);
+            let scanned = scanned.and_then(|mut s| {
                 // Recorded as the config wrote it: placeholders, not the values behind them.
                 s.snapshot.launch = Some(recorded);
                 ServerLock::from_snapshot(s.snapshot, resources)

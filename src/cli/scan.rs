@@ -143,7 +143,7 @@ impl RemoteArgs {
             return Err(fail(
                 Code::Usage,
                 format!(
-                    "--url {}: the URL carries {what}; pass it as a header from the environment instead: --bearer-env VAR, or --header 'Name: ${{VAR}}'",
+                    "--url {}: a URL must not carry credentials (it carries {what}: they would be recorded and readable on command lines); pass it as a header from the environment instead: --bearer-env VAR, or --header 'Name: ${{VAR}}'",
                     escape(&crate::core::launch::redact_url(url))
                 ),
             ));

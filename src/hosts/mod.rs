@@ -295,7 +295,7 @@ pub const URL_FIX: &str = "pass the credential as a header from the environment 
 fn refuse_credentials(url: &str) -> Result<(), String> {
     match url_credential(url) {
         Some(what) => Err(format!(
-            "its URL {} carries {what}; {URL_FIX}",
+            "its URL {} must not carry credentials (it carries {what}); {URL_FIX}",
             redact_url(url)
         )),
         None => Ok(()),

@@ -145,7 +145,7 @@ fn wrap_entry(
             // On the proxy's command line, any local user could read it (issue 26).
             if let Some(what) = crate::core::launch::url_credential(url) {
                 return Err(format!(
-                    "its URL carries {what}; {}, then wrap again",
+                    "its URL must not carry credentials (it carries {what}); {}, then wrap again",
                     super::URL_FIX
                 ));
             }
