@@ -512,9 +512,9 @@ fn expanded_as_vscode(entry: &Value, value: &str) -> Value {
     json!({"command": entry["command"], "args": args, "env": {"MCP_SECRET": SECRET}})
 }
 
-#[test]
-fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy() {
-    let s = scratch();
+/// A VS Code project config and a Claude Desktop config, each with a secret behind a
+/// placeholder in a local server's args and a remote server whose URL carries credentials.
+fn issue_26_configs(s: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
     let vscode = s.project.join(".vscode/mcp.json");
     let desktop = if cfg!(target_os = "macos") {
         s.home
@@ -537,43 +537,25 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
         }})
         .to_string(),
     );
-    let leaks = |texts: &[&str]| {
-        for text in texts {
-            assert!(
-                !text.contains(SECRET) && !text.contains(URL_PASSWORD),
-                "a secret leaked:\n{text}"
-            );
-        }
-    };
+    (vscode, desktop)
+}
 
-    // Listed: placeholders as written, URL credentials refused with the fix, nothing expanded.
-    let (code, human, stderr) = mcplock_here(&s, &["hosts"]);
-    assert_eq!(code, 0, "{stderr}");
-    leaks(&[&human, &stderr]);
-    assert!(
-        human.contains("--hold-call '${env:MCP_SECRET}'")
-            || human.contains("--hold-call ${env:MCP_SECRET}"),
-        "{human}"
-    );
-    assert!(human.contains("me:***@mcp.example.com"), "{human}");
-    let (_, stdout, _) = mcplock_here(&s, &["hosts", "--format", "json"]);
-    leaks(&[&stdout]);
-    let listed: Value = serde_json::from_str(&stdout).unwrap();
-    let problem = |name: &str| {
-        listed["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .and_then(|e| e["problem"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let refused = problem("vs-remote");
-    assert!(
-        refused.contains("\"api_key\"") && refused.contains("as a header from the environment"),
-        "{refused}"
-    );
+/// Fails when any of `texts` holds the secret or the URL password.
+fn leaks(texts: &[&str]) {
+    for text in texts {
+        assert!(
+            !text.contains(SECRET) && !text.contains(URL_PASSWORD),
+            "a secret leaked:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy() {
+    let s = scratch();
+    let (vscode, desktop) = issue_26_configs(&s);
+
+    listed_without_secrets(&s);
 
     // Locked: the launches as the configs wrote them; the remotes fail (exit 3), said once.
     let (code, stdout, stderr) = mcplock_here(&s, &["lock", "--host", "all"]);
@@ -640,7 +622,72 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
             "{seen}"
         );
     }
-    // An argument that is not what the variable holds is not the locked launch.
+    a_forged_argument_is_refused(&s, local);
+    verify_without_the_remotes(&s, &vscode, &desktop, &wrapped);
+}
+
+/// The user drops the remotes (or moves their credentials into headers and locks them); what
+/// mcplock wrote is read as the servers it runs, and verify passes.
+fn verify_without_the_remotes(s: &Scratch, vscode: &Path, desktop: &Path, wrapped: &Value) {
+    // The user drops the remotes (or moves their credentials into headers and locks them);
+    // what mcplock wrote is read as the servers it runs, and verify passes.
+    let mut vs = wrapped.clone();
+    vs["servers"].as_object_mut().unwrap().remove("vs-remote");
+    write(vscode, &vs.to_string());
+    let mut desk_config: Value =
+        serde_json::from_str(&fs::read_to_string(desktop).unwrap()).unwrap();
+    desk_config["mcpServers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("desk-remote");
+    write(desktop, &desk_config.to_string());
+    let (code, human, _) = mcplock_here(s, &["hosts"]);
+    assert_eq!(code, 0);
+    assert!(human.contains("2 server(s); 2 locked"), "{human}");
+    for args in [&["keygen"][..], &["sign", "--key", "mcplock.key"]] {
+        let (code, _, stderr) = mcplock_here(s, args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, stderr) =
+        mcplock_here(s, &["verify", "--key", "mcplock.pub", "--host", "all"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("every one of the 2 server(s)"), "{stdout}");
+}
+
+/// `hosts`: placeholders as written, URL credentials refused with the fix, nothing expanded.
+fn listed_without_secrets(s: &Scratch) {
+    let (code, human, stderr) = mcplock_here(s, &["hosts"]);
+    assert_eq!(code, 0, "{stderr}");
+    leaks(&[&human, &stderr]);
+    assert!(
+        human.contains("--hold-call '${env:MCP_SECRET}'")
+            || human.contains("--hold-call ${env:MCP_SECRET}"),
+        "{human}"
+    );
+    assert!(human.contains("me:***@mcp.example.com"), "{human}");
+    let (_, stdout, _) = mcplock_here(s, &["hosts", "--format", "json"]);
+    leaks(&[&stdout]);
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let problem = |name: &str| {
+        listed["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["problem"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let refused = problem("vs-remote");
+    assert!(
+        refused.contains("\"api_key\"") && refused.contains("as a header from the environment"),
+        "{refused}"
+    );
+}
+
+/// A proxy started with an argument that is not what the variable holds is refused, the
+/// variable's value never shown.
+fn a_forged_argument_is_refused(s: &Scratch, local: &Value) {
     let forged = expanded_as_vscode(local, "--forged");
     let argv: Vec<String> = forged["args"]
         .as_array()
@@ -661,28 +708,4 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
         "{stderr}"
     );
     leaks(&[&stderr]);
-
-    // The user drops the remotes (or moves their credentials into headers and locks them);
-    // what mcplock wrote is read as the servers it runs, and verify passes.
-    let mut vs = wrapped.clone();
-    vs["servers"].as_object_mut().unwrap().remove("vs-remote");
-    write(&vscode, &vs.to_string());
-    let mut desk_config: Value =
-        serde_json::from_str(&fs::read_to_string(&desktop).unwrap()).unwrap();
-    desk_config["mcpServers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("desk-remote");
-    write(&desktop, &desk_config.to_string());
-    let (code, human, _) = mcplock_here(&s, &["hosts"]);
-    assert_eq!(code, 0);
-    assert!(human.contains("2 server(s); 2 locked"), "{human}");
-    for args in [&["keygen"][..], &["sign", "--key", "mcplock.key"]] {
-        let (code, _, stderr) = mcplock_here(&s, args);
-        assert_eq!(code, 0, "{stderr}");
-    }
-    let (code, stdout, stderr) =
-        mcplock_here(&s, &["verify", "--key", "mcplock.pub", "--host", "all"]);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("every one of the 2 server(s)"), "{stdout}");
 }

@@ -256,73 +256,8 @@ pub async fn relaunch_locked(
         if name.is_some_and(|n| n != server_name) {
             continue;
         }
-        if let Some(missing) = missing_env_key(entry) {
-            return Err(fail(
-                Code::EnvMissing,
-                format!(
-                    "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
-                ),
-            ));
-        }
-        let mut server_args = server.clone();
-        match &entry.launch {
-            Launch::Stdio {
-                command, args, cwd, ..
-            } => {
-                // Headers given for the remote servers of the same file are not for this one.
-                server_args.remote = super::RemoteArgs::default();
-                server_args.cwd = cwd.as_ref().map(std::path::PathBuf::from);
-                server_args.server = std::iter::once(command)
-                    .chain(args)
-                    .map(|value| filled(server_name, value))
-                    .collect::<Result<_, _>>()?;
-            }
-            // A remote server is reached again at its URL, with the headers given now (their
-            // values were never recorded): they must be the ones it was locked with.
-            Launch::Http { url, header_names } => {
-                server_args.remote.url = Some(filled(server_name, url)?);
-                let given = server_args.endpoint()?.launch();
-                if given.header_names() != header_names.as_slice() {
-                    return Err(fail(
-                        Code::Usage,
-                        format!(
-                            "server {server_name:?} ({url}) was locked with the headers [{}]; pass them again (--header 'Name: value', --bearer-env VAR), their values are never recorded",
-                            header_names.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        if server_args.declare.is_empty() {
-            server_args.declare = super::declared_from(&entry.client_capabilities);
-        }
-        // Keep the lock's generation: a server that also speaks a newer protocol is the same
-        // server, the comparison stays like for like, and no probe is needed.
-        server_args.protocol = protocol_like(server_args.protocol, Some(entry));
-        eprintln!(
-            "mcplock: relaunching {}: {}",
-            escape(server_name),
-            entry.launch.describe()
-        );
-        let mut scanned = scan_server(&server_args).await.map_err(|mut e| {
-            e.headline = hide_placeholder_values(&e.headline, &entry.launch);
-            for line in &mut e.details {
-                *line = hide_placeholder_values(line, &entry.launch);
-            }
-            e
-        })?;
-        // Started as the lock says, placeholders filled: the live launch is the locked one,
-        // compared like with like.
-        if scanned
-            .snapshot
-            .launch
-            .as_ref()
-            .is_some_and(|live| launch_accepts(&entry.launch, live))
-        {
-            scanned.snapshot.launch = Some(entry.launch.clone());
-        }
-        let live = ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
-            .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
+        let server_args = relaunch_args(server_name, entry, server)?;
+        let live = relaunch_one(server_name, entry, &server_args).await?;
         old.servers.insert(server_name.clone(), entry.clone());
         new.servers.insert(server_name.clone(), live);
     }
@@ -337,4 +272,99 @@ pub async fn relaunch_locked(
         ));
     }
     Ok((old, new))
+}
+
+/// The server arguments that start (or reach) a locked server again as the lock records it,
+/// placeholders filled from the environment; `server` gives the bounds and, for a remote
+/// server, the headers.
+fn relaunch_args(
+    server_name: &str,
+    entry: &ServerLock,
+    server: &ServerArgs,
+) -> Result<ServerArgs, CliError> {
+    if let Some(missing) = missing_env_key(entry) {
+        return Err(fail(
+            Code::EnvMissing,
+            format!(
+                "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
+            ),
+        ));
+    }
+    let mut server_args = server.clone();
+    match &entry.launch {
+        Launch::Stdio {
+            command, args, cwd, ..
+        } => {
+            // Headers given for the remote servers of the same file are not for this one.
+            server_args.remote = super::RemoteArgs::default();
+            server_args.cwd = cwd.as_ref().map(std::path::PathBuf::from);
+            server_args.server = std::iter::once(command)
+                .chain(args)
+                .map(|value| filled(server_name, value))
+                .collect::<Result<_, _>>()?;
+        }
+        // A remote server is reached again at its URL, with the headers given now (their
+        // values were never recorded): they must be the ones it was locked with.
+        Launch::Http { url, header_names } => {
+            server_args.remote.url = Some(filled(server_name, url)?);
+            let given = server_args.endpoint()?.launch();
+            if given.header_names() != header_names.as_slice() {
+                return Err(fail(
+                    Code::Usage,
+                    format!(
+                        "server {server_name:?} ({}) was locked with the headers [{}]; pass them again (--header 'Name: value', --bearer-env VAR), their values are never recorded",
+                        escape(&crate::core::launch::redact_url(url)),
+                        header_names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if server_args.declare.is_empty() {
+        server_args.declare = super::declared_from(&entry.client_capabilities);
+    }
+    // Keep the lock's generation: a server that also speaks a newer protocol is the same
+    // server, the comparison stays like for like, and no probe is needed.
+    server_args.protocol = protocol_like(server_args.protocol, Some(entry));
+    Ok(server_args)
+}
+
+/// Scans a server started by [`relaunch_args`]; its entry as it is now, the launch recorded
+/// as the lock has it.
+async fn relaunch_one(
+    server_name: &str,
+    entry: &ServerLock,
+    server_args: &ServerArgs,
+) -> Result<ServerLock, CliError> {
+    // As the lock records it: placeholders, not the values they were filled with.
+    let shown = match &entry.launch {
+        Launch::Stdio { command, args, .. } => crate::transport::stdio::ServerCommand {
+            program: command.clone(),
+            args: args.clone(),
+            env: Vec::new(),
+            cwd: None,
+        }
+        .display(),
+        Launch::Http { .. } => entry.launch.describe(),
+    };
+    eprintln!("mcplock: relaunching {}: {shown}", escape(server_name));
+    let mut scanned = scan_server(server_args).await.map_err(|mut e| {
+        e.headline = hide_placeholder_values(&e.headline, &entry.launch);
+        for line in &mut e.details {
+            *line = hide_placeholder_values(line, &entry.launch);
+        }
+        e
+    })?;
+    // Started as the lock says, placeholders filled: the live launch is the locked one,
+    // compared like with like.
+    if scanned
+        .snapshot
+        .launch
+        .as_ref()
+        .is_some_and(|live| launch_accepts(&entry.launch, live))
+    {
+        scanned.snapshot.launch = Some(entry.launch.clone());
+    }
+    ServerLock::from_snapshot(scanned.snapshot, entry.resources.is_some())
+        .map_err(|e| fail(Code::ServerFailed, e.to_string()))
 }
