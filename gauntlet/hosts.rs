@@ -589,6 +589,15 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
         lock_text
     );
 
+    // Relaunched from the lock (diff, lock --check): filled from the environment, compared as
+    // recorded, no drift and nothing shown.
+    for args in [&["diff"][..], &["lock", "--check"]] {
+        let (code, stdout, stderr) = mcplock_here(&s, args);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+        leaks(&[&stdout, &stderr]);
+        assert!(stderr.contains("${env:MCP_SECRET}"), "{stderr}");
+    }
+
     // Wrapped: the placeholders stay for the host to fill; the remotes are left alone.
     for host in ["vscode", "claude-desktop"] {
         let (code, stdout, stderr) =
