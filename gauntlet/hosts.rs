@@ -496,3 +496,225 @@ fn verify_diff_and_policy_take_the_servers_a_host_runs() {
         "the server not locked is reported: {stdout}"
     );
 }
+
+/// A password a user wrote into a URL of their config (issue 26).
+const URL_PASSWORD: &str = "url-passw0rd-never-shown";
+
+/// The argv a wrapped entry gives, `${env:VAR}` expanded as VS Code expands it before it
+/// starts the proxy (with `value` for MCP_SECRET).
+fn expanded_as_vscode(entry: &Value, value: &str) -> Value {
+    let args: Vec<Value> = entry["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| json!(a.as_str().unwrap().replace("${env:MCP_SECRET}", value)))
+        .collect();
+    json!({"command": entry["command"], "args": args, "env": {"MCP_SECRET": SECRET}})
+}
+
+/// A VS Code project config and a Claude Desktop config, each with a secret behind a
+/// placeholder in a local server's args and a remote server whose URL carries credentials.
+fn issue_26_configs(s: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
+    let vscode = s.project.join(".vscode/mcp.json");
+    let desktop = if cfg!(target_os = "macos") {
+        s.home
+            .join("Library/Application Support/Claude/claude_desktop_config.json")
+    } else {
+        s.home.join(".config/Claude/claude_desktop_config.json")
+    };
+    let fix = fixture_bin();
+    write(
+        &vscode,
+        &format!(
+            "{{\n  \"servers\": {{\n    \"vs-local\": {{\"type\": \"stdio\", \"command\": {fix:?}, \"args\": [\"--era\", \"legacy\", \"--tools\", \"2\", \"--hold-call\", \"${{env:MCP_SECRET}}\"]}},\n    \"vs-remote\": {{\"type\": \"http\", \"url\": \"https://mcp.example.com/mcp?api_key=${{env:MCP_SECRET}}\"}}\n  }}\n}}\n"
+        ),
+    );
+    write(
+        &desktop,
+        &json!({"mcpServers": {
+            "desk": {"command": fix, "args": ["--era", "legacy", "--tools", "1", "--hold-call", "${MCP_SECRET}"]},
+            "desk-remote": {"url": format!("https://me:{URL_PASSWORD}@mcp.example.com/mcp")},
+        }})
+        .to_string(),
+    );
+    (vscode, desktop)
+}
+
+/// Fails when any of `texts` holds the secret or the URL password.
+fn leaks(texts: &[&str]) {
+    for text in texts {
+        assert!(
+            !text.contains(SECRET) && !text.contains(URL_PASSWORD),
+            "a secret leaked:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy() {
+    let s = scratch();
+    let (vscode, desktop) = issue_26_configs(&s);
+
+    listed_without_secrets(&s);
+
+    // Locked: the launches as the configs wrote them; the remotes fail (exit 3), said once.
+    let (code, stdout, stderr) = mcplock_here(&s, &["lock", "--host", "all"]);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("failed    vs-remote") && stdout.contains("failed    desk-remote"),
+        "{stdout}"
+    );
+    let lock_text = fs::read_to_string(s.project.join("mcp-lock.json")).unwrap();
+    leaks(&[&stdout, &stderr, &lock_text]);
+    let lock: Value = serde_json::from_str(&lock_text).unwrap();
+    assert_eq!(
+        lock["servers"]["vs-local"]["launch"]["args"][5],
+        "${env:MCP_SECRET}"
+    );
+    assert_eq!(
+        lock["servers"]["desk"]["launch"]["args"][5],
+        "${MCP_SECRET}"
+    );
+    // Deterministic: whatever the variable holds, the lock is the same bytes.
+    let again = Command::new(mcplock_bin())
+        .current_dir(&s.project)
+        .args(["lock", "--host", "all"])
+        .env("HOME", &s.home)
+        .env("MCP_SECRET", "another-value")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(file unchanged)"));
+    assert_eq!(
+        fs::read_to_string(s.project.join("mcp-lock.json")).unwrap(),
+        lock_text
+    );
+
+    // Relaunched from the lock (diff, lock --check): filled from the environment, compared as
+    // recorded, no drift and nothing shown.
+    for args in [&["diff"][..], &["lock", "--check"]] {
+        let (code, stdout, stderr) = mcplock_here(&s, args);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+        leaks(&[&stdout, &stderr]);
+        assert!(stderr.contains("${env:MCP_SECRET}"), "{stderr}");
+    }
+
+    // Wrapped: the placeholders stay for the host to fill; the remotes are left alone.
+    for host in ["vscode", "claude-desktop"] {
+        let (code, stdout, stderr) =
+            mcplock_here(&s, &["wrap", "--host", host, "--allow-unsigned"]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        leaks(&[&stdout, &stderr]);
+        assert!(
+            stdout.contains("left as it is: its URL must not carry credentials"),
+            "{stdout}"
+        );
+    }
+    let wrapped: Value = {
+        let text = fs::read_to_string(&vscode).unwrap();
+        leaks(&[&text]);
+        serde_json::from_str(&text).unwrap()
+    };
+    let local = &wrapped["servers"]["vs-local"];
+    leaks(&[&local.to_string()]);
+    let desk = serde_json::from_str::<Value>(&fs::read_to_string(&desktop).unwrap()).unwrap()
+        ["mcpServers"]["desk"]
+        .clone();
+    leaks(&[&desk.to_string()]);
+
+    // The hosts start the proxy as the wrapped configs say: VS Code with ${env:MCP_SECRET}
+    // filled from its environment, Claude Desktop with the argument as written. Both serve.
+    for entry in [expanded_as_vscode(local, SECRET), desk.clone()] {
+        let seen = start_as_the_host_would(&s, &entry, json!([["tool_00000", {"path": "p"}]]));
+        assert_eq!(
+            seen["calls"][0]["text"],
+            json!([r#"tool_00000 {"path":"p"}"#]),
+            "{seen}"
+        );
+    }
+    a_forged_argument_is_refused(&s, local);
+    verify_without_the_remotes(&s, &vscode, &desktop, &wrapped);
+}
+
+/// The user drops the remotes (or moves their credentials into headers and locks them); what
+/// mcplock wrote is read as the servers it runs, and verify passes.
+fn verify_without_the_remotes(s: &Scratch, vscode: &Path, desktop: &Path, wrapped: &Value) {
+    // The user drops the remotes (or moves their credentials into headers and locks them);
+    // what mcplock wrote is read as the servers it runs, and verify passes.
+    let mut vs = wrapped.clone();
+    vs["servers"].as_object_mut().unwrap().remove("vs-remote");
+    write(vscode, &vs.to_string());
+    let mut desk_config: Value =
+        serde_json::from_str(&fs::read_to_string(desktop).unwrap()).unwrap();
+    desk_config["mcpServers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("desk-remote");
+    write(desktop, &desk_config.to_string());
+    let (code, human, _) = mcplock_here(s, &["hosts"]);
+    assert_eq!(code, 0);
+    assert!(human.contains("2 server(s); 2 locked"), "{human}");
+    for args in [&["keygen"][..], &["sign", "--key", "mcplock.key"]] {
+        let (code, _, stderr) = mcplock_here(s, args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, stderr) =
+        mcplock_here(s, &["verify", "--key", "mcplock.pub", "--host", "all"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("every one of the 2 server(s)"), "{stdout}");
+}
+
+/// `hosts`: placeholders as written, URL credentials refused with the fix, nothing expanded.
+fn listed_without_secrets(s: &Scratch) {
+    let (code, human, stderr) = mcplock_here(s, &["hosts"]);
+    assert_eq!(code, 0, "{stderr}");
+    leaks(&[&human, &stderr]);
+    assert!(
+        human.contains("--hold-call '${env:MCP_SECRET}'")
+            || human.contains("--hold-call ${env:MCP_SECRET}"),
+        "{human}"
+    );
+    assert!(human.contains("me:***@mcp.example.com"), "{human}");
+    let (_, stdout, _) = mcplock_here(s, &["hosts", "--format", "json"]);
+    leaks(&[&stdout]);
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let problem = |name: &str| {
+        listed["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["problem"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let refused = problem("vs-remote");
+    assert!(
+        refused.contains("\"api_key\"") && refused.contains("as a header from the environment"),
+        "{refused}"
+    );
+}
+
+/// A proxy started with an argument that is not what the variable holds is refused, the
+/// variable's value never shown.
+fn a_forged_argument_is_refused(s: &Scratch, local: &Value) {
+    let forged = expanded_as_vscode(local, "--forged");
+    let argv: Vec<String> = forged["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let out = Command::new(forged["command"].as_str().unwrap())
+        .current_dir(&s.project)
+        .args(&argv)
+        .env("MCP_SECRET", SECRET)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("refusing to start"),
+        "{stderr}"
+    );
+    leaks(&[&stderr]);
+}

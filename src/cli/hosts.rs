@@ -8,10 +8,11 @@ use super::locked::load_lockfile;
 use super::scan::scan_endpoint;
 use super::{CliError, ExitKind, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::diff::diff_server;
+use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::{lock_directory_of, remove_stale_temps, write_atomic_bounded};
-use crate::hosts::{ConfigFile, Found, Host, Unreadable, discover, resolve};
+use crate::hosts::{ConfigFile, Found, Host, Unreadable, discover, recorded_launch, resolve};
 use crate::transport::Endpoint;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -23,6 +24,8 @@ struct Entry {
     found: Found,
     /// The endpoint, or why the entry cannot be used (disabled, a placeholder, a bad field).
     endpoint: Result<Endpoint, String>,
+    /// The launch a lock records for it: placeholders as written, no value behind one.
+    recorded: Result<Launch, String>,
 }
 
 impl Entry {
@@ -92,23 +95,27 @@ fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
     let entries = found
         .into_iter()
         .map(|found| {
+            // A per-project entry runs in its project; the others in this one.
+            let workspace = found
+                .declared
+                .project
+                .as_ref()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| project.clone());
+            let spec = found.declared.spec.clone();
+            let recorded = spec
+                .clone()
+                .and_then(|spec| recorded_launch(&spec, &lookup, &workspace, &home));
             let endpoint = if found.declared.disabled {
                 Err("disabled in the host's config".to_string())
             } else {
-                // A per-project entry runs in its project; the others in this one.
-                let workspace = found
-                    .declared
-                    .project
-                    .as_ref()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| project.clone());
-                found
-                    .declared
-                    .spec
-                    .clone()
-                    .and_then(|spec| resolve(&spec, &lookup, &workspace, &home))
+                spec.and_then(|spec| resolve(&spec, &lookup, &workspace, &home))
             };
-            Entry { found, endpoint }
+            Entry {
+                found,
+                endpoint,
+                recorded,
+            }
         })
         .collect();
     Ok((entries, unreadable))
@@ -116,11 +123,12 @@ fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
 
 /// Where an entry stands against the lockfile.
 fn lock_status(entry: &Entry, lockfile: Option<&Lockfile>) -> &'static str {
-    let Ok(endpoint) = &entry.endpoint else {
+    let (Ok(_), Ok(recorded)) = (&entry.endpoint, &entry.recorded) else {
         return "unusable";
     };
+    // Like with like: the lock's launch and the config's, both with placeholders as written.
     match lockfile.and_then(|l| l.servers.get(entry.name())) {
-        Some(locked) if locked.launch == endpoint.launch() => "locked",
+        Some(locked) if locked.launch == *recorded => "locked",
         Some(_) => "locked with another launch",
         None => "not locked",
     }
@@ -158,8 +166,8 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
                     "project": e.found.declared.project,
                     "name": e.name(),
                     "disabled": e.found.declared.disabled,
-                    "launch": e.endpoint.as_ref().ok().map(|p| p.launch().to_json()),
-                    "problem": e.endpoint.as_ref().err(),
+                    "launch": e.endpoint.as_ref().ok().and(e.recorded.as_ref().ok()).map(Launch::to_json),
+                    "problem": e.endpoint.as_ref().err().or(e.recorded.as_ref().err()),
                     "status": lock_status(e, lockfile.as_ref()),
                 })
             })
@@ -188,9 +196,9 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
                     e.found.file.scope.as_str()
                 );
             }
-            let what = match &e.endpoint {
-                Ok(endpoint) => endpoint.launch().describe_with_names(),
-                Err(problem) => escape(problem),
+            let what = match (&e.endpoint, &e.recorded) {
+                (Ok(_), Ok(recorded)) => recorded.describe_with_names(),
+                (Err(problem), _) | (_, Err(problem)) => escape(problem),
             };
             let project = e
                 .found
@@ -253,12 +261,19 @@ async fn scan_all(
         .max(1);
     let slots = Arc::new(tokio::sync::Semaphore::new(limit));
     let mut running = tokio::task::JoinSet::new();
-    for (name, origin, endpoint) in work {
+    for (name, origin, endpoint, recorded) in work {
         let slots = Arc::clone(&slots);
         let server = server.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let scanned = scan_endpoint(&server, endpoint).await.and_then(|s| {
+            let hide = |e: CliError| CliError {
+                headline: super::locked::hide_placeholder_values(&e.headline, &recorded),
+                ..e
+            };
+            let scanned = scan_endpoint(&server, endpoint).await.map_err(hide);
+            let scanned = scanned.and_then(|mut s| {
+                // Recorded as the config wrote it: placeholders, not the values behind them.
+                s.snapshot.launch = Some(recorded);
                 ServerLock::from_snapshot(s.snapshot, resources)
                     .map_err(|e| fail(Code::ServerFailed, e.to_string()))
             });
@@ -330,8 +345,9 @@ pub async fn scanned_hosts(
     })
 }
 
-/// A server to scan: its config key, where it was declared, and how to reach it.
-type Job = (String, String, Endpoint);
+/// A server to scan: its config key, where it was declared, how to reach it, and the launch a
+/// lock records for it.
+type Job = (String, String, Endpoint, Launch);
 /// A server's config key, where it was declared, and what happened to it.
 type Reported = (String, String, Outcome);
 
@@ -339,36 +355,37 @@ type Reported = (String, String, Outcome);
 /// two launches it is ambiguous and none of them is taken), and the entries that cannot run.
 fn jobs_of(entries: &[Entry]) -> (Vec<Job>, Vec<Reported>) {
     let mut failed: Vec<(String, String, Outcome)> = Vec::new();
-    let mut by_name: std::collections::BTreeMap<&str, Vec<(String, &Endpoint)>> =
+    let mut by_name: std::collections::BTreeMap<&str, Vec<(String, &Endpoint, &Launch)>> =
         Default::default();
     for e in entries {
         let origin = format!("{} {}", e.found.file.host.id(), e.found.file.path.display());
-        match &e.endpoint {
-            Ok(endpoint) => by_name
+        match (&e.endpoint, &e.recorded) {
+            (Ok(endpoint), Ok(recorded)) => by_name
                 .entry(e.name())
                 .or_default()
-                .push((origin, endpoint)),
-            Err(_) if e.found.declared.disabled => {}
-            Err(problem) => failed.push((
+                .push((origin, endpoint, recorded)),
+            _ if e.found.declared.disabled => {}
+            (Err(problem), _) | (_, Err(problem)) => failed.push((
                 e.name().to_string(),
                 origin,
                 Outcome::Failed(problem.clone()),
             )),
         }
     }
-    let mut jobs: Vec<(String, String, Endpoint)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for (name, declared) in by_name {
-        let first = declared[0].1.launch();
-        if declared.iter().all(|(_, e)| e.launch() == first) {
+        let (origin, endpoint, first) = &declared[0];
+        if declared.iter().all(|(_, _, recorded)| recorded == first) {
             jobs.push((
                 name.to_string(),
-                declared[0].0.clone(),
-                declared[0].1.clone(),
+                origin.clone(),
+                (*endpoint).clone(),
+                (*first).clone(),
             ));
             continue;
         }
-        let origins: Vec<&str> = declared.iter().map(|(o, _)| o.as_str()).collect();
-        for (origin, _) in &declared {
+        let origins: Vec<&str> = declared.iter().map(|(o, _, _)| o.as_str()).collect();
+        for (origin, _, _) in &declared {
             failed.push((
                 name.to_string(),
                 origin.clone(),
@@ -390,30 +407,13 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
     let verified = super::keys::verify(args)?;
     let (entries, unreadable) = gather(&hosts)?;
     let lockfile = load_lockfile(&lockfile_path)?.unwrap_or_default();
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let project = std::env::current_dir().unwrap_or_default();
-    let lookup = |k: &str| std::env::var(k).ok();
     let mut problems: Vec<String> = unreadable_lines(&unreadable);
     let mut checked = 0;
     for e in entries.iter().filter(|e| !e.found.declared.disabled) {
         let origin = format!("{} {}", e.found.file.host.id(), shown(&e.found.file));
-        let workspace = e
-            .found
-            .declared
-            .project
-            .as_ref()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| project.clone());
-        let launch = e
-            .found
-            .declared
-            .spec
-            .clone()
-            .and_then(|spec| crate::hosts::recorded_launch(&spec, &lookup, &workspace, &home));
         checked += 1;
-        match (launch, lockfile.servers.get(e.name())) {
+        // Like with like: both launches with their placeholders as written.
+        match (e.recorded.clone(), lockfile.servers.get(e.name())) {
             (Err(why), _) => problems.push(format!(
                 "{} ({origin}): cannot be checked: {}",
                 escape(e.name()),

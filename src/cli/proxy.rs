@@ -6,7 +6,6 @@ use super::{CliError, ExitKind, Output, ProxyArgs};
 use crate::core::artifact::Comparison;
 use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
-use crate::core::launch::Launch;
 use crate::core::lockfile::Lockfile;
 use crate::proxy::{Audit, End, Options, run as session, run_until};
 use crate::transport::channel::Limits;
@@ -98,19 +97,16 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
     })?;
     // A command is held to its argv (the env it inherits is checked by name below); a URL to
     // the URL and the names of the headers it was locked with.
-    let same = match (&entry.launch, &launch) {
-        (Launch::Stdio { .. }, Launch::Stdio { command, args, .. }) => {
-            entry.launch.is_command(command, args)
-        }
-        (locked @ Launch::Http { .. }, given @ Launch::Http { .. }) => locked == given,
-        _ => false,
-    };
-    if !same {
+    // The lock records placeholders as written; the host passes them expanded (issue 26).
+    if !super::locked::launch_accepts(&entry.launch, &launch) {
         return Err(fail(
             Code::LaunchMismatch,
             format!(
                 "refusing to start {}: the lock approved {}",
-                launch.describe_with_names(),
+                super::locked::hide_placeholder_values(
+                    &launch.describe_with_names(),
+                    &entry.launch
+                ),
                 entry.launch.describe_with_names()
             ),
         ));

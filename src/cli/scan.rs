@@ -141,6 +141,16 @@ impl RemoteArgs {
             }
             return Ok(None);
         };
+        // A credential in a URL would be recorded, printed and on command lines (issue 26).
+        if let Some(what) = crate::core::launch::url_credential(url) {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "--url {}: a URL must not carry credentials (it carries {what}: they would be recorded and readable on command lines); pass it as a header from the environment instead: --bearer-env VAR, or --header 'Name: ${{VAR}}'",
+                    escape(&crate::core::launch::redact_url(url))
+                ),
+            ));
+        }
         let url = check_url(url, self.allow_insecure_http)
             .map_err(|e| fail(Code::Usage, e.to_string()))?;
         let mut headers = Vec::new();

@@ -191,7 +191,8 @@ fn masked_diff(file: &ConfigFile, old: &str, new: &str) -> String {
     for secret in secrets_in(file, &[old, new]) {
         masked = masked.replace(&secret, "<value hidden>");
     }
-    masked
+    // A URL's password and credential query values, wherever a line shows one.
+    crate::core::launch::redact_urls_in(&masked)
 }
 
 /// Rewrites one file with `rewrite` (refusing if it changed since it was read); returns what

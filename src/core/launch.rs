@@ -62,9 +62,19 @@ impl Launch {
         }
     }
 
-    /// True when this is the command `program` with `args`.
-    pub fn is_command(&self, program: &str, args: &[String]) -> bool {
-        matches!(self, Launch::Stdio { command, args: a, .. } if command == program && a == args)
+    /// True when this (recorded) launch is the command `program` with `args` as a host passed
+    /// them: each recorded value as it is, or with its environment placeholders filled from
+    /// `lookup` ([`matches_template`]).
+    pub fn is_command(
+        &self,
+        program: &str,
+        args: &[String],
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> bool {
+        matches!(self, Launch::Stdio { command, args: a, .. }
+            if a.len() == args.len()
+                && matches_template(command, program, lookup)
+                && a.iter().zip(args).all(|(t, g)| matches_template(t, g, lookup)))
     }
 
     /// The working directory a command was locked with.
@@ -83,7 +93,7 @@ impl Launch {
                 .map(|a| crate::core::text::escape(a))
                 .collect::<Vec<_>>()
                 .join(" "),
-            Launch::Http { url, .. } => crate::core::text::escape(url),
+            Launch::Http { url, .. } => crate::core::text::escape(&redact_url(url)),
         }
     }
 
@@ -191,6 +201,241 @@ impl Launch {
     }
 }
 
+/// One piece of a value as a host config writes it: text, or a `${...}` placeholder the host
+/// fills in before it starts the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    /// `${VAR}`, `${env:VAR}` or `${VAR:-default}`: an environment variable. `written` is the
+    /// placeholder as written, braces included.
+    Env {
+        written: &'a str,
+        var: &'a str,
+        default: Option<&'a str>,
+    },
+    /// `${workspaceFolder}`.
+    WorkspaceFolder,
+    /// `${userHome}`.
+    UserHome,
+    /// VS Code's `${input:ID}`: asked of the user when the host starts the server.
+    Input {
+        written: &'a str,
+    },
+}
+
+/// Splits a config value into text and placeholders; an unclosed `${` or a placeholder of no
+/// known form is an error (the reason names the placeholder, never a value).
+pub fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        if start > 0 {
+            out.push(Piece::Text(&rest[..start]));
+        }
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "an unclosed ${ in a value".to_string())?;
+        let name = &after[..end];
+        let written = &rest[start..start + 2 + end + 1];
+        out.push(match name {
+            "workspaceFolder" => Piece::WorkspaceFolder,
+            "userHome" => Piece::UserHome,
+            _ if name.starts_with("input:") => Piece::Input { written },
+            _ => {
+                let (var, default) = match name.split_once(":-") {
+                    Some((var, default)) => (var, Some(default)),
+                    None => (name, None),
+                };
+                let var = var.strip_prefix("env:").unwrap_or(var);
+                if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!(
+                        "it uses ${{{name}}}, a placeholder mcplock does not know"
+                    ));
+                }
+                Piece::Env {
+                    written,
+                    var,
+                    default,
+                }
+            }
+        });
+        rest = &after[end + 1..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    Ok(out)
+}
+
+/// A recorded value with each environment placeholder replaced by the variable it names (its
+/// default when the variable is not set); `None` when one is not set and has no default, or
+/// the value holds a placeholder that is not an environment variable.
+pub fn expand_env(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::new();
+    for piece in pieces(template).ok()? {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Env { var, default, .. } => match (lookup(var), default) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => return None,
+            },
+            Piece::WorkspaceFolder | Piece::UserHome | Piece::Input { .. } => return None,
+        }
+    }
+    Some(out)
+}
+
+/// True when `given` (a value as the host passed it) is the recorded `template`: the same
+/// text (the host did not expand it), or the template with each environment placeholder
+/// replaced by the value of the variable it names in `lookup`. A placeholder is so pinned to
+/// "whatever that variable holds", never to a value the lock would have to record.
+pub fn matches_template(
+    template: &str,
+    given: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> bool {
+    template == given
+        || (template.contains("${")
+            && expand_env(template, lookup).is_some_and(|value| value == given))
+}
+
+/// The names of query parameters that carry credentials (matched case-insensitively, anywhere
+/// in the name: `api_key`, `access_token`, `X-Amz-Signature`, `code`).
+const CREDENTIAL_PARAMS: [&str; 9] = [
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "auth",
+    "sig",
+    "code",
+    "credential",
+];
+
+/// The parts of a URL as written: (before the user info, user info, the rest up to the query,
+/// the query, the fragment with its `#`).
+fn url_parts(url: &str) -> (&str, Option<&str>, &str, Option<&str>, &str) {
+    let (head, fragment) = match url.find('#') {
+        Some(i) => url.split_at(i),
+        None => (url, ""),
+    };
+    let (head, query) = match head.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (head, None),
+    };
+    let authority_start = head.find("://").map_or(0, |i| i + 3);
+    let authority_end = head[authority_start..]
+        .find('/')
+        .map_or(head.len(), |i| authority_start + i);
+    match head[authority_start..authority_end].rfind('@') {
+        Some(at) => {
+            let at = authority_start + at;
+            (
+                &head[..authority_start],
+                Some(&head[authority_start..at]),
+                &head[at + 1..],
+                query,
+                fragment,
+            )
+        }
+        None => (
+            &head[..authority_start],
+            None,
+            &head[authority_start..],
+            query,
+            fragment,
+        ),
+    }
+}
+
+fn is_credential_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    CREDENTIAL_PARAMS.iter().any(|c| name.contains(c))
+}
+
+/// What a URL carries that is a credential: user info (`user:password@`), or a query
+/// parameter named like one. `None` for a URL that carries none.
+pub fn url_credential(url: &str) -> Option<String> {
+    let (_, userinfo, _, query, _) = url_parts(url);
+    if userinfo.is_some() {
+        return Some("credentials in its user info (user:password@)".into());
+    }
+    query?
+        .split('&')
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .find(|name| is_credential_param(name))
+        .map(|name| format!("a credential in its query parameter {name:?}"))
+}
+
+/// A value that is one placeholder (a name, not a secret) is shown; anything else is `***`.
+fn mask(value: &str) -> &str {
+    let whole_placeholder = value.starts_with("${")
+        && value.ends_with('}')
+        && value.matches("${").count() == 1
+        && value.find('}') == Some(value.len() - 1);
+    if whole_placeholder || value.is_empty() {
+        value
+    } else {
+        "***"
+    }
+}
+
+/// A URL fit to print: the password of its user info (or a user name alone) and the values of
+/// its credential-named query parameters become `***`; placeholders stay as written.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, userinfo, rest, query, fragment) = url_parts(url);
+    let mut out = scheme.to_string();
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, password)) => {
+                out.push_str(user);
+                out.push(':');
+                out.push_str(mask(password));
+            }
+            None => out.push_str(mask(userinfo)),
+        }
+        out.push('@');
+    }
+    out.push_str(rest);
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) if is_credential_param(name) => {
+                    format!("{name}={}", mask(value))
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out.push_str(fragment);
+    out
+}
+
+/// Every URL in a text (`scheme://` up to a space or a quote) passed through [`redact_url`].
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find("://") {
+        let start = rest[..found]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let end = rest[found..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .map_or(rest.len(), |i| found + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Why a recorded launch cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LaunchError {
@@ -266,5 +511,75 @@ mod tests {
             read(json!({"command": "sh", "args": [], "envKeys": [], "env": {"A": "1"}})),
             Err(LaunchError::Shape)
         );
+    }
+
+    #[test]
+    fn issue_26_placeholders_urls_and_what_is_shown_of_them() {
+        assert_eq!(
+            pieces("a${env:X}b${Y:-d}${workspaceFolder}${input:k}").unwrap(),
+            vec![
+                Piece::Text("a"),
+                Piece::Env {
+                    written: "${env:X}",
+                    var: "X",
+                    default: None
+                },
+                Piece::Text("b"),
+                Piece::Env {
+                    written: "${Y:-d}",
+                    var: "Y",
+                    default: Some("d")
+                },
+                Piece::WorkspaceFolder,
+                Piece::Input {
+                    written: "${input:k}"
+                },
+            ]
+        );
+        assert!(pieces("${nope!}").is_err() && pieces("${open").is_err());
+        let env = |k: &str| (k == "X").then(|| "v".to_string());
+        assert!(matches_template("--k=${env:X}", "--k=v", &env));
+        assert!(matches_template("--k=${env:X}", "--k=${env:X}", &|_| None));
+        assert!(matches_template("${Y:-d}", "d", &env));
+        assert!(!matches_template("--k=${env:X}", "--k=w", &env));
+        assert!(!matches_template("--k=${env:Z}", "--k=", &env));
+        assert!(!matches_template("--k=v", "--k=${env:X}", &env));
+
+        assert_eq!(url_credential("https://x.example/mcp?page=2"), None);
+        assert!(url_credential("https://u@x.example/").is_some());
+        for name in [
+            "key",
+            "apiKey",
+            "ACCESS_TOKEN",
+            "client_secret",
+            "Password",
+            "auth",
+            "X-Amz-Signature",
+            "code",
+        ] {
+            let url = format!("https://x.example/mcp?{name}=v");
+            assert!(
+                url_credential(&url).is_some_and(|w| w.contains(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            redact_url("https://me:pw@x.example:8443/a?key=abc&page=2&token=${env:T}#frag"),
+            "https://me:***@x.example:8443/a?key=***&page=2&token=${env:T}#frag"
+        );
+        assert_eq!(
+            redact_url("https://ghp_abc@x.example/"),
+            "https://***@x.example/"
+        );
+        assert_eq!(redact_url("https://x.example/mcp"), "https://x.example/mcp");
+        assert_eq!(
+            redact_urls_in("-    \"url\": \"https://u:pw@h/m?sig=1\",\n+ see http://h/?code=9 now"),
+            "-    \"url\": \"https://u:***@h/m?sig=***\",\n+ see http://h/?code=*** now"
+        );
+        let http = Launch::Http {
+            url: "https://u:pw@h/m".into(),
+            header_names: vec![],
+        };
+        assert_eq!(http.describe(), "https://u:***@h/m");
     }
 }

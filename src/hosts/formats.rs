@@ -77,7 +77,70 @@ impl std::fmt::Debug for Spec {
 #[error("{0}")]
 pub struct FormatError(pub String);
 
-/// The servers a config file of `host` declares.
+/// What mcplock wrote means what it wraps: `mcplock proxy … -- CMD ARGS` is the command `CMD
+/// ARGS` (its env and cwd kept), `mcplock proxy … --url URL --header 'Name: ${VAR}'
+/// [--bearer-env VAR]` is that URL with each header's value taken from the entry's env var
+/// `VAR` (where `wrap` moved it). Any other entry is returned as it is.
+pub fn behind_proxy(spec: Spec) -> Spec {
+    let Spec::Stdio {
+        command,
+        args,
+        env,
+        cwd,
+    } = &spec
+    else {
+        return spec;
+    };
+    let program = std::path::Path::new(command)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !program.starts_with("mcplock") || args.first().map(String::as_str) != Some("proxy") {
+        return spec;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--") {
+        return match args[at + 1..].split_first() {
+            Some((inner, rest)) => Spec::Stdio {
+                command: inner.clone(),
+                args: rest.to_vec(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+            },
+            None => spec,
+        };
+    }
+    let (mut url, mut headers, mut bearer_env) = (None, Vec::new(), None);
+    let mut flags = args.iter().skip(1);
+    while let Some(flag) = flags.next() {
+        match flag.as_str() {
+            "--url" => url = flags.next().cloned(),
+            "--bearer-env" => bearer_env = flags.next().cloned(),
+            "--header" => {
+                if let Some((name, value)) = flags.next().and_then(|h| h.split_once(':')) {
+                    let value = value.trim();
+                    let from_env = value
+                        .strip_prefix("${")
+                        .and_then(|v| v.strip_suffix('}'))
+                        .and_then(|var| env.iter().find(|(k, _)| k == var));
+                    let value = from_env.map_or(value, |(_, v)| v.as_str());
+                    headers.push((name.trim().to_string(), value.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    match url {
+        Some(url) => Spec::Http {
+            url,
+            headers,
+            bearer_env,
+        },
+        None => spec,
+    }
+}
+
+/// The servers a config file of `host` declares, as written (a wrapped entry runs `mcplock
+/// proxy`; [`crate::hosts::discover`] reads it as the server behind the proxy).
 pub fn parse(host: Host, scope: Scope, text: &str) -> Result<Vec<Declared>, FormatError> {
     match host {
         Host::Codex => codex(text, scope),

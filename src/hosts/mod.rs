@@ -9,6 +9,7 @@ pub mod rewrite;
 #[cfg(test)]
 mod tests;
 
+use crate::core::launch::{Launch, Piece, pieces, redact_url, url_credential};
 use crate::transport::Endpoint;
 use crate::transport::http::{HttpEndpoint, check_url};
 use crate::transport::stdio::ServerCommand;
@@ -206,9 +207,13 @@ pub fn discover(
                 }
             };
             match formats::parse(file.host, file.scope, &text) {
-                Ok(declared) => found.extend(declared.into_iter().map(|declared| Found {
-                    file: one.clone(),
-                    declared,
+                // What `wrap` wrote is read as what it means: the server behind the proxy.
+                Ok(declared) => found.extend(declared.into_iter().map(|mut declared| {
+                    declared.spec = declared.spec.map(formats::behind_proxy);
+                    Found {
+                        file: one.clone(),
+                        declared,
+                    }
                 })),
                 Err(e) => unreadable.push(Unreadable {
                     file: one,
@@ -221,9 +226,10 @@ pub fn discover(
 }
 
 /// The endpoint an entry names, with `${VAR}` (also `${env:VAR}`, `${VAR:-default}`),
-/// `${workspaceFolder}` and `${userHome}` expanded. A placeholder that only the host can fill
-/// (VS Code's `${input:...}` prompts) or a variable that is not set makes the entry unusable,
-/// with the reason.
+/// `${workspaceFolder}` and `${userHome}` expanded: what mcplock starts or reaches. A
+/// placeholder that only the host can fill (VS Code's `${input:...}` prompts) or a variable that
+/// is not set makes the entry unusable, with the reason; so does a URL that carries credentials
+/// (they belong in a header from the environment). No reason holds an expanded value.
 pub fn resolve(
     spec: &Spec,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -255,7 +261,15 @@ pub fn resolve(
             headers,
             bearer_env,
         } => {
-            let url = check_url(&expand(url)?, false).map_err(|e| e.to_string())?;
+            refuse_credentials(url)?;
+            let expanded = expand(url)?;
+            if url_credential(&expanded).is_some() {
+                return Err(format!(
+                    "its URL {} expands to one that carries credentials; {URL_FIX}",
+                    redact_url(url)
+                ));
+            }
+            let url = checked_url(url, &expanded)?;
             let mut headers: Vec<(String, String)> = headers
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), expand(v)?)))
@@ -274,50 +288,116 @@ pub fn resolve(
     }
 }
 
-/// What a lock records for an entry (argv and env names, or URL and header names), without
-/// reading any env or header value: an entry whose values only the host can fill still has a
-/// launch to compare with the lock.
+/// What to do about a URL that carries credentials.
+pub const URL_FIX: &str = "pass the credential as a header from the environment instead (the entry's headers with a ${env:VAR} value, or Codex's bearer_token_env_var; on the command line --bearer-env VAR or --header 'Name: ${VAR}')";
+
+/// Refuses a URL (as written) with credentials in its user info or its query, naming the fix.
+fn refuse_credentials(url: &str) -> Result<(), String> {
+    match url_credential(url) {
+        Some(what) => Err(format!(
+            "its URL {} must not carry credentials (it carries {what}); {URL_FIX}",
+            redact_url(url)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The expanded URL checked as an MCP endpoint; a refusal names the URL as written (its
+/// placeholders, never what they expanded to).
+fn checked_url(written: &str, expanded: &str) -> Result<reqwest::Url, String> {
+    use crate::transport::http::SetupError;
+    check_url(expanded, false).map_err(|e| {
+        let why = match e {
+            SetupError::NotAUrl { reason, .. } => format!("is not a URL ({reason})"),
+            SetupError::Scheme(_) => "is not http:// or https://".to_string(),
+            SetupError::Credentials(_) => format!("carries credentials; {URL_FIX}"),
+            SetupError::Insecure(_) => {
+                "is plain http:// to a host that is not loopback; use https://".to_string()
+            }
+            other => other.to_string(),
+        };
+        format!("its URL {} {why}", redact_url(written))
+    })
+}
+
+/// What a lock records for an entry: the command and arguments (or the URL) as the config
+/// wrote them, `${workspaceFolder}` and `${userHome}` expanded (they say where the code is) and
+/// every environment placeholder (`${VAR}`, `${env:VAR}`, `${VAR:-default}`) and `${input:ID}`
+/// kept as written, so no value behind one reaches the lock; env and header names; the working
+/// directory expanded. Reads no env or header value: an entry whose values only the host can
+/// fill still has a launch to compare with the lock.
 pub fn recorded_launch(
     spec: &Spec,
     lookup: &dyn Fn(&str) -> Option<String>,
     workspace: &Path,
     home: &Path,
-) -> Result<crate::core::launch::Launch, String> {
-    let names_only = match spec {
+) -> Result<Launch, String> {
+    let template = |text: &str| template(text, workspace, home);
+    match spec {
         Spec::Stdio {
             command,
             args,
             env,
             cwd,
-        } => Spec::Stdio {
-            command: command.clone(),
-            args: args.clone(),
-            env: env
-                .iter()
-                .map(|(k, _)| (k.clone(), String::new()))
-                .collect(),
-            cwd: cwd.clone(),
-        },
+        } => {
+            let mut env_keys: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+            env_keys.sort();
+            env_keys.dedup();
+            let cwd = match cwd {
+                Some(dir) => Some(
+                    workspace
+                        .join(expand(dir, lookup, workspace, home)?)
+                        .display()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            Ok(Launch::Stdio {
+                command: template(command)?,
+                args: args.iter().map(|a| template(a)).collect::<Result<_, _>>()?,
+                env_keys,
+                cwd,
+            })
+        }
         Spec::Http {
             url,
             headers,
             bearer_env,
         } => {
-            let mut headers: Vec<(String, String)> = headers
+            refuse_credentials(url)?;
+            let written = template(url)?;
+            // A URL without placeholders is recorded as mcplock reaches it (normalized).
+            let url = if written.contains("${") {
+                written
+            } else {
+                checked_url(&written, &written)?.to_string()
+            };
+            let mut header_names: Vec<String> = headers
                 .iter()
-                .map(|(k, _)| (k.clone(), String::new()))
+                .map(|(k, _)| k.to_ascii_lowercase())
                 .collect();
             if bearer_env.is_some() {
-                headers.push(("Authorization".into(), String::new()));
+                header_names.push("authorization".into());
             }
-            Spec::Http {
-                url: url.clone(),
-                headers,
-                bearer_env: None,
-            }
+            header_names.sort();
+            header_names.dedup();
+            Ok(Launch::Http { url, header_names })
         }
-    };
-    resolve(&names_only, lookup, workspace, home).map(|e| e.launch())
+    }
+}
+
+/// A value as a lock records it (see [`recorded_launch`]).
+fn template(text: &str, workspace: &Path, home: &Path) -> Result<String, String> {
+    let mut out = String::new();
+    for piece in pieces(text)? {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::WorkspaceFolder => out.push_str(&workspace.to_string_lossy()),
+            Piece::UserHome => out.push_str(&home.to_string_lossy()),
+            Piece::Env { written, .. } | Piece::Input { written } => out.push_str(written),
+        }
+    }
+    Ok(out)
 }
 
 fn expand(
@@ -327,45 +407,22 @@ fn expand(
     home: &Path,
 ) -> Result<String, String> {
     let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "an unclosed ${ in a value".to_string())?;
-        let name = &after[..end];
-        let value = match name {
-            "workspaceFolder" => workspace.to_string_lossy().into_owned(),
-            "userHome" => home.to_string_lossy().into_owned(),
-            _ if name.starts_with("input:") => {
+    for piece in pieces(text)? {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::WorkspaceFolder => out.push_str(&workspace.to_string_lossy()),
+            Piece::UserHome => out.push_str(&home.to_string_lossy()),
+            Piece::Input { written } => {
                 return Err(format!(
-                    "it uses ${{{name}}}, which the host asks the user for when it starts the server; mcplock cannot answer that prompt"
+                    "it uses {written}, which the host asks the user for when it starts the server; mcplock cannot answer that prompt"
                 ));
             }
-            _ => {
-                let (var, default) = match name.split_once(":-") {
-                    Some((var, default)) => (var, Some(default)),
-                    None => (name, None),
-                };
-                let var = var.strip_prefix("env:").unwrap_or(var);
-                if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!(
-                        "it uses ${{{name}}}, a placeholder mcplock does not know"
-                    ));
-                }
-                match (lookup(var), default) {
-                    (Some(value), _) => value,
-                    (None, Some(default)) => default.to_string(),
-                    (None, None) => {
-                        return Err(format!("it uses ${{{var}}}, which is not set"));
-                    }
-                }
-            }
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
+            Piece::Env { var, default, .. } => match (lookup(var), default) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => return Err(format!("it uses ${{{var}}}, which is not set")),
+            },
+        }
     }
-    out.push_str(rest);
     Ok(out)
 }

@@ -142,6 +142,13 @@ fn wrap_entry(
             }
         }
         (None, Some(Value::String(url))) => {
+            // On the proxy's command line, any local user could read it (issue 26).
+            if let Some(what) = crate::core::launch::url_credential(url) {
+                return Err(format!(
+                    "its URL must not carry credentials (it carries {what}); {}, then wrap again",
+                    super::URL_FIX
+                ));
+            }
             args.push(json!("--url"));
             args.push(json!(url));
             let mut env = match entry.get("env") {

@@ -475,3 +475,169 @@ fn continue_items_are_wrapped_and_restored_byte_for_byte() {
     let (restored, n) = rewrite::unwrap_yaml(&wrapped.text, &wrapped.originals).unwrap();
     assert_eq!((restored.as_str(), n), (original, 2));
 }
+
+const TOKEN: &str = "t0k3n-behind-a-placeholder";
+
+fn token_env(k: &str) -> Option<String> {
+    (k == "API_TOKEN").then(|| TOKEN.to_string())
+}
+
+#[test]
+fn issue_26_a_placeholder_in_args_is_locked_as_written() {
+    let (ws, home) = (Path::new("/work/app"), Path::new("/home/me"));
+    let spec = Spec::Stdio {
+        command: "${userHome}/bin/server".into(),
+        args: vec![
+            "${workspaceFolder}/data".into(),
+            "--token=${env:API_TOKEN}".into(),
+            "${API_TOKEN}".into(),
+            "${MISSING:-fallback}".into(),
+        ],
+        env: vec![("TOKEN".into(), "${API_TOKEN}".into())],
+        cwd: None,
+    };
+    // Recorded: the paths expanded, every environment placeholder as written.
+    let recorded = recorded_launch(&spec, &token_env, ws, home).unwrap();
+    assert_eq!(
+        recorded.to_json(),
+        serde_json::json!({
+            "command": "/home/me/bin/server",
+            "args": ["/work/app/data", "--token=${env:API_TOKEN}", "${API_TOKEN}", "${MISSING:-fallback}"],
+            "envKeys": ["TOKEN"],
+        })
+    );
+    // The same record whatever the environment holds: deterministic, and free of the value.
+    assert_eq!(
+        recorded_launch(&spec, &|_| None, ws, home),
+        Ok(recorded.clone())
+    );
+    assert!(!recorded.to_json().to_string().contains(TOKEN));
+    assert!(!recorded.describe_with_names().contains(TOKEN));
+    // Started with the values.
+    let Endpoint::Stdio(cmd) = resolve(&spec, &token_env, ws, home).unwrap() else {
+        panic!("a command");
+    };
+    assert_eq!(cmd.args[1], format!("--token={TOKEN}"));
+    // The argv the host passes, placeholders expanded, is the recorded launch as long as
+    // each value is what the variable it names holds here; passed unexpanded, it is too.
+    assert!(recorded.is_command(&cmd.program, &cmd.args, &token_env));
+    let unexpanded: Vec<String> = match &recorded {
+        crate::core::launch::Launch::Stdio { args, .. } => args.clone(),
+        _ => unreachable!(),
+    };
+    assert!(recorded.is_command(&cmd.program, &unexpanded, &|_| None));
+    let other_value = |k: &str| (k == "API_TOKEN").then(|| "another".to_string());
+    assert!(!recorded.is_command(&cmd.program, &cmd.args, &other_value));
+    assert!(!recorded.is_command(&cmd.program, &cmd.args, &|_| None));
+    let mut injected = cmd.args.clone();
+    injected[1] = "--token=--evil".into();
+    assert!(!recorded.is_command(&cmd.program, &injected, &token_env));
+    // VS Code's prompts are recorded as written too.
+    let ask = stdio("srv", &["--key", "${input:key}"], &[]);
+    assert_eq!(
+        recorded_launch(&ask, &token_env, ws, home)
+            .unwrap()
+            .to_json()["args"],
+        serde_json::json!(["--key", "${input:key}"])
+    );
+}
+
+#[test]
+fn issue_26_a_url_with_credentials_is_refused_without_showing_them() {
+    let (ws, home) = (Path::new("/work/app"), Path::new("/home/me"));
+    let url_env = |k: &str| match k {
+        "API_TOKEN" => Some(TOKEN.to_string()),
+        "SECRET_URL" => Some(format!("https://me:{TOKEN}@x.example/mcp")),
+        "REGION" => Some("eu".to_string()),
+        _ => None,
+    };
+    for (url, shown) in [
+        (
+            "https://me:hunter22-pass@x.example/mcp".to_string(),
+            "https://me:***@x.example/mcp",
+        ),
+        (
+            "https://x.example/mcp?page=2&API_KEY=${env:API_TOKEN}".to_string(),
+            "?page=2&API_KEY=${env:API_TOKEN}",
+        ),
+        (
+            format!("https://x.example/mcp?access_token={TOKEN}"),
+            "access_token=***",
+        ),
+        ("${env:SECRET_URL}".to_string(), "${env:SECRET_URL}"),
+    ] {
+        for why in [
+            resolve(&http(&url, &[]), &url_env, ws, home).unwrap_err(),
+            match recorded_launch(&http(&url, &[]), &url_env, ws, home) {
+                // A URL that is one placeholder is only known to carry credentials expanded.
+                Ok(launch) if url.starts_with("${") => launch.describe(),
+                other => other.unwrap_err(),
+            },
+        ] {
+            assert!(why.contains(shown), "{why}");
+            assert!(
+                !why.contains(TOKEN) && !why.contains("hunter22"),
+                "a secret is shown: {why}"
+            );
+        }
+        let why = resolve(&http(&url, &[]), &url_env, ws, home).unwrap_err();
+        assert!(why.contains("as a header from the environment"), "{why}");
+    }
+    // Other placeholders in a URL are recorded as written and reached expanded.
+    let spec = http(
+        "https://${env:REGION}.x.example/mcp",
+        &[("X-Key", "${API_TOKEN}")],
+    );
+    let recorded = recorded_launch(&spec, &url_env, ws, home).unwrap();
+    assert_eq!(
+        recorded.to_json(),
+        serde_json::json!({"url": "https://${env:REGION}.x.example/mcp", "headerNames": ["x-key"]})
+    );
+    let Endpoint::Http(endpoint) = resolve(&spec, &url_env, ws, home).unwrap() else {
+        panic!("a URL");
+    };
+    assert_eq!(endpoint.url.as_str(), "https://eu.x.example/mcp");
+}
+
+#[test]
+fn issue_26_wrap_keeps_placeholders_and_leaves_a_url_with_credentials_alone() {
+    let text = "{\n  \"servers\": {\n    \"local\": {\"command\": \"srv\", \"args\": [\"--token\", \"${env:API_TOKEN}\"]},\n    \"remote\": {\"type\": \"http\", \"url\": \"https://x.example/mcp?key=${env:API_TOKEN}\"}\n  }\n}\n";
+    let wrapped = rewrite::wrap_json(Host::VsCode, text, &settings()).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&wrapped.text).unwrap();
+    let args = doc["servers"]["local"]["args"].as_array().unwrap();
+    assert_eq!(
+        args[args.len() - 3..],
+        [
+            serde_json::json!("srv"),
+            serde_json::json!("--token"),
+            serde_json::json!("${env:API_TOKEN}")
+        ]
+    );
+    // The remote one is not put on the proxy's command line: left as it is, with the fix.
+    assert_eq!(
+        doc["servers"]["remote"]["url"],
+        "https://x.example/mcp?key=${env:API_TOKEN}"
+    );
+    let (name, why) = &wrapped.skipped[0];
+    assert_eq!(name, "remote");
+    assert!(
+        why.contains("query parameter \"key\"") && why.contains("as a header from the environment"),
+        "{why}"
+    );
+}
+
+#[test]
+fn issue_26_a_wrapped_entry_is_read_as_the_server_behind_the_proxy() {
+    let text = "{\"mcpServers\": {\"local\": {\"command\": \"srv\", \"args\": [\"--token\", \"${API_TOKEN}\"], \"env\": {\"A\": \"1\"}}, \"remote\": {\"url\": \"https://x.example/mcp\", \"headers\": {\"X-Key\": \"${API_TOKEN}\"}}}}";
+    let before = formats::parse(Host::Cursor, Scope::User, text).unwrap();
+    let wrapped = rewrite::wrap_json(Host::Cursor, text, &settings()).unwrap();
+    let after = formats::parse(Host::Cursor, Scope::User, &wrapped.text).unwrap();
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.into_iter().zip(after) {
+        assert_ne!(a.spec, b.spec, "wrapped as written");
+        assert_eq!(a.spec.map(formats::behind_proxy), b.spec, "{}", b.key);
+    }
+    // Anything else is left as it is.
+    let plain = stdio("mcplock-fixture", &["proxy"], &[]);
+    assert_eq!(formats::behind_proxy(plain.clone()), plain);
+}
