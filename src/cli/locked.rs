@@ -184,10 +184,10 @@ pub fn missing_env_key(entry: &ServerLock) -> Option<&str> {
         .iter()
         .find(|k| std::env::var_os(k).is_none())
         .map(String::as_str);
-    // The values a relaunch hands the server are secret: nothing mcplock prints may show them.
+    // The secret values a relaunch hands the server: nothing mcplock prints may show them.
     for key in entry.launch.env_keys() {
         if let Ok(value) = std::env::var(key) {
-            crate::edge::secrets::remember(&value);
+            crate::edge::secrets::remember_named(key, &value);
         }
     }
     missing

@@ -84,8 +84,8 @@ impl ServerArgs {
                 "no server given; put its command after `--` (e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`) or pass a remote server's --url",
             )
         })?;
-        for (_, value) in &self.env {
-            crate::edge::secrets::remember(value);
+        for (name, value) in &self.env {
+            crate::edge::secrets::remember_named(name, value);
         }
         Ok(ServerCommand {
             program: program.clone(),

@@ -1,6 +1,7 @@
-//! The values this process knows to be secret (header values, bearer tokens, the values of a
-//! locked server's environment variables, what a config placeholder expanded to), remembered
-//! as they are read, so that everything mcplock prints or writes can be cleaned of them,
+//! The values this process knows to be secret (header values, bearer tokens, and the values of
+//! environment variables whose names say they are secret: a locked server's, `--env`'s, what a
+//! config placeholder expanded to), remembered as they are read, so that everything mcplock
+//! prints or writes can be cleaned of them,
 //! whatever a server echoes back: a token in a `WWW-Authenticate` challenge, in an error body,
 //! in a tool result. One process-wide set: the places that learn a secret and the places that
 //! print are far apart, and a secret missed by one printing path is a leak.
@@ -13,9 +14,29 @@ use zeroize::Zeroizing;
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
-/// Shorter values are not remembered: replacing every `ab` in every message would hide what
+/// Shorter values are not remembered: replacing every `info` in every message would hide what
 /// the message says, and a secret that short is not one.
-pub const MIN_SECRET_LEN: usize = 4;
+pub const MIN_SECRET_LEN: usize = 6;
+/// What in an environment variable's name says its value is secret (compared uppercase).
+const SECRET_NAMES: [&str; 12] = [
+    "KEY", "TOKEN", "SECRET", "PASS", "PWD", "AUTH", "CRED", "PRIVATE", "SESSION", "COOKIE",
+    "SIGNATURE", "BEARER",
+];
+
+/// Whether a variable named `name` holds a secret by its name (`API_KEY`, `GITHUB_TOKEN`,
+/// `DB_PASSWORD`); `LOG_LEVEL` or `NODE_ENV` do not (their values, `info` or `production`,
+/// are words every report uses).
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_NAMES.iter().any(|s| upper.contains(s))
+}
+
+/// Remembers the value of the variable `name` when its name says it is secret.
+pub fn remember_named(name: &str, value: &str) {
+    if is_secret_name(name) {
+        remember(value);
+    }
+}
 /// Secrets remembered at most (a process reads a handful).
 const MAX_SECRETS: usize = 1_024;
 
@@ -133,7 +154,12 @@ mod tests {
         redact_json(&mut value);
         assert!(!value.to_string().contains("s3cr3t"), "{value}");
         // Short values are not taken as secrets; unrelated text is untouched.
-        remember("ab");
-        assert_eq!(redact("a cab"), "a cab");
+        remember("abcd");
+        assert_eq!(redact("a cabcd"), "a cabcd");
+        // A variable is secret by its name, not whatever it holds.
+        remember_named("LOG_LEVEL", "warning-level");
+        assert_eq!(redact("warning-level"), "warning-level");
+        remember_named("GITHUB_TOKEN", "ghp-issue26-named");
+        assert_eq!(redact("ghp-issue26-named"), REDACTED);
     }
 }

@@ -248,7 +248,11 @@ pub fn resolve(
             args: args.iter().map(|a| expand(a)).collect::<Result<_, _>>()?,
             env: env
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), expand(v)?)))
+                .map(|(k, v)| {
+                    let value = expand(v)?;
+                    crate::edge::secrets::remember_named(k, &value);
+                    Ok((k.clone(), value))
+                })
                 .collect::<Result<_, String>>()?,
             // A relative directory is the workspace's (as the hosts that take one read it).
             cwd: match cwd {
@@ -272,10 +276,11 @@ pub fn resolve(
             let url = checked_url(url, &expanded)?;
             let mut headers: Vec<(String, String)> = headers
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), expand(v)?)))
+                .map(|(k, v)| Ok((k.clone(), secret(expand(v)?))))
                 .collect::<Result<_, String>>()?;
             if let Some(var) = bearer_env {
                 let token = lookup(var)
+                    .map(secret)
                     .ok_or_else(|| format!("its bearer token variable {var} is not set"))?;
                 headers.push(("Authorization".into(), format!("Bearer {token}")));
             }
@@ -400,6 +405,13 @@ fn template(text: &str, workspace: &Path, home: &Path) -> Result<String, String>
     Ok(out)
 }
 
+/// A header value or bearer token of a config: remembered as secret (never printed), and
+/// returned.
+fn secret(value: String) -> String {
+    crate::edge::secrets::remember(&value);
+    value
+}
+
 fn expand(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -418,7 +430,11 @@ fn expand(
                 ));
             }
             Piece::Env { var, default, .. } => match (lookup(var), default) {
-                (Some(value), _) => out.push_str(&value),
+                (Some(value), _) => {
+                    // What a secret placeholder expands to is never printed or written.
+                    crate::edge::secrets::remember_named(var, &value);
+                    out.push_str(&value);
+                }
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => return Err(format!("it uses ${{{var}}}, which is not set")),
             },
