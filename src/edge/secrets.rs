@@ -19,8 +19,18 @@ pub const REDACTED: &str = "[redacted]";
 pub const MIN_SECRET_LEN: usize = 6;
 /// What in an environment variable's name says its value is secret (compared uppercase).
 const SECRET_NAMES: [&str; 12] = [
-    "KEY", "TOKEN", "SECRET", "PASS", "PWD", "AUTH", "CRED", "PRIVATE", "SESSION", "COOKIE",
-    "SIGNATURE", "BEARER",
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASS",
+    "PWD",
+    "AUTH",
+    "CRED",
+    "PRIVATE",
+    "SESSION",
+    "COOKIE",
+    "SIGNATURE",
+    "BEARER",
 ];
 
 /// Whether a variable named `name` holds a secret by its name (`API_KEY`, `GITHUB_TOKEN`,
