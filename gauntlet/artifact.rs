@@ -626,3 +626,116 @@ fn issue_26_a_version_4_lock_reads_as_content_not_pinned_with_a_warning() {
     run.expect_success();
     assert_eq!(lockfile(d)["lockfileVersion"], 5);
 }
+
+/// A stdio MCP server of the standard library only, whose one tool answers `text`.
+fn race_server(text: &str) -> String {
+    format!(
+        r#"import json, sys
+TEXT = {text:?}
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    method = msg.get("method")
+    if method == "initialize":
+        result = {{"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {{"tools": {{}}}}, "serverInfo": {{"name": "race", "version": "1"}}}}
+    elif method == "tools/list":
+        result = {{"tools": [{{"name": "t", "inputSchema": {{"type": "object"}}}}]}}
+    elif method == "tools/call":
+        result = {{"content": [{{"type": "text", "text": TEXT}}]}}
+    else:
+        print(json.dumps({{"jsonrpc": "2.0", "id": msg["id"], "error": {{"code": -32601, "message": "no"}}}}), flush=True)
+        continue
+    print(json.dumps({{"jsonrpc": "2.0", "id": msg["id"], "result": result}}), flush=True)
+"#
+    )
+}
+
+/// One start of the proxy on `python3 server.py` in `dir`: the text its tool answered, or
+/// `None` when the proxy refused to start the server.
+fn one_proxied_call(dir: &Path) -> Option<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(mcplock_bin())
+        .current_dir(dir)
+        .args(["proxy", "--allow-unsigned", "--", "python3", "server.py"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let requests = [
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"race","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{}}}"#,
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut answer = None;
+    for request in requests {
+        // A refused start answers the first request and exits: nothing more is read.
+        if writeln!(stdin, "{request}").is_err() {
+            break;
+        }
+        if request.contains("\"id\"") {
+            let Some(Ok(line)) = lines.next() else { break };
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message.get("error").is_some() {
+                break;
+            }
+            answer = message["result"]["content"][0]["text"]
+                .as_str()
+                .map(str::to_owned);
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    answer
+}
+
+#[test]
+fn issue_26_a_script_swapped_between_its_check_and_its_start_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sources = tempfile::tempdir().unwrap();
+    let good = sources.path().join("good.py");
+    let bad = sources.path().join("bad.py");
+    fs::write(&good, race_server("approved")).unwrap();
+    fs::write(&bad, race_server("tampered")).unwrap();
+    fs::copy(&good, d.join("server.py")).unwrap();
+    lock(d, &[], &["python3", "server.py"], &[]).expect_success();
+    // Someone swaps the script for another and back, as fast as they can, while the proxy
+    // starts it again and again (each swap an atomic rename: every read sees one whole file).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = std::sync::Arc::clone(&stop);
+        let d = d.to_path_buf();
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let from = if swaps.is_multiple_of(2) { &bad } else { &good };
+                let temp = d.join(".server.py.swap");
+                fs::copy(from, &temp).unwrap();
+                fs::rename(&temp, d.join("server.py")).unwrap();
+                swaps += 1;
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            swaps
+        })
+    };
+    let mut answers = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..150 {
+        let answer = one_proxied_call(d).unwrap_or_else(|| "(refused)".into());
+        *answers.entry(answer).or_default() += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = flipper.join().unwrap();
+    assert!(swaps > 150, "the script was swapped only {swaps} times");
+    // What runs is what was checked: never the tampered script, and starts do happen.
+    assert_eq!(answers.get("tampered"), None, "{answers:?}");
+    assert!(
+        answers.get("approved").is_some_and(|n| *n > 0),
+        "{answers:?}"
+    );
+}

@@ -24,7 +24,9 @@ const REMOTE_REQUEST: Duration = Duration::from_secs(600);
 
 pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
     match prepare(&args) {
-        Ok((lockfile, name, endpoint)) => serve(&args, &lockfile, &name, endpoint).await,
+        Ok((lockfile, name, endpoint, private)) => {
+            serve(&args, &lockfile, &name, endpoint, private.as_ref()).await
+        }
         Err(error) => {
             refuse_first_request(&error).await;
             Err(error)
@@ -35,7 +37,16 @@ pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
 /// Everything that must hold before the server may start (or be connected to): the lockfile
 /// read strictly, its signature (or --allow-unsigned), the entry, and the argv (or the URL and
 /// header names) exactly as locked.
-fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
+/// What `prepare` hands the session: the lockfile, the server's name, what to start or reach,
+/// and the private copy a locked script or program starts from.
+type Prepared = (
+    Lockfile,
+    String,
+    Endpoint,
+    Option<crate::edge::artifact::run::Private>,
+);
+
+fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
     let endpoint = match args.remote.endpoint()? {
         Some(remote) if args.server.is_empty() => Endpoint::Http(remote),
         Some(_) => {
@@ -144,7 +155,33 @@ fn prepare(args: &ProxyArgs) -> Result<(Lockfile, String, Endpoint), CliError> {
             ),
         }
     }
-    Ok((lockfile, name, endpoint))
+    let private = private_copy(entry, &endpoint, &launch)?;
+    Ok((lockfile, name, endpoint, private))
+}
+
+/// A locked script or program is started from a private copy of the bytes its check read (no
+/// window between the check and the start); anything else starts as it is.
+fn private_copy(
+    entry: &crate::core::lockfile::ServerLock,
+    endpoint: &Endpoint,
+    launch: &crate::core::launch::Launch,
+) -> Result<Option<crate::edge::artifact::run::Private>, CliError> {
+    let (Some(crate::core::artifact::Artifact::Resolved(locked)), Endpoint::Stdio(cmd)) =
+        (&entry.artifact, endpoint)
+    else {
+        return Ok(None);
+    };
+    let cwd = match entry.launch.cwd() {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::current_dir()
+            .map_err(|e| fail(Code::ServerFailed, format!("no working directory: {e}")))?,
+    };
+    crate::edge::artifact::run::private_copy(&cmd.program, &cmd.args, &cwd, locked).map_err(|why| {
+        fail(
+            Code::ArtifactChanged,
+            format!("refusing to start {}: {why}", launch.describe_with_names()),
+        )
+    })
 }
 
 /// The host's side of the session. A host starts us with pipes: those are read and written
@@ -229,6 +266,7 @@ async fn serve(
     lockfile: &Lockfile,
     name: &str,
     endpoint: Endpoint,
+    private: Option<&crate::edge::artifact::run::Private>,
 ) -> Result<Output, CliError> {
     let entry = &lockfile.servers[name];
     let audit = match &args.audit {
@@ -298,6 +336,11 @@ async fn serve(
             // The locked argv, exactly (prepare() held the given one to it), in the directory
             // it was locked in.
             cmd.cwd = entry.launch.cwd().map(std::path::PathBuf::from);
+            // What the check read, from where no one else can change it.
+            if let Some(private) = private {
+                cmd.program = private.program.clone();
+                cmd.args = private.args.clone();
+            }
             let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
                 .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
             let mut stdin = pipes.stdin;

@@ -836,5 +836,6 @@ fn sha256_file(path: &Path) -> Result<String, String> {
 }
 
 mod content;
+pub mod run;
 #[cfg(test)]
 mod tests;

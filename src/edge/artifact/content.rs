@@ -51,9 +51,20 @@ impl Budget {
 #[derive(Default)]
 pub struct Files {
     entries: Vec<(Vec<u8>, [u8; 32], u64)>,
+    /// Each file is also written here, under its relative path, from the very bytes hashed.
+    copy_to: Option<PathBuf>,
 }
 
 impl Files {
+    /// Files that are copied, as they are hashed, under `root` (a directory only this
+    /// process writes): the copy holds exactly the bytes the part's digest covers.
+    pub fn copying_to(root: &Path) -> Files {
+        Files {
+            entries: Vec::new(),
+            copy_to: Some(root.to_path_buf()),
+        }
+    }
+
     /// The part: its digest over the sorted entries, with counts.
     pub fn into_part(mut self) -> Part {
         self.entries.sort();
@@ -75,7 +86,22 @@ impl Files {
     /// Adds the file at `path` under the name `rel`.
     pub fn add_file(&mut self, path: &Path, rel: &Path, budget: &mut Budget) -> Result<(), String> {
         budget.take_file(path)?;
-        let (digest, size) = hash_file(path, budget)?;
+        let (digest, size) = match &self.copy_to {
+            None => hash_file(path, budget)?,
+            Some(root) => {
+                let target = root.join(rel);
+                let io = |e: std::io::Error| format!("{}: {e}", target.display());
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let mut copy = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .map_err(io)?;
+                hash_file_into(path, budget, Some(&mut copy))?
+            }
+        };
         self.entries
             .push((rel.as_os_str().as_bytes().to_vec(), digest, size));
         Ok(())
@@ -161,6 +187,15 @@ fn entry_kind(path: &Path) -> Result<EntryKind, String> {
 /// The sha256 of a file's bytes (a `.pyc` without its source timestamp), and its size,
 /// charged to the budget.
 pub fn hash_file(path: &Path, budget: &mut Budget) -> Result<([u8; 32], u64), String> {
+    hash_file_into(path, budget, None)
+}
+
+/// [`hash_file`], also writing every byte read to `copy` (the header of a `.pyc` as it is).
+pub fn hash_file_into(
+    path: &Path,
+    budget: &mut Budget,
+    mut copy: Option<&mut dyn std::io::Write>,
+) -> Result<([u8; 32], u64), String> {
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(io)?;
     if !file.metadata().map_err(io)?.is_file() {
@@ -179,9 +214,22 @@ pub fn hash_file(path: &Path, budget: &mut Budget) -> Result<([u8; 32], u64), St
         } else {
             hasher.update(&header[..n]);
         }
+        if let Some(copy) = copy.as_mut() {
+            copy.write_all(&header[..n]).map_err(io)?;
+        }
         size += n as u64;
     }
-    size += std::io::copy(&mut reader, &mut hasher).map_err(io)?;
+    size += match copy {
+        None => std::io::copy(&mut reader, &mut hasher).map_err(io)?,
+        Some(copy) => std::io::copy(
+            &mut reader,
+            &mut Tee {
+                hasher: &mut hasher,
+                copy,
+            },
+        )
+        .map_err(io)?,
+    };
     budget.bytes = budget.bytes.checked_sub(size).ok_or_else(|| {
         format!(
             "more than {MAX_CONTENT_BYTES} bytes to pin by content (at {}): too large to pin",
@@ -189,6 +237,24 @@ pub fn hash_file(path: &Path, budget: &mut Budget) -> Result<([u8; 32], u64), St
         )
     })?;
     Ok((hasher.finalize().into(), size))
+}
+
+/// Writes to the hasher and the copy alike.
+struct Tee<'a> {
+    hasher: &'a mut Sha256,
+    copy: &'a mut dyn std::io::Write,
+}
+
+impl std::io::Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.copy.write_all(buf)?;
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.copy.flush()
+    }
 }
 
 fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -249,6 +315,15 @@ pub fn python_importable(dir: &Path, name: &std::ffi::OsStr) -> bool {
 /// The part of `dir` that Python imports from when it is `sys.path[0]`: its importable
 /// top-level entries (packages and `__pycache__` whole).
 pub fn python_path_entry(dir: &Path, budget: &mut Budget) -> Result<Part, String> {
+    python_path_entry_into(dir, budget, Files::default())
+}
+
+/// [`python_path_entry`], its files added to `files` (which may copy them).
+pub fn python_path_entry_into(
+    dir: &Path,
+    budget: &mut Budget,
+    mut files: Files,
+) -> Result<Part, String> {
     let skip = |rel: &Path| {
         let mut components = rel.components();
         match (components.next(), components.next()) {
@@ -256,18 +331,21 @@ pub fn python_path_entry(dir: &Path, budget: &mut Budget) -> Result<Part, String
             _ => false,
         }
     };
-    let mut files = Files::default();
     files.add_tree(dir, &skip, budget)?;
     Ok(files.into_part())
 }
 
 /// Every file under `dir` but hidden entries (names starting with `.`: `.git`, `.venv`).
 pub fn tree_part(dir: &Path, budget: &mut Budget) -> Result<Part, String> {
+    tree_part_into(dir, budget, Files::default())
+}
+
+/// [`tree_part`], its files added to `files` (which may copy them).
+pub fn tree_part_into(dir: &Path, budget: &mut Budget, mut files: Files) -> Result<Part, String> {
     let skip = |rel: &Path| {
         rel.file_name()
             .is_some_and(|n| n.as_bytes().first() == Some(&b'.'))
     };
-    let mut files = Files::default();
     files.add_tree(dir, &skip, budget)?;
     Ok(files.into_part())
 }

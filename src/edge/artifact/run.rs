@@ -1,0 +1,235 @@
+//! Starting a locked script or program from the very bytes that were checked. Hashing a file
+//! and then running it by its path leaves a window: a file swapped in between runs unchecked.
+//! So the proxy copies what a `file` artifact runs (the program, or the script with what its
+//! interpreter loads from beside it) into a directory only this process can write, hashing
+//! each file as it is copied, compares those digests with the lock, and starts the copy.
+//!
+//! What is not copied is still checked where it is, with that window: the interpreter itself
+//! and a venv's site-packages (a `file` artifact), and npm and PyPI packages (run where they
+//! are installed).
+
+use super::content::{self, Budget, Files};
+use super::{find_program, real};
+use crate::core::artifact::{Kind, Resolved, Target, basename, target};
+use crate::core::bundle::hex;
+use std::path::{Path, PathBuf};
+
+/// A private copy of what a launch runs, and the argv that starts it. The copy lives as long
+/// as this value.
+pub struct Private {
+    dir: tempfile::TempDir,
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+impl Private {
+    /// Where the copy is.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The launch `command args` (in `cwd`) started from a private copy of the `file` artifact
+/// `locked` holds, every copied byte hashed and held to the lock. `None` when the launch runs
+/// something else (a package, an image) or the lock pinned no content: it then starts as it
+/// is. An error when what was copied is not what the lock recorded (it changed since the
+/// check), or cannot be copied.
+pub fn private_copy(
+    command: &str,
+    args: &[String],
+    cwd: &Path,
+    locked: &Resolved,
+) -> Result<Option<Private>, String> {
+    let Some(content) = locked.content.as_ref() else {
+        return Ok(None);
+    };
+    if locked.kind != Kind::File {
+        return Ok(None);
+    }
+    let Target::Program { command, script } = target(command, args) else {
+        return Ok(None);
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("mcplock-run-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| format!("cannot make a private directory to run from: {e}"))?;
+    let expected = |part: &str| content.get(part).map(|p| p.digest.as_str());
+    match script {
+        None => {
+            let program = real(&find_program(cwd, &command)?)?;
+            let name = program
+                .file_name()
+                .map_or_else(|| PathBuf::from("program"), PathBuf::from);
+            let mut files = Files::copying_to(dir.path());
+            files.add_file(&program, &name, &mut Budget::new())?;
+            held(
+                &files.into_part().digest,
+                expected("program"),
+                "the program",
+            )?;
+            let copy = dir.path().join(&name);
+            make_executable(&copy)?;
+            Ok(Some(Private {
+                program: copy.to_string_lossy().into_owned(),
+                args: args.to_vec(),
+                dir,
+            }))
+        }
+        Some(script) => {
+            let args = copy_script(&command, &script, args, cwd, locked, dir.path())?;
+            Ok(Some(Private {
+                program: command,
+                args,
+                dir,
+            }))
+        }
+    }
+}
+
+/// Copies a script and what its interpreter loads from beside it into `into`; returns the
+/// args with the script's argument pointing at the copy.
+fn copy_script(
+    command: &str,
+    script: &str,
+    args: &[String],
+    cwd: &Path,
+    locked: &Resolved,
+    into: &Path,
+) -> Result<Vec<String>, String> {
+    let path = real(&cwd.join(script))?;
+    let beside = path.parent().unwrap_or(Path::new("/"));
+    let mut budget = Budget::new();
+    let files = Files::copying_to(into);
+    let part = if basename(command).starts_with("python") {
+        content::python_path_entry_into(beside, &mut budget, files)?
+    } else {
+        content::tree_part_into(beside, &mut budget, files)?
+    };
+    let expected = locked
+        .content
+        .as_ref()
+        .and_then(|c| c.get("script-directory"))
+        .map(|p| p.digest.as_str());
+    held(
+        &part.digest,
+        expected,
+        "what the script loads from beside it",
+    )?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} names no file", path.display()))?;
+    let copy = into.join(name);
+    // The script itself: already among the copied files, or copied now.
+    let digest = if copy.exists() {
+        content::hash_file(&copy, &mut budget)?.0
+    } else {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&copy)
+            .map_err(|e| format!("{}: {e}", copy.display()))?;
+        content::hash_file_into(&path, &mut budget, Some(&mut file))?.0
+    };
+    held(
+        &format!("sha256:{}", hex(&digest)),
+        Some(locked.digest.as_str()),
+        "the script",
+    )?;
+    let at = args
+        .iter()
+        .position(|a| a == script)
+        .ok_or_else(|| format!("the script {script:?} is not among the arguments"))?;
+    let mut args = args.to_vec();
+    args[at] = copy.to_string_lossy().into_owned();
+    Ok(args)
+}
+
+/// The digest of what was copied must be the locked one.
+fn held(copied: &str, locked: Option<&str>, what: &str) -> Result<(), String> {
+    match locked {
+        Some(locked) if locked == copied => Ok(()),
+        Some(locked) => Err(format!(
+            "{what} changed between its check and its start (the lock recorded {locked}, the copy about to run is {copied}); it is not started"
+        )),
+        None => Err(format!(
+            "the lock recorded no digest of {what}; re-lock it (`mcplock lock --update`)"
+        )),
+    }
+}
+
+fn make_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::artifact::Artifact;
+    use crate::core::launch::Launch;
+
+    fn resolved(command: &str, args: &[&str], cwd: &Path) -> Resolved {
+        let launch = Launch::Stdio {
+            command: command.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env_keys: Vec::new(),
+            cwd: Some(cwd.to_string_lossy().into_owned()),
+        };
+        match super::super::resolve(&launch) {
+            Some(Artifact::Resolved(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_26_a_script_runs_from_a_private_copy_of_what_was_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("server.py"), "import helper\n").unwrap();
+        std::fs::write(d.join("helper.py"), "X = 1\n").unwrap();
+        std::fs::write(d.join("notes.txt"), "not imported\n").unwrap();
+        let args = vec!["-u".to_string(), "server.py".to_string()];
+        let locked = resolved("python3", &["-u", "server.py"], d);
+        let private = private_copy("python3", &args, d, &locked).unwrap().unwrap();
+        assert_eq!(private.program, "python3");
+        assert_eq!(args[0], private.args[0]);
+        let copy = Path::new(&private.args[1]);
+        assert!(copy.starts_with(private.path()), "{copy:?}");
+        assert_eq!(std::fs::read(copy).unwrap(), b"import helper\n");
+        assert!(private.path().join("helper.py").is_file());
+        assert!(!private.path().join("notes.txt").exists());
+        // Only this process may write where the copy runs from.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(private.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // A neighbour changed after the check: nothing is started.
+        std::fs::write(d.join("helper.py"), "X = 2\n").unwrap();
+        let refused = private_copy("python3", &args, d, &locked).err().unwrap();
+        assert!(
+            refused.contains("changed between its check and its start"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn issue_26_a_program_runs_from_a_private_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("server"), "#!/bin/sh\nexit 0\n").unwrap();
+        make_executable(&d.join("server")).unwrap();
+        let locked = resolved("./server", &[], d);
+        let private = private_copy("./server", &[], d, &locked).unwrap().unwrap();
+        assert!(Path::new(&private.program).starts_with(private.path()));
+        assert_eq!(
+            std::fs::read(&private.program).unwrap(),
+            b"#!/bin/sh\nexit 0\n"
+        );
+        std::fs::write(d.join("server"), "#!/bin/sh\nexit 1\n").unwrap();
+        assert!(private_copy("./server", &[], d, &locked).is_err());
+    }
+}
