@@ -220,6 +220,9 @@ pub async fn stop_all(grace: Duration) {
             for group in &groups {
                 let _ = killpg(*group, Signal::SIGKILL);
             }
+            // A helper that left the group is reparented to us only once its parent is gone:
+            // wait for that before looking for escaped descendants.
+            wait_until_empty(grace, alive).await;
         }
     }
     end_escaped(grace).await;
