@@ -390,16 +390,22 @@ fn npm_artifact(root: &Path, name: &str, version: &str, pinned: bool) -> Result<
 /// under `modules` but the package's own and npm's dot-entries, `.bin` links and
 /// `.package-lock.json`, which node never loads by a package name).
 fn npm_content(modules: &Path, name: &str) -> Result<Content, String> {
+    npm_content_into(modules, name, None)
+}
+
+/// [`npm_content`], every file also copied under `copy` (as a `node_modules` of its own).
+fn npm_content_into(modules: &Path, name: &str, copy: Option<&Path>) -> Result<Content, String> {
+    let files = || copy.map_or_else(Files::default, Files::copying_to);
     let mut budget = Budget::new();
     let own = Path::new(name);
     let nested = own.join("node_modules");
-    let mut package = Files::default();
+    let mut package = copy.map_or_else(Files::default, |c| Files::copying_to(&c.join(name)));
     package.add_tree(
         &modules.join(name),
         &|rel| rel == Path::new("node_modules"),
         &mut budget,
     )?;
-    let mut dependencies = Files::default();
+    let mut dependencies = files();
     let not_a_dependency = |rel: &Path| {
         let hidden = rel.components().count() == 1
             && rel.as_os_str().as_encoded_bytes().first() == Some(&b'.');
@@ -412,25 +418,28 @@ fn npm_content(modules: &Path, name: &str) -> Result<Content, String> {
     ]))
 }
 
-/// The npm package a file belongs to, when it is inside `.../node_modules/<name>/`.
-fn npm_package_of(file: &Path) -> Result<Option<Artifact>, String> {
+/// Where a file inside `.../node_modules/<name>/` sits: the directory holding that
+/// `node_modules`, the package's name, and the package's directory.
+fn npm_place(file: &Path) -> Option<(PathBuf, String, PathBuf)> {
     let parts: Vec<&std::ffi::OsStr> = file.iter().collect();
-    let Some(at) = parts.iter().rposition(|p| *p == "node_modules") else {
-        return Ok(None);
-    };
-    let Some(first) = parts.get(at + 1).and_then(|p| p.to_str()) else {
-        return Ok(None);
-    };
+    let at = parts.iter().rposition(|p| *p == "node_modules")?;
+    let first = parts.get(at + 1).and_then(|p| p.to_str())?;
     let (name, depth) = if first.starts_with('@') {
-        match parts.get(at + 2).and_then(|p| p.to_str()) {
-            Some(second) => (format!("{first}/{second}"), 3),
-            None => return Ok(None),
-        }
+        let second = parts.get(at + 2).and_then(|p| p.to_str())?;
+        (format!("{first}/{second}"), 3)
     } else {
         (first.to_string(), 2)
     };
     let root: PathBuf = parts[..at].iter().collect();
     let dir: PathBuf = parts[..at + depth].iter().collect();
+    Some((root, name, dir))
+}
+
+/// The npm package a file belongs to, when it is inside `.../node_modules/<name>/`.
+fn npm_package_of(file: &Path) -> Result<Option<Artifact>, String> {
+    let Some((root, name, dir)) = npm_place(file) else {
+        return Ok(None);
+    };
     let version =
         installed_version(&dir)?.ok_or_else(|| format!("{} has no package.json", dir.display()))?;
     npm_artifact(&root, &name, &version, true).map(Some)

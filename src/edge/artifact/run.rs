@@ -4,12 +4,16 @@
 //! interpreter loads from beside it) into a directory only this process can write, hashing
 //! each file as it is copied, compares those digests with the lock, and starts the copy.
 //!
+//! An npm package run from its `node_modules` (a `.bin` link, or `node` given a file of the
+//! package) is run the same way: the package and the tree it is installed in are copied, as
+//! hashed, into a `node_modules` of the proxy's own, and node is given the copy of the file.
+//!
 //! What is not copied is still checked where it is, with that window: the interpreter itself
-//! and a venv's site-packages (a `file` artifact), and npm and PyPI packages (run where they
-//! are installed).
+//! and a venv's site-packages (a `file` artifact), an npm package run by `npx` from its cache,
+//! and PyPI distributions (run where they are installed).
 
 use super::content::{self, Budget, Files};
-use super::{find_program, real};
+use super::{find_program, npm_content_into, npm_place, real};
 use crate::core::artifact::{Kind, Resolved, Target, basename, target};
 use crate::core::bundle::hex;
 use std::path::{Path, PathBuf};
@@ -43,7 +47,7 @@ pub fn private_copy(
     let Some(content) = locked.content.as_ref() else {
         return Ok(None);
     };
-    if locked.kind != Kind::File {
+    if locked.kind != Kind::File && locked.kind != Kind::Npm {
         return Ok(None);
     }
     let Target::Program { command, script } = target(command, args) else {
@@ -55,6 +59,10 @@ pub fn private_copy(
         .tempdir()
         .map_err(|e| format!("cannot make a private directory to run from: {e}"))?;
     let expected = |part: &str| content.get(part).map(|p| p.digest.as_str());
+    if locked.kind == Kind::Npm {
+        let (program, args) = copy_npm(&command, script.as_deref(), args, cwd, locked, dir.path())?;
+        return Ok(Some(Private { dir, program, args }));
+    }
     match script {
         None => {
             let program = real(&find_program(cwd, &command)?)?;
@@ -145,6 +153,71 @@ fn copy_script(
     Ok(args)
 }
 
+/// Copies the npm package a launch runs, with the tree it is installed in, into
+/// `into/node_modules`; returns the program and args that start the copy of the same file.
+fn copy_npm(
+    command: &str,
+    script: Option<&str>,
+    args: &[String],
+    cwd: &Path,
+    locked: &Resolved,
+    into: &Path,
+) -> Result<(String, Vec<String>), String> {
+    let entry = match script {
+        Some(script) => real(&cwd.join(script))?,
+        None => real(&find_program(cwd, command)?)?,
+    };
+    let (root, name, _) = npm_place(&entry)
+        .ok_or_else(|| format!("{} is not inside a node_modules", entry.display()))?;
+    let modules = root.join("node_modules");
+    let copy_root = into.join("node_modules");
+    let copied = npm_content_into(&modules, &name, Some(&copy_root))?;
+    let locked_content = locked.content.as_ref();
+    for part in ["package", "dependencies"] {
+        held(
+            copied.get(part).map_or("", |p| p.digest.as_str()),
+            locked_content
+                .and_then(|c| c.get(part))
+                .map(|p| p.digest.as_str()),
+            &format!("the npm package's {part}"),
+        )?;
+    }
+    let rel = entry
+        .strip_prefix(&modules)
+        .map_err(|_| format!("{} is not under {}", entry.display(), modules.display()))?;
+    let copy = copy_root.join(rel);
+    let copy_text = copy.to_string_lossy().into_owned();
+    if let Some(script) = script {
+        let at = args
+            .iter()
+            .position(|a| a == script)
+            .ok_or_else(|| format!("the script {script:?} is not among the arguments"))?;
+        let mut args = args.to_vec();
+        args[at] = copy_text;
+        return Ok((command.to_string(), args));
+    }
+    // A `.bin` link: a node script (started with node, as its `#!` line asks), or a program.
+    if is_node_script(&copy)? {
+        let mut all = vec![copy_text];
+        all.extend_from_slice(args);
+        return Ok(("node".to_string(), all));
+    }
+    make_executable(&copy)?;
+    Ok((copy_text, args.to_vec()))
+}
+
+/// Whether a file starts with a `#!` line naming node.
+fn is_node_script(path: &Path) -> Result<bool, String> {
+    use std::io::Read as _;
+    let mut head = [0u8; 256];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = file
+        .read(&mut head)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let first = head[..n].split(|b| *b == b'\n').next().unwrap_or_default();
+    Ok(first.starts_with(b"#!") && first.windows(4).any(|w| w == b"node"))
+}
+
 /// The digest of what was copied must be the locked one.
 fn held(copied: &str, locked: Option<&str>, what: &str) -> Result<(), String> {
     match locked {
@@ -231,5 +304,45 @@ mod tests {
         );
         std::fs::write(d.join("server"), "#!/bin/sh\nexit 1\n").unwrap();
         assert!(private_copy("./server", &[], d, &locked).is_err());
+    }
+
+    #[test]
+    fn issue_26_an_npm_package_runs_from_a_private_copy_of_its_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let modules = d.join("node_modules");
+        std::fs::create_dir_all(modules.join("pkg/dist")).unwrap();
+        std::fs::create_dir_all(modules.join("dep")).unwrap();
+        std::fs::write(
+            modules.join(".package-lock.json"),
+            r#"{"packages": {"node_modules/pkg": {"version": "1.0.0", "integrity": "sha512-AAAA"}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            modules.join("pkg/package.json"),
+            r#"{"name": "pkg", "version": "1.0.0"}"#,
+        )
+        .unwrap();
+        std::fs::write(modules.join("pkg/dist/index.js"), "require('dep')\n").unwrap();
+        std::fs::write(modules.join("dep/index.js"), "module.exports = 1\n").unwrap();
+        let script = "node_modules/pkg/dist/index.js";
+        let locked = resolved("node", &[script], d);
+        assert_eq!(locked.kind, Kind::Npm);
+        let args = vec![script.to_string(), "--stdio".to_string()];
+        let private = private_copy("node", &args, d, &locked).unwrap().unwrap();
+        assert_eq!(private.program, "node");
+        let copy = Path::new(&private.args[0]);
+        assert_eq!(
+            copy,
+            private.path().join("node_modules/pkg/dist/index.js"),
+            "{private:?}",
+            private = private.args
+        );
+        assert_eq!(private.args[1], "--stdio");
+        assert!(private.path().join("node_modules/dep/index.js").is_file());
+        // A dependency changed after the check: nothing is started.
+        std::fs::write(modules.join("dep/index.js"), "module.exports = 2\n").unwrap();
+        let refused = private_copy("node", &args, d, &locked).err().unwrap();
+        assert!(refused.contains("dependencies"), "{refused}");
     }
 }
