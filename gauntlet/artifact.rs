@@ -739,3 +739,70 @@ fn issue_26_a_script_swapped_between_its_check_and_its_start_never_runs() {
         "{answers:?}"
     );
 }
+
+/// Starts the proxy on `argv` (locked in `dir`), waits for its server to answer initialize,
+/// and returns the server process's command line as /proc shows it.
+fn proxied_server_cmdline(dir: &Path, argv: &[&str]) -> String {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new(mcplock_bin())
+        .current_dir(dir)
+        .args(["proxy", "--allow-unsigned", "--"])
+        .args(argv)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"t","version":"1"}}}}}}"#).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("\"result\""), "{line}");
+    let proxy = child.id().to_string();
+    let cmdline = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            fs::read_to_string(e.path().join("stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    == Some(proxy.as_str())
+            })
+        })
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .next()
+        .unwrap_or_default();
+    drop(stdin);
+    let _ = child.wait();
+    cmdline
+}
+
+#[test]
+fn issue_26_real_servers_run_from_the_private_copy_that_was_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let everything = real_component("node/node_modules/.bin/mcp-server-everything");
+    let db = d.join("db.sqlite");
+    let sqlite = sqlite_server(&db);
+    let sqlite: Vec<&str> = sqlite.iter().map(String::as_str).collect();
+    for argv in [vec![everything.as_str()], sqlite] {
+        lock(d, &[], &argv, &[]).expect_success();
+        let cmdline = proxied_server_cmdline(d, &argv);
+        let run_dir = cmdline
+            .split_whitespace()
+            .find_map(|word| {
+                let at = word.find("/mcplock-run-")?;
+                let end = word[at + 1..].find('/').map_or(word.len(), |e| at + 1 + e);
+                Some(word[..end].to_string())
+            })
+            .unwrap_or_else(|| panic!("{argv:?} ran as {cmdline:?}, not from a private copy"));
+        // The private copy is gone with its session.
+        assert!(
+            !Path::new(&run_dir).exists(),
+            "{run_dir} outlived its session"
+        );
+    }
+}

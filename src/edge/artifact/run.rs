@@ -8,12 +8,17 @@
 //! package) is run the same way: the package and the tree it is installed in are copied, as
 //! hashed, into a `node_modules` of the proxy's own, and node is given the copy of the file.
 //!
-//! What is not copied is still checked where it is, with that window: the interpreter itself
-//! and a venv's site-packages (a `file` artifact), an npm package run by `npx` from its cache,
-//! and PyPI distributions (run where they are installed).
+//! A PyPI distribution's console script, or `python -m`, from a virtual environment runs from a
+//! private environment: its site-packages copied as hashed, its `pyvenv.cfg`, and a `bin/python`
+//! that links to the same interpreter (Python takes the environment beside the interpreter it
+//! was started as).
+//!
+//! What is not copied is still checked where it is, with that window: the interpreter itself,
+//! a venv's `pyvenv.cfg`, the working directory of `python -m`, and a package run by `npx` or
+//! `uvx` from their caches.
 
 use super::content::{self, Budget, Files};
-use super::{find_program, npm_content_into, npm_place, real};
+use super::{find_program, npm_content_into, npm_place, real, shebang_python, venv_site_packages};
 use crate::core::artifact::{Kind, Resolved, Target, basename, target};
 use crate::core::bundle::hex;
 use std::path::{Path, PathBuf};
@@ -47,11 +52,12 @@ pub fn private_copy(
     let Some(content) = locked.content.as_ref() else {
         return Ok(None);
     };
-    if locked.kind != Kind::File && locked.kind != Kind::Npm {
-        return Ok(None);
-    }
-    let Target::Program { command, script } = target(command, args) else {
-        return Ok(None);
+    let (command, script) = match (locked.kind, target(command, args)) {
+        (Kind::File | Kind::Npm | Kind::Pypi, Target::Program { command, script }) => {
+            (command, script)
+        }
+        (Kind::Pypi, Target::PythonModule { python, .. }) => (python, None),
+        _ => return Ok(None),
     };
     let dir = tempfile::Builder::new()
         .prefix("mcplock-run-")
@@ -61,6 +67,10 @@ pub fn private_copy(
     let expected = |part: &str| content.get(part).map(|p| p.digest.as_str());
     if locked.kind == Kind::Npm {
         let (program, args) = copy_npm(&command, script.as_deref(), args, cwd, locked, dir.path())?;
+        return Ok(Some(Private { dir, program, args }));
+    }
+    if locked.kind == Kind::Pypi {
+        let (program, args) = copy_pypi(&command, args, cwd, locked, dir.path())?;
         return Ok(Some(Private { dir, program, args }));
     }
     match script {
@@ -86,11 +96,18 @@ pub fn private_copy(
         }
         Some(script) => {
             let args = copy_script(&command, &script, args, cwd, locked, dir.path())?;
-            Ok(Some(Private {
-                program: command,
-                args,
-                dir,
-            }))
+            // A venv's python: its environment is copied too, and started from there.
+            let program = match expected("site-packages") {
+                Some(site) => {
+                    let python = find_program(cwd, &command)?;
+                    let venv = dir.path().join("mcplock-venv");
+                    private_venv(&python, &venv, Some(site))?
+                        .to_string_lossy()
+                        .into_owned()
+                }
+                None => command,
+            };
+            Ok(Some(Private { program, args, dir }))
         }
     }
 }
@@ -216,6 +233,98 @@ fn is_node_script(path: &Path) -> Result<bool, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let first = head[..n].split(|b| *b == b'\n').next().unwrap_or_default();
     Ok(first.starts_with(b"#!") && first.windows(4).any(|w| w == b"node"))
+}
+
+/// A PyPI distribution's console script (`command` is the script, its `#!` line a venv's
+/// python), or `command` a venv's python given `-m`: a private environment under `into`, and
+/// the program and args that start the same code from it.
+fn copy_pypi(
+    command: &str,
+    args: &[String],
+    cwd: &Path,
+    locked: &Resolved,
+    into: &Path,
+) -> Result<(String, Vec<String>), String> {
+    let found = find_program(cwd, command)?;
+    let content = locked.content.as_ref();
+    let expected = |part: &str| content.and_then(|c| c.get(part)).map(|p| p.digest.as_str());
+    let script = shebang_python(&found)?;
+    let python = match &script {
+        Some(python) => python.clone(),
+        None => found.clone(),
+    };
+    let private_python = private_venv(&python, into, expected("site-packages"))?;
+    let program = private_python.to_string_lossy().into_owned();
+    if script.is_none() {
+        // `python -m module ...`: the same arguments, given the private environment's python.
+        return Ok((program, args.to_vec()));
+    }
+    // The console script: its body after the `#!` line, and what Python imports beside it.
+    let bin = private_python
+        .parent()
+        .ok_or_else(|| "the private environment has no bin".to_string())?;
+    let beside = found.parent().unwrap_or(Path::new("/"));
+    let mut budget = Budget::new();
+    let part = content::python_path_entry_into(beside, &mut budget, Files::copying_to(bin))?;
+    held(
+        &part.digest,
+        expected("script-directory"),
+        "what the script loads from beside it",
+    )?;
+    let name = found
+        .file_name()
+        .ok_or_else(|| format!("{} names no file", found.display()))?;
+    let copy = bin.join(name);
+    let bytes = crate::edge::fs::read_bounded(&found, content::MAX_CONTENT_BYTES)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone", found.display()))?;
+    let body = match bytes.strip_prefix(b"#!") {
+        Some(rest) => rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&[][..], |at| &rest[at + 1..]),
+        None => &bytes[..],
+    };
+    let mut files = Files::default();
+    files.add_bytes(Path::new(name), body, &mut budget)?;
+    held(
+        &files.into_part().digest,
+        expected("script"),
+        "the console script",
+    )?;
+    // Only the body runs: the `#!` line is a comment to the interpreter given the copy.
+    std::fs::write(&copy, body).map_err(|e| format!("{}: {e}", copy.display()))?;
+    let mut all = vec![copy.to_string_lossy().into_owned()];
+    all.extend_from_slice(args);
+    Ok((program, all))
+}
+
+/// A virtual environment under `into` for the venv `python` belongs to: its site-packages
+/// copied as hashed (held to `expected`), its `pyvenv.cfg`, and `bin/python` linking to the
+/// same interpreter. Returns that `bin/python`.
+fn private_venv(python: &Path, into: &Path, expected: Option<&str>) -> Result<PathBuf, String> {
+    let site = venv_site_packages(python)?;
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("{} is not in a venv", python.display()))?;
+    let rel = site
+        .strip_prefix(venv)
+        .map_err(|_| format!("{} is not inside {}", site.display(), venv.display()))?;
+    let mut files = Files::copying_to(&into.join(rel));
+    files.add_tree(&site, &|_| false, &mut Budget::new())?;
+    held(
+        &files.into_part().digest,
+        expected,
+        "the environment's site-packages",
+    )?;
+    let io = |e: std::io::Error| format!("{}: {e}", into.display());
+    std::fs::copy(venv.join("pyvenv.cfg"), into.join("pyvenv.cfg")).map_err(io)?;
+    let bin = into.join("bin");
+    std::fs::create_dir_all(&bin).map_err(io)?;
+    let private_python = bin.join(python.file_name().unwrap_or("python".as_ref()));
+    std::os::unix::fs::symlink(real(python)?, &private_python).map_err(io)?;
+    Ok(private_python)
 }
 
 /// The digest of what was copied must be the locked one.
