@@ -614,23 +614,28 @@ impl<A: std::io::Write> Proxy<'_, A> {
         };
         tokio::pin!(gone);
         loop {
-            let flow = tokio::select! {
+            // A fault or the server's exit first; then whichever side has a message (fairly:
+            // neither side can starve the other).
+            let incoming = tokio::select! {
                 biased;
                 Some(stalled) = readers.faults.recv() => Err(stalled),
-                () = &mut gone => self.server_gone(
+                () = &mut gone => Ok(None),
+                incoming = next_incoming(&mut readers.host, &mut readers.replayed, &mut readers.server) => Ok(Some(incoming)),
+            };
+            let flow = match incoming {
+                Err(stalled) => Err(stalled),
+                Ok(None) => self.server_gone(
                     "the server's process exited, but its output stayed open (a process it started holds it)".into(),
                 ),
-                from_host = async {
-                    tokio::select! {
-                        biased;
-                        Some(message) = readers.replayed.recv() => Ok(message),
-                        next = readers.host.next() => next,
-                    }
-                } => {
-                    let bad_line = readers.host.last_line().to_vec();
+                Ok(Some(Incoming::Host(from_host))) => {
+                    // The line a bad message came on, to recover its id for the answer.
+                    let bad_line = match &from_host {
+                        Err(_) => readers.host.last_line().to_vec(),
+                        Ok(_) => Vec::new(),
+                    };
                     self.on_host(from_host, &bad_line)
                 }
-                from_server = readers.server.next() => self.on_server(from_server),
+                Ok(Some(Incoming::Server(from_server))) => self.on_server(from_server),
             };
             match flow {
                 Ok(Next::Go) => {}
@@ -653,6 +658,35 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 }
             }
         }
+    }
+}
+
+/// A message from one side.
+enum Incoming {
+    Host(Result<Message, ConnError>),
+    Server(Result<Message, ConnError>),
+}
+
+/// The next message from either side: a host call parked for a re-listing and read again
+/// first, then the host or the server, whichever is ready (no side first). Cancel-safe.
+async fn next_incoming<HR, SR>(
+    host: &mut MessageReader<HR>,
+    replayed: &mut mpsc::UnboundedReceiver<Message>,
+    server: &mut MessageReader<SR>,
+) -> Incoming
+where
+    HR: AsyncRead + Unpin,
+    SR: AsyncRead + Unpin,
+{
+    tokio::select! {
+        from_host = async {
+            tokio::select! {
+                biased;
+                Some(message) = replayed.recv() => Ok(message),
+                next = host.next() => next,
+            }
+        } => Incoming::Host(from_host),
+        from_server = server.next() => Incoming::Server(from_server),
     }
 }
 
