@@ -742,10 +742,11 @@ fn issue_26_a_script_swapped_between_its_check_and_its_start_never_runs() {
 
 /// Starts the proxy on `argv` (locked in `dir`), waits for its server to answer initialize,
 /// and returns the server process's command line as /proc shows it.
-fn proxied_server_cmdline(dir: &Path, argv: &[&str]) -> String {
+fn proxied_server_cmdline(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> String {
     use std::io::{BufRead, Write};
     let mut child = std::process::Command::new(mcplock_bin())
         .current_dir(dir)
+        .envs(env.iter().copied())
         .args(["proxy", "--allow-unsigned", "--"])
         .args(argv)
         .stdin(std::process::Stdio::piped())
@@ -788,9 +789,23 @@ fn issue_26_real_servers_run_from_the_private_copy_that_was_checked() {
     let db = d.join("db.sqlite");
     let sqlite = sqlite_server(&db);
     let sqlite: Vec<&str> = sqlite.iter().map(String::as_str).collect();
-    for argv in [vec![everything.as_str()], sqlite] {
-        lock(d, &[], &argv, &[]).expect_success();
-        let cmdline = proxied_server_cmdline(d, &argv);
+    let cache = real_component("npx-cache");
+    let npx = vec![
+        "npx",
+        "-y",
+        "@modelcontextprotocol/server-everything@2026.8.31",
+    ];
+    let npx_env = [("npm_config_cache", cache.as_str())];
+    for (argv, env) in [
+        (vec![everything.as_str()], &[][..]),
+        (sqlite, &[][..]),
+        (npx, &npx_env[..]),
+    ] {
+        // A directory (and lockfile) per launch: two of them are the same server.
+        let case = tempfile::tempdir().unwrap();
+        let d = case.path();
+        lock(d, &[], &argv, env).expect_success();
+        let cmdline = proxied_server_cmdline(d, &argv, env);
         let run_dir = cmdline
             .split_whitespace()
             .find_map(|word| {

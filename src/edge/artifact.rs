@@ -234,6 +234,18 @@ fn npx(
     cache: &Path,
     global: Option<&Path>,
 ) -> Result<Artifact, String> {
+    let (root, version, pinned) = npx_install(cwd, package, cache, global)?;
+    npm_artifact(&root, &package.name, &version, pinned)
+}
+
+/// Where npx would find `package`: the directory holding the `node_modules` it runs from, the
+/// version installed there, and whether the launch pins it.
+fn npx_install(
+    cwd: &Path,
+    package: &NpmSpec,
+    cache: &Path,
+    global: Option<&Path>,
+) -> Result<(PathBuf, String, bool), String> {
     let local = npm_prefix(cwd);
     for root in local.iter().map(PathBuf::as_path).chain(global) {
         let dir = root.join("node_modules").join(&package.name);
@@ -257,7 +269,7 @@ fn npx(
             }
         };
         if satisfied {
-            return npm_artifact(root, &package.name, &version, true);
+            return Ok((root.to_path_buf(), version, true));
         }
     }
     let hash = hex(&Sha512::digest(package.raw.as_bytes()));
@@ -281,7 +293,7 @@ fn npx(
     }
     // A bare name, a range or a tag: npx asks the registry at start and may run a newer one.
     let pinned = package.exact_version().is_some();
-    npm_artifact(&tree, &package.name, &version, pinned)
+    Ok((tree, version, pinned))
 }
 
 /// The directory of npm's global `node_modules`: `<prefix>/lib`, the prefix from

@@ -18,7 +18,10 @@
 //! `uvx` from their caches.
 
 use super::content::{self, Budget, Files};
-use super::{find_program, npm_content_into, npm_place, real, shebang_python, venv_site_packages};
+use super::{
+    find_program, npm_cache_dir, npm_content_into, npm_global_lib, npm_place, npx_install,
+    read_json, real, shebang_python, venv_site_packages,
+};
 use crate::core::artifact::{Kind, Resolved, Target, basename, target};
 use crate::core::bundle::hex;
 use std::path::{Path, PathBuf};
@@ -57,13 +60,14 @@ pub fn private_copy(
             (command, script)
         }
         (Kind::Pypi, Target::PythonModule { python, .. }) => (python, None),
+        (Kind::Npm, Target::Npx { package, index }) => {
+            let dir = private_dir()?;
+            let (program, args) = copy_npx(&package, &args[index + 1..], cwd, locked, dir.path())?;
+            return Ok(Some(Private { dir, program, args }));
+        }
         _ => return Ok(None),
     };
-    let dir = tempfile::Builder::new()
-        .prefix("mcplock-run-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| format!("cannot make a private directory to run from: {e}"))?;
+    let dir = private_dir()?;
     let expected = |part: &str| content.get(part).map(|p| p.digest.as_str());
     if locked.kind == Kind::Npm {
         let (program, args) = copy_npm(&command, script.as_deref(), args, cwd, locked, dir.path())?;
@@ -170,6 +174,54 @@ fn copy_script(
     Ok(args)
 }
 
+/// A new directory only this process can read or write.
+fn private_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix("mcplock-run-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| format!("cannot make a private directory to run from: {e}"))
+}
+
+/// `npx [-y] pkg args`: the package npx would run (the project's, the global one, or its
+/// cache's), copied with its tree; its `bin` started with `rest`, the arguments after the
+/// package, as npx would.
+fn copy_npx(
+    package: &crate::core::artifact::NpmSpec,
+    rest: &[String],
+    cwd: &Path,
+    locked: &Resolved,
+    into: &Path,
+) -> Result<(String, Vec<String>), String> {
+    let cache = npm_cache_dir()?;
+    let (root, _, _) = npx_install(cwd, package, &cache, npm_global_lib(cwd).as_deref())?;
+    let dir = root.join("node_modules").join(&package.name);
+    let manifest = read_json(&dir.join("package.json"))?
+        .ok_or_else(|| format!("{} has no package.json", dir.display()))?;
+    let bin = npx_bin(&manifest, &package.name)?;
+    let entry = real(&dir.join(bin))?;
+    copy_npm_entry(&entry, None, rest, locked, into)
+}
+
+/// The file npx runs of a package: its only `bin`, or the one named as the package (without
+/// its scope).
+fn npx_bin<'m>(manifest: &'m serde_json::Value, name: &str) -> Result<&'m str, String> {
+    let unscoped = name.rsplit('/').next().unwrap_or(name);
+    match manifest.get("bin") {
+        Some(serde_json::Value::String(path)) => Ok(path),
+        Some(serde_json::Value::Object(bins)) if bins.len() == 1 => bins
+            .values()
+            .next()
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("{name}'s bin is not a path")),
+        Some(serde_json::Value::Object(bins)) => bins
+            .get(unscoped)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("{name} has several bins and none named {unscoped:?}")),
+        _ => Err(format!("{name} declares no bin for npx to run")),
+    }
+}
+
 /// Copies the npm package a launch runs, with the tree it is installed in, into
 /// `into/node_modules`; returns the program and args that start the copy of the same file.
 fn copy_npm(
@@ -184,7 +236,28 @@ fn copy_npm(
         Some(script) => real(&cwd.join(script))?,
         None => real(&find_program(cwd, command)?)?,
     };
-    let (root, name, _) = npm_place(&entry)
+    let (program, args) = copy_npm_entry(&entry, script, args, locked, into)?;
+    Ok((
+        if script.is_some() {
+            command.to_string()
+        } else {
+            program
+        },
+        args,
+    ))
+}
+
+/// Copies the package `entry` belongs to, with its tree, under `into`, each part held to the
+/// lock; returns how to start the copy of `entry`: `script` replaced in `args` by the copy, or
+/// (no script) the copy started as a node script or a program with `args`.
+fn copy_npm_entry(
+    entry: &Path,
+    script: Option<&str>,
+    args: &[String],
+    locked: &Resolved,
+    into: &Path,
+) -> Result<(String, Vec<String>), String> {
+    let (root, name, _) = npm_place(entry)
         .ok_or_else(|| format!("{} is not inside a node_modules", entry.display()))?;
     let modules = root.join("node_modules");
     let copy_root = into.join("node_modules");
@@ -211,7 +284,7 @@ fn copy_npm(
             .ok_or_else(|| format!("the script {script:?} is not among the arguments"))?;
         let mut args = args.to_vec();
         args[at] = copy_text;
-        return Ok((command.to_string(), args));
+        return Ok(("node".to_string(), args));
     }
     // A `.bin` link: a node script (started with node, as its `#!` line asks), or a program.
     if is_node_script(&copy)? {
@@ -453,5 +526,17 @@ mod tests {
         std::fs::write(modules.join("dep/index.js"), "module.exports = 2\n").unwrap();
         let refused = private_copy("node", &args, d, &locked).err().unwrap();
         assert!(refused.contains("dependencies"), "{refused}");
+    }
+
+    #[test]
+    fn npx_runs_the_only_bin_or_the_one_named_as_the_package() {
+        let one = serde_json::json!({"bin": "dist/index.js"});
+        assert_eq!(npx_bin(&one, "@scope/tool").unwrap(), "dist/index.js");
+        let map = serde_json::json!({"bin": {"tool": "a.js", "other": "b.js"}});
+        assert_eq!(npx_bin(&map, "@scope/tool").unwrap(), "a.js");
+        let single = serde_json::json!({"bin": {"whatever": "c.js"}});
+        assert_eq!(npx_bin(&single, "tool").unwrap(), "c.js");
+        assert!(npx_bin(&serde_json::json!({"bin": {"x": "1", "y": "2"}}), "tool").is_err());
+        assert!(npx_bin(&serde_json::json!({}), "tool").is_err());
     }
 }
