@@ -796,10 +796,28 @@ fn issue_26_real_servers_run_from_the_private_copy_that_was_checked() {
         "@modelcontextprotocol/server-everything@2026.8.31",
     ];
     let npx_env = [("npm_config_cache", cache.as_str())];
+    let (uv_cache, pins) = (
+        real_component("uv-cache"),
+        real_component("sqlite/requirements.txt"),
+    );
+    let uvx_env = [
+        ("UV_CACHE_DIR", uv_cache.as_str()),
+        ("UV_CONSTRAINT", pins.as_str()),
+        ("UV_OFFLINE", "1"),
+    ];
+    let uvx = real_component("python/.venv/bin/uvx");
+    let uvx_db = d.join("uvx.sqlite");
+    let uvx_argv = vec![
+        uvx.as_str(),
+        "mcp-server-sqlite",
+        "--db-path",
+        uvx_db.to_str().unwrap(),
+    ];
     for (argv, env) in [
         (vec![everything.as_str()], &[][..]),
         (sqlite, &[][..]),
         (npx, &npx_env[..]),
+        (uvx_argv, &uvx_env[..]),
     ] {
         // A directory (and lockfile) per launch: two of them are the same server.
         let case = tempfile::tempdir().unwrap();

@@ -585,27 +585,7 @@ fn record_has_module(dist: &Path, module: &str) -> Result<bool, String> {
 /// installs nothing from the network) to run that environment's interpreter with `-I -S`, so
 /// nothing the environment installed runs, and that interpreter prints its own path.
 fn uvx_environment(cwd: &Path, uvx: &str, requirement: &PyRequirement) -> Result<Artifact, String> {
-    let program = find_program(cwd, uvx)?;
-    let answer = run_bounded(
-        &program,
-        &[
-            "--offline",
-            "--from",
-            &requirement.raw,
-            "python",
-            "-I",
-            "-S",
-            "-c",
-            "import sys; print(sys.executable)",
-        ],
-    )
-    .map_err(|e| {
-        format!(
-            "uvx cannot name an environment for {} without the network ({e}): it would install one at start",
-            requirement.raw
-        )
-    })?;
-    let python = PathBuf::from(answer.trim());
+    let python = uvx_python(cwd, uvx, requirement)?;
     let site = venv_site_packages(&python)?;
     let wanted = normalize_python_name(&requirement.name);
     let dist = find_distribution(&site, |dist| {
@@ -627,6 +607,32 @@ fn uvx_environment(cwd: &Path, uvx: &str, requirement: &PyRequirement) -> Result
         ));
     }
     Ok(artifact)
+}
+
+/// The interpreter of the environment uv names for `requirement`, asked offline (nothing is
+/// fetched, nothing the environment installed runs).
+fn uvx_python(cwd: &Path, uvx: &str, requirement: &PyRequirement) -> Result<PathBuf, String> {
+    let program = find_program(cwd, uvx)?;
+    let answer = run_bounded(
+        &program,
+        &[
+            "--offline",
+            "--from",
+            &requirement.raw,
+            "python",
+            "-I",
+            "-S",
+            "-c",
+            "import sys; print(sys.executable)",
+        ],
+    )
+    .map_err(|e| {
+        format!(
+            "uvx cannot name an environment for {} without the network ({e}): it would install one at start",
+            requirement.raw
+        )
+    })?;
+    Ok(PathBuf::from(answer.trim()))
 }
 
 /// A distribution: name and version from METADATA; the digest over its RECORD's entries for

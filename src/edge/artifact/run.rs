@@ -13,14 +13,17 @@
 //! that links to the same interpreter (Python takes the environment beside the interpreter it
 //! was started as).
 //!
+//! `npx` runs the copy of the package it would run (its `bin`), and `uvx` the copy of the
+//! environment uv names, through a console-script wrapper mcplock writes from the entry point
+//! the copied distribution declares.
+//!
 //! What is not copied is still checked where it is, with that window: the interpreter itself,
-//! a venv's `pyvenv.cfg`, the working directory of `python -m`, and a package run by `npx` or
-//! `uvx` from their caches.
+//! a venv's `pyvenv.cfg` and the working directory of `python -m`.
 
 use super::content::{self, Budget, Files};
 use super::{
     find_program, npm_cache_dir, npm_content_into, npm_global_lib, npm_place, npx_install,
-    read_json, real, shebang_python, venv_site_packages,
+    read_json, read_text, real, shebang_python, uvx_python, venv_site_packages,
 };
 use crate::core::artifact::{Kind, Resolved, Target, basename, target};
 use crate::core::bundle::hex;
@@ -60,6 +63,19 @@ pub fn private_copy(
             (command, script)
         }
         (Kind::Pypi, Target::PythonModule { python, .. }) => (python, None),
+        (
+            Kind::Pypi,
+            Target::Uvx {
+                uvx,
+                requirement,
+                index,
+            },
+        ) => {
+            let dir = private_dir()?;
+            let (program, args) =
+                copy_uvx(&uvx, &requirement, index, args, cwd, locked, dir.path())?;
+            return Ok(Some(Private { dir, program, args }));
+        }
         (Kind::Npm, Target::Npx { package, index }) => {
             let dir = private_dir()?;
             let (program, args) = copy_npx(&package, &args[index + 1..], cwd, locked, dir.path())?;
@@ -372,6 +388,107 @@ fn copy_pypi(
     Ok((program, all))
 }
 
+/// `uvx [--from REQ] CMD args`: the environment uv names, copied as a private environment;
+/// `CMD` (the package's name without `--from`) started from a wrapper mcplock writes from the
+/// console-script entry point the copied (checked) distribution declares.
+fn copy_uvx(
+    uvx: &str,
+    requirement: &crate::core::artifact::PyRequirement,
+    index: usize,
+    args: &[String],
+    cwd: &Path,
+    locked: &Resolved,
+    into: &Path,
+) -> Result<(String, Vec<String>), String> {
+    let (command, rest) = if index == 1 {
+        let command = args
+            .get(2)
+            .ok_or_else(|| "uvx --from REQ without a command".to_string())?;
+        (command.clone(), args.get(3..).unwrap_or_default())
+    } else {
+        (requirement.name.clone(), args.get(1..).unwrap_or_default())
+    };
+    let python = uvx_python(cwd, uvx, requirement)?;
+    let expected = locked
+        .content
+        .as_ref()
+        .and_then(|c| c.get("site-packages"))
+        .map(|p| p.digest.as_str());
+    let private_python = private_venv(&python, into, expected)?;
+    let site = venv_site_packages(&private_python)?;
+    let target = console_script_target(&site, &command)?;
+    let wrapper = into.join("bin").join(&command);
+    std::fs::write(&wrapper, entry_point_wrapper(&command, &target)?)
+        .map_err(|e| format!("{}: {e}", wrapper.display()))?;
+    let mut all = vec![wrapper.to_string_lossy().into_owned()];
+    all.extend_from_slice(rest);
+    Ok((private_python.to_string_lossy().into_owned(), all))
+}
+
+/// The `module:attr` a distribution in `site` declares for the console script `name`.
+fn console_script_target(site: &Path, name: &str) -> Result<String, String> {
+    let entries = std::fs::read_dir(site).map_err(|e| format!("{}: {e}", site.display()))?;
+    let mut dists: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dist-info"))
+        .collect();
+    dists.sort();
+    for dist in dists {
+        let Some(text) = read_text(&dist.join("entry_points.txt"))? else {
+            continue;
+        };
+        let mut in_section = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_section = line == "[console_scripts]";
+            } else if in_section
+                && let Some((key, value)) = line.split_once('=')
+                && key.trim() == name
+            {
+                return Ok(value.trim().to_string());
+            }
+        }
+    }
+    Err(format!(
+        "no distribution in {} declares the console script {name:?}",
+        site.display()
+    ))
+}
+
+/// The console-script wrapper installers write for `module:attr` (extras ignored): import,
+/// call, exit with what it returns. Only dotted identifiers are accepted.
+fn entry_point_wrapper(name: &str, target: &str) -> Result<String, String> {
+    let target = target.split('[').next().unwrap_or(target).trim();
+    let (module, attr) = target
+        .split_once(':')
+        .ok_or_else(|| format!("the entry point {target:?} names no object"))?;
+    let (module, attr) = (module.trim(), attr.trim());
+    let dotted = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                let mut chars = part.chars();
+                chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                    && chars.all(|c| c == '_' || c.is_alphanumeric())
+            })
+    };
+    if !dotted(module) || !dotted(attr) {
+        return Err(format!("the entry point {target:?} is not module:object"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "the console script name {name:?} is not one mcplock writes a wrapper for"
+        ));
+    }
+    let head = attr.split('.').next().unwrap_or(attr);
+    Ok(format!(
+        "import sys\nfrom {module} import {head}\nif __name__ == \"__main__\":\n    sys.argv[0] = {name:?}\n    sys.exit({attr}())\n"
+    ))
+}
+
 /// A virtual environment under `into` for the venv `python` belongs to: its site-packages
 /// copied as hashed (held to `expected`), its `pyvenv.cfg`, and `bin/python` linking to the
 /// same interpreter. Returns that `bin/python`.
@@ -538,5 +655,31 @@ mod tests {
         assert_eq!(npx_bin(&single, "tool").unwrap(), "c.js");
         assert!(npx_bin(&serde_json::json!({"bin": {"x": "1", "y": "2"}}), "tool").is_err());
         assert!(npx_bin(&serde_json::json!({}), "tool").is_err());
+    }
+
+    #[test]
+    fn a_console_script_wrapper_is_written_only_for_dotted_names() {
+        let wrapper = entry_point_wrapper("mcp-server-x", "mcp_server_x.cli:main [extra]").unwrap();
+        assert!(
+            wrapper.contains("from mcp_server_x.cli import main\n"),
+            "{wrapper}"
+        );
+        assert!(wrapper.contains("sys.exit(main())"), "{wrapper}");
+        assert!(
+            wrapper.contains("sys.argv[0] = \"mcp-server-x\""),
+            "{wrapper}"
+        );
+        let nested = entry_point_wrapper("x", "pkg:App.run").unwrap();
+        assert!(nested.contains("from pkg import App\n") && nested.contains("sys.exit(App.run())"));
+        for bad in [
+            "pkg",
+            "pkg:main()",
+            "os;import x:y",
+            "pkg:__import__('os').system",
+            ":main",
+        ] {
+            assert!(entry_point_wrapper("x", bad).is_err(), "{bad}");
+        }
+        assert!(entry_point_wrapper("x\"; import os", "pkg:main").is_err());
     }
 }
