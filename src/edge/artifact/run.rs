@@ -190,13 +190,24 @@ fn copy_script(
     Ok(args)
 }
 
-/// A new directory only this process can read or write.
+/// A new directory only this process can read or write: in `$XDG_RUNTIME_DIR` (the user's
+/// own, in memory on a desktop: copying a package tree there is about ten times faster than
+/// onto a disk) when there is one, else in the system's temporary directory.
 fn private_dir() -> Result<tempfile::TempDir, String> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute() && dir.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
     tempfile::Builder::new()
         .prefix("mcplock-run-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| format!("cannot make a private directory to run from: {e}"))
+        .tempdir_in(&base)
+        .map_err(|e| {
+            format!(
+                "cannot make a private directory to run from in {}: {e}",
+                base.display()
+            )
+        })
 }
 
 /// `npx [-y] pkg args`: the package npx would run (the project's, the global one, or its
