@@ -91,21 +91,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         };
         let expect = self.expect.remove(&sent);
         if obj.contains_key("result") && obj.contains_key("error") {
-            // JSON-RPC allows exactly one: which one a host would read is not ours to guess.
-            self.log(
-                Record::new(&waiting.method, Decision::Deny)
-                    .reason("an answer with both result and error")
-                    .exchanged((None, response_digest)),
-            );
-            if waiting.origin == Origin::Host {
-                let message = format!(
-                    "mcplock refused the server's answer to {}: it carries both a result and an error",
-                    waiting.method
-                );
-                let data = json!({"reason": "malformed-answer"});
-                self.answer_host(&waiting.original.to_value(), DENIED, message, Some(data))?;
-            }
-            return Ok(Next::Go);
+            return self.refuse_ambiguous(&waiting, response_digest);
         }
         obj.insert("id".into(), waiting.original.to_value());
         if let Some(Expect::Relist {
@@ -154,6 +140,25 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 }
             }
             self.to_host(line(&Value::Object(obj)))?;
+        }
+        Ok(Next::Go)
+    }
+
+    /// An answer with both `result` and `error`: JSON-RPC allows exactly one, and which one a
+    /// host would read is not ours to guess. Refused, and audited.
+    fn refuse_ambiguous(&mut self, waiting: &Waiting, response_digest: Option<Digest>) -> Flow {
+        self.log(
+            Record::new(&waiting.method, Decision::Deny)
+                .reason("an answer with both result and error")
+                .exchanged((None, response_digest)),
+        );
+        if waiting.origin == Origin::Host {
+            let message = format!(
+                "mcplock refused the server's answer to {}: it carries both a result and an error",
+                waiting.method
+            );
+            let data = json!({"reason": "malformed-answer"});
+            self.answer_host(&waiting.original.to_value(), DENIED, message, Some(data))?;
         }
         Ok(Next::Go)
     }

@@ -95,21 +95,9 @@ pub fn private_copy(
     }
     match script {
         None => {
-            let program = real(&find_program(cwd, &command)?)?;
-            let name = program
-                .file_name()
-                .map_or_else(|| PathBuf::from("program"), PathBuf::from);
-            let mut files = Files::copying_to(dir.path());
-            files.add_file(&program, &name, &mut Budget::new())?;
-            held(
-                &files.into_part().digest,
-                expected("program"),
-                "the program",
-            )?;
-            let copy = dir.path().join(&name);
-            make_executable(&copy)?;
+            let program = copy_program(&command, cwd, expected("program"), dir.path())?;
             Ok(Some(Private {
-                program: copy.to_string_lossy().into_owned(),
+                program,
                 args: args.to_vec(),
                 dir,
             }))
@@ -130,6 +118,26 @@ pub fn private_copy(
             Ok(Some(Private { program, args, dir }))
         }
     }
+}
+
+/// Copies the program `command` names into `into`, held to the lock's `program` part; returns
+/// the copy's path.
+fn copy_program(
+    command: &str,
+    cwd: &Path,
+    expected: Option<&str>,
+    into: &Path,
+) -> Result<String, String> {
+    let program = real(&find_program(cwd, command)?)?;
+    let name = program
+        .file_name()
+        .map_or_else(|| PathBuf::from("program"), PathBuf::from);
+    let mut files = Files::copying_to(into);
+    files.add_file(&program, &name, &mut Budget::new())?;
+    held(&files.into_part().digest, expected, "the program")?;
+    let copy = into.join(&name);
+    make_executable(&copy)?;
+    Ok(copy.to_string_lossy().into_owned())
 }
 
 /// Copies a script and what its interpreter loads from beside it into `into`; returns the
