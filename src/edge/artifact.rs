@@ -168,13 +168,7 @@ fn console_script(artifact: Artifact, script: &Path) -> Result<Artifact, String>
     let bytes = crate::edge::fs::read_bounded(script, MAX_METADATA_BYTES)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is gone", script.display()))?;
-    let body = match bytes.strip_prefix(b"#!") {
-        Some(rest) => rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(&[][..], |at| &rest[at + 1..]),
-        None => &bytes[..],
-    };
+    let body = script_body(&bytes);
     let mut budget = Budget::new();
     let mut files = Files::default();
     let name = script.file_name().map_or_else(PathBuf::new, PathBuf::from);
@@ -183,6 +177,17 @@ fn console_script(artifact: Artifact, script: &Path) -> Result<Artifact, String>
     let beside = content::python_path_entry(dir, &mut budget)?;
     let artifact = with_part(artifact, "script", files.into_part());
     Ok(with_part(artifact, "script-directory", beside))
+}
+
+/// A script's code after its `#!` line (the line names the interpreter, which is pinned apart).
+fn script_body(bytes: &[u8]) -> &[u8] {
+    match bytes.strip_prefix(b"#!") {
+        Some(rest) => rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&[][..], |at| &rest[at + 1..]),
+        None => bytes,
+    }
 }
 
 /// `artifact` with one more part of content.
@@ -551,8 +556,13 @@ fn read_text(path: &Path) -> Result<Option<String>, String> {
 }
 
 fn has_console_script(dist: &Path, script: &str) -> Result<bool, String> {
+    console_script_entry(dist, script).map(|entry| entry.is_some())
+}
+
+/// The entry point (`module:object`) a distribution declares for the console script `script`.
+fn console_script_entry(dist: &Path, script: &str) -> Result<Option<String>, String> {
     let Some(text) = read_text(&dist.join("entry_points.txt"))? else {
-        return Ok(false);
+        return Ok(None);
     };
     let mut in_section = false;
     for line in text.lines() {
@@ -560,13 +570,13 @@ fn has_console_script(dist: &Path, script: &str) -> Result<bool, String> {
         if line.starts_with('[') {
             in_section = line == "[console_scripts]";
         } else if in_section
-            && let Some((name, _)) = line.split_once('=')
+            && let Some((name, value)) = line.split_once('=')
             && name.trim() == script
         {
-            return Ok(true);
+            return Ok(Some(value.trim().to_string()));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 fn record_has_module(dist: &Path, module: &str) -> Result<bool, String> {

@@ -22,8 +22,9 @@
 
 use super::content::{self, Budget, Files};
 use super::{
-    find_program, npm_cache_dir, npm_content_into, npm_global_lib, npm_place, npx_install,
-    read_json, read_text, real, shebang_python, uvx_python, venv_site_packages,
+    console_script_entry, find_distribution, find_program, npm_cache_dir, npm_content_into,
+    npm_global_lib, npm_place, npx_install, read_json, real, script_body, shebang_python,
+    uvx_python, venv_site_packages,
 };
 use crate::core::artifact::{Kind, Resolved, Target, basename, target};
 use crate::core::bundle::hex;
@@ -386,13 +387,7 @@ fn copy_pypi(
     let bytes = crate::edge::fs::read_bounded(&found, content::MAX_CONTENT_BYTES)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is gone", found.display()))?;
-    let body = match bytes.strip_prefix(b"#!") {
-        Some(rest) => rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(&[][..], |at| &rest[at + 1..]),
-        None => &bytes[..],
-    };
+    let body = script_body(&bytes);
     let mut files = Files::default();
     files.add_bytes(Path::new(name), body, &mut budget)?;
     held(
@@ -446,33 +441,15 @@ fn copy_uvx(
 
 /// The `module:attr` a distribution in `site` declares for the console script `name`.
 fn console_script_target(site: &Path, name: &str) -> Result<String, String> {
-    let entries = std::fs::read_dir(site).map_err(|e| format!("{}: {e}", site.display()))?;
-    let mut dists: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "dist-info"))
-        .collect();
-    dists.sort();
-    for dist in dists {
-        let Some(text) = read_text(&dist.join("entry_points.txt"))? else {
-            continue;
-        };
-        let mut in_section = false;
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_section = line == "[console_scripts]";
-            } else if in_section
-                && let Some((key, value)) = line.split_once('=')
-                && key.trim() == name
-            {
-                return Ok(value.trim().to_string());
-            }
-        }
-    }
-    Err(format!(
-        "no distribution in {} declares the console script {name:?}",
-        site.display()
-    ))
+    let dist = find_distribution(site, |dist| Ok(console_script_entry(dist, name)?.is_some()))?
+        .ok_or_else(|| {
+            format!(
+                "no distribution in {} declares the console script {name:?}",
+                site.display()
+            )
+        })?;
+    console_script_entry(&dist, name)?
+        .ok_or_else(|| format!("{} lost its console script {name:?}", dist.display()))
 }
 
 /// The console-script wrapper installers write for `module:attr` (extras ignored): import,
