@@ -45,35 +45,7 @@ pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
 }
 
 fn export(args: BundleExportArgs) -> Result<Output, CliError> {
-    let private = args.key.as_deref().map(load_private_key).transpose()?;
-    let public = match (&private, &args.public_key) {
-        (_, Some(path)) => {
-            let (public, key_id) = load_public_key(path)?;
-            if let Some(private) = &private {
-                let own = private
-                    .public()
-                    .key_id()
-                    .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
-                if own != key_id {
-                    return Err(fail(
-                        Code::KeyInvalid,
-                        format!(
-                            "--key is key {own} but --public-key {} is key {key_id}; give the matching pair",
-                            path.display()
-                        ),
-                    ));
-                }
-            }
-            public
-        }
-        (Some(private), None) => private.public(),
-        (None, None) => {
-            return Err(fail(
-                Code::Usage,
-                "no key given: pass --public-key (the key that verifies the lockfile's signature), or --key to also sign the manifest",
-            ));
-        }
-    };
+    let (private, public) = export_keys(&args)?;
     let signer = public
         .key_id()
         .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
@@ -215,10 +187,62 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     .flatten()
     .collect();
     refuse_overwriting_inputs(&args.output, &inputs)?;
+    let unchanged = write_output(&args, &zip)?;
+    let exported = Exported {
+        zip: &zip,
+        members: members.keys().copied().collect(),
+        unchanged: unchanged == Some(true),
+        signed: private.is_some(),
+    };
+    let (human, json) = export_report(&args, &exported, &servers, policy, &signer);
+    Ok(Output::report(ExitKind::Clean, human, json))
+}
+
+/// The keys `bundle export` is given: the private key that signs the manifest (`--key`), and
+/// the public key the lockfile's signature must verify with (`--public-key`, else --key's);
+/// a pair that does not match is refused.
+fn export_keys(
+    args: &BundleExportArgs,
+) -> Result<(Option<crate::crypto::ed25519::PrivateKey>, PublicKey), CliError> {
+    let private = args.key.as_deref().map(load_private_key).transpose()?;
+    let public = match (&private, &args.public_key) {
+        (_, Some(path)) => {
+            let (public, key_id) = load_public_key(path)?;
+            if let Some(private) = &private {
+                let own = private
+                    .public()
+                    .key_id()
+                    .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+                if own != key_id {
+                    return Err(fail(
+                        Code::KeyInvalid,
+                        format!(
+                            "--key is key {own} but --public-key {} is key {key_id}; give the matching pair",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            public
+        }
+        (Some(private), None) => private.public(),
+        (None, None) => {
+            return Err(fail(
+                Code::Usage,
+                "no key given: pass --public-key (the key that verifies the lockfile's signature), or --key to also sign the manifest",
+            ));
+        }
+    };
+    Ok((private, public))
+}
+
+/// Writes the bundle to --output unless the same bytes are there; another file there is
+/// replaced only with --force. `Some(true)` when it was already there unchanged.
+fn write_output(args: &BundleExportArgs, zip: &[u8]) -> Result<Option<bool>, CliError> {
     // An existing output that cannot be read is not "absent": it may be something the user
     // needs, and only --force may replace it unseen.
     let unchanged = match read_bounded(&args.output, MAX_BUNDLE_BYTES) {
-        Ok(existing) => existing.map(|existing| existing == zip),
+        Ok(existing) => existing.map(|existing| existing == *zip),
         Err(_) if args.force => Some(false),
         Err(e) => {
             return Err(fail(
@@ -240,46 +264,60 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
                 ),
             ));
         }
-        _ => {
-            write_atomic(&args.output, &zip).map_err(|e| fail(Code::WriteFailed, e.to_string()))?
-        }
+        _ => write_atomic(&args.output, zip).map_err(|e| fail(Code::WriteFailed, e.to_string()))?,
     }
-    let sha256 = bundle::hex(&FileEntry::of(&zip).sha256);
+    Ok(unchanged)
+}
+
+/// What `bundle export` wrote, for its report.
+struct Exported<'a> {
+    zip: &'a [u8],
+    members: Vec<&'a str>,
+    unchanged: bool,
+    signed: bool,
+}
+
+/// `bundle export`'s report: for people, and as JSON.
+fn export_report(
+    args: &BundleExportArgs,
+    exported: &Exported<'_>,
+    servers: &[bundle::ServerSummary],
+    policy: Option<bundle::PolicySummary>,
+    signer: &Digest,
+) -> (String, Value) {
+    let sha256 = bundle::hex(&FileEntry::of(exported.zip).sha256);
     let tools: usize = servers.iter().map(|s| s.tools).sum();
     let json = json!({
         "bundle": args.output.display().to_string(),
-        "bytes": zip.len(),
-        "manifestSigned": private.is_some(),
-        "members": members.keys().collect::<Vec<_>>(),
-        "policy": policy.map(|p| json!({"passed": p.passed, "rules": p.rules})),
+        "bytes": exported.zip.len(),
+        "manifestSigned": exported.signed,
+        "members": exported.members,
+        "policy": policy.as_ref().map(|p| json!({"passed": p.passed, "rules": p.rules})),
         "servers": servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
         "sha256": sha256,
         "signer": signer.to_string(),
-        "unchanged": unchanged == Some(true),
+        "unchanged": exported.unchanged,
     });
-    let human = {
-        let mut out = format!(
-            "{} {} ({} bytes, sha256 {sha256})\n{} server(s), {tools} tool(s); lockfile signed by key {signer}\n",
-            if unchanged == Some(true) {
-                "unchanged"
-            } else {
-                "exported"
-            },
-            args.output.display(),
-            zip.len(),
-            servers.len(),
-        );
-        if let Some(p) = policy {
-            let _ = writeln!(out, "policy passed ({} rule(s))", p.rules);
-        }
-        if private.is_some() {
-            out.push_str("manifest signed: every byte of the bundle is covered\n");
+    let mut out = format!(
+        "{} {} ({} bytes, sha256 {sha256})\n{} server(s), {tools} tool(s); lockfile signed by key {signer}\n",
+        if exported.unchanged {
+            "unchanged"
         } else {
-            out.push_str("manifest NOT signed: pass --key to cover README.txt and the policy too (bundle verify will need --integrity-only)\n");
-        }
-        out
-    };
-    Ok(Output::report(ExitKind::Clean, human, json))
+            "exported"
+        },
+        args.output.display(),
+        exported.zip.len(),
+        servers.len(),
+    );
+    if let Some(p) = &policy {
+        let _ = writeln!(out, "policy passed ({} rule(s))", p.rules);
+    }
+    if exported.signed {
+        out.push_str("manifest signed: every byte of the bundle is covered\n");
+    } else {
+        out.push_str("manifest NOT signed: pass --key to cover README.txt and the policy too (bundle verify will need --integrity-only)\n");
+    }
+    (out, json)
 }
 
 /// A bundle that passed every integrity check, and what it says.

@@ -3,7 +3,6 @@
 //! bound) and checked. Rewriting the configs is `wrap`'s.
 
 use super::exit::{Code, fail};
-use super::files::MAX_LOCKFILE_BYTES;
 use super::locked::load_lockfile;
 use super::scan::scan_endpoint;
 use super::{CliError, ExitKind, HostArgs, HostsArgs, LockArgs, Output};
@@ -11,7 +10,7 @@ use crate::core::diff::diff_server;
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
-use crate::edge::fs::{lock_directory_of, remove_stale_temps, write_atomic_bounded};
+use crate::edge::fs::{lock_directory_of, remove_stale_temps};
 use crate::hosts::{ConfigFile, Found, Host, Unreadable, discover, recorded_launch, resolve};
 use crate::transport::Endpoint;
 use serde_json::{Value, json};
@@ -508,6 +507,40 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
         Some(guard)
     };
     let mut lockfile = load_lockfile(path)?.unwrap_or_default();
+    let changed = merge_scanned(&mut lockfile, scanned, &args, &mut outcomes);
+    if changed {
+        super::files::write_lockfile(path, &lockfile.to_pretty())?;
+    }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let failed = outcomes
+        .iter()
+        .any(|(_, _, o)| matches!(o, Outcome::Failed(_)));
+    let refused = outcomes
+        .iter()
+        .any(|(_, _, o)| matches!(o, Outcome::Refused(_)));
+    let exit = if failed {
+        ExitKind::Server
+    } else if !unreadable.is_empty() {
+        ExitKind::Usage
+    } else if refused {
+        ExitKind::No
+    } else {
+        ExitKind::Clean
+    };
+    let shown_path = path.display().to_string();
+    let json = lock_json(&outcomes, &lockfile, &unreadable, &shown_path);
+    let human = lock_human(&outcomes, &unreadable, &shown_path, changed);
+    Ok(Output::report(exit, human, json))
+}
+
+/// Each scanned server merged into `lockfile` as `lock` would (created; unchanged; updated only
+/// with --update; refused otherwise), its outcome added; `true` when the lockfile changed.
+fn merge_scanned(
+    lockfile: &mut Lockfile,
+    scanned: Vec<(String, String, ServerLock)>,
+    args: &LockArgs,
+    outcomes: &mut Vec<Reported>,
+) -> bool {
     let mut changed = false;
     for (name, origin, entry) in scanned {
         let outcome = match lockfile.servers.get(&name) {
@@ -530,91 +563,84 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
         }
         outcomes.push((name, origin, outcome));
     }
-    if changed {
-        write_atomic_bounded(path, &lockfile.to_pretty(), MAX_LOCKFILE_BYTES)
-            .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
-    }
-    outcomes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let failed = outcomes
+    changed
+}
+
+/// `lock --host`'s JSON report.
+fn lock_json(
+    outcomes: &[Reported],
+    lockfile: &Lockfile,
+    unreadable: &[Unreadable],
+    shown_path: &str,
+) -> Value {
+    let servers: Vec<Value> = outcomes
         .iter()
-        .any(|(_, _, o)| matches!(o, Outcome::Failed(_)));
-    let refused = outcomes
-        .iter()
-        .any(|(_, _, o)| matches!(o, Outcome::Refused(_)));
-    let exit = if failed {
-        ExitKind::Server
-    } else if !unreadable.is_empty() {
-        ExitKind::Usage
-    } else if refused {
-        ExitKind::No
-    } else {
-        ExitKind::Clean
-    };
-    let shown_path = path.display().to_string();
-    let json = {
-        let servers: Vec<Value> = outcomes
-            .iter()
-            .map(|(name, origin, outcome)| {
-                let mut v = json!({"name": name, "from": origin, "status": outcome.as_str()});
-                match outcome {
-                    Outcome::Failed(why) => v["error"] = json!(why),
-                    Outcome::Updated(n) | Outcome::Refused(n) => v["changes"] = json!(n),
-                    _ => {}
-                }
-                if let Some(entry) = lockfile.servers.get(name)
-                    && !matches!(outcome, Outcome::Failed(_))
-                {
-                    v["digest"] = json!(entry.digest(name).to_string());
-                }
-                v
-            })
-            .collect();
-        json!({
-            "lockfile": shown_path,
-            "servers": servers,
-            "unreadable": unreadable_lines(&unreadable),
+        .map(|(name, origin, outcome)| {
+            let mut v = json!({"name": name, "from": origin, "status": outcome.as_str()});
+            match outcome {
+                Outcome::Failed(why) => v["error"] = json!(why),
+                Outcome::Updated(n) | Outcome::Refused(n) => v["changes"] = json!(n),
+                _ => {}
+            }
+            if let Some(entry) = lockfile.servers.get(name)
+                && !matches!(outcome, Outcome::Failed(_))
+            {
+                v["digest"] = json!(entry.digest(name).to_string());
+            }
+            v
         })
-    };
-    let human = {
-        let mut out = String::new();
-        for (name, origin, outcome) in &outcomes {
-            let name = escape(name);
-            let origin = escape(origin);
-            let _ = match outcome {
-                Outcome::Created => writeln!(out, "locked    {name} (from {origin})"),
-                Outcome::Unchanged => writeln!(out, "unchanged {name}"),
-                Outcome::Updated(n) => {
-                    writeln!(out, "updated   {name} ({n} change(s) accepted)")
-                }
-                Outcome::Refused(0) => writeln!(out, "missing   {name}: not in the lockfile"),
-                Outcome::Refused(n) => writeln!(
-                    out,
-                    "refused   {name}: {n} change(s) since its lock; review with `mcplock diff --name {name}` and rerun with --update"
-                ),
-                Outcome::Failed(why) => {
-                    writeln!(out, "failed    {name} (from {origin}): {}", escape(why))
-                }
-            };
-        }
-        for line in unreadable_lines(&unreadable) {
-            let _ = writeln!(out, "unreadable {line}");
-        }
-        let ok = outcomes
-            .iter()
-            .filter(|(_, _, o)| {
-                matches!(
-                    o,
-                    Outcome::Created | Outcome::Unchanged | Outcome::Updated(_)
-                )
-            })
-            .count();
-        let _ = writeln!(
-            out,
-            "{ok} of {} server(s) locked in {shown_path}{}",
-            outcomes.len(),
-            if changed { "" } else { " (file unchanged)" }
-        );
-        out
-    };
-    Ok(Output::report(exit, human, json))
+        .collect();
+    json!({
+        "lockfile": shown_path,
+        "servers": servers,
+        "unreadable": unreadable_lines(unreadable),
+    })
+}
+
+/// `lock --host`'s report for people: a line per server, then the count.
+fn lock_human(
+    outcomes: &[Reported],
+    unreadable: &[Unreadable],
+    shown_path: &str,
+    changed: bool,
+) -> String {
+    let mut out = String::new();
+    for (name, origin, outcome) in outcomes {
+        let name = escape(name);
+        let origin = escape(origin);
+        let _ = match outcome {
+            Outcome::Created => writeln!(out, "locked    {name} (from {origin})"),
+            Outcome::Unchanged => writeln!(out, "unchanged {name}"),
+            Outcome::Updated(n) => {
+                writeln!(out, "updated   {name} ({n} change(s) accepted)")
+            }
+            Outcome::Refused(0) => writeln!(out, "missing   {name}: not in the lockfile"),
+            Outcome::Refused(n) => writeln!(
+                out,
+                "refused   {name}: {n} change(s) since its lock; review with `mcplock diff --name {name}` and rerun with --update"
+            ),
+            Outcome::Failed(why) => {
+                writeln!(out, "failed    {name} (from {origin}): {}", escape(why))
+            }
+        };
+    }
+    for line in unreadable_lines(unreadable) {
+        let _ = writeln!(out, "unreadable {line}");
+    }
+    let ok = outcomes
+        .iter()
+        .filter(|(_, _, o)| {
+            matches!(
+                o,
+                Outcome::Created | Outcome::Unchanged | Outcome::Updated(_)
+            )
+        })
+        .count();
+    let _ = writeln!(
+        out,
+        "{ok} of {} server(s) locked in {shown_path}{}",
+        outcomes.len(),
+        if changed { "" } else { " (file unchanged)" }
+    );
+    out
 }

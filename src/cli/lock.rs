@@ -114,55 +114,15 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         server_args.protocol = protocol_like(server_args.protocol, known);
     }
     let mut scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
-    let mut pin_notes = Vec::new();
-    if args.pin {
-        let pinned = scanned
-            .snapshot
-            .artifact
-            .as_ref()
-            .and_then(|artifact| pinned_args(&server_args.server, artifact));
-        match pinned {
-            Some(server) => {
-                pin_notes.push(format!(
-                    "pinned the launch: {} became {} (use it in the host config too)",
-                    server_args.server.join(" "),
-                    server.join(" ")
-                ));
-                server_args.server = server;
-                // Lock what the pinned launch runs: it may fetch the exact version now.
-                scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
-            }
-            None => pin_notes.push(match &scanned.snapshot.artifact {
-                Some(a) => format!("--pin: nothing to rewrite ({})", a.describe()),
-                None => "--pin: a remote server has no artifact to pin".to_string(),
-            }),
-        }
-    }
+    let pin_notes = if args.pin {
+        pin(&mut server_args, &mut scanned, &args).await?
+    } else {
+        Vec::new()
+    };
     let mut notes = scanned.notes.clone();
     notes.extend(pin_notes);
     notes.extend(artifact_notes(scanned.snapshot.artifact.as_ref()));
-    let name = match args
-        .name
-        .clone()
-        .or_else(|| scanned.snapshot.server_name().map(str::to_owned))
-    {
-        Some(name) => name,
-        None => {
-            return Err(fail(
-                Code::Usage,
-                "the server reports no serverInfo.name; give it one with --name",
-            ));
-        }
-    };
-    if name.is_empty() || name.chars().any(crate::core::text::is_hazardous) {
-        return Err(fail(
-            Code::Usage,
-            format!(
-                "server name {:?} is empty or holds control characters; choose one with --name",
-                escape(&name)
-            ),
-        ));
-    }
+    let name = server_name(&args, &scanned.snapshot)?;
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
         .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
 
@@ -193,38 +153,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     };
     let shown = path.display().to_string();
 
-    if args.check {
-        match status {
-            Status::Unchanged => {}
-            Status::Created => {
-                return Err(refusal(
-                    &args,
-                    if exists {
-                        format!("{shown} does not lock server {name:?}")
-                    } else {
-                        format!("{shown} does not exist")
-                    },
-                    &changes,
-                ));
-            }
-            Status::Updated => {
-                return Err(refusal(
-                    &args,
-                    format!("{shown} would change: server {name:?} no longer matches its lock"),
-                    &changes,
-                ));
-            }
-        }
-    }
-    if status == Status::Updated && !args.update {
-        return Err(refusal(
-            &args,
-            format!(
-                "server {name:?} differs from its lock in {shown} ({count} change(s)); review them and rerun with --update to accept"
-            ),
-            &changes,
-        ));
-    }
+    refuse_unless_allowed(&args, status, exists, &name, &shown, count, &changes)?;
     if status != Status::Unchanged {
         lockfile.servers.insert(name.clone(), entry.clone());
         super::files::write_lockfile(path, &lockfile.to_pretty())?;
@@ -240,6 +169,89 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         (changes, notes),
         entry,
     ))
+}
+
+/// `--pin`: the launch rewritten to the exact artifact it ran, and that launch scanned again
+/// (it may fetch the exact version now); the notes say what happened.
+async fn pin(
+    server_args: &mut super::ServerArgs,
+    scanned: &mut crate::mcp::scan::Scanned,
+    args: &LockArgs,
+) -> Result<Vec<String>, CliError> {
+    let pinned = scanned
+        .snapshot
+        .artifact
+        .as_ref()
+        .and_then(|artifact| pinned_args(&server_args.server, artifact));
+    let Some(server) = pinned else {
+        return Ok(vec![match &scanned.snapshot.artifact {
+            Some(a) => format!("--pin: nothing to rewrite ({})", a.describe()),
+            None => "--pin: a remote server has no artifact to pin".to_string(),
+        }]);
+    };
+    let note = format!(
+        "pinned the launch: {} became {} (use it in the host config too)",
+        server_args.server.join(" "),
+        server.join(" ")
+    );
+    server_args.server = server;
+    *scanned = scan_stable(server_args, &args.repeat, args.resources).await?;
+    Ok(vec![note])
+}
+
+/// The name the server is locked under: `--name`, else its `serverInfo.name`; never empty, never
+/// with control characters.
+fn server_name(
+    args: &LockArgs,
+    snapshot: &crate::core::snapshot::Snapshot,
+) -> Result<String, CliError> {
+    let name = args
+        .name
+        .clone()
+        .or_else(|| snapshot.server_name().map(str::to_owned))
+        .ok_or_else(|| {
+            fail(
+                Code::Usage,
+                "the server reports no serverInfo.name; give it one with --name",
+            )
+        })?;
+    if name.is_empty() || name.chars().any(crate::core::text::is_hazardous) {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "server name {:?} is empty or holds control characters; choose one with --name",
+                escape(&name)
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// `--check` refuses any change (or a server the file lacks); without `--update` a changed
+/// server is refused, naming its changes and the next command.
+fn refuse_unless_allowed(
+    args: &LockArgs,
+    status: Status,
+    exists: bool,
+    name: &str,
+    shown: &str,
+    count: usize,
+    changes: &[String],
+) -> Result<(), CliError> {
+    let headline = match status {
+        Status::Unchanged => return Ok(()),
+        Status::Created if !args.check => return Ok(()),
+        Status::Created if exists => format!("{shown} does not lock server {name:?}"),
+        Status::Created => format!("{shown} does not exist"),
+        Status::Updated if args.check => {
+            format!("{shown} would change: server {name:?} no longer matches its lock")
+        }
+        Status::Updated if args.update => return Ok(()),
+        Status::Updated => format!(
+            "server {name:?} differs from its lock in {shown} ({count} change(s)); review them and rerun with --update to accept"
+        ),
+    };
+    Err(refusal(args, headline, changes))
 }
 
 /// The server's argv (program first) rewritten to the exact artifact it ran, when it floats.

@@ -269,40 +269,7 @@ async fn serve(
     private: Option<&crate::edge::artifact::run::Private>,
 ) -> Result<Output, CliError> {
     let entry = &lockfile.servers[name];
-    let audit = match &args.audit {
-        None => None,
-        Some(path) => {
-            // Locked before its head is read: a second proxy on the same log is refused.
-            let opened = crate::edge::audit_log::open_exclusive(path).map_err(|e| {
-                let code = match e {
-                    crate::edge::audit_log::OpenError::Busy { .. } => Code::Usage,
-                    _ => Code::WriteFailed,
-                };
-                fail(code, e.to_string())
-            })?;
-            let verified = verify(&opened.existing).map_err(|e| {
-                fail(
-                    Code::AuditLogBroken,
-                    format!(
-                        "{} does not hold ({e}); it is not appended to (check it with `mcplock audit verify`, then move it away to start a new log)",
-                        path.display()
-                    ),
-                )
-            })?;
-            let sink = opened.file;
-            let chain = Chain::after(&verified);
-            Some(Audit {
-                sink,
-                chain: if args.audit_payloads {
-                    chain.with_payloads()
-                } else {
-                    chain
-                },
-                clock: now,
-                seal: audit_seal(args)?,
-            })
-        }
-    };
+    let audit = open_audit(args)?;
     let locked = Locked::new(entry);
     if args.on_drift == super::OnDriftArg::Warn {
         eprintln!(
@@ -314,6 +281,75 @@ async fn serve(
             "mcplock: proxy: warning: every call of tool {tool:?} will be denied: its locked inputSchema cannot check arguments ({why})"
         );
     }
+    let options = session_options(args, lockfile, name)?;
+    match endpoint {
+        Endpoint::Stdio(mut cmd) => {
+            // The locked argv, exactly (prepare() held the given one to it), in the directory
+            // it was locked in.
+            cmd.cwd = entry.launch.cwd().map(std::path::PathBuf::from);
+            // What the check read, from where no one else can change it.
+            if let Some(private) = private {
+                cmd.program = private.program.clone();
+                cmd.args = private.args.clone();
+            }
+            serve_command(&cmd, &locked, &options, audit).await
+        }
+        Endpoint::Http(remote) => {
+            let (host_in, host_out) = host_io();
+            let (lines, mut input, mut bridge) =
+                http::open(&remote, options.limits, REMOTE_REQUEST)
+                    .map_err(|e| fail(Code::Usage, e.to_string()))?;
+            let end = session(
+                host_in, host_out, lines, &mut input, &locked, &options, audit,
+            )
+            .await;
+            // Closing the input ends the HTTP session (DELETE) and the bridge.
+            drop(input);
+            bridge.finish(GRACE).await;
+            ended(end, |error| {
+                error.details.push(format!("server: {}", remote.url));
+            })
+        }
+    }
+}
+
+/// `--audit`: the log opened for this session, locked before its head is read (a second proxy
+/// on the same log is refused), and verified before anything is appended.
+fn open_audit(args: &ProxyArgs) -> Result<Option<Audit<std::fs::File>>, CliError> {
+    let Some(path) = &args.audit else {
+        return Ok(None);
+    };
+    let opened = crate::edge::audit_log::open_exclusive(path).map_err(|e| {
+        let code = match e {
+            crate::edge::audit_log::OpenError::Busy { .. } => Code::Usage,
+            _ => Code::WriteFailed,
+        };
+        fail(code, e.to_string())
+    })?;
+    let verified = verify(&opened.existing).map_err(|e| {
+        fail(
+            Code::AuditLogBroken,
+            format!(
+                "{} does not hold ({e}); it is not appended to (check it with `mcplock audit verify`, then move it away to start a new log)",
+                path.display()
+            ),
+        )
+    })?;
+    let chain = Chain::after(&verified);
+    Ok(Some(Audit {
+        sink: opened.file,
+        chain: if args.audit_payloads {
+            chain.with_payloads()
+        } else {
+            chain
+        },
+        clock: now,
+        seal: audit_seal(args)?,
+    }))
+}
+
+/// The session's options, from the flags.
+fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Options, CliError> {
     let mut options = Options::new(
         name,
         Limits {
@@ -330,77 +366,61 @@ async fn serve(
         None => None,
     };
     options.call_policy = call_policy(args, lockfile, name)?;
+    Ok(options)
+}
+
+/// Starts the locked command and runs the session until either side ends it; the server is
+/// then stopped, and what is known of it joins an error.
+async fn serve_command(
+    cmd: &ServerCommand,
+    locked: &Locked<'_>,
+    options: &Options,
+    audit: Option<Audit<std::fs::File>>,
+) -> Result<Output, CliError> {
     let (host_in, host_out) = host_io();
-    match endpoint {
-        Endpoint::Stdio(mut cmd) => {
-            // The locked argv, exactly (prepare() held the given one to it), in the directory
-            // it was locked in.
-            cmd.cwd = entry.launch.cwd().map(std::path::PathBuf::from);
-            // What the check read, from where no one else can change it.
-            if let Some(private) = private {
-                cmd.program = private.program.clone();
-                cmd.args = private.args.clone();
+    let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(cmd)
+        .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
+    let mut stdin = pipes.stdin;
+    // The server's own process ending is news even when a helper it started keeps its output
+    // open: the session then ends within a grace period.
+    let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
+    let exited = async {
+        if exited_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let end = {
+        let run = run_until(
+            host_in,
+            host_out,
+            pipes.stdout,
+            &mut stdin,
+            locked,
+            options,
+            audit,
+            exited,
+        );
+        tokio::pin!(run);
+        tokio::select! {
+            end = &mut run => end,
+            _ = process.wait() => {
+                let _ = exited_tx.send(());
+                run.await
             }
-            let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(&cmd)
-                .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
-            let mut stdin = pipes.stdin;
-            // The server's own process ending is news even when a helper it started keeps its
-            // output open: the session then ends within a grace period.
-            let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
-            let exited = async {
-                if exited_rx.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            let end = {
-                let run = run_until(
-                    host_in,
-                    host_out,
-                    pipes.stdout,
-                    &mut stdin,
-                    &locked,
-                    &options,
-                    audit,
-                    exited,
-                );
-                tokio::pin!(run);
-                tokio::select! {
-                    end = &mut run => end,
-                    _ = process.wait() => {
-                        let _ = exited_tx.send(());
-                        run.await
-                    }
-                }
-            };
-            drop(stdin);
-            let (status, _) = process.stop(GRACE).await;
-            process.finish(GRACE).await;
-            ended(end, |error| {
-                if let Some(status) = status {
-                    error.details.push(format!("server {status}"));
-                }
-                let stderr = process.stderr_report(12);
-                error
-                    .details
-                    .extend(stderr.lines.iter().map(|l| format!("| {l}")));
-            })
         }
-        Endpoint::Http(remote) => {
-            let (lines, mut input, mut bridge) =
-                http::open(&remote, options.limits, REMOTE_REQUEST)
-                    .map_err(|e| fail(Code::Usage, e.to_string()))?;
-            let end = session(
-                host_in, host_out, lines, &mut input, &locked, &options, audit,
-            )
-            .await;
-            // Closing the input ends the HTTP session (DELETE) and the bridge.
-            drop(input);
-            bridge.finish(GRACE).await;
-            ended(end, |error| {
-                error.details.push(format!("server: {}", remote.url));
-            })
+    };
+    drop(stdin);
+    let (status, _) = process.stop(GRACE).await;
+    process.finish(GRACE).await;
+    ended(end, |error| {
+        if let Some(status) = status {
+            error.details.push(format!("server {status}"));
         }
-    }
+        let stderr = process.stderr_report(12);
+        error
+            .details
+            .extend(stderr.lines.iter().map(|l| format!("| {l}")));
+    })
 }
 
 /// The key `--audit-key` names, to sign the log's checkpoints with.

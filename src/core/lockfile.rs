@@ -602,38 +602,7 @@ fn read_server(
 ) -> Result<(ServerLock, ItemDigests), LockfileError> {
     let entry = object(entry, place)?;
     only_keys(entry, &SERVER_KEYS, place)?;
-    let unserved = match entry.get("unserved") {
-        None => BTreeMap::new(),
-        Some(_) if version < 2 => {
-            return Err(err(
-                &format!("{place}.unserved"),
-                "this field needs lockfileVersion 2; the file says 1 (it was edited by hand?)",
-            ));
-        }
-        Some(v) => read_unserved(v, &format!("{place}.unserved"))?,
-    };
-    let artifact = match entry.get("artifact") {
-        None => None,
-        Some(_) if version < 4 => {
-            return Err(err(
-                &format!("{place}.artifact"),
-                format!(
-                    "this field needs lockfileVersion 4; the file says {version} (it was edited by hand?)"
-                ),
-            ));
-        }
-        Some(a) if version < 5 && a.get("content").is_some() => {
-            return Err(err(
-                &format!("{place}.artifact.content"),
-                format!(
-                    "this field needs lockfileVersion 5; the file says {version} (it was edited by hand?)"
-                ),
-            ));
-        }
-        Some(a) => Some(
-            Artifact::from_json(a).map_err(|e| err(&format!("{place}.artifact"), e.to_string()))?,
-        ),
-    };
+    let (unserved, artifact) = read_versioned(entry, place, version)?;
     let stored = take(entry, "digest", place)?;
     let stored = digest_field(stored, &format!("{place}.digest"))?;
     let at = |field: &str| format!("{place}.{field}");
@@ -655,20 +624,7 @@ fn read_server(
         &at("clientCapabilities"),
     )?
     .clone();
-    let instructions = match take(entry, "instructions", place)? {
-        Value::Null => None,
-        v => {
-            let p = at("instructions");
-            let o = object(v, &p)?;
-            only_keys(o, &["digest", "text"], &p)?;
-            let stored = digest_field(take(o, "digest", &p)?, &format!("{p}.digest"))?;
-            let text = take(o, "text", &p)?;
-            let computed = Digest::of_value(text);
-            let text = string(text, &format!("{p}.text"))?;
-            check_digest(stored, computed, &p, "the instructions text")?;
-            Some(text)
-        }
-    };
+    let instructions = read_instructions(take(entry, "instructions", place)?, &at("instructions"))?;
     let mut digests = ItemDigests::new();
     let hashed = |kind: ItemKind| match keep {
         Keep::Hashed(all) => all.get(name).and_then(|d| d.get(&kind)),
@@ -709,21 +665,7 @@ fn read_server(
             hashed(ItemKind::Resource),
         )?),
     };
-    for kind in unserved.keys() {
-        let p = format!("{place}.unserved.{}", kind.field());
-        match kind {
-            ItemKind::Resource if resources.is_none() => {
-                return Err(err(&p, "resources are unserved but were not locked (null)"));
-            }
-            _ if digests.get(kind).is_some_and(|d| !d.is_empty()) => {
-                return Err(err(
-                    &p,
-                    "a kind that was not served cannot have locked items",
-                ));
-            }
-            _ => {}
-        }
-    }
+    check_unserved(&unserved, resources.is_some(), &digests, place)?;
     let server = ServerLock {
         launch,
         artifact,
@@ -747,6 +689,88 @@ fn read_server(
         "this server entry (a field outside the items changed, or it was renamed)",
     )?;
     Ok((server, digests))
+}
+
+/// The fields later lockfile versions added to a server entry (`unserved` in 2, `artifact` in 4,
+/// its `content` in 5): each refused in a file whose version is older.
+fn read_versioned(
+    entry: &Map<String, Value>,
+    place: &str,
+    version: u64,
+) -> Result<(BTreeMap<ItemKind, i64>, Option<Artifact>), LockfileError> {
+    let unserved = match entry.get("unserved") {
+        None => BTreeMap::new(),
+        Some(_) if version < 2 => {
+            return Err(err(
+                &format!("{place}.unserved"),
+                "this field needs lockfileVersion 2; the file says 1 (it was edited by hand?)",
+            ));
+        }
+        Some(v) => read_unserved(v, &format!("{place}.unserved"))?,
+    };
+    let artifact = match entry.get("artifact") {
+        None => None,
+        Some(_) if version < 4 => {
+            return Err(err(
+                &format!("{place}.artifact"),
+                format!(
+                    "this field needs lockfileVersion 4; the file says {version} (it was edited by hand?)"
+                ),
+            ));
+        }
+        Some(a) if version < 5 && a.get("content").is_some() => {
+            return Err(err(
+                &format!("{place}.artifact.content"),
+                format!(
+                    "this field needs lockfileVersion 5; the file says {version} (it was edited by hand?)"
+                ),
+            ));
+        }
+        Some(a) => Some(
+            Artifact::from_json(a).map_err(|e| err(&format!("{place}.artifact"), e.to_string()))?,
+        ),
+    };
+    Ok((unserved, artifact))
+}
+
+/// A server's `instructions`: null, or `{"digest", "text"}` whose digest must hold.
+fn read_instructions(value: &Value, p: &str) -> Result<Option<String>, LockfileError> {
+    let o = match value {
+        Value::Null => return Ok(None),
+        v => object(v, p)?,
+    };
+    only_keys(o, &["digest", "text"], p)?;
+    let stored = digest_field(take(o, "digest", p)?, &format!("{p}.digest"))?;
+    let text = take(o, "text", p)?;
+    let computed = Digest::of_value(text);
+    let text = string(text, &format!("{p}.text"))?;
+    check_digest(stored, computed, p, "the instructions text")?;
+    Ok(Some(text))
+}
+
+/// A kind recorded as unserved has no locked items (and unserved resources were locked).
+fn check_unserved(
+    unserved: &BTreeMap<ItemKind, i64>,
+    resources_locked: bool,
+    digests: &ItemDigests,
+    place: &str,
+) -> Result<(), LockfileError> {
+    for kind in unserved.keys() {
+        let p = format!("{place}.unserved.{}", kind.field());
+        match kind {
+            ItemKind::Resource if !resources_locked => {
+                return Err(err(&p, "resources are unserved but were not locked (null)"));
+            }
+            _ if digests.get(kind).is_some_and(|d| !d.is_empty()) => {
+                return Err(err(
+                    &p,
+                    "a kind that was not served cannot have locked items",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `{"<kind field>": {"code": -32601 | -32602}, ...}`, at least one kind.
