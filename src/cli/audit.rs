@@ -104,7 +104,7 @@ fn check_seal(
     }
     if !unclosed.is_empty() {
         let mut error = broken(format!(
-            "{}: {} session(s) do not end with a signed close: lines were cut off there, or the proxy writing them was killed",
+            "{}: {} session(s) do not end with a signed close: lines were cut off there, or the proxy writing them was killed; compare with a head kept elsewhere (`mcplock audit verify --head SHA256`) and keep this log as evidence",
             log.display(),
             unclosed.len()
         ));

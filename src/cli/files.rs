@@ -17,7 +17,7 @@ pub fn write_lockfile(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         return Err(fail(
             Code::LockfileRejected,
             format!(
-                "refusing to write {}: what the server offers holds the value of a header or environment variable it was given (it echoes its credentials); nothing was written",
+                "refusing to write {}: what the server offers holds the value of a header or environment variable it was given (it echoes its credentials); nothing was written: see where with `mcplock scan`, and revoke the credential",
                 path.display()
             ),
         ));

@@ -518,7 +518,7 @@ fn held(copied: &str, locked: Option<&str>, what: &str) -> Result<(), String> {
     match locked {
         Some(locked) if locked == copied => Ok(()),
         Some(locked) => Err(format!(
-            "{what} changed between its check and its start (the lock recorded {locked}, the copy about to run is {copied}); it is not started"
+            "{what} changed between its check and its start (the lock recorded {locked}, the copy about to run is {copied}); it is not started: see what changed with `mcplock verify --artifacts`, and restart the server once the install holds still"
         )),
         None => Err(format!(
             "the lock recorded no digest of {what}; re-lock it (`mcplock lock --update`)"
