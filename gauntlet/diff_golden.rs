@@ -214,8 +214,8 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
                     "read_f\u{456}le".into(),
                     json!({"name": "read_f\u{456}le", "inputSchema": {"type": "object"}})
                         .as_object()
-                        .cloned()
-                        .unwrap(),
+                        .unwrap()
+                        .into(),
                 );
             }),
         ),
@@ -227,8 +227,8 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
                     "delete_file".into(),
                     json!({"name": "delete_file", "inputSchema": {"type": "object"}})
                         .as_object()
-                        .cloned()
-                        .unwrap(),
+                        .unwrap()
+                        .into(),
                 );
             }),
         ),

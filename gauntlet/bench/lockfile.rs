@@ -60,13 +60,11 @@ fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
         instructions: Some("Benchmark server.".into()),
         tools: index_items(
             ItemKind::Tool,
-            (0..tools)
-                .map(|i| {
-                    let mut t = tool(i);
-                    edit(&mut t);
-                    t
-                })
-                .collect(),
+            (0..tools).map(|i| {
+                let mut t = tool(i);
+                edit(&mut t);
+                t
+            }),
         )
         .expect("unique names"),
         prompts: BTreeMap::new(),

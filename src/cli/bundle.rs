@@ -645,6 +645,7 @@ fn verify_human(
         let _ = writeln!(out, "  {} ({counts}) {}", escape(&s.name), s.digest);
         if let Some(server) = checked.lockfile.servers.get(&s.name) {
             for (name, def) in &server.tools {
+                let def = def.to_map();
                 let description = def
                     .get("description")
                     .and_then(Value::as_str)

@@ -115,6 +115,7 @@ pub fn human(scanned: &Scanned) -> String {
         };
         let _ = writeln!(out, "{heading} ({})", items.len());
         for (key, item) in items {
+            let item = item.to_map();
             let description = item
                 .get("description")
                 .and_then(Value::as_str)

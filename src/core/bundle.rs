@@ -577,6 +577,7 @@ pub fn readme(input: &ReadmeInput) -> String {
             };
             let _ = writeln!(out, "\n{}s:", kind.noun());
             for (key, def) in items {
+                let def = def.to_map();
                 let description = def
                     .get("description")
                     .and_then(Value::as_str)

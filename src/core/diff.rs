@@ -808,8 +808,8 @@ fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut 
         let subject = Subject::Item(kind, key.clone());
         match new.get(key) {
             None => out.push(whole(server, subject, Class::ItemRemoved)),
-            Some(b) if a != b => {
-                let (x, y) = (normalized_map(a), normalized_map(b));
+            Some(b) if a.digest() != b.digest() => {
+                let (x, y) = (normalized_map(&a.to_map()), normalized_map(&b.to_map()));
                 if x == y {
                     continue;
                 }

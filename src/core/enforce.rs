@@ -153,14 +153,14 @@ impl<'a> Locked<'a> {
             validators: server
                 .tools
                 .iter()
-                .map(|(name, tool)| (name.clone(), compile_input_schema(tool)))
+                .map(|(name, tool)| (name.clone(), compile_input_schema(&tool.to_map())))
                 .collect(),
             output_validators: server
                 .tools
                 .iter()
                 .filter_map(|(name, tool)| {
                     let schema = tool.get("outputSchema")?;
-                    Some((name.clone(), compile_schema(schema, "outputSchema")))
+                    Some((name.clone(), compile_schema(&schema, "outputSchema")))
                 })
                 .collect(),
         }

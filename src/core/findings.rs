@@ -141,7 +141,8 @@ pub fn in_server(entry: &ServerLock) -> Vec<Located> {
     for kind in ItemKind::ALL {
         for (key, definition) in entry.items(kind).into_iter().flatten() {
             let mut texts = Vec::new();
-            for (field, value) in definition {
+            let definition = definition.to_map();
+            for (field, value) in &definition {
                 model_text(value, &pointer_push("", field), field, &mut texts);
             }
             for (path, text) in texts {

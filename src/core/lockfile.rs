@@ -10,6 +10,7 @@
 use crate::core::artifact::Artifact;
 use crate::core::canonical::stream::{self, Streamed};
 use crate::core::canonical::{Digest, object_to_canonical};
+use crate::core::definition::Definition;
 use crate::core::json::parse_strict;
 use crate::core::snapshot::{ItemKind, Items, Launch, Listing, Snapshot, unserved_code};
 use serde_json::{Map, Value, json};
@@ -164,7 +165,7 @@ impl ServerLock {
                 let items = self.items(kind)?;
                 let digests = items
                     .iter()
-                    .map(|(key, def)| (key.clone(), digest_of_definition(def)))
+                    .map(|(key, def)| (key.clone(), def.digest()))
                     .collect();
                 Some((kind, digests))
             })
@@ -239,29 +240,65 @@ impl ServerLock {
 
     /// The entry as written, digests included.
     pub fn to_json(&self, name: &str) -> Value {
-        let digests = self.item_digests();
-        let mut entry = self.header_json();
+        serde_json::to_value(self.view(name)).unwrap_or(Value::Null)
+    }
+
+    /// The entry as written, serialized from borrowed parts: each definition is parsed only
+    /// while it is written, so writing a large lockfile never holds its whole tree.
+    fn view(&self, name: &str) -> BTreeMap<&'static str, EntryField<'_>> {
+        let mut entry: BTreeMap<&'static str, EntryField<'_>> = BTreeMap::new();
+        for (field, value) in self.header_json() {
+            if let Some(field) = SERVER_KEYS.iter().find(|k| **k == field) {
+                entry.insert(field, EntryField::Value(value));
+            }
+        }
         for kind in ItemKind::ALL {
-            let value = match (self.items(kind), digests.get(&kind)) {
-                (Some(items), Some(d)) => Value::Object(
+            let field = match self.items(kind) {
+                Some(items) => EntryField::Items(
                     items
                         .iter()
-                        .map(|(key, def)| {
-                            let digest = d.get(key).map(ToString::to_string).unwrap_or_default();
-                            (key.clone(), json!({"definition": def, "digest": digest}))
+                        .map(|(key, definition)| {
+                            let item = ItemView {
+                                definition,
+                                digest: definition.digest().to_string(),
+                            };
+                            (key.as_str(), item)
                         })
                         .collect(),
                 ),
-                _ => Value::Null,
+                None => EntryField::Value(Value::Null),
             };
-            entry.insert(kind.field().into(), value);
+            entry.insert(kind.field(), field);
         }
-        entry.insert(
-            "digest".into(),
-            json!(self.digest_with(name, &digests).to_string()),
-        );
-        Value::Object(entry)
+        let digest = self.digest_with(name, &self.item_digests()).to_string();
+        entry.insert("digest", EntryField::Value(Value::String(digest)));
+        entry
     }
+}
+
+/// One member of a server entry as written.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum EntryField<'a> {
+    Value(Value),
+    Items(BTreeMap<&'a str, ItemView<'a>>),
+}
+
+/// One item as written (members in sorted order).
+#[derive(serde::Serialize)]
+struct ItemView<'a> {
+    definition: &'a Definition,
+    digest: String,
+}
+
+/// A whole lockfile as written (members in sorted order).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approvals: Option<Vec<Value>>,
+    lockfile_version: u64,
+    servers: BTreeMap<&'a str, BTreeMap<&'static str, EntryField<'a>>>,
 }
 
 /// Item digests per kind and key.
@@ -277,25 +314,31 @@ pub fn digest_of_definition(definition: &Map<String, Value>) -> Digest {
 impl Lockfile {
     /// The document as written to disk: pretty-printed, keys sorted, final newline.
     pub fn to_pretty(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(&self.to_json()).unwrap_or_default();
+        let mut bytes = serde_json::to_vec_pretty(&self.view()).unwrap_or_default();
         bytes.push(b'\n');
         bytes
     }
 
     pub fn to_json(&self) -> Value {
-        let servers: Map<String, Value> = self
-            .servers
-            .iter()
-            .map(|(name, server)| (name.clone(), server.to_json(name)))
-            .collect();
-        let mut doc = json!({"lockfileVersion": self.version(), "servers": servers});
-        if !self.approvals.is_empty() {
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
+    }
+
+    fn view(&self) -> DocumentView<'_> {
+        let approvals = (!self.approvals.is_empty()).then(|| {
             let mut approvals = self.approvals.clone();
             approvals.sort();
             approvals.dedup();
-            doc["approvals"] = Value::Array(approvals.iter().map(Approval::to_json).collect());
+            approvals.iter().map(Approval::to_json).collect()
+        });
+        DocumentView {
+            approvals,
+            lockfile_version: self.version(),
+            servers: self
+                .servers
+                .iter()
+                .map(|(name, server)| (name.as_str(), server.view(name)))
+                .collect(),
         }
-        doc
     }
 
     /// The oldest format version that can hold this lockfile.
@@ -353,7 +396,7 @@ impl Lockfile {
                     if let Value::Object(mut item) = item
                         && let Some(Value::Object(definition)) = item.remove("definition")
                     {
-                        target.insert(key, definition);
+                        target.insert(key, Definition::new(&definition));
                     }
                 }
             }
@@ -861,7 +904,7 @@ fn read_items(
         check_digest(stored, computed, &p, "its definition")?;
         kind_digests.insert(key.clone(), computed);
         if let Keep::Definitions = keep {
-            items.insert(key.clone(), definition.clone());
+            items.insert(key.clone(), Definition::new(definition));
         }
     }
     Ok(items)
@@ -1261,7 +1304,7 @@ mod tests {
 
     #[test]
     fn every_field_of_a_definition_is_covered_by_its_digest() {
-        let base = Digest::of_value(&Value::Object(sample().tools["echo"].clone()));
+        let base = sample().tools["echo"].digest();
         for (field, value) in [
             ("title", json!("Echo!")),
             ("annotations", json!({"readOnlyHint": false})),
@@ -1272,7 +1315,7 @@ mod tests {
             ),
             ("outputSchema", json!({"type": "object"})),
         ] {
-            let mut def = sample().tools["echo"].clone();
+            let mut def = sample().tools["echo"].to_map();
             def.insert(field.into(), value);
             assert_ne!(Digest::of_value(&Value::Object(def)), base, "{field}");
         }

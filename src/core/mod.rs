@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bundle;
 pub mod canonical;
 pub mod confusable;
+pub mod definition;
 pub mod diff;
 pub mod enforce;
 pub mod findings;

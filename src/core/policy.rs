@@ -7,8 +7,8 @@
 //! does not compile, reads a missing field, errors, or returns a non-boolean. `warn` only
 //! softens a rule that evaluated cleanly to `false`. docs/policy.md describes the input model.
 
-use crate::core::canonical::Digest;
 use crate::core::confusable;
+use crate::core::definition::Definition;
 use crate::core::findings;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::revocation::Revocations;
@@ -617,7 +617,7 @@ struct ItemInput<'a> {
     key: &'a str,
     /// What mcplock adds to the definition; read before it (the effective `annotations`).
     derived: Map<String, Value>,
-    definition: &'a Map<String, Value>,
+    definition: Map<String, Value>,
 }
 
 impl<'a> Input<'a> {
@@ -650,7 +650,7 @@ impl<'a> Input<'a> {
             .servers
             .iter()
             .map(|(name, server)| {
-                let listed: Vec<(ItemKind, &String, &Map<String, Value>)> = ItemKind::ALL
+                let listed: Vec<(ItemKind, &String, &Definition)> = ItemKind::ALL
                     .into_iter()
                     .flat_map(|kind| {
                         server
@@ -662,8 +662,9 @@ impl<'a> Input<'a> {
                     .collect();
                 // What mcplock derives (findings, look-alikes, annotations) for each item, on
                 // all cores: the bulk of building the input for a large server.
-                let items = crate::core::parallel::map(&listed, |&(kind, key, def)| {
-                    let mut derived = derived_fields(kind, name, key, def, confusables);
+                let items = crate::core::parallel::map(&listed, |&(kind, key, held)| {
+                    let def = held.to_map();
+                    let mut derived = derived_fields(kind, name, key, &def, confusables);
                     let tier = match kind {
                         ItemKind::Tool => tiers.of_tool(name, key),
                         _ => tiers.servers.get(name.as_str()).copied(),
@@ -677,7 +678,7 @@ impl<'a> Input<'a> {
                             .iter()
                             .any(|a| a.server == *name && a.tool == *key);
                         let approved = candidates && {
-                            let digest = Digest::of_value(&Value::Object(def.clone()));
+                            let digest = held.digest();
                             lockfile
                                 .approvals
                                 .iter()
@@ -722,7 +723,7 @@ impl<'a> Input<'a> {
 
 impl<'a> ItemInput<'a> {
     fn view(&self) -> View<'_> {
-        View::new(vec![&self.derived, self.definition], Vec::new())
+        View::new(vec![&self.derived, &self.definition], Vec::new())
     }
 }
 

@@ -257,7 +257,7 @@ impl Revocations {
                     if !mentioned {
                         continue;
                     }
-                    let digest = Some(crate::core::lockfile::digest_of_definition(definition));
+                    let digest = Some(definition.digest());
                     if let Some(r) = self.of_item(name, kind, key, digest) {
                         out.push((name.clone(), Some((kind, key.clone())), r));
                     }

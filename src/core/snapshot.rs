@@ -1,5 +1,6 @@
 //! The snapshot of one live server: everything it offers, exactly as served.
 
+use crate::core::definition::Definition;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -109,8 +110,8 @@ pub enum ListingError {
     },
 }
 
-/// Items of one kind, keyed by their identifying field, each kept exactly as served.
-pub type Items = BTreeMap<String, Map<String, Value>>;
+/// Items of one kind, keyed by their identifying field, each kept as its canonical form.
+pub type Items = BTreeMap<String, Definition>;
 
 /// JSON-RPC error codes with which a server may answer a list method whose capability it
 /// advertised, meaning "I do not serve this list": -32601 (method not found; a low-level SDK
@@ -143,34 +144,59 @@ pub struct Tolerated {
 }
 
 /// Turns the items a server listed into a keyed map, rejecting non-objects, missing keys and
-/// duplicates. Nothing is dropped or normalized.
-pub fn index_items(kind: ItemKind, served: Vec<Value>) -> Result<Items, ListingError> {
+/// duplicates. Nothing is dropped; each item is kept as its canonical form.
+pub fn index_items<V: std::borrow::Borrow<Value>>(
+    kind: ItemKind,
+    served: impl IntoIterator<Item = V>,
+) -> Result<Items, ListingError> {
     let mut items = Items::new();
     for (index, item) in served.into_iter().enumerate() {
-        let Value::Object(obj) = item else {
-            return Err(ListingError::NotAnObject {
-                noun: kind.noun(),
-                index,
-            });
-        };
-        let Some(Value::String(key)) = obj.get(kind.key_field()) else {
-            return Err(ListingError::MissingKey {
-                noun: kind.noun(),
-                index,
-                field: kind.key_field(),
-            });
-        };
-        let key = key.clone();
-        if items.contains_key(&key) {
-            return Err(ListingError::Duplicate {
-                noun: kind.noun(),
-                field: kind.key_field(),
-                key,
-            });
-        }
-        items.insert(key, obj);
+        let (key, definition) = item_of(kind, index, item.borrow())?;
+        insert_item(&mut items, kind, key, definition)?;
     }
     Ok(items)
+}
+
+/// The key and definition of the `index`th item a server listed.
+pub fn item_of(
+    kind: ItemKind,
+    index: usize,
+    item: &Value,
+) -> Result<(String, Definition), ListingError> {
+    let Value::Object(obj) = item else {
+        return Err(ListingError::NotAnObject {
+            noun: kind.noun(),
+            index,
+        });
+    };
+    let Some(Value::String(key)) = obj.get(kind.key_field()) else {
+        return Err(ListingError::MissingKey {
+            noun: kind.noun(),
+            index,
+            field: kind.key_field(),
+        });
+    };
+    Ok((key.clone(), Definition::new(obj)))
+}
+
+/// Adds one item, refusing a second item with the same key.
+pub fn insert_item(
+    items: &mut Items,
+    kind: ItemKind,
+    key: String,
+    definition: Definition,
+) -> Result<(), ListingError> {
+    match items.entry(key) {
+        std::collections::btree_map::Entry::Occupied(taken) => Err(ListingError::Duplicate {
+            noun: kind.noun(),
+            field: kind.key_field(),
+            key: taken.key().clone(),
+        }),
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(definition);
+            Ok(())
+        }
+    }
 }
 
 /// Which protocol generation a server was spoken to in.
@@ -305,7 +331,7 @@ impl Snapshot {
                     })?)
                 }
                 (Some(Value::Array(items)), None) => {
-                    Listing::Served(index_items(kind, items.clone()).map_err(|e| e.to_string())?)
+                    Listing::Served(index_items(kind, items).map_err(|e| e.to_string())?)
                 }
                 (Some(Value::Array(_)), Some(_)) => {
                     return Err(format!("{} is both listed and unserved", kind.field()));
@@ -418,14 +444,14 @@ struct SnapshotView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     launch: Option<Value>,
     mcplock_snapshot: u64,
-    prompts: Option<Vec<&'a Map<String, Value>>>,
+    prompts: Option<Vec<&'a Definition>>,
     protocol_version: &'a str,
-    resource_templates: Option<Vec<&'a Map<String, Value>>>,
-    resources: Option<Vec<&'a Map<String, Value>>>,
+    resource_templates: Option<Vec<&'a Definition>>,
+    resources: Option<Vec<&'a Definition>>,
     server_info: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tolerated: Option<TolerateView>,
-    tools: Option<Vec<&'a Map<String, Value>>>,
+    tools: Option<Vec<&'a Definition>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     unserved: BTreeMap<&'static str, UnservedView>,
 }
@@ -457,8 +483,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(items.keys().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(items["b"]["x-unknown"], json!([1]));
-        assert_eq!(items["a"]["_meta"], json!({"k":1}));
+        assert_eq!(items["b"].get("x-unknown"), Some(json!([1])));
+        assert_eq!(items["a"].get("_meta"), Some(json!({"k":1})));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn between_starts(first: &ServerLock, other: &ServerLock, limit: usize) -> V
             let subject = Subject::Item(kind, key.clone());
             match (a.get(key), b.get(key)) {
                 (Some(x), Some(y)) => {
-                    let (x, y) = (Value::Object(x.clone()), Value::Object(y.clone()));
+                    let (x, y) = (x.to_value(), y.to_value());
                     for pointer in differing_pointers(&x, &y, limit - out.len()) {
                         out.push(Unstable {
                             subject: subject.clone(),
@@ -108,7 +108,9 @@ mod tests {
         assert!(between_starts(&a, &a.clone(), 10).is_empty());
         let mut b = server("reads b, a", true);
         b.instructions = Some("hi".into());
-        b.tools.get_mut("t").unwrap()["inputSchema"]["properties"]["n"]["maximum"] = json!(1e1);
+        b.tools.get_mut("t").unwrap().edit(|t| {
+            t["inputSchema"]["properties"]["n"]["maximum"] = json!(1e1);
+        });
         let got: Vec<String> = between_starts(&a, &b, 10)
             .iter()
             .map(|u| u.describe(str::to_owned))

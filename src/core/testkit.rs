@@ -98,7 +98,7 @@ fn read_definitions() -> Vec<(ItemKind, Map<String, Value>)> {
                 .into_iter()
                 .flatten()
             {
-                out.push((kind, def.clone()));
+                out.push((kind, def.to_map()));
             }
         }
     }

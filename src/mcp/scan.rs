@@ -1,7 +1,7 @@
 //! Listing everything a server offers, completely or not at all.
 
 use crate::core::snapshot::{
-    ItemKind, Listing, Snapshot, Tolerated, index_items, is_unserved_code,
+    ItemKind, Items, Listing, Snapshot, Tolerated, insert_item, is_unserved_code, item_of,
 };
 pub use crate::mcp::error::ScanError;
 use crate::mcp::negotiate::{Session, check_result_type, negotiate};
@@ -220,7 +220,7 @@ async fn list_all(
     total_budget: usize,
 ) -> Result<Listing, ScanError> {
     let method = kind.list_method();
-    let mut served = Vec::new();
+    let mut served = Items::new();
     let mut seen_cursors = HashSet::new();
     let mut cursor: Option<String> = None;
     for _page in 0..opts.max_pages {
@@ -245,7 +245,13 @@ async fn list_all(
         };
         check_result_type(method, &result)?;
         match result.remove(kind.field()) {
-            Some(Value::Array(items)) => served.extend(items),
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let listing = |source| ScanError::Listing { method, source };
+                    let (key, definition) = item_of(kind, served.len(), &item).map_err(listing)?;
+                    insert_item(&mut served, kind, key, definition).map_err(listing)?;
+                }
+            }
             _ => return Err(malformed(method, format!("no \"{}\" array", kind.field()))),
         }
         if served.len() > opts.max_items {
@@ -268,9 +274,7 @@ async fn list_all(
         }
         match result.remove("nextCursor") {
             None | Some(Value::Null) => {
-                return index_items(kind, served)
-                    .map(Listing::Served)
-                    .map_err(|source| ScanError::Listing { method, source });
+                return Ok(Listing::Served(served));
             }
             Some(Value::String(next)) => {
                 if !seen_cursors.insert(next.clone()) {

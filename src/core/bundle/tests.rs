@@ -20,7 +20,7 @@ fn server(tools: &[(&str, &str)]) -> ServerLock {
             .iter()
             .map(|(name, description)| {
                 let def = json!({"name": name, "description": description, "inputSchema": {"type": "object"}});
-                (name.to_string(), def.as_object().cloned().unwrap())
+                (name.to_string(), def.as_object().unwrap().into())
             })
             .collect(),
         prompts: BTreeMap::new(),

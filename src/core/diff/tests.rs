@@ -403,7 +403,9 @@ fn resource_template_changes_are_critical_and_servers_can_come_and_go() {
     b.resource_templates
         .get_mut("file:///{path}")
         .unwrap()
-        .insert("description".into(), json!("All files"));
+        .edit(|d| {
+            d.insert("description".into(), json!("All files"));
+        });
     let c = &diff(&lock(a.clone()), &lock(b))[0];
     assert_eq!((c.class.code(), c.severity), ("text-changed", Critical));
 

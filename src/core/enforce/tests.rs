@@ -358,7 +358,7 @@ fn schema_lock(schemas: Vec<(&str, Value)>) -> ServerLock {
         schemas
             .into_iter()
             .map(|(name, schema)| json!({"name": name, "inputSchema": schema}))
-            .collect(),
+            .collect::<Vec<_>>(),
     )
     .unwrap();
     lock
