@@ -51,6 +51,25 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// Checks one JSON document as [`parse_strict`] does, building nothing (only each object's
+/// member names are held while it is read): for a message whose parts are built later, or
+/// never (a relay that forwards the bytes).
+pub fn check_strict(bytes: &[u8]) -> Result<(), JsonError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(JsonError {
+            message: format!(
+                "invalid JSON text: not valid UTF-8 at byte {}",
+                e.valid_up_to()
+            ),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let checked = CheckSeed { depth: 0 }.deserialize(&mut de).and_then(|()| de.end());
+    checked.map_err(|e| JsonError {
+        message: describe(&e),
+    })
+}
+
 fn describe(e: &serde_json::Error) -> String {
     let text = e.to_string();
     // serde_json phrases lone surrogates tersely; name them so a reader knows why.
@@ -61,8 +80,16 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
-struct StrictSeed {
+/// Builds one value as [`parse_strict`] does, `depth` levels down a document being read (for
+/// a reader that builds a document's parts one at a time).
+pub struct StrictSeed {
     depth: usize,
+}
+
+impl StrictSeed {
+    pub fn at_depth(depth: usize) -> StrictSeed {
+        StrictSeed { depth }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for StrictSeed {
@@ -183,6 +210,92 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+struct CheckSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for CheckSeed {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl CheckSeed {
+    fn nested<E: de::Error>(&self) -> Result<usize, E> {
+        StrictVisitor { depth: self.depth }.nested()
+    }
+}
+
+impl<'de> Visitor<'de> for CheckSeed {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        StrictVisitor { depth: self.depth }.visit_f64(v).map(drop)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.nested()?;
+        while seq.next_element_seed(CheckSeed { depth })?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let depth = self.nested()?;
+        let mut names: HashSet<String> = HashSet::new();
+        // NFC forms, kept only once a non-ASCII name appears, as in [`StrictVisitor`].
+        let mut normalized: Option<HashSet<String>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if names.contains(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate object key {key:?}"
+                )));
+            }
+            if !key.is_ascii() || normalized.is_some() {
+                let forms = normalized
+                    .get_or_insert_with(|| names.iter().map(|k| k.nfc().collect()).collect());
+                if !forms.insert(key.nfc().collect()) {
+                    return Err(de::Error::custom(format_args!(
+                        "object key {key:?} is the same as another key after Unicode NFC normalization (they look alike but digest differently)"
+                    )));
+                }
+            }
+            names.insert(key);
+            map.next_value_seed(CheckSeed { depth })?;
+        }
+        Ok(())
+    }
+}
+
 /// Escapes a JSON pointer token (RFC 6901): `~` as `~0`, `/` as `~1`.
 pub fn pointer_escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
@@ -248,6 +361,35 @@ mod tests {
         // A correctly paired surrogate is an astral character, and fine.
         let v = parse_strict(br#""\ud83d\ude00""#).unwrap();
         assert_eq!(v, json!("\u{1F600}"));
+    }
+
+    #[test]
+    fn checking_accepts_and_refuses_exactly_what_parsing_does() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        let ok_deep = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        let docs: Vec<Vec<u8>> = [
+            r#"{"a":[1,2.5,-0,"x",null,true],"b":{"c":1e3}}"#,
+            r#"{"a":{"b":1,"b":2}}"#,
+            r#"{"a":1,"a":1}"#,
+            "{\"caf\u{e9}\":1,\"cafe\u{301}\":2}",
+            "{\"x\":{\"\u{212a}\":1,\"K\":2}}",
+            "{\"caf\u{e9}\":1,\"cafe\":2,\"k\":3}",
+            r#"{"a":"x\ud800y"}"#,
+            r#"{} {}"#,
+            r#"{"a":1e999}"#,
+            r#"{"a":"\u00e9","\u0061":2}"#,
+            r#"[1,2"#,
+            &deep,
+            &ok_deep,
+        ]
+        .iter()
+        .map(|d| d.as_bytes().to_vec())
+        .chain([b"{\"a\":\"\xff\xfe\"}".to_vec()])
+        .collect();
+        for doc in docs {
+            let parsed = parse_strict(&doc).map(drop);
+            assert_eq!(check_strict(&doc), parsed, "{}", String::from_utf8_lossy(&doc));
+        }
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! Pure functions over `serde_json::Value`. Framing (newline-delimited lines, size caps) lives in
 //! the transport; this module only decides what a parsed line *is*.
 
+use crate::core::json::{JsonError, parse_strict};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 /// A JSON-RPC request id as MCP allows it: a string or an integer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -57,13 +61,13 @@ impl fmt::Display for RpcError {
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
-/// One message received from the peer.
+/// One message received from the peer; a response's result is an `R` (built, or its text).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Incoming {
+pub enum Incoming<R = Value> {
     /// A response to one of our requests.
     Response {
         id: Id,
-        outcome: Result<Value, RpcError>,
+        outcome: Result<R, RpcError>,
     },
     /// An error response without an id (`id: null` or absent). Some servers answer notifications
     /// this way; it cannot be matched to a request.
@@ -79,6 +83,70 @@ pub enum Incoming {
         method: String,
         params: Option<Value>,
     },
+}
+
+/// A response's `result` as the text it arrived in: the message was checked strictly as it was
+/// read, and the result is built only by whoever needs it (a listing of many thousand items is
+/// read one item at a time, never as one tree).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payload {
+    message: Vec<u8>,
+    result: Range<usize>,
+}
+
+impl Payload {
+    /// The result's JSON text.
+    pub fn text(&self) -> &[u8] {
+        &self.message[self.result.clone()]
+    }
+
+    /// The result, built strictly.
+    pub fn parse(&self) -> Result<Value, JsonError> {
+        parse_strict(self.text())
+    }
+}
+
+/// Classifies one message given as its text, already checked by
+/// [`crate::core::json::check_strict`]; a response's result stays text (see [`Payload`]). Every
+/// other member is built and classified exactly as [`classify`] does.
+pub fn classify_text(message: Vec<u8>) -> Result<Incoming<Payload>, ShapeError> {
+    let (envelope, result) = {
+        match message.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(b'[') => return Err(shape("JSON-RPC batches are not allowed in MCP")),
+            _ => return Err(shape("expected a JSON object")),
+        }
+        let members: BTreeMap<String, &RawValue> =
+            serde_json::from_slice(&message).map_err(|e| shape(e.to_string()))?;
+        let mut envelope = Map::new();
+        let mut result = None;
+        for (name, raw) in members {
+            let text = raw.get().as_bytes();
+            if name == "result" {
+                // Where the result's text is in the message (both are the same allocation).
+                let start = text.as_ptr() as usize - message.as_ptr() as usize;
+                result = Some(start..start + text.len());
+                envelope.insert(name, Value::Null);
+            } else {
+                let value = parse_strict(text).map_err(|e| shape(e.message().to_owned()))?;
+                envelope.insert(name, value);
+            }
+        }
+        (envelope, result)
+    };
+    Ok(match classify(Value::Object(envelope))? {
+        Incoming::Response { id, outcome } => Incoming::Response {
+            id,
+            outcome: match (outcome, result) {
+                (Ok(_), Some(result)) => Ok(Payload { message, result }),
+                (Ok(_), None) => return Err(shape("neither a request, a notification nor a response")),
+                (Err(e), _) => Err(e),
+            },
+        },
+        Incoming::UnmatchedError(e) => Incoming::UnmatchedError(e),
+        Incoming::Request { id, method, params } => Incoming::Request { id, method, params },
+        Incoming::Notification { method, params } => Incoming::Notification { method, params },
+    })
 }
 
 /// Why a parsed JSON value is not a JSON-RPC 2.0 message.
@@ -207,6 +275,53 @@ fn line(value: Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`classify_text`] makes of a message, with its result built, is what [`classify`]
+    /// makes of the parsed message: the lazy path decides nothing differently.
+    #[test]
+    fn classifying_text_agrees_with_classifying_the_value() {
+        let messages = [
+            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"a"}],"nextCursor":"c"}}"#,
+            r#" {"result":[1, 2 ],"id":"x","jsonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":null}"#,
+            r#"{"jsonrpc":"2.0","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{},"error":{"code":1,"message":"m"}}"#,
+            r#"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"m","data":[1]}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"m"}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+            r#"{"jsonrpc":"2.0","id":7,"method":"ping","params":{}}"#,
+            r#"{"jsonrpc":"1.0","id":7,"result":{}}"#,
+            r#"{"id":7,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":[],"result":{}}"#,
+            r#"{"jsonrpc":"2.0","method":3}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+            r#""text""#,
+        ];
+        for text in messages {
+            let by_value = classify(parse_strict(text.as_bytes()).unwrap());
+            let by_text = classify_text(text.as_bytes().to_vec()).map(|incoming| match incoming {
+                Incoming::Response { id, outcome } => Incoming::Response {
+                    id,
+                    outcome: outcome.map(|p| p.parse().unwrap()),
+                },
+                Incoming::UnmatchedError(e) => Incoming::UnmatchedError(e),
+                Incoming::Request { id, method, params } => {
+                    Incoming::Request { id, method, params }
+                }
+                Incoming::Notification { method, params } => {
+                    Incoming::Notification { method, params }
+                }
+            });
+            assert_eq!(by_text, by_value, "{text}");
+        }
+        let Ok(Incoming::Response { outcome: Ok(payload), .. }) =
+            classify_text(messages[1].as_bytes().to_vec())
+        else {
+            panic!("a response");
+        };
+        assert_eq!(payload.text(), b"[1, 2 ]");
+    }
 
     #[test]
     fn classifies_each_kind() {

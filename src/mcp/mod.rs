@@ -3,6 +3,7 @@
 pub mod answers;
 pub mod error;
 pub mod negotiate;
+pub mod page;
 pub mod scan;
 pub mod version;
 

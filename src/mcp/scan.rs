@@ -1,10 +1,11 @@
 //! Listing everything a server offers, completely or not at all.
 
 use crate::core::snapshot::{
-    ItemKind, Items, Listing, Snapshot, Tolerated, insert_item, is_unserved_code, item_of,
+    ItemKind, Items, Listing, Snapshot, Tolerated, is_unserved_code,
 };
 pub use crate::mcp::error::ScanError;
 use crate::mcp::negotiate::{Session, check_result_type, negotiate};
+use crate::mcp::page::{PageError, read_page};
 use crate::mcp::version::ProtocolChoice;
 use crate::transport::{Connection, RequestError};
 use serde_json::{Map, Value};
@@ -228,11 +229,11 @@ async fn list_all(
         if let Some(c) = &cursor {
             params.insert("cursor".into(), Value::String(c.clone()));
         }
-        let result = match conn
-            .request(method, session.params(params), opts.request_timeout)
+        let payload = match conn
+            .request_text(method, session.params(params), opts.request_timeout)
             .await
         {
-            Ok(result) => result,
+            Ok(payload) => payload,
             Err(RequestError::Rpc { error, .. })
                 if cursor.is_none() && is_unserved_code(error.code) =>
             {
@@ -240,20 +241,21 @@ async fn list_all(
             }
             Err(e) => return Err(e.into()),
         };
-        let Value::Object(mut result) = result else {
-            return Err(malformed(method, "the result is not an object"));
-        };
-        check_result_type(method, &result)?;
-        match result.remove(kind.field()) {
-            Some(Value::Array(items)) => {
-                for item in items {
-                    let listing = |source| ScanError::Listing { method, source };
-                    let (key, definition) = item_of(kind, served.len(), &item).map_err(listing)?;
-                    insert_item(&mut served, kind, key, definition).map_err(listing)?;
-                }
+        let limit = opts.max_items.min(total_budget);
+        let mut result = match read_page(payload.text(), kind, &mut served, limit) {
+            Ok(rest) => rest,
+            Err(PageError::NotAnObject) => {
+                return Err(malformed(method, "the result is not an object"));
             }
-            _ => return Err(malformed(method, format!("no \"{}\" array", kind.field()))),
-        }
+            Err(PageError::NoItems) => {
+                return Err(malformed(method, format!("no \"{}\" array", kind.field())));
+            }
+            Err(PageError::Listing(source)) => return Err(ScanError::Listing { method, source }),
+            // Past the limit: told apart below.
+            Err(PageError::TooMany) => Map::new(),
+        };
+        drop(payload);
+        check_result_type(method, &result)?;
         if served.len() > opts.max_items {
             return Err(ScanError::TooManyItems {
                 method,

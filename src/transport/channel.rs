@@ -3,7 +3,7 @@
 //! message are kept beside the parsed value, so a relay can forward exactly what it checked.
 //! Budgets are per frame and per channel.
 
-use crate::core::json::parse_strict;
+use crate::core::json::{check_strict, parse_strict};
 use crate::core::text::escape;
 use crate::transport::lines::Frame;
 use serde_json::Value;
@@ -218,6 +218,35 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// The next message. `ConnError::Closed` at a clean end of input; any other error ends the
     /// channel (the caller decides whether that ends the session).
     pub async fn next(&mut self) -> Result<Message, ConnError> {
+        loop {
+            self.next_line().await?;
+            match parse_strict(&self.buf) {
+                Ok(value) => {
+                    return Ok(Message {
+                        raw: self.buf.clone(),
+                        value,
+                    });
+                }
+                Err(e) => self.refuse(e)?,
+            }
+        }
+    }
+
+    /// The next message as its exact bytes, checked as strictly as [`MessageReader::next`]
+    /// parses but not built: for a reader that builds its parts one at a time.
+    pub async fn next_text(&mut self) -> Result<Vec<u8>, ConnError> {
+        loop {
+            self.next_line().await?;
+            match check_strict(&self.buf) {
+                // The line is handed over whole; the next one starts in a fresh buffer.
+                Ok(()) => return Ok(std::mem::take(&mut self.buf)),
+                Err(e) => self.refuse(e)?,
+            }
+        }
+    }
+
+    /// Reads up to the next line that is not blank, counting what it reads.
+    async fn next_line(&mut self) -> Result<(), ConnError> {
         let cap = self.limits.max_message_bytes;
         loop {
             match self.line(cap).await? {
@@ -227,28 +256,23 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 Frame::Line => {}
             }
             self.stats_mut().received_bytes += self.buf.len() as u64 + 1;
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match parse_strict(&self.buf) {
-                Ok(value) => {
-                    return Ok(Message {
-                        raw: self.buf.clone(),
-                        value,
-                    });
-                }
-                Err(_) if !self.limits.strict_stdout && is_human_line(&self.buf) => {
-                    let line = self.buf.clone();
-                    self.stats_mut().skip(&line)?;
-                }
-                Err(e) => {
-                    return Err(ConnError::NotJson {
-                        detail: e.message().to_owned(),
-                        snippet: snippet(&self.buf),
-                    });
-                }
+            if !self.buf.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
             }
         }
+    }
+
+    /// A line that is not a message: skipped (and counted) when it is plainly a human line on
+    /// a lenient channel, a fault otherwise.
+    fn refuse(&mut self, error: crate::core::json::JsonError) -> Result<(), ConnError> {
+        if !self.limits.strict_stdout && is_human_line(&self.buf) {
+            let line = self.buf.clone();
+            return self.stats_mut().skip(&line);
+        }
+        Err(ConnError::NotJson {
+            detail: error.message().to_owned(),
+            snippet: snippet(&self.buf),
+        })
     }
 }
 

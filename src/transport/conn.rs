@@ -1,6 +1,7 @@
 //! A JSON-RPC connection with a real demultiplexer.
 //!
-//! One reader task owns the server's output. Every frame is parsed strictly and classified:
+//! One reader task owns the server's output. Every frame is checked strictly and classified
+//! (a response's result stays text until its requester builds it, see [`Payload`]):
 //! responses are matched to their request by id, the list_changed notifications of the listed
 //! kinds are recorded (others counted and dropped, so a chatty server cannot grow what is held),
 //! requests from the server are answered on the spot. Anything that breaks the protocol (non-JSON output, an
@@ -9,7 +10,8 @@
 //! for complete.
 
 use crate::core::jsonrpc::{
-    Id, Incoming, RpcError, classify, encode_notification, encode_request, encode_response,
+    Id, Incoming, Payload, RpcError, classify_text, encode_notification, encode_request,
+    encode_response,
 };
 use crate::core::snapshot::ItemKind;
 pub use crate::transport::channel::{
@@ -44,7 +46,7 @@ pub type Answers = Arc<dyn Fn(&str) -> Result<Value, RpcError> + Send + Sync>;
 
 #[derive(Default)]
 struct Shared {
-    pending: HashMap<Id, oneshot::Sender<Result<Value, RpcError>>>,
+    pending: HashMap<Id, oneshot::Sender<Result<Payload, RpcError>>>,
     answered: HashSet<Id>,
     abandoned: HashSet<Id>,
     /// The sequence number of the latest `notifications/{tools,prompts,resources}/list_changed`.
@@ -126,6 +128,25 @@ impl Connection {
         params: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, RequestError> {
+        let payload = self.request_text(method, params, timeout).await?;
+        // The message was checked strictly as it was read: building its result cannot fail.
+        payload.parse().map_err(|e| RequestError::Conn {
+            method: method.into(),
+            error: ConnError::NotJson {
+                detail: e.message().to_owned(),
+                snippet: String::new(),
+            },
+        })
+    }
+
+    /// Like [`Connection::request`], with the result left as its text, for a caller that
+    /// reads it in parts.
+    pub async fn request_text(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Payload, RequestError> {
         let id = Id::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         {
@@ -300,11 +321,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
     answers: Answers,
 ) {
     let fault = loop {
-        let message = match reader.next().await {
+        let message = match reader.next_text().await {
             Ok(message) => message,
             Err(fault) => break fault,
         };
-        let incoming = match classify(message.value) {
+        let incoming = match classify_text(message) {
             Ok(incoming) => incoming,
             Err(e) => break ConnError::Protocol(e.to_string()),
         };
@@ -316,7 +337,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 async fn dispatch(
-    incoming: Incoming,
+    incoming: Incoming<Payload>,
     writer: &tokio::sync::Mutex<Option<Writer>>,
     shared: &Mutex<Shared>,
     answers: &Answers,
