@@ -452,3 +452,61 @@ fn lockfiles_validate_against_the_documented_schema() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 26: `lock` of a server with tens of thousands of tools holds each definition as its
+/// canonical text and reads the one-page listing one item at a time, so its peak memory stays
+/// under three times the lockfile it writes (it was 27x: the page, the snapshot and the
+/// lockfile were each a `serde_json::Value` tree). The peak is mcplock's own high-water mark,
+/// read from /proc while it runs (the server is another process).
+#[test]
+fn issue_26_lock_of_many_tools_stays_under_three_times_its_lockfile_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(mcplock_bin())
+        .current_dir(dir.path())
+        .args([
+            "lock",
+            "--max-message-size",
+            "64MiB",
+            "--max-items",
+            "100000",
+            "--",
+            fixture_bin(),
+            "--era",
+            "legacy",
+            "--tools",
+            "30000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Ok(text) = fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "lock did not finish");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(status.success(), "lock failed: {status}");
+    let lockfile_bytes = lockfile(dir.path()).len() as u64;
+    assert!(lockfile_bytes > 40_000_000, "{lockfile_bytes}");
+    assert!(peak_kib > 0, "the peak was read");
+    eprintln!("peak {peak_kib} KiB, lockfile {lockfile_bytes} bytes");
+    assert!(
+        peak_kib * 1024 < 3 * lockfile_bytes,
+        "peak RSS {} MiB for a {} MB lockfile",
+        peak_kib / 1024,
+        lockfile_bytes / 1_000_000
+    );
+}

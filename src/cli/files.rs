@@ -3,7 +3,8 @@
 use super::CliError;
 use super::exit::{Code, fail, read_input};
 use crate::core::json::parse_strict;
-use crate::edge::fs::same_file;
+use crate::core::lockfile::Lockfile;
+use crate::edge::fs::{FsError, Staged, same_file};
 use serde_json::Value;
 use std::path::Path;
 
@@ -12,8 +13,31 @@ pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
 
 /// Writes a lockfile atomically, unless it holds a value mcplock knows to be secret (a server
 /// that echoes its credentials into what it lists): a lockfile is signed and committed.
-pub fn write_lockfile(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    if crate::edge::secrets::contains_secret(bytes) {
+pub fn write_lockfile(path: &Path, lockfile: &Lockfile) -> Result<(), CliError> {
+    let failed = |e: FsError| fail(Code::WriteFailed, e.to_string());
+    let mut staged = Staged::bounded(path, MAX_LOCKFILE_BYTES).map_err(failed)?;
+    // Written as it is made and read back in chunks: a large lockfile is never held whole.
+    if let Err(e) = lockfile.write_pretty(&mut staged) {
+        // A limit passed comes back inside the writer's error; anything else is the disk's.
+        let message = match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<FsError>())
+        {
+            Some(fs) => fs.to_string(),
+            None => format!("cannot write {}: {e}", path.display()),
+        };
+        return Err(fail(Code::WriteFailed, message));
+    }
+    let echoed = staged
+        .reread()
+        .and_then(|file| {
+            crate::edge::secrets::read_contains_secret(file).map_err(|source| FsError::Read {
+                path: path.into(),
+                source,
+            })
+        })
+        .map_err(failed)?;
+    if echoed {
         return Err(fail(
             Code::LockfileRejected,
             format!(
@@ -22,8 +46,7 @@ pub fn write_lockfile(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
             ),
         ));
     }
-    crate::edge::fs::write_atomic_bounded(path, bytes, MAX_LOCKFILE_BYTES)
-        .map_err(|e| fail(Code::WriteFailed, e.to_string()))
+    staged.commit().map_err(failed)
 }
 
 /// A lockfile's bytes, strictly parsed (not yet checked as a lockfile).

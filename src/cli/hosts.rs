@@ -509,7 +509,7 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     let mut lockfile = load_lockfile(path)?.unwrap_or_default();
     let changed = merge_scanned(&mut lockfile, scanned, &args, &mut outcomes);
     if changed {
-        super::files::write_lockfile(path, &lockfile.to_pretty())?;
+        super::files::write_lockfile(path, &lockfile)?;
     }
     outcomes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let failed = outcomes

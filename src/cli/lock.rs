@@ -154,13 +154,27 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let shown = path.display().to_string();
 
     refuse_unless_allowed(&args, status, exists, &name, &shown, count, &changes)?;
-    if status != Status::Unchanged {
-        lockfile.servers.insert(name.clone(), entry.clone());
-        super::files::write_lockfile(path, &lockfile.to_pretty())?;
-    }
-    // Here the lockfile holds the entry (written now, or unchanged): its look-alikes, in this
+    // A changed entry moves into the lockfile (a large server is never held twice) and back
+    // out for the report; an unchanged one is there already (the same digest).
+    let kept = if status == Status::Unchanged {
+        Some(entry)
+    } else {
+        lockfile.servers.insert(name.clone(), entry);
+        super::files::write_lockfile(path, &lockfile)?;
+        None
+    };
+    // The lockfile holds the entry (written now, or unchanged): its look-alikes, in this
     // server or another, are worth a note.
     notes.extend(crate::core::confusable::notes_for(&lockfile, &name));
+    let entry = match kept {
+        Some(entry) => entry,
+        None => lockfile.servers.remove(&name).ok_or_else(|| {
+            fail(
+                Code::Internal,
+                "the entry just written is missing from the lockfile",
+            )
+        })?,
+    };
     Ok(report(
         args.lockfile.clone(),
         name,

@@ -64,7 +64,9 @@ pub fn check_strict(bytes: &[u8]) -> Result<(), JsonError> {
         });
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let checked = CheckSeed { depth: 0 }.deserialize(&mut de).and_then(|()| de.end());
+    let checked = CheckSeed { depth: 0 }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
     checked.map_err(|e| JsonError {
         message: describe(&e),
     })
@@ -388,7 +390,12 @@ mod tests {
         .collect();
         for doc in docs {
             let parsed = parse_strict(&doc).map(drop);
-            assert_eq!(check_strict(&doc), parsed, "{}", String::from_utf8_lossy(&doc));
+            assert_eq!(
+                check_strict(&doc),
+                parsed,
+                "{}",
+                String::from_utf8_lossy(&doc)
+            );
         }
     }
 

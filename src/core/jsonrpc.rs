@@ -139,7 +139,9 @@ pub fn classify_text(message: Vec<u8>) -> Result<Incoming<Payload>, ShapeError> 
             id,
             outcome: match (outcome, result) {
                 (Ok(_), Some(result)) => Ok(Payload { message, result }),
-                (Ok(_), None) => return Err(shape("neither a request, a notification nor a response")),
+                (Ok(_), None) => {
+                    return Err(shape("neither a request, a notification nor a response"));
+                }
                 (Err(e), _) => Err(e),
             },
         },
@@ -315,8 +317,10 @@ mod tests {
             });
             assert_eq!(by_text, by_value, "{text}");
         }
-        let Ok(Incoming::Response { outcome: Ok(payload), .. }) =
-            classify_text(messages[1].as_bytes().to_vec())
+        let Ok(Incoming::Response {
+            outcome: Ok(payload),
+            ..
+        }) = classify_text(messages[1].as_bytes().to_vec())
         else {
             panic!("a response");
         };

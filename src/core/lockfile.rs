@@ -314,9 +314,20 @@ pub fn digest_of_definition(definition: &Map<String, Value>) -> Digest {
 impl Lockfile {
     /// The document as written to disk: pretty-printed, keys sorted, final newline.
     pub fn to_pretty(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(&self.view()).unwrap_or_default();
-        bytes.push(b'\n');
+        let mut bytes = Vec::new();
+        // Writing to memory cannot fail, and every part serializes.
+        let _ = self.write_pretty(&mut bytes);
         bytes
+    }
+
+    /// Writes [`Lockfile::to_pretty`]'s bytes to `out` as they are made (a large lockfile is
+    /// never held whole).
+    pub fn write_pretty(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        serde_json::to_writer_pretty(&mut out, &self.view())?;
+        out.write_all(b"\n")?;
+        out.flush()
     }
 
     pub fn to_json(&self) -> Value {

@@ -237,41 +237,117 @@ pub fn write_atomic_bounded(path: &Path, bytes: &[u8], limit: u64) -> Result<(),
 /// permissions are kept. A symbolic link is written through: its target is replaced and the
 /// link stays (a dangling link is an error).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
-    let wrap = |source| FsError::Write {
-        path: path.into(),
-        source,
-    };
-    let resolved = through_links(path).map_err(wrap)?;
-    let path = resolved.as_path();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let existing = fs::metadata(path).ok().map(|m| m.permissions());
-    // A new file gets 0666 less the umask, like any file the user creates; an existing file
-    // keeps its mode.
-    let mode = {
-        use std::os::unix::fs::PermissionsExt;
-        fs::Permissions::from_mode(0o666)
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .permissions(mode)
-        .tempfile_in(&dir)
-        .map_err(wrap)?;
-    if let Some(permissions) = existing {
-        tmp.as_file().set_permissions(permissions).map_err(wrap)?;
+    let mut staged = Staged::new(path)?;
+    staged.write_all(bytes)?;
+    staged.commit()
+}
+
+/// A replacement of a file being written (see [`write_atomic`]): written piece by piece, read
+/// back if the writer wants to check it, then committed. Dropped without a commit, it leaves
+/// the file as it was and removes the temporary file.
+pub struct Staged {
+    path: PathBuf,
+    dir: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    written: u64,
+    limit: u64,
+}
+
+impl Staged {
+    pub fn new(path: &Path) -> Result<Staged, FsError> {
+        Staged::bounded(path, u64::MAX)
     }
-    tmp.write_all(bytes).map_err(wrap)?;
-    tmp.as_file().sync_all().map_err(wrap)?;
-    tmp.persist(path).map_err(|e| wrap(e.error))?;
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(wrap)?;
-    Ok(())
+
+    /// A replacement that refuses to grow past `limit` bytes (what mcplock reads back).
+    pub fn bounded(path: &Path, limit: u64) -> Result<Staged, FsError> {
+        let wrap = |source| FsError::Write {
+            path: path.into(),
+            source,
+        };
+        let resolved = through_links(path).map_err(wrap)?;
+        let dir = match resolved.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = resolved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let existing = fs::metadata(&resolved).ok().map(|m| m.permissions());
+        // A new file gets 0666 less the umask, like any file the user creates; an existing
+        // file keeps its mode.
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            fs::Permissions::from_mode(0o666)
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .permissions(mode)
+            .tempfile_in(&dir)
+            .map_err(wrap)?;
+        if let Some(permissions) = existing {
+            tmp.as_file().set_permissions(permissions).map_err(wrap)?;
+        }
+        Ok(Staged {
+            path: resolved,
+            dir,
+            tmp,
+            written: 0,
+            limit,
+        })
+    }
+
+    fn fault(&self, source: std::io::Error) -> FsError {
+        FsError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), FsError> {
+        self.written += bytes.len() as u64;
+        if self.written > self.limit {
+            return Err(FsError::WouldBeTooLarge {
+                path: self.path.clone(),
+                size: self.written,
+                limit: self.limit,
+            });
+        }
+        self.tmp.write_all(bytes).map_err(|e| self.fault(e))
+    }
+
+    /// What was written so far, read from the start.
+    pub fn reread(&self) -> Result<File, FsError> {
+        self.tmp.reopen().map_err(|e| self.fault(e))
+    }
+
+    /// Puts the replacement in place (durably).
+    pub fn commit(self) -> Result<(), FsError> {
+        let wrap = |source| FsError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.tmp.as_file().sync_all().map_err(wrap)?;
+        self.tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(wrap)?;
+        Ok(())
+    }
+}
+
+/// A [`Staged`] replacement as an `io::Write` (a limit passed is an error of kind `Other`
+/// carrying the [`FsError`]).
+impl Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Staged::write_all(self, buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
 }
 
 #[cfg(test)]

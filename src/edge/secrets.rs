@@ -116,6 +116,37 @@ pub fn contains_secret(bytes: &[u8]) -> bool {
     known.matcher.as_ref().is_some_and(|m| m.is_match(bytes))
 }
 
+/// Whether what `reader` yields holds a known secret, read in bounded chunks (a secret split
+/// between two chunks is still found: each chunk is searched with the end of the one before).
+pub fn read_contains_secret(mut reader: impl std::io::Read) -> std::io::Result<bool> {
+    let known = KNOWN.read().unwrap_or_else(PoisonError::into_inner);
+    let Some(matcher) = &known.matcher else {
+        return Ok(false);
+    };
+    let overlap = known
+        .spellings
+        .iter()
+        .map(|s| s.len())
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    const CHUNK: usize = 1 << 20;
+    let mut window: Vec<u8> = Vec::with_capacity(CHUNK + overlap);
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        window.extend_from_slice(&chunk[..n]);
+        if matcher.is_match(&window) {
+            return Ok(true);
+        }
+        let keep = window.len().min(overlap);
+        window.drain(..window.len() - keep);
+    }
+}
+
 /// Every string and object key of `value` cleaned of known secrets.
 pub fn redact_json(value: &mut Value) {
     match value {
@@ -171,5 +202,19 @@ mod tests {
         assert_eq!(redact("warning-level"), "warning-level");
         remember_named("GITHUB_TOKEN", "ghp-issue26-named");
         assert_eq!(redact("ghp-issue26-named"), REDACTED);
+    }
+
+    /// A secret is found in a stream wherever it falls, across the chunk boundary too.
+    #[test]
+    fn a_secret_is_found_in_a_stream_across_chunks() {
+        let secret = "stream-secret-issue26";
+        remember(secret);
+        let chunk = 1usize << 20;
+        for at in [0, 5, chunk - 10, chunk - 1, chunk, chunk + 3, 3 * chunk - 4] {
+            let mut bytes = vec![b'x'; 3 * chunk + 100];
+            bytes[at..at + secret.len()].copy_from_slice(secret.as_bytes());
+            assert!(read_contains_secret(&bytes[..]).unwrap(), "at {at}");
+        }
+        assert!(!read_contains_secret(&vec![b'x'; 3 * chunk][..]).unwrap());
     }
 }

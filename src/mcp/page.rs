@@ -163,7 +163,10 @@ mod tests {
         let (rest, served) = read(text, 10);
         assert_eq!(
             rest.unwrap(),
-            json!({"_meta": {"k": 1}, "nextCursor": "c2"}).as_object().unwrap().clone()
+            json!({"_meta": {"k": 1}, "nextCursor": "c2"})
+                .as_object()
+                .unwrap()
+                .clone()
         );
         let built: Value = serde_json::from_str(text).unwrap();
         let expected = index_items(ItemKind::Tool, built["tools"].as_array().unwrap()).unwrap();
@@ -175,14 +178,20 @@ mod tests {
         assert_eq!(read("[]", 10).0, Err(PageError::NotAnObject));
         assert_eq!(read(r#"{"prompts":[]}"#, 10).0, Err(PageError::NoItems));
         assert_eq!(read(r#"{"tools":null}"#, 10).0, Err(PageError::NoItems));
-        assert_eq!(read(r#"{"tools":{"name":"a"}}"#, 10).0, Err(PageError::NoItems));
+        assert_eq!(
+            read(r#"{"tools":{"name":"a"}}"#, 10).0,
+            Err(PageError::NoItems)
+        );
         assert!(matches!(
             read(r#"{"tools":[{"name":"a"},{"name":"a"}]}"#, 10).0,
             Err(PageError::Listing(ListingError::Duplicate { .. }))
         ));
         assert!(matches!(
             read(r#"{"tools":[{"name":"a"},3]}"#, 10).0,
-            Err(PageError::Listing(ListingError::NotAnObject { index: 1, .. }))
+            Err(PageError::Listing(ListingError::NotAnObject {
+                index: 1,
+                ..
+            }))
         ));
         assert!(matches!(
             read(r#"{"tools":[{"title":"a"}]}"#, 10).0,

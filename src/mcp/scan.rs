@@ -1,8 +1,6 @@
 //! Listing everything a server offers, completely or not at all.
 
-use crate::core::snapshot::{
-    ItemKind, Items, Listing, Snapshot, Tolerated, is_unserved_code,
-};
+use crate::core::snapshot::{ItemKind, Items, Listing, Snapshot, Tolerated, is_unserved_code};
 pub use crate::mcp::error::ScanError;
 use crate::mcp::negotiate::{Session, check_result_type, negotiate};
 use crate::mcp::page::{PageError, read_page};
