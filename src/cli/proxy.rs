@@ -292,7 +292,7 @@ async fn serve(
                 cmd.program = private.program.clone();
                 cmd.args = private.args.clone();
             }
-            serve_command(&cmd, &locked, &options, audit).await
+            serve_command(&cmd, private, &locked, &options, audit).await
         }
         Endpoint::Http(remote) => {
             let (host_in, host_out) = host_io();
@@ -373,6 +373,7 @@ fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<
 /// then stopped, and what is known of it joins an error.
 async fn serve_command(
     cmd: &ServerCommand,
+    private: Option<&crate::edge::artifact::run::Private>,
     locked: &Locked<'_>,
     options: &Options,
     audit: Option<Audit<std::fs::File>>,
@@ -380,6 +381,22 @@ async fn serve_command(
     let (host_in, host_out) = host_io();
     let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(cmd)
         .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
+    // The interpreter is run where it is installed: what the started process runs is held to
+    // the lock before anything is relayed.
+    if let Some(private) = private {
+        let checked = match process.id() {
+            Some(pid) => private.check_started(pid),
+            None => Err("the server exited before its interpreter could be checked".into()),
+        };
+        if let Err(why) = checked {
+            let _ = process.stop(GRACE).await;
+            process.finish(GRACE).await;
+            return Err(fail(
+                Code::ArtifactChanged,
+                format!("refusing to serve {}: {why}", cmd.program),
+            ));
+        }
+    }
     let mut stdin = pipes.stdin;
     // The server's own process ending is news even when a helper it started keeps its output
     // open: the session then ends within a grace period.

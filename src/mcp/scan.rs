@@ -1,6 +1,8 @@
 //! Listing everything a server offers, completely or not at all.
 
-use crate::core::snapshot::{ItemKind, Items, Listing, Snapshot, Tolerated, is_unserved_code};
+use crate::core::snapshot::{
+    ItemKind, Items, Listing, Snapshot, Tolerated, insert_item, is_unserved_code,
+};
 pub use crate::mcp::error::ScanError;
 use crate::mcp::negotiate::{Session, check_result_type, negotiate};
 use crate::mcp::page::{PageError, read_page};
@@ -239,8 +241,12 @@ async fn list_all(
             }
             Err(e) => return Err(e.into()),
         };
+        // The page's own items first: a page served again (a cursor loop) is reported as such,
+        // not as its items listed twice.
         let limit = opts.max_items.min(total_budget);
-        let mut result = match read_page(payload.text(), kind, &mut served, limit) {
+        let mut page = Items::new();
+        let room = limit.saturating_sub(served.len());
+        let mut result = match read_page(payload.text(), kind, &mut page, room) {
             Ok(rest) => rest,
             Err(PageError::NotAnObject) => {
                 return Err(malformed(method, "the result is not an object"));
@@ -254,13 +260,14 @@ async fn list_all(
         };
         drop(payload);
         check_result_type(method, &result)?;
-        if served.len() > opts.max_items {
+        let listed = served.len() + page.len();
+        if listed > opts.max_items {
             return Err(ScanError::TooManyItems {
                 method,
                 max: opts.max_items,
             });
         }
-        if served.len() > total_budget {
+        if listed > total_budget {
             return Err(ScanError::TooManyTotalItems {
                 method,
                 max: opts.max_total_items,
@@ -272,10 +279,8 @@ async fn list_all(
                 max: opts.max_scan_bytes,
             });
         }
-        match result.remove("nextCursor") {
-            None | Some(Value::Null) => {
-                return Ok(Listing::Served(served));
-            }
+        let next = match result.remove("nextCursor") {
+            None | Some(Value::Null) => None,
             Some(Value::String(next)) => {
                 if !seen_cursors.insert(next.clone()) {
                     return Err(ScanError::CursorLoop {
@@ -283,12 +288,20 @@ async fn list_all(
                         cursor: next,
                     });
                 }
-                cursor = Some(next);
+                Some(next)
             }
             Some(other) => {
                 return Err(malformed(method, format!("\"nextCursor\" is {other}")));
             }
+        };
+        for (key, definition) in page {
+            insert_item(&mut served, kind, key, definition)
+                .map_err(|source| ScanError::Listing { method, source })?;
         }
+        if next.is_none() {
+            return Ok(Listing::Served(served));
+        }
+        cursor = next;
     }
     Err(ScanError::TooManyPages {
         method,

@@ -357,6 +357,11 @@ impl ServerProcess {
 
     /// Tells the signal path how to close this server's input (stdin is owned by whoever talks
     /// to the server).
+    /// The server's process id, while it has not been reaped.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub fn watch_input(&self, input: Input) {
         if let Some(id) = self.live
             && let Some(entry) = live().iter_mut().find(|l| l.id == id)

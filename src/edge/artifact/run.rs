@@ -17,8 +17,15 @@
 //! environment uv names, through a console-script wrapper mcplock writes from the entry point
 //! the copied distribution declares.
 //!
-//! What is not copied is still checked where it is, with that window: the interpreter itself,
-//! a venv's `pyvenv.cfg` and the working directory of `python -m`.
+//! `python -m` imports from its working directory first: what it may import from there is
+//! copied too, and the module is run with the copy in that place on `sys.path`.
+//!
+//! The interpreter itself (python, node) is not copied (a copied interpreter may no longer find
+//! its libraries); the process started is checked instead: its running executable
+//! (`/proc/PID/exe`, the very file the kernel mapped, which cannot be written while it runs) is
+//! hashed and held to the lock before a single message passes ([`Private::check_started`]). A
+//! private environment's `pyvenv.cfg` is written by mcplock from that checked interpreter, never
+//! copied (its `home` names where the standard library is loaded from).
 
 use super::content::{self, Budget, Files};
 use super::{
@@ -36,13 +43,103 @@ pub struct Private {
     dir: tempfile::TempDir,
     pub program: String,
     pub args: Vec<String>,
+    /// The interpreter the started process must be running, as the lock pinned it.
+    running: Option<Pinned>,
+}
+
+/// How the lock pinned an executable that is run where it is.
+#[derive(Clone, Debug, PartialEq)]
+enum Pinned {
+    /// `sha256:` of its bytes (a script's interpreter).
+    Bytes(String),
+    /// A content part holding the one file `name` (a PyPI environment's `interpreter`).
+    Part { name: PathBuf, digest: String },
 }
 
 impl Private {
+    fn new(dir: tempfile::TempDir, program: String, args: Vec<String>) -> Private {
+        Private {
+            dir,
+            program,
+            args,
+            running: None,
+        }
+    }
+
     /// Where the copy is.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Holds the process started from this copy to the lock: the executable it runs (read
+    /// through `/proc`, whatever its path now holds) must be the interpreter the lock pinned.
+    /// The caller stops the process on an error, before any message passes.
+    pub fn check_started(&self, pid: u32) -> Result<(), String> {
+        let Some(pinned) = &self.running else {
+            return Ok(());
+        };
+        check_executable(Path::new(&format!("/proc/{pid}/exe")), pinned)
+    }
+}
+
+impl Pinned {
+    fn locked(&self) -> &str {
+        match self {
+            Pinned::Bytes(digest) | Pinned::Part { digest, .. } => digest,
+        }
+    }
+
+    /// The digest of `bytes` in the form the lock recorded.
+    fn digest_of(&self, bytes: &[u8]) -> Result<String, String> {
+        Ok(match self {
+            Pinned::Bytes(_) => {
+                use sha2::Digest as _;
+                format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)))
+            }
+            Pinned::Part { name, .. } => {
+                let mut files = Files::default();
+                files.add_bytes(name, bytes, &mut Budget::new())?;
+                files.into_part().digest
+            }
+        })
+    }
+}
+
+/// Most bytes of an interpreter read to hold it to the lock.
+const MAX_INTERPRETER_BYTES: u64 = 1 << 30;
+
+fn read_interpreter(path: &Path) -> Result<Vec<u8>, String> {
+    crate::edge::fs::read_bounded(path, MAX_INTERPRETER_BYTES)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone", path.display()))
+}
+
+fn check_executable(exe: &Path, pinned: &Pinned) -> Result<(), String> {
+    let running = pinned.digest_of(&read_interpreter(exe)?)?;
+    if running == pinned.locked() {
+        return Ok(());
+    }
+    Err(format!(
+        "the interpreter changed between its check and its start (the lock recorded {}, the process runs {running}); it was stopped before any message passed: see what changed with `mcplock verify --artifacts`",
+        pinned.locked()
+    ))
+}
+
+/// The interpreter at `path`, read once, must be the one pinned. The process started will be
+/// held to it when it is a binary; an interpreter that is itself a `#!` script (a version
+/// manager's shim) hands over to another program the lock does not name, so it is checked
+/// here, just before the start, and not after.
+fn to_hold(path: &Path, pinned: Pinned) -> Result<Option<Pinned>, String> {
+    let bytes = read_interpreter(path)?;
+    let digest = pinned.digest_of(&bytes)?;
+    if digest != pinned.locked() {
+        return Err(format!(
+            "the interpreter {} changed since its check (the lock recorded {}, it is now {digest}); it is not started: see what changed with `mcplock verify --artifacts`",
+            path.display(),
+            pinned.locked()
+        ));
+    }
+    Ok((!bytes.starts_with(b"#!")).then_some(pinned))
 }
 
 /// The launch `command args` (in `cwd`) started from a private copy of the `file` artifact
@@ -75,12 +172,12 @@ pub fn private_copy(
             let dir = private_dir()?;
             let (program, args) =
                 copy_uvx(&uvx, &requirement, index, args, cwd, locked, dir.path())?;
-            return Ok(Some(Private { dir, program, args }));
+            return environment(Private::new(dir, program, args), locked).map(Some);
         }
         (Kind::Npm, Target::Npx { package, index }) => {
             let dir = private_dir()?;
             let (program, args) = copy_npx(&package, &args[index + 1..], cwd, locked, dir.path())?;
-            return Ok(Some(Private { dir, program, args }));
+            return Ok(Some(Private::new(dir, program, args)));
         }
         _ => return Ok(None),
     };
@@ -88,20 +185,16 @@ pub fn private_copy(
     let expected = |part: &str| content.get(part).map(|p| p.digest.as_str());
     if locked.kind == Kind::Npm {
         let (program, args) = copy_npm(&command, script.as_deref(), args, cwd, locked, dir.path())?;
-        return Ok(Some(Private { dir, program, args }));
+        return Ok(Some(Private::new(dir, program, args)));
     }
     if locked.kind == Kind::Pypi {
         let (program, args) = copy_pypi(&command, args, cwd, locked, dir.path())?;
-        return Ok(Some(Private { dir, program, args }));
+        return environment(Private::new(dir, program, args), locked).map(Some);
     }
     match script {
         None => {
             let program = copy_program(&command, cwd, expected("program"), dir.path())?;
-            Ok(Some(Private {
-                program,
-                args: args.to_vec(),
-                dir,
-            }))
+            Ok(Some(Private::new(dir, program, args.to_vec())))
         }
         Some(script) => {
             let args = copy_script(&command, &script, args, cwd, locked, dir.path())?;
@@ -116,9 +209,34 @@ pub fn private_copy(
                 }
                 None => command,
             };
-            Ok(Some(Private { program, args, dir }))
+            let mut private = Private::new(dir, program, args);
+            if let Some((path, digest)) = &locked.interpreter {
+                private.running = to_hold(Path::new(path), Pinned::Bytes(digest.clone()))?;
+            }
+            Ok(Some(private))
         }
     }
+}
+
+/// A private environment is started with its python, which is the interpreter the lock
+/// pinned as the environment's `interpreter` part.
+fn environment(mut private: Private, locked: &Resolved) -> Result<Private, String> {
+    let python = real(Path::new(&private.program))?;
+    let name = python
+        .file_name()
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{} names no file", python.display()))?;
+    let digest = locked
+        .content
+        .as_ref()
+        .and_then(|c| c.get("interpreter"))
+        .map(|p| p.digest.clone())
+        .ok_or_else(|| {
+            "the lock recorded no digest of the interpreter; re-lock it (`mcplock lock --update`)"
+                .to_string()
+        })?;
+    private.running = to_hold(&python, Pinned::Part { name, digest })?;
+    Ok(private)
 }
 
 /// Copies the program `command` names into `into`, held to the lock's `program` part; returns
@@ -365,8 +483,10 @@ fn copy_pypi(
     let private_python = private_venv(&python, into, expected("site-packages"))?;
     let program = private_python.to_string_lossy().into_owned();
     if script.is_none() {
-        // `python -m module ...`: the same arguments, given the private environment's python.
-        return Ok((program, args.to_vec()));
+        return Ok((
+            program,
+            module_args(args, cwd, expected("working-directory"), into)?,
+        ));
     }
     // The console script: its body after the `#!` line, and what Python imports beside it.
     let bin = private_python
@@ -400,6 +520,47 @@ fn copy_pypi(
     let mut all = vec![copy.to_string_lossy().into_owned()];
     all.extend_from_slice(args);
     Ok((program, all))
+}
+
+/// Runs `module` as `-m` does (as `__main__`, `sys.argv[0]` its file), with the directory
+/// given after the code in the place `-m` gives the working directory on `sys.path`.
+const RUN_MODULE: &str = "import runpy, sys\n\
+dir = sys.argv.pop(1)\n\
+module = sys.argv.pop(1)\n\
+if sys.path and sys.path[0] == '':\n    sys.path[0] = dir\n\
+runpy.run_module(module, run_name='__main__', alter_sys=True)\n";
+
+/// `python -m module args`: what the module may import from the working directory (where `-m`
+/// looks first) is copied, held to the lock, and put in that place instead; the module runs as
+/// `-m` would run it.
+fn module_args(
+    args: &[String],
+    cwd: &Path,
+    expected: Option<&str>,
+    into: &Path,
+) -> Result<Vec<String>, String> {
+    let [flag, module, rest @ ..] = args else {
+        return Err("python -m without a module".into());
+    };
+    if flag != "-m" {
+        return Err(format!("expected -m first, found {flag:?}"));
+    }
+    let copy = into.join("mcplock-cwd");
+    std::fs::create_dir_all(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+    let part = content::python_path_entry_into(cwd, &mut Budget::new(), Files::copying_to(&copy))?;
+    held(
+        &part.digest,
+        expected,
+        "what `python -m` imports from the working directory",
+    )?;
+    let mut all = vec![
+        "-c".to_string(),
+        RUN_MODULE.to_string(),
+        copy.to_string_lossy().into_owned(),
+        module.clone(),
+    ];
+    all.extend_from_slice(rest);
+    Ok(all)
 }
 
 /// `uvx [--from REQ] CMD args`: the environment uv names, copied as a private environment;
@@ -505,12 +666,40 @@ fn private_venv(python: &Path, into: &Path, expected: Option<&str>) -> Result<Pa
         "the environment's site-packages",
     )?;
     let io = |e: std::io::Error| format!("{}: {e}", into.display());
-    std::fs::copy(venv.join("pyvenv.cfg"), into.join("pyvenv.cfg")).map_err(io)?;
+    let interpreter = real(python)?;
+    let config = venv_config(&venv.join("pyvenv.cfg"), &interpreter)?;
+    std::fs::write(into.join("pyvenv.cfg"), config).map_err(io)?;
     let bin = into.join("bin");
     std::fs::create_dir_all(&bin).map_err(io)?;
     let private_python = bin.join(python.file_name().unwrap_or("python".as_ref()));
-    std::os::unix::fs::symlink(real(python)?, &private_python).map_err(io)?;
+    std::os::unix::fs::symlink(&interpreter, &private_python).map_err(io)?;
     Ok(private_python)
+}
+
+/// The private environment's `pyvenv.cfg`, written by mcplock: `home` (where Python finds its
+/// standard library) is the directory of the interpreter that is checked when it starts,
+/// whatever the original says; only whether system site-packages are visible is taken from the
+/// original.
+fn venv_config(original: &Path, interpreter: &Path) -> Result<String, String> {
+    let text = crate::edge::fs::read_bounded(original, 64 * 1024)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} is gone", original.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let system = text.lines().any(|line| {
+        line.split_once('=').is_some_and(|(key, value)| {
+            key.trim() == "include-system-site-packages" && value.trim() == "true"
+        })
+    });
+    let home = interpreter
+        .parent()
+        .ok_or_else(|| format!("{} is in no directory", interpreter.display()))?;
+    let home = home
+        .to_str()
+        .filter(|h| !h.contains('\n'))
+        .ok_or_else(|| format!("{} is not a path pyvenv.cfg can hold", home.display()))?;
+    Ok(format!(
+        "home = {home}\ninclude-system-site-packages = {system}\n"
+    ))
 }
 
 /// The digest of what was copied must be the locked one.
@@ -639,6 +828,123 @@ mod tests {
         std::fs::write(modules.join("dep/index.js"), "module.exports = 2\n").unwrap();
         let refused = private_copy("node", &args, d, &locked).err().unwrap();
         assert!(refused.contains("dependencies"), "{refused}");
+    }
+
+    /// The interpreter is not copied: the process started is held to the lock by what it
+    /// runs, read through /proc (so a file swapped at the interpreter's path is caught).
+    #[test]
+    fn issue_26_a_started_process_is_held_to_the_pinned_interpreter() {
+        let sleep = real(&find_program(Path::new("/"), "sleep").unwrap()).unwrap();
+        let mut child = std::process::Command::new(&sleep)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let exe = PathBuf::from(format!("/proc/{}/exe", child.id()));
+        let bytes = Pinned::Bytes(super::super::sha256_file(&sleep).unwrap());
+        let name = PathBuf::from(sleep.file_name().unwrap());
+        let part = Pinned::Part {
+            digest: content::file_part(&sleep, &mut Budget::new())
+                .unwrap()
+                .digest,
+            name: name.clone(),
+        };
+        let checked = (
+            check_executable(&exe, &bytes),
+            check_executable(&exe, &part),
+        );
+        let other = Pinned::Part {
+            name,
+            digest: "sha256:0000".into(),
+        };
+        let refused = check_executable(&exe, &other);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(checked, (Ok(()), Ok(())));
+        let refused = refused.unwrap_err();
+        assert!(
+            refused.contains("changed between its check and its start"),
+            "{refused}"
+        );
+        assert!(refused.contains("before any message passed"), "{refused}");
+
+        // A binary interpreter is held after the start; a `#!` shim (pyenv's) only before it,
+        // from the same bytes that were checked; one that changed is refused outright.
+        assert_eq!(to_hold(&sleep, bytes.clone()), Ok(Some(bytes)));
+        let dir = tempfile::tempdir().unwrap();
+        let shim = dir.path().join("python3");
+        std::fs::write(&shim, "#!/bin/sh\nexec python3.12 \"$@\"\n").unwrap();
+        let pinned = Pinned::Bytes(super::super::sha256_file(&shim).unwrap());
+        assert_eq!(to_hold(&shim, pinned.clone()), Ok(None));
+        std::fs::write(&shim, "#!/bin/sh\nexec evil \"$@\"\n").unwrap();
+        let refused = to_hold(&shim, pinned).unwrap_err();
+        assert!(refused.contains("changed since its check"), "{refused}");
+    }
+
+    /// A private environment's pyvenv.cfg is mcplock's: `home` (where the standard library is
+    /// loaded from) is the checked interpreter's directory, never what the original says.
+    #[test]
+    fn issue_26_a_private_environment_takes_home_from_the_checked_interpreter() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("pyvenv.cfg");
+        std::fs::write(
+            &cfg,
+            "home = /tmp/evil/bin\ninclude-system-site-packages = true\nversion = 3.12.1\n",
+        )
+        .unwrap();
+        let written = venv_config(&cfg, Path::new("/usr/local/bin/python3.12")).unwrap();
+        assert_eq!(
+            written,
+            "home = /usr/local/bin\ninclude-system-site-packages = true\n"
+        );
+        std::fs::write(&cfg, "home = /tmp/evil/bin\n").unwrap();
+        let written = venv_config(&cfg, Path::new("/usr/bin/python3")).unwrap();
+        assert_eq!(
+            written,
+            "home = /usr/bin\ninclude-system-site-packages = false\n"
+        );
+    }
+
+    /// `python -m`: what it may import from the working directory runs from the copy that was
+    /// checked, as `-m` runs it (`__main__`, the module's file as `sys.argv[0]`).
+    #[test]
+    fn issue_26_python_m_imports_from_a_checked_copy_of_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("work");
+        std::fs::create_dir(&cwd).unwrap();
+        std::fs::write(
+            cwd.join("hello_issue26.py"),
+            "import sys\nprint(__name__, sys.argv[0].endswith('/mcplock-cwd/hello_issue26.py'), sys.argv[1:], 'checked')\n",
+        )
+        .unwrap();
+        let expected = content::python_path_entry(&cwd, &mut Budget::new())
+            .unwrap()
+            .digest;
+        let private = private_dir().unwrap();
+        let args: Vec<String> = ["-m", "hello_issue26", "--flag"].map(String::from).into();
+        let argv = module_args(&args, &cwd, Some(&expected), private.path()).unwrap();
+        // Swapped after the copy: what runs is the copy.
+        std::fs::write(cwd.join("hello_issue26.py"), "print('swapped')\n").unwrap();
+        let out = std::process::Command::new("python3")
+            .args(&argv)
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "__main__ True ['--flag'] checked\n"
+        );
+        // Changed before the copy: nothing is started.
+        let again = private_dir().unwrap();
+        let refused = module_args(&args, &cwd, Some(&expected), again.path()).unwrap_err();
+        assert!(
+            refused.contains("changed between its check and its start"),
+            "{refused}"
+        );
     }
 
     #[test]
