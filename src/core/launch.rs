@@ -303,17 +303,30 @@ pub fn matches_template(
 
 /// The names of query parameters that carry credentials (matched case-insensitively, anywhere
 /// in the name: `api_key`, `access_token`, `X-Amz-Signature`, `code`).
-const CREDENTIAL_PARAMS: [&str; 9] = [
+/// Words that make a query parameter a credential (`api_key`, `accessToken`, `X-Amz-Signature`,
+/// `code`), compared with the parameter's words, so `zipcode`, `monkey`, `author` or `design`
+/// are not taken for one.
+const CREDENTIAL_WORDS: [&str; 16] = [
     "key",
+    "apikey",
     "token",
     "secret",
-    "passw",
+    "password",
+    "passwd",
+    "pass",
     "pwd",
     "auth",
+    "authorization",
     "sig",
+    "signature",
     "code",
     "credential",
+    "credentials",
+    "jwt",
 ];
+
+/// Endings that make one word a credential (`accesstoken`, `clientsecret`, `dbpassword`).
+const CREDENTIAL_ENDINGS: [&str; 4] = ["token", "secret", "password", "apikey"];
 
 /// The parts of a URL as written: (before the user info, user info, the rest up to the query,
 /// the query, the fragment with its `#`).
@@ -352,8 +365,36 @@ fn url_parts(url: &str) -> (&str, Option<&str>, &str, Option<&str>, &str) {
 }
 
 fn is_credential_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    CREDENTIAL_PARAMS.iter().any(|c| name.contains(c))
+    words(name).iter().any(|word| {
+        CREDENTIAL_WORDS.contains(&word.as_str())
+            || CREDENTIAL_ENDINGS.iter().any(|e| word.ends_with(e))
+    })
+}
+
+/// A parameter name's words, lowercase: split at anything not alphanumeric and where a
+/// lowercase letter or digit is followed by an uppercase one (`apiKey`, `X-Amz-Signature`).
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            previous_lower = false;
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        if c.is_uppercase() && previous_lower && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        previous_lower = c.is_lowercase() || c.is_numeric();
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
 }
 
 /// What a URL carries that is a credential: user info (`user:password@`), or a query
@@ -556,12 +597,31 @@ mod tests {
             "auth",
             "X-Amz-Signature",
             "code",
+            "accesstoken",
+            "api-key",
+            "sig",
+            "db_pass",
         ] {
             let url = format!("https://x.example/mcp?{name}=v");
             assert!(
                 url_credential(&url).is_some_and(|w| w.contains(name)),
                 "{name}"
             );
+        }
+        // No false alarm on words that only contain a credential word.
+        for name in [
+            "zipcode",
+            "monkey",
+            "author",
+            "design",
+            "keyboard",
+            "passage",
+            "tokens_left",
+            "page",
+            "q",
+        ] {
+            let url = format!("https://x.example/mcp?{name}=v");
+            assert_eq!(url_credential(&url), None, "{name}");
         }
         assert_eq!(
             redact_url("https://me:pw@x.example:8443/a?key=abc&page=2&token=${env:T}#frag"),
