@@ -172,7 +172,6 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
                 "--host compares the servers of the hosts' configs, each by its config key: give no server and no --name",
             ));
         }
-        args.trust.only_for_relaunch()?;
         let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
             fail(
                 Code::InputMissing,
@@ -182,6 +181,19 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
                 ),
             )
         })?;
+        // With --key or --bundle, what the hosts run is compared only with a lock that holds.
+        if let Some(verify) = args.trust.verify_args(&args.lockfile) {
+            let document = super::files::read_lockfile_json(&args.lockfile)?;
+            let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {
+                e.headline = format!(
+                    "refusing to compare the hosts' servers with {}: {}",
+                    args.lockfile.display(),
+                    e.headline
+                );
+                e
+            })?;
+            eprintln!("mcplock: {} is signed by {signer}", args.lockfile.display());
+        }
         let new = super::hosts::scanned_hosts(&args.hosts, &args.server).await?;
         // A server the hosts run that the lock does not hold shows as added.
         let old = Lockfile {
@@ -217,6 +229,7 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
     let mut new = Lockfile::default();
     {
         let mut server_args = args.server.clone();
+        server_args.adopt_locked_env(&locked, args.name.as_deref());
         let known = entry_for(
             &locked,
             args.name.as_deref(),
@@ -224,7 +237,12 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
         );
         server_args.protocol = protocol_like(server_args.protocol, known);
         let scanned = scan_server(&server_args).await?;
-        let name = match args.name.clone() {
+        let by_launch = scanned
+            .snapshot
+            .launch
+            .as_ref()
+            .and_then(|launch| super::locked::name_for(&locked, launch));
+        let name = match args.name.clone().or(by_launch) {
             Some(n) => n,
             None => pick_server(&locked, scanned.snapshot.server_name())?,
         };

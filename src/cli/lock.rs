@@ -105,6 +105,9 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let mut existing = load()?;
 
     let mut server_args = args.server.clone();
+    if let Some(lockfile) = &existing {
+        server_args.adopt_locked_env(lockfile, args.name.as_deref());
+    }
     if args.check {
         // The lock already says which protocol generation this server speaks: no probe.
         let launch = server_args.endpoint()?.launch();
@@ -122,7 +125,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let mut notes = scanned.notes.clone();
     notes.extend(pin_notes);
     notes.extend(artifact_notes(scanned.snapshot.artifact.as_ref()));
-    let name = server_name(&args, &scanned.snapshot)?;
+    let name = server_name(&args, &scanned.snapshot, existing.as_ref())?;
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
         .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
 
@@ -213,15 +216,22 @@ async fn pin(
     Ok(vec![note])
 }
 
-/// The name the server is locked under: `--name`, else its `serverInfo.name`; never empty, never
-/// with control characters.
+/// The name the server is locked under: `--name`, else the name of the one locked server with
+/// the same launch (a server locked from a host config, under its config key), else its
+/// `serverInfo.name`; never empty, never with control characters.
 fn server_name(
     args: &LockArgs,
     snapshot: &crate::core::snapshot::Snapshot,
+    existing: Option<&crate::core::lockfile::Lockfile>,
 ) -> Result<String, CliError> {
+    let by_launch = || {
+        let launch = snapshot.launch.as_ref()?;
+        super::locked::name_for(existing?, launch)
+    };
     let name = args
         .name
         .clone()
+        .or_else(by_launch)
         .or_else(|| snapshot.server_name().map(str::to_owned))
         .ok_or_else(|| {
             fail(

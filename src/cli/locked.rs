@@ -118,11 +118,37 @@ pub fn entry_for<'a>(
     if let Some(name) = name {
         return lockfile.servers.get(name);
     }
-    let mut matching = lockfile.servers.values().filter(|s| {
+    let name = name_for(lockfile, launch)?;
+    lockfile.servers.get(&name)
+}
+
+/// The name of the one locked server with this exact launch (command, arguments, variable
+/// names and directory), if exactly one has it: a server locked from a host config under its
+/// config key is found again by its command.
+pub fn name_for(lockfile: &Lockfile, launch: &Launch) -> Option<String> {
+    let mut matching = lockfile.servers.iter().filter(|(_, s)| {
         launch_accepts(&s.launch, launch)
             && s.launch.env_keys() == launch.env_keys()
             && s.launch.cwd() == launch.cwd()
     });
+    let (first, _) = matching.next()?;
+    matching.next().is_none().then(|| first.clone())
+}
+
+/// Like [`entry_for`], matching a command whatever variables it is given (the ones it was
+/// locked with may still be to add).
+pub fn entry_ignoring_env<'a>(
+    lockfile: &'a Lockfile,
+    name: Option<&str>,
+    launch: &Launch,
+) -> Option<&'a ServerLock> {
+    if let Some(name) = name {
+        return lockfile.servers.get(name);
+    }
+    let mut matching = lockfile
+        .servers
+        .values()
+        .filter(|s| launch_accepts(&s.launch, launch) && s.launch.cwd() == launch.cwd());
     let first = matching.next()?;
     matching.next().is_none().then_some(first)
 }

@@ -970,9 +970,12 @@ pub struct ServerArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CAP,...")]
     pub declare: Vec<ClientCapability>,
 
-    /// Extra environment variable for the server (repeatable). Only the names are recorded.
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
-    pub env: Vec<(String, String)>,
+    /// Environment variable for the server (repeatable): `NAME` passes mcplock's own value
+    /// (so no secret is typed on the command line), `NAME=VALUE` sets one. Only names are
+    /// recorded. A variable a locked server was locked with is passed by its name whenever it
+    /// is set, so an exported secret relaunches it as locked.
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env_pair)]
+    pub env: Vec<(String, Option<String>)>,
 
     /// The directory to run the server in (recorded, as an absolute path, with its command).
     #[arg(long, value_name = "DIR")]
@@ -1348,13 +1351,15 @@ pub struct CanonicalArgs {
     pub lockfile: std::path::PathBuf,
 }
 
-fn parse_env_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-            Ok((k.to_owned(), v.to_owned()))
-        }
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+fn parse_env_pair(s: &str) -> Result<(String, Option<String>), String> {
+    let (name, value) = match s.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (s, None),
+    };
+    if name.is_empty() || name.contains('\0') || value.is_some_and(|v| v.contains('\0')) {
+        return Err(format!("expected NAME or NAME=VALUE, got {s:?}"));
     }
+    Ok((name.to_owned(), value.map(str::to_owned)))
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -1704,8 +1709,11 @@ mod tests {
         assert_eq!(parse_seconds("1.5"), Ok(1.5));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("nan").is_err());
-        assert_eq!(parse_env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert_eq!(
+            parse_env_pair("A=b=c"),
+            Ok(("A".into(), Some("b=c".into())))
+        );
         assert!(parse_env_pair("=x").is_err());
-        assert!(parse_env_pair("novalue").is_err());
+        assert_eq!(parse_env_pair("NAME"), Ok(("NAME".into(), None)));
     }
 }

@@ -366,7 +366,32 @@ fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<
         None => None,
     };
     options.call_policy = call_policy(args, lockfile, name)?;
+    options.review = Some(review_command(args, name));
     Ok(options)
+}
+
+/// The command that shows what a server changed since its lock: the locked server relaunched
+/// and compared, after the lockfile's signature is checked with the proxy's own key.
+fn review_command(args: &ProxyArgs, name: &str) -> String {
+    let mut argv = vec!["mcplock".to_string(), "diff".to_string()];
+    let path = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    argv.extend(["--lockfile".to_string(), path(&args.lockfile)]);
+    if let Some(key) = &args.check.key {
+        argv.extend(["--key".to_string(), path(key)]);
+    }
+    argv.extend(["--name".to_string(), name.to_string()]);
+    ServerCommand {
+        program: argv.remove(0),
+        args: argv,
+        env: Vec::new(),
+        cwd: None,
+    }
+    .display()
 }
 
 /// Starts the locked command and runs the session until either side ends it; the server is

@@ -84,13 +84,24 @@ impl ServerArgs {
                 "no server given; put its command after `--` (e.g. `mcplock scan -- npx -y @modelcontextprotocol/server-everything`) or pass a remote server's --url",
             )
         })?;
+        let mut env = Vec::with_capacity(self.env.len());
         for (name, value) in &self.env {
-            crate::edge::secrets::remember_named(name, value);
+            let value = match value {
+                Some(value) => value.clone(),
+                None => std::env::var(name).map_err(|_| {
+                    fail(
+                        Code::EnvMissing,
+                        format!("--env {name}: {name} is not set; export it first (its value is passed to the server, never shown)"),
+                    )
+                })?,
+            };
+            crate::edge::secrets::remember_named(name, &value);
+            env.push((name.clone(), value));
         }
         Ok(ServerCommand {
             program: program.clone(),
             args: args.to_vec(),
-            env: self.env.clone(),
+            env,
             cwd: match &self.cwd {
                 Some(dir) => Some(
                     std::path::absolute(dir)
@@ -99,6 +110,28 @@ impl ServerArgs {
                 None => None,
             },
         })
+    }
+
+    /// Passes by name each variable the locked server (`--name`, or the one locked with this
+    /// command) was locked with that is set here and not given: relaunched with the secret
+    /// exported, it is the launch that was locked, not a changed one.
+    pub fn adopt_locked_env(
+        &mut self,
+        lockfile: &crate::core::lockfile::Lockfile,
+        name: Option<&str>,
+    ) {
+        let Ok(command) = self.command() else {
+            return;
+        };
+        let live = Endpoint::Stdio(command).launch();
+        let Some(entry) = super::locked::entry_ignoring_env(lockfile, name, &live) else {
+            return;
+        };
+        for key in entry.launch.env_keys() {
+            if !self.env.iter().any(|(k, _)| k == key) && std::env::var_os(key).is_some() {
+                self.env.push((key.clone(), None));
+            }
+        }
     }
 
     pub fn scan_options(&self) -> ScanOptions {

@@ -229,6 +229,10 @@ impl<'a> Locked<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Session {
     listed: BTreeMap<ItemKind, BTreeSet<String>>,
+    /// Locked items the last listing of their kind withheld for drifting, with the locked and
+    /// served digests: a call to one is denied as drifted, not as never shown. Bounded by
+    /// what the lock holds.
+    drifted: BTreeMap<ItemKind, BTreeMap<String, (Digest, Digest)>>,
     revoked: Revoked,
 }
 
@@ -318,12 +322,23 @@ impl Session {
         self.listed.remove(&kind);
     }
 
-    /// After the proxy's own re-listing: of what the host was shown (`shown`), only what the
-    /// re-listing found still matching the lock (`still`) may be called. A re-listing never adds
-    /// what the host has not been shown.
-    pub fn restrict(&mut self, kind: ItemKind, shown: &BTreeSet<String>, still: &BTreeSet<String>) {
-        let keep: BTreeSet<String> = shown.intersection(still).cloned().collect();
+    /// After the proxy's own re-listing (`found`): of what the host was shown (`shown`), only
+    /// what the re-listing found still matching the lock may be called. A re-listing never adds
+    /// what the host has not been shown; what it found drifted among what was shown is denied
+    /// as drifted from now on.
+    pub fn restrict(&mut self, kind: ItemKind, shown: &BTreeSet<String>, found: &Session) {
+        let still = found.listed(kind);
+        let keep: BTreeSet<String> = shown.intersection(&still).cloned().collect();
         self.listed.insert(kind, keep);
+        let drifted = found
+            .drifted
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| shown.contains(*key))
+            .map(|(key, digests)| (key.clone(), *digests))
+            .collect();
+        self.drifted.insert(kind, drifted);
     }
 }
 
@@ -374,8 +389,10 @@ pub fn check_list_page(
 ) -> CheckedPage {
     let revoked = &session.revoked;
     let listed = session.listed.entry(kind).or_default();
+    let drifted = session.drifted.entry(kind).or_default();
     if first_page {
         listed.clear();
+        drifted.clear();
     }
     let items = match result.remove(kind.field()) {
         Some(Value::Array(items)) => items,
@@ -430,10 +447,16 @@ pub fn check_list_page(
         };
         match verdict {
             Ok(()) => {
+                drifted.remove(&key);
                 listed.insert(key);
                 forward.push(item);
             }
-            Err(reason) => withheld.push(Withheld { key, reason }),
+            Err(reason) => {
+                if let Reason::Drifted { locked, served } = &reason {
+                    drifted.insert(key.clone(), (*locked, *served));
+                }
+                withheld.push(Withheld { key, reason })
+            }
         }
     }
     result.insert(kind.field().into(), Value::Array(forward));
@@ -512,7 +535,10 @@ pub fn check_call(
         return Err(Reason::NotLocked);
     }
     if !session.is_listed(kind, &key) {
-        return Err(Reason::NotListed);
+        return Err(match session.drifted.get(&kind).and_then(|d| d.get(&key)) {
+            Some(&(locked, served)) => Reason::Drifted { locked, served },
+            None => Reason::NotListed,
+        });
     }
     if method == "tools/call" {
         locked.check_arguments(&key, params.and_then(|p| p.get("arguments")))?;

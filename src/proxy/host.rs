@@ -260,6 +260,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 .unwrap_or_default(),
             reason.describe()
         );
+        super::warn(&format!("{message}{}", self.review_hint(&reason)));
         let record = Record::new(method, Decision::Deny)
             .item(item)
             .reason(reason.code())

@@ -63,6 +63,9 @@ pub struct Options {
     pub call_policy: Option<Box<CallPolicy>>,
     /// How long a write to either side may wait for it to read before the session ends.
     pub stall: Duration,
+    /// The command that shows the user what drifted (`mcplock diff ...`), named on stderr
+    /// with every item withheld and every call denied for drift.
+    pub review: Option<String>,
 }
 
 impl Options {
@@ -78,6 +81,7 @@ impl Options {
             revocations: None,
             call_policy: None,
             stall: STALL,
+            review: None,
         }
     }
 }
@@ -266,7 +270,12 @@ struct Proxy<'a, A> {
     to_server: Outbox,
     /// The finding codes of the last response screened, for its refusal.
     last_codes: Vec<String>,
+    /// What stderr already said about withheld items (kind, key, served digest): each once.
+    told: BTreeSet<(ItemKind, String, Option<Digest>)>,
 }
+
+/// Withheld items named on stderr one by one, at most; then one line says more were withheld.
+const MAX_TOLD: usize = 1_000;
 
 impl<A: std::io::Write> Proxy<'_, A> {
     fn audit_on(&self) -> bool {
@@ -467,6 +476,42 @@ impl<A: std::io::Write> Proxy<'_, A> {
     }
 }
 
+impl<A> Proxy<'_, A> {
+    /// One stderr line per item withheld from the host (the host's log of this server is
+    /// where a user looks when tools vanish), each item once per served definition.
+    fn tell_withheld(&mut self, kind: ItemKind, withheld: &[crate::core::enforce::Withheld]) {
+        for w in withheld {
+            let told = (kind, w.key.clone(), w.digests().1);
+            if self.told.contains(&told) {
+                continue;
+            }
+            if self.told.len() >= MAX_TOLD {
+                if self.told.len() == MAX_TOLD {
+                    warn("more items were withheld; the audit log names each");
+                    self.told.insert((kind, String::new(), None));
+                }
+                return;
+            }
+            self.told.insert(told);
+            warn(&format!(
+                "withheld {} {:?} from the host: {}{}",
+                kind.noun(),
+                w.key,
+                w.reason.describe(),
+                self.review_hint(&w.reason)
+            ));
+        }
+    }
+
+    /// "; review it with `...`" for a refusal that comes from drift, when the command is known.
+    fn review_hint(&self, reason: &crate::core::enforce::Reason) -> String {
+        match (&self.options.review, reason.is_drift()) {
+            (Some(command), true) => format!("; see what changed with `{command}`"),
+            _ => String::new(),
+        }
+    }
+}
+
 /// One line on stderr (the host's log of this server), cleaned of known secrets.
 fn warn(text: &str) {
     eprintln!("mcplock: proxy: {}", crate::edge::secrets::redact(text));
@@ -544,6 +589,7 @@ where
         to_host,
         to_server,
         last_codes: Vec::new(),
+        told: BTreeSet::new(),
     };
     let readers = Readers {
         host: MessageReader::new(

@@ -537,6 +537,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         response_digest: Option<Digest>,
     ) {
         let decision = self.drift_decision();
+        self.tell_withheld(kind, withheld);
         for w in withheld {
             let record = Record::new(kind.list_method(), decision)
                 .item(Some(w.key.clone()))
@@ -628,7 +629,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 .union(&self.session.listed(kind))
                 .cloned()
                 .collect();
-            self.session.restrict(kind, &shown, &scratch.listed(kind));
+            self.session.restrict(kind, &shown, &scratch);
         }
         let notification = kind.list_changed_notification();
         let done = self

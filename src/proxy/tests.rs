@@ -423,7 +423,7 @@ async fn on_list_changed_the_proxy_relists_first_and_a_drifted_tool_is_denied_fr
     let denied = host.next().await;
     assert_eq!(
         (&denied["id"], &denied["error"]["data"]["reason"]),
-        (&json!(3), &json!("not-listed"))
+        (&json!(3), &json!("drifted"))
     );
     // Listing again does not bring it back: the drifted definition is withheld.
     host.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
@@ -487,7 +487,7 @@ async fn on_drift_block_answers_the_whole_list_with_an_error_and_allows_nothing(
     assert_eq!(listed["error"]["data"]["items"], json!(["t", "u"]));
     host.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "t"}}))
         .await;
-    assert_eq!(host.next().await["error"]["data"]["reason"], "not-listed");
+    assert_eq!(host.next().await["error"]["data"]["reason"], "drifted");
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     assert_eq!(text.matches("\"decision\":\"deny\"").count(), 3, "{text}");
 }
