@@ -155,7 +155,7 @@ fn every_host_format_is_listed_and_locked_without_its_secrets() {
             (&json!(host), &json!(scope)),
             "{entry}"
         );
-        assert_eq!(entry["status"], "not locked", "{entry}");
+        assert_eq!(entry["status"], "not-locked", "{entry}");
     }
     assert_eq!(by_name("cursor-fix")["launch"]["envKeys"], json!(["TOKEN"]));
     assert_eq!(by_name("cursor-off")["disabled"], true);
@@ -772,13 +772,26 @@ fn issue_27_a_rug_pull_behind_a_wrapped_entry_is_withheld_named_and_shown() {
     ok(&["lock", "--host", "all"]);
     ok(&["keygen"]);
     ok(&["sign", "--key", "mcplock.key"]);
-    ok(&["wrap", "--host", "claude-desktop", "--key", "mcplock.pub"]);
+    ok(&[
+        "wrap",
+        "--host",
+        "claude-desktop",
+        "--key",
+        "mcplock.pub",
+        "--audit",
+        "audit",
+        "--on-response-finding",
+        "redact",
+    ]);
     // After wrap, every --host command reads the server behind the proxy: all clean.
     ok(&["verify", "--key", "mcplock.pub", "--host", "all"]);
     ok(&["diff", "--key", "mcplock.pub", "--host", "all"]);
     ok(&["lock", "--host", "all", "--check"]);
     let listed = ok(&["hosts"]);
-    assert!(listed.contains("locked"), "{listed}");
+    assert!(listed.contains("wrapped"), "{listed}");
+    assert!(listed.contains("through mcplock proxy"), "{listed}");
+    let listed: Value = serde_json::from_str(&ok(&["hosts", "--format", "json"])).unwrap();
+    assert_eq!(listed["servers"][0]["status"], "wrapped", "{listed}");
 
     // The rug pull: same command, same binary; one tool poisoned.
     write(
@@ -804,6 +817,16 @@ fn issue_27_a_rug_pull_behind_a_wrapped_entry_is_withheld_named_and_shown() {
         log.contains("withheld tool \"tool_00001\" from the host"),
         "{log}"
     );
+    // The entry got the options wrap was given, and its own audit log, which holds.
+    let args = entry["args"].to_string();
+    assert!(
+        args.contains("--on-response-finding") && args.contains("redact"),
+        "{args}"
+    );
+    let audit = s.project.join("audit/fix.audit.jsonl");
+    let audited = fs::read_to_string(&audit).unwrap();
+    assert!(audited.contains("\"reason\":\"drifted\""), "{audited}");
+    ok(&["audit", "verify", audit.to_str().unwrap()]);
     // The line names the exact command that shows the change; it works as printed.
     let review = log
         .lines()

@@ -121,15 +121,55 @@ fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
 }
 
 /// Where an entry stands against the lockfile.
-fn lock_status(entry: &Entry, lockfile: Option<&Lockfile>) -> &'static str {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Unusable,
+    /// Locked with this launch, run as written.
+    Locked,
+    /// Locked with this launch, and run through `mcplock proxy` (`wrap`).
+    Wrapped,
+    LaunchDiffers,
+    NotLocked,
+}
+
+impl Status {
+    /// The stable form in JSON.
+    fn code(self) -> &'static str {
+        match self {
+            Status::Unusable => "unusable",
+            Status::Locked => "locked",
+            Status::Wrapped => "wrapped",
+            Status::LaunchDiffers => "launch-differs",
+            Status::NotLocked => "not-locked",
+        }
+    }
+
+    fn human(self) -> &'static str {
+        match self {
+            Status::LaunchDiffers => "locked with another launch",
+            Status::NotLocked => "not locked",
+            other => other.code(),
+        }
+    }
+
+    fn is_locked(self) -> bool {
+        matches!(self, Status::Locked | Status::Wrapped)
+    }
+}
+
+fn lock_status(entry: &Entry, lockfile: Option<&Lockfile>) -> Status {
     let (Ok(_), Ok(recorded)) = (&entry.endpoint, &entry.recorded) else {
-        return "unusable";
+        return Status::Unusable;
     };
-    // Like with like: the lock's launch and the config's, both with placeholders as written.
+    // Like with like: the lock's launch and the config's, both with placeholders as written
+    // (a wrapped entry's is the server behind the proxy).
     match lockfile.and_then(|l| l.servers.get(entry.name())) {
-        Some(locked) if locked.launch == *recorded => "locked",
-        Some(_) => "locked with another launch",
-        None => "not locked",
+        Some(locked) if locked.launch == *recorded && entry.found.declared.proxied.is_some() => {
+            Status::Wrapped
+        }
+        Some(locked) if locked.launch == *recorded => Status::Locked,
+        Some(_) => Status::LaunchDiffers,
+        None => Status::NotLocked,
     }
 }
 
@@ -167,7 +207,8 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
                     "disabled": e.found.declared.disabled,
                     "launch": e.endpoint.as_ref().ok().and(e.recorded.as_ref().ok()).map(Launch::to_json),
                     "problem": e.endpoint.as_ref().err().or(e.recorded.as_ref().err()),
-                    "status": lock_status(e, lockfile.as_ref()),
+                    "status": lock_status(e, lockfile.as_ref()).code(),
+                    "proxy": e.found.declared.proxied.as_ref().map(|l| json!({"lockfile": l})),
                 })
             })
             .collect();
@@ -206,16 +247,22 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
                 .as_deref()
                 .map(|p| format!(" [project {}]", escape(p)))
                 .unwrap_or_default();
+            let through = match &e.found.declared.proxied {
+                Some(lockfile) => {
+                    format!(" (through mcplock proxy, enforcing {})", escape(lockfile))
+                }
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "  {:<24} {:<12} {what}{project}",
+                "  {:<24} {:<12} {what}{project}{through}",
                 escape(e.name()),
-                lock_status(e, lockfile.as_ref())
+                lock_status(e, lockfile.as_ref()).human()
             );
         }
         let locked = entries
             .iter()
-            .filter(|e| lock_status(e, lockfile.as_ref()) == "locked")
+            .filter(|e| lock_status(e, lockfile.as_ref()).is_locked())
             .count();
         let _ = writeln!(
             out,

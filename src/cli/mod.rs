@@ -1234,6 +1234,54 @@ pub struct WrapArgs {
     #[arg(long, conflicts_with_all = ["key", "bundle"])]
     pub allow_unsigned: bool,
 
+    /// Give each wrapped server a hash-chained audit log in DIR (`NAME.audit.jsonl`, one per
+    /// server, so no two proxies share a log); check one with `mcplock audit verify`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "What each wrapped proxy does"
+    )]
+    pub audit: Option<std::path::PathBuf>,
+
+    /// What each proxy does with what differs from the lock (see `mcplock proxy --help`);
+    /// written into an entry only when not the default.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ACTION",
+        default_value = "withhold",
+        help_heading = "What each wrapped proxy does"
+    )]
+    pub on_drift: OnDriftArg,
+
+    /// What each proxy does with a result that holds findings (see `mcplock proxy --help`);
+    /// written into an entry only when not the default.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ACTION",
+        default_value = "warn",
+        help_heading = "What each wrapped proxy does"
+    )]
+    pub on_response_finding: OnResponseArg,
+
+    /// A policy whose `on: call` rules each proxy applies (repeatable; recorded as an absolute
+    /// path).
+    #[arg(
+        long = "policy",
+        value_name = "FILE",
+        help_heading = "What each wrapped proxy does"
+    )]
+    pub policies: Vec<std::path::PathBuf>,
+
+    /// A built-in preset whose `on: call` rules each proxy applies (repeatable).
+    #[arg(
+        long = "preset",
+        value_name = "NAME",
+        help_heading = "What each wrapped proxy does"
+    )]
+    pub presets: Vec<String>,
+
     /// Print the diff and write nothing.
     #[arg(long)]
     pub dry_run: bool,

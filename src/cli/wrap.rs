@@ -13,6 +13,46 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+/// A path as a wrapped entry records it: absolute (a host starts the proxy from anywhere).
+fn absolute(p: &std::path::Path) -> Result<String, CliError> {
+    std::path::absolute(p)
+        .map(|a| a.display().to_string())
+        .map_err(|e| fail(Code::Usage, format!("{}: {e}", p.display())))
+}
+
+/// The proxy flags `wrap` writes into every entry: only what differs from the proxy's
+/// defaults, paths absolute (a host starts the proxy from anywhere).
+fn proxy_options(args: &WrapArgs) -> Result<Vec<String>, CliError> {
+    let mut options = Vec::new();
+    fn value(v: &impl clap::ValueEnum) -> String {
+        v.to_possible_value()
+            .map(|p| p.get_name().to_string())
+            .unwrap_or_default()
+    }
+    if args.on_drift != super::OnDriftArg::Withhold {
+        options.extend(["--on-drift".to_string(), value(&args.on_drift)]);
+    }
+    if args.on_response_finding != super::OnResponseArg::Warn {
+        options.extend([
+            "--on-response-finding".to_string(),
+            value(&args.on_response_finding),
+        ]);
+    }
+    for policy in &args.policies {
+        if !policy.is_file() {
+            return Err(fail(
+                Code::InputMissing,
+                format!("--policy {}: no such file", policy.display()),
+            ));
+        }
+        options.extend(["--policy".to_string(), absolute(policy)?]);
+    }
+    for preset in &args.presets {
+        options.extend(["--preset".to_string(), preset.clone()]);
+    }
+    Ok(options)
+}
+
 /// The config files of the selected hosts that exist (the files of Continue's folder one by
 /// one), or the one --config names.
 fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
@@ -237,11 +277,6 @@ fn rewrite_error(file: &ConfigFile, e: crate::hosts::formats::FormatError) -> Cl
 
 pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     let mut trust: Vec<String> = Vec::new();
-    let absolute = |p: &std::path::Path| -> Result<String, CliError> {
-        std::path::absolute(p)
-            .map(|a| a.display().to_string())
-            .map_err(|e| fail(Code::Usage, format!("{}: {e}", p.display())))
-    };
     if let Some(key) = &args.check.key {
         trust.extend(["--key".to_string(), absolute(key)?]);
         if let Some(signature) = &args.check.signature {
@@ -279,6 +314,16 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
         mcplock,
         trust,
         lockfile: absolute(&args.lockfile)?,
+        options: proxy_options(&args)?,
+        audit_dir: match &args.audit {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    fail(Code::WriteFailed, format!("--audit {}: {e}", dir.display()))
+                })?;
+                Some(absolute(dir)?)
+            }
+            None => None,
+        },
     };
     let lockfile = load_lockfile(&args.lockfile)?;
     let files = config_files(&args.hosts)?;

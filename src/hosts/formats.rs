@@ -19,6 +19,9 @@ pub struct Declared {
     pub disabled: bool,
     /// What to run or reach, or why the entry cannot be used.
     pub spec: Result<Spec, String>,
+    /// For an entry `wrap` rewrote, the lockfile its `mcplock proxy` enforces (`spec` is
+    /// then the server behind the proxy; see [`behind_proxy`]).
+    pub proxied: Option<String>,
 }
 
 /// What an entry says to run or reach. Values are as written: `${...}` not yet expanded.
@@ -76,6 +79,33 @@ impl std::fmt::Debug for Spec {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct FormatError(pub String);
+
+/// The lockfile a wrapped entry's proxy enforces (its `--lockfile`, else the proxy's
+/// default); `None` for an entry that does not run `mcplock proxy`.
+pub fn proxied_lockfile(spec: &Spec) -> Option<String> {
+    let Spec::Stdio { command, args, .. } = spec else {
+        return None;
+    };
+    let program = std::path::Path::new(command)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !program.starts_with("mcplock") || args.first().map(String::as_str) != Some("proxy") {
+        return None;
+    }
+    let flags = args.iter().take_while(|a| *a != "--");
+    let mut lockfile = None;
+    let mut previous: Option<&String> = None;
+    for arg in flags {
+        if let Some(path) = arg.strip_prefix("--lockfile=") {
+            lockfile = Some(path.to_string());
+        } else if previous.is_some_and(|p| p == "--lockfile") {
+            lockfile = Some(arg.clone());
+        }
+        previous = Some(arg);
+    }
+    Some(lockfile.unwrap_or_else(|| "mcp-lock.json".to_string()))
+}
 
 /// What mcplock wrote means what it wraps: `mcplock proxy … -- CMD ARGS` is the command `CMD
 /// ARGS` (its env and cwd kept), `mcplock proxy … --url URL --header 'Name: ${VAR}'
@@ -224,6 +254,7 @@ fn json_servers(
             project: project.clone(),
             disabled: entry.get("disabled").and_then(Value::as_bool) == Some(true)
                 || entry.get("enabled").and_then(Value::as_bool) == Some(false),
+            proxied: None,
             spec: entry
                 .as_object()
                 .ok_or_else(|| "the entry is not an object".to_string())
@@ -314,6 +345,7 @@ fn codex(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError> {
                 scope,
                 project: None,
                 disabled,
+                proxied: None,
                 spec: table
                     .ok_or_else(|| "the entry is not a table".to_string())
                     .and_then(codex_spec),
@@ -411,6 +443,7 @@ fn continue_yaml(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError>
                 scope,
                 project: None,
                 disabled: false,
+                proxied: None,
                 spec: entry
                     .as_object()
                     .ok_or_else(|| "the entry is not a map".to_string())

@@ -209,6 +209,11 @@ pub fn discover(
             match formats::parse(file.host, file.scope, &text) {
                 // What `wrap` wrote is read as what it means: the server behind the proxy.
                 Ok(declared) => found.extend(declared.into_iter().map(|mut declared| {
+                    declared.proxied = declared
+                        .spec
+                        .as_ref()
+                        .ok()
+                        .and_then(formats::proxied_lockfile);
                     declared.spec = declared.spec.map(formats::behind_proxy);
                     Found {
                         file: one.clone(),

@@ -21,6 +21,33 @@ pub struct ProxySettings {
     /// `--allow-unsigned`.
     pub trust: Vec<String>,
     pub lockfile: String,
+    /// More proxy flags, the same for every entry (`--on-drift block`, `--policy FILE`).
+    pub options: Vec<String>,
+    /// A directory where each entry gets an audit log of its own.
+    pub audit_dir: Option<String>,
+}
+
+/// The audit log of the server `name` in `dir`: its name when that is a plain file name, else
+/// a plain form of it with a digest of the name (so two names never share a log).
+pub fn audit_log_name(dir: &str, name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let file = if plain == name && !name.starts_with('.') {
+        name.to_string()
+    } else {
+        let digest = crate::core::canonical::Digest::of_bytes(name.as_bytes()).to_string();
+        let short = digest.strip_prefix("sha256:").unwrap_or(&digest);
+        format!("{}-{}", plain.trim_start_matches('.'), &short[..12])
+    };
+    format!("{}/{file}.audit.jsonl", dir.trim_end_matches('/'))
 }
 
 /// An entry's place in the file (the keys leading to it) and its text before wrapping.
@@ -122,11 +149,15 @@ fn wrap_entry(
     let mut wrapped = entry.clone();
     let mut args: Vec<Value> = vec![json!("proxy")];
     args.extend(settings.trust.iter().map(|t| json!(t)));
+    args.extend(settings.options.iter().map(|o| json!(o)));
+    if let Some(dir) = &settings.audit_dir {
+        args.extend([json!("--audit"), json!(audit_log_name(dir, name))]);
+    }
+    // `--name=NAME` in one argument: a name that starts with `-` is never read as a flag.
     args.extend([
         json!("--lockfile"),
         json!(settings.lockfile),
-        json!("--name"),
-        json!(name),
+        json!(format!("--name={name}")),
     ]);
     match (
         entry.get("command"),

@@ -264,6 +264,8 @@ fn settings() -> rewrite::ProxySettings {
         mcplock: "/usr/local/bin/mcplock".into(),
         trust: vec!["--key".into(), "/etc/mcp/team.pub".into()],
         lockfile: "/etc/mcp/mcp-lock.json".into(),
+        options: Vec::new(),
+        audit_dir: None,
     }
 }
 
@@ -308,8 +310,7 @@ fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
                 "/etc/mcp/team.pub",
                 "--lockfile",
                 "/etc/mcp/mcp-lock.json",
-                "--name",
-                "files",
+                "--name=files",
                 "--",
                 "npx",
                 "-y",
@@ -459,8 +460,7 @@ fn continue_items_are_wrapped_and_restored_byte_for_byte() {
                 "/etc/mcp/team.pub",
                 "--lockfile",
                 "/etc/mcp/mcp-lock.json",
-                "--name",
-                "sqlite",
+                "--name=sqlite",
                 "--",
                 "uvx",
                 "mcp-server-sqlite",
