@@ -847,6 +847,30 @@ fn issue_27_a_rug_pull_behind_a_wrapped_entry_is_withheld_named_and_shown() {
     assert!(out.contains("Ignore previous"), "{out}");
     assert!(out.contains("instruction-override"), "{out}");
     assert!(!out.contains("item removed"), "{out}");
+    // It ends naming the way to accept and to reject.
+    assert!(
+        err.contains("mcplock lock --host all --update") && err.contains("to reject it"),
+        "{err}"
+    );
+
+    // Accepting: re-lock (the stale signature is said), re-sign; the proxy serves it again.
+    let (code, out, err) = mcplock_here(&s, &["lock", "--host", "all", "--update"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("no longer holds") && err.contains("mcplock sign --key PRIVATE"),
+        "{err}"
+    );
+    let (code, _, _) = mcplock_here(&s, &["verify", "--key", "mcplock.pub", "--host", "all"]);
+    assert_eq!(code, 1, "a stale signature must not verify");
+    ok(&["sign", "--key", "mcplock.key"]);
+    ok(&["verify", "--key", "mcplock.pub", "--host", "all"]);
+    let (report, log) = start_as_the_host_would_logged(&s, entry, json!([]));
+    assert_eq!(
+        report["tools"],
+        json!(["tool_00000", "tool_00001", "tool_00002"]),
+        "{report}\n{log}"
+    );
+    assert!(!log.contains("withheld"), "{log}");
 }
 
 /// Issue 27: a server locked with a secret in its environment relaunches clean when the

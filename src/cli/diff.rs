@@ -81,8 +81,48 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
         eprintln!(
             "mcplock: hint: if this server changes between starts (descriptions built from an unordered set, say), `mcplock scan --repeat 3 -- CMD` shows what differs"
         );
+        for line in next_steps(&args, &old, &changes) {
+            eprintln!("mcplock: {line}");
+        }
     }
     Ok(report(changes, args.fail_on, located_in))
+}
+
+/// What the user can do about drift found against live servers: accept it (re-lock, then
+/// re-sign) or reject it (change nothing: the proxy keeps withholding what differs).
+fn next_steps(
+    args: &DiffArgs,
+    old: &Lockfile,
+    changes: &[crate::core::diff::Change],
+) -> Vec<String> {
+    let lockfile = args.lockfile.display();
+    let servers: std::collections::BTreeSet<&str> =
+        changes.iter().map(|c| c.server.as_str()).collect();
+    let mut out = Vec::new();
+    if let Some(host) = &args.hosts.host {
+        out.push(format!(
+            "to accept what changed, once you have reviewed it: `mcplock lock --host {host} --update --lockfile {lockfile}`"
+        ));
+    } else {
+        for name in servers {
+            let Some(entry) = old.servers.get(name) else {
+                continue;
+            };
+            let target = match &entry.launch {
+                crate::core::launch::Launch::Http { url, .. } => {
+                    format!("--url {}", crate::core::launch::redact_url(url))
+                }
+                launch => format!("-- {}", launch.describe()),
+            };
+            out.push(format!(
+                "to accept what changed in {name:?}, once you have reviewed it: `mcplock lock --update --lockfile {lockfile} --name {name} {target}`"
+            ));
+        }
+    }
+    out.push(format!(
+        "then re-sign {lockfile} (`mcplock sign --key PRIVATE {lockfile}`); to reject it, change nothing: the proxy keeps withholding what differs from the lock"
+    ));
+    out
 }
 
 /// Leaves static resources out of `snapshot`'s servers where `lock` did not lock them.

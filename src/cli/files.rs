@@ -49,6 +49,29 @@ pub fn write_lockfile(path: &Path, lockfile: &Lockfile) -> Result<(), CliError> 
     staged.commit().map_err(failed)
 }
 
+/// What to say after `path` was rewritten while a signature of the old file sits beside it:
+/// that signature no longer holds, and every proxy and `verify` will refuse the lockfile until
+/// it is signed again.
+pub fn stale_signatures(path: &Path) -> Vec<String> {
+    let shown = path.display();
+    let mut out = Vec::new();
+    let sig = super::keys::default_signature_path(path);
+    if sig.exists() {
+        out.push(format!(
+            "{} signed {shown} before this change and no longer holds: every proxy and `verify` refuse {shown} until you re-sign it (`mcplock sign --key PRIVATE {shown}`)",
+            sig.display()
+        ));
+    }
+    let bundle = super::keyless::default_bundle_path(path);
+    if bundle.exists() {
+        out.push(format!(
+            "{} signed {shown} before this change and no longer holds: re-sign it (`mcplock sign --sigstore {shown}`)",
+            bundle.display()
+        ));
+    }
+    out
+}
+
 /// A lockfile's bytes, strictly parsed (not yet checked as a lockfile).
 pub fn read_lockfile_json(path: &Path) -> Result<Value, CliError> {
     let bytes = read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;

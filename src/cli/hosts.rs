@@ -557,6 +557,9 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     let changed = merge_scanned(&mut lockfile, scanned, &args, &mut outcomes);
     if changed {
         super::files::write_lockfile(path, &lockfile)?;
+        for stale in super::files::stale_signatures(path) {
+            eprintln!("mcplock: warning: {}", escape(&stale));
+        }
     }
     outcomes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let failed = outcomes

@@ -92,6 +92,21 @@ pub(super) fn default_signature_path(lockfile: &Path) -> PathBuf {
 
 /// Reads an Ed25519 private key (refusing one others may read).
 pub(super) fn load_private_key(path: &Path) -> Result<PrivateKey, CliError> {
+    // A public key given where the private one belongs: say so, not "chmod 600" (which would
+    // only lead to the next error).
+    if let Ok(Some(head)) = crate::edge::fs::read_bounded(path, MAX_KEY_BYTES)
+        && String::from_utf8_lossy(&head)
+            .trim_start()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    {
+        return Err(fail(
+            Code::KeyInvalid,
+            format!(
+                "{} is a public key: signing takes the private key `mcplock keygen` wrote beside it (mcplock.key by default); the public key is what verify and the proxy take",
+                path.display()
+            ),
+        ));
+    }
     let secret =
         read_secret(path, MAX_KEY_BYTES).map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
     let pem = std::str::from_utf8(&secret).map_err(|_| {

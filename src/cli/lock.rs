@@ -164,6 +164,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     } else {
         lockfile.servers.insert(name.clone(), entry);
         super::files::write_lockfile(path, &lockfile)?;
+        notes.extend(super::files::stale_signatures(path));
         None
     };
     // The lockfile holds the entry (written now, or unchanged): its look-alikes, in this

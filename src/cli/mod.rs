@@ -885,6 +885,7 @@ impl SignatureCheck {
         }
         Some(VerifyArgs {
             lockfile: lockfile.to_path_buf(),
+            lockfile_flag: None,
             check: self.clone(),
             hosts: HostArgs::default(),
             revocations: None,
@@ -1324,6 +1325,10 @@ pub struct SignArgs {
     #[arg(value_name = "LOCKFILE", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
 
+    /// The lockfile to sign, named like every other command names it (instead of LOCKFILE).
+    #[arg(long = "lockfile", value_name = "PATH", conflicts_with = "lockfile")]
+    pub lockfile_flag: Option<std::path::PathBuf>,
+
     /// The Ed25519 private key (PEM PKCS#8, from `mcplock keygen`).
     #[arg(
         long,
@@ -1366,6 +1371,10 @@ pub struct VerifyArgs {
     /// The lockfile to verify.
     #[arg(value_name = "LOCKFILE", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
+
+    /// The lockfile to verify, named like every other command names it (instead of LOCKFILE).
+    #[arg(long = "lockfile", value_name = "PATH", conflicts_with = "lockfile")]
+    pub lockfile_flag: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub check: SignatureCheck,
@@ -1500,8 +1509,16 @@ pub fn main() -> ExitCode {
                 Command::Approve(args) => revocations::approve(args),
                 Command::Unwrap(args) => wrap::unwrap(args),
                 Command::Keygen(args) => keys::keygen(args),
-                Command::Sign(args) => keys::sign(args).await,
-                Command::Verify(args) => {
+                Command::Sign(mut args) => {
+                    if let Some(path) = args.lockfile_flag.take() {
+                        args.lockfile = path;
+                    }
+                    keys::sign(args).await
+                }
+                Command::Verify(mut args) => {
+                    if let Some(path) = args.lockfile_flag.take() {
+                        args.lockfile = path;
+                    }
                     let revocations = args.revocations.clone();
                     let lockfile = args.lockfile.clone();
                     let key = args
