@@ -295,7 +295,8 @@ fn a_rug_pull_mid_session_is_denied_from_the_moment_the_server_announces_it() {
         "{through}"
     );
     for (i, why) in [
-        (1, "it was not listed to the host in this session"),
+        // Issue 27: denied as what it is, drifted (it was listed before the rug pull).
+        (1, "the lock approved"),
         (3, "outside the locked inputSchema"),
         (4, "it is not in the lockfile"),
     ] {
@@ -311,7 +312,7 @@ fn a_rug_pull_mid_session_is_denied_from_the_moment_the_server_announces_it() {
             .any(|e| e["decision"] == decision && e["item"] == item && e["reason"] == reason)
     };
     assert!(has("withhold", "tool_00000", "drifted"), "{log:?}");
-    assert!(has("deny", "tool_00000", "not-listed"), "{log:?}");
+    assert!(has("deny", "tool_00000", "drifted"), "{log:?}");
     assert!(has("deny", "tool_00001", "outside-schema"), "{log:?}");
     assert!(has("deny", "tool_00009", "not-locked"), "{log:?}");
     let forwarded: Vec<&Value> = log
