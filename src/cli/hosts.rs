@@ -307,6 +307,8 @@ async fn scan_all(
         .max(1);
     let slots = Arc::new(tokio::sync::Semaphore::new(limit));
     let mut running = tokio::task::JoinSet::new();
+    // On a terminal, each server's line as it finishes (a cold npx cache can take a while).
+    let bar = super::progress::bar(work.len(), "servers");
     for (name, origin, endpoint, recorded) in work {
         let slots = Arc::clone(&slots);
         let server = server.clone();
@@ -316,19 +318,27 @@ async fn scan_all(
                 headline: super::locked::hide_placeholder_values(&e.headline, &recorded),
                 ..e
             };
+            let started = std::time::Instant::now();
             let scanned = scan_endpoint(&server, endpoint).await.map_err(hide);
+            let took = started.elapsed().as_secs_f64();
             let scanned = scanned.and_then(|mut s| {
                 // Recorded as the config wrote it: placeholders, not the values behind them.
                 s.snapshot.launch = Some(recorded);
                 ServerLock::from_snapshot(s.snapshot, resources)
                     .map_err(|e| fail(Code::ServerFailed, e.to_string()))
             });
-            (name, origin, scanned)
+            (name, origin, scanned, took)
         });
     }
     let mut scanned = Vec::new();
     let mut failed = Vec::new();
     while let Some(done) = running.join_next().await {
+        bar.inc(1);
+        let done = done.map(|(name, origin, result, took)| {
+            let verb = if result.is_ok() { "scanned" } else { "failed " };
+            bar.println(format!("{verb} {} ({took:.1} s)", escape(&name)));
+            (name, origin, result)
+        });
         match done {
             Ok((name, origin, Ok(entry))) => scanned.push((name, origin, entry)),
             Ok((name, origin, Err(error))) => {
@@ -337,6 +347,7 @@ async fn scan_all(
             Err(e) => failed.push(("?".into(), String::new(), Outcome::Failed(e.to_string()))),
         }
     }
+    bar.finish_and_clear();
     scanned.sort_by(|a, b| a.0.cmp(&b.0));
     (scanned, failed)
 }

@@ -14,6 +14,7 @@ mod keys;
 mod lock;
 mod locked;
 mod policy;
+mod progress;
 mod proxy;
 mod render;
 mod revocations;
@@ -1474,6 +1475,7 @@ pub fn main() -> ExitCode {
         }
     };
     let format = cli.format;
+    progress::enable(format == Format::Human);
     if let Err(error) = check_format(&matches, format) {
         return report(error, format);
     }
