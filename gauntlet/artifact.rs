@@ -839,3 +839,115 @@ fn issue_26_real_servers_run_from_the_private_copy_that_was_checked() {
         );
     }
 }
+
+/// One start of the proxy on `python3 server.py` in `dir` with `path` as PATH: the text its
+/// tool answered, or the error the host got.
+fn proxied_call_with_path(dir: &Path, path: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(mcplock_bin())
+        .current_dir(dir)
+        .args(["proxy", "--allow-unsigned", "--", "python3", "server.py"])
+        .env("PATH", path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let requests = [
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"shim","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{}}}"#,
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut answer = Err("no answer".to_string());
+    for request in requests {
+        if writeln!(stdin, "{request}").is_err() {
+            break;
+        }
+        if request.contains("\"id\"") {
+            let Some(Ok(line)) = lines.next() else { break };
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message.get("error").is_some() {
+                answer = Err(message["error"]["message"].to_string());
+                break;
+            }
+            if let Some(text) = message["result"]["content"][0]["text"].as_str() {
+                answer = Ok(text.to_string());
+            }
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    answer.map_err(|e| format!("{e}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Issue 27: a server locked from a shell whose `python3` is a version manager's shim (pyenv
+/// style: `ROOT/shims/python3` running `pyenv exec`) records what the shim runs, so the proxy
+/// started by a host whose PATH finds that interpreter directly runs it, as it does from the
+/// shell, and is never refused for the PATH it was started with.
+#[test]
+fn issue_27_a_version_manager_shim_is_resolved_to_what_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("server.py"), race_server("approved")).unwrap();
+    // The interpreter the shim stands for: the one the Python test environment is built on.
+    let python = fs::canonicalize(real_component("python/.venv/bin/python")).unwrap();
+    let python = python.to_str().unwrap().to_string();
+    let tools = tempfile::tempdir().unwrap();
+    let root = tools.path().join(".pyenv");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("shims")).unwrap();
+    let pyenv = root.join("bin/pyenv");
+    fs::write(
+        &pyenv,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  which) echo {python} ;;\n  exec) shift 2; exec {python} \"$@\" ;;\n  *) exit 1 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    let shim = root.join("shims/python3");
+    fs::write(
+        &shim,
+        format!("#!/bin/sh\nexec {} exec python3 \"$@\"\n", pyenv.display()),
+    )
+    .unwrap();
+    // The host's PATH finds the interpreter itself.
+    let host_bin = tools.path().join("host-bin");
+    fs::create_dir_all(&host_bin).unwrap();
+    std::os::unix::fs::symlink(&python, host_bin.join("python3")).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    for f in [&pyenv, &shim] {
+        fs::set_permissions(f, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let base = "/usr/bin:/bin";
+    let shell_path = format!("{}:{base}", root.join("shims").display());
+    let host_path = format!("{}:{base}", host_bin.display());
+
+    lock(d, &[], &["python3", "server.py"], &[("PATH", &shell_path)]).expect_success();
+    let artifact = &only_entry(d)["artifact"];
+    assert_eq!(
+        artifact["interpreter"]["name"], python,
+        "the lock records what the shim runs: {artifact}"
+    );
+    assert_eq!(
+        proxied_call_with_path(d, &host_path).as_deref(),
+        Ok("approved")
+    );
+    assert_eq!(
+        proxied_call_with_path(d, &shell_path).as_deref(),
+        Ok("approved")
+    );
+    // A host whose PATH finds another python3 (here a copy elsewhere): refused, saying why.
+    let other_bin = tools.path().join("other-bin");
+    fs::create_dir_all(&other_bin).unwrap();
+    fs::copy(&python, other_bin.join("python3")).unwrap();
+    let other_path = format!("{}:{base}", other_bin.display());
+    let refused = proxied_call_with_path(d, &other_path).unwrap_err();
+    assert!(
+        refused.contains("the PATH differs") && refused.contains("absolute path"),
+        "{refused}"
+    );
+}

@@ -50,6 +50,28 @@ impl Checked {
         )
     }
 
+    /// When the lock and this machine find the launch's program or interpreter at different
+    /// paths: the likely cause (the PATH here is not the one the lock was made with, as a GUI
+    /// host's is not a terminal's) and the fix.
+    pub fn path_hint(&self) -> Option<String> {
+        let locked = self.locked.as_ref().and_then(Artifact::resolved)?;
+        let now = self.now.resolved()?;
+        let paths = |r: &crate::core::artifact::Resolved| {
+            r.interpreter
+                .as_ref()
+                .map(|(path, _)| path.clone())
+                .unwrap_or_else(|| r.name.clone())
+        };
+        let (was, is) = (paths(locked), paths(now));
+        (locked.kind == now.kind && was != is).then(|| {
+            format!(
+                "the launch finds {} here but {} where it was locked: the PATH differs (a host started from the desktop has another PATH than a terminal); give the command as an absolute path in the host's config and lock that, or lock from the environment the host runs in",
+                escape(&is),
+                escape(&was)
+            )
+        })
+    }
+
     fn to_json(&self, server: &str) -> Value {
         json!({
             "locked": self.locked.as_ref().map(Artifact::to_json),

@@ -139,14 +139,18 @@ fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
         match checked.comparison {
             Comparison::Same => {}
             Comparison::Changed => {
-                return Err(fail(
+                let mut error = fail(
                     Code::ArtifactChanged,
                     format!(
                         "refusing to start {}: it would run another artifact than the lock recorded ({})",
                         launch.describe_with_names(),
                         checked.describe(&name)
                     ),
-                ));
+                );
+                if let Some(hint) = checked.path_hint() {
+                    error.headline = format!("{}; {hint}", error.headline);
+                }
+                return Err(error);
             }
             Comparison::NotPinned | Comparison::ContentNotPinned => eprintln!(
                 "mcplock: proxy: warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",

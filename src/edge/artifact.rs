@@ -88,6 +88,64 @@ fn resolve_target(cwd: &Path, command: &str, args: &[String]) -> Result<Artifact
     }
 }
 
+/// Version managers whose shims stand for another program: a shim `ROOT/shims/NAME` (ROOT named
+/// as here) runs what `MANAGER which NAME` names, which depends on the working directory (a
+/// `.python-version` file, say).
+const SHIM_MANAGERS: [(&str, &str); 6] = [
+    (".pyenv", "pyenv"),
+    (".asdf", "asdf"),
+    (".nodenv", "nodenv"),
+    (".rbenv", "rbenv"),
+    (".goenv", "goenv"),
+    ("mise", "mise"),
+];
+
+/// What a version manager's shim at `found` runs from `cwd`, resolved (`None` when `found` is
+/// not a shim). A lock records what the shim runs, so a host that finds the same interpreter
+/// by another PATH (a GUI host has another PATH than a terminal) runs what was locked, and the
+/// proxy starts that interpreter itself.
+pub(crate) fn shim_target(cwd: &Path, found: &Path) -> Result<Option<PathBuf>, String> {
+    let (Some(dir), Some(name)) = (found.parent(), found.file_name()) else {
+        return Ok(None);
+    };
+    if dir.file_name().is_none_or(|d| d != "shims") {
+        return Ok(None);
+    }
+    let Some(root) = dir.parent() else {
+        return Ok(None);
+    };
+    let root_name = root.file_name().map(|n| n.to_string_lossy().into_owned());
+    let Some((_, manager)) = SHIM_MANAGERS
+        .iter()
+        .find(|(r, _)| root_name.as_deref() == Some(*r))
+    else {
+        return Ok(None);
+    };
+    let program = [
+        root.join("bin").join(manager),
+        root.join("libexec").join(manager),
+    ]
+    .into_iter()
+    .find(|p| is_executable(p))
+    .map_or_else(|| find_program(cwd, manager), Ok)?;
+    let name = name.to_string_lossy();
+    let answer = run_bounded_in(&program, &["which", &name], Some(cwd)).map_err(|e| {
+        format!(
+            "{} is a {manager} shim, and `{manager} which {name}` did not say what it runs ({e})",
+            found.display()
+        )
+    })?;
+    let target = PathBuf::from(answer.lines().next().unwrap_or_default().trim());
+    if !target.is_absolute() || !is_executable(&target) {
+        return Err(format!(
+            "{} is a {manager} shim, and `{manager} which {name}` named no program ({:?})",
+            found.display(),
+            target.display().to_string()
+        ));
+    }
+    real(&target).map(Some)
+}
+
 /// `command` as the launch would find it: a path relative to `cwd`, or a name on PATH.
 fn find_program(cwd: &Path, command: &str) -> Result<PathBuf, String> {
     if command.contains('/') {
@@ -116,7 +174,11 @@ fn real(path: &Path) -> Result<PathBuf, String> {
 
 /// A direct program: a file inside an npm package, a Python console script, or a file.
 fn program(cwd: &Path, command: &str, script: Option<&str>) -> Result<Artifact, String> {
-    let found = find_program(cwd, command)?;
+    let mut found = find_program(cwd, command)?;
+    // A version manager's shim: what it runs is the program (and what the proxy starts).
+    if let Some(target) = shim_target(cwd, &found)? {
+        found = target;
+    }
     let executable = real(&found)?;
     if let Some(script) = script {
         let script = real(&cwd.join(script))?;
@@ -822,7 +884,16 @@ fn oci(cwd: &Path, engine: &str, image: &str) -> Result<Artifact, String> {
 
 /// Runs a program with a deadline and bounded output; its stdout on success.
 fn run_bounded(program: &Path, args: &[&str]) -> Result<String, String> {
-    let mut child = std::process::Command::new(program)
+    run_bounded_in(program, args, None)
+}
+
+/// [`run_bounded`] in the directory `cwd`.
+fn run_bounded_in(program: &Path, args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
+    let mut command = std::process::Command::new(program);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -849,9 +920,7 @@ fn run_bounded(program: &Path, args: &[&str]) -> Result<String, String> {
     };
     let out = reader.join().map_err(|_| "reading its output failed")?;
     if !status.success() {
-        return Err(format!(
-            "exited with {status} (is the image present locally?)"
-        ));
+        return Err(format!("exited with {status}"));
     }
     String::from_utf8(out).map_err(|e| e.to_string())
 }

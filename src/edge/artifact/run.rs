@@ -207,7 +207,11 @@ pub fn private_copy(
                         .to_string_lossy()
                         .into_owned()
                 }
-                None => command,
+                // A version manager's shim is not run: what it would run (checked) is.
+                None => match super::shim_target(cwd, &find_program(cwd, &command)?)? {
+                    Some(target) => target.to_string_lossy().into_owned(),
+                    None => command,
+                },
             };
             let mut private = Private::new(dir, program, args);
             if let Some((path, digest)) = &locked.interpreter {
@@ -247,7 +251,11 @@ fn copy_program(
     expected: Option<&str>,
     into: &Path,
 ) -> Result<String, String> {
-    let program = real(&find_program(cwd, command)?)?;
+    let found = find_program(cwd, command)?;
+    let program = match super::shim_target(cwd, &found)? {
+        Some(target) => target,
+        None => real(&found)?,
+    };
     let name = program
         .file_name()
         .map_or_else(|| PathBuf::from("program"), PathBuf::from);
@@ -750,7 +758,13 @@ mod tests {
         let args = vec!["-u".to_string(), "server.py".to_string()];
         let locked = resolved("python3", &["-u", "server.py"], d);
         let private = private_copy("python3", &args, d, &locked).unwrap().unwrap();
-        assert_eq!(private.program, "python3");
+        // python3 as found, or what it runs when it is a version manager's shim (pyenv's here).
+        let found = find_program(d, "python3").unwrap();
+        let expected = match super::super::shim_target(d, &found).unwrap() {
+            Some(target) => target.to_string_lossy().into_owned(),
+            None => "python3".to_string(),
+        };
+        assert_eq!(private.program, expected);
         assert_eq!(args[0], private.args[0]);
         let copy = Path::new(&private.args[1]);
         assert!(copy.starts_with(private.path()), "{copy:?}");
