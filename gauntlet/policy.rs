@@ -126,11 +126,11 @@ fn explain_names_the_failing_items() {
     let run = run_in(dir.path(), &["policy", "explain", "--policy", "p.yaml"], T);
     run.expect_success();
     assert!(
-        run.stdout.contains("mcplock-fixture/tool_00001: false"),
+        run.stdout.contains("mcplock-fixture/tool_00001: fails: m"),
         "{}",
         run.stdout
     );
-    assert!(!run.stdout.contains("tool_00000: false"), "{}", run.stdout);
+    assert!(!run.stdout.contains("tool_00000: fails"), "{}", run.stdout);
 }
 
 #[test]

@@ -92,6 +92,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         return check_relaunched(&args).await;
     }
     args.trust.only_for_relaunch()?;
+    refuse_the_proxy(&args.server.server)?;
     let path = args.lockfile.as_path();
     let started = std::time::SystemTime::now();
     let load = || {
@@ -186,6 +187,32 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         status,
         (changes, notes),
         entry,
+    ))
+}
+
+/// `mcplock proxy ... -- CMD` is the proxy enforcing a lock, not a server: locking it would
+/// make every proxy refuse to start. The server behind it is what to lock.
+fn refuse_the_proxy(server: &[String]) -> Result<(), CliError> {
+    let Some((program, rest)) = server.split_first() else {
+        return Ok(());
+    };
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.starts_with("mcplock") || rest.first().map(String::as_str) != Some("proxy") {
+        return Ok(());
+    }
+    let behind = match rest.iter().position(|a| a == "--") {
+        Some(at) => rest[at + 1..].join(" "),
+        None => "its --url".to_string(),
+    };
+    Err(fail(
+        Code::Usage,
+        format!(
+            "this is mcplock proxy enforcing a lock, not a server: lock the server it runs instead (`mcplock lock -- {}`)",
+            escape(&behind)
+        ),
     ))
 }
 

@@ -536,16 +536,29 @@ fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed
             counts[2] += 1;
             "FAIL "
         };
-        let _ = writeln!(
-            out,
-            "{status} {} [{}, on {}] {} ({} checked, {} failing)",
-            r.rule.id,
-            r.rule.severity.as_str(),
-            r.rule.target.as_str(),
-            escape(&r.rule.message),
-            r.evaluated,
-            r.failures.len()
-        );
+        // A pass reads as one (a rule's message says what is wrong when it fails); a failure
+        // says what is wrong and counts what fails.
+        if r.failures.is_empty() && !r.errored() {
+            let _ = writeln!(
+                out,
+                "{status} {} [{}, on {}]: all {} checked pass",
+                r.rule.id,
+                r.rule.severity.as_str(),
+                r.rule.target.as_str(),
+                r.evaluated,
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{status} {} [{}, on {}] {} ({} checked, {} failing)",
+                r.rule.id,
+                r.rule.severity.as_str(),
+                r.rule.target.as_str(),
+                escape(&r.rule.message),
+                r.evaluated,
+                r.failures.len()
+            );
+        }
         if explain {
             let _ = writeln!(out, "      expr: {}", escape(&r.rule.expr));
         }
@@ -554,11 +567,15 @@ fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed
             .iter()
             .take(if explain { usize::MAX } else { 20 })
         {
+            // Each failing subject with what it fails (not a bare `false`).
+            let why = match outcome {
+                Outcome::Fail => format!("fails: {}", escape(&r.rule.message)),
+                other => outcome_text(other),
+            };
             let _ = writeln!(
                 out,
-                "      {}: {}",
+                "      {}: {why}",
                 subject_text(&subject.server, subject.item.as_deref()),
-                outcome_text(outcome)
             );
         }
         if !explain && r.failures.len() > 20 {
