@@ -145,6 +145,13 @@ fn bad_inputs() -> BTreeMap<&'static str, (Vec<&'static str>, &'static str)> {
         ),
         ("diff", (vec!["diff", "only-one.json"], "usage")),
         (
+            "review",
+            (
+                vec!["review", "--lockfile", "missing.json"],
+                "input-missing",
+            ),
+        ),
+        (
             "policy check",
             (
                 vec!["policy", "check", "--preset", "nope"],
@@ -302,6 +309,12 @@ fn every_subcommand_with_json_output_answers_with_one_json_document_when_it_succ
                 .to_vec(),
         ),
         ("hosts", ["hosts"].map(String::from).to_vec()),
+        (
+            "review",
+            ["review", "--lockfile", "mcp-lock.json"]
+                .map(String::from)
+                .to_vec(),
+        ),
         (
             "revoke",
             [

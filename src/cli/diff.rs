@@ -99,9 +99,16 @@ fn next_steps(
     let servers: std::collections::BTreeSet<&str> =
         changes.iter().map(|c| c.server.as_str()).collect();
     let mut out = Vec::new();
+    let review = match &args.hosts.host {
+        Some(host) => format!("mcplock review --host {host} --lockfile {lockfile}"),
+        None => format!("mcplock review --lockfile {lockfile}"),
+    };
+    out.push(format!(
+        "to accept or reject each change (recorded, bound to what you saw): `{review}`"
+    ));
     if let Some(host) = &args.hosts.host {
         out.push(format!(
-            "to accept what changed, once you have reviewed it: `mcplock lock --host {host} --update --lockfile {lockfile}`"
+            "or to accept all of it at once: `mcplock lock --host {host} --update --lockfile {lockfile}`"
         ));
     } else {
         for name in servers {
@@ -115,7 +122,7 @@ fn next_steps(
                 launch => format!("-- {}", launch.describe()),
             };
             out.push(format!(
-                "to accept what changed in {name:?}, once you have reviewed it: `mcplock lock --update --lockfile {lockfile} --name {name} {target}`"
+                "or to accept all of {name:?} at once: `mcplock lock --update --lockfile {lockfile} --name {name} {target}`"
             ));
         }
     }

@@ -70,7 +70,7 @@ codes! {
     LockChanged = "lock-changed", No,
         "`lock`: the server's entry would change; review the changes, then `lock --update`";
     Drift = "drift", No,
-        "`diff`: drift at or above --fail-on (the report lists each change with its class)";
+        "`diff`: drift at or above --fail-on (the report lists each change with its class); `review`: a change left undecided, or one served otherwise than as reviewed";
     PolicyFailed = "policy-failed", No,
         "a policy rule failed, or could not be evaluated (fail-closed)";
     Revoked = "revoked", No,

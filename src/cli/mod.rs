@@ -17,6 +17,7 @@ mod policy;
 mod progress;
 mod proxy;
 mod render;
+mod review;
 mod revocations;
 mod sarif;
 mod scan;
@@ -264,6 +265,26 @@ pub enum Command {
     ///   mcplock diff approved-lock.json today.json --format json
     #[command(verbatim_doc_comment)]
     Diff(DiffArgs),
+
+    /// Review what drifted: relaunch every locked server (or a host's), show each change, and
+    /// accept or reject it.
+    ///
+    /// Accepted changes are re-locked exactly as shown (an --accept naming the digest the
+    /// report showed is refused if the server serves something else by then); rejected ones
+    /// keep their locked definition, so the proxy keeps withholding them. Each decision is
+    /// recorded in LOCKFILE.reviews.jsonl (who, when, why, what, the digest). With --sign-key
+    /// the lockfile is signed again; otherwise its stale signature is named.
+    ///
+    /// On a terminal, each change is asked about; in scripts, name them: SERVER (everything of
+    /// it) or SERVER/KIND/KEY (KIND: tools, prompts, resourceTemplates, resources), optionally
+    /// @sha256:... Exit 1 while a change is undecided.
+    ///
+    /// Examples:
+    ///   mcplock review --key team.pub --sign-key team.key
+    ///   mcplock review --host claude-desktop --accept 'files/tools/read_file@sha256:3f1c...' \
+    ///       --reject files/tools/write_file --by alice --reason "schema fix only"
+    #[command(verbatim_doc_comment)]
+    Review(ReviewArgs),
 
     /// Check CEL policies over what servers offer (a lockfile or a live server).
     #[command(after_help = EXIT_CODES)]
@@ -827,6 +848,58 @@ pub struct DiffArgs {
     /// The public key the revocation list is signed with [default: --key].
     #[arg(long, value_name = "PUBLIC", requires = "revocations")]
     pub revocations_key: Option<std::path::PathBuf>,
+
+    #[command(flatten, next_help_heading = "The servers a host runs")]
+    pub hosts: HostArgs,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The lockfile reviewed against, and re-locked.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// Only this locked server.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Accept a change (repeatable): SERVER or SERVER/KIND/KEY, optionally @sha256:... (the
+    /// digest the report showed; refused if the server now serves another).
+    #[arg(long, value_name = "WHAT")]
+    pub accept: Vec<String>,
+
+    /// Reject a change (repeatable): it stays as locked.
+    #[arg(long, value_name = "WHAT")]
+    pub reject: Vec<String>,
+
+    /// Accept every change shown.
+    #[arg(long)]
+    pub accept_all: bool,
+
+    /// Who reviews, as recorded [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+
+    /// Why, as recorded.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    /// Sign the re-locked lockfile with this Ed25519 private key.
+    #[arg(long, value_name = "PRIVATE")]
+    pub sign_key: Option<std::path::PathBuf>,
+
+    /// Show the changes and the decisions; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(
+        flatten,
+        next_help_heading = "Checking the lockfile before anything starts"
+    )]
+    pub trust: SignatureCheck,
 
     #[command(flatten, next_help_heading = "The servers a host runs")]
     pub hosts: HostArgs,
@@ -1541,6 +1614,7 @@ pub fn main() -> ExitCode {
                 }
                 Command::Canonical(args) => keys::canonical(args),
                 Command::Diff(args) => diff::run(args).await,
+                Command::Review(args) => review::run(args).await,
                 Command::Policy(args) => policy::run(args).await,
                 Command::Bundle(args) => bundle::run(args).await,
                 Command::Audit(args) => audit::run(args),

@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod parallel;
 pub mod policy;
 pub mod relay;
+pub mod review;
 pub mod revocation;
 pub mod signature;
 pub mod snapshot;
