@@ -412,10 +412,10 @@ fn a_wrapped_claude_desktop_config_runs_every_server_through_the_proxy_and_unwra
             .with_file_name("claude_desktop_config.json.mcplock-wrap.json")
             .exists()
     );
-    // Nothing to unwrap any more: said, not silently done.
-    let (code, _, stderr) = mcplock_here(&s, &["unwrap", "--host", "claude-desktop"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("nothing to unwrap"), "{stderr}");
+    // Nothing to unwrap any more: said, and not a failure (issue 27).
+    let (code, stdout, _) = mcplock_here(&s, &["unwrap", "--host", "claude-desktop"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to unwrap"), "{stdout}");
     // The secret is in the config (where the user put it) and the private record, nowhere else.
     let lock = fs::read_to_string(s.project.join("mcp-lock.json")).unwrap();
     assert!(!lock.contains(SECRET));

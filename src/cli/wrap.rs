@@ -237,10 +237,16 @@ fn masked_diff(file: &ConfigFile, old: &str, new: &str) -> String {
 
 /// Rewrites one file with `rewrite` (refusing if it changed since it was read); returns what
 /// to print.
+/// Rewrites `file` by `transform` (the new text and a summary line), after checking that the
+/// new text reads, as the host reads it, as the same servers (a wrapped entry as the server
+/// behind the proxy): a rewrite that would break the file or change what runs is never
+/// written. `before_write` runs (with the text as it was) just before the file is replaced:
+/// what undoes the change (the backup, the record) is on disk before the change is.
 fn rewrite_file(
     file: &ConfigFile,
     dry_run: bool,
     transform: impl FnOnce(&str) -> Result<(String, String), CliError>,
+    before_write: impl FnOnce(&str) -> Result<(), CliError>,
 ) -> Result<String, CliError> {
     let before = read_text(&file.path)?;
     let (after, summary) = transform(&before)?;
@@ -249,11 +255,13 @@ fn rewrite_file(
         let _ = writeln!(out, "{}: {summary}", shown(file));
         return Ok(out);
     }
+    same_servers(file, &before, &after)?;
     out.push_str(&masked_diff(file, &before, &after));
     let _ = writeln!(out, "{}: {summary}", shown(file));
     if dry_run {
         return Ok(out);
     }
+    before_write(&before)?;
     if read_text(&file.path)? != before {
         return Err(fail(
             Code::ConfigChangedUnderUs,
@@ -266,6 +274,19 @@ fn rewrite_file(
     crate::edge::fs::write_atomic(&file.path, after.as_bytes())
         .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     Ok(out)
+}
+
+/// The rewritten text must read as the same servers, each running what it ran before.
+fn same_servers(file: &ConfigFile, before: &str, after: &str) -> Result<(), CliError> {
+    rewrite::reads_the_same(file.host, file.scope, before, after).map_err(|why| {
+        fail(
+            Code::HostConfigInvalid,
+            format!(
+                "refusing to write {}: {why}; nothing was written (this is a bug in mcplock's rewriting of this layout: please report it with the file's shape)",
+                file.path.display()
+            ),
+        )
+    })
 }
 
 fn rewrite_error(file: &ConfigFile, e: crate::hosts::formats::FormatError) -> CliError {
@@ -336,27 +357,35 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     let mut stdout = String::new();
     let mut warnings = Vec::new();
     for file in &files {
-        let mut wrapped_now = None;
-        let mut before = String::new();
-        let out = rewrite_file(file, args.dry_run, |text| {
-            before = text.to_string();
-            let result = match file.host {
-                Host::Codex => rewrite::wrap_toml(text, &settings),
-                Host::Continue => rewrite::wrap_yaml(text, &settings),
-                host => rewrite::wrap_json(host, text, &settings),
-            }
-            .map_err(|e| rewrite_error(file, e))?;
-            let mut summary = format!("{} server(s) wrapped", result.originals.len());
-            for (name, why) in &result.skipped {
-                let _ = write!(summary, "; {} left as it is: {}", escape(name), escape(why));
-            }
-            let text = result.text.clone();
-            wrapped_now = Some(result);
-            Ok((text, summary))
-        })?;
+        let wrapped_now: std::cell::RefCell<Option<Originals>> = std::cell::RefCell::new(None);
+        let out = rewrite_file(
+            file,
+            args.dry_run,
+            |text| {
+                let result = match file.host {
+                    Host::Codex => rewrite::wrap_toml(text, &settings),
+                    Host::Continue => rewrite::wrap_yaml(text, &settings),
+                    host => rewrite::wrap_json(host, text, &settings),
+                }
+                .map_err(|e| rewrite_error(file, e))?;
+                let mut summary = format!("{} server(s) wrapped", result.originals.len());
+                for (name, why) in &result.skipped {
+                    let _ = write!(summary, "; {} left as it is: {}", escape(name), escape(why));
+                }
+                let text = result.text.clone();
+                *wrapped_now.borrow_mut() = Some(result.originals);
+                Ok((text, summary))
+            },
+            |before| {
+                let originals = wrapped_now.borrow().clone().unwrap_or_default();
+                save_undo(&file.path, before, originals)
+            },
+        )?;
         stdout.push_str(&out);
-        let Some(result) = wrapped_now else { continue };
-        for path in result.originals.keys() {
+        let Some(originals) = wrapped_now.into_inner() else {
+            continue;
+        };
+        for path in originals.keys() {
             let name = path.last().map(String::as_str).unwrap_or_default();
             if lockfile
                 .as_ref()
@@ -370,22 +399,26 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
                 ));
             }
         }
-        if args.dry_run || result.originals.is_empty() {
-            continue;
-        }
-        // The file as it was before mcplock first wrapped it; never overwritten.
-        let backup = sidecar(&file.path, BACKUP);
-        if !backup.exists() && read_record(&file.path)?.is_empty() {
-            write_private(&backup, before.as_bytes())?;
-        }
-        let mut record = read_record(&file.path)?;
-        record.extend(result.originals);
-        write_record(&file.path, &record)?;
     }
     for warning in warnings {
         eprintln!("mcplock: warning: {warning}");
     }
     Ok(Output::text(ExitKind::Clean, stdout))
+}
+
+/// What undoes a wrap, saved before the config changes: the file as it was before mcplock
+/// first wrapped it (never overwritten), and each entry's original text in the record.
+fn save_undo(path: &std::path::Path, before: &str, originals: Originals) -> Result<(), CliError> {
+    if originals.is_empty() {
+        return Ok(());
+    }
+    let backup = sidecar(path, BACKUP);
+    if !backup.exists() && read_record(path)?.is_empty() {
+        write_private(&backup, before.as_bytes())?;
+    }
+    let mut record = read_record(path)?;
+    record.extend(originals);
+    write_record(path, &record)
 }
 
 fn unwrap_text(
@@ -411,12 +444,17 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         }
         any = true;
         let mut count = 0;
-        let out = rewrite_file(file, args.dry_run, |text| {
-            let (after, n) =
-                unwrap_text(file, text, &record).map_err(|e| rewrite_error(file, e))?;
-            count = n;
-            Ok((after, format!("{n} server(s) unwrapped")))
-        })?;
+        let out = rewrite_file(
+            file,
+            args.dry_run,
+            |text| {
+                let (after, n) =
+                    unwrap_text(file, text, &record).map_err(|e| rewrite_error(file, e))?;
+                count = n;
+                Ok((after, format!("{n} server(s) unwrapped")))
+            },
+            |_| Ok(()),
+        )?;
         stdout.push_str(&out);
         if !args.dry_run && count > 0 {
             // Every wrapped entry is restored: the record has served its purpose.
@@ -424,10 +462,8 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         }
     }
     if !any {
-        return Err(fail(
-            Code::HostConfigInvalid,
-            "nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json)",
-        ));
+        // Nothing wrapped is not a failure: the configs are as unwrap would leave them.
+        stdout.push_str("nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json)\n");
     }
     Ok(Output::text(ExitKind::Clean, stdout))
 }
@@ -443,13 +479,18 @@ mod tests {
         std::fs::write(&path, "{\"mcpServers\": {}}\n").unwrap();
         let file = ConfigFile::new(Host::Cursor, crate::hosts::Scope::User, path.clone());
         // Another program writes the file between mcplock's read and its write.
-        let error = rewrite_file(&file, false, |_| {
-            std::fs::write(&path, "{\"mcpServers\": {\"new\": {}}}\n").unwrap();
-            Ok((
-                "{\"rewritten\": true}\n".to_string(),
-                "1 server(s) wrapped".to_string(),
-            ))
-        })
+        let error = rewrite_file(
+            &file,
+            false,
+            |_| {
+                std::fs::write(&path, "{\"mcpServers\": {\"new\": {}}}\n").unwrap();
+                Ok((
+                    "{\"rewritten\": true}\n".to_string(),
+                    "1 server(s) wrapped".to_string(),
+                ))
+            },
+            |_| Ok(()),
+        )
         .unwrap_err();
         assert_eq!(error.kind(), ExitKind::No);
         assert!(
@@ -465,10 +506,77 @@ mod tests {
             "the other program's write is kept"
         );
         // Unchanged meanwhile: written; a dry run writes nothing.
-        let out = rewrite_file(&file, true, |_| Ok(("{}\n".into(), "dry".into()))).unwrap();
+        std::fs::write(&path, "{\"mcpServers\": {}}\n").unwrap();
+        let out = rewrite_file(
+            &file,
+            true,
+            |_| Ok(("{}\n".into(), "dry".into())),
+            |_| Ok(()),
+        )
+        .unwrap();
         assert!(out.contains("+{}"), "{out}");
         assert_ne!(std::fs::read_to_string(&path).unwrap(), "{}\n");
-        rewrite_file(&file, false, |_| Ok(("{}\n".into(), "done".into()))).unwrap();
+        rewrite_file(
+            &file,
+            false,
+            |_| Ok(("{}\n".into(), "done".into())),
+            |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+    }
+
+    /// Issue 27: a rewrite is re-read as the host reads it before it replaces the file: text
+    /// that would not parse, or a server that would run something else, is never written, and
+    /// what undoes the change is written before the change.
+    #[test]
+    fn issue_27_a_rewrite_that_reads_otherwise_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp.json");
+        let original = "{\"mcpServers\": {\"a\": {\"command\": \"srv\", \"args\": [\"x\"]}}}\n";
+        std::fs::write(&path, original).unwrap();
+        let file = ConfigFile::new(Host::Cursor, crate::hosts::Scope::User, path.clone());
+        for (bad, why) in [
+            ("{\"mcpServers\": {\"a\": ", "would not read"),
+            (
+                "{\"mcpServers\": {\"a\": {\"command\": \"evil\"}}}\n",
+                "read differently",
+            ),
+            ("{\"mcpServers\": {}}\n", "declare 0 server(s)"),
+        ] {
+            let mut undone = false;
+            let error = rewrite_file(
+                &file,
+                false,
+                |_| Ok((bad.to_string(), "x".into())),
+                |_| {
+                    undone = true;
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+            assert!(error.headline.contains(why), "{bad}: {}", error.headline);
+            assert!(!undone, "nothing to undo when nothing is written");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+        }
+        // Written: the undo step ran first.
+        let wrapped = "{\"mcpServers\": {\"a\": {\"command\": \"/usr/bin/mcplock\", \"args\": [\"proxy\", \"--allow-unsigned\", \"--\", \"srv\", \"x\"]}}}\n";
+        let mut order = Vec::new();
+        rewrite_file(
+            &file,
+            false,
+            |_| Ok((wrapped.to_string(), "1".into())),
+            |_| {
+                order.push(std::fs::read_to_string(&path).unwrap());
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            order,
+            [original],
+            "undo saved while the file was still the original"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), wrapped);
     }
 }

@@ -67,6 +67,56 @@ pub struct Wrapped {
 /// `${VAR}` in `--header`), so no value is on a command line.
 pub const HEADER_ENV_PREFIX: &str = "MCPLOCK_HEADER_";
 
+/// The servers a config's text declares as the host reads them: (key, project, disabled, what
+/// runs behind any proxy), in order.
+type Servers = Vec<(String, Option<String>, bool, Result<super::Spec, String>)>;
+
+fn servers_of(host: Host, scope: super::Scope, text: &str) -> Result<Servers, String> {
+    let declared = super::formats::parse(host, scope, text).map_err(|e| e.0)?;
+    let mut out: Servers = declared
+        .into_iter()
+        .map(|d| {
+            (
+                d.key,
+                d.project,
+                d.disabled,
+                d.spec.map(super::formats::behind_proxy),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    Ok(out)
+}
+
+/// Whether `after` (a rewrite of `before`) reads, as the host reads it, as the same servers
+/// each running what it ran before (a wrapped entry as the server behind the proxy): the check
+/// every rewrite passes before it may replace a config. The error says what differs.
+pub fn reads_the_same(
+    host: Host,
+    scope: super::Scope,
+    before: &str,
+    after: &str,
+) -> Result<(), String> {
+    let was = servers_of(host, scope, before)
+        .map_err(|e| format!("it does not read before the change ({e})"))?;
+    let now = servers_of(host, scope, after)
+        .map_err(|e| format!("the rewritten text would not read as the host reads it ({e})"))?;
+    if was.len() != now.len() {
+        return Err(format!(
+            "the rewritten text would declare {} server(s), not {}",
+            now.len(),
+            was.len()
+        ));
+    }
+    match was.iter().zip(&now).find(|(a, b)| a != b) {
+        Some((a, _)) => Err(format!(
+            "server {:?} would read differently after the rewrite",
+            crate::core::text::escape(&a.0)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The paths (from the top) of the objects that hold a host's servers.
 fn server_maps<'a, 'b>(host: Host, top: &'b Object<'a>) -> Vec<(Vec<String>, &'b Object<'a>)> {
     let object = |o: &'b Object<'a>, key: &str| -> Option<&'b Object<'a>> {

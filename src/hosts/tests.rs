@@ -287,6 +287,7 @@ fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
 }
 "#;
     let wrapped = rewrite::wrap_json(Host::VsCode, original, &settings()).unwrap();
+    rewrite::reads_the_same(Host::VsCode, Scope::User, original, &wrapped.text).unwrap();
     assert!(wrapped.text.contains("// Team servers. Keep this comment."));
     assert!(wrapped.text.contains(r#""other": [1, 2, 3],"#));
     assert_eq!(wrapped.originals.len(), 3);
@@ -360,6 +361,7 @@ fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
 fn claude_code_entries_of_every_project_are_wrapped_in_place() {
     let original = "{\"numStartups\": 7, \"mcpServers\": {\"u\": {\"command\": \"u\"}}, \"projects\": {\"/w/app\": {\"history\": [], \"mcpServers\": {\"p\": {\"command\": \"p\", \"args\": [\"x\"]}}}}}";
     let wrapped = rewrite::wrap_json(Host::ClaudeCode, original, &settings()).unwrap();
+    rewrite::reads_the_same(Host::ClaudeCode, Scope::User, original, &wrapped.text).unwrap();
     assert_eq!(wrapped.originals.len(), 2);
     assert!(wrapped.originals.contains_key(&vec![
         "projects".to_string(),
@@ -395,6 +397,7 @@ EXTRA = "1"
 model = "o4-mini"
 "#;
     let wrapped = rewrite::wrap_toml(original, &settings()).unwrap();
+    rewrite::reads_the_same(Host::Codex, Scope::User, original, &wrapped.text).unwrap();
     assert_eq!(wrapped.originals.len(), 2, "{:?}", wrapped.skipped);
     assert!(
         wrapped
@@ -443,6 +446,7 @@ model = "o4-mini"
 fn continue_items_are_wrapped_and_restored_byte_for_byte() {
     let original = "name: mine\nversion: 0.0.1\nmcpServers:\n  - name: sqlite\n    command: uvx\n    args:\n      - mcp-server-sqlite\n      - --db-path\n      - /tmp/x.db\n\n  # remote below\n  - name: remote\n    type: streamable-http\n    url: https://c.example/mcp\n  - name: off\n    command: off\n    disabled: true\nmodels: []\n";
     let wrapped = rewrite::wrap_yaml(original, &settings()).unwrap();
+    rewrite::reads_the_same(Host::Continue, Scope::User, original, &wrapped.text).unwrap();
     assert_eq!(wrapped.originals.len(), 2, "{:?}", wrapped.skipped);
     assert!(
         wrapped.text.contains("  # remote below\n")
