@@ -196,11 +196,7 @@ fn refuse_the_proxy(server: &[String]) -> Result<(), CliError> {
     let Some((program, rest)) = server.split_first() else {
         return Ok(());
     };
-    let name = std::path::Path::new(program)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !name.starts_with("mcplock") || rest.first().map(String::as_str) != Some("proxy") {
+    if !crate::hosts::formats::runs_the_proxy(program, rest.first().map(String::as_str)) {
         return Ok(());
     }
     let behind = match rest.iter().position(|a| a == "--") {

@@ -251,6 +251,8 @@ pub struct Staged {
     tmp: tempfile::NamedTempFile,
     written: u64,
     limit: u64,
+    /// The replaced file's owner (user, group), kept on the replacement.
+    owner: Option<(u32, u32)>,
 }
 
 impl Staged {
@@ -273,7 +275,12 @@ impl Staged {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let existing = fs::metadata(&resolved).ok().map(|m| m.permissions());
+        let metadata = fs::metadata(&resolved).ok();
+        let existing = metadata.as_ref().map(|m| m.permissions());
+        let owner = metadata.as_ref().map(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            (m.uid(), m.gid())
+        });
         // A new file gets 0666 less the umask, like any file the user creates; an existing
         // file keeps its mode.
         let mode = {
@@ -295,6 +302,7 @@ impl Staged {
             tmp,
             written: 0,
             limit,
+            owner,
         })
     }
 
@@ -328,6 +336,12 @@ impl Staged {
             path: self.path.clone(),
             source,
         };
+        // The replacement keeps the replaced file's owner (root rewriting a user's config must
+        // not leave it root's). Only root may give a file away: for anyone else this is a
+        // no-op on their own file, and fails harmlessly on another's.
+        if let Some((uid, gid)) = self.owner {
+            let _ = std::os::unix::fs::fchown(self.tmp.as_file(), Some(uid), Some(gid));
+        }
         self.tmp.as_file().sync_all().map_err(wrap)?;
         self.tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
         File::open(&self.dir)
@@ -353,6 +367,28 @@ impl Write for Staged {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 27: a config rewritten by root keeps its owner (as root, the file is given to
+    /// another user first; as anyone else, their own file stays theirs).
+    #[test]
+    fn a_replaced_file_keeps_its_owner() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        write_atomic(&path, b"{}\n").unwrap();
+        // Giving the file away succeeds only with the privilege to (root).
+        let root = std::os::unix::fs::chown(&path, Some(12345), Some(12346)).is_ok();
+        let (uid, gid) = if root {
+            (12345, 12346)
+        } else {
+            let m = fs::metadata(&path).unwrap();
+            (m.uid(), m.gid())
+        };
+        write_atomic(&path, b"{\"a\": 1}\n").unwrap();
+        let m = fs::metadata(&path).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        assert_eq!(fs::read(&path).unwrap(), b"{\"a\": 1}\n");
+    }
 
     #[test]
     fn writes_replaces_and_keeps_permissions() {

@@ -80,17 +80,31 @@ impl std::fmt::Debug for Spec {
 #[error("{0}")]
 pub struct FormatError(pub String);
 
+/// Whether `command args...` runs mcplock's proxy: the program is mcplock itself (named
+/// `mcplock`, or this very executable), given `proxy` first. Decided by what runs, not by a
+/// name that merely starts like it (a server called `mcplock-helper` is a server).
+pub fn runs_the_proxy(command: &str, first: Option<&str>) -> bool {
+    if first != Some("proxy") {
+        return false;
+    }
+    let path = std::path::Path::new(command);
+    let named = path
+        .file_name()
+        .is_some_and(|n| n == "mcplock" || n == "mcplock.exe");
+    named
+        || std::env::current_exe()
+            .ok()
+            .zip(std::fs::canonicalize(path).ok())
+            .is_some_and(|(me, it)| std::fs::canonicalize(me).is_ok_and(|me| me == it))
+}
+
 /// The lockfile a wrapped entry's proxy enforces (its `--lockfile`, else the proxy's
 /// default); `None` for an entry that does not run `mcplock proxy`.
 pub fn proxied_lockfile(spec: &Spec) -> Option<String> {
     let Spec::Stdio { command, args, .. } = spec else {
         return None;
     };
-    let program = std::path::Path::new(command)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !program.starts_with("mcplock") || args.first().map(String::as_str) != Some("proxy") {
+    if !runs_the_proxy(command, args.first().map(String::as_str)) {
         return None;
     }
     let flags = args.iter().take_while(|a| *a != "--");
@@ -121,11 +135,7 @@ pub fn behind_proxy(spec: Spec) -> Spec {
     else {
         return spec;
     };
-    let program = std::path::Path::new(command)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !program.starts_with("mcplock") || args.first().map(String::as_str) != Some("proxy") {
+    if !runs_the_proxy(command, args.first().map(String::as_str)) {
         return spec;
     }
     if let Some(at) = args.iter().position(|a| a == "--") {

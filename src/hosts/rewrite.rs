@@ -163,17 +163,12 @@ fn server_maps<'a, 'b>(host: Host, top: &'b Object<'a>) -> Vec<(Vec<String>, &'b
 /// True for an entry that already runs through `mcplock proxy`.
 pub fn is_wrapped(entry: &Map<String, Value>) -> bool {
     let command = entry.get("command").and_then(Value::as_str).unwrap_or("");
-    let program = std::path::Path::new(command)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    program.starts_with("mcplock")
-        && entry
-            .get("args")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            == Some("proxy")
+    let first = entry
+        .get("args")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str);
+    super::formats::runs_the_proxy(command, first)
 }
 
 /// The wrapped form of one entry, or why it stays as it is.

@@ -645,3 +645,16 @@ fn issue_26_a_wrapped_entry_is_read_as_the_server_behind_the_proxy() {
     let plain = stdio("mcplock-fixture", &["proxy"], &[]);
     assert_eq!(formats::behind_proxy(plain.clone()), plain);
 }
+
+/// Issue 27: "already wrapped" is what the entry runs (mcplock given `proxy`), not a name that
+/// starts like it.
+#[test]
+fn issue_27_only_mcplock_proxy_counts_as_the_proxy() {
+    use formats::runs_the_proxy;
+    assert!(runs_the_proxy("/usr/local/bin/mcplock", Some("proxy")));
+    assert!(runs_the_proxy("mcplock", Some("proxy")));
+    assert!(!runs_the_proxy("mcplock-helper", Some("proxy")));
+    assert!(!runs_the_proxy("/opt/mcplockd", Some("proxy")));
+    assert!(!runs_the_proxy("mcplock", Some("scan")));
+    assert!(!runs_the_proxy("mcplock", None));
+}
