@@ -1367,6 +1367,11 @@ pub struct UnwrapArgs {
     #[command(flatten)]
     pub hosts: HostArgs,
 
+    /// Restore the original text of entries edited since they were wrapped (their edits,
+    /// named without values, are then lost).
+    #[arg(long)]
+    pub force: bool,
+
     /// Print the diff and write nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -248,6 +248,18 @@ fn rewrite_file(
     transform: impl FnOnce(&str) -> Result<(String, String), CliError>,
     before_write: impl FnOnce(&str) -> Result<(), CliError>,
 ) -> Result<String, CliError> {
+    rewrite_checked(file, dry_run, transform, before_write, same_servers)
+}
+
+/// [`rewrite_file`] with the check of the new text given (`unwrap` tells a user's edit from a
+/// rewriting error).
+fn rewrite_checked(
+    file: &ConfigFile,
+    dry_run: bool,
+    transform: impl FnOnce(&str) -> Result<(String, String), CliError>,
+    before_write: impl FnOnce(&str) -> Result<(), CliError>,
+    check: impl FnOnce(&ConfigFile, &str, &str) -> Result<(), CliError>,
+) -> Result<String, CliError> {
     let before = read_text(&file.path)?;
     let (after, summary) = transform(&before)?;
     let mut out = String::new();
@@ -255,7 +267,7 @@ fn rewrite_file(
         let _ = writeln!(out, "{}: {summary}", shown(file));
         return Ok(out);
     }
-    same_servers(file, &before, &after)?;
+    check(file, &before, &after)?;
     out.push_str(&masked_diff(file, &before, &after));
     let _ = writeln!(out, "{}: {summary}", shown(file));
     if dry_run {
@@ -406,6 +418,36 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     Ok(Output::text(ExitKind::Clean, stdout))
 }
 
+/// Unwrapping restores each entry's text from before the wrap; an entry edited since (a
+/// rotated token in its env, an argument added) would lose the edit. Refused, naming what
+/// was edited (names, never values), unless `force`; the restored text must still parse.
+fn edits_kept(file: &ConfigFile, before: &str, after: &str, force: bool) -> Result<(), CliError> {
+    let edited = rewrite::differing(file.host, file.scope, before, after).map_err(|e| {
+        fail(
+            Code::HostConfigInvalid,
+            format!(
+                "refusing to write {}: the unwrapped text would not read as the host reads it ({e}); nothing was written",
+                file.path.display()
+            ),
+        )
+    })?;
+    if edited.is_empty() || force {
+        return Ok(());
+    }
+    let named: Vec<String> = edited
+        .iter()
+        .map(|(server, what)| format!("{} ({})", escape(server), escape(&what.join(", "))))
+        .collect();
+    Err(fail(
+        Code::ConfigChangedUnderUs,
+        format!(
+            "{}: edited since it was wrapped: {}; unwrapping would undo that. Make the same edit to the entry's original later, or rerun with --force to restore the original as it was",
+            file.path.display(),
+            named.join("; ")
+        ),
+    ))
+}
+
 /// What undoes a wrap, saved before the config changes: the file as it was before mcplock
 /// first wrapped it (never overwritten), and each entry's original text in the record.
 fn save_undo(path: &std::path::Path, before: &str, originals: Originals) -> Result<(), CliError> {
@@ -444,7 +486,8 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         }
         any = true;
         let mut count = 0;
-        let out = rewrite_file(
+        let force = args.force;
+        let out = rewrite_checked(
             file,
             args.dry_run,
             |text| {
@@ -454,6 +497,7 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
                 Ok((after, format!("{n} server(s) unwrapped")))
             },
             |_| Ok(()),
+            |file, before, after| edits_kept(file, before, after, force),
         )?;
         stdout.push_str(&out);
         if !args.dry_run && count > 0 {
@@ -524,6 +568,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+    }
+
+    /// Issue 27: unwrapping an entry edited since it was wrapped (a rotated token) would undo
+    /// the edit: refused, naming the edit without its value, unless --force.
+    #[test]
+    fn issue_27_unwrap_keeps_an_edit_made_to_a_wrapped_entry_unless_forced() {
+        let file = ConfigFile::new(
+            Host::ClaudeDesktop,
+            crate::hosts::Scope::User,
+            std::path::PathBuf::from("c.json"),
+        );
+        let original = "{\"mcpServers\": {\"s\": {\"command\": \"srv\", \"env\": {\"API_TOKEN\": \"old-token-1\"}}}}\n";
+        let settings = ProxySettings {
+            mcplock: "/usr/bin/mcplock".into(),
+            trust: vec!["--allow-unsigned".into()],
+            lockfile: "/l.json".into(),
+            options: Vec::new(),
+            audit_dir: None,
+        };
+        let wrapped = rewrite::wrap_json(Host::ClaudeDesktop, original, &settings).unwrap();
+        let edited = wrapped.text.replace("old-token-1", "new-token-2");
+        assert_ne!(edited, wrapped.text);
+        let (restored, _) =
+            rewrite::unwrap_json(Host::ClaudeDesktop, &edited, &wrapped.originals).unwrap();
+        let refused = edits_kept(&file, &edited, &restored, false).unwrap_err();
+        assert!(
+            refused.headline.contains("env API_TOKEN"),
+            "{}",
+            refused.headline
+        );
+        assert!(
+            !refused.headline.contains("new-token-2") && !refused.headline.contains("old-token-1"),
+            "{}",
+            refused.headline
+        );
+        edits_kept(&file, &edited, &restored, true).unwrap();
+        // Not edited: unwrapped without a word.
+        let (clean, _) =
+            rewrite::unwrap_json(Host::ClaudeDesktop, &wrapped.text, &wrapped.originals).unwrap();
+        edits_kept(&file, &wrapped.text, &clean, false).unwrap();
     }
 
     /// Issue 27: a rewrite is re-read as the host reads it before it replaces the file: text

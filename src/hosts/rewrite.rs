@@ -109,11 +109,100 @@ pub fn reads_the_same(
         ));
     }
     match was.iter().zip(&now).find(|(a, b)| a != b) {
-        Some((a, _)) => Err(format!(
-            "server {:?} would read differently after the rewrite",
-            crate::core::text::escape(&a.0)
+        Some((a, b)) => Err(format!(
+            "server {:?} would read differently after the rewrite ({})",
+            crate::core::text::escape(&a.0),
+            differences(&a.3, &b.3).join(", ")
         )),
         None => Ok(()),
+    }
+}
+
+/// The servers whose reading differs between `before` and `after` (same keys), each with what
+/// differs, by name (never a value: env and header values may be secrets).
+pub fn differing(
+    host: Host,
+    scope: super::Scope,
+    before: &str,
+    after: &str,
+) -> Result<Vec<(String, Vec<String>)>, String> {
+    let was = servers_of(host, scope, before)?;
+    let now = servers_of(host, scope, after)?;
+    Ok(was
+        .iter()
+        .filter_map(|a| {
+            let b = now.iter().find(|b| (&b.0, &b.1) == (&a.0, &a.1))?;
+            (a != b).then(|| (a.0.clone(), differences(&a.3, &b.3)))
+        })
+        .collect())
+}
+
+/// What differs between two readings of one entry, by name.
+fn differences(a: &Result<super::Spec, String>, b: &Result<super::Spec, String>) -> Vec<String> {
+    use super::Spec;
+    let named = |x: &[(String, String)], y: &[(String, String)], what: &str| -> Vec<String> {
+        let names: std::collections::BTreeSet<&String> =
+            x.iter().chain(y).map(|(k, _)| k).collect();
+        names
+            .into_iter()
+            .filter(|k| {
+                x.iter().find(|(n, _)| n == *k).map(|(_, v)| v)
+                    != y.iter().find(|(n, _)| n == *k).map(|(_, v)| v)
+            })
+            .map(|k| format!("{what} {k}"))
+            .collect()
+    };
+    match (a, b) {
+        (
+            Ok(Spec::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            }),
+            Ok(Spec::Stdio {
+                command: c2,
+                args: a2,
+                env: e2,
+                cwd: w2,
+            }),
+        ) => {
+            let mut out = Vec::new();
+            if command != c2 {
+                out.push("command".to_string());
+            }
+            if args != a2 {
+                out.push("arguments".to_string());
+            }
+            out.extend(named(env, e2, "env"));
+            if cwd != w2 {
+                out.push("cwd".to_string());
+            }
+            out
+        }
+        (
+            Ok(Spec::Http {
+                url,
+                headers,
+                bearer_env,
+            }),
+            Ok(Spec::Http {
+                url: u2,
+                headers: h2,
+                bearer_env: b2,
+            }),
+        ) => {
+            let mut out = Vec::new();
+            if url != u2 {
+                out.push("url".to_string());
+            }
+            out.extend(named(headers, h2, "header"));
+            if bearer_env != b2 {
+                out.push("bearer token variable".to_string());
+            }
+            out
+        }
+        _ => vec!["what it runs".to_string()],
     }
 }
 
