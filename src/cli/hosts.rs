@@ -466,9 +466,16 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
     let lockfile = load_lockfile(&lockfile_path)?.unwrap_or_default();
     let mut problems: Vec<String> = unreadable_lines(&unreadable);
     let mut checked = 0;
+    let mut servers = Vec::new();
     for e in entries.iter().filter(|e| !e.found.declared.disabled) {
         let origin = format!("{} {}", e.found.file.host.id(), shown(&e.found.file));
         checked += 1;
+        servers.push(json!({
+            "host": e.found.file.host.id(),
+            "file": e.found.file.path.display().to_string(),
+            "name": e.name(),
+            "status": lock_status(e, Some(&lockfile)).code(),
+        }));
         // Like with like: both launches with their placeholders as written.
         match (e.recorded.clone(), lockfile.servers.get(e.name())) {
             (Err(why), _) => problems.push(format!(
@@ -503,6 +510,7 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
         .into_report()
         .ok_or_else(|| fail(Code::Internal, "verify gave no report to extend"))?;
     json["hostServers"] = json!(checked);
+    json["hosts"] = json!(servers);
     let human = format!(
         "{signature}every one of the {checked} server(s) the host(s) run is locked with its launch\n"
     );
@@ -637,7 +645,9 @@ fn lock_json(
     let servers: Vec<Value> = outcomes
         .iter()
         .map(|(name, origin, outcome)| {
-            let mut v = json!({"name": name, "from": origin, "status": outcome.as_str()});
+            // `from` is "HOST FILE"; each also on its own.
+            let (host, file) = origin.split_once(' ').unwrap_or((origin.as_str(), ""));
+            let mut v = json!({"name": name, "from": origin, "host": host, "file": file, "status": outcome.as_str()});
             match outcome {
                 Outcome::Failed(why) => v["error"] = json!(why),
                 Outcome::Updated(n) | Outcome::Refused(n) => v["changes"] = json!(n),
