@@ -272,6 +272,9 @@ struct Proxy<'a, A> {
     last_codes: Vec<String>,
     /// What stderr already said about withheld items (kind, key, served digest): each once.
     told: BTreeSet<(ItemKind, String, Option<Digest>)>,
+    /// The server declared `logging`: the host takes `notifications/message`, and hears of
+    /// what is withheld that way too.
+    host_logging: bool,
 }
 
 /// Withheld items named on stderr one by one, at most; then one line says more were withheld.
@@ -476,7 +479,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
     }
 }
 
-impl<A> Proxy<'_, A> {
+impl<A: std::io::Write> Proxy<'_, A> {
     /// One stderr line per item withheld from the host (the host's log of this server is
     /// where a user looks when tools vanish), each item once per served definition.
     fn tell_withheld(&mut self, kind: ItemKind, withheld: &[crate::core::enforce::Withheld]) {
@@ -493,13 +496,22 @@ impl<A> Proxy<'_, A> {
                 return;
             }
             self.told.insert(told);
-            warn(&format!(
+            let text = format!(
                 "withheld {} {:?} from the host: {}{}",
                 kind.noun(),
                 w.key,
                 w.reason.describe(),
                 self.review_hint(&w.reason)
-            ));
+            );
+            warn(&text);
+            if self.host_logging {
+                // Best effort: a host too slow to read is ended by the frames that must pass.
+                let _ = self.to_host(line(&serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/message",
+                    "params": {"level": "warning", "logger": "mcplock", "data": text},
+                })));
+            }
         }
     }
 
@@ -590,6 +602,7 @@ where
         to_server,
         last_codes: Vec::new(),
         told: BTreeSet::new(),
+        host_logging: false,
     };
     let readers = Readers {
         host: MessageReader::new(

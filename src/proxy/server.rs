@@ -226,6 +226,10 @@ impl<A: std::io::Write> Proxy<'_, A> {
         {
             self.negotiated = Some(version.to_string());
         }
+        self.host_logging = result
+            .get("capabilities")
+            .and_then(|c| c.get("logging"))
+            .is_some_and(Value::is_object);
         if drift.is_empty() {
             return Ok(Some(Value::Object(result)));
         }

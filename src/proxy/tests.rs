@@ -737,10 +737,18 @@ fn start_custom(
     configure: impl FnOnce(&mut Options) + Send + 'static,
     exited: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
+    start_with_lock(lock(), buffer, configure, exited)
+}
+
+fn start_with_lock(
+    lock: ServerLock,
+    buffer: usize,
+    configure: impl FnOnce(&mut Options) + Send + 'static,
+    exited: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> (Peer, Peer, tokio::task::JoinHandle<std::io::Result<End>>) {
     let (host, proxy_host_in, proxy_host_out) = pipe_of(buffer);
     let (server, proxy_server_in, proxy_server_out) = pipe_of(buffer);
     let handle = tokio::spawn(async move {
-        let lock = lock();
         let locked = Locked::new(&lock);
         let mut options = Options::new(
             "s",
@@ -1067,4 +1075,51 @@ async fn issue_26_a_secret_the_server_echoes_never_reaches_the_host() {
     let text = answer.to_string();
     assert!(!text.contains(secret), "{text}");
     assert!(text.contains("[redacted]"), "{text}");
+}
+
+/// Issue 27: a withheld item is said where the user looks: on stderr, and, when the server
+/// declared `logging`, to the host as a log message naming the item and the review command.
+#[tokio::test]
+async fn issue_27_a_host_that_takes_log_messages_hears_what_is_withheld() {
+    let mut locked = lock();
+    locked.capabilities = json!({"tools": {}, "logging": {}})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let (mut host, mut server, _session) = start_with_lock(
+        locked,
+        1 << 16,
+        |o| o.review = Some("mcplock diff --name s".into()),
+        None,
+    );
+    host.send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "h", "version": "1"}}}))
+        .await;
+    let init = server.next().await;
+    server
+        .answer(
+            &init,
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}, "logging": {}},
+                "serverInfo": {"name": "s", "version": "1"}}),
+        )
+        .await;
+    assert!(host.next().await["result"].is_object());
+    host.send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    let asked = server.next().await;
+    server
+        .answer(
+            &asked,
+            json!({"tools": [{"name": "t", "description": "Poisoned.", "inputSchema": {"type": "object"}}]}),
+        )
+        .await;
+    let told = host.next().await;
+    assert_eq!(told["method"], "notifications/message", "{told}");
+    assert_eq!(told["params"]["level"], "warning");
+    let text = told["params"]["data"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("withheld tool \"t\"") && text.contains("mcplock diff --name s"),
+        "{text}"
+    );
+    assert_eq!(host.next().await["result"]["tools"], json!([]));
 }
