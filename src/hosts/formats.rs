@@ -214,14 +214,46 @@ pub const JSONC: jsonc_parser::ParseOptions = jsonc_parser::ParseOptions {
     allow_unary_plus_numbers: false,
 };
 
-/// A JSON-family config.
+/// A JSON-family config. A key given twice in one object is refused: hosts and mcplock could
+/// then read different servers (one takes the first, another the last), and a rewrite could
+/// change the copy the host does not read.
 fn jsonc(text: &str) -> Result<Value, FormatError> {
+    if let Ok(parsed) = jsonc_parser::parse_to_ast(text, &Default::default(), &JSONC)
+        && let Some(value) = &parsed.value
+        && let Some(key) = duplicate_key(value)
+    {
+        return Err(FormatError(format!(
+            "the key {key:?} is given twice in one object; a host may read the other copy than mcplock does: remove one"
+        )));
+    }
     match jsonc_parser::parse_to_serde_value(text, &JSONC) {
         Ok(Some(value @ Value::Object(_))) => Ok(value),
         Ok(Some(_)) => Err(FormatError("the file is not a JSON object".into())),
         Ok(None) => Ok(Value::Object(Map::new())),
         Err(e) => Err(FormatError(format!("not valid JSON: {e}"))),
     }
+}
+
+/// The first key found twice in one object, at any depth (walked without recursion).
+fn duplicate_key(value: &jsonc_parser::ast::Value<'_>) -> Option<String> {
+    use jsonc_parser::ast::Value as Ast;
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Ast::Object(object) => {
+                let mut seen = std::collections::HashSet::new();
+                for prop in &object.properties {
+                    if !seen.insert(prop.name.as_str()) {
+                        return Some(prop.name.as_str().to_string());
+                    }
+                    stack.push(&prop.value);
+                }
+            }
+            Ast::Array(array) => stack.extend(array.elements.iter()),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Claude Code's `.mcp.json` (project scope) or `~/.claude.json`: user-scope `mcpServers`,

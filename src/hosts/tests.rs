@@ -658,3 +658,23 @@ fn issue_27_only_mcplock_proxy_counts_as_the_proxy() {
     assert!(!runs_the_proxy("mcplock", Some("scan")));
     assert!(!runs_the_proxy("mcplock", None));
 }
+
+/// Issue 27: a JSON config with a key given twice (hosts differ on which copy they read) is
+/// refused, not wrapped in the copy the host may not run.
+#[test]
+fn issue_27_a_config_with_a_duplicate_key_is_refused() {
+    for text in [
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\"}, \"a\": {\"command\": \"y\"}}}",
+        "{\"mcpServers\": {}, \"mcpServers\": {\"a\": {\"command\": \"y\"}}}",
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\", \"args\": [], \"args\": [\"-e\"]}}}",
+    ] {
+        let e = formats::parse(Host::ClaudeDesktop, Scope::User, text).unwrap_err();
+        assert!(e.0.contains("given twice"), "{text}: {e}");
+    }
+    formats::parse(
+        Host::ClaudeDesktop,
+        Scope::User,
+        "{\"mcpServers\": {\"a\": {\"command\": \"x\"}, \"b\": {\"command\": \"x\"}}}",
+    )
+    .unwrap();
+}
