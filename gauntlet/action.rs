@@ -392,6 +392,11 @@ struct RunStep {
 /// Runs every step of action.yml in order with `given` inputs (the rest take their defaults;
 /// `mcplock-path` defaults to the binary under test).
 fn run_action(fx: &Fixture, given: &[(&str, &str)]) -> Job {
+    run_action_env(fx, given, &[])
+}
+
+/// [`run_action`] with variables every step gets (a workflow's `env:`, where secrets go).
+fn run_action_env(fx: &Fixture, given: &[(&str, &str)], job_env: &[(&str, &str)]) -> Job {
     let action = action_yml();
     let mut cx = Context {
         inputs: BTreeMap::new(),
@@ -445,9 +450,14 @@ fn run_action(fx: &Fixture, given: &[(&str, &str)]) -> Job {
             continue;
         }
         let script = str_at(step, "run").unwrap_or_else(|| panic!("step {id}: no run or uses"));
-        let env: Vec<(String, String)> = pairs(get(step, "env"))
-            .into_iter()
-            .map(|(k, v)| (k, cx.substitute(&v)))
+        let env: Vec<(String, String)> = job_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(
+                pairs(get(step, "env"))
+                    .into_iter()
+                    .map(|(k, v)| (k, cx.substitute(&v))),
+            )
             .collect();
         let ran = run_step(fx, index, script, &env);
         job.log.push_str(&format!(
@@ -964,4 +974,28 @@ fn a_live_rescan_relaunches_the_locked_server_and_fails_on_drift() {
     assert_eq!(job.output("verify-exit"), "skipped", "{job}");
     assert_eq!(job.output("diff-exit"), "2", "{job}");
     assert!(!job.log.contains("relaunching"), "{job}");
+}
+
+/// Issue 27: the nightly live re-scan of a server locked with a secret in its environment is
+/// clean when the workflow sets the secret (no false launch change), and fails naming the
+/// variable, never its value, when it does not.
+#[test]
+fn issue_27_a_live_rescan_of_a_server_locked_with_an_env_secret_is_clean() {
+    const TOKEN: &str = "tok-live-rescan-27";
+    let fx = Fixture::new();
+    fx.lock(&["lock", "--update", "--env", &format!("MCP_TOKEN={TOKEN}")]);
+    fx.sign();
+    let inputs = [("key", "team.pub"), ("compare", "live")];
+    let job = run_action_env(&fx, &inputs, &[("MCP_TOKEN", TOKEN)]);
+    job.expect_passed();
+    assert_eq!(job.output("diff-exit"), "0", "{job}");
+    assert!(
+        !job.log.contains(TOKEN) && !job.summary.contains(TOKEN),
+        "{job}"
+    );
+
+    let job = run_action(&fx, &inputs);
+    job.expect_failed_at("gate");
+    assert!(job.log.contains("MCP_TOKEN"), "{job}");
+    assert!(!job.log.contains(TOKEN), "{job}");
 }
