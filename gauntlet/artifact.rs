@@ -654,44 +654,7 @@ for line in sys.stdin:
 /// One start of the proxy on `python3 server.py` in `dir`: the text its tool answered, or
 /// `None` when the proxy refused to start the server.
 fn one_proxied_call(dir: &Path) -> Option<String> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(mcplock_bin())
-        .current_dir(dir)
-        .args(["proxy", "--allow-unsigned", "--", "python3", "server.py"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let requests = [
-        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"race","version":"1"}}}"#,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t","arguments":{}}}"#,
-    ];
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let mut answer = None;
-    for request in requests {
-        // A refused start answers the first request and exits: nothing more is read.
-        if writeln!(stdin, "{request}").is_err() {
-            break;
-        }
-        if request.contains("\"id\"") {
-            let Some(Ok(line)) = lines.next() else { break };
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message.get("error").is_some() {
-                break;
-            }
-            answer = message["result"]["content"][0]["text"]
-                .as_str()
-                .map(str::to_owned);
-        }
-    }
-    drop(stdin);
-    let _ = child.wait();
-    answer
+    proxied_call_with_path(dir, None).ok()
 }
 
 #[test]
@@ -840,14 +803,17 @@ fn issue_26_real_servers_run_from_the_private_copy_that_was_checked() {
     }
 }
 
-/// One start of the proxy on `python3 server.py` in `dir` with `path` as PATH: the text its
-/// tool answered, or the error the host got.
-fn proxied_call_with_path(dir: &Path, path: &str) -> Result<String, String> {
+/// One start of the proxy on `python3 server.py` in `dir` (with `path` as PATH when given): the
+/// text its tool answered, or the error the host got.
+fn proxied_call_with_path(dir: &Path, path: Option<&str>) -> Result<String, String> {
     use std::io::Write;
-    let mut child = std::process::Command::new(mcplock_bin())
+    let mut command = std::process::Command::new(mcplock_bin());
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut child = command
         .current_dir(dir)
         .args(["proxy", "--allow-unsigned", "--", "python3", "server.py"])
-        .env("PATH", path)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -933,11 +899,11 @@ fn issue_27_a_version_manager_shim_is_resolved_to_what_it_runs() {
         "the lock records what the shim runs: {artifact}"
     );
     assert_eq!(
-        proxied_call_with_path(d, &host_path).as_deref(),
+        proxied_call_with_path(d, Some(&host_path)).as_deref(),
         Ok("approved")
     );
     assert_eq!(
-        proxied_call_with_path(d, &shell_path).as_deref(),
+        proxied_call_with_path(d, Some(&shell_path)).as_deref(),
         Ok("approved")
     );
     // A host whose PATH finds another python3 (here a copy elsewhere): refused, saying why.
@@ -945,7 +911,7 @@ fn issue_27_a_version_manager_shim_is_resolved_to_what_it_runs() {
     fs::create_dir_all(&other_bin).unwrap();
     fs::copy(&python, other_bin.join("python3")).unwrap();
     let other_path = format!("{}:{base}", other_bin.display());
-    let refused = proxied_call_with_path(d, &other_path).unwrap_err();
+    let refused = proxied_call_with_path(d, Some(&other_path)).unwrap_err();
     assert!(
         refused.contains("the PATH differs") && refused.contains("absolute path"),
         "{refused}"

@@ -282,33 +282,7 @@ fn one_host_one_file_and_the_failures_that_must_not_lose_the_others() {
 /// Starts `entry` (a config entry: command, args, env) as a host would, with the official
 /// Python SDK client, and returns what it saw.
 fn start_as_the_host_would(s: &Scratch, entry: &Value, calls: Value) -> Value {
-    let mut argv = vec![entry["command"].as_str().unwrap().to_string()];
-    argv.extend(
-        entry["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string()),
-    );
-    let out = Command::new(real_component("python/.venv/bin/python"))
-        .current_dir(&s.project)
-        .arg(real_component("python/proxy_client.py"))
-        .arg(calls.to_string())
-        .arg("--")
-        .args(&argv)
-        .env(
-            "MCP_SERVER_ENV",
-            entry.get("env").cloned().unwrap_or(json!({})).to_string(),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "the host printed no report ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    start_as_the_host_would_logged(s, entry, calls).0
 }
 
 #[test]
@@ -719,6 +693,39 @@ fn a_forged_argument_is_refused(s: &Scratch, local: &Value) {
     leaks(&[&stderr]);
 }
 
+/// A Claude Desktop config in a scratch home running the fixture with a flags file (what it
+/// serves follows that file, its command line never changes), locked with `lock --host all` and
+/// signed with a fresh key (mcplock.key / mcplock.pub in the project): (scratch, flags, config).
+fn locked_fixture_host() -> (Scratch, std::path::PathBuf, std::path::PathBuf) {
+    let s = scratch();
+    let flags = s.project.join("fixture.flags");
+    write(&flags, "");
+    let config = s.home.join(".config/Claude/claude_desktop_config.json");
+    let flags_path = flags.to_string_lossy().into_owned();
+    write(
+        &config,
+        &serde_json::to_string_pretty(&json!({"mcpServers": {
+            "fix": {"command": fixture_bin(), "args": ["--era", "legacy", "--tools", "3", "--flags-file", flags_path]}
+        }}))
+        .unwrap(),
+    );
+    for args in [
+        &["lock", "--host", "all"][..],
+        &["keygen"],
+        &["sign", "--key", "mcplock.key"],
+    ] {
+        succeeds(&s, args);
+    }
+    (s, flags, config)
+}
+
+/// mcplock in the scratch project, which must exit 0: its stdout.
+fn succeeds(s: &Scratch, args: &[&str]) -> String {
+    let (code, out, err) = mcplock_here(s, args);
+    assert_eq!(code, 0, "{args:?}:\n{out}\n{err}");
+    out
+}
+
 /// Like [`start_as_the_host_would`], also returning what the host logged on stderr (the
 /// proxy's stderr reaches the host's log of the server).
 fn start_as_the_host_would_logged(s: &Scratch, entry: &Value, calls: Value) -> (Value, String) {
@@ -736,6 +743,10 @@ fn start_as_the_host_would_logged(s: &Scratch, entry: &Value, calls: Value) -> (
         .arg(calls.to_string())
         .arg("--")
         .args(&argv)
+        .env(
+            "MCP_SERVER_ENV",
+            entry.get("env").cloned().unwrap_or(json!({})).to_string(),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -752,26 +763,8 @@ fn start_as_the_host_would_logged(s: &Scratch, entry: &Value, calls: Value) -> (
 /// proxy) shows the poisoned description itself.
 #[test]
 fn issue_27_a_rug_pull_behind_a_wrapped_entry_is_withheld_named_and_shown() {
-    let s = scratch();
-    let flags = s.project.join("fixture.flags");
-    write(&flags, "");
-    let config = s.home.join(".config/Claude/claude_desktop_config.json");
-    let flags_path = flags.to_string_lossy().into_owned();
-    write(
-        &config,
-        &serde_json::to_string_pretty(&json!({"mcpServers": {
-            "fix": {"command": fixture_bin(), "args": ["--era", "legacy", "--tools", "3", "--flags-file", flags_path]}
-        }}))
-        .unwrap(),
-    );
-    let ok = |args: &[&str]| {
-        let (code, out, err) = mcplock_here(&s, args);
-        assert_eq!(code, 0, "{args:?}:\n{out}\n{err}");
-        out
-    };
-    ok(&["lock", "--host", "all"]);
-    ok(&["keygen"]);
-    ok(&["sign", "--key", "mcplock.key"]);
+    let (s, flags, config) = locked_fixture_host();
+    let ok = |args: &[&str]| succeeds(&s, args);
     ok(&[
         "wrap",
         "--host",
@@ -938,26 +931,8 @@ fn issue_27_a_server_locked_with_an_env_secret_relaunches_clean_when_it_is_expor
 /// the host is then served the accepted tool while the rejected one stays withheld.
 #[test]
 fn issue_27_review_accepts_one_change_rejects_another_and_the_proxy_follows() {
-    let s = scratch();
-    let flags = s.project.join("fixture.flags");
-    write(&flags, "");
-    let config = s.home.join(".config/Claude/claude_desktop_config.json");
-    let flags_path = flags.to_string_lossy().into_owned();
-    write(
-        &config,
-        &serde_json::to_string_pretty(&json!({"mcpServers": {
-            "fix": {"command": fixture_bin(), "args": ["--era", "legacy", "--tools", "3", "--flags-file", flags_path]}
-        }}))
-        .unwrap(),
-    );
-    let ok = |args: &[&str]| {
-        let (code, out, err) = mcplock_here(&s, args);
-        assert_eq!(code, 0, "{args:?}:\n{out}\n{err}");
-        out
-    };
-    ok(&["lock", "--host", "all"]);
-    ok(&["keygen"]);
-    ok(&["sign", "--key", "mcplock.key"]);
+    let (s, flags, config) = locked_fixture_host();
+    let ok = |args: &[&str]| succeeds(&s, args);
     ok(&["wrap", "--host", "claude-desktop", "--key", "mcplock.pub"]);
     let (code, out, _) = mcplock_here(&s, &["review", "--host", "all", "--key", "mcplock.pub"]);
     assert_eq!(code, 0, "{out}");

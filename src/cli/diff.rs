@@ -119,7 +119,16 @@ fn next_steps(
                 crate::core::launch::Launch::Http { url, .. } => {
                     format!("--url {}", crate::core::launch::redact_url(url))
                 }
-                launch => format!("-- {}", launch.describe()),
+                // Quoted as a shell reads it, so the line can be pasted.
+                crate::core::launch::Launch::Stdio { command, args, .. } => {
+                    let cmd = crate::transport::process::ServerCommand {
+                        program: command.clone(),
+                        args: args.clone(),
+                        env: Vec::new(),
+                        cwd: None,
+                    };
+                    format!("-- {}", cmd.display())
+                }
             };
             out.push(format!(
                 "or to accept all of {name:?} at once: `mcplock lock --update --lockfile {lockfile} --name {name} {target}`"
@@ -219,39 +228,8 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
                 "--host compares the servers of the hosts' configs, each by its config key: give no server and no --name",
             ));
         }
-        let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
-            fail(
-                Code::InputMissing,
-                format!(
-                    "{} does not exist; lock first (`mcplock lock --host ...`)",
-                    args.lockfile.display()
-                ),
-            )
-        })?;
-        // With --key or --bundle, what the hosts run is compared only with a lock that holds.
-        if let Some(verify) = args.trust.verify_args(&args.lockfile) {
-            let document = super::files::read_lockfile_json(&args.lockfile)?;
-            let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {
-                e.headline = format!(
-                    "refusing to compare the hosts' servers with {}: {}",
-                    args.lockfile.display(),
-                    e.headline
-                );
-                e
-            })?;
-            eprintln!("mcplock: {} is signed by {signer}", args.lockfile.display());
-        }
-        let new = super::hosts::scanned_hosts(&args.hosts, &args.server).await?;
-        // A server the hosts run that the lock does not hold shows as added.
-        let old = Lockfile {
-            servers: locked
-                .servers
-                .into_iter()
-                .filter(|(name, _)| new.servers.contains_key(name))
-                .collect(),
-            approvals: Vec::new(),
-        };
-        return Ok((old, new));
+        return super::hosts::against_lock(&args.lockfile, &args.trust, &args.hosts, &args.server)
+            .await;
     }
     if !args.server.names_a_server() {
         return relaunch_locked(

@@ -194,90 +194,8 @@ fn unreadable_lines(unreadable: &[Unreadable]) -> Vec<String> {
 pub fn list(args: HostsArgs) -> Result<Output, CliError> {
     let (entries, unreadable) = gather(&args.hosts)?;
     let lockfile = load_lockfile(&args.lockfile)?;
-    let json = {
-        let servers: Vec<Value> = entries
-            .iter()
-            .map(|e| {
-                json!({
-                    "host": e.found.file.host.id(),
-                    "scope": e.found.declared.scope.as_str(),
-                    "file": e.found.file.path.display().to_string(),
-                    "project": e.found.declared.project,
-                    "name": e.name(),
-                    "disabled": e.found.declared.disabled,
-                    "launch": e.endpoint.as_ref().ok().and(e.recorded.as_ref().ok()).map(Launch::to_json),
-                    "problem": e.endpoint.as_ref().err().or(e.recorded.as_ref().err()),
-                    "status": lock_status(e, lockfile.as_ref()).code(),
-                    "proxy": e.found.declared.proxied.as_ref().map(|l| json!({"lockfile": l})),
-                })
-            })
-            .collect();
-        let unreadable: Vec<Value> = unreadable
-            .iter()
-            .map(|u| json!({"host": u.file.host.id(), "file": u.file.path.display().to_string(), "reason": u.reason}))
-            .collect();
-        json!({
-            "lockfile": args.lockfile.display().to_string(),
-            "servers": servers,
-            "unreadable": unreadable,
-        })
-    };
-    let human = {
-        let mut out = String::new();
-        let mut current: Option<&ConfigFile> = None;
-        for e in &entries {
-            if current != Some(&e.found.file) {
-                current = Some(&e.found.file);
-                let _ = writeln!(
-                    out,
-                    "{}  ({}, {} scope)",
-                    shown(&e.found.file),
-                    e.found.file.host.id(),
-                    e.found.file.scope.as_str()
-                );
-            }
-            let what = match (&e.endpoint, &e.recorded) {
-                (Ok(_), Ok(recorded)) => recorded.describe_with_names(),
-                (Err(problem), _) | (_, Err(problem)) => escape(problem),
-            };
-            let project = e
-                .found
-                .declared
-                .project
-                .as_deref()
-                .map(|p| format!(" [project {}]", escape(p)))
-                .unwrap_or_default();
-            let through = match &e.found.declared.proxied {
-                Some(lockfile) => {
-                    format!(" (through mcplock proxy, enforcing {})", escape(lockfile))
-                }
-                None => String::new(),
-            };
-            let _ = writeln!(
-                out,
-                "  {:<24} {:<12} {what}{project}{through}",
-                escape(e.name()),
-                lock_status(e, lockfile.as_ref()).human()
-            );
-        }
-        let locked = entries
-            .iter()
-            .filter(|e| lock_status(e, lockfile.as_ref()).is_locked())
-            .count();
-        let _ = writeln!(
-            out,
-            "{} server(s); {locked} locked in {}",
-            entries.len(),
-            args.lockfile.display()
-        );
-        if entries.is_empty() {
-            let _ = writeln!(
-                out,
-                "no host config declares a server here (docs/hosts.md lists where each host keeps its config; --config reads another file)"
-            );
-        }
-        out
-    };
+    let json = list_json(&args, &entries, lockfile.as_ref(), &unreadable);
+    let human = list_human(&args, &entries, lockfile.as_ref());
     if unreadable.is_empty() {
         return Ok(Output::report(ExitKind::Clean, human, json));
     }
@@ -292,6 +210,99 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
     }
     error.human_report = Some(human);
     Err(error)
+}
+
+/// `hosts` as data.
+fn list_json(
+    args: &HostsArgs,
+    entries: &[Entry],
+    lockfile: Option<&Lockfile>,
+    unreadable: &[Unreadable],
+) -> Value {
+    let servers: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "host": e.found.file.host.id(),
+                    "scope": e.found.declared.scope.as_str(),
+                    "file": e.found.file.path.display().to_string(),
+                    "project": e.found.declared.project,
+                    "name": e.name(),
+                    "disabled": e.found.declared.disabled,
+                    "launch": e.endpoint.as_ref().ok().and(e.recorded.as_ref().ok()).map(Launch::to_json),
+                    "problem": e.endpoint.as_ref().err().or(e.recorded.as_ref().err()),
+                    "status": lock_status(e, lockfile).code(),
+                    "proxy": e.found.declared.proxied.as_ref().map(|l| json!({"lockfile": l})),
+                })
+            })
+            .collect();
+    let unreadable: Vec<Value> = unreadable
+            .iter()
+            .map(|u| json!({"host": u.file.host.id(), "file": u.file.path.display().to_string(), "reason": u.reason}))
+            .collect();
+    json!({
+        "lockfile": args.lockfile.display().to_string(),
+        "servers": servers,
+        "unreadable": unreadable,
+    })
+}
+
+/// `hosts` for people: per file, a line per server with its status and what it runs.
+fn list_human(args: &HostsArgs, entries: &[Entry], lockfile: Option<&Lockfile>) -> String {
+    let mut out = String::new();
+    let mut current: Option<&ConfigFile> = None;
+    for e in entries {
+        if current != Some(&e.found.file) {
+            current = Some(&e.found.file);
+            let _ = writeln!(
+                out,
+                "{}  ({}, {} scope)",
+                shown(&e.found.file),
+                e.found.file.host.id(),
+                e.found.file.scope.as_str()
+            );
+        }
+        let what = match (&e.endpoint, &e.recorded) {
+            (Ok(_), Ok(recorded)) => recorded.describe_with_names(),
+            (Err(problem), _) | (_, Err(problem)) => escape(problem),
+        };
+        let project = e
+            .found
+            .declared
+            .project
+            .as_deref()
+            .map(|p| format!(" [project {}]", escape(p)))
+            .unwrap_or_default();
+        let through = match &e.found.declared.proxied {
+            Some(lockfile) => {
+                format!(" (through mcplock proxy, enforcing {})", escape(lockfile))
+            }
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<12} {what}{project}{through}",
+            escape(e.name()),
+            lock_status(e, lockfile).human()
+        );
+    }
+    let locked = entries
+        .iter()
+        .filter(|e| lock_status(e, lockfile).is_locked())
+        .count();
+    let _ = writeln!(
+        out,
+        "{} server(s); {locked} locked in {}",
+        entries.len(),
+        args.lockfile.display()
+    );
+    if entries.is_empty() {
+        let _ = writeln!(
+            out,
+            "no host config declares a server here (docs/hosts.md lists where each host keeps its config; --config reads another file)"
+        );
+    }
+    out
 }
 
 /// Scans every job (name, origin, endpoint) at most `jobs` at a time; returns the lock entries
@@ -350,6 +361,48 @@ async fn scan_all(
     bar.finish_and_clear();
     scanned.sort_by(|a, b| a.0.cmp(&b.0));
     (scanned, failed)
+}
+
+/// The lockfile (checked first with `trust` when a key or bundle is given) and what the hosts'
+/// servers serve now, for `diff --host` and `review --host`. The lockfile side holds only the
+/// servers the hosts run (a server the hosts run that the lock lacks shows as added).
+pub async fn against_lock(
+    path: &std::path::Path,
+    trust: &super::SignatureCheck,
+    hosts: &HostArgs,
+    server: &super::ServerArgs,
+) -> Result<(Lockfile, Lockfile), CliError> {
+    let locked = load_lockfile(path)?.ok_or_else(|| {
+        fail(
+            Code::InputMissing,
+            format!(
+                "{} does not exist; lock first (`mcplock lock --host ...`)",
+                path.display()
+            ),
+        )
+    })?;
+    if let Some(verify) = trust.verify_args(path) {
+        let document = super::files::read_lockfile_json(path)?;
+        let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {
+            e.headline = format!(
+                "refusing to compare the hosts' servers with {}: {}",
+                path.display(),
+                e.headline
+            );
+            e
+        })?;
+        eprintln!("mcplock: {} is signed by {signer}", path.display());
+    }
+    let live = scanned_hosts(hosts, server).await?;
+    let old = Lockfile {
+        servers: locked
+            .servers
+            .into_iter()
+            .filter(|(name, _)| live.servers.contains_key(name))
+            .collect(),
+        approvals: locked.approvals,
+    };
+    Ok((old, live))
 }
 
 /// The servers of the selected hosts, scanned (for `diff --host` and `policy check --host`):

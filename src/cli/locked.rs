@@ -115,10 +115,9 @@ pub fn entry_for<'a>(
     name: Option<&str>,
     launch: &Launch,
 ) -> Option<&'a ServerLock> {
-    if let Some(name) = name {
-        return lockfile.servers.get(name);
-    }
-    let name = name_for(lockfile, launch)?;
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| name_for(lockfile, launch))?;
     lockfile.servers.get(&name)
 }
 
@@ -126,13 +125,7 @@ pub fn entry_for<'a>(
 /// names and directory), if exactly one has it: a server locked from a host config under its
 /// config key is found again by its command.
 pub fn name_for(lockfile: &Lockfile, launch: &Launch) -> Option<String> {
-    let mut matching = lockfile.servers.iter().filter(|(_, s)| {
-        launch_accepts(&s.launch, launch)
-            && s.launch.env_keys() == launch.env_keys()
-            && s.launch.cwd() == launch.cwd()
-    });
-    let (first, _) = matching.next()?;
-    matching.next().is_none().then(|| first.clone())
+    only_match(lockfile, launch, true)
 }
 
 /// Like [`entry_for`], matching a command whatever variables it is given (the ones it was
@@ -142,15 +135,22 @@ pub fn entry_ignoring_env<'a>(
     name: Option<&str>,
     launch: &Launch,
 ) -> Option<&'a ServerLock> {
-    if let Some(name) = name {
-        return lockfile.servers.get(name);
-    }
-    let mut matching = lockfile
-        .servers
-        .values()
-        .filter(|s| launch_accepts(&s.launch, launch) && s.launch.cwd() == launch.cwd());
-    let first = matching.next()?;
-    matching.next().is_none().then_some(first)
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| only_match(lockfile, launch, false))?;
+    lockfile.servers.get(&name)
+}
+
+/// The name of the only locked server whose launch accepts `launch` in the same directory,
+/// comparing the variable names too when `env` is set.
+fn only_match(lockfile: &Lockfile, launch: &Launch, env: bool) -> Option<String> {
+    let mut matching = lockfile.servers.iter().filter(|(_, s)| {
+        launch_accepts(&s.launch, launch)
+            && (!env || s.launch.env_keys() == launch.env_keys())
+            && s.launch.cwd() == launch.cwd()
+    });
+    let (first, _) = matching.next()?;
+    matching.next().is_none().then(|| first.clone())
 }
 
 /// A recorded value with its environment placeholders filled from the environment, to start

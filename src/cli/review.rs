@@ -164,29 +164,7 @@ async fn relaunched(args: &ReviewArgs) -> Result<(Lockfile, Lockfile), CliError>
         )
         .await;
     }
-    let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
-        fail(
-            Code::InputMissing,
-            format!(
-                "{} does not exist; lock first (`mcplock lock --host ...`)",
-                args.lockfile.display()
-            ),
-        )
-    })?;
-    if let Some(verify) = args.trust.verify_args(&args.lockfile) {
-        let document = super::files::read_lockfile_json(&args.lockfile)?;
-        super::keys::verify_document(&verify, &document)?;
-    }
-    let live = super::hosts::scanned_hosts(&args.hosts, &args.server).await?;
-    let old = Lockfile {
-        servers: locked
-            .servers
-            .into_iter()
-            .filter(|(name, _)| live.servers.contains_key(name))
-            .collect(),
-        approvals: locked.approvals,
-    };
-    Ok((old, live))
+    super::hosts::against_lock(&args.lockfile, &args.trust, &args.hosts, &args.server).await
 }
 
 /// The decision on `what`: from `--accept`/`--reject` (held to the digest given with it), else
@@ -211,7 +189,7 @@ fn decide(
                 return Err(fail(
                     Code::Drift,
                     format!(
-                        "{} is served as {} now, not as the {reviewed} you reviewed: it changed again; nothing was written: review it again",
+                        "{} is served as {} now, not as the {reviewed} you reviewed: it changed again; nothing was written: see it with `mcplock review --dry-run`, then decide again",
                         escape(&what.to_string()),
                         served
                             .map_or_else(|| "nothing (it is gone)".to_string(), |d| d.to_string())

@@ -31,14 +31,7 @@ pub const MAX_DEPTH: usize = 100;
 /// Unicode NFC normalization: they render the same but digest differently), invalid UTF-8,
 /// lone surrogates, trailing data and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(JsonError {
-            message: format!(
-                "invalid JSON text: not valid UTF-8 at byte {}",
-                e.valid_up_to()
-            ),
-        });
-    }
+    utf8(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictSeed { depth: 0 }
         .deserialize(&mut de)
@@ -55,20 +48,23 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
 /// member names are held while it is read): for a message whose parts are built later, or
 /// never (a relay that forwards the bytes).
 pub fn check_strict(bytes: &[u8]) -> Result<(), JsonError> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(JsonError {
-            message: format!(
-                "invalid JSON text: not valid UTF-8 at byte {}",
-                e.valid_up_to()
-            ),
-        });
-    }
+    utf8(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let checked = CheckSeed { depth: 0 }
         .deserialize(&mut de)
         .and_then(|()| de.end());
     checked.map_err(|e| JsonError {
         message: describe(&e),
+    })
+}
+
+/// As the strict parser does: the whole text must be UTF-8, not only its strings.
+fn utf8(bytes: &[u8]) -> Result<(), JsonError> {
+    std::str::from_utf8(bytes).map(drop).map_err(|e| JsonError {
+        message: format!(
+            "invalid JSON text: not valid UTF-8 at byte {}",
+            e.valid_up_to()
+        ),
     })
 }
 
