@@ -52,9 +52,78 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     let public_pem = public
         .to_pem()
         .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+    let signed = read_signed(&args, &public, signer)?;
+    let lockfile = Arc::clone(&signed.lockfile);
+    let servers = summarize(&lockfile, |name| {
+        signed.recorded.get(name).cloned().unwrap_or_default()
+    });
+    let mut members: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    let policy = bundled_policy(&args, &lockfile, &mut members)?;
+    let readme_text = readme(&ReadmeInput {
+        lockfile: &lockfile,
+        servers: &servers,
+        signer,
+        manifest_signed: private.is_some(),
+        policy,
+    });
+    members.insert(bundle::README, readme_text.into_bytes());
+    members.insert(bundle::PUBLIC_KEY, public_pem.into_bytes());
+    members.insert(bundle::LOCKFILE_SIG, signed.signature_bytes);
+    members.insert(bundle::LOCKFILE, signed.bytes);
+    let manifest = Manifest {
+        mcplock_version: env!("CARGO_PKG_VERSION").to_string(),
+        signer,
+        files: members
+            .iter()
+            .map(|(name, bytes)| (name.to_string(), FileEntry::of(bytes)))
+            .collect(),
+        servers: servers.clone(),
+        policy,
+    };
+    seal(&mut members, &manifest, private.as_ref(), signer);
+    let entries: Vec<(&str, &[u8])> = members.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let zip = write_deterministic(&entries).map_err(|e| fail(Code::Internal, e))?;
 
-    let lockfile_bytes = read_input(&args.lockfile, MAX_LOCKFILE_BYTES, "lockfile")?;
-    let document = parse_strict(&lockfile_bytes).map_err(|e| {
+    let inputs: Vec<&std::path::Path> = [
+        Some(args.lockfile.as_path()),
+        Some(signed.signature_path.as_path()),
+        args.key.as_deref(),
+        args.public_key.as_deref(),
+        args.policy.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    refuse_overwriting_inputs(&args.output, &inputs)?;
+    let unchanged = write_output(&args, &zip)?;
+    let exported = Exported {
+        zip: &zip,
+        members: members.keys().copied().collect(),
+        unchanged: unchanged == Some(true),
+        signed: private.is_some(),
+    };
+    let (human, json) = export_report(&args, &exported, &servers, policy, &signer);
+    Ok(Output::report(ExitKind::Clean, human, json))
+}
+
+/// The lockfile an export bundles, read once and checked: strictly parsed, its own checks, and
+/// its signature made by the given key over exactly these bytes.
+struct SignedLockfile {
+    bytes: Vec<u8>,
+    lockfile: Arc<Lockfile>,
+    /// The server digests as the file records them.
+    recorded: BTreeMap<String, String>,
+    signature_path: std::path::PathBuf,
+    signature_bytes: Vec<u8>,
+}
+
+fn read_signed(
+    args: &BundleExportArgs,
+    public: &crate::crypto::ed25519::PublicKey,
+    signer: Digest,
+) -> Result<SignedLockfile, CliError> {
+    let bytes = read_input(&args.lockfile, MAX_LOCKFILE_BYTES, "lockfile")?;
+    let document = parse_strict(&bytes).map_err(|e| {
         fail(
             Code::JsonInvalid,
             format!("{} is not valid JSON: {e}", args.lockfile.display()),
@@ -101,68 +170,66 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
             ),
         ));
     }
+    Ok(SignedLockfile {
+        bytes,
+        lockfile,
+        recorded,
+        signature_path,
+        signature_bytes,
+    })
+}
 
-    let servers = summarize(&lockfile, |name| {
-        recorded.get(name).cloned().unwrap_or_default()
-    });
-    let mut members: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-    let mut policy = None;
-    if let Some(path) = &args.policy {
-        let text = read_input(path, MAX_POLICY_BYTES as u64, "policy")?;
-        let text = String::from_utf8(text).map_err(|_| {
-            fail(
-                Code::InputUnreadable,
-                format!("policy {} is not UTF-8", path.display()),
-            )
-        })?;
-        let evaluated = evaluate_bundled(
-            bundle::POLICY,
-            &text,
-            Arc::clone(&lockfile),
-            super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
-        )?;
-        if !evaluated.passed {
-            let mut error = fail(
-                Code::PolicyFailed,
-                format!(
-                    "refusing to export an approval that fails its policy {}; fix the servers or the policy first",
-                    path.display()
-                ),
-            );
-            error.details = evaluated.human.lines().map(str::to_string).collect();
-            return Err(error);
-        }
-        policy = Some(PolicySummary {
-            passed: true,
-            rules: evaluated.rules,
-        });
-        members.insert(bundle::POLICY, text.into_bytes());
-        members.insert(bundle::POLICY_RESULT, evaluated.json.into_bytes());
-    }
-    let readme_text = readme(&ReadmeInput {
-        lockfile: &lockfile,
-        servers: &servers,
-        signer,
-        manifest_signed: private.is_some(),
-        policy,
-    });
-    members.insert(bundle::README, readme_text.into_bytes());
-    members.insert(bundle::PUBLIC_KEY, public_pem.into_bytes());
-    members.insert(bundle::LOCKFILE_SIG, signature_bytes);
-    members.insert(bundle::LOCKFILE, lockfile_bytes);
-
-    let manifest = Manifest {
-        mcplock_version: env!("CARGO_PKG_VERSION").to_string(),
-        signer,
-        files: members
-            .iter()
-            .map(|(name, bytes)| (name.to_string(), FileEntry::of(bytes)))
-            .collect(),
-        servers: servers.clone(),
-        policy,
+/// `--policy`: evaluated over the lockfile, which must pass it; the policy and its result join
+/// the bundle's members.
+fn bundled_policy(
+    args: &BundleExportArgs,
+    lockfile: &Arc<Lockfile>,
+    members: &mut BTreeMap<&str, Vec<u8>>,
+) -> Result<Option<PolicySummary>, CliError> {
+    let Some(path) = &args.policy else {
+        return Ok(None);
     };
+    let text = read_input(path, MAX_POLICY_BYTES as u64, "policy")?;
+    let text = String::from_utf8(text).map_err(|_| {
+        fail(
+            Code::InputUnreadable,
+            format!("policy {} is not UTF-8", path.display()),
+        )
+    })?;
+    let evaluated = evaluate_bundled(
+        bundle::POLICY,
+        &text,
+        Arc::clone(lockfile),
+        super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
+    )?;
+    if !evaluated.passed {
+        let mut error = fail(
+            Code::PolicyFailed,
+            format!(
+                "refusing to export an approval that fails its policy {}; fix the servers or the policy first",
+                path.display()
+            ),
+        );
+        error.details = evaluated.human.lines().map(str::to_string).collect();
+        return Err(error);
+    }
+    members.insert(bundle::POLICY, text.into_bytes());
+    members.insert(bundle::POLICY_RESULT, evaluated.json.into_bytes());
+    Ok(Some(PolicySummary {
+        passed: true,
+        rules: evaluated.rules,
+    }))
+}
+
+/// The manifest joins the members, signed with the private key when there is one.
+fn seal(
+    members: &mut BTreeMap<&str, Vec<u8>>,
+    manifest: &Manifest,
+    private: Option<&crate::crypto::ed25519::PrivateKey>,
+    signer: Digest,
+) {
     let manifest_bytes = manifest.to_bytes();
-    if let Some(private) = &private {
+    if let Some(private) = private {
         let signature = Envelope {
             key_id: signer,
             signature: private.sign(&Signed::BundleManifest.signed_bytes(&manifest_bytes)),
@@ -173,29 +240,6 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         );
     }
     members.insert(bundle::MANIFEST, manifest_bytes);
-    let entries: Vec<(&str, &[u8])> = members.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    let zip = write_deterministic(&entries).map_err(|e| fail(Code::Internal, e))?;
-
-    let inputs: Vec<&std::path::Path> = [
-        Some(args.lockfile.as_path()),
-        Some(signature_path.as_path()),
-        args.key.as_deref(),
-        args.public_key.as_deref(),
-        args.policy.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    refuse_overwriting_inputs(&args.output, &inputs)?;
-    let unchanged = write_output(&args, &zip)?;
-    let exported = Exported {
-        zip: &zip,
-        members: members.keys().copied().collect(),
-        unchanged: unchanged == Some(true),
-        signed: private.is_some(),
-    };
-    let (human, json) = export_report(&args, &exported, &servers, policy, &signer);
-    Ok(Output::report(ExitKind::Clean, human, json))
 }
 
 /// The keys `bundle export` is given: the private key that signs the manifest (`--key`), and

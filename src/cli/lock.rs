@@ -105,18 +105,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     // no server is started for nothing.
     let mut existing = load()?;
 
-    let mut server_args = args.server.clone();
-    if let Some(lockfile) = &existing {
-        server_args.adopt_locked_env(lockfile, args.name.as_deref());
-    }
-    if args.check {
-        // The lock already says which protocol generation this server speaks: no probe.
-        let launch = server_args.endpoint()?.launch();
-        let known = existing
-            .as_ref()
-            .and_then(|l| entry_for(l, args.name.as_deref(), &launch));
-        server_args.protocol = protocol_like(server_args.protocol, known);
-    }
+    let mut server_args = server_args(&args, existing.as_ref())?;
     let mut scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
     let pin_notes = if args.pin {
         pin(&mut server_args, &mut scanned, &args).await?
@@ -143,18 +132,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     };
     let exists = existing.is_some();
     let mut lockfile = existing.unwrap_or_default();
-    let (status, count, changes) = match lockfile.servers.get(&name) {
-        // Same digest, same lock: equality is canonical equality, as in diff and verify.
-        Some(old) if old.digest(&name) == entry.digest(&name) => (Status::Unchanged, 0, Vec::new()),
-        Some(old) => {
-            let mut changes = Vec::new();
-            crate::core::diff::diff_server(&name, old, &entry, &mut changes);
-            let text = super::changes::human_body(&changes, false);
-            let lines = text.lines().map(str::to_owned).collect();
-            (Status::Updated, changes.len(), lines)
-        }
-        None => (Status::Created, 0, Vec::new()),
-    };
+    let (status, count, changes) = status_of(&lockfile, &name, &entry);
     let shown = path.display().to_string();
 
     refuse_unless_allowed(&args, status, exists, &name, &shown, count, &changes)?;
@@ -188,6 +166,45 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         (changes, notes),
         entry,
     ))
+}
+
+/// The server as given, with the variables its lock names passed when they are set, and (for a
+/// check) the protocol generation the lock recorded, so no probe is needed.
+fn server_args(
+    args: &LockArgs,
+    existing: Option<&crate::core::lockfile::Lockfile>,
+) -> Result<super::ServerArgs, CliError> {
+    let mut server_args = args.server.clone();
+    if let Some(lockfile) = existing {
+        server_args.adopt_locked_env(lockfile, args.name.as_deref());
+    }
+    if args.check {
+        let launch = server_args.endpoint()?.launch();
+        let known = existing.and_then(|l| entry_for(l, args.name.as_deref(), &launch));
+        server_args.protocol = protocol_like(server_args.protocol, known);
+    }
+    Ok(server_args)
+}
+
+/// What locking `entry` as `name` does to the lockfile: created, unchanged (the same digest:
+/// canonical equality, as in diff and verify) or updated, with the count and the lines of the
+/// changes.
+fn status_of(
+    lockfile: &crate::core::lockfile::Lockfile,
+    name: &str,
+    entry: &ServerLock,
+) -> (Status, usize, Vec<String>) {
+    match lockfile.servers.get(name) {
+        Some(old) if old.digest(name) == entry.digest(name) => (Status::Unchanged, 0, Vec::new()),
+        Some(old) => {
+            let mut changes = Vec::new();
+            crate::core::diff::diff_server(name, old, entry, &mut changes);
+            let text = super::changes::human_body(&changes, false);
+            let lines = text.lines().map(str::to_owned).collect();
+            (Status::Updated, changes.len(), lines)
+        }
+        None => (Status::Created, 0, Vec::new()),
+    }
 }
 
 /// `mcplock proxy ... -- CMD` is the proxy enforcing a lock, not a server: locking it would

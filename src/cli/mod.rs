@@ -1528,29 +1528,9 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    use clap::FromArgMatches;
-    let parsed = command().try_get_matches().and_then(|matches| {
-        let cli = Cli::from_arg_matches(&matches)?;
-        Ok((cli, matches))
-    });
-    let (cli, matches) = match parsed {
+    let (cli, matches) = match parse_argv() {
         Ok(parsed) => parsed,
-        Err(e) => {
-            // --help and --version are not errors.
-            if !e.use_stderr() {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let format = format_in_argv(std::env::args_os().skip(1));
-            let _ = e.print();
-            let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let error = CliError::new(
-                exit::Code::Usage,
-                first.strip_prefix("error: ").unwrap_or(first).to_string(),
-            );
-            return report_structured(&error, format);
-        }
+        Err(code) => return code,
     };
     let format = cli.format;
     progress::enable(format == Format::Human);
@@ -1578,56 +1558,7 @@ pub fn main() -> ExitCode {
     // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping.
     let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.revocations.is_some());
     let outcome = runtime.block_on(async {
-        let command = async {
-            match cli.command {
-                Command::Scan(args) => scan::run(args).await,
-                Command::Lock(args) if args.hosts.host.is_some() => hosts::lock(args).await,
-                Command::Lock(args) => lock::run(args).await,
-                Command::Hosts(args) => hosts::list(args),
-                Command::Wrap(args) => wrap::wrap(args),
-                Command::Revoke(args) => revocations::revoke(args),
-                Command::Approve(args) => revocations::approve(args),
-                Command::Unwrap(args) => wrap::unwrap(args),
-                Command::Keygen(args) => keys::keygen(args),
-                Command::Sign(mut args) => {
-                    if let Some(path) = args.lockfile_flag.take() {
-                        args.lockfile = path;
-                    }
-                    keys::sign(args).await
-                }
-                Command::Verify(mut args) => {
-                    if let Some(path) = args.lockfile_flag.take() {
-                        args.lockfile = path;
-                    }
-                    let revocations = args.revocations.clone();
-                    let lockfile = args.lockfile.clone();
-                    let key = args
-                        .revocations_key
-                        .clone()
-                        .or_else(|| args.check.key.clone());
-                    let verified = if args.hosts.host.is_some() {
-                        hosts::verify(args)
-                    } else {
-                        keys::verify(args)
-                    };
-                    match (verified, revocations) {
-                        (Ok(out), Some(list)) => {
-                            revocations::after_verify(out, &list, &lockfile, key.as_deref())
-                        }
-                        (result, _) => result,
-                    }
-                }
-                Command::Canonical(args) => keys::canonical(args),
-                Command::Diff(args) => diff::run(args).await,
-                Command::Review(args) => review::run(args).await,
-                Command::Policy(args) => policy::run(args).await,
-                Command::Bundle(args) => bundle::run(args).await,
-                Command::Audit(args) => audit::run(args),
-                Command::Proxy(args) => proxy::run(args).await,
-                Command::Completions(args) => Ok(docs::completions(args)),
-                Command::Man(args) => docs::man(args),
-            }
-        };
+        let command = dispatch(cli.command);
         tokio::pin!(command);
         tokio::select! {
             outcome = &mut command => {
@@ -1644,34 +1575,116 @@ pub fn main() -> ExitCode {
     // A read of our stdin may still be blocked in a runtime thread (the proxy's host side, when
     // the server ended the session): exit without waiting for it.
     runtime.shutdown_background();
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
+    match outcome {
+        Ok(outcome) => finish(outcome, format),
         Err((name, number)) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
                 err,
                 "mcplock: interrupted by {name}; every server it started was stopped"
             );
-            return ExitCode::from(128 + number);
+            ExitCode::from(128 + number)
         }
-    };
-    match outcome {
-        Ok(output) => {
-            let code = output.exit;
-            let stdout = match output.render(format) {
-                Ok(stdout) => stdout,
-                Err(error) => return report(error, format),
-            };
-            match emit(&stdout) {
-                Ok(()) => ExitCode::from(code.code()),
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => report(
-                    CliError::new(exit::Code::WriteFailed, format!("cannot write output: {e}")),
-                    Format::Human,
-                ),
+    }
+}
+
+/// The command line parsed, or the exit code of a refusal (or of --help, --version) already
+/// reported.
+fn parse_argv() -> Result<(Cli, clap::ArgMatches), ExitCode> {
+    use clap::FromArgMatches;
+    let parsed = command().try_get_matches().and_then(|matches| {
+        let cli = Cli::from_arg_matches(&matches)?;
+        Ok((cli, matches))
+    });
+    parsed.map_err(|e| {
+        // --help and --version are not errors.
+        if !e.use_stderr() {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let format = format_in_argv(std::env::args_os().skip(1));
+        let _ = e.print();
+        let rendered = e.to_string();
+        let first = rendered.lines().next().unwrap_or("invalid arguments");
+        let error = CliError::new(
+            exit::Code::Usage,
+            first.strip_prefix("error: ").unwrap_or(first).to_string(),
+        );
+        report_structured(&error, format)
+    })
+}
+
+/// Runs one command.
+async fn dispatch(command: Command) -> Result<Output, CliError> {
+    match command {
+        Command::Scan(args) => scan::run(args).await,
+        Command::Lock(args) if args.hosts.host.is_some() => hosts::lock(args).await,
+        Command::Lock(args) => lock::run(args).await,
+        Command::Hosts(args) => hosts::list(args),
+        Command::Wrap(args) => wrap::wrap(args),
+        Command::Revoke(args) => revocations::revoke(args),
+        Command::Approve(args) => revocations::approve(args),
+        Command::Unwrap(args) => wrap::unwrap(args),
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Sign(mut args) => {
+            if let Some(path) = args.lockfile_flag.take() {
+                args.lockfile = path;
             }
+            keys::sign(args).await
         }
-        Err(error) => report(error, format),
+        Command::Verify(args) => verify(args),
+        Command::Canonical(args) => keys::canonical(args),
+        Command::Diff(args) => diff::run(args).await,
+        Command::Review(args) => review::run(args).await,
+        Command::Policy(args) => policy::run(args).await,
+        Command::Bundle(args) => bundle::run(args).await,
+        Command::Audit(args) => audit::run(args),
+        Command::Proxy(args) => proxy::run(args).await,
+        Command::Completions(args) => Ok(docs::completions(args)),
+        Command::Man(args) => docs::man(args),
+    }
+}
+
+/// `verify`, of the lockfile alone or with the servers hosts run, then of a revocation list.
+fn verify(mut args: VerifyArgs) -> Result<Output, CliError> {
+    if let Some(path) = args.lockfile_flag.take() {
+        args.lockfile = path;
+    }
+    let revocations = args.revocations.clone();
+    let lockfile = args.lockfile.clone();
+    let key = args
+        .revocations_key
+        .clone()
+        .or_else(|| args.check.key.clone());
+    let verified = if args.hosts.host.is_some() {
+        hosts::verify(args)
+    } else {
+        keys::verify(args)
+    };
+    match (verified, revocations) {
+        (Ok(out), Some(list)) => revocations::after_verify(out, &list, &lockfile, key.as_deref()),
+        (result, _) => result,
+    }
+}
+
+/// A command's outcome rendered in `format` and written: its exit code.
+fn finish(outcome: Result<Output, CliError>, format: Format) -> ExitCode {
+    let output = match outcome {
+        Ok(output) => output,
+        Err(error) => return report(error, format),
+    };
+    let code = output.exit;
+    let stdout = match output.render(format) {
+        Ok(stdout) => stdout,
+        Err(error) => return report(error, format),
+    };
+    match emit(&stdout) {
+        Ok(()) => ExitCode::from(code.code()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => report(
+            CliError::new(exit::Code::WriteFailed, format!("cannot write output: {e}")),
+            Format::Human,
+        ),
     }
 }
 

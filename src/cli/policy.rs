@@ -514,6 +514,60 @@ fn sarif_report(
     super::sarif::log("mcplock/policy/", &rules, &findings, located_in, exit_code)
 }
 
+/// One rule's line, and its failing subjects (each with what it fails, up to 20 unless
+/// `explain`).
+fn rule_lines(out: &mut String, r: &RuleResult, status: &str, explain: bool) {
+    // A pass reads as one (a rule's message says what is wrong when it fails); a failure
+    // says what is wrong and counts what fails.
+    if r.failures.is_empty() && !r.errored() {
+        let _ = writeln!(
+            out,
+            "{status} {} [{}, on {}]: all {} checked pass",
+            r.rule.id,
+            r.rule.severity.as_str(),
+            r.rule.target.as_str(),
+            r.evaluated,
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{status} {} [{}, on {}] {} ({} checked, {} failing)",
+            r.rule.id,
+            r.rule.severity.as_str(),
+            r.rule.target.as_str(),
+            escape(&r.rule.message),
+            r.evaluated,
+            r.failures.len()
+        );
+    }
+    if explain {
+        let _ = writeln!(out, "      expr: {}", escape(&r.rule.expr));
+    }
+    for (subject, outcome) in r
+        .failures
+        .iter()
+        .take(if explain { usize::MAX } else { 20 })
+    {
+        // Each failing subject with what it fails (not a bare `false`).
+        let why = match outcome {
+            Outcome::Fail => format!("fails: {}", escape(&r.rule.message)),
+            other => outcome_text(other),
+        };
+        let _ = writeln!(
+            out,
+            "      {}: {why}",
+            subject_text(&subject.server, subject.item.as_deref()),
+        );
+    }
+    if !explain && r.failures.len() > 20 {
+        let _ = writeln!(
+            out,
+            "      ... and {} more (see --format json)",
+            r.failures.len() - 20
+        );
+    }
+}
+
 fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "policies: {}", names.join(", "));
@@ -536,55 +590,7 @@ fn human(names: &[String], results: Option<&[RuleResult]>, explain: bool, failed
             counts[2] += 1;
             "FAIL "
         };
-        // A pass reads as one (a rule's message says what is wrong when it fails); a failure
-        // says what is wrong and counts what fails.
-        if r.failures.is_empty() && !r.errored() {
-            let _ = writeln!(
-                out,
-                "{status} {} [{}, on {}]: all {} checked pass",
-                r.rule.id,
-                r.rule.severity.as_str(),
-                r.rule.target.as_str(),
-                r.evaluated,
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "{status} {} [{}, on {}] {} ({} checked, {} failing)",
-                r.rule.id,
-                r.rule.severity.as_str(),
-                r.rule.target.as_str(),
-                escape(&r.rule.message),
-                r.evaluated,
-                r.failures.len()
-            );
-        }
-        if explain {
-            let _ = writeln!(out, "      expr: {}", escape(&r.rule.expr));
-        }
-        for (subject, outcome) in r
-            .failures
-            .iter()
-            .take(if explain { usize::MAX } else { 20 })
-        {
-            // Each failing subject with what it fails (not a bare `false`).
-            let why = match outcome {
-                Outcome::Fail => format!("fails: {}", escape(&r.rule.message)),
-                other => outcome_text(other),
-            };
-            let _ = writeln!(
-                out,
-                "      {}: {why}",
-                subject_text(&subject.server, subject.item.as_deref()),
-            );
-        }
-        if !explain && r.failures.len() > 20 {
-            let _ = writeln!(
-                out,
-                "      ... and {} more (see --format json)",
-                r.failures.len() - 20
-            );
-        }
+        rule_lines(&mut out, r, status, explain);
     }
     let _ = writeln!(
         out,

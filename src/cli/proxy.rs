@@ -1,7 +1,6 @@
 //! `mcplock proxy`: the checks before the server starts, then the session loop.
 
 use super::exit::{Code, fail};
-use super::locked::entry_for;
 use super::{CliError, ExitKind, Output, ProxyArgs};
 use crate::core::artifact::Comparison;
 use crate::core::audit::{Chain, verify};
@@ -47,14 +46,24 @@ type Prepared = (
 );
 
 fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
-    let endpoint = match args.remote.endpoint()? {
-        Some(remote) if args.server.is_empty() => Endpoint::Http(remote),
-        Some(_) => {
-            return Err(fail(
-                Code::Usage,
-                "give the server either as --url or as a command after `--`, not both",
-            ));
-        }
+    let endpoint = endpoint_of(args)?;
+    let launch = endpoint.launch();
+    let lockfile = trusted_lockfile(args)?;
+    let name = locked_name(args, &lockfile, &launch)?;
+    let entry = &lockfile.servers[&name];
+    check_artifact(entry, &launch, &name)?;
+    let private = private_copy(entry, &endpoint, &launch)?;
+    Ok((lockfile, name, endpoint, private))
+}
+
+/// The server to start (after `--`) or reach (`--url`).
+fn endpoint_of(args: &ProxyArgs) -> Result<Endpoint, CliError> {
+    match args.remote.endpoint()? {
+        Some(remote) if args.server.is_empty() => Ok(Endpoint::Http(remote)),
+        Some(_) => Err(fail(
+            Code::Usage,
+            "give the server either as --url or as a command after `--`, not both",
+        )),
         None => {
             let (program, rest) = args.server.split_first().ok_or_else(|| {
                 fail(
@@ -62,15 +71,19 @@ fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
                     "no server given; put the locked command after `--`, or pass the locked --url",
                 )
             })?;
-            Endpoint::Stdio(ServerCommand {
+            Ok(Endpoint::Stdio(ServerCommand {
                 program: program.clone(),
                 args: rest.to_vec(),
                 env: Vec::new(),
                 cwd: None,
-            })
+            }))
         }
-    };
-    let launch = endpoint.launch();
+    }
+}
+
+/// The lockfile, its signature checked (unless --allow-unsigned, said at every start), read
+/// strictly.
+fn trusted_lockfile(args: &ProxyArgs) -> Result<Lockfile, CliError> {
     let document = super::files::read_lockfile_json(&args.lockfile)?;
     match args.check.verify_args(&args.lockfile) {
         Some(verify_args) => {
@@ -87,80 +100,106 @@ fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
             ));
         }
     }
-    let lockfile = Lockfile::from_owned_value(document).map_err(|e| {
+    Lockfile::from_owned_value(document).map_err(|e| {
         fail(
             Code::LockfileInvalid,
             format!("{} is not a valid lockfile: {e}", args.lockfile.display()),
         )
-    })?;
-    let entry = entry_for(&lockfile, args.name.as_deref(), &launch).ok_or_else(|| {
-        fail(
-            Code::ServerNotFound,
-            format!(
-                "{} locks no server {} (pass --name, or give the server exactly as locked)",
-                args.lockfile.display(),
-                args.name
-                    .as_deref()
-                    .map(|n| format!("named {n:?}"))
-                    .unwrap_or_else(|| format!("reached as {}", launch.describe()))
-            ),
-        )
-    })?;
+    })
+}
+
+/// The name of the locked server this launch is, held to its launch and its env names.
+fn locked_name(
+    args: &ProxyArgs,
+    lockfile: &Lockfile,
+    launch: &crate::core::launch::Launch,
+) -> Result<String, CliError> {
+    let name = args
+        .name
+        .clone()
+        .or_else(|| super::locked::name_for(lockfile, launch))
+        .filter(|n| lockfile.servers.contains_key(n))
+        .ok_or_else(|| {
+            fail(
+                Code::ServerNotFound,
+                format!(
+                    "{} locks no server {} (pass --name, or give the server exactly as locked; `mcplock hosts` shows what is locked)",
+                    args.lockfile.display(),
+                    args.name
+                        .as_deref()
+                        .map(|n| format!("named {n:?}"))
+                        .unwrap_or_else(|| format!("reached as {}", launch.describe()))
+                ),
+            )
+        })?;
+    let entry = &lockfile.servers[&name];
     // A command is held to its argv (the env it inherits is checked by name below); a URL to
     // the URL and the names of the headers it was locked with.
     // The lock records placeholders as written; the host passes them expanded (issue 26).
-    if !super::locked::launch_accepts(&entry.launch, &launch) {
+    if !super::locked::launch_accepts(&entry.launch, launch) {
+        let shown = super::locked::hide_placeholder_values(&launch.describe(), &entry.launch);
+        let target = match launch {
+            crate::core::launch::Launch::Http { .. } => format!("--url {shown}"),
+            _ => format!("-- {shown}"),
+        };
         return Err(fail(
             Code::LaunchMismatch,
             format!(
-                "refusing to start {}: the lock approved {}",
+                "refusing to start {}: the lock approved {}; to approve this launch instead: `mcplock lock --update --lockfile {} --name {name} {target}`, then re-sign",
                 super::locked::hide_placeholder_values(
                     &launch.describe_with_names(),
                     &entry.launch
                 ),
-                entry.launch.describe_with_names()
+                entry.launch.describe_with_names(),
+                args.lockfile.display()
             ),
         ));
     }
     if let Some(missing) = super::locked::missing_env_key(entry) {
         return Err(fail(
             Code::EnvMissing,
-            format!("the server was locked with the environment variable {missing}; it is not set"),
+            format!(
+                "the server was locked with the environment variable {missing}; it is not set: give it in the host's config (the entry's env) or export it where the proxy starts"
+            ),
         ));
     }
-    let name = lockfile
-        .servers
-        .iter()
-        .find(|(_, s)| std::ptr::eq(*s, entry))
-        .map(|(n, _)| n.clone())
-        .unwrap_or_default();
-    // The code behind the argv: what the argv runs here and now must be what was locked.
-    if let Some(checked) = super::artifacts::check(entry.artifact.as_ref(), &launch) {
-        match checked.comparison {
-            Comparison::Same => {}
-            Comparison::Changed => {
-                let mut error = fail(
-                    Code::ArtifactChanged,
-                    format!(
-                        "refusing to start {}: it would run another artifact than the lock recorded ({})",
-                        launch.describe_with_names(),
-                        checked.describe(&name)
-                    ),
-                );
-                if let Some(hint) = checked.path_hint() {
-                    error.headline = format!("{}; {hint}", error.headline);
-                }
-                return Err(error);
+    Ok(name)
+}
+
+/// The code behind the argv: what it runs here and now must be what was locked.
+fn check_artifact(
+    entry: &crate::core::lockfile::ServerLock,
+    launch: &crate::core::launch::Launch,
+    name: &str,
+) -> Result<(), CliError> {
+    let Some(checked) = super::artifacts::check(entry.artifact.as_ref(), launch) else {
+        return Ok(());
+    };
+    match checked.comparison {
+        Comparison::Same => Ok(()),
+        Comparison::Changed => {
+            let mut error = fail(
+                Code::ArtifactChanged,
+                format!(
+                    "refusing to start {}: it would run another artifact than the lock recorded ({}); see what changed with `mcplock verify --artifacts`",
+                    launch.describe_with_names(),
+                    checked.describe(name)
+                ),
+            );
+            if let Some(hint) = checked.path_hint() {
+                error.headline = format!("{}; {hint}", error.headline);
             }
-            Comparison::NotPinned | Comparison::ContentNotPinned => eprintln!(
+            Err(error)
+        }
+        Comparison::NotPinned | Comparison::ContentNotPinned => {
+            eprintln!(
                 "mcplock: proxy: warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",
-                crate::core::text::escape(&name),
-                checked.describe(&name)
-            ),
+                crate::core::text::escape(name),
+                checked.describe(name)
+            );
+            Ok(())
         }
     }
-    let private = private_copy(entry, &endpoint, &launch)?;
-    Ok((lockfile, name, endpoint, private))
 }
 
 /// A locked script or program is started from a private copy of the bytes its check read (no

@@ -15,22 +15,33 @@ pub fn json(snapshot: &Snapshot) -> String {
 
 pub fn human(scanned: &Scanned) -> String {
     let s = &scanned.snapshot;
+    let mut out = header(s);
+    for kind in ItemKind::ALL {
+        out.push('\n');
+        listing(&mut out, s, kind);
+    }
+    if !scanned.notes.is_empty() {
+        out.push_str("\nnotes\n");
+        for note in &scanned.notes {
+            let _ = writeln!(out, "  - {}", escape(note));
+        }
+    }
+    out
+}
+
+/// What the server says of itself, what was declared to it, and how it was reached.
+fn header(s: &Snapshot) -> String {
     let mut out = String::new();
+    let info = |key: &str| {
+        s.server_info
+            .as_ref()
+            .and_then(|i| i.get(key))
+            .and_then(Value::as_str)
+            .map(escape)
+    };
     let name = s.server_name().map_or("(unnamed)".to_string(), escape);
-    let version = s
-        .server_info
-        .as_ref()
-        .and_then(|i| i.get("version"))
-        .and_then(Value::as_str)
-        .map(escape)
-        .unwrap_or_default();
-    let title = s
-        .server_info
-        .as_ref()
-        .and_then(|i| i.get("title"))
-        .and_then(Value::as_str)
-        .map(|t| format!(" ({})", escape(t)))
-        .unwrap_or_default();
+    let version = info("version").unwrap_or_default();
+    let title = info("title").map(|t| format!(" ({t})")).unwrap_or_default();
     let _ = writeln!(out, "server        {name} {version}{title}");
     let era = match s.era {
         crate::core::snapshot::Era::Legacy => "initialize handshake",
@@ -59,8 +70,26 @@ pub fn human(scanned: &Scanned) -> String {
             declared.join(", ")
         }
     );
-    let caps: Vec<String> = s
-        .capabilities
+    let _ = writeln!(out, "capabilities  {}", capabilities(s).join(" "));
+    match &s.instructions {
+        None => {
+            let _ = writeln!(out, "instructions  none");
+        }
+        Some(text) => {
+            let _ = writeln!(
+                out,
+                "instructions  {} chars: {}",
+                text.chars().count(),
+                summary_line(text, DESCRIPTION_CHARS)
+            );
+        }
+    }
+    out
+}
+
+/// Each capability, with the flags set in it: `tools(listChanged)`.
+fn capabilities(s: &Snapshot) -> Vec<String> {
+    s.capabilities
         .iter()
         .map(|(k, v)| {
             let flags: Vec<String> = v
@@ -78,67 +107,47 @@ pub fn human(scanned: &Scanned) -> String {
                 format!("{}({})", escape(k), flags.join(","))
             }
         })
-        .collect();
-    let _ = writeln!(out, "capabilities  {}", caps.join(" "));
-    match &s.instructions {
-        None => {
-            let _ = writeln!(out, "instructions  none");
-        }
-        Some(text) => {
-            let _ = writeln!(
-                out,
-                "instructions  {} chars: {}",
-                text.chars().count(),
-                summary_line(text, DESCRIPTION_CHARS)
-            );
-        }
+        .collect()
+}
+
+/// One kind's listing: a line per item with its key and a summary of its description.
+fn listing(out: &mut String, s: &Snapshot, kind: ItemKind) {
+    let heading = match kind {
+        ItemKind::Tool => "tools",
+        ItemKind::Prompt => "prompts",
+        ItemKind::ResourceTemplate => "resource templates",
+        ItemKind::Resource => "resources",
+    };
+    if let Some(code) = s.unserved(kind) {
+        let _ = writeln!(
+            out,
+            "{heading}: advertised but not served ({} answered error {code})",
+            kind.list_method()
+        );
+        return;
     }
-    for kind in ItemKind::ALL {
-        out.push('\n');
-        let heading = match kind {
-            ItemKind::Tool => "tools",
-            ItemKind::Prompt => "prompts",
-            ItemKind::ResourceTemplate => "resource templates",
-            ItemKind::Resource => "resources",
-        };
-        if let Some(code) = s.unserved(kind) {
-            let _ = writeln!(
-                out,
-                "{heading}: advertised but not served ({} answered error {code})",
-                kind.list_method()
-            );
-            continue;
-        }
-        let Some(items) = s.items(kind) else {
-            let _ = writeln!(out, "{heading}: not offered");
-            continue;
-        };
-        let _ = writeln!(out, "{heading} ({})", items.len());
-        for (key, item) in items {
-            let item = item.to_map();
-            let description = item
-                .get("description")
-                .and_then(Value::as_str)
-                .or_else(|| item.get("title").and_then(Value::as_str))
-                .or_else(|| item.get("name").and_then(Value::as_str))
-                .unwrap_or("");
-            let key = escape(key);
-            let pad = NAME_WIDTH.saturating_sub(key.chars().count());
-            let _ = writeln!(
-                out,
-                "  {key}{}  {}",
-                " ".repeat(pad),
-                summary_line(description, DESCRIPTION_CHARS)
-            );
-        }
+    let Some(items) = s.items(kind) else {
+        let _ = writeln!(out, "{heading}: not offered");
+        return;
+    };
+    let _ = writeln!(out, "{heading} ({})", items.len());
+    for (key, item) in items {
+        let item = item.to_map();
+        let description = item
+            .get("description")
+            .and_then(Value::as_str)
+            .or_else(|| item.get("title").and_then(Value::as_str))
+            .or_else(|| item.get("name").and_then(Value::as_str))
+            .unwrap_or("");
+        let key = escape(key);
+        let pad = NAME_WIDTH.saturating_sub(key.chars().count());
+        let _ = writeln!(
+            out,
+            "  {key}{}  {}",
+            " ".repeat(pad),
+            summary_line(description, DESCRIPTION_CHARS)
+        );
     }
-    if !scanned.notes.is_empty() {
-        out.push_str("\nnotes\n");
-        for note in &scanned.notes {
-            let _ = writeln!(out, "  - {}", escape(note));
-        }
-    }
-    out
 }
 
 /// Pretty-printed JSON with a final newline (every `--format json` document).

@@ -308,7 +308,9 @@ fn rewrite_error(file: &ConfigFile, e: crate::hosts::formats::FormatError) -> Cl
     )
 }
 
-pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
+/// How every wrapped entry starts the proxy: this mcplock, the signature check, the lockfile
+/// and the proxy's options, paths absolute.
+fn proxy_settings(args: &WrapArgs) -> Result<ProxySettings, CliError> {
     let mut trust: Vec<String> = Vec::new();
     if let Some(key) = &args.check.key {
         trust.extend(["--key".to_string(), absolute(key)?]);
@@ -343,11 +345,11 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
         })?
         .display()
         .to_string();
-    let settings = ProxySettings {
+    Ok(ProxySettings {
         mcplock,
         trust,
         lockfile: absolute(&args.lockfile)?,
-        options: proxy_options(&args)?,
+        options: proxy_options(args)?,
         audit_dir: match &args.audit {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -357,7 +359,11 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
             }
             None => None,
         },
-    };
+    })
+}
+
+pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
+    let settings = proxy_settings(&args)?;
     let lockfile = load_lockfile(&args.lockfile)?;
     let files = config_files(&args.hosts)?;
     if files.is_empty() {

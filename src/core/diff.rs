@@ -576,76 +576,12 @@ fn server_changes(name: &str, old: &ServerLock, new: &ServerLock, out: &mut Vec<
 fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
     let null = Value::Null;
     let field = |v: &'_ Value, k: &str| -> Value { v.get(k).cloned().unwrap_or(Value::Null) };
-    let (launch_old, launch_new) = (field(old, "launch"), field(new, "launch"));
-    if launch_old != launch_new {
-        let show = |l: &Value| {
-            let described = l
-                .as_object()
-                .and_then(|l| crate::core::launch::Launch::from_json(l).ok())
-                .map(|l| l.describe_with_names());
-            Value::from(described.unwrap_or_else(|| l.to_string()))
-        };
-        deltas.push(Delta::new(
-            "/launch",
-            Class::LaunchChanged,
-            Severity::Critical,
-            Some(&show(&launch_old)),
-            Some(&show(&launch_new)),
-        ));
-    }
-    let (artifact_old, artifact_new) = (field(old, "artifact"), field(new, "artifact"));
-    if artifact_old != artifact_new {
-        let read = |a: &Value| crate::core::artifact::Artifact::from_json(a).ok();
-        let (was, now) = (read(&artifact_old), read(&artifact_new));
-        // What ran before was known: anything else is other code (critical). Before, nothing
-        // was pinned (an older lockfile, or unresolved), or only its name, version and digest
-        // (before version 5), and those agree: that more is now recorded is news.
-        use crate::core::artifact::{Comparison, compare};
-        let severity = match now.as_ref().map(|n| compare(was.as_ref(), n)) {
-            Some(Comparison::NotPinned | Comparison::ContentNotPinned) => Severity::Info,
-            None if was.as_ref().and_then(|a| a.resolved()).is_none() => Severity::Info,
-            _ => Severity::Critical,
-        };
-        let show = |a: &Option<crate::core::artifact::Artifact>, raw: &Value| match a {
-            Some(a) => Value::from(a.describe()),
-            None if raw.is_null() => Value::from("not recorded"),
-            None => raw.clone(),
-        };
-        deltas.push(Delta::new(
-            "/artifact",
-            Class::ArtifactChanged,
-            severity,
-            Some(&show(&was, &artifact_old)),
-            Some(&show(&now, &artifact_new)),
-        ));
-    }
-    let (info_old, info_new) = (field(old, "serverInfo"), field(new, "serverInfo"));
-    if info_old != info_new {
-        let version = |v: &Value| v.get("version").cloned();
-        if version(&info_old) != version(&info_new) {
-            deltas.push(Delta::new(
-                "/serverInfo/version",
-                Class::ServerVersionChanged,
-                Severity::Info,
-                version(&info_old).as_ref(),
-                version(&info_new).as_ref(),
-            ));
-        }
-        let strip = |v: &Value| {
-            let mut v = v.clone();
-            if let Value::Object(o) = &mut v {
-                o.remove("version");
-            }
-            v
-        };
-        leaf_deltas(
-            "/serverInfo",
-            &strip(&info_old),
-            &strip(&info_new),
-            (Class::ServerInfoChanged, Severity::Moderate),
-            deltas,
-        );
-    }
+    deltas.extend(launch_delta(&field(old, "launch"), &field(new, "launch")));
+    deltas.extend(artifact_delta(
+        &field(old, "artifact"),
+        &field(new, "artifact"),
+    ));
+    server_info_deltas(&field(old, "serverInfo"), &field(new, "serverInfo"), deltas);
     let (pv_old, pv_new) = (field(old, "protocolVersion"), field(new, "protocolVersion"));
     if pv_old != pv_new {
         deltas.push(Delta::new(
@@ -690,6 +626,89 @@ fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
         }
         deltas.push(d);
     }
+}
+
+/// Another launch: critical, each side described as a person reads it.
+fn launch_delta(old: &Value, new: &Value) -> Option<Delta> {
+    if old == new {
+        return None;
+    }
+    let show = |l: &Value| {
+        let described = l
+            .as_object()
+            .and_then(|l| crate::core::launch::Launch::from_json(l).ok())
+            .map(|l| l.describe_with_names());
+        Value::from(described.unwrap_or_else(|| l.to_string()))
+    };
+    Some(Delta::new(
+        "/launch",
+        Class::LaunchChanged,
+        Severity::Critical,
+        Some(&show(old)),
+        Some(&show(new)),
+    ))
+}
+
+/// Another artifact: critical when what ran before was known, news (info) when the lock only
+/// comes to record more of the same code.
+fn artifact_delta(old: &Value, new: &Value) -> Option<Delta> {
+    if old == new {
+        return None;
+    }
+    let read = |a: &Value| crate::core::artifact::Artifact::from_json(a).ok();
+    let (was, now) = (read(old), read(new));
+    // What ran before was known: anything else is other code (critical). Before, nothing
+    // was pinned (an older lockfile, or unresolved), or only its name, version and digest
+    // (before version 5), and those agree: that more is now recorded is news.
+    use crate::core::artifact::{Comparison, compare};
+    let severity = match now.as_ref().map(|n| compare(was.as_ref(), n)) {
+        Some(Comparison::NotPinned | Comparison::ContentNotPinned) => Severity::Info,
+        None if was.as_ref().and_then(|a| a.resolved()).is_none() => Severity::Info,
+        _ => Severity::Critical,
+    };
+    let show = |a: &Option<crate::core::artifact::Artifact>, raw: &Value| match a {
+        Some(a) => Value::from(a.describe()),
+        None if raw.is_null() => Value::from("not recorded"),
+        None => raw.clone(),
+    };
+    Some(Delta::new(
+        "/artifact",
+        Class::ArtifactChanged,
+        severity,
+        Some(&show(&was, old)),
+        Some(&show(&now, new)),
+    ))
+}
+
+/// `serverInfo`: its version as info, anything else in it as moderate.
+fn server_info_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
+    if old == new {
+        return;
+    }
+    let version = |v: &Value| v.get("version").cloned();
+    if version(old) != version(new) {
+        deltas.push(Delta::new(
+            "/serverInfo/version",
+            Class::ServerVersionChanged,
+            Severity::Info,
+            version(old).as_ref(),
+            version(new).as_ref(),
+        ));
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Value::Object(o) = &mut v {
+            o.remove("version");
+        }
+        v
+    };
+    leaf_deltas(
+        "/serverInfo",
+        &strip(old),
+        &strip(new),
+        (Class::ServerInfoChanged, Severity::Moderate),
+        deltas,
+    );
 }
 
 /// Reports, as `unclassified-change` (critical, both values shown), every place where the

@@ -131,14 +131,14 @@ pub(crate) fn shim_target(cwd: &Path, found: &Path) -> Result<Option<PathBuf>, S
     let name = name.to_string_lossy();
     let answer = run_bounded_in(&program, &["which", &name], Some(cwd)).map_err(|e| {
         format!(
-            "{} is a {manager} shim, and `{manager} which {name}` did not say what it runs ({e})",
+            "{} is a {manager} shim, and `{manager} which {name}` did not say what it runs ({e}); give the launch the interpreter's absolute path instead",
             found.display()
         )
     })?;
     let target = PathBuf::from(answer.lines().next().unwrap_or_default().trim());
     if !target.is_absolute() || !is_executable(&target) {
         return Err(format!(
-            "{} is a {manager} shim, and `{manager} which {name}` named no program ({:?})",
+            "{} is a {manager} shim, and `{manager} which {name}` named no program ({:?}); give the launch the interpreter's absolute path instead",
             found.display(),
             target.display().to_string()
         ));

@@ -246,39 +246,10 @@ async fn list_all(
         let limit = opts.max_items.min(total_budget);
         let mut page = Items::new();
         let room = limit.saturating_sub(served.len());
-        let mut result = match read_page(payload.text(), kind, &mut page, room) {
-            Ok(rest) => rest,
-            Err(PageError::NotAnObject) => {
-                return Err(malformed(method, "the result is not an object"));
-            }
-            Err(PageError::NoItems) => {
-                return Err(malformed(method, format!("no \"{}\" array", kind.field())));
-            }
-            Err(PageError::Listing(source)) => return Err(ScanError::Listing { method, source }),
-            // Past the limit: told apart below.
-            Err(PageError::TooMany) => Map::new(),
-        };
+        let mut result = page_of(payload.text(), kind, &mut page, room)?;
         drop(payload);
         check_result_type(method, &result)?;
-        let listed = served.len() + page.len();
-        if listed > opts.max_items {
-            return Err(ScanError::TooManyItems {
-                method,
-                max: opts.max_items,
-            });
-        }
-        if listed > total_budget {
-            return Err(ScanError::TooManyTotalItems {
-                method,
-                max: opts.max_total_items,
-            });
-        }
-        if conn.received_bytes() > opts.max_scan_bytes {
-            return Err(ScanError::TooManyBytes {
-                method,
-                max: opts.max_scan_bytes,
-            });
-        }
+        within_bounds(method, served.len() + page.len(), total_budget, conn, opts)?;
         let next = match result.remove("nextCursor") {
             None | Some(Value::Null) => None,
             Some(Value::String(next)) => {
@@ -307,6 +278,53 @@ async fn list_all(
         method,
         max: opts.max_pages,
     })
+}
+
+/// One page read into `page` (at most `room` items): the result's other members; past the
+/// room, nothing (the caller's bounds say which was passed).
+fn page_of(
+    text: &[u8],
+    kind: ItemKind,
+    page: &mut Items,
+    room: usize,
+) -> Result<Map<String, Value>, ScanError> {
+    let method = kind.list_method();
+    match read_page(text, kind, page, room) {
+        Ok(rest) => Ok(rest),
+        Err(PageError::NotAnObject) => Err(malformed(method, "the result is not an object")),
+        Err(PageError::NoItems) => Err(malformed(method, format!("no \"{}\" array", kind.field()))),
+        Err(PageError::Listing(source)) => Err(ScanError::Listing { method, source }),
+        Err(PageError::TooMany) => Ok(Map::new()),
+    }
+}
+
+/// The listing's bounds: items of this list, items of every list, bytes of the whole scan.
+fn within_bounds(
+    method: &'static str,
+    listed: usize,
+    total_budget: usize,
+    conn: &Connection,
+    opts: &ScanOptions,
+) -> Result<(), ScanError> {
+    if listed > opts.max_items {
+        return Err(ScanError::TooManyItems {
+            method,
+            max: opts.max_items,
+        });
+    }
+    if listed > total_budget {
+        return Err(ScanError::TooManyTotalItems {
+            method,
+            max: opts.max_total_items,
+        });
+    }
+    if conn.received_bytes() > opts.max_scan_bytes {
+        return Err(ScanError::TooManyBytes {
+            method,
+            max: opts.max_scan_bytes,
+        });
+    }
+    Ok(())
 }
 
 fn malformed(method: &str, detail: impl Into<String>) -> ScanError {
