@@ -123,6 +123,8 @@ codes! {
         "refusing to overwrite a file (a key, an output)";
     WriteFailed = "write-failed", Usage,
         "a file or stdout cannot be written";
+    Interrupted = "interrupted", Usage,
+        "a signal stopped the command before it wrote a file; that file is unchanged (the process exits 128 + the signal's number)";
     Internal = "internal", Usage,
         "mcplock could not start a thread or its runtime";
     ServerFailed = "server-failed", Server,

@@ -9,6 +9,7 @@ mod docs;
 mod exit;
 mod files;
 mod hosts;
+mod interrupt;
 mod keyless;
 mod keys;
 mod lock;
@@ -1557,6 +1558,7 @@ pub fn main() -> ExitCode {
     process::become_subreaper();
     // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping.
     let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.revocations.is_some());
+    let waits = stops_at_a_safe_point(&cli.command);
     let outcome = runtime.block_on(async {
         let command = dispatch(cli.command);
         tokio::pin!(command);
@@ -1566,9 +1568,14 @@ pub fn main() -> ExitCode {
                 Ok(outcome)
             }
             signal = interrupted(hangup_stops) => {
+                let mut finished = None;
+                if waits {
+                    interrupt::request();
+                    finished = tokio::time::timeout(SHUTDOWN_GRACE, &mut command).await.ok();
+                }
                 // The command is suspended, not dropped: end its servers as shutdown would.
                 process::stop_all(SHUTDOWN_GRACE).await;
-                Err(signal)
+                Err((signal, finished))
             }
         }
     });
@@ -1577,7 +1584,11 @@ pub fn main() -> ExitCode {
     runtime.shutdown_background();
     match outcome {
         Ok(outcome) => finish(outcome, format),
-        Err((name, number)) => {
+        Err(((name, number), finished)) => {
+            // What the command did before it stopped (the files it wrote) is still reported.
+            if let Some(outcome) = finished {
+                let _ = finish(outcome, format);
+            }
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
                 err,
@@ -1621,10 +1632,10 @@ async fn dispatch(command: Command) -> Result<Output, CliError> {
         Command::Lock(args) if args.hosts.host.is_some() => hosts::lock(args).await,
         Command::Lock(args) => lock::run(args).await,
         Command::Hosts(args) => hosts::list(args),
-        Command::Wrap(args) => wrap::wrap(args),
+        Command::Wrap(args) => off_the_loop(move || wrap::wrap(args)).await,
         Command::Revoke(args) => revocations::revoke(args),
         Command::Approve(args) => revocations::approve(args),
-        Command::Unwrap(args) => wrap::unwrap(args),
+        Command::Unwrap(args) => off_the_loop(move || wrap::unwrap(args)).await,
         Command::Keygen(args) => keys::keygen(args),
         Command::Sign(mut args) => {
             if let Some(path) = args.lockfile_flag.take() {
@@ -1643,6 +1654,25 @@ async fn dispatch(command: Command) -> Result<Output, CliError> {
         Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => docs::man(args),
     }
+}
+
+/// Runs long synchronous work on a blocking thread, so a signal is still heard while it runs
+/// (the work checks [`interrupt::check`] before each write).
+async fn off_the_loop(
+    work: impl FnOnce() -> Result<Output, CliError> + Send + 'static,
+) -> Result<Output, CliError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        CliError::new(
+            exit::Code::Internal,
+            format!("the command's thread ended abnormally: {e}"),
+        )
+    })?
+}
+
+/// Whether a command, on a signal, is asked to stop at its next safe point and waited for
+/// (what it wrote before is reported), rather than dropped.
+fn stops_at_a_safe_point(command: &Command) -> bool {
+    matches!(command, Command::Wrap(_) | Command::Unwrap(_))
 }
 
 /// `verify`, of the lockfile alone or with the servers hosts run, then of a revocation list.
@@ -1729,7 +1759,7 @@ enum Body {
         json: serde_json::Value,
     },
     /// A report rendered only in the format asked for (large, or with Markdown and SARIF).
-    Lazy(Box<dyn FnOnce(Format) -> Result<String, CliError>>),
+    Lazy(Box<dyn FnOnce(Format) -> Result<String, CliError> + Send>),
 }
 
 impl Output {
@@ -1771,7 +1801,7 @@ impl Output {
 
     pub fn lazy(
         exit: ExitKind,
-        render: impl FnOnce(Format) -> Result<String, CliError> + 'static,
+        render: impl FnOnce(Format) -> Result<String, CliError> + Send + 'static,
     ) -> Output {
         Output {
             exit,

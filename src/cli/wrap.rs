@@ -7,6 +7,7 @@ use super::locked::load_lockfile;
 use super::render::pretty;
 use super::{CliError, ExitKind, HostArgs, Output, UnwrapArgs, WrapArgs};
 use crate::core::text::escape;
+use crate::hosts::patch::Edit;
 use crate::hosts::rewrite::{self, Originals, ProxySettings};
 use crate::hosts::{ConfigFile, Host, Spec};
 use serde_json::{Value, json};
@@ -219,33 +220,61 @@ fn secrets_in(file: &ConfigFile, texts: &[&str]) -> Vec<String> {
     secrets
 }
 
-/// A unified diff of a config, secret values masked.
-fn masked_diff(file: &ConfigFile, old: &str, new: &str) -> String {
+/// A unified diff of a config's rewrite, secret values masked.
+fn masked_diff(file: &ConfigFile, old: &str, change: &Change) -> String {
     let shown = file.path.display().to_string();
-    let diff = similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(2)
-        .header(&shown, &shown)
-        .to_string();
-    let mut masked = diff;
-    for secret in secrets_in(file, &[old, new]) {
-        masked = masked.replace(&secret, "<value hidden>");
-    }
+    let diff = crate::hosts::patch::unified_diff(old, &change.edits, &shown);
+    let secrets = secrets_in(file, &[old, &change.text]);
+    // Every value in one pass (a replace per value is quadratic in a config of many servers);
+    // the longest first, so a value that contains another is masked whole.
+    let masked = match aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&secrets)
+    {
+        Ok(matcher) => matcher.replace_all(&diff, &vec!["<value hidden>"; secrets.len()]),
+        // Too many values to build a matcher: show no lines rather than a value.
+        Err(_) => format!(
+            "{shown}: {} line(s) changed (not shown)\n",
+            diff.lines().count()
+        ),
+    };
     // A URL's password and credential query values, wherever a line shows one.
     crate::core::launch::redact_urls_in(&masked)
 }
 
-/// Rewrites one file with `rewrite` (refusing if it changed since it was read); returns what
-/// to print.
-/// Rewrites `file` by `transform` (the new text and a summary line), after checking that the
-/// new text reads, as the host reads it, as the same servers (a wrapped entry as the server
-/// behind the proxy): a rewrite that would break the file or change what runs is never
-/// written. `before_write` runs (with the text as it was) just before the file is replaced:
-/// what undoes the change (the backup, the record) is on disk before the change is.
+/// A config's new text, where it changed, and the line that sums it up.
+struct Change {
+    text: String,
+    edits: Vec<Edit>,
+    summary: String,
+}
+
+impl Change {
+    /// A change of the whole text (what a test rewrites).
+    #[cfg(test)]
+    fn whole(old: &str, text: &str, summary: &str) -> Change {
+        Change {
+            text: text.into(),
+            edits: vec![Edit {
+                start: 0,
+                end: old.len(),
+                text: text.into(),
+            }],
+            summary: summary.into(),
+        }
+    }
+}
+
+/// Rewrites `file` by `transform`, after checking that the new text reads, as the host reads
+/// it, as the same servers (a wrapped entry as the server behind the proxy): a rewrite that
+/// would break the file or change what runs is never written. `before_write` runs (with the
+/// text as it was) just before the file is replaced: what undoes the change (the backup, the
+/// record) is on disk before the change is. The file is replaced only if it still holds the
+/// text that was read, decided at the rename (no concurrent edit is lost).
 fn rewrite_file(
     file: &ConfigFile,
     dry_run: bool,
-    transform: impl FnOnce(&str) -> Result<(String, String), CliError>,
+    transform: impl FnOnce(&str) -> Result<Change, CliError>,
     before_write: impl FnOnce(&str) -> Result<(), CliError>,
 ) -> Result<String, CliError> {
     rewrite_checked(file, dry_run, transform, before_write, same_servers)
@@ -256,35 +285,36 @@ fn rewrite_file(
 fn rewrite_checked(
     file: &ConfigFile,
     dry_run: bool,
-    transform: impl FnOnce(&str) -> Result<(String, String), CliError>,
+    transform: impl FnOnce(&str) -> Result<Change, CliError>,
     before_write: impl FnOnce(&str) -> Result<(), CliError>,
     check: impl FnOnce(&ConfigFile, &str, &str) -> Result<(), CliError>,
 ) -> Result<String, CliError> {
     let before = read_text(&file.path)?;
-    let (after, summary) = transform(&before)?;
+    let change = transform(&before)?;
     let mut out = String::new();
-    if after == before {
-        let _ = writeln!(out, "{}: {summary}", shown(file));
+    if change.text == before {
+        let _ = writeln!(out, "{}: {}", shown(file), change.summary);
         return Ok(out);
     }
-    check(file, &before, &after)?;
-    out.push_str(&masked_diff(file, &before, &after));
-    let _ = writeln!(out, "{}: {summary}", shown(file));
+    check(file, &before, &change.text)?;
+    out.push_str(&masked_diff(file, &before, &change));
+    let _ = writeln!(out, "{}: {}", shown(file), change.summary);
     if dry_run {
         return Ok(out);
     }
+    let written = |e: crate::edge::fs::FsError| match e {
+        crate::edge::fs::FsError::Changed { .. } => fail(Code::ConfigChangedUnderUs, e.to_string()),
+        e => fail(Code::WriteFailed, e.to_string()),
+    };
+    // The last moment a signal is heeded: what follows takes milliseconds, and the process
+    // waits for it, so a stop never leaves a temporary file or half the undo behind.
+    super::interrupt::check(&file.path)?;
     before_write(&before)?;
-    if read_text(&file.path)? != before {
-        return Err(fail(
-            Code::ConfigChangedUnderUs,
-            format!(
-                "{} changed while mcplock was rewriting it; nothing was written, run the command again",
-                file.path.display()
-            ),
-        ));
-    }
-    crate::edge::fs::write_atomic(&file.path, after.as_bytes())
-        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let mut staged = crate::edge::fs::Staged::new(&file.path).map_err(written)?;
+    staged.write_all(change.text.as_bytes()).map_err(written)?;
+    staged
+        .commit_if_unchanged(before.as_bytes())
+        .map_err(written)?;
     Ok(out)
 }
 
@@ -374,6 +404,7 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     }
     let mut stdout = String::new();
     let mut warnings = Vec::new();
+    let mut written = Vec::new();
     for file in &files {
         let wrapped_now: std::cell::RefCell<Option<Originals>> = std::cell::RefCell::new(None);
         let out = rewrite_file(
@@ -390,19 +421,26 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
                 for (name, why) in &result.skipped {
                     let _ = write!(summary, "; {} left as it is: {}", escape(name), escape(why));
                 }
-                let text = result.text.clone();
                 *wrapped_now.borrow_mut() = Some(result.originals);
-                Ok((text, summary))
+                Ok(Change {
+                    text: result.text,
+                    edits: result.edits,
+                    summary,
+                })
             },
             |before| {
                 let originals = wrapped_now.borrow().clone().unwrap_or_default();
                 save_undo(&file.path, before, originals)
             },
-        )?;
+        )
+        .map_err(|e| after_written(e, &written, "wrapped", "unwrap"))?;
         stdout.push_str(&out);
         let Some(originals) = wrapped_now.into_inner() else {
             continue;
         };
+        if !args.dry_run && !originals.is_empty() {
+            written.push(file.path.display().to_string());
+        }
         for path in originals.keys() {
             let name = path.last().map(String::as_str).unwrap_or_default();
             if lockfile
@@ -422,6 +460,19 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
         eprintln!("mcplock: warning: {warning}");
     }
     Ok(Output::text(ExitKind::Clean, stdout))
+}
+
+/// A refusal of one file that comes after others were rewritten says which were (a partial
+/// run is never presented as nothing done).
+fn after_written(mut error: CliError, written: &[String], done: &str, undo: &str) -> CliError {
+    if !written.is_empty() {
+        error.headline = format!(
+            "{} (already {done} before this file: {}; `mcplock {undo}` with the same host undoes it)",
+            error.headline,
+            written.join(", ")
+        );
+    }
+    error
 }
 
 /// Unwrapping restores each entry's text from before the wrap; an entry edited since (a
@@ -473,7 +524,7 @@ fn unwrap_text(
     file: &ConfigFile,
     text: &str,
     originals: &Originals,
-) -> Result<(String, usize), crate::hosts::formats::FormatError> {
+) -> Result<rewrite::Restored, crate::hosts::formats::FormatError> {
     match file.host {
         Host::Codex => rewrite::unwrap_toml(text, originals),
         Host::Continue => rewrite::unwrap_yaml(text, originals),
@@ -485,6 +536,7 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
     let files = config_files(&args.hosts)?;
     let mut stdout = String::new();
     let mut any = false;
+    let mut written = Vec::new();
     for file in &files {
         let record = read_record(&file.path)?;
         if record.is_empty() {
@@ -497,16 +549,22 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
             file,
             args.dry_run,
             |text| {
-                let (after, n) =
+                let restored =
                     unwrap_text(file, text, &record).map_err(|e| rewrite_error(file, e))?;
-                count = n;
-                Ok((after, format!("{n} server(s) unwrapped")))
+                count = restored.count;
+                Ok(Change {
+                    summary: format!("{count} server(s) unwrapped"),
+                    text: restored.text,
+                    edits: restored.edits,
+                })
             },
             |_| Ok(()),
             |file, before, after| edits_kept(file, before, after, force),
-        )?;
+        )
+        .map_err(|e| after_written(e, &written, "unwrapped", "wrap"))?;
         stdout.push_str(&out);
         if !args.dry_run && count > 0 {
+            written.push(file.path.display().to_string());
             // Every wrapped entry is restored: the record has served its purpose.
             write_record(&file.path, &Originals::new())?;
         }
@@ -532,11 +590,12 @@ mod tests {
         let error = rewrite_file(
             &file,
             false,
-            |_| {
+            |old| {
                 std::fs::write(&path, "{\"mcpServers\": {\"new\": {}}}\n").unwrap();
-                Ok((
-                    "{\"rewritten\": true}\n".to_string(),
-                    "1 server(s) wrapped".to_string(),
+                Ok(Change::whole(
+                    old,
+                    "{\"rewritten\": true}\n",
+                    "1 server(s) wrapped",
                 ))
             },
             |_| Ok(()),
@@ -560,7 +619,7 @@ mod tests {
         let out = rewrite_file(
             &file,
             true,
-            |_| Ok(("{}\n".into(), "dry".into())),
+            |old| Ok(Change::whole(old, "{}\n", "dry")),
             |_| Ok(()),
         )
         .unwrap();
@@ -569,7 +628,7 @@ mod tests {
         rewrite_file(
             &file,
             false,
-            |_| Ok(("{}\n".into(), "done".into())),
+            |old| Ok(Change::whole(old, "{}\n", "done")),
             |_| Ok(()),
         )
         .unwrap();
@@ -596,8 +655,9 @@ mod tests {
         let wrapped = rewrite::wrap_json(Host::ClaudeDesktop, original, &settings).unwrap();
         let edited = wrapped.text.replace("old-token-1", "new-token-2");
         assert_ne!(edited, wrapped.text);
-        let (restored, _) =
-            rewrite::unwrap_json(Host::ClaudeDesktop, &edited, &wrapped.originals).unwrap();
+        let restored = rewrite::unwrap_json(Host::ClaudeDesktop, &edited, &wrapped.originals)
+            .unwrap()
+            .text;
         let refused = edits_kept(&file, &edited, &restored, false).unwrap_err();
         assert!(
             refused.headline.contains("env API_TOKEN"),
@@ -611,8 +671,9 @@ mod tests {
         );
         edits_kept(&file, &edited, &restored, true).unwrap();
         // Not edited: unwrapped without a word.
-        let (clean, _) =
-            rewrite::unwrap_json(Host::ClaudeDesktop, &wrapped.text, &wrapped.originals).unwrap();
+        let clean = rewrite::unwrap_json(Host::ClaudeDesktop, &wrapped.text, &wrapped.originals)
+            .unwrap()
+            .text;
         edits_kept(&file, &wrapped.text, &clean, false).unwrap();
     }
 
@@ -638,7 +699,7 @@ mod tests {
             let error = rewrite_file(
                 &file,
                 false,
-                |_| Ok((bad.to_string(), "x".into())),
+                |old| Ok(Change::whole(old, bad, "x")),
                 |_| {
                     undone = true;
                     Ok(())
@@ -655,7 +716,7 @@ mod tests {
         rewrite_file(
             &file,
             false,
-            |_| Ok((wrapped.to_string(), "1".into())),
+            |old| Ok(Change::whole(old, wrapped, "1")),
             |_| {
                 order.push(std::fs::read_to_string(&path).unwrap());
                 Ok(())

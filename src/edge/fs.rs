@@ -33,6 +33,8 @@ pub enum FsError {
         path.display()
     )]
     InsecurePermissions { path: PathBuf, mode: u32 },
+    #[error("{} changed while mcplock was rewriting it; nothing was written, run the command again", path.display())]
+    Changed { path: PathBuf },
 }
 
 /// Creates `path` with `bytes`, failing if it exists (never overwrites). `mode` is applied at
@@ -332,23 +334,77 @@ impl Staged {
 
     /// Puts the replacement in place (durably).
     pub fn commit(self) -> Result<(), FsError> {
-        let wrap = |source| FsError::Write {
-            path: self.path.clone(),
-            source,
-        };
+        self.prepare()?;
+        let path = self.path.clone();
+        self.tmp.persist(&path).map_err(|e| FsError::Write {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        sync_dir(&self.dir, &path)
+    }
+
+    /// The replacement's owner and contents made durable, ready to take the file's place.
+    fn prepare(&self) -> Result<(), FsError> {
         // The replacement keeps the replaced file's owner (root rewriting a user's config must
         // not leave it root's). Only root may give a file away: for anyone else this is a
         // no-op on their own file, and fails harmlessly on another's.
         if let Some((uid, gid)) = self.owner {
             let _ = std::os::unix::fs::fchown(self.tmp.as_file(), Some(uid), Some(gid));
         }
-        self.tmp.as_file().sync_all().map_err(wrap)?;
-        self.tmp.persist(&self.path).map_err(|e| wrap(e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(wrap)?;
-        Ok(())
+        self.tmp.as_file().sync_all().map_err(|e| self.fault(e))
     }
+
+    /// Puts the replacement in place only if the file still holds `expected`
+    /// ([`FsError::Changed`] otherwise). Where the system swaps two files atomically (Linux's
+    /// RENAME_EXCHANGE), this is decided at the rename itself: the replacement and the file
+    /// are swapped, the file swapped out is compared with `expected` and swapped back when it
+    /// differs, so an edit saved before the swap is never lost. Elsewhere the file is compared
+    /// just before the rename.
+    pub fn commit_if_unchanged(self, expected: &[u8]) -> Result<(), FsError> {
+        self.prepare()?;
+        let holds_expected = |path: &Path| -> Result<bool, FsError> {
+            let limit = expected.len() as u64 + 1;
+            Ok(read_bounded(path, limit)
+                .or_else(|e| match e {
+                    FsError::TooLarge { .. } => Ok(None),
+                    e => Err(e),
+                })?
+                .is_some_and(|bytes| bytes == expected))
+        };
+        if swap(self.tmp.path(), &self.path).is_ok() {
+            // The file as it was is now at the temporary path (removed when `self` drops).
+            if holds_expected(self.tmp.path())? {
+                return sync_dir(&self.dir, &self.path);
+            }
+            swap(self.tmp.path(), &self.path).map_err(|e| self.fault(e))?;
+            return Err(FsError::Changed { path: self.path });
+        }
+        if !holds_expected(&self.path)? {
+            return Err(FsError::Changed { path: self.path });
+        }
+        self.commit()
+    }
+}
+
+fn sync_dir(dir: &Path, path: &Path) -> Result<(), FsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| FsError::Write {
+            path: path.into(),
+            source,
+        })
+}
+
+/// Exchanges two paths atomically, where the system can.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn swap(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn swap(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 /// A [`Staged`] replacement as an `io::Write` (a limit passed is an error of kind `Other`
@@ -367,6 +423,28 @@ impl Write for Staged {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 27: a replacement takes the file's place only if the file still holds what was
+    /// read; an edit saved meanwhile stays, and no temporary file is left either way.
+    #[test]
+    fn a_replacement_is_committed_only_over_the_text_it_was_made_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(&path, "read").unwrap();
+        let mut staged = Staged::new(&path).unwrap();
+        staged.write_all(b"rewritten").unwrap();
+        // Another program saves the file after mcplock read it.
+        fs::write(&path, "edited").unwrap();
+        let error = staged.commit_if_unchanged(b"read").unwrap_err();
+        assert!(matches!(error, FsError::Changed { .. }), "{error}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "edited");
+        let mut staged = Staged::new(&path).unwrap();
+        staged.write_all(b"rewritten").unwrap();
+        staged.commit_if_unchanged(b"edited").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "rewritten");
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
 
     /// Issue 27: a config rewritten by root keeps its owner (as root, the file is given to
     /// another user first; as anyone else, their own file stays theirs).

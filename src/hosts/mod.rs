@@ -5,6 +5,7 @@
 //! server and are never written, printed or logged; only their names are recorded.
 
 pub mod formats;
+pub mod patch;
 pub mod rewrite;
 #[cfg(test)]
 mod tests;

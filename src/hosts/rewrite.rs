@@ -7,6 +7,7 @@
 
 use super::Host;
 use super::formats::FormatError;
+use super::patch::Edit;
 use jsonc_parser::ast::{Object, Value as Ast};
 use jsonc_parser::common::Ranged;
 use serde_json::{Map, Value, json};
@@ -57,6 +58,8 @@ pub type Originals = BTreeMap<Vec<String>, String>;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Wrapped {
     pub text: String,
+    /// Where the text changed (what the user is shown).
+    pub edits: Vec<Edit>,
     /// The entries wrapped now, with their original text.
     pub originals: Originals,
     /// Entries left as they were, and why (already wrapped, disabled, not wrappable).
@@ -128,10 +131,11 @@ pub fn differing(
 ) -> Result<Vec<(String, Vec<String>)>, String> {
     let was = servers_of(host, scope, before)?;
     let now = servers_of(host, scope, after)?;
+    let now: BTreeMap<_, _> = now.iter().map(|b| ((&b.0, &b.1), b)).collect();
     Ok(was
         .iter()
         .filter_map(|a| {
-            let b = now.iter().find(|b| (&b.0, &b.1) == (&a.0, &a.1))?;
+            let b = *now.get(&(&a.0, &a.1))?;
             (a != b).then(|| (a.0.clone(), differences(&a.3, &b.3)))
         })
         .collect())
@@ -346,15 +350,41 @@ fn wrap_entry(
     Ok(wrapped)
 }
 
-/// Renders a value in 2-space pretty JSON, its later lines indented like the line it starts
-/// on in `text`.
-fn render(value: &Value, text: &str, at: usize) -> String {
+/// An entry's fields in the order a user wrote them (`order`), the fields wrapping added after
+/// them (command, args, env, then the rest by name).
+fn in_order<'m>(order: &[String], entry: &'m Map<String, Value>) -> Vec<(&'m String, &'m Value)> {
+    let mut fields: Vec<(&String, &Value)> = order
+        .iter()
+        .filter_map(|k| entry.get_key_value(k.as_str()))
+        .collect();
+    let added = |k: &str| ["command", "args", "env"].iter().position(|x| *x == k);
+    let mut rest: Vec<(&String, &Value)> =
+        entry.iter().filter(|(k, _)| !order.contains(k)).collect();
+    rest.sort_by_key(|(k, _)| (added(k).unwrap_or(usize::MAX), k.as_str()));
+    fields.extend(rest);
+    fields
+}
+
+/// Renders an entry as a 2-space pretty JSON object, fields in `order`, its later lines
+/// indented like the line it starts on in `text`.
+fn render(order: &[String], entry: &Map<String, Value>, text: &str, at: usize) -> String {
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let indent: String = text[line_start..at]
         .chars()
         .take_while(|c| *c == ' ' || *c == '\t')
         .collect();
-    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+    let fields: Vec<String> = in_order(order, entry)
+        .into_iter()
+        .map(|(k, v)| {
+            let value = serde_json::to_string_pretty(v).unwrap_or_default();
+            format!("  {}: {}", json!(k), value.replace('\n', "\n  "))
+        })
+        .collect();
+    let pretty = if fields.is_empty() {
+        "{}".to_string()
+    } else {
+        format!("{{\n{}\n}}", fields.join(",\n"))
+    };
     pretty.replace('\n', &format!("\n{indent}"))
 }
 
@@ -364,12 +394,24 @@ fn parse(text: &str) -> Result<Option<Ast<'_>>, FormatError> {
         .map_err(|e| FormatError(format!("not valid JSON: {e}")))
 }
 
+/// The keys of a JSON object in the order they are written.
+fn keys_of(value: &Ast<'_>) -> Vec<String> {
+    match value {
+        Ast::Object(o) => o
+            .properties
+            .iter()
+            .map(|p| p.name.as_str().to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Wraps every server entry of a JSON-family config that can be wrapped.
 pub fn wrap_json(host: Host, text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
     let Some(Ast::Object(top)) = parse(text)? else {
         return Err(FormatError("the file is not a JSON object".into()));
     };
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut edits: Vec<Edit> = Vec::new();
     let mut out = Wrapped::default();
     for (path, servers) in server_maps(host, &top) {
         for prop in &servers.properties {
@@ -386,31 +428,28 @@ pub fn wrap_json(host: Host, text: &str, settings: &ProxySettings) -> Result<Wra
                     at.push(name);
                     out.originals
                         .insert(at, text[range.start..range.end].to_string());
-                    edits.push((
+                    edits.push(edit(
                         range.start,
                         range.end,
-                        render(&Value::Object(wrapped), text, prop.range.start),
+                        render(&keys_of(&prop.value), &wrapped, text, prop.range.start),
                     ));
                 }
                 Err(why) => out.skipped.push((name, why)),
             }
         }
     }
-    out.text = apply(text, edits);
+    out.text = super::patch::apply(text, &mut edits);
+    out.edits = edits;
     Ok(out)
 }
 
 /// Puts back the original text of every wrapped entry `originals` knows; returns the text and
 /// the number of entries restored, or names the wrapped entries it has no original for.
-pub fn unwrap_json(
-    host: Host,
-    text: &str,
-    originals: &Originals,
-) -> Result<(String, usize), FormatError> {
+pub fn unwrap_json(host: Host, text: &str, originals: &Originals) -> Result<Restored, FormatError> {
     let Some(Ast::Object(top)) = parse(text)? else {
         return Err(FormatError("the file is not a JSON object".into()));
     };
-    let mut edits = Vec::new();
+    let mut edits: Vec<Edit> = Vec::new();
     let mut unknown = Vec::new();
     for (path, servers) in server_maps(host, &top) {
         for prop in &servers.properties {
@@ -426,7 +465,7 @@ pub fn unwrap_json(
             match originals.get(&at) {
                 Some(original) => {
                     let range = prop.value.range();
-                    edits.push((range.start, range.end, original.clone()));
+                    edits.push(edit(range.start, range.end, original.clone()));
                 }
                 None => unknown.push(at.join(".")),
             }
@@ -435,31 +474,38 @@ pub fn unwrap_json(
     restore(text, edits, &unknown)
 }
 
+/// What unwrapping a file did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Restored {
+    pub text: String,
+    /// Where the text changed (what the user is shown).
+    pub edits: Vec<Edit>,
+    /// How many entries were restored.
+    pub count: usize,
+}
+
 /// The text with every original put back, or the wrapped entries that have none (then nothing
 /// is changed: a half-restored file would be neither the original nor the wrapped one).
-fn restore(
-    text: &str,
-    edits: Vec<(usize, usize, String)>,
-    unknown: &[String],
-) -> Result<(String, usize), FormatError> {
+fn restore(text: &str, mut edits: Vec<Edit>, unknown: &[String]) -> Result<Restored, FormatError> {
     if !unknown.is_empty() {
         return Err(FormatError(format!(
             "no original is kept for the wrapped entries {}; edit them by hand",
             unknown.join(", ")
         )));
     }
-    let restored = edits.len();
-    Ok((apply(text, edits), restored))
+    Ok(Restored {
+        text: super::patch::apply(text, &mut edits),
+        count: edits.len(),
+        edits,
+    })
 }
 
-/// Replaces byte ranges (which do not overlap), from the last to the first.
-fn apply(text: &str, mut edits: Vec<(usize, usize, String)>) -> String {
-    edits.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
-    let mut out = text.to_string();
-    for (start, end, replacement) in edits {
-        out.replace_range(start..end, &replacement);
+fn edit(start: usize, end: usize, text: impl Into<String>) -> Edit {
+    Edit {
+        start,
+        end,
+        text: text.into(),
     }
-    out
 }
 
 /// A config's text cut into its parts: the segments of the server entries (by key) and what
@@ -534,7 +580,7 @@ pub fn wrap_toml(text: &str, settings: &ProxySettings) -> Result<Wrapped, Format
         .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
     let segments = toml_segments(text)?;
     let mut out = Wrapped::default();
-    let mut edits = Vec::new();
+    let mut edits: Vec<Edit> = Vec::new();
     for (key, start, end) in &segments.entries {
         let Some(table) = doc
             .get("mcp_servers")
@@ -551,21 +597,23 @@ pub fn wrap_toml(text: &str, settings: &ProxySettings) -> Result<Wrapped, Format
                     vec!["mcp_servers".into(), key.clone()],
                     text[*start..*end].to_string(),
                 );
-                edits.push((*start, *end, render_toml(key, &wrapped)));
+                let order: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
+                edits.push(edit(*start, *end, render_toml(key, &order, &wrapped)));
             }
             Err(why) => out.skipped.push((key.clone(), why)),
         }
     }
-    out.text = apply(text, edits);
+    out.text = super::patch::apply(text, &mut edits);
+    out.edits = edits;
     Ok(out)
 }
 
 /// Codex's config: the original text of every wrapped table put back.
-pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<(String, usize), FormatError> {
+pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<Restored, FormatError> {
     let doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
-    let mut edits = Vec::new();
+    let mut edits: Vec<Edit> = Vec::new();
     let mut unknown = Vec::new();
     for (key, start, end) in toml_segments(text)?.entries {
         let Some(table) = doc
@@ -579,7 +627,7 @@ pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<(String, usize),
             continue;
         }
         match originals.get(&vec!["mcp_servers".to_string(), key.clone()]) {
-            Some(original) => edits.push((start, end, original.clone())),
+            Some(original) => edits.push(edit(start, end, original.clone())),
             None => unknown.push(format!("mcp_servers.{key}")),
         }
     }
@@ -646,7 +694,7 @@ fn wrap_codex(
 
 /// A `[mcp_servers.NAME]` table in TOML, values as TOML basic strings, arrays and inline
 /// tables.
-fn render_toml(name: &str, entry: &Map<String, Value>) -> String {
+fn render_toml(name: &str, order: &[String], entry: &Map<String, Value>) -> String {
     fn value(v: &Value) -> String {
         match v {
             Value::String(s) => toml_edit::Value::from(s.as_str())
@@ -673,14 +721,20 @@ fn render_toml(name: &str, entry: &Map<String, Value>) -> String {
         toml_edit::Key::new(k).display_repr().to_string()
     }
     let mut out = format!("[mcp_servers.{}]\n", key(name));
-    for (k, v) in entry {
+    for (k, v) in in_order(order, entry) {
         out.push_str(&format!("{} = {}\n", key(k), value(v)));
     }
     out
 }
 
-/// One item of a YAML list: its fields and where its text starts and ends.
-type YamlItem = (Map<String, Value>, usize, usize);
+/// One item of a YAML list: its fields, their order, and where its text starts and ends.
+struct YamlItem {
+    fields: Map<String, Value>,
+    /// The item's keys in the order they are written.
+    order: Vec<String>,
+    start: usize,
+    end: usize,
+}
 
 /// Continue: the items of the top-level `mcpServers:` list, each from its `- ` line to its last
 /// line of content (deeper-indented lines; blank and comment lines after it belong to what
@@ -729,9 +783,15 @@ fn yaml_segments(text: &str) -> Result<Vec<YamlItem>, FormatError> {
                 marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
             )
             .map_err(|e| FormatError(format!("not valid YAML: {e}")))?;
+            let order = yaml_keys(&alone);
             match parsed.get("item").cloned() {
                 Some(Value::Array(mut one)) if one.len() == 1 => match one.pop() {
-                    Some(Value::Object(map)) => Ok((map, start, end)),
+                    Some(Value::Object(fields)) => Ok(YamlItem {
+                        fields,
+                        order,
+                        start,
+                        end,
+                    }),
                     _ => Err(FormatError("an mcpServers item is not a map".into())),
                 },
                 _ => Err(FormatError("an mcpServers item is not one map".into())),
@@ -740,12 +800,34 @@ fn yaml_segments(text: &str) -> Result<Vec<YamlItem>, FormatError> {
         .collect()
 }
 
+/// The keys of the one item under `item:` in `alone`, in the order they are written.
+fn yaml_keys(alone: &str) -> Vec<String> {
+    let node = marked_yaml::parse_yaml_with_options(
+        0,
+        alone,
+        marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
+    );
+    node.ok()
+        .as_ref()
+        .and_then(|n| n.as_mapping())
+        .and_then(|m| m.get_sequence("item"))
+        .and_then(|s| s.get_mapping(0))
+        .map(|m| m.keys().map(|k| k.as_str().to_string()).collect())
+        .unwrap_or_default()
+}
+
 /// Continue's YAML: every item of `mcpServers` wrapped (its text replaced by an item in YAML
 /// flow style, which the original text replaces again on unwrap).
 pub fn wrap_yaml(text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
     let mut out = Wrapped::default();
-    let mut edits = Vec::new();
-    for (item, start, end) in yaml_segments(text)? {
+    let mut edits: Vec<Edit> = Vec::new();
+    for YamlItem {
+        fields: item,
+        order,
+        start,
+        end,
+    } in yaml_segments(text)?
+    {
         let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_owned) else {
             out.skipped.push(("(no name)".into(), "has no name".into()));
             continue;
@@ -765,26 +847,37 @@ pub fn wrap_yaml(text: &str, settings: &ProxySettings) -> Result<Wrapped, Format
                     text[start..end].to_string(),
                 );
                 let indent = text[start..].len() - text[start..].trim_start().len();
-                edits.push((start, end, render_yaml_item(&name, &wrapped, indent)));
+                edits.push(edit(
+                    start,
+                    end,
+                    render_yaml_item(&name, &order, &wrapped, indent),
+                ));
             }
             Err(why) => out.skipped.push((name, why)),
         }
     }
-    out.text = apply(text, edits);
+    out.text = super::patch::apply(text, &mut edits);
+    out.edits = edits;
     Ok(out)
 }
 
 /// Continue's YAML: the original text of every wrapped item put back.
-pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<(String, usize), FormatError> {
-    let mut edits = Vec::new();
+pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<Restored, FormatError> {
+    let mut edits: Vec<Edit> = Vec::new();
     let mut unknown = Vec::new();
-    for (item, start, end) in yaml_segments(text)? {
+    for YamlItem {
+        fields: item,
+        start,
+        end,
+        ..
+    } in yaml_segments(text)?
+    {
         if !is_wrapped(&item) {
             continue;
         }
         let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
         match originals.get(&vec!["mcpServers".to_string(), name.to_string()]) {
-            Some(original) => edits.push((start, end, original.clone())),
+            Some(original) => edits.push(edit(start, end, original.clone())),
             None => unknown.push(format!("mcpServers.{name}")),
         }
     }
@@ -793,10 +886,15 @@ pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<(String, usize),
 
 /// One list item: `name` first, then every other field, values in JSON flow style (valid
 /// YAML).
-fn render_yaml_item(name: &str, entry: &Map<String, Value>, indent: usize) -> String {
+fn render_yaml_item(
+    name: &str,
+    order: &[String],
+    entry: &Map<String, Value>,
+    indent: usize,
+) -> String {
     let pad = " ".repeat(indent);
     let mut out = format!("{pad}- name: {}\n", json!(name));
-    for (k, v) in entry {
+    for (k, v) in in_order(order, entry) {
         if k == "name" {
             continue;
         }

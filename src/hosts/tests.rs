@@ -349,8 +349,11 @@ fn wrapping_changes_only_the_entries_and_unwrapping_restores_every_byte() {
     let again = rewrite::wrap_json(Host::VsCode, &wrapped.text, &settings()).unwrap();
     assert_eq!(again.text, wrapped.text);
     assert!(again.originals.is_empty());
-    let (restored, n) =
-        rewrite::unwrap_json(Host::VsCode, &wrapped.text, &wrapped.originals).unwrap();
+    let rewrite::Restored {
+        text: restored,
+        count: n,
+        ..
+    } = rewrite::unwrap_json(Host::VsCode, &wrapped.text, &wrapped.originals).unwrap();
     assert_eq!((restored.as_str(), n), (original, 3));
     // An entry wrapped by someone else, with no original kept, is named, not guessed.
     let e = rewrite::unwrap_json(Host::VsCode, &wrapped.text, &Default::default()).unwrap_err();
@@ -369,8 +372,11 @@ fn claude_code_entries_of_every_project_are_wrapped_in_place() {
         "mcpServers".into(),
         "p".into()
     ]));
-    let (restored, _) =
-        rewrite::unwrap_json(Host::ClaudeCode, &wrapped.text, &wrapped.originals).unwrap();
+    let rewrite::Restored {
+        text: restored,
+        count: _,
+        ..
+    } = rewrite::unwrap_json(Host::ClaudeCode, &wrapped.text, &wrapped.originals).unwrap();
     assert_eq!(restored, original);
 }
 
@@ -438,7 +444,11 @@ model = "o4-mini"
     assert!(env.contains(&("EXTRA".to_string(), "1".to_string())));
     let again = rewrite::wrap_toml(&wrapped.text, &settings()).unwrap();
     assert_eq!(again.text, wrapped.text);
-    let (restored, n) = rewrite::unwrap_toml(&wrapped.text, &wrapped.originals).unwrap();
+    let rewrite::Restored {
+        text: restored,
+        count: n,
+        ..
+    } = rewrite::unwrap_toml(&wrapped.text, &wrapped.originals).unwrap();
     assert_eq!((restored.as_str(), n), (original, 2));
 }
 
@@ -476,7 +486,11 @@ fn continue_items_are_wrapped_and_restored_byte_for_byte() {
     );
     let again = rewrite::wrap_yaml(&wrapped.text, &settings()).unwrap();
     assert_eq!(again.text, wrapped.text);
-    let (restored, n) = rewrite::unwrap_yaml(&wrapped.text, &wrapped.originals).unwrap();
+    let rewrite::Restored {
+        text: restored,
+        count: n,
+        ..
+    } = rewrite::unwrap_yaml(&wrapped.text, &wrapped.originals).unwrap();
     assert_eq!((restored.as_str(), n), (original, 2));
 }
 
