@@ -463,14 +463,29 @@ fn codex_spec(table: &dyn toml_edit::TableLike) -> Result<Spec, String> {
 /// Continue's YAML: `mcpServers` is a list of `{name, command, args, env}` or
 /// `{name, type, url}` blocks.
 fn continue_yaml(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError> {
-    let doc: Value =
-        marked_yaml::from_yaml_with_options(0, text, marked_yaml::LoaderOptions::default())
-            .map_err(|e| FormatError(format!("not valid YAML: {e}")))?;
+    // Continue's YAML parser refuses a key given twice in one map: so does this reader.
+    let doc: Value = marked_yaml::from_yaml_with_options(
+        0,
+        text,
+        marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
+    )
+    .map_err(|e| FormatError(format!("not valid YAML: {e}")))?;
     let servers = match doc.get("mcpServers") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
         Some(_) => return Err(FormatError("mcpServers is not a list".into())),
     };
+    // A server is known by its name (the lock's key, the proxy's --name): two of one name
+    // would be one lock entry for two launches.
+    let mut names = std::collections::BTreeSet::new();
+    for name in servers.iter().filter_map(|e| e.get("name").and_then(Value::as_str)) {
+        if !names.insert(name) {
+            return Err(FormatError(format!(
+                "two mcpServers items are named {:?}; give each server a name of its own",
+                crate::core::text::escape(name)
+            )));
+        }
+    }
     Ok(servers
         .iter()
         .enumerate()

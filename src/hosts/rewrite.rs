@@ -394,6 +394,12 @@ fn parse(text: &str) -> Result<Option<Ast<'_>>, FormatError> {
         .map_err(|e| FormatError(format!("not valid JSON: {e}")))
 }
 
+/// Refuses a file the host's own reader would refuse (a key given twice, two servers of one
+/// name): only what reads one way is rewritten.
+fn readable(host: Host, text: &str) -> Result<(), FormatError> {
+    super::formats::parse(host, super::Scope::User, text).map(drop)
+}
+
 /// The keys of a JSON object in the order they are written.
 fn keys_of(value: &Ast<'_>) -> Vec<String> {
     match value {
@@ -408,6 +414,7 @@ fn keys_of(value: &Ast<'_>) -> Vec<String> {
 
 /// Wraps every server entry of a JSON-family config that can be wrapped.
 pub fn wrap_json(host: Host, text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
+    readable(host, text)?;
     let Some(Ast::Object(top)) = parse(text)? else {
         return Err(FormatError("the file is not a JSON object".into()));
     };
@@ -819,6 +826,7 @@ fn yaml_keys(alone: &str) -> Vec<String> {
 /// Continue's YAML: every item of `mcpServers` wrapped (its text replaced by an item in YAML
 /// flow style, which the original text replaces again on unwrap).
 pub fn wrap_yaml(text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
+    readable(Host::Continue, text)?;
     let mut out = Wrapped::default();
     let mut edits: Vec<Edit> = Vec::new();
     for YamlItem {
@@ -863,6 +871,7 @@ pub fn wrap_yaml(text: &str, settings: &ProxySettings) -> Result<Wrapped, Format
 
 /// Continue's YAML: the original text of every wrapped item put back.
 pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<Restored, FormatError> {
+    readable(Host::Continue, text)?;
     let mut edits: Vec<Edit> = Vec::new();
     let mut unknown = Vec::new();
     for YamlItem {

@@ -692,3 +692,39 @@ fn issue_27_a_config_with_a_duplicate_key_is_refused() {
     )
     .unwrap();
 }
+
+/// Issue 27: TOML (Codex) and YAML (Continue) with a key or a server given twice are refused
+/// by the reader and by wrap, as the hosts' own parsers refuse them: never rewritten in a copy
+/// the host may not run.
+#[test]
+fn issue_27_toml_and_yaml_with_a_duplicate_key_or_server_are_refused() {
+    for text in [
+        "[mcp_servers.a]\ncommand = \"x\"\n\n[mcp_servers.a]\ncommand = \"y\"\n",
+        "[mcp_servers.a]\ncommand = \"x\"\ncommand = \"y\"\n",
+        "[mcp_servers.a]\ncommand = \"x\"\n[mcp_servers.a.env]\nK = \"1\"\nK = \"2\"\n",
+    ] {
+        let e = formats::parse(Host::Codex, Scope::User, text).unwrap_err();
+        assert!(e.0.contains("duplicate"), "{text}: {e}");
+        let e = rewrite::wrap_toml(text, &settings()).unwrap_err();
+        assert!(e.0.contains("duplicate"), "{text}: {e}");
+    }
+    for (text, why) in [
+        (
+            "mcpServers:\n  - name: a\n    command: x\n    command: y\n",
+            "uplicate",
+        ),
+        (
+            "mcpServers:\n  - name: a\n    command: x\nmcpServers:\n  - name: b\n    command: y\n",
+            "uplicate",
+        ),
+        (
+            "mcpServers:\n  - name: a\n    command: x\n  - name: a\n    command: y\n",
+            "named \"a\"",
+        ),
+    ] {
+        let e = formats::parse(Host::Continue, Scope::User, text).unwrap_err();
+        assert!(e.0.contains(why), "{text}: {e}");
+        let e = rewrite::wrap_yaml(text, &settings()).unwrap_err();
+        assert!(e.0.contains(why), "{text}: {e}");
+    }
+}
