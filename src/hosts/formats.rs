@@ -478,7 +478,10 @@ fn continue_yaml(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError>
     // A server is known by its name (the lock's key, the proxy's --name): two of one name
     // would be one lock entry for two launches.
     let mut names = std::collections::BTreeSet::new();
-    for name in servers.iter().filter_map(|e| e.get("name").and_then(Value::as_str)) {
+    for name in servers
+        .iter()
+        .filter_map(|e| e.get("name").and_then(Value::as_str))
+    {
         if !names.insert(name) {
             return Err(FormatError(format!(
                 "two mcpServers items are named {:?}; give each server a name of its own",

@@ -6,6 +6,7 @@
 
 pub mod formats;
 pub mod patch;
+pub mod pin;
 pub mod rewrite;
 #[cfg(test)]
 mod tests;

@@ -100,8 +100,26 @@ pub fn reads_the_same(
     before: &str,
     after: &str,
 ) -> Result<(), String> {
-    let was = servers_of(host, scope, before)
+    reads_as(host, scope, before, after, &super::pin::Pins::new())
+}
+
+/// [`reads_the_same`], except that each server `pins` names runs with the arguments it gives.
+pub fn reads_as(
+    host: Host,
+    scope: super::Scope,
+    before: &str,
+    after: &str,
+    pins: &super::pin::Pins,
+) -> Result<(), String> {
+    let mut was = servers_of(host, scope, before)
         .map_err(|e| format!("it does not read before the change ({e})"))?;
+    for (key, project, _, spec) in &mut was {
+        if let (Some(pinned), Ok(super::Spec::Stdio { args, .. })) =
+            (pins.get(&(key.clone(), project.clone())), spec.as_mut())
+        {
+            args.clone_from(pinned);
+        }
+    }
     let now = servers_of(host, scope, after)
         .map_err(|e| format!("the rewritten text would not read as the host reads it ({e})"))?;
     if was.len() != now.len() {
@@ -211,7 +229,10 @@ fn differences(a: &Result<super::Spec, String>, b: &Result<super::Spec, String>)
 }
 
 /// The paths (from the top) of the objects that hold a host's servers.
-fn server_maps<'a, 'b>(host: Host, top: &'b Object<'a>) -> Vec<(Vec<String>, &'b Object<'a>)> {
+pub(super) fn server_maps<'a, 'b>(
+    host: Host,
+    top: &'b Object<'a>,
+) -> Vec<(Vec<String>, &'b Object<'a>)> {
     let object = |o: &'b Object<'a>, key: &str| -> Option<&'b Object<'a>> {
         match o.get(key).map(|p| &p.value) {
             Some(Ast::Object(inner)) => Some(inner),
@@ -352,7 +373,10 @@ fn wrap_entry(
 
 /// An entry's fields in the order a user wrote them (`order`), the fields wrapping added after
 /// them (command, args, env, then the rest by name).
-fn in_order<'m>(order: &[String], entry: &'m Map<String, Value>) -> Vec<(&'m String, &'m Value)> {
+pub(super) fn in_order<'m>(
+    order: &[String],
+    entry: &'m Map<String, Value>,
+) -> Vec<(&'m String, &'m Value)> {
     let mut fields: Vec<(&String, &Value)> = order
         .iter()
         .filter_map(|k| entry.get_key_value(k.as_str()))
@@ -388,7 +412,7 @@ fn render(order: &[String], entry: &Map<String, Value>, text: &str, at: usize) -
     pretty.replace('\n', &format!("\n{indent}"))
 }
 
-fn parse(text: &str) -> Result<Option<Ast<'_>>, FormatError> {
+pub(super) fn parse(text: &str) -> Result<Option<Ast<'_>>, FormatError> {
     jsonc_parser::parse_to_ast(text, &Default::default(), &super::formats::JSONC)
         .map(|r| r.value)
         .map_err(|e| FormatError(format!("not valid JSON: {e}")))
@@ -396,7 +420,7 @@ fn parse(text: &str) -> Result<Option<Ast<'_>>, FormatError> {
 
 /// Refuses a file the host's own reader would refuse (a key given twice, two servers of one
 /// name): only what reads one way is rewritten.
-fn readable(host: Host, text: &str) -> Result<(), FormatError> {
+pub(super) fn readable(host: Host, text: &str) -> Result<(), FormatError> {
     super::formats::parse(host, super::Scope::User, text).map(drop)
 }
 
@@ -507,7 +531,7 @@ fn restore(text: &str, mut edits: Vec<Edit>, unknown: &[String]) -> Result<Resto
     })
 }
 
-fn edit(start: usize, end: usize, text: impl Into<String>) -> Edit {
+pub(super) fn edit(start: usize, end: usize, text: impl Into<String>) -> Edit {
     Edit {
         start,
         end,
@@ -735,18 +759,18 @@ fn render_toml(name: &str, order: &[String], entry: &Map<String, Value>) -> Stri
 }
 
 /// One item of a YAML list: its fields, their order, and where its text starts and ends.
-struct YamlItem {
-    fields: Map<String, Value>,
+pub(super) struct YamlItem {
+    pub(super) fields: Map<String, Value>,
     /// The item's keys in the order they are written.
-    order: Vec<String>,
-    start: usize,
-    end: usize,
+    pub(super) order: Vec<String>,
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
 /// Continue: the items of the top-level `mcpServers:` list, each from its `- ` line to its last
 /// line of content (deeper-indented lines; blank and comment lines after it belong to what
 /// follows). The key of an item is its `name`, read from the item.
-fn yaml_segments(text: &str) -> Result<Vec<YamlItem>, FormatError> {
+pub(super) fn yaml_segments(text: &str) -> Result<Vec<YamlItem>, FormatError> {
     let mut items: Vec<(usize, usize)> = Vec::new();
     let mut in_list = false;
     let mut list_indent: Option<usize> = None;
@@ -895,7 +919,7 @@ pub fn unwrap_yaml(text: &str, originals: &Originals) -> Result<Restored, Format
 
 /// One list item: `name` first, then every other field, values in JSON flow style (valid
 /// YAML).
-fn render_yaml_item(
+pub(super) fn render_yaml_item(
     name: &str,
     order: &[String],
     entry: &Map<String, Value>,

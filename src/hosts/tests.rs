@@ -728,3 +728,99 @@ fn issue_27_toml_and_yaml_with_a_duplicate_key_or_server_are_refused() {
         assert!(e.0.contains(why), "{text}: {e}");
     }
 }
+
+fn pins(entries: &[(&str, Option<&str>, &[&str])]) -> pin::Pins {
+    entries
+        .iter()
+        .map(|(k, p, a)| {
+            (
+                (k.to_string(), p.map(str::to_string)),
+                a.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 27: pinning rewrites only the args of the entries named (a wrapped one after its
+/// `--`), keeps everything else byte for byte, and reads back as those servers with the pinned
+/// arguments, every other server unchanged.
+#[test]
+fn issue_27_pinning_rewrites_only_the_named_entries_args() {
+    let original = r#"{
+  // pinned by hand already
+  "mcpServers": {
+    "a": {"command": "npx", "args": ["-y", "@x/a"], "env": {"T": "secret-value"}},
+    "b": {
+      "command": "npx",
+      "args": [
+        "-y",
+        "@x/b"
+      ]
+    },
+    "c": {"command": "uvx", "args": ["c-server"]}
+  }
+}
+"#;
+    let wrapped = rewrite::wrap_json(Host::Cursor, original, &settings()).unwrap();
+    let p = pins(&[
+        ("a", None, &["-y", "@x/a@1.2.3"]),
+        ("b", None, &["-y", "@x/b@2.0.0"]),
+    ]);
+    for text in [original, wrapped.text.as_str()] {
+        let pinned = pin::pin_json(Host::Cursor, text, &p).unwrap();
+        assert_eq!(pinned.pinned, ["a", "b"]);
+        rewrite::reads_as(Host::Cursor, Scope::User, text, &pinned.text, &p).unwrap();
+        let e = rewrite::reads_the_same(Host::Cursor, Scope::User, text, &pinned.text);
+        assert!(e.unwrap_err().contains("\"a\""));
+        let servers = formats::parse(Host::Cursor, Scope::User, &pinned.text).unwrap();
+        let args = |key: &str| match servers
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| formats::behind_proxy(d.spec.clone().unwrap()))
+        {
+            Some(Spec::Stdio { args, .. }) => args,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(args("a"), ["-y", "@x/a@1.2.3"]);
+        assert_eq!(args("b"), ["-y", "@x/b@2.0.0"]);
+        assert_eq!(args("c"), ["c-server"]);
+    }
+    let pinned = pin::pin_json(Host::Cursor, original, &p).unwrap();
+    assert_eq!(
+        pinned.text,
+        original
+            .replace(r#"["-y", "@x/a"]"#, r#"["-y", "@x/a@1.2.3"]"#)
+            .replace("\"@x/b\"\n", "\"@x/b@2.0.0\"\n"),
+        "only the args change, each in its own layout"
+    );
+}
+
+/// Issue 27: Codex's TOML and Continue's YAML are pinned too, wrapped or not.
+#[test]
+fn issue_27_pinning_codex_and_continue_entries() {
+    let toml = "# mine\n[mcp_servers.a]\ncommand = \"npx\"\nargs = [\"-y\", \"@x/a\"] # floating\n\n[mcp_servers.b]\ncommand = \"uvx\"\nargs = [\"b\"]\n";
+    let p = pins(&[("a", None, &["-y", "@x/a@1.2.3"])]);
+    let wrapped = rewrite::wrap_toml(toml, &settings()).unwrap();
+    for text in [toml, wrapped.text.as_str()] {
+        let pinned = pin::pin_toml(text, &p).unwrap();
+        assert_eq!(pinned.pinned, ["a"]);
+        rewrite::reads_as(Host::Codex, Scope::User, text, &pinned.text, &p).unwrap();
+        assert!(pinned.text.starts_with("# mine\n"), "{}", pinned.text);
+    }
+    let yaml = "name: cfg\nmcpServers:\n  - name: a\n    command: npx\n    args: [\"-y\", \"@x/a\"]\n  - name: b\n    command: uvx\n    args: [b]\n";
+    let wrapped = rewrite::wrap_yaml(yaml, &settings()).unwrap();
+    for text in [yaml, wrapped.text.as_str()] {
+        let pinned = pin::pin_yaml(text, &p).unwrap();
+        assert_eq!(pinned.pinned, ["a"]);
+        rewrite::reads_as(Host::Continue, Scope::User, text, &pinned.text, &p).unwrap();
+        let b = &text[text.rfind("  - name: ").unwrap()..];
+        assert!(
+            pinned.text.ends_with(b),
+            "b is left as it was: {}",
+            pinned.text
+        );
+    }
+    // An entry with no args list is left, with the reason.
+    let pinned = pin::pin_toml("[mcp_servers.a]\ncommand = \"x\"\n", &p).unwrap();
+    assert_eq!(pinned.skipped[0].1, "it has no args list to pin");
+}
