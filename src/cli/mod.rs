@@ -20,6 +20,7 @@ mod proxy;
 mod render;
 mod review;
 mod revocations;
+mod rewriting;
 mod sarif;
 mod scan;
 mod wrap;
@@ -1194,6 +1195,8 @@ pub struct LockArgs {
     /// Rewrite a floating launch to the exact artifact it ran, then lock that launch:
     /// `npx -y pkg` becomes `npx -y pkg@1.2.3`, `uvx pkg` `uvx pkg==1.2.3`, `docker run ...
     /// image:tag` `image@sha256:...`. Put the pinned command (printed) in the host config too.
+    /// With --host, the hosts' configs are rewritten to the pinned launches (the change is
+    /// shown; a wrapped entry keeps its proxy); a server already locked needs --update too.
     #[arg(long, conflicts_with = "check")]
     pub pin: bool,
 
