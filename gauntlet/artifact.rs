@@ -917,3 +917,85 @@ fn issue_27_a_version_manager_shim_is_resolved_to_what_it_runs() {
         "{refused}"
     );
 }
+
+/// Issue 27: `lock --host --pin` pins a host's floating `npx` launch in the host's own config,
+/// wrapped or not: refused for a server already locked until --update, the change shown, the
+/// proxy kept, the pinned launch locked, and the loop clean after it (hosts, lock --check,
+/// unwrap keeping the pin).
+#[test]
+fn issue_27_lock_host_pin_pins_a_hosts_floating_launch_in_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let home = d.join("home");
+    fs::create_dir_all(&home).unwrap();
+    let cache = real_component("npx-cache");
+    let range = format!("{EVERYTHING}@>=2026.8.31 <2026.8.32");
+    let exact = format!("{EVERYTHING}@2026.8.31");
+    let config = d.join(".cursor/mcp.json");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let original = format!(
+        "{{\n  \"mcpServers\": {{\n    \"everything\": {{\"command\": \"npx\", \"args\": [\"-y\", \"{range}\"]}}\n  }}\n}}\n"
+    );
+    fs::write(&config, &original).unwrap();
+    let home_env = home.to_str().unwrap();
+    let env = [
+        ("HOME", home_env),
+        ("npm_config_cache", cache.as_str()),
+        ("npm_config_offline", "true"),
+    ];
+    let mcplock = |args: &[&str]| run_in_env(d, args, &env, T);
+
+    let run = mcplock(&["lock", "--host", "cursor", "--format", "json"]);
+    run.expect_success();
+    assert_eq!(
+        lockfile(d)["servers"]["everything"]["artifact"]["pinned"],
+        false
+    );
+    mcplock(&["wrap", "--host", "cursor", "--allow-unsigned"]).expect_success();
+    let wrapped = fs::read_to_string(&config).unwrap();
+
+    // Locked floating: pinning would change the locked launch, so it needs --update.
+    let run = mcplock(&["lock", "--host", "cursor", "--pin", "--format", "json"]);
+    run.expect_success();
+    assert!(
+        run.json()["notes"].to_string().contains("--pin --update"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(fs::read_to_string(&config).unwrap(), wrapped);
+
+    let run = mcplock(&["lock", "--host", "cursor", "--pin", "--update"]);
+    run.expect_success();
+    assert!(
+        run.stdout.contains(&format!("-        \"{range}\""))
+            && run.stdout.contains(&format!("+        \"{exact}\""))
+            && run.stdout.contains("1 launch(es) pinned"),
+        "the change is shown: {}",
+        run.stdout
+    );
+    let now: Value = serde_json::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+    let args: Vec<&str> = now["mcpServers"]["everything"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "proxy", "still wrapped: {args:?}");
+    assert_eq!(&args[args.len() - 3..], ["npx", "-y", exact.as_str()]);
+    let entry = &lockfile(d)["servers"]["everything"];
+    assert_eq!(
+        entry["launch"]["args"],
+        serde_json::json!(["-y", exact.as_str()])
+    );
+    assert_eq!(entry["artifact"]["pinned"], true);
+
+    // The loop is clean after it: the host runs what is locked, through the proxy.
+    let run = mcplock(&["hosts", "--host", "cursor", "--format", "json"]);
+    run.expect_success();
+    assert!(run.stdout.contains("\"wrapped\""), "{}", run.stdout);
+    mcplock(&["lock", "--host", "cursor", "--check"]).expect_success();
+    // Unwrapping keeps the pin (the wrap record was pinned too): no "edited" refusal.
+    mcplock(&["unwrap", "--host", "cursor"]).expect_success();
+    let unwrapped = fs::read_to_string(&config).unwrap();
+    assert_eq!(unwrapped, original.replace(&range, &exact));
+}

@@ -1,6 +1,6 @@
 //! `mcplock hosts`, `lock --host` and the `--host` of verify, diff and policy: the servers
 //! agent hosts already run, read from their config files, listed, locked (many at once, with a
-//! bound) and checked. Rewriting the configs is `wrap`'s.
+//! bound) and checked; `lock --host --pin` pins their floating launches (hosts/pin.rs).
 
 use super::exit::{Code, fail};
 use super::locked::load_lockfile;
@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod pin;
 
 /// One server of a host's config, with what it resolved to.
 struct Entry {
@@ -90,34 +92,38 @@ fn gather(args: &HostArgs) -> Result<(Vec<Entry>, Vec<Unreadable>), CliError> {
         ));
     }
     let (found, unreadable) = discover(&hosts, args.config.as_deref(), &home, &project);
-    let lookup = |k: &str| std::env::var(k).ok();
     let entries = found
         .into_iter()
-        .map(|found| {
-            // A per-project entry runs in its project; the others in this one.
-            let workspace = found
-                .declared
-                .project
-                .as_ref()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| project.clone());
-            let spec = found.declared.spec.clone();
-            let recorded = spec
-                .clone()
-                .and_then(|spec| recorded_launch(&spec, &lookup, &workspace, &home));
-            let endpoint = if found.declared.disabled {
-                Err("disabled in the host's config".to_string())
-            } else {
-                spec.and_then(|spec| resolve(&spec, &lookup, &workspace, &home))
-            };
-            Entry {
-                found,
-                endpoint,
-                recorded,
-            }
-        })
+        .map(|found| entry_of(found, &project, &home))
         .collect();
     Ok((entries, unreadable))
+}
+
+/// A server found in a config, resolved against this environment (`project` the current
+/// directory, `home` the user's).
+fn entry_of(found: Found, project: &std::path::Path, home: &std::path::Path) -> Entry {
+    let lookup = |k: &str| std::env::var(k).ok();
+    // A per-project entry runs in its project; the others in this one.
+    let workspace = found
+        .declared
+        .project
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project.to_path_buf());
+    let spec = found.declared.spec.clone();
+    let recorded = spec
+        .clone()
+        .and_then(|spec| recorded_launch(&spec, &lookup, &workspace, home));
+    let endpoint = if found.declared.disabled {
+        Err("disabled in the host's config".to_string())
+    } else {
+        spec.and_then(|spec| resolve(&spec, &lookup, &workspace, home))
+    };
+    Entry {
+        found,
+        endpoint,
+        recorded,
+    }
 }
 
 /// Where an entry stands against the lockfile.
@@ -599,12 +605,6 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
             "--host locks the servers of the hosts' configs, each under its config key: give no server (-- CMD or --url) and no --name",
         ));
     }
-    if args.pin {
-        return Err(fail(
-            Code::Usage,
-            "--pin rewrites one launch given after --; a host config's launches are the config's to change: lock each with `mcplock lock --pin -- CMD`, then put the printed command in the config",
-        ));
-    }
     let (entries, unreadable) = gather(&args.hosts)?;
     let path = args.lockfile.as_path();
     let started = std::time::SystemTime::now();
@@ -615,6 +615,11 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     let (scanned, failed) = scan_all(jobs, &args.server, args.jobs, args.resources).await;
     outcomes.extend(failed);
     let mut scanned = scanned;
+    let pinned = if args.pin {
+        Some(pin_launches(&entries, &mut scanned, &mut outcomes, &args).await?)
+    } else {
+        None
+    };
     scanned.sort_by(|a, b| a.0.cmp(&b.0));
 
     // Merge under the directory's lock, into the file as it is now.
@@ -650,9 +655,56 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
         ExitKind::Clean
     };
     let shown_path = path.display().to_string();
-    let json = lock_json(&outcomes, &lockfile, &unreadable, &shown_path);
-    let human = lock_human(&outcomes, &unreadable, &shown_path, changed);
+    let mut json = lock_json(&outcomes, &lockfile, &unreadable, &shown_path);
+    let mut human = lock_human(&outcomes, &unreadable, &shown_path, changed);
+    if let Some((shown, decided, notes)) = pinned {
+        human = format!(
+            "{shown}{}{human}",
+            notes.iter().map(|n| format!("{n}\n")).collect::<String>()
+        );
+        json["pinned"] = json!(decided);
+        json["notes"] = json!(notes);
+    }
     Ok(Output::report(exit, human, json))
+}
+
+/// `--pin`: the floating launches of `scanned` pinned (scanned again as pinned, then written
+/// into the configs); `scanned` then holds the pinned launches. Returns the rewrites shown,
+/// a JSON entry per pinned server and the notes on launches left floating.
+async fn pin_launches(
+    entries: &[Entry],
+    scanned: &mut Vec<(String, String, ServerLock)>,
+    outcomes: &mut Vec<Reported>,
+    args: &LockArgs,
+) -> Result<(String, Vec<Value>, Vec<String>), CliError> {
+    let existing = load_lockfile(args.lockfile.as_path())?;
+    let plan = pin::plan(entries, scanned, existing.as_ref(), args.update)?;
+    let (jobs, mut failed) = jobs_of(&plan.entries);
+    let (rescanned, refailed) = scan_all(jobs, &args.server, args.jobs, args.resources).await;
+    failed.extend(refailed);
+    let ran: std::collections::BTreeSet<String> =
+        rescanned.iter().map(|(n, _, _)| n.clone()).collect();
+    let (shown, decided) = pin::write(&plan, &ran.iter().map(String::as_str).collect())?;
+    // A server whose pinned launch failed is not locked floating either: it is reported.
+    let replaced: std::collections::BTreeSet<&String> =
+        ran.iter().chain(failed.iter().map(|(n, _, _)| n)).collect();
+    scanned.retain(|(n, _, _)| !replaced.contains(n));
+    scanned.extend(rescanned);
+    outcomes.extend(
+        failed
+            .into_iter()
+            .map(|(name, origin, outcome)| match outcome {
+                Outcome::Failed(why) => (
+                    name,
+                    origin,
+                    Outcome::Failed(format!(
+                        "its pinned launch failed, so the config was left as it is: {why}"
+                    )),
+                ),
+                other => (name, origin, other),
+            }),
+    );
+    Ok((shown, decided, plan.notes))
 }
 
 /// Each scanned server merged into `lockfile` as `lock` would (created; unchanged; updated only

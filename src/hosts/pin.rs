@@ -212,3 +212,30 @@ pub fn pin_file(host: Host, text: &str, pins: &Pins) -> Result<Pinned, FormatErr
         host => pin_json(host, text, pins),
     }
 }
+
+/// The original text `wrap` recorded for an entry (what `unwrap` puts back), with its args
+/// pinned as well, so unwrapping a pinned entry keeps the pin; `None` when it cannot be read
+/// as an entry of that host.
+pub fn pin_original(host: Host, original: &str, key: &str, pinned: &[String]) -> Option<String> {
+    let pins: Pins = [((key.to_string(), None), pinned.to_vec())].into();
+    // The entry's text alone is not a config: it is put in the smallest config that holds
+    // it, pinned there, and taken back out.
+    let (before, after, host) = match host {
+        Host::Codex => (String::new(), String::new(), Host::Codex),
+        Host::Continue => ("mcpServers:\n".to_string(), String::new(), Host::Continue),
+        _ => (
+            format!("{{\"mcpServers\": {{{}: ", json!(key)),
+            "}}".to_string(),
+            Host::Cursor,
+        ),
+    };
+    let whole = format!("{before}{original}{after}");
+    let done = pin_file(host, &whole, &pins).ok()?;
+    if done.pinned.len() != 1 {
+        return None;
+    }
+    done.text
+        .strip_prefix(&before)?
+        .strip_suffix(&after)
+        .map(str::to_owned)
+}

@@ -824,3 +824,31 @@ fn issue_27_pinning_codex_and_continue_entries() {
     let pinned = pin::pin_toml("[mcp_servers.a]\ncommand = \"x\"\n", &p).unwrap();
     assert_eq!(pinned.skipped[0].1, "it has no args list to pin");
 }
+
+/// Issue 27: the original text wrap recorded for a wrapped entry is pinned with it, so unwrap
+/// puts back the pinned launch, not the floating one.
+#[test]
+fn issue_27_a_wrapped_entrys_recorded_original_is_pinned_with_it() {
+    let pinned = vec!["-y".to_string(), "@x/a@1.2.3".to_string()];
+    let json = "{\"command\": \"npx\",\n  \"args\": [\"-y\", \"@x/a\"]}";
+    assert_eq!(
+        pin::pin_original(Host::ClaudeDesktop, json, "a", &pinned).unwrap(),
+        json.replace("\"@x/a\"]", "\"@x/a@1.2.3\"]")
+    );
+    let toml = "[mcp_servers.a]\ncommand = \"npx\"\nargs = [\"-y\", \"@x/a\"]\n";
+    assert!(
+        pin::pin_original(Host::Codex, toml, "a", &pinned)
+            .unwrap()
+            .contains("\"@x/a@1.2.3\"")
+    );
+    let yaml = "  - name: a\n    command: npx\n    args: [\"-y\", \"@x/a\"]\n";
+    assert!(
+        pin::pin_original(Host::Continue, yaml, "a", &pinned)
+            .unwrap()
+            .contains("\"@x/a@1.2.3\"")
+    );
+    assert_eq!(
+        pin::pin_original(Host::Cursor, "not json", "a", &pinned),
+        None
+    );
+}
