@@ -474,14 +474,21 @@ fn verify_diff_and_policy_take_the_servers_a_host_runs() {
 /// A password a user wrote into a URL of their config (issue 26).
 const URL_PASSWORD: &str = "url-passw0rd-never-shown";
 
-/// The argv a wrapped entry gives, `${env:VAR}` expanded as VS Code expands it before it
-/// starts the proxy (with `value` for MCP_SECRET).
-fn expanded_as_vscode(entry: &Value, value: &str) -> Value {
+/// The argv a wrapped entry gives, `${env:VAR}` and `${workspaceFolder}` expanded as VS Code
+/// expands them before it starts the proxy (with `value` for MCP_SECRET).
+fn expanded_as_vscode(s: &Scratch, entry: &Value, value: &str) -> Value {
     let args: Vec<Value> = entry["args"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| json!(a.as_str().unwrap().replace("${env:MCP_SECRET}", value)))
+        .map(|a| {
+            json!(
+                a.as_str()
+                    .unwrap()
+                    .replace("${env:MCP_SECRET}", value)
+                    .replace("${workspaceFolder}", s.project.to_str().unwrap())
+            )
+        })
         .collect();
     json!({"command": entry["command"], "args": args, "env": {"MCP_SECRET": SECRET}})
 }
@@ -590,6 +597,21 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
     };
     let local = &wrapped["servers"]["vs-local"];
     leaks(&[&local.to_string()]);
+    // A project's config is the team's: mcplock from PATH, the lockfile in the project.
+    assert_eq!(local["command"], "mcplock", "{local}");
+    assert!(
+        local["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("${workspaceFolder}/mcp-lock.json")),
+        "{local}"
+    );
+    assert!(
+        !s.project
+            .join(".vscode/mcp.json.mcplock-wrap.json")
+            .exists(),
+        "the wrap record (env values) stays out of the project"
+    );
     let desk = serde_json::from_str::<Value>(&fs::read_to_string(&desktop).unwrap()).unwrap()
         ["mcpServers"]["desk"]
         .clone();
@@ -597,7 +619,7 @@ fn issue_26_secrets_in_a_host_config_never_leave_from_listing_to_a_running_proxy
 
     // The hosts start the proxy as the wrapped configs say: VS Code with ${env:MCP_SECRET}
     // filled from its environment, Claude Desktop with the argument as written. Both serve.
-    for entry in [expanded_as_vscode(local, SECRET), desk.clone()] {
+    for entry in [expanded_as_vscode(&s, local, SECRET), desk.clone()] {
         let seen = start_as_the_host_would(&s, &entry, json!([["tool_00000", {"path": "p"}]]));
         assert_eq!(
             seen["calls"][0]["text"],
@@ -671,7 +693,7 @@ fn listed_without_secrets(s: &Scratch) {
 /// A proxy started with an argument that is not what the variable holds is refused, the
 /// variable's value never shown.
 fn a_forged_argument_is_refused(s: &Scratch, local: &Value) {
-    let forged = expanded_as_vscode(local, "--forged");
+    let forged = expanded_as_vscode(s, local, "--forged");
     let argv: Vec<String> = forged["args"]
         .as_array()
         .unwrap()
@@ -681,6 +703,7 @@ fn a_forged_argument_is_refused(s: &Scratch, local: &Value) {
     let out = Command::new(forged["command"].as_str().unwrap())
         .current_dir(&s.project)
         .args(&argv)
+        .env("PATH", host_path())
         .env("MCP_SECRET", SECRET)
         .stdin(std::process::Stdio::null())
         .output()
@@ -726,6 +749,16 @@ fn succeeds(s: &Scratch, args: &[&str]) -> String {
     out
 }
 
+/// The PATH of a host on a machine where mcplock is installed.
+fn host_path() -> String {
+    let dir = Path::new(mcplock_bin())
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
 /// Like [`start_as_the_host_would`], also returning what the host logged on stderr (the
 /// proxy's stderr reaches the host's log of the server).
 fn start_as_the_host_would_logged(s: &Scratch, entry: &Value, calls: Value) -> (Value, String) {
@@ -743,6 +776,7 @@ fn start_as_the_host_would_logged(s: &Scratch, entry: &Value, calls: Value) -> (
         .arg(calls.to_string())
         .arg("--")
         .args(&argv)
+        .env("PATH", host_path())
         .env(
             "MCP_SERVER_ENV",
             entry.get("env").cloned().unwrap_or(json!({})).to_string(),

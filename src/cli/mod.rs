@@ -134,6 +134,11 @@ pub enum Command {
     /// nothing. Lock the servers first (`mcplock lock --host ...`): the proxy refuses what the
     /// lock does not hold.
     ///
+    /// A project's config (.mcp.json, .cursor/mcp.json, .vscode/mcp.json, ...) is a team's:
+    /// its entries run `mcplock` from the host's PATH and name files inside the project
+    /// relative to it (${workspaceFolder}/... for VS Code and Cursor), and its backup and
+    /// record go to ~/.local/state/mcplock/wrap, never into the project.
+    ///
     /// Examples:
     ///   mcplock wrap --host claude-desktop --key /etc/mcp/team.pub --lockfile /etc/mcp/mcp-lock.json
     ///   mcplock wrap --host vscode --allow-unsigned --dry-run

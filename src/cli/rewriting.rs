@@ -182,17 +182,51 @@ pub(super) fn after_written(
     error
 }
 
-pub(super) fn sidecar(path: &std::path::Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
+/// Where the backup (`suffix` [`BACKUP`]) or the wrap record ([`RECORD`]) of a config lives:
+/// beside a user's config; for a project's config (which a team commits, while the record
+/// holds the env values the entries held) in the user's state directory
+/// (`$XDG_STATE_HOME/mcplock/wrap`, else `~/.local/state/mcplock/wrap`), named by a digest of
+/// the config's absolute path, so nothing of them lands in the project.
+pub(super) fn side_file(file: &ConfigFile, suffix: &str) -> Result<PathBuf, CliError> {
+    if file.scope != crate::hosts::Scope::Project {
+        let mut name = file.path.as_os_str().to_owned();
+        name.push(suffix);
+        return Ok(PathBuf::from(name));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .ok_or_else(|| {
+            fail(
+                Code::HostConfigInvalid,
+                "neither XDG_STATE_HOME nor HOME is set: nowhere to keep a project config's wrap record",
+            )
+        })?;
+    let absolute = std::path::absolute(&file.path).map_err(|e| {
+        fail(
+            Code::HostConfigInvalid,
+            format!("{}: {e}", file.path.display()),
+        )
+    })?;
+    let digest = crate::core::canonical::Digest::of_bytes(absolute.as_os_str().as_encoded_bytes())
+        .to_string();
+    let short = digest.strip_prefix("sha256:").unwrap_or(&digest);
+    let name = file
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(state
+        .join("mcplock/wrap")
+        .join(format!("{}-{name}{suffix}", &short[..16])))
 }
 
 pub(super) const RECORD: &str = ".mcplock-wrap.json";
 pub(super) const BACKUP: &str = ".mcplock-backup";
 
-pub(super) fn read_record(path: &std::path::Path) -> Result<Originals, CliError> {
-    let record = sidecar(path, RECORD);
+pub(super) fn read_record(file: &ConfigFile) -> Result<Originals, CliError> {
+    let record = side_file(file, RECORD)?;
     let Some(bytes) = crate::edge::fs::read_bounded(&record, 64 << 20)
         .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
     else {
@@ -235,6 +269,29 @@ pub(super) fn read_record(path: &std::path::Path) -> Result<Originals, CliError>
 /// Writes a file only its owner may read (the record holds what the config held: env values
 /// and header values).
 pub(super) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let failed = |e: std::io::Error| {
+        fail(
+            Code::WriteFailed,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(failed)?;
+    }
+    // A file others could read is made private before what it will hold is written.
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+    }
     if !path.exists() {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
@@ -252,8 +309,8 @@ pub(super) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), 
     crate::edge::fs::write_atomic(path, bytes).map_err(|e| fail(Code::WriteFailed, e.to_string()))
 }
 
-pub(super) fn write_record(path: &std::path::Path, originals: &Originals) -> Result<(), CliError> {
-    let record = sidecar(path, RECORD);
+pub(super) fn write_record(file: &ConfigFile, originals: &Originals) -> Result<(), CliError> {
+    let record = side_file(file, RECORD)?;
     if originals.is_empty() {
         if record.exists() {
             std::fs::remove_file(&record).map_err(|e| {

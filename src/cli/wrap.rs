@@ -6,7 +6,7 @@ use super::hosts::selected;
 use super::locked::load_lockfile;
 use super::rewriting::{
     BACKUP, Change, after_written, read_record, rewrite_checked, rewrite_error, rewrite_file,
-    sidecar, write_private, write_record,
+    side_file, write_private, write_record,
 };
 use super::{CliError, ExitKind, HostArgs, Output, UnwrapArgs, WrapArgs};
 use crate::core::text::escape;
@@ -15,16 +15,84 @@ use crate::hosts::{ConfigFile, Host};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// A path as a wrapped entry records it: absolute (a host starts the proxy from anywhere).
-fn absolute(p: &std::path::Path) -> Result<String, CliError> {
-    std::path::absolute(p)
-        .map(|a| a.display().to_string())
-        .map_err(|e| fail(Code::Usage, format!("{}: {e}", p.display())))
+/// How a wrapped entry names the files and the program it runs. A user's config is this
+/// machine's: absolute paths (a host starts the proxy from anywhere). A project's config is a
+/// team's (committed): `mcplock` from the host's PATH, and files inside the project relative to
+/// it: `${workspaceFolder}/…` where the host expands that (VS Code, Cursor), else a relative
+/// path (the host starts a project's servers in the project). A file outside the project keeps
+/// its absolute path, with a warning.
+#[derive(Default)]
+struct Placement {
+    project: Option<(PathBuf, bool)>,
+    warnings: std::cell::RefCell<Vec<String>>,
+}
+
+impl Placement {
+    fn for_file(file: &ConfigFile, project: &std::path::Path) -> Placement {
+        let portable = (file.scope == crate::hosts::Scope::Project).then(|| {
+            let variable = matches!(file.host, Host::VsCode | Host::Cursor);
+            (project.to_path_buf(), variable)
+        });
+        Placement {
+            project: portable,
+            warnings: Default::default(),
+        }
+    }
+
+    fn place(&self, p: &std::path::Path) -> Result<String, CliError> {
+        let absolute = std::path::absolute(p)
+            .map_err(|e| fail(Code::Usage, format!("{}: {e}", p.display())))?;
+        let Some((project, variable)) = &self.project else {
+            return Ok(absolute.display().to_string());
+        };
+        match absolute.strip_prefix(project) {
+            Ok(inside) if *variable => Ok(format!("${{workspaceFolder}}/{}", inside.display())),
+            Ok(inside) => Ok(inside.display().to_string()),
+            Err(_) => {
+                self.warnings.borrow_mut().push(format!(
+                    "{} is outside the project: the project's config names it by its absolute path, which other machines may not have",
+                    absolute.display()
+                ));
+                Ok(absolute.display().to_string())
+            }
+        }
+    }
+
+    /// The mcplock the entries run.
+    fn program(&self) -> Result<String, CliError> {
+        if self.project.is_some() {
+            if !on_path("mcplock") {
+                self.warnings.borrow_mut().push(
+                    "the project's entries run `mcplock` from the host's PATH, and it is not on this PATH: install it (cargo install --locked --path . --bin mcplock)".into(),
+                );
+            }
+            return Ok("mcplock".into());
+        }
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .map_err(|e| {
+                fail(
+                    Code::Usage,
+                    format!("cannot find the mcplock executable: {e}"),
+                )
+            })
+    }
+}
+
+/// Whether PATH holds an executable `name`.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// The proxy flags `wrap` writes into every entry: only what differs from the proxy's
 /// defaults, paths absolute (a host starts the proxy from anywhere).
-fn proxy_options(args: &WrapArgs) -> Result<Vec<String>, CliError> {
+fn proxy_options(args: &WrapArgs, place: &Placement) -> Result<Vec<String>, CliError> {
     let mut options = Vec::new();
     fn value(v: &impl clap::ValueEnum) -> String {
         v.to_possible_value()
@@ -47,7 +115,7 @@ fn proxy_options(args: &WrapArgs) -> Result<Vec<String>, CliError> {
                 format!("--policy {}: no such file", policy.display()),
             ));
         }
-        options.extend(["--policy".to_string(), absolute(policy)?]);
+        options.extend(["--policy".to_string(), place.place(policy)?]);
     }
     for preset in &args.presets {
         options.extend(["--preset".to_string(), preset.clone()]);
@@ -95,17 +163,17 @@ fn config_files(args: &HostArgs) -> Result<Vec<ConfigFile>, CliError> {
     Ok(files)
 }
 
-/// How every wrapped entry starts the proxy: this mcplock, the signature check, the lockfile
-/// and the proxy's options, paths absolute.
-fn proxy_settings(args: &WrapArgs) -> Result<ProxySettings, CliError> {
+/// How every wrapped entry of a file starts the proxy: this mcplock, the signature check, the
+/// lockfile and the proxy's options, placed as `place` says.
+fn proxy_settings(args: &WrapArgs, place: &Placement) -> Result<ProxySettings, CliError> {
     let mut trust: Vec<String> = Vec::new();
     if let Some(key) = &args.check.key {
-        trust.extend(["--key".to_string(), absolute(key)?]);
+        trust.extend(["--key".to_string(), place.place(key)?]);
         if let Some(signature) = &args.check.signature {
-            trust.extend(["--signature".to_string(), absolute(signature)?]);
+            trust.extend(["--signature".to_string(), place.place(signature)?]);
         }
     } else if let Some(bundle) = &args.check.bundle {
-        trust.extend(["--bundle".to_string(), absolute(bundle)?]);
+        trust.extend(["--bundle".to_string(), place.place(bundle)?]);
         if let Some(identity) = &args.check.identity {
             trust.extend(["--identity".to_string(), identity.clone()]);
         }
@@ -123,26 +191,25 @@ fn proxy_settings(args: &WrapArgs) -> Result<ProxySettings, CliError> {
             "say how the proxy checks the lockfile: --key PUBLIC, --bundle with --identity and --issuer, or --allow-unsigned",
         ));
     }
-    let mcplock = std::env::current_exe()
-        .map_err(|e| {
-            fail(
-                Code::Usage,
-                format!("cannot find the mcplock executable: {e}"),
-            )
-        })?
-        .display()
-        .to_string();
+    let mcplock = place.program()?;
     Ok(ProxySettings {
         mcplock,
         trust,
-        lockfile: absolute(&args.lockfile)?,
-        options: proxy_options(args)?,
+        lockfile: place.place(&args.lockfile)?,
+        options: proxy_options(args, place)?,
         audit_dir: match &args.audit {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     fail(Code::WriteFailed, format!("--audit {}: {e}", dir.display()))
                 })?;
-                Some(absolute(dir)?)
+                let placed = place.place(dir)?;
+                if place.project.is_some() && !placed.starts_with('/') {
+                    place.warnings.borrow_mut().push(format!(
+                        "the audit logs are written inside the project ({}): keep that directory out of git",
+                        dir.display()
+                    ));
+                }
+                Some(placed)
             }
             None => None,
         },
@@ -150,7 +217,9 @@ fn proxy_settings(args: &WrapArgs) -> Result<ProxySettings, CliError> {
 }
 
 pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
-    let settings = proxy_settings(&args)?;
+    // A flag that does not fit is refused before any file is read.
+    proxy_settings(&args, &Placement::default())?;
+    let (_, project) = super::hosts::home_and_project()?;
     let lockfile = load_lockfile(&args.lockfile)?;
     let files = config_files(&args.hosts)?;
     if files.is_empty() {
@@ -163,6 +232,13 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     let mut warnings = Vec::new();
     let mut written = Vec::new();
     for file in &files {
+        let place = Placement::for_file(file, &project);
+        let settings = proxy_settings(&args, &place)?;
+        for warning in place.warnings.into_inner() {
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
         let wrapped_now: std::cell::RefCell<Option<Originals>> = std::cell::RefCell::new(None);
         let out = rewrite_file(
             file,
@@ -187,7 +263,7 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
             },
             |before| {
                 let originals = wrapped_now.borrow().clone().unwrap_or_default();
-                save_undo(&file.path, before, originals)
+                save_undo(file, before, originals)
             },
         )
         .map_err(|e| after_written(e, &written, "wrapped", "unwrap"))?;
@@ -251,17 +327,17 @@ fn edits_kept(file: &ConfigFile, before: &str, after: &str, force: bool) -> Resu
 
 /// What undoes a wrap, saved before the config changes: the file as it was before mcplock
 /// first wrapped it (never overwritten), and each entry's original text in the record.
-fn save_undo(path: &std::path::Path, before: &str, originals: Originals) -> Result<(), CliError> {
+fn save_undo(file: &ConfigFile, before: &str, originals: Originals) -> Result<(), CliError> {
     if originals.is_empty() {
         return Ok(());
     }
-    let backup = sidecar(path, BACKUP);
-    if !backup.exists() && read_record(path)?.is_empty() {
+    let backup = side_file(file, BACKUP)?;
+    if !backup.exists() && read_record(file)?.is_empty() {
         write_private(&backup, before.as_bytes())?;
     }
-    let mut record = read_record(path)?;
+    let mut record = read_record(file)?;
     record.extend(originals);
-    write_record(path, &record)
+    write_record(file, &record)
 }
 
 fn unwrap_text(
@@ -282,7 +358,7 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
     let mut any = false;
     let mut written = Vec::new();
     for file in &files {
-        let record = read_record(&file.path)?;
+        let record = read_record(file)?;
         if record.is_empty() {
             continue;
         }
@@ -310,12 +386,12 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         if !args.dry_run && count > 0 {
             written.push(file.path.display().to_string());
             // Every wrapped entry is restored: the record has served its purpose.
-            write_record(&file.path, &Originals::new())?;
+            write_record(file, &Originals::new())?;
         }
     }
     if !any {
         // Nothing wrapped is not a failure: the configs are as unwrap would leave them.
-        stdout.push_str("nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json)\n");
+        stdout.push_str("nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json beside a user's config; for a project's, in ~/.local/state/mcplock/wrap)\n");
     }
     Ok(Output::text(ExitKind::Clean, stdout))
 }
@@ -364,5 +440,51 @@ mod tests {
             .unwrap()
             .text;
         edits_kept(&file, &wrapped.text, &clean, false).unwrap();
+    }
+
+    /// Issue 27: a project's config gets portable entries (mcplock from PATH, files relative
+    /// to the project); a user's keeps absolute paths; a file outside the project is named.
+    #[test]
+    fn issue_27_a_project_config_names_files_relative_to_the_project() {
+        let project = std::path::Path::new("/work/team");
+        let at = |host, scope, name: &str| ConfigFile::new(host, scope, project.join(name));
+        let vscode = Placement::for_file(
+            &at(
+                Host::VsCode,
+                crate::hosts::Scope::Project,
+                ".vscode/mcp.json",
+            ),
+            project,
+        );
+        assert_eq!(
+            vscode.place(&project.join("locks/mcp-lock.json")).unwrap(),
+            "${workspaceFolder}/locks/mcp-lock.json"
+        );
+        assert_eq!(vscode.program().unwrap(), "mcplock");
+        let claude = Placement::for_file(
+            &at(Host::ClaudeCode, crate::hosts::Scope::Project, ".mcp.json"),
+            project,
+        );
+        assert_eq!(
+            claude.place(&project.join("mcp-lock.json")).unwrap(),
+            "mcp-lock.json"
+        );
+        assert!(claude.warnings.borrow().is_empty());
+        assert_eq!(
+            claude
+                .place(std::path::Path::new("/etc/mcp/team.pub"))
+                .unwrap(),
+            "/etc/mcp/team.pub"
+        );
+        assert!(claude.warnings.borrow()[0].contains("outside the project"));
+        let user = Placement::for_file(
+            &at(Host::ClaudeDesktop, crate::hosts::Scope::User, "c.json"),
+            project,
+        );
+        assert_eq!(
+            user.place(&project.join("mcp-lock.json")).unwrap(),
+            "/work/team/mcp-lock.json"
+        );
+        assert!(user.program().unwrap().starts_with('/'));
     }
 }

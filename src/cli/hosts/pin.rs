@@ -151,7 +151,7 @@ pub(super) fn write(
 /// A wrapped entry's recorded original (what `unwrap` restores) gets the pin too, so unwrapping
 /// keeps the pinned launch instead of refusing over an edit mcplock made itself.
 fn pin_the_record(file: &ConfigFile, pins: &Pins) -> Result<(), CliError> {
-    let mut record = read_record(&file.path)?;
+    let mut record = read_record(file)?;
     let mut changed = false;
     for (path, text) in record.iter_mut() {
         let Some(key) = path.last() else {
@@ -167,7 +167,7 @@ fn pin_the_record(file: &ConfigFile, pins: &Pins) -> Result<(), CliError> {
         }
     }
     if changed {
-        write_record(&file.path, &record)?;
+        write_record(file, &record)?;
     }
     Ok(())
 }
