@@ -10,6 +10,7 @@ pub mod pin;
 pub mod rewrite;
 #[cfg(test)]
 mod tests;
+mod toml_entries;
 
 use crate::core::launch::{Launch, Piece, pieces, redact_url, url_credential};
 use crate::transport::Endpoint;

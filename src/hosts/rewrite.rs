@@ -539,80 +539,14 @@ pub(super) fn edit(start: usize, end: usize, text: impl Into<String>) -> Edit {
     }
 }
 
-/// A config's text cut into its parts: the segments of the server entries (by key) and what
-/// lies between them.
-struct Segments {
-    /// (key, start, end) of each entry's text, in order.
-    entries: Vec<(String, usize, usize)>,
-}
-
-/// Codex: each `[mcp_servers.NAME]` table runs from its header line to the next table header
-/// (or the end of the file).
-fn toml_segments(text: &str) -> Result<Segments, FormatError> {
-    let mut entries = Vec::new();
-    // The open table: its key, where it starts, and where its last line of content ends (the
-    // blank and comment lines after it belong to what follows).
-    let mut open: Option<(String, usize, usize)> = None;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            if let Some((key, start, end)) = open.take() {
-                entries.push((key, start, end));
-            }
-            let header = trimmed
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("");
-            let parts: Vec<&str> = header.split('.').map(str::trim).collect();
-            if parts.first() == Some(&"mcp_servers") {
-                match parts.as_slice() {
-                    [_, name] => {
-                        let name = name.trim_matches('"').to_string();
-                        open = Some((name, offset, offset + line.len()));
-                    }
-                    [_] => {
-                        return Err(FormatError(
-                            "mcp_servers is one table here; wrap reads [mcp_servers.NAME] tables"
-                                .into(),
-                        ));
-                    }
-                    // A sub-table ([mcp_servers.NAME.env]) belongs to its server's segment.
-                    [_, name, ..] => {
-                        let name = name.trim_matches('"');
-                        if entries.last().is_some_and(|(k, _, _)| k == name)
-                            && let Some((key, start, _)) = entries.pop()
-                        {
-                            open = Some((key, start, offset + line.len()));
-                        }
-                    }
-                    [] => {}
-                }
-            }
-        } else if let Some((_, _, end)) = open.as_mut()
-            && !trimmed.is_empty()
-            && !trimmed.starts_with('#')
-        {
-            *end = offset + line.len();
-        }
-        offset += line.len();
-    }
-    if let Some(entry) = open {
-        entries.push(entry);
-    }
-    Ok(Segments { entries })
-}
-
 /// Codex's config: every `[mcp_servers.NAME]` table wrapped.
 pub fn wrap_toml(text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
     let doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
-    let segments = toml_segments(text)?;
     let mut out = Wrapped::default();
     let mut edits: Vec<Edit> = Vec::new();
-    for (key, start, end) in &segments.entries {
+    for (key, range) in &super::toml_entries::entries(text)? {
         let Some(table) = doc
             .get("mcp_servers")
             .and_then(|s| s.get(key))
@@ -622,16 +556,21 @@ pub fn wrap_toml(text: &str, settings: &ProxySettings) -> Result<Wrapped, Format
             continue;
         };
         let entry = toml_to_json(table);
-        match wrap_codex(key, &entry, settings) {
-            Ok(wrapped) => {
+        match (wrap_codex(key, &entry, settings), range.as_ref()) {
+            (Ok(wrapped), Ok(range)) => {
                 out.originals.insert(
                     vec!["mcp_servers".into(), key.clone()],
-                    text[*start..*end].to_string(),
+                    text[range.clone()].to_string(),
                 );
                 let order: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
-                edits.push(edit(*start, *end, render_toml(key, &order, &wrapped)));
+                edits.push(edit(
+                    range.start,
+                    range.end,
+                    render_toml(key, &order, &wrapped),
+                ));
             }
-            Err(why) => out.skipped.push((key.clone(), why)),
+            (Err(why), _) => out.skipped.push((key.clone(), why)),
+            (_, Err(why)) => out.skipped.push((key.clone(), why.clone())),
         }
     }
     out.text = super::patch::apply(text, &mut edits);
@@ -646,7 +585,7 @@ pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<Restored, Format
         .map_err(|e: toml_edit::TomlError| FormatError(format!("not valid TOML: {e}")))?;
     let mut edits: Vec<Edit> = Vec::new();
     let mut unknown = Vec::new();
-    for (key, start, end) in toml_segments(text)?.entries {
+    for (key, range) in super::toml_entries::entries(text)? {
         let Some(table) = doc
             .get("mcp_servers")
             .and_then(|s| s.get(&key))
@@ -657,9 +596,19 @@ pub fn unwrap_toml(text: &str, originals: &Originals) -> Result<Restored, Format
         if !is_wrapped(&toml_to_json(table)) {
             continue;
         }
-        match originals.get(&vec!["mcp_servers".to_string(), key.clone()]) {
-            Some(original) => edits.push(edit(start, end, original.clone())),
-            None => unknown.push(format!("mcp_servers.{key}")),
+        match (
+            originals.get(&vec!["mcp_servers".to_string(), key.clone()]),
+            range,
+        ) {
+            (Some(original), Ok(range)) => {
+                edits.push(edit(range.start, range.end, original.clone()))
+            }
+            (None, _) => unknown.push(format!("mcp_servers.{key}")),
+            (Some(_), Err(why)) => {
+                return Err(FormatError(format!(
+                    "mcp_servers.{key} cannot be put back: {why}"
+                )));
+            }
         }
     }
     restore(text, edits, &unknown)
@@ -850,15 +799,32 @@ fn yaml_keys(alone: &str) -> Vec<String> {
 /// Continue's YAML: every item of `mcpServers` wrapped (its text replaced by an item in YAML
 /// flow style, which the original text replaces again on unwrap).
 pub fn wrap_yaml(text: &str, settings: &ProxySettings) -> Result<Wrapped, FormatError> {
-    readable(Host::Continue, text)?;
+    let declared = super::formats::parse(Host::Continue, super::Scope::User, text)?;
+    let items = yaml_segments(text)?;
     let mut out = Wrapped::default();
+    // A server the host reads that is not an item of a block list under `mcpServers:` (flow
+    // style, a quoted key, an anchor) has no text mcplock can replace: named, not skipped
+    // in silence.
+    let segmented: std::collections::BTreeSet<&str> = items
+        .iter()
+        .filter_map(|i| i.fields.get("name").and_then(Value::as_str))
+        .collect();
+    for d in declared
+        .iter()
+        .filter(|d| !segmented.contains(d.key.as_str()))
+    {
+        out.skipped.push((
+            d.key.clone(),
+            "it is not written as an item of a block list under `mcpServers:`; write it so to wrap it".into(),
+        ));
+    }
     let mut edits: Vec<Edit> = Vec::new();
     for YamlItem {
         fields: item,
         order,
         start,
         end,
-    } in yaml_segments(text)?
+    } in items
     {
         let Some(name) = item.get("name").and_then(Value::as_str).map(str::to_owned) else {
             out.skipped.push(("(no name)".into(), "has no name".into()));

@@ -852,3 +852,56 @@ fn issue_27_a_wrapped_entrys_recorded_original_is_pinned_with_it() {
         None
     );
 }
+
+/// Issue 27: a Codex or Continue layout the host reads but mcplock cannot rewrite as one range
+/// is named with the reason (never "0 wrapped" in silence, never an invalid file); the layouts
+/// that tripped the line-based reader (a header inside a multi-line string, a quoted name with
+/// `]`) are wrapped and restored byte for byte.
+#[test]
+fn issue_27_every_codex_and_continue_layout_is_wrapped_or_named_with_the_reason() {
+    let wrapped_and_back = [
+        "[mcp_servers.a]\ncommand = \"npx\"\ndescription = \"\"\"\n[mcp_servers.evil]\ncommand = \"sh\"\n\"\"\"\n",
+        "[mcp_servers.\"we]i.rd\"]\ncommand = \"npx\"\nargs = [\"x\"]\n",
+        "[mcp_servers.a.env]\nK = \"v\"\n[mcp_servers.a]\ncommand = \"npx\"\n",
+    ];
+    for text in wrapped_and_back {
+        let wrapped = rewrite::wrap_toml(text, &settings()).unwrap();
+        assert_eq!(wrapped.originals.len(), 1, "{text}: {:?}", wrapped.skipped);
+        rewrite::reads_the_same(Host::Codex, Scope::User, text, &wrapped.text).unwrap();
+        let back = rewrite::unwrap_toml(&wrapped.text, &wrapped.originals).unwrap();
+        assert_eq!(back.text, text);
+    }
+    for (text, why) in [
+        ("[mcp_servers]\na = { command = \"x\" }\n", "inline table"),
+        ("mcp_servers.a.command = \"x\"\n", "dotted keys"),
+        (
+            "[mcp_servers.a]\ncommand = \"x\"\n[mcp_servers.b]\ncommand = \"y\"\n[mcp_servers.a.env]\nK = \"v\"\n",
+            "not together",
+        ),
+    ] {
+        let wrapped = rewrite::wrap_toml(text, &settings()).unwrap();
+        assert!(
+            wrapped
+                .skipped
+                .iter()
+                .any(|(k, w)| k == "a" && w.contains(why)),
+            "{text}: {:?}",
+            wrapped.skipped
+        );
+        rewrite::reads_the_same(Host::Codex, Scope::User, text, &wrapped.text).unwrap();
+    }
+    for text in [
+        "mcpServers: [{name: a, command: x}]\n",
+        "\"mcpServers\":\n  - name: a\n    command: x\n",
+    ] {
+        let wrapped = rewrite::wrap_yaml(text, &settings()).unwrap();
+        assert!(
+            wrapped
+                .skipped
+                .iter()
+                .any(|(k, w)| k == "a" && w.contains("block list")),
+            "{text}: {:?}",
+            wrapped.skipped
+        );
+    }
+}
