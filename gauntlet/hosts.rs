@@ -1278,3 +1278,78 @@ fn issue_27_review_at_a_terminal_asks_about_each_change_and_applies_the_answers(
     );
     assert_eq!(left["decisions"].as_array().map(Vec::len), Some(1));
 }
+
+/// The commands of the README's host flow, verbatim (the block that starts with the install
+/// line), each `&&` part on its own, comments dropped; the install line itself is skipped.
+fn readme_host_flow() -> Vec<Vec<String>> {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .find(|b| b.contains("mcplock wrap --host"))
+        .and_then(|b| b.split("```").next())
+        .expect("the README's host flow");
+    block
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .flat_map(|l| l.split("&&"))
+        .map(str::trim)
+        .filter(|l| l.starts_with("mcplock "))
+        .map(|l| l.split_whitespace().skip(1).map(str::to_string).collect())
+        .collect()
+}
+
+/// Issue 27: the README's main flow, verbatim, on a Claude Desktop config running two real
+/// servers (the TypeScript SDK's "everything" and a Python SDK server): every step is clean,
+/// and so are the checks after it (lock --check, policy check --host); the wrapped servers
+/// then serve the official Python SDK host through the proxy.
+#[test]
+fn issue_27_the_readme_host_flow_runs_clean_verbatim_on_real_servers() {
+    let s = scratch();
+    let desktop = s.home.join(if cfg!(target_os = "macos") {
+        "Library/Application Support/Claude/claude_desktop_config.json"
+    } else {
+        ".config/Claude/claude_desktop_config.json"
+    });
+    let entry = |argv: Vec<String>| json!({"command": argv[0], "args": argv[1..]});
+    write(
+        &desktop,
+        &serde_json::to_string_pretty(&json!({"mcpServers": {
+            "everything": entry(everything_server()),
+            "pinned": entry(python_server()),
+        }}))
+        .unwrap(),
+    );
+    let flow = readme_host_flow();
+    assert!(flow.len() >= 7, "{flow:?}");
+    for args in &flow {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = succeeds(&s, &args);
+        if args[0] == "review" {
+            assert!(out.contains("nothing to review"), "{out}");
+        }
+    }
+    succeeds(&s, &["lock", "--host", "all", "--check"]);
+    succeeds(
+        &s,
+        &["policy", "check", "--host", "all", "--preset", "baseline"],
+    );
+    let listed: Value =
+        serde_json::from_str(&succeeds(&s, &["hosts", "--format", "json"])).unwrap();
+    let statuses: Vec<&str> = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["wrapped", "wrapped"], "{listed}");
+    let config: Value = serde_json::from_str(&fs::read_to_string(&desktop).unwrap()).unwrap();
+    for (name, expected) in [("everything", "echo"), ("pinned", "")] {
+        let report = start_as_the_host_would(&s, &config["mcpServers"][name], json!([]));
+        let tools = report["tools"].as_array().unwrap();
+        assert!(!tools.is_empty(), "{name}: {report}");
+        assert!(
+            expected.is_empty() || tools.contains(&json!(expected)),
+            "{name}: {report}"
+        );
+    }
+}
