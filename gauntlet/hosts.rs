@@ -1114,6 +1114,18 @@ fn issue_27_wrap_of_twenty_thousand_entries_is_linear_and_a_signal_stops_it_clea
     );
     assert_eq!(run.stdout.matches("+      \"command\": ").count(), 20_000);
     assert!(!run.stdout.contains("value-0"), "env values are masked");
+    // One warning for the servers the lock lacks, not 20,000.
+    assert_eq!(
+        run.stderr.matches("not locked in").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("and 19995 more are not locked"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(fs::read_to_string(&config).unwrap(), original);
 
     let child = Command::new(mcplock_bin())

@@ -274,25 +274,42 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
         if !args.dry_run && !originals.is_empty() {
             written.push(file.path.display().to_string());
         }
-        for path in originals.keys() {
-            let name = path.last().map(String::as_str).unwrap_or_default();
-            if lockfile
-                .as_ref()
-                .is_none_or(|l| !l.servers.contains_key(name))
-            {
-                warnings.push(format!(
-                    "{} is not locked in {}: the host cannot start it through the proxy until you lock it (mcplock lock --host {})",
-                    escape(name),
-                    args.lockfile.display(),
-                    file.host.id()
-                ));
-            }
+        let unlocked: Vec<String> = originals
+            .keys()
+            .filter_map(|path| path.last())
+            .filter(|name| {
+                lockfile
+                    .as_ref()
+                    .is_none_or(|l| !l.servers.contains_key(name.as_str()))
+            })
+            .map(|name| escape(name))
+            .collect();
+        if let Some(line) = not_locked(&unlocked, &args.lockfile, file.host) {
+            warnings.push(line);
         }
     }
     for warning in warnings {
         eprintln!("mcplock: warning: {warning}");
     }
     Ok(Output::text(ExitKind::Clean, stdout))
+}
+
+/// One warning for the wrapped servers of a file the lockfile does not hold (a few named, the
+/// rest counted: a config of thousands of entries gets one line, not thousands).
+fn not_locked(names: &[String], lockfile: &std::path::Path, host: Host) -> Option<String> {
+    const NAMED: usize = 5;
+    let (first, rest) = names.split_at(names.len().min(NAMED));
+    let listed = match (first, rest.len()) {
+        ([], _) => return None,
+        ([one], 0) => format!("{one} is"),
+        (_, 0) => format!("{} are", first.join(", ")),
+        (_, more) => format!("{} and {more} more are", first.join(", ")),
+    };
+    Some(format!(
+        "{listed} not locked in {}: the host cannot start them through the proxy until you lock them (mcplock lock --host {})",
+        lockfile.display(),
+        host.id()
+    ))
 }
 
 /// Unwrapping restores each entry's text from before the wrap; an entry edited since (a
