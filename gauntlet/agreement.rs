@@ -3,10 +3,8 @@
 //! (testdata/listings) are mutated at random and served by the fixture (`--listing`), and every
 //! command must say "changed" exactly when the canonical forms differ.
 
-mod common;
-
-use common::mutate::mutate;
-use common::*;
+use crate::common::mutate::mutate;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::path::Path;

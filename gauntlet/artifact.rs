@@ -5,9 +5,7 @@
 //! files edited inside a locked install (an npm package's own code, site-packages bytecode and
 //! start-up hooks, a module beside a script), on copies of the installs, never the shared ones.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::fs;
 use std::path::Path;

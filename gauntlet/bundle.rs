@@ -1,9 +1,7 @@
 //! The bundle gauntlet: deterministic export, standard tools reading it, and `bundle verify`
 //! against crafted hostile archives, bit flips and a forger with a key of their own.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mcplock::core::bundle::{FileEntry, MANIFEST, MANIFEST_SIG, Manifest};
 use mcplock::core::signature::{Envelope, Signed};
 use mcplock::crypto::ed25519::PrivateKey;

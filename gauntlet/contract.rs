@@ -2,9 +2,7 @@
 //! JSON document on stdout with a documented code and the matching exit status; every
 //! subcommand's `--help` is a golden snapshot; completions and man pages cover every command.
 
-mod common;
-
-use common::mcplock_bin;
+use crate::common::mcplock_bin;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +30,7 @@ fn mcplock(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// Every code docs/exit-codes.md documents, with its exit status.
 fn documented_codes() -> BTreeMap<String, i32> {
-    let docs = std::fs::read_to_string(common::repo().join("docs/exit-codes.md")).unwrap();
+    let docs = std::fs::read_to_string(crate::common::repo().join("docs/exit-codes.md")).unwrap();
     let table = docs.split("\n## Codes\n").nth(1).expect("a Codes section");
     table
         .lines()
@@ -252,7 +250,13 @@ fn every_subcommand_with_json_output_answers_with_one_json_document_when_it_succ
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("empty.jsonl"), "").unwrap();
-    let fixture = [common::fixture_bin(), "--tools", "2", "--name", "fixture"];
+    let fixture = [
+        crate::common::fixture_bin(),
+        "--tools",
+        "2",
+        "--name",
+        "fixture",
+    ];
     let with_fixture = |args: &[&str]| -> Vec<String> {
         args.iter()
             .chain(fixture.iter())

@@ -1,9 +1,7 @@
 //! `mcplock diff` end to end: rug pulls behind an unchanged command, thresholds, the three
 //! input modes, output formats, and drift on a real server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::fs;
 use std::time::Duration;

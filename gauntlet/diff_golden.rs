@@ -2,9 +2,7 @@
 //! Snapshots live in testdata/snapshots/diff; review changes with `cargo insta review` (or
 //! regenerate with INSTA_UPDATE=always and read the git diff).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mcplock::core::artifact::{Artifact, Kind, Resolved};
 use mcplock::core::diff::Class;
 use mcplock::core::lockfile::{Lockfile, ServerLock};

@@ -3,11 +3,9 @@
 //! untrusted. Each harness asserts that the parser answers (accepts or refuses) without a
 //! panic, and where it accepts, that what it accepted holds its invariants.
 //!
-//! `cargo test --test fuzz` runs a bounded number of cases per harness. For a long run:
-//!   MCPLOCK_FUZZ_CASES=200000 cargo test --release --test fuzz -- --nocapture
+//! `cargo test --test gauntlet fuzz::` runs a bounded number of cases per harness. For a long run:
+//!   MCPLOCK_FUZZ_CASES=200000 cargo test --release --test gauntlet fuzz:: -- --nocapture
 //! which prints each harness's cases per second. Figures are in docs/benchmarks.md.
-
-mod common;
 
 use mcplock::core::bundle::{KNOWN_MEMBERS, Manifest, check_member_name, member_cap};
 use mcplock::core::canonical::{canonicalize, to_canonical};
@@ -32,7 +30,7 @@ fn cases() -> u32 {
 }
 
 fn read_dir(dir: &str, suffix: &str) -> Vec<Vec<u8>> {
-    let dir = common::repo().join(dir);
+    let dir = crate::common::repo().join(dir);
     let mut paths: Vec<_> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -2,9 +2,7 @@
 //! outputs, concurrent writers, signals, escaped processes and relaunching from an unverified
 //! lockfile (issue 13).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;

@@ -1,8 +1,6 @@
 //! `mcplock lock`: deterministic, complete, strict and never destructive.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::fs;
 use std::path::Path;

@@ -1,9 +1,7 @@
 //! `mcplock policy` end to end: the examples of docs/policy.md, every fail-closed path, and
 //! hostile policies that must end quickly with a clear error.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,7 @@
 //! `mcplock proxy` between a real host (the official Python SDK's ClientSession, which nobody
 //! here wrote) and real or scripted servers: what the host sees, and what the audit log says.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,10 +2,8 @@
 //! "everything" server on the TypeScript SDK, and a server on the official Python SDK), started
 //! on 127.0.0.1 by the tests, scanned, locked, re-checked and diffed through `--url`.
 
-mod common;
-
-use common::remote::{everything_http, hostile_http, python_http};
-use common::*;
+use crate::common::remote::{everything_http, hostile_http, python_http};
+use crate::common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::time::Duration;
@@ -166,7 +164,7 @@ fn bad_remote_endpoints_fail_with_one_clear_line() {
     run_in(d, &["scan", "--header", "X-Key: 1", "--", "true"], T)
         .expect_failure(2, "pass its --url");
     // Nothing listening; a path that is not the endpoint.
-    let port = common::remote::free_port();
+    let port = crate::common::remote::free_port();
     let nothing = format!("http://127.0.0.1:{port}/mcp");
     run_in(d, &["scan", "--url", &nothing], T).expect_failure(3, "cannot connect");
     let server = python_http("streamable-http");
@@ -377,7 +375,7 @@ fn tls_to_a_private_ca_is_trusted_only_with_its_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tls = tempfile::tempdir().unwrap();
-    let server = common::remote::hostile_https("tools", tls.path());
+    let server = crate::common::remote::hostile_https("tools", tls.path());
     let url = format!("https://127.0.0.1:{}/mcp", server.port);
     run_in(d, &["scan", "--url", &url], T).expect_failure(3, "for a private CA pass --cacert FILE");
     let ca = tls.path().join("ca.pem");
@@ -478,7 +476,7 @@ fn the_http_session_follows_the_protocol_from_initialize_to_delete() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let log = d.join("requests.jsonl");
-    let server = common::remote::hostile_http_logged("tools", &log);
+    let server = crate::common::remote::hostile_http_logged("tools", &log);
     run_in(d, &["scan", "--url", &server.url("/mcp")], T).expect_success();
     let requests: Vec<Value> = fs::read_to_string(&log)
         .unwrap()

@@ -3,9 +3,7 @@
 //! point at the line of the lockfile that holds the item, and their fingerprints survive a
 //! reformatted lockfile.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;

@@ -2,9 +2,7 @@
 //! protocol generations, and every hostile mode ending in a clear error and the right exit code,
 //! never a hang or a panic.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

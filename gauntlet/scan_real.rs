@@ -3,9 +3,7 @@
 //! banners on stdout) and mcp-server-sqlite (PyPI; advertises resources without a templates
 //! handler). Installed by testdata/servers/install.sh; a missing one fails the test.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn scan_real(flags: &[&str], server: &[String]) -> Run {

@@ -1,8 +1,6 @@
 //! The tamper gauntlet for `keygen`, `sign` and `verify`, and interop with openssl.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,9 +2,7 @@
 //! instance (test CA, CT log and Rekor keys, mock Fulcio and Rekor on 127.0.0.1) so the whole
 //! sign/verify path runs offline, checked against sigstore-python's verifier too.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mcplock::crypto::sigstore::{IdentityRule, SigstoreError, trusted_root, verify};
 use std::fs;
 use std::path::PathBuf;

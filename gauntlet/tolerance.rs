@@ -3,9 +3,7 @@
 //! `server/discover` probe. Each is recorded or reported exactly; nothing that could hide a
 //! change is let through.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::path::Path;
