@@ -2,9 +2,7 @@
 //! tests into a scratch home and project (never copied from anywhere), with real servers and
 //! secrets that must stay where they are.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::path::Path;
