@@ -558,3 +558,123 @@ fn completions_and_man_pages_cover_every_command() {
     let (status, _, stderr) = mcplock(dir.path(), &["man", "--out-dir", "nowhere"]);
     assert_eq!(status, 2, "{stderr}");
 }
+
+/// Issue 28: every "no" a command answers (a report, not an error) carries its documented code
+/// in JSON, and the exit status is the one documented for that code: diff's drift, review's
+/// undecided change, policy check's failed rule, bundle verify's unchecked bundle, lock
+/// --host's failed server and stale lock, and a policy rule that does not compile.
+#[test]
+fn every_no_a_command_answers_in_json_carries_its_documented_code() {
+    let codes = documented_codes();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixture = crate::common::fixture_bin();
+    let ok = |args: &[&str]| {
+        let (status, stdout, stderr) = mcplock(d, args);
+        assert_eq!(status, 0, "{args:?}: {stdout}\n{stderr}");
+    };
+    ok(&["keygen", "--private", "k.key", "--public", "k.pub"]);
+    ok(&["lock", "--", fixture, "--tools", "2", "--name", "fixture"]);
+    ok(&[
+        "lock",
+        "--lockfile",
+        "more.json",
+        "--",
+        fixture,
+        "--tools",
+        "3",
+        "--name",
+        "fixture",
+    ]);
+    // A server whose offer follows a file: locked as it is, then changed.
+    std::fs::write(d.join("fixture.flags"), "").unwrap();
+    ok(&[
+        "lock",
+        "--lockfile",
+        "moving.json",
+        "--",
+        fixture,
+        "--tools",
+        "2",
+        "--flags-file",
+        "fixture.flags",
+        "--name",
+        "moving",
+    ]);
+    std::fs::write(
+        d.join("fixture.flags"),
+        "--patch-tool\ntool_00001\n{\"description\": \"changed\"}\n",
+    )
+    .unwrap();
+    ok(&["sign", "mcp-lock.json", "--key", "k.key"]);
+    ok(&[
+        "bundle",
+        "export",
+        "--lockfile",
+        "mcp-lock.json",
+        "--key",
+        "k.key",
+        "-o",
+        "b.zip",
+    ]);
+    std::fs::write(
+        d.join("fails.yaml"),
+        "name: t\nrules:\n  - id: never\n    severity: error\n    expr: \"false\"\n    message: never holds\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("broken.yaml"),
+        "name: t\nrules:\n  - id: broken\n    severity: error\n    expr: \"servers.all(s, s.name == )\"\n    message: m\n",
+    )
+    .unwrap();
+    let config = |name: &str, command: &str| {
+        let path = d.join(name);
+        std::fs::write(
+            &path,
+            serde_json::json!({"mcpServers": {"fixture": {"command": command, "args": ["--tools", "4"]}}})
+                .to_string(),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let missing = config("missing.json", "/nonexistent/mcp-server");
+    let changed = config("changed.json", fixture);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["diff", "mcp-lock.json", "more.json", "--fail-on", "info"],
+            "drift",
+        ),
+        (vec!["review", "--lockfile", "moving.json"], "drift"),
+        (
+            vec!["policy", "check", "--policy", "fails.yaml"],
+            "policy-failed",
+        ),
+        (
+            vec!["policy", "check", "--policy", "broken.yaml"],
+            "policy-invalid",
+        ),
+        (vec!["bundle", "verify", "b.zip"], "bundle-invalid"),
+        (
+            vec!["lock", "--host", "cursor", "--config", &missing],
+            "server-failed",
+        ),
+        (
+            vec!["lock", "--host", "cursor", "--config", &changed, "--check"],
+            "lock-stale",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut argv = vec!["--format", "json"];
+        argv.extend(&args);
+        let (status, stdout, stderr) = mcplock(d, &argv);
+        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: not one JSON document ({e}): {stdout}\n{stderr}")
+        });
+        let code = doc["code"]
+            .as_str()
+            .or_else(|| doc["error"]["code"].as_str())
+            .unwrap_or_default();
+        assert_eq!(code, expected, "{args:?}: {doc}\n{stderr}");
+        assert_eq!(codes.get(code).copied(), Some(status), "{args:?}: {doc}");
+    }
+}

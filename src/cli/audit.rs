@@ -1,7 +1,7 @@
 //! `mcplock audit verify`: the hash chain of a proxy audit log.
 
 use super::exit::{Code, fail, read_input};
-use super::{AuditArgs, AuditCommand, CliError, ExitKind, Output};
+use super::{AuditArgs, AuditCommand, CliError, Output};
 use crate::core::audit::verify;
 use serde_json::json;
 
@@ -61,7 +61,7 @@ pub fn run(args: AuditArgs) -> Result<Output, CliError> {
         Some(note) => format!("{human}{note}\n"),
         None => human,
     };
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }
 
 /// `--key`: every checkpoint verifies with the key, and every session ends with a signed close

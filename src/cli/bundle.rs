@@ -5,7 +5,7 @@ use super::exit::{Code, fail, read_input};
 use super::files::{MAX_LOCKFILE_BYTES, refuse_overwriting_inputs};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
 use super::policy::evaluate_bundled;
-use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError, ExitKind};
+use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError};
 use crate::core::bundle::{
     self, FileEntry, Manifest, PolicySummary, ReadmeInput, ServerSummary, check_member_name,
     readme, recorded_digests, summarize,
@@ -103,7 +103,7 @@ fn export(args: BundleExportArgs) -> Result<Output, CliError> {
         signed: private.is_some(),
     };
     let (human, json) = export_report(&args, &exported, &servers, policy, &signer);
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }
 
 /// The lockfile an export bundles, read once and checked: strictly parsed, its own checks, and
@@ -583,11 +583,7 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
             super::policy::EvalLimits::new(args.eval_timeout, args.eval_memory),
         )?;
     }
-    let exit = if accepted {
-        ExitKind::Clean
-    } else {
-        ExitKind::No
-    };
+    let code = (!accepted).then_some(Code::BundleInvalid);
     let servers = summarize(&checked.lockfile, |name| {
         checked
             .manifest
@@ -599,7 +595,7 @@ fn verify(args: BundleVerifyArgs) -> Result<Output, CliError> {
     });
     let json = verify_json(&args, &checked, &servers, authenticity, gap, accepted);
     let human = verify_human(&args, &checked, &servers, gap, accepted);
-    Ok(Output::report(exit, human, json))
+    Ok(Output::report(code, human, json))
 }
 
 fn verify_json(

@@ -18,12 +18,9 @@ pub fn report(changes: Vec<Change>, fail_on: FailOn, located_in: PathBuf) -> Out
     let exceeds = fail_on
         .threshold()
         .is_some_and(|t| changes.iter().any(|c| c.severity >= t));
-    let exit = if exceeds {
-        ExitKind::No
-    } else {
-        ExitKind::Clean
-    };
-    Output::lazy(exit, move |format| {
+    let code = exceeds.then_some(super::exit::Code::Drift);
+    let exit = code.map_or(ExitKind::Clean, super::exit::Code::exit);
+    Output::lazy(code, move |format| {
         Ok(match format {
             Format::Json => json_report(&changes, fail_on, exceeds),
             Format::Markdown => markdown(&changes, fail_on, exceeds),
@@ -159,18 +156,14 @@ fn json_report(changes: &[Change], fail_on: FailOn, exceeds: bool) -> String {
             })
         })
         .collect();
-    let mut doc = json!({
+    // A refusal's code is added by Output::render, from the output's code.
+    pretty(&json!({
         "changes": items,
         "exceedsThreshold": exceeds,
         "failOn": fail_on.as_str(),
         "mcplockDiff": 1,
         "summary": {"critical": critical, "info": info, "moderate": moderate},
-    });
-    // A refusal carries its stable code, as every failure does in JSON mode.
-    if exceeds {
-        doc["code"] = json!(super::exit::Code::Drift.as_str());
-    }
-    pretty(&doc)
+    }))
 }
 
 /// Changes grouped by server, most severe first.

@@ -2,24 +2,21 @@
 //! the command line, so they cannot drift from it.
 
 use super::exit::{Code, fail};
-use super::{CliError, CompletionsArgs, ExitKind, ManArgs, Output};
+use super::{CliError, CompletionsArgs, ManArgs, Output};
 use crate::edge::fs::write_atomic;
 
 pub fn completions(args: CompletionsArgs) -> Output {
     let mut command = super::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "mcplock", &mut script);
-    Output::text(
-        ExitKind::Clean,
-        String::from_utf8_lossy(&script).into_owned(),
-    )
+    Output::text(None, String::from_utf8_lossy(&script).into_owned())
 }
 
 pub fn man(args: ManArgs) -> Result<Output, CliError> {
     let pages = pages()?;
     let Some(dir) = args.out_dir else {
         let (_, root) = pages.into_iter().next().unwrap_or_default();
-        return Ok(Output::text(ExitKind::Clean, root));
+        return Ok(Output::text(None, root));
     };
     if !dir.is_dir() {
         return Err(fail(
@@ -36,7 +33,7 @@ pub fn man(args: ManArgs) -> Result<Output, CliError> {
         write_atomic(&path, text.as_bytes()).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
         written.push_str(&format!("{}\n", path.display()));
     }
-    Ok(Output::text(ExitKind::Clean, written))
+    Ok(Output::text(None, written))
 }
 
 /// Every page: `mcplock.1` first, then one per command and subcommand, by file name.

@@ -5,7 +5,7 @@
 use super::exit::{Code, fail};
 use super::locked::load_lockfile;
 use super::scan::scan_endpoint;
-use super::{CliError, ExitKind, HostArgs, HostsArgs, LockArgs, Output};
+use super::{CliError, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::diff::diff_server;
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
@@ -203,7 +203,7 @@ pub fn list(args: HostsArgs) -> Result<Output, CliError> {
     let json = list_json(&args, &entries, lockfile.as_ref(), &unreadable);
     let human = list_human(&args, &entries, lockfile.as_ref());
     if unreadable.is_empty() {
-        return Ok(Output::report(ExitKind::Clean, human, json));
+        return Ok(Output::report(None, human, json));
     }
     let mut error = fail(
         Code::HostConfigInvalid,
@@ -564,7 +564,7 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
         error.details = problems;
         return Err(error);
     }
-    let exit = verified.exit;
+    let code = verified.code;
     let (signature, mut json) = verified
         .into_report()
         .ok_or_else(|| fail(Code::Internal, "verify gave no report to extend"))?;
@@ -573,7 +573,7 @@ pub fn verify(args: super::VerifyArgs) -> Result<Output, CliError> {
     let human = format!(
         "{signature}every one of the {checked} server(s) the host(s) run is locked with its launch\n"
     );
-    Ok(Output::report(exit, human, json))
+    Ok(Output::report(code, human, json))
 }
 
 /// What happened to one server of `lock --host`.
@@ -645,14 +645,18 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     let refused = outcomes
         .iter()
         .any(|(_, _, o)| matches!(o, Outcome::Refused(_)));
-    let exit = if failed {
-        ExitKind::Server
+    // The worst answer decides: a server that could not be scanned, a config that could not be
+    // read, then a server whose lock would change (stale under --check).
+    let code = if failed {
+        Some(Code::ServerFailed)
     } else if !unreadable.is_empty() {
-        ExitKind::Usage
+        Some(Code::HostConfigInvalid)
+    } else if refused && args.check {
+        Some(Code::LockStale)
     } else if refused {
-        ExitKind::No
+        Some(Code::LockChanged)
     } else {
-        ExitKind::Clean
+        None
     };
     let shown_path = path.display().to_string();
     let mut json = lock_json(&outcomes, &lockfile, &unreadable, &shown_path);
@@ -665,7 +669,7 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
         json["pinned"] = json!(decided);
         json["notes"] = json!(notes);
     }
-    Ok(Output::report(exit, human, json))
+    Ok(Output::report(code, human, json))
 }
 
 /// `--pin`: the floating launches of `scanned` pinned (scanned again as pinned, then written

@@ -2,7 +2,7 @@
 
 use super::exit::{Code, fail, read_input};
 use super::files::{read_lockfile_json, refuse_overwriting_inputs};
-use super::{CliError, ExitKind, Output, SignArgs, VerifyArgs};
+use super::{CliError, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::to_canonical;
 use crate::core::lockfile::Lockfile;
 use crate::core::snapshot::ItemKind;
@@ -130,7 +130,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         verified.log_index.map_or("?".into(), |i| i.to_string()),
         output.display()
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }
 
 /// The report of `sign --sigstore` and `verify --bundle --format json` (each ends only when
@@ -263,7 +263,7 @@ pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> 
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let report = Output::report(ExitKind::Clean, human, json);
+    let report = Output::report(None, human, json);
     if args.artifacts {
         return super::artifacts::after_verify(report, &args.lockfile, &counts);
     }

@@ -2,7 +2,7 @@
 
 use super::exit::{Code, fail, read_input};
 use super::files::{read_lockfile_json, refuse_overwriting_inputs};
-use super::{CanonicalArgs, CliError, ExitKind, KeygenArgs, Output, SignArgs, VerifyArgs};
+use super::{CanonicalArgs, CliError, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::lockfile::Lockfile;
 use crate::core::signature::{Covered, Envelope, frame_value, signed_bytes};
@@ -64,7 +64,7 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
         args.private.display(),
         args.public.display()
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }
 
 /// Reads the lockfile as JSON (strictly) and returns the parsed document and its canonical
@@ -181,7 +181,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         servers.len(),
         output.display()
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }
 
 /// `mcplock canonical`: the bytes every signature covers.
@@ -196,7 +196,7 @@ pub fn canonical(args: CanonicalArgs) -> Result<Output, CliError> {
     let bytes = to_canonical(&document);
     // Canonical JSON of parsed JSON is always UTF-8.
     let stdout = String::from_utf8(bytes).map_err(|e| fail(Code::Internal, e.to_string()))?;
-    Ok(Output::text(ExitKind::Clean, stdout))
+    Ok(Output::text(None, stdout))
 }
 
 /// Checks the signature (`--key` or `--bundle`) over `document`, the lockfile as already read,
@@ -288,7 +288,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let verified = Output::report(ExitKind::Clean, human, json);
+    let verified = Output::report(None, human, json);
     if args.artifacts {
         return super::artifacts::after_verify(verified, &args.lockfile, &checked);
     }

@@ -59,7 +59,7 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
         ));
     }
     let path = path.to_path_buf();
-    Ok(Output::lazy(ExitKind::Clean, move |format| {
+    Ok(Output::lazy(None, move |format| {
         let shown = path.display();
         let names: Vec<&String> = old.servers.keys().collect();
         Ok(match format {
@@ -362,8 +362,7 @@ fn report(
     (changes, notes): (Vec<String>, Vec<String>),
     entry: ServerLock,
 ) -> Output {
-    let exit = ExitKind::Clean;
-    Output::lazy(exit, move |format| {
+    Output::lazy(None, move |format| {
         let digest = entry.digest(&name).to_string();
         let stdout = match format {
             Format::Json => pretty(&json!({
@@ -381,7 +380,7 @@ fn report(
                     "mcplock/lock/",
                     &[(&name, &entry)],
                     Some(&file),
-                    exit.code(),
+                    ExitKind::Clean.code(),
                 ))
             }
             _ => {

@@ -1711,7 +1711,7 @@ fn finish(outcome: Result<Output, CliError>, format: Format) -> ExitCode {
         Ok(output) => output,
         Err(error) => return report(error, format),
     };
-    let code = output.exit;
+    let code = output.exit();
     let stdout = match output.render(format) {
         Ok(stdout) => stdout,
         Err(error) => return report(error, format),
@@ -1751,10 +1751,12 @@ async fn interrupted(hangup_stops: bool) -> (&'static str, u8) {
     }
 }
 
-/// What a command produced: how it exits, and its report, which `main` renders in the format
-/// asked for. A command never looks at --format (`formats_for` says which ones it has).
+/// What a command produced: the code of its answer when that answer is "no" (the exit status
+/// is derived from it, docs/exit-codes.md), and its report, which `main` renders in the format
+/// asked for (a JSON report of a "no" carries the code). A command never looks at --format
+/// (`formats_for` says which ones it has).
 pub struct Output {
-    pub exit: ExitKind,
+    pub code: Option<exit::Code>,
     body: Body,
 }
 
@@ -1771,18 +1773,23 @@ enum Body {
 }
 
 impl Output {
-    pub fn text(exit: ExitKind, text: String) -> Output {
+    pub fn text(code: Option<exit::Code>, text: String) -> Output {
         Output {
-            exit,
+            code,
             body: Body::Text(text),
         }
     }
 
-    pub fn report(exit: ExitKind, human: String, json: serde_json::Value) -> Output {
+    pub fn report(code: Option<exit::Code>, human: String, json: serde_json::Value) -> Output {
         Output {
-            exit,
+            code,
             body: Body::Report { human, json },
         }
+    }
+
+    /// How the process exits: derived from the code.
+    pub fn exit(&self) -> ExitKind {
+        self.code.map_or(ExitKind::Clean, exit::Code::exit)
     }
 
     /// A report with more said: `human` appended to its text and `key` added to its JSON
@@ -1802,17 +1809,17 @@ impl Output {
             other => other,
         };
         Output {
-            exit: self.exit,
+            code: self.code,
             body,
         }
     }
 
     pub fn lazy(
-        exit: ExitKind,
+        code: Option<exit::Code>,
         render: impl FnOnce(Format) -> Result<String, CliError> + Send + 'static,
     ) -> Output {
         Output {
-            exit,
+            code,
             body: Body::Lazy(Box::new(render)),
         }
     }
@@ -1827,12 +1834,41 @@ impl Output {
 
     /// The report in `format` (one `formats_for` allows for the command).
     pub fn render(self, format: Format) -> Result<String, CliError> {
+        let code = self.code;
         match self.body {
             Body::Text(text) => Ok(text),
-            Body::Report { json, .. } if format == Format::Json => Ok(render::pretty(&json)),
+            Body::Report { mut json, .. } if format == Format::Json => {
+                with_code(&mut json, code);
+                Ok(render::pretty(&json))
+            }
             Body::Report { human, .. } => Ok(human),
-            Body::Lazy(render) => render(format),
+            Body::Lazy(render) => {
+                let text = render(format)?;
+                match code {
+                    // A "no" in JSON carries its code, whoever rendered the document.
+                    Some(_) if format == Format::Json => {
+                        let mut json: serde_json::Value =
+                            serde_json::from_str(&text).map_err(|e| {
+                                CliError::new(
+                                    exit::Code::Internal,
+                                    format!("a report is not JSON: {e}"),
+                                )
+                            })?;
+                        with_code(&mut json, code);
+                        Ok(render::pretty(&json))
+                    }
+                    _ => Ok(text),
+                }
+            }
         }
+    }
+}
+
+/// A JSON report of a "no" gets `code` and `exitCode` (as an error's document does).
+fn with_code(json: &mut serde_json::Value, code: Option<exit::Code>) {
+    if let (Some(code), Some(object)) = (code, json.as_object_mut()) {
+        object.insert("code".into(), serde_json::json!(code.as_str()));
+        object.insert("exitCode".into(), serde_json::json!(code.exit().code()));
     }
 }
 

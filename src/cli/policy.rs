@@ -35,7 +35,7 @@ fn presets() -> Output {
         listed.push(json!({"name": name, "rules": rules, "about": about}));
     }
     out.push_str("\nUse one with `mcplock policy check --preset NAME`; see its rules with `mcplock policy explain --preset NAME`.\n");
-    Output::report(ExitKind::Clean, out, json!({"presets": listed}))
+    Output::report(None, out, json!({"presets": listed}))
 }
 
 /// Loads every policy named by `--policy` and `--preset`.
@@ -174,7 +174,13 @@ pub(super) fn compile_bounded(rules: Vec<policy::Rule>) -> Result<Vec<CompiledRu
         })?
         .join()
         .map_err(|_| fail(Code::Internal, "internal error while compiling the policy"))?
-        .map_err(|e| fail(Code::Internal, format!("broken policy: {e}")))
+        // A rule that does not compile is the policy's fault, not mcplock's.
+        .map_err(|e| {
+            fail(
+                Code::PolicyInvalid,
+                format!("{e}; fix the rule, then run again"),
+            )
+        })
 }
 
 /// Evaluates on a worker thread (its stack sized for the deepest expression accepted) under a
@@ -293,25 +299,15 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
     let failed = results
         .as_ref()
         .is_some_and(|r| r.iter().any(RuleResult::fails_check));
-    let exit = if failed && !explain {
-        ExitKind::No
-    } else {
-        ExitKind::Clean
-    };
+    let code = (failed && !explain).then_some(Code::PolicyFailed);
+    let exit = code.map_or(ExitKind::Clean, Code::exit);
     // Results sit in the lockfile when that is what was checked.
     let located_in = (!source.server.names_a_server() && source.hosts.host.is_none())
         .then(|| source.lockfile.clone());
-    Ok(Output::lazy(exit, move |format| {
+    // explain answers, it does not refuse: no code then.
+    Ok(Output::lazy(code, move |format| {
         Ok(match format {
-            Format::Json => {
-                let mut doc = json_report(&names, results.as_deref(), failed);
-                // A refusal carries its stable code, as every failure does in JSON mode
-                // (explain answers, it does not refuse).
-                if exit == ExitKind::No {
-                    doc["code"] = json!(Code::PolicyFailed.as_str());
-                }
-                pretty(&doc)
-            }
+            Format::Json => pretty(&json_report(&names, results.as_deref(), failed)),
             Format::Markdown => markdown(&names, results.as_deref().unwrap_or_default(), failed),
             Format::Sarif => pretty(&sarif_report(
                 results.as_deref().unwrap_or_default(),

@@ -1,7 +1,7 @@
 //! `mcplock proxy`: the checks before the server starts, then the session loop.
 
 use super::exit::{Code, fail};
-use super::{CliError, ExitKind, Output, ProxyArgs};
+use super::{CliError, Output, ProxyArgs};
 use crate::core::artifact::Comparison;
 use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
@@ -748,7 +748,7 @@ fn ended(
     explain: impl FnOnce(&mut CliError),
 ) -> Result<Output, CliError> {
     match end {
-        Ok(End::HostClosed) => Ok(Output::text(ExitKind::Clean, String::new())),
+        Ok(End::HostClosed) => Ok(Output::text(None, String::new())),
         Ok(End::ServerClosed(why)) => {
             let mut error = fail(Code::ServerFailed, format!("proxy: {why}"));
             explain(&mut error);

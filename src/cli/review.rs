@@ -4,7 +4,7 @@
 
 use super::exit::{Code, fail};
 use super::locked::{load_lockfile, relaunch_locked};
-use super::{CliError, ExitKind, Output, ReviewArgs};
+use super::{CliError, Output, ReviewArgs};
 use crate::core::canonical::Digest;
 use crate::core::diff::{Change, diff};
 use crate::core::lockfile::Lockfile;
@@ -304,13 +304,9 @@ fn report(
         .iter()
         .filter(|(_, _, d)| *d == Decision::Undecided)
         .count();
-    let exit = if undecided > 0 {
-        ExitKind::No
-    } else {
-        ExitKind::Clean
-    };
+    let code = (undecided > 0).then_some(Code::Drift);
     let lockfile = args.lockfile.display().to_string();
-    let mut json = json!({
+    let json = json!({
         "lockfile": lockfile,
         "written": written,
         "decisions": decided.iter().map(|(what, served, decision)| json!({
@@ -321,14 +317,10 @@ fn report(
         "changes": changes.len(),
         "notes": notes,
     });
-    if undecided > 0 {
-        // A "no" carries its stable code, as every one does in JSON mode.
-        json["code"] = json!(Code::Drift.as_str());
-    }
     let mut human = String::new();
     if changes.is_empty() {
         human.push_str("nothing to review: every server offers exactly what is locked\n");
-        return Output::report(exit, human, json);
+        return Output::report(code, human, json);
     }
     human.push_str(&super::changes::human_body(&changes, false));
     human.push('\n');
@@ -358,5 +350,5 @@ fn report(
     for note in &notes {
         let _ = writeln!(human, "note: {}", escape(note));
     }
-    Output::report(exit, human, json)
+    Output::report(code, human, json)
 }

@@ -4,7 +4,7 @@
 
 use super::exit::{Code, fail, read_input};
 use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
-use super::{CliError, ExitKind, Output, RevokeArgs};
+use super::{CliError, Output, RevokeArgs};
 use crate::core::canonical::Digest;
 use crate::core::revocation::{Revocations, Revoked};
 use crate::core::signature::{Envelope, Signed};
@@ -257,7 +257,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
             ", unsigned: runs that check signatures refuse it"
         }
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }
 
 /// `mcplock approve`: records an approval of one tool as locked now.
@@ -326,5 +326,5 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
             ""
         }
     );
-    Ok(Output::report(ExitKind::Clean, human, json))
+    Ok(Output::report(None, human, json))
 }

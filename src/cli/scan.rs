@@ -4,8 +4,7 @@ use super::SHUTDOWN_GRACE;
 use super::exit::{Code, fail};
 use super::render::{self, pretty};
 use super::{
-    CliError, ClientCapability, ExitKind, Format, Output, RemoteArgs, RepeatArgs, ScanArgs,
-    ServerArgs,
+    CliError, ClientCapability, Format, Output, RemoteArgs, RepeatArgs, ScanArgs, ServerArgs,
 };
 use crate::core::lockfile::ServerLock;
 use crate::core::stability::{Unstable, between_starts};
@@ -38,7 +37,7 @@ pub async fn run(args: ScanArgs) -> Result<Output, CliError> {
     scanned
         .notes
         .extend(crate::core::confusable::notes(&found, None));
-    Ok(Output::lazy(ExitKind::Clean, move |format| {
+    Ok(Output::lazy(None, move |format| {
         Ok(match format {
             Format::Json => render::json(&scanned.snapshot),
             Format::Sarif => {

@@ -8,7 +8,7 @@ use super::rewriting::{
     BACKUP, Change, after_written, read_record, rewrite_checked, rewrite_error, rewrite_file,
     side_file, write_private, write_record,
 };
-use super::{CliError, ExitKind, HostArgs, Output, UnwrapArgs, WrapArgs};
+use super::{CliError, HostArgs, Output, UnwrapArgs, WrapArgs};
 use crate::core::text::escape;
 use crate::hosts::rewrite::{self, Originals, ProxySettings};
 use crate::hosts::{ConfigFile, Host};
@@ -291,7 +291,7 @@ pub fn wrap(args: WrapArgs) -> Result<Output, CliError> {
     for warning in warnings {
         eprintln!("mcplock: warning: {warning}");
     }
-    Ok(Output::text(ExitKind::Clean, stdout))
+    Ok(Output::text(None, stdout))
 }
 
 /// One warning for the wrapped servers of a file the lockfile does not hold (a few named, the
@@ -410,7 +410,7 @@ pub fn unwrap(args: UnwrapArgs) -> Result<Output, CliError> {
         // Nothing wrapped is not a failure: the configs are as unwrap would leave them.
         stdout.push_str("nothing to unwrap: no config of that host has a wrap record (FILE.mcplock-wrap.json beside a user's config; for a project's, in ~/.local/state/mcplock/wrap)\n");
     }
-    Ok(Output::text(ExitKind::Clean, stdout))
+    Ok(Output::text(None, stdout))
 }
 
 #[cfg(test)]
