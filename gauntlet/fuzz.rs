@@ -98,8 +98,10 @@ fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Runs `check` over `cases()` mutated inputs on a thread with room for deep recursion, and
-/// reports the rate.
-fn fuzz(name: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8]) + Send + 'static) {
+/// reports the rate and how many inputs were accepted (`check` returns whether the input got
+/// past the reader to the invariant). A harness that accepts nothing never checks its
+/// invariant: that fails.
+fn fuzz(name: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8]) -> bool + Send + 'static) {
     assert!(!seeds.is_empty(), "{name}: no seeds");
     let name = name.to_string();
     std::thread::Builder::new()
@@ -112,20 +114,28 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8]) + Send + 'static)
                 ..Config::default()
             });
             let started = Instant::now();
+            let accepted = std::sync::atomic::AtomicU32::new(0);
             let strategy = prop_oneof![
                 9 => mutated(seeds),
                 1 => prop::collection::vec(any::<u8>(), 0..256),
             ];
             runner
                 .run(&strategy, |bytes| {
-                    check(&bytes);
+                    if check(&bytes) {
+                        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok(())
                 })
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let secs = started.elapsed().as_secs_f64();
+            let accepted = accepted.into_inner();
             println!(
-                "fuzz {name}: {cases} cases in {secs:.2}s ({:.0} cases/s)",
+                "fuzz {name}: {cases} cases in {secs:.2}s ({:.0} cases/s), {accepted} accepted",
                 f64::from(cases) / secs
+            );
+            assert!(
+                accepted > 0,
+                "fuzz {name}: no input of {cases} was accepted, so the invariant was never checked"
             );
         })
         .unwrap()
@@ -145,7 +155,9 @@ fn fuzz_strict_json_and_canonicalization() {
             // Canonical output is itself canonical, and the same value's.
             assert_eq!(canonicalize(&canonical).unwrap(), canonical);
             assert_eq!(to_canonical(&value), canonical);
+            return true;
         }
+        false
     });
 }
 
@@ -156,7 +168,9 @@ fn fuzz_lockfile_read() {
             // Whatever is accepted writes back to a file that reads as the same lockfile.
             let again = Lockfile::parse(&lock.to_pretty()).expect("rewritten lockfile reads");
             assert_eq!(again, lock);
+            return true;
         }
+        false
     });
 }
 
@@ -170,7 +184,9 @@ fn fuzz_snapshot_read() {
                 && let Ok(snapshot) = Snapshot::from_json(&value)
             {
                 assert_eq!(Snapshot::from_json(&snapshot.to_json()).unwrap(), snapshot);
+                return true;
             }
+            false
         },
     );
 }
@@ -189,10 +205,8 @@ fn fuzz_jsonrpc_classification() {
     .map(|s| s.as_bytes().to_vec())
     .collect();
     fuzz("jsonrpc", seeds, |bytes| {
-        if let Ok(value) = parse_strict(bytes) {
-            let _ = classify(value);
-        }
         let _ = mcplock::transport::conn::is_human_line(bytes);
+        parse_strict(bytes).map(classify).is_ok_and(|c| c.is_ok())
     });
 }
 
@@ -239,15 +253,29 @@ fn fuzz_zip_reader() {
                     window(&own)
                 );
             }
+            return true;
         }
+        false
     });
 }
 
 #[test]
 fn fuzz_bundle_manifest() {
-    let seed = br#"{"files":{"README.txt":{"sha256":"00","size":1}},"mcplockBundle":1,"mcplockVersion":"0.1.0","signer":"sha256:0000000000000000000000000000000000000000000000000000000000000000","summary":{"policy":null,"servers":[]}}"#;
-    fuzz("manifest", vec![seed.to_vec()], |bytes| {
-        let _ = Manifest::parse(bytes);
+    // (The seed used to hold "sha256": "00", which no manifest accepts: the harness never got
+    // past the reader until it counted what it accepted.)
+    let seed = format!(
+        r#"{{"files":{{"README.txt":{{"sha256":"{zeros}","size":1}}}},"mcplockBundle":1,"mcplockVersion":"0.1.0","signer":"sha256:{zeros}","summary":{{"policy":null,"servers":[]}}}}"#,
+        zeros = "0".repeat(64)
+    );
+    Manifest::parse(seed.as_bytes()).expect("the seed is a manifest");
+    fuzz("manifest", vec![seed.into_bytes()], |bytes| {
+        let Ok(manifest) = Manifest::parse(bytes) else {
+            return false;
+        };
+        // What is accepted writes back to bytes that read as the same manifest.
+        let again = Manifest::parse(&manifest.to_bytes()).expect("rewritten manifest reads");
+        assert_eq!(again.to_bytes(), manifest.to_bytes());
+        true
     });
 }
 
@@ -264,8 +292,9 @@ fn fuzz_policy_yaml_and_cel() {
         if let Ok(text) = std::str::from_utf8(bytes)
             && let Ok(policy) = parse_policy("fuzz.yaml", text)
         {
-            let _ = compile(policy.rules);
+            return compile(policy.rules).is_ok();
         }
+        false
     });
 }
 
@@ -277,7 +306,7 @@ fn fuzz_signature_envelope() {
         signature: key.sign(b"payload"),
     };
     fuzz("envelope", vec![envelope.to_pretty()], |bytes| {
-        let _ = Envelope::parse(bytes);
+        Envelope::parse(bytes).is_ok()
     });
 }
 
@@ -288,8 +317,13 @@ fn fuzz_sigstore_bundle() {
     let root = mcplock::crypto::sigstore::trusted_root(None).unwrap();
     let rule = mcplock::crypto::sigstore::IdentityRule::Exact("x@example.com".into());
     fuzz("sigstore", seeds, move |bytes| {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            let _ = mcplock::crypto::sigstore::verify(&root, text, b"artifact", &rule, "https://x");
-        }
+        // Reaching verification is the point: a bundle that parses and is then refused
+        // (wrong artifact, wrong identity) got past the reader.
+        std::str::from_utf8(bytes).is_ok_and(|text| {
+            !matches!(
+                mcplock::crypto::sigstore::verify(&root, text, b"artifact", &rule, "https://x"),
+                Err(e) if e.to_string().contains("not valid")
+            )
+        })
     });
 }

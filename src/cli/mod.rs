@@ -44,9 +44,10 @@ A broken pipe on stdout (e.g. `mcplock scan ... | head`) exits 0.";
 
 /// Pin what an MCP server offers an AI agent.
 ///
-/// mcplock connects to a live MCP server, records every tool, prompt, resource template and
-/// resource exactly as served, and (in later commands) locks, signs, verifies and diffs that
-/// record so nothing the server offers can change unseen.
+/// mcplock records every tool, prompt, resource template and resource an MCP server serves,
+/// locks and signs that record, diffs later scans against it by severity, checks it against
+/// policies, and enforces it at run time: `mcplock proxy` (which `wrap` puts in your agent
+/// hosts' configs) serves the host only what the signed lock holds.
 #[derive(Debug, Parser)]
 #[command(name = "mcplock", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {

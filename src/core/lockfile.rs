@@ -1,4 +1,4 @@
-//! The lockfile (format versions 1 to 3): what a team approved.
+//! The lockfile (format versions 1 to [`LOCKFILE_VERSION`]): what a team approved.
 //!
 //! Every locked server keeps its launch (argv and env *names*), identity, negotiated protocol
 //! version, capabilities, instructions and every item exactly as served, each next to the
@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 
 /// The newest format version this mcplock reads and writes. Version 2 adds one optional field
 /// per server, `unserved`; version 3 adds the URL launch of a remote server; version 4 adds
-/// the `artifact` a local launch runs. A file is written
+/// the `artifact` a local launch runs; version 5 adds the artifact's `content` (the files that
+/// run). A file is written
 /// in the oldest version that can hold it, so every lockfile without those keeps the bytes an
 /// older mcplock reads.
 pub const LOCKFILE_VERSION: u64 = 5;
