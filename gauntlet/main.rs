@@ -6,6 +6,7 @@ mod common;
 
 mod action;
 mod agreement;
+mod architecture;
 mod artifact;
 mod bundle;
 mod contract;

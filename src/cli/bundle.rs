@@ -2,8 +2,9 @@
 
 use super::Output;
 use super::exit::{Code, fail, read_input};
+use super::files::default_signature_path;
 use super::files::{MAX_LOCKFILE_BYTES, refuse_overwriting_inputs};
-use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
+use super::keys::{load_private_key, load_public_key, read_envelope};
 use super::policy::evaluate_bundled;
 use super::{BundleArgs, BundleCommand, BundleExportArgs, BundleVerifyArgs, CliError};
 use crate::core::bundle::{

@@ -1,7 +1,9 @@
 //! `mcplock diff`: what changed, graded by severity.
 
+use super::entries::entry_for;
 use super::exit::{Code, fail, read_input};
-use super::locked::{entry_for, load_lockfile, protocol_like, relaunch_locked};
+use super::files::load_lockfile;
+use super::locked::{protocol_like, relaunch_locked};
 use super::scan::scan_server;
 use super::{CliError, DiffArgs, Output};
 use crate::core::diff::{DiffLimits, diff_with};
@@ -266,7 +268,7 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
             .snapshot
             .launch
             .as_ref()
-            .and_then(|launch| super::locked::name_for(&locked, launch));
+            .and_then(|launch| super::entries::name_for(&locked, launch));
         let name = match args.name.clone().or(by_launch) {
             Some(n) => n,
             None => pick_server(&locked, scanned.snapshot.server_name())?,

@@ -1,15 +1,93 @@
-//! Reading the files a command is given and guarding the ones it writes: shared services.
+//! Reading the files a command is given and guarding the ones it writes: shared services. The
+//! lockfile service lives here: reading one strictly, reading and verifying one side by side
+//! (`verify_lockfile`), writing one, and where its signatures sit.
 
 use super::CliError;
 use super::exit::{Code, fail, read_input};
 use crate::core::json::parse_strict;
-use crate::core::lockfile::Lockfile;
+use crate::core::lockfile::{Checked, Lockfile};
+use crate::core::signature::{Covered, frame_value, header_room, put_header};
 use crate::edge::fs::{FsError, Staged, same_file};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest lockfile mcplock reads (and so writes).
 pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
+
+/// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
+pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
+    let bytes = crate::edge::fs::read_bounded(path, MAX_LOCKFILE_BYTES)
+        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?;
+    bytes
+        .map(|b| {
+            Lockfile::parse(&b).map_err(|e| {
+                fail(
+                    Code::LockfileInvalid,
+                    format!("{} is not a valid lockfile: {e}", path.display()),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Reads the lockfile at `path` for `verify`: `check` judges its signature over what it covers
+/// while, side by side, the lockfile's own strict checks run (each takes a while on a large
+/// file). A file in the form mcplock writes is canonicalized in one pass without building its
+/// definitions; anything else is parsed strictly, which also says what is wrong with it.
+/// Returns what `check` returned and what the strict read found per server.
+pub fn verify_lockfile<T: Send>(
+    path: &Path,
+    check: impl FnOnce(Covered<'_>) -> Result<T, CliError> + Send,
+) -> Result<(T, Checked), CliError> {
+    let text = super::exit::read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
+    let (signed, counts) = match Lockfile::stream_text(&text, header_room()) {
+        Some(mut streamed) => {
+            drop(text);
+            let start = put_header(&mut streamed.canonical);
+            std::thread::scope(|scope| {
+                let strict = scope.spawn(|| Lockfile::check_streamed(&streamed));
+                let covered = Covered::in_frame(&streamed.canonical, start);
+                (check(covered), strict.join())
+            })
+        }
+        None => {
+            let document = parse_lockfile_json(path, &text)?;
+            drop(text);
+            let (buffer, start) = frame_value(&document);
+            std::thread::scope(|scope| {
+                let strict = scope.spawn(|| Lockfile::check_value(&document));
+                (check(Covered::in_frame(&buffer, start)), strict.join())
+            })
+        }
+    };
+    let signed = signed?;
+    let counts = counts
+        .map_err(|_| fail(Code::Internal, "internal error while reading the lockfile"))?
+        .map_err(|e| {
+            fail(
+                Code::LockfileRejected,
+                format!(
+                    "the signature holds, but {} fails its own checks: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+    Ok((signed, counts))
+}
+
+/// Where `sign --key` writes a lockfile's signature (and `verify` looks for it).
+pub fn default_signature_path(lockfile: &Path) -> PathBuf {
+    let mut name = lockfile.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// Where keyless `sign` writes a lockfile's Sigstore bundle (and `verify` looks for it).
+pub fn default_bundle_path(lockfile: &Path) -> PathBuf {
+    let mut name = lockfile.as_os_str().to_owned();
+    name.push(".sigstore.json");
+    PathBuf::from(name)
+}
 
 /// Writes a lockfile atomically, unless it holds a value mcplock knows to be secret (a server
 /// that echoes its credentials into what it lists): a lockfile is signed and committed.
@@ -55,14 +133,14 @@ pub fn write_lockfile(path: &Path, lockfile: &Lockfile) -> Result<(), CliError> 
 pub fn stale_signatures(path: &Path) -> Vec<String> {
     let shown = path.display();
     let mut out = Vec::new();
-    let sig = super::keys::default_signature_path(path);
+    let sig = default_signature_path(path);
     if sig.exists() {
         out.push(format!(
             "{} signed {shown} before this change and no longer holds: every proxy and `verify` refuse {shown} until you re-sign it (`mcplock sign --key PRIVATE {shown}`)",
             sig.display()
         ));
     }
-    let bundle = super::keyless::default_bundle_path(path);
+    let bundle = default_bundle_path(path);
     if bundle.exists() {
         out.push(format!(
             "{} signed {shown} before this change and no longer holds: re-sign it (`mcplock sign --sigstore {shown}`)",

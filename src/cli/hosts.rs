@@ -3,7 +3,7 @@
 //! bound) and checked; `lock --host --pin` pins their floating launches (hosts/pin.rs).
 
 use super::exit::{Code, fail};
-use super::locked::load_lockfile;
+use super::files::load_lockfile;
 use super::scan::scan_endpoint;
 use super::{CliError, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::diff::diff_server;

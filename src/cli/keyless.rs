@@ -1,7 +1,7 @@
 //! `sign --sigstore` and `verify --bundle`: keyless signatures bound to a workload identity.
 
 use super::exit::{Code, fail, read_input};
-use super::files::{read_lockfile_json, refuse_overwriting_inputs};
+use super::files::{default_bundle_path, read_lockfile_json, refuse_overwriting_inputs};
 use super::{CliError, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::to_canonical;
 use crate::core::lockfile::Lockfile;
@@ -10,7 +10,7 @@ use crate::core::text::escape;
 use crate::crypto::sigstore::{self, IdentityRule, Services, SigstoreError};
 use crate::edge::fs::write_atomic;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The environment variable a token may come in (as cosign and sigstore-python read it).
 pub const TOKEN_ENV: &str = "SIGSTORE_ID_TOKEN";
@@ -29,12 +29,6 @@ fn from_sigstore(error: SigstoreError, what: &str) -> CliError {
             format!("keyless signing failed: {m}"),
         ),
     }
-}
-
-pub fn default_bundle_path(lockfile: &Path) -> PathBuf {
-    let mut name = lockfile.as_os_str().to_owned();
-    name.push(".sigstore.json");
-    PathBuf::from(name)
 }
 
 fn read_trusted_root(
@@ -241,7 +235,7 @@ fn bundle_inputs(args: &VerifyArgs, bundle_path: &Path) -> Result<BundleInputs, 
 pub fn verify(args: VerifyArgs, bundle_path: &Path) -> Result<Output, CliError> {
     // The bundle's inputs are checked before the lockfile is read: a usage mistake first.
     let inputs = bundle_inputs(&args, bundle_path)?;
-    let (verified, counts) = super::locked::verify_lockfile(&args.lockfile, |covered| {
+    let (verified, counts) = super::files::verify_lockfile(&args.lockfile, |covered| {
         verify_with(&inputs, bundle_path, covered.canonical)
     })?;
     let tools: usize = counts

@@ -1,7 +1,7 @@
 //! `keygen`, `sign` and `verify` with Ed25519 keys.
 
 use super::exit::{Code, fail, read_input};
-use super::files::{read_lockfile_json, refuse_overwriting_inputs};
+use super::files::{default_signature_path, read_lockfile_json, refuse_overwriting_inputs};
 use super::{CanonicalArgs, CliError, KeygenArgs, Output, SignArgs, VerifyArgs};
 use crate::core::canonical::{Digest, to_canonical};
 use crate::core::lockfile::Lockfile;
@@ -9,7 +9,7 @@ use crate::core::signature::{Covered, Envelope, frame_value, signed_bytes};
 use crate::crypto::ed25519::{PrivateKey, PublicKey};
 use crate::edge::fs::{read_bounded, read_secret, write_atomic, write_new};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const MAX_KEY_BYTES: u64 = 64 << 10;
 const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
@@ -82,12 +82,6 @@ pub(super) fn read_envelope(path: &Path) -> Result<(Envelope, Vec<u8>), CliError
     let envelope = Envelope::parse(&bytes)
         .map_err(|e| fail(Code::SignatureMalformed, format!("{}: {e}", path.display())))?;
     Ok((envelope, bytes))
-}
-
-pub(super) fn default_signature_path(lockfile: &Path) -> PathBuf {
-    let mut name = lockfile.as_os_str().to_owned();
-    name.push(".sig");
-    PathBuf::from(name)
 }
 
 /// Reads an Ed25519 private key (refusing one others may read).
@@ -259,7 +253,7 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         return super::keyless::verify(args, &bundle);
     }
     let (signed_by, servers) =
-        super::locked::verify_lockfile(&args.lockfile, |covered| verify_covered(&args, covered))?;
+        super::files::verify_lockfile(&args.lockfile, |covered| verify_covered(&args, covered))?;
     let signature_path = args
         .check
         .signature

@@ -1,8 +1,9 @@
 //! `mcplock lock`: scan a server and pin it in the lockfile.
 
+use super::entries::entry_for;
 use super::exit::{Code, fail};
-use super::locked::load_lockfile;
-use super::locked::{entry_for, protocol_like, relaunch_locked};
+use super::files::load_lockfile;
+use super::locked::{protocol_like, relaunch_locked};
 use super::render::pretty;
 use super::scan::scan_stable;
 use super::{CliError, ExitKind, Format, LockArgs, Output};
@@ -267,7 +268,7 @@ fn server_name(
 ) -> Result<String, CliError> {
     let by_launch = || {
         let launch = snapshot.launch.as_ref()?;
-        super::locked::name_for(existing?, launch)
+        super::entries::name_for(existing?, launch)
     };
     let name = args
         .name

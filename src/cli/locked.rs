@@ -1,157 +1,17 @@
 //! Reading the lockfile a command stands on, finding a server's entry in it, and relaunching
 //! the servers it records (after checking its signature when asked).
 
+use super::entries::{env_lookup, launch_accepts};
 use super::exit::{Code, fail};
+use super::files::MAX_LOCKFILE_BYTES;
 use super::scan::scan_server;
 use super::{CliError, ServerArgs, SignatureCheck};
 use crate::core::launch::Launch;
-use crate::core::lockfile::{Checked, Lockfile, ServerLock};
-use crate::core::signature::{Covered, frame_value, header_room, put_header};
+use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
 use crate::mcp::{ProtocolChoice, ProtocolVersion};
 use std::path::Path;
-
-pub use super::files::MAX_LOCKFILE_BYTES;
-
-/// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
-pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
-    let bytes = read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?;
-    bytes
-        .map(|b| {
-            Lockfile::parse(&b).map_err(|e| {
-                fail(
-                    Code::LockfileInvalid,
-                    format!("{} is not a valid lockfile: {e}", path.display()),
-                )
-            })
-        })
-        .transpose()
-}
-
-/// Reads the lockfile at `path` for `verify`: `check` judges its signature over what it covers
-/// while, side by side, the lockfile's own strict checks run (each takes a while on a large
-/// file). A file in the form mcplock writes is canonicalized in one pass without building its
-/// definitions; anything else is parsed strictly, which also says what is wrong with it.
-/// Returns what `check` returned and what the strict read found per server.
-pub fn verify_lockfile<T: Send>(
-    path: &Path,
-    check: impl FnOnce(Covered<'_>) -> Result<T, CliError> + Send,
-) -> Result<(T, Checked), CliError> {
-    let text = super::exit::read_input(path, MAX_LOCKFILE_BYTES, "lockfile")?;
-    let (signed, counts) = match Lockfile::stream_text(&text, header_room()) {
-        Some(mut streamed) => {
-            drop(text);
-            let start = put_header(&mut streamed.canonical);
-            std::thread::scope(|scope| {
-                let strict = scope.spawn(|| Lockfile::check_streamed(&streamed));
-                let covered = Covered::in_frame(&streamed.canonical, start);
-                (check(covered), strict.join())
-            })
-        }
-        None => {
-            let document = super::files::parse_lockfile_json(path, &text)?;
-            drop(text);
-            let (buffer, start) = frame_value(&document);
-            std::thread::scope(|scope| {
-                let strict = scope.spawn(|| Lockfile::check_value(&document));
-                (check(Covered::in_frame(&buffer, start)), strict.join())
-            })
-        }
-    };
-    let signed = signed?;
-    let counts = counts
-        .map_err(|_| fail(Code::Internal, "internal error while reading the lockfile"))?
-        .map_err(|e| {
-            fail(
-                Code::LockfileRejected,
-                format!(
-                    "the signature holds, but {} fails its own checks: {e}",
-                    path.display()
-                ),
-            )
-        })?;
-    Ok((signed, counts))
-}
-
-/// The value of an environment variable here, for a placeholder a lock recorded.
-fn env_lookup(var: &str) -> Option<String> {
-    std::env::var(var).ok()
-}
-
-/// True when `given` (the argv or URL a host passed, its placeholders already expanded, or not)
-/// is the `locked` launch. A lock records `${VAR}`, `${env:VAR}` and `${VAR:-default}` as
-/// written: each must stand for the value of that variable here (its default when unset), or
-/// be passed as written. A command is held to its argv (the env it inherits is checked by name
-/// elsewhere); a URL to the URL (normalized once expanded) and the names of its headers.
-pub fn launch_accepts(locked: &Launch, given: &Launch) -> bool {
-    match (locked, given) {
-        (Launch::Stdio { .. }, Launch::Stdio { command, args, .. }) => {
-            locked.is_command(command, args, &env_lookup)
-        }
-        (
-            Launch::Http { url, header_names },
-            Launch::Http {
-                url: given_url,
-                header_names: given_names,
-            },
-        ) => {
-            header_names == given_names
-                && (url == given_url
-                    || crate::core::launch::expand_env(url, &env_lookup)
-                        .and_then(|u| reqwest::Url::parse(&u).ok())
-                        .is_some_and(|u| u.as_str() == given_url))
-        }
-        _ => false,
-    }
-}
-
-/// The entry a live server will be held against, found before it is started: the one named
-/// `name`, else the only entry locked with this launch (argv and env names, or URL and header
-/// names; placeholders as [`launch_accepts`] reads them).
-pub fn entry_for<'a>(
-    lockfile: &'a Lockfile,
-    name: Option<&str>,
-    launch: &Launch,
-) -> Option<&'a ServerLock> {
-    let name = name
-        .map(str::to_owned)
-        .or_else(|| name_for(lockfile, launch))?;
-    lockfile.servers.get(&name)
-}
-
-/// The name of the one locked server with this exact launch (command, arguments, variable
-/// names and directory), if exactly one has it: a server locked from a host config under its
-/// config key is found again by its command.
-pub fn name_for(lockfile: &Lockfile, launch: &Launch) -> Option<String> {
-    only_match(lockfile, launch, true)
-}
-
-/// Like [`entry_for`], matching a command whatever variables it is given (the ones it was
-/// locked with may still be to add).
-pub fn entry_ignoring_env<'a>(
-    lockfile: &'a Lockfile,
-    name: Option<&str>,
-    launch: &Launch,
-) -> Option<&'a ServerLock> {
-    let name = name
-        .map(str::to_owned)
-        .or_else(|| only_match(lockfile, launch, false))?;
-    lockfile.servers.get(&name)
-}
-
-/// The name of the only locked server whose launch accepts `launch` in the same directory,
-/// comparing the variable names too when `env` is set.
-fn only_match(lockfile: &Lockfile, launch: &Launch, env: bool) -> Option<String> {
-    let mut matching = lockfile.servers.iter().filter(|(_, s)| {
-        launch_accepts(&s.launch, launch)
-            && (!env || s.launch.env_keys() == launch.env_keys())
-            && s.launch.cwd() == launch.cwd()
-    });
-    let (first, _) = matching.next()?;
-    matching.next().is_none().then(|| first.clone())
-}
 
 /// A recorded value with its environment placeholders filled from the environment, to start
 /// the server as the host would; a variable that is not set is named (never a value).

@@ -6,6 +6,7 @@ mod bundle;
 mod changes;
 mod diff;
 mod docs;
+mod entries;
 mod exit;
 mod files;
 mod hosts;

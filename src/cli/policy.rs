@@ -1,7 +1,7 @@
 //! `mcplock policy`: CEL rules over a lockfile or a live server, fail-closed and bounded.
 
 use super::exit::{Code, fail, read_input};
-use super::locked::load_lockfile;
+use super::files::load_lockfile;
 use super::render::{md_code, md_text, pretty};
 use super::scan::scan_server;
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};

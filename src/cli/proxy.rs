@@ -117,7 +117,7 @@ fn locked_name(
     let name = args
         .name
         .clone()
-        .or_else(|| super::locked::name_for(lockfile, launch))
+        .or_else(|| super::entries::name_for(lockfile, launch))
         .filter(|n| lockfile.servers.contains_key(n))
         .ok_or_else(|| {
             fail(
@@ -136,7 +136,7 @@ fn locked_name(
     // A command is held to its argv (the env it inherits is checked by name below); a URL to
     // the URL and the names of the headers it was locked with.
     // The lock records placeholders as written; the host passes them expanded (issue 26).
-    if !super::locked::launch_accepts(&entry.launch, launch) {
+    if !super::entries::launch_accepts(&entry.launch, launch) {
         let shown = super::locked::hide_placeholder_values(&launch.describe(), &entry.launch);
         let target = match launch {
             crate::core::launch::Launch::Http { .. } => format!("--url {shown}"),
@@ -280,30 +280,6 @@ async fn refuse_first_request(error: &CliError) {
     }
 }
 
-pub(super) fn now() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 async fn serve(
     args: &ProxyArgs,
     lockfile: &Lockfile,
@@ -386,7 +362,7 @@ fn open_audit(args: &ProxyArgs) -> Result<Option<Audit<std::fs::File>>, CliError
         } else {
             chain
         },
-        clock: now,
+        clock: crate::edge::clock::now,
         seal: audit_seal(args)?,
     }))
 }
@@ -755,16 +731,5 @@ fn ended(
             Err(error)
         }
         Err(e) => Err(fail(Code::ServerFailed, format!("proxy: {e}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_utc_times_as_rfc_3339() {
-        let t = super::now();
-        assert_eq!(t.len(), 20, "{t}");
-        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
-        assert!(t.as_str() > "2026-01-01", "{t}");
     }
 }

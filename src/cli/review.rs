@@ -3,7 +3,8 @@
 //! and the lockfile re-signed or its stale signature named.
 
 use super::exit::{Code, fail};
-use super::locked::{load_lockfile, relaunch_locked};
+use super::files::load_lockfile;
+use super::locked::relaunch_locked;
 use super::{CliError, Output, ReviewArgs};
 use crate::core::canonical::Digest;
 use crate::core::diff::{Change, diff};
@@ -236,7 +237,7 @@ fn record(
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".to_string());
-    let at = super::proxy::now();
+    let at = crate::edge::clock::now();
     let mut lines = String::new();
     for (what, served, decision) in decided {
         let line = json!({

@@ -3,7 +3,8 @@
 //! proxy; `mcplock approve`, which records an approval of a tool as locked in the lockfile.
 
 use super::exit::{Code, fail, read_input};
-use super::keys::{default_signature_path, load_private_key, load_public_key, read_envelope};
+use super::files::default_signature_path;
+use super::keys::{load_private_key, load_public_key, read_envelope};
 use super::{CliError, Output, RevokeArgs};
 use crate::core::canonical::Digest;
 use crate::core::revocation::{Revocations, Revoked};
@@ -122,7 +123,7 @@ pub fn after_verify(
     key: Option<&Path>,
 ) -> Result<Output, CliError> {
     let revocations = load(list, key, true)?;
-    let locked = super::locked::load_lockfile(lockfile)?.unwrap_or_default();
+    let locked = super::files::load_lockfile(lockfile)?.unwrap_or_default();
     let revoked: Vec<String> = revocations
         .applying_to(&locked)
         .into_iter()
@@ -196,13 +197,13 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
     };
     // A new sequence for every change: a consumer refuses a list older than one it accepted.
     list.sequence += 1;
-    list.issued_at = Some(super::proxy::now());
+    list.issued_at = Some(crate::edge::clock::now());
     let entry = Revoked {
         server: args.server.clone(),
         item,
         digest,
         reason: args.reason.clone(),
-        revoked_at: super::proxy::now(),
+        revoked_at: crate::edge::clock::now(),
     };
     let described = entry.describe();
     list.entries.push(entry);
@@ -270,7 +271,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
     }
     let path = args.lockfile.as_path();
     let _guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
-    let mut lockfile = super::locked::load_lockfile(path)?.ok_or_else(|| {
+    let mut lockfile = super::files::load_lockfile(path)?.ok_or_else(|| {
         fail(
             Code::InputMissing,
             format!("{} does not exist; lock first", path.display()),
@@ -298,7 +299,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         tool: args.tool.clone(),
         digest,
         by: args.by.clone(),
-        at: super::proxy::now(),
+        at: crate::edge::clock::now(),
         reason: args.reason.clone(),
     });
     lockfile.approvals.sort();

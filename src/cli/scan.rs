@@ -123,7 +123,7 @@ impl ServerArgs {
             return;
         };
         let live = Endpoint::Stdio(command).launch();
-        let Some(entry) = super::locked::entry_ignoring_env(lockfile, name, &live) else {
+        let Some(entry) = super::entries::entry_ignoring_env(lockfile, name, &live) else {
             return;
         };
         for key in entry.launch.env_keys() {

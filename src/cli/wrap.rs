@@ -2,8 +2,8 @@
 //! `mcplock proxy`, and back, with the backup and the record of each entry's original text.
 
 use super::exit::{Code, fail};
+use super::files::load_lockfile;
 use super::hosts::selected;
-use super::locked::load_lockfile;
 use super::rewriting::{
     BACKUP, Change, after_written, read_record, rewrite_checked, rewrite_error, rewrite_file,
     side_file, write_private, write_record,

@@ -10,11 +10,8 @@ use super::rewrite::{edit, parse, readable, render_yaml_item, server_maps, yaml_
 use jsonc_parser::ast::Value as Ast;
 use jsonc_parser::common::Ranged;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 
-/// The arguments each server is to run with (after its program), by config key and project
-/// (Claude Code's per-project entries).
-pub type Pins = BTreeMap<(String, Option<String>), Vec<String>>;
+pub use super::rewrite::Pins;
 
 /// What pinning a file did.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -70,6 +70,10 @@ pub struct Wrapped {
 /// `${VAR}` in `--header`), so no value is on a command line.
 pub const HEADER_ENV_PREFIX: &str = "MCPLOCK_HEADER_";
 
+/// The arguments each server is to run with (after its program), by config key and project
+/// (Claude Code's per-project entries).
+pub type Pins = BTreeMap<(String, Option<String>), Vec<String>>;
+
 /// The servers a config's text declares as the host reads them: (key, project, disabled, what
 /// runs behind any proxy), in order.
 type Servers = Vec<(String, Option<String>, bool, Result<super::Spec, String>)>;
@@ -100,7 +104,7 @@ pub fn reads_the_same(
     before: &str,
     after: &str,
 ) -> Result<(), String> {
-    reads_as(host, scope, before, after, &super::pin::Pins::new())
+    reads_as(host, scope, before, after, &Pins::new())
 }
 
 /// [`reads_the_same`], except that each server `pins` names runs with the arguments it gives.
@@ -109,7 +113,7 @@ pub fn reads_as(
     scope: super::Scope,
     before: &str,
     after: &str,
-    pins: &super::pin::Pins,
+    pins: &Pins,
 ) -> Result<(), String> {
     let mut was = servers_of(host, scope, before)
         .map_err(|e| format!("it does not read before the change ({e})"))?;

@@ -168,12 +168,10 @@ impl Connection {
             Ok(Ok(Ok(result))) => Ok(result),
             // An error the transport under us wrote for this request (an HTTP failure) is
             // reported as the transport's, not as the server's answer.
-            Ok(Ok(Err(error))) if crate::transport::http::is_transport_error(&error) => {
-                Err(RequestError::Conn {
-                    method: method.into(),
-                    error: ConnError::Transport(error.message),
-                })
-            }
+            Ok(Ok(Err(error))) if is_transport_error(&error) => Err(RequestError::Conn {
+                method: method.into(),
+                error: ConnError::Transport(error.message),
+            }),
             Ok(Ok(Err(error))) => Err(RequestError::Rpc {
                 method: method.into(),
                 error,
@@ -392,6 +390,25 @@ async fn dispatch(
         }
     }
     Ok(())
+}
+
+/// JSON-RPC error code for a request the transport could not complete (the same code the proxy
+/// uses when it cannot relay).
+pub const TRANSPORT_ERROR: i64 = -32011;
+
+/// Marks the errors a transport writes itself for a request it could not complete
+/// (`error.data.source`), so a client tells them from the server's own answers.
+pub const TRANSPORT_MARK: &str = "mcplock-http-transport";
+
+/// True for an error the bridge wrote for a request it could not complete.
+pub fn is_transport_error(error: &crate::core::jsonrpc::RpcError) -> bool {
+    error.code == TRANSPORT_ERROR
+        && error
+            .data
+            .as_ref()
+            .and_then(|d| d.get("source"))
+            .and_then(Value::as_str)
+            == Some(TRANSPORT_MARK)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 
 use crate::core::json::parse_strict;
 use crate::transport::channel::{Limits, MessageReader, TransportFault};
-use crate::transport::conn::{Answers, Connection};
+use crate::transport::conn::{Answers, Connection, TRANSPORT_ERROR};
 use crate::transport::sse;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -34,9 +34,6 @@ use tokio::io::{AsyncRead, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-/// JSON-RPC error code for a request the transport could not complete (the same code the proxy
-/// uses when it cannot relay).
-pub const TRANSPORT_ERROR: i64 = -32011;
 /// Requests in flight at once; more wait for a slot.
 const MAX_IN_FLIGHT: usize = 32;
 /// Bytes of an error body read to show or to find a JSON-RPC error in.
@@ -242,25 +239,10 @@ enum Failure {
     Answer(Value),
 }
 
-/// Marks the errors the bridge writes itself (`error.data`), so a client tells them from the
-/// server's own answers.
-const TRANSPORT_MARK: &str = "mcplock-http-transport";
-
 fn transport_error(message: String) -> Failure {
     Failure::Answer(
-        json!({"code": TRANSPORT_ERROR, "message": message, "data": {"source": TRANSPORT_MARK}}),
+        json!({"code": TRANSPORT_ERROR, "message": message, "data": {"source": super::conn::TRANSPORT_MARK}}),
     )
-}
-
-/// True for an error the bridge wrote for a request it could not complete.
-pub fn is_transport_error(error: &crate::core::jsonrpc::RpcError) -> bool {
-    error.code == TRANSPORT_ERROR
-        && error
-            .data
-            .as_ref()
-            .and_then(|d| d.get("source"))
-            .and_then(Value::as_str)
-            == Some(TRANSPORT_MARK)
 }
 
 struct Bridge {
