@@ -1,4 +1,7 @@
 //! The pure core: no filesystem, environment, clock, async or printing.
+// The purity above, enforced: clippy.toml lists the I/O, environment, clock, process and
+// runtime calls and types the core may not use (test code may read its test data).
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_types))]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod artifact;
