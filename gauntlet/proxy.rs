@@ -1042,6 +1042,79 @@ fn a_call_rule_denies_a_call_by_its_arguments() {
     );
 }
 
+/// Issue 28: the call rules never hold up the session. A call whose rule runs long (it is
+/// denied when its time is up) and a call to another tool are sent together; the other call is
+/// answered first, while the slow one is still being judged, and the slow one is then denied.
+#[test]
+fn a_slow_call_rule_delays_only_its_own_call() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = [fixture_bin(), "--era", "legacy", "--tools", "2"];
+    lock_in(d, &server);
+    fs::write(
+        d.join("calls.yaml"),
+        "name: calls\nrules:\n  - id: costly\n    on: call\n    expr: \"!('items' in mcp.call.arguments) || mcp.call.arguments.items.all(x, mcp.call.arguments.items.all(y, x + y >= 0))\"\n    message: every pair must be non-negative\n    severity: error\n",
+    )
+    .unwrap();
+    let argv = proxied(&["--allow-unsigned", "--policy", "calls.yaml"], &server);
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .current_dir(d)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut to_proxy = child.stdin.take().unwrap();
+    let from_proxy = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (lines, answers) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in from_proxy.lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = lines.send(v);
+            }
+        }
+    });
+    let mut send = |v: Value| writeln!(to_proxy, "{v}").unwrap();
+    let next = || {
+        answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an answer")
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+    );
+    assert_eq!(next()["id"], 1);
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    assert_eq!(next()["id"], 2);
+    let items: Vec<i64> = (0..3000).collect();
+    send(
+        json!({"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": {"name": "tool_00000", "arguments": {"path": "p", "items": items}}}),
+    );
+    send(
+        json!({"jsonrpc": "2.0", "id": "fast", "method": "tools/call", "params": {"name": "tool_00001", "arguments": {"path": "p"}}}),
+    );
+    let first = next();
+    let second = next();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        first["id"], "fast",
+        "the other call waited for the slow rule: {first}"
+    );
+    assert!(first["result"].is_object(), "{first}");
+    assert_eq!(second["id"], "slow", "{second}");
+    assert!(
+        second["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("policy"),
+        "the slow call is denied when its time is up: {second}"
+    );
+}
+
 /// The `call-example` blocks of docs/policy.md, each with its `call-expect` block.
 fn call_examples() -> Vec<(String, String, String)> {
     let doc = fs::read_to_string(repo().join("docs/policy.md")).unwrap();

@@ -503,9 +503,20 @@ fn audit_seal(args: &ProxyArgs) -> Result<Option<crate::proxy::Seal>, CliError> 
 /// How long the call rules may take for one call; past it the call is denied.
 const CALL_RULES_TIME: Duration = Duration::from_millis(250);
 
-/// The `on: call` rules of `--policy` and `--preset`, judged on a worker thread whose stack is
-/// sized for the deepest expression accepted; one call at a time, each bounded in time (a call
-/// whose judgment does not come back in time is denied).
+/// Threads judging calls at once: a slow rule holds one, the other calls go on.
+const CALL_JUDGES: usize = 4;
+
+/// One call to judge: the tool, its arguments, and where the verdict goes.
+type CallJob = (
+    String,
+    serde_json::Value,
+    tokio::sync::oneshot::Sender<crate::core::policy::CallVerdict>,
+);
+
+/// The `on: call` rules of `--policy` and `--preset`, judged off the async loop by
+/// [`CALL_JUDGES`] worker threads (each with a stack sized for the deepest expression
+/// accepted, and its own compiled rules and input), each call bounded in time: a call whose
+/// judgment does not come back in time is denied, and a slow rule delays only its own call.
 fn call_policy(
     args: &ProxyArgs,
     lockfile: &Lockfile,
@@ -528,8 +539,7 @@ fn call_policy(
         );
         return Ok(None);
     }
-    let compiled = super::policy::compile_bounded(rules)?;
-    let only_this = Lockfile {
+    let only_this = std::sync::Arc::new(Lockfile {
         servers: lockfile
             .servers
             .iter()
@@ -537,56 +547,69 @@ fn call_policy(
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect(),
         approvals: Vec::new(),
-    };
-    let server = name.to_string();
-    type Job = (
-        String,
-        serde_json::Value,
-        std::sync::mpsc::Sender<CallVerdict>,
-    );
-    let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("call-policy".into())
-        .stack_size(policy::EVAL_STACK_BYTES)
-        .spawn(move || {
-            let input = policy::Input::with(&only_this, &Default::default(), &tiers);
-            while let Ok((tool, arguments, reply)) = inbox.recv() {
-                let deadline = std::time::Instant::now() + CALL_RULES_TIME;
-                let verdict =
-                    policy::evaluate_call(&compiled, &input, &server, &tool, &arguments, &|| {
-                        std::time::Instant::now() < deadline
-                    });
-                let _ = reply.send(verdict);
-            }
-        })
-        .map_err(|e| {
-            fail(
-                Code::Internal,
-                format!("cannot start the call-policy thread: {e}"),
-            )
-        })?;
+    });
+    let (jobs, inbox) = std::sync::mpsc::channel::<CallJob>();
+    let inbox = std::sync::Arc::new(std::sync::Mutex::new(inbox));
+    for _ in 0..CALL_JUDGES {
+        let compiled = super::policy::compile_bounded(rules.clone())?;
+        let (only_this, tiers, inbox) = (only_this.clone(), tiers.clone(), inbox.clone());
+        let server = name.to_string();
+        std::thread::Builder::new()
+            .name("call-policy".into())
+            .stack_size(policy::EVAL_STACK_BYTES)
+            .spawn(move || {
+                let input = policy::Input::with(&only_this, &Default::default(), &tiers);
+                loop {
+                    // The lock is held only to take the next job, never while judging.
+                    let job = inbox.lock().map(|rx| rx.recv());
+                    let Ok(Ok((tool, arguments, reply))) = job else {
+                        return;
+                    };
+                    let deadline = std::time::Instant::now() + CALL_RULES_TIME;
+                    let verdict = policy::evaluate_call(
+                        &compiled,
+                        &input,
+                        &server,
+                        &tool,
+                        &arguments,
+                        &|| std::time::Instant::now() < deadline,
+                    );
+                    let _ = reply.send(verdict);
+                }
+            })
+            .map_err(|e| {
+                fail(
+                    Code::Internal,
+                    format!("cannot start a call-policy thread: {e}"),
+                )
+            })?;
+    }
     let jobs = std::sync::Mutex::new(jobs);
+    let refused = |why: &str| -> crate::proxy::Judgement {
+        Box::pin(std::future::ready(CallVerdict::Deny(
+            "(policy)".into(),
+            why.into(),
+        )))
+    };
     Ok(Some(Box::new(
-        move |tool: &str, arguments: &serde_json::Value| {
-            let (reply, answer) = std::sync::mpsc::channel();
+        move |tool: &str, arguments: &serde_json::Value| -> crate::proxy::Judgement {
+            let (reply, answer) = tokio::sync::oneshot::channel();
             let sent = jobs
                 .lock()
                 .map(|j| j.send((tool.to_string(), arguments.clone(), reply)).is_ok())
                 .unwrap_or(false);
             if !sent {
-                return CallVerdict::Deny(
-                    "(policy)".into(),
-                    "the call rules cannot be evaluated".into(),
-                );
+                return refused("the call rules cannot be evaluated");
             }
-            answer
-                .recv_timeout(CALL_RULES_TIME * 2)
-                .unwrap_or_else(|_| {
-                    CallVerdict::Deny(
+            Box::pin(async move {
+                match tokio::time::timeout(CALL_RULES_TIME * 2, answer).await {
+                    Ok(Ok(verdict)) => verdict,
+                    _ => CallVerdict::Deny(
                         "(policy)".into(),
                         "the call rules did not answer in time".into(),
-                    )
-                })
+                    ),
+                }
+            })
         },
     )))
 }

@@ -19,6 +19,13 @@ use std::collections::BTreeSet;
 /// JSON-RPC "method not found".
 const METHOD_NOT_FOUND: i64 = -32601;
 
+/// Where the call rules stand on one host request.
+enum Rules {
+    None,
+    Judged(CallVerdict),
+    Judging(super::Judgement),
+}
+
 impl<A: std::io::Write> Proxy<'_, A> {
     pub(super) fn on_host(
         &mut self,
@@ -203,8 +210,22 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 .push((kind.list_changed_notification(), message));
             return Ok(Next::Go);
         }
-        if self.denied_by_lock(&method, params, &id_value, request_digest)?
-            || self.denied_by_rules(&method, params, &id_value, request_digest)?
+        if self.denied_by_lock(&method, params, &id_value, request_digest)? {
+            return Ok(Next::Go);
+        }
+        let verdict = match self.call_rules(&method, params, raw) {
+            Rules::None => None,
+            Rules::Judged(verdict) => Some(verdict),
+            Rules::Judging(judgement) => {
+                let message = Message {
+                    raw: raw.to_vec(),
+                    value: Value::Object(obj),
+                };
+                return self.judge_later(message, judgement, &id_value);
+            }
+        };
+        if let Some(verdict) = verdict
+            && self.denied_by_rules(verdict, &method, params, &id_value, request_digest)?
         {
             return Ok(Next::Go);
         }
@@ -270,26 +291,61 @@ impl<A: std::io::Write> Proxy<'_, A> {
         Ok(true)
     }
 
-    /// The call rules, for a `tools/call` the lock allows. `true` when they denied it.
-    fn denied_by_rules(
-        &mut self,
-        method: &str,
-        params: Option<&Value>,
-        id_value: &Value,
-        request_digest: Option<Digest>,
-    ) -> Result<bool, super::Stalled> {
+    /// Where the call rules stand on a host request: they do not apply; they judged it (the
+    /// call is being read again with its verdict); or they start judging it now.
+    fn call_rules(&mut self, method: &str, params: Option<&Value>, raw: &[u8]) -> Rules {
         let Some(judge) = &self.options.call_policy else {
-            return Ok(false);
+            return Rules::None;
         };
         let Some(Ok((_, tool))) = (method == "tools/call")
             .then(|| enforce::called_item(method, params))
             .flatten()
         else {
-            return Ok(false);
+            return Rules::None;
         };
+        if let Some((_, verdict)) = self.verdict.take_if(|(bytes, _)| bytes.as_slice() == raw) {
+            return Rules::Judged(verdict);
+        }
         let empty = json!({});
         let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&empty);
-        match judge(&tool, arguments) {
+        Rules::Judging(judge(&tool, arguments))
+    }
+
+    /// Lets a call wait for its judgment without holding up the session: the verdict comes
+    /// back with the call on `judged`, and the call is read again then.
+    fn judge_later(
+        &mut self,
+        message: Message,
+        judgement: super::Judgement,
+        id_value: &Value,
+    ) -> Flow {
+        if self.judging >= super::MAX_JUDGING {
+            let why = "too many calls are waiting for the call rules; try again".to_string();
+            self.answer_host(id_value, UNAVAILABLE, why, None)?;
+            return Ok(Next::Go);
+        }
+        self.judging += 1;
+        let judged = self.judged.clone();
+        tokio::spawn(async move {
+            let verdict = judgement.await;
+            let _ = judged.send((message, verdict));
+        });
+        Ok(Next::Go)
+    }
+
+    /// The call rules' verdict on a `tools/call` the lock allows. `true` when they denied it.
+    fn denied_by_rules(
+        &mut self,
+        verdict: CallVerdict,
+        method: &str,
+        params: Option<&Value>,
+        id_value: &Value,
+        request_digest: Option<Digest>,
+    ) -> Result<bool, super::Stalled> {
+        let Some(Ok((_, tool))) = enforce::called_item(method, params) else {
+            return Ok(false);
+        };
+        match verdict {
             CallVerdict::Allow => Ok(false),
             CallVerdict::Warn(rules) => {
                 for (rule, message) in rules {

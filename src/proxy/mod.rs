@@ -86,8 +86,16 @@ impl Options {
     }
 }
 
-/// Judges one `tools/call` by the call rules.
-pub type CallPolicy = dyn Fn(&str, &Value) -> crate::core::policy::CallVerdict + Send + Sync;
+/// Starts judging one `tools/call` by the call rules: (tool, arguments) to the verdict to come.
+/// The session does not wait for it: the call waits, the rest of the session goes on.
+pub type CallPolicy = dyn Fn(&str, &Value) -> Judgement + Send + Sync;
+
+/// A verdict of the call rules, to come.
+pub type Judgement =
+    std::pin::Pin<Box<dyn std::future::Future<Output = crate::core::policy::CallVerdict> + Send>>;
+
+/// Calls being judged by the call rules at once; more are refused as busy.
+const MAX_JUDGING: usize = 64;
 
 /// What looking at the revocation list found.
 pub enum Poll {
@@ -257,6 +265,12 @@ struct Proxy<'a, A> {
     /// comes, from `replay` before anything new from the host.
     parked: Vec<(&'static str, Message)>,
     replay: mpsc::UnboundedSender<Message>,
+    /// Calls the call rules are judging: each comes back on `judged` with its verdict, and is
+    /// read again (through the lock again) with it.
+    judging: usize,
+    judged: mpsc::UnboundedSender<(Message, crate::core::policy::CallVerdict)>,
+    /// The verdict for the call being read again, by its bytes.
+    verdict: Option<(Vec<u8>, crate::core::policy::CallVerdict)>,
     own_ids: i64,
     /// The host's latest per-request `_meta` (without its progress token), for the proxy's own
     /// requests to a stateless server.
@@ -583,6 +597,7 @@ where
     let (to_server, server_queue) = outbox(Side::Server, QUEUE_BYTES);
     let (faults, faults_rx) = mpsc::unbounded_channel();
     let (replay, replayed) = mpsc::unbounded_channel();
+    let (judged, verdicts) = mpsc::unbounded_channel();
     let proxy = Proxy {
         locked,
         options,
@@ -594,6 +609,9 @@ where
         relisting: BTreeMap::new(),
         parked: Vec::new(),
         replay,
+        judging: 0,
+        judged,
+        verdict: None,
         own_ids: 0,
         host_meta: None,
         negotiated: None,
@@ -614,6 +632,7 @@ where
         ),
         server: MessageReader::new(server_in, options.limits),
         replayed,
+        verdicts,
         faults: faults_rx,
     };
     let host_pump = pump(host_out, host_queue, options.stall, faults.clone());
@@ -639,6 +658,7 @@ struct Readers<HR, SR> {
     host: MessageReader<HR>,
     server: MessageReader<SR>,
     replayed: mpsc::UnboundedReceiver<Message>,
+    verdicts: mpsc::UnboundedReceiver<(Message, crate::core::policy::CallVerdict)>,
     faults: mpsc::UnboundedReceiver<Stalled>,
 }
 
@@ -679,6 +699,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 biased;
                 Some(stalled) = readers.faults.recv() => Err(stalled),
                 () = &mut gone => Ok(None),
+                Some(judged) = readers.verdicts.recv() => Ok(Some(Incoming::Judged(judged))),
                 incoming = next_incoming(&mut readers.host, &mut readers.replayed, &mut readers.server) => Ok(Some(incoming)),
             };
             let flow = match incoming {
@@ -695,6 +716,15 @@ impl<A: std::io::Write> Proxy<'_, A> {
                     self.on_host(from_host, &bad_line)
                 }
                 Ok(Some(Incoming::Server(from_server))) => self.on_server(from_server),
+                Ok(Some(Incoming::Judged((message, verdict)))) => {
+                    // Read again with its verdict: the lock is asked again (the session may
+                    // have changed while the rules judged), the rules are not.
+                    self.judging = self.judging.saturating_sub(1);
+                    self.verdict = Some((message.raw.clone(), verdict));
+                    let flow = self.on_host(Ok(message), &[]);
+                    self.verdict = None;
+                    flow
+                }
             };
             match flow {
                 Ok(Next::Go) => {}
@@ -724,6 +754,8 @@ impl<A: std::io::Write> Proxy<'_, A> {
 enum Incoming {
     Host(Result<Message, ConnError>),
     Server(Result<Message, ConnError>),
+    /// A host call the call rules have judged.
+    Judged((Message, crate::core::policy::CallVerdict)),
 }
 
 /// The next message from either side: a host call parked for a re-listing and read again
