@@ -6,7 +6,6 @@ use super::exit::{Code, fail};
 use super::files::load_lockfile;
 use super::scan::scan_endpoint;
 use super::{CliError, HostArgs, HostsArgs, LockArgs, Output};
-use crate::core::diff::diff_server;
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
@@ -719,21 +718,17 @@ fn merge_scanned(
     args: &LockArgs,
     outcomes: &mut Vec<Reported>,
 ) -> bool {
+    use crate::core::merge::{Standing, accepts, standing};
+    let mode = super::lock::merge_mode(args);
     let mut changed = false;
     for (name, origin, entry) in scanned {
-        let outcome = match lockfile.servers.get(&name) {
-            Some(old) if old.digest(&name) == entry.digest(&name) => Outcome::Unchanged,
-            Some(old) => {
-                let mut changes = Vec::new();
-                diff_server(&name, old, &entry, &mut changes);
-                if args.update && !args.check {
-                    Outcome::Updated(changes.len())
-                } else {
-                    Outcome::Refused(changes.len())
-                }
-            }
-            None if args.check => Outcome::Refused(0),
-            None => Outcome::Created,
+        let stands = standing(lockfile, &name, &entry);
+        let outcome = match (&stands, accepts(&stands, mode)) {
+            (Standing::Unchanged, _) => Outcome::Unchanged,
+            (Standing::Changed(changes), true) => Outcome::Updated(changes.len()),
+            (Standing::Changed(changes), false) => Outcome::Refused(changes.len()),
+            (Standing::New, true) => Outcome::Created,
+            (Standing::New, false) => Outcome::Refused(0),
         };
         if matches!(outcome, Outcome::Created | Outcome::Updated(_)) {
             lockfile.servers.insert(name.clone(), entry);

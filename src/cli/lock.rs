@@ -195,16 +195,15 @@ fn status_of(
     name: &str,
     entry: &ServerLock,
 ) -> (Status, usize, Vec<String>) {
-    match lockfile.servers.get(name) {
-        Some(old) if old.digest(name) == entry.digest(name) => (Status::Unchanged, 0, Vec::new()),
-        Some(old) => {
-            let mut changes = Vec::new();
-            crate::core::diff::diff_server(name, old, entry, &mut changes);
+    use crate::core::merge::{Standing, standing};
+    match standing(lockfile, name, entry) {
+        Standing::Unchanged => (Status::Unchanged, 0, Vec::new()),
+        Standing::Changed(changes) => {
             let text = super::changes::human_body(&changes, false);
             let lines = text.lines().map(str::to_owned).collect();
             (Status::Updated, changes.len(), lines)
         }
-        None => (Status::Created, 0, Vec::new()),
+        Standing::New => (Status::Created, 0, Vec::new()),
     }
 }
 
@@ -293,6 +292,16 @@ fn server_name(
     Ok(name)
 }
 
+/// What `lock`'s flags let a merge do (the rule itself is `core::merge`).
+pub(super) fn merge_mode(args: &LockArgs) -> crate::core::merge::Mode {
+    use crate::core::merge::Mode;
+    match (args.check, args.update) {
+        (true, _) => Mode::Check,
+        (false, true) => Mode::Update,
+        (false, false) => Mode::Add,
+    }
+}
+
 /// `--check` refuses any change (or a server the file lacks); without `--update` a changed
 /// server is refused, naming its changes and the next command.
 fn refuse_unless_allowed(
@@ -304,16 +313,22 @@ fn refuse_unless_allowed(
     count: usize,
     changes: &[String],
 ) -> Result<(), CliError> {
+    use crate::core::merge::{Standing, accepts};
+    let stands = match status {
+        Status::Created => Standing::New,
+        Status::Unchanged => Standing::Unchanged,
+        Status::Updated => Standing::Changed(Vec::new()),
+    };
+    if accepts(&stands, merge_mode(args)) {
+        return Ok(());
+    }
     let headline = match status {
-        Status::Unchanged => return Ok(()),
-        Status::Created if !args.check => return Ok(()),
         Status::Created if exists => format!("{shown} does not lock server {name:?}"),
         Status::Created => format!("{shown} does not exist"),
         Status::Updated if args.check => {
             format!("{shown} would change: server {name:?} no longer matches its lock")
         }
-        Status::Updated if args.update => return Ok(()),
-        Status::Updated => format!(
+        Status::Unchanged | Status::Updated => format!(
             "server {name:?} differs from its lock in {shown} ({count} change(s)); review them and rerun with --update to accept"
         ),
     };

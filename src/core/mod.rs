@@ -19,6 +19,7 @@ pub mod jsonrpc;
 pub mod launch;
 pub mod locate;
 pub mod lockfile;
+pub mod merge;
 pub mod methods;
 pub mod normalize;
 pub mod parallel;
