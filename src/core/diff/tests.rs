@@ -180,6 +180,12 @@ fn schema_widening_is_critical_and_narrowing_moderate() {
         one(|t| t["inputSchema"]["properties"]["mode"]["enum"] = json!(["text"])),
         ("schema-enum-narrowed", Moderate, format!("{p}/mode/enum"))
     );
+}
+
+/// Constraints: loosening one (or dropping it) is critical, tightening moderate.
+#[test]
+fn schema_constraint_loosening_is_critical_and_tightening_moderate() {
+    let p = "/inputSchema/properties";
     assert_eq!(
         one(|t| t["inputSchema"]["properties"]["path"]["maxLength"] = json!(4096)),
         (
@@ -233,6 +239,12 @@ fn schema_widening_is_critical_and_narrowing_moderate() {
             format!("{p}/path/pattern")
         )
     );
+}
+
+/// Extra properties allowed, text and annotations changed, and what no finer class explains.
+#[test]
+fn schema_openings_annotations_and_catch_alls() {
+    let p = "/inputSchema/properties";
     assert_eq!(
         one(|t| t["inputSchema"]["additionalProperties"] = json!(true)),
         (
