@@ -47,12 +47,8 @@ pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
 
 fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     let (private, public) = export_keys(&args)?;
-    let signer = public
-        .key_id()
-        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
-    let public_pem = public
-        .to_pem()
-        .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+    let signer = public.key_id().map_err(CliError::from)?;
+    let public_pem = public.to_pem().map_err(CliError::from)?;
     let signed = read_signed(&args, &public, signer)?;
     let lockfile = Arc::clone(&signed.lockfile);
     let servers = summarize(&lockfile, |name| {
@@ -254,10 +250,7 @@ fn export_keys(
         (_, Some(path)) => {
             let (public, key_id) = load_public_key(path)?;
             if let Some(private) = &private {
-                let own = private
-                    .public()
-                    .key_id()
-                    .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+                let own = private.public().key_id().map_err(CliError::from)?;
                 if own != key_id {
                     return Err(fail(
                         Code::KeyInvalid,
@@ -309,7 +302,7 @@ fn write_output(args: &BundleExportArgs, zip: &[u8]) -> Result<Option<bool>, Cli
                 ),
             ));
         }
-        _ => write_atomic(&args.output, zip).map_err(|e| fail(Code::WriteFailed, e.to_string()))?,
+        _ => write_atomic(&args.output, zip).map_err(CliError::from)?,
     }
     Ok(unchanged)
 }
@@ -426,9 +419,7 @@ fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
     };
     names_signer(
         bundle::PUBLIC_KEY,
-        signer_key
-            .key_id()
-            .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?,
+        signer_key.key_id().map_err(CliError::from)?,
     )?;
     let lockfile_signature = Envelope::parse(member(bundle::LOCKFILE_SIG))
         .map_err(|e| rejected(format!("{}: {e}", bundle::LOCKFILE_SIG)))?;
@@ -438,7 +429,7 @@ fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
             let envelope = Envelope::parse_for(&bytes, Signed::BundleManifest)
                 .map_err(|e| rejected(format!("{}: {e}", bundle::MANIFEST_SIG)))?;
             names_signer(bundle::MANIFEST_SIG, envelope.key_id)?;
-            Ok(envelope)
+            Ok::<_, CliError>(envelope)
         })
         .transpose()?;
 

@@ -3,135 +3,7 @@
 
 use serde_json::{Map, Value};
 
-/// The exit-code classes of DESIGN.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitKind {
-    /// 0: clean.
-    Clean,
-    /// 1: a definite "no".
-    No,
-    /// 2: usage or input error.
-    Usage,
-    /// 3: the server could not be started, timed out or broke the protocol.
-    Server,
-}
-
-impl ExitKind {
-    pub fn code(self) -> u8 {
-        match self {
-            ExitKind::Clean => 0,
-            ExitKind::No => 1,
-            ExitKind::Usage => 2,
-            ExitKind::Server => 3,
-        }
-    }
-}
-
-macro_rules! codes {
-    ($($variant:ident = $text:literal, $exit:ident, $summary:literal;)*) => {
-        /// The stable codes of failures and refusals. A code is never renamed or reused: it is
-        /// what pipelines match on (`--format json`: `error.code`).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Code {
-            $($variant,)*
-        }
-
-        impl Code {
-            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Code::$variant => $text,)*
-                }
-            }
-
-            /// The exit status this code ends the command with.
-            pub fn exit(self) -> ExitKind {
-                match self {
-                    $(Code::$variant => ExitKind::$exit,)*
-                }
-            }
-
-            /// One line on what the code means (docs/exit-codes.md lists them all).
-            pub fn summary(self) -> &'static str {
-                match self {
-                    $(Code::$variant => $summary,)*
-                }
-            }
-        }
-    };
-}
-
-codes! {
-    SignatureInvalid = "signature-invalid", No,
-        "a signature does not hold over this lockfile, or names another key, identity or issuer";
-    LockStale = "lock-stale", No,
-        "`lock --check`: the lockfile would change";
-    LockChanged = "lock-changed", No,
-        "`lock`: the server's entry would change; review the changes, then `lock --update`";
-    Drift = "drift", No,
-        "`diff`: drift at or above --fail-on (the report lists each change with its class); `review`: a change left undecided, or one served otherwise than as reviewed";
-    PolicyFailed = "policy-failed", No,
-        "a policy rule failed, or could not be evaluated (fail-closed)";
-    Revoked = "revoked", No,
-        "a revocation list revokes a locked server or item";
-    RevocationsUntrusted = "revocations-untrusted", No,
-        "a revocation list is unsigned, wrongly signed, or older than one already accepted, where signatures are checked";
-    NotLocked = "not-locked", No,
-        "a server a host runs is not locked, or not with the launch its config gives";
-    LaunchMismatch = "launch-mismatch", No,
-        "`proxy`: the command or URL to run is not the one the lock approved";
-    ArtifactChanged = "artifact-changed", No,
-        "the package, image or file a locked server runs is not the one the lock recorded";
-    BundleInvalid = "bundle-invalid", No,
-        "an audit bundle does not verify";
-    AuditLogBroken = "audit-log-broken", No,
-        "an audit log's hash chain does not hold";
-    ConfigChangedUnderUs = "config-changed", No,
-        "`wrap`/`unwrap`: the config file changed while it was being rewritten; nothing was written";
-    LockfileRejected = "lockfile-rejected", No,
-        "the signature holds, but the signed lockfile fails its own checks";
-    Usage = "usage", Usage,
-        "the arguments do not fit together, or a flag or value is unknown";
-    FormatUnsupported = "format-unsupported", Usage,
-        "the command has no output in the --format asked for";
-    InputMissing = "input-missing", Usage,
-        "a file the command needs does not exist";
-    InputUnreadable = "input-unreadable", Usage,
-        "a file cannot be read: permissions, over its size limit, not UTF-8, not a ZIP";
-    JsonInvalid = "json-invalid", Usage,
-        "a file is not strict JSON (duplicate keys, trailing data, invalid UTF-8)";
-    LockfileInvalid = "lockfile-invalid", Usage,
-        "the lockfile fails its strict read (shape, version, a digest)";
-    SnapshotInvalid = "snapshot-invalid", Usage,
-        "a snapshot is not one mcplock can read";
-    ServerNotFound = "server-not-found", Usage,
-        "no server of that name or launch in the lockfile or the host configs";
-    KeyInvalid = "key-invalid", Usage,
-        "a key is not a usable Ed25519 PEM key, or a private key others may read";
-    SignatureMalformed = "signature-malformed", Usage,
-        "a signature envelope or Sigstore bundle is missing or malformed, or keyless signing failed";
-    PolicyInvalid = "policy-invalid", Usage,
-        "a policy file or preset cannot be read or compiled";
-    HostConfigInvalid = "host-config-invalid", Usage,
-        "a host config cannot be found, read or rewritten";
-    RevocationsInvalid = "revocations-invalid", Usage,
-        "a revocation list or approval cannot be read or written as asked";
-    EnvMissing = "env-missing", Usage,
-        "an environment variable the locked server needs is not set";
-    OutputExists = "output-exists", Usage,
-        "refusing to overwrite a file (a key, an output)";
-    WriteFailed = "write-failed", Usage,
-        "a file or stdout cannot be written";
-    Interrupted = "interrupted", Usage,
-        "a signal stopped the command before it wrote a file; that file is unchanged (the process exits 128 + the signal's number)";
-    Internal = "internal", Usage,
-        "mcplock could not start a thread or its runtime";
-    ServerFailed = "server-failed", Server,
-        "the server could not be started, timed out, or broke the protocol";
-    ServerUnstable = "server-unstable", Server,
-        "the server offered something different at each start (`--repeat`)";
-}
+pub use crate::core::code::{Code, Coded, ExitKind};
 
 /// A failure to report: one headline (what failed and what to do), then optional detail lines.
 /// Rendered by `main` in the format asked for.
@@ -147,6 +19,13 @@ pub struct CliError {
     pub human_report: Option<String>,
 }
 
+/// A layer's error becomes the user's with its own code and message (`?` in a command).
+impl<E: Coded> From<E> for CliError {
+    fn from(error: E) -> CliError {
+        CliError::new(error.code(), error.to_string())
+    }
+}
+
 /// A failure with its code.
 pub fn fail(code: Code, message: impl Into<String>) -> CliError {
     CliError::new(code, message)
@@ -156,7 +35,7 @@ pub fn fail(code: Code, message: impl Into<String>) -> CliError {
 /// names `what` it is.
 pub fn read_input(path: &std::path::Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
     crate::edge::fs::read_bounded(path, limit)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+        .map_err(CliError::from)?
         .ok_or_else(|| {
             fail(
                 Code::InputMissing,
@@ -222,6 +101,20 @@ impl CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 28: a layer's error passed up with `?` keeps its own code and its message.
+    #[test]
+    fn a_layer_error_keeps_its_code_and_message() {
+        let exists: CliError = crate::edge::fs::FsError::Exists {
+            path: "k.key".into(),
+        }
+        .into();
+        assert_eq!(exists.code, Code::OutputExists);
+        assert!(exists.headline.contains("k.key"), "{}", exists.headline);
+        let format: CliError = crate::hosts::formats::FormatError("bad".into()).into();
+        assert_eq!(format.code, Code::HostConfigInvalid);
+        assert_eq!(format.kind(), ExitKind::Usage);
+    }
 
     #[test]
     fn codes_are_unique_kebab_case_and_never_clean() {

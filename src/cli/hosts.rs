@@ -625,7 +625,7 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     let _guard = if args.check {
         None
     } else {
-        let guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+        let guard = lock_directory_of(path).map_err(CliError::from)?;
         remove_stale_temps(path, started);
         Some(guard)
     };

@@ -111,7 +111,7 @@ pub async fn relaunch_locked(
         )
     };
     if read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+        .map_err(CliError::from)?
         .is_none()
     {
         return Err(missing());

@@ -184,9 +184,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
     let _guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
     // Adding only takes more approval away: the list is read as it is (a signed one is signed
     // again below, or loses its now stale signature).
-    let mut list = match read_bounded(path, MAX_LIST_BYTES)
-        .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
-    {
+    let mut list = match read_bounded(path, MAX_LIST_BYTES).map_err(CliError::from)? {
         Some(bytes) => Revocations::parse(&bytes).map_err(|e| {
             fail(
                 Code::RevocationsInvalid,
@@ -212,10 +210,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
     match &args.key {
         Some(key_path) => {
             let key = load_private_key(key_path)?;
-            let key_id = key
-                .public()
-                .key_id()
-                .map_err(|e| fail(Code::KeyInvalid, e.to_string()))?;
+            let key_id = key.public().key_id().map_err(CliError::from)?;
             let envelope = Envelope {
                 key_id,
                 signature: key.sign(&Signed::Revocations.signed_bytes(&list.canonical())),

@@ -602,5 +602,11 @@ pub fn readme(input: &ReadmeInput) -> String {
     out
 }
 
+impl crate::core::code::Coded for BundleError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::BundleInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests;

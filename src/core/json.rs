@@ -311,6 +311,12 @@ pub fn pointer_tokens(pointer: &str) -> Vec<String> {
         .collect()
 }
 
+impl crate::core::code::Coded for JsonError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::JsonInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

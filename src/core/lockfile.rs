@@ -1003,6 +1003,12 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
+impl crate::core::code::Coded for LockfileError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::LockfileInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod audit;
 pub mod bundle;
 pub mod canonical;
+pub mod code;
 pub mod confusable;
 pub mod definition;
 pub mod diff;

@@ -1057,5 +1057,11 @@ pub fn preset(name: &str) -> Option<Result<Policy, PolicyError>> {
         .map(|(n, _, text)| parse_policy(&format!("preset {n}"), text))
 }
 
+impl crate::core::code::Coded for PolicyError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::PolicyInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -268,6 +268,12 @@ impl Revocations {
     }
 }
 
+impl crate::core::code::Coded for RevocationError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::RevocationsInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

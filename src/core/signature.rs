@@ -247,6 +247,12 @@ impl Envelope {
     }
 }
 
+impl crate::core::code::Coded for EnvelopeError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::SignatureMalformed
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

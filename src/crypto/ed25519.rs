@@ -102,6 +102,12 @@ impl PublicKey {
     }
 }
 
+impl crate::core::code::Coded for KeyError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::KeyInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

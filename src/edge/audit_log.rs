@@ -119,6 +119,19 @@ fn holder_of(file: &File) -> Option<String> {
     })
 }
 
+impl crate::core::code::Coded for OpenError {
+    fn code(&self) -> crate::core::code::Code {
+        use crate::core::code::Code;
+        match self {
+            // Another proxy holds the log: the arguments must give each its own.
+            OpenError::Busy { .. } => Code::Usage,
+            OpenError::Open { .. } | OpenError::Read { .. } | OpenError::TooLarge { .. } => {
+                Code::WriteFailed
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -420,6 +420,19 @@ impl Write for Staged {
     }
 }
 
+impl crate::core::code::Coded for FsError {
+    fn code(&self) -> crate::core::code::Code {
+        use crate::core::code::Code;
+        match self {
+            FsError::Read { .. } | FsError::TooLarge { .. } => Code::InputUnreadable,
+            FsError::Write { .. } | FsError::WouldBeTooLarge { .. } => Code::WriteFailed,
+            FsError::Exists { .. } => Code::OutputExists,
+            FsError::InsecurePermissions { .. } => Code::KeyInvalid,
+            FsError::Changed { .. } => Code::ConfigChangedUnderUs,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

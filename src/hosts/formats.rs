@@ -518,3 +518,9 @@ fn continue_yaml(text: &str, scope: Scope) -> Result<Vec<Declared>, FormatError>
         })
         .collect())
 }
+
+impl crate::core::code::Coded for FormatError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::HostConfigInvalid
+    }
+}
