@@ -795,5 +795,7 @@ pub fn check_server(
     out
 }
 
+pub mod verdict;
+
 #[cfg(test)]
 mod tests;

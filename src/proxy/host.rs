@@ -6,7 +6,7 @@ use super::UNAVAILABLE;
 use super::{End, Expect, Flow, Next, Proxy, Record, bad_line_answer, error_line, line, list_kind};
 use crate::core::audit::Decision;
 use crate::core::canonical::Digest;
-use crate::core::enforce::{self, DENIED, OnDrift};
+use crate::core::enforce::{self, DENIED};
 use crate::core::inspect;
 use crate::core::jsonrpc::Id;
 use crate::core::methods::{self, From, Shape};
@@ -259,9 +259,8 @@ impl<A: std::io::Write> Proxy<'_, A> {
         let shown = enforce::called_item(method, params)
             .and_then(Result::ok)
             .is_some_and(|(kind, key)| self.session.is_listed(kind, &key));
-        let warn_through = self.options.on_drift == OnDrift::Warn
-            && reason.is_drift()
-            && (shown || !matches!(reason, enforce::Reason::NotLocked));
+        let warn_through = enforce::verdict::refused_call(self.options.on_drift, &reason, shown)
+            == enforce::verdict::RefusedCall::LetThrough;
         let payload = self.call_payload(params, None);
         if warn_through {
             let record = Record::note(

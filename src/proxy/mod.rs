@@ -315,11 +315,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
     /// How an item that differs from the lock is recorded: withheld, denied (its whole list
     /// blocked) or let through with a warning.
     fn drift_decision(&self) -> Decision {
-        match self.options.on_drift {
-            OnDrift::Withhold => Decision::Withhold,
-            OnDrift::Block => Decision::Deny,
-            OnDrift::Warn => Decision::Note,
-        }
+        crate::core::enforce::verdict::drift_decision(self.options.on_drift)
     }
 
     /// The protocol a message is judged by: the negotiated version, else the one a stateless

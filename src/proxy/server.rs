@@ -7,7 +7,8 @@ use super::{
 };
 use crate::core::audit::Decision;
 use crate::core::canonical::Digest;
-use crate::core::enforce::{self, DENIED, OnDrift, Session};
+use crate::core::enforce::verdict::{self, HelloVerdict, ListVerdict, ResponseVerdict};
+use crate::core::enforce::{self, DENIED, Session};
 use crate::core::inspect;
 use crate::core::jsonrpc::Id;
 use crate::core::methods::{self, From, Shape};
@@ -176,12 +177,15 @@ impl<A: std::io::Write> Proxy<'_, A> {
         // The host's own listing decides for the calls waiting on a re-listing of this kind
         // (which may never come back).
         self.release(kind.list_changed_notification());
-        let served = (self.options.on_drift == OnDrift::Warn).then(|| result.clone());
+        let served = verdict::keeps_served_pages(self.options.on_drift).then(|| result.clone());
         let checked =
             enforce::check_list_page(kind, result, first_page, self.locked, &mut self.session);
         self.log_withheld(kind, &checked.withheld, response_digest);
-        match (self.options.on_drift, served) {
-            (OnDrift::Block, _) if !checked.withheld.is_empty() => {
+        match (
+            verdict::list_verdict(self.options.on_drift, checked.withheld.len()),
+            served,
+        ) {
+            (ListVerdict::Refused, _) => {
                 self.session.forget(kind);
                 let keys: Vec<&str> = checked.withheld.iter().map(|w| w.key.as_str()).collect();
                 let message = format!(
@@ -201,11 +205,13 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 }
                 Ok(None)
             }
-            (OnDrift::Warn, Some(served)) => {
+            (ListVerdict::AsServed, Some(served)) => {
                 self.session.admit_drifted(kind, &checked.withheld);
                 Ok(Some(Value::Object(served)))
             }
-            _ => Ok(Some(Value::Object(checked.forward))),
+            (ListVerdict::Checked | ListVerdict::AsServed, _) => {
+                Ok(Some(Value::Object(checked.forward)))
+            }
         }
     }
 
@@ -230,17 +236,18 @@ impl<A: std::io::Write> Proxy<'_, A> {
             .get("capabilities")
             .and_then(|c| c.get("logging"))
             .is_some_and(Value::is_object);
-        if drift.is_empty() {
-            return Ok(Some(Value::Object(result)));
-        }
         let fields: Vec<&str> = drift.iter().map(|d| d.field).collect();
-        if self.options.on_drift == OnDrift::Warn {
-            let why = format!(
-                "server drift: {} (--on-drift warn: let through)",
-                fields.join(", ")
-            );
-            self.log(Record::note(&waiting.method, why));
-            return Ok(Some(Value::Object(result)));
+        match verdict::hello_verdict(self.options.on_drift, !drift.is_empty()) {
+            HelloVerdict::Forward => return Ok(Some(Value::Object(result))),
+            HelloVerdict::ForwardNoted => {
+                let why = format!(
+                    "server drift: {} (--on-drift warn: let through)",
+                    fields.join(", ")
+                );
+                self.log(Record::note(&waiting.method, why));
+                return Ok(Some(Value::Object(result)));
+            }
+            HelloVerdict::Block => {}
         }
         let why = format!("the server's {} differ from the lock", fields.join(", "));
         self.log(
@@ -330,11 +337,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         if inspection.is_clean() {
             return false;
         }
-        let decision = match self.options.on_response {
-            inspect::OnResponse::Warn => Decision::Note,
-            inspect::OnResponse::Redact => Decision::Rewrite,
-            inspect::OnResponse::Block => Decision::Deny,
-        };
+        let (verdict, decision) = verdict::response_verdict(self.options.on_response);
         let item = item.map(str::to_owned);
         for f in &inspection.findings {
             let why = format!(
@@ -352,13 +355,13 @@ impl<A: std::io::Write> Proxy<'_, A> {
             self.log(Record::new(method, decision).item(item.clone()).reason(why));
         }
         self.last_codes = inspection.codes().iter().map(|c| c.to_string()).collect();
-        match self.options.on_response {
-            inspect::OnResponse::Warn => false,
-            inspect::OnResponse::Redact => {
+        match verdict {
+            ResponseVerdict::Forward => false,
+            ResponseVerdict::Redact => {
                 inspect::redact(value, &inspection);
                 false
             }
-            inspect::OnResponse::Block => true,
+            ResponseVerdict::Refuse => true,
         }
     }
 
@@ -570,12 +573,11 @@ impl<A: std::io::Write> Proxy<'_, A> {
         };
         let checked = enforce::check_list_page(kind, result, pages == 1, self.locked, &mut scratch);
         self.log_withheld(kind, &checked.withheld, response_digest);
-        if self.options.on_drift == OnDrift::Warn {
-            scratch.admit_drifted(kind, &checked.withheld);
-        }
-        if self.options.on_drift == OnDrift::Block && !checked.withheld.is_empty() {
+        match verdict::list_verdict(self.options.on_drift, checked.withheld.len()) {
+            ListVerdict::AsServed => scratch.admit_drifted(kind, &checked.withheld),
             // Nothing of this kind may be called until the host lists again.
-            return self.relist_done(kind, Session::default());
+            ListVerdict::Refused => return self.relist_done(kind, Session::default()),
+            ListVerdict::Checked => {}
         }
         let Some(cursor) = checked.forward.get("nextCursor").filter(|c| !c.is_null()) else {
             return self.relist_done(kind, scratch);
