@@ -377,27 +377,20 @@ pub async fn against_lock(
     hosts: &HostArgs,
     server: &super::ServerArgs,
 ) -> Result<(Lockfile, Lockfile), CliError> {
-    let locked = load_lockfile(path)?.ok_or_else(|| {
-        fail(
+    if !path.exists() {
+        return Err(fail(
             Code::InputMissing,
             format!(
                 "{} does not exist; lock first (`mcplock lock --host ...`)",
                 path.display()
             ),
-        )
-    })?;
-    if let Some(verify) = trust.verify_args(path) {
-        let document = super::files::read_lockfile_json(path)?;
-        let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {
-            e.headline = format!(
-                "refusing to compare the hosts' servers with {}: {}",
-                path.display(),
-                e.headline
-            );
-            e
-        })?;
+        ));
+    }
+    let trusted = super::trusted::open(path, trust, "refusing to compare the hosts' servers with")?;
+    if let Some(signer) = &trusted.signer {
         eprintln!("mcplock: {} is signed by {signer}", path.display());
     }
+    let locked = trusted.lockfile;
     let live = scanned_hosts(hosts, server).await?;
     let old = Lockfile {
         servers: locked

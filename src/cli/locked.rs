@@ -116,33 +116,18 @@ pub async fn relaunch_locked(
     {
         return Err(missing());
     }
-    let document = super::files::read_lockfile_json(path)?;
-    match trust.verify_args(path) {
-        Some(verify) => {
-            let signer = super::keys::verify_document(&verify, &document).map_err(|mut e| {
-                e.headline = format!(
-                    "refusing to start the commands recorded in {}: {}",
-                    path.display(),
-                    e.headline
-                );
-                e
-            })?;
-            eprintln!(
-                "mcplock: {} is signed by {signer}; relaunching the servers it records",
-                path.display()
-            );
-        }
+    let trusted = super::trusted::open(path, trust, "refusing to start the commands recorded in")?;
+    match &trusted.signer {
+        Some(signer) => eprintln!(
+            "mcplock: {} is signed by {signer}; relaunching the servers it records",
+            path.display()
+        ),
         None => eprintln!(
             "mcplock: warning: the commands relaunched below come from {}, whose signature was not checked (pass --key or --bundle to verify it before anything starts)",
             path.display()
         ),
     }
-    let locked = Lockfile::from_owned_value(document).map_err(|e| {
-        fail(
-            Code::LockfileInvalid,
-            format!("{} is not a valid lockfile: {e}", path.display()),
-        )
-    })?;
+    let locked = trusted.lockfile;
     let mut old = Lockfile::default();
     let mut new = Lockfile::default();
     for (server_name, entry) in &locked.servers {

@@ -24,6 +24,7 @@ mod revocations;
 mod rewriting;
 mod sarif;
 mod scan;
+mod trusted;
 mod wrap;
 
 pub use exit::{CliError, ExitKind};

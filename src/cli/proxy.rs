@@ -84,28 +84,20 @@ fn endpoint_of(args: &ProxyArgs) -> Result<Endpoint, CliError> {
 /// The lockfile, its signature checked (unless --allow-unsigned, said at every start), read
 /// strictly.
 fn trusted_lockfile(args: &ProxyArgs) -> Result<Lockfile, CliError> {
-    let document = super::files::read_lockfile_json(&args.lockfile)?;
-    match args.check.verify_args(&args.lockfile) {
-        Some(verify_args) => {
-            super::keys::verify_document(&verify_args, &document)?;
-        }
-        None if args.allow_unsigned => eprintln!(
-            "mcplock: proxy: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides what this server may offer",
-            args.lockfile.display()
-        ),
-        None => {
+    let trusted = super::trusted::open(&args.lockfile, &args.check, "refusing to enforce")?;
+    if trusted.signer.is_none() {
+        if !args.allow_unsigned {
             return Err(fail(
                 Code::Usage,
                 "the proxy enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned",
             ));
         }
+        eprintln!(
+            "mcplock: proxy: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides what this server may offer",
+            args.lockfile.display()
+        );
     }
-    Lockfile::from_owned_value(document).map_err(|e| {
-        fail(
-            Code::LockfileInvalid,
-            format!("{} is not a valid lockfile: {e}", args.lockfile.display()),
-        )
-    })
+    Ok(trusted.lockfile)
 }
 
 /// The name of the locked server this launch is, held to its launch and its env names.

@@ -1,0 +1,39 @@
+//! Opening the lockfile a command will act on (relaunch its servers, enforce it, compare a
+//! host with it): its signature checked when a key or a Sigstore identity is given, refused
+//! with why, then read strictly. The one way `proxy`, `diff`/`lock --check` relaunches and
+//! `--host` comparisons open a lockfile they trust.
+
+use super::exit::{Code, fail};
+use super::{CliError, SignatureCheck};
+use crate::core::lockfile::Lockfile;
+use std::path::Path;
+
+/// A lockfile read strictly, and who signed it when a signature was checked.
+pub struct Trusted {
+    pub lockfile: Lockfile,
+    pub signer: Option<String>,
+}
+
+/// Opens `path` under `trust`. A signature that does not hold is refused, the refusal saying
+/// what the command was about to do (`refusing`, e.g. "refusing to start the commands
+/// recorded in"). Without a key or identity the signature is not checked (`signer` is `None`):
+/// the caller says so or refuses.
+pub fn open(path: &Path, trust: &SignatureCheck, refusing: &str) -> Result<Trusted, CliError> {
+    let document = super::files::read_lockfile_json(path)?;
+    let signer = match trust.verify_args(path) {
+        Some(verify) => Some(super::keys::verify_document(&verify, &document).map_err(
+            |mut e| {
+                e.headline = format!("{refusing} {}: {}", path.display(), e.headline);
+                e
+            },
+        )?),
+        None => None,
+    };
+    let lockfile = Lockfile::from_owned_value(document).map_err(|e| {
+        fail(
+            Code::LockfileInvalid,
+            format!("{} is not a valid lockfile: {e}", path.display()),
+        )
+    })?;
+    Ok(Trusted { lockfile, signer })
+}
