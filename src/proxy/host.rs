@@ -151,7 +151,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
 
     fn host_request(
         &mut self,
-        mut obj: Map<String, Value>,
+        obj: Map<String, Value>,
         method: String,
         id_value: Value,
         raw: &[u8],
@@ -194,6 +194,20 @@ impl<A: std::io::Write> Proxy<'_, A> {
             self.to_host(error_line(&id_value, METHOD_NOT_FOUND, message, Some(data)))?;
             return Ok(Next::Go);
         }
+        self.judge(obj, method, (id, id_value), raw, request_digest)
+    }
+
+    /// A request the protocol allows, judged: parked while its kind is re-listed, then the
+    /// lock's verdict, then the call rules' (which come later, off the loop), then forwarded.
+    fn judge(
+        &mut self,
+        obj: Map<String, Value>,
+        method: String,
+        (id, id_value): (Id, Value),
+        raw: &[u8],
+        request_digest: Option<Digest>,
+    ) -> Flow {
+        let params = obj.get("params");
         // A call of a kind being re-listed waits for the re-listing's verdict.
         let parks = match enforce::called_item(&method, params) {
             Some(Ok((kind, _))) if self.relisting.contains_key(&kind) => {
@@ -229,14 +243,25 @@ impl<A: std::io::Write> Proxy<'_, A> {
         {
             return Ok(Next::Go);
         }
-        let sent = match self.relay.send(Origin::Host, id, &method) {
+        self.forward(obj, &method, (id, id_value), request_digest)
+    }
+
+    /// Sends a judged request on to the server under an id of the proxy's own.
+    fn forward(
+        &mut self,
+        mut obj: Map<String, Value>,
+        method: &str,
+        (id, id_value): (Id, Value),
+        request_digest: Option<Digest>,
+    ) -> Flow {
+        let sent = match self.relay.send(Origin::Host, id, method) {
             Ok(sent) => sent,
             Err(full) => {
                 self.answer_host(&id_value, UNAVAILABLE, full.to_string(), None)?;
                 return Ok(Next::Go);
             }
         };
-        self.expect_answer(&sent, &method, obj.get("params"), request_digest);
+        self.expect_answer(&sent, method, obj.get("params"), request_digest);
         self.relay.take_progress(&sent, obj.get_mut("params"));
         obj.insert("id".into(), sent.to_value());
         self.to_server(line(&Value::Object(obj)))?;

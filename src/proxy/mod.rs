@@ -703,45 +703,62 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 Ok(None) => self.server_gone(
                     "the server's process exited, but its output stayed open (a process it started holds it)".into(),
                 ),
-                Ok(Some(Incoming::Host(from_host))) => {
-                    // The line a bad message came on, to recover its id for the answer.
-                    let bad_line = match &from_host {
-                        Err(_) => readers.host.last_line().to_vec(),
-                        Ok(_) => Vec::new(),
-                    };
-                    self.on_host(from_host, &bad_line)
-                }
-                Ok(Some(Incoming::Server(from_server))) => self.on_server(from_server),
-                Ok(Some(Incoming::Judged((message, verdict)))) => {
-                    // Read again with its verdict: the lock is asked again (the session may
-                    // have changed while the rules judged), the rules are not.
-                    self.judging = self.judging.saturating_sub(1);
-                    self.verdict = Some((message.raw.clone(), verdict));
-                    let flow = self.on_host(Ok(message), &[]);
-                    self.verdict = None;
-                    flow
-                }
+                Ok(Some(incoming)) => self.handle(incoming, readers),
             };
-            match flow {
-                Ok(Next::Go) => {}
-                Ok(Next::End(end)) => return end,
-                Err(Stalled {
-                    side: Side::Host,
-                    why,
-                }) => {
-                    self.log(Record::note("(host)", why.clone()));
-                    warn(&format!("{why}; the session ends"));
-                    return End::HostClosed;
-                }
-                Err(Stalled {
-                    side: Side::Server,
-                    why,
-                }) => {
-                    if let Ok(Next::End(end)) = self.server_gone(why) {
-                        return end;
-                    }
-                }
+            if let Some(end) = self.after(flow) {
+                return end;
             }
+        }
+    }
+
+    /// One message, to the handler of its side.
+    fn handle<HR, SR>(&mut self, incoming: Incoming, readers: &Readers<HR, SR>) -> Flow
+    where
+        HR: AsyncRead + Unpin,
+    {
+        match incoming {
+            Incoming::Host(from_host) => {
+                // The line a bad message came on, to recover its id for the answer.
+                let bad_line = match &from_host {
+                    Err(_) => readers.host.last_line().to_vec(),
+                    Ok(_) => Vec::new(),
+                };
+                self.on_host(from_host, &bad_line)
+            }
+            Incoming::Server(from_server) => self.on_server(from_server),
+            Incoming::Judged((message, verdict)) => {
+                // Read again with its verdict: the lock is asked again (the session may have
+                // changed while the rules judged), the rules are not.
+                self.judging = self.judging.saturating_sub(1);
+                self.verdict = Some((message.raw.clone(), verdict));
+                let flow = self.on_host(Ok(message), &[]);
+                self.verdict = None;
+                flow
+            }
+        }
+    }
+
+    /// After a message: go on (`None`), or how the session ends. A side that stalls ends it
+    /// (the host), or is let go as the server would be when it dies.
+    fn after(&mut self, flow: Flow) -> Option<End> {
+        match flow {
+            Ok(Next::Go) => None,
+            Ok(Next::End(end)) => Some(end),
+            Err(Stalled {
+                side: Side::Host,
+                why,
+            }) => {
+                self.log(Record::note("(host)", why.clone()));
+                warn(&format!("{why}; the session ends"));
+                Some(End::HostClosed)
+            }
+            Err(Stalled {
+                side: Side::Server,
+                why,
+            }) => match self.server_gone(why) {
+                Ok(Next::End(end)) => Some(end),
+                _ => None,
+            },
         }
     }
 }
