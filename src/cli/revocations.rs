@@ -181,7 +181,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
         ));
     }
     let path = args.list.as_path();
-    let _guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let _guard = lock_directory_of(path).map_err(CliError::from)?;
     // Adding only takes more approval away: the list is read as it is (a signed one is signed
     // again below, or loses its now stale signature).
     let mut list = match read_bounded(path, MAX_LIST_BYTES).map_err(CliError::from)? {
@@ -205,7 +205,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
     };
     let described = entry.describe();
     list.entries.push(entry);
-    write_atomic(path, &list.to_pretty()).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    write_atomic(path, &list.to_pretty()).map_err(CliError::from)?;
     let signature = default_signature_path(path);
     match &args.key {
         Some(key_path) => {
@@ -215,8 +215,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
                 key_id,
                 signature: key.sign(&Signed::Revocations.signed_bytes(&list.canonical())),
             };
-            write_atomic(&signature, &envelope.to_pretty())
-                .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+            write_atomic(&signature, &envelope.to_pretty()).map_err(CliError::from)?;
         }
         None if signature.exists() => {
             // The old signature no longer covers the list: an unsigned list is honoured, a
@@ -265,7 +264,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         ));
     }
     let path = args.lockfile.as_path();
-    let _guard = lock_directory_of(path).map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let _guard = lock_directory_of(path).map_err(CliError::from)?;
     let mut lockfile = super::files::load_lockfile(path)?.ok_or_else(|| {
         fail(
             Code::InputMissing,
@@ -304,7 +303,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         &lockfile.to_pretty(),
         super::files::MAX_LOCKFILE_BYTES,
     )
-    .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    .map_err(CliError::from)?;
     let signed = default_signature_path(path).exists();
     let json = json!({
         "approved": {"server": args.server, "tool": args.tool, "digest": digest.to_string()},
