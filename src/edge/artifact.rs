@@ -900,6 +900,8 @@ fn run_bounded_in(program: &Path, args: &[&str], cwd: Option<&Path>) -> Result<S
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
+    // Stopped with the servers if mcplock is interrupted while it waits.
+    let _registered = crate::edge::children::register(child.id());
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();

@@ -2,6 +2,7 @@
 
 pub mod artifact;
 pub mod audit_log;
+pub mod children;
 pub mod clock;
 pub mod fs;
 pub mod memory;

@@ -204,6 +204,8 @@ async fn wait_until_empty(limit: Duration, alive: impl Fn() -> Vec<Pid>) -> bool
 /// process group and waits `grace`, then KILL; then ends escaped descendants. For the signal
 /// path: the command's own futures are suspended, so this does what their shutdown would.
 pub async fn stop_all(grace: Duration) {
+    // The helpers mcplock itself runs (asked what a launch runs) end at once.
+    crate::edge::children::kill_all();
     let servers: Vec<Live> = std::mem::take(&mut *live());
     for server in &servers {
         if let Some(input) = &server.input {
