@@ -830,6 +830,13 @@ pub fn pin(command: &str, args: &[String], artifact: &Artifact) -> Option<Vec<St
     Some(out)
 }
 
+impl crate::core::code::Coded for ArtifactError {
+    fn code(&self) -> crate::core::code::Code {
+        // A recorded artifact is part of the lockfile.
+        crate::core::code::Code::LockfileInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

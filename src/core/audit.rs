@@ -468,6 +468,12 @@ impl Verified {
     }
 }
 
+impl crate::core::code::Coded for AuditError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::AuditLogBroken
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -494,6 +494,13 @@ pub enum LaunchError {
     Duplicate(&'static str, String),
 }
 
+impl crate::core::code::Coded for LaunchError {
+    fn code(&self) -> crate::core::code::Code {
+        // A recorded launch is part of the lockfile.
+        crate::core::code::Code::LockfileInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

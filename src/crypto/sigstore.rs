@@ -301,6 +301,18 @@ pub async fn ambient_token() -> Result<Option<String>, SigstoreError> {
         .map_err(|e| SigstoreError::Signing(format!("cannot get the ambient identity token: {e}")))
 }
 
+impl crate::core::code::Coded for SigstoreError {
+    fn code(&self) -> crate::core::code::Code {
+        match self {
+            // A bundle that does not verify is a "no"; one that cannot be read or made is not.
+            SigstoreError::Failed { .. } => crate::core::code::Code::SignatureInvalid,
+            SigstoreError::Malformed(_) | SigstoreError::Signing(_) => {
+                crate::core::code::Code::SignatureMalformed
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,6 +282,13 @@ fn check_canonical<R: Read>(file: &zip::read::ZipFile<'_, R>, shown: &str) -> Re
     Ok(())
 }
 
+impl crate::core::code::Coded for ZipReadError {
+    fn code(&self) -> crate::core::code::Code {
+        // The only archives mcplock reads are audit bundles.
+        crate::core::code::Code::BundleInvalid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

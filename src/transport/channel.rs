@@ -281,6 +281,12 @@ pub(crate) fn snippet(line: &[u8]) -> String {
     escape(&text)
 }
 
+impl crate::core::code::Coded for ConnError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::ServerFailed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -411,6 +411,12 @@ pub fn is_transport_error(error: &crate::core::jsonrpc::RpcError) -> bool {
             == Some(TRANSPORT_MARK)
 }
 
+impl crate::core::code::Coded for RequestError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::ServerFailed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -469,6 +469,12 @@ async fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+impl crate::core::code::Coded for SpawnError {
+    fn code(&self) -> crate::core::code::Code {
+        crate::core::code::Code::ServerFailed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
