@@ -153,6 +153,53 @@ pub fn after_verify(
 }
 
 pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
+    let mut entry = revocation_of(&args)?;
+    let path = args.list.as_path();
+    let _guard = lock_directory_of(path)?;
+    // Adding only takes more approval away: the list is read as it is (a signed one is signed
+    // again below, or loses its now stale signature).
+    let mut list = match read_bounded(path, MAX_LIST_BYTES)? {
+        Some(bytes) => Revocations::parse(&bytes).map_err(|e| {
+            fail(
+                Code::RevocationsInvalid,
+                format!("{} is not a valid revocation list: {e}", path.display()),
+            )
+        })?,
+        None => Revocations::default(),
+    };
+    // A new sequence for every change: a consumer refuses a list older than one it accepted.
+    list.sequence += 1;
+    list.issued_at = Some(crate::edge::clock::now());
+    entry.revoked_at = crate::edge::clock::now();
+    let described = entry.describe();
+    list.entries.push(entry);
+    write_atomic(path, &list.to_pretty())?;
+    sign_again(path, &list, args.key.as_deref())?;
+    let json = json!({
+        "list": path.display().to_string(),
+        "revoked": described,
+        "entries": list.entries.len(),
+        "signed": args.key.is_some(),
+        "sequence": list.sequence,
+    });
+    let human = format!(
+        "revoked {described} in {} ({} entr{}, sequence {}{})\n",
+        path.display(),
+        list.entries.len(),
+        if list.entries.len() == 1 { "y" } else { "ies" },
+        list.sequence,
+        if args.key.is_some() {
+            ", signed"
+        } else {
+            ", unsigned: runs that check signatures refuse it"
+        }
+    );
+    Ok(Output::report(None, human, json))
+}
+
+/// The entry `revoke`'s flags describe (its time is set when it is added), or why they do not
+/// describe one.
+fn revocation_of(args: &RevokeArgs) -> Result<Revoked, CliError> {
     let item = match (&args.tool, &args.prompt, &args.template) {
         (Some(n), None, None) => Some((ItemKind::Tool, n.clone())),
         (None, Some(n), None) => Some((ItemKind::Prompt, n.clone())),
@@ -180,46 +227,30 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
             "--reason must say why (it is what every later refusal shows)",
         ));
     }
-    let path = args.list.as_path();
-    let _guard = lock_directory_of(path).map_err(CliError::from)?;
-    // Adding only takes more approval away: the list is read as it is (a signed one is signed
-    // again below, or loses its now stale signature).
-    let mut list = match read_bounded(path, MAX_LIST_BYTES).map_err(CliError::from)? {
-        Some(bytes) => Revocations::parse(&bytes).map_err(|e| {
-            fail(
-                Code::RevocationsInvalid,
-                format!("{} is not a valid revocation list: {e}", path.display()),
-            )
-        })?,
-        None => Revocations::default(),
-    };
-    // A new sequence for every change: a consumer refuses a list older than one it accepted.
-    list.sequence += 1;
-    list.issued_at = Some(crate::edge::clock::now());
-    let entry = Revoked {
+    Ok(Revoked {
         server: args.server.clone(),
         item,
         digest,
         reason: args.reason.clone(),
-        revoked_at: crate::edge::clock::now(),
-    };
-    let described = entry.describe();
-    list.entries.push(entry);
-    write_atomic(path, &list.to_pretty()).map_err(CliError::from)?;
+        revoked_at: String::new(),
+    })
+}
+
+/// After a change to the list at `path`: signed again with `key`, or, without one, its old
+/// signature removed (it no longer covers the list: an unsigned list is honoured where
+/// signatures are not required, a stale signature would make it refused everywhere).
+fn sign_again(path: &Path, list: &Revocations, key: Option<&Path>) -> Result<(), CliError> {
     let signature = default_signature_path(path);
-    match &args.key {
+    match key {
         Some(key_path) => {
             let key = load_private_key(key_path)?;
-            let key_id = key.public().key_id().map_err(CliError::from)?;
             let envelope = Envelope {
-                key_id,
+                key_id: key.public().key_id()?,
                 signature: key.sign(&Signed::Revocations.signed_bytes(&list.canonical())),
             };
-            write_atomic(&signature, &envelope.to_pretty()).map_err(CliError::from)?;
+            write_atomic(&signature, &envelope.to_pretty())?;
         }
         None if signature.exists() => {
-            // The old signature no longer covers the list: an unsigned list is honoured, a
-            // stale signature would make it refused.
             std::fs::remove_file(&signature).map_err(|e| {
                 fail(
                     Code::WriteFailed,
@@ -233,26 +264,7 @@ pub fn revoke(args: RevokeArgs) -> Result<Output, CliError> {
         }
         None => {}
     }
-    let json = json!({
-        "list": path.display().to_string(),
-        "revoked": described,
-        "entries": list.entries.len(),
-        "signed": args.key.is_some(),
-        "sequence": list.sequence,
-    });
-    let human = format!(
-        "revoked {described} in {} ({} entr{}, sequence {}{})\n",
-        path.display(),
-        list.entries.len(),
-        if list.entries.len() == 1 { "y" } else { "ies" },
-        list.sequence,
-        if args.key.is_some() {
-            ", signed"
-        } else {
-            ", unsigned: runs that check signatures refuse it"
-        }
-    );
-    Ok(Output::report(None, human, json))
+    Ok(())
 }
 
 /// `mcplock approve`: records an approval of one tool as locked now.
@@ -264,7 +276,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         ));
     }
     let path = args.lockfile.as_path();
-    let _guard = lock_directory_of(path).map_err(CliError::from)?;
+    let _guard = lock_directory_of(path)?;
     let mut lockfile = super::files::load_lockfile(path)?.ok_or_else(|| {
         fail(
             Code::InputMissing,
@@ -302,8 +314,7 @@ pub fn approve(args: super::ApproveArgs) -> Result<Output, CliError> {
         path,
         &lockfile.to_pretty(),
         super::files::MAX_LOCKFILE_BYTES,
-    )
-    .map_err(CliError::from)?;
+    )?;
     let signed = default_signature_path(path).exists();
     let json = json!({
         "approved": {"server": args.server, "tool": args.tool, "digest": digest.to_string()},

@@ -179,120 +179,246 @@ impl Class {
     }
 }
 
-/// One piece of a word-level text diff.
+/// Each class's usual severity (a change may be graded higher, e.g. text that gains a
+/// poisoning finding, or anything about a resource template) and what it means: the help text
+/// of its SARIF rule (docs/diff.md has the same table). Every class is listed once (tested).
+const ABOUT: [(Class, Severity, &str); 44] = {
+    use Severity::{Critical, Info, Moderate};
+    [
+        (
+            Class::ServerAdded,
+            Critical,
+            "a server appeared in the lock",
+        ),
+        (
+            Class::ServerRemoved,
+            Critical,
+            "a server disappeared from the lock",
+        ),
+        (
+            Class::LaunchChanged,
+            Critical,
+            "the command or URL that starts the server changed",
+        ),
+        (
+            Class::ArtifactChanged,
+            Critical,
+            "the package, image or file the launch runs changed (another version or digest), or can no longer be resolved",
+        ),
+        (
+            Class::ServerInfoChanged,
+            Moderate,
+            "serverInfo fields other than version changed",
+        ),
+        (
+            Class::ServerVersionChanged,
+            Info,
+            "serverInfo.version changed",
+        ),
+        (
+            Class::ProtocolVersionChanged,
+            Info,
+            "the negotiated protocol version changed",
+        ),
+        (
+            Class::CapabilitiesChanged,
+            Moderate,
+            "the server's advertised capabilities changed",
+        ),
+        (
+            Class::ClientCapabilitiesChanged,
+            Info,
+            "what mcplock declared to the server changed",
+        ),
+        (
+            Class::InstructionsChanged,
+            Moderate,
+            "the server's instructions changed (critical when the new text gains a poisoning finding)",
+        ),
+        (
+            Class::ListServed,
+            Critical,
+            "a list the server did not serve is served now",
+        ),
+        (
+            Class::ListUnserved,
+            Moderate,
+            "a list the server served is now refused",
+        ),
+        (
+            Class::ListUnservedCodeChanged,
+            Info,
+            "an unserved list answers with another error code",
+        ),
+        (
+            Class::ItemAdded,
+            Critical,
+            "a tool, prompt, resource template or resource appeared",
+        ),
+        (
+            Class::ItemRemoved,
+            Critical,
+            "a tool, prompt, resource template or resource disappeared",
+        ),
+        (
+            Class::TextChanged,
+            Moderate,
+            "a description or title changed, where tool poisoning lives (critical when the new text gains a poisoning finding)",
+        ),
+        (
+            Class::TextWhitespaceOnly,
+            Info,
+            "text changed only in whitespace",
+        ),
+        (
+            Class::SchemaPropertyAdded,
+            Critical,
+            "the input schema accepts a new property",
+        ),
+        (
+            Class::SchemaPropertyRemoved,
+            Moderate,
+            "the input schema no longer accepts a property",
+        ),
+        (
+            Class::SchemaBecameRequired,
+            Moderate,
+            "a property became required",
+        ),
+        (
+            Class::SchemaBecameOptional,
+            Critical,
+            "a property is no longer required",
+        ),
+        (Class::SchemaTypeChanged, Critical, "a schema type changed"),
+        (
+            Class::SchemaEnumWidened,
+            Critical,
+            "an enum gained values or was removed",
+        ),
+        (
+            Class::SchemaEnumNarrowed,
+            Moderate,
+            "an enum lost values or was added",
+        ),
+        (
+            Class::SchemaConstraintLoosened,
+            Critical,
+            "a schema bound was loosened or removed",
+        ),
+        (
+            Class::SchemaConstraintTightened,
+            Moderate,
+            "a schema bound was tightened or added",
+        ),
+        (
+            Class::SchemaConstraintChanged,
+            Critical,
+            "a pattern, format or const was replaced (it may widen)",
+        ),
+        (
+            Class::SchemaAdditionalPropertiesLoosened,
+            Critical,
+            "additionalProperties or unevaluatedProperties opened",
+        ),
+        (
+            Class::SchemaAdditionalPropertiesTightened,
+            Moderate,
+            "additionalProperties closed",
+        ),
+        (
+            Class::SchemaAnnotationChanged,
+            Moderate,
+            "a schema annotation (default, examples, deprecated...) changed",
+        ),
+        (
+            Class::SchemaChanged,
+            Critical,
+            "a schema keyword whose effect cannot be judged changed ($ref, anyOf, oneOf...)",
+        ),
+        (
+            Class::AnnotationLessSafe,
+            Critical,
+            "a tool annotation moved toward less safe (readOnlyHint, destructiveHint, openWorldHint)",
+        ),
+        (
+            Class::AnnotationSafer,
+            Info,
+            "a tool annotation moved toward safe",
+        ),
+        (
+            Class::AnnotationChanged,
+            Info,
+            "a tool annotation was restated with the same effect",
+        ),
+        (
+            Class::OutputSchemaChanged,
+            Moderate,
+            "the output schema changed",
+        ),
+        (
+            Class::PromptArgumentAdded,
+            Moderate,
+            "a prompt gained an argument",
+        ),
+        (
+            Class::PromptArgumentRemoved,
+            Moderate,
+            "a prompt lost an argument",
+        ),
+        (
+            Class::PromptArgumentChanged,
+            Moderate,
+            "a prompt argument changed",
+        ),
+        (
+            Class::MetaChanged,
+            Moderate,
+            "_meta changed (critical when its text gains a poisoning finding)",
+        ),
+        (
+            Class::FieldChanged,
+            Moderate,
+            "icons, mimeType, execution or an unknown field changed",
+        ),
+        (
+            Class::ResourcesLockingChanged,
+            Moderate,
+            "one side locked static resources and the other did not",
+        ),
+        (
+            Class::ConfusableName,
+            Critical,
+            "a name now looks like another's (same UTS #39 skeleton)",
+        ),
+        (
+            Class::Revoked,
+            Critical,
+            "the server or item is on the revocation list",
+        ),
+        (
+            Class::UnclassifiedChange,
+            Critical,
+            "a difference no classifier explains: never waved through",
+        ),
+    ]
+};
+
 impl Class {
-    /// The usual severity of the class (a change may be graded higher, e.g. text that gains a
-    /// poisoning finding, or anything about a resource template) and what it means; the
-    /// help text of its SARIF rule (docs/diff.md has the same table).
+    /// The usual severity of the class and what it means ([`ABOUT`]).
     pub fn about(self) -> (Severity, &'static str) {
-        use Severity::{Critical, Info, Moderate};
-        match self {
-            Class::ServerAdded => (Critical, "a server appeared in the lock"),
-            Class::ServerRemoved => (Critical, "a server disappeared from the lock"),
-            Class::LaunchChanged => (
-                Critical,
-                "the command or URL that starts the server changed",
-            ),
-            Class::ArtifactChanged => (
-                Critical,
-                "the package, image or file the launch runs changed (another version or digest), or can no longer be resolved",
-            ),
-            Class::ServerInfoChanged => (Moderate, "serverInfo fields other than version changed"),
-            Class::ServerVersionChanged => (Info, "serverInfo.version changed"),
-            Class::ProtocolVersionChanged => (Info, "the negotiated protocol version changed"),
-            Class::CapabilitiesChanged => {
-                (Moderate, "the server's advertised capabilities changed")
-            }
-            Class::ClientCapabilitiesChanged => {
-                (Info, "what mcplock declared to the server changed")
-            }
-            Class::InstructionsChanged => (
-                Moderate,
-                "the server's instructions changed (critical when the new text gains a poisoning finding)",
-            ),
-            Class::ListServed => (Critical, "a list the server did not serve is served now"),
-            Class::ListUnserved => (Moderate, "a list the server served is now refused"),
-            Class::ListUnservedCodeChanged => {
-                (Info, "an unserved list answers with another error code")
-            }
-            Class::ItemAdded => (
-                Critical,
-                "a tool, prompt, resource template or resource appeared",
-            ),
-            Class::ItemRemoved => (
-                Critical,
-                "a tool, prompt, resource template or resource disappeared",
-            ),
-            Class::TextChanged => (
-                Moderate,
-                "a description or title changed, where tool poisoning lives (critical when the new text gains a poisoning finding)",
-            ),
-            Class::TextWhitespaceOnly => (Info, "text changed only in whitespace"),
-            Class::SchemaPropertyAdded => (Critical, "the input schema accepts a new property"),
-            Class::SchemaPropertyRemoved => {
-                (Moderate, "the input schema no longer accepts a property")
-            }
-            Class::SchemaBecameRequired => (Moderate, "a property became required"),
-            Class::SchemaBecameOptional => (Critical, "a property is no longer required"),
-            Class::SchemaTypeChanged => (Critical, "a schema type changed"),
-            Class::SchemaEnumWidened => (Critical, "an enum gained values or was removed"),
-            Class::SchemaEnumNarrowed => (Moderate, "an enum lost values or was added"),
-            Class::SchemaConstraintLoosened => (Critical, "a schema bound was loosened or removed"),
-            Class::SchemaConstraintTightened => (Moderate, "a schema bound was tightened or added"),
-            Class::SchemaConstraintChanged => (
-                Critical,
-                "a pattern, format or const was replaced (it may widen)",
-            ),
-            Class::SchemaAdditionalPropertiesLoosened => (
-                Critical,
-                "additionalProperties or unevaluatedProperties opened",
-            ),
-            Class::SchemaAdditionalPropertiesTightened => (Moderate, "additionalProperties closed"),
-            Class::SchemaAnnotationChanged => (
-                Moderate,
-                "a schema annotation (default, examples, deprecated...) changed",
-            ),
-            Class::SchemaChanged => (
-                Critical,
-                "a schema keyword whose effect cannot be judged changed ($ref, anyOf, oneOf...)",
-            ),
-            Class::AnnotationLessSafe => (
-                Critical,
-                "a tool annotation moved toward less safe (readOnlyHint, destructiveHint, openWorldHint)",
-            ),
-            Class::AnnotationSafer => (Info, "a tool annotation moved toward safe"),
-            Class::AnnotationChanged => {
-                (Info, "a tool annotation was restated with the same effect")
-            }
-            Class::OutputSchemaChanged => (Moderate, "the output schema changed"),
-            Class::PromptArgumentAdded => (Moderate, "a prompt gained an argument"),
-            Class::PromptArgumentRemoved => (Moderate, "a prompt lost an argument"),
-            Class::PromptArgumentChanged => (Moderate, "a prompt argument changed"),
-            Class::MetaChanged => (
-                Moderate,
-                "_meta changed (critical when its text gains a poisoning finding)",
-            ),
-            Class::FieldChanged => (
-                Moderate,
-                "icons, mimeType, execution or an unknown field changed",
-            ),
-            Class::ResourcesLockingChanged => (
-                Moderate,
-                "one side locked static resources and the other did not",
-            ),
-            Class::ConfusableName => (
-                Critical,
-                "a name now looks like another's (same UTS #39 skeleton)",
-            ),
-            Class::Revoked => (Critical, "the server or item is on the revocation list"),
-            Class::UnclassifiedChange => (
-                Critical,
+        ABOUT.iter().find(|(class, _, _)| *class == self).map_or(
+            // Unreachable while the table lists every class: fail closed all the same.
+            (
+                Severity::Critical,
                 "a difference no classifier explains: never waved through",
             ),
-        }
+            |(_, severity, text)| (*severity, *text),
+        )
     }
 }
 
+/// One piece of a word-level text diff.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Words {
     Equal(String),

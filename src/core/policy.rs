@@ -262,17 +262,22 @@ fn second_document(text: &str) -> Option<usize> {
     None
 }
 
-/// Parses a policy strictly: unknown keys, unknown severities or targets, empty fields,
-/// duplicate ids, oversized or too deeply nested expressions are errors naming the line.
-pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
-    let fail = |line: usize, message: String| PolicyError {
+/// A policy error at `line` of `origin` (0: the file as a whole).
+fn error_at(origin: &str, line: usize, message: String) -> PolicyError {
+    PolicyError {
         origin: if line > 0 {
             format!("{origin}:{line}")
         } else {
             origin.to_string()
         },
         message,
-    };
+    }
+}
+
+/// Parses a policy strictly: unknown keys, unknown severities or targets, empty fields,
+/// duplicate ids, oversized or too deeply nested expressions are errors naming the line.
+pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
+    let fail = |line: usize, message: String| error_at(origin, line, message);
     if text.len() > MAX_POLICY_BYTES {
         return Err(fail(0, format!("larger than {MAX_POLICY_BYTES} bytes")));
     }
@@ -299,85 +304,104 @@ pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
     }
     let mut rules: Vec<Rule> = Vec::new();
     for w in wire_rules {
-        let line = line_of(&w.id);
-        let id = w.id.as_str().to_string();
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(fail(
-                line,
-                format!("rule id {id:?} must be non-empty letters, digits, '-', '_' or '.'"),
-            ));
-        }
-        if let Some(first) = rules.iter().find(|r| r.id == id) {
-            return Err(fail(
-                line,
-                format!("duplicate rule id {id:?} (first at line {})", first.line),
-            ));
-        }
-        let severity = match w.severity.as_str() {
-            "error" => RuleSeverity::Error,
-            "warn" => RuleSeverity::Warn,
-            other => {
-                return Err(fail(
-                    line,
-                    format!("rule {id}: unknown severity {other:?}; use error or warn"),
-                ));
-            }
-        };
-        let target = match w.on.as_deref() {
-            None => Target::Server,
-            Some(t) => Target::parse(t).ok_or_else(|| {
-                fail(line, format!("rule {id}: unknown `on: {t}`; use server, tool, prompt, resourceTemplate or resource"))
-            })?,
-        };
-        if w.message.trim().is_empty() {
-            return Err(fail(line, format!("rule {id}: `message` is empty")));
-        }
-        check_expression(&w.expr).map_err(|m| fail(line, format!("rule {id}: {m}")))?;
-        rules.push(Rule {
-            id,
-            expr: w.expr,
-            message: w.message,
-            severity,
-            target,
-            line,
-            policy: wire.name.clone(),
-        });
+        let rule = parse_rule(origin, &wire.name, w, &rules)?;
+        rules.push(rule);
     }
-    let mut tiers = Tiers::default();
-    if let Some(wire_tiers) = wire.tiers {
-        let tier = |key: &str, value: &str| {
-            Tier::parse(value).ok_or_else(|| {
-                fail(
-                    0,
-                    format!(
-                        "tiers: {key:?} has tier {value:?}; the tiers are {}",
-                        Tier::ALL.map(Tier::as_str).join(", ")
-                    ),
-                )
-            })
-        };
-        for (server, value) in &wire_tiers.servers {
-            tiers.servers.insert(server.clone(), tier(server, value)?);
-        }
-        for (tool, value) in &wire_tiers.tools {
-            if !tool.contains('/') {
-                return Err(fail(
-                    0,
-                    format!("tiers.tools: {tool:?} must be SERVER/TOOL"),
-                ));
-            }
-            tiers.tools.insert(tool.clone(), tier(tool, value)?);
-        }
-    }
+    let tiers = match wire.tiers {
+        Some(wire_tiers) => parse_tiers(origin, &wire_tiers)?,
+        None => Tiers::default(),
+    };
     Ok(Policy {
         name: wire.name,
         rules,
         tiers,
     })
+}
+
+/// One rule of the policy `policy`, checked against the ones before it (`earlier`).
+fn parse_rule(
+    origin: &str,
+    policy: &str,
+    w: WireRule,
+    earlier: &[Rule],
+) -> Result<Rule, PolicyError> {
+    let line = line_of(&w.id);
+    let fail = |message: String| error_at(origin, line, message);
+    let id = w.id.as_str().to_string();
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(fail(format!(
+            "rule id {id:?} must be non-empty letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if let Some(first) = earlier.iter().find(|r| r.id == id) {
+        return Err(fail(format!(
+            "duplicate rule id {id:?} (first at line {})",
+            first.line
+        )));
+    }
+    let severity = match w.severity.as_str() {
+        "error" => RuleSeverity::Error,
+        "warn" => RuleSeverity::Warn,
+        other => {
+            return Err(fail(format!(
+                "rule {id}: unknown severity {other:?}; use error or warn"
+            )));
+        }
+    };
+    let target = match w.on.as_deref() {
+        None => Target::Server,
+        Some(t) => Target::parse(t).ok_or_else(|| {
+            fail(format!("rule {id}: unknown `on: {t}`; use server, tool, prompt, resourceTemplate or resource"))
+        })?,
+    };
+    if w.message.trim().is_empty() {
+        return Err(fail(format!("rule {id}: `message` is empty")));
+    }
+    check_expression(&w.expr).map_err(|m| fail(format!("rule {id}: {m}")))?;
+    Ok(Rule {
+        id,
+        expr: w.expr,
+        message: w.message,
+        severity,
+        target,
+        line,
+        policy: policy.to_string(),
+    })
+}
+
+/// The policy's `tiers:` section: a tier per server and per SERVER/TOOL.
+fn parse_tiers(origin: &str, wire: &WireTiers) -> Result<Tiers, PolicyError> {
+    let tier = |key: &str, value: &str| {
+        Tier::parse(value).ok_or_else(|| {
+            error_at(
+                origin,
+                0,
+                format!(
+                    "tiers: {key:?} has tier {value:?}; the tiers are {}",
+                    Tier::ALL.map(Tier::as_str).join(", ")
+                ),
+            )
+        })
+    };
+    let mut tiers = Tiers::default();
+    for (server, value) in &wire.servers {
+        tiers.servers.insert(server.clone(), tier(server, value)?);
+    }
+    for (tool, value) in &wire.tools {
+        if !tool.contains('/') {
+            return Err(error_at(
+                origin,
+                0,
+                format!("tiers.tools: {tool:?} must be SERVER/TOOL"),
+            ));
+        }
+        tiers.tools.insert(tool.clone(), tier(tool, value)?);
+    }
+    Ok(tiers)
 }
 
 /// Static limits checked before the CEL parser sees the text.

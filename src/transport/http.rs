@@ -690,45 +690,67 @@ impl Bridge {
             )));
         }
         if !status.is_success() {
-            let body = read_capped(&mut response, MAX_ERROR_BODY)
-                .await
-                .unwrap_or_default();
-            // A JSON-RPC error in the body is the server's answer to this request.
-            if let Ok(Value::Object(answer)) = parse_strict(&body)
-                && let Some(error @ Value::Object(_)) = answer.get("error")
-            {
-                return Err(Failure::Answer(error.clone()));
-            }
-            // The backwards-compatibility rule: a server that refuses the POST of initialize
-            // with 400, 404 or 405 may be a legacy HTTP+SSE server.
-            let legacy_statuses = [
-                StatusCode::BAD_REQUEST,
-                StatusCode::NOT_FOUND,
-                StatusCode::METHOD_NOT_ALLOWED,
-            ];
-            if method == "initialize" && !had_session && legacy_statuses.contains(&status) {
-                self.open_legacy(status).await?;
-                return self.legacy_send(raw, message).await;
-            }
-            // A server of an earlier generation refuses the 2026-07-28 probe at the HTTP level:
-            // that is its answer to the probe (the client then offers initialize), not a
-            // transport failure.
-            if method == "server/discover" {
-                return Err(Failure::Answer(json!({
-                    "code": -32601,
-                    "message": format!("HTTP {} from {} to server/discover", status_text(status), self.url),
-                })));
-            }
-            return Err(transport_error(format!(
-                "HTTP {} from {}{}",
-                status_text(status),
-                self.url,
-                snippet(&body)
-            )));
+            return self
+                .refused(&mut response, status, (raw, message), method, had_session)
+                .await;
         }
-        if method == "initialize"
-            && let Some(session) = response.headers().get("mcp-session-id")
+        if method == "initialize" {
+            self.remember_session(&response)?;
+        }
+        self.answered(&mut response, status, method, id).await
+    }
+
+    /// A POST the server refused with an HTTP error status: its JSON-RPC error when the body
+    /// holds one, the fall-back to legacy HTTP+SSE for `initialize`, an earlier generation's
+    /// answer to the `server/discover` probe, else a transport error.
+    async fn refused(
+        &self,
+        response: &mut reqwest::Response,
+        status: StatusCode,
+        (raw, message): (&[u8], &Value),
+        method: &str,
+        had_session: bool,
+    ) -> Result<(), Failure> {
+        let body = read_capped(response, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        // A JSON-RPC error in the body is the server's answer to this request.
+        if let Ok(Value::Object(answer)) = parse_strict(&body)
+            && let Some(error @ Value::Object(_)) = answer.get("error")
         {
+            return Err(Failure::Answer(error.clone()));
+        }
+        // The backwards-compatibility rule: a server that refuses the POST of initialize
+        // with 400, 404 or 405 may be a legacy HTTP+SSE server.
+        let legacy_statuses = [
+            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ];
+        if method == "initialize" && !had_session && legacy_statuses.contains(&status) {
+            self.open_legacy(status).await?;
+            return self.legacy_send(raw, message).await;
+        }
+        // A server of an earlier generation refuses the 2026-07-28 probe at the HTTP level:
+        // that is its answer to the probe (the client then offers initialize), not a
+        // transport failure.
+        if method == "server/discover" {
+            return Err(Failure::Answer(json!({
+                "code": -32601,
+                "message": format!("HTTP {} from {} to server/discover", status_text(status), self.url),
+            })));
+        }
+        Err(transport_error(format!(
+            "HTTP {} from {}{}",
+            status_text(status),
+            self.url,
+            snippet(&body)
+        )))
+    }
+
+    /// Keeps the session id the server gave in its answer to `initialize`.
+    fn remember_session(&self, response: &reqwest::Response) -> Result<(), Failure> {
+        if let Some(session) = response.headers().get("mcp-session-id") {
             let valid = session.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
                 && (1..=1024).contains(&session.len());
             match session.to_str() {
@@ -741,10 +763,22 @@ impl Bridge {
                 }
             }
         }
-        let content_type = content_type(&response);
+        Ok(())
+    }
+
+    /// The answer to a POST the server accepted: one JSON response, or an event stream that
+    /// carries it.
+    async fn answered(
+        &self,
+        response: &mut reqwest::Response,
+        status: StatusCode,
+        method: &str,
+        id: &Value,
+    ) -> Result<(), Failure> {
+        let content_type = content_type(response);
         match content_type.as_str() {
             "application/json" => {
-                let body = read_capped(&mut response, self.limits.max_message_bytes)
+                let body = read_capped(response, self.limits.max_message_bytes)
                     .await
                     .map_err(|e| transport_error(format!("{}: {e}", self.url)))?;
                 let answer = self.message(&body)?;
@@ -757,7 +791,7 @@ impl Bridge {
                 self.deliver(method, answer).await;
                 Ok(())
             }
-            "text/event-stream" => self.stream(&mut response, method, id).await,
+            "text/event-stream" => self.stream(response, method, id).await,
             _ if status == StatusCode::ACCEPTED => Err(transport_error(format!(
                 "{} accepted request {id} ({method}) without answering it (HTTP 202)",
                 self.url

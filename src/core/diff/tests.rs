@@ -943,3 +943,15 @@ fn normalizing_makes_one_value_of_one_canonical_number() {
     assert_ne!(a, b);
     assert_eq!(normalized(&a), normalized(&b));
 }
+
+/// The severity table lists every class exactly once (a class missing from it would read as
+/// unexplained and critical).
+#[test]
+fn every_class_has_one_severity_and_meaning() {
+    for class in Class::ALL {
+        let rows = ABOUT.iter().filter(|(c, _, _)| *c == class).count();
+        assert_eq!(rows, 1, "{class:?}");
+    }
+    assert_eq!(ABOUT.len(), Class::ALL.len());
+    assert_eq!(Class::ServerVersionChanged.about().0, Severity::Info);
+}
