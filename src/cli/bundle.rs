@@ -47,8 +47,8 @@ pub async fn run(args: BundleArgs) -> Result<Output, CliError> {
 
 fn export(args: BundleExportArgs) -> Result<Output, CliError> {
     let (private, public) = export_keys(&args)?;
-    let signer = public.key_id().map_err(CliError::from)?;
-    let public_pem = public.to_pem().map_err(CliError::from)?;
+    let signer = public.key_id()?;
+    let public_pem = public.to_pem()?;
     let signed = read_signed(&args, &public, signer)?;
     let lockfile = Arc::clone(&signed.lockfile);
     let servers = summarize(&lockfile, |name| {
@@ -250,7 +250,7 @@ fn export_keys(
         (_, Some(path)) => {
             let (public, key_id) = load_public_key(path)?;
             if let Some(private) = &private {
-                let own = private.public().key_id().map_err(CliError::from)?;
+                let own = private.public().key_id()?;
                 if own != key_id {
                     return Err(fail(
                         Code::KeyInvalid,
@@ -302,7 +302,7 @@ fn write_output(args: &BundleExportArgs, zip: &[u8]) -> Result<Option<bool>, Cli
                 ),
             ));
         }
-        _ => write_atomic(&args.output, zip).map_err(CliError::from)?,
+        _ => write_atomic(&args.output, zip)?,
     }
     Ok(unchanged)
 }
@@ -417,10 +417,7 @@ fn check_integrity(zip: &[u8]) -> Result<Checked, CliError> {
             )))
         }
     };
-    names_signer(
-        bundle::PUBLIC_KEY,
-        signer_key.key_id().map_err(CliError::from)?,
-    )?;
+    names_signer(bundle::PUBLIC_KEY, signer_key.key_id()?)?;
     let lockfile_signature = Envelope::parse(member(bundle::LOCKFILE_SIG))
         .map_err(|e| rejected(format!("{}: {e}", bundle::LOCKFILE_SIG)))?;
     names_signer(bundle::LOCKFILE_SIG, lockfile_signature.key_id)?;

@@ -30,7 +30,7 @@ pub fn man(args: ManArgs) -> Result<Output, CliError> {
     let mut written = String::new();
     for (file, text) in &pages {
         let path = dir.join(file);
-        write_atomic(&path, text.as_bytes()).map_err(CliError::from)?;
+        write_atomic(&path, text.as_bytes())?;
         written.push_str(&format!("{}\n", path.display()));
     }
     Ok(Output::text(None, written))

@@ -44,10 +44,7 @@ pub fn entry_for<'a>(
     name: Option<&str>,
     launch: &Launch,
 ) -> Option<&'a ServerLock> {
-    let name = name
-        .map(str::to_owned)
-        .or_else(|| name_for(lockfile, launch))?;
-    lockfile.servers.get(&name)
+    named_or_matching(lockfile, name, launch, true)
 }
 
 /// The name of the one locked server with this exact launch (command, arguments, variable
@@ -64,9 +61,20 @@ pub fn entry_ignoring_env<'a>(
     name: Option<&str>,
     launch: &Launch,
 ) -> Option<&'a ServerLock> {
+    named_or_matching(lockfile, name, launch, false)
+}
+
+/// The entry named `name`, else the only one matching `launch` (its variable names too when
+/// `env` is set).
+fn named_or_matching<'a>(
+    lockfile: &'a Lockfile,
+    name: Option<&str>,
+    launch: &Launch,
+    env: bool,
+) -> Option<&'a ServerLock> {
     let name = name
         .map(str::to_owned)
-        .or_else(|| only_match(lockfile, launch, false))?;
+        .or_else(|| only_match(lockfile, launch, env))?;
     lockfile.servers.get(&name)
 }
 

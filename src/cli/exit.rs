@@ -34,14 +34,12 @@ pub fn fail(code: Code, message: impl Into<String>) -> CliError {
 /// Reads an input file of at most `limit` bytes; missing or unreadable is a usage error that
 /// names `what` it is.
 pub fn read_input(path: &std::path::Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
-    crate::edge::fs::read_bounded(path, limit)
-        .map_err(CliError::from)?
-        .ok_or_else(|| {
-            fail(
-                Code::InputMissing,
-                format!("{what} {} does not exist", path.display()),
-            )
-        })
+    crate::edge::fs::read_bounded(path, limit)?.ok_or_else(|| {
+        fail(
+            Code::InputMissing,
+            format!("{what} {} does not exist", path.display()),
+        )
+    })
 }
 
 impl CliError {

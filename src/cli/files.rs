@@ -16,7 +16,7 @@ pub const MAX_LOCKFILE_BYTES: u64 = 512 << 20;
 
 /// Reads and strictly checks a lockfile; `Ok(None)` when it does not exist.
 pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
-    let bytes = crate::edge::fs::read_bounded(path, MAX_LOCKFILE_BYTES).map_err(CliError::from)?;
+    let bytes = crate::edge::fs::read_bounded(path, MAX_LOCKFILE_BYTES)?;
     bytes
         .map(|b| {
             Lockfile::parse(&b).map_err(|e| {

@@ -112,7 +112,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
     refuse_overwriting_inputs(&output, &[&args.lockfile])?;
     let mut bytes = bundle.into_bytes();
     bytes.push(b'\n');
-    write_atomic(&output, &bytes).map_err(CliError::from)?;
+    write_atomic(&output, &bytes)?;
     let json = json_report(&output, &args.lockfile, &verified, &servers);
     let human = format!(
         "signed {} ({} server(s)) keylessly as {} (issuer {})\nlogged at {} (log index {}); bundle written to {}\n",

@@ -43,7 +43,7 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
     let key_id = public
         .key_id()
         .map_err(|e| fail(Code::Internal, e.to_string()))?;
-    write_new(&args.private, private_pem.as_bytes(), 0o600).map_err(CliError::from)?;
+    write_new(&args.private, private_pem.as_bytes(), 0o600)?;
     write_new(&args.public, public_pem.as_bytes(), 0o644).map_err(|e| {
         fail(
             Code::WriteFailed,
@@ -71,7 +71,7 @@ pub fn keygen(args: KeygenArgs) -> Result<Output, CliError> {
 /// Reads a lockfile signature envelope: the parsed envelope and the file's bytes.
 pub(super) fn read_envelope(path: &Path) -> Result<(Envelope, Vec<u8>), CliError> {
     let bytes = read_bounded(path, MAX_SIGNATURE_BYTES)
-        .map_err(CliError::from)?
+        ?
         .ok_or_else(|| {
             fail(Code::InputMissing, format!(
                 "signature {} does not exist (sign with `mcplock sign`, or point to it with --signature)",
@@ -100,7 +100,7 @@ pub(super) fn load_private_key(path: &Path) -> Result<PrivateKey, CliError> {
             ),
         ));
     }
-    let secret = read_secret(path, MAX_KEY_BYTES).map_err(CliError::from)?;
+    let secret = read_secret(path, MAX_KEY_BYTES)?;
     let pem = std::str::from_utf8(&secret).map_err(|_| {
         fail(
             Code::KeyInvalid,
@@ -122,7 +122,7 @@ pub(super) fn load_public_key(path: &Path) -> Result<(PublicKey, Digest), CliErr
     })?;
     let public = PublicKey::from_pem(&public_pem)
         .map_err(|e| fail(Code::KeyInvalid, format!("{}: {e}", path.display())))?;
-    let key_id = public.key_id().map_err(CliError::from)?;
+    let key_id = public.key_id()?;
     Ok((public, key_id))
 }
 
@@ -144,7 +144,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         )
     })?;
     let public = key.public();
-    let key_id = public.key_id().map_err(CliError::from)?;
+    let key_id = public.key_id()?;
     let envelope = Envelope {
         key_id,
         signature: key.sign(&signed_bytes(&canonical)),
@@ -154,7 +154,7 @@ pub async fn sign(args: SignArgs) -> Result<Output, CliError> {
         .clone()
         .unwrap_or_else(|| default_signature_path(&args.lockfile));
     refuse_overwriting_inputs(&output, &[&args.lockfile, &key_path])?;
-    write_atomic(&output, &envelope.to_pretty()).map_err(CliError::from)?;
+    write_atomic(&output, &envelope.to_pretty())?;
     let servers: Vec<&String> = counts.keys().collect();
     let json = json!({
         "keyId": key_id.to_string(),

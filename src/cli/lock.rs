@@ -126,7 +126,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let _guard = if args.check {
         None
     } else {
-        let guard = lock_directory_of(path).map_err(CliError::from)?;
+        let guard = lock_directory_of(path)?;
         remove_stale_temps(path, started);
         existing = load()?;
         Some(guard)

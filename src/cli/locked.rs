@@ -110,10 +110,7 @@ pub async fn relaunch_locked(
             ),
         )
     };
-    if read_bounded(path, MAX_LOCKFILE_BYTES)
-        .map_err(CliError::from)?
-        .is_none()
-    {
+    if read_bounded(path, MAX_LOCKFILE_BYTES)?.is_none() {
         return Err(missing());
     }
     let trusted = super::trusted::open(path, trust, "refusing to start the commands recorded in")?;

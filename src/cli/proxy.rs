@@ -482,7 +482,7 @@ fn audit_seal(args: &ProxyArgs) -> Result<Option<crate::proxy::Seal>, CliError> 
         return Ok(None);
     };
     let key = super::keys::load_private_key(path)?;
-    let key_id = key.public().key_id().map_err(CliError::from)?;
+    let key_id = key.public().key_id()?;
     Ok(Some(crate::proxy::Seal {
         key_id,
         sign: Box::new(move |bytes| key.sign(bytes)),

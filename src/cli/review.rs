@@ -113,7 +113,7 @@ pub async fn run(args: ReviewArgs) -> Result<Output, CliError> {
     let mut notes = Vec::new();
     let written = !accepted.is_empty() && !args.dry_run;
     if written {
-        let _guard = lock_directory_of(path).map_err(CliError::from)?;
+        let _guard = lock_directory_of(path)?;
         remove_stale_temps(path, started);
         let mut lockfile = load_lockfile(path)?.unwrap_or_default();
         if lockfile != old_whole(&lockfile, &old) {

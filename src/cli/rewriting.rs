@@ -227,8 +227,7 @@ pub(super) const BACKUP: &str = ".mcplock-backup";
 
 pub(super) fn read_record(file: &ConfigFile) -> Result<Originals, CliError> {
     let record = side_file(file, RECORD)?;
-    let Some(bytes) = crate::edge::fs::read_bounded(&record, 64 << 20).map_err(CliError::from)?
-    else {
+    let Some(bytes) = crate::edge::fs::read_bounded(&record, 64 << 20)? else {
         return Ok(Originals::new());
     };
     let doc: Value = crate::core::json::parse_strict(&bytes).map_err(|e| {
@@ -305,7 +304,7 @@ pub(super) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), 
                 )
             })?;
     }
-    crate::edge::fs::write_atomic(path, bytes).map_err(CliError::from)
+    Ok(crate::edge::fs::write_atomic(path, bytes)?)
 }
 
 pub(super) fn write_record(file: &ConfigFile, originals: &Originals) -> Result<(), CliError> {

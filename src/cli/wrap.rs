@@ -61,7 +61,7 @@ impl Placement {
     /// The mcplock the entries run.
     fn program(&self) -> Result<String, CliError> {
         if self.project.is_some() {
-            if !on_path("mcplock") {
+            if crate::edge::artifact::find_program(std::path::Path::new("."), "mcplock").is_err() {
                 self.warnings.borrow_mut().push(
                     "the project's entries run `mcplock` from the host's PATH, and it is not on this PATH: install it (cargo install --locked --path . --bin mcplock)".into(),
                 );
@@ -77,17 +77,6 @@ impl Placement {
                 )
             })
     }
-}
-
-/// Whether PATH holds an executable `name`.
-fn on_path(name: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(name))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
 }
 
 /// The proxy flags `wrap` writes into every entry: only what differs from the proxy's

@@ -147,7 +147,7 @@ pub(crate) fn shim_target(cwd: &Path, found: &Path) -> Result<Option<PathBuf>, S
 }
 
 /// `command` as the launch would find it: a path relative to `cwd`, or a name on PATH.
-fn find_program(cwd: &Path, command: &str) -> Result<PathBuf, String> {
+pub fn find_program(cwd: &Path, command: &str) -> Result<PathBuf, String> {
     if command.contains('/') {
         let path = cwd.join(command);
         return if path.is_file() {

@@ -55,11 +55,7 @@ fn render_array(items: &[String], replaced: &str, text: &str, at: usize) -> Stri
         let items: Vec<String> = items.iter().map(|a| json!(a).to_string()).collect();
         return format!("[{}]", items.join(", "));
     }
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let indent: String = text[line_start..at]
-        .chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .collect();
+    let indent = super::rewrite::indent_at(text, at);
     serde_json::to_string_pretty(items)
         .unwrap_or_default()
         .replace('\n', &format!("\n{indent}"))

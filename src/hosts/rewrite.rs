@@ -393,14 +393,19 @@ pub(super) fn in_order<'m>(
     fields
 }
 
+/// The blanks that start the line holding byte `at` of `text`.
+pub(super) fn indent_at(text: &str, at: usize) -> String {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..at]
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect()
+}
+
 /// Renders an entry as a 2-space pretty JSON object, fields in `order`, its later lines
 /// indented like the line it starts on in `text`.
 fn render(order: &[String], entry: &Map<String, Value>, text: &str, at: usize) -> String {
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let indent: String = text[line_start..at]
-        .chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .collect();
+    let indent = indent_at(text, at);
     let fields: Vec<String> = in_order(order, entry)
         .into_iter()
         .map(|(k, v)| {

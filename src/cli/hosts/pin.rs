@@ -34,7 +34,7 @@ pub(super) fn plan(
     locked: Option<&Lockfile>,
     update: bool,
 ) -> Result<Plan, CliError> {
-    let (project, home) = home_and_project()?;
+    let (home, project) = home_and_project()?;
     let mut plan = Plan::default();
     for (name, _, lock) in scanned {
         let Some(artifact) = lock.artifact.as_ref() else {
