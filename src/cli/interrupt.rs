@@ -19,7 +19,7 @@ pub fn check(path: &std::path::Path) -> Result<(), CliError> {
         return Err(fail(
             Code::Interrupted,
             format!(
-                "stopped before {} was written; it is unchanged",
+                "stopped before {} was written; it is unchanged (run the command again to finish)",
                 path.display()
             ),
         ));
