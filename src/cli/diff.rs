@@ -3,8 +3,8 @@
 use super::entries::entry_for;
 use super::exit::{Code, fail, read_input};
 use super::files::load_lockfile;
+use super::live::scan_server;
 use super::locked::{protocol_like, relaunch_locked};
-use super::scan::scan_server;
 use super::{CliError, DiffArgs, Output};
 use crate::core::diff::{DiffLimits, diff_with};
 use crate::core::json::parse_strict;

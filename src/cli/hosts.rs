@@ -4,7 +4,7 @@
 
 use super::exit::{Code, fail};
 use super::files::load_lockfile;
-use super::scan::scan_endpoint;
+use super::live::scan_endpoint;
 use super::{CliError, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
@@ -335,7 +335,9 @@ async fn scan_all(
                 ..e
             };
             let started = std::time::Instant::now();
-            let scanned = scan_endpoint(&server, endpoint).await.map_err(hide);
+            let scanned = scan_endpoint(&server.reading(), endpoint)
+                .await
+                .map_err(hide);
             let took = started.elapsed().as_secs_f64();
             let scanned = scanned.and_then(|mut s| {
                 // Recorded as the config wrote it: placeholders, not the values behind them.

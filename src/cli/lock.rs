@@ -3,9 +3,9 @@
 use super::entries::entry_for;
 use super::exit::{Code, fail};
 use super::files::load_lockfile;
+use super::live::scan_stable;
 use super::locked::{protocol_like, relaunch_locked};
 use super::render::pretty;
-use super::scan::scan_stable;
 use super::{CliError, ExitKind, Format, LockArgs, Output};
 use crate::core::artifact::Artifact;
 use crate::core::lockfile::ServerLock;

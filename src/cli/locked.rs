@@ -4,13 +4,15 @@
 use super::entries::{env_lookup, launch_accepts};
 use super::exit::{Code, fail};
 use super::files::MAX_LOCKFILE_BYTES;
-use super::scan::scan_server;
+use super::live::{Reading, capabilities, scan_endpoint};
 use super::{CliError, ServerArgs, SignatureCheck};
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
 use crate::edge::fs::read_bounded;
 use crate::mcp::{ProtocolChoice, ProtocolVersion};
+use crate::transport::Endpoint;
+use crate::transport::process::ServerCommand;
 use std::path::Path;
 
 /// A recorded value with its environment placeholders filled from the environment, to start
@@ -131,8 +133,8 @@ pub async fn relaunch_locked(
         if name.is_some_and(|n| n != server_name) {
             continue;
         }
-        let server_args = relaunch_args(server_name, entry, server)?;
-        let live = relaunch_one(server_name, entry, &server_args).await?;
+        let (endpoint, reading) = relaunch_endpoint(server_name, entry, server)?;
+        let live = relaunch_one(server_name, entry, endpoint, &reading).await?;
         old.servers.insert(server_name.clone(), entry.clone());
         new.servers.insert(server_name.clone(), live);
     }
@@ -149,14 +151,14 @@ pub async fn relaunch_locked(
     Ok((old, new))
 }
 
-/// The server arguments that start (or reach) a locked server again as the lock records it,
-/// placeholders filled from the environment; `server` gives the bounds and, for a remote
-/// server, the headers.
-fn relaunch_args(
+/// What starts (or reaches) a locked server again as the lock records it, placeholders filled
+/// from the environment, and how to read it: `server` gives the bounds, the `--env` values
+/// and, for a remote server, the headers; the lock gives the rest.
+fn relaunch_endpoint(
     server_name: &str,
     entry: &ServerLock,
     server: &ServerArgs,
-) -> Result<ServerArgs, CliError> {
+) -> Result<(Endpoint, Reading), CliError> {
     if let Some(missing) = missing_env_key(entry) {
         return Err(fail(
             Code::EnvMissing,
@@ -165,25 +167,23 @@ fn relaunch_args(
             ),
         ));
     }
-    let mut server_args = server.clone();
-    match &entry.launch {
+    let endpoint = match &entry.launch {
         Launch::Stdio {
             command, args, cwd, ..
-        } => {
-            // Headers given for the remote servers of the same file are not for this one.
-            server_args.remote = super::RemoteArgs::default();
-            server_args.cwd = cwd.as_ref().map(std::path::PathBuf::from);
-            server_args.server = std::iter::once(command)
-                .chain(args)
+        } => Endpoint::Stdio(ServerCommand {
+            program: filled(server_name, command)?,
+            args: args
+                .iter()
                 .map(|value| filled(server_name, value))
-                .collect::<Result<_, _>>()?;
-        }
+                .collect::<Result<_, _>>()?,
+            env: server.env_values()?,
+            cwd: cwd.as_ref().map(std::path::PathBuf::from),
+        }),
         // A remote server is reached again at its URL, with the headers given now (their
         // values were never recorded): they must be the ones it was locked with.
         Launch::Http { url, header_names } => {
-            server_args.remote.url = Some(filled(server_name, url)?);
-            let given = server_args.endpoint()?.launch();
-            if given.header_names() != header_names.as_slice() {
+            let endpoint = Endpoint::Http(server.remote.endpoint_at(&filled(server_name, url)?)?);
+            if endpoint.launch().header_names() != header_names.as_slice() {
                 return Err(fail(
                     Code::Usage,
                     format!(
@@ -193,27 +193,31 @@ fn relaunch_args(
                     ),
                 ));
             }
+            endpoint
         }
-    }
-    if server_args.declare.is_empty() {
-        server_args.declare = super::declared_from(&entry.client_capabilities);
+    };
+    let mut reading = server.reading();
+    if server.declare.is_empty() {
+        reading.opts.client_capabilities =
+            capabilities(&super::declared_from(&entry.client_capabilities));
     }
     // Keep the lock's generation: a server that also speaks a newer protocol is the same
     // server, the comparison stays like for like, and no probe is needed.
-    server_args.protocol = protocol_like(server_args.protocol, Some(entry));
-    Ok(server_args)
+    reading.opts.protocol = protocol_like(server.protocol, Some(entry));
+    Ok((endpoint, reading))
 }
 
-/// Scans a server started by [`relaunch_args`]; its entry as it is now, the launch recorded
+/// Scans a server started again by [`relaunch_endpoint`]; its entry as it is now, the launch recorded
 /// as the lock has it.
 async fn relaunch_one(
     server_name: &str,
     entry: &ServerLock,
-    server_args: &ServerArgs,
+    endpoint: Endpoint,
+    reading: &Reading,
 ) -> Result<ServerLock, CliError> {
     // As the lock records it: placeholders, not the values they were filled with.
     let shown = match &entry.launch {
-        Launch::Stdio { command, args, .. } => crate::transport::stdio::ServerCommand {
+        Launch::Stdio { command, args, .. } => ServerCommand {
             program: command.clone(),
             args: args.clone(),
             env: Vec::new(),
@@ -223,7 +227,7 @@ async fn relaunch_one(
         Launch::Http { .. } => entry.launch.describe(),
     };
     eprintln!("mcplock: relaunching {}: {shown}", escape(server_name));
-    let mut scanned = scan_server(server_args).await.map_err(|mut e| {
+    let mut scanned = scan_endpoint(reading, endpoint).await.map_err(|mut e| {
         e.headline = hide_placeholder_values(&e.headline, &entry.launch);
         for line in &mut e.details {
             *line = hide_placeholder_values(line, &entry.launch);

@@ -13,6 +13,7 @@ mod hosts;
 mod interrupt;
 mod keyless;
 mod keys;
+mod live;
 mod lock;
 mod locked;
 mod policy;

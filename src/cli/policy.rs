@@ -2,8 +2,8 @@
 
 use super::exit::{Code, fail, read_input};
 use super::files::load_lockfile;
+use super::live::scan_server;
 use super::render::{md_code, md_text, pretty};
-use super::scan::scan_server;
 use super::{CliError, ExitKind, Format, Output, PolicyArgs, PolicyCommand, PolicySource};
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::policy::Tiers;

@@ -6,10 +6,11 @@ use crate::core::artifact::Comparison;
 use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
 use crate::core::lockfile::Lockfile;
-use crate::proxy::{Audit, End, Options, run as session, run_until};
+use crate::proxy::{Audit, End, Options, run_until};
+use crate::session::Bounds;
+use crate::transport::Endpoint;
 use crate::transport::channel::Limits;
-use crate::transport::process::{ServerCommand, ServerProcess};
-use crate::transport::{Endpoint, http};
+use crate::transport::process::ServerCommand;
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -293,7 +294,7 @@ async fn serve(
         );
     }
     let options = session_options(args, lockfile, name)?;
-    match endpoint {
+    let endpoint = match endpoint {
         Endpoint::Stdio(mut cmd) => {
             // The locked argv, exactly (prepare() held the given one to it), in the directory
             // it was locked in.
@@ -303,25 +304,11 @@ async fn serve(
                 cmd.program = private.program.clone();
                 cmd.args = private.args.clone();
             }
-            serve_command(&cmd, private, &locked, &options, audit).await
+            Endpoint::Stdio(cmd)
         }
-        Endpoint::Http(remote) => {
-            let (host_in, host_out) = host_io();
-            let (lines, mut input, mut bridge) =
-                http::open(&remote, options.limits, REMOTE_REQUEST)
-                    .map_err(|e| fail(Code::Usage, e.to_string()))?;
-            let end = session(
-                host_in, host_out, lines, &mut input, &locked, &options, audit,
-            )
-            .await;
-            // Closing the input ends the HTTP session (DELETE) and the bridge.
-            drop(input);
-            bridge.finish(GRACE).await;
-            ended(end, |error| {
-                error.details.push(format!("server: {}", remote.url));
-            })
-        }
-    }
+        remote => remote,
+    };
+    serve_endpoint(&endpoint, private, &locked, &options, audit).await
 }
 
 /// `--audit`: the log opened for this session, locked before its head is read (a second proxy
@@ -405,35 +392,39 @@ fn review_command(args: &ProxyArgs, name: &str) -> String {
     .display()
 }
 
-/// Starts the locked command and runs the session until either side ends it; the server is
-/// then stopped, and what is known of it joins an error.
-async fn serve_command(
-    cmd: &ServerCommand,
+/// Starts the locked command (or reaches the locked URL) and runs the session until either
+/// side ends it; the server is then stopped, and what is known of it joins an error.
+async fn serve_endpoint(
+    endpoint: &Endpoint,
     private: Option<&crate::edge::artifact::run::Private>,
     locked: &Locked<'_>,
     options: &Options,
     audit: Option<Audit<std::fs::File>>,
 ) -> Result<Output, CliError> {
     let (host_in, host_out) = host_io();
-    let (mut process, pipes) = ServerProcess::spawn_teeing_stderr(cmd)
-        .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
+    let bounds = Bounds {
+        limits: options.limits,
+        request_timeout: REMOTE_REQUEST,
+        tee_stderr: true,
+    };
+    let (mut server, channel) = crate::session::open(endpoint, &bounds)?;
     // The interpreter is run where it is installed: what the started process runs is held to
     // the lock before anything is relayed.
     if let Some(private) = private {
-        let checked = match process.id() {
+        let checked = match server.pid() {
             Some(pid) => private.check_started(pid),
             None => Err("the server exited before its interpreter could be checked".into()),
         };
         if let Err(why) = checked {
-            let _ = process.stop(GRACE).await;
-            process.finish(GRACE).await;
+            drop(channel);
+            server.close(GRACE).await;
             return Err(fail(
                 Code::ArtifactChanged,
-                format!("refusing to serve {}: {why}", cmd.program),
+                format!("refusing to serve {}: {why}", endpoint.display()),
             ));
         }
     }
-    let mut stdin = pipes.stdin;
+    let mut input = channel.to_server;
     // The server's own process ending is news even when a helper it started keeps its output
     // open: the session then ends within a grace period.
     let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
@@ -446,8 +437,8 @@ async fn serve_command(
         let run = run_until(
             host_in,
             host_out,
-            pipes.stdout,
-            &mut stdin,
+            channel.from_server,
+            &mut input,
             locked,
             options,
             audit,
@@ -456,23 +447,20 @@ async fn serve_command(
         tokio::pin!(run);
         tokio::select! {
             end = &mut run => end,
-            _ = process.wait() => {
+            _ = server.exited() => {
                 let _ = exited_tx.send(());
                 run.await
             }
         }
     };
-    drop(stdin);
-    let (status, _) = process.stop(GRACE).await;
-    process.finish(GRACE).await;
+    // Closing the input ends a process's input, or the HTTP session (DELETE) and the bridge.
+    drop(input);
+    let closed = server.close(GRACE).await;
     ended(end, |error| {
-        if let Some(status) = status {
-            error.details.push(format!("server {status}"));
+        if let Endpoint::Http(remote) = endpoint {
+            error.details.push(format!("server: {}", remote.url));
         }
-        let stderr = process.stderr_report(12);
-        error
-            .details
-            .extend(stderr.lines.iter().map(|l| format!("| {l}")));
+        error.details.extend(closed.details());
     })
 }
 

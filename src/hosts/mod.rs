@@ -15,7 +15,7 @@ mod toml_entries;
 use crate::core::launch::{Launch, Piece, pieces, redact_url, url_credential};
 use crate::transport::Endpoint;
 use crate::transport::http::{HttpEndpoint, check_url};
-use crate::transport::stdio::ServerCommand;
+use crate::transport::process::ServerCommand;
 pub use formats::{Declared, Spec};
 use std::path::{Path, PathBuf};
 

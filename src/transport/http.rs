@@ -21,7 +21,7 @@
 
 use crate::core::json::parse_strict;
 use crate::transport::channel::{Limits, MessageReader, TransportFault};
-use crate::transport::conn::{Answers, Connection, TRANSPORT_ERROR};
+use crate::transport::conn::TRANSPORT_ERROR;
 use crate::transport::sse;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -160,37 +160,6 @@ pub fn open(
     };
     let task = tokio::spawn(bridge.run(bridge_side));
     Ok((reader, client_write, BridgeHandle { task }))
-}
-
-/// A connection to a remote server, and the bridge task behind it.
-pub struct HttpServer {
-    conn: Connection,
-    bridge: BridgeHandle,
-}
-
-impl HttpServer {
-    /// Opens the bridge and connects a [`Connection`] to it.
-    pub fn connect(
-        endpoint: &HttpEndpoint,
-        limits: Limits,
-        answers: Answers,
-        request_timeout: Duration,
-    ) -> Result<HttpServer, SetupError> {
-        let (lines, input, bridge) = open(endpoint, limits, request_timeout)?;
-        let conn = Connection::new(lines, input, limits, answers);
-        Ok(HttpServer { conn, bridge })
-    }
-
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// Ends the session: the client's input is closed, the bridge ends the HTTP session
-    /// (`DELETE`) and stops; after `grace` it is stopped anyway.
-    pub async fn shutdown(&mut self, grace: Duration) {
-        self.conn.close_input().await;
-        self.bridge.finish(grace).await;
-    }
 }
 
 /// The client's read side: at the end of the stream, the bridge's fault (if any) is the error.

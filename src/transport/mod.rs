@@ -1,10 +1,11 @@
 //! Moving JSON-RPC messages to and from a server.
 //!
 //! `channel` reads one peer's messages, role-neutral (raw bytes kept beside the parsed value,
-//! size caps, human lines skipped); `process` owns a server process's lifetime (spawn, stderr, stop, signals, escaped helpers);
-//! `conn` is the client's demultiplexer over any byte stream pair, with the answers to server
-//! requests injected by the role; `stdio` joins the two for commands that scan; `lines` reads
-//! newline-delimited frames with a size cap.
+//! size caps, human lines skipped); `process` owns a server process (spawn, stderr, stop,
+//! signals, escaped helpers); `http` bridges newline-delimited messages to a Streamable HTTP
+//! (or HTTP+SSE) server; `conn` is the client's demultiplexer over any byte stream pair, with
+//! the answers to server requests injected by the role; `lines` reads newline-delimited frames
+//! with a size cap. `crate::session` puts them together into one server's lifetime.
 
 pub mod channel;
 pub mod conn;
@@ -12,13 +13,12 @@ pub mod http;
 pub mod lines;
 pub mod process;
 pub mod sse;
-pub mod stdio;
 
 pub use conn::{ConnError, Connection, Limits, RequestError, Skipped};
 
 use crate::core::launch::Launch;
 use http::HttpEndpoint;
-use stdio::ServerCommand;
+use process::ServerCommand;
 
 /// Where a server is, with what it takes to reach it (env values, header values: secrets that
 /// never leave this type except towards the server). [`Endpoint::launch`] is what is recorded.
