@@ -6,6 +6,7 @@ use super::UNAVAILABLE;
 use super::{End, Expect, Flow, Next, Proxy, Record, bad_line_answer, error_line, line, list_kind};
 use crate::core::audit::Decision;
 use crate::core::canonical::Digest;
+use crate::core::enforce::verdict::{self, Refusal, Verdict};
 use crate::core::enforce::{self, DENIED};
 use crate::core::inspect;
 use crate::core::jsonrpc::Id;
@@ -167,38 +168,11 @@ impl<A: std::io::Write> Proxy<'_, A> {
             meta.remove("progressToken");
             self.host_meta = Some(Value::Object(meta));
         }
-        if let Some(why) = self.blocked.clone() {
-            let record = Record::new(&method, Decision::Deny)
-                .reason(format!("blocked: {why}"))
-                .exchanged((request_digest, None));
-            let message = format!("mcplock denied {method}: the session is blocked: {why}");
-            return self.deny(
-                &id_value,
-                record,
-                message,
-                json!({"reason": "server-drift"}),
-            );
-        }
-        if !methods::is_known(self.speaking(params), From::Host, Shape::Request, &method)
-            && !self.options.allow_methods.contains(&method)
-        {
-            let record = Record::new(&method, Decision::Deny)
-                .reason("unknown-method")
-                .exchanged((request_digest, None));
-            self.log(record);
-            let message = format!(
-                "mcplock does not forward {}: not a method of the protocol this session speaks (an extension may be let through with --allow-method)",
-                crate::core::text::escape(&method)
-            );
-            let data = json!({"reason": "unknown-method"});
-            self.to_host(error_line(&id_value, METHOD_NOT_FOUND, message, Some(data)))?;
-            return Ok(Next::Go);
-        }
         self.judge(obj, method, (id, id_value), raw, request_digest)
     }
 
-    /// A request the protocol allows, judged: parked while its kind is re-listed, then the
-    /// lock's verdict, then the call rules' (which come later, off the loop), then forwarded.
+    /// A request judged: the one verdict of `core::enforce::verdict::request` carried out, then
+    /// the call rules' (which come later, off the loop), then forwarded.
     fn judge(
         &mut self,
         obj: Map<String, Value>,
@@ -208,24 +182,33 @@ impl<A: std::io::Write> Proxy<'_, A> {
         request_digest: Option<Digest>,
     ) -> Flow {
         let params = obj.get("params");
-        // A call of a kind being re-listed waits for the re-listing's verdict.
-        let parks = match enforce::called_item(&method, params) {
-            Some(Ok((kind, _))) if self.relisting.contains_key(&kind) => {
-                (self.parked.len() < super::MAX_PARKED).then_some(kind)
-            }
-            _ => None,
+        let known_method =
+            methods::is_known(self.speaking(params), From::Host, Shape::Request, &method)
+                || self.options.allow_methods.contains(&method);
+        let parks =
+            |kind| self.relisting.contains_key(&kind) && self.parked.len() < super::MAX_PARKED;
+        let request = verdict::Request {
+            method: &method,
+            params,
+            known_method,
+            blocked: self.blocked.as_deref(),
+            parks: &parks,
         };
-        if let Some(kind) = parks {
-            let message = Message {
-                raw: raw.to_vec(),
-                value: Value::Object(obj),
-            };
-            self.parked
-                .push((kind.list_changed_notification(), message));
-            return Ok(Next::Go);
-        }
-        if self.denied_by_lock(&method, params, &id_value, request_digest)? {
-            return Ok(Next::Go);
+        match verdict::request(&request, self.locked, &self.session, self.options.on_drift) {
+            Verdict::Forward => {}
+            Verdict::Note(reason) => self.let_through(&method, params, &reason, request_digest),
+            Verdict::Park(kind) => {
+                let message = Message {
+                    raw: raw.to_vec(),
+                    value: Value::Object(obj),
+                };
+                self.parked
+                    .push((kind.list_changed_notification(), message));
+                return Ok(Next::Go);
+            }
+            Verdict::Deny(refusal) => {
+                return self.refuse(refusal, &method, params, &id_value, request_digest);
+            }
         }
         let verdict = match self.call_rules(&method, params, raw) {
             Rules::None => None,
@@ -244,6 +227,74 @@ impl<A: std::io::Write> Proxy<'_, A> {
             return Ok(Next::Go);
         }
         self.forward(obj, &method, (id, id_value), request_digest)
+    }
+
+    /// Answers a refused request, and audits why.
+    fn refuse(
+        &mut self,
+        refusal: Refusal,
+        method: &str,
+        params: Option<&Value>,
+        id_value: &Value,
+        request_digest: Option<Digest>,
+    ) -> Flow {
+        match refusal {
+            Refusal::Blocked(why) => {
+                let record = Record::new(method, Decision::Deny)
+                    .reason(format!("blocked: {why}"))
+                    .exchanged((request_digest, None));
+                let message = format!("mcplock denied {method}: the session is blocked: {why}");
+                self.deny(id_value, record, message, json!({"reason": "server-drift"}))
+            }
+            Refusal::UnknownMethod => {
+                let record = Record::new(method, Decision::Deny)
+                    .reason("unknown-method")
+                    .exchanged((request_digest, None));
+                self.log(record);
+                let message = format!(
+                    "mcplock does not forward {}: not a method of the protocol this session speaks (an extension may be let through with --allow-method)",
+                    crate::core::text::escape(method)
+                );
+                let data = json!({"reason": "unknown-method"});
+                self.to_host(error_line(id_value, METHOD_NOT_FOUND, message, Some(data)))?;
+                Ok(Next::Go)
+            }
+            Refusal::Lock(reason) => {
+                let item = named_item(params);
+                let message = format!(
+                    "mcplock denied {method}{}: {}",
+                    item.as_deref()
+                        .map(|i| format!(" of {i:?}"))
+                        .unwrap_or_default(),
+                    reason.describe()
+                );
+                super::warn(&format!("{message}{}", self.review_hint(&reason)));
+                let record = Record::new(method, Decision::Deny)
+                    .item(item)
+                    .reason(reason.code())
+                    .exchanged((request_digest, None))
+                    .payload(self.call_payload(params, None));
+                self.deny(id_value, record, message, json!({"reason": reason.code()}))
+            }
+        }
+    }
+
+    /// A call the lock refuses for drift, let through under `--on-drift warn`: audited as a note.
+    fn let_through(
+        &mut self,
+        method: &str,
+        params: Option<&Value>,
+        reason: &enforce::Reason,
+        request_digest: Option<Digest>,
+    ) {
+        let record = Record::note(
+            method,
+            format!("{} (--on-drift warn: let through)", reason.code()),
+        )
+        .item(named_item(params))
+        .exchanged((request_digest, None))
+        .payload(self.call_payload(params, None));
+        self.log(record);
     }
 
     /// Sends a judged request on to the server under an id of the proxy's own.
@@ -266,53 +317,6 @@ impl<A: std::io::Write> Proxy<'_, A> {
         obj.insert("id".into(), sent.to_value());
         self.to_server(line(&Value::Object(obj)))?;
         Ok(Next::Go)
-    }
-
-    /// The lock's verdict on a call. `true` when it was denied (and answered here); a call the
-    /// lock refuses for drift passes under `--on-drift warn` (audited as a note).
-    fn denied_by_lock(
-        &mut self,
-        method: &str,
-        params: Option<&Value>,
-        id_value: &Value,
-        request_digest: Option<Digest>,
-    ) -> Result<bool, super::Stalled> {
-        let Err(reason) = enforce::check_call(method, params, self.locked, &self.session) else {
-            return Ok(false);
-        };
-        let item = named_item(params);
-        let shown = enforce::called_item(method, params)
-            .and_then(Result::ok)
-            .is_some_and(|(kind, key)| self.session.is_listed(kind, &key));
-        let warn_through = enforce::verdict::refused_call(self.options.on_drift, &reason, shown)
-            == enforce::verdict::RefusedCall::LetThrough;
-        let payload = self.call_payload(params, None);
-        if warn_through {
-            let record = Record::note(
-                method,
-                format!("{} (--on-drift warn: let through)", reason.code()),
-            )
-            .item(item)
-            .exchanged((request_digest, None))
-            .payload(payload);
-            self.log(record);
-            return Ok(false);
-        }
-        let message = format!(
-            "mcplock denied {method}{}: {}",
-            item.as_deref()
-                .map(|i| format!(" of {i:?}"))
-                .unwrap_or_default(),
-            reason.describe()
-        );
-        super::warn(&format!("{message}{}", self.review_hint(&reason)));
-        let record = Record::new(method, Decision::Deny)
-            .item(item)
-            .reason(reason.code())
-            .exchanged((request_digest, None))
-            .payload(payload);
-        self.deny(id_value, record, message, json!({"reason": reason.code()}))?;
-        Ok(true)
     }
 
     /// Where the call rules stand on a host request: they do not apply; they judged it (the

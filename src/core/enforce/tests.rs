@@ -561,3 +561,119 @@ fn issue_26_a_template_variable_never_takes_a_control_character() {
         "users://42/profile"
     ));
 }
+
+/// Every combination the proxy meets on a host request, decided with no pipes: a blocked
+/// session, an unknown method, a call waiting for a re-listing, the lock's refusal, and shadow
+/// mode's note, in each `--on-drift` mode.
+#[test]
+fn one_verdict_per_host_request_in_every_mode() {
+    use super::verdict::{Refusal, Request, Verdict, request};
+    let lock = server();
+    let locked = Locked::new(&lock);
+    let mut session = Session::default();
+    check_list_page(
+        ItemKind::Tool,
+        page(
+            ItemKind::Tool,
+            vec![tool("read", "Read a file."), tool("list", "Changed.")],
+        ),
+        true,
+        &locked,
+        &mut session,
+    );
+    let never = |_: ItemKind| false;
+    let tools_relisted = |kind: ItemKind| kind == ItemKind::Tool;
+    let decide = |method: &str,
+                  params: Value,
+                  known_method: bool,
+                  blocked: Option<&str>,
+                  parks: &dyn Fn(ItemKind) -> bool,
+                  on_drift: OnDrift| {
+        let req = Request {
+            method,
+            params: Some(&params),
+            known_method,
+            blocked,
+            parks,
+        };
+        request(&req, &locked, &session, on_drift)
+    };
+    let call = |name: &str| json!({"name": name, "arguments": {}});
+    for mode in [OnDrift::Withhold, OnDrift::Block, OnDrift::Warn] {
+        let plain = |method: &str, params: Value| decide(method, params, true, None, &never, mode);
+        assert_eq!(
+            plain("tools/call", call("read")),
+            Verdict::Forward,
+            "{mode:?}"
+        );
+        assert_eq!(plain("ping", json!({})), Verdict::Forward, "{mode:?}");
+        // Never shown and not locked: denied even in shadow mode.
+        assert_eq!(
+            plain("tools/call", call("delete")),
+            Verdict::Deny(Refusal::Lock(Reason::NotLocked)),
+            "{mode:?}"
+        );
+        let drifted = plain("tools/call", call("list"));
+        match mode {
+            OnDrift::Warn => assert!(
+                matches!(drifted, Verdict::Note(Reason::Drifted { .. })),
+                "{drifted:?}"
+            ),
+            _ => assert!(
+                matches!(
+                    drifted,
+                    Verdict::Deny(Refusal::Lock(Reason::Drifted { .. }))
+                ),
+                "{mode:?}: {drifted:?}"
+            ),
+        }
+        assert!(matches!(
+            plain("tools/call", json!({})),
+            Verdict::Deny(Refusal::Lock(Reason::Malformed(_)))
+        ));
+        // A blocked session refuses everything, first.
+        assert_eq!(
+            decide(
+                "tools/call",
+                call("read"),
+                false,
+                Some("drift"),
+                &tools_relisted,
+                mode
+            ),
+            Verdict::Deny(Refusal::Blocked("drift".into()))
+        );
+        assert_eq!(
+            decide("x/unknown", json!({}), false, None, &never, mode),
+            Verdict::Deny(Refusal::UnknownMethod)
+        );
+        // A call of a kind being re-listed waits, whatever the lock would say; other kinds and
+        // methods that call nothing do not.
+        assert_eq!(
+            decide(
+                "tools/call",
+                call("delete"),
+                true,
+                None,
+                &tools_relisted,
+                mode
+            ),
+            Verdict::Park(ItemKind::Tool)
+        );
+        assert_eq!(
+            decide(
+                "prompts/get",
+                json!({"name": "review"}),
+                true,
+                None,
+                &tools_relisted,
+                mode
+            ),
+            Verdict::Deny(Refusal::Lock(Reason::NotListed))
+        );
+        assert_eq!(
+            decide("tools/list", json!({}), true, None, &tools_relisted, mode),
+            Verdict::Forward
+        );
+    }
+}

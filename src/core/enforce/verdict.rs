@@ -3,9 +3,76 @@
 //! message found, the verdict the proxy carries out. Every combination is a unit test here; the
 //! proxy branches on these verdicts, never on the modes.
 
-use super::{OnDrift, Reason};
+use super::{Locked, OnDrift, Reason, Session, called_item, check_call};
 use crate::core::audit::Decision;
 use crate::core::inspect::OnResponse;
+use crate::core::snapshot::ItemKind;
+use serde_json::Value;
+
+/// What is known of one host request when it is decided.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub params: Option<&'a Value>,
+    /// The protocol the session speaks has this method (or `--allow-method` lets it through).
+    pub known_method: bool,
+    /// Why the session is blocked for good, if it is.
+    pub blocked: Option<&'a str>,
+    /// Whether a call of this kind waits now: the kind is being re-listed and there is room.
+    pub parks: &'a dyn Fn(ItemKind) -> bool,
+}
+
+/// The verdict on one host request, before the call rules (which judge later, off the loop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward,
+    /// Forwarded, audited as a note: the lock refuses it for this drift (shadow mode).
+    Note(Reason),
+    /// Waits for the re-listing of its kind, then is decided again.
+    Park(ItemKind),
+    Deny(Refusal),
+}
+
+/// Why a host request is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The session is blocked (its server drifted where nothing can be withheld).
+    Blocked(String),
+    /// Not a method of the protocol the session speaks.
+    UnknownMethod,
+    /// The lock refuses it.
+    Lock(Reason),
+}
+
+/// The one verdict on a host request: a blocked session refuses everything; then the method
+/// must be the protocol's; a call of a kind being re-listed waits; then the lock decides, and
+/// in shadow mode drift of an item the host was shown (or that the lock holds) passes as a note.
+pub fn request(
+    req: &Request<'_>,
+    locked: &Locked<'_>,
+    session: &Session,
+    on_drift: OnDrift,
+) -> Verdict {
+    if let Some(why) = req.blocked {
+        return Verdict::Deny(Refusal::Blocked(why.to_string()));
+    }
+    if !req.known_method {
+        return Verdict::Deny(Refusal::UnknownMethod);
+    }
+    let called = called_item(req.method, req.params).and_then(Result::ok);
+    if let Some((kind, _)) = &called
+        && (req.parks)(*kind)
+    {
+        return Verdict::Park(*kind);
+    }
+    let Err(reason) = check_call(req.method, req.params, locked, session) else {
+        return Verdict::Forward;
+    };
+    let shown = called.is_some_and(|(kind, key)| session.is_listed(kind, &key));
+    match refused_call(on_drift, &reason, shown) {
+        RefusedCall::LetThrough => Verdict::Note(reason),
+        RefusedCall::Deny => Verdict::Deny(Refusal::Lock(reason)),
+    }
+}
 
 /// How an item that differs from the lock is recorded in the audit log.
 pub fn drift_decision(on_drift: OnDrift) -> Decision {
