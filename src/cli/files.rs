@@ -7,7 +7,7 @@ use super::exit::{Code, fail, read_input};
 use crate::core::json::parse_strict;
 use crate::core::lockfile::{Checked, Lockfile};
 use crate::core::signature::{Covered, frame_value, header_room, put_header};
-use crate::edge::fs::{FsError, Staged, same_file};
+use crate::edge::fs::{DirLock, FsError, Staged, lock_directory_of, remove_stale_temps, same_file};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +86,36 @@ pub fn default_bundle_path(lockfile: &Path) -> PathBuf {
     let mut name = lockfile.as_os_str().to_owned();
     name.push(".sigstore.json");
     PathBuf::from(name)
+}
+
+/// A lockfile held for a rewrite: the directory's lock taken (another writer waits, so no
+/// entry is lost), the temporaries of writers killed before `started` removed, and the file read
+/// as it is now. The one way a command rewrites a lockfile.
+pub struct Update {
+    _guard: DirLock,
+    path: PathBuf,
+    /// The lockfile as it is now (`None`: it does not exist yet).
+    pub current: Option<Lockfile>,
+}
+
+/// Takes `path`'s lockfile for a rewrite ([`Update`]).
+pub fn update(path: &Path, started: std::time::SystemTime) -> Result<Update, CliError> {
+    let guard = lock_directory_of(path)?;
+    remove_stale_temps(path, started);
+    Ok(Update {
+        _guard: guard,
+        path: path.to_path_buf(),
+        current: load_lockfile(path)?,
+    })
+}
+
+impl Update {
+    /// Writes `lockfile` in place of the one read ([`write_lockfile`]), still under the lock;
+    /// returns the notes naming the signatures the rewrite made stale.
+    pub fn write(&self, lockfile: &Lockfile) -> Result<Vec<String>, CliError> {
+        write_lockfile(&self.path, lockfile)?;
+        Ok(stale_signatures(&self.path))
+    }
 }
 
 /// Writes a lockfile atomically, unless it holds a value mcplock knows to be secret (a server

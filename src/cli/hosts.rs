@@ -9,7 +9,6 @@ use super::{CliError, HostArgs, HostsArgs, LockArgs, Output};
 use crate::core::launch::Launch;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::text::escape;
-use crate::edge::fs::{lock_directory_of, remove_stale_temps};
 use crate::hosts::{ConfigFile, Found, Host, Unreadable, discover, recorded_launch, resolve};
 use crate::transport::Endpoint;
 use serde_json::{Value, json};
@@ -617,18 +616,17 @@ pub async fn lock(args: LockArgs) -> Result<Output, CliError> {
     scanned.sort_by(|a, b| a.0.cmp(&b.0));
 
     // Merge under the directory's lock, into the file as it is now.
-    let _guard = if args.check {
-        None
+    let (update, current) = if args.check {
+        (None, load_lockfile(path)?)
     } else {
-        let guard = lock_directory_of(path)?;
-        remove_stale_temps(path, started);
-        Some(guard)
+        let mut update = super::files::update(path, started)?;
+        let current = update.current.take();
+        (Some(update), current)
     };
-    let mut lockfile = load_lockfile(path)?.unwrap_or_default();
+    let mut lockfile = current.unwrap_or_default();
     let changed = merge_scanned(&mut lockfile, scanned, &args, &mut outcomes);
-    if changed {
-        super::files::write_lockfile(path, &lockfile)?;
-        for stale in super::files::stale_signatures(path) {
+    if let (true, Some(update)) = (changed, &update) {
+        for stale in update.write(&lockfile)? {
             eprintln!("mcplock: warning: {}", escape(&stale));
         }
     }

@@ -11,7 +11,6 @@ use crate::core::artifact::Artifact;
 use crate::core::lockfile::ServerLock;
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
-use crate::edge::fs::{lock_directory_of, remove_stale_temps};
 use serde_json::json;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,13 +122,15 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     // Another `lock` may have written the file while this one scanned: take the directory's
     // lock, read the file again and merge into what is there now, so no entry is lost. (A
     // check writes nothing and needs no lock.)
-    let _guard = if args.check {
+    let update = if args.check {
         None
     } else {
-        let guard = lock_directory_of(path)?;
-        remove_stale_temps(path, started);
-        existing = load()?;
-        Some(guard)
+        let mut update = super::files::update(path, started).map_err(|mut e| {
+            e.headline = format!("{}; fix it, or lock into another file with -o", e.headline);
+            e
+        })?;
+        existing = update.current.take();
+        Some(update)
     };
     let exists = existing.is_some();
     let mut lockfile = existing.unwrap_or_default();
@@ -143,8 +144,10 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         Some(entry)
     } else {
         lockfile.servers.insert(name.clone(), entry);
-        super::files::write_lockfile(path, &lockfile)?;
-        notes.extend(super::files::stale_signatures(path));
+        let update = update
+            .as_ref()
+            .ok_or_else(|| fail(Code::Internal, "a check writes nothing, but this one would"))?;
+        notes.extend(update.write(&lockfile)?);
         None
     };
     // The lockfile holds the entry (written now, or unchanged): its look-alikes, in this

@@ -3,7 +3,6 @@
 //! and the lockfile re-signed or its stale signature named.
 
 use super::exit::{Code, fail};
-use super::files::load_lockfile;
 use super::locked::relaunch_locked;
 use super::{CliError, Output, ReviewArgs};
 use crate::core::canonical::Digest;
@@ -11,7 +10,6 @@ use crate::core::diff::{Change, diff};
 use crate::core::lockfile::Lockfile;
 use crate::core::review::{Decidable, apply, decidables};
 use crate::core::text::escape;
-use crate::edge::fs::{lock_directory_of, remove_stale_temps};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -113,9 +111,8 @@ pub async fn run(args: ReviewArgs) -> Result<Output, CliError> {
     let mut notes = Vec::new();
     let written = !accepted.is_empty() && !args.dry_run;
     if written {
-        let _guard = lock_directory_of(path)?;
-        remove_stale_temps(path, started);
-        let mut lockfile = load_lockfile(path)?.unwrap_or_default();
+        let mut update = super::files::update(path, started)?;
+        let mut lockfile = update.current.take().unwrap_or_default();
         if lockfile != old_whole(&lockfile, &old) {
             return Err(fail(
                 Code::LockChanged,
@@ -136,7 +133,8 @@ pub async fn run(args: ReviewArgs) -> Result<Output, CliError> {
                 lockfile.servers.insert(name, reviewed);
             }
         }
-        super::files::write_lockfile(path, &lockfile)?;
+        // Re-signed below: the stale signatures it names are made fresh.
+        update.write(&lockfile)?;
         record(path, &decided, &args)?;
         notes.extend(resign(&args, path).await?);
     }
