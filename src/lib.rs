@@ -14,6 +14,7 @@ pub mod cli;
 pub mod core;
 pub mod crypto;
 pub mod edge;
+pub mod gateway;
 pub mod hosts;
 pub mod mcp;
 pub mod proxy;

@@ -168,17 +168,7 @@ fn relaunch_endpoint(
         ));
     }
     let endpoint = match &entry.launch {
-        Launch::Stdio {
-            command, args, cwd, ..
-        } => Endpoint::Stdio(ServerCommand {
-            program: filled(server_name, command)?,
-            args: args
-                .iter()
-                .map(|value| filled(server_name, value))
-                .collect::<Result<_, _>>()?,
-            env: server.env_values()?,
-            cwd: cwd.as_ref().map(std::path::PathBuf::from),
-        }),
+        Launch::Stdio { .. } => locked_command(server_name, entry, server.env_values()?)?,
         // A remote server is reached again at its URL, with the headers given now (their
         // values were never recorded): they must be the ones it was locked with.
         Launch::Http { url, header_names } => {
@@ -205,6 +195,42 @@ fn relaunch_endpoint(
     // server, the comparison stays like for like, and no probe is needed.
     reading.opts.protocol = protocol_like(server.protocol, Some(entry));
     Ok((endpoint, reading))
+}
+
+/// A locked command as the lock records it, placeholders filled from the environment, with
+/// `env` passed: what the gateway starts for a session (never anything from the wire), and
+/// what a relaunch starts. `None`-like errors name the variable that is missing.
+pub fn locked_command(
+    server_name: &str,
+    entry: &ServerLock,
+    env: Vec<(String, String)>,
+) -> Result<Endpoint, CliError> {
+    let Launch::Stdio {
+        command, args, cwd, ..
+    } = &entry.launch
+    else {
+        return Err(fail(
+            Code::Usage,
+            format!("server {server_name:?} is a remote server, not a command"),
+        ));
+    };
+    if let Some(missing) = missing_env_key(entry) {
+        return Err(fail(
+            Code::EnvMissing,
+            format!(
+                "server {server_name:?} was locked with the environment variable {missing}; set it before starting it"
+            ),
+        ));
+    }
+    Ok(Endpoint::Stdio(ServerCommand {
+        program: filled(server_name, command)?,
+        args: args
+            .iter()
+            .map(|value| filled(server_name, value))
+            .collect::<Result<_, _>>()?,
+        env,
+        cwd: cwd.as_ref().map(std::path::PathBuf::from),
+    }))
 }
 
 /// Scans a server started again by [`relaunch_endpoint`]; its entry as it is now, the launch recorded

@@ -9,6 +9,7 @@ mod docs;
 mod entries;
 mod exit;
 mod files;
+mod gateway;
 mod hosts;
 mod interrupt;
 mod keyless;
@@ -327,6 +328,23 @@ pub enum Command {
     ///            "--audit", "/var/log/mcp-audit.jsonl", "--", "npx", "-y", "some-server"]
     #[command(verbatim_doc_comment)]
     Proxy(ProxyArgs),
+
+    /// Serve every locked server to agents over HTTP, each session held to the signed lock.
+    ///
+    /// Streamable HTTP (MCP 2025-11-25) at /servers/NAME/mcp on --listen (loopback only in
+    /// this version: put a TLS reverse proxy in front to serve other machines). Every request
+    /// needs an agent's bearer token from --agents (`mcplock gateway token` makes one) and a
+    /// grant for the server; each agent session starts the server from its locked launch and
+    /// runs the proxy's enforcement (lists checked item by item, drift withheld, calls only to
+    /// locked, listed tools inside their locked schema, response inspection), narrowed to the
+    /// agent's grant. Health at /healthz and /readyz. See docs/gateway.md.
+    ///
+    /// Example:
+    ///   mcplock gateway token --agents agents.json --agent ci-bot --grant files
+    ///   mcplock gateway --lockfile mcp-lock.json --key team.pub --agents agents.json \
+    ///     --listen 127.0.0.1:8700
+    #[command(verbatim_doc_comment, after_help = EXIT_CODES)]
+    Gateway(GatewayArgs),
 
     /// Check a proxy audit log: the hash chain of its decisions.
     #[command(after_help = EXIT_CODES)]
@@ -1042,6 +1060,81 @@ pub enum ClientCapability {
     Elicitation,
 }
 
+#[derive(Clone, Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GatewayArgs {
+    #[command(subcommand)]
+    pub command: Option<GatewayCommand>,
+
+    /// The lockfile that says what each server may offer.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub check: SignatureCheck,
+
+    /// Serve from a lockfile whose signature is not checked (said on stderr at start).
+    #[arg(long, conflicts_with_all = ["key", "bundle"])]
+    pub allow_unsigned: bool,
+
+    /// Where to listen: a loopback address and port (port 0 picks a free one; the address is
+    /// printed on stderr).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8700")]
+    pub listen: String,
+
+    /// The agents file: each agent's token digests and grants (`mcplock gateway token`); mode
+    /// 0600 or narrower.
+    #[arg(long, value_name = "FILE")]
+    pub agents: Option<std::path::PathBuf>,
+
+    /// An Origin a browser-based host may call from, besides loopback ones (repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// Most host sessions open at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_sessions: usize,
+
+    /// Seconds a session may go without a request before it is ended (its server stopped).
+    #[arg(long, value_name = "SECS", default_value_t = 900.0, value_parser = parse_seconds)]
+    pub idle_timeout: f64,
+
+    /// What to do with items that differ from the lock (as `mcplock proxy --on-drift`).
+    #[arg(long, value_enum, value_name = "ACTION", default_value = "withhold")]
+    pub on_drift: OnDriftArg,
+
+    /// What to do with a result that holds findings (as `mcplock proxy
+    /// --on-response-finding`).
+    #[arg(long, value_enum, value_name = "ACTION", default_value = "warn")]
+    pub on_response_finding: OnResponseArg,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Add an agent, or a new token for one, and its grants; prints the token once.
+    ///
+    /// Only the token's SHA-256 digest is stored (the file is written 0600). A grant is a
+    /// server (`--grant files`: all it offers, as locked) or one tool of it (`--grant
+    /// files/read`); an agent with no grant may use nothing.
+    #[command(after_help = EXIT_CODES)]
+    Token(GatewayTokenArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct GatewayTokenArgs {
+    /// The agents file (created when missing).
+    #[arg(long, value_name = "FILE")]
+    pub agents: std::path::PathBuf,
+
+    /// The agent's name: letters, digits, '-', '_' and '.'.
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+
+    /// What the agent may use: SERVER or SERVER/TOOL (repeatable; added to its grants).
+    #[arg(long = "grant", value_name = "SERVER[/TOOL]")]
+    pub grants: Vec<String>,
+}
+
 /// How to reach and read a server (shared by every command that starts one).
 #[derive(Clone, Debug, Args)]
 pub struct ServerArgs {
@@ -1663,6 +1756,7 @@ async fn dispatch(command: Command) -> Result<Output, CliError> {
         Command::Bundle(args) => bundle::run(args).await,
         Command::Audit(args) => audit::run(args),
         Command::Proxy(args) => proxy::run(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
         Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => docs::man(args),
     }

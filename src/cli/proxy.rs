@@ -6,7 +6,7 @@ use crate::core::artifact::Comparison;
 use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
 use crate::core::lockfile::Lockfile;
-use crate::proxy::{Audit, End, Options, run_until};
+use crate::proxy::{Audit, End, Options};
 use crate::session::Bounds;
 use crate::transport::Endpoint;
 use crate::transport::channel::Limits;
@@ -407,7 +407,7 @@ async fn serve_endpoint(
         request_timeout: REMOTE_REQUEST,
         tee_stderr: true,
     };
-    let (mut server, channel) = crate::session::open(endpoint, &bounds)?;
+    let (server, channel) = crate::session::open(endpoint, &bounds)?;
     // The interpreter is run where it is installed: what the started process runs is held to
     // the lock before anything is relayed.
     if let Some(private) = private {
@@ -424,38 +424,9 @@ async fn serve_endpoint(
             ));
         }
     }
-    let mut input = channel.to_server;
-    // The server's own process ending is news even when a helper it started keeps its output
-    // open: the session then ends within a grace period.
-    let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
-    let exited = async {
-        if exited_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let end = {
-        let run = run_until(
-            host_in,
-            host_out,
-            channel.from_server,
-            &mut input,
-            locked,
-            options,
-            audit,
-            exited,
-        );
-        tokio::pin!(run);
-        tokio::select! {
-            end = &mut run => end,
-            _ = server.exited() => {
-                let _ = exited_tx.send(());
-                run.await
-            }
-        }
-    };
-    // Closing the input ends a process's input, or the HTTP session (DELETE) and the bridge.
-    drop(input);
-    let closed = server.close(GRACE).await;
+    let (end, closed) =
+        crate::proxy::serve_opened((host_in, host_out), server, channel, locked, options, audit)
+            .await;
     ended(end, |error| {
         if let Endpoint::Http(remote) = endpoint {
             error.details.push(format!("server: {}", remote.url));

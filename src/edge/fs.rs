@@ -244,6 +244,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     staged.commit()
 }
 
+/// [`write_atomic`] for a file only its owner may read or write (0600, whatever it was).
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut staged = Staged::new(path)?;
+    staged
+        .tmp
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|source| FsError::Write {
+            path: path.into(),
+            source,
+        })?;
+    staged.write_all(bytes)?;
+    staged.commit()
+}
+
 /// A replacement of a file being written (see [`write_atomic`]): written piece by piece, read
 /// back if the writer wants to check it, then committed. Dropped without a commit, it leaves
 /// the file as it was and removes the temporary file.

@@ -650,6 +650,56 @@ where
     Ok(end)
 }
 
+/// [`run_until`] against a server [`crate::session::open`] started (or reached), until either
+/// side ends it; the server is then stopped. How it ended comes back beside the session's end.
+pub async fn serve_opened<HR, HW, A>(
+    (host_in, host_out): (HR, HW),
+    mut server: crate::session::Session,
+    channel: crate::session::Channel,
+    locked: &Locked<'_>,
+    options: &Options,
+    audit: Option<Audit<A>>,
+) -> (std::io::Result<End>, crate::session::Closed)
+where
+    HR: AsyncRead + Unpin,
+    HW: AsyncWrite + Unpin,
+    A: std::io::Write,
+{
+    let mut input = channel.to_server;
+    // The server's own process ending is news even when a helper it started keeps its output
+    // open: the session then ends within a grace period.
+    let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
+    let exited = async {
+        if exited_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let end = {
+        let run = run_until(
+            host_in,
+            host_out,
+            channel.from_server,
+            &mut input,
+            locked,
+            options,
+            audit,
+            exited,
+        );
+        tokio::pin!(run);
+        tokio::select! {
+            end = &mut run => end,
+            _ = server.exited() => {
+                let _ = exited_tx.send(());
+                run.await
+            }
+        }
+    };
+    // Closing the input ends a process's input, or the HTTP session (DELETE) and the bridge.
+    drop(input);
+    let closed = server.close(EXIT_GRACE).await;
+    (end, closed)
+}
+
 struct Readers<HR, SR> {
     host: MessageReader<HR>,
     server: MessageReader<SR>,

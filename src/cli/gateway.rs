@@ -1,0 +1,200 @@
+//! `mcplock gateway`: the checks before serving (the lockfile trusted, the agents file read,
+//! each locked server's launch made ready), then the gateway; `gateway token`.
+
+use super::exit::{Code, fail};
+use super::{CliError, GatewayArgs, GatewayCommand, GatewayTokenArgs, Output};
+use crate::core::agents::{Agents, TOKEN_PREFIX, token_digest};
+use crate::core::lockfile::Lockfile;
+use crate::gateway::{Gateway, Limits, Upstreams};
+use base64::Engine as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest agents file read.
+const MAX_AGENTS_BYTES: u64 = 16 << 20;
+
+pub async fn run(args: GatewayArgs) -> Result<Output, CliError> {
+    match &args.command {
+        Some(GatewayCommand::Token(token)) => self::token(token),
+        None => serve(&args).await,
+    }
+}
+
+fn read_agents(path: &std::path::Path) -> Result<Option<Agents>, CliError> {
+    let bytes = match crate::edge::fs::read_secret(path, MAX_AGENTS_BYTES) {
+        Ok(bytes) => bytes,
+        Err(crate::edge::fs::FsError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(fail(
+                Code::InputUnreadable,
+                format!(
+                    "{e} (the agents file must be 0600: chmod 600 {})",
+                    path.display()
+                ),
+            ));
+        }
+    };
+    Agents::parse(&bytes)
+        .map(Some)
+        .map_err(|e| fail(Code::Usage, format!("{}: {e}", path.display())))
+}
+
+/// `gateway token`: a new token for the agent (created when new), its grants added.
+fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
+    let _guard = crate::edge::fs::lock_directory_of(&args.agents)?;
+    let mut agents = read_agents(&args.agents)?.unwrap_or_else(Agents::new);
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| fail(Code::Internal, format!("no randomness for a token: {e}")))?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    agents
+        .add_token(&args.agent, token_digest(&token), &args.grants)
+        .map_err(|e| fail(Code::Usage, e.to_string()))?;
+    crate::edge::fs::write_atomic_private(&args.agents, &agents.to_bytes())
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let grants = &agents.agents[&args.agent].grants;
+    if grants.is_empty() {
+        eprintln!(
+            "mcplock: agent {:?} has no grant: it may use nothing; add one with `mcplock gateway token --agents {} --agent {} --grant SERVER`",
+            args.agent,
+            args.agents.display(),
+            args.agent
+        );
+    } else {
+        eprintln!(
+            "mcplock: agent {:?} may use: {} (the token below is shown once; only its digest is kept in {})",
+            args.agent,
+            grants.join(", "),
+            args.agents.display()
+        );
+    }
+    Ok(Output::text(None, format!("{token}\n")))
+}
+
+/// The lockfile, its signature checked (unless --allow-unsigned, said at start).
+fn trusted_lockfile(args: &GatewayArgs) -> Result<Lockfile, CliError> {
+    let trusted = super::trusted::open(&args.lockfile, &args.check, "refusing to serve")?;
+    if trusted.signer.is_none() {
+        if !args.allow_unsigned {
+            return Err(fail(
+                Code::Usage,
+                "the gateway enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned",
+            ));
+        }
+        eprintln!(
+            "mcplock: gateway: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides what every agent may use",
+            args.lockfile.display()
+        );
+    }
+    Ok(trusted.lockfile)
+}
+
+/// What each locked server is started from: its locked launch, placeholders filled from this
+/// environment; a server that cannot be started says why at start and on every session.
+fn upstreams(lockfile: &Lockfile) -> Upstreams {
+    let mut out = Upstreams::new();
+    for (name, entry) in &lockfile.servers {
+        let endpoint = match &entry.launch {
+            _ if !crate::core::agents::valid_name(name) => Err(format!(
+                "server {name:?} is not served: its name is not one a URL path and a grant can hold (letters, digits, '-', '_', '.'); lock it under another with `mcplock lock --name NEW`"
+            )),
+            crate::core::launch::Launch::Stdio { .. } => {
+                super::locked::locked_command(name, entry, Vec::new()).map_err(|e| e.headline)
+            }
+            crate::core::launch::Launch::Http { .. } => Err(
+                "a remote server is not served by this version of the gateway (it is reached with the proxy: mcplock proxy --url)"
+                    .to_string(),
+            ),
+        };
+        if let Err(why) = &endpoint {
+            eprintln!("mcplock: gateway: warning: {why}");
+        }
+        out.insert(name.clone(), endpoint);
+    }
+    out
+}
+
+async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
+    let agents_path = args.agents.as_ref().ok_or_else(|| {
+        fail(
+            Code::Usage,
+            "the gateway needs --agents FILE: every request carries an agent's token (make one with `mcplock gateway token --agents FILE --agent NAME --grant SERVER`)",
+        )
+    })?;
+    let agents = read_agents(agents_path)?.ok_or_else(|| {
+        fail(
+            Code::InputMissing,
+            format!(
+                "{} does not exist; make it with `mcplock gateway token --agents {} --agent NAME --grant SERVER`",
+                agents_path.display(),
+                agents_path.display()
+            ),
+        )
+    })?;
+    let address: std::net::SocketAddr = args.listen.parse().map_err(|_| {
+        fail(
+            Code::Usage,
+            format!(
+                "--listen {:?}: expected ADDR:PORT, e.g. 127.0.0.1:8700",
+                args.listen
+            ),
+        )
+    })?;
+    if !address.ip().is_loopback() {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--listen {address}: this version serves plain HTTP on loopback only; to serve other machines, listen on 127.0.0.1 and put a TLS reverse proxy in front"
+            ),
+        ));
+    }
+    let lockfile = trusted_lockfile(args)?;
+    let upstreams = upstreams(&lockfile);
+    let limits = Limits {
+        max_sessions: args.max_sessions.max(1),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        ..Limits::default()
+    };
+    let on_drift = args.on_drift.into();
+    let on_response = args.on_response_finding.into();
+    let max_message_bytes = limits.max_message_bytes;
+    let options = move |server: &str| {
+        let mut options = crate::proxy::Options::new(
+            server,
+            crate::transport::Limits {
+                max_message_bytes,
+                strict_stdout: false,
+            },
+        );
+        options.on_drift = on_drift;
+        options.on_response = on_response;
+        options
+    };
+    let mut gateway = Gateway::new(lockfile, agents, upstreams, limits, Box::new(options));
+    gateway.allowed_origins = args.allow_origin.clone();
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| fail(Code::Usage, format!("--listen {address}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| fail(Code::Internal, e.to_string()))?;
+    let names: Vec<String> = gateway
+        .upstreams
+        .iter()
+        .filter(|(_, e)| e.is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
+    eprintln!(
+        "mcplock: gateway: listening on http://{bound} (servers at /servers/NAME/mcp: {})",
+        names.join(", ")
+    );
+    crate::gateway::serve(listener, Arc::new(gateway), std::future::pending()).await;
+    Ok(Output::text(None, String::new()))
+}

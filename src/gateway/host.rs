@@ -1,0 +1,237 @@
+//! One agent's session: an in-memory pipe to a proxy session of its own, the requests waiting
+//! for their answers, and the stream that carries what the server sends unasked.
+
+use super::Gateway;
+use crate::core::enforce::Locked;
+use crate::transport::lines::{Frame, read_frame};
+use hyper::body::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+/// Bytes of the in-memory pipes between the HTTP side and the proxy session.
+const PIPE_BYTES: usize = 1 << 16;
+
+pub(super) struct HostSession {
+    pub agent: String,
+    pub server: String,
+    /// Lines for the proxy session; `None` once closed (the proxy session then ends).
+    to_proxy: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    /// Requests waiting for their answer, by their id's JSON text.
+    waiting: Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>,
+    /// The GET stream, when the host has one open.
+    stream: Mutex<Option<mpsc::Sender<Bytes>>>,
+    last_used: Mutex<Instant>,
+}
+
+/// Why a request got no answer.
+pub(super) enum NoAnswer {
+    /// The session ended before the answer came.
+    Ended,
+    /// Too many requests of this session are waiting.
+    Busy,
+    /// Another request with this id is waiting.
+    DuplicateId,
+    TimedOut(Duration),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts a proxy session for `agent` on `server`: the server started from its locked launch
+/// (or reached at its locked URL), held to the lock narrowed to the agent's grant.
+pub(super) fn start(
+    gateway: &Arc<Gateway>,
+    id: &str,
+    agent: &str,
+    server: &str,
+) -> Result<Arc<HostSession>, String> {
+    let endpoint = match gateway.upstreams.get(server) {
+        Some(Ok(endpoint)) => endpoint.clone(),
+        Some(Err(why)) => return Err(format!("server {server:?} cannot be served: {why}")),
+        None => return Err(format!("no locked server {server:?}")),
+    };
+    let grant = gateway.agents.grant(agent, server);
+    let entry = gateway
+        .lockfile
+        .servers
+        .get(server)
+        .and_then(|entry| crate::core::agents::granted(entry, &grant))
+        .ok_or_else(|| format!("agent {agent:?} has no grant for server {server:?}"))?;
+    let options = (gateway.options)(server);
+    let bounds = crate::session::Bounds {
+        limits: options.limits,
+        request_timeout: gateway.limits.request_timeout,
+        tee_stderr: true,
+    };
+    let (upstream, channel) =
+        crate::session::open(&endpoint, &bounds).map_err(|e| format!("server {server:?}: {e}"))?;
+    let (ours_in, proxy_in) = tokio::io::duplex(PIPE_BYTES);
+    let (proxy_out, ours_out) = tokio::io::duplex(PIPE_BYTES);
+    let (to_proxy, lines) = mpsc::channel(gateway.limits.max_in_flight * 2);
+    let session = Arc::new(HostSession {
+        agent: agent.to_string(),
+        server: server.to_string(),
+        to_proxy: Mutex::new(Some(to_proxy)),
+        waiting: Mutex::new(HashMap::new()),
+        stream: Mutex::new(None),
+        last_used: Mutex::new(Instant::now()),
+    });
+    tokio::spawn(write_lines(ours_in, lines));
+    tokio::spawn(read_answers(
+        Arc::clone(&session),
+        ours_out,
+        gateway.limits.max_message_bytes,
+    ));
+    let gateway = Arc::clone(gateway);
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let locked = Locked::new(&entry);
+        let (end, closed) = crate::proxy::serve_opened(
+            (proxy_in, proxy_out),
+            upstream,
+            channel,
+            &locked,
+            &options,
+            None::<crate::proxy::Audit<std::fs::File>>,
+        )
+        .await;
+        if let Ok(crate::proxy::End::ServerClosed(why)) = &end {
+            eprintln!("mcplock: gateway: session {id}: {why}");
+            for line in closed.details() {
+                eprintln!("mcplock: gateway:   {line}");
+            }
+        }
+        gateway.end(&id);
+    });
+    Ok(session)
+}
+
+/// Writes each line for the proxy session into its pipe; when the session is closed the pipe
+/// is, and the proxy session ends as if its host had gone.
+async fn write_lines(mut pipe: tokio::io::DuplexStream, mut lines: mpsc::Receiver<Vec<u8>>) {
+    while let Some(mut line) = lines.recv().await {
+        line.push(b'\n');
+        if pipe.write_all(&line).await.is_err() || pipe.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = pipe.shutdown().await;
+}
+
+/// Reads what the proxy session sends the host: an answer goes to the request waiting for it,
+/// anything else to the GET stream.
+async fn read_answers(session: Arc<HostSession>, pipe: tokio::io::DuplexStream, cap: usize) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    // The proxy writes only its own framed lines; anything else ends the session.
+    while let Ok(Frame::Line) = read_frame(&mut reader, &mut line, cap).await {
+        session.deliver(std::mem::take(&mut line));
+    }
+    session.close();
+    lock(&session.waiting).clear();
+    lock(&session.stream).take();
+}
+
+impl HostSession {
+    fn deliver(&self, line: Vec<u8>) {
+        let value: Value = match serde_json::from_slice(&line) {
+            Ok(value) => value,
+            Err(_) => return,
+        };
+        let is_answer = value.get("method").is_none() && value.get("id").is_some();
+        if is_answer {
+            let key = value["id"].to_string();
+            if let Some(waiter) = lock(&self.waiting).remove(&key) {
+                let _ = waiter.send(line);
+            }
+            return;
+        }
+        let mut stream = lock(&self.stream);
+        if let Some(tx) = stream.as_ref() {
+            let mut event = b"event: message\ndata: ".to_vec();
+            event.extend_from_slice(&line);
+            event.extend_from_slice(b"\n\n");
+            if tx.try_send(Bytes::from(event)).is_err() {
+                eprintln!(
+                    "mcplock: gateway: a host's GET stream fell behind (or closed); it is closed and will not get this message"
+                );
+                stream.take();
+            }
+        }
+    }
+
+    /// Sends a request and waits for its answer.
+    pub(super) async fn request(
+        &self,
+        id: &Value,
+        line: Vec<u8>,
+        limits: &super::Limits,
+    ) -> Result<Vec<u8>, NoAnswer> {
+        self.touch();
+        let key = id.to_string();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiting = lock(&self.waiting);
+            if waiting.len() >= limits.max_in_flight {
+                return Err(NoAnswer::Busy);
+            }
+            if waiting.contains_key(&key) {
+                return Err(NoAnswer::DuplicateId);
+            }
+            waiting.insert(key.clone(), tx);
+        }
+        if !self.send(line).await {
+            lock(&self.waiting).remove(&key);
+            return Err(NoAnswer::Ended);
+        }
+        let answer = tokio::time::timeout(limits.request_timeout, rx).await;
+        self.touch();
+        match answer {
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(_)) => Err(NoAnswer::Ended),
+            Err(_) => {
+                lock(&self.waiting).remove(&key);
+                Err(NoAnswer::TimedOut(limits.request_timeout))
+            }
+        }
+    }
+
+    /// Sends a notification or an answer; `false` when the session has ended.
+    pub(super) async fn send(&self, line: Vec<u8>) -> bool {
+        self.touch();
+        let sender = lock(&self.to_proxy).clone();
+        match sender {
+            Some(sender) => sender.send(line).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Opens the GET stream (a host's earlier one is closed).
+    pub(super) fn open_stream(&self, queue: usize) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        *lock(&self.stream) = Some(tx);
+        rx
+    }
+
+    pub(super) fn close(&self) {
+        lock(&self.to_proxy).take();
+    }
+
+    fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    pub(super) fn idle_for(&self) -> Duration {
+        let busy = !lock(&self.waiting).is_empty();
+        if busy {
+            Duration::ZERO
+        } else {
+            lock(&self.last_used).elapsed()
+        }
+    }
+}

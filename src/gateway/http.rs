@@ -1,0 +1,385 @@
+//! The gateway's HTTP side: Streamable HTTP (2025-11-25) at `/servers/NAME/mcp`, health at
+//! `/healthz` and `/readyz`. Every MCP request needs an agent's bearer token and a grant for
+//! the server; a browser's `Origin` must be a loopback one or allowed.
+
+use super::host::{self, HostSession, NoAnswer};
+use super::{Gateway, new_session_id};
+use crate::core::agents::{Grant, valid_name};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+type Body = BoxBody<Bytes, Infallible>;
+/// A refusal on its way out (boxed: a response is large).
+type Refused = Box<Response<Body>>;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+/// How often idle sessions are looked for.
+const SWEEP: Duration = Duration::from_secs(15);
+
+/// Serves HTTP on `listener` until `stop` resolves; each connection on its own task.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let sweeper = {
+        let gateway = Arc::clone(&gateway);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP).await;
+                gateway.end_idle();
+            }
+        })
+    };
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let gateway = Arc::clone(&gateway);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let gateway = Arc::clone(&gateway);
+                async move { Ok::<_, Infallible>(route(gateway, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+    sweeper.abort();
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()).boxed());
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// A refusal: a JSON-RPC error document (`id` null) with the HTTP status, and the reason in
+/// `error.data.reason` for machines.
+fn refuse(status: StatusCode, reason: &str, message: String) -> Response<Body> {
+    let doc = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32010, "message": message, "data": {"reason": reason}},
+    });
+    full(status, "application/json", doc.to_string())
+}
+
+async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => return full(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") => return full(StatusCode::OK, "text/plain", "ready\n"),
+        _ => {}
+    }
+    let Some(server) = path
+        .strip_prefix("/servers/")
+        .and_then(|rest| rest.strip_suffix("/mcp"))
+        .filter(|name| valid_name(name))
+        .map(str::to_owned)
+    else {
+        let message = "no such endpoint: servers are at /servers/NAME/mcp".to_string();
+        return refuse(StatusCode::NOT_FOUND, "not-found", message);
+    };
+    if let Some(refusal) = check_origin(&gateway, &req) {
+        return refusal;
+    }
+    let agent = match authenticate(&gateway, &req) {
+        Ok(agent) => agent,
+        Err(refusal) => return *refusal,
+    };
+    if !gateway.lockfile.servers.contains_key(&server) {
+        let message = format!("no locked server {server:?} behind this gateway");
+        return refuse(StatusCode::NOT_FOUND, "not-found", message);
+    }
+    if gateway.agents.grant(&agent, &server) == Grant::None {
+        let message = format!(
+            "agent {agent:?} has no grant for server {server:?} (an administrator adds one: mcplock gateway token --agent {agent} --grant {server})"
+        );
+        return refuse(StatusCode::FORBIDDEN, "not-granted", message);
+    }
+    match *req.method() {
+        Method::POST => post(gateway, req, agent, server).await,
+        Method::GET => get(gateway, req, &agent, &server),
+        Method::DELETE => delete(gateway, req, &agent, &server),
+        _ => {
+            let mut response = refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "use POST, GET or DELETE".into(),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
+            response
+        }
+    }
+}
+
+/// A browser page may call only from a loopback origin or one allowed by name (DNS
+/// rebinding); a request without `Origin` is not from a browser.
+fn check_origin(gateway: &Gateway, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let origin = req.headers().get(header::ORIGIN)?;
+    let text = origin.to_str().unwrap_or_default();
+    let host = text
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "::1");
+    if loopback || gateway.allowed_origins.iter().any(|o| o == text) {
+        return None;
+    }
+    let message = format!(
+        "Origin {:?} is not allowed (only loopback origins and those given with --allow-origin)",
+        crate::core::text::escape(text)
+    );
+    Some(refuse(StatusCode::FORBIDDEN, "origin", message))
+}
+
+fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<String, Refused> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let (reason, message) = match token.map(|t| gateway.agents.authenticate(t)) {
+        Some(Some(agent)) => return Ok(agent.to_string()),
+        Some(None) => (
+            "invalid-token",
+            "the bearer token is not one of this gateway's",
+        ),
+        None => (
+            "no-token",
+            "this gateway needs an agent's token: Authorization: Bearer TOKEN (mcplock gateway token makes one)",
+        ),
+    };
+    let mut response = refuse(StatusCode::UNAUTHORIZED, reason, message.into());
+    let challenge = if reason == "invalid-token" {
+        "Bearer realm=\"mcplock\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"mcplock\""
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    Err(Box::new(response))
+}
+
+/// The session a request names, held to the agent and server it was opened for.
+fn named_session(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    agent: &str,
+    server: &str,
+) -> Result<Option<(String, Arc<HostSession>)>, Refused> {
+    let Some(id) = req.headers().get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    let id = id.to_str().unwrap_or_default().to_string();
+    match gateway.session(&id) {
+        Some(session) if session.agent == agent && session.server == server => {
+            Ok(Some((id, session)))
+        }
+        // Ended, never opened, or another agent's: the same answer, so ids cannot be probed.
+        _ => Err(Box::new(refuse(
+            StatusCode::NOT_FOUND,
+            "session-not-found",
+            "no such session (it ended): initialize again".into(),
+        ))),
+    }
+}
+
+async fn post(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    agent: String,
+    server: String,
+) -> Response<Body> {
+    let named = match named_session(&gateway, &req, &agent, &server) {
+        Ok(named) => named,
+        Err(refusal) => return *refusal,
+    };
+    let max = gateway.limits.max_message_bytes;
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            let message = format!("a request body is at most {max} bytes");
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message);
+        }
+    };
+    let message = match crate::core::json::parse_strict(&body) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => {
+            let why = "expected one JSON-RPC message (an object; batches are not MCP)";
+            return refuse(StatusCode::BAD_REQUEST, "bad-message", why.into());
+        }
+        Err(e) => {
+            let why = format!("not JSON: {e}");
+            return refuse(StatusCode::BAD_REQUEST, "bad-message", why);
+        }
+    };
+    let method = message.get("method").and_then(Value::as_str);
+    let id = message.get("id").cloned();
+    let (session_id, session) = match named {
+        Some(named) => named,
+        None if method == Some("initialize") && id.is_some() => {
+            match open_session(&gateway, &agent, &server) {
+                Ok(opened) => opened,
+                Err(refusal) => return *refusal,
+            }
+        }
+        None => {
+            let why = "no Mcp-Session-Id: a session starts with an initialize request";
+            return refuse(StatusCode::BAD_REQUEST, "no-session", why.into());
+        }
+    };
+    let line = body.to_vec();
+    let mut response = match (method, id) {
+        (Some(_), Some(id)) => match session.request(&id, line, &gateway.limits).await {
+            Ok(answer) => full(StatusCode::OK, "application/json", answer),
+            Err(no) => no_answer(no),
+        },
+        // A notification, or the host's answer to the server's request.
+        _ => match session.send(line).await {
+            true => full(StatusCode::ACCEPTED, "application/json", Bytes::new()),
+            false => no_answer(NoAnswer::Ended),
+        },
+    };
+    if let Ok(value) = HeaderValue::from_str(&session_id) {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+    response
+}
+
+fn open_session(
+    gateway: &Arc<Gateway>,
+    agent: &str,
+    server: &str,
+) -> Result<(String, Arc<HostSession>), Refused> {
+    if gateway.session_count() >= gateway.limits.max_sessions {
+        let message = format!(
+            "the gateway holds its most sessions ({}); try again when one ends",
+            gateway.limits.max_sessions
+        );
+        let refusal = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-sessions",
+            message,
+        );
+        return Err(Box::new(refusal));
+    }
+    let id = new_session_id()
+        .map_err(|e| Box::new(refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)))?;
+    let session = host::start(gateway, &id, agent, server)
+        .map_err(|e| Box::new(refuse(StatusCode::BAD_GATEWAY, "upstream", e)))?;
+    gateway.sessions().insert(id.clone(), Arc::clone(&session));
+    eprintln!("mcplock: gateway: session {id} opened: agent {agent:?}, server {server:?}");
+    Ok((id, session))
+}
+
+fn no_answer(no: NoAnswer) -> Response<Body> {
+    match no {
+        NoAnswer::Ended => refuse(
+            StatusCode::NOT_FOUND,
+            "session-not-found",
+            "the session ended before the answer came: initialize again".into(),
+        ),
+        NoAnswer::Busy => refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "too many requests of this session are waiting for answers".into(),
+        ),
+        NoAnswer::DuplicateId => refuse(
+            StatusCode::BAD_REQUEST,
+            "duplicate-id",
+            "a request with this id is already waiting for its answer".into(),
+        ),
+        NoAnswer::TimedOut(limit) => refuse(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("no answer within {} s", limit.as_secs()),
+        ),
+    }
+}
+
+fn get(gateway: Arc<Gateway>, req: Request<Incoming>, agent: &str, server: &str) -> Response<Body> {
+    let session = match named_session(&gateway, &req, agent, server) {
+        Ok(Some((_, session))) => session,
+        Ok(None) => {
+            let why = "a GET stream needs the Mcp-Session-Id of an initialized session";
+            return refuse(StatusCode::BAD_REQUEST, "no-session", why.into());
+        }
+        Err(refusal) => return *refusal,
+    };
+    let events = session.open_stream(gateway.limits.stream_queue);
+    let mut response = Response::new(BodyExt::boxed(Events(events)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn delete(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    agent: &str,
+    server: &str,
+) -> Response<Body> {
+    match named_session(&gateway, &req, agent, server) {
+        Ok(Some((id, _))) => {
+            gateway.end(&id);
+            eprintln!("mcplock: gateway: session {id} ended by its host");
+            full(StatusCode::OK, "application/json", Bytes::new())
+        }
+        Ok(None) => refuse(
+            StatusCode::BAD_REQUEST,
+            "no-session",
+            "DELETE needs the Mcp-Session-Id of the session to end".into(),
+        ),
+        Err(refusal) => *refusal,
+    }
+}
+
+/// A GET stream's body: each message the server sends unasked, as a server-sent event.
+struct Events(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Events {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|event| event.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}

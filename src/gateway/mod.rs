@@ -1,0 +1,132 @@
+//! The gateway: every locked server served to agents over Streamable HTTP, each host session
+//! enforced by the proxy's own session (`crate::proxy::run_until`) over an in-memory pipe, so
+//! there is one implementation of every decision.
+//!
+//! `http.rs` is the HTTP side (routes, credentials, Origin, bounds); `host.rs` one agent's
+//! session: the pipe to its proxy session, the requests waiting for their answers, and the
+//! stream of what the server sends unasked.
+
+mod host;
+mod http;
+
+pub use http::serve;
+
+use crate::core::agents::Agents;
+use crate::core::lockfile::Lockfile;
+use crate::transport::Endpoint;
+use host::HostSession;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the gateway is held to.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Open host sessions at once, over all agents.
+    pub max_sessions: usize,
+    /// Requests of one session waiting for their answers at once.
+    pub max_in_flight: usize,
+    /// Largest request body, and largest message from a server.
+    pub max_message_bytes: usize,
+    /// How long a request may wait for its answer.
+    pub request_timeout: Duration,
+    /// A session with no request for this long is ended.
+    pub idle_timeout: Duration,
+    /// Messages queued for a session's GET stream before a slow reader loses the stream.
+    pub stream_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_sessions: 256,
+            max_in_flight: 64,
+            max_message_bytes: 16 << 20,
+            request_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(900),
+            stream_queue: 256,
+        }
+    }
+}
+
+/// A locked server the gateway can start: its endpoint, built from the locked launch when the
+/// gateway started (never from anything on the wire), or why it cannot be served.
+pub type Upstreams = BTreeMap<String, Result<Endpoint, String>>;
+
+/// The proxy session's options for one host session of `server`.
+pub type OptionsFor = dyn Fn(&str) -> crate::proxy::Options + Send + Sync;
+
+/// Everything the gateway serves from, fixed at start.
+pub struct Gateway {
+    pub lockfile: Arc<Lockfile>,
+    pub agents: Agents,
+    pub upstreams: Upstreams,
+    pub limits: Limits,
+    /// Origins a browser-based host may call from, besides loopback ones.
+    pub allowed_origins: Vec<String>,
+    pub options: Box<OptionsFor>,
+    sessions: Mutex<HashMap<String, Arc<HostSession>>>,
+}
+
+impl Gateway {
+    pub fn new(
+        lockfile: Lockfile,
+        agents: Agents,
+        upstreams: Upstreams,
+        limits: Limits,
+        options: Box<OptionsFor>,
+    ) -> Gateway {
+        Gateway {
+            lockfile: Arc::new(lockfile),
+            agents,
+            upstreams,
+            limits,
+            allowed_origins: Vec::new(),
+            options,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HostSession>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Open host sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    fn session(&self, id: &str) -> Option<Arc<HostSession>> {
+        self.sessions().get(id).cloned()
+    }
+
+    /// Forgets a session and closes its pipe (its proxy session then ends and stops the
+    /// server).
+    fn end(&self, id: &str) {
+        let removed = self.sessions().remove(id);
+        if let Some(session) = removed {
+            session.close();
+        }
+    }
+
+    /// Ends the sessions no request has used for the idle timeout.
+    fn end_idle(&self) {
+        let idle: Vec<String> = self
+            .sessions()
+            .iter()
+            .filter(|(_, s)| s.idle_for() > self.limits.idle_timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            eprintln!("mcplock: gateway: session {id} ended after being idle");
+            self.end(&id);
+        }
+    }
+}
+
+/// A session id: 128 bits from the operating system's CSPRNG, as hex.
+fn new_session_id() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a session id: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
