@@ -179,6 +179,20 @@ fn bad_inputs() -> BTreeMap<&'static str, (Vec<&'static str>, &'static str)> {
             (vec!["bundle", "verify", "missing.zip"], "input-missing"),
         ),
         (
+            "gateway token",
+            (
+                vec![
+                    "gateway",
+                    "token",
+                    "--agents",
+                    "agents.json",
+                    "--agent",
+                    "bad name",
+                ],
+                "usage",
+            ),
+        ),
+        (
             "audit verify",
             (vec!["audit", "verify", "missing.jsonl"], "input-missing"),
         ),
@@ -369,6 +383,21 @@ fn every_subcommand_with_json_output_answers_with_one_json_document_when_it_succ
             ["bundle", "verify", "b.zip", "--key", "k.pub"]
                 .map(String::from)
                 .to_vec(),
+        ),
+        (
+            "gateway token",
+            [
+                "gateway",
+                "token",
+                "--agents",
+                "agents.json",
+                "--agent",
+                "ci",
+                "--grant",
+                "fixture",
+            ]
+            .map(String::from)
+            .to_vec(),
         ),
         (
             "audit verify",

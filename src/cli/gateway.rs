@@ -59,7 +59,11 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
         .map_err(|e| fail(Code::Usage, e.to_string()))?;
     crate::edge::fs::write_atomic_private(&args.agents, &agents.to_bytes())
         .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
-    let grants = &agents.agents[&args.agent].grants;
+    let grants = agents
+        .agents
+        .get(&args.agent)
+        .map(|a| a.grants.clone())
+        .unwrap_or_default();
     if grants.is_empty() {
         eprintln!(
             "mcplock: agent {:?} has no grant: it may use nothing; add one with `mcplock gateway token --agents {} --agent {} --grant SERVER`",
@@ -75,7 +79,8 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
             args.agents.display()
         );
     }
-    Ok(Output::text(None, format!("{token}\n")))
+    let json = serde_json::json!({"agent": args.agent, "token": token, "grants": grants});
+    Ok(Output::report(None, format!("{token}\n"), json))
 }
 
 /// The lockfile, its signature checked (unless --allow-unsigned, said at start).

@@ -396,6 +396,8 @@ pub fn formats_for(name: &str, sub: Option<&str>) -> &'static [Format] {
         ("diff", _) | ("policy", Some("check")) => &[Human, Json, Markdown, Sarif],
         // Its stdout belongs to the host: JSON-RPC, never a report.
         ("proxy", _) => &[Human],
+        // A server: its stdout is a log line at most.
+        ("gateway", None) => &[Human],
         // A config diff for a person to read before it is written.
         ("wrap" | "unwrap", _) => &[Human],
         // Their stdout is the script or the page.
