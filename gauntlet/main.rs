@@ -13,6 +13,7 @@ mod contract;
 mod diff;
 mod diff_golden;
 mod fuzz;
+mod gateway;
 mod hardening;
 mod hosts;
 mod lock;
