@@ -40,7 +40,15 @@ fn read_agents(path: &std::path::Path) -> Result<Option<Agents>, CliError> {
     };
     Agents::parse(&bytes)
         .map(Some)
-        .map_err(|e| fail(Code::Usage, format!("{}: {e}", path.display())))
+        .map_err(|e| {
+            fail(
+                Code::Usage,
+                format!(
+                    "{}: {e}; fix it, or start a new file with `mcplock gateway token --agents NEW --agent NAME --grant SERVER`",
+                    path.display()
+                ),
+            )
+        })
 }
 
 /// `gateway token`: a new token for the agent (created when new), its grants added.
@@ -81,24 +89,6 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
     }
     let json = serde_json::json!({"agent": args.agent, "token": token, "grants": grants});
     Ok(Output::report(None, format!("{token}\n"), json))
-}
-
-/// The lockfile, its signature checked (unless --allow-unsigned, said at start).
-fn trusted_lockfile(args: &GatewayArgs) -> Result<Lockfile, CliError> {
-    let trusted = super::trusted::open(&args.lockfile, &args.check, "refusing to serve")?;
-    if trusted.signer.is_none() {
-        if !args.allow_unsigned {
-            return Err(fail(
-                Code::Usage,
-                "the gateway enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned",
-            ));
-        }
-        eprintln!(
-            "mcplock: gateway: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides what every agent may use",
-            args.lockfile.display()
-        );
-    }
-    Ok(trusted.lockfile)
 }
 
 /// What each locked server is started from: its locked launch, placeholders filled from this
@@ -160,7 +150,12 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
             ),
         ));
     }
-    let lockfile = trusted_lockfile(args)?;
+    let lockfile = super::trusted::enforced(
+        &args.lockfile,
+        &args.check,
+        args.allow_unsigned,
+        ("gateway", "what every agent may use"),
+    )?;
     let upstreams = upstreams(&lockfile);
     let limits = Limits {
         max_sessions: args.max_sessions.max(1),

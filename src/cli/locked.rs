@@ -159,14 +159,6 @@ fn relaunch_endpoint(
     entry: &ServerLock,
     server: &ServerArgs,
 ) -> Result<(Endpoint, Reading), CliError> {
-    if let Some(missing) = missing_env_key(entry) {
-        return Err(fail(
-            Code::EnvMissing,
-            format!(
-                "server {server_name:?} was locked with the environment variable {missing}; set it before relaunching"
-            ),
-        ));
-    }
     let endpoint = match &entry.launch {
         Launch::Stdio { .. } => locked_command(server_name, entry, server.env_values()?)?,
         // A remote server is reached again at its URL, with the headers given now (their

@@ -49,7 +49,12 @@ type Prepared = (
 fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
     let endpoint = endpoint_of(args)?;
     let launch = endpoint.launch();
-    let lockfile = trusted_lockfile(args)?;
+    let lockfile = super::trusted::enforced(
+        &args.lockfile,
+        &args.check,
+        args.allow_unsigned,
+        ("proxy", "what this server may offer"),
+    )?;
     let name = locked_name(args, &lockfile, &launch)?;
     let entry = &lockfile.servers[&name];
     check_artifact(entry, &launch, &name)?;
@@ -80,25 +85,6 @@ fn endpoint_of(args: &ProxyArgs) -> Result<Endpoint, CliError> {
             }))
         }
     }
-}
-
-/// The lockfile, its signature checked (unless --allow-unsigned, said at every start), read
-/// strictly.
-fn trusted_lockfile(args: &ProxyArgs) -> Result<Lockfile, CliError> {
-    let trusted = super::trusted::open(&args.lockfile, &args.check, "refusing to enforce")?;
-    if trusted.signer.is_none() {
-        if !args.allow_unsigned {
-            return Err(fail(
-                Code::Usage,
-                "the proxy enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned",
-            ));
-        }
-        eprintln!(
-            "mcplock: proxy: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides what this server may offer",
-            args.lockfile.display()
-        );
-    }
-    Ok(trusted.lockfile)
 }
 
 /// The name of the locked server this launch is, held to its launch and its env names.

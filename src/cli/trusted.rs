@@ -1,7 +1,7 @@
 //! Opening the lockfile a command will act on (relaunch its servers, enforce it, compare a
 //! host with it): its signature checked when a key or a Sigstore identity is given, refused
-//! with why, then read strictly. The one way `proxy`, `diff`/`lock --check` relaunches and
-//! `--host` comparisons open a lockfile they trust.
+//! with why, then read strictly. The one way `proxy`, `gateway`, `diff`/`lock --check`
+//! relaunches and `--host` comparisons open a lockfile they trust.
 
 use super::exit::{Code, fail};
 use super::{CliError, SignatureCheck};
@@ -36,4 +36,31 @@ pub fn open(path: &Path, trust: &SignatureCheck, refusing: &str) -> Result<Trust
         )
     })?;
     Ok(Trusted { lockfile, signer })
+}
+
+/// Opens the lockfile an enforcement point (`proxy`, `gateway`) enforces: signed, or unsigned
+/// only with `--allow-unsigned`, which is said on stderr at every start (`who`: who reads it,
+/// `what`: what its writer then decides).
+pub fn enforced(
+    path: &Path,
+    trust: &SignatureCheck,
+    allow_unsigned: bool,
+    (who, what): (&str, &str),
+) -> Result<Lockfile, CliError> {
+    let trusted = open(path, trust, "refusing to enforce")?;
+    if trusted.signer.is_none() {
+        if !allow_unsigned {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "the {who} enforces a signed lockfile: pass --key PUBLIC (or --bundle with --identity and --issuer), or --allow-unsigned"
+                ),
+            ));
+        }
+        eprintln!(
+            "mcplock: {who}: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides {what}",
+            path.display()
+        );
+    }
+    Ok(trusted.lockfile)
 }

@@ -12,6 +12,7 @@ use crate::core::canonical::Digest;
 use crate::core::lockfile::ServerLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use subtle::ConstantTimeEq;
 
 /// The only version this reader knows.
 pub const VERSION: u32 = 1;
@@ -155,7 +156,7 @@ impl Agents {
         let mut found = None;
         for (name, agent) in &self.agents {
             for stored in &agent.tokens {
-                if constant_time_eq(stored.as_bytes(), presented.as_bytes()) {
+                if bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) {
                     found = Some(name.as_str());
                 }
             }
@@ -231,13 +232,6 @@ pub fn granted(entry: &ServerLock, grant: &Grant) -> Option<ServerLock> {
             Some(narrowed)
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -27,6 +27,13 @@ pub(super) struct HostSession {
     last_used: Mutex<Instant>,
 }
 
+/// What tells an answer from the rest: its `id`, and no `method`.
+#[derive(serde::Deserialize)]
+struct Head {
+    id: Option<Value>,
+    method: Option<serde::de::IgnoredAny>,
+}
+
 /// Why a request got no answer.
 pub(super) enum NoAnswer {
     /// The session ended before the answer came.
@@ -139,13 +146,12 @@ async fn read_answers(session: Arc<HostSession>, pipe: tokio::io::DuplexStream, 
 
 impl HostSession {
     fn deliver(&self, line: Vec<u8>) {
-        let value: Value = match serde_json::from_slice(&line) {
-            Ok(value) => value,
-            Err(_) => return,
+        // Only the envelope is read: a result (up to the message cap) is passed on as text.
+        let Ok(head) = serde_json::from_slice::<Head>(&line) else {
+            return;
         };
-        let is_answer = value.get("method").is_none() && value.get("id").is_some();
-        if is_answer {
-            let key = value["id"].to_string();
+        if let (Some(id), None) = (&head.id, &head.method) {
+            let key = id.to_string();
             if let Some(waiter) = lock(&self.waiting).remove(&key) {
                 let _ = waiter.send(line);
             }

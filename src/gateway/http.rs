@@ -139,15 +139,8 @@ async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> 
 fn check_origin(gateway: &Gateway, req: &Request<Incoming>) -> Option<Response<Body>> {
     let origin = req.headers().get(header::ORIGIN)?;
     let text = origin.to_str().unwrap_or_default();
-    let host = text
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "::1");
+    let loopback =
+        reqwest::Url::parse(text).is_ok_and(|url| crate::transport::http::is_loopback(&url));
     if loopback || gateway.allowed_origins.iter().any(|o| o == text) {
         return None;
     }
@@ -169,7 +162,7 @@ fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<String, Re
         Some(Some(agent)) => return Ok(agent.to_string()),
         Some(None) => (
             "invalid-token",
-            "the bearer token is not one of this gateway's",
+            "the bearer token is not one of this gateway's (an administrator makes one: mcplock gateway token --agents FILE --agent NAME)",
         ),
         None => (
             "no-token",

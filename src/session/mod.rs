@@ -32,6 +32,20 @@ pub struct Bounds {
     pub tee_stderr: bool,
 }
 
+impl Bounds {
+    /// The per-message limits for `endpoint`: a remote server's messages are never mixed with
+    /// human lines, so its reading is always strict.
+    fn limits_for(&self, endpoint: &Endpoint) -> Limits {
+        match endpoint {
+            Endpoint::Stdio(_) => self.limits,
+            Endpoint::Http(_) => Limits {
+                strict_stdout: true,
+                ..self.limits
+            },
+        }
+    }
+}
+
 /// What the server writes, newline-delimited; at a fatal transport failure, the stream ends
 /// with that failure as its read error.
 pub type FromServer = Box<dyn AsyncRead + Send + Unpin>;
@@ -140,10 +154,7 @@ pub fn open(endpoint: &Endpoint, bounds: &Bounds) -> Result<(Session, Channel), 
             Ok((Session { owner }, channel))
         }
         Endpoint::Http(remote) => {
-            let limits = Limits {
-                strict_stdout: true,
-                ..bounds.limits
-            };
+            let limits = bounds.limits_for(endpoint);
             let (lines, input, bridge) = http::open(remote, limits, bounds.request_timeout)?;
             let channel = Channel {
                 from_server: Box::new(lines),
@@ -227,13 +238,7 @@ pub fn connect(
     answers: Answers,
 ) -> Result<Client, OpenError> {
     let (session, channel) = open(endpoint, bounds)?;
-    let limits = match &session.owner {
-        Owner::Remote(_) => Limits {
-            strict_stdout: true,
-            ..bounds.limits
-        },
-        Owner::Process(_) => bounds.limits,
-    };
+    let limits = bounds.limits_for(endpoint);
     let conn = Connection::new(channel.from_server, channel.to_server, limits, answers);
     if let Owner::Process(process) = &session.owner {
         // A signal closes this input, so the server sees its end of input first.

@@ -112,7 +112,8 @@ pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<Url, SetupError
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// True for a URL whose host is a loopback address or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
