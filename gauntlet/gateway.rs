@@ -21,12 +21,14 @@ impl Drop for Gateway {
     }
 }
 
-/// Starts the gateway on a free loopback port; its address is read from its stderr.
-fn gateway(dir: &Path) -> Gateway {
+/// Starts the gateway on a free loopback port with `flags`; its address is read from its
+/// stderr.
+fn gateway(dir: &Path, flags: &[&str]) -> Gateway {
     let mut child = Command::new(mcplock_bin())
         .current_dir(dir)
-        .args(["gateway", "--allow-unsigned", "--agents", "agents.json"])
+        .args(["gateway", "--agents", "agents.json"])
         .args(["--listen", "127.0.0.1:0"])
+        .args(flags)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -87,10 +89,14 @@ fn a_real_http_client_uses_a_locked_stdio_server_through_the_gateway_as_granted(
     let mut lock = vec!["lock", "--name", "everything", "--"];
     lock.extend(server.iter().map(String::as_str));
     run_in(d, &lock, Duration::from_secs(120)).expect_success();
+    // The team's story: a key, the lock signed, the gateway enforcing the signed lock.
+    let keygen = ["keygen", "--private", "team.key", "--public", "team.pub"];
+    run_in(d, &keygen, Duration::from_secs(30)).expect_success();
+    run_in(d, &["sign", "--key", "team.key"], Duration::from_secs(30)).expect_success();
     let full = token(d, "full", &["everything"]);
     let narrow = token(d, "narrow", &["everything/echo"]);
     let idle = token(d, "idle", &[]);
-    let gw = gateway(d);
+    let gw = gateway(d, &["--key", "team.pub"]);
     let url = format!("{}/servers/everything/mcp", gw.url);
 
     // The whole server: everything it locked, and a call answered as directly.
@@ -117,6 +123,7 @@ fn a_real_http_client_uses_a_locked_stdio_server_through_the_gateway_as_granted(
     assert_eq!(out["calls"][0]["text"][0], "Echo: x", "{out}");
     let denied = out["calls"][1]["error"].as_str().unwrap_or_default();
     assert!(denied.contains("mcplock denied"), "{out}");
+    assert!(denied.contains("not in this agent's grant"), "{out}");
 
     // No grant, a wrong token, no token: refused before any session.
     for (who, token) in [
@@ -128,6 +135,16 @@ fn a_real_http_client_uses_a_locked_stdio_server_through_the_gateway_as_granted(
         let error = out["connectError"].as_str().unwrap_or_default();
         assert!(!error.is_empty(), "{who}: {out}");
     }
+    drop(gw);
+
+    // Shadow mode lets drift through, never what the grant leaves out.
+    let gw = gateway(d, &["--key", "team.pub", "--on-drift", "warn"]);
+    let url = format!("{}/servers/everything/mcp", gw.url);
+    let calls = json!([["get-sum", {"a": 1, "b": 2}]]);
+    let out = client(&url, &narrow, calls);
+    assert_eq!(out["tools"], json!(["echo"]), "{out}");
+    let denied = out["calls"][0]["error"].as_str().unwrap_or_default();
+    assert!(denied.contains("not in this agent's grant"), "{out}");
 }
 
 #[test]
@@ -139,7 +156,7 @@ fn refusals_say_why_in_http_and_json() {
     lock.extend(fixture);
     run_in(d, &lock, Duration::from_secs(60)).expect_success();
     let full = token(d, "full", &["fixture"]);
-    let gw = gateway(d);
+    let gw = gateway(d, &["--allow-unsigned"]);
     let url = format!("{}/servers/fixture/mcp", gw.url);
     let post = |headers: &[(&str, &str)], body: &str| -> (u16, Value, String) {
         let mut curl = Command::new("curl");

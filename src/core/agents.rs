@@ -9,7 +9,7 @@
 //! ```
 
 use crate::core::canonical::Digest;
-use crate::core::lockfile::ServerLock;
+use crate::core::enforce::Scope;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
@@ -49,6 +49,18 @@ pub enum Grant {
     /// Only these tools (and nothing else of the server: prompts and resources are granted by
     /// granting the whole server).
     Tools(Vec<String>),
+}
+
+impl Grant {
+    /// What of the server a session under this grant may use (a tool grant gives those tools
+    /// and nothing else of it); `None` when nothing.
+    pub fn scope(&self) -> Option<Scope> {
+        match self {
+            Grant::None => None,
+            Grant::All => Some(Scope::All),
+            Grant::Tools(tools) => Some(Scope::Tools(tools.iter().cloned().collect())),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -213,24 +225,6 @@ impl Agents {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
         out
-    }
-}
-
-/// The lock one agent's session is held to: the server's entry as locked, less what the grant
-/// does not give (a tool grant gives those tools and nothing else of the server). `None` when
-/// nothing is granted.
-pub fn granted(entry: &ServerLock, grant: &Grant) -> Option<ServerLock> {
-    match grant {
-        Grant::None => None,
-        Grant::All => Some(entry.clone()),
-        Grant::Tools(tools) => {
-            let mut narrowed = entry.clone();
-            narrowed.tools.retain(|name, _| tools.contains(name));
-            narrowed.prompts.clear();
-            narrowed.resource_templates.clear();
-            narrowed.resources = Some(Default::default());
-            Some(narrowed)
-        }
     }
 }
 

@@ -72,6 +72,8 @@ pub enum Reason {
     SchemaUnusable(String),
     /// On the revocation list (the reason it gives).
     Revoked(String),
+    /// Locked, but outside what the calling agent was granted (the gateway).
+    NotGranted,
 }
 
 impl Reason {
@@ -85,6 +87,7 @@ impl Reason {
             Reason::OutsideSchema(_) => "outside-schema",
             Reason::SchemaUnusable(_) => "schema-unusable",
             Reason::Revoked(_) => "revoked",
+            Reason::NotGranted => "not-granted",
         }
     }
 
@@ -103,6 +106,9 @@ impl Reason {
                 format!("its locked inputSchema cannot check arguments: {what}")
             }
             Reason::Revoked(why) => format!("it is revoked: {why}"),
+            Reason::NotGranted => {
+                "it is not in this agent's grant (an administrator adds it: mcplock gateway token --grant SERVER/TOOL)".into()
+            }
         }
     }
 }
@@ -110,6 +116,8 @@ impl Reason {
 /// The locked server, with every item's digest and every tool's argument validator built once.
 pub struct Locked<'a> {
     pub server: &'a ServerLock,
+    /// What of the server the caller may use at all (the gateway: an agent's grant).
+    scope: Scope,
     digests: BTreeMap<ItemKind, BTreeMap<String, Digest>>,
     validators: BTreeMap<String, Result<jsonschema::Validator, String>>,
     /// For the tools whose locked definition has an `outputSchema`.
@@ -149,6 +157,7 @@ impl<'a> Locked<'a> {
     pub fn new(server: &'a ServerLock) -> Locked<'a> {
         Locked {
             server,
+            scope: Scope::All,
             digests: server.item_digests(),
             validators: server
                 .tools
@@ -218,10 +227,35 @@ impl<'a> Locked<'a> {
         self.digests.get(&kind)?.get(key).copied()
     }
 
+    /// The lock held to `scope`: what is outside it is withheld from every listing, whatever
+    /// the mode, and denied as [`Reason::NotGranted`].
+    pub fn within(mut self, scope: Scope) -> Locked<'a> {
+        self.scope = scope;
+        self
+    }
+
+    /// Whether the caller may use this item at all.
+    pub fn admits(&self, kind: ItemKind, key: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Tools(tools) => kind == ItemKind::Tool && tools.contains(key),
+        }
+    }
+
     /// Whether the lock covers `kind` at all (static resources only with `lock --resources`).
     pub fn covers(&self, kind: ItemKind) -> bool {
         self.server.items(kind).is_some()
     }
+}
+
+/// What of a locked server a caller may use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the lock holds.
+    #[default]
+    All,
+    /// These tools, and nothing else of the server.
+    Tools(BTreeSet<String>),
 }
 
 /// What this session has shown the host: per kind, the keys forwarded at their last listing.
@@ -369,6 +403,28 @@ impl Session {
     }
 }
 
+/// A page as served, for shadow mode (`--on-drift warn`): what differs from the lock is let
+/// through, never what is outside the caller's grant.
+pub fn shadow_page(
+    kind: ItemKind,
+    mut served: Map<String, Value>,
+    withheld: &[Withheld],
+) -> Map<String, Value> {
+    let ungranted: BTreeSet<&str> = withheld
+        .iter()
+        .filter(|w| w.reason == Reason::NotGranted)
+        .map(|w| w.key.as_str())
+        .collect();
+    if let (false, Some(Value::Array(items))) = (ungranted.is_empty(), served.get_mut(kind.field()))
+    {
+        items.retain(|item| {
+            let key = item.get(kind.key_field()).and_then(Value::as_str);
+            !key.is_some_and(|k| ungranted.contains(k))
+        });
+    }
+    served
+}
+
 /// A list page after enforcement: the page to forward and what was held back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckedPage {
@@ -426,6 +482,7 @@ pub fn check_list_page(
         };
         let key = key.to_string();
         let verdict = match locked.digest(kind, &key) {
+            _ if !locked.admits(kind, &key) => Err(Reason::NotGranted),
             _ if revoked.reason(kind, &key).is_some() => Err(Reason::Revoked(
                 revoked.reason(kind, &key).unwrap_or_default().to_string(),
             )),
@@ -525,6 +582,9 @@ pub fn check_call(
         return Ok(());
     };
     let (kind, key) = item?;
+    if !locked.admits(kind, &key) {
+        return Err(Reason::NotGranted);
+    }
     if let Some(why) = session.revoked(kind, &key) {
         return Err(Reason::Revoked(why.to_string()));
     }

@@ -62,13 +62,15 @@ pub(super) fn start(
         Some(Err(why)) => return Err(format!("server {server:?} cannot be served: {why}")),
         None => return Err(format!("no locked server {server:?}")),
     };
-    let grant = gateway.agents.grant(agent, server);
-    let entry = gateway
-        .lockfile
-        .servers
-        .get(server)
-        .and_then(|entry| crate::core::agents::granted(entry, &grant))
+    let scope = gateway
+        .agents
+        .grant(agent, server)
+        .scope()
         .ok_or_else(|| format!("agent {agent:?} has no grant for server {server:?}"))?;
+    let lockfile = Arc::clone(&gateway.lockfile);
+    if !lockfile.servers.contains_key(server) {
+        return Err(format!("no locked server {server:?}"));
+    }
     let options = (gateway.options)(server);
     let bounds = crate::session::Bounds {
         limits: options.limits,
@@ -96,8 +98,13 @@ pub(super) fn start(
     ));
     let gateway = Arc::clone(gateway);
     let id = id.to_string();
+    let name = server.to_string();
     tokio::spawn(async move {
-        let locked = Locked::new(&entry);
+        let Some(entry) = lockfile.servers.get(&name) else {
+            gateway.end(&id);
+            return;
+        };
+        let locked = Locked::new(entry).within(scope);
         let (end, closed) = crate::proxy::serve_opened(
             (proxy_in, proxy_out),
             upstream,

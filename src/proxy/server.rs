@@ -207,6 +207,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
             }
             (ListVerdict::AsServed, Some(served)) => {
                 self.session.admit_drifted(kind, &checked.withheld);
+                let served = enforce::shadow_page(kind, served, &checked.withheld);
                 Ok(Some(Value::Object(served)))
             }
             (ListVerdict::Checked | ListVerdict::AsServed, _) => {

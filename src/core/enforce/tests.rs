@@ -677,3 +677,68 @@ fn one_verdict_per_host_request_in_every_mode() {
         );
     }
 }
+
+/// A scope (the gateway's grant of some tools) takes away the rest of the server in every
+/// mode: withheld from lists as not granted, even from the page shadow mode serves, and every
+/// call outside it denied, never let through as drift.
+#[test]
+fn what_a_scope_leaves_out_is_never_listed_or_called() {
+    use super::verdict::{Refusal, Request, Verdict, request};
+    let lock = server();
+    let scope = Scope::Tools(["read".to_string()].into());
+    let locked = Locked::new(&lock).within(scope);
+    let mut session = Session::default();
+    let served = vec![tool("read", "Read a file."), tool("list", "Changed.")];
+    let checked = check_list_page(
+        ItemKind::Tool,
+        page(ItemKind::Tool, served.clone()),
+        true,
+        &locked,
+        &mut session,
+    );
+    assert_eq!(keys(&checked, ItemKind::Tool), ["read"]);
+    assert_eq!(checked.withheld[0].reason, Reason::NotGranted);
+    // Shadow mode serves the page as served, less what the scope leaves out.
+    let shadow = shadow_page(
+        ItemKind::Tool,
+        page(ItemKind::Tool, served),
+        &checked.withheld,
+    );
+    assert_eq!(shadow["tools"], json!([tool("read", "Read a file.")]));
+    session.admit_drifted(ItemKind::Tool, &checked.withheld);
+    assert!(!session.is_listed(ItemKind::Tool, "list"));
+    let call = |name: &str| json!({"name": name, "arguments": {}});
+    let never = |_: ItemKind| false;
+    for mode in [OnDrift::Withhold, OnDrift::Block, OnDrift::Warn] {
+        let decide = |method: &str, params: Value| {
+            let req = Request {
+                method,
+                params: Some(&params),
+                known_method: true,
+                blocked: None,
+                parks: &never,
+            };
+            request(&req, &locked, &session, mode)
+        };
+        assert_eq!(decide("tools/call", call("read")), Verdict::Forward);
+        let outside = [
+            ("tools/call", call("list")),
+            ("prompts/get", json!({"name": "review"})),
+            ("resources/read", json!({"uri": "file:///workspace/a"})),
+            (
+                "completion/complete",
+                json!({"ref": {"type": "ref/prompt", "name": "review"}}),
+            ),
+        ];
+        for (method, params) in outside {
+            assert_eq!(
+                decide(method, params.clone()),
+                Verdict::Deny(Refusal::Lock(Reason::NotGranted)),
+                "{mode:?} {method} {params}"
+            );
+        }
+    }
+    // Without a scope, nothing changes.
+    let all = Locked::new(&lock);
+    assert!(all.admits(ItemKind::Prompt, "review"));
+}
