@@ -12,6 +12,24 @@ use std::time::Duration;
 struct Gateway {
     child: Child,
     url: String,
+    /// What it said on stderr so far.
+    said: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// Sends SIGTERM and waits for it to drain and exit; its exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    fn said(&self) -> String {
+        self.said.lock().unwrap().join("\n")
+    }
 }
 
 impl Drop for Gateway {
@@ -44,8 +62,80 @@ fn gateway(dir: &Path, flags: &[&str]) -> Gateway {
         }
     };
     // Keep draining its stderr so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Gateway { child, url }
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&said);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            keep.lock().unwrap().push(line);
+        }
+    });
+    Gateway { child, url, said }
+}
+
+/// The official Python SDK's Streamable HTTP client, one live session driven step by step.
+struct PyHost {
+    child: Child,
+    input: std::process::ChildStdin,
+    output: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl PyHost {
+    /// Connects as the holder of `token`; the connect answer (`connected` or `connectError`).
+    fn connect(url: &str, token: &str) -> (PyHost, Value) {
+        let mut child = Command::new(real_component("python/.venv/bin/python"))
+            .arg(real_component("python/gateway_client.py"))
+            .args([url, token])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        let output = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut host = PyHost {
+            child,
+            input,
+            output,
+        };
+        let connected = host.next();
+        (host, connected)
+    }
+
+    fn next(&mut self) -> Value {
+        let line = self
+            .output
+            .next()
+            .expect("the Python client ended")
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    fn step(&mut self, step: Value) -> Value {
+        use std::io::Write;
+        writeln!(self.input, "{step}").unwrap();
+        self.next()
+    }
+
+    fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        self.step(json!({"call": tool, "arguments": arguments}))
+    }
+}
+
+impl Drop for PyHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Locks server-everything as `everything` in `d`, signed with a new team key.
+fn signed_everything(d: &Path) {
+    let server = everything_server();
+    let mut lock = vec!["lock", "--name", "everything", "--"];
+    lock.extend(server.iter().map(String::as_str));
+    run_in(d, &lock, Duration::from_secs(120)).expect_success();
+    let keygen = ["keygen", "--private", "team.key", "--public", "team.pub"];
+    run_in(d, &keygen, Duration::from_secs(30)).expect_success();
+    run_in(d, &["sign", "--key", "team.key"], Duration::from_secs(30)).expect_success();
 }
 
 fn token(dir: &Path, agent: &str, grants: &[&str]) -> String {
@@ -85,14 +175,8 @@ fn client(url: &str, token: &str, calls: Value) -> Value {
 fn a_real_http_client_uses_a_locked_stdio_server_through_the_gateway_as_granted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let server = everything_server();
-    let mut lock = vec!["lock", "--name", "everything", "--"];
-    lock.extend(server.iter().map(String::as_str));
-    run_in(d, &lock, Duration::from_secs(120)).expect_success();
     // The team's story: a key, the lock signed, the gateway enforcing the signed lock.
-    let keygen = ["keygen", "--private", "team.key", "--public", "team.pub"];
-    run_in(d, &keygen, Duration::from_secs(30)).expect_success();
-    run_in(d, &["sign", "--key", "team.key"], Duration::from_secs(30)).expect_success();
+    signed_everything(d);
     let full = token(d, "full", &["everything"]);
     let narrow = token(d, "narrow", &["everything/echo"]);
     let idle = token(d, "idle", &[]);
@@ -216,4 +300,129 @@ fn refusals_say_why_in_http_and_json() {
     assert_eq!(status, 200, "{doc}");
     assert!(doc["result"]["serverInfo"].is_object(), "{doc}");
     assert!(headers.contains("mcp-session-id: "), "{headers}");
+}
+
+#[test]
+fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_everything(d);
+    std::fs::write(
+        d.join("agents-policy.yaml"),
+        "name: agents\nrules:\n  - id: interns-do-not-sum\n    on: call\n    expr: \"mcp.agent.name != 'intern' || mcp.call.tool != 'get-sum'\"\n    message: interns may not sum\n    severity: error\n",
+    )
+    .unwrap();
+    let admin = token(d, "admin", &["everything"]);
+    let intern = token(d, "intern", &["everything"]);
+    let mut gw = gateway(
+        d,
+        &[
+            "--key",
+            "team.pub",
+            "--policy",
+            "agents-policy.yaml",
+            "--revocations",
+            "revoked.json",
+            "--audit",
+            "audit.jsonl",
+            "--audit-key",
+            "team.key",
+        ],
+    );
+    let url = format!("{}/servers/everything/mcp", gw.url);
+    let (mut intern_host, connected) = PyHost::connect(&url, &intern);
+    assert_eq!(
+        connected["connected"], "mcp-servers/everything",
+        "{connected}"
+    );
+    let (mut admin_host, connected) = PyHost::connect(&url, &admin);
+    assert_eq!(
+        connected["connected"], "mcp-servers/everything",
+        "{connected}"
+    );
+    // A host calls what it was shown in this session.
+    for host in [&mut intern_host, &mut admin_host] {
+        let listed = host.step(json!({"list": true}));
+        assert!(
+            listed["tools"].as_array().is_some_and(|t| t.len() > 3),
+            "{listed}"
+        );
+    }
+
+    // One rule, two agents: the intern's sum is denied, the admin's answered.
+    let sum = json!({"a": 2, "b": 3});
+    let denied = intern_host.call("get-sum", sum.clone());
+    let why = denied["error"].as_str().unwrap_or_default();
+    assert!(why.contains("interns may not sum"), "{denied}");
+    let answered = admin_host.call("get-sum", sum);
+    assert!(
+        answered["text"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains('5'),
+        "{answered}"
+    );
+    let echoed = intern_host.call("echo", json!({"message": "before"}));
+    assert_eq!(echoed["text"][0], "Echo: before", "{echoed}");
+
+    // Revoked (a signed list) while both sessions run: the next call of each is denied.
+    run_in(
+        d,
+        &[
+            "revoke",
+            "--server",
+            "everything",
+            "--tool",
+            "echo",
+            "--reason",
+            "leaks",
+            "--list",
+            "revoked.json",
+            "--key",
+            "team.key",
+        ],
+        Duration::from_secs(30),
+    )
+    .expect_success();
+    for host in [&mut intern_host, &mut admin_host] {
+        let denied = host.call("echo", json!({"message": "after"}));
+        let why = denied["error"].as_str().unwrap_or_default();
+        assert!(why.contains("revoked") && why.contains("leaks"), "{denied}");
+    }
+    drop(intern_host);
+    drop(admin_host);
+
+    // SIGTERM drains and stops; the one log verifies with the key, names both agents, and
+    // ends with the gateway's signed close.
+    let status = gw.stop();
+    assert!(
+        gw.said().contains("mcplock: gateway: stopped"),
+        "{}",
+        gw.said()
+    );
+    assert!(!status.success());
+    let verify = ["audit", "verify", "audit.jsonl", "--key", "team.pub"];
+    run_in(d, &verify, Duration::from_secs(30)).expect_success();
+    let log = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by = |agent: &str, reason: &str| {
+        lines.iter().any(|l| {
+            l["agent"] == agent
+                && l["decision"] == "deny"
+                && l["reason"].as_str().is_some_and(|r| r.starts_with(reason))
+        })
+    };
+    assert!(
+        by("intern", "policy") && by("intern", "revoked") && by("admin", "revoked"),
+        "{log}"
+    );
+    assert!(!by("admin", "policy"), "{log}");
+    let sessions: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l["session"].as_str()).collect();
+    assert_eq!(sessions.len(), 2, "{log}");
+    assert_eq!(lines.first().unwrap()["checkpoint"], "open", "{log}");
+    assert_eq!(lines.last().unwrap()["checkpoint"], "close", "{log}");
 }

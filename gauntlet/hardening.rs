@@ -359,6 +359,7 @@ fn audit_verify_checks_the_chain_and_the_head() {
             request: None,
             response: None,
             payload: None,
+            who: None,
         }));
     }
     fs::write(d.join("audit.jsonl"), &log).unwrap();

@@ -188,9 +188,7 @@ fn main() {
                     let verdict = mcplock::core::policy::evaluate_call(
                         &rules,
                         &input,
-                        server,
-                        tool,
-                        &arguments,
+                        mcplock::core::policy::Call::new(server, tool, &arguments),
                         &|| true,
                     );
                     assert!(matches!(verdict, mcplock::core::policy::CallVerdict::Allow));

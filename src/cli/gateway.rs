@@ -1,11 +1,12 @@
 //! `mcplock gateway`: the checks before serving (the lockfile trusted, the agents file read,
 //! each locked server's launch made ready), then the gateway; `gateway token`.
 
+use super::enforcement;
 use super::exit::{Code, fail};
 use super::{CliError, GatewayArgs, GatewayCommand, GatewayTokenArgs, Output};
 use crate::core::agents::{Agents, TOKEN_PREFIX, token_digest};
 use crate::core::lockfile::Lockfile;
-use crate::gateway::{Gateway, Limits, Upstreams};
+use crate::gateway::{Gateway, Limits, Upstream, Upstreams};
 use base64::Engine as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,28 +93,104 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
 }
 
 /// What each locked server is started from: its locked launch, placeholders filled from this
-/// environment; a server that cannot be started says why at start and on every session.
+/// environment, its code held to the lock (and started from a private copy of what was
+/// checked); a server that cannot be started says why at start and on every session.
 fn upstreams(lockfile: &Lockfile) -> Upstreams {
     let mut out = Upstreams::new();
     for (name, entry) in &lockfile.servers {
-        let endpoint = match &entry.launch {
-            _ if !crate::core::agents::valid_name(name) => Err(format!(
-                "server {name:?} is not served: its name is not one a URL path and a grant can hold (letters, digits, '-', '_', '.'); lock it under another with `mcplock lock --name NEW`"
-            )),
-            crate::core::launch::Launch::Stdio { .. } => {
-                super::locked::locked_command(name, entry, Vec::new()).map_err(|e| e.headline)
-            }
-            crate::core::launch::Launch::Http { .. } => Err(
-                "a remote server is not served by this version of the gateway (it is reached with the proxy: mcplock proxy --url)"
-                    .to_string(),
-            ),
-        };
-        if let Err(why) = &endpoint {
+        let upstream = upstream(name, entry);
+        if let Err(why) = &upstream {
             eprintln!("mcplock: gateway: warning: {why}");
         }
-        out.insert(name.clone(), endpoint);
+        out.insert(name.clone(), upstream);
     }
     out
+}
+
+fn upstream(name: &str, entry: &crate::core::lockfile::ServerLock) -> Result<Upstream, String> {
+    use crate::core::launch::Launch;
+    if !crate::core::agents::valid_name(name) {
+        return Err(format!(
+            "server {name:?} is not served: its name is not one a URL path and a grant can hold (letters, digits, '-', '_', '.'); lock it under another with `mcplock lock --name NEW`"
+        ));
+    }
+    let endpoint = match &entry.launch {
+        Launch::Stdio { .. } => {
+            super::locked::locked_command(name, entry, Vec::new()).map_err(|e| e.headline)?
+        }
+        Launch::Http { header_names, .. } if !header_names.is_empty() => {
+            return Err(format!(
+                "server {name:?} is not served: it was locked with headers ({}), and the gateway has no credentials of its own for it yet (reach it with `mcplock proxy --url`)",
+                header_names.join(", ")
+            ));
+        }
+        Launch::Http { url, .. } => crate::transport::Endpoint::Http(
+            super::RemoteArgs::default()
+                .endpoint_at(url)
+                .map_err(|e| e.headline)?,
+        ),
+    };
+    let launch = endpoint.launch();
+    enforcement::check_artifact(entry, &launch, name, "gateway").map_err(|e| e.headline)?;
+    let private = enforcement::private_copy(entry, &endpoint, &launch).map_err(|e| e.headline)?;
+    let endpoint = match (endpoint, &private) {
+        (crate::transport::Endpoint::Stdio(mut cmd), Some(private)) => {
+            cmd.program = private.program.clone();
+            cmd.args = private.args.clone();
+            crate::transport::Endpoint::Stdio(cmd)
+        }
+        (endpoint, _) => endpoint,
+    };
+    Ok(Upstream {
+        endpoint,
+        private: private.map(Arc::new),
+    })
+}
+
+/// What every session is held to besides the lock: the options of the proxy session each runs,
+/// with the call rules and the revocation list shared by all.
+fn session_options(
+    args: &GatewayArgs,
+    lockfile: &Arc<Lockfile>,
+    limits: &Limits,
+) -> Result<Box<crate::gateway::OptionsFor>, CliError> {
+    let judges = enforcement::call_judges(&args.guard, Arc::clone(lockfile), "gateway")?;
+    let key = args.check.key.as_deref();
+    let revocations = enforcement::revocations(&args.guard, key, args.allow_unsigned, "gateway")?;
+    let on_drift = args.on_drift.into();
+    let on_response = args.on_response_finding.into();
+    let max_message_bytes = limits.max_message_bytes;
+    Ok(Box::new(move |server: &str, agent: &str| {
+        let mut options = crate::proxy::Options::new(
+            server,
+            crate::transport::Limits {
+                max_message_bytes,
+                strict_stdout: false,
+            },
+        );
+        options.on_drift = on_drift;
+        options.on_response = on_response;
+        options.call_policy = judges.as_ref().map(|j| j.for_session(server, Some(agent)));
+        options.revocations = revocations.as_ref().map(|w| w.poller());
+        options
+    }))
+}
+
+/// Resolves on SIGTERM or SIGINT (SIGHUP is for reloading).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
@@ -162,23 +239,12 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         ..Limits::default()
     };
-    let on_drift = args.on_drift.into();
-    let on_response = args.on_response_finding.into();
-    let max_message_bytes = limits.max_message_bytes;
-    let options = move |server: &str| {
-        let mut options = crate::proxy::Options::new(
-            server,
-            crate::transport::Limits {
-                max_message_bytes,
-                strict_stdout: false,
-            },
-        );
-        options.on_drift = on_drift;
-        options.on_response = on_response;
-        options
-    };
-    let mut gateway = Gateway::new(lockfile, agents, upstreams, limits, Box::new(options));
+    let lockfile = Arc::new(lockfile);
+    let options = session_options(args, &lockfile, &limits)?;
+    let mut gateway = Gateway::new(lockfile, agents, upstreams, limits, options);
     gateway.allowed_origins = args.allow_origin.clone();
+    gateway.audit =
+        enforcement::open_audit(&args.guard)?.map(|log| Arc::new(std::sync::Mutex::new(log)));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| fail(Code::Usage, format!("--listen {address}: {e}")))?;
@@ -195,6 +261,10 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         "mcplock: gateway: listening on http://{bound} (servers at /servers/NAME/mcp: {})",
         names.join(", ")
     );
-    crate::gateway::serve(listener, Arc::new(gateway), std::future::pending()).await;
+    let gateway = Arc::new(gateway);
+    gateway.checkpoint(crate::core::audit::Mark::Open);
+    crate::gateway::serve(listener, Arc::clone(&gateway), stop_signal()).await;
+    gateway.checkpoint(crate::core::audit::Mark::Close);
+    eprintln!("mcplock: gateway: stopped");
     Ok(Output::text(None, String::new()))
 }

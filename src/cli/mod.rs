@@ -6,6 +6,7 @@ mod bundle;
 mod changes;
 mod diff;
 mod docs;
+mod enforcement;
 mod entries;
 mod exit;
 mod files;
@@ -469,23 +470,6 @@ pub struct ProxyArgs {
     #[arg(long, conflicts_with_all = ["key", "bundle"])]
     pub allow_unsigned: bool,
 
-    /// Append one hash-chained JSON line per decision to this file.
-    #[arg(long, value_name = "FILE")]
-    pub audit: Option<std::path::PathBuf>,
-
-    /// Also write the values of every call (its arguments, the server's result or error) into
-    /// the audit log, each line's payload capped at 256 KiB. Off by default: calls carry user
-    /// data and secrets; without it only their digests are written.
-    #[arg(long, requires = "audit")]
-    pub audit_payloads: bool,
-
-    /// Sign a checkpoint into the audit log when the session opens and when it closes, with
-    /// this Ed25519 private key (`mcplock keygen`): `mcplock audit verify --key PUBLIC` then
-    /// tells a log cut short (it does not end with a signed close) without a head kept
-    /// elsewhere.
-    #[arg(long, value_name = "PRIVATE", requires = "audit")]
-    pub audit_key: Option<std::path::PathBuf>,
-
     /// Forward the server's own requests (sampling, elicitation, roots) to the host; by
     /// default the server gets an error.
     #[arg(long)]
@@ -516,6 +500,39 @@ pub struct ProxyArgs {
     #[arg(long, value_enum, value_name = "ACTION", default_value = "warn")]
     pub on_response_finding: OnResponseArg,
 
+    #[command(flatten)]
+    pub guard: GuardArgs,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
+    /// The server to run, exactly as locked: everything after `--`, executed without a shell
+    /// (or its --url, exactly as locked).
+    #[arg(last = true, value_name = "CMD")]
+    pub server: Vec<String>,
+}
+
+/// What a proxy or a gateway holds every session to besides the lock, and where it writes
+/// what it decided (shared by `proxy` and `gateway`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct GuardArgs {
+    /// Append one hash-chained JSON line per decision to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<std::path::PathBuf>,
+
+    /// Also write the values of every call (its arguments, the server's result or error) into
+    /// the audit log, each line's payload capped at 256 KiB. Off by default: calls carry user
+    /// data and secrets; without it only their digests are written.
+    #[arg(long, requires = "audit")]
+    pub audit_payloads: bool,
+
+    /// Sign a checkpoint into the audit log when the session (for a gateway: the gateway)
+    /// opens and when it closes, with this Ed25519 private key (`mcplock keygen`): `mcplock
+    /// audit verify --key PUBLIC` then tells a log cut short (it does not end with a signed
+    /// close) without a head kept elsewhere.
+    #[arg(long, value_name = "PRIVATE", requires = "audit")]
+    pub audit_key: Option<std::path::PathBuf>,
+
     /// A revocation list (`mcplock revoke`) to honour: what it revokes is withheld from lists
     /// and denied (reason `revoked`). It is looked at before every message from the host: a
     /// change takes effect from the next one, and the host is sent list_changed. Unless
@@ -530,14 +547,15 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "PUBLIC", requires = "revocations")]
     pub revocations_key: Option<std::path::PathBuf>,
 
-    /// Where the proxy remembers the last revocation list it accepted, so that a restart
-    /// refuses an older one too [default: the directory of --audit; without either, only
-    /// within one session].
+    /// Where the last revocation list accepted is remembered, so that a restart refuses an
+    /// older one too [default: the directory of --audit; without either, only until the
+    /// process ends].
     #[arg(long, value_name = "DIR", requires = "revocations")]
     pub state_dir: Option<std::path::PathBuf>,
 
     /// A policy whose `on: call` rules every tools/call must pass (repeatable): the locked
-    /// tool, the server and the call's arguments are judged before the call leaves; a failing
+    /// tool, the server, the call's arguments and the agent (`mcp.agent.name`, a gateway's)
+    /// are judged before the call leaves; a failing
     /// `error` rule denies it with the rule's id and message (reason `policy`), a rule that
     /// does not evaluate cleanly denies too. Other rules are for `policy check`.
     #[arg(long = "policy", value_name = "FILE")]
@@ -546,14 +564,6 @@ pub struct ProxyArgs {
     /// A built-in preset whose `on: call` rules apply (repeatable).
     #[arg(long = "preset", value_name = "NAME")]
     pub presets: Vec<String>,
-
-    #[command(flatten)]
-    pub remote: RemoteArgs,
-
-    /// The server to run, exactly as locked: everything after `--`, executed without a shell
-    /// (or its --url, exactly as locked).
-    #[arg(last = true, value_name = "CMD")]
-    pub server: Vec<String>,
 }
 
 /// `--on-drift` as typed.
@@ -1109,6 +1119,9 @@ pub struct GatewayArgs {
     /// --on-response-finding`).
     #[arg(long, value_enum, value_name = "ACTION", default_value = "warn")]
     pub on_response_finding: OnResponseArg,
+
+    #[command(flatten)]
+    pub guard: GuardArgs,
 }
 
 #[derive(Clone, Debug, Subcommand)]
@@ -1663,8 +1676,10 @@ pub fn main() -> ExitCode {
     // Helpers that leave a server's process group are reparented to mcplock, not init, so
     // they can be ended with the rest.
     process::become_subreaper();
-    // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping.
-    let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.revocations.is_some());
+    // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping; so
+    // does a gateway (and what else it watches).
+    let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.guard.revocations.is_some())
+        && !matches!(&cli.command, Command::Gateway(g) if g.command.is_none());
     let waits = stops_at_a_safe_point(&cli.command);
     let outcome = runtime.block_on(async {
         let command = dispatch(cli.command);
@@ -1676,9 +1691,9 @@ pub fn main() -> ExitCode {
             }
             signal = interrupted(hangup_stops) => {
                 let mut finished = None;
-                if waits {
+                if let Some(grace) = waits {
                     interrupt::request();
-                    finished = tokio::time::timeout(SHUTDOWN_GRACE, &mut command).await.ok();
+                    finished = tokio::time::timeout(grace, &mut command).await.ok();
                 }
                 // The command is suspended, not dropped: end its servers as shutdown would.
                 process::stop_all(SHUTDOWN_GRACE).await;
@@ -1778,9 +1793,16 @@ async fn off_the_loop(
 }
 
 /// Whether a command, on a signal, is asked to stop at its next safe point and waited for
-/// (what it wrote before is reported), rather than dropped.
-fn stops_at_a_safe_point(command: &Command) -> bool {
-    matches!(command, Command::Wrap(_) | Command::Unwrap(_))
+/// (what it wrote before is reported) so long, rather than dropped.
+fn stops_at_a_safe_point(command: &Command) -> Option<std::time::Duration> {
+    match command {
+        Command::Wrap(_) | Command::Unwrap(_) => Some(SHUTDOWN_GRACE),
+        // The gateway drains: requests under way get their answers, then servers stop.
+        Command::Gateway(g) if g.command.is_none() => {
+            Some(crate::gateway::DRAIN + SHUTDOWN_GRACE * 2)
+        }
+        _ => None,
+    }
 }
 
 /// `verify`, of the lockfile alone or with the servers hosts run, then of a revocation list.

@@ -1,9 +1,8 @@
 //! `mcplock proxy`: the checks before the server starts, then the session loop.
 
+use super::enforcement;
 use super::exit::{Code, fail};
 use super::{CliError, Output, ProxyArgs};
-use crate::core::artifact::Comparison;
-use crate::core::audit::{Chain, verify};
 use crate::core::enforce::{DENIED, Locked};
 use crate::core::lockfile::Lockfile;
 use crate::proxy::{Audit, End, Options};
@@ -57,8 +56,8 @@ fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
     )?;
     let name = locked_name(args, &lockfile, &launch)?;
     let entry = &lockfile.servers[&name];
-    check_artifact(entry, &launch, &name)?;
-    let private = private_copy(entry, &endpoint, &launch)?;
+    enforcement::check_artifact(entry, &launch, &name, "proxy")?;
+    let private = enforcement::private_copy(entry, &endpoint, &launch)?;
     Ok((lockfile, name, endpoint, private))
 }
 
@@ -145,67 +144,6 @@ fn locked_name(
     Ok(name)
 }
 
-/// The code behind the argv: what it runs here and now must be what was locked.
-fn check_artifact(
-    entry: &crate::core::lockfile::ServerLock,
-    launch: &crate::core::launch::Launch,
-    name: &str,
-) -> Result<(), CliError> {
-    let Some(checked) = super::artifacts::check(entry.artifact.as_ref(), launch) else {
-        return Ok(());
-    };
-    match checked.comparison {
-        Comparison::Same => Ok(()),
-        Comparison::Changed => {
-            let mut error = fail(
-                Code::ArtifactChanged,
-                format!(
-                    "refusing to start {}: it would run another artifact than the lock recorded ({}); see what changed with `mcplock verify --artifacts`",
-                    launch.describe_with_names(),
-                    checked.describe(name)
-                ),
-            );
-            if let Some(hint) = checked.path_hint() {
-                error.headline = format!("{}; {hint}", error.headline);
-            }
-            Err(error)
-        }
-        Comparison::NotPinned | Comparison::ContentNotPinned => {
-            eprintln!(
-                "mcplock: proxy: warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",
-                crate::core::text::escape(name),
-                checked.describe(name)
-            );
-            Ok(())
-        }
-    }
-}
-
-/// A locked script or program is started from a private copy of the bytes its check read (no
-/// window between the check and the start); anything else starts as it is.
-fn private_copy(
-    entry: &crate::core::lockfile::ServerLock,
-    endpoint: &Endpoint,
-    launch: &crate::core::launch::Launch,
-) -> Result<Option<crate::edge::artifact::run::Private>, CliError> {
-    let (Some(crate::core::artifact::Artifact::Resolved(locked)), Endpoint::Stdio(cmd)) =
-        (&entry.artifact, endpoint)
-    else {
-        return Ok(None);
-    };
-    let cwd = match entry.launch.cwd() {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::env::current_dir()
-            .map_err(|e| fail(Code::ServerFailed, format!("no working directory: {e}")))?,
-    };
-    crate::edge::artifact::run::private_copy(&cmd.program, &cmd.args, &cwd, locked).map_err(|why| {
-        fail(
-            Code::ArtifactChanged,
-            format!("refusing to start {}: {why}", launch.describe_with_names()),
-        )
-    })
-}
-
 /// The host's side of the session. A host starts us with pipes: those are read and written
 /// directly by the runtime, without the blocking-thread hop tokio's stdio takes per read and
 /// per write (most of the proxy's added latency). Anything else (a terminal, a file) goes
@@ -267,7 +205,7 @@ async fn serve(
     private: Option<&crate::edge::artifact::run::Private>,
 ) -> Result<Output, CliError> {
     let entry = &lockfile.servers[name];
-    let audit = open_audit(args)?;
+    let audit = enforcement::open_audit(&args.guard)?.map(Audit::alone);
     let locked = Locked::new(entry);
     if args.on_drift == super::OnDriftArg::Warn {
         eprintln!(
@@ -297,41 +235,6 @@ async fn serve(
     serve_endpoint(&endpoint, private, &locked, &options, audit).await
 }
 
-/// `--audit`: the log opened for this session, locked before its head is read (a second proxy
-/// on the same log is refused), and verified before anything is appended.
-fn open_audit(args: &ProxyArgs) -> Result<Option<Audit<std::fs::File>>, CliError> {
-    let Some(path) = &args.audit else {
-        return Ok(None);
-    };
-    let opened = crate::edge::audit_log::open_exclusive(path).map_err(|e| {
-        let code = match e {
-            crate::edge::audit_log::OpenError::Busy { .. } => Code::Usage,
-            _ => Code::WriteFailed,
-        };
-        fail(code, e.to_string())
-    })?;
-    let verified = verify(&opened.existing).map_err(|e| {
-        fail(
-            Code::AuditLogBroken,
-            format!(
-                "{} does not hold ({e}); it is not appended to (check it with `mcplock audit verify`, then move it away to start a new log)",
-                path.display()
-            ),
-        )
-    })?;
-    let chain = Chain::after(&verified);
-    Ok(Some(Audit {
-        sink: opened.file,
-        chain: if args.audit_payloads {
-            chain.with_payloads()
-        } else {
-            chain
-        },
-        clock: crate::edge::clock::now,
-        seal: audit_seal(args)?,
-    }))
-}
-
 /// The session's options, from the flags.
 fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<Options, CliError> {
     let mut options = Options::new(
@@ -345,11 +248,21 @@ fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<
     options.allow_methods = args.allow_methods.iter().cloned().collect();
     options.on_drift = args.on_drift.into();
     options.on_response = args.on_response_finding.into();
-    options.revocations = match &args.revocations {
-        Some(path) => Some(revocation_poll(path.clone(), ListTrust::of(args, path))?),
-        None => None,
-    };
-    options.call_policy = call_policy(args, lockfile, name)?;
+    let key = args.check.key.as_deref();
+    options.revocations = enforcement::revocations(&args.guard, key, args.allow_unsigned, "proxy")?
+        .map(|watch| watch.poller());
+    // The rules' input holds only this server: nothing else is judged here.
+    let only_this = std::sync::Arc::new(Lockfile {
+        servers: lockfile
+            .servers
+            .iter()
+            .filter(|(n, _)| n.as_str() == name)
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect(),
+        approvals: Vec::new(),
+    });
+    options.call_policy = enforcement::call_judges(&args.guard, only_this, "proxy")?
+        .map(|judges| judges.for_session(name, None));
     options.review = Some(review_command(args, name));
     Ok(options)
 }
@@ -419,260 +332,6 @@ async fn serve_endpoint(
         }
         error.details.extend(closed.details());
     })
-}
-
-/// The key `--audit-key` names, to sign the log's checkpoints with.
-fn audit_seal(args: &ProxyArgs) -> Result<Option<crate::proxy::Seal>, CliError> {
-    let Some(path) = &args.audit_key else {
-        return Ok(None);
-    };
-    let key = super::keys::load_private_key(path)?;
-    let key_id = key.public().key_id()?;
-    Ok(Some(crate::proxy::Seal {
-        key_id,
-        sign: Box::new(move |bytes| key.sign(bytes)),
-    }))
-}
-
-/// How long the call rules may take for one call; past it the call is denied.
-const CALL_RULES_TIME: Duration = Duration::from_millis(250);
-
-/// Threads judging calls at once: a slow rule holds one, the other calls go on.
-const CALL_JUDGES: usize = 4;
-
-/// One call to judge: the tool, its arguments, and where the verdict goes.
-type CallJob = (
-    String,
-    serde_json::Value,
-    tokio::sync::oneshot::Sender<crate::core::policy::CallVerdict>,
-);
-
-/// The `on: call` rules of `--policy` and `--preset`, judged off the async loop by
-/// [`CALL_JUDGES`] worker threads (each with a stack sized for the deepest expression
-/// accepted, and its own compiled rules and input), each call bounded in time: a call whose
-/// judgment does not come back in time is denied, and a slow rule delays only its own call.
-fn call_policy(
-    args: &ProxyArgs,
-    lockfile: &Lockfile,
-    name: &str,
-) -> Result<Option<Box<crate::proxy::CallPolicy>>, CliError> {
-    use crate::core::policy::{self, CallVerdict, Target};
-    if args.policies.is_empty() && args.presets.is_empty() {
-        return Ok(None);
-    }
-    let policies = super::policy::load_named(&args.policies, &args.presets)?;
-    let tiers = super::policy::merged_tiers(&policies)?;
-    let rules: Vec<policy::Rule> = policies
-        .into_iter()
-        .flat_map(|p| p.rules)
-        .filter(|r| r.target == Target::Call)
-        .collect();
-    if rules.is_empty() {
-        eprintln!(
-            "mcplock: proxy: warning: the policies given have no `on: call` rules; no call is judged by them"
-        );
-        return Ok(None);
-    }
-    let only_this = std::sync::Arc::new(Lockfile {
-        servers: lockfile
-            .servers
-            .iter()
-            .filter(|(n, _)| n.as_str() == name)
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect(),
-        approvals: Vec::new(),
-    });
-    let (jobs, inbox) = std::sync::mpsc::channel::<CallJob>();
-    let inbox = std::sync::Arc::new(std::sync::Mutex::new(inbox));
-    for _ in 0..CALL_JUDGES {
-        let compiled = super::policy::compile_bounded(rules.clone())?;
-        let (only_this, tiers, inbox) = (only_this.clone(), tiers.clone(), inbox.clone());
-        let server = name.to_string();
-        std::thread::Builder::new()
-            .name("call-policy".into())
-            .stack_size(policy::EVAL_STACK_BYTES)
-            .spawn(move || {
-                let input = policy::Input::with(&only_this, &Default::default(), &tiers);
-                loop {
-                    // The lock is held only to take the next job, never while judging.
-                    let job = inbox.lock().map(|rx| rx.recv());
-                    let Ok(Ok((tool, arguments, reply))) = job else {
-                        return;
-                    };
-                    let deadline = std::time::Instant::now() + CALL_RULES_TIME;
-                    let verdict = policy::evaluate_call(
-                        &compiled,
-                        &input,
-                        &server,
-                        &tool,
-                        &arguments,
-                        &|| std::time::Instant::now() < deadline,
-                    );
-                    let _ = reply.send(verdict);
-                }
-            })
-            .map_err(|e| {
-                fail(
-                    Code::Internal,
-                    format!("cannot start a call-policy thread: {e}"),
-                )
-            })?;
-    }
-    let jobs = std::sync::Mutex::new(jobs);
-    let refused = |why: &str| -> crate::proxy::Judgement {
-        Box::pin(std::future::ready(CallVerdict::Deny(
-            "(policy)".into(),
-            why.into(),
-        )))
-    };
-    Ok(Some(Box::new(
-        move |tool: &str, arguments: &serde_json::Value| -> crate::proxy::Judgement {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let sent = jobs
-                .lock()
-                .map(|j| j.send((tool.to_string(), arguments.clone(), reply)).is_ok())
-                .unwrap_or(false);
-            if !sent {
-                return refused("the call rules cannot be evaluated");
-            }
-            Box::pin(async move {
-                match tokio::time::timeout(CALL_RULES_TIME * 2, answer).await {
-                    Ok(Ok(verdict)) => verdict,
-                    _ => CallVerdict::Deny(
-                        "(policy)".into(),
-                        "the call rules did not answer in time".into(),
-                    ),
-                }
-            })
-        },
-    )))
-}
-
-/// How the proxy trusts its revocation list: the key it is signed with, whether it must be
-/// signed, and where the last accepted list is remembered across restarts.
-struct ListTrust {
-    key: Option<std::path::PathBuf>,
-    signed: bool,
-    remembered: Option<super::revocations::Remembered>,
-}
-
-impl ListTrust {
-    fn of(args: &ProxyArgs, list: &std::path::Path) -> ListTrust {
-        let directory = args.state_dir.clone().or_else(|| {
-            args.audit.as_ref().map(|audit| {
-                audit
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map_or_else(
-                        || std::path::PathBuf::from("."),
-                        std::path::Path::to_path_buf,
-                    )
-            })
-        });
-        ListTrust {
-            key: args
-                .revocations_key
-                .clone()
-                .or_else(|| args.check.key.clone()),
-            signed: !args.allow_unsigned,
-            remembered: directory.map(|d| super::revocations::Remembered::new(&d, list)),
-        }
-    }
-}
-
-/// What identifies one version of a file cheaply: inode, change time (which no one can set
-/// back) and size.
-fn stamp(path: &std::path::Path) -> Option<(u64, i64, i64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
-}
-
-/// Looks at the revocation list at `path` (a `stat`); reads it again when it changed. What
-/// it decides: a list that does not hold (unsigned where signatures are checked, wrongly
-/// signed, unreadable) denies everything; a list older than the one accepted last is refused
-/// and the last accepted stays in force, as it does when the file is gone.
-fn revocation_poll(
-    path: std::path::PathBuf,
-    trust: ListTrust,
-) -> Result<Box<crate::proxy::RevocationPoll>, CliError> {
-    use crate::proxy::Poll;
-    let remembered = match &trust.remembered {
-        Some(r) => r.read(trust.key.as_deref(), trust.signed).map_err(|e| {
-            fail(
-                e.code,
-                format!(
-                    "the revocation list remembered in {} cannot be trusted ({}); move it away only if you know why it changed",
-                    r.path().display(),
-                    e.headline
-                ),
-            )
-        })?,
-        None => None,
-    };
-    let state = std::sync::Mutex::new((None, remembered));
-    // SIGHUP: read the list again at the next message whatever its stamp says.
-    let hangup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Ok(mut signals) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    {
-        let hangup = std::sync::Arc::clone(&hangup);
-        tokio::spawn(async move {
-            while signals.recv().await.is_some() {
-                hangup.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-    }
-    Ok(Box::new(move || {
-        let now = stamp(&path);
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        let (last, accepted) = &mut *state;
-        let forced = hangup.swap(false, std::sync::atomic::Ordering::SeqCst);
-        if *last == Some(now) && !forced {
-            return Poll::Unchanged;
-        }
-        *last = Some(now);
-        if now.is_none() {
-            return match accepted {
-                Some(list) => Poll::Kept {
-                    why: format!(
-                        "{} is gone; the list accepted last (sequence {}) stays in force",
-                        path.display(),
-                        list.sequence
-                    ),
-                    list: list.clone(),
-                },
-                // Not written yet (`mcplock revoke` creates it): nothing is revoked.
-                None => Poll::Changed(Default::default()),
-            };
-        }
-        let list = match super::revocations::load(&path, trust.key.as_deref(), trust.signed) {
-            Ok(list) => list,
-            Err(e) => return Poll::Unreadable(e.headline),
-        };
-        if let Some(Err(why)) = accepted.as_ref().map(|a| list.supersedes(a))
-            && let Some(kept) = accepted
-        {
-            return Poll::Kept {
-                why: format!(
-                    "{} is refused: {why}; the list accepted last (sequence {}) stays in force",
-                    path.display(),
-                    kept.sequence
-                ),
-                list: kept.clone(),
-            };
-        }
-        if let Some(r) = &trust.remembered
-            && let Err(e) = r.write(&list, &path)
-        {
-            eprintln!(
-                "mcplock: proxy: warning: cannot remember the revocation list accepted ({}); a restart will not know it",
-                e.headline
-            );
-        }
-        *accepted = Some(list.clone());
-        Poll::Changed(list)
-    }))
 }
 
 /// The exit for how the session ended; `explain` adds what is known of a server that went away.

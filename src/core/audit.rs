@@ -27,6 +27,10 @@ pub const AUDIT_FORMAT_PAYLOADS: u64 = 2;
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// Format version of a signed checkpoint line.
 pub const AUDIT_FORMAT_CHECKPOINT: u64 = 3;
+/// Format version of a gateway's line: format 1 and two more fields, `agent` and `session`.
+pub const AUDIT_FORMAT_AGENT: u64 = 4;
+/// Format version of a gateway's line with its payload: format 2 and `agent` and `session`.
+pub const AUDIT_FORMAT_AGENT_PAYLOADS: u64 = 5;
 /// Longest line a reader accepts.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
@@ -83,6 +87,15 @@ pub struct Entry {
     /// The values that crossed (the request's `params`, the answer's `result` or `error`), for
     /// a log that records payloads.
     pub payload: Option<Payload>,
+    /// The agent and the session the decision was made for (a gateway's line).
+    pub who: Option<Who>,
+}
+
+/// Who a gateway decided for: the agent (as named in its agents file) and the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Who {
+    pub agent: String,
+    pub session: String,
 }
 
 /// What a call carried, as written in a log that records payloads.
@@ -236,6 +249,15 @@ impl Chain {
                 .as_ref()
                 .map_or(Value::Null, Payload::to_value);
         }
+        if let Some(who) = &entry.who {
+            object["mcplockAudit"] = json!(if self.payloads {
+                AUDIT_FORMAT_AGENT_PAYLOADS
+            } else {
+                AUDIT_FORMAT_AGENT
+            });
+            object["agent"] = json!(who.agent);
+            object["session"] = json!(who.session);
+        }
         let mut line = to_canonical(&object);
         self.prev = Digest::of_bytes(&line).to_string();
         self.lines += 1;
@@ -323,9 +345,11 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
         let object: &Map<String, Value> = value
             .as_object()
             .ok_or_else(|| fail("not a JSON object".into()))?;
-        let payloads = match object.get("mcplockAudit").and_then(Value::as_u64) {
-            Some(AUDIT_FORMAT) => false,
-            Some(AUDIT_FORMAT_PAYLOADS) => true,
+        let (payloads, who) = match object.get("mcplockAudit").and_then(Value::as_u64) {
+            Some(AUDIT_FORMAT) => (false, false),
+            Some(AUDIT_FORMAT_PAYLOADS) => (true, false),
+            Some(AUDIT_FORMAT_AGENT) => (false, true),
+            Some(AUDIT_FORMAT_AGENT_PAYLOADS) => (true, true),
             Some(AUDIT_FORMAT_CHECKPOINT) => {
                 let checkpoint = read_checkpoint(object, line, index).map_err(fail)?;
                 chain_link(object, &chain).map_err(fail)?;
@@ -336,20 +360,27 @@ pub fn verify(log: &[u8]) -> Result<Verified, AuditError> {
             }
             _ => {
                 return Err(fail(format!(
-                    "audit format {} is not one this mcplock reads ({AUDIT_FORMAT} to {AUDIT_FORMAT_CHECKPOINT})",
+                    "audit format {} is not one this mcplock reads ({AUDIT_FORMAT} to {AUDIT_FORMAT_AGENT_PAYLOADS})",
                     object.get("mcplockAudit").unwrap_or(&Value::Null)
                 )));
             }
         };
-        let expected = FIELDS.len() + usize::from(payloads);
+        let expected = FIELDS.len() + usize::from(payloads) + 2 * usize::from(who);
+        let named = |f: &str| object.get(f).is_some_and(Value::is_string);
         if object.len() != expected
             || FIELDS.iter().any(|f| !object.contains_key(*f))
             || (payloads && !object.contains_key("payload"))
+            || (who && !(named("agent") && named("session")))
         {
             return Err(fail(format!(
-                "expected exactly the fields {}{}",
+                "expected exactly the fields {}{}{}",
                 FIELDS.join(", "),
-                if payloads { ", payload" } else { "" }
+                if payloads { ", payload" } else { "" },
+                if who {
+                    ", agent, session (strings)"
+                } else {
+                    ""
+                }
             )));
         }
         if payloads {
@@ -494,6 +525,7 @@ mod tests {
                 request: Some(json!({"name": format!("tool_{i}"), "arguments": {"path": "/tmp"}})),
                 response: None,
             }),
+            who: None,
         }
     }
 
@@ -524,6 +556,51 @@ mod tests {
         let mut more = bytes.clone();
         more.extend(chain.append(&entry(7, Decision::Withhold)));
         assert_eq!(verify(&more).unwrap().entries, 8);
+    }
+
+    #[test]
+    fn a_gateway_line_names_its_agent_and_session_and_holds_them_to_the_chain() {
+        let (plain, _) = log(1);
+        let mut chain = Chain::after(&verify(&plain).unwrap());
+        let who = Some(Who {
+            agent: "ci-bot".into(),
+            session: "0f3a".into(),
+        });
+        let mut gateway = plain.clone();
+        gateway.extend(chain.append(&Entry {
+            who: who.clone(),
+            ..entry(1, Decision::Deny)
+        }));
+        let mut chain = chain.with_payloads();
+        gateway.extend(chain.append(&Entry {
+            who,
+            ..entry(2, Decision::Forward)
+        }));
+        let verified = verify(&gateway).unwrap();
+        assert_eq!((verified.entries, verified.payloads), (3, 1));
+        let text = String::from_utf8(gateway.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains(r#""agent":"ci-bot""#) && lines[1].contains(r#""mcplockAudit":4"#)
+        );
+        assert!(
+            lines[2].contains(r#""mcplockAudit":5"#) && lines[2].contains(r#""session":"0f3a""#)
+        );
+        // The agent cannot be dropped or renamed without breaking the line (here, its shape).
+        for (from, to) in [
+            (r#""agent":"ci-bot","#, ""),
+            (r#""mcplockAudit":4"#, r#""mcplockAudit":1"#),
+        ] {
+            let forged = text.replacen(from, to, 1);
+            let error = verify(forged.as_bytes()).unwrap_err();
+            assert_eq!(error.line, 2, "{from}");
+            assert!(
+                error.message.contains("expected exactly the fields"),
+                "{error}"
+            );
+        }
+        let renamed = text.replacen("ci-bot", "ci-bou", 1);
+        assert_eq!(verify(renamed.as_bytes()).unwrap_err().line, 3);
     }
 
     #[test]

@@ -956,17 +956,42 @@ pub enum CallVerdict {
     Deny(String, String),
 }
 
-/// Evaluates the `on: call` rules for a call of `tool` on `server` with `arguments`. A tool
-/// the input does not hold is denied (there is nothing to judge it by); so is a rule that does
-/// not finish before `keep_going` says stop.
+/// One call to judge.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    pub server: &'a str,
+    pub tool: &'a str,
+    pub arguments: &'a Value,
+    /// The agent calling (a gateway's session), or none (a proxy's host): `mcp.agent.name`.
+    pub agent: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// A call of `tool` on `server` with `arguments`, by no named agent.
+    pub fn new(server: &'a str, tool: &'a str, arguments: &'a Value) -> Call<'a> {
+        Call {
+            server,
+            tool,
+            arguments,
+            agent: None,
+        }
+    }
+}
+
+/// Evaluates the `on: call` rules for `call`. A tool the input does not hold is denied (there
+/// is nothing to judge it by); so is a rule that does not finish before `keep_going` says stop.
 pub fn evaluate_call(
     rules: &[CompiledRule],
     input: &Input,
-    server: &str,
-    tool: &str,
-    arguments: &Value,
+    call: Call,
     keep_going: &dyn Fn() -> bool,
 ) -> CallVerdict {
+    let Call {
+        server,
+        tool,
+        arguments,
+        agent,
+    } = call;
     let Some(entry) = input.servers.iter().find(|s| s.name == server) else {
         return CallVerdict::Deny(
             "(input)".into(),
@@ -986,6 +1011,11 @@ pub fn evaluate_call(
         return CallVerdict::Deny("(input)".into(), "the call is not an object".into());
     };
     let call_view = View::new(vec![call], Vec::new());
+    let agent = json!({"name": agent});
+    let Value::Object(agent) = &agent else {
+        return CallVerdict::Deny("(input)".into(), "the agent is not an object".into());
+    };
+    let agent_view = View::new(vec![agent], Vec::new());
     let root = cel::Context::with_env(env::env());
     let mut warnings = Vec::new();
     for compiled in rules.iter().filter(|r| r.rule.target == Target::Call) {
@@ -1000,6 +1030,7 @@ pub fn evaluate_call(
             ("server", &light as &dyn Val),
             ("tool", &tool_view),
             ("call", &call_view),
+            ("agent", &agent_view),
         ]);
         scope.add_variable_as_val("mcp", Box::new(value));
         match compiled.program.execute(&scope) {

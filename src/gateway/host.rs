@@ -57,8 +57,8 @@ pub(super) fn start(
     agent: &str,
     server: &str,
 ) -> Result<Arc<HostSession>, String> {
-    let endpoint = match gateway.upstreams.get(server) {
-        Some(Ok(endpoint)) => endpoint.clone(),
+    let upstream = match gateway.upstreams.get(server) {
+        Some(Ok(upstream)) => upstream.clone(),
         Some(Err(why)) => return Err(format!("server {server:?} cannot be served: {why}")),
         None => return Err(format!("no locked server {server:?}")),
     };
@@ -71,14 +71,35 @@ pub(super) fn start(
     if !lockfile.servers.contains_key(server) {
         return Err(format!("no locked server {server:?}"));
     }
-    let options = (gateway.options)(server);
+    let options = (gateway.options)(server, agent);
     let bounds = crate::session::Bounds {
         limits: options.limits,
         request_timeout: gateway.limits.request_timeout,
         tee_stderr: true,
     };
-    let (upstream, channel) =
-        crate::session::open(&endpoint, &bounds).map_err(|e| format!("server {server:?}: {e}"))?;
+    let (opened, channel) = crate::session::open(&upstream.endpoint, &bounds)
+        .map_err(|e| format!("server {server:?}: {e}"))?;
+    // The interpreter is run where it is installed: what the started process runs is held to
+    // the lock before anything is relayed.
+    if let Some(private) = &upstream.private {
+        let checked = match opened.pid() {
+            Some(pid) => private.check_started(pid),
+            None => Err("the server exited before its interpreter could be checked".into()),
+        };
+        if let Err(why) = checked {
+            drop(channel);
+            tokio::spawn(opened.close(crate::proxy::EXIT_GRACE));
+            return Err(format!("refusing to serve {server:?}: {why}"));
+        }
+    }
+    let audit = gateway.audit.as_ref().map(|log| crate::proxy::Audit {
+        log: Arc::clone(log),
+        who: Some(crate::core::audit::Who {
+            agent: agent.to_string(),
+            session: id.to_string(),
+        }),
+        checkpoints: false,
+    });
     let (ours_in, proxy_in) = tokio::io::duplex(PIPE_BYTES);
     let (proxy_out, ours_out) = tokio::io::duplex(PIPE_BYTES);
     let (to_proxy, lines) = mpsc::channel(gateway.limits.max_in_flight * 2);
@@ -99,7 +120,9 @@ pub(super) fn start(
     let gateway = Arc::clone(gateway);
     let id = id.to_string();
     let name = server.to_string();
+    let running = Arc::clone(&gateway.running);
     tokio::spawn(async move {
+        let _running = running;
         let Some(entry) = lockfile.servers.get(&name) else {
             gateway.end(&id);
             return;
@@ -107,11 +130,11 @@ pub(super) fn start(
         let locked = Locked::new(entry).within(scope);
         let (end, closed) = crate::proxy::serve_opened(
             (proxy_in, proxy_out),
-            upstream,
+            opened,
             channel,
             &locked,
             &options,
-            None::<crate::proxy::Audit<std::fs::File>>,
+            audit,
         )
         .await;
         if let Ok(crate::proxy::End::ServerClosed(why)) = &end {
@@ -237,6 +260,11 @@ impl HostSession {
 
     fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
+    }
+
+    /// Requests waiting for their answers.
+    pub(super) fn waiting(&self) -> usize {
+        lock(&self.waiting).len()
     }
 
     pub(super) fn idle_for(&self) -> Duration {

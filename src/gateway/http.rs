@@ -24,7 +24,8 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// How often idle sessions are looked for.
 const SWEEP: Duration = Duration::from_secs(15);
 
-/// Serves HTTP on `listener` until `stop` resolves; each connection on its own task.
+/// Serves HTTP on `listener` until `stop` resolves, each connection on its own task; then
+/// drains (requests under way are answered, sessions end, their servers stop).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
@@ -60,6 +61,8 @@ pub async fn serve(
                 .await;
         });
     }
+    eprintln!("mcplock: gateway: stopping: no new sessions; waiting for the requests under way");
+    gateway.drain().await;
     sweeper.abort();
 }
 
@@ -87,6 +90,9 @@ async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> 
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => return full(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") if gateway.is_draining() => {
+            return full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n");
+        }
         (&Method::GET, "/readyz") => return full(StatusCode::OK, "text/plain", "ready\n"),
         _ => {}
     }
@@ -273,6 +279,12 @@ fn open_session(
     agent: &str,
     server: &str,
 ) -> Result<(String, Arc<HostSession>), Refused> {
+    if gateway.is_draining() {
+        let message =
+            "the gateway is stopping; connect again (to another replica, or once it is back)";
+        let refusal = refuse(StatusCode::SERVICE_UNAVAILABLE, "stopping", message.into());
+        return Err(Box::new(refusal));
+    }
     if gateway.session_count() >= gateway.limits.max_sessions {
         let message = format!(
             "the gateway holds its most sessions ({}); try again when one ends",

@@ -13,11 +13,17 @@ pub use http::serve;
 
 use crate::core::agents::Agents;
 use crate::core::lockfile::Lockfile;
+use crate::edge::artifact::run::Private;
+use crate::proxy::AuditLog;
 use crate::transport::Endpoint;
 use host::HostSession;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long a stopping gateway waits for the requests under way to be answered before it ends
+/// every session.
+pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// What the gateway is held to.
 #[derive(Clone, Debug)]
@@ -49,12 +55,23 @@ impl Default for Limits {
     }
 }
 
-/// A locked server the gateway can start: its endpoint, built from the locked launch when the
-/// gateway started (never from anything on the wire), or why it cannot be served.
-pub type Upstreams = BTreeMap<String, Result<Endpoint, String>>;
+/// What a locked server is started from: its endpoint, built from the locked launch when the
+/// gateway started (never from anything on the wire), and the private copy of its locked code
+/// it starts from, when the lock pins a script or program.
+#[derive(Clone)]
+pub struct Upstream {
+    pub endpoint: Endpoint,
+    pub private: Option<Arc<Private>>,
+}
 
-/// The proxy session's options for one host session of `server`.
-pub type OptionsFor = dyn Fn(&str) -> crate::proxy::Options + Send + Sync;
+/// Every locked server: what it is started from, or why it cannot be served.
+pub type Upstreams = BTreeMap<String, Result<Upstream, String>>;
+
+/// The proxy session's options for one host session of (server, agent).
+pub type OptionsFor = dyn Fn(&str, &str) -> crate::proxy::Options + Send + Sync;
+
+/// The gateway's audit log, shared by its sessions.
+pub type SharedLog = Arc<Mutex<AuditLog<std::fs::File>>>;
 
 /// Everything the gateway serves from, fixed at start.
 pub struct Gateway {
@@ -65,25 +82,76 @@ pub struct Gateway {
     /// Origins a browser-based host may call from, besides loopback ones.
     pub allowed_origins: Vec<String>,
     pub options: Box<OptionsFor>,
+    /// Where every session's decisions are written, each line naming its agent and session.
+    pub audit: Option<SharedLog>,
     sessions: Mutex<HashMap<String, Arc<HostSession>>>,
+    /// Held by every running proxy session: how many still run (servers not yet stopped).
+    running: Arc<()>,
+    /// Stopping: not ready, no new session.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
     pub fn new(
-        lockfile: Lockfile,
+        lockfile: Arc<Lockfile>,
         agents: Agents,
         upstreams: Upstreams,
         limits: Limits,
         options: Box<OptionsFor>,
     ) -> Gateway {
         Gateway {
-            lockfile: Arc::new(lockfile),
+            lockfile,
             agents,
             upstreams,
             limits,
             allowed_origins: Vec::new(),
             options,
+            audit: None,
             sessions: Mutex::new(HashMap::new()),
+            running: Arc::new(()),
+            draining: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Proxy sessions still running (their servers not yet stopped).
+    pub fn running(&self) -> usize {
+        Arc::strong_count(&self.running) - 1
+    }
+
+    /// Requests of any session waiting for their answers.
+    fn in_flight(&self) -> usize {
+        self.sessions().values().map(|s| s.waiting()).sum()
+    }
+
+    /// Stops: waits up to [`DRAIN`] for the requests under way, then ends every session and
+    /// waits for their servers to stop.
+    pub async fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ids: Vec<String> = self.sessions().keys().cloned().collect();
+        for id in ids {
+            self.end(&id);
+        }
+        let deadline = tokio::time::Instant::now() + crate::proxy::EXIT_GRACE * 2;
+        while self.running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Marks the gateway's start or stop in its audit log (a signed checkpoint, when sealed).
+    pub fn checkpoint(&self, mark: crate::core::audit::Mark) {
+        if let Some(log) = &self.audit {
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .checkpoint(mark, "gateway");
         }
     }
 

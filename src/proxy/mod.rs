@@ -5,11 +5,12 @@
 //! on a peer either: what goes to each side is queued and written by a pump of its own
 //! ([`outbox`]), so the loop always reads both sides.
 
+mod audit;
 mod host;
 pub mod outbox;
 mod server;
 
-use crate::core::audit::{Chain, Decision, Entry, Payload};
+use crate::core::audit::{Decision, Entry, Payload};
 use crate::core::canonical::Digest;
 use crate::core::enforce::{Locked, OnDrift, Session};
 use crate::core::inspect;
@@ -18,6 +19,7 @@ use crate::core::methods::Speaking;
 use crate::core::relay::{Origin, Relay};
 use crate::core::snapshot::ItemKind;
 use crate::transport::channel::{ConnError, Limits, Message, MessageReader};
+pub use audit::{Audit, AuditLog, Seal, Sign};
 use outbox::{Outbox, Side, Stalled, outbox, pump};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -98,6 +100,7 @@ pub type Judgement =
 const MAX_JUDGING: usize = 64;
 
 /// What looking at the revocation list found.
+#[derive(Clone)]
 pub enum Poll {
     Unchanged,
     /// It changed (or was read for the first time): the list now.
@@ -116,24 +119,6 @@ pub enum Poll {
 /// Looks at the revocation list; called before every host message, so it must be cheap when
 /// nothing changed (a `stat`).
 pub type RevocationPoll = dyn Fn() -> Poll + Send + Sync;
-
-/// Where audit lines go: the sink and the chain so far. `None` when no log was asked for.
-pub struct Audit<W> {
-    pub sink: W,
-    pub chain: Chain,
-    pub clock: fn() -> String,
-    /// Signs a checkpoint when the session opens and when it closes (`--audit-key`).
-    pub seal: Option<Seal>,
-}
-
-/// Signs the bytes of a checkpoint with the audit key.
-pub type Sign = dyn Fn(&[u8]) -> [u8; 64] + Send + Sync;
-
-/// The key checkpoints are signed with.
-pub struct Seal {
-    pub key_id: Digest,
-    pub sign: Box<Sign>,
-}
 
 /// How the session ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -302,7 +287,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
     fn payloads(&self) -> bool {
         self.audit
             .as_ref()
-            .is_some_and(|a| a.chain.records_payloads())
+            .is_some_and(|a| a.lock().chain.records_payloads())
     }
 
     fn call_payload(&self, params: Option<&Value>, response: Option<Value>) -> Option<Payload> {
@@ -363,27 +348,15 @@ impl<A: std::io::Write> Proxy<'_, A> {
         true
     }
 
-    /// Writes a signed checkpoint, when the log is sealed.
+    /// Writes a signed checkpoint, when the log is sealed and the session marks its own.
     fn checkpoint(&mut self, mark: crate::core::audit::Mark) {
-        let Some(a) = self.audit.as_mut() else {
-            return;
-        };
-        let Some(seal) = &a.seal else {
-            return;
-        };
-        let time = (a.clock)();
-        let bytes = a
-            .chain
-            .checkpoint(mark, &time, &self.options.server_name, &seal.key_id, |b| {
-                (seal.sign)(b)
-            });
-        if let Err(e) = a.sink.write_all(&bytes).and_then(|()| a.sink.flush()) {
-            eprintln!("mcplock: proxy: cannot write the audit log: {e}");
+        if let Some(a) = self.audit.as_ref().filter(|a| a.checkpoints) {
+            a.lock().checkpoint(mark, &self.options.server_name);
         }
     }
 
     fn log(&mut self, record: Record) {
-        let Some(a) = self.audit.as_mut() else {
+        let Some(a) = self.audit.as_ref() else {
             return;
         };
         // Nothing the log records may hold a secret, whatever the server echoed.
@@ -394,8 +367,9 @@ impl<A: std::io::Write> Proxy<'_, A> {
             }
             p
         });
+        let mut log = a.lock();
         let entry = Entry {
-            time: (a.clock)(),
+            time: (log.clock)(),
             server: self.options.server_name.clone(),
             method: clean(record.method),
             item: record.item.map(clean),
@@ -406,12 +380,9 @@ impl<A: std::io::Write> Proxy<'_, A> {
             request: record.exchanged.0,
             response: record.exchanged.1,
             payload,
+            who: a.who.clone(),
         };
-        let bytes = a.chain.append(&entry);
-        // An audit line that cannot be written must not pass unnoticed.
-        if let Err(e) = a.sink.write_all(&bytes).and_then(|()| a.sink.flush()) {
-            eprintln!("mcplock: proxy: cannot write the audit log: {e}");
-        }
+        log.append(&entry);
     }
 
     /// Queues a frame for the host, cleaned of every secret the proxy knows (a token the

@@ -161,15 +161,17 @@ fn start_with(
             proxy_server_out,
             &locked,
             &options,
-            log.map(|sink| Audit {
-                sink,
-                chain: if payloads {
-                    Chain::default().with_payloads()
-                } else {
-                    Chain::default()
-                },
-                clock: || "2026-01-01T00:00:00Z".to_string(),
-                seal: None,
+            log.map(|sink| {
+                Audit::alone(AuditLog {
+                    sink,
+                    chain: if payloads {
+                        crate::core::audit::Chain::default().with_payloads()
+                    } else {
+                        crate::core::audit::Chain::default()
+                    },
+                    clock: || "2026-01-01T00:00:00Z".to_string(),
+                    seal: None,
+                })
             }),
         )
         .await

@@ -323,6 +323,26 @@ fn evaluation_stops_when_told() {
 }
 
 #[test]
+fn call_rules_see_the_calling_agent_and_a_call_without_one() {
+    let lock = lockfile(vec![good_tool("read_file")], vec![], None);
+    let text = "name: agents\nrules:\n  - id: interns-read-tmp\n    on: call\n    expr: \"mcp.agent.name != 'intern' || mcp.call.arguments.path.startsWith('/tmp')\"\n    message: interns read /tmp only\n    severity: error\n";
+    let compiled = compile(parse_policy("agents.yaml", text).unwrap().rules).unwrap();
+    let input = Input::new(&lock);
+    let args = json!({"path": "/etc/passwd"});
+    let by = |agent: Option<&str>| {
+        let call = Call {
+            agent,
+            ..Call::new("s", "read_file", &args)
+        };
+        evaluate_call(&compiled, &input, call, &|| true)
+    };
+    assert!(matches!(by(Some("intern")), CallVerdict::Deny(id, _) if id == "interns-read-tmp"));
+    assert_eq!(by(Some("admin")), CallVerdict::Allow);
+    // The proxy's host is no named agent: the name is null.
+    assert_eq!(by(None), CallVerdict::Allow);
+}
+
+#[test]
 fn call_rules_judge_each_call_by_its_arguments_and_fail_closed() {
     let lock = lockfile(vec![good_tool("read_file")], vec![], None);
     let item = |id: &str, expr: &str, severity: &str| {
@@ -346,7 +366,14 @@ fn call_rules_judge_each_call_by_its_arguments_and_fail_closed() {
     );
     let compiled = compile(parse_policy("calls.yaml", &text).unwrap().rules).unwrap();
     let input = Input::new(&lock);
-    let judge = |args: Value| evaluate_call(&compiled, &input, "s", "read_file", &args, &|| true);
+    let judge = |args: Value| {
+        evaluate_call(
+            &compiled,
+            &input,
+            Call::new("s", "read_file", &args),
+            &|| true,
+        )
+    };
     assert_eq!(judge(json!({"path": "/tmp/a"})), CallVerdict::Allow);
     assert!(
         matches!(judge(json!({"path": "/etc/shadow"})), CallVerdict::Deny(id, _) if id == "no-etc")
@@ -360,16 +387,19 @@ fn call_rules_judge_each_call_by_its_arguments_and_fail_closed() {
     );
     // A tool the lock does not hold, or a deadline passed: denied.
     assert!(matches!(
-        evaluate_call(&compiled, &input, "s", "nope", &json!({}), &|| true),
+        evaluate_call(
+            &compiled,
+            &input,
+            Call::new("s", "nope", &json!({})),
+            &|| true
+        ),
         CallVerdict::Deny(..)
     ));
     assert!(matches!(
         evaluate_call(
             &compiled,
             &input,
-            "s",
-            "read_file",
-            &json!({"path": "/tmp"}),
+            Call::new("s", "read_file", &json!({"path": "/tmp"})),
             &|| false
         ),
         CallVerdict::Deny(..)
@@ -422,7 +452,11 @@ fn tiers_are_assigned_by_policy_and_their_controls_hold() {
         failing("tier-0-and-1-are-read-only").is_empty(),
         "write and wipe have their own tiers"
     );
-    let call = |tool: &str| evaluate_call(&compiled, &input, "s", tool, &json!({}), &|| true);
+    let call = |tool: &str| {
+        evaluate_call(&compiled, &input, Call::new("s", tool, &json!({})), &|| {
+            true
+        })
+    };
     assert_eq!(call("read"), CallVerdict::Allow);
     assert!(matches!(call("write"), CallVerdict::Deny(id, _) if id == "tier-3-needs-approval"));
     assert!(matches!(call("wipe"), CallVerdict::Deny(id, _) if id == "tier-4-is-prohibited"));
@@ -442,7 +476,7 @@ fn tiers_are_assigned_by_policy_and_their_controls_hold() {
         "null compares cleanly"
     );
     assert!(matches!(
-        evaluate_call(&compiled, &bare, "s", "read", &json!({}), &|| true),
+        evaluate_call(&compiled, &bare, Call::new("s", "read", &json!({})), &|| true),
         CallVerdict::Deny(id, _) if id == "untiered-tools-are-not-called"
     ));
     // A read-only tier given to a writing tool fails the check; two tiers for one tool conflict.

@@ -1,0 +1,58 @@
+"""A real remote MCP host for the gateway tests: the official Python SDK's ClientSession over
+its Streamable HTTP client transport, driven one step at a time so a test can change things
+between two steps of one live session.
+
+Usage: gateway_client.py URL TOKEN
+Connects (the SDK's own era negotiation, `Authorization: Bearer TOKEN`), prints
+{"connected": SERVER_NAME} (or {"connectError": MESSAGE} and exits), then reads one JSON step
+per line on stdin and prints one JSON line per step:
+  {"list": true}                          -> {"tools": [NAMES]}
+  {"call": NAME, "arguments": {...}}      -> {"text": [...], "isError": B} or {"error": MESSAGE}
+The session ends (DELETE) when stdin closes.
+"""
+import asyncio
+import json
+import sys
+
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+
+def say(doc) -> None:
+    print(json.dumps(doc, sort_keys=True), flush=True)
+
+
+async def steps(session: ClientSession) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        step = json.loads(line)
+        try:
+            if step.get("list"):
+                tools = await session.list_tools()
+                say({"tools": sorted(t.name for t in tools.tools)})
+            else:
+                result = await session.call_tool(step["call"], step.get("arguments", {}))
+                texts = [c.text for c in result.content if getattr(c, "text", None)]
+                say({"text": texts, "isError": bool(result.is_error)})
+        except Exception as error:  # a JSON-RPC error from the gateway or the server
+            say({"error": str(error)})
+
+
+async def main() -> None:
+    url, token = sys.argv[1], sys.argv[2]
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    try:
+        async with http, streamable_http_client(url, http_client=http) as (read, write, *_):
+            async with ClientSession(read, write) as session:
+                init = await session.initialize()
+                say({"connected": init.server_info.name})
+                await steps(session)
+    except Exception as error:
+        say({"connectError": str(error)})
+
+
+asyncio.run(main())
