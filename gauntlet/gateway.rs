@@ -157,7 +157,16 @@ fn token(dir: &Path, agent: &str, grants: &[&str]) -> String {
 }
 
 fn client(url: &str, token: &str, calls: Value) -> Value {
-    let out = Command::new("node")
+    client_trusting(url, token, calls, None)
+}
+
+/// The TypeScript client, trusting the CA at `ca` besides the system's.
+fn client_trusting(url: &str, token: &str, calls: Value, ca: Option<&Path>) -> Value {
+    let mut node = Command::new("node");
+    if let Some(ca) = ca {
+        node.env("NODE_EXTRA_CA_CERTS", ca);
+    }
+    let out = node
         .arg(real_component("node/http_client.mjs"))
         .args([url, token, &calls.to_string()])
         .output()
@@ -425,4 +434,62 @@ fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() 
     assert_eq!(sessions.len(), 2, "{log}");
     assert_eq!(lines.first().unwrap()["checkpoint"], "open", "{log}");
     assert_eq!(lines.last().unwrap()["checkpoint"], "close", "{log}");
+}
+
+#[test]
+fn tls_serves_https_to_a_real_client_that_trusts_its_ca_and_nothing_in_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_everything(d);
+    crate::common::remote::test_ca(d);
+    let agent = token(d, "agent", &["everything"]);
+    let tls = [
+        "--key",
+        "team.pub",
+        "--tls-cert",
+        "server.pem",
+        "--tls-key",
+        "server.key",
+    ];
+    // A key others can read is refused, saying how to fix it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut serve = vec![
+        "gateway",
+        "--agents",
+        "agents.json",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    serve.extend(tls);
+    let refused = run_in(d, &serve, Duration::from_secs(30));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("chmod 600"), "{}", refused.stderr);
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Plain HTTP beyond loopback is refused: a token would cross the network in the clear.
+    let open = run_in(
+        d,
+        &[
+            "gateway",
+            "--agents",
+            "agents.json",
+            "--key",
+            "team.pub",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(open.code, 2, "{}", open.stderr);
+    assert!(open.stderr.contains("--tls-cert"), "{}", open.stderr);
+
+    let gw = gateway(d, &tls);
+    assert!(gw.url.starts_with("https://127.0.0.1:"), "{}", gw.url);
+    let url = format!("{}/servers/everything/mcp", gw.url);
+    let calls = json!([["echo", {"message": "over TLS"}]]);
+    let out = client_trusting(&url, &agent, calls.clone(), Some(&d.join("ca.pem")));
+    assert_eq!(out["calls"][0]["text"][0], "Echo: over TLS", "{out}");
+    // A client that does not trust the CA does not connect.
+    let out = client(&url, &agent, calls);
+    assert!(out["connectError"].is_string(), "{out}");
 }

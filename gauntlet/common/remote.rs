@@ -96,14 +96,19 @@ pub fn hostile_http_logged(mode: &str, log: &std::path::Path) -> HttpServerProce
 /// The same over HTTPS, with a certificate for 127.0.0.1 from a fresh private CA written into
 /// `tls_dir` (`ca.pem` is what a client must be given to trust it).
 pub fn hostile_https(mode: &str, tls_dir: &std::path::Path) -> HttpServerProcess {
-    let python = real_component("python/.venv/bin/python");
-    let made = Command::new(&python)
+    test_ca(tls_dir);
+    hostile(mode, &[], Some(tls_dir), None)
+}
+
+/// A fresh private CA and a certificate for 127.0.0.1 signed by it, in `dir`: `ca.pem`,
+/// `server.pem`, `server.key`.
+pub fn test_ca(dir: &std::path::Path) {
+    let made = Command::new(real_component("python/.venv/bin/python"))
         .arg(real_component("python/make_test_ca.py"))
-        .arg(tls_dir)
+        .arg(dir)
         .status()
         .expect("run make_test_ca.py");
     assert!(made.success(), "make_test_ca.py failed");
-    hostile(mode, &[], Some(tls_dir), None)
 }
 
 fn hostile(

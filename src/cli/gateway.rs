@@ -176,6 +176,61 @@ fn session_options(
     }))
 }
 
+/// Largest certificate chain or key file read.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// `--tls-cert` and `--tls-key`: a TLS server configuration (TLS 1.2 and 1.3, HTTP/1.1), or
+/// none when not asked for.
+fn tls_acceptor(args: &GatewayArgs) -> Result<Option<tokio_rustls::TlsAcceptor>, CliError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let unreadable = |path: &std::path::Path, why: String| {
+        fail(Code::InputUnreadable, format!("{}: {why}", path.display()))
+    };
+    let chain_pem = crate::edge::fs::read_bounded(cert, MAX_PEM_BYTES)
+        .map_err(|e| unreadable(cert, e.to_string()))?
+        .ok_or_else(|| unreadable(cert, "no such file".into()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| unreadable(cert, format!("not a PEM certificate chain ({e})")))?;
+    if chain.is_empty() {
+        return Err(unreadable(
+            cert,
+            "holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let key_pem = crate::edge::fs::read_secret(key, MAX_PEM_BYTES).map_err(|e| {
+        unreadable(
+            key,
+            format!(
+                "{e} (a private key must be 0600: chmod 600 {})",
+                key.display()
+            ),
+        )
+    })?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| unreadable(key, format!("not a PEM private key ({e})")))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
+        .map_err(|e| {
+            fail(
+                Code::Usage,
+                format!(
+                    "--tls-cert {} with --tls-key {}: {e} (the key must be the certificate's)",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
 /// Resolves on SIGTERM or SIGINT (SIGHUP is for reloading).
 async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -219,11 +274,12 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
             ),
         )
     })?;
-    if !address.ip().is_loopback() {
+    let tls = tls_acceptor(args)?;
+    if !address.ip().is_loopback() && tls.is_none() {
         return Err(fail(
             Code::Usage,
             format!(
-                "--listen {address}: this version serves plain HTTP on loopback only; to serve other machines, listen on 127.0.0.1 and put a TLS reverse proxy in front"
+                "--listen {address}: plain HTTP is served on loopback only (tokens would cross the network in the clear); give --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS reverse proxy"
             ),
         ));
     }
@@ -243,6 +299,7 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
     let options = session_options(args, &lockfile, &limits)?;
     let mut gateway = Gateway::new(lockfile, agents, upstreams, limits, options);
     gateway.allowed_origins = args.allow_origin.clone();
+    gateway.tls = tls;
     gateway.audit =
         enforcement::open_audit(&args.guard)?.map(|log| Arc::new(std::sync::Mutex::new(log)));
     let listener = tokio::net::TcpListener::bind(address)
@@ -258,7 +315,12 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         .map(|(n, _)| n.clone())
         .collect();
     eprintln!(
-        "mcplock: gateway: listening on http://{bound} (servers at /servers/NAME/mcp: {})",
+        "mcplock: gateway: listening on {}://{bound} (servers at /servers/NAME/mcp: {})",
+        if gateway.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         names.join(", ")
     );
     let gateway = Arc::new(gateway);

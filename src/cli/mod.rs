@@ -1089,10 +1089,18 @@ pub struct GatewayArgs {
     #[arg(long, conflicts_with_all = ["key", "bundle"])]
     pub allow_unsigned: bool,
 
-    /// Where to listen: a loopback address and port (port 0 picks a free one; the address is
-    /// printed on stderr).
+    /// Where to listen (port 0 picks a free one; the address is printed on stderr). Without
+    /// TLS only a loopback address is accepted.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8700")]
     pub listen: String,
+
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The certificate's private key (PEM; mode 0600 or narrower).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 
     /// The agents file: each agent's token digests and grants (`mcplock gateway token`); mode
     /// 0600 or narrower.

@@ -21,6 +21,8 @@ type Body = BoxBody<Bytes, Infallible>;
 type Refused = Box<Response<Body>>;
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 /// How often idle sessions are looked for.
 const SWEEP: Duration = Duration::from_secs(15);
 
@@ -51,19 +53,37 @@ pub async fn serve(
         };
         let gateway = Arc::clone(&gateway);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let gateway = Arc::clone(&gateway);
-                async move { Ok::<_, Infallible>(route(gateway, req).await) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
+            match gateway.tls.clone() {
+                None => connection(gateway, stream).await,
+                Some(tls) => {
+                    // A client that does not finish its handshake in time is dropped.
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await
+                    {
+                        connection(gateway, stream).await;
+                    }
+                }
+            }
         });
     }
     eprintln!("mcplock: gateway: stopping: no new sessions; waiting for the requests under way");
     gateway.drain().await;
     sweeper.abort();
+}
+
+/// One connection (plain or TLS), served until the client closes it.
+async fn connection<S>(gateway: Arc<Gateway>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let gateway = Arc::clone(&gateway);
+        async move { Ok::<_, Infallible>(route(gateway, req).await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
 }
 
 fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {

@@ -84,6 +84,8 @@ pub struct Gateway {
     pub options: Box<OptionsFor>,
     /// Where every session's decisions are written, each line naming its agent and session.
     pub audit: Option<SharedLog>,
+    /// Serve HTTPS with this: every connection's TLS handshake first.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     sessions: Mutex<HashMap<String, Arc<HostSession>>>,
     /// Held by every running proxy session: how many still run (servers not yet stopped).
     running: Arc<()>,
@@ -107,6 +109,7 @@ impl Gateway {
             allowed_origins: Vec::new(),
             options,
             audit: None,
+            tls: None,
             sessions: Mutex::new(HashMap::new()),
             running: Arc::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
