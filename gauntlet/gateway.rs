@@ -138,6 +138,19 @@ fn signed_everything(d: &Path) {
     run_in(d, &["sign", "--key", "team.key"], Duration::from_secs(30)).expect_success();
 }
 
+/// `GET /metrics` with `token` (none: no header): (status, body).
+fn metrics(base: &str, token: Option<&str>) -> (u16, String) {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-w", "\n%{http_code}", &format!("{base}/metrics")]);
+    if let Some(token) = token {
+        curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = curl.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
 fn token(dir: &Path, agent: &str, grants: &[&str]) -> String {
     let mut args = vec![
         "--format",
@@ -238,6 +251,12 @@ fn a_real_http_client_uses_a_locked_stdio_server_through_the_gateway_as_granted(
     assert_eq!(out["tools"], json!(["echo"]), "{out}");
     let denied = out["calls"][0]["error"].as_str().unwrap_or_default();
     assert!(denied.contains("not in this agent's grant"), "{out}");
+    // What the metrics saw: the call outside the grant, and the session that ended.
+    let (status, text) = metrics(&gw.url, Some(&narrow));
+    assert_eq!(status, 200, "{text}");
+    let denial = r#"mcplock_gateway_decisions_total{server="everything",method="tools/call",decision="deny",reason="not-granted"} 1"#;
+    assert!(text.contains(denial), "{text}");
+    assert!(text.contains("mcplock_gateway_sessions 0"), "{text}");
 }
 
 #[test]
@@ -309,6 +328,22 @@ fn refusals_say_why_in_http_and_json() {
     assert_eq!(status, 200, "{doc}");
     assert!(doc["result"]["serverInfo"].is_object(), "{doc}");
     assert!(headers.contains("mcp-session-id: "), "{headers}");
+
+    // The metrics need a token too, and count each refusal by its reason.
+    assert_eq!(metrics(&gw.url, None).0, 401);
+    let (status, text) = metrics(&gw.url, Some(&full));
+    assert_eq!(status, 200, "{text}");
+    for line in [
+        r#"mcplock_gateway_refusals_total{reason="no-token"} 2"#,
+        r#"mcplock_gateway_refusals_total{reason="origin"} 1"#,
+        r#"mcplock_gateway_refusals_total{reason="session-not-found"} 1"#,
+        r#"mcplock_gateway_refusals_total{reason="no-session"} 1"#,
+        "mcplock_gateway_sessions 1",
+        r#"mcplock_gateway_sessions_opened_total{server="fixture"} 1"#,
+        r#"mcplock_gateway_request_duration_seconds_count{server="fixture",method="initialize"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
 }
 
 #[test]

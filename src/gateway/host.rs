@@ -71,7 +71,11 @@ pub(super) fn start(
     if !lockfile.servers.contains_key(server) {
         return Err(format!("no locked server {server:?}"));
     }
-    let options = (gateway.options)(server, agent);
+    let mut options = (gateway.options)(server, agent);
+    let (metrics, name) = (Arc::clone(&gateway.metrics), server.to_string());
+    options.observer = Some(Arc::new(move |d: &crate::proxy::Decided<'_>| {
+        metrics.decided(&name, d.method, d.decision, d.reason);
+    }));
     let bounds = crate::session::Bounds {
         limits: options.limits,
         request_timeout: gateway.limits.request_timeout,

@@ -95,20 +95,44 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
     response
 }
 
+/// A refusal's reason code, carried with its response to be counted.
+#[derive(Clone, Copy)]
+struct Refusal(&'static str);
+
 /// A refusal: a JSON-RPC error document (`id` null) with the HTTP status, and the reason in
 /// `error.data.reason` for machines.
-fn refuse(status: StatusCode, reason: &str, message: String) -> Response<Body> {
+fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response<Body> {
     let doc = json!({
         "jsonrpc": "2.0",
         "id": null,
         "error": {"code": -32010, "message": message, "data": {"reason": reason}},
     });
-    full(status, "application/json", doc.to_string())
+    let mut response = full(status, "application/json", doc.to_string());
+    response.extensions_mut().insert(Refusal(reason));
+    response
 }
 
 async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
+    let response = answer(Arc::clone(&gateway), req).await;
+    if let Some(Refusal(reason)) = response.extensions().get() {
+        gateway.metrics.refused(reason);
+    }
+    response
+}
+
+async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => {
+            return match authenticate(&gateway, &req) {
+                Ok(_) => full(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    gateway.metrics.render(),
+                ),
+                Err(refusal) => *refusal,
+            };
+        }
         (&Method::GET, "/healthz") => return full(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/readyz") if gateway.is_draining() => {
             return full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n");
@@ -277,9 +301,14 @@ async fn post(
         }
     };
     let line = body.to_vec();
+    let started = std::time::Instant::now();
     let mut response = match (method, id) {
-        (Some(_), Some(id)) => match session.request(&id, line, &gateway.limits).await {
-            Ok(answer) => full(StatusCode::OK, "application/json", answer),
+        (Some(method), Some(id)) => match session.request(&id, line, &gateway.limits).await {
+            Ok(answer) => {
+                let seconds = started.elapsed().as_secs_f64();
+                gateway.metrics.answered(&server, method, seconds);
+                full(StatusCode::OK, "application/json", answer)
+            }
             Err(no) => no_answer(no),
         },
         // A notification, or the host's answer to the server's request.
@@ -322,6 +351,7 @@ fn open_session(
     let session = host::start(gateway, &id, agent, server)
         .map_err(|e| Box::new(refuse(StatusCode::BAD_GATEWAY, "upstream", e)))?;
     gateway.sessions().insert(id.clone(), Arc::clone(&session));
+    gateway.metrics.session_opened(server);
     eprintln!("mcplock: gateway: session {id} opened: agent {agent:?}, server {server:?}");
     Ok((id, session))
 }

@@ -8,6 +8,7 @@
 
 mod host;
 mod http;
+pub mod metrics;
 
 pub use http::serve;
 
@@ -86,6 +87,7 @@ pub struct Gateway {
     pub audit: Option<SharedLog>,
     /// Serve HTTPS with this: every connection's TLS handshake first.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub metrics: Arc<metrics::Metrics>,
     sessions: Mutex<HashMap<String, Arc<HostSession>>>,
     /// Held by every running proxy session: how many still run (servers not yet stopped).
     running: Arc<()>,
@@ -110,6 +112,7 @@ impl Gateway {
             options,
             audit: None,
             tls: None,
+            metrics: Arc::new(metrics::Metrics::new()),
             sessions: Mutex::new(HashMap::new()),
             running: Arc::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -176,6 +179,7 @@ impl Gateway {
     fn end(&self, id: &str) {
         let removed = self.sessions().remove(id);
         if let Some(session) = removed {
+            self.metrics.session_closed();
             session.close();
         }
     }

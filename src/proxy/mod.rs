@@ -10,7 +10,8 @@ mod host;
 pub mod outbox;
 mod server;
 
-use crate::core::audit::{Decision, Entry, Payload};
+pub use crate::core::audit::Decision;
+use crate::core::audit::{Entry, Payload};
 use crate::core::canonical::Digest;
 use crate::core::enforce::{Locked, OnDrift, Session};
 use crate::core::inspect;
@@ -68,6 +69,18 @@ pub struct Options {
     /// The command that shows the user what drifted (`mcplock diff ...`), named on stderr
     /// with every item withheld and every call denied for drift.
     pub review: Option<String>,
+    /// Told of every decision the session records, audited or not (the gateway's metrics).
+    pub observer: Option<std::sync::Arc<Observer>>,
+}
+
+/// Hears of each decision: what was decided about which method, and the reason's code.
+pub type Observer = dyn Fn(&Decided<'_>) + Send + Sync;
+
+/// One decision as an observer hears of it.
+pub struct Decided<'a> {
+    pub method: &'a str,
+    pub decision: Decision,
+    pub reason: Option<&'a str>,
 }
 
 impl Options {
@@ -84,6 +97,7 @@ impl Options {
             call_policy: None,
             stall: STALL,
             review: None,
+            observer: None,
         }
     }
 }
@@ -356,6 +370,13 @@ impl<A: std::io::Write> Proxy<'_, A> {
     }
 
     fn log(&mut self, record: Record) {
+        if let Some(observer) = &self.options.observer {
+            observer(&Decided {
+                method: &record.method,
+                decision: record.decision,
+                reason: record.reason.as_deref(),
+            });
+        }
         let Some(a) = self.audit.as_ref() else {
             return;
         };
