@@ -371,6 +371,8 @@ fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() 
             "audit.jsonl",
             "--audit-key",
             "team.key",
+            "--log-format",
+            "json",
         ],
     );
     let url = format!("{}/servers/everything/mcp", gw.url);
@@ -439,12 +441,7 @@ fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() 
     // SIGTERM drains and stops; the one log verifies with the key, names both agents, and
     // ends with the gateway's signed close.
     let status = gw.stop();
-    assert!(
-        gw.said().contains("mcplock: gateway: stopped"),
-        "{}",
-        gw.said()
-    );
-    assert!(!status.success());
+    assert!(status.success(), "{status:?}: {}", gw.said());
     let verify = ["audit", "verify", "audit.jsonl", "--key", "team.pub"];
     run_in(d, &verify, Duration::from_secs(30)).expect_success();
     let log = std::fs::read_to_string(d.join("audit.jsonl")).unwrap();
@@ -469,6 +466,26 @@ fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() 
     assert_eq!(sessions.len(), 2, "{log}");
     assert_eq!(lines.first().unwrap()["checkpoint"], "open", "{log}");
     assert_eq!(lines.last().unwrap()["checkpoint"], "close", "{log}");
+
+    // Its stderr was one JSON object per line, each session's events naming the agent.
+    let said = gw.said();
+    let events: Vec<Value> = said
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["time"].is_string() && e["component"].is_string()),
+        "{said}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"] == "session opened" && e["agent"] == "intern"),
+        "{said}"
+    );
+    assert!(events.iter().any(|e| e["message"] == "stopped"), "{said}");
 }
 
 #[test]

@@ -91,11 +91,12 @@ pub fn check_artifact(
             Err(error)
         }
         Comparison::NotPinned | Comparison::ContentNotPinned => {
-            eprintln!(
-                "mcplock: {who}: warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",
+            let text = format!(
+                "warning: what {} runs is not pinned by the lock ({}); re-lock it to record its artifact",
                 crate::core::text::escape(name),
                 checked.describe(name)
             );
+            crate::edge::log::warn(who, &text, &[]);
             Ok(())
         }
     }
@@ -165,9 +166,9 @@ pub fn call_judges(
         .filter(|r| r.target == Target::Call)
         .collect();
     if rules.is_empty() {
-        eprintln!(
-            "mcplock: {who}: warning: the policies given have no `on: call` rules; no call is judged by them"
-        );
+        let text =
+            "warning: the policies given have no `on: call` rules; no call is judged by them";
+        crate::edge::log::warn(who, text, &[]);
         return Ok(None);
     }
     let (jobs, inbox) = std::sync::mpsc::channel::<CallJob>();
@@ -441,10 +442,11 @@ impl RevocationWatch {
         if let Some(r) = &trust.remembered
             && let Err(e) = r.write(&list, path)
         {
-            eprintln!(
-                "mcplock: {}: warning: cannot remember the revocation list accepted ({}); a restart will not know it",
-                self.who, e.headline
+            let text = format!(
+                "warning: cannot remember the revocation list accepted ({}); a restart will not know it",
+                e.headline
             );
+            crate::edge::log::warn(&self.who, &text, &[]);
         }
         *accepted = Some(list.clone());
         Poll::Changed(list)

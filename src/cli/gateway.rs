@@ -100,7 +100,7 @@ fn upstreams(lockfile: &Lockfile) -> Upstreams {
     for (name, entry) in &lockfile.servers {
         let upstream = upstream(name, entry);
         if let Err(why) = &upstream {
-            eprintln!("mcplock: gateway: warning: {why}");
+            crate::edge::log::warn("gateway", why, &[("server", name)]);
         }
         out.insert(name.clone(), upstream);
     }
@@ -249,6 +249,9 @@ async fn stop_signal() {
 }
 
 async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
+    if args.log_format == super::LogFormat::Json {
+        crate::edge::log::use_json();
+    }
     let agents_path = args.agents.as_ref().ok_or_else(|| {
         fail(
             Code::Usage,
@@ -314,19 +317,21 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         .filter(|(_, e)| e.is_ok())
         .map(|(n, _)| n.clone())
         .collect();
-    eprintln!(
-        "mcplock: gateway: listening on {}://{bound} (servers at /servers/NAME/mcp: {})",
-        if gateway.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        },
+    let scheme = if gateway.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{bound}");
+    let text = format!(
+        "listening on {url} (servers at /servers/NAME/mcp: {})",
         names.join(", ")
     );
+    crate::edge::log::info("gateway", &text, &[("url", &url)]);
     let gateway = Arc::new(gateway);
     gateway.checkpoint(crate::core::audit::Mark::Open);
     crate::gateway::serve(listener, Arc::clone(&gateway), stop_signal()).await;
     gateway.checkpoint(crate::core::audit::Mark::Close);
-    eprintln!("mcplock: gateway: stopped");
+    crate::edge::log::info("gateway", "stopped", &[]);
     Ok(Output::text(None, String::new()))
 }

@@ -1128,8 +1128,20 @@ pub struct GatewayArgs {
     #[arg(long, value_enum, value_name = "ACTION", default_value = "warn")]
     pub on_response_finding: OnResponseArg,
 
+    /// How it writes what it does on stderr: `human` lines, or `json` (one object per line:
+    /// time, level, component, message, and the agent, session and server concerned).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "human")]
+    pub log_format: LogFormat,
+
     #[command(flatten)]
     pub guard: GuardArgs,
+}
+
+/// `--log-format` as typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Debug, Subcommand)]
@@ -1684,10 +1696,11 @@ pub fn main() -> ExitCode {
     // Helpers that leave a server's process group are reparented to mcplock, not init, so
     // they can be ended with the rest.
     process::become_subreaper();
-    // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping; so
-    // does a gateway (and what else it watches).
-    let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.guard.revocations.is_some())
-        && !matches!(&cli.command, Command::Gateway(g) if g.command.is_none());
+    // A proxy that honours a revocation list re-reads it on SIGHUP instead of stopping.
+    let hangup_stops = !matches!(&cli.command, Command::Proxy(p) if p.guard.revocations.is_some());
+    // The gateway handles its signals itself: it drains on SIGTERM and SIGINT and ends as a
+    // command does, and re-reads what it watches on SIGHUP.
+    let own_signals = matches!(&cli.command, Command::Gateway(g) if g.command.is_none());
     let waits = stops_at_a_safe_point(&cli.command);
     let outcome = runtime.block_on(async {
         let command = dispatch(cli.command);
@@ -1697,7 +1710,13 @@ pub fn main() -> ExitCode {
                 process::end_escaped(SHUTDOWN_GRACE).await;
                 Ok(outcome)
             }
-            signal = interrupted(hangup_stops) => {
+            signal = async {
+                if own_signals {
+                    std::future::pending().await
+                } else {
+                    interrupted(hangup_stops).await
+                }
+            } => {
                 let mut finished = None;
                 if let Some(grace) = waits {
                     interrupt::request();
@@ -1805,10 +1824,6 @@ async fn off_the_loop(
 fn stops_at_a_safe_point(command: &Command) -> Option<std::time::Duration> {
     match command {
         Command::Wrap(_) | Command::Unwrap(_) => Some(SHUTDOWN_GRACE),
-        // The gateway drains: requests under way get their answers, then servers stop.
-        Command::Gateway(g) if g.command.is_none() => {
-            Some(crate::gateway::DRAIN + SHUTDOWN_GRACE * 2)
-        }
         _ => None,
     }
 }

@@ -57,10 +57,11 @@ pub fn enforced(
                 ),
             ));
         }
-        eprintln!(
-            "mcplock: {who}: WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides {what}",
+        let text = format!(
+            "WARNING: {} is not verified (--allow-unsigned): anyone who can write it decides {what}",
             path.display()
         );
+        crate::edge::log::warn(who, &text, &[]);
     }
     Ok(trusted.lockfile)
 }

@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod children;
 pub mod clock;
 pub mod fs;
+pub mod log;
 pub mod memory;
 pub mod secrets;
 pub mod zip;

@@ -72,6 +72,11 @@ pub(super) fn start(
         return Err(format!("no locked server {server:?}"));
     }
     let mut options = (gateway.options)(server, agent);
+    options.log_fields = vec![
+        ("agent", agent.to_string()),
+        ("session", id.to_string()),
+        ("server", server.to_string()),
+    ];
     let (metrics, name) = (Arc::clone(&gateway.metrics), server.to_string());
     options.observer = Some(Arc::new(move |d: &crate::proxy::Decided<'_>| {
         metrics.decided(&name, d.method, d.decision, d.reason);
@@ -79,7 +84,7 @@ pub(super) fn start(
     let bounds = crate::session::Bounds {
         limits: options.limits,
         request_timeout: gateway.limits.request_timeout,
-        tee_stderr: true,
+        tee_stderr: !crate::edge::log::is_json(),
     };
     let (opened, channel) = crate::session::open(&upstream.endpoint, &bounds)
         .map_err(|e| format!("server {server:?}: {e}"))?;
@@ -142,10 +147,10 @@ pub(super) fn start(
         )
         .await;
         if let Ok(crate::proxy::End::ServerClosed(why)) = &end {
-            eprintln!("mcplock: gateway: session {id}: {why}");
-            for line in closed.details() {
-                eprintln!("mcplock: gateway:   {line}");
-            }
+            let details = closed.details().join("; ");
+            let fields = [("session", id.as_str()), ("server", name.as_str())];
+            let text = format!("the session's server went away: {why}; {details}");
+            crate::edge::log::warn("gateway", &text, &fields);
         }
         gateway.end(&id);
     });
@@ -197,8 +202,10 @@ impl HostSession {
             event.extend_from_slice(&line);
             event.extend_from_slice(b"\n\n");
             if tx.try_send(Bytes::from(event)).is_err() {
-                eprintln!(
-                    "mcplock: gateway: a host's GET stream fell behind (or closed); it is closed and will not get this message"
+                crate::edge::log::warn(
+                    "gateway",
+                    "a host's GET stream fell behind (or closed); it is closed and will not get this message",
+                    &[("agent", &self.agent), ("server", &self.server)],
                 );
                 stream.take();
             }

@@ -66,7 +66,11 @@ pub async fn serve(
             }
         });
     }
-    eprintln!("mcplock: gateway: stopping: no new sessions; waiting for the requests under way");
+    crate::edge::log::info(
+        "gateway",
+        "stopping: no new sessions; waiting for the requests under way",
+        &[],
+    );
     gateway.drain().await;
     sweeper.abort();
 }
@@ -352,7 +356,12 @@ fn open_session(
         .map_err(|e| Box::new(refuse(StatusCode::BAD_GATEWAY, "upstream", e)))?;
     gateway.sessions().insert(id.clone(), Arc::clone(&session));
     gateway.metrics.session_opened(server);
-    eprintln!("mcplock: gateway: session {id} opened: agent {agent:?}, server {server:?}");
+    let fields = [
+        ("agent", agent),
+        ("session", id.as_str()),
+        ("server", server),
+    ];
+    crate::edge::log::info("gateway", "session opened", &fields);
     Ok((id, session))
 }
 
@@ -410,7 +419,7 @@ fn delete(
     match named_session(&gateway, &req, agent, server) {
         Ok(Some((id, _))) => {
             gateway.end(&id);
-            eprintln!("mcplock: gateway: session {id} ended by its host");
+            crate::edge::log::info("gateway", "session ended by its host", &[("session", &id)]);
             full(StatusCode::OK, "application/json", Bytes::new())
         }
         Ok(None) => refuse(

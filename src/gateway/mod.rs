@@ -193,7 +193,11 @@ impl Gateway {
             .map(|(id, _)| id.clone())
             .collect();
         for id in idle {
-            eprintln!("mcplock: gateway: session {id} ended after being idle");
+            crate::edge::log::info(
+                "gateway",
+                "session ended after being idle",
+                &[("session", &id)],
+            );
             self.end(&id);
         }
     }

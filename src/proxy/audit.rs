@@ -48,7 +48,7 @@ impl<W: std::io::Write> AuditLog<W> {
 
     fn write(&mut self, bytes: &[u8]) {
         if let Err(e) = self.sink.write_all(bytes).and_then(|()| self.sink.flush()) {
-            eprintln!("mcplock: cannot write the audit log: {e}");
+            crate::edge::log::warn("audit", &format!("cannot write the audit log: {e}"), &[]);
         }
     }
 }

@@ -91,12 +91,12 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 enforce::Revoked::of(&list, &self.options.server_name, self.locked)
             }
             super::Poll::Kept { list, why } => {
-                super::warn(&why);
+                self.warn(&why);
                 self.log(Record::note("(revocation)", why));
                 enforce::Revoked::of(&list, &self.options.server_name, self.locked)
             }
             super::Poll::Unreadable(why) => {
-                super::warn(&format!(
+                self.warn(&format!(
                     "the revocation list cannot be trusted ({why}); every call is denied until it can"
                 ));
                 enforce::Revoked {
@@ -268,7 +268,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                         .unwrap_or_default(),
                     reason.describe()
                 );
-                super::warn(&format!("{message}{}", self.review_hint(&reason)));
+                self.warn(&format!("{message}{}", self.review_hint(&reason)));
                 let record = Record::new(method, Decision::Deny)
                     .item(item)
                     .reason(reason.code())

@@ -71,6 +71,9 @@ pub struct Options {
     pub review: Option<String>,
     /// Told of every decision the session records, audited or not (the gateway's metrics).
     pub observer: Option<std::sync::Arc<Observer>>,
+    /// Named with every line the session writes on stderr (a gateway's session: its agent
+    /// and id).
+    pub log_fields: Vec<(&'static str, String)>,
 }
 
 /// Hears of each decision: what was decided about which method, and the reason's code.
@@ -98,6 +101,7 @@ impl Options {
             stall: STALL,
             review: None,
             observer: None,
+            log_fields: Vec::new(),
         }
     }
 }
@@ -369,6 +373,17 @@ impl<A: std::io::Write> Proxy<'_, A> {
         }
     }
 
+    /// A line on stderr about this session.
+    fn warn(&self, text: &str) {
+        let fields: Vec<(&str, &str)> = self
+            .options
+            .log_fields
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        crate::edge::log::warn("proxy", text, &fields);
+    }
+
     fn log(&mut self, record: Record) {
         if let Some(observer) = &self.options.observer {
             observer(&Decided {
@@ -492,7 +507,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
             }
             if self.told.len() >= MAX_TOLD {
                 if self.told.len() == MAX_TOLD {
-                    warn("more items were withheld; the audit log names each");
+                    self.warn("more items were withheld; the audit log names each");
                     self.told.insert((kind, String::new(), None));
                 }
                 return;
@@ -505,7 +520,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 w.reason.describe(),
                 self.review_hint(&w.reason)
             );
-            warn(&text);
+            self.warn(&text);
             if self.host_logging {
                 // Best effort: a host too slow to read is ended by the frames that must pass.
                 let _ = self.to_host(line(&serde_json::json!({
@@ -527,9 +542,6 @@ impl<A: std::io::Write> Proxy<'_, A> {
 }
 
 /// One line on stderr (the host's log of this server), cleaned of known secrets.
-fn warn(text: &str) {
-    eprintln!("mcplock: proxy: {}", crate::edge::secrets::redact(text));
-}
 
 fn list_kind(method: &str) -> Option<ItemKind> {
     ItemKind::ALL
@@ -791,7 +803,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 why,
             }) => {
                 self.log(Record::note("(host)", why.clone()));
-                warn(&format!("{why}; the session ends"));
+                self.warn(&format!("{why}; the session ends"));
                 Some(End::HostClosed)
             }
             Err(Stalled {

@@ -255,7 +255,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
             Record::new(&waiting.method, Decision::Deny)
                 .reason(format!("server drift: {}", fields.join(", "))),
         );
-        super::warn(&format!(
+        self.warn(&format!(
             "the session is blocked: {why}; see what changed with `mcplock diff`, then re-lock and re-sign"
         ));
         self.blocked = Some(why.clone());
