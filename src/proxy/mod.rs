@@ -541,8 +541,6 @@ impl<A: std::io::Write> Proxy<'_, A> {
     }
 }
 
-/// One line on stderr (the host's log of this server), cleaned of known secrets.
-
 fn list_kind(method: &str) -> Option<ItemKind> {
     ItemKind::ALL
         .into_iter()
