@@ -545,3 +545,74 @@ fn tls_serves_https_to_a_real_client_that_trusts_its_ca_and_nothing_in_the_clear
     let out = client(&url, &agent, calls);
     assert!(out["connectError"].is_string(), "{out}");
 }
+
+/// Waits until the gateway has said `text` `n` times (a reload takes up to a few seconds).
+fn wait_said(gw: &Gateway, text: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gw.said().matches(text).count() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not say {text:?} {n} time(s):\n{}",
+            gw.said()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_reload_admits_a_new_agent_keeps_the_old_state_when_broken_and_ends_a_narrowed_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_everything(d);
+    let alice = token(d, "alice", &["everything"]);
+    let gw = gateway(d, &["--key", "team.pub"]);
+    let url = format!("{}/servers/everything/mcp", gw.url);
+    let (mut session, connected) = PyHost::connect(&url, &alice);
+    assert_eq!(
+        connected["connected"], "mcp-servers/everything",
+        "{connected}"
+    );
+    let listed = session.step(json!({"list": true}));
+    assert!(
+        listed["tools"].as_array().is_some_and(|t| t.len() > 3),
+        "{listed}"
+    );
+
+    // A new agent, added while the gateway runs: admitted after the reload the change makes.
+    let carol = token(d, "carol", &["everything/echo"]);
+    wait_said(&gw, "reloaded", 1);
+    let out = client(&url, &carol, json!([["echo", {"message": "new"}]]));
+    assert_eq!(out["tools"], json!(["echo"]), "{out}");
+    // Alice's grant did not change: her session goes on.
+    let echoed = session.call("echo", json!({"message": "still here"}));
+    assert_eq!(echoed["text"][0], "Echo: still here", "{echoed}");
+
+    // A broken lockfile is refused; the state in force stays, and says so.
+    let lock = std::fs::read(d.join("mcp-lock.json")).unwrap();
+    std::fs::write(d.join("mcp-lock.json"), b"{ not json").unwrap();
+    wait_said(&gw, "reload refused", 1);
+    let out = client(&url, &carol, json!([["echo", {"message": "old state"}]]));
+    assert_eq!(out["calls"][0]["text"][0], "Echo: old state", "{out}");
+    std::fs::write(d.join("mcp-lock.json"), &lock).unwrap();
+    wait_said(&gw, "reloaded", 2);
+
+    // Alice narrowed to one tool: her running session ends; a new one shows only that tool.
+    let path = d.join("agents.json");
+    let mut agents: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    agents["agents"]["alice"]["grants"] = json!(["everything/echo"]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&agents).unwrap()).unwrap();
+    wait_said(&gw, "reloaded", 3);
+    let ended = session.call("echo", json!({"message": "after"}));
+    assert!(ended["error"].is_string(), "{ended}");
+    let out = client(&url, &alice, json!([]));
+    assert_eq!(out["tools"], json!(["echo"]), "{out}");
+    let (_, text) = metrics(&gw.url, Some(&alice));
+    assert!(
+        text.contains(r#"mcplock_gateway_reloads_total{result="ok"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"mcplock_gateway_reloads_total{result="failed"} 1"#),
+        "{text}"
+    );
+}

@@ -18,6 +18,8 @@ const PIPE_BYTES: usize = 1 << 16;
 pub(super) struct HostSession {
     pub agent: String,
     pub server: String,
+    /// The state it opened under (what it is held to).
+    pub state: Arc<super::State>,
     /// Lines for the proxy session; `None` once closed (the proxy session then ends).
     to_proxy: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     /// Requests waiting for their answer, by their id's JSON text.
@@ -57,21 +59,22 @@ pub(super) fn start(
     agent: &str,
     server: &str,
 ) -> Result<Arc<HostSession>, String> {
-    let upstream = match gateway.upstreams.get(server) {
+    let state = gateway.state();
+    let upstream = match state.upstreams.get(server) {
         Some(Ok(upstream)) => upstream.clone(),
         Some(Err(why)) => return Err(format!("server {server:?} cannot be served: {why}")),
         None => return Err(format!("no locked server {server:?}")),
     };
-    let scope = gateway
+    let scope = state
         .agents
         .grant(agent, server)
         .scope()
         .ok_or_else(|| format!("agent {agent:?} has no grant for server {server:?}"))?;
-    let lockfile = Arc::clone(&gateway.lockfile);
+    let lockfile = Arc::clone(&state.lockfile);
     if !lockfile.servers.contains_key(server) {
         return Err(format!("no locked server {server:?}"));
     }
-    let mut options = (gateway.options)(server, agent);
+    let mut options = (state.options)(server, agent);
     options.log_fields = vec![
         ("agent", agent.to_string()),
         ("session", id.to_string()),
@@ -115,6 +118,7 @@ pub(super) fn start(
     let session = Arc::new(HostSession {
         agent: agent.to_string(),
         server: server.to_string(),
+        state: Arc::clone(&state),
         to_proxy: Mutex::new(Some(to_proxy)),
         waiting: Mutex::new(HashMap::new()),
         stream: Mutex::new(None),

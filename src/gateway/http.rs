@@ -160,11 +160,12 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
         Ok(agent) => agent,
         Err(refusal) => return *refusal,
     };
-    if !gateway.lockfile.servers.contains_key(&server) {
+    let state = gateway.state();
+    if !state.lockfile.servers.contains_key(&server) {
         let message = format!("no locked server {server:?} behind this gateway");
         return refuse(StatusCode::NOT_FOUND, "not-found", message);
     }
-    if gateway.agents.grant(&agent, &server) == Grant::None {
+    if state.agents.grant(&agent, &server) == Grant::None {
         let message = format!(
             "agent {agent:?} has no grant for server {server:?} (an administrator adds one: mcplock gateway token --agent {agent} --grant {server})"
         );
@@ -212,7 +213,8 @@ fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<String, Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let (reason, message) = match token.map(|t| gateway.agents.authenticate(t)) {
+    let state = gateway.state();
+    let (reason, message) = match token.map(|t| state.agents.authenticate(t)) {
         Some(Some(agent)) => return Ok(agent.to_string()),
         Some(None) => (
             "invalid-token",

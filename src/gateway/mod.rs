@@ -74,15 +74,34 @@ pub type OptionsFor = dyn Fn(&str, &str) -> crate::proxy::Options + Send + Sync;
 /// The gateway's audit log, shared by its sessions.
 pub type SharedLog = Arc<Mutex<AuditLog<std::fs::File>>>;
 
-/// Everything the gateway serves from, fixed at start.
-pub struct Gateway {
+/// What the gateway serves from, verified as a whole at start and at every reload: a session
+/// keeps the state it opened under.
+pub struct State {
     pub lockfile: Arc<Lockfile>,
     pub agents: Agents,
     pub upstreams: Upstreams,
+    pub options: Box<OptionsFor>,
+    /// What identifies the call rules in force (a digest of the policies): sessions opened under
+    /// other rules end when they change.
+    pub rules: String,
+}
+
+impl State {
+    /// Whether a session of `agent` on `server` opened under `self` is held to the same things
+    /// under `new`: the same locked entry, the same grant, the same rules.
+    fn same_for(&self, new: &State, agent: &str, server: &str) -> bool {
+        self.lockfile.servers.get(server) == new.lockfile.servers.get(server)
+            && self.agents.grant(agent, server) == new.agents.grant(agent, server)
+            && self.rules == new.rules
+    }
+}
+
+/// Everything the gateway serves from.
+pub struct Gateway {
+    state: std::sync::RwLock<Arc<State>>,
     pub limits: Limits,
     /// Origins a browser-based host may call from, besides loopback ones.
     pub allowed_origins: Vec<String>,
-    pub options: Box<OptionsFor>,
     /// Where every session's decisions are written, each line naming its agent and session.
     pub audit: Option<SharedLog>,
     /// Serve HTTPS with this: every connection's TLS handshake first.
@@ -96,20 +115,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(
-        lockfile: Arc<Lockfile>,
-        agents: Agents,
-        upstreams: Upstreams,
-        limits: Limits,
-        options: Box<OptionsFor>,
-    ) -> Gateway {
+    pub fn new(state: State, limits: Limits) -> Gateway {
         Gateway {
-            lockfile,
-            agents,
-            upstreams,
+            state: std::sync::RwLock::new(Arc::new(state)),
             limits,
             allowed_origins: Vec::new(),
-            options,
             audit: None,
             tls: None,
             metrics: Arc::new(metrics::Metrics::new()),
@@ -117,6 +127,34 @@ impl Gateway {
             running: Arc::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The state in force now.
+    pub fn state(&self) -> Arc<State> {
+        Arc::clone(&self.state.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `new` in force (it was verified as at start): new sessions open under it; a running
+    /// session whose locked entry, grant or rules it changes is ended (its host initializes
+    /// again, under the new state), the others go on. Returns how many were ended.
+    pub fn reload(&self, new: State) -> usize {
+        let new = Arc::new(new);
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&new);
+        let stale: Vec<String> = self
+            .sessions()
+            .iter()
+            .filter(|(_, s)| !s.state.same_for(&new, &s.agent, &s.server))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &stale {
+            crate::edge::log::info(
+                "gateway",
+                "session ended: what it was held to changed (reload); its host initializes again",
+                &[("session", id)],
+            );
+            self.end(id);
+        }
+        stale.len()
     }
 
     fn is_draining(&self) -> bool {

@@ -1,0 +1,186 @@
+//! `mcplock gateway`: what it serves from loaded and verified (`state.rs`), its TLS (`tls.rs`),
+//! then the gateway until a stop signal; `gateway token`.
+
+mod state;
+mod tls;
+
+use super::enforcement;
+use super::exit::{Code, fail};
+use super::{CliError, GatewayArgs, GatewayCommand, GatewayTokenArgs, Output};
+use crate::core::agents::{Agents, TOKEN_PREFIX, token_digest};
+use crate::gateway::{Gateway, Limits};
+use base64::Engine as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest agents file read.
+const MAX_AGENTS_BYTES: u64 = 16 << 20;
+
+pub async fn run(args: GatewayArgs) -> Result<Output, CliError> {
+    match &args.command {
+        Some(GatewayCommand::Token(token)) => self::token(token),
+        None => serve(&args).await,
+    }
+}
+
+fn read_agents(path: &std::path::Path) -> Result<Option<Agents>, CliError> {
+    let bytes = match crate::edge::fs::read_secret(path, MAX_AGENTS_BYTES) {
+        Ok(bytes) => bytes,
+        Err(crate::edge::fs::FsError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(fail(
+                Code::InputUnreadable,
+                format!(
+                    "{e} (the agents file must be 0600: chmod 600 {})",
+                    path.display()
+                ),
+            ));
+        }
+    };
+    Agents::parse(&bytes)
+        .map(Some)
+        .map_err(|e| {
+            fail(
+                Code::Usage,
+                format!(
+                    "{}: {e}; fix it, or start a new file with `mcplock gateway token --agents NEW --agent NAME --grant SERVER`",
+                    path.display()
+                ),
+            )
+        })
+}
+
+/// `gateway token`: a new token for the agent (created when new), its grants added.
+fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
+    let _guard = crate::edge::fs::lock_directory_of(&args.agents)?;
+    let mut agents = read_agents(&args.agents)?.unwrap_or_else(Agents::new);
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| fail(Code::Internal, format!("no randomness for a token: {e}")))?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    agents
+        .add_token(&args.agent, token_digest(&token), &args.grants)
+        .map_err(|e| fail(Code::Usage, e.to_string()))?;
+    crate::edge::fs::write_atomic_private(&args.agents, &agents.to_bytes())
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let grants = agents
+        .agents
+        .get(&args.agent)
+        .map(|a| a.grants.clone())
+        .unwrap_or_default();
+    if grants.is_empty() {
+        eprintln!(
+            "mcplock: agent {:?} has no grant: it may use nothing; add one with `mcplock gateway token --agents {} --agent {} --grant SERVER`",
+            args.agent,
+            args.agents.display(),
+            args.agent
+        );
+    } else {
+        eprintln!(
+            "mcplock: agent {:?} may use: {} (the token below is shown once; only its digest is kept in {})",
+            args.agent,
+            grants.join(", "),
+            args.agents.display()
+        );
+    }
+    let json = serde_json::json!({"agent": args.agent, "token": token, "grants": grants});
+    Ok(Output::report(None, format!("{token}\n"), json))
+}
+
+/// Resolves on SIGTERM or SIGINT (SIGHUP is for reloading).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
+    if args.log_format == super::LogFormat::Json {
+        crate::edge::log::use_json();
+    }
+    let address: std::net::SocketAddr = args.listen.parse().map_err(|_| {
+        fail(
+            Code::Usage,
+            format!(
+                "--listen {:?}: expected ADDR:PORT, e.g. 127.0.0.1:8700",
+                args.listen
+            ),
+        )
+    })?;
+    let tls = tls::acceptor(args)?;
+    if !address.ip().is_loopback() && tls.is_none() {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--listen {address}: plain HTTP is served on loopback only (tokens would cross the network in the clear); give --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS reverse proxy"
+            ),
+        ));
+    }
+    let limits = Limits {
+        max_sessions: args.max_sessions.max(1),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        ..Limits::default()
+    };
+    let key = args.check.key.as_deref();
+    let revocations = enforcement::revocations(&args.guard, key, args.allow_unsigned, "gateway")?;
+    let state = state::load(args, &limits, revocations.clone())?;
+    let mut gateway = Gateway::new(state, limits.clone());
+    gateway.allowed_origins = args.allow_origin.clone();
+    gateway.tls = tls;
+    gateway.audit =
+        enforcement::open_audit(&args.guard)?.map(|log| Arc::new(std::sync::Mutex::new(log)));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| fail(Code::Usage, format!("--listen {address}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| fail(Code::Internal, e.to_string()))?;
+    let names: Vec<String> = gateway
+        .state()
+        .upstreams
+        .iter()
+        .filter(|(_, e)| e.is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let scheme = if gateway.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{bound}");
+    let text = format!(
+        "listening on {url} (servers at /servers/NAME/mcp: {})",
+        names.join(", ")
+    );
+    crate::edge::log::info("gateway", &text, &[("url", &url)]);
+    let gateway = Arc::new(gateway);
+    gateway.checkpoint(crate::core::audit::Mark::Open);
+    let watcher = tokio::spawn(state::watch(
+        Arc::clone(&gateway),
+        args.clone(),
+        limits,
+        revocations,
+    ));
+    crate::gateway::serve(listener, Arc::clone(&gateway), stop_signal()).await;
+    watcher.abort();
+    gateway.checkpoint(crate::core::audit::Mark::Close);
+    crate::edge::log::info("gateway", "stopped", &[]);
+    Ok(Output::text(None, String::new()))
+}

@@ -1,0 +1,229 @@
+//! What the gateway serves from (`gateway::State`), loaded and verified as a whole at start
+//! and again at every reload (SIGHUP, or a change of the files it was read from); a reload
+//! that fails keeps the state in force and says why.
+
+use super::read_agents;
+use crate::cli::enforcement::{self, RevocationWatch};
+use crate::cli::exit::{Code, fail};
+use crate::cli::{CliError, GatewayArgs};
+use crate::core::lockfile::Lockfile;
+use crate::gateway::{Gateway, Limits, State, Upstream, Upstreams};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the files the state was read from are looked at for a change.
+const WATCH: Duration = Duration::from_secs(2);
+
+/// Reads and verifies everything the gateway serves from, as at start.
+pub fn load(
+    args: &GatewayArgs,
+    limits: &Limits,
+    revocations: Option<Arc<RevocationWatch>>,
+) -> Result<State, CliError> {
+    let agents_path = args.agents.as_ref().ok_or_else(|| {
+        fail(
+            Code::Usage,
+            "the gateway needs --agents FILE: every request carries an agent's token (make one with `mcplock gateway token --agents FILE --agent NAME --grant SERVER`)",
+        )
+    })?;
+    let agents = read_agents(agents_path)?.ok_or_else(|| {
+        fail(
+            Code::InputMissing,
+            format!(
+                "{} does not exist; make it with `mcplock gateway token --agents {} --agent NAME --grant SERVER`",
+                agents_path.display(),
+                agents_path.display()
+            ),
+        )
+    })?;
+    let lockfile = crate::cli::trusted::enforced(
+        &args.lockfile,
+        &args.check,
+        args.allow_unsigned,
+        ("gateway", "what every agent may use"),
+    )?;
+    let upstreams = upstreams(&lockfile);
+    let lockfile = Arc::new(lockfile);
+    let options = session_options(args, &lockfile, limits, revocations)?;
+    Ok(State {
+        lockfile,
+        agents,
+        upstreams,
+        options,
+        rules: rules_digest(args)?,
+    })
+}
+
+/// A digest of the call rules given: the policy files' bytes and the presets' names.
+fn rules_digest(args: &GatewayArgs) -> Result<String, CliError> {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for path in &args.guard.policies {
+        let bytes =
+            crate::edge::fs::read_bounded(path, crate::core::policy::MAX_POLICY_BYTES as u64)
+                .map_err(|e| fail(Code::InputUnreadable, e.to_string()))?
+                .unwrap_or_default();
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(&bytes);
+    }
+    for preset in &args.guard.presets {
+        hash.update((preset.len() as u64).to_be_bytes());
+        hash.update(preset.as_bytes());
+    }
+    Ok(format!("{:x}", hash.finalize()))
+}
+
+/// What identifies the files the state is read from as they are now.
+fn stamps(args: &GatewayArgs) -> Vec<Option<(u64, i64, i64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut paths = vec![
+        args.lockfile.clone(),
+        crate::cli::files::default_signature_path(&args.lockfile),
+    ];
+    paths.extend(args.check.signature.clone());
+    paths.extend(args.check.bundle.clone());
+    paths.extend(args.agents.clone());
+    paths.extend(args.guard.policies.iter().cloned());
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
+        })
+        .collect()
+}
+
+/// Reloads on SIGHUP and when a file the state was read from changes, until the gateway stops.
+pub async fn watch(
+    gateway: Arc<Gateway>,
+    args: GatewayArgs,
+    limits: Limits,
+    revocations: Option<Arc<RevocationWatch>>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut seen = stamps(&args);
+    loop {
+        let asked = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        let forced = tokio::select! {
+            asked = asked => asked,
+            () = tokio::time::sleep(WATCH) => false,
+        };
+        let now = stamps(&args);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let (args, limits, revocations) = (args.clone(), limits.clone(), revocations.clone());
+        // Verifying a lockfile reads files and checks signatures: off the async loop.
+        let loaded = tokio::task::spawn_blocking(move || load(&args, &limits, revocations)).await;
+        match loaded {
+            Ok(Ok(state)) => {
+                let ended = gateway.reload(state);
+                gateway.metrics.reloaded(true);
+                let text = format!(
+                    "reloaded; {ended} session(s) ended because what they were held to changed"
+                );
+                crate::edge::log::info("gateway", &text, &[]);
+            }
+            Ok(Err(error)) => {
+                gateway.metrics.reloaded(false);
+                let text = format!(
+                    "reload refused, the state in force stays: {}",
+                    error.headline
+                );
+                crate::edge::log::warn("gateway", &text, &[]);
+            }
+            Err(_) => gateway.metrics.reloaded(false),
+        }
+    }
+}
+
+/// What each locked server is started from: its locked launch, placeholders filled from this
+/// environment, its code held to the lock (and started from a private copy of what was
+/// checked); a server that cannot be started says why at start and on every session.
+fn upstreams(lockfile: &Lockfile) -> Upstreams {
+    let mut out = Upstreams::new();
+    for (name, entry) in &lockfile.servers {
+        let upstream = upstream(name, entry);
+        if let Err(why) = &upstream {
+            crate::edge::log::warn("gateway", why, &[("server", name)]);
+        }
+        out.insert(name.clone(), upstream);
+    }
+    out
+}
+
+fn upstream(name: &str, entry: &crate::core::lockfile::ServerLock) -> Result<Upstream, String> {
+    use crate::core::launch::Launch;
+    if !crate::core::agents::valid_name(name) {
+        return Err(format!(
+            "server {name:?} is not served: its name is not one a URL path and a grant can hold (letters, digits, '-', '_', '.'); lock it under another with `mcplock lock --name NEW`"
+        ));
+    }
+    let endpoint = match &entry.launch {
+        Launch::Stdio { .. } => {
+            crate::cli::locked::locked_command(name, entry, Vec::new()).map_err(|e| e.headline)?
+        }
+        Launch::Http { header_names, .. } if !header_names.is_empty() => {
+            return Err(format!(
+                "server {name:?} is not served: it was locked with headers ({}), and the gateway has no credentials of its own for it yet (reach it with `mcplock proxy --url`)",
+                header_names.join(", ")
+            ));
+        }
+        Launch::Http { url, .. } => crate::transport::Endpoint::Http(
+            crate::cli::RemoteArgs::default()
+                .endpoint_at(url)
+                .map_err(|e| e.headline)?,
+        ),
+    };
+    let launch = endpoint.launch();
+    enforcement::check_artifact(entry, &launch, name, "gateway").map_err(|e| e.headline)?;
+    let private = enforcement::private_copy(entry, &endpoint, &launch).map_err(|e| e.headline)?;
+    let endpoint = match (endpoint, &private) {
+        (crate::transport::Endpoint::Stdio(mut cmd), Some(private)) => {
+            cmd.program = private.program.clone();
+            cmd.args = private.args.clone();
+            crate::transport::Endpoint::Stdio(cmd)
+        }
+        (endpoint, _) => endpoint,
+    };
+    Ok(Upstream {
+        endpoint,
+        private: private.map(Arc::new),
+    })
+}
+
+/// What every session is held to besides the lock: the options of the proxy session each runs,
+/// with the call rules and the revocation list shared by all.
+fn session_options(
+    args: &GatewayArgs,
+    lockfile: &Arc<Lockfile>,
+    limits: &Limits,
+    revocations: Option<Arc<RevocationWatch>>,
+) -> Result<Box<crate::gateway::OptionsFor>, CliError> {
+    let judges = enforcement::call_judges(&args.guard, Arc::clone(lockfile), "gateway")?;
+    let on_drift = args.on_drift.into();
+    let on_response = args.on_response_finding.into();
+    let max_message_bytes = limits.max_message_bytes;
+    Ok(Box::new(move |server: &str, agent: &str| {
+        let mut options = crate::proxy::Options::new(
+            server,
+            crate::transport::Limits {
+                max_message_bytes,
+                strict_stdout: false,
+            },
+        );
+        options.on_drift = on_drift;
+        options.on_response = on_response;
+        options.call_policy = judges.as_ref().map(|j| j.for_session(server, Some(agent)));
+        options.revocations = revocations.as_ref().map(|w| w.poller());
+        options
+    }))
+}
