@@ -616,3 +616,165 @@ fn a_reload_admits_a_new_agent_keeps_the_old_state_when_broken_and_ends_a_narrow
         "{text}"
     );
 }
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, headers lowercased, body).
+fn exchange(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+/// What the gateway process holds: resident KiB, open descriptors, threads, live children.
+fn holdings(pid: u32) -> (u64, usize, usize, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let children = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // The parent pid is the 4th field, after the parenthesised command name.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .is_some_and(|ppid| ppid == pid.to_string())
+        })
+        .count();
+    (field("VmRSS:"), fds, field("Threads:") as usize, children)
+}
+
+#[test]
+fn a_hundred_concurrent_sessions_leave_nothing_behind_when_they_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Our fixture is the server here: what is measured is the gateway's own holdings, and a
+    // hundred of it fit on a small machine.
+    let mut lock = vec!["lock", "--name", "fixture", "--"];
+    lock.extend([crate::common::fixture_bin(), "--tools", "2"]);
+    run_in(d, &lock, Duration::from_secs(60)).expect_success();
+    let agent = token(d, "load", &["fixture"]);
+    let gw = gateway(d, &["--allow-unsigned", "--max-sessions", "128"]);
+    let pid = gw.child.id();
+    let bearer = format!("Bearer {agent}");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}"#;
+    let round = |n: usize| {
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let (base, bearer) = (gw.url.clone(), bearer.clone());
+                std::thread::spawn(move || {
+                    let auth = ("Authorization", bearer.as_str());
+                    let (status, head, body) =
+                        exchange(&base, "POST", "/servers/fixture/mcp", &[auth], init);
+                    assert_eq!(status, 200, "{body}");
+                    let id = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("mcp-session-id: "))
+                        .unwrap()
+                        .trim()
+                        .to_string();
+                    let session = ("Mcp-Session-Id", id.as_str());
+                    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+                    assert_eq!(
+                        exchange(
+                            &base,
+                            "POST",
+                            "/servers/fixture/mcp",
+                            &[auth, session],
+                            note
+                        )
+                        .0,
+                        202
+                    );
+                    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+                    let (status, _, body) = exchange(
+                        &base,
+                        "POST",
+                        "/servers/fixture/mcp",
+                        &[auth, session],
+                        list,
+                    );
+                    assert_eq!(status, 200, "{body}");
+                    assert!(body.contains("tool_00000"), "{body}");
+                    id
+                })
+            })
+            .collect();
+        let ids: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(holdings(pid).3, n, "one server per session while they run");
+        for id in &ids {
+            let headers = [
+                ("Authorization", bearer.as_str()),
+                ("Mcp-Session-Id", id.as_str()),
+            ];
+            assert_eq!(
+                exchange(&gw.url, "DELETE", "/servers/fixture/mcp", &headers, "").0,
+                200
+            );
+        }
+        // Every server stopped and reaped: the holdings settle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while holdings(pid).3 > 0 {
+            assert!(std::time::Instant::now() < deadline, "servers left running");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        holdings(pid)
+    };
+    // The first round grows the allocator's pools and the runtime's threads; the next ones
+    // must not grow further.
+    let first = round(100);
+    let second = round(100);
+    let third = round(100);
+    let (_, text) = metrics(&gw.url, Some(&agent));
+    assert!(text.contains("mcplock_gateway_sessions 0"), "{text}");
+    assert!(
+        text.contains(r#"mcplock_gateway_sessions_opened_total{server="fixture"} 300"#),
+        "{text}"
+    );
+    assert_eq!(
+        third.1, first.1,
+        "open descriptors: {first:?} then {third:?}"
+    );
+    assert!(third.2 <= first.2 + 2, "threads: {first:?} then {third:?}");
+    // Resident memory after 200 more sessions: within 4 MiB of where the first round left it.
+    assert!(
+        third.0 <= first.0 + 4096,
+        "resident KiB: {first:?}, {second:?}, {third:?}"
+    );
+}
