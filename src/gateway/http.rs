@@ -3,7 +3,7 @@
 //! the server; a browser's `Origin` must be a loopback one or allowed.
 
 use super::host::{self, HostSession, NoAnswer};
-use super::{Gateway, new_session_id};
+use super::{Gateway, new_session_id, stateless};
 use crate::core::agents::{Grant, valid_name};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::{Bytes, Frame, Incoming};
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 type Body = BoxBody<Bytes, Infallible>;
 /// A refusal on its way out (boxed: a response is large).
-type Refused = Box<Response<Body>>;
+pub(super) type Refused = Box<Response<Body>>;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// How long a client may take over its TLS handshake.
@@ -272,6 +272,7 @@ async fn post(
         Ok(named) => named,
         Err(refusal) => return *refusal,
     };
+    let headers = req.headers().clone();
     let max = gateway.limits.max_message_bytes;
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(body) => body.to_bytes(),
@@ -293,10 +294,18 @@ async fn post(
     };
     let method = message.get("method").and_then(Value::as_str);
     let id = message.get("id").cloned();
+    let mut stateless = false;
     let (session_id, session) = match named {
         Some(named) => named,
         None if method == Some("initialize") && id.is_some() => {
             match open_session(&gateway, &agent, &server) {
+                Ok(opened) => opened,
+                Err(refusal) => return *refusal,
+            }
+        }
+        None if stateless::is_modern(&headers, &message) => {
+            stateless = true;
+            match stateless_session(&gateway, &headers, &message, (&agent, &server)).await {
                 Ok(opened) => opened,
                 Err(refusal) => return *refusal,
             }
@@ -323,13 +332,49 @@ async fn post(
             false => no_answer(NoAnswer::Ended),
         },
     };
-    if let Ok(value) = HeaderValue::from_str(&session_id) {
+    if let (false, Ok(value)) = (stateless, HeaderValue::from_str(&session_id)) {
         response.headers_mut().insert(SESSION_HEADER, value);
     }
     response
 }
 
-fn open_session(
+/// The session a stateless request is served by, after its headers are held to its body; a
+/// server locked in the handshake era answers with the version it speaks.
+async fn stateless_session(
+    gateway: &Arc<Gateway>,
+    headers: &hyper::HeaderMap,
+    message: &serde_json::Map<String, Value>,
+    (agent, server): (&str, &str),
+) -> Result<(String, Arc<HostSession>), Refused> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if let Err(why) = stateless::check_headers(headers, message) {
+        let doc = json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": stateless::HEADER_MISMATCH, "message": why, "data": {"reason": "header-mismatch"}}});
+        let mut response = full(StatusCode::BAD_REQUEST, "application/json", doc.to_string());
+        response.extensions_mut().insert(Refusal("header-mismatch"));
+        return Err(Box::new(response));
+    }
+    let locked = gateway
+        .state()
+        .lockfile
+        .servers
+        .get(server)
+        .map(|s| s.protocol_version.clone())
+        .unwrap_or_default();
+    let modern = crate::mcp::ProtocolVersion::parse(&locked)
+        .is_some_and(crate::mcp::ProtocolVersion::is_modern);
+    if !modern {
+        let requested = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
+        let doc = stateless::unsupported(&id, requested, &locked);
+        let mut response = full(StatusCode::OK, "application/json", doc.to_string());
+        response.extensions_mut().insert(Refusal("handshake-era"));
+        return Err(Box::new(response));
+    }
+    let meta = message.get("params").and_then(|p| p.get("_meta"));
+    stateless::pooled(gateway, agent, server, meta).await
+}
+
+pub(super) fn open_session(
     gateway: &Arc<Gateway>,
     agent: &str,
     server: &str,

@@ -9,6 +9,7 @@
 mod host;
 mod http;
 pub mod metrics;
+mod stateless;
 
 pub use http::serve;
 
@@ -71,6 +72,9 @@ pub type Upstreams = BTreeMap<String, Result<Upstream, String>>;
 /// The proxy session's options for one host session of (server, agent).
 pub type OptionsFor = dyn Fn(&str, &str) -> crate::proxy::Options + Send + Sync;
 
+/// Stateless sessions by (agent, server): the session's id, and its lists read once.
+type Pool = HashMap<(String, String), (String, Arc<tokio::sync::OnceCell<()>>)>;
+
 /// The gateway's audit log, shared by its sessions.
 pub type SharedLog = Arc<Mutex<AuditLog<std::fs::File>>>;
 
@@ -108,6 +112,9 @@ pub struct Gateway {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub metrics: Arc<metrics::Metrics>,
     sessions: Mutex<HashMap<String, Arc<HostSession>>>,
+    /// The pooled session of each (agent, server) serving stateless requests, and whether it
+    /// has read its lists yet.
+    pool: Mutex<Pool>,
     /// Held by every running proxy session: how many still run (servers not yet stopped).
     running: Arc<()>,
     /// Stopping: not ready, no new session.
@@ -124,6 +131,7 @@ impl Gateway {
             tls: None,
             metrics: Arc::new(metrics::Metrics::new()),
             sessions: Mutex::new(HashMap::new()),
+            pool: Mutex::new(HashMap::new()),
             running: Arc::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
@@ -203,6 +211,10 @@ impl Gateway {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Open host sessions.
     pub fn session_count(&self) -> usize {
         self.sessions().len()
@@ -216,6 +228,7 @@ impl Gateway {
     /// server).
     fn end(&self, id: &str) {
         let removed = self.sessions().remove(id);
+        self.pool().retain(|_, (pooled, _)| pooled != id);
         if let Some(session) = removed {
             self.metrics.session_closed();
             session.close();

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Benchmark: SESSIONS concurrent host sessions (the official TypeScript SDK client) calling
+# `echo` through `mcplock gateway` (each session its own stdio server-everything, held to the
+# lock), against the same calls made directly to server-everything's own Streamable HTTP mode,
+# alternating in one run; then the gateway's resident memory per idle session.
+# Usage: gauntlet/bench/gateway_bench.sh [ROUNDS] [SESSIONS] [CALLS]  (needs testdata/servers/install.sh)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds="${1:-5}"
+sessions="${2:-16}"
+calls="${3:-500}"
+cargo build --release --quiet --bins
+root=$PWD
+mcplock=$root/target/release/mcplock
+node_dir=$root/testdata/servers/node
+everything=$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+driver=$node_dir/gateway_calls.mjs
+python=$root/testdata/servers/python/.venv/bin/python
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# server-everything's own Streamable HTTP, on loopback (loopback.cjs binds 127.0.0.1).
+(cd "$node_dir" && PORT=0 exec node --require ./loopback.cjs "$everything" streamableHttp) >/dev/null 2>"$work/direct.err" &
+pids+=($!)
+# The gateway, in front of the same server locked over stdio.
+cd "$work"
+"$mcplock" lock --name everything -- node "$everything" stdio >/dev/null 2>&1
+token=$("$mcplock" gateway token --agents agents.json --agent bench --grant everything 2>/dev/null)
+"$mcplock" gateway --agents agents.json --allow-unsigned --listen 127.0.0.1:0 \
+  --max-sessions 512 2>"$work/gateway.err" &
+gateway_pid=$!
+pids+=($gateway_pid)
+for _ in $(seq 100); do
+  grep -q "listening on" "$work/gateway.err" && grep -q "listening on" "$work/direct.err" && break
+  sleep 0.1
+done
+direct_port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/direct.err" | head -1 | cut -d: -f2)
+gateway_url=$(grep -o 'listening on http://[0-9.:]*' "$work/gateway.err" | head -1 | cut -d' ' -f3)
+direct="http://127.0.0.1:$direct_port/mcp"
+through="$gateway_url/servers/everything/mcp"
+
+cd "$node_dir"
+for round in $(seq "$rounds"); do
+  printf 'direct  %s\n' "$(node "$driver" "$direct" - "$sessions" "$calls")"
+  printf 'gateway %s\n' "$(node "$driver" "$through" "$token" "$sessions" "$calls")"
+done | tee "$work/runs"
+
+"$python" - "$work/runs" <<'PY'
+import json, statistics, sys
+runs = {"direct": [], "gateway": []}
+for line in open(sys.argv[1]):
+    kind, doc = line.split(None, 1)
+    runs[kind].append(json.loads(doc))
+for kind in runs:
+    r = runs[kind]
+    print(f"{kind}: {statistics.median(x['calls_per_second'] for x in r):.0f} calls/s, "
+          f"median round trip {statistics.median(x['median_us'] for x in r):.0f} us, "
+          f"p99 {statistics.median(x['p99_us'] for x in r):.0f} us (medians over rounds)")
+ratios = [g["calls_per_second"] / d["calls_per_second"] for d, g in zip(runs["direct"], runs["gateway"])]
+added = [g["median_us"] - d["median_us"] for d, g in zip(runs["direct"], runs["gateway"])]
+print(f"gateway/direct per round: throughput ratio median {statistics.median(ratios):.3f} "
+      f"(min {min(ratios):.3f}, max {max(ratios):.3f}), added median latency median "
+      f"{statistics.median(added):.0f} us")
+PY
+
+# Memory per idle session: the gateway's resident set before and with 64 idle sessions open
+# (their servers are other processes, measured apart).
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+before=$(rss "$gateway_pid")
+node --input-type=module -e "
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+const open = [];
+for (let i = 0; i < 64; i++) {
+  const t = new StreamableHTTPClientTransport(new URL('$through'), { requestInit: { headers: { Authorization: 'Bearer $token' } } });
+  const c = new Client({ name: 'idle', version: '1' });
+  await c.connect(t); await c.listTools(); open.push(c);
+}
+console.log('open');
+await new Promise((r) => setTimeout(r, 3000));
+" > "$work/idle.out" &
+idle=$!
+for _ in $(seq 600); do grep -q open "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+with=$(rss "$gateway_pid")
+upstream=$(pgrep -P "$gateway_pid" | head -1)
+echo "gateway resident: $before KiB idle, $with KiB with 64 idle sessions: $(( (with - before) / 64 )) KiB per idle session (each session's server: $(rss "$upstream") KiB, its own process)"
+wait "$idle" || true

@@ -1,0 +1,224 @@
+//! The stateless era (2026-07-28) at the gateway: requests without a session, each carrying its
+//! own `_meta`, with `Mcp-Method` and `Mcp-Name` headers that must agree with the body. They are
+//! served by one pooled proxy session per agent and server, opened on first use, held to the
+//! lock like any other session, and ended like any other (idle, reload, stop).
+
+use super::Gateway;
+use super::host::HostSession;
+use hyper::HeaderMap;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// The protocol revision without sessions.
+pub const MODERN: &str = "2026-07-28";
+const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
+const VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+/// JSON-RPC error of a header that disagrees with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// JSON-RPC error of a protocol version the server does not speak.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+/// Pages of each list a new pooled session reads before its first request.
+const PRELIST_PAGES: usize = 64;
+
+/// The version a request names in its `_meta`, if any.
+fn meta_version(message: &Map<String, Value>) -> Option<&str> {
+    message
+        .get("params")
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get(VERSION_META))
+        .and_then(Value::as_str)
+}
+
+/// Whether a request without a session id is of the stateless era: it says so in its header
+/// or its `_meta`, or it is the era's `server/discover`.
+pub fn is_modern(headers: &HeaderMap, message: &Map<String, Value>) -> bool {
+    let header = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok());
+    let version = header.or_else(|| meta_version(message));
+    version.is_some_and(|v| {
+        crate::mcp::ProtocolVersion::parse(v).is_some_and(crate::mcp::ProtocolVersion::is_modern)
+    }) || message.get("method").and_then(Value::as_str) == Some("server/discover")
+}
+
+/// A header value as sent: verbatim, or the `=?base64?...?=` form of a value that would not
+/// survive as a header (decoded; `None` when malformed or not canonical).
+pub fn decode_header(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    let Some(payload) = value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    else {
+        return Some(value.to_string());
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let bytes = engine.decode(payload).ok()?;
+    (engine.encode(&bytes) == payload)
+        .then(|| String::from_utf8(bytes).ok())
+        .flatten()
+}
+
+/// The body field `Mcp-Name` must repeat, for the methods that name something.
+fn named_field(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// The headers agree with the body, or what does not.
+pub fn check_headers(headers: &HeaderMap, message: &Map<String, Value>) -> Result<(), String> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().ok().and_then(decode_header))
+    };
+    let method = message.get("method").and_then(Value::as_str).unwrap_or_default();
+    match text(METHOD_HEADER) {
+        None => return Err(format!("no {METHOD_HEADER} header (a 2026-07-28 request names its method in it)")),
+        Some(Some(m)) if m == method => {}
+        Some(_) => return Err(format!("the {METHOD_HEADER} header does not name the body's method {method:?}")),
+    }
+    if let Some(field) = named_field(method) {
+        let body = message
+            .get("params")
+            .and_then(|p| p.get(field))
+            .and_then(Value::as_str);
+        match (text(NAME_HEADER), body) {
+            (Some(Some(name)), Some(body)) if name == body => {}
+            (None, _) => return Err(format!("no {NAME_HEADER} header (a {method} request names its {field} in it)")),
+            _ => return Err(format!("the {NAME_HEADER} header does not name the body's {field}")),
+        }
+    }
+    if let (Some(Some(header)), Some(meta)) = (text(PROTOCOL_HEADER), meta_version(message))
+        && header != meta
+    {
+        return Err(format!("the {PROTOCOL_HEADER} header ({header}) and _meta ({meta}) disagree"));
+    }
+    Ok(())
+}
+
+/// The answer to a stateless request for a server locked in the handshake era: the version it
+/// speaks, so a client falls back to `initialize`.
+pub fn unsupported(id: &Value, requested: Option<&str>, locked: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": UNSUPPORTED_VERSION,
+            "message": format!("this server was locked speaking {locked}: initialize a session"),
+            "data": {"supported": [locked], "requested": requested.unwrap_or(MODERN)},
+        },
+    })
+}
+
+/// The agent's pooled session for `server`: the one open, or a new one that has read every
+/// list once (so a host that lists rarely, as the era allows, is not refused what it was
+/// shown in an earlier request).
+pub async fn pooled(
+    gateway: &Arc<Gateway>,
+    agent: &str,
+    server: &str,
+    meta: Option<&Value>,
+) -> Result<(String, Arc<HostSession>), super::http::Refused> {
+    let key = (agent.to_string(), server.to_string());
+    let (id, session, ready) = {
+        let mut pool = gateway.pool();
+        let open = pool
+            .get(&key)
+            .and_then(|(id, ready)| Some((id.clone(), gateway.session(id)?, Arc::clone(ready))));
+        match open {
+            Some(open) => open,
+            None => {
+                let (id, session) = super::http::open_session(gateway, agent, server)?;
+                let ready = Arc::new(tokio::sync::OnceCell::new());
+                pool.insert(key, (id.clone(), Arc::clone(&ready)));
+                (id, session, ready)
+            }
+        }
+    };
+    ready
+        .get_or_init(|| prelist(gateway, &session, meta))
+        .await;
+    Ok((id, session))
+}
+
+/// Reads every list through the session, page by page, as a host would.
+async fn prelist(gateway: &Gateway, session: &HostSession, meta: Option<&Value>) {
+    let mut n = 0;
+    for method in ["tools/list", "prompts/list", "resources/list"] {
+        let mut cursor: Option<Value> = None;
+        for _ in 0..PRELIST_PAGES {
+            n += 1;
+            let id = json!(format!("mcplock-prelist-{n}"));
+            let mut params = Map::new();
+            if let Some(meta) = meta {
+                params.insert("_meta".into(), meta.clone());
+            }
+            if let Some(cursor) = cursor.take() {
+                params.insert("cursor".into(), cursor);
+            }
+            let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            let line = serde_json::to_vec(&request).unwrap_or_default();
+            let Ok(answer) = session.request(&id, line, &gateway.limits).await else {
+                break;
+            };
+            cursor = serde_json::from_slice::<Value>(&answer)
+                .ok()
+                .and_then(|a| a.get("result")?.get("nextCursor").cloned())
+                .filter(|c| !c.is_null());
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    fn call(name: &str) -> Map<String, Value> {
+        let v = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": name, "_meta": {VERSION_META: MODERN}}});
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn headers_must_agree_with_the_body() {
+        let ok = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "read"), (PROTOCOL_HEADER, MODERN)]);
+        assert_eq!(check_headers(&ok, &call("read")), Ok(()));
+        assert!(is_modern(&ok, &call("read")));
+        // Another tool named in the header than in the body: the header is what a router
+        // would have authorized.
+        assert!(check_headers(&ok, &call("delete")).unwrap_err().contains("mcp-name"));
+        let no_name = headers(&[(METHOD_HEADER, "tools/call")]);
+        assert!(check_headers(&no_name, &call("read")).is_err());
+        let other = headers(&[(METHOD_HEADER, "tools/list"), (NAME_HEADER, "read")]);
+        assert!(check_headers(&other, &call("read")).unwrap_err().contains("mcp-method"));
+        let old = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "read"), (PROTOCOL_HEADER, "2025-11-25")]);
+        assert!(check_headers(&old, &call("read")).unwrap_err().contains("disagree"));
+        // A name that needs encoding arrives base64-wrapped.
+        let wrapped = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "=?base64?cmXDqWQ=?=")]);
+        assert_eq!(check_headers(&wrapped, &call("reéd")), Ok(()));
+    }
+
+    #[test]
+    fn a_malformed_or_non_canonical_base64_header_matches_nothing() {
+        assert_eq!(decode_header("plain"), Some("plain".into()));
+        assert_eq!(decode_header("=?base64?cmVhZA==?="), Some("read".into()));
+        assert_eq!(decode_header("=?base64?cmVhZB==?="), None);
+        assert_eq!(decode_header("=?base64?!!!?="), None);
+        assert_eq!(decode_header("=?base64?/w==?="), None);
+    }
+}
