@@ -364,7 +364,9 @@ async fn stateless_session(
     let modern = crate::mcp::ProtocolVersion::parse(&locked)
         .is_some_and(crate::mcp::ProtocolVersion::is_modern);
     if !modern {
-        let requested = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
+        let requested = headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok());
         let doc = stateless::unsupported(&id, requested, &locked);
         let mut response = full(StatusCode::OK, "application/json", doc.to_string());
         response.extensions_mut().insert(Refusal("handshake-era"));

@@ -74,11 +74,22 @@ pub fn check_headers(headers: &HeaderMap, message: &Map<String, Value>) -> Resul
             .get(name)
             .map(|v| v.to_str().ok().and_then(decode_header))
     };
-    let method = message.get("method").and_then(Value::as_str).unwrap_or_default();
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match text(METHOD_HEADER) {
-        None => return Err(format!("no {METHOD_HEADER} header (a 2026-07-28 request names its method in it)")),
+        None => {
+            return Err(format!(
+                "no {METHOD_HEADER} header (a 2026-07-28 request names its method in it)"
+            ));
+        }
         Some(Some(m)) if m == method => {}
-        Some(_) => return Err(format!("the {METHOD_HEADER} header does not name the body's method {method:?}")),
+        Some(_) => {
+            return Err(format!(
+                "the {METHOD_HEADER} header does not name the body's method {method:?}"
+            ));
+        }
     }
     if let Some(field) = named_field(method) {
         let body = message
@@ -87,14 +98,24 @@ pub fn check_headers(headers: &HeaderMap, message: &Map<String, Value>) -> Resul
             .and_then(Value::as_str);
         match (text(NAME_HEADER), body) {
             (Some(Some(name)), Some(body)) if name == body => {}
-            (None, _) => return Err(format!("no {NAME_HEADER} header (a {method} request names its {field} in it)")),
-            _ => return Err(format!("the {NAME_HEADER} header does not name the body's {field}")),
+            (None, _) => {
+                return Err(format!(
+                    "no {NAME_HEADER} header (a {method} request names its {field} in it)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "the {NAME_HEADER} header does not name the body's {field}"
+                ));
+            }
         }
     }
     if let (Some(Some(header)), Some(meta)) = (text(PROTOCOL_HEADER), meta_version(message))
         && header != meta
     {
-        return Err(format!("the {PROTOCOL_HEADER} header ({header}) and _meta ({meta}) disagree"));
+        return Err(format!(
+            "the {PROTOCOL_HEADER} header ({header}) and _meta ({meta}) disagree"
+        ));
     }
     Ok(())
 }
@@ -138,9 +159,7 @@ pub async fn pooled(
             }
         }
     };
-    ready
-        .get_or_init(|| prelist(gateway, &session, meta))
-        .await;
+    ready.get_or_init(|| prelist(gateway, &session, meta)).await;
     Ok((id, session))
 }
 
@@ -196,20 +215,43 @@ mod tests {
 
     #[test]
     fn headers_must_agree_with_the_body() {
-        let ok = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "read"), (PROTOCOL_HEADER, MODERN)]);
+        let ok = headers(&[
+            (METHOD_HEADER, "tools/call"),
+            (NAME_HEADER, "read"),
+            (PROTOCOL_HEADER, MODERN),
+        ]);
         assert_eq!(check_headers(&ok, &call("read")), Ok(()));
         assert!(is_modern(&ok, &call("read")));
         // Another tool named in the header than in the body: the header is what a router
         // would have authorized.
-        assert!(check_headers(&ok, &call("delete")).unwrap_err().contains("mcp-name"));
+        assert!(
+            check_headers(&ok, &call("delete"))
+                .unwrap_err()
+                .contains("mcp-name")
+        );
         let no_name = headers(&[(METHOD_HEADER, "tools/call")]);
         assert!(check_headers(&no_name, &call("read")).is_err());
         let other = headers(&[(METHOD_HEADER, "tools/list"), (NAME_HEADER, "read")]);
-        assert!(check_headers(&other, &call("read")).unwrap_err().contains("mcp-method"));
-        let old = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "read"), (PROTOCOL_HEADER, "2025-11-25")]);
-        assert!(check_headers(&old, &call("read")).unwrap_err().contains("disagree"));
+        assert!(
+            check_headers(&other, &call("read"))
+                .unwrap_err()
+                .contains("mcp-method")
+        );
+        let old = headers(&[
+            (METHOD_HEADER, "tools/call"),
+            (NAME_HEADER, "read"),
+            (PROTOCOL_HEADER, "2025-11-25"),
+        ]);
+        assert!(
+            check_headers(&old, &call("read"))
+                .unwrap_err()
+                .contains("disagree")
+        );
         // A name that needs encoding arrives base64-wrapped.
-        let wrapped = headers(&[(METHOD_HEADER, "tools/call"), (NAME_HEADER, "=?base64?cmXDqWQ=?=")]);
+        let wrapped = headers(&[
+            (METHOD_HEADER, "tools/call"),
+            (NAME_HEADER, "=?base64?cmXDqWQ=?="),
+        ]);
         assert_eq!(check_headers(&wrapped, &call("reéd")), Ok(()));
     }
 

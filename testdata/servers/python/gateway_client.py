@@ -2,9 +2,11 @@
 its Streamable HTTP client transport, driven one step at a time so a test can change things
 between two steps of one live session.
 
-Usage: gateway_client.py URL TOKEN
-Connects (the SDK's own era negotiation, `Authorization: Bearer TOKEN`), prints
-{"connected": SERVER_NAME} (or {"connectError": MESSAGE} and exits), then reads one JSON step
+Usage: gateway_client.py URL TOKEN [legacy|auto]
+Connects with `Authorization: Bearer TOKEN`: `legacy` (the default) with ClientSession's
+initialize handshake; `auto` with the SDK's Client and its own era negotiation (server/discover,
+falling back to initialize). Prints {"connected": SERVER_NAME, "protocol": VERSION} (or
+{"connectError": MESSAGE} and exits), then reads one JSON step
 per line on stdin and prints one JSON line per step:
   {"list": true}                          -> {"tools": [NAMES]}
   {"call": NAME, "arguments": {...}}      -> {"text": [...], "isError": B} or {"error": MESSAGE}
@@ -14,7 +16,7 @@ import asyncio
 import json
 import sys
 
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -23,7 +25,7 @@ def say(doc) -> None:
     print(json.dumps(doc, sort_keys=True), flush=True)
 
 
-async def steps(session: ClientSession) -> None:
+async def steps(session) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -44,12 +46,19 @@ async def steps(session: ClientSession) -> None:
 
 async def main() -> None:
     url, token = sys.argv[1], sys.argv[2]
+    mode = sys.argv[3] if len(sys.argv) > 3 else "legacy"
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     try:
+        if mode == "auto":
+            async with http, Client(streamable_http_client(url, http_client=http), mode="auto") as client:
+                name = client.server_info.name if client.server_info else None
+                say({"connected": name, "protocol": client.protocol_version})
+                await steps(client)
+            return
         async with http, streamable_http_client(url, http_client=http) as (read, write, *_):
             async with ClientSession(read, write) as session:
                 init = await session.initialize()
-                say({"connected": init.server_info.name})
+                say({"connected": init.server_info.name, "protocol": init.protocol_version})
                 await steps(session)
     except Exception as error:
         say({"connectError": str(error)})
