@@ -858,3 +858,53 @@ fn the_stateless_era_is_served_and_its_headers_held_to_the_body() {
         "{text}"
     );
 }
+
+#[test]
+fn a_stdio_only_host_reaches_the_gateway_through_mcp_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    signed_everything(d);
+    let agent = token(d, "desktop", &["everything/echo"]);
+    let gw = gateway(d, &["--key", "team.pub"]);
+    let url = format!("{}/servers/everything/mcp", gw.url);
+    // The host (the official Python SDK over stdio) starts mcp-remote as its server, as a
+    // stdio-only desktop host's config would; mcp-remote keeps its state in the test's dir.
+    let host = |token: &str| {
+        let bridge = real_component("node-bridge/node_modules/mcp-remote/dist/proxy.js");
+        let env = json!({"MCP_REMOTE_CONFIG_DIR": d.join("mcp-remote").display().to_string()});
+        let out = Command::new(real_component("python/.venv/bin/python"))
+            .arg(real_component("python/proxy_client.py"))
+            .arg(
+                json!([["echo", {"message": "bridged"}], ["get-sum", {"a": 1, "b": 2}]])
+                    .to_string(),
+            )
+            .args([
+                "--",
+                "node",
+                &bridge,
+                &url,
+                "--header",
+                &format!("Authorization:Bearer {token}"),
+            ])
+            .env("MCP_SERVER_ENV", env.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        (
+            stdout
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str::<Value>(l).ok()),
+            out,
+        )
+    };
+    let (out, raw) = host(&agent);
+    let out = out.unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&raw.stderr)));
+    assert_eq!(out["tools"], json!(["echo"]), "{out}");
+    assert_eq!(out["calls"][0]["text"][0], "Echo: bridged", "{out}");
+    let denied = out["calls"][1]["error"].as_str().unwrap_or_default();
+    assert!(denied.contains("not in this agent's grant"), "{out}");
+    // A wrong token: the bridge gets 401 and the host no session.
+    let (out, _) = host("mcpl_not-a-token");
+    assert!(out.as_ref().is_none_or(|o| o.get("tools").is_none()), "{out:?}");
+}

@@ -13,6 +13,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 npm ci --prefix "$here/node" --no-audit --no-fund --loglevel=error
 # Another version of server-everything: the artifact tests swap it in behind the same launch.
 npm ci --prefix "$here/node-alt" --no-audit --no-fund --loglevel=error
+# mcp-remote, the bridge a stdio-only host reaches a remote server with (the gateway tests), in a
+# tree of its own so the servers in node/ keep the dependencies they were locked with.
+npm ci --prefix "$here/node-bridge" --no-audit --no-fund --loglevel=error
 # An npx cache of our own, warmed with the exact spec the tests launch with `npx -y` (npx names
 # its cache directory after the spec; run from outside any project so npx installs it there).
 # Also a range that only that version satisfies: a launch that floats, for `lock --pin`.
