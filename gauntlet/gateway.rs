@@ -52,17 +52,18 @@ fn gateway(dir: &Path, flags: &[&str]) -> Gateway {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let url = loop {
         let line = lines
             .next()
             .expect("the gateway ended before listening")
             .unwrap();
+        said.lock().unwrap().push(line.clone());
         if let Some(rest) = line.split("listening on ").nth(1) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
     // Keep draining its stderr so it never blocks on a full pipe.
-    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = std::sync::Arc::clone(&said);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -906,5 +907,58 @@ fn a_stdio_only_host_reaches_the_gateway_through_mcp_remote() {
     assert!(denied.contains("not in this agent's grant"), "{out}");
     // A wrong token: the bridge gets 401 and the host no session.
     let (out, _) = host("mcpl_not-a-token");
-    assert!(out.as_ref().is_none_or(|o| o.get("tools").is_none()), "{out:?}");
+    assert!(
+        out.as_ref().is_none_or(|o| o.get("tools").is_none()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_remote_server_is_served_from_its_locked_url_and_one_locked_with_headers_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The official Python SDK server over its own Streamable HTTP, locked by its URL.
+    let server = crate::common::remote::python_http("streamable-http");
+    let url = server.url("/mcp");
+    run_in(
+        d,
+        &["lock", "--name", "remote", "--url", &url],
+        Duration::from_secs(60),
+    )
+    .expect_success();
+    // The same server locked with a header the gateway has no value for.
+    let mut lock = std::process::Command::new(crate::common::mcplock_bin());
+    lock.current_dir(d)
+        .args([
+            "lock",
+            "--name",
+            "guarded",
+            "--url",
+            &url,
+            "--bearer-env",
+            "REMOTE_TOKEN",
+        ])
+        .env("REMOTE_TOKEN", "t0k3n");
+    assert!(lock.status().unwrap().success());
+    let agent = token(d, "agent", &["remote", "guarded"]);
+    let gw = gateway(d, &["--allow-unsigned"]);
+    let (mut host, connected) =
+        PyHost::connect_in(&format!("{}/servers/remote/mcp", gw.url), &agent, "auto");
+    assert_eq!(connected["connected"], "mcplock-python-peer", "{connected}");
+    host.step(json!({"list": true}));
+    let read = host.call("read_file", json!({"path": "remote.txt"}));
+    assert_eq!(read["text"][0], "remote.txt:4096", "{read}");
+    drop(host);
+    assert!(
+        gw.said().contains("\"guarded\" is not served"),
+        "{}",
+        gw.said()
+    );
+    let guarded = client(
+        &format!("{}/servers/guarded/mcp", gw.url),
+        &agent,
+        json!([]),
+    );
+    let error = guarded["connectError"].as_str().unwrap_or_default();
+    assert!(error.contains("no credentials of its own"), "{guarded}");
 }

@@ -159,14 +159,27 @@ pub async fn pooled(
             }
         }
     };
-    ready.get_or_init(|| prelist(gateway, &session, meta)).await;
+    // Only the kinds the lock holds: a kind it does not (static resources without `lock
+    // --resources`) is withheld whole, and saying so at every new session is noise.
+    let kinds: Vec<&str> = {
+        let state = gateway.state();
+        let entry = state.lockfile.servers.get(server);
+        crate::core::snapshot::ItemKind::ALL
+            .into_iter()
+            .filter(|k| entry.is_some_and(|e| e.items(*k).is_some()))
+            .map(|k| k.list_method())
+            .collect()
+    };
+    ready
+        .get_or_init(|| prelist(gateway, &session, meta, &kinds))
+        .await;
     Ok((id, session))
 }
 
 /// Reads every list through the session, page by page, as a host would.
-async fn prelist(gateway: &Gateway, session: &HostSession, meta: Option<&Value>) {
+async fn prelist(gateway: &Gateway, session: &HostSession, meta: Option<&Value>, kinds: &[&str]) {
     let mut n = 0;
-    for method in ["tools/list", "prompts/list", "resources/list"] {
+    for &method in kinds {
         let mut cursor: Option<Value> = None;
         for _ in 0..PRELIST_PAGES {
             n += 1;
