@@ -962,3 +962,61 @@ fn a_remote_server_is_served_from_its_locked_url_and_one_locked_with_headers_say
     let error = guarded["connectError"].as_str().unwrap_or_default();
     assert!(error.contains("no credentials of its own"), "{guarded}");
 }
+
+#[test]
+fn the_aggregated_endpoint_offers_every_granted_server_under_reversible_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let everything = everything_server();
+    let mut lock = vec!["lock", "--name", "everything", "--"];
+    lock.extend(everything.iter().map(String::as_str));
+    run_in(d, &lock, Duration::from_secs(120)).expect_success();
+    let python = crate::common::python_server();
+    let mut lock = vec!["lock", "--name", "py", "--protocol", "2025-11-25", "--"];
+    lock.extend(python.iter().map(String::as_str));
+    run_in(d, &lock, Duration::from_secs(120)).expect_success();
+    let agent = token(d, "agent", &["everything/echo", "py"]);
+    let only_py = token(d, "py-only", &["py"]);
+    let gw = gateway(d, &["--allow-unsigned"]);
+    let url = format!("{}/mcp", gw.url);
+    let calls = json!([
+        ["everything__echo", {"message": "aggregated"}],
+        ["py__read_file", {"path": "a.txt"}],
+        ["everything__get-sum", {"a": 1, "b": 2}],
+        ["nobody__x", {}],
+    ]);
+    let out = client(&url, &agent, calls);
+    assert_eq!(out["server"], "mcplock-gateway", "{out}");
+    let tools: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tools.contains(&"everything__echo") && tools.contains(&"py__read_file"),
+        "{out}"
+    );
+    assert!(
+        !tools.contains(&"everything__get-sum"),
+        "a tool outside the grant: {out}"
+    );
+    assert_eq!(out["calls"][0]["text"][0], "Echo: aggregated", "{out}");
+    assert_eq!(out["calls"][1]["text"][0], "a.txt:4096", "{out}");
+    let denied = out["calls"][2]["error"].as_str().unwrap_or_default();
+    assert!(denied.contains("not in this agent's grant"), "{out}");
+    let unknown = out["calls"][3]["error"].as_str().unwrap_or_default();
+    assert!(unknown.contains("SERVER__NAME"), "{out}");
+    // Another agent sees only its own servers.
+    let out = client(&url, &only_py, json!([]));
+    let tools = out["tools"].as_array().unwrap();
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.as_str().is_some_and(|t| t.starts_with("py__"))),
+        "{out}"
+    );
+    // Every member session ended with the host's.
+    let (_, text) = metrics(&gw.url, Some(&agent));
+    assert!(text.contains("mcplock_gateway_sessions 0"), "{text}");
+}

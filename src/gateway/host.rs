@@ -273,7 +273,7 @@ impl HostSession {
         lock(&self.to_proxy).take();
     }
 
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
     }
 

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 /// A refusal on its way out (boxed: a response is large).
 pub(super) type Refused = Box<Response<Body>>;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// How often idle sessions are looked for.
@@ -90,7 +90,11 @@ where
         .await;
 }
 
-fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn full(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()).boxed());
     *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(content_type) {
@@ -105,7 +109,7 @@ struct Refusal(&'static str);
 
 /// A refusal: a JSON-RPC error document (`id` null) with the HTTP status, and the reason in
 /// `error.data.reason` for machines.
-fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response<Body> {
+pub(super) fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response<Body> {
     let doc = json!({
         "jsonrpc": "2.0",
         "id": null,
@@ -144,13 +148,23 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
         (&Method::GET, "/readyz") => return full(StatusCode::OK, "text/plain", "ready\n"),
         _ => {}
     }
+    if path == "/mcp" {
+        if let Some(refusal) = check_origin(&gateway, &req) {
+            return refusal;
+        }
+        return match authenticate(&gateway, &req) {
+            Ok(agent) => super::aggregate::serve(gateway, req, agent).await,
+            Err(refusal) => *refusal,
+        };
+    }
     let Some(server) = path
         .strip_prefix("/servers/")
         .and_then(|rest| rest.strip_suffix("/mcp"))
         .filter(|name| valid_name(name))
         .map(str::to_owned)
     else {
-        let message = "no such endpoint: servers are at /servers/NAME/mcp".to_string();
+        let message =
+            "no such endpoint: servers are at /servers/NAME/mcp, all of them at /mcp".to_string();
         return refuse(StatusCode::NOT_FOUND, "not-found", message);
     };
     if let Some(refusal) = check_origin(&gateway, &req) {
@@ -273,24 +287,9 @@ async fn post(
         Err(refusal) => return *refusal,
     };
     let headers = req.headers().clone();
-    let max = gateway.limits.max_message_bytes;
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            let message = format!("a request body is at most {max} bytes");
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message);
-        }
-    };
-    let message = match crate::core::json::parse_strict(&body) {
-        Ok(Value::Object(obj)) => obj,
-        Ok(_) => {
-            let why = "expected one JSON-RPC message (an object; batches are not MCP)";
-            return refuse(StatusCode::BAD_REQUEST, "bad-message", why.into());
-        }
-        Err(e) => {
-            let why = format!("not JSON: {e}");
-            return refuse(StatusCode::BAD_REQUEST, "bad-message", why);
-        }
+    let (body, message) = match read_message(&gateway, req).await {
+        Ok(read) => read,
+        Err(refusal) => return *refusal,
     };
     let method = message.get("method").and_then(Value::as_str);
     let id = message.get("id").cloned();
@@ -374,6 +373,38 @@ async fn stateless_session(
     }
     let meta = message.get("params").and_then(|p| p.get("_meta"));
     stateless::pooled(gateway, agent, server, meta).await
+}
+
+/// A request's body: one JSON-RPC message, at most the message cap.
+pub(super) async fn read_message(
+    gateway: &Gateway,
+    req: Request<Incoming>,
+) -> Result<(Bytes, serde_json::Map<String, Value>), Refused> {
+    let max = gateway.limits.max_message_bytes;
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            let message = format!("a request body is at most {max} bytes");
+            let refusal = refuse(StatusCode::PAYLOAD_TOO_LARGE, "too-large", message);
+            return Err(Box::new(refusal));
+        }
+    };
+    match crate::core::json::parse_strict(&body) {
+        Ok(Value::Object(obj)) => Ok((body, obj)),
+        Ok(_) => {
+            let why = "expected one JSON-RPC message (an object; batches are not MCP)";
+            let refusal = refuse(StatusCode::BAD_REQUEST, "bad-message", why.into());
+            Err(Box::new(refusal))
+        }
+        Err(e) => {
+            let why = format!("not JSON: {e}");
+            Err(Box::new(refuse(
+                StatusCode::BAD_REQUEST,
+                "bad-message",
+                why,
+            )))
+        }
+    }
 }
 
 pub(super) fn open_session(
@@ -481,7 +512,7 @@ fn delete(
 }
 
 /// A GET stream's body: each message the server sends unasked, as a server-sent event.
-struct Events(tokio::sync::mpsc::Receiver<Bytes>);
+pub(super) struct Events(pub(super) tokio::sync::mpsc::Receiver<Bytes>);
 
 impl hyper::body::Body for Events {
     type Data = Bytes;

@@ -6,6 +6,7 @@
 //! session: the pipe to its proxy session, the requests waiting for their answers, and the
 //! stream of what the server sends unasked.
 
+mod aggregate;
 mod host;
 mod http;
 pub mod metrics;
@@ -115,6 +116,8 @@ pub struct Gateway {
     /// The pooled session of each (agent, server) serving stateless requests, and whether it
     /// has read its lists yet.
     pool: Mutex<Pool>,
+    /// Host sessions of the aggregated endpoint, by id (their members are in `sessions`).
+    aggregates: Mutex<HashMap<String, Arc<aggregate::Aggregate>>>,
     /// Held by every running proxy session: how many still run (servers not yet stopped).
     running: Arc<()>,
     /// Stopping: not ready, no new session.
@@ -132,6 +135,7 @@ impl Gateway {
             metrics: Arc::new(metrics::Metrics::new()),
             sessions: Mutex::new(HashMap::new()),
             pool: Mutex::new(HashMap::new()),
+            aggregates: Mutex::new(HashMap::new()),
             running: Arc::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
@@ -215,6 +219,10 @@ impl Gateway {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn aggregates(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<aggregate::Aggregate>>> {
+        self.aggregates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Open host sessions.
     pub fn session_count(&self) -> usize {
         self.sessions().len()
@@ -237,6 +245,19 @@ impl Gateway {
 
     /// Ends the sessions no request has used for the idle timeout.
     fn end_idle(&self) {
+        // An aggregate one of whose members ended is over: its other members end too.
+        let over: Vec<Arc<aggregate::Aggregate>> = {
+            let mut aggregates = self.aggregates();
+            let over = aggregates
+                .iter()
+                .filter(|(_, a)| !a.alive(self))
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>();
+            over.iter().filter_map(|id| aggregates.remove(id)).collect()
+        };
+        for aggregate in over {
+            aggregate.close(self);
+        }
         let idle: Vec<String> = self
             .sessions()
             .iter()
