@@ -69,7 +69,7 @@ impl Aggregate {
         let line = serde_json::to_vec(initialize).unwrap_or_default();
         let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec();
         for server in servers(gateway, agent) {
-            let member = match super::http::open_session(gateway, agent, &server) {
+            let member = match super::wire::open_session(gateway, agent, &server) {
                 Ok((member, session)) => (member, session),
                 Err(_) => {
                     let text = "left out of the aggregate: its session could not be opened";
@@ -309,10 +309,10 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     req: hyper::Request<hyper::body::Incoming>,
     agent: String,
-) -> hyper::Response<super::http::Body> {
-    use super::http::{full, refuse};
+) -> hyper::Response<super::wire::Body> {
+    use super::wire::{full, refuse};
     use hyper::{Method, StatusCode};
-    let named = match req.headers().get(super::http::SESSION_HEADER) {
+    let named = match req.headers().get(super::wire::SESSION_HEADER) {
         None => None,
         Some(id) => {
             let id = id.to_str().unwrap_or_default().to_string();
@@ -333,7 +333,7 @@ pub async fn serve(
         (Method::GET, Some((_, aggregate))) => {
             let events = aggregate.open_stream(&gateway, gateway.limits.stream_queue);
             let mut response =
-                hyper::Response::new(http_body_util::BodyExt::boxed(super::http::Events(events)));
+                hyper::Response::new(http_body_util::BodyExt::boxed(super::wire::Events(events)));
             let headers = response.headers_mut();
             let event_stream = hyper::header::HeaderValue::from_static("text/event-stream");
             headers.insert(hyper::header::CONTENT_TYPE, event_stream);
@@ -361,10 +361,10 @@ async fn post(
     req: hyper::Request<hyper::body::Incoming>,
     agent: String,
     named: Option<(String, Arc<Aggregate>)>,
-) -> hyper::Response<super::http::Body> {
-    use super::http::{full, refuse};
+) -> hyper::Response<super::wire::Body> {
+    use super::wire::{full, refuse};
     use hyper::StatusCode;
-    let (body, message) = match super::http::read_message(&gateway, req).await {
+    let (body, message) = match super::wire::read_message(&gateway, req).await {
         Ok(read) => read,
         Err(refusal) => return *refusal,
     };
@@ -375,7 +375,7 @@ async fn post(
         if let Some(Ok(value)) = id.map(hyper::header::HeaderValue::from_str) {
             response
                 .headers_mut()
-                .insert(super::http::SESSION_HEADER, value);
+                .insert(super::wire::SESSION_HEADER, value);
         }
         response
     };
@@ -419,7 +419,7 @@ async fn post(
                 if let Ok(value) = hyper::header::HeaderValue::from_str(&id) {
                     response
                         .headers_mut()
-                        .insert(super::http::SESSION_HEADER, value);
+                        .insert(super::wire::SESSION_HEADER, value);
                 }
                 response
             } else {

@@ -11,6 +11,7 @@ mod host;
 mod http;
 pub mod metrics;
 mod stateless;
+mod wire;
 
 pub use http::serve;
 

@@ -142,7 +142,7 @@ pub async fn pooled(
     agent: &str,
     server: &str,
     meta: Option<&Value>,
-) -> Result<(String, Arc<HostSession>), super::http::Refused> {
+) -> Result<(String, Arc<HostSession>), super::wire::Refused> {
     let key = (agent.to_string(), server.to_string());
     let (id, session, ready) = {
         let mut pool = gateway.pool();
@@ -152,7 +152,7 @@ pub async fn pooled(
         match open {
             Some(open) => open,
             None => {
-                let (id, session) = super::http::open_session(gateway, agent, server)?;
+                let (id, session) = super::wire::open_session(gateway, agent, server)?;
                 let ready = Arc::new(tokio::sync::OnceCell::new());
                 pool.insert(key, (id.clone(), Arc::clone(&ready)));
                 (id, session, ready)
