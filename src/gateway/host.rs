@@ -74,36 +74,8 @@ pub(super) fn start(
     if !lockfile.servers.contains_key(server) {
         return Err(format!("no locked server {server:?}"));
     }
-    let mut options = (state.options)(server, agent);
-    options.log_fields = vec![
-        ("agent", agent.to_string()),
-        ("session", id.to_string()),
-        ("server", server.to_string()),
-    ];
-    let (metrics, name) = (Arc::clone(&gateway.metrics), server.to_string());
-    options.observer = Some(Arc::new(move |d: &crate::proxy::Decided<'_>| {
-        metrics.decided(&name, d.method, d.decision, d.reason);
-    }));
-    let bounds = crate::session::Bounds {
-        limits: options.limits,
-        request_timeout: gateway.limits.request_timeout,
-        tee_stderr: !crate::edge::log::is_json(),
-    };
-    let (opened, channel) = crate::session::open(&upstream.endpoint, &bounds)
-        .map_err(|e| format!("server {server:?}: {e}"))?;
-    // The interpreter is run where it is installed: what the started process runs is held to
-    // the lock before anything is relayed.
-    if let Some(private) = &upstream.private {
-        let checked = match opened.pid() {
-            Some(pid) => private.check_started(pid),
-            None => Err("the server exited before its interpreter could be checked".into()),
-        };
-        if let Err(why) = checked {
-            drop(channel);
-            tokio::spawn(opened.close(crate::proxy::EXIT_GRACE));
-            return Err(format!("refusing to serve {server:?}: {why}"));
-        }
-    }
+    let options = session_options(gateway, &state, (id, agent, server));
+    let (opened, channel) = open_upstream(gateway, &upstream, &options, server)?;
     let audit = gateway.audit.as_ref().map(|log| crate::proxy::Audit {
         log: Arc::clone(log),
         who: Some(crate::core::audit::Who {
@@ -159,6 +131,55 @@ pub(super) fn start(
         gateway.end(&id);
     });
     Ok(session)
+}
+
+/// The proxy session's options for one host session: the state's, with the session named in
+/// its stderr lines and every decision counted.
+fn session_options(
+    gateway: &Gateway,
+    state: &super::State,
+    (id, agent, server): (&str, &str, &str),
+) -> crate::proxy::Options {
+    let mut options = (state.options)(server, agent);
+    options.log_fields = vec![
+        ("agent", agent.to_string()),
+        ("session", id.to_string()),
+        ("server", server.to_string()),
+    ];
+    let (metrics, name) = (Arc::clone(&gateway.metrics), server.to_string());
+    options.observer = Some(Arc::new(move |d: &crate::proxy::Decided<'_>| {
+        metrics.decided(&name, d.method, d.decision, d.reason);
+    }));
+    options
+}
+
+/// Starts (or reaches) the upstream; a started interpreter is held to the lock before anything
+/// is relayed (it runs where it is installed).
+fn open_upstream(
+    gateway: &Gateway,
+    upstream: &super::Upstream,
+    options: &crate::proxy::Options,
+    server: &str,
+) -> Result<(crate::session::Session, crate::session::Channel), String> {
+    let bounds = crate::session::Bounds {
+        limits: options.limits,
+        request_timeout: gateway.limits.request_timeout,
+        tee_stderr: !crate::edge::log::is_json(),
+    };
+    let (opened, channel) = crate::session::open(&upstream.endpoint, &bounds)
+        .map_err(|e| format!("server {server:?}: {e}"))?;
+    if let Some(private) = &upstream.private {
+        let checked = match opened.pid() {
+            Some(pid) => private.check_started(pid),
+            None => Err("the server exited before its interpreter could be checked".into()),
+        };
+        if let Err(why) = checked {
+            drop(channel);
+            tokio::spawn(opened.close(crate::proxy::EXIT_GRACE));
+            return Err(format!("refusing to serve {server:?}: {why}"));
+        }
+    }
+    Ok((opened, channel))
 }
 
 /// Writes each line for the proxy session into its pipe; when the session is closed the pipe
