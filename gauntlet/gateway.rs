@@ -359,7 +359,9 @@ fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() 
     signed_everything(d);
     std::fs::write(
         d.join("agents-policy.yaml"),
-        "name: agents\nrules:\n  - id: interns-do-not-sum\n    on: call\n    expr: \"mcp.agent.name != 'intern' || mcp.call.tool != 'get-sum'\"\n    message: interns may not sum\n    severity: error\n",
+        // The workflow-to-connector map: tiers per server and tool, and which tiers an agent
+        // may call.
+        "name: agents\ntiers:\n  servers:\n    everything: tier_1_internal_read\n  tools:\n    everything/get-sum: tier_2_scoped_write\nrules:\n  - id: interns-read-only\n    on: call\n    expr: \"mcp.agent.name != 'intern' || mcp.tool.tier in ['tier_0_public_context', 'tier_1_internal_read']\"\n    message: interns may call tier 0 and 1 tools only\n    severity: error\n",
     )
     .unwrap();
     let admin = token(d, "admin", &["everything"]);
@@ -405,7 +407,7 @@ fn every_session_is_held_to_call_rules_by_agent_revocations_and_one_audit_log() 
     let sum = json!({"a": 2, "b": 3});
     let denied = intern_host.call("get-sum", sum.clone());
     let why = denied["error"].as_str().unwrap_or_default();
-    assert!(why.contains("interns may not sum"), "{denied}");
+    assert!(why.contains("interns may call tier 0 and 1 tools only"), "{denied}");
     let answered = admin_host.call("get-sum", sum);
     assert!(
         answered["text"][0]
