@@ -236,10 +236,7 @@ impl<'a> Locked<'a> {
 
     /// Whether the caller may use this item at all.
     pub fn admits(&self, kind: ItemKind, key: &str) -> bool {
-        match &self.scope {
-            Scope::All => true,
-            Scope::Tools(tools) => kind == ItemKind::Tool && tools.contains(key),
-        }
+        self.scope.admits(kind, key)
     }
 
     /// Whether the lock covers `kind` at all (static resources only with `lock --resources`).
@@ -256,6 +253,41 @@ pub enum Scope {
     All,
     /// These tools, and nothing else of the server.
     Tools(BTreeSet<String>),
+}
+
+impl Scope {
+    /// Whether an item is inside the scope.
+    pub fn admits(&self, kind: ItemKind, key: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Tools(tools) => kind == ItemKind::Tool && tools.contains(key),
+        }
+    }
+
+    /// Whether everything `self` admits, `wider` admits too.
+    pub fn is_within(&self, wider: &Scope) -> bool {
+        match (self, wider) {
+            (_, Scope::All) => true,
+            (Scope::All, Scope::Tools(_)) => false,
+            (Scope::Tools(narrow), Scope::Tools(wide)) => narrow.is_subset(wide),
+        }
+    }
+
+    /// The items of `server` that `wider` admits and `self` does not: what a narrowing from
+    /// `wider` to `self` takes away.
+    pub fn taken_from(&self, wider: &Scope, server: &ServerLock) -> Vec<(ItemKind, String)> {
+        ItemKind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                server
+                    .items(kind)
+                    .into_iter()
+                    .flat_map(|items| items.keys())
+                    .filter(move |key| wider.admits(kind, key) && !self.admits(kind, key))
+                    .map(move |key| (kind, key.clone()))
+            })
+            .collect()
+    }
 }
 
 /// What this session has shown the host: per kind, the keys forwarded at their last listing.

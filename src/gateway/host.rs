@@ -18,8 +18,10 @@ const PIPE_BYTES: usize = 1 << 16;
 pub(super) struct HostSession {
     pub agent: String,
     pub server: String,
-    /// The state it opened under (what it is held to).
+    /// The state it opened under (what its proxy session is held to).
     pub state: Arc<super::State>,
+    /// What a reload took away from its grant since (withdrawn as revocations are).
+    withdrawn: Arc<Mutex<Withdrawn>>,
     /// Lines for the proxy session; `None` once closed (the proxy session then ends).
     to_proxy: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     /// Requests waiting for their answer, by their id's JSON text.
@@ -74,7 +76,9 @@ pub(super) fn start(
     if !lockfile.servers.contains_key(server) {
         return Err(format!("no locked server {server:?}"));
     }
-    let options = session_options(gateway, &state, (id, agent, server));
+    let withdrawn = Arc::new(Mutex::new(Withdrawn::default()));
+    let mut options = session_options(gateway, &state, (id, agent, server));
+    options.revocations = Some(overlaid(options.revocations.take(), Arc::clone(&withdrawn)));
     let (opened, channel) = open_upstream(gateway, &upstream, &options, server)?;
     let audit = gateway.audit.as_ref().map(|log| crate::proxy::Audit {
         log: Arc::clone(log),
@@ -91,6 +95,7 @@ pub(super) fn start(
         agent: agent.to_string(),
         server: server.to_string(),
         state: Arc::clone(&state),
+        withdrawn,
         to_proxy: Mutex::new(Some(to_proxy)),
         waiting: Mutex::new(HashMap::new()),
         stream: Mutex::new(None),
@@ -131,6 +136,58 @@ pub(super) fn start(
         gateway.end(&id);
     });
     Ok(session)
+}
+
+/// Items a reload took out of a running session's grant, and how often that changed.
+#[derive(Default)]
+struct Withdrawn {
+    generation: u64,
+    entries: Vec<crate::core::revocation::Revoked>,
+}
+
+/// The session's revocation poll: the gateway's list (if any) with what reloads withdrew from
+/// this session's grant, told to the session whenever either changes.
+fn overlaid(
+    base: Option<Box<crate::proxy::RevocationPoll>>,
+    withdrawn: Arc<Mutex<Withdrawn>>,
+) -> Box<crate::proxy::RevocationPoll> {
+    use crate::proxy::Poll;
+    // The base list last heard of (or why it cannot be trusted), and the overlay's generation.
+    let heard = Mutex::new((
+        Ok::<_, String>(crate::core::revocation::Revocations::default()),
+        0u64,
+    ));
+    Box::new(move || {
+        let polled = base.as_ref().map_or(Poll::Unchanged, |poll| poll());
+        let (generation, extra) = {
+            let w = lock(&withdrawn);
+            (w.generation, w.entries.clone())
+        };
+        let mut heard = lock(&heard);
+        let mut kept = None;
+        match polled {
+            Poll::Unchanged if heard.1 == generation => return Poll::Unchanged,
+            Poll::Unchanged => {}
+            Poll::Changed(list) => heard.0 = Ok(list),
+            Poll::Kept { list, why } => {
+                heard.0 = Ok(list);
+                kept = Some(why);
+            }
+            Poll::Unreadable(why) => heard.0 = Err(why),
+        }
+        heard.1 = generation;
+        match &heard.0 {
+            Err(why) => Poll::Unreadable(why.clone()),
+            Ok(list) => {
+                let mut list = list.clone();
+                list.entries.extend(extra);
+                match kept {
+                    Some(why) => Poll::Kept { list, why },
+                    None => Poll::Changed(list),
+                }
+            }
+        }
+    })
 }
 
 /// The proxy session's options for one host session: the state's, with the session named in
@@ -296,6 +353,27 @@ impl HostSession {
 
     pub(super) fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
+    }
+
+    /// Withdraws from the running session what `scope` no longer admits of what it opened with
+    /// (`original`); it takes effect at the session's next message, and its host is told the
+    /// lists changed. An empty `taken` gives back what an earlier narrowing took.
+    pub(super) fn narrow(&self, taken: Vec<(crate::core::snapshot::ItemKind, String)>, now: &str) {
+        let entries: Vec<_> = taken
+            .into_iter()
+            .map(|(kind, key)| crate::core::revocation::Revoked {
+                server: self.server.clone(),
+                item: Some((kind, key)),
+                digest: None,
+                reason: "no longer in this agent's grant (the gateway reloaded)".into(),
+                revoked_at: now.to_string(),
+            })
+            .collect();
+        let mut withdrawn = lock(&self.withdrawn);
+        if withdrawn.entries != entries {
+            withdrawn.entries = entries;
+            withdrawn.generation += 1;
+        }
     }
 
     /// Requests waiting for their answers.

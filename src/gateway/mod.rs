@@ -92,13 +92,34 @@ pub struct State {
     pub rules: String,
 }
 
+/// What a reload means for a running session.
+enum Recheck {
+    /// What it is held to is unchanged, or its grant narrowed: these items are taken away
+    /// (none: nothing is, or no longer).
+    Keep(Vec<(crate::core::snapshot::ItemKind, String)>),
+    /// Its locked entry or the rules changed, or its grant widened or went: it ends.
+    End,
+}
+
 impl State {
-    /// Whether a session of `agent` on `server` opened under `self` is held to the same things
-    /// under `new`: the same locked entry, the same grant, the same rules.
-    fn same_for(&self, new: &State, agent: &str, server: &str) -> bool {
-        self.lockfile.servers.get(server) == new.lockfile.servers.get(server)
-            && self.agents.grant(agent, server) == new.agents.grant(agent, server)
-            && self.rules == new.rules
+    /// What becomes of a session of `agent` on `server` opened under `self` when `new` is put
+    /// in force.
+    fn recheck(&self, new: &State, agent: &str, server: &str) -> Recheck {
+        let entry = self.lockfile.servers.get(server);
+        if entry != new.lockfile.servers.get(server) || self.rules != new.rules {
+            return Recheck::End;
+        }
+        let (Some(entry), Some(opened), Some(now)) = (
+            entry,
+            self.agents.grant(agent, server).scope(),
+            new.agents.grant(agent, server).scope(),
+        ) else {
+            return Recheck::End;
+        };
+        if !now.is_within(&opened) {
+            return Recheck::End;
+        }
+        Recheck::Keep(now.taken_from(&opened, entry))
     }
 }
 
@@ -147,18 +168,22 @@ impl Gateway {
         Arc::clone(&self.state.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Puts `new` in force (it was verified as at start): new sessions open under it; a running
-    /// session whose locked entry, grant or rules it changes is ended (its host initializes
-    /// again, under the new state), the others go on. Returns how many were ended.
+    /// Puts `new` in force (it was verified as at start): new sessions open under it. A running
+    /// session whose grant narrowed has what it lost withdrawn at its next message (its host is
+    /// told the lists changed); one whose locked entry or rules changed, or whose grant widened
+    /// or went, is ended (its host initializes again, under the new state); the others go on.
+    /// Returns how many were ended.
     pub fn reload(&self, new: State) -> usize {
         let new = Arc::new(new);
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&new);
-        let stale: Vec<String> = self
-            .sessions()
-            .iter()
-            .filter(|(_, s)| !s.state.same_for(&new, &s.agent, &s.server))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let now = crate::edge::clock::now();
+        let mut stale = Vec::new();
+        for (id, session) in self.sessions().iter() {
+            match session.state.recheck(&new, &session.agent, &session.server) {
+                Recheck::Keep(taken) => session.narrow(taken, &now),
+                Recheck::End => stale.push(id.clone()),
+            }
+        }
         for id in &stale {
             crate::edge::log::info(
                 "gateway",

@@ -742,3 +742,31 @@ fn what_a_scope_leaves_out_is_never_listed_or_called() {
     let all = Locked::new(&lock);
     assert!(all.admits(ItemKind::Prompt, "review"));
 }
+
+#[test]
+fn a_narrowed_scope_names_what_it_takes_away_and_a_widened_one_is_not_within() {
+    let lock = server();
+    let tools: Vec<String> = lock.tools.keys().cloned().collect();
+    assert!(tools.len() >= 2, "{tools:?}");
+    let one = Scope::Tools([tools[0].clone()].into_iter().collect());
+    assert!(one.is_within(&Scope::All) && Scope::All.is_within(&Scope::All));
+    assert!(!Scope::All.is_within(&one));
+    // From everything to one tool: every other item goes, of every kind.
+    let taken = one.taken_from(&Scope::All, &lock);
+    assert!(
+        !taken.contains(&(ItemKind::Tool, tools[0].clone())),
+        "{taken:?}"
+    );
+    assert!(
+        taken.contains(&(ItemKind::Tool, tools[1].clone())),
+        "{taken:?}"
+    );
+    let others: usize = ItemKind::ALL
+        .into_iter()
+        .map(|k| lock.items(k).map_or(0, |i| i.len()))
+        .sum();
+    assert_eq!(taken.len(), others - 1, "{taken:?}");
+    // Nothing is taken by staying the same, and widening is not a narrowing.
+    assert!(one.taken_from(&one, &lock).is_empty());
+    assert!(Scope::All.taken_from(&one, &lock).is_empty());
+}
