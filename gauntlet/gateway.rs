@@ -1144,3 +1144,56 @@ fn a_rug_pull_behind_the_gateway_is_withheld_for_every_session_and_denied_once_a
     let line = r#"mcplock_gateway_decisions_total{server="fx",method="tools/call",decision="deny",reason="drifted"} 2"#;
     assert!(text.contains(line), "{text}");
 }
+
+#[test]
+fn a_mirrored_argument_header_must_say_what_the_body_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Hostile case, our fixture: a modern tool whose locked schema mirrors `region` into a
+    // header a router may decide on.
+    let patch = r#"{"inputSchema": {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}}"#;
+    let fixture = crate::common::fixture_bin();
+    let lock = [
+        "lock",
+        "--name",
+        "fx",
+        "--",
+        fixture,
+        "--era",
+        "modern",
+        "--tools",
+        "1",
+        "--patch-tool",
+        "tool_00000",
+        patch,
+    ];
+    run_in(d, &lock, Duration::from_secs(60)).expect_success();
+    let agent = token(d, "agent", &["fx"]);
+    let gw = gateway(d, &["--allow-unsigned"]);
+    let bearer = format!("Bearer {agent}");
+    let call = |region_header: Option<&str>| {
+        let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"tool_00000","arguments":{"region":"eu","path":"a"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+        let mut headers = vec![
+            ("Authorization", bearer.as_str()),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "tool_00000"),
+        ];
+        if let Some(region) = region_header {
+            headers.push(("Mcp-Param-Region", region));
+        }
+        let (status, _, answer) = exchange(&gw.url, "POST", "/servers/fx/mcp", &headers, body);
+        (
+            status,
+            serde_json::from_str::<Value>(&answer).unwrap_or(Value::Null),
+        )
+    };
+    let (status, answer) = call(Some("eu"));
+    assert_eq!(status, 200, "{answer}\n{}", gw.said());
+    assert!(answer["result"]["content"].is_array(), "{answer}");
+    for wrong in [Some("us"), None] {
+        let (status, answer) = call(wrong);
+        assert_eq!(status, 400, "{wrong:?}: {answer}");
+        assert_eq!(answer["error"]["code"], -32020, "{answer}");
+    }
+}

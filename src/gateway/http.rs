@@ -338,8 +338,42 @@ async fn stateless_session(
         response.extensions_mut().insert(Refusal("handshake-era"));
         return Err(Box::new(response));
     }
+    if let Err(why) = params_agree(gateway, headers, message, server) {
+        let doc = json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": stateless::HEADER_MISMATCH, "message": why, "data": {"reason": "header-mismatch"}}});
+        let mut response = full(StatusCode::BAD_REQUEST, "application/json", doc.to_string());
+        response.extensions_mut().insert(Refusal("header-mismatch"));
+        return Err(Box::new(response));
+    }
     let meta = message.get("params").and_then(|p| p.get("_meta"));
     stateless::pooled(gateway, agent, server, meta).await
+}
+
+/// A `tools/call`'s `Mcp-Param-*` headers, held to its arguments as the locked tool's schema
+/// annotates them (a tool the lock does not hold is left to the session to deny).
+fn params_agree(
+    gateway: &Gateway,
+    headers: &hyper::HeaderMap,
+    message: &serde_json::Map<String, Value>,
+    server: &str,
+) -> Result<(), String> {
+    if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+        return Ok(());
+    }
+    let params = message.get("params");
+    let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+    let schema = tool.and_then(|tool| {
+        let state = gateway.state();
+        let definition = state.lockfile.servers.get(server)?.tools.get(tool)?;
+        definition.get("inputSchema")
+    });
+    let annotated = schema
+        .as_ref()
+        .map(stateless::param_headers)
+        .unwrap_or_default();
+    let empty = json!({});
+    let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&empty);
+    stateless::check_params(headers, &annotated, arguments)
 }
 
 fn no_answer(no: NoAnswer) -> Response<Body> {

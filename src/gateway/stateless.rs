@@ -120,6 +120,90 @@ pub fn check_headers(headers: &HeaderMap, message: &Map<String, Value>) -> Resul
     Ok(())
 }
 
+const PARAM_PREFIX: &str = "mcp-param-";
+/// Depth of `properties` chains looked through for `x-mcp-header` annotations.
+const MAX_PARAM_DEPTH: usize = 16;
+
+/// The `x-mcp-header` annotations of a tool's input schema: (property path, header token),
+/// found along chains of `properties` keys only (where a client mirrors them from).
+pub fn param_headers(schema: &Value) -> Vec<(Vec<String>, String)> {
+    let mut found = Vec::new();
+    let mut stack: Vec<(Vec<String>, &Value)> = vec![(Vec::new(), schema)];
+    while let Some((path, node)) = stack.pop() {
+        if let (false, Some(token)) = (
+            path.is_empty(),
+            node.get("x-mcp-header").and_then(Value::as_str),
+        ) {
+            found.push((path.clone(), token.to_ascii_lowercase()));
+        }
+        if path.len() >= MAX_PARAM_DEPTH {
+            continue;
+        }
+        if let Some(properties) = node.get("properties").and_then(Value::as_object) {
+            for (key, sub) in properties {
+                let mut path = path.clone();
+                path.push(key.clone());
+                stack.push((path, sub));
+            }
+        }
+    }
+    found
+}
+
+/// An argument as a client mirrors it into a header: a string as itself, a boolean as
+/// `true`/`false`, a number as its JSON text; anything else has no header form.
+fn rendered(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The `Mcp-Param-*` headers of a `tools/call` agree with its arguments, as the locked tool's
+/// schema annotates them: each annotated argument that is present is mirrored exactly, and no
+/// other `Mcp-Param-*` header is sent.
+pub fn check_params(
+    headers: &HeaderMap,
+    annotated: &[(Vec<String>, String)],
+    arguments: &Value,
+) -> Result<(), String> {
+    for (name, _) in headers.iter() {
+        let name = name.as_str();
+        if let Some(token) = name.strip_prefix(PARAM_PREFIX)
+            && !annotated.iter().any(|(_, t)| t == token)
+        {
+            return Err(format!(
+                "the {name} header mirrors no argument the locked tool annotates"
+            ));
+        }
+    }
+    for (path, token) in annotated {
+        let value = path.iter().try_fold(arguments, |node, key| node.get(key));
+        let expected = value.filter(|v| !v.is_null()).and_then(rendered);
+        let header = format!("{PARAM_PREFIX}{token}");
+        let sent = headers
+            .get(header.as_str())
+            .map(|v| v.to_str().ok().and_then(decode_header));
+        let agrees = match (&expected, &sent) {
+            (None, None) => true,
+            (Some(expected), Some(Some(sent))) => {
+                expected == sent
+                    || matches!(value, Some(Value::Number(n)) if serde_json::from_str::<Value>(sent).ok().as_ref().and_then(Value::as_f64) == n.as_f64())
+            }
+            _ => false,
+        };
+        if !agrees {
+            return Err(format!(
+                "the {header} header does not mirror the argument {}",
+                path.join(".")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The answer to a stateless request for a server locked in the handshake era: the version it
 /// speaks, so a client falls back to `initialize`.
 pub fn unsupported(id: &Value, requested: Option<&str>, locked: &str) -> Value {
@@ -159,14 +243,15 @@ pub async fn pooled(
             }
         }
     };
-    // Only the kinds the lock holds: a kind it does not (static resources without `lock
-    // --resources`) is withheld whole, and saying so at every new session is noise.
+    // Only the kinds the lock holds items of: the server advertised those when it was locked
+    // (a strict server refuses a list it does not offer), and a kind the lock does not hold
+    // (static resources without `lock --resources`) would only be withheld whole.
     let kinds: Vec<&str> = {
         let state = gateway.state();
         let entry = state.lockfile.servers.get(server);
         crate::core::snapshot::ItemKind::ALL
             .into_iter()
-            .filter(|k| entry.is_some_and(|e| e.items(*k).is_some()))
+            .filter(|k| entry.is_some_and(|e| e.items(*k).is_some_and(|i| !i.is_empty())))
             .map(|k| k.list_method())
             .collect()
     };
@@ -266,6 +351,45 @@ mod tests {
             (NAME_HEADER, "=?base64?cmXDqWQ=?="),
         ]);
         assert_eq!(check_headers(&wrapped, &call("reéd")), Ok(()));
+    }
+
+    #[test]
+    fn mirrored_arguments_must_agree_with_the_locked_annotations() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry"}}},
+            "path": {"type": "string"}}});
+        let annotated = param_headers(&schema);
+        assert_eq!(annotated.len(), 2, "{annotated:?}");
+        let args = json!({"region": "eu", "opts": {"dry": true}, "path": "/a"});
+        let ok = headers(&[("mcp-param-region", "eu"), ("mcp-param-dry", "true")]);
+        assert_eq!(check_params(&ok, &annotated, &args), Ok(()));
+        // Routed on one region, asking for another.
+        let other = headers(&[("mcp-param-region", "us"), ("mcp-param-dry", "true")]);
+        assert!(
+            check_params(&other, &annotated, &args)
+                .unwrap_err()
+                .contains("region")
+        );
+        // An argument present but not mirrored; a header for no annotated argument.
+        let missing = headers(&[("mcp-param-region", "eu")]);
+        assert!(check_params(&missing, &annotated, &args).is_err());
+        let extra = headers(&[
+            ("mcp-param-region", "eu"),
+            ("mcp-param-dry", "true"),
+            ("mcp-param-path", "/a"),
+        ]);
+        assert!(
+            check_params(&extra, &annotated, &args)
+                .unwrap_err()
+                .contains("mirrors no argument")
+        );
+        // An absent argument sends no header.
+        let none = headers(&[]);
+        assert_eq!(
+            check_params(&none, &annotated, &json!({"path": "/a"})),
+            Ok(())
+        );
     }
 
     #[test]
