@@ -76,7 +76,7 @@ fn gateway(dir: &Path, flags: &[&str]) -> Gateway {
 /// The official Python SDK's Streamable HTTP client, one live session driven step by step.
 struct PyHost {
     child: Child,
-    input: std::process::ChildStdin,
+    input: Option<std::process::ChildStdin>,
     output: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
@@ -95,7 +95,7 @@ impl PyHost {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let input = child.stdin.take().unwrap();
+        let input = child.stdin.take();
         let output = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut host = PyHost {
             child,
@@ -117,7 +117,7 @@ impl PyHost {
 
     fn step(&mut self, step: Value) -> Value {
         use std::io::Write;
-        writeln!(self.input, "{step}").unwrap();
+        writeln!(self.input.as_mut().unwrap(), "{step}").unwrap();
         self.next()
     }
 
@@ -127,7 +127,17 @@ impl PyHost {
 }
 
 impl Drop for PyHost {
+    /// Ends the session as a host does (its stdin closed: the client DELETEs its session and
+    /// exits), then makes sure the process is gone.
     fn drop(&mut self) {
+        self.input.take();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -1051,6 +1061,25 @@ fn the_aggregated_endpoint_offers_every_granted_server_under_reversible_names() 
     assert!(denied.contains("not in this agent's grant"), "{out}");
     let unknown = out["calls"][3]["error"].as_str().unwrap_or_default();
     assert!(unknown.contains("SERVER__NAME"), "{out}");
+    // Resources keep their URIs; a read goes to the server whose template the URI fits.
+    let (mut host, _) = PyHost::connect(&url, &agent);
+    let listed = host.step(json!({"resources": true}));
+    let templates = listed["templates"].as_array().cloned().unwrap_or_default();
+    assert!(
+        templates.contains(&json!("users://{user_id}/profile")),
+        "{listed}"
+    );
+    let read = host.step(json!({"read": "users://ada/profile"}));
+    assert_eq!(read["text"], json!(["ada"]), "{read}");
+    let unknown = host.step(json!({"read": "nowhere://x"}));
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a listed resource"),
+        "{unknown}"
+    );
+    drop(host);
     // Another agent sees only its own servers.
     let out = client(&url, &only_py, json!([]));
     let tools = out["tools"].as_array().unwrap();

@@ -28,6 +28,48 @@ pub struct Aggregate {
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     /// Ids of requests this sends members on its own.
     own_ids: std::sync::atomic::AtomicU64,
+    /// Which member each listed resource and template came from, to route reads by.
+    resources: Mutex<Resources>,
+}
+
+/// Resources and templates by the member that listed them (only what passed its checks, so
+/// bounded by the locks). A URI two members listed is routed to neither.
+#[derive(Default)]
+struct Resources {
+    uris: BTreeMap<String, Option<String>>,
+    templates: Vec<(String, String)>,
+}
+
+impl Resources {
+    /// The member a resource URI (or a template, for a completion) goes to.
+    fn route(&self, uri: &str) -> Result<String, String> {
+        if let Some(server) = self.uris.get(uri) {
+            return server.clone().ok_or_else(|| {
+                format!(
+                    "{uri:?} is listed by more than one server here: read it at /servers/NAME/mcp"
+                )
+            });
+        }
+        let mut servers: Vec<&String> = self
+            .templates
+            .iter()
+            .filter(|(template, _)| {
+                template == uri || crate::core::enforce::template_matches(template, uri)
+            })
+            .map(|(_, server)| server)
+            .collect();
+        servers.sort();
+        servers.dedup();
+        match servers.as_slice() {
+            [server] => Ok((*server).clone()),
+            [] => Err(format!(
+                "{uri:?} is not a listed resource nor of a listed template: list them first"
+            )),
+            _ => Err(format!(
+                "{uri:?} fits templates of more than one server here: read it at /servers/NAME/mcp"
+            )),
+        }
+    }
 }
 
 /// An aggregated name split into the server and the member's name.
@@ -100,7 +142,12 @@ impl Aggregate {
         let names: Vec<&str> = members.keys().map(String::as_str).collect();
         let result = json!({
             "protocolVersion": version.unwrap_or_else(|| json!("2025-11-25")),
-            "capabilities": {"tools": {"listChanged": true}, "prompts": {"listChanged": true}},
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "prompts": {"listChanged": true},
+                "resources": {"listChanged": true},
+                "completions": {},
+            },
             "serverInfo": {"name": "mcplock-gateway", "version": env!("CARGO_PKG_VERSION")},
             "instructions": format!(
                 "Tools and prompts of several servers, each named SERVER{SEPARATOR}NAME. Servers: {}.",
@@ -112,6 +159,7 @@ impl Aggregate {
             members,
             stream: Mutex::new(None),
             own_ids: std::sync::atomic::AtomicU64::new(0),
+            resources: Mutex::new(Resources::default()),
         };
         Ok((
             aggregate,
@@ -157,15 +205,13 @@ impl Aggregate {
             .unwrap_or_default();
         let answer = match method {
             "ping" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
-            "tools/list" => {
-                self.list(gateway, &members, &id, "tools/list", "tools")
-                    .await
-            }
-            "prompts/list" => {
-                self.list(gateway, &members, &id, "prompts/list", "prompts")
-                    .await
+            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+                self.list(gateway, &members, &id, method).await
             }
             "tools/call" | "prompts/get" => route(gateway, &members, message).await?,
+            "resources/read" | "completion/complete" => {
+                self.route_resource(gateway, &members, message).await?
+            }
             _ => error(
                 &id,
                 -32601,
@@ -188,15 +234,22 @@ impl Aggregate {
         true
     }
 
-    /// Every member's list, each item's name prefixed with its server.
+    /// Every member's list: tools and prompts named `SERVER__NAME`; resources and templates
+    /// as served (a URI names itself), remembered by member to route reads by.
     async fn list(
         &self,
         gateway: &Gateway,
         members: &[(String, Arc<HostSession>)],
         id: &Value,
         method: &str,
-        field: &str,
     ) -> Value {
+        let field = match method {
+            "tools/list" => "tools",
+            "prompts/list" => "prompts",
+            "resources/list" => "resources",
+            _ => "resourceTemplates",
+        };
+        let mut routes = Resources::default();
         let mut items = Vec::new();
         for (server, member) in members {
             let mut cursor: Option<Value> = None;
@@ -221,14 +274,9 @@ impl Aggregate {
                 else {
                     break;
                 };
-                for mut item in result
-                    .get(field)
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    if let Some(name) = item.get("name").and_then(Value::as_str) {
-                        item["name"] = json!(format!("{server}{SEPARATOR}{name}"));
+                let page = result.get(field).and_then(Value::as_array).cloned();
+                for item in page.unwrap_or_default() {
+                    if let Some(item) = renamed(item, server, field, &mut routes) {
                         items.push(item);
                     }
                 }
@@ -238,7 +286,56 @@ impl Aggregate {
                 }
             }
         }
+        let mut known = lock(&self.resources);
+        match field {
+            "resources" => known.uris = routes.uris,
+            "resourceTemplates" => known.templates = routes.templates,
+            _ => {}
+        }
         json!({"jsonrpc": "2.0", "id": id, "result": {field: items}})
+    }
+
+    /// A read of a resource, or a completion of a prompt's or a template's argument, sent to
+    /// the member that listed it.
+    async fn route_resource(
+        &self,
+        gateway: &Gateway,
+        members: &[(String, Arc<HostSession>)],
+        mut message: Map<String, Value>,
+    ) -> Option<Value> {
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let params = message.get("params");
+        let reference = params.and_then(|p| p.get("ref"));
+        let prompt = reference
+            .filter(|r| r.get("type").and_then(Value::as_str) == Some("ref/prompt"))
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(name) = prompt {
+            // A prompt's completion: routed by its name, as a prompts/get is.
+            let Some((server, item)) = split(&name) else {
+                let why = format!("no prompt {name:?} here: names are SERVER{SEPARATOR}NAME");
+                return Some(error(&id, -32602, why));
+            };
+            if let Some(r) = message
+                .get_mut("params")
+                .and_then(|p| p.get_mut("ref"))
+                .and_then(Value::as_object_mut)
+            {
+                r.insert("name".into(), json!(item));
+            }
+            return send(gateway, members, server, message).await;
+        }
+        let uri = params
+            .and_then(|p| p.get("uri"))
+            .or_else(|| reference.and_then(|r| r.get("uri")))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let routed = lock(&self.resources).route(uri);
+        match routed {
+            Ok(server) => send(gateway, members, &server, message).await,
+            Err(why) => Some(error(&id, -32602, why)),
+        }
     }
 
     /// Opens the host's GET stream: what every member sends unasked.
@@ -260,6 +357,61 @@ impl Aggregate {
     }
 }
 
+/// One listed item as the aggregate offers it: tools and prompts renamed `SERVER__NAME`,
+/// resources and templates as served and remembered by member.
+fn renamed(mut item: Value, server: &str, field: &str, routes: &mut Resources) -> Option<Value> {
+    match field {
+        "resources" => {
+            let uri = item.get("uri").and_then(Value::as_str)?.to_string();
+            routes
+                .uris
+                .entry(uri)
+                .and_modify(|owner| {
+                    if owner.as_deref() != Some(server) {
+                        *owner = None;
+                    }
+                })
+                .or_insert_with(|| Some(server.to_string()));
+        }
+        "resourceTemplates" => {
+            let template = item.get("uriTemplate").and_then(Value::as_str)?.to_string();
+            routes.templates.push((template, server.to_string()));
+        }
+        _ => {
+            let name = item.get("name").and_then(Value::as_str)?.to_string();
+            item["name"] = json!(format!("{server}{SEPARATOR}{name}"));
+        }
+    }
+    Some(item)
+}
+
+/// A request sent as it is to `server`'s member.
+async fn send(
+    gateway: &Gateway,
+    members: &[(String, Arc<HostSession>)],
+    server: &str,
+    message: Map<String, Value>,
+) -> Option<Value> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let Some((_, member)) = members.iter().find(|(s, _)| s == server) else {
+        return Some(error(
+            &id,
+            -32602,
+            format!("no server {server:?} in this session"),
+        ));
+    };
+    let line = serde_json::to_vec(&message).unwrap_or_default();
+    match member.request(&id, line, &gateway.limits).await {
+        Ok(answer) => serde_json::from_slice(&answer).ok(),
+        Err(super::host::NoAnswer::Ended) => None,
+        Err(_) => Some(error(
+            &id,
+            crate::proxy::UNAVAILABLE,
+            "the server did not answer".into(),
+        )),
+    }
+}
+
 /// A call of `SERVER__NAME`, sent to that server's member as `NAME`.
 async fn route(
     gateway: &Gateway,
@@ -273,30 +425,18 @@ async fn route(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let member = split(&name).and_then(|(server, item)| {
-        let (_, member) = members.iter().find(|(s, _)| s == server)?;
-        Some((member, item.to_string()))
-    });
-    let Some((member, item)) = member else {
-        return Some(error(
-            &id,
-            -32602,
-            format!("no tool or prompt {name:?} here: names are SERVER{SEPARATOR}NAME, as listed"),
-        ));
+    let routed = split(&name)
+        .filter(|(server, _)| members.iter().any(|(s, _)| s == server))
+        .map(|(server, item)| (server.to_string(), item.to_string()));
+    let Some((server, item)) = routed else {
+        let why =
+            format!("no tool or prompt {name:?} here: names are SERVER{SEPARATOR}NAME, as listed");
+        return Some(error(&id, -32602, why));
     };
     if let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) {
         params.insert("name".into(), json!(item));
     }
-    let line = serde_json::to_vec(&message).unwrap_or_default();
-    match member.request(&id, line, &gateway.limits).await {
-        Ok(answer) => serde_json::from_slice(&answer).ok(),
-        Err(super::host::NoAnswer::Ended) => None,
-        Err(_) => Some(error(
-            &id,
-            super::super::proxy::UNAVAILABLE,
-            "the server did not answer".into(),
-        )),
-    }
+    send(gateway, members, &server, message).await
 }
 
 fn error(id: &Value, code: i64, message: String) -> Value {

@@ -10,6 +10,8 @@ falling back to initialize). Prints {"connected": SERVER_NAME, "protocol": VERSI
 per line on stdin and prints one JSON line per step:
   {"list": true}                          -> {"tools": [NAMES]}
   {"call": NAME, "arguments": {...}}      -> {"text": [...], "isError": B} or {"error": MESSAGE}
+  {"resources": true}                     -> {"resources": [URIS], "templates": [URI_TEMPLATES]}
+  {"read": URI}                           -> {"text": [...]} or {"error": MESSAGE}
 The session ends (DELETE) when stdin closes.
 """
 import asyncio
@@ -36,6 +38,16 @@ async def steps(session) -> None:
             if step.get("list"):
                 tools = await session.list_tools()
                 say({"tools": sorted(t.name for t in tools.tools)})
+            elif step.get("resources"):
+                resources = await session.list_resources()
+                templates = await session.list_resource_templates()
+                say({
+                    "resources": sorted(str(r.uri) for r in resources.resources),
+                    "templates": sorted(t.uri_template for t in templates.resource_templates),
+                })
+            elif "read" in step:
+                read = await session.read_resource(step["read"])
+                say({"text": [c.text for c in read.contents if getattr(c, "text", None) is not None]})
             else:
                 result = await session.call_tool(step["call"], step.get("arguments", {}))
                 texts = [c.text for c in result.content if getattr(c, "text", None)]
