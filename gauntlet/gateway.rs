@@ -1226,3 +1226,49 @@ fn a_mirrored_argument_header_must_say_what_the_body_does() {
         assert_eq!(answer["error"]["code"], -32020, "{answer}");
     }
 }
+
+#[test]
+fn the_aggregated_endpoint_serves_the_stateless_era_from_the_servers_locked_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let python = crate::common::python_server();
+    // The same Python SDK server locked twice: in the stateless era, and in the handshake era.
+    let mut lock = vec!["lock", "--name", "modern", "--"];
+    lock.extend(python.iter().map(String::as_str));
+    run_in(d, &lock, Duration::from_secs(120)).expect_success();
+    let mut lock = vec!["lock", "--name", "legacy", "--protocol", "2025-11-25", "--"];
+    lock.extend(python.iter().map(String::as_str));
+    run_in(d, &lock, Duration::from_secs(120)).expect_success();
+    let both = token(d, "both", &["modern", "legacy"]);
+    let old = token(d, "old", &["legacy"]);
+    let gw = gateway(d, &["--allow-unsigned"]);
+    let url = format!("{}/mcp", gw.url);
+    // The SDK's own negotiation: stateless, with the servers locked in that era.
+    let (mut host, connected) = PyHost::connect_in(&url, &both, "auto");
+    assert_eq!(connected["protocol"], "2026-07-28", "{connected}");
+    let listed = host.step(json!({"list": true}));
+    let tools = listed["tools"].as_array().cloned().unwrap_or_default();
+    assert!(tools.contains(&json!("modern__read_file")), "{listed}");
+    assert!(
+        !tools
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.starts_with("legacy__"))),
+        "{listed}"
+    );
+    let read = host.call("modern__read_file", json!({"path": "s.txt"}));
+    assert_eq!(read["text"][0], "s.txt:4096", "{read}");
+    // A read in a request of its own (no session to remember a listing): routed by template.
+    let profile = host.step(json!({"read": "users://grace/profile"}));
+    assert_eq!(profile["text"], json!(["grace"]), "{profile}");
+    drop(host);
+    // An agent with no server of that era falls back to a session, and is served.
+    let (mut host, connected) = PyHost::connect_in(&url, &old, "auto");
+    assert_eq!(connected["protocol"], "2025-11-25", "{connected}");
+    let listed = host.step(json!({"list": true}));
+    assert!(
+        listed["tools"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("legacy__read_file"))),
+        "{listed}"
+    );
+}

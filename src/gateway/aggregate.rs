@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 pub const SEPARATOR: &str = "__";
 /// Pages of one member's list read for one listing of the aggregate.
 const MAX_PAGES: usize = 64;
+/// Ids of the requests aggregates send members on their own.
+static OWN_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One host session of the aggregated endpoint.
 pub struct Aggregate {
@@ -26,10 +28,11 @@ pub struct Aggregate {
     members: BTreeMap<String, String>,
     /// The host's GET stream, fed by every member's.
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
-    /// Ids of requests this sends members on its own.
-    own_ids: std::sync::atomic::AtomicU64,
+
     /// Which member each listed resource and template came from, to route reads by.
     resources: Mutex<Resources>,
+    /// The stateless era's `_meta` its own requests carry (the host's); `None` in a session.
+    meta: Option<Value>,
 }
 
 /// Resources and templates by the member that listed them (only what passed its checks, so
@@ -142,29 +145,57 @@ impl Aggregate {
         let names: Vec<&str> = members.keys().map(String::as_str).collect();
         let result = json!({
             "protocolVersion": version.unwrap_or_else(|| json!("2025-11-25")),
-            "capabilities": {
-                "tools": {"listChanged": true},
-                "prompts": {"listChanged": true},
-                "resources": {"listChanged": true},
-                "completions": {},
-            },
+            "capabilities": capabilities(),
             "serverInfo": {"name": "mcplock-gateway", "version": env!("CARGO_PKG_VERSION")},
-            "instructions": format!(
-                "Tools and prompts of several servers, each named SERVER{SEPARATOR}NAME. Servers: {}.",
-                names.join(", ")
-            ),
+            "instructions": instructions(&names),
         });
         let aggregate = Aggregate {
             agent: agent.to_string(),
             members,
             stream: Mutex::new(None),
-            own_ids: std::sync::atomic::AtomicU64::new(0),
+
             resources: Mutex::new(Resources::default()),
+            meta: None,
         };
         Ok((
             aggregate,
             json!({"jsonrpc": "2.0", "id": id, "result": result}),
         ))
+    }
+
+    /// The agent's stateless aggregate: its pooled session (`stateless::pooled`) for each
+    /// server it may use that was locked in the stateless era; `None` when there is none.
+    pub async fn pooled(
+        gateway: &Arc<Gateway>,
+        agent: &str,
+        meta: Option<&Value>,
+    ) -> Option<Aggregate> {
+        let mut members = BTreeMap::new();
+        for server in servers(gateway, agent) {
+            if !super::stateless::modern_locked(gateway, &server) {
+                continue;
+            }
+            if let Ok((id, _)) = super::stateless::pooled(gateway, agent, &server, meta).await {
+                members.insert(server, id);
+            }
+        }
+        (!members.is_empty()).then(|| Aggregate {
+            agent: agent.to_string(),
+            members,
+            stream: Mutex::new(None),
+            resources: Mutex::new(Resources::default()),
+            meta: meta.cloned(),
+        })
+    }
+
+    /// What `server/discover` answers for the stateless aggregate.
+    fn discovered(&self, id: &Value) -> Value {
+        let names: Vec<&str> = self.members.keys().map(String::as_str).collect();
+        json!({"jsonrpc": "2.0", "id": id, "result": {
+            "supportedVersions": [super::stateless::MODERN],
+            "capabilities": capabilities(),
+            "instructions": instructions(&names),
+        }})
     }
 
     /// The member sessions still open, by server; `None` once any of them ended (the host
@@ -254,13 +285,15 @@ impl Aggregate {
         for (server, member) in members {
             let mut cursor: Option<Value> = None;
             for _ in 0..MAX_PAGES {
-                let n = self
-                    .own_ids
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Unique over every aggregate: stateless ones share their members.
+                let n = OWN_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let own = json!(format!("mcplock-aggregate-{n}"));
                 let mut params = Map::new();
                 if let Some(cursor) = cursor.take() {
                     params.insert("cursor".into(), cursor);
+                }
+                if let Some(meta) = &self.meta {
+                    params.insert("_meta".into(), meta.clone());
                 }
                 let request =
                     json!({"jsonrpc": "2.0", "id": own, "method": method, "params": params});
@@ -292,7 +325,15 @@ impl Aggregate {
             "resourceTemplates" => known.templates = routes.templates,
             _ => {}
         }
-        json!({"jsonrpc": "2.0", "id": id, "result": {field: items}})
+        let mut result = json!({field: items});
+        if self.meta.is_some() {
+            // The stateless era's list result: complete, not to be cached beyond this answer,
+            // and this agent's own (its grants shape it).
+            result["resultType"] = json!("complete");
+            result["ttlMs"] = json!(0);
+            result["cacheScope"] = json!("private");
+        }
+        json!({"jsonrpc": "2.0", "id": id, "result": result})
     }
 
     /// A read of a resource, or a completion of a prompt's or a template's argument, sent to
@@ -331,7 +372,16 @@ impl Aggregate {
             .or_else(|| reference.and_then(|r| r.get("uri")))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let routed = lock(&self.resources).route(uri);
+        let mut routed = lock(&self.resources).route(uri);
+        if routed.is_err() {
+            // Not listed in this session (or a stateless request, which has none): list, then
+            // route by what the members listed.
+            let id = json!(null);
+            for method in ["resources/list", "resources/templates/list"] {
+                self.list(gateway, members, &id, method).await;
+            }
+            routed = lock(&self.resources).route(uri);
+        }
         match routed {
             Ok(server) => send(gateway, members, &server, message).await,
             Err(why) => Some(error(&id, -32602, why)),
@@ -439,6 +489,22 @@ async fn route(
     send(gateway, members, &server, message).await
 }
 
+fn capabilities() -> Value {
+    json!({
+        "tools": {"listChanged": true},
+        "prompts": {"listChanged": true},
+        "resources": {"listChanged": true},
+        "completions": {},
+    })
+}
+
+fn instructions(servers: &[&str]) -> String {
+    format!(
+        "Tools and prompts of several servers, each named SERVER{SEPARATOR}NAME. Servers: {}.",
+        servers.join(", ")
+    )
+}
+
 fn error(id: &Value, code: i64, message: String) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
@@ -504,6 +570,7 @@ async fn post(
 ) -> hyper::Response<super::wire::Body> {
     use super::wire::{full, refuse};
     use hyper::StatusCode;
+    let headers = req.headers().clone();
     let (body, message) = match super::wire::read_message(&gateway, req).await {
         Ok(read) => read,
         Err(refusal) => return *refusal,
@@ -536,6 +603,9 @@ async fn post(
                 }
                 Err(why) => refuse(StatusCode::BAD_GATEWAY, "upstream", why),
             }
+        }
+        (None, _) if super::stateless::is_modern(&headers, &message) => {
+            stateless(&gateway, &headers, message, &agent).await
         }
         (None, _) => {
             let why = "no Mcp-Session-Id: a session starts with an initialize request";
@@ -570,6 +640,61 @@ async fn post(
                 )
             }
         }
+    }
+}
+
+/// A request of the stateless era to `/mcp`: its headers held to its body (a call's
+/// `Mcp-Param-*` to the locked tool of the server it names), then answered by the agent's
+/// stateless aggregate: its pooled session of each server locked in that era.
+async fn stateless(
+    gateway: &Arc<Gateway>,
+    headers: &hyper::HeaderMap,
+    message: Map<String, Value>,
+    agent: &str,
+) -> hyper::Response<super::wire::Body> {
+    use super::wire::full;
+    use hyper::StatusCode;
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let params = message.get("params");
+    let named = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .and_then(split);
+    let call = named.map(|(server, item)| (server, Some(item)));
+    if let Err(refusal) = super::stateless::held_to_body(gateway, headers, &message, call) {
+        return *refusal;
+    }
+    let meta = params.and_then(|p| p.get("_meta")).cloned();
+    let answer = |doc: &Value| full(StatusCode::OK, "application/json", doc.to_string());
+    let Some(aggregate) = Aggregate::pooled(gateway, agent, meta.as_ref()).await else {
+        // Nothing here speaks the stateless era: the client initializes a session instead.
+        let requested = headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok());
+        let doc = super::stateless::unsupported(&id, requested, "2025-11-25");
+        let mut response = answer(&doc);
+        response
+            .extensions_mut()
+            .insert(super::wire::Refusal("handshake-era"));
+        return response;
+    };
+    let method = message.get("method").and_then(Value::as_str);
+    if method == Some("server/discover") {
+        return answer(&aggregate.discovered(&id));
+    }
+    if id.is_null() {
+        aggregate
+            .notify(gateway, serde_json::to_vec(&message).unwrap_or_default())
+            .await;
+        return full(StatusCode::ACCEPTED, "application/json", Bytes::new());
+    }
+    match aggregate.request(gateway, message).await {
+        Some(doc) => answer(&doc),
+        None => answer(&error(
+            &id,
+            crate::proxy::UNAVAILABLE,
+            "a server's session ended: send the request again".into(),
+        )),
     }
 }
 

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -313,23 +313,13 @@ async fn stateless_session(
     (agent, server): (&str, &str),
 ) -> Result<(String, Arc<HostSession>), Refused> {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    if let Err(why) = stateless::check_headers(headers, message) {
-        let doc = json!({"jsonrpc": "2.0", "id": id, "error": {
-            "code": stateless::HEADER_MISMATCH, "message": why, "data": {"reason": "header-mismatch"}}});
-        let mut response = full(StatusCode::BAD_REQUEST, "application/json", doc.to_string());
-        response.extensions_mut().insert(Refusal("header-mismatch"));
-        return Err(Box::new(response));
-    }
-    let locked = gateway
-        .state()
-        .lockfile
-        .servers
-        .get(server)
-        .map(|s| s.protocol_version.clone())
-        .unwrap_or_default();
-    let modern = crate::mcp::ProtocolVersion::parse(&locked)
-        .is_some_and(crate::mcp::ProtocolVersion::is_modern);
-    if !modern {
+    let tool = message
+        .get("params")
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str);
+    stateless::held_to_body(gateway, headers, message, Some((server, tool)))?;
+    if !stateless::modern_locked(gateway, server) {
+        let locked = stateless::locked_version(gateway, server);
         let requested = headers
             .get("mcp-protocol-version")
             .and_then(|v| v.to_str().ok());
@@ -338,42 +328,8 @@ async fn stateless_session(
         response.extensions_mut().insert(Refusal("handshake-era"));
         return Err(Box::new(response));
     }
-    if let Err(why) = params_agree(gateway, headers, message, server) {
-        let doc = json!({"jsonrpc": "2.0", "id": id, "error": {
-            "code": stateless::HEADER_MISMATCH, "message": why, "data": {"reason": "header-mismatch"}}});
-        let mut response = full(StatusCode::BAD_REQUEST, "application/json", doc.to_string());
-        response.extensions_mut().insert(Refusal("header-mismatch"));
-        return Err(Box::new(response));
-    }
     let meta = message.get("params").and_then(|p| p.get("_meta"));
     stateless::pooled(gateway, agent, server, meta).await
-}
-
-/// A `tools/call`'s `Mcp-Param-*` headers, held to its arguments as the locked tool's schema
-/// annotates them (a tool the lock does not hold is left to the session to deny).
-fn params_agree(
-    gateway: &Gateway,
-    headers: &hyper::HeaderMap,
-    message: &serde_json::Map<String, Value>,
-    server: &str,
-) -> Result<(), String> {
-    if message.get("method").and_then(Value::as_str) != Some("tools/call") {
-        return Ok(());
-    }
-    let params = message.get("params");
-    let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
-    let schema = tool.and_then(|tool| {
-        let state = gateway.state();
-        let definition = state.lockfile.servers.get(server)?.tools.get(tool)?;
-        definition.get("inputSchema")
-    });
-    let annotated = schema
-        .as_ref()
-        .map(stateless::param_headers)
-        .unwrap_or_default();
-    let empty = json!({});
-    let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&empty);
-    stateless::check_params(headers, &annotated, arguments)
 }
 
 fn no_answer(no: NoAnswer) -> Response<Body> {

@@ -204,6 +204,64 @@ pub fn check_params(
     Ok(())
 }
 
+/// The version a server was locked speaking.
+pub fn locked_version(gateway: &Gateway, server: &str) -> String {
+    gateway
+        .state()
+        .lockfile
+        .servers
+        .get(server)
+        .map(|s| s.protocol_version.clone())
+        .unwrap_or_default()
+}
+
+/// Whether a server was locked in the stateless era (only such a server is served without a
+/// session).
+pub fn modern_locked(gateway: &Gateway, server: &str) -> bool {
+    crate::mcp::ProtocolVersion::parse(&locked_version(gateway, server))
+        .is_some_and(crate::mcp::ProtocolVersion::is_modern)
+}
+
+/// A stateless request's headers held to its body, and for a `tools/call` of `tool` on
+/// `server` its `Mcp-Param-*` headers to its arguments as the locked tool's schema annotates
+/// them (a tool the lock does not hold is left to the session to deny); otherwise the 400
+/// answer.
+pub fn held_to_body(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    message: &Map<String, Value>,
+    call: Option<(&str, Option<&str>)>,
+) -> Result<(), super::wire::Refused> {
+    let checked = check_headers(headers, message).and_then(|()| {
+        if message.get("method").and_then(Value::as_str) != Some("tools/call") {
+            return Ok(());
+        }
+        let schema = call.and_then(|(server, tool)| {
+            let state = gateway.state();
+            let definition = state.lockfile.servers.get(server)?.tools.get(tool?)?;
+            definition.get("inputSchema")
+        });
+        let annotated = schema.as_ref().map(param_headers).unwrap_or_default();
+        let empty = json!({});
+        let arguments = message
+            .get("params")
+            .and_then(|p| p.get("arguments"))
+            .unwrap_or(&empty);
+        check_params(headers, &annotated, arguments)
+    });
+    checked.map_err(|why| {
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let doc = json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": HEADER_MISMATCH, "message": why, "data": {"reason": "header-mismatch"}}});
+        let status = hyper::StatusCode::BAD_REQUEST;
+        let mut response = super::wire::full(status, "application/json", doc.to_string());
+        response
+            .extensions_mut()
+            .insert(super::wire::Refusal("header-mismatch"));
+        Box::new(response)
+    })
+}
+
 /// The answer to a stateless request for a server locked in the handshake era: the version it
 /// speaks, so a client falls back to `initialize`.
 pub fn unsupported(id: &Value, requested: Option<&str>, locked: &str) -> Value {
