@@ -127,6 +127,22 @@ pub fn private_copy(
     })
 }
 
+/// The command started from the private copy of its checked code, when there is one: what
+/// the check read, from where no one else can change it.
+pub fn started_from(
+    endpoint: Endpoint,
+    private: Option<&crate::edge::artifact::run::Private>,
+) -> Endpoint {
+    match (endpoint, private) {
+        (Endpoint::Stdio(mut cmd), Some(private)) => {
+            cmd.program = private.program.clone();
+            cmd.args = private.args.clone();
+            Endpoint::Stdio(cmd)
+        }
+        (endpoint, _) => endpoint,
+    }
+}
+
 /// How long the call rules may take for one call; past it the call is denied.
 const CALL_RULES_TIME: Duration = Duration::from_millis(250);
 
@@ -294,15 +310,15 @@ impl ListTrust {
 }
 
 /// What identifies one version of a file cheaply: inode, change time (which no one can set
-/// back) and size.
-fn stamp(path: &std::path::Path) -> Option<(u64, i64, i64, u64)> {
+/// back) and size; `None` when it is not there.
+pub fn stamp(path: &std::path::Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
 }
 
-type Stamp = Option<(u64, i64, i64, u64)>;
+pub type Stamp = Option<(u64, i64, i64, u64)>;
 
 /// What the revocation list holds now, read again when its file changes (or on SIGHUP), shared
 /// by every session; each session polls it through [`RevocationWatch::poller`] and hears of

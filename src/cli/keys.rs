@@ -227,7 +227,8 @@ pub fn verify_covered(args: &VerifyArgs, covered: Covered<'_>) -> Result<String,
         return Err(fail(
             Code::SignatureInvalid,
             format!(
-                "signature does not hold: it does not verify over the canonical bytes of {} (the lockfile or the signature changed after signing)",
+                "signature does not hold: it does not verify over the canonical bytes of {} (the lockfile or the signature changed after signing); if the change was approved, sign it again: `mcplock sign {} --key PRIVATE`; if not, restore the signed lockfile",
+                args.lockfile.display(),
                 args.lockfile.display()
             ),
         ));

@@ -1877,7 +1877,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives, with its name and number (exit code
 /// 128 + number). Never resolves where the handlers cannot be installed.
 /// With `hangup_stops` false, SIGHUP is left to the command (the proxy re-reads its
-/// revocation list on it).
+/// revocation list on it; the gateway, which waits on this itself to drain, reloads).
 async fn interrupted(hangup_stops: bool) -> (&'static str, u8) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (

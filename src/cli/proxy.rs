@@ -223,12 +223,7 @@ async fn serve(
             // The locked argv, exactly (prepare() held the given one to it), in the directory
             // it was locked in.
             cmd.cwd = entry.launch.cwd().map(std::path::PathBuf::from);
-            // What the check read, from where no one else can change it.
-            if let Some(private) = private {
-                cmd.program = private.program.clone();
-                cmd.args = private.args.clone();
-            }
-            Endpoint::Stdio(cmd)
+            enforcement::started_from(Endpoint::Stdio(cmd), private)
         }
         remote => remote,
     };
@@ -309,19 +304,15 @@ async fn serve_endpoint(
     let (server, channel) = crate::session::open(endpoint, &bounds)?;
     // The interpreter is run where it is installed: what the started process runs is held to
     // the lock before anything is relayed.
-    if let Some(private) = private {
-        let checked = match server.pid() {
-            Some(pid) => private.check_started(pid),
-            None => Err("the server exited before its interpreter could be checked".into()),
-        };
-        if let Err(why) = checked {
-            drop(channel);
-            server.close(GRACE).await;
-            return Err(fail(
-                Code::ArtifactChanged,
-                format!("refusing to serve {}: {why}", endpoint.display()),
-            ));
-        }
+    if let Some(private) = private
+        && let Err(why) = private.check_started(server.pid())
+    {
+        drop(channel);
+        server.close(GRACE).await;
+        return Err(fail(
+            Code::ArtifactChanged,
+            format!("refusing to serve {}: {why}", endpoint.display()),
+        ));
     }
     let (end, closed) =
         crate::proxy::serve_opened((host_in, host_out), server, channel, locked, options, audit)

@@ -225,16 +225,12 @@ fn open_upstream(
     };
     let (opened, channel) = crate::session::open(&upstream.endpoint, &bounds)
         .map_err(|e| format!("server {server:?}: {e}"))?;
-    if let Some(private) = &upstream.private {
-        let checked = match opened.pid() {
-            Some(pid) => private.check_started(pid),
-            None => Err("the server exited before its interpreter could be checked".into()),
-        };
-        if let Err(why) = checked {
-            drop(channel);
-            tokio::spawn(opened.close(crate::proxy::EXIT_GRACE));
-            return Err(format!("refusing to serve {server:?}: {why}"));
-        }
+    if let Some(private) = &upstream.private
+        && let Err(why) = private.check_started(opened.pid())
+    {
+        drop(channel);
+        tokio::spawn(opened.close(crate::proxy::EXIT_GRACE));
+        return Err(format!("refusing to serve {server:?}: {why}"));
     }
     Ok((opened, channel))
 }

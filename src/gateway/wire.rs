@@ -91,7 +91,7 @@ pub fn open_session(
     }
     if gateway.session_count() >= gateway.limits.max_sessions {
         let message = format!(
-            "the gateway holds its most sessions ({}); try again when one ends",
+            "the gateway holds its most sessions ({}); try again when one ends (an operator raises the bound with `mcplock gateway --max-sessions N`)",
             gateway.limits.max_sessions
         );
         let refusal = refuse(

@@ -94,23 +94,6 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
     Ok(Output::report(None, format!("{token}\n"), json))
 }
 
-/// Resolves on SIGTERM or SIGINT (SIGHUP is for reloading).
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
-}
-
 async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
     if args.log_format == super::LogFormat::Json {
         crate::edge::log::use_json();
@@ -178,7 +161,11 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         limits,
         revocations,
     ));
-    crate::gateway::serve(listener, Arc::clone(&gateway), stop_signal()).await;
+    // SIGTERM or SIGINT stops it (SIGHUP is for reloading: `state::watch`).
+    let stop = async {
+        super::interrupted(false).await;
+    };
+    crate::gateway::serve(listener, Arc::clone(&gateway), stop).await;
     watcher.abort();
     gateway.checkpoint(crate::core::audit::Mark::Close);
     crate::edge::log::info("gateway", "stopped", &[]);

@@ -74,8 +74,7 @@ fn rules_digest(args: &GatewayArgs) -> Result<String, CliError> {
 }
 
 /// What identifies the files the state is read from as they are now.
-fn stamps(args: &GatewayArgs) -> Vec<Option<(u64, i64, i64, u64)>> {
-    use std::os::unix::fs::MetadataExt;
+fn stamps(args: &GatewayArgs) -> Vec<enforcement::Stamp> {
     let mut paths = vec![
         args.lockfile.clone(),
         crate::cli::files::default_signature_path(&args.lockfile),
@@ -84,14 +83,7 @@ fn stamps(args: &GatewayArgs) -> Vec<Option<(u64, i64, i64, u64)>> {
     paths.extend(args.check.bundle.clone());
     paths.extend(args.agents.clone());
     paths.extend(args.guard.policies.iter().cloned());
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
-        })
-        .collect()
+    paths.iter().map(|p| enforcement::stamp(p)).collect()
 }
 
 /// Reloads on SIGHUP and when a file the state was read from changes, until the gateway stops.
@@ -186,14 +178,7 @@ fn upstream(name: &str, entry: &crate::core::lockfile::ServerLock) -> Result<Ups
     let launch = endpoint.launch();
     enforcement::check_artifact(entry, &launch, name, "gateway").map_err(|e| e.headline)?;
     let private = enforcement::private_copy(entry, &endpoint, &launch).map_err(|e| e.headline)?;
-    let endpoint = match (endpoint, &private) {
-        (crate::transport::Endpoint::Stdio(mut cmd), Some(private)) => {
-            cmd.program = private.program.clone();
-            cmd.args = private.args.clone();
-            crate::transport::Endpoint::Stdio(cmd)
-        }
-        (endpoint, _) => endpoint,
-    };
+    let endpoint = enforcement::started_from(endpoint, private.as_ref());
     Ok(Upstream {
         endpoint,
         private: private.map(Arc::new),

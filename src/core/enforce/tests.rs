@@ -27,6 +27,18 @@ fn server() -> ServerLock {
     }
 }
 
+/// The host lists tools: `read` as locked, `list` changed since (withheld as drifted).
+fn list_with_list_changed(locked: &Locked<'_>, session: &mut Session) {
+    let served = vec![tool("read", "Read a file."), tool("list", "Changed.")];
+    check_list_page(
+        ItemKind::Tool,
+        page(ItemKind::Tool, served),
+        true,
+        locked,
+        session,
+    );
+}
+
 fn page(kind: ItemKind, items: Vec<Value>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(kind.field().into(), Value::Array(items));
@@ -147,16 +159,7 @@ fn calls_pass_only_for_locked_items_listed_in_this_session() {
         check_call("tools/call", Some(&call("read")), &locked, &session),
         Err(Reason::NotListed)
     );
-    check_list_page(
-        ItemKind::Tool,
-        page(
-            ItemKind::Tool,
-            vec![tool("read", "Read a file."), tool("list", "Changed.")],
-        ),
-        true,
-        &locked,
-        &mut session,
-    );
+    list_with_list_changed(&locked, &mut session);
     assert_eq!(
         check_call("tools/call", Some(&call("read")), &locked, &session),
         Ok(())
@@ -571,16 +574,7 @@ fn one_verdict_per_host_request_in_every_mode() {
     let lock = server();
     let locked = Locked::new(&lock);
     let mut session = Session::default();
-    check_list_page(
-        ItemKind::Tool,
-        page(
-            ItemKind::Tool,
-            vec![tool("read", "Read a file."), tool("list", "Changed.")],
-        ),
-        true,
-        &locked,
-        &mut session,
-    );
+    list_with_list_changed(&locked, &mut session);
     let never = |_: ItemKind| false;
     let tools_relisted = |kind: ItemKind| kind == ItemKind::Tool;
     let decide = |method: &str,

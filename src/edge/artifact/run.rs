@@ -73,8 +73,10 @@ impl Private {
 
     /// Holds the process started from this copy to the lock: the executable it runs (read
     /// through `/proc`, whatever its path now holds) must be the interpreter the lock pinned.
-    /// The caller stops the process on an error, before any message passes.
-    pub fn check_started(&self, pid: u32) -> Result<(), String> {
+    /// The caller stops the process on an error, before any message passes. A process already
+    /// gone (`None`) cannot be checked: an error too.
+    pub fn check_started(&self, pid: Option<u32>) -> Result<(), String> {
+        let pid = pid.ok_or("the server exited before its interpreter could be checked")?;
         let Some(pinned) = &self.running else {
             return Ok(());
         };
