@@ -637,8 +637,7 @@ fn a_reload_admits_a_new_agent_keeps_the_old_state_when_broken_and_narrows_a_run
     let said = gw.said();
     let refusal = said
         .lines()
-        .filter(|l| l.contains("reload refused"))
-        .last()
+        .rfind(|l| l.contains("reload refused"))
         .unwrap();
     assert!(refusal.contains("signature does not hold"), "{said}");
     assert!(
