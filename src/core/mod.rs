@@ -29,6 +29,7 @@ pub mod policy;
 pub mod relay;
 pub mod review;
 pub mod revocation;
+pub mod share;
 pub mod signature;
 pub mod snapshot;
 pub mod stability;

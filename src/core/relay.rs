@@ -10,6 +10,8 @@
 use crate::core::jsonrpc::Id;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
 
 /// Who sent a request through the proxy (and so receives its answer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,8 +26,8 @@ pub enum Origin {
 
 /// A request waiting for its answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Waiting {
-    pub origin: Origin,
+pub struct Waiting<O = Origin> {
+    pub origin: O,
     /// The id the sender used.
     pub original: Id,
     pub method: String,
@@ -53,19 +55,20 @@ pub enum Dropped {
     Progress,
 }
 
-/// Requests in flight, both ways.
+/// Requests in flight, both ways (or, for a shared server, from each of its sharers: the
+/// origin type is whatever tells senders apart).
 #[derive(Debug)]
-pub struct Relay {
+pub struct Relay<O = Origin> {
     next: i64,
     cap: usize,
     /// By the id the proxy sent on.
-    waiting: HashMap<Id, Waiting>,
+    waiting: HashMap<Id, Waiting<O>>,
     /// By who sent it and their id: to translate a cancellation.
-    sent_as: HashMap<(Origin, Id), Id>,
+    sent_as: HashMap<(O, Id), Id>,
 }
 
-impl Relay {
-    pub fn new(cap: usize) -> Relay {
+impl<O: Copy + Eq + Hash + Debug> Relay<O> {
+    pub fn new(cap: usize) -> Relay<O> {
         Relay {
             next: 1,
             cap,
@@ -77,7 +80,7 @@ impl Relay {
     /// Registers a request from `origin` with its own `id`; returns the id to send it on with.
     /// A sender reusing an id still waiting is refused the same way (the answer could not be
     /// told apart).
-    pub fn send(&mut self, origin: Origin, id: Id, method: &str) -> Result<Id, Refused> {
+    pub fn send(&mut self, origin: O, id: Id, method: &str) -> Result<Id, Refused> {
         if self.sent_as.contains_key(&(origin, id.clone())) {
             return Err(Refused::DuplicateId);
         }
@@ -103,7 +106,7 @@ impl Relay {
     /// The answer to a request the proxy sent on as `sent`: who waits for it and under which
     /// id. `None` for an id the proxy never sent (or already answered): such an answer is
     /// dropped, never forwarded.
-    pub fn answer(&mut self, sent: &Id) -> Option<Waiting> {
+    pub fn answer(&mut self, sent: &Id) -> Option<Waiting<O>> {
         let waiting = self.waiting.remove(sent)?;
         self.sent_as
             .remove(&(waiting.origin, waiting.original.clone()));
@@ -112,7 +115,7 @@ impl Relay {
 
     /// The sender of `original` gave up on it: the entry leaves the table (a late answer is then
     /// dropped as an answer to nothing) and the id to cancel on the far side is returned.
-    pub fn cancel(&mut self, origin: Origin, original: &Id) -> Option<(Id, Waiting)> {
+    pub fn cancel(&mut self, origin: O, original: &Id) -> Option<(Id, Waiting<O>)> {
         let sent = self.sent_as.remove(&(origin, original.clone()))?;
         let waiting = self.waiting.remove(&sent)?;
         Some((sent, waiting))
@@ -146,10 +149,10 @@ impl Relay {
     /// the receiver still waiting: it is dropped, never forwarded as it was.
     pub fn translate_notification(
         &mut self,
-        from: Origin,
+        from: O,
         method: &str,
         params: Option<&mut Map<String, Value>>,
-    ) -> Result<Option<(Id, Waiting)>, Dropped> {
+    ) -> Result<Option<(Id, Waiting<O>)>, Dropped> {
         match method {
             "notifications/cancelled" => {
                 let params = params.ok_or(Dropped::Cancel)?;
@@ -182,19 +185,38 @@ impl Relay {
     }
 
     /// Every request still waiting, removed: when a side goes away, each gets an error.
-    pub fn drain(&mut self) -> Vec<Waiting> {
+    pub fn drain(&mut self) -> Vec<Waiting<O>> {
         self.sent_as.clear();
-        let mut all: Vec<(Id, Waiting)> = self.waiting.drain().collect();
-        all.sort_by_key(|(id, _)| match id {
-            Id::Number(n) => *n,
-            Id::String(_) => i64::MAX,
-        });
+        let mut all: Vec<(Id, Waiting<O>)> = self.waiting.drain().collect();
+        all.sort_by_key(|(id, _)| sent_order(id));
         all.into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// Every request of `origin` still waiting, removed, each with the id it was sent on (so
+    /// the far side can be told it is cancelled), in the order they were sent.
+    pub fn drain_of(&mut self, origin: O) -> Vec<(Id, Waiting<O>)> {
+        let sent: Vec<Id> = (self.waiting.iter())
+            .filter(|(_, w)| w.origin == origin)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out: Vec<(Id, Waiting<O>)> = (sent.into_iter())
+            .filter_map(|id| Some((id.clone(), self.waiting.remove(&id)?)))
+            .collect();
+        for (_, w) in &out {
+            self.sent_as.remove(&(w.origin, w.original.clone()));
+        }
+        out.sort_by_key(|(id, _)| sent_order(id));
+        out
+    }
+
+    /// Who sent the request that went on as `sent`, while it waits.
+    pub fn origin_of(&self, sent: &Id) -> Option<O> {
+        self.waiting.get(sent).map(|w| w.origin)
     }
 
     /// The id the proxy sent on for the one request of `origin` still waiting, if exactly one
     /// is: an answer that could not be read must then have been its answer.
-    pub fn sole(&self, origin: Origin) -> Option<Id> {
+    pub fn sole(&self, origin: O) -> Option<Id> {
         let mut of_origin = self.waiting.iter().filter(|(_, w)| w.origin == origin);
         let (sent, _) = of_origin.next()?;
         of_origin.next().is_none().then(|| sent.clone())
@@ -206,6 +228,14 @@ impl Relay {
 
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
+    }
+}
+
+/// The order ids were sent in: the proxy's own ids are increasing numbers.
+fn sent_order(id: &Id) -> i64 {
+    match id {
+        Id::Number(n) => *n,
+        Id::String(_) => i64::MAX,
     }
 }
 
