@@ -1115,6 +1115,13 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_sessions: usize,
 
+    /// Serve every session of this locked server from one running server (repeatable). Only
+    /// for a server that keeps nothing of one client from another: each session is still
+    /// enforced on its own, but the server is started once, told no client's capabilities,
+    /// and its log messages and requests to a client are not relayed.
+    #[arg(long, value_name = "SERVER")]
+    pub share: Vec<String>,
+
     /// Seconds a session may go without a request before it is ended (its server stopped).
     #[arg(long, value_name = "SECS", default_value_t = 900.0, value_parser = parse_seconds)]
     pub idle_timeout: f64,

@@ -13,7 +13,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 /// Bytes of the in-memory pipes between the HTTP side and the proxy session.
-const PIPE_BYTES: usize = 1 << 16;
+pub(super) const PIPE_BYTES: usize = 1 << 16;
 
 pub(super) struct HostSession {
     pub agent: String,
@@ -73,13 +73,16 @@ pub(super) fn start(
         .scope()
         .ok_or_else(|| format!("agent {agent:?} has no grant for server {server:?}"))?;
     let lockfile = Arc::clone(&state.lockfile);
-    if !lockfile.servers.contains_key(server) {
-        return Err(format!("no locked server {server:?}"));
-    }
+    let entry =
+        (lockfile.servers.get(server)).ok_or_else(|| format!("no locked server {server:?}"))?;
     let withdrawn = Arc::new(Mutex::new(Withdrawn::default()));
     let mut options = session_options(gateway, &state, (id, agent, server));
     options.revocations = Some(overlaid(options.revocations.take(), Arc::clone(&withdrawn)));
-    let (opened, channel) = open_upstream(gateway, &upstream, &options, server)?;
+    let (opened, channel) = if upstream.shared {
+        super::shared::attach(gateway, &upstream, &options, (server, entry))?
+    } else {
+        open_upstream(gateway, &upstream, &options, server)?
+    };
     let audit = gateway.audit.as_ref().map(|log| crate::proxy::Audit {
         log: Arc::clone(log),
         who: Some(crate::core::audit::Who {
@@ -212,7 +215,7 @@ fn session_options(
 
 /// Starts (or reaches) the upstream; a started interpreter is held to the lock before anything
 /// is relayed (it runs where it is installed).
-fn open_upstream(
+pub(super) fn open_upstream(
     gateway: &Gateway,
     upstream: &super::Upstream,
     options: &crate::proxy::Options,
@@ -237,7 +240,10 @@ fn open_upstream(
 
 /// Writes each line for the proxy session into its pipe; when the session is closed the pipe
 /// is, and the proxy session ends as if its host had gone.
-async fn write_lines(mut pipe: tokio::io::DuplexStream, mut lines: mpsc::Receiver<Vec<u8>>) {
+pub(super) async fn write_lines<W: tokio::io::AsyncWrite + Unpin>(
+    mut pipe: W,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+) {
     while let Some(mut line) = lines.recv().await {
         line.push(b'\n');
         if pipe.write_all(&line).await.is_err() || pipe.flush().await.is_err() {

@@ -10,6 +10,7 @@ mod aggregate;
 mod host;
 mod http;
 pub mod metrics;
+mod shared;
 mod stateless;
 mod wire;
 
@@ -66,6 +67,8 @@ impl Default for Limits {
 pub struct Upstream {
     pub endpoint: Endpoint,
     pub private: Option<Arc<Private>>,
+    /// Every session of the server is served from one running server (`--share`).
+    pub shared: bool,
 }
 
 /// Every locked server: what it is started from, or why it cannot be served.
@@ -140,7 +143,10 @@ pub struct Gateway {
     pool: Mutex<Pool>,
     /// Host sessions of the aggregated endpoint, by id (their members are in `sessions`).
     aggregates: Mutex<HashMap<String, Arc<aggregate::Aggregate>>>,
-    /// Held by every running proxy session: how many still run (servers not yet stopped).
+    /// The running server of each shared server (`--share`).
+    shared: Mutex<HashMap<String, Arc<shared::Shared>>>,
+    /// Held by every running proxy session and shared server: how many still run (servers
+    /// not yet stopped).
     running: Arc<()>,
     /// Stopping: not ready, no new session.
     draining: std::sync::atomic::AtomicBool,
@@ -158,6 +164,7 @@ impl Gateway {
             sessions: Mutex::new(HashMap::new()),
             pool: Mutex::new(HashMap::new()),
             aggregates: Mutex::new(HashMap::new()),
+            shared: Mutex::new(HashMap::new()),
             running: Arc::new(()),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
@@ -199,7 +206,7 @@ impl Gateway {
         self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Proxy sessions still running (their servers not yet stopped).
+    /// Proxy sessions and shared servers still running (their servers not yet stopped).
     pub fn running(&self) -> usize {
         Arc::strong_count(&self.running) - 1
     }

@@ -80,6 +80,9 @@ impl Coded for OpenError {
 enum Owner {
     Process(ServerProcess),
     Remote(BridgeHandle),
+    /// A share of a server someone else runs (the gateway's shared servers): `true` once that
+    /// server has ended.
+    Share(tokio::sync::watch::Receiver<bool>),
 }
 
 /// A started (or reached) server: stopped by [`Session::close`], or killed with its process
@@ -167,11 +170,19 @@ pub fn open(endpoint: &Endpoint, bounds: &Bounds) -> Result<(Session, Channel), 
 }
 
 impl Session {
+    /// A share of a server that another owner runs and stops; `ended` turns `true` when it has
+    /// ended. Closing a share stops nothing.
+    pub fn share(ended: tokio::sync::watch::Receiver<bool>) -> Session {
+        Session {
+            owner: Owner::Share(ended),
+        }
+    }
+
     /// The started process's id, while it has not been reaped (never for a remote server).
     pub fn pid(&self) -> Option<u32> {
         match &self.owner {
             Owner::Process(process) => process.id(),
-            Owner::Remote(_) => None,
+            Owner::Remote(_) | Owner::Share(_) => None,
         }
     }
 
@@ -183,6 +194,10 @@ impl Session {
                 process.wait().await;
             }
             Owner::Remote(_) => std::future::pending().await,
+            Owner::Share(ended) => {
+                // An owner gone without a word (an error here) has ended the server with it.
+                let _ = ended.wait_for(|ended| *ended).await;
+            }
         }
     }
 
@@ -209,6 +224,7 @@ impl Session {
                 bridge.finish(grace).await;
                 Closed::default()
             }
+            Owner::Share(_) => Closed::default(),
         }
     }
 
@@ -219,7 +235,7 @@ impl Session {
                 process.finish(grace).await;
                 Some(process.stderr_report(STDERR_LINES))
             }
-            Owner::Remote(_) => None,
+            Owner::Remote(_) | Owner::Share(_) => None,
         }
     }
 }

@@ -42,7 +42,8 @@ pub fn load(
         args.allow_unsigned,
         ("gateway", "what every agent may use"),
     )?;
-    let upstreams = upstreams(&lockfile);
+    shared_are_locked(&args.share, &lockfile, &args.lockfile)?;
+    let upstreams = upstreams(&lockfile, &args.share);
     let lockfile = Arc::new(lockfile);
     let options = session_options(args, &lockfile, limits, revocations)?;
     Ok(State {
@@ -140,10 +141,13 @@ pub async fn watch(
 /// What each locked server is started from: its locked launch, placeholders filled from this
 /// environment, its code held to the lock (and started from a private copy of what was
 /// checked); a server that cannot be started says why at start and on every session.
-fn upstreams(lockfile: &Lockfile) -> Upstreams {
+fn upstreams(lockfile: &Lockfile, shared: &[String]) -> Upstreams {
     let mut out = Upstreams::new();
     for (name, entry) in &lockfile.servers {
-        let upstream = upstream(name, entry);
+        let upstream = upstream(name, entry).map(|u| Upstream {
+            shared: shared.contains(name),
+            ..u
+        });
         if let Err(why) = &upstream {
             crate::edge::log::warn("gateway", why, &[("server", name)]);
         }
@@ -182,7 +186,28 @@ fn upstream(name: &str, entry: &crate::core::lockfile::ServerLock) -> Result<Ups
     Ok(Upstream {
         endpoint,
         private: private.map(Arc::new),
+        shared: false,
     })
+}
+
+/// Every `--share` names a locked server (a typo would otherwise silently share nothing).
+fn shared_are_locked(
+    shared: &[String],
+    lockfile: &Lockfile,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    let Some(unknown) = shared.iter().find(|n| !lockfile.servers.contains_key(*n)) else {
+        return Ok(());
+    };
+    let locked: Vec<&str> = lockfile.servers.keys().map(String::as_str).collect();
+    Err(fail(
+        Code::Usage,
+        format!(
+            "--share {unknown}: {} locks no server {unknown:?} (it locks: {}); name one of those",
+            path.display(),
+            locked.join(", ")
+        ),
+    ))
 }
 
 /// What every session is held to besides the lock: the options of the proxy session each runs,

@@ -10,6 +10,7 @@ falling back to initialize). Prints {"connected": SERVER_NAME, "protocol": VERSI
 per line on stdin and prints one JSON line per step:
   {"list": true}                          -> {"tools": [NAMES]}
   {"call": NAME, "arguments": {...}}      -> {"text": [...], "isError": B} or {"error": MESSAGE}
+     (with "progress": true, the call asks for progress: "progress": [each report's value])
   {"resources": true}                     -> {"resources": [URIS], "templates": [URI_TEMPLATES]}
   {"read": URI}                           -> {"text": [...]} or {"error": MESSAGE}
 The session ends (DELETE) when stdin closes.
@@ -49,9 +50,20 @@ async def steps(session) -> None:
                 read = await session.read_resource(step["read"])
                 say({"text": [c.text for c in read.contents if getattr(c, "text", None) is not None]})
             else:
-                result = await session.call_tool(step["call"], step.get("arguments", {}))
+                reports = []
+
+                async def progressed(progress, total, message):
+                    reports.append(progress)
+
+                on_progress = progressed if step.get("progress") else None
+                result = await session.call_tool(
+                    step["call"], step.get("arguments", {}), progress_callback=on_progress
+                )
                 texts = [c.text for c in result.content if getattr(c, "text", None)]
-                say({"text": texts, "isError": bool(result.is_error)})
+                said = {"text": texts, "isError": bool(result.is_error)}
+                if on_progress:
+                    said["progress"] = reports
+                say(said)
         except Exception as error:  # a JSON-RPC error from the gateway or the server
             say({"error": str(error)})
 
