@@ -1423,3 +1423,49 @@ fn a_rug_pull_announced_by_a_shared_server_reaches_every_session_it_serves() {
         gw.said()
     );
 }
+
+#[test]
+fn what_a_host_gets_through_the_gateway_is_what_a_direct_session_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    lock_as(d, "everything", &[], &everything_server());
+    let python = crate::common::python_server();
+    lock_as(d, "py", &["--resources"], &python);
+    let agent = token(d, "agent", &["everything", "py"]);
+    let gw = gateway(d, &["--allow-unsigned"]);
+
+    // server-everything: its own Streamable HTTP, directly; its stdio, through the gateway.
+    let direct = crate::common::remote::everything_http("streamableHttp");
+    let calls = json!([
+        ["echo", {"message": "the same"}],
+        ["get-sum", {"a": 2, "b": 40}],
+    ]);
+    let there = client(&direct.url("/mcp"), "", calls.clone());
+    let here = client(&format!("{}/servers/everything/mcp", gw.url), &agent, calls);
+    assert_eq!(here["server"], there["server"], "{here}\n{there}");
+    assert_eq!(here["tools"], there["tools"], "{here}\n{there}");
+    assert_eq!(here["calls"], there["calls"], "{here}\n{there}");
+
+    // The Python SDK server: over its own Streamable HTTP, directly; over stdio, through the
+    // gateway; step by step, in both eras.
+    let direct = crate::common::remote::python_http("streamable-http");
+    let steps = [
+        json!({"list": true}),
+        json!({"call": "read_file", "arguments": {"path": "notes.txt", "max_bytes": 12}}),
+        json!({"call": "add", "arguments": {"a": 1.5, "b": 2}}),
+        json!({"resources": true}),
+        json!({"read": "config://app"}),
+        json!({"read": "users://7/profile"}),
+    ];
+    for mode in ["legacy", "auto"] {
+        let (mut there, connected_there) = PyHost::connect_in(&direct.url("/mcp"), "", mode);
+        let url = format!("{}/servers/py/mcp", gw.url);
+        let (mut here, connected_here) = PyHost::connect_in(&url, &agent, mode);
+        assert_eq!(connected_here, connected_there, "{mode}");
+        for step in &steps {
+            let (a, b) = (here.step(step.clone()), there.step(step.clone()));
+            assert!(a.get("error").is_none(), "{mode} {step}: {a}");
+            assert_eq!(a, b, "{mode} {step}");
+        }
+    }
+}

@@ -3,8 +3,8 @@ its Streamable HTTP client transport, driven one step at a time so a test can ch
 between two steps of one live session.
 
 Usage: gateway_client.py URL TOKEN [legacy|auto]
-Connects with `Authorization: Bearer TOKEN`: `legacy` (the default) with ClientSession's
-initialize handshake; `auto` with the SDK's Client and its own era negotiation (server/discover,
+Connects with `Authorization: Bearer TOKEN` (none when TOKEN is empty): `legacy` (the
+default) with ClientSession's initialize handshake; `auto` with the SDK's Client and its own era negotiation (server/discover,
 falling back to initialize). Prints {"connected": SERVER_NAME, "protocol": VERSION} (or
 {"connectError": MESSAGE} and exits), then reads one JSON step
 per line on stdin and prints one JSON line per step:
@@ -71,7 +71,8 @@ async def steps(session) -> None:
 async def main() -> None:
     url, token = sys.argv[1], sys.argv[2]
     mode = sys.argv[3] if len(sys.argv) > 3 else "legacy"
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    # An empty token: no header at all (a server reached directly, for comparison).
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         if mode == "auto":
             async with http, Client(streamable_http_client(url, http_client=http), mode="auto") as client:
