@@ -4,10 +4,10 @@ between two steps of one live session.
 
 Usage: gateway_client.py URL TOKEN [legacy|auto]
 Connects with `Authorization: Bearer TOKEN` (none when TOKEN is empty): `legacy` (the
-default) with ClientSession's initialize handshake; `auto` with the SDK's Client and its own era negotiation (server/discover,
-falling back to initialize). Prints {"connected": SERVER_NAME, "protocol": VERSION} (or
-{"connectError": MESSAGE} and exits), then reads one JSON step
-per line on stdin and prints one JSON line per step:
+default) with ClientSession's initialize handshake; `auto` with the SDK's Client and its own
+era negotiation (server/discover, falling back to initialize). Prints {"connected":
+SERVER_NAME, "protocol": VERSION} (or {"connectError": MESSAGE} and exits), then reads one
+JSON step per line on stdin and prints one JSON line per step:
   {"list": true}                          -> {"tools": [NAMES]}
   {"call": NAME, "arguments": {...}}      -> {"text": [...], "isError": B} or {"error": MESSAGE}
      (with "progress": true, the call asks for progress: "progress": [each report's value])
