@@ -42,8 +42,14 @@ impl Drop for Gateway {
 /// Starts the gateway on a free loopback port with `flags`; its address is read from its
 /// stderr.
 fn gateway(dir: &Path, flags: &[&str]) -> Gateway {
+    gateway_env(dir, flags, &[])
+}
+
+/// The same, with `env` added to its environment.
+fn gateway_env(dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Gateway {
     let mut child = Command::new(mcplock_bin())
         .current_dir(dir)
+        .envs(env.iter().copied())
         .args(["gateway", "--agents", "agents.json"])
         .args(["--listen", "127.0.0.1:0"])
         .args(flags)
@@ -1006,7 +1012,8 @@ fn a_stdio_only_host_reaches_the_gateway_through_mcp_remote() {
 }
 
 #[test]
-fn a_remote_server_is_served_from_its_locked_url_and_one_locked_with_headers_says_why_not() {
+fn a_remote_server_is_served_from_its_locked_url_and_one_locked_with_headers_with_the_gateways_own()
+{
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // The official Python SDK server over its own Streamable HTTP, locked by its URL.
@@ -1052,7 +1059,54 @@ fn a_remote_server_is_served_from_its_locked_url_and_one_locked_with_headers_say
         json!([]),
     );
     let error = guarded["connectError"].as_str().unwrap_or_default();
-    assert!(error.contains("no credentials of its own"), "{guarded}");
+    assert!(error.contains("--upstream-header"), "{guarded}");
+    drop(gw);
+
+    // A server that answers only a bearer token, locked with it: the gateway sends its own
+    // (from its environment, named by --upstream-header), never the agent's; the secret is in
+    // no line it writes. Given under another header name, it is not served.
+    let authed = crate::common::remote::hostile_http("auth", &[]);
+    let mut lock = std::process::Command::new(crate::common::mcplock_bin());
+    lock.current_dir(d)
+        .args(["lock", "--name", "authed", "--url", &authed.url("/mcp")])
+        .args(["--bearer-env", "AUTHED_TOKEN"])
+        .env("AUTHED_TOKEN", "s3cret-token");
+    assert!(lock.status().unwrap().success());
+    let agent = token(d, "caller", &["authed"]);
+    let env = [("AUTHED_TOKEN", "s3cret-token")];
+    let wrong = [
+        "--allow-unsigned",
+        "--upstream-header",
+        "authed=X-Api-Key: ${AUTHED_TOKEN}",
+    ];
+    let gw = gateway_env(d, &wrong, &env);
+    let url = format!("{}/servers/authed/mcp", gw.url);
+    let refused = client(&url, &agent, json!([]));
+    let error = refused["connectError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot be served: it was locked with headers [authorization]"),
+        "{refused}"
+    );
+    drop(gw);
+    let given = "authed=Authorization: Bearer ${AUTHED_TOKEN}";
+    let mut gw = gateway_env(d, &["--allow-unsigned", "--upstream-header", given], &env);
+    let url = format!("{}/servers/authed/mcp", gw.url);
+    let out = client(&url, &agent, json!([["tool_00000", {}]]));
+    assert_eq!(out["calls"][0]["text"], json!(["tool_00000 done"]), "{out}");
+    gw.stop();
+    assert!(!gw.said().contains("s3cret-token"), "{}", gw.said());
+    // A header for a server not locked by URL is refused at start.
+    let typo = [
+        "gateway",
+        "--agents",
+        "agents.json",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-unsigned",
+        "--upstream-header",
+        "remot=Authorization: x",
+    ];
+    run_in(d, &typo, Duration::from_secs(30)).expect_failure(2, "server \"remot\" is not locked");
 }
 
 #[test]

@@ -1122,6 +1122,13 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "SERVER")]
     pub share: Vec<String>,
 
+    /// A header the gateway sends a remote server that was locked with headers (`lock --url
+    /// --header/--bearer-env`): `SERVER=Name: value` (repeatable). `${VAR}` in the value is read
+    /// from the gateway's environment. Every header the server was locked with must be given,
+    /// and no other; an agent's own token is never sent upstream.
+    #[arg(long = "upstream-header", value_name = "'SERVER=NAME: VALUE'")]
+    pub upstream_headers: Vec<String>,
+
     /// Seconds a session may go without a request before it is ended (its server stopped).
     #[arg(long, value_name = "SECS", default_value_t = 900.0, value_parser = parse_seconds)]
     pub idle_timeout: f64,

@@ -43,7 +43,8 @@ pub fn load(
         ("gateway", "what every agent may use"),
     )?;
     shared_are_locked(&args.share, &lockfile, &args.lockfile)?;
-    let upstreams = upstreams(&lockfile, &args.share);
+    let headers = upstream_headers(&args.upstream_headers, &lockfile)?;
+    let upstreams = upstreams(&lockfile, &args.share, &headers);
     let lockfile = Arc::new(lockfile);
     let options = session_options(args, &lockfile, limits, revocations)?;
     Ok(State {
@@ -141,43 +142,48 @@ pub async fn watch(
 /// What each locked server is started from: its locked launch, placeholders filled from this
 /// environment, its code held to the lock (and started from a private copy of what was
 /// checked); a server that cannot be started says why at start and on every session.
-fn upstreams(lockfile: &Lockfile, shared: &[String]) -> Upstreams {
+fn upstreams(lockfile: &Lockfile, shared: &[String], headers: &Headers) -> Upstreams {
     let mut out = Upstreams::new();
     for (name, entry) in &lockfile.servers {
-        let upstream = upstream(name, entry).map(|u| Upstream {
+        let given = headers.get(name).map(Vec::as_slice).unwrap_or_default();
+        let upstream = upstream(name, entry, given).map(|u| Upstream {
             shared: shared.contains(name),
             ..u
         });
         if let Err(why) = &upstream {
-            crate::edge::log::warn("gateway", why, &[("server", name)]);
+            let text = format!("server {name:?} is not served: {why}");
+            crate::edge::log::warn("gateway", &text, &[("server", name)]);
         }
         out.insert(name.clone(), upstream);
     }
     out
 }
 
-fn upstream(name: &str, entry: &crate::core::lockfile::ServerLock) -> Result<Upstream, String> {
+fn upstream(
+    name: &str,
+    entry: &crate::core::lockfile::ServerLock,
+    headers: &[String],
+) -> Result<Upstream, String> {
     use crate::core::launch::Launch;
     if !crate::core::agents::valid_name(name) {
-        return Err(format!(
-            "server {name:?} is not served: its name is not one a URL path and a grant can hold (letters, digits, '-', '_', '.'); lock it under another with `mcplock lock --name NEW`"
-        ));
+        return Err(
+            "its name is not one a URL path and a grant can hold (letters, digits, '-', '_', '.'); lock it under another with `mcplock lock --name NEW`"
+                .to_string(),
+        );
     }
     let endpoint = match &entry.launch {
         Launch::Stdio { .. } => {
             crate::cli::locked::locked_command(name, entry, Vec::new()).map_err(|e| e.headline)?
         }
-        Launch::Http { header_names, .. } if !header_names.is_empty() => {
-            return Err(format!(
-                "server {name:?} is not served: it was locked with headers ({}), and the gateway has no credentials of its own for it yet (reach it with `mcplock proxy --url`)",
-                header_names.join(", ")
-            ));
+        Launch::Http { url, header_names } => {
+            headers_as_locked(name, header_names, headers)?;
+            let remote = crate::cli::RemoteArgs {
+                headers: headers.to_vec(),
+                ..crate::cli::RemoteArgs::default()
+            };
+            let endpoint = remote.endpoint_at(url).map_err(|e| e.headline)?;
+            crate::transport::Endpoint::Http(endpoint)
         }
-        Launch::Http { url, .. } => crate::transport::Endpoint::Http(
-            crate::cli::RemoteArgs::default()
-                .endpoint_at(url)
-                .map_err(|e| e.headline)?,
-        ),
     };
     let launch = endpoint.launch();
     enforcement::check_artifact(entry, &launch, name, "gateway").map_err(|e| e.headline)?;
@@ -188,6 +194,66 @@ fn upstream(name: &str, entry: &crate::core::lockfile::ServerLock) -> Result<Ups
         private: private.map(Arc::new),
         shared: false,
     })
+}
+
+/// Each remote server's `--upstream-header`s (`Name: value`), by server.
+type Headers = std::collections::BTreeMap<String, Vec<String>>;
+
+/// `--upstream-header SERVER=Name: value`, each naming a server locked by URL.
+fn upstream_headers(given: &[String], lockfile: &Lockfile) -> Result<Headers, CliError> {
+    let mut out = Headers::new();
+    for header in given {
+        let parsed = header.split_once('=').filter(|(_, h)| h.contains(':'));
+        let Some((server, header)) = parsed else {
+            return Err(fail(
+                Code::Usage,
+                "--upstream-header: expected 'SERVER=Name: value' (for example 'docs=Authorization: Bearer ${DOCS_TOKEN}')",
+            ));
+        };
+        let by_url = lockfile.servers.get(server).map(|e| e.launch.is_http());
+        if by_url != Some(true) {
+            let what = if by_url.is_some() {
+                "is not locked by URL"
+            } else {
+                "is not locked"
+            };
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "--upstream-header {server}=…: server {server:?} {what}; headers go only to a server locked with `mcplock lock --url`"
+                ),
+            ));
+        }
+        out.entry(server.to_string())
+            .or_default()
+            .push(header.to_string());
+    }
+    Ok(out)
+}
+
+/// The headers given for a remote server are the ones it was locked with, by name: a lock made
+/// with a credential says nothing of what the server shows without it, or with another one.
+fn headers_as_locked(name: &str, locked: &[String], given: &[String]) -> Result<(), String> {
+    let names = |list: &mut dyn Iterator<Item = &str>| -> std::collections::BTreeSet<String> {
+        list.map(|n| n.trim().to_ascii_lowercase()).collect()
+    };
+    let locked_names = names(&mut locked.iter().map(String::as_str));
+    let given_names = names(
+        &mut given
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .map(|(n, _)| n),
+    );
+    if locked_names == given_names {
+        return Ok(());
+    }
+    let missing: Vec<&String> = locked_names.difference(&given_names).collect();
+    let extra: Vec<&String> = given_names.difference(&locked_names).collect();
+    Err(format!(
+        "it was locked with headers [{}] and the gateway was given [{}] for it (missing: {missing:?}, not locked: {extra:?}); give each with `--upstream-header '{name}=Name: ${{VAR}}'`, or lock it again with the headers it is served with",
+        locked.join(", "),
+        given_names.iter().cloned().collect::<Vec<_>>().join(", "),
+    ))
 }
 
 /// Every `--share` names a locked server (a typo would otherwise silently share nothing).
