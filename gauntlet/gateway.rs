@@ -1411,12 +1411,17 @@ fn a_shared_server_serves_every_agent_from_one_process_and_each_answer_reaches_i
         "{}",
         gw.said()
     );
+    let (_, text) = metrics(&gw.url, Some(&alpha));
+    assert!(text.contains("mcplock_gateway_shared_servers 1"), "{text}");
+    assert!(text.contains("mcplock_gateway_sessions 2"), "{text}");
     // One leaves; the server goes on serving the other; the last one out stops it.
     drop(first);
     let echoed = second.call("echo", json!({"message": "still here"}));
     assert_eq!(echoed["text"], json!(["Echo: still here"]), "{echoed}");
     drop(second);
     wait_said(&gw, "shared server stopped: its last session ended", 1);
+    let (_, text) = metrics(&gw.url, Some(&alpha));
+    assert!(text.contains("mcplock_gateway_shared_servers 0"), "{text}");
     // The next session starts it again.
     let (mut third, _) = PyHost::connect(&url, &alpha);
     third.step(json!({"list": true}));

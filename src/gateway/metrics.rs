@@ -16,6 +16,7 @@ type Labels<const N: usize> = [(&'static str, String); N];
 pub struct Metrics {
     registry: Registry,
     sessions: Gauge,
+    shared: Gauge,
     opened: Family<Labels<1>, Counter>,
     decisions: Family<Labels<4>, Counter>,
     refusals: Family<Labels<1>, Counter>,
@@ -87,6 +88,12 @@ impl Metrics {
         let mut registry = Registry::with_prefix("mcplock_gateway");
         let sessions = Gauge::default();
         registry.register("sessions", "Host sessions open", sessions.clone());
+        let shared = Gauge::default();
+        registry.register(
+            "shared_servers",
+            "Shared servers (--share) running, each serving every session of its server",
+            shared.clone(),
+        );
         let opened = Family::<Labels<1>, Counter>::default();
         registry.register(
             "sessions_opened",
@@ -118,6 +125,7 @@ impl Metrics {
         Metrics {
             registry,
             sessions,
+            shared,
             opened,
             decisions,
             refusals,
@@ -135,6 +143,15 @@ impl Metrics {
 
     pub fn session_closed(&self) {
         self.sessions.dec();
+    }
+
+    /// A shared server started (`true`) or stopped.
+    pub fn shared_server(&self, running: bool) {
+        if running {
+            self.shared.inc();
+        } else {
+            self.shared.dec();
+        }
     }
 
     pub fn decided(&self, server: &str, method: &str, decision: Decision, reason: Option<&str>) {

@@ -99,6 +99,7 @@ fn start(
         let _running = running;
         supervised.await;
     });
+    gateway.metrics.shared_server(true);
     crate::edge::log::info("gateway", "shared server started", &[("server", server)]);
     Ok(shared)
 }
@@ -252,6 +253,7 @@ async fn supervise(
         .unwrap_or_else(|p| p.into_inner())
         .retain(|_, s| !Arc::ptr_eq(s, &shared));
     let closed = opened.close(crate::proxy::EXIT_GRACE).await;
+    gateway.metrics.shared_server(false);
     let fields = [("server", shared.server.as_str())];
     match why {
         None => crate::edge::log::info(
