@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod json;
 pub mod jsonrpc;
 pub mod launch;
+pub mod limits;
 pub mod locate;
 pub mod lockfile;
 pub mod merge;

@@ -110,6 +110,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// The trust tiers this policy assigns.
     pub tiers: Tiers,
+    /// Its rate limits and quotas on tool calls (`core::limits`).
+    pub limits: Vec<crate::core::limits::Limit>,
 }
 
 /// Trust tiers, after the connector trust registry model: how much a server or tool may do.
@@ -202,6 +204,29 @@ struct WirePolicy {
     rules: Option<Vec<WireRule>>,
     #[serde(default)]
     tiers: Option<WireTiers>,
+    #[serde(default)]
+    limits: Option<Vec<WireLimit>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireLimit {
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(default)]
+    tool: Option<String>,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    calls: Option<u64>,
+    #[serde(default)]
+    per: Option<String>,
+    #[serde(default)]
+    concurrent: Option<u64>,
+    #[serde(default)]
+    daily: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -293,12 +318,20 @@ pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
     if wire.name.trim().is_empty() {
         return Err(fail(0, "the policy needs a non-empty `name`".into()));
     }
-    let Some(wire_rules) = wire.rules.filter(|r| !r.is_empty()) else {
+    let limits = (wire.limits.unwrap_or_default().into_iter().enumerate())
+        .map(|(i, w)| parse_limit(origin, &wire.name, i, w))
+        .collect::<Result<Vec<_>, _>>()?;
+    if limits.len() > crate::core::limits::MAX_LIMITS {
+        let most = crate::core::limits::MAX_LIMITS;
+        return Err(fail(0, format!("more than {most} limits")));
+    }
+    let wire_rules = wire.rules.unwrap_or_default();
+    if wire_rules.is_empty() && limits.is_empty() {
         return Err(fail(
             0,
-            "the policy has no rules (`rules` is empty or null); a policy that checks nothing would pass everything".into(),
+            "the policy has no rules and no limits (`rules` is empty or null); a policy that checks nothing would pass everything".into(),
         ));
-    };
+    }
     if wire_rules.len() > MAX_RULES {
         return Err(fail(0, format!("more than {MAX_RULES} rules")));
     }
@@ -315,6 +348,82 @@ pub fn parse_policy(origin: &str, text: &str) -> Result<Policy, PolicyError> {
         name: wire.name,
         rules,
         tiers,
+        limits,
+    })
+}
+
+/// One entry of the `limits:` section: who and what it limits (`*` or absent: any), and at
+/// least one budget.
+fn parse_limit(
+    origin: &str,
+    policy: &str,
+    index: usize,
+    w: WireLimit,
+) -> Result<crate::core::limits::Limit, PolicyError> {
+    use crate::core::limits::{Limit, MAX_CALLS, MAX_DAILY, Rate, parse_per};
+    let at = format!("limits[{index}]");
+    let fail = |message: String| error_at(origin, 0, format!("{at}: {message}"));
+    let name = |field: &str, value: Option<String>, ok: &dyn Fn(&str) -> bool| match value
+        .filter(|v| v != "*")
+    {
+        None => Ok(None),
+        Some(v) if ok(&v) => Ok(Some(v)),
+        Some(v) => Err(fail(format!(
+            "{field} {v:?} is not a name (letters, digits, '-', '_', '.') or \"*\""
+        ))),
+    };
+    let agent = name("agent", w.agent, &crate::core::agents::valid_name)?;
+    let server = name("server", w.server, &crate::core::agents::valid_name)?;
+    let tool = name("tool", w.tool, &|t| t.len() <= 256 && !t.trim().is_empty())?;
+    let tier = match w.tier.filter(|t| t != "*") {
+        None => None,
+        Some(t) => Some(Tier::parse(&t).ok_or_else(|| {
+            fail(format!(
+                "tier {t:?} is not one of {}",
+                Tier::ALL.map(Tier::as_str).join(", ")
+            ))
+        })?),
+    };
+    let calls = match (w.calls, w.per) {
+        (None, None) => None,
+        (Some(n), Some(per)) if (1..=MAX_CALLS).contains(&n) => Some(Rate {
+            calls: n,
+            per_us: parse_per(&per).map_err(fail)?,
+        }),
+        (Some(n), Some(_)) => return Err(fail(format!("calls: {n}: must be 1 to {MAX_CALLS}"))),
+        (Some(_), None) => {
+            return Err(fail(
+                "`calls` needs `per` (the window: 30s, 1m, 1h, 1d)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(fail(
+                "`per` needs `calls` (how many calls per window)".into(),
+            ));
+        }
+    };
+    let bounded = |field: &str, v: Option<u64>, most: u64| match v {
+        Some(n) if !(1..=most).contains(&n) => {
+            Err(fail(format!("{field}: {n}: must be 1 to {most}")))
+        }
+        v => Ok(v),
+    };
+    let concurrent = bounded("concurrent", w.concurrent, MAX_CALLS)?;
+    let daily = bounded("daily", w.daily, MAX_DAILY)?;
+    if calls.is_none() && concurrent.is_none() && daily.is_none() {
+        return Err(fail(
+            "no budget: give `calls` with `per`, `concurrent` or `daily`".into(),
+        ));
+    }
+    Ok(Limit {
+        agent,
+        server,
+        tool,
+        tier,
+        calls,
+        concurrent,
+        daily,
+        origin: format!("{policy} {at}"),
     })
 }
 

@@ -526,3 +526,45 @@ fn tiers_are_assigned_by_policy_and_their_controls_hold() {
     assert!(tiers.merge(&other).unwrap_err().contains("two tiers"));
     assert!(parse_policy("bad.yaml", "name: b\ntiers:\n  servers:\n    s: tier_9\nrules:\n  - id: x\n    expr: 'true'\n    message: m\n    severity: error\n").is_err());
 }
+
+#[test]
+fn a_policy_of_limits_alone_is_read_and_every_bad_limit_says_what_is_wrong() {
+    let text = "name: budgets\nlimits:\n  - {agent: \"*\", calls: 60, per: 1m}\n  - {agent: ci, server: files, tool: write_file, calls: 5, per: 10s, concurrent: 2, daily: 100}\n  - {tier: tier_3_approval_required, concurrent: 1}\n";
+    let policy = parse_policy("p.yaml", text).unwrap();
+    assert!(policy.rules.is_empty());
+    assert_eq!(policy.limits.len(), 3);
+    let second = &policy.limits[1];
+    assert_eq!(second.agent.as_deref(), Some("ci"));
+    assert_eq!(
+        second.calls.map(|r| (r.calls, r.per_us)),
+        Some((5, 10_000_000))
+    );
+    assert_eq!((second.concurrent, second.daily), (Some(2), Some(100)));
+    assert_eq!(second.origin, "budgets limits[1]");
+    assert_eq!(policy.limits[2].tier, Some(Tier::ApprovalRequired));
+    for (limit, says) in [
+        ("{calls: 5}", "`calls` needs `per`"),
+        ("{per: 1m}", "`per` needs `calls`"),
+        ("{calls: 0, per: 1m}", "calls: 0: must be 1"),
+        (
+            "{calls: 5, per: 5 minutes}",
+            "expected a whole number and s, m, h or d",
+        ),
+        (
+            "{agent: \"bad name\", calls: 1, per: 1s}",
+            "agent \"bad name\" is not a name",
+        ),
+        ("{tier: tier_9, daily: 1}", "tier \"tier_9\" is not one of"),
+        ("{agent: ci}", "no budget"),
+        ("{concurrent: 0}", "concurrent: 0: must be 1"),
+        ("{calls: 1, per: 1s, burst: 3}", "Unknown field `burst`"),
+    ] {
+        let text = format!("name: p\nlimits:\n  - {limit}\n");
+        let error = parse_policy("p.yaml", &text).unwrap_err().to_string();
+        assert!(error.contains(says), "{limit}: {error}");
+    }
+    let empty = parse_policy("p.yaml", "name: p\nlimits: []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(empty.contains("no rules and no limits"), "{empty}");
+}
