@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod edge;
 pub mod gateway;
 pub mod hosts;
+pub mod limiter;
 pub mod mcp;
 pub mod proxy;
 pub mod session;

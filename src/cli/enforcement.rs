@@ -160,33 +160,114 @@ type CallJob = (
 /// accepted, and its own compiled rules and input), each call bounded in time: a call whose
 /// judgment does not come back in time is denied, and a slow rule delays only its own call.
 /// One set of judges serves every session of a process.
+pub struct CallJobs(Mutex<std::sync::mpsc::Sender<CallJob>>);
+
+/// What every call is judged by besides the lock: the call rules (off the async loop) and then
+/// the limits (`crate::limiter`), in that order, so a call the rules deny spends no budget.
 pub struct CallJudges {
-    jobs: Mutex<std::sync::mpsc::Sender<CallJob>>,
+    /// None when no `on: call` rule was given.
+    rules: Option<CallJobs>,
+    /// None when the policies have no limits.
+    limiter: Option<crate::limiter::Limiter>,
+    tiers: policy::Tiers,
 }
 
-/// The judges for the call rules of the policies given, over `lockfile` (the servers the
-/// process serves); none when no `on: call` rule was given.
+/// The limits' store of this process: Redis with `--state`, else memory. Made once, kept across
+/// reloads.
+pub fn limit_store(guard: &GuardArgs) -> Result<crate::limiter::Store, CliError> {
+    let Some(url) = &guard.state else {
+        return Ok(crate::limiter::Store::memory());
+    };
+    let password = std::env::var("MCPLOCK_STATE_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(password) = &password {
+        crate::edge::secrets::remember(password);
+    }
+    crate::limiter::Store::redis(url, password.as_deref())
+        .map_err(|e| fail(Code::Usage, e.to_string()))
+}
+
+/// The judges for the call rules and limits of the policies given, over `lockfile` (the
+/// servers the process serves), counting in `store`; none when no policy has either.
 pub fn call_judges(
     guard: &GuardArgs,
     lockfile: Arc<Lockfile>,
     who: &str,
+    store: &crate::limiter::Store,
 ) -> Result<Option<Arc<CallJudges>>, CliError> {
     if guard.policies.is_empty() && guard.presets.is_empty() {
+        if guard.state.is_some() {
+            let text = "warning: --state is given but no policy is: nothing is limited";
+            crate::edge::log::warn(who, text, &[]);
+        }
         return Ok(None);
     }
     let policies = super::policy::load_named(&guard.policies, &guard.presets)?;
     let tiers = super::policy::merged_tiers(&policies)?;
+    let limits: Vec<crate::core::limits::Limit> = policies
+        .iter()
+        .flat_map(|p| p.limits.iter().cloned())
+        .collect();
+    if limits.len() > crate::core::limits::MAX_LIMITS {
+        let most = crate::core::limits::MAX_LIMITS;
+        return Err(fail(
+            Code::Usage,
+            format!("the policies given hold more than {most} limits"),
+        ));
+    }
     let rules: Vec<policy::Rule> = policies
         .into_iter()
         .flat_map(|p| p.rules)
         .filter(|r| r.target == Target::Call)
         .collect();
-    if rules.is_empty() {
-        let text =
-            "warning: the policies given have no `on: call` rules; no call is judged by them";
+    if rules.is_empty() && limits.is_empty() {
+        let text = "warning: the policies given have no `on: call` rules and no limits; no call is judged by them";
         crate::edge::log::warn(who, text, &[]);
         return Ok(None);
     }
+    let fail_open = fail_open_tiers(&guard.limits_fail_open)?;
+    let limiter = (!limits.is_empty()).then(|| {
+        let limits = crate::core::limits::Limits::new(limits);
+        crate::limiter::Limiter::new(limits, store.clone(), fail_open)
+    });
+    let rules = if rules.is_empty() {
+        None
+    } else {
+        Some(rule_judges(rules, lockfile, &tiers)?)
+    };
+    Ok(Some(Arc::new(CallJudges {
+        rules,
+        limiter,
+        tiers,
+    })))
+}
+
+/// `--limits-fail-open` as tiers.
+fn fail_open_tiers(names: &[String]) -> Result<Vec<policy::Tier>, CliError> {
+    names
+        .iter()
+        .map(|name| {
+            policy::Tier::ALL
+                .into_iter()
+                .find(|t| t.as_str() == name)
+                .ok_or_else(|| {
+                    let tiers = policy::Tier::ALL.map(policy::Tier::as_str).join(", ");
+                    fail(
+                        Code::Usage,
+                        format!("--limits-fail-open {name}: not a tier; the tiers are {tiers}"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// [`CALL_JUDGES`] threads judging calls by `rules`.
+fn rule_judges(
+    rules: Vec<policy::Rule>,
+    lockfile: Arc<Lockfile>,
+    tiers: &policy::Tiers,
+) -> Result<CallJobs, CliError> {
     let (jobs, inbox) = std::sync::mpsc::channel::<CallJob>();
     let inbox = Arc::new(Mutex::new(inbox));
     for _ in 0..CALL_JUDGES {
@@ -221,13 +302,12 @@ pub fn call_judges(
                 )
             })?;
     }
-    Ok(Some(Arc::new(CallJudges {
-        jobs: Mutex::new(jobs),
-    })))
+    Ok(CallJobs(Mutex::new(jobs)))
 }
 
 impl CallJudges {
-    /// The call policy of one session: calls of `server`'s tools by `agent`.
+    /// The call policy of one session: calls of `server`'s tools by `agent`, judged by the
+    /// rules, then counted by the limits.
     pub fn for_session(
         self: &Arc<Self>,
         server: &str,
@@ -237,38 +317,73 @@ impl CallJudges {
         let (server, agent) = (server.to_string(), agent.map(str::to_string));
         Box::new(
             move |tool: &str, arguments: &serde_json::Value| -> crate::proxy::Judgement {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                let job = (
-                    (
-                        server.clone(),
-                        agent.clone(),
-                        tool.to_string(),
-                        arguments.clone(),
-                    ),
-                    reply,
+                let call = (
+                    server.clone(),
+                    agent.clone(),
+                    tool.to_string(),
+                    arguments.clone(),
                 );
-                let sent = judges
-                    .jobs
-                    .lock()
-                    .map(|j| j.send(job).is_ok())
-                    .unwrap_or(false);
-                if !sent {
-                    return Box::pin(std::future::ready(CallVerdict::Deny(
-                        "(policy)".into(),
-                        "the call rules cannot be evaluated".into(),
-                    )));
-                }
+                let judging = judges.rules.as_ref().map(|jobs| jobs.judge(call));
+                let judges = Arc::clone(&judges);
+                let (server, agent, tool) = (server.clone(), agent.clone(), tool.to_string());
                 Box::pin(async move {
-                    match tokio::time::timeout(CALL_RULES_TIME * 2, answer).await {
-                        Ok(Ok(verdict)) => verdict,
-                        _ => CallVerdict::Deny(
-                            "(policy)".into(),
-                            "the call rules did not answer in time".into(),
-                        ),
+                    let verdict = match judging {
+                        Some(judging) => judging.await,
+                        None => CallVerdict::Allow,
+                    };
+                    let limiter = judges.limiter.as_ref();
+                    let (Some(limiter), false) =
+                        (limiter, matches!(verdict, CallVerdict::Deny(..)))
+                    else {
+                        return crate::proxy::Judged {
+                            verdict,
+                            permit: None,
+                        };
+                    };
+                    let subject = crate::core::limits::Subject {
+                        agent: agent.as_deref(),
+                        server: &server,
+                        tool: &tool,
+                        tier: judges.tiers.of_tool(&server, &tool),
+                    };
+                    match limiter.admit(&subject).await {
+                        Ok(permit) => crate::proxy::Judged { verdict, permit },
+                        Err(refusal) => crate::proxy::Judged {
+                            verdict: CallVerdict::Limited(refusal),
+                            permit: None,
+                        },
                     }
                 })
             },
         )
+    }
+}
+
+impl CallJobs {
+    /// Hands `call` to a judge thread; its verdict, or a denial if none comes in time.
+    fn judge(
+        &self,
+        call: (String, Option<String>, String, serde_json::Value),
+    ) -> impl std::future::Future<Output = CallVerdict> + Send + 'static {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = (self.0.lock())
+            .map(|j| j.send((call, reply)).is_ok())
+            .unwrap_or(false);
+        async move {
+            if !sent {
+                return CallVerdict::Deny(
+                    "(policy)".into(),
+                    "the call rules cannot be evaluated".into(),
+                );
+            }
+            match tokio::time::timeout(CALL_RULES_TIME * 2, answer).await {
+                Ok(Ok(verdict)) => verdict,
+                _ => CallVerdict::Deny(
+                    "(policy)".into(),
+                    "the call rules did not answer in time".into(),
+                ),
+            }
+        }
     }
 }
 

@@ -564,6 +564,19 @@ pub struct GuardArgs {
     /// A built-in preset whose `on: call` rules apply (repeatable).
     #[arg(long = "preset", value_name = "NAME")]
     pub presets: Vec<String>,
+
+    /// Where the policies' `limits:` are counted: `redis://HOST:PORT` (or `rediss://` for TLS)
+    /// shares every budget with each gateway and proxy given the same store; the password, if
+    /// any, comes from the environment variable MCPLOCK_STATE_PASSWORD, never the URL. Without
+    /// it, in this process. A decision the store cannot make is a refusal
+    /// (`limits-unavailable`), unless --limits-fail-open names the call's tier.
+    #[arg(long = "state", value_name = "URL")]
+    pub state: Option<String>,
+
+    /// Let calls of this trust tier through when the limits' store does not answer
+    /// (repeatable; said on stderr). Calls of other tiers, and untiered ones, are refused.
+    #[arg(long, value_name = "TIER", requires = "state")]
+    pub limits_fail_open: Vec<String>,
 }
 
 /// `--on-drift` as typed.

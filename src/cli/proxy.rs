@@ -256,7 +256,8 @@ fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<
             .collect(),
         approvals: Vec::new(),
     });
-    options.call_policy = enforcement::call_judges(&args.guard, only_this, "proxy")?
+    let store = enforcement::limit_store(&args.guard)?;
+    options.call_policy = enforcement::call_judges(&args.guard, only_this, "proxy", &store)?
         .map(|judges| judges.for_session(name, None));
     options.review = Some(review_command(args, name));
     Ok(options)

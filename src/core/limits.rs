@@ -109,6 +109,17 @@ pub enum Admission {
     },
 }
 
+/// A call the limits refuse: why (its stable code), in words, and when to try again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `rate-limited`: a budget is spent; `limits-unavailable`: the store that keeps the
+    /// counters could not be asked (fail-closed).
+    pub code: &'static str,
+    pub message: String,
+    /// When a retry may pass, if that can be known (µs).
+    pub retry_us: Option<u64>,
+}
+
 /// Every limit of the policies given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {

@@ -1063,6 +1063,8 @@ pub enum CallVerdict {
     /// Denied by the first `error` rule that failed or any rule that did not evaluate to a
     /// boolean (fail-closed): (rule id, message).
     Deny(String, String),
+    /// Allowed by the rules, refused by the limits (`core::limits`).
+    Limited(crate::core::limits::Refusal),
 }
 
 /// One call to judge.

@@ -25,6 +25,14 @@ pub fn now() -> String {
     )
 }
 
+/// Now, in microseconds since the Unix epoch (what the limits count in).
+pub fn micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

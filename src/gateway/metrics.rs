@@ -22,6 +22,8 @@ pub struct Metrics {
     refusals: Family<Labels<1>, Counter>,
     requests: Family<Labels<2>, Histogram>,
     reloads: Family<Labels<1>, Counter>,
+    limits_store_up: Gauge,
+    limits_store_failures: Counter,
 }
 
 /// Methods named by their own label; anything else is `other`.
@@ -122,6 +124,19 @@ impl Metrics {
         );
         let reloads = Family::<Labels<1>, Counter>::default();
         registry.register("reloads", "Reloads (SIGHUP), by result", reloads.clone());
+        let limits_store_up = Gauge::default();
+        limits_store_up.set(1);
+        registry.register(
+            "limits_store_up",
+            "Whether the limits' store (--state) answered the last decision that asked it (1) or not (0)",
+            limits_store_up.clone(),
+        );
+        let limits_store_failures = Counter::default();
+        registry.register(
+            "limits_store_failures",
+            "Decisions the limits' store could not make (refused, or let through for a --limits-fail-open tier)",
+            limits_store_failures.clone(),
+        );
         Metrics {
             registry,
             sessions,
@@ -131,6 +146,8 @@ impl Metrics {
             refusals,
             requests,
             reloads,
+            limits_store_up,
+            limits_store_failures,
         }
     }
 
@@ -183,6 +200,14 @@ impl Metrics {
         self.reloads
             .get_or_create(&[("result", result.to_string())])
             .inc();
+    }
+
+    /// The limits' store answered a decision (`true`) or could not.
+    pub fn limits_store(&self, answered: bool) {
+        self.limits_store_up.set(i64::from(answered));
+        if !answered {
+            self.limits_store_failures.inc();
+        }
     }
 
     /// The OpenMetrics text exposition.

@@ -23,7 +23,7 @@ const METHOD_NOT_FOUND: i64 = -32601;
 /// Where the call rules stand on one host request.
 enum Rules {
     None,
-    Judged(CallVerdict),
+    Judged(super::Judged),
     Judging(super::Judgement),
 }
 
@@ -210,9 +210,9 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 return self.refuse(refusal, &method, params, &id_value, request_digest);
             }
         }
-        let verdict = match self.call_rules(&method, params, raw) {
+        let judged = match self.call_rules(&method, params, raw) {
             Rules::None => None,
-            Rules::Judged(verdict) => Some(verdict),
+            Rules::Judged(judged) => Some(judged),
             Rules::Judging(judgement) => {
                 let message = Message {
                     raw: raw.to_vec(),
@@ -221,12 +221,14 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 return self.judge_later(message, judgement, &id_value);
             }
         };
-        if let Some(verdict) = verdict
-            && self.denied_by_rules(verdict, &method, params, &id_value, request_digest)?
-        {
-            return Ok(Next::Go);
+        let mut permit = None;
+        if let Some(judged) = judged {
+            if self.denied_by_rules(judged.verdict, &method, params, &id_value, request_digest)? {
+                return Ok(Next::Go);
+            }
+            permit = judged.permit;
         }
-        self.forward(obj, &method, (id, id_value), request_digest)
+        self.forward(obj, &method, (id, id_value), request_digest, permit)
     }
 
     /// Answers a refused request, and audits why.
@@ -304,6 +306,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         method: &str,
         (id, id_value): (Id, Value),
         request_digest: Option<Digest>,
+        permit: Option<super::Permit>,
     ) -> Flow {
         let sent = match self.relay.send(Origin::Host, id, method) {
             Ok(sent) => sent,
@@ -312,6 +315,9 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 return Ok(Next::Go);
             }
         };
+        if let Some(permit) = permit {
+            self.permits.insert(sent.clone(), permit);
+        }
         self.expect_answer(&sent, method, obj.get("params"), request_digest);
         self.relay.take_progress(&sent, obj.get_mut("params"));
         obj.insert("id".into(), sent.to_value());
@@ -331,8 +337,8 @@ impl<A: std::io::Write> Proxy<'_, A> {
         else {
             return Rules::None;
         };
-        if let Some((_, verdict)) = self.verdict.take_if(|(bytes, _)| bytes.as_slice() == raw) {
-            return Rules::Judged(verdict);
+        if let Some((_, judged)) = self.verdict.take_if(|(bytes, _)| bytes.as_slice() == raw) {
+            return Rules::Judged(judged);
         }
         let empty = json!({});
         let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&empty);
@@ -383,6 +389,27 @@ impl<A: std::io::Write> Proxy<'_, A> {
                     self.log(record);
                 }
                 Ok(false)
+            }
+            CallVerdict::Limited(refusal) => {
+                let retry = refusal.retry_us.map(|us| us.div_ceil(1_000));
+                let record = Record::new(method, Decision::Deny)
+                    .item(Some(tool.clone()))
+                    .reason(refusal.message.clone())
+                    .exchanged((request_digest, None))
+                    .payload(self.call_payload(params, None));
+                let when = retry.map_or(String::new(), |ms| {
+                    format!("; retry in {:.1} s", ms as f64 / 1_000.0)
+                });
+                let text = format!(
+                    "mcplock denied tools/call of {tool:?}: {}{when}",
+                    refusal.message
+                );
+                let mut data = json!({"reason": refusal.code});
+                if let Some(ms) = retry {
+                    data["retryAfterMs"] = json!(ms);
+                }
+                self.deny(id_value, record, text, data)?;
+                Ok(true)
             }
             CallVerdict::Deny(rule, message) => {
                 let record = Record::new(method, Decision::Deny)
@@ -452,6 +479,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
                 return Ok(Next::Go);
             }
             Ok(Some((sent, waiting))) => {
+                self.permits.remove(&sent);
                 let item = match self.expect.remove(&sent) {
                     Some(Expect::Call { item, .. }) => Some(item),
                     _ => None,

@@ -110,9 +110,19 @@ impl Options {
 /// The session does not wait for it: the call waits, the rest of the session goes on.
 pub type CallPolicy = dyn Fn(&str, &Value) -> Judgement + Send + Sync;
 
-/// A verdict of the call rules, to come.
-pub type Judgement =
-    std::pin::Pin<Box<dyn std::future::Future<Output = crate::core::policy::CallVerdict> + Send>>;
+/// A verdict of the call rules and the limits, to come.
+pub type Judgement = std::pin::Pin<Box<dyn std::future::Future<Output = Judged> + Send>>;
+
+/// What the call rules and the limits concluded about one call.
+pub struct Judged {
+    pub verdict: crate::core::policy::CallVerdict,
+    /// The call's place in the limits' budgets, held while it is out (dropping it frees it).
+    pub permit: Option<Permit>,
+}
+
+/// Held while an admitted call is out; dropped when it is answered, cancelled or the session
+/// ends.
+pub type Permit = Box<dyn Send + Sync>;
 
 /// Calls being judged by the call rules at once; more are refused as busy.
 const MAX_JUDGING: usize = 64;
@@ -271,9 +281,11 @@ struct Proxy<'a, A> {
     /// Calls the call rules are judging: each comes back on `judged` with its verdict, and is
     /// read again (through the lock again) with it.
     judging: usize,
-    judged: mpsc::UnboundedSender<(Message, crate::core::policy::CallVerdict)>,
+    judged: mpsc::UnboundedSender<(Message, Judged)>,
     /// The verdict for the call being read again, by its bytes.
-    verdict: Option<(Vec<u8>, crate::core::policy::CallVerdict)>,
+    verdict: Option<(Vec<u8>, Judged)>,
+    /// The permits of admitted calls still out, by the id they were sent on.
+    permits: HashMap<Id, Permit>,
     own_ids: i64,
     /// The host's latest per-request `_meta` (without its progress token), for the proxy's own
     /// requests to a stateless server.
@@ -610,6 +622,7 @@ where
         judging: 0,
         judged,
         verdict: None,
+        permits: HashMap::new(),
         own_ids: 0,
         host_meta: None,
         negotiated: None,
@@ -706,7 +719,7 @@ struct Readers<HR, SR> {
     host: MessageReader<HR>,
     server: MessageReader<SR>,
     replayed: mpsc::UnboundedReceiver<Message>,
-    verdicts: mpsc::UnboundedReceiver<(Message, crate::core::policy::CallVerdict)>,
+    verdicts: mpsc::UnboundedReceiver<(Message, Judged)>,
     faults: mpsc::UnboundedReceiver<Stalled>,
 }
 
@@ -820,7 +833,7 @@ enum Incoming {
     Host(Result<Message, ConnError>),
     Server(Result<Message, ConnError>),
     /// A host call the call rules have judged.
-    Judged((Message, crate::core::policy::CallVerdict)),
+    Judged((Message, Judged)),
 }
 
 /// The next message from either side: a host call parked for a re-listing and read again

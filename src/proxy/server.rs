@@ -67,6 +67,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
         let sole = self.relay.sole(Origin::Host);
         if let Some(waiting) = sole.and_then(|sent| {
             self.expect.remove(&sent);
+            self.permits.remove(&sent);
             self.relay.answer(&sent)
         }) {
             let message = format!("mcplock dropped the server's answer: {e}");
@@ -91,6 +92,7 @@ impl<A: std::io::Write> Proxy<'_, A> {
             return Ok(Next::Go);
         };
         let expect = self.expect.remove(&sent);
+        self.permits.remove(&sent);
         if obj.contains_key("result") && obj.contains_key("error") {
             return self.refuse_ambiguous(&waiting, response_digest);
         }

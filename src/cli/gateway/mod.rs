@@ -122,9 +122,22 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         ..Limits::default()
     };
     let key = args.check.key.as_deref();
-    let revocations = enforcement::revocations(&args.guard, key, args.allow_unsigned, "gateway")?;
-    let state = state::load(args, &limits, revocations.clone())?;
+    let kept = state::Kept {
+        revocations: enforcement::revocations(&args.guard, key, args.allow_unsigned, "gateway")?,
+        store: enforcement::limit_store(&args.guard)?,
+    };
+    let state = state::load(args, &limits, &kept)?;
     let mut gateway = Gateway::new(state, limits.clone());
+    let metrics = Arc::clone(&gateway.metrics);
+    kept.store
+        .observe(Box::new(move |up| metrics.limits_store(up)));
+    if let Err(why) = kept.store.probe().await {
+        let text = format!(
+            "the limits' store ({}) does not answer: {why}; calls under a limit are refused until it does",
+            kept.store.name()
+        );
+        crate::edge::log::warn("gateway", &text, &[]);
+    }
     gateway.allowed_origins = args.allow_origin.clone();
     gateway.tls = tls;
     gateway.audit =
@@ -159,7 +172,7 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         Arc::clone(&gateway),
         args.clone(),
         limits,
-        revocations,
+        kept,
     ));
     // SIGTERM or SIGINT stops it (SIGHUP is for reloading: `state::watch`).
     let stop = async {

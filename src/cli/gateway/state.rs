@@ -11,15 +11,19 @@ use crate::gateway::{Gateway, Limits, State, Upstream, Upstreams};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What the gateway makes once and every reload reuses: the revocation watch, and the store of
+/// the limits' counters (a reload must not hand every agent a fresh budget).
+#[derive(Clone)]
+pub struct Kept {
+    pub revocations: Option<Arc<RevocationWatch>>,
+    pub store: crate::limiter::Store,
+}
+
 /// How often the files the state was read from are looked at for a change.
 const WATCH: Duration = Duration::from_secs(2);
 
 /// Reads and verifies everything the gateway serves from, as at start.
-pub fn load(
-    args: &GatewayArgs,
-    limits: &Limits,
-    revocations: Option<Arc<RevocationWatch>>,
-) -> Result<State, CliError> {
+pub fn load(args: &GatewayArgs, limits: &Limits, kept: &Kept) -> Result<State, CliError> {
     let agents_path = args.agents.as_ref().ok_or_else(|| {
         fail(
             Code::Usage,
@@ -46,7 +50,7 @@ pub fn load(
     let headers = upstream_headers(&args.upstream_headers, &lockfile)?;
     let upstreams = upstreams(&lockfile, &args.share, &headers);
     let lockfile = Arc::new(lockfile);
-    let options = session_options(args, &lockfile, limits, revocations)?;
+    let options = session_options(args, &lockfile, limits, kept)?;
     Ok(State {
         lockfile,
         agents,
@@ -89,12 +93,7 @@ fn stamps(args: &GatewayArgs) -> Vec<enforcement::Stamp> {
 }
 
 /// Reloads on SIGHUP and when a file the state was read from changes, until the gateway stops.
-pub async fn watch(
-    gateway: Arc<Gateway>,
-    args: GatewayArgs,
-    limits: Limits,
-    revocations: Option<Arc<RevocationWatch>>,
-) {
+pub async fn watch(gateway: Arc<Gateway>, args: GatewayArgs, limits: Limits, kept: Kept) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup()).ok();
     let mut seen = stamps(&args);
@@ -114,9 +113,9 @@ pub async fn watch(
             continue;
         }
         seen = now;
-        let (args, limits, revocations) = (args.clone(), limits.clone(), revocations.clone());
+        let (args, limits, kept) = (args.clone(), limits.clone(), kept.clone());
         // Verifying a lockfile reads files and checks signatures: off the async loop.
-        let loaded = tokio::task::spawn_blocking(move || load(&args, &limits, revocations)).await;
+        let loaded = tokio::task::spawn_blocking(move || load(&args, &limits, &kept)).await;
         match loaded {
             Ok(Ok(state)) => {
                 let ended = gateway.reload(state);
@@ -282,9 +281,11 @@ fn session_options(
     args: &GatewayArgs,
     lockfile: &Arc<Lockfile>,
     limits: &Limits,
-    revocations: Option<Arc<RevocationWatch>>,
+    kept: &Kept,
 ) -> Result<Box<crate::gateway::OptionsFor>, CliError> {
-    let judges = enforcement::call_judges(&args.guard, Arc::clone(lockfile), "gateway")?;
+    let judges =
+        enforcement::call_judges(&args.guard, Arc::clone(lockfile), "gateway", &kept.store)?;
+    let revocations = kept.revocations.clone();
     let on_drift = args.on_drift.into();
     let on_response = args.on_response_finding.into();
     let max_message_bytes = limits.max_message_bytes;
