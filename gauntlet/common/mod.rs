@@ -2,6 +2,7 @@
 //! the real third-party servers.
 #![allow(dead_code)]
 
+pub mod gw;
 pub mod mutate;
 pub mod remote;
 
