@@ -16,6 +16,7 @@ mod fuzz;
 mod gateway;
 mod hardening;
 mod hosts;
+mod limits;
 mod lock;
 mod policy;
 mod proxy;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gw;
+pub mod infra;
 pub mod mutate;
 pub mod remote;
 

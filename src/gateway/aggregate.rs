@@ -297,9 +297,11 @@ impl Aggregate {
                 }
                 let request =
                     json!({"jsonrpc": "2.0", "id": own, "method": method, "params": params});
-                let line = serde_json::to_vec(&request).unwrap_or_default();
+                let Value::Object(request) = request else {
+                    break;
+                };
                 let Some(result) = member
-                    .request(&own, line, &gateway.limits)
+                    .request_unique(request, &gateway.limits)
                     .await
                     .ok()
                     .and_then(|a| serde_json::from_slice::<Value>(&a).ok())
@@ -451,7 +453,10 @@ async fn send(
         ));
     };
     let line = serde_json::to_vec(&message).unwrap_or_default();
-    match member.request(&id, line, &gateway.limits).await {
+    match member
+        .request_from_host(&message, line, &gateway.limits)
+        .await
+    {
         Ok(answer) => serde_json::from_slice(&answer).ok(),
         Err(super::host::NoAnswer::Ended) => None,
         Err(_) => Some(error(

@@ -5,7 +5,7 @@ use super::Gateway;
 use crate::core::enforce::Locked;
 use crate::transport::lines::{Frame, read_frame};
 use hyper::body::Bytes;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +29,11 @@ pub(super) struct HostSession {
     /// The GET stream, when the host has one open.
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     last_used: Mutex<Instant>,
+    /// Serves the stateless requests of many hosts of one agent (`stateless::pooled`): their
+    /// ids are theirs, not the session's, so each goes on under one of the session's own.
+    pooled: std::sync::atomic::AtomicBool,
+    /// The session's own request ids so far.
+    own_ids: std::sync::atomic::AtomicU64,
 }
 
 /// What tells an answer from the rest: its `id`, and no `method`.
@@ -103,6 +108,8 @@ pub(super) fn start(
         waiting: Mutex::new(HashMap::new()),
         stream: Mutex::new(None),
         last_used: Mutex::new(Instant::now()),
+        pooled: std::sync::atomic::AtomicBool::new(false),
+        own_ids: std::sync::atomic::AtomicU64::new(0),
     });
     tokio::spawn(write_lines(ours_in, lines));
     tokio::spawn(read_answers(
@@ -329,6 +336,50 @@ impl HostSession {
                 lock(&self.waiting).remove(&key);
                 Err(NoAnswer::TimedOut(limits.request_timeout))
             }
+        }
+    }
+
+    /// Marks the session as serving many hosts' stateless requests.
+    pub(super) fn pool(&self) {
+        self.pooled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sends a host's request and waits for its answer: under the host's own id in a session of
+    /// its own (so its cancellations name it), under one of the session's own in a pooled one.
+    /// `line` is the request as the host sent it (what its own session is given).
+    pub(super) async fn request_from_host(
+        &self,
+        message: &Map<String, Value>,
+        line: Vec<u8>,
+        limits: &super::Limits,
+    ) -> Result<Vec<u8>, NoAnswer> {
+        if self.pooled.load(std::sync::atomic::Ordering::SeqCst) {
+            return self.request_unique(message.clone(), limits).await;
+        }
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        self.request(&id, line, limits).await
+    }
+
+    /// Sends a request under an id of the session's own, and gives its answer the request's id
+    /// back: requests of several senders never collide.
+    pub(super) async fn request_unique(
+        &self,
+        mut message: Map<String, Value>,
+        limits: &super::Limits,
+    ) -> Result<Vec<u8>, NoAnswer> {
+        let n = (self.own_ids).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let own = Value::String(format!("mcplock-{n}"));
+        let original = message
+            .insert("id".into(), own.clone())
+            .unwrap_or(Value::Null);
+        let line = serde_json::to_vec(&message).unwrap_or_default();
+        let answer = self.request(&own, line, limits).await?;
+        match serde_json::from_slice::<Map<String, Value>>(&answer) {
+            Ok(mut doc) => {
+                doc.insert("id".into(), original);
+                Ok(serde_json::to_vec(&doc).unwrap_or(answer))
+            }
+            Err(_) => Ok(answer),
         }
     }
 

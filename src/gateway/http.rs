@@ -284,14 +284,16 @@ async fn post(
     let line = body.to_vec();
     let started = std::time::Instant::now();
     let mut response = match (method, id) {
-        (Some(method), Some(id)) => match session.request(&id, line, &gateway.limits).await {
-            Ok(answer) => {
-                let seconds = started.elapsed().as_secs_f64();
-                gateway.metrics.answered(&server, method, seconds);
-                full(StatusCode::OK, "application/json", answer)
+        (Some(method), Some(_)) => {
+            match (session.request_from_host(&message, line, &gateway.limits)).await {
+                Ok(answer) => {
+                    let seconds = started.elapsed().as_secs_f64();
+                    gateway.metrics.answered(&server, method, seconds);
+                    full(StatusCode::OK, "application/json", answer)
+                }
+                Err(no) => no_answer(no),
             }
-            Err(no) => no_answer(no),
-        },
+        }
         // A notification, or the host's answer to the server's request.
         _ => match session.send(line).await {
             true => full(StatusCode::ACCEPTED, "application/json", Bytes::new()),

@@ -295,6 +295,7 @@ pub async fn pooled(
             Some(open) => open,
             None => {
                 let (id, session) = super::wire::open_session(gateway, agent, server)?;
+                session.pool();
                 let ready = Arc::new(tokio::sync::OnceCell::new());
                 pool.insert(key, (id.clone(), Arc::clone(&ready)));
                 (id, session, ready)
@@ -326,7 +327,6 @@ async fn prelist(gateway: &Gateway, session: &HostSession, meta: Option<&Value>,
         let mut cursor: Option<Value> = None;
         for _ in 0..PRELIST_PAGES {
             n += 1;
-            let id = json!(format!("mcplock-prelist-{n}"));
             let mut params = Map::new();
             if let Some(meta) = meta {
                 params.insert("_meta".into(), meta.clone());
@@ -334,9 +334,11 @@ async fn prelist(gateway: &Gateway, session: &HostSession, meta: Option<&Value>,
             if let Some(cursor) = cursor.take() {
                 params.insert("cursor".into(), cursor);
             }
-            let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-            let line = serde_json::to_vec(&request).unwrap_or_default();
-            let Ok(answer) = session.request(&id, line, &gateway.limits).await else {
+            let request = json!({"jsonrpc": "2.0", "id": n, "method": method, "params": params});
+            let Value::Object(request) = request else {
+                break;
+            };
+            let Ok(answer) = session.request_unique(request, &gateway.limits).await else {
                 break;
             };
             cursor = serde_json::from_slice::<Value>(&answer)
