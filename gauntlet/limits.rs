@@ -202,3 +202,40 @@ fn replicas_behind_haproxy_share_one_budget_per_agent_in_redis_and_refuse_withou
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn the_stdio_proxy_holds_a_session_to_the_same_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The proxy's host is no named agent: a `*` limit is what reaches it.
+    locked_with_limits(d, &["{tool: read_file, calls: 2, per: 1h}"]);
+    let server = crate::common::python_server();
+    let call = json!(["read_file", {"path": "notes.txt"}]);
+    let out = std::process::Command::new(crate::common::real_component("python/.venv/bin/python"))
+        .current_dir(d)
+        .arg(crate::common::real_component("python/proxy_client.py"))
+        .arg(json!([call, call, call, ["add", {"a": 1, "b": 2}]]).to_string())
+        .args([
+            "--",
+            crate::common::mcplock_bin(),
+            "proxy",
+            "--allow-unsigned",
+        ])
+        .args(["--policy", "limits.yaml", "--"])
+        .args(&server)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls[0]["text"], json!(["notes.txt:4096"]), "{report}");
+    assert_eq!(calls[1]["text"], json!(["notes.txt:4096"]), "{report}");
+    let error = calls[2]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("rate-limited: 2 calls per 1h for each agent, any server, tool read_file"),
+        "{report}"
+    );
+    assert!(error.contains("retry in"), "{report}");
+    // Another tool is not under that limit.
+    assert_eq!(calls[3]["text"], json!(["3.0"]), "{report}");
+}
