@@ -20,6 +20,7 @@ mod limits;
 mod lock;
 mod policy;
 mod proxy;
+mod published;
 mod remote;
 mod sarif;
 mod scan_fixture;

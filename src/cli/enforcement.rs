@@ -456,6 +456,43 @@ struct Watched {
     now: Poll,
 }
 
+/// `--revocations https://…`: the list published there, mirrored (`cli::published`): fetched
+/// and verified once now, then `guard.revocations` names the mirror, and the returned mirror is
+/// to be polled (`Mirror::run`). `None` when the list is a file.
+pub async fn published_revocations(
+    guard: &mut GuardArgs,
+    key: Option<&std::path::Path>,
+    allow_unsigned: bool,
+) -> Result<Option<super::published::Mirror>, CliError> {
+    let Some(url) = guard
+        .revocations
+        .clone()
+        .filter(|p| super::published::is_url(p))
+    else {
+        return Ok(None);
+    };
+    let url = url.to_string_lossy().into_owned();
+    let dir = super::published::mirror_dir(guard.state_dir.as_deref())?;
+    let path = dir.join("revocations.json");
+    let trust = ListTrust::of(guard, key, allow_unsigned, &path);
+    let mirrored = path.clone();
+    let verify = move |staged: &std::path::Path| -> Result<(), String> {
+        let list = super::revocations::load(staged, trust.key.as_deref(), trust.signed)
+            .map_err(|e| e.headline)?;
+        let held = super::revocations::load(&mirrored, trust.key.as_deref(), trust.signed);
+        if let Ok(held) = held {
+            list.supersedes(&held).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    let cap = super::revocations::MAX_LIST_BYTES as usize;
+    let mut mirror =
+        super::published::Mirror::new("revocations", &url, path, cap, Box::new(verify))?;
+    mirror.first().await?;
+    guard.revocations = Some(mirror.path().to_path_buf());
+    Ok(Some(mirror))
+}
+
 /// `--revocations`: the list watched, after the list remembered from an earlier run is read.
 pub fn revocations(
     guard: &GuardArgs,

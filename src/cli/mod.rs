@@ -21,6 +21,7 @@ mod locked;
 mod policy;
 mod progress;
 mod proxy;
+mod published;
 mod render;
 mod review;
 mod revocations;
@@ -539,8 +540,11 @@ pub struct GuardArgs {
     /// --allow-unsigned it must be signed (with --key, or --revocations-key): one that is
     /// unsigned, wrongly signed or unreadable denies every call until it holds; one older than
     /// the list last accepted (its sequence) is refused and the last accepted stays in force,
-    /// as it does when the file disappears. A list never written revokes nothing.
-    #[arg(long, value_name = "PATH")]
+    /// as it does when the file disappears. A list never written revokes nothing. An https://
+    /// URL is where the list is published (its signature at URL.sig): it is fetched again
+    /// every few seconds (conditional on its ETag) and verified before it replaces the copy in
+    /// force; one that fails to come or to verify leaves the last verified in force.
+    #[arg(long, value_name = "PATH|URL")]
     pub revocations: Option<std::path::PathBuf>,
 
     /// The public key the revocation list is signed with [default: --key].
@@ -1091,8 +1095,10 @@ pub struct GatewayArgs {
     #[command(subcommand)]
     pub command: Option<GatewayCommand>,
 
-    /// The lockfile that says what each server may offer.
-    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    /// The lockfile that says what each server may offer: a file, or an https:// URL where it
+    /// is published (its signature at URL.sig), fetched again every --published-poll seconds
+    /// and verified before it is used, so every replica converges on it.
+    #[arg(long, value_name = "PATH|URL", default_value = "mcp-lock.json")]
     pub lockfile: std::path::PathBuf,
 
     #[command(flatten)]
@@ -1127,6 +1133,11 @@ pub struct GatewayArgs {
     /// Most host sessions open at once.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_sessions: usize,
+
+    /// Seconds between two fetches of a lockfile or revocation list given as a URL (each
+    /// fetch conditional on its ETag; what comes is verified before it is used).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub published_poll: f64,
 
     /// Serve every session of this locked server from one running server (repeatable). Only
     /// for a server that keeps nothing of one client from another: each session is still

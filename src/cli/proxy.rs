@@ -21,7 +21,22 @@ const GRACE: Duration = Duration::from_secs(2);
 /// slow; the host has its own timeouts and may cancel sooner).
 const REMOTE_REQUEST: Duration = Duration::from_secs(600);
 
-pub async fn run(args: ProxyArgs) -> Result<Output, CliError> {
+pub async fn run(mut args: ProxyArgs) -> Result<Output, CliError> {
+    // A revocation list given as a URL is mirrored and polled (`cli::published`).
+    let key = args.check.key.clone();
+    let published =
+        enforcement::published_revocations(&mut args.guard, key.as_deref(), args.allow_unsigned)
+            .await;
+    match published {
+        Ok(Some(mirror)) => {
+            tokio::spawn(mirror.run(super::published::POLL));
+        }
+        Ok(None) => {}
+        Err(error) => {
+            refuse_first_request(&error).await;
+            return Err(error);
+        }
+    }
     match prepare(&args) {
         Ok((lockfile, name, endpoint, private)) => {
             serve(&args, &lockfile, &name, endpoint, private.as_ref()).await

@@ -15,7 +15,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// Largest revocation list read.
-const MAX_LIST_BYTES: u64 = 64 << 20;
+pub(super) const MAX_LIST_BYTES: u64 = 64 << 20;
 
 /// Reads a revocation list. When `FILE.sig` exists it must verify with `key` (a list signed by
 /// someone else, or edited after signing, is refused). When `signed` (the run checks the

@@ -24,6 +24,8 @@ pub struct Metrics {
     reloads: Family<Labels<1>, Counter>,
     limits_store_up: Gauge,
     limits_store_failures: Counter,
+    published_stale: Family<Labels<1>, Gauge>,
+    published_failures: Family<Labels<1>, Counter>,
 }
 
 /// Methods named by their own label; anything else is `other`.
@@ -137,6 +139,18 @@ impl Metrics {
             "Decisions the limits' store could not make (refused, or let through for a --limits-fail-open tier)",
             limits_store_failures.clone(),
         );
+        let published_stale = Family::<Labels<1>, Gauge>::default();
+        registry.register(
+            "published_stale",
+            "Whether the last fetch of a published lockfile or revocation list failed or did not verify (1): the last one verified stays in force",
+            published_stale.clone(),
+        );
+        let published_failures = Family::<Labels<1>, Counter>::default();
+        registry.register(
+            "published_failures",
+            "Fetches of a published lockfile or revocation list that failed or did not verify, by source",
+            published_failures.clone(),
+        );
         Metrics {
             registry,
             sessions,
@@ -148,6 +162,8 @@ impl Metrics {
             reloads,
             limits_store_up,
             limits_store_failures,
+            published_stale,
+            published_failures,
         }
     }
 
@@ -207,6 +223,18 @@ impl Metrics {
         self.limits_store_up.set(i64::from(answered));
         if !answered {
             self.limits_store_failures.inc();
+        }
+    }
+
+    /// A poll of a published source (`lockfile` or `revocations`) left its mirror what is
+    /// published (`true`) or not.
+    pub fn published(&self, source: &str, fresh: bool) {
+        let labels = [("source", source.to_string())];
+        self.published_stale
+            .get_or_create(&labels)
+            .set(i64::from(!fresh));
+        if !fresh {
+            self.published_failures.get_or_create(&labels).inc();
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod conn;
+pub mod fetch;
 pub mod http;
 pub mod lines;
 pub mod process;

@@ -19,7 +19,34 @@ const MAX_AGENTS_BYTES: u64 = 16 << 20;
 pub async fn run(args: GatewayArgs) -> Result<Output, CliError> {
     match &args.command {
         Some(GatewayCommand::Token(token)) => self::token(token),
-        None => serve(&args).await,
+        None => {
+            let (args, mirrors) = published(args).await?;
+            serve(&args, mirrors).await
+        }
+    }
+}
+
+/// A lockfile or revocation list given as a URL: fetched and verified now, then read from its
+/// mirror (`cli::published`), which is polled once the gateway runs.
+async fn published(
+    mut args: GatewayArgs,
+) -> Result<(GatewayArgs, Vec<super::published::Mirror>), CliError> {
+    let mut mirrors = Vec::new();
+    mirrors.extend(state::published_lockfile(&mut args).await?);
+    let key = args.check.key.clone();
+    let allow_unsigned = args.allow_unsigned;
+    mirrors.extend(
+        enforcement::published_revocations(&mut args.guard, key.as_deref(), allow_unsigned).await?,
+    );
+    Ok((args, mirrors))
+}
+
+/// Polls each mirror, its health counted in the gateway's metrics.
+fn poll_mirrors(gateway: &Gateway, mirrors: Vec<super::published::Mirror>, every: Duration) {
+    for mut mirror in mirrors {
+        let metrics = Arc::clone(&gateway.metrics);
+        mirror.observe(Arc::new(move |name, fresh| metrics.published(name, fresh)));
+        tokio::spawn(mirror.run(every));
     }
 }
 
@@ -94,7 +121,10 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
     Ok(Output::report(None, format!("{token}\n"), json))
 }
 
-async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
+async fn serve(
+    args: &GatewayArgs,
+    mirrors: Vec<super::published::Mirror>,
+) -> Result<Output, CliError> {
     if args.log_format == super::LogFormat::Json {
         crate::edge::log::use_json();
     }
@@ -166,6 +196,11 @@ async fn serve(args: &GatewayArgs) -> Result<Output, CliError> {
         names.join(", ")
     );
     crate::edge::log::info("gateway", &text, &[("url", &url)]);
+    poll_mirrors(
+        &gateway,
+        mirrors,
+        Duration::from_secs_f64(args.published_poll),
+    );
     let gateway = Arc::new(gateway);
     gateway.checkpoint(crate::core::audit::Mark::Open);
     let watcher = tokio::spawn(state::watch(

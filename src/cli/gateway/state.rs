@@ -60,6 +60,40 @@ pub fn load(args: &GatewayArgs, limits: &Limits, kept: &Kept) -> Result<State, C
     })
 }
 
+/// `--lockfile https://…`: the lockfile published there (its signature at `URL.sig`), mirrored
+/// and verified as at start before each replacement; `args.lockfile` then names the mirror.
+pub async fn published_lockfile(
+    args: &mut GatewayArgs,
+) -> Result<Option<crate::cli::published::Mirror>, CliError> {
+    use crate::cli::published;
+    if !published::is_url(&args.lockfile) {
+        return Ok(None);
+    }
+    let url = args.lockfile.to_string_lossy().into_owned();
+    if args.check.signature.is_some() || args.check.bundle.is_some() {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--lockfile {url}: a published lockfile is checked with --key (its signature is fetched from {url}.sig) or --allow-unsigned, not --signature or --bundle"
+            ),
+        ));
+    }
+    let dir = published::mirror_dir(args.guard.state_dir.as_deref())?;
+    let path = dir.join("mcp-lock.json");
+    let (check, allow_unsigned) = (args.check.clone(), args.allow_unsigned);
+    let verify = move |staged: &std::path::Path| -> Result<(), String> {
+        let what = ("gateway", "what every agent may use");
+        crate::cli::trusted::enforced(staged, &check, allow_unsigned, what)
+            .map(|_| ())
+            .map_err(|e| e.headline)
+    };
+    let cap = crate::cli::files::MAX_LOCKFILE_BYTES as usize;
+    let mut mirror = published::Mirror::new("lockfile", &url, path, cap, Box::new(verify))?;
+    mirror.first().await?;
+    args.lockfile = mirror.path().to_path_buf();
+    Ok(Some(mirror))
+}
+
 /// A digest of the call rules given: the policy files' bytes and the presets' names.
 fn rules_digest(args: &GatewayArgs) -> Result<String, CliError> {
     use sha2::{Digest, Sha256};
