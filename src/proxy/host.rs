@@ -213,12 +213,20 @@ impl<A: std::io::Write> Proxy<'_, A> {
         let judged = match self.call_rules(&method, params, raw) {
             Rules::None => None,
             Rules::Judged(judged) => Some(judged),
-            Rules::Judging(judgement) => {
-                let message = Message {
-                    raw: raw.to_vec(),
-                    value: Value::Object(obj),
-                };
-                return self.judge_later(message, judgement, &id_value);
+            Rules::Judging(mut judgement) => {
+                // A judgement that needs nothing to wait for (limits counted in memory, no
+                // rules) is ready at once: taken now, without a trip through another task.
+                let mut now = std::task::Context::from_waker(std::task::Waker::noop());
+                match judgement.as_mut().poll(&mut now) {
+                    std::task::Poll::Ready(judged) => Some(judged),
+                    std::task::Poll::Pending => {
+                        let message = Message {
+                            raw: raw.to_vec(),
+                            value: Value::Object(obj),
+                        };
+                        return self.judge_later(message, judgement, &id_value);
+                    }
+                }
             }
         };
         let mut permit = None;

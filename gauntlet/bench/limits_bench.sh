@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Benchmark: the cost of a limit decision, and two gateway replicas behind HAProxy. In one run,
+# alternating rounds, SESSIONS concurrent official TypeScript SDK clients call `echo` on
+# server-everything (stdio, locked) through:
+#   plain    one gateway, no limits
+#   memory   one gateway, a limit every call counts against (calls per window and concurrent
+#            calls), counted in the gateway's memory
+#   redis    the same limit counted in Redis (one Lua script per call, a ZREM when it is answered)
+#   haproxy  two replicas (limits in the same Redis) behind HAProxy, round-robin with sessions
+#            kept on their replica by Mcp-Session-Id (the 2025-11-25 era needs it)
+# Usage: gauntlet/bench/limits_bench.sh [ROUNDS] [SESSIONS] [CALLS]
+# (needs testdata/servers/install.sh, redis-server and haproxy)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds="${1:-5}"
+sessions="${2:-16}"
+calls="${3:-300}"
+cargo build --release --quiet --bins
+root=$PWD
+mcplock=$root/target/release/mcplock
+node_dir=$root/testdata/servers/node
+everything=$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+driver=$node_dir/gateway_calls.mjs
+python=$root/testdata/servers/python/.venv/bin/python
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+pids+=($!)
+cd "$work"
+"$mcplock" lock --name everything -- node "$everything" stdio >/dev/null 2>&1
+printf 'name: bench\nlimits:\n  - {agent: "*", calls: 1000000, per: 1s, concurrent: 1000}\n' > limits.yaml
+token=$("$mcplock" gateway token --agents agents.json --agent bench --grant everything 2>/dev/null)
+
+# start NAME FLAGS...: a gateway on a free port; its URL in $url.
+start() {
+  local name=$1; shift
+  "$mcplock" gateway --agents agents.json --allow-unsigned --listen 127.0.0.1:0 \
+    --max-sessions 512 "$@" 2>"$work/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q "listening on" "$work/$name.err" && break; sleep 0.1; done
+  url=$(grep -o 'listening on http://[0-9.:]*' "$work/$name.err" | head -1 | cut -d' ' -f3)
+}
+start plain; plain=$url
+start memory --policy limits.yaml; memory=$url
+start redis --policy limits.yaml --state "redis://127.0.0.1:$redis_port"; redis=$url
+start replica2 --policy limits.yaml --state "redis://127.0.0.1:$redis_port"; replica2=$url
+lb_port=$(free_port)
+cat > haproxy.cfg <<CFG
+global
+  maxconn 1024
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+frontend mcp
+  bind 127.0.0.1:$lb_port
+  default_backend gateways
+backend gateways
+  balance roundrobin
+  stick-table type string len 64 size 100k expire 30m
+  stick match req.hdr(mcp-session-id)
+  stick store-response res.hdr(mcp-session-id)
+  server replica1 ${redis#http://}
+  server replica2 ${replica2#http://}
+CFG
+haproxy -db -f haproxy.cfg >/dev/null 2>&1 &
+pids+=($!)
+sleep 1
+
+cd "$node_dir"
+for round in $(seq "$rounds"); do
+  for kind in plain memory redis haproxy; do
+    case $kind in
+      plain) target=$plain ;; memory) target=$memory ;; redis) target=$redis ;;
+      haproxy) target="http://127.0.0.1:$lb_port" ;;
+    esac
+    printf '%s %s\n' "$kind" "$(node "$driver" "$target/servers/everything/mcp" "$token" "$sessions" "$calls")"
+  done
+done | tee "$work/runs"
+
+"$python" - "$work/runs" <<'PY'
+import json, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    kind, doc = line.split(None, 1)
+    runs.setdefault(kind, []).append(json.loads(doc))
+for kind, r in runs.items():
+    print(f"{kind}: {statistics.median(x['calls_per_second'] for x in r):.0f} calls/s, "
+          f"median round trip {statistics.median(x['median_us'] for x in r):.0f} us, "
+          f"p99 {statistics.median(x['p99_us'] for x in r):.0f} us (medians over rounds)")
+base = runs["plain"]
+for kind in ("memory", "redis"):
+    added = [k["median_us"] - p["median_us"] for p, k in zip(base, runs[kind])]
+    print(f"{kind} limit decision: added median latency per call, median over rounds "
+          f"{statistics.median(added):.0f} us (min {min(added):.0f}, max {max(added):.0f})")
+ratios = [h["calls_per_second"] / r["calls_per_second"] for r, h in zip(runs["redis"], runs["haproxy"])]
+print(f"two replicas behind HAProxy / one gateway (both with limits in Redis): throughput ratio "
+      f"median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+PY
