@@ -8,15 +8,14 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The Python SDK server locked as `py` in `d`, and a policy of `limits` (YAML flow maps).
+/// The Python SDK server locked as `py` in `d`, and a policy of `limits` (YAML flow maps) that
+/// also puts read_file in tier 1.
 fn locked_with_limits(d: &Path, limits: &[&str]) {
     lock_as(d, "py", &[], &crate::common::python_server());
     let list: String = limits.iter().map(|l| format!("  - {l}\n")).collect();
-    std::fs::write(
-        d.join("limits.yaml"),
-        format!("name: budgets\nlimits:\n{list}"),
-    )
-    .unwrap();
+    let tiers = "tiers:\n  tools:\n    py/read_file: tier_1_internal_read\n";
+    let policy = format!("name: budgets\n{tiers}limits:\n{list}");
+    std::fs::write(d.join("limits.yaml"), policy).unwrap();
 }
 
 fn read(host: &mut PyHost) -> Value {
@@ -139,6 +138,9 @@ fn replicas_behind_haproxy_share_one_budget_per_agent_in_redis_and_refuse_withou
         &store,
     ];
     let replicas = [gateway(d, &flags), gateway(d, &flags)];
+    // A third, told to let tier-1 calls through while the store is down.
+    let open = [&flags[..], &["--limits-fail-open", "tier_1_internal_read"]].concat();
+    let lenient = gateway(d, &open);
     let lb = HaProxy::round_robin(d, &[address(&replicas[0]), address(&replicas[1])]);
     let url = format!("{}/servers/py/mcp", lb.url());
 
@@ -182,6 +184,18 @@ fn replicas_behind_haproxy_share_one_budget_per_agent_in_redis_and_refuse_withou
         let error = refused(&read(&mut delta));
         assert!(error.contains("limits-unavailable"), "{error}");
     }
+    // ... except where the operator chose to let read_file's tier through.
+    let (mut lenient_host, _) = PyHost::connect_in(
+        &format!("{}/servers/py/mcp", lenient.url),
+        &tokens[3],
+        "auto",
+    );
+    assert!(admitted(&read(&mut lenient_host)));
+    let said = lenient.said();
+    assert!(
+        said.contains("refused, except of tier_1_internal_read"),
+        "{said}"
+    );
     for replica in &replicas {
         let (_, text) = metrics(&replica.url, Some(&tokens[1]));
         assert!(text.contains("mcplock_gateway_limits_store_up 0"), "{text}");

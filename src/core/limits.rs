@@ -484,6 +484,22 @@ mod tests {
     }
 
     #[test]
+    fn a_tier_limit_reaches_only_the_calls_of_that_tier() {
+        let limits = Limits::new(vec![Limit {
+            tier: Some(Tier::ApprovalRequired),
+            concurrent: Some(1),
+            ..limit(None, None)
+        }]);
+        let call = |tier| Subject {
+            tier,
+            ..subject("a", "wipe")
+        };
+        assert_eq!(limits.checks(&call(Some(Tier::ApprovalRequired))).len(), 1);
+        assert!(limits.checks(&call(Some(Tier::InternalRead))).is_empty());
+        assert!(limits.checks(&call(None)).is_empty());
+    }
+
+    #[test]
     fn n_calls_pass_at_once_then_one_per_interval_and_a_denial_says_when() {
         let rate = Rate {
             calls: 3,
