@@ -14,7 +14,7 @@
 //! server, tool and tier (the `*` one is the default for agents not named). A call is admitted
 //! only when all its budgets have room, and then it is counted in all of them.
 
-use crate::core::policy::Tier;
+use crate::core::tier::Tier;
 use std::collections::HashMap;
 
 /// Most limits in all the policies given.

@@ -35,6 +35,7 @@ pub mod signature;
 pub mod snapshot;
 pub mod stability;
 pub mod text;
+pub mod tier;
 
 #[cfg(test)]
 pub mod testkit;

@@ -12,6 +12,7 @@ mod http;
 pub mod metrics;
 mod shared;
 mod stateless;
+mod upstream;
 mod wire;
 
 pub use http::serve;

@@ -69,7 +69,7 @@ fn start(
     options: &crate::proxy::Options,
     (server, entry): (&str, &ServerLock),
 ) -> Result<Arc<Shared>, String> {
-    let (opened, channel) = super::host::open_upstream(gateway, upstream, options, server)?;
+    let (opened, channel) = super::upstream::open_upstream(gateway, upstream, options, server)?;
     let (to_server, lines) = mpsc::channel(QUEUE);
     let client_info = json!({"name": "mcplock-gateway", "version": env!("CARGO_PKG_VERSION")});
     let shared = Arc::new(Shared {
@@ -84,7 +84,7 @@ fn start(
         ended: watch::channel(false).0,
         emptied: Notify::new(),
     });
-    tokio::spawn(super::host::write_lines(channel.to_server, lines));
+    tokio::spawn(super::upstream::write_lines(channel.to_server, lines));
     let (gone, why_gone) = oneshot::channel();
     let cap = gateway.limits.max_message_bytes;
     tokio::spawn(read_server(
@@ -117,11 +117,11 @@ impl Shared {
             return None;
         }
         let lease = inner.share.attach();
-        let (ours_in, proxy_reads) = tokio::io::duplex(super::host::PIPE_BYTES);
-        let (proxy_writes, ours_out) = tokio::io::duplex(super::host::PIPE_BYTES);
+        let (ours_in, proxy_reads) = tokio::io::duplex(super::upstream::PIPE_BYTES);
+        let (proxy_writes, ours_out) = tokio::io::duplex(super::upstream::PIPE_BYTES);
         let (to_lease, lines) = mpsc::channel(QUEUE);
         inner.leases.insert(lease, to_lease);
-        tokio::spawn(super::host::write_lines(ours_in, lines));
+        tokio::spawn(super::upstream::write_lines(ours_in, lines));
         let cap = gateway.limits.max_message_bytes;
         tokio::spawn(read_lease(Arc::clone(self), lease, ours_out, cap));
         let channel = Channel {

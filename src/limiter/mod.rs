@@ -7,7 +7,7 @@
 mod redis_store;
 
 use crate::core::limits::{Admission, Check, Counters, Limits, Refusal, Subject};
-use crate::core::policy::Tier;
+use crate::core::tier::Tier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
