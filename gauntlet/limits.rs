@@ -253,3 +253,66 @@ fn the_stdio_proxy_holds_a_session_to_the_same_limits() {
     // Another tool is not under that limit.
     assert_eq!(calls[3]["text"], json!(["3.0"]), "{report}");
 }
+
+#[test]
+fn the_limits_store_is_reached_over_tls_with_a_private_ca_and_a_password_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    locked_with_limits(d, &["{agent: alpha, calls: 2, per: 1m}"]);
+    let alpha = token(d, "alpha", &["py"]);
+    crate::common::remote::test_ca(d);
+    let file = |name: &str| d.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let redis = Redis::start_with(&[
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "s3cret-pass",
+    ]);
+    let store = format!("rediss://127.0.0.1:{}", redis.port);
+    let flags = [
+        "--allow-unsigned",
+        "--policy",
+        "limits.yaml",
+        "--state",
+        &store,
+        "--state-cacert",
+        &ca,
+    ];
+    // A password in the URL is refused: it would be on the command line.
+    let with_password = format!("rediss://:s3cret-pass@127.0.0.1:{}", redis.port);
+    let args = [
+        "gateway",
+        "--agents",
+        "agents.json",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-unsigned",
+        "--policy",
+        "limits.yaml",
+        "--state",
+        &with_password,
+    ];
+    crate::common::run_in(d, &args, Duration::from_secs(30))
+        .expect_failure(2, "MCPLOCK_STATE_PASSWORD");
+    // With the password from the environment, over TLS to the private CA's server: counted.
+    let gw = gateway_env(d, &flags, &[("MCPLOCK_STATE_PASSWORD", "s3cret-pass")]);
+    let url = format!("{}/servers/py/mcp", gw.url);
+    let (mut host, _) = PyHost::connect(&url, &alpha);
+    host.step(json!({"list": true}));
+    assert!(admitted(&read(&mut host)) && admitted(&read(&mut host)));
+    assert!(refused(&read(&mut host)).contains("rate-limited"));
+    assert!(!gw.said().contains("s3cret-pass"), "{}", gw.said());
+    drop((host, gw));
+    // A wrong password: the store cannot be used, and calls under a limit are refused.
+    let gw = gateway_env(d, &flags, &[("MCPLOCK_STATE_PASSWORD", "wrong-pass")]);
+    let (mut host, _) = PyHost::connect(&format!("{}/servers/py/mcp", gw.url), &alpha);
+    host.step(json!({"list": true}));
+    assert!(refused(&read(&mut host)).contains("limits-unavailable"));
+}

@@ -61,6 +61,25 @@ impl Redis {
         redis
     }
 
+    /// With `args` added (TLS, a password): ready once it accepts connections.
+    pub fn start_with(args: &[&str]) -> Redis {
+        let port = free_port().to_string();
+        let mut all = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        all.extend_from_slice(args);
+        let tls = args.contains(&"--tls-cert-file");
+        let all = if tls {
+            [&["--port", "0", "--tls-port", &port][..], &all].concat()
+        } else {
+            [&["--port", &port][..], &all].concat()
+        };
+        let child = spawn("redis-server", &all);
+        let port: u16 = port.parse().unwrap();
+        wait_until("redis-server", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Redis { child, port }
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

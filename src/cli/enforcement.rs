@@ -184,7 +184,11 @@ pub fn limit_store(guard: &GuardArgs) -> Result<crate::limiter::Store, CliError>
     if let Some(password) = &password {
         crate::edge::secrets::remember(password);
     }
-    crate::limiter::Store::redis(url, password.as_deref())
+    let roots = match &guard.state_cacert {
+        Some(path) => Some(super::exit::read_input(path, 1 << 20, "CA certificates")?),
+        None => None,
+    };
+    crate::limiter::Store::redis(url, password.as_deref(), roots)
         .map_err(|e| fail(Code::Usage, e.to_string()))
 }
 

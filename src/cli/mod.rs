@@ -577,6 +577,11 @@ pub struct GuardArgs {
     #[arg(long = "state", value_name = "URL")]
     pub state: Option<String>,
 
+    /// With a `rediss://` --state: trust the CA certificates in this PEM file (a private CA)
+    /// instead of the platform's roots.
+    #[arg(long, value_name = "PEM", requires = "state")]
+    pub state_cacert: Option<std::path::PathBuf>,
+
     /// Let calls of this trust tier through when the limits' store does not answer
     /// (repeatable; said on stderr). Calls of other tiers, and untiered ones, are refused.
     #[arg(long, value_name = "TIER", requires = "state")]

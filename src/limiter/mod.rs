@@ -68,9 +68,14 @@ impl Store {
     }
 
     /// Counters in the Redis at `url` (`redis://` or `rediss://`, no password in it: the
-    /// password comes from `password`). Nothing is sent before the first decision.
-    pub fn redis(url: &str, password: Option<&str>) -> Result<Store, StoreError> {
-        let store = redis_store::RedisStore::open(url, password, STORE_TIMEOUT)?;
+    /// password comes from `password`; `roots`: the CA certificates a `rediss://` server's is
+    /// checked against instead of the platform's). Nothing is sent before the first decision.
+    pub fn redis(
+        url: &str,
+        password: Option<&str>,
+        roots: Option<Vec<u8>>,
+    ) -> Result<Store, StoreError> {
+        let store = redis_store::RedisStore::open(url, (password, roots), STORE_TIMEOUT)?;
         Ok(Store::of(Kind::Redis(store)))
     }
 

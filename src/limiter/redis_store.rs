@@ -75,7 +75,7 @@ impl RedisStore {
     /// it, a password may not); connected on first use, each request bounded by `timeout`.
     pub fn open(
         url: &str,
-        password: Option<&str>,
+        (password, roots): (Option<&str>, Option<Vec<u8>>),
         timeout: Duration,
     ) -> Result<RedisStore, StoreError> {
         let bad = |why: String| StoreError(format!("--state {url}: {why}"));
@@ -98,7 +98,20 @@ impl RedisStore {
             }
             None => info,
         };
-        let client = redis::Client::open(info).map_err(|e| bad(e.to_string()))?;
+        let client = match roots {
+            Some(_) if !url.starts_with("rediss://") => {
+                return Err(bad("--state-cacert is for a rediss:// (TLS) store".into()));
+            }
+            Some(root_cert) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(info, certificates)
+            }
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| bad(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
             .set_connection_timeout(Some(timeout))
