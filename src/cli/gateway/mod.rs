@@ -41,6 +41,25 @@ async fn published(
     Ok((args, mirrors))
 }
 
+/// Says where it listens and which servers it serves.
+fn say_listening(gateway: &Gateway, bound: std::net::SocketAddr) {
+    let names: Vec<String> = (gateway.state().upstreams.iter())
+        .filter(|(_, e)| e.is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let scheme = if gateway.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{bound}");
+    let text = format!(
+        "listening on {url} (servers at /servers/NAME/mcp: {})",
+        names.join(", ")
+    );
+    crate::edge::log::info("gateway", &text, &[("url", &url)]);
+}
+
 /// Polls each mirror, its health counted in the gateway's metrics.
 fn poll_mirrors(gateway: &Gateway, mirrors: Vec<super::published::Mirror>, every: Duration) {
     for mut mirror in mirrors {
@@ -121,6 +140,29 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
     Ok(Output::report(None, format!("{token}\n"), json))
 }
 
+/// The gateway over the state loaded and verified from `args`, and what its reloads reuse (the
+/// revocation watch, the limits' store, which is asked once now).
+async fn loaded(args: &GatewayArgs, limits: &Limits) -> Result<(Gateway, state::Kept), CliError> {
+    let key = args.check.key.as_deref();
+    let kept = state::Kept {
+        revocations: enforcement::revocations(&args.guard, key, args.allow_unsigned, "gateway")?,
+        store: enforcement::limit_store(&args.guard)?,
+    };
+    let state = state::load(args, limits, &kept)?;
+    let gateway = Gateway::new(state, limits.clone());
+    let metrics = Arc::clone(&gateway.metrics);
+    kept.store
+        .observe(Box::new(move |up| metrics.limits_store(up)));
+    if let Err(why) = kept.store.probe().await {
+        let text = format!(
+            "the limits' store ({}) does not answer: {why}; calls under a limit are refused until it does",
+            kept.store.name()
+        );
+        crate::edge::log::warn("gateway", &text, &[]);
+    }
+    Ok((gateway, kept))
+}
+
 async fn serve(
     args: &GatewayArgs,
     mirrors: Vec<super::published::Mirror>,
@@ -151,23 +193,7 @@ async fn serve(
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         ..Limits::default()
     };
-    let key = args.check.key.as_deref();
-    let kept = state::Kept {
-        revocations: enforcement::revocations(&args.guard, key, args.allow_unsigned, "gateway")?,
-        store: enforcement::limit_store(&args.guard)?,
-    };
-    let state = state::load(args, &limits, &kept)?;
-    let mut gateway = Gateway::new(state, limits.clone());
-    let metrics = Arc::clone(&gateway.metrics);
-    kept.store
-        .observe(Box::new(move |up| metrics.limits_store(up)));
-    if let Err(why) = kept.store.probe().await {
-        let text = format!(
-            "the limits' store ({}) does not answer: {why}; calls under a limit are refused until it does",
-            kept.store.name()
-        );
-        crate::edge::log::warn("gateway", &text, &[]);
-    }
+    let (mut gateway, kept) = loaded(args, &limits).await?;
     gateway.allowed_origins = args.allow_origin.clone();
     gateway.tls = tls;
     gateway.audit =
@@ -178,24 +204,7 @@ async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| fail(Code::Internal, e.to_string()))?;
-    let names: Vec<String> = gateway
-        .state()
-        .upstreams
-        .iter()
-        .filter(|(_, e)| e.is_ok())
-        .map(|(n, _)| n.clone())
-        .collect();
-    let scheme = if gateway.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let url = format!("{scheme}://{bound}");
-    let text = format!(
-        "listening on {url} (servers at /servers/NAME/mcp: {})",
-        names.join(", ")
-    );
-    crate::edge::log::info("gateway", &text, &[("url", &url)]);
+    say_listening(&gateway, bound);
     poll_mirrors(
         &gateway,
         mirrors,
