@@ -267,7 +267,8 @@ fn evaluate_revoked(
 async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> {
     let policies = load_policies(&source)?;
     let tiers = merged_tiers(&policies)?;
-    let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+    let limits: usize = policies.iter().map(|p| p.limits.len()).sum();
     let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
     let compiled = compile_bounded(rules)?;
     let lockfile = if explain
@@ -314,7 +315,15 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
                 located_in.as_deref(),
                 exit.code(),
             )),
-            Format::Human => human(&names, results.as_deref(), explain, failed),
+                        Format::Human => {
+                let mut text = human(&names, results.as_deref(), explain, failed);
+                if limits > 0 {
+                    text.push_str(&format!(
+                        "{limits} limit(s): counted at run time by `mcplock proxy` and `mcplock gateway`, not checked here (docs/policy.md, \"Limits\")\n"
+                    ));
+                }
+                text
+            }
         })
     }))
 }
