@@ -267,7 +267,7 @@ fn evaluate_revoked(
 async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> {
     let policies = load_policies(&source)?;
     let tiers = merged_tiers(&policies)?;
-        let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
+    let names: Vec<String> = policies.iter().map(|p| p.name.clone()).collect();
     let limits: usize = policies.iter().map(|p| p.limits.len()).sum();
     let rules: Vec<_> = policies.into_iter().flat_map(|p| p.rules).collect();
     let compiled = compile_bounded(rules)?;
@@ -315,7 +315,7 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
                 located_in.as_deref(),
                 exit.code(),
             )),
-                        Format::Human => {
+            Format::Human => {
                 let mut text = human(&names, results.as_deref(), explain, failed);
                 if limits > 0 {
                     text.push_str(&format!(
