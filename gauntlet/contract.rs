@@ -193,6 +193,24 @@ fn bad_inputs() -> BTreeMap<&'static str, (Vec<&'static str>, &'static str)> {
             ),
         ),
         (
+            "gateway subject",
+            (
+                vec![
+                    "gateway",
+                    "subject",
+                    "--agents",
+                    "agents.json",
+                    "--agent",
+                    "ci",
+                    "--subject",
+                    "ci",
+                    "--grant",
+                    "bad grant",
+                ],
+                "usage",
+            ),
+        ),
+        (
             "audit verify",
             (vec!["audit", "verify", "missing.jsonl"], "input-missing"),
         ),
@@ -392,6 +410,23 @@ fn every_subcommand_with_json_output_answers_with_one_json_document_when_it_succ
                 "--agents",
                 "agents.json",
                 "--agent",
+                "ci",
+                "--grant",
+                "fixture",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "gateway subject",
+            [
+                "gateway",
+                "subject",
+                "--agents",
+                "agents.json",
+                "--agent",
+                "ci-bot",
+                "--subject",
                 "ci",
                 "--grant",
                 "fixture",

@@ -18,6 +18,7 @@ mod hardening;
 mod hosts;
 mod limits;
 mod lock;
+mod oauth;
 mod policy;
 mod proxy;
 mod published;

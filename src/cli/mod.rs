@@ -1131,6 +1131,26 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "FILE")]
     pub agents: Option<std::path::PathBuf>,
 
+    /// Accept OAuth access tokens (JWT, `typ: at+jwt`) from this issuer besides the agents
+    /// file's tokens: signed with a key of its JWKS (found from its metadata), for
+    /// --oauth-audience, unexpired, with the --oauth-scope scopes. The token's client maps to
+    /// an agent (`mcplock gateway subject`). The token is never passed to a server.
+    #[arg(long, value_name = "URL", requires = "oauth_audience")]
+    pub oauth_issuer: Option<String>,
+
+    /// This gateway's resource identifier, which a token's `aud` must hold (the URL agents
+    /// reach it at, e.g. https://gw.example/mcp); published in its Protected Resource Metadata.
+    #[arg(long, value_name = "URI", requires = "oauth_issuer")]
+    pub oauth_audience: Option<String>,
+
+    /// A scope every access token must hold (repeatable).
+    #[arg(long = "oauth-scope", value_name = "SCOPE", requires = "oauth_issuer")]
+    pub oauth_scopes: Vec<String>,
+
+    /// Seconds of clock skew allowed on a token's exp and nbf.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub oauth_leeway: u64,
+
     /// An Origin a browser-based host may call from, besides loopback ones (repeatable).
     #[arg(long, value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
@@ -1196,6 +1216,33 @@ pub enum GatewayCommand {
     /// files/read`); an agent with no grant may use nothing.
     #[command(after_help = EXIT_CODES)]
     Token(GatewayTokenArgs),
+
+    /// Make an OAuth client (a token's `client_id`, else its `sub`) an agent, with its grants.
+    ///
+    /// With `gateway --oauth-issuer`, an access token from that issuer for this gateway is
+    /// accepted, and its client is the agent named here. No token is made or stored. One
+    /// subject is one agent.
+    #[command(after_help = EXIT_CODES)]
+    Subject(GatewaySubjectArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct GatewaySubjectArgs {
+    /// The agents file (created when missing).
+    #[arg(long, value_name = "FILE")]
+    pub agents: std::path::PathBuf,
+
+    /// The agent's name: letters, digits, '-', '_' and '.'.
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+
+    /// The client (`client_id`) or subject (`sub`) of its access tokens.
+    #[arg(long, value_name = "ID")]
+    pub subject: String,
+
+    /// What the agent may use: SERVER or SERVER/TOOL (repeatable; added to its grants).
+    #[arg(long = "grant", value_name = "SERVER[/TOOL]")]
+    pub grants: Vec<String>,
 }
 
 #[derive(Clone, Debug, Args)]

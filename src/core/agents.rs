@@ -37,6 +37,10 @@ pub struct Agent {
     pub tokens: Vec<String>,
     /// `SERVER` or `SERVER/TOOL`, sorted, without duplicates.
     pub grants: Vec<String>,
+    /// OAuth clients or subjects (`client_id`, else `sub`, of a valid access token from the
+    /// gateway's issuer) that are this agent, sorted, without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
 }
 
 /// What an agent may use of one server.
@@ -157,8 +161,57 @@ impl Agents {
             for grant in &agent.grants {
                 parse_grant(grant)?;
             }
+            if agent.subjects.len() > MAX_TOKENS
+                || agent.subjects.iter().any(|s| s.is_empty() || s.len() > 256)
+            {
+                return Err(AgentsError::Invalid(format!(
+                    "agent {name:?}: at most {MAX_TOKENS} subjects, each 1 to 256 bytes"
+                )));
+            }
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for (name, agent) in &self.agents {
+            for subject in &agent.subjects {
+                if let Some(other) = seen.insert(subject.as_str(), name.as_str()) {
+                    return Err(AgentsError::Invalid(format!(
+                        "subject {subject:?} is given to two agents ({other:?} and {name:?}): a token would be both"
+                    )));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The agent an OAuth client or subject is.
+    pub fn by_subject(&self, subject: &str) -> Option<&str> {
+        (self.agents.iter())
+            .find(|(_, agent)| agent.subjects.iter().any(|s| s == subject))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Makes an OAuth client or subject `agent` (created if missing), with `grants` added.
+    pub fn add_subject(
+        &mut self,
+        agent: &str,
+        subject: &str,
+        grants: &[String],
+    ) -> Result<(), AgentsError> {
+        if !valid_name(agent) {
+            return Err(AgentsError::Invalid(format!(
+                "agent name {agent:?}: use letters, digits, '-', '_' and '.' (at most 128)"
+            )));
+        }
+        for grant in grants {
+            parse_grant(grant)?;
+        }
+        let entry = self.agents.entry(agent.to_string()).or_default();
+        entry.subjects.push(subject.to_string());
+        entry.subjects.sort();
+        entry.subjects.dedup();
+        entry.grants.extend(grants.iter().cloned());
+        entry.grants.sort();
+        entry.grants.dedup();
+        self.check()
     }
 
     /// The agent a bearer token belongs to. Every stored digest is compared, in constant time
@@ -282,5 +335,22 @@ mod tests {
             assert!(Agents::parse(text.as_bytes()).is_err(), "{text}");
         }
         assert!(Agents::new().add_token("../x", "d".into(), &[]).is_err());
+    }
+
+    #[test]
+    fn an_oauth_client_is_one_agent_and_the_file_keeps_no_token_for_it() {
+        let mut agents = Agents::new();
+        agents.add_subject("ci-bot", "ci", &["files".into()]).unwrap();
+        assert_eq!(agents.by_subject("ci"), Some("ci-bot"));
+        assert_eq!(agents.by_subject("someone"), None);
+        assert!(agents.agents["ci-bot"].tokens.is_empty());
+        let twice = agents.add_subject("other", "ci", &[]).unwrap_err();
+        assert!(twice.to_string().contains("two agents"), "{twice}");
+        // Read back as written; a file without subjects reads as before.
+        let mut agents = Agents::new();
+        agents.add_subject("ci-bot", "ci", &[]).unwrap();
+        assert_eq!(Agents::parse(&agents.to_bytes()).unwrap(), agents);
+        let old = br#"{"version": 1, "agents": {"a": {"tokens": [], "grants": []}}}"#;
+        assert!(Agents::parse(old).unwrap().agents["a"].subjects.is_empty());
     }
 }

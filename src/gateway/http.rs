@@ -99,7 +99,7 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
-            return match authenticate(&gateway, &req) {
+            return match authenticate(&gateway, &req).await {
                 Ok(_) => full(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -109,6 +109,19 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
             };
         }
         (&Method::GET, "/healthz") => return full(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, p) if p.starts_with("/.well-known/oauth-protected-resource") => {
+            return match &gateway.oauth {
+                Some(oauth) => {
+                    let doc = oauth.resource_metadata().to_string();
+                    full(StatusCode::OK, "application/json", doc)
+                }
+                None => refuse(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    "this gateway takes no OAuth tokens (start it with --oauth-issuer)".into(),
+                ),
+            };
+        }
         (&Method::GET, "/readyz") if gateway.is_draining() => {
             return full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n");
         }
@@ -119,7 +132,7 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
         if let Some(refusal) = check_origin(&gateway, &req) {
             return refusal;
         }
-        return match authenticate(&gateway, &req) {
+        return match authenticate(&gateway, &req).await {
             Ok(agent) => super::aggregate::serve(gateway, req, agent).await,
             Err(refusal) => *refusal,
         };
@@ -137,7 +150,7 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
     if let Some(refusal) = check_origin(&gateway, &req) {
         return refusal;
     }
-    let agent = match authenticate(&gateway, &req) {
+    let agent = match authenticate(&gateway, &req).await {
         Ok(agent) => agent,
         Err(refusal) => return *refusal,
     };
@@ -187,7 +200,9 @@ fn check_origin(gateway: &Gateway, req: &Request<Incoming>) -> Option<Response<B
     Some(refuse(StatusCode::FORBIDDEN, "origin", message))
 }
 
-fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<String, Refused> {
+/// The agent a request's bearer token is: one of the agents file's tokens, or (with
+/// `--oauth-issuer`) an access token of that issuer whose client is an agent.
+async fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<String, Refused> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -195,28 +210,77 @@ fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<String, Re
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let state = gateway.state();
-    let (reason, message) = match token.map(|t| state.agents.authenticate(t)) {
-        Some(Some(agent)) => return Ok(agent.to_string()),
-        Some(None) => (
-            "invalid-token",
-            "the bearer token is not one of this gateway's (an administrator makes one: mcplock gateway token --agents FILE --agent NAME)",
-        ),
+    let (reason, message) = match token {
         None => (
             "no-token",
-            "this gateway needs an agent's token: Authorization: Bearer TOKEN (mcplock gateway token makes one)",
+            "this gateway needs an agent's token: Authorization: Bearer TOKEN (mcplock gateway token makes one)".to_string(),
         ),
+        Some(token) => {
+            if let Some(agent) = state.agents.authenticate(token) {
+                return Ok(agent.to_string());
+            }
+            match &gateway.oauth {
+                Some(oauth) if !token.starts_with(crate::core::agents::TOKEN_PREFIX) => {
+                    match oauth.verify(token).await {
+                        Ok(bearer) => return agent_of(&state.agents, &bearer.subject),
+                        Err(why) => ("invalid-token", format!("the access token is refused: {why}")),
+                    }
+                }
+                _ => (
+                    "invalid-token",
+                    "the bearer token is not one of this gateway's (an administrator makes one: mcplock gateway token --agents FILE --agent NAME)".to_string(),
+                ),
+            }
+        }
     };
-    let mut response = refuse(StatusCode::UNAUTHORIZED, reason, message.into());
-    let challenge = if reason == "invalid-token" {
-        "Bearer realm=\"mcplock\", error=\"invalid_token\""
-    } else {
-        "Bearer realm=\"mcplock\""
-    };
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
+    let mut response = refuse(StatusCode::UNAUTHORIZED, reason, message);
+    let mut challenge = "Bearer realm=\"mcplock\"".to_string();
+    if reason == "invalid-token" {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    if let Some(oauth) = &gateway.oauth {
+        challenge.push_str(&format!(
+            ", resource_metadata=\"{}\"",
+            metadata_url(&oauth.audience)
+        ));
+    }
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
     Err(Box::new(response))
+}
+
+/// The agent an OAuth client is, or a refusal naming the command that makes it one.
+fn agent_of(agents: &crate::core::agents::Agents, subject: &str) -> Result<String, Refused> {
+    if let Some(agent) = agents.by_subject(subject) {
+        return Ok(agent.to_string());
+    }
+    let message = format!(
+        "the access token is valid, but its client {:?} is no agent of this gateway (an administrator makes it one: mcplock gateway subject --agents FILE --agent NAME --subject ID)",
+        crate::core::text::escape(subject)
+    );
+    Err(Box::new(refuse(
+        StatusCode::FORBIDDEN,
+        "not-an-agent",
+        message,
+    )))
+}
+
+/// Where a resource's Protected Resource Metadata is (RFC 9728): the well-known path inserted
+/// between its origin and its path.
+fn metadata_url(resource: &str) -> String {
+    match reqwest::Url::parse(resource) {
+        Ok(url) => {
+            let path = url.path().trim_end_matches('/');
+            format!(
+                "{}/.well-known/oauth-protected-resource{path}",
+                url.origin().ascii_serialization()
+            )
+        }
+        Err(_) => format!("{resource}/.well-known/oauth-protected-resource"),
+    }
 }
 
 /// The session a request names, held to the agent and server it was opened for.

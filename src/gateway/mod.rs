@@ -10,6 +10,7 @@ mod aggregate;
 mod host;
 mod http;
 pub mod metrics;
+pub mod oauth;
 mod shared;
 mod stateless;
 mod upstream;
@@ -138,6 +139,8 @@ pub struct Gateway {
     /// Serve HTTPS with this: every connection's TLS handshake first.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Accepts OAuth access tokens of an issuer besides the agents file's (`--oauth-issuer`).
+    pub oauth: Option<Arc<oauth::OAuth>>,
     sessions: Mutex<HashMap<String, Arc<HostSession>>>,
     /// The pooled session of each (agent, server) serving stateless requests, and whether it
     /// has read its lists yet.
@@ -162,6 +165,7 @@ impl Gateway {
             audit: None,
             tls: None,
             metrics: Arc::new(metrics::Metrics::new()),
+            oauth: None,
             sessions: Mutex::new(HashMap::new()),
             pool: Mutex::new(HashMap::new()),
             aggregates: Mutex::new(HashMap::new()),

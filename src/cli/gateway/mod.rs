@@ -19,6 +19,7 @@ const MAX_AGENTS_BYTES: u64 = 16 << 20;
 pub async fn run(args: GatewayArgs) -> Result<Output, CliError> {
     match &args.command {
         Some(GatewayCommand::Token(token)) => self::token(token),
+        Some(GatewayCommand::Subject(subject)) => self::subject(subject),
         None => {
             let (args, mirrors) = published(args).await?;
             serve(&args, mirrors).await
@@ -140,6 +141,32 @@ fn token(args: &GatewayTokenArgs) -> Result<Output, CliError> {
     Ok(Output::report(None, format!("{token}\n"), json))
 }
 
+/// `gateway subject`: an OAuth client made an agent.
+fn subject(args: &crate::cli::GatewaySubjectArgs) -> Result<Output, CliError> {
+    let _guard = crate::edge::fs::lock_directory_of(&args.agents)?;
+    let mut agents = read_agents(&args.agents)?.unwrap_or_else(Agents::new);
+    agents
+        .add_subject(&args.agent, &args.subject, &args.grants)
+        .map_err(|e| fail(Code::Usage, e.to_string()))?;
+    crate::edge::fs::write_atomic_private(&args.agents, &agents.to_bytes())
+        .map_err(|e| fail(Code::WriteFailed, e.to_string()))?;
+    let grants = (agents.agents.get(&args.agent))
+        .map(|a| a.grants.clone())
+        .unwrap_or_default();
+    let text = format!(
+        "agent {:?} is the OAuth client {:?}; it may use: {}\n",
+        args.agent,
+        args.subject,
+        if grants.is_empty() {
+            "nothing (add --grant SERVER)".to_string()
+        } else {
+            grants.join(", ")
+        }
+    );
+    let json = serde_json::json!({"agent": args.agent, "subject": args.subject, "grants": grants});
+    Ok(Output::report(None, text, json))
+}
+
 /// The gateway over the state loaded and verified from `args`, and what its reloads reuse (the
 /// revocation watch, the limits' store, which is asked once now).
 async fn loaded(args: &GatewayArgs, limits: &Limits) -> Result<(Gateway, state::Kept), CliError> {
@@ -149,7 +176,15 @@ async fn loaded(args: &GatewayArgs, limits: &Limits) -> Result<(Gateway, state::
         store: enforcement::limit_store(&args.guard)?,
     };
     let state = state::load(args, limits, &kept)?;
-    let gateway = Gateway::new(state, limits.clone());
+    let mut gateway = Gateway::new(state, limits.clone());
+    if let (Some(issuer), Some(audience)) = (&args.oauth_issuer, &args.oauth_audience) {
+        let leeway = Duration::from_secs(args.oauth_leeway);
+        let scopes = args.oauth_scopes.clone();
+        let oauth = crate::gateway::oauth::OAuth::discover(issuer, audience, scopes, leeway)
+            .await
+            .map_err(|e| fail(Code::Usage, format!("--oauth-issuer {issuer}: {e}")))?;
+        gateway.oauth = Some(Arc::new(oauth));
+    }
     let metrics = Arc::clone(&gateway.metrics);
     kept.store
         .observe(Box::new(move |up| metrics.limits_store(up)));

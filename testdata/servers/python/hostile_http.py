@@ -3,7 +3,7 @@
 Usage: hostile_http.py MODE PORT [N]   (listens on 127.0.0.1 only; standard library only)
 With HOSTILE_TLS_DIR set, serves HTTPS with that directory's server.pem and server.key
 (see make_test_ca.py). With HOSTILE_LOG set, appends one JSON line per request to that file:
-the HTTP method, the JSON-RPC method and the MCP headers it carried.
+the HTTP method, the JSON-RPC method, the MCP headers and the Authorization header it carried.
 
 Every mode speaks just enough of the 2025-11-25 Streamable HTTP transport to be scanned
 (initialize, notifications, tools/list in pages, DELETE; server/discover is refused with 400
@@ -79,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
     def record(self, method=None):
         if LOG:
             headers = {k.lower(): v for k, v in self.headers.items()
-                       if k.lower() in ("mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name")}
+                       if k.lower() in ("mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name",
+                                        "authorization")}
             with open(LOG, "a") as f:
                 f.write(json.dumps({"http": self.command, "method": method, "headers": headers}) + "\n")
 
