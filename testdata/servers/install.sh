@@ -6,7 +6,10 @@
 # mcp-server-sqlite (PyPI; advertises resources without a templates handler) in a venv of its
 # own. For the artifact tests also: another server-everything version (node-alt), an npx cache
 # of our own (npx-cache) and a uv cache of our own (uv-cache, through the uv the Python venv
-# installs). Needs node/npm and python3 with venv.
+# installs). Infrastructure the gateway tests stand on, from npm too: Express (a static file
+# server with ETags, for published lockfiles and revocation lists) and oidc-provider (a certified
+# OpenID Provider, the authorization server of the OAuth tests). Needs node/npm and python3
+# with venv.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
