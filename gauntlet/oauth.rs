@@ -232,3 +232,63 @@ fn the_gateway_takes_an_issuers_access_tokens_for_its_agents_and_never_passes_th
         assert!(!written.contains(token.as_str()), "a token was written");
     }
 }
+
+#[test]
+fn a_server_protected_by_the_sdks_auth_is_locked_and_served_with_the_gateways_own_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let issuer = AuthServer::start(&[("gateway", "gw-secret", 300), ("ci", "ci-secret", 300)]);
+    let protected = crate::common::remote::python_protected(&issuer.issuer);
+    let url = protected.url("/mcp");
+    // Without a token: refused, and the refusal shows where a token comes from.
+    let lock = ["lock", "--name", "catalog", "--url", &url];
+    let refused = run_in(d, &lock, Duration::from_secs(60));
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("401 Unauthorized") && refused.stderr.contains("resource_metadata"),
+        "{}",
+        refused.stderr
+    );
+    // The gateway's own client gets a token for the server (client credentials, RFC 8707) and
+    // locks it with that token from the environment.
+    let own = issuer.token(("gateway", "gw-secret"), &url);
+    let env = [("UPSTREAM_TOKEN", own.as_str())];
+    let lock = [&lock[..], &["--bearer-env", "UPSTREAM_TOKEN"]].concat();
+    crate::common::run_in_env(d, &lock, &env, Duration::from_secs(60)).expect_success();
+    let args = [
+        "gateway",
+        "subject",
+        "--agents",
+        "agents.json",
+        "--agent",
+        "ci-bot",
+    ];
+    let args = [&args[..], &["--subject", "ci", "--grant", "catalog"]].concat();
+    run_in(d, &args, Duration::from_secs(30)).expect_success();
+    let flags = [
+        "--allow-unsigned",
+        "--oauth-issuer",
+        &issuer.issuer,
+        "--oauth-audience",
+        AUDIENCE,
+        "--upstream-header",
+        "catalog=Authorization: Bearer ${UPSTREAM_TOKEN}",
+    ];
+    let gw = gateway_env(d, &flags, &env);
+    // The agent comes with its own token, for the gateway; the server gets the gateway's.
+    let agent = issuer.token(("ci", "ci-secret"), AUDIENCE);
+    let out = client(
+        &format!("{}/servers/catalog/mcp", gw.url),
+        &agent,
+        json!([["lookup", {"term": "x"}]]),
+    );
+    assert_eq!(out["calls"][0]["text"], json!(["x: found"]), "{out}");
+    // The agent's token is for the gateway only: the server itself refuses it.
+    let (status, _, _) = initialize(&url, &agent);
+    assert_eq!(status, 401);
+    let written = every_file(d) + &gw.said();
+    assert!(
+        !written.contains(&own) && !written.contains(&agent),
+        "a token was written"
+    );
+}

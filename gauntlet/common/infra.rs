@@ -7,10 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on now (the OS's choice; free until someone takes it).
+/// A port nobody listens on now, never handed out before in this test process.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    super::remote::free_port()
 }
 
 /// Waits until `ready` holds, or panics naming `what`.

@@ -82,6 +82,20 @@ pub fn python_http(transport: &str) -> HttpServerProcess {
     })
 }
 
+/// The Python SDK server protected by the SDK's own auth support (`protected_server.py`):
+/// it takes only JWT access tokens of `issuer` issued for its URL.
+pub fn python_protected(issuer: &str) -> HttpServerProcess {
+    serve(|port| {
+        let mut command = Command::new(real_component("python/.venv/bin/python"));
+        command.args([
+            &real_component("python/protected_server.py"),
+            issuer,
+            &port.to_string(),
+        ]);
+        command
+    })
+}
+
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
 pub fn hostile_http(mode: &str, args: &[&str]) -> HttpServerProcess {
     hostile(mode, args, None, None)

@@ -340,7 +340,9 @@ mod tests {
     #[test]
     fn an_oauth_client_is_one_agent_and_the_file_keeps_no_token_for_it() {
         let mut agents = Agents::new();
-        agents.add_subject("ci-bot", "ci", &["files".into()]).unwrap();
+        agents
+            .add_subject("ci-bot", "ci", &["files".into()])
+            .unwrap();
         assert_eq!(agents.by_subject("ci"), Some("ci-bot"));
         assert_eq!(agents.by_subject("someone"), None);
         assert!(agents.agents["ci-bot"].tokens.is_empty());
