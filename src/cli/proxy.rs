@@ -37,7 +37,7 @@ pub async fn run(mut args: ProxyArgs) -> Result<Output, CliError> {
             return Err(error);
         }
     }
-    match prepare(&args) {
+    let outcome = match prepare(&args) {
         Ok((lockfile, name, endpoint, private)) => {
             serve(&args, &lockfile, &name, endpoint, private.as_ref()).await
         }
@@ -45,7 +45,9 @@ pub async fn run(mut args: ProxyArgs) -> Result<Output, CliError> {
             refuse_first_request(&error).await;
             Err(error)
         }
-    }
+    };
+    super::published::clean_up();
+    outcome
 }
 
 /// Everything that must hold before the server may start (or be connected to): the lockfile

@@ -204,11 +204,22 @@ fn remove(path: &Path) -> Result<(), String> {
     }
 }
 
+/// The directory of this process's own mirrors, when no `--state-dir` is given.
+fn own_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("mcplock-published-{}", std::process::id()))
+}
+
+/// Removes this process's own mirrors (at its end; those under `--state-dir` stay for the next
+/// run).
+pub fn clean_up() {
+    let _ = std::fs::remove_dir_all(own_dir());
+}
+
 /// The directory mirrors are kept in: `--state-dir`, else a directory of this process's own.
 pub fn mirror_dir(state_dir: Option<&Path>) -> Result<PathBuf, CliError> {
     let dir = match state_dir {
         Some(dir) => dir.join("published"),
-        None => std::env::temp_dir().join(format!("mcplock-published-{}", std::process::id())),
+        None => own_dir(),
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| fail(Code::InputUnreadable, format!("{}: {e}", dir.display())))?;

@@ -260,6 +260,7 @@ async fn serve(
     crate::gateway::serve(listener, Arc::clone(&gateway), stop).await;
     watcher.abort();
     gateway.checkpoint(crate::core::audit::Mark::Close);
+    super::published::clean_up();
     crate::edge::log::info("gateway", "stopped", &[]);
     Ok(Output::text(None, String::new()))
 }
