@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmark: what checking an OAuth access token costs per request. In one run, alternating by
+# round, one official TypeScript SDK client calls `echo` on server-everything (stdio, locked)
+# through one gateway, presenting either an agents-file token (`static`) or a JWT access token
+# from oidc-provider for the same agent (`jwt`: signature against the issuer's JWKS, issuer,
+# audience, expiry, scope, on every request).
+# Usage: gauntlet/bench/oauth_bench.sh [ROUNDS] [SESSIONS] [CALLS]  (needs testdata/servers/install.sh)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds="${1:-5}"
+sessions="${2:-1}"
+calls="${3:-500}"
+cargo build --release --quiet --bins
+root=$PWD
+mcplock=$root/target/release/mcplock
+node_dir=$root/testdata/servers/node
+everything=$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+driver=$node_dir/gateway_calls.mjs
+python=$root/testdata/servers/python/.venv/bin/python
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+node "$node_dir/oauth_server.mjs" '{"clients":[{"id":"bench","secret":"bench-secret","ttl":3600}]}' 2>"$work/as.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$work/as.err" && break; sleep 0.1; done
+issuer=$(grep -o 'listening on http://[0-9.:]*' "$work/as.err" | head -1 | cut -d' ' -f3)
+audience=https://gw.example/mcp
+cd "$work"
+"$mcplock" lock --name everything -- node "$everything" stdio >/dev/null 2>&1
+static=$("$mcplock" gateway token --agents agents.json --agent bench --grant everything 2>/dev/null)
+"$mcplock" gateway subject --agents agents.json --agent bench --subject bench >/dev/null
+jwt=$(curl -s -X POST "$issuer/token" -d grant_type=client_credentials -d scope=mcp \
+  -d client_id=bench -d client_secret=bench-secret -d "resource=$audience" \
+  | "$python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+"$mcplock" gateway --agents agents.json --allow-unsigned --listen 127.0.0.1:0 \
+  --oauth-issuer "$issuer" --oauth-audience "$audience" --oauth-scope mcp 2>"$work/gw.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$work/gw.err" && break; sleep 0.1; done
+url=$(grep -o 'listening on http://[0-9.:]*' "$work/gw.err" | head -1 | cut -d' ' -f3)/servers/everything/mcp
+
+cd "$node_dir"
+for round in $(seq "$rounds"); do
+  printf 'static %s\n' "$(node "$driver" "$url" "$static" "$sessions" "$calls")"
+  printf 'jwt %s\n' "$(node "$driver" "$url" "$jwt" "$sessions" "$calls")"
+done | tee "$work/runs"
+
+"$python" - "$work/runs" <<'PY'
+import json, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    kind, doc = line.split(None, 1)
+    runs.setdefault(kind, []).append(json.loads(doc))
+for kind, r in runs.items():
+    print(f"{kind}: {statistics.median(x['calls_per_second'] for x in r):.0f} calls/s, "
+          f"median round trip {statistics.median(x['median_us'] for x in r):.0f} us (medians over rounds)")
+added = [j["median_us"] - s["median_us"] for s, j in zip(runs["static"], runs["jwt"])]
+print(f"JWT check: added median latency per request, median over rounds {statistics.median(added):.0f} us "
+      f"(min {min(added):.0f}, max {max(added):.0f})")
+PY
