@@ -120,7 +120,7 @@ fn the_gateway_takes_an_issuers_access_tokens_for_its_agents_and_never_passes_th
     let issuer = AuthServer::start(&[
         ("ci", "ci-secret", 300),
         ("intern", "intern-secret", 300),
-        ("brief", "brief-secret", 1),
+        ("brief", "brief-secret", 3),
     ]);
     let other = AuthServer::start(&[("ci", "ci-secret", 300)]);
     // The upstream: a remote server that logs every request's Authorization header.
@@ -167,8 +167,11 @@ fn the_gateway_takes_an_issuers_access_tokens_for_its_agents_and_never_passes_th
     assert_eq!(out["calls"][0]["text"], json!(["tool_00000 done"]), "{out}");
 
     // Refused, each with the challenge that points to the resource metadata.
+    // A token taken while valid (and remembered as verified) is refused once it expires.
     let expiring = issuer.token(("brief", "brief-secret"), AUDIENCE);
-    std::thread::sleep(Duration::from_millis(2_500));
+    let (status, _, body) = initialize(&url, &expiring);
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(4_500));
     let cases = [
         ("expired", expiring.clone(), "ExpiredSignature"),
         (

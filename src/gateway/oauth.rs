@@ -15,6 +15,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Tokens remembered as verified, at most (the table is emptied when full).
+const MAX_VERIFIED: usize = 4_096;
+
 /// The least time between two fetches of the JWKS for an unknown key.
 pub const REFRESH: Duration = Duration::from_secs(30);
 /// Largest metadata document and key set.
@@ -41,6 +44,9 @@ pub struct OAuth {
     leeway: u64,
     keys: Mutex<(JwkSet, Option<Instant>)>,
     jwks: tokio::sync::Mutex<Published>,
+    /// Tokens verified in full, by their digest: who they are and until when (`exp`, in
+    /// seconds since the epoch). A token is checked in full once, then only for its expiry.
+    verified: Mutex<std::collections::HashMap<[u8; 32], (String, u64)>>,
 }
 
 /// Who a valid token was issued to.
@@ -52,6 +58,7 @@ pub struct Bearer {
 
 #[derive(serde::Deserialize)]
 struct Claims {
+    exp: u64,
     sub: Option<String>,
     client_id: Option<String>,
     scope: Option<String>,
@@ -90,6 +97,7 @@ impl OAuth {
             leeway: leeway.as_secs(),
             keys: Mutex::new((keys, Some(Instant::now()))),
             jwks: tokio::sync::Mutex::new(jwks),
+            verified: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -103,8 +111,36 @@ impl OAuth {
         })
     }
 
-    /// Checks a token; `Err` says why it is refused (never echoing it).
+    /// Checks a token; `Err` says why it is refused (never echoing it). One verified before is
+    /// taken while it has not expired.
     pub async fn verify(&self, token: &str) -> Result<Bearer, String> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = crate::edge::clock::micros() / 1_000_000;
+        if let Some((subject, exp)) = self.verified().get(&digest)
+            && now <= exp.saturating_add(self.leeway)
+        {
+            return Ok(Bearer {
+                subject: subject.clone(),
+            });
+        }
+        let (bearer, exp) = self.verify_in_full(token).await?;
+        let mut verified = self.verified();
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(digest, (bearer.subject.clone(), exp));
+        Ok(bearer)
+    }
+
+    fn verified(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], (String, u64)>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The whole check: header, key, signature, claims, scopes; the subject and `exp`.
+    async fn verify_in_full(&self, token: &str) -> Result<(Bearer, u64), String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
         if !ALGORITHMS.contains(&header.alg) {
             return Err(format!(
@@ -147,10 +183,11 @@ impl OAuth {
         if let Some(missing) = self.scopes.iter().find(|s| !granted.contains(&s.as_str())) {
             return Err(format!("it does not hold the scope {missing:?}"));
         }
+        let exp = data.claims.exp;
         let subject = (data.claims.client_id.or(data.claims.sub))
             .filter(|s| !s.is_empty())
             .ok_or("it names no client_id or sub")?;
-        Ok(Bearer { subject })
+        Ok((Bearer { subject }, exp))
     }
 
     /// The key `kid` for `alg`, if held (a key that says it is for another algorithm is not).
