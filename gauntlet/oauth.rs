@@ -69,34 +69,36 @@ impl Drop for AuthServer {
     }
 }
 
-/// An initialize POSTed with `token`: (status, WWW-Authenticate, body).
+/// An initialize POSTed with `token` to `url`: (status, the WWW-Authenticate line, body).
 fn initialize(url: &str, token: &str) -> (u16, String, String) {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "curl", "version": "1"}}});
-    let out = Command::new("curl")
-        .args(["-s", "-D", "-", "-X", "POST", url])
-        .args(["-H", "Content-Type: application/json"])
-        .args(["-H", "Accept: application/json, text/event-stream"])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["-d", &body.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let auth = format!("Bearer {token}");
+    let base = format!("http://{address}");
+    let headers = [("Authorization", auth.as_str())];
+    let (status, head, body) = exchange(&base, "POST", path, &headers, &body.to_string());
     let challenge = (head.lines())
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("www-authenticate:")
-                .then(|| l.to_string())
-        })
-        .unwrap_or_default();
-    (status, challenge, body.to_string())
+        .find(|l| l.starts_with("www-authenticate:"))
+        .unwrap_or_default()
+        .to_string();
+    (status, challenge, body)
+}
+
+/// `mcplock gateway subject`: the OAuth client `subject` made agent `agent`, granted `server`.
+fn make_agent(d: &Path, agent: &str, subject: &str, server: &str) {
+    let args = [
+        "gateway",
+        "subject",
+        "--agents",
+        "agents.json",
+        "--agent",
+        agent,
+    ];
+    let args = [&args[..], &["--subject", subject, "--grant", server]].concat();
+    run_in(d, &args, Duration::from_secs(30)).expect_success();
 }
 
 /// Every file under `dir`, read as text.
@@ -134,16 +136,7 @@ fn the_gateway_takes_an_issuers_access_tokens_for_its_agents_and_never_passes_th
     .expect_success();
     std::fs::remove_file(&log).ok();
     for (agent, subject) in [("ci-bot", "ci"), ("brief-bot", "brief")] {
-        let args = [
-            "gateway",
-            "subject",
-            "--agents",
-            "agents.json",
-            "--agent",
-            agent,
-        ];
-        let args = [&args[..], &["--subject", subject, "--grant", "remote"]].concat();
-        run_in(d, &args, Duration::from_secs(30)).expect_success();
+        make_agent(d, agent, subject, "remote");
     }
     let flags = [
         "--allow-unsigned",
@@ -201,6 +194,11 @@ fn the_gateway_takes_an_issuers_access_tokens_for_its_agents_and_never_passes_th
             "{what}: {challenge}"
         );
         assert!(challenge.contains("invalid_token"), "{what}: {challenge}");
+        if !token.starts_with("mcpl_") {
+            // The refusal says where a good token comes from.
+            let from = format!("get one for {AUDIENCE} from {}", issuer.issuer);
+            assert!(body.contains(&from), "{what}: {body}");
+        }
     }
     // A valid token whose client is no agent: forbidden, naming the command.
     let intern = issuer.token(("intern", "intern-secret"), AUDIENCE);
@@ -258,16 +256,7 @@ fn a_server_protected_by_the_sdks_auth_is_locked_and_served_with_the_gateways_ow
     let env = [("UPSTREAM_TOKEN", own.as_str())];
     let lock = [&lock[..], &["--bearer-env", "UPSTREAM_TOKEN"]].concat();
     crate::common::run_in_env(d, &lock, &env, Duration::from_secs(60)).expect_success();
-    let args = [
-        "gateway",
-        "subject",
-        "--agents",
-        "agents.json",
-        "--agent",
-        "ci-bot",
-    ];
-    let args = [&args[..], &["--subject", "ci", "--grant", "catalog"]].concat();
-    run_in(d, &args, Duration::from_secs(30)).expect_success();
+    make_agent(d, "ci-bot", "ci", "catalog");
     let flags = [
         "--allow-unsigned",
         "--oauth-issuer",

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Express serving `dir` on 127.0.0.1, stopped when dropped.
 struct Static {
@@ -55,15 +55,14 @@ fn publish(from: &Path, to: &Path) {
 
 /// Calls read_file through `host` until `done` holds for the answer, or panics after 15 s.
 fn until(host: &mut PyHost, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    crate::common::eventually(what, Duration::from_secs(15), || {
         let answer = host.call("read_file", json!({"path": "notes.txt"}));
         if done(&answer) {
-            return answer;
+            Ok(answer)
+        } else {
+            Err(answer.to_string())
         }
-        assert!(Instant::now() < deadline, "{what}: {answer}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 fn revoked(answer: &Value) -> bool {
@@ -154,17 +153,23 @@ fn replicas_converge_on_a_published_revocation_and_refuse_a_published_rollback()
     // replicas raise the alarm.
     publish(&d.join("first.json"), &www.join(list));
     for (host, gw) in hosts.iter_mut().zip(&replicas) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
+        crate::common::eventually("no alarm", Duration::from_secs(15), || {
             let (_, text) = metrics(&gw.url, Some(&agent));
-            if text.contains(r#"mcplock_gateway_published_stale{source="revocations"} 1"#) {
-                break;
+            let stale = r#"mcplock_gateway_published_stale{source="revocations"} 1"#;
+            if text.contains(stale) {
+                Ok(())
+            } else {
+                Err(text)
             }
-            assert!(Instant::now() < deadline, "no alarm: {text}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        });
         assert!(gw.said().contains("is not taken"), "{}", gw.said());
         assert!(gw.said().contains("older"), "{}", gw.said());
+        assert!(
+            gw.said()
+                .contains("mcplock revoke --list FILE --key PRIVATE"),
+            "{}",
+            gw.said()
+        );
         assert!(revoked(
             &host.call("read_file", json!({"path": "notes.txt"}))
         ));

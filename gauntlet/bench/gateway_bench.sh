@@ -9,16 +9,7 @@ cd "$(dirname "$0")/../.."
 rounds="${1:-5}"
 sessions="${2:-16}"
 calls="${3:-500}"
-cargo build --release --quiet --bins
-root=$PWD
-mcplock=$root/target/release/mcplock
-node_dir=$root/testdata/servers/node
-everything=$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-driver=$node_dir/gateway_calls.mjs
-python=$root/testdata/servers/python/.venv/bin/python
-work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+source gauntlet/bench/gateway_lib.sh
 
 # server-everything's own Streamable HTTP, on loopback (loopback.cjs binds 127.0.0.1).
 (cd "$node_dir" && PORT=0 exec node --require ./loopback.cjs "$everything" streamableHttp) >/dev/null 2>"$work/direct.err" &
@@ -27,18 +18,11 @@ pids+=($!)
 cd "$work"
 "$mcplock" lock --name everything -- node "$everything" stdio >/dev/null 2>&1
 token=$("$mcplock" gateway token --agents agents.json --agent bench --grant everything 2>/dev/null)
-"$mcplock" gateway --agents agents.json --allow-unsigned --listen 127.0.0.1:0 \
-  --max-sessions 512 2>"$work/gateway.err" &
-gateway_pid=$!
-pids+=($gateway_pid)
-for _ in $(seq 100); do
-  grep -q "listening on" "$work/gateway.err" && grep -q "listening on" "$work/direct.err" && break
-  sleep 0.1
-done
+start_gateway gateway --max-sessions 512
+wait_listening "$work/direct.err"
 direct_port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/direct.err" | head -1 | cut -d: -f2)
-gateway_url=$(grep -o 'listening on http://[0-9.:]*' "$work/gateway.err" | head -1 | cut -d' ' -f3)
 direct="http://127.0.0.1:$direct_port/mcp"
-through="$gateway_url/servers/everything/mcp"
+through="$url/servers/everything/mcp"
 
 cd "$node_dir"
 for round in $(seq "$rounds"); do
@@ -79,6 +63,8 @@ for (let i = 0; i < 64; i++) {
 }
 console.log('open');
 await new Promise((r) => setTimeout(r, 3000));
+// Their GET streams would keep node alive: the sessions end with the process.
+process.exit(0);
 " > "$work/idle.out" &
 idle=$!
 for _ in $(seq 600); do grep -q open "$work/idle.out" 2>/dev/null && break; sleep 0.1; done

@@ -15,16 +15,7 @@ cd "$(dirname "$0")/../.."
 rounds="${1:-5}"
 sessions="${2:-16}"
 calls="${3:-300}"
-cargo build --release --quiet --bins
-root=$PWD
-mcplock=$root/target/release/mcplock
-node_dir=$root/testdata/servers/node
-everything=$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-driver=$node_dir/gateway_calls.mjs
-python=$root/testdata/servers/python/.venv/bin/python
-work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+source gauntlet/bench/gateway_lib.sh
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
@@ -35,19 +26,11 @@ cd "$work"
 printf 'name: bench\nlimits:\n  - {agent: "*", calls: 1000000, per: 1s, concurrent: 1000}\n' > limits.yaml
 token=$("$mcplock" gateway token --agents agents.json --agent bench --grant everything 2>/dev/null)
 
-# start NAME FLAGS...: a gateway on a free port; its URL in $url.
-start() {
-  local name=$1; shift
-  "$mcplock" gateway --agents agents.json --allow-unsigned --listen 127.0.0.1:0 \
-    --max-sessions 512 "$@" 2>"$work/$name.err" &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q "listening on" "$work/$name.err" && break; sleep 0.1; done
-  url=$(grep -o 'listening on http://[0-9.:]*' "$work/$name.err" | head -1 | cut -d' ' -f3)
-}
-start plain; plain=$url
-start memory --policy limits.yaml; memory=$url
-start redis --policy limits.yaml --state "redis://127.0.0.1:$redis_port"; redis=$url
-start replica2 --policy limits.yaml --state "redis://127.0.0.1:$redis_port"; replica2=$url
+start_gateway plain --max-sessions 512; plain=$url
+start_gateway memory --max-sessions 512 --policy limits.yaml; memory=$url
+state="redis://127.0.0.1:$redis_port"
+start_gateway redis --max-sessions 512 --policy limits.yaml --state "$state"; redis=$url
+start_gateway replica2 --max-sessions 512 --policy limits.yaml --state "$state"; replica2=$url
 lb_port=$(free_port)
 cat > haproxy.cfg <<CFG
 global

@@ -10,20 +10,11 @@ cd "$(dirname "$0")/../.."
 rounds="${1:-5}"
 sessions="${2:-1}"
 calls="${3:-500}"
-cargo build --release --quiet --bins
-root=$PWD
-mcplock=$root/target/release/mcplock
-node_dir=$root/testdata/servers/node
-everything=$node_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-driver=$node_dir/gateway_calls.mjs
-python=$root/testdata/servers/python/.venv/bin/python
-work=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+source gauntlet/bench/gateway_lib.sh
 
 node "$node_dir/oauth_server.mjs" '{"clients":[{"id":"bench","secret":"bench-secret","ttl":3600}]}' 2>"$work/as.err" &
 pids+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$work/as.err" && break; sleep 0.1; done
+wait_listening "$work/as.err"
 issuer=$(grep -o 'listening on http://[0-9.:]*' "$work/as.err" | head -1 | cut -d' ' -f3)
 audience=https://gw.example/mcp
 cd "$work"
@@ -33,11 +24,8 @@ static=$("$mcplock" gateway token --agents agents.json --agent bench --grant eve
 jwt=$(curl -s -X POST "$issuer/token" -d grant_type=client_credentials -d scope=mcp \
   -d client_id=bench -d client_secret=bench-secret -d "resource=$audience" \
   | "$python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-"$mcplock" gateway --agents agents.json --allow-unsigned --listen 127.0.0.1:0 \
-  --oauth-issuer "$issuer" --oauth-audience "$audience" --oauth-scope mcp 2>"$work/gw.err" &
-pids+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$work/gw.err" && break; sleep 0.1; done
-url=$(grep -o 'listening on http://[0-9.:]*' "$work/gw.err" | head -1 | cut -d' ' -f3)/servers/everything/mcp
+start_gateway gw --oauth-issuer "$issuer" --oauth-audience "$audience" --oauth-scope mcp
+url=$url/servers/everything/mcp
 
 cd "$node_dir"
 for round in $(seq "$rounds"); do

@@ -163,6 +163,17 @@ pub fn lock_as(d: &Path, name: &str, flags: &[&str], server: &[String]) {
     run_in(d, &lock, Duration::from_secs(120)).expect_success();
 }
 
+/// Locks our fixture as `name` in `d`, run with the flags `before` (through a flags file), then
+/// rewrites that file to `after`: the same locked command line now runs another server, as a
+/// rug pull behind an approved command would.
+pub fn fixture_locked_then_changed(d: &Path, name: &str, before: &str, after: &str) {
+    let flags = d.join("flags");
+    std::fs::write(&flags, before).unwrap();
+    let flags_text = flags.to_string_lossy().into_owned();
+    lock_as(d, name, &[], &fixture(&["--flags-file", &flags_text]));
+    std::fs::write(&flags, after).unwrap();
+}
+
 /// Our fixture with `flags`, as a command line.
 pub fn fixture(flags: &[&str]) -> Vec<String> {
     let mut argv = vec![super::fixture_bin().to_string()];
@@ -232,4 +243,39 @@ pub fn client_trusting(url: &str, token: &str, calls: Value, ca: Option<&Path>) 
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, headers lowercased, body).
+pub fn exchange(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A port nobody listens on now, never handed out before in this test process.
 pub fn free_port() -> u16 {
@@ -14,11 +14,14 @@ pub fn free_port() -> u16 {
 
 /// Waits until `ready` holds, or panics naming `what`.
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let up = || {
+        if ready() {
+            Ok(())
+        } else {
+            Err("not up".to_string())
+        }
+    };
+    super::eventually(what, Duration::from_secs(20), up);
 }
 
 fn spawn(program: &str, args: &[&str]) -> Child {

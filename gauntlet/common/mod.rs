@@ -219,3 +219,20 @@ pub fn host_refused(dir: &Path, argv: &[&str]) -> (String, String) {
     );
     (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
 }
+
+/// Tries `attempt` every 100 ms until it gives a value, for at most `within`; past that, panics
+/// with `what` and what the last attempt said (`Err`).
+pub fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match attempt() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => panic!("{what}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}

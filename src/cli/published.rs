@@ -179,8 +179,16 @@ impl Mirror {
                 crate::edge::log::info("published", &text, &[]);
             }
             Some(why) => {
+                let remedy = match self.name {
+                    "revocations" => {
+                        "publish a newer list signed with the key given (`mcplock revoke --list FILE --key PRIVATE`, then upload FILE and FILE.sig)"
+                    }
+                    _ => {
+                        "publish the lockfile with its signature (`mcplock sign --key PRIVATE`, then upload the lockfile and its .sig)"
+                    }
+                };
                 let text = format!(
-                    "{url} is not taken: {why}; the last one verified ({}) stays in force",
+                    "{url} is not taken: {why}; the last one verified ({}) stays in force; {remedy}",
                     self.path.display()
                 );
                 crate::edge::log::warn("published", &text, &[]);

@@ -196,21 +196,10 @@ impl Agents {
         subject: &str,
         grants: &[String],
     ) -> Result<(), AgentsError> {
-        if !valid_name(agent) {
-            return Err(AgentsError::Invalid(format!(
-                "agent name {agent:?}: use letters, digits, '-', '_' and '.' (at most 128)"
-            )));
-        }
-        for grant in grants {
-            parse_grant(grant)?;
-        }
-        let entry = self.agents.entry(agent.to_string()).or_default();
+        let entry = self.granted(agent, grants)?;
         entry.subjects.push(subject.to_string());
         entry.subjects.sort();
         entry.subjects.dedup();
-        entry.grants.extend(grants.iter().cloned());
-        entry.grants.sort();
-        entry.grants.dedup();
         self.check()
     }
 
@@ -257,6 +246,13 @@ impl Agents {
         digest: String,
         grants: &[String],
     ) -> Result<(), AgentsError> {
+        self.granted(agent, grants)?.tokens.push(digest);
+        self.check()
+    }
+
+    /// `agent`'s entry (created when new) with `grants` added, sorted and unique; the name and
+    /// the grants checked first.
+    fn granted(&mut self, agent: &str, grants: &[String]) -> Result<&mut Agent, AgentsError> {
         if !valid_name(agent) {
             return Err(AgentsError::Invalid(format!(
                 "agent name {agent:?}: use letters, digits, '-', '_' and '.' (at most 128)"
@@ -266,11 +262,10 @@ impl Agents {
             parse_grant(grant)?;
         }
         let entry = self.agents.entry(agent.to_string()).or_default();
-        entry.tokens.push(digest);
         entry.grants.extend(grants.iter().cloned());
         entry.grants.sort();
         entry.grants.dedup();
-        self.check()
+        Ok(entry)
     }
 
     /// The file's bytes: pretty JSON, keys sorted (same agents, same bytes).

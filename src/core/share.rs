@@ -144,12 +144,7 @@ impl Share {
         if !self.leases.contains(&lease) {
             return Vec::new();
         }
-        let method = message
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let id = message.get("id").and_then(Id::from_value);
-        match (method, id) {
+        match envelope(&message) {
             (Some(method), Some(id)) => self.request(lease, id, &method, message),
             (Some(method), None) => self.notification(lease, &method, message),
             // An answer: the share never passes on a request of the server's, so it answers
@@ -302,12 +297,7 @@ impl Share {
         let Value::Object(mut message) = message else {
             return Vec::new();
         };
-        let method = message
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let id = message.get("id").and_then(Id::from_value);
-        match (method, id) {
+        match envelope(&message) {
             (None, Some(sent)) => self.answered(&sent, message),
             (Some(method), Some(id)) => {
                 let reply = if method == "ping" {
@@ -432,6 +422,16 @@ impl Share {
             json!({"jsonrpc": "2.0", "id": sent.to_value(), "method": method, "params": params});
         Some((sent, Out::Server(request)))
     }
+}
+
+/// A message's method and id, each if it has one (what tells requests, notifications and
+/// answers apart).
+fn envelope(message: &Map<String, Value>) -> (Option<String>, Option<Id>) {
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    (method, message.get("id").and_then(Id::from_value))
 }
 
 fn answer(id: &Id, result: Value) -> Value {

@@ -223,7 +223,13 @@ async fn authenticate(gateway: &Gateway, req: &Request<Incoming>) -> Result<Stri
                 Some(oauth) if !token.starts_with(crate::core::agents::TOKEN_PREFIX) => {
                     match oauth.verify(token).await {
                         Ok(bearer) => return agent_of(&state.agents, &bearer.subject),
-                        Err(why) => ("invalid-token", format!("the access token is refused: {why}")),
+                        Err(why) => (
+                            "invalid-token",
+                            format!(
+                                "the access token is refused: {why}; get one for {} from {}",
+                                oauth.audience, oauth.issuer
+                            ),
+                        ),
                     }
                 }
                 _ => (

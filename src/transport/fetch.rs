@@ -32,18 +32,8 @@ impl Published {
     /// `url` (https, or http to loopback only), at most `cap` bytes.
     pub fn new(url: &str, cap: usize) -> Result<Published, String> {
         let url = super::http::check_url(url, false).map_err(|e| e.to_string())?;
-        let origin = url.origin();
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > 5 {
-                attempt.error("more than 5 redirects")
-            } else if attempt.url().origin() == origin {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
         let mut builder = reqwest::Client::builder()
-            .redirect(redirects)
+            .redirect(super::http::same_origin_redirects(&url))
             .timeout(FETCH_TIMEOUT)
             .user_agent(concat!("mcplock/", env!("CARGO_PKG_VERSION")));
         if super::http::is_loopback(&url) {

@@ -112,6 +112,21 @@ pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<Url, SetupError
     }
 }
 
+/// Redirects followed only within `url`'s origin (a redirect elsewhere is stopped and reported
+/// as the answer it is), at most [`MAX_REDIRECTS`].
+pub fn same_origin_redirects(url: &Url) -> reqwest::redirect::Policy {
+    let origin = url.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if attempt.url().origin() == origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 /// True for a URL whose host is a loopback address or `localhost`.
 pub fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
@@ -243,18 +258,8 @@ impl Bridge {
             value.set_sensitive(true);
             headers.append(header, value);
         }
-        let origin = endpoint.url.origin();
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-            } else if attempt.url().origin() == origin {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
         let mut builder = reqwest::Client::builder()
-            .redirect(redirects)
+            .redirect(same_origin_redirects(&endpoint.url))
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("mcplock/", env!("CARGO_PKG_VERSION")));
         // HTTPS_PROXY and friends apply to remote hosts; a server on this machine is reached
