@@ -701,9 +701,13 @@ fn issue_26_a_script_swapped_between_its_check_and_its_start_never_runs() {
     );
 }
 
-/// Starts the proxy on `argv` (locked in `dir`), waits for its server to answer initialize,
-/// and returns the server process's command line as /proc shows it.
-fn proxied_server_cmdline(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> String {
+/// Starts the proxy on `argv` (locked in `dir`) and waits for its server to answer initialize;
+/// the proxy and the host end of its stdin.
+fn started_proxy(
+    dir: &Path,
+    argv: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::process::ChildStdin) {
     use std::io::{BufRead, Write};
     let mut child = std::process::Command::new(mcplock_bin())
         .current_dir(dir)
@@ -722,6 +726,13 @@ fn proxied_server_cmdline(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> St
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("\"result\""), "{line}");
+    (child, stdin)
+}
+
+/// Starts the proxy on `argv` (locked in `dir`), waits for its server to answer initialize,
+/// and returns the server process's command line as /proc shows it.
+fn proxied_server_cmdline(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> String {
+    let (mut child, stdin) = started_proxy(dir, argv, env);
     let proxy = child.id().to_string();
     let cmdline = fs::read_dir("/proc")
         .unwrap()
@@ -740,6 +751,53 @@ fn proxied_server_cmdline(dir: &Path, argv: &[&str], env: &[(&str, &str)]) -> St
     drop(stdin);
     let _ = child.wait();
     cmdline
+}
+
+/// The private copies in `base`.
+fn private_copies(base: &Path) -> Vec<std::path::PathBuf> {
+    let mut copies: Vec<_> = fs::read_dir(base)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("mcplock-run-"))
+        })
+        .collect();
+    copies.sort();
+    copies
+}
+
+#[test]
+fn a_private_copy_left_by_a_killed_proxy_is_removed_by_the_next_start() {
+    // A copy of a virtual environment is about 100 MB: copies left by killed proxies once
+    // filled a disk.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runtime = tempfile::tempdir().unwrap();
+    let env = [("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())];
+    let db = d.join("db.sqlite");
+    let sqlite = sqlite_server(&db);
+    let sqlite: Vec<&str> = sqlite.iter().map(String::as_str).collect();
+    lock(d, &[], &sqlite, &[]).expect_success();
+
+    let (mut killed, _stdin) = started_proxy(d, &sqlite, &env);
+    let _ = killed.kill(); // SIGKILL: nothing of the proxy runs after it.
+    let _ = killed.wait();
+    let left = private_copies(runtime.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let (mut next, stdin) = started_proxy(d, &sqlite, &env);
+    let now = private_copies(runtime.path());
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, left, "the killed proxy's copy is still there");
+    drop(stdin);
+    let _ = next.wait();
+    assert_eq!(
+        private_copies(runtime.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
 
 #[test]

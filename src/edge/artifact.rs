@@ -944,6 +944,7 @@ fn sha256_file(path: &Path) -> Result<String, String> {
 }
 
 mod content;
+mod private_dir;
 pub mod run;
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,7 @@
 //! copied (its `home` names where the standard library is loaded from).
 
 use super::content::{self, Budget, Files};
+use super::private_dir::PrivateDir;
 use super::{
     console_script_entry, find_distribution, find_program, npm_cache_dir, npm_content_into,
     npm_global_lib, npm_place, npx_install, read_json, real, script_body, shebang_python,
@@ -40,7 +41,7 @@ use std::path::{Path, PathBuf};
 /// A private copy of what a launch runs, and the argv that starts it. The copy lives as long
 /// as this value.
 pub struct Private {
-    dir: tempfile::TempDir,
+    dir: PrivateDir,
     pub program: String,
     pub args: Vec<String>,
     /// The interpreter the started process must be running, as the lock pinned it.
@@ -57,7 +58,7 @@ enum Pinned {
 }
 
 impl Private {
-    fn new(dir: tempfile::TempDir, program: String, args: Vec<String>) -> Private {
+    fn new(dir: PrivateDir, program: String, args: Vec<String>) -> Private {
         Private {
             dir,
             program,
@@ -171,19 +172,19 @@ pub fn private_copy(
                 index,
             },
         ) => {
-            let dir = private_dir()?;
+            let dir = PrivateDir::new()?;
             let (program, args) =
                 copy_uvx(&uvx, &requirement, index, args, cwd, locked, dir.path())?;
             return environment(Private::new(dir, program, args), locked).map(Some);
         }
         (Kind::Npm, Target::Npx { package, index }) => {
-            let dir = private_dir()?;
+            let dir = PrivateDir::new()?;
             let (program, args) = copy_npx(&package, &args[index + 1..], cwd, locked, dir.path())?;
             return Ok(Some(Private::new(dir, program, args)));
         }
         _ => return Ok(None),
     };
-    let dir = private_dir()?;
+    let dir = PrivateDir::new()?;
     let expected = |part: &str| content.get(part).map(|p| p.digest.as_str());
     if locked.kind == Kind::Npm {
         let (program, args) = copy_npm(&command, script.as_deref(), args, cwd, locked, dir.path())?;
@@ -325,26 +326,6 @@ fn copy_script(
     let mut args = args.to_vec();
     args[at] = copy.to_string_lossy().into_owned();
     Ok(args)
-}
-
-/// A new directory only this process can read or write: in `$XDG_RUNTIME_DIR` (the user's
-/// own, in memory on a desktop: copying a package tree there is about ten times faster than
-/// onto a disk) when there is one, else in the system's temporary directory.
-fn private_dir() -> Result<tempfile::TempDir, String> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|dir| dir.is_absolute() && dir.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
-        .prefix("mcplock-run-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir_in(&base)
-        .map_err(|e| {
-            format!(
-                "cannot make a private directory to run from in {}: {e}",
-                base.display()
-            )
-        })
 }
 
 /// `npx [-y] pkg args`: the package npx would run (the project's, the global one, or its
@@ -935,7 +916,7 @@ mod tests {
         let expected = content::python_path_entry(&cwd, &mut Budget::new())
             .unwrap()
             .digest;
-        let private = private_dir().unwrap();
+        let private = PrivateDir::new().unwrap();
         let args: Vec<String> = ["-m", "hello_issue26", "--flag"].map(String::from).into();
         let argv = module_args(&args, &cwd, Some(&expected), private.path()).unwrap();
         // Swapped after the copy: what runs is the copy.
@@ -955,7 +936,7 @@ mod tests {
             "__main__ True ['--flag'] checked\n"
         );
         // Changed before the copy: nothing is started.
-        let again = private_dir().unwrap();
+        let again = PrivateDir::new().unwrap();
         let refused = module_args(&args, &cwd, Some(&expected), again.path()).unwrap_err();
         assert!(
             refused.contains("changed between its check and its start"),
