@@ -36,6 +36,7 @@ fn tool() -> Value {
 
 fn server() -> ServerLock {
     ServerLock {
+        authorization: None,
         artifact: None,
         launch: Launch::Stdio {
             command: "node".into(),

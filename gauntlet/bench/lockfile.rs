@@ -43,6 +43,7 @@ fn generate_changed(tools: usize) -> Vec<u8> {
 
 fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
     let server = ServerLock {
+        authorization: None,
         artifact: None,
         launch: Launch::Stdio {
             command: "node".into(),

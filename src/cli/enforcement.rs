@@ -63,6 +63,16 @@ fn audit_seal(guard: &GuardArgs) -> Result<Option<crate::proxy::Seal>, CliError>
     }))
 }
 
+/// A remote server reached by OAuth is held to the OAuth surface its lock recorded (none
+/// recorded: any is refused); the check runs at discovery, before a token is asked for.
+pub fn hold_authorization(entry: &ServerLock, endpoint: &crate::transport::Endpoint) {
+    if let crate::transport::Endpoint::Http(http) = endpoint
+        && let Some(oauth) = &http.oauth
+    {
+        oauth.expect(entry.authorization.clone());
+    }
+}
+
 /// The code behind a locked server's launch: what it runs here and now must be what was
 /// locked. A launch whose code the lock does not pin is said on stderr and allowed.
 pub fn check_artifact(

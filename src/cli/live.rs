@@ -11,6 +11,7 @@ use crate::core::text::escape;
 use crate::mcp::scan::{ScanError, ScanOptions, Scanned, scan};
 use crate::session::Bounds;
 use crate::transport::http::{HttpEndpoint, check_url};
+use crate::transport::oauth::{Grant, OAuth, OAuthConfig};
 use crate::transport::process::ServerCommand;
 use crate::transport::{Endpoint, Limits, RequestError};
 use serde_json::{Map, json};
@@ -162,10 +163,15 @@ impl RemoteArgs {
     pub fn endpoint(&self) -> Result<Option<HttpEndpoint>, CliError> {
         match &self.url {
             Some(url) => self.endpoint_at(url).map(Some),
-            None if !self.headers.is_empty() || self.bearer_env.is_some() => Err(fail(
-                Code::Usage,
-                "--header and --bearer-env are for a remote server: pass its --url",
-            )),
+            None if !self.headers.is_empty()
+                || self.bearer_env.is_some()
+                || self.oauth_client_id.is_some() =>
+            {
+                Err(fail(
+                    Code::Usage,
+                    "--header, --bearer-env and --oauth-client-id are for a remote server: pass its --url",
+                ))
+            }
             None => Ok(None),
         }
     }
@@ -225,11 +231,77 @@ impl RemoteArgs {
                     })?,
             ),
         };
+        let oauth = self.oauth_client(extra_roots.clone())?;
+        if oauth.is_some()
+            && headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(fail(
+                Code::Usage,
+                "--oauth-client-id gets the Authorization header itself: drop --bearer-env (or the --header 'Authorization: ...')",
+            ));
+        }
         Ok(HttpEndpoint {
             url,
             headers,
             extra_roots,
+            oauth,
         })
+    }
+
+    /// The OAuth client `--oauth-client-id` asks for (made once), its secrets read from the
+    /// environment.
+    fn oauth_client(
+        &self,
+        extra_roots: Option<Vec<u8>>,
+    ) -> Result<Option<std::sync::Arc<OAuth>>, CliError> {
+        let Some(client_id) = &self.oauth_client_id else {
+            return Ok(None);
+        };
+        if let Some(made) = self.oauth.get() {
+            return Ok(Some(std::sync::Arc::clone(made)));
+        }
+        let secret = |flag: &str, var: &Option<String>| -> Result<Option<String>, CliError> {
+            let Some(var) = var else { return Ok(None) };
+            let value = std::env::var(var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    fail(
+                        Code::EnvMissing,
+                        format!(
+                            "{flag} {var}: the environment variable {var} is not set (or empty)"
+                        ),
+                    )
+                })?;
+            crate::edge::secrets::remember(&value);
+            Ok(Some(value.trim().to_string()))
+        };
+        let client_secret = secret("--oauth-client-secret-env", &self.oauth_client_secret_env)?;
+        let refresh = secret("--oauth-refresh-token-env", &self.oauth_refresh_token_env)?;
+        let grant = match (refresh, &client_secret) {
+            (Some(refresh), _) => Grant::RefreshToken(refresh),
+            (None, Some(_)) => Grant::ClientCredentials,
+            (None, None) => Grant::Browser {
+                port: self.oauth_redirect_port.unwrap_or(0),
+                wait: Duration::from_secs(self.oauth_login_timeout),
+            },
+        };
+        let announce = std::sync::Arc::new(|url: &str| {
+            eprintln!(
+                "mcplock: to authorize access to this server, open this URL in a browser and log in:\n  {url}"
+            );
+        });
+        let made = OAuth::new(OAuthConfig {
+            client_id: client_id.clone(),
+            client_secret,
+            grant,
+            scopes: self.oauth_scopes.clone(),
+            extra_roots,
+            announce,
+        });
+        Ok(Some(std::sync::Arc::clone(self.oauth.get_or_init(|| made))))
     }
 }
 
@@ -308,6 +380,9 @@ pub async fn scan_endpoint(reading: &Reading, endpoint: Endpoint) -> Result<Scan
     if let Endpoint::Stdio(_) = endpoint {
         // After the run: npx and friends have installed what they ran by now.
         scanned.snapshot.artifact = resolve_artifact(launch.clone()).await;
+    }
+    if let Endpoint::Http(http) = &endpoint {
+        scanned.snapshot.authorization = http.oauth.as_ref().and_then(|o| o.met());
     }
     scanned.snapshot.launch = Some(launch);
     if let Some(signal) = closed.escalated_to {

@@ -1364,6 +1364,47 @@ pub struct RemoteArgs {
     /// then read and change what the server offers.
     #[arg(long, requires = "url")]
     pub allow_insecure_http: bool,
+
+    /// A remote server behind OAuth 2.1: log in as this client (registered with the server's
+    /// authorization server). Discovery follows the server's 401; the token is asked for the
+    /// server's own URL (RFC 8707), kept in memory only, never recorded or shown. A person logs
+    /// in in a browser (the URL to open is printed on stderr) unless a client secret or a
+    /// refresh token is given.
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// With --oauth-client-id: the client's secret, read from this environment variable; the
+    /// token is then got by client credentials (a machine, no person).
+    #[arg(long, value_name = "VAR", requires = "oauth_client_id")]
+    pub oauth_client_secret_env: Option<String>,
+
+    /// With --oauth-client-id: a refresh token read from this environment variable (for CI:
+    /// no browser).
+    #[arg(long, value_name = "VAR", requires = "oauth_client_id")]
+    pub oauth_refresh_token_env: Option<String>,
+
+    /// With --oauth-client-id: a scope to ask for (repeatable) [default: those the server's
+    /// 401 or its metadata names].
+    #[arg(
+        long = "oauth-scope",
+        value_name = "SCOPE",
+        requires = "oauth_client_id"
+    )]
+    pub oauth_scopes: Vec<String>,
+
+    /// With a browser login: the loopback port its redirect comes back to (register
+    /// http://127.0.0.1:PORT/callback with the authorization server) [default: any free port].
+    #[arg(long, value_name = "PORT", requires = "oauth_client_id")]
+    pub oauth_redirect_port: Option<u16>,
+
+    /// With a browser login: how long to wait for it, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub oauth_login_timeout: u64,
+
+    /// The OAuth client made from these flags, made once so every start of the server (a
+    /// --repeat, a relaunch) shares one login.
+    #[arg(skip)]
+    pub oauth: std::sync::OnceLock<std::sync::Arc<crate::transport::oauth::OAuth>>,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use crate::core::findings;
 use crate::core::json::pointer_escape;
 use crate::core::lockfile::{Lockfile, ServerLock};
 use crate::core::snapshot::{ItemKind, Items};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
 /// How serious a change is. Ordered: `Info < Moderate < Critical`.
@@ -38,6 +38,9 @@ pub enum Class {
     ServerRemoved,
     LaunchChanged,
     ArtifactChanged,
+    AuthorizationServerChanged,
+    AuthorizationScopesChanged,
+    AuthorizationChanged,
     ServerInfoChanged,
     ServerVersionChanged,
     ProtocolVersionChanged,
@@ -82,11 +85,14 @@ pub enum Class {
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 44] = [
+    pub const ALL: [Class; 47] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
         Class::ArtifactChanged,
+        Class::AuthorizationServerChanged,
+        Class::AuthorizationScopesChanged,
+        Class::AuthorizationChanged,
         Class::ServerInfoChanged,
         Class::ServerVersionChanged,
         Class::ProtocolVersionChanged,
@@ -135,6 +141,9 @@ impl Class {
             Class::ServerRemoved => "server-removed",
             Class::LaunchChanged => "launch-changed",
             Class::ArtifactChanged => "artifact-changed",
+            Class::AuthorizationServerChanged => "authorization-server-changed",
+            Class::AuthorizationScopesChanged => "authorization-scopes-changed",
+            Class::AuthorizationChanged => "authorization-changed",
             Class::ServerInfoChanged => "server-info-changed",
             Class::ServerVersionChanged => "server-version-changed",
             Class::ProtocolVersionChanged => "protocol-version-changed",
@@ -182,7 +191,7 @@ impl Class {
 /// Each class's usual severity (a change may be graded higher, e.g. text that gains a
 /// poisoning finding, or anything about a resource template) and what it means: the help text
 /// of its SARIF rule (docs/diff.md has the same table). Every class is listed once (tested).
-const ABOUT: [(Class, Severity, &str); 44] = {
+const ABOUT: [(Class, Severity, &str); 47] = {
     use Severity::{Critical, Info, Moderate};
     [
         (
@@ -204,6 +213,21 @@ const ABOUT: [(Class, Severity, &str); 44] = {
             Class::ArtifactChanged,
             Critical,
             "the package, image or file the launch runs changed (another version or digest), or can no longer be resolved",
+        ),
+        (
+            Class::AuthorizationServerChanged,
+            Critical,
+            "a remote server's OAuth issuer, authorization servers or resource identifier changed (tokens would go to, or come from, someone else)",
+        ),
+        (
+            Class::AuthorizationScopesChanged,
+            Moderate,
+            "a remote server's OAuth scopes changed: moderate when it names new ones, info when it only names fewer",
+        ),
+        (
+            Class::AuthorizationChanged,
+            Moderate,
+            "a remote server now takes OAuth where it was locked without, or no longer does",
         ),
         (
             Class::ServerInfoChanged,
@@ -707,6 +731,11 @@ fn header_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
         &field(old, "artifact"),
         &field(new, "artifact"),
     ));
+    authorization_deltas(
+        &field(old, "authorization"),
+        &field(new, "authorization"),
+        deltas,
+    );
     server_info_deltas(&field(old, "serverInfo"), &field(new, "serverInfo"), deltas);
     let (pv_old, pv_new) = (field(old, "protocolVersion"), field(new, "protocolVersion"));
     if pv_old != pv_new {
@@ -804,6 +833,83 @@ fn artifact_delta(old: &Value, new: &Value) -> Option<Delta> {
         Some(&show(&was, old)),
         Some(&show(&now, new)),
     ))
+}
+
+/// The OAuth surface: another issuer, authorization server or resource is critical; new scopes
+/// moderate, fewer info; a surface on one side only moderate. Anything else that differs (a
+/// hand-made value that does not read) is still reported, critical.
+fn authorization_deltas(old: &Value, new: &Value, deltas: &mut Vec<Delta>) {
+    use crate::core::authz::AuthSurface;
+    if old == new {
+        return;
+    }
+    let (was, now) = (AuthSurface::from_json(old), AuthSurface::from_json(new));
+    let (was, now) = match (old.is_null(), new.is_null(), was, now) {
+        (false, false, Ok(was), Ok(now)) => (was, now),
+        (true, false, _, _) | (false, true, _, _) => {
+            deltas.push(Delta::new(
+                "/authorization",
+                Class::AuthorizationChanged,
+                Severity::Moderate,
+                Some(old),
+                Some(new),
+            ));
+            return;
+        }
+        _ => {
+            deltas.push(Delta::new(
+                "/authorization",
+                Class::AuthorizationServerChanged,
+                Severity::Critical,
+                Some(old),
+                Some(new),
+            ));
+            return;
+        }
+    };
+    let mut critical = |pointer: &str, a: Value, b: Value| {
+        if a != b {
+            deltas.push(Delta::new(
+                pointer,
+                Class::AuthorizationServerChanged,
+                Severity::Critical,
+                Some(&a),
+                Some(&b),
+            ));
+        }
+    };
+    critical(
+        "/authorization/issuer",
+        json!(was.issuer),
+        json!(now.issuer),
+    );
+    critical(
+        "/authorization/authorizationServers",
+        json!(was.authorization_servers),
+        json!(now.authorization_servers),
+    );
+    critical(
+        "/authorization/resource",
+        json!(was.resource),
+        json!(now.resource),
+    );
+    if was.scopes_supported != now.scopes_supported {
+        let added = now
+            .scopes_supported
+            .iter()
+            .any(|s| !was.scopes_supported.contains(s));
+        deltas.push(Delta::new(
+            "/authorization/scopesSupported",
+            Class::AuthorizationScopesChanged,
+            if added {
+                Severity::Moderate
+            } else {
+                Severity::Info
+            },
+            Some(&json!(was.scopes_supported)),
+            Some(&json!(now.scopes_supported)),
+        ));
+    }
 }
 
 /// `serverInfo`: its version as info, anything else in it as moderate.

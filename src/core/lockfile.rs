@@ -8,6 +8,7 @@
 //! so a hand-edited definition is caught even when the file is not signed.
 
 use crate::core::artifact::Artifact;
+use crate::core::authz::AuthSurface;
 use crate::core::canonical::stream::{self, Streamed};
 use crate::core::canonical::{Digest, object_to_canonical};
 use crate::core::definition::Definition;
@@ -19,10 +20,10 @@ use std::collections::BTreeMap;
 /// The newest format version this mcplock reads and writes. Version 2 adds one optional field
 /// per server, `unserved`; version 3 adds the URL launch of a remote server; version 4 adds
 /// the `artifact` a local launch runs; version 5 adds the artifact's `content` (the files that
-/// run). A file is written
+/// run); version 6 adds a remote server's OAuth `authorization` surface. A file is written
 /// in the oldest version that can hold it, so every lockfile without those keeps the bytes an
 /// older mcplock reads.
-pub const LOCKFILE_VERSION: u64 = 5;
+pub const LOCKFILE_VERSION: u64 = 6;
 /// The oldest format version this mcplock reads.
 pub const FIRST_LOCKFILE_VERSION: u64 = 1;
 
@@ -53,6 +54,9 @@ pub struct ServerLock {
     /// What the launch ran when it was locked (version 4; absent for a remote server and in
     /// lockfiles written before artifacts were recorded).
     pub artifact: Option<Artifact>,
+    /// A remote server's OAuth surface as the lock met it (version 6; absent when it was
+    /// reached without OAuth).
+    pub authorization: Option<AuthSurface>,
     pub server_info: Option<Value>,
     pub protocol_version: String,
     pub capabilities: Map<String, Value>,
@@ -136,6 +140,7 @@ impl ServerLock {
         Ok(ServerLock {
             launch,
             artifact: snapshot.artifact,
+            authorization: snapshot.authorization,
             server_info: snapshot.server_info,
             protocol_version: snapshot.protocol_version,
             capabilities: snapshot.capabilities,
@@ -220,6 +225,9 @@ impl ServerLock {
         );
         if let Some(artifact) = &self.artifact {
             entry.insert("artifact".into(), artifact.to_json());
+        }
+        if let Some(authorization) = &self.authorization {
+            entry.insert("authorization".into(), authorization.to_json());
         }
         entry.insert("launch".into(), self.launch.to_json());
         entry.insert("protocolVersion".into(), json!(self.protocol_version));
@@ -361,7 +369,9 @@ impl Lockfile {
                 .and_then(Artifact::resolved)
                 .is_some_and(|r| r.content.is_some())
         };
-        if self.servers.values().any(has_content) {
+        if self.servers.values().any(|s| s.authorization.is_some()) {
+            6
+        } else if self.servers.values().any(has_content) {
             5
         } else if self.servers.values().any(|s| s.artifact.is_some()) {
             4
@@ -632,8 +642,9 @@ fn read_approvals(list: &Value) -> Result<Vec<Approval>, LockfileError> {
     Ok(out)
 }
 
-const SERVER_KEYS: [&str; 13] = [
+const SERVER_KEYS: [&str; 14] = [
     "artifact",
+    "authorization",
     "capabilities",
     "clientCapabilities",
     "digest",
@@ -658,6 +669,7 @@ fn read_server(
     let entry = object(entry, place)?;
     only_keys(entry, &SERVER_KEYS, place)?;
     let (unserved, artifact) = read_versioned(entry, place, version)?;
+    let authorization = read_authorization(entry, place, version)?;
     let stored = take(entry, "digest", place)?;
     let stored = digest_field(stored, &format!("{place}.digest"))?;
     let at = |field: &str| format!("{place}.{field}");
@@ -724,6 +736,7 @@ fn read_server(
     let server = ServerLock {
         launch,
         artifact,
+        authorization,
         server_info,
         protocol_version,
         capabilities,
@@ -786,6 +799,27 @@ fn read_versioned(
         ),
     };
     Ok((unserved, artifact))
+}
+
+/// A remote server's `authorization` (version 6).
+fn read_authorization(
+    entry: &Map<String, Value>,
+    place: &str,
+    version: u64,
+) -> Result<Option<AuthSurface>, LockfileError> {
+    let at = format!("{place}.authorization");
+    match entry.get("authorization") {
+        None => Ok(None),
+        Some(_) if version < 6 => Err(err(
+            &at,
+            format!(
+                "this field needs lockfileVersion 6; the file says {version} (it was edited by hand?)"
+            ),
+        )),
+        Some(value) => AuthSurface::from_json(value)
+            .map(Some)
+            .map_err(|e| err(&at, e)),
+    }
 }
 
 /// A server's `instructions`: null, or `{"digest", "text"}` whose digest must hold.
@@ -1017,6 +1051,7 @@ mod tests {
     fn sample() -> ServerLock {
         ServerLock {
             artifact: None,
+            authorization: None,
             launch: Launch::Stdio {
                 command: "node".into(),
                 args: vec!["server.js".into()],

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod artifact;
 pub mod audit;
+pub mod authz;
 pub mod bundle;
 pub mod canonical;
 pub mod code;

@@ -225,6 +225,8 @@ pub struct Snapshot {
     pub launch: Option<Launch>,
     /// What the launch runs on this machine, resolved after the scan (a local launch only).
     pub artifact: Option<crate::core::artifact::Artifact>,
+    /// A remote server's OAuth surface, as discovery met it (when it was reached by OAuth).
+    pub authorization: Option<crate::core::authz::AuthSurface>,
     pub era: Era,
     pub protocol_version: String,
     /// `serverInfo` as served; a 2026-07-28 server may omit it.
@@ -299,6 +301,13 @@ impl Snapshot {
                     .and_then(|l| Launch::from_json(l).map_err(|e| format!("launch: {e}")))?,
             ),
         };
+        let authorization = match obj.get("authorization") {
+            None => None,
+            Some(a) => Some(
+                crate::core::authz::AuthSurface::from_json(a)
+                    .map_err(|e| format!("authorization: {e}"))?,
+            ),
+        };
         let artifact = match obj.get("artifact") {
             None => None,
             Some(a) => {
@@ -350,6 +359,7 @@ impl Snapshot {
         Ok(Snapshot {
             launch,
             artifact,
+            authorization,
             era,
             protocol_version: text("protocolVersion")?,
             server_info: obj.get("serverInfo").filter(|v| !v.is_null()).cloned(),
@@ -403,6 +413,10 @@ impl Snapshot {
                 .artifact
                 .as_ref()
                 .map(crate::core::artifact::Artifact::to_json),
+            authorization: self
+                .authorization
+                .as_ref()
+                .map(crate::core::authz::AuthSurface::to_json),
             capabilities: &self.capabilities,
             client_capabilities: &self.client_capabilities,
             era: self.era.as_str(),
@@ -437,6 +451,8 @@ pub fn unserved_code(value: &Value) -> Option<i64> {
 struct SnapshotView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<Value>,
     capabilities: &'a Map<String, Value>,
     client_capabilities: &'a Map<String, Value>,
     era: &'static str,
@@ -491,6 +507,7 @@ mod tests {
     fn json_output_has_sorted_keys() {
         let snapshot = Snapshot {
             artifact: None,
+            authorization: None,
             launch: Some(Launch::Stdio {
                 command: "node".into(),
                 args: vec!["s.js".into()],
@@ -535,6 +552,7 @@ mod tests {
     fn snapshots_round_trip_through_json() {
         let snapshot = Snapshot {
             artifact: None,
+            authorization: None,
             launch: Some(Launch::Stdio {
                 command: "node".into(),
                 args: vec![],

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 pub fn server_lock(tools: Vec<Value>) -> ServerLock {
     ServerLock {
         artifact: None,
+        authorization: None,
         launch: Launch::Stdio {
             command: "s".into(),
             args: vec![],

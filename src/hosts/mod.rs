@@ -296,6 +296,7 @@ pub fn resolve(
                 url,
                 headers,
                 extra_roots: None,
+                oauth: None,
             }))
         }
     }

@@ -106,6 +106,7 @@ pub async fn scan(conn: &Connection, opts: &ScanOptions) -> Result<Scanned, Scan
     Ok(Scanned {
         snapshot: Snapshot {
             artifact: None,
+            authorization: None,
             launch: None,
             era: session.era,
             protocol_version: session.version.as_str().into(),

@@ -57,6 +57,9 @@ pub struct HttpEndpoint {
     pub headers: Vec<(String, String)>,
     /// PEM certificates of a private CA, trusted besides the platform's roots.
     pub extra_roots: Option<Vec<u8>>,
+    /// The OAuth client that gets this server's tokens, when it takes OAuth: a token is asked
+    /// for when the server answers 401, and sent as `Authorization: Bearer`.
+    pub oauth: Option<Arc<crate::transport::oauth::OAuth>>,
 }
 
 impl std::fmt::Debug for HttpEndpoint {
@@ -65,6 +68,7 @@ impl std::fmt::Debug for HttpEndpoint {
         f.debug_struct("HttpEndpoint")
             .field("url", &self.url.as_str())
             .field("header_names", &names)
+            .field("oauth", &self.oauth.as_ref().map(|o| o.client_id()))
             .finish_non_exhaustive()
     }
 }
@@ -234,6 +238,7 @@ struct Bridge {
     client: reqwest::Client,
     url: Url,
     headers: HeaderMap,
+    oauth: Option<Arc<crate::transport::oauth::OAuth>>,
     state: Mutex<State>,
     fault: Arc<Mutex<Option<String>>>,
     failed: Arc<Notify>,
@@ -283,6 +288,7 @@ impl Bridge {
             client,
             url: endpoint.url.clone(),
             headers,
+            oauth: endpoint.oauth.clone(),
             state: Mutex::new(State::default()),
             fault: Arc::new(Mutex::new(None)),
             failed: Arc::new(Notify::new()),
@@ -295,6 +301,52 @@ impl Bridge {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The headers every request carries: the given ones, and the OAuth token when there is
+    /// one (with the generation it came from, to renew it once when refused).
+    fn headers(&self) -> (HeaderMap, Option<u64>) {
+        let mut headers = self.headers.clone();
+        let bearer = self.oauth.as_ref().and_then(|o| o.bearer());
+        if let Some(bearer) = &bearer
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", bearer.token))
+        {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        (headers, bearer.map(|b| b.generation))
+    }
+
+    /// Sends what `build` makes; when the server answers 401 and OAuth is configured, gets a
+    /// token (discovery on the first) and sends it once more.
+    async fn send_authorized(
+        &self,
+        build: impl Fn(HeaderMap) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        let (headers, generation) = self.headers();
+        let response = build(headers)
+            .send()
+            .await
+            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
+        let Some(oauth) = &self.oauth else {
+            return Ok(response);
+        };
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        oauth
+            .renew(&self.url, challenge.as_deref(), generation)
+            .await
+            .map_err(Failure::Fatal)?;
+        build(self.headers().0)
+            .send()
+            .await
+            .map_err(|e| Failure::Fatal(self.unreachable(&e)))
     }
 
     /// Records the first fatal failure and ends the stream towards the client.
@@ -402,7 +454,7 @@ impl Bridge {
             let mut request = self
                 .client
                 .delete(self.url.clone())
-                .headers(self.headers.clone())
+                .headers(self.headers().0)
                 .header("Mcp-Session-Id", session)
                 .timeout(DELETE_TIMEOUT);
             if let Some(version) = self.state().protocol_version.clone() {
@@ -413,20 +465,20 @@ impl Bridge {
     }
 
     /// A POST carrying `raw`, with the headers the protocol asks for.
-    fn post(&self, raw: &[u8], message: &Value) -> reqwest::RequestBuilder {
+    fn post(&self, raw: &[u8], message: &Value, headers: HeaderMap) -> reqwest::RequestBuilder {
         let legacy = self.state().legacy_post.clone();
         if let Some(target) = legacy {
             return self
                 .client
                 .post(target)
-                .headers(self.headers.clone())
+                .headers(headers)
                 .header(CONTENT_TYPE, "application/json")
                 .body(raw.to_vec());
         }
         let mut request = self
             .client
             .post(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(headers)
             .header(ACCEPT, "application/json, text/event-stream")
             .header(CONTENT_TYPE, "application/json")
             .body(raw.to_vec());
@@ -471,13 +523,13 @@ impl Bridge {
             ))
         };
         let mut response = self
-            .client
-            .get(self.url.clone())
-            .headers(self.headers.clone())
-            .header(ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
+            .send_authorized(|headers| {
+                self.client
+                    .get(self.url.clone())
+                    .headers(headers)
+                    .header(ACCEPT, "text/event-stream")
+            })
+            .await?;
         if let Some(fatal) = self.fatal_status(&response) {
             return Err(Failure::Fatal(fatal));
         }
@@ -538,10 +590,8 @@ impl Bridge {
         message: &Value,
     ) -> Result<reqwest::Response, Failure> {
         let response = self
-            .post(raw, message)
-            .send()
-            .await
-            .map_err(|e| Failure::Fatal(self.unreachable(&e)))?;
+            .send_authorized(|headers| self.post(raw, message, headers))
+            .await?;
         match self.fatal_status(&response) {
             Some(fatal) => Err(Failure::Fatal(fatal)),
             None => Ok(response),
@@ -565,7 +615,11 @@ impl Bridge {
     /// A notification or a response: POSTed, `202 Accepted` expected. True when the server
     /// accepted it.
     async fn one_way(&self, raw: &[u8], message: &Value) -> bool {
-        let sent = tokio::time::timeout(self.request_timeout, self.post(raw, message).send()).await;
+        let sent = tokio::time::timeout(
+            self.request_timeout,
+            self.send_authorized(|headers| self.post(raw, message, headers)),
+        )
+        .await;
         match sent {
             Ok(Ok(response)) => {
                 if let Some(fatal) = self.fatal_status(&response) {
@@ -574,10 +628,11 @@ impl Bridge {
                 }
                 response.status().is_success()
             }
-            Ok(Err(e)) => {
-                self.fail(self.unreachable(&e));
+            Ok(Err(Failure::Fatal(reason))) => {
+                self.fail(reason);
                 false
             }
+            Ok(Err(Failure::Answer(_))) => false,
             // A notification nobody acknowledges is not worth ending the session for; a
             // request that depended on it times out on its own.
             Err(_) => false,
@@ -594,7 +649,7 @@ impl Bridge {
         let mut request = self
             .client
             .get(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(self.headers().0)
             .header(ACCEPT, "text/event-stream");
         {
             let state = self.state();
@@ -875,8 +930,14 @@ impl Bridge {
                         )
                     })
                     .unwrap_or_default();
+                if let Some(oauth) = &self.oauth {
+                    return Some(format!(
+                        "HTTP 401 Unauthorized from {url}: the server refused the token OAuth gave client {}{challenge}: check the client's scopes and that it may use this server",
+                        crate::core::text::escape(oauth.client_id())
+                    ));
+                }
                 Some(format!(
-                    "HTTP 401 Unauthorized from {url}: the server wants credentials{challenge}: pass --bearer-env VAR (a token read from the environment) or --header 'Name: value'"
+                    "HTTP 401 Unauthorized from {url}: the server wants credentials{challenge}: log in with OAuth (--oauth-client-id ID, with --oauth-client-secret-env VAR for a machine), or pass --bearer-env VAR (a token read from the environment) or --header 'Name: value'"
                 ))
             }
             StatusCode::FORBIDDEN => Some(format!(
@@ -1036,7 +1097,7 @@ fn snippet(body: &[u8]) -> String {
 
 /// The error and its sources, one after another: reqwest's own message alone rarely names the
 /// cause (refused, TLS, DNS).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -1109,6 +1170,7 @@ mod tests {
         let endpoint = HttpEndpoint {
             url: Url::parse("https://x.example/mcp").unwrap(),
             headers: vec![("Authorization".into(), "Bearer s3cret".into())],
+            oauth: None,
             extra_roots: None,
         };
         let shown = format!("{endpoint:?}");

@@ -12,6 +12,7 @@ pub mod conn;
 pub mod fetch;
 pub mod http;
 pub mod lines;
+pub mod oauth;
 pub mod process;
 pub mod sse;
 

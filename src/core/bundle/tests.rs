@@ -5,6 +5,7 @@ use crate::core::snapshot::Launch;
 fn server(tools: &[(&str, &str)]) -> ServerLock {
     ServerLock {
         artifact: None,
+        authorization: None,
         launch: Launch::Stdio {
             command: "srv".into(),
             args: vec!["--stdio".into()],

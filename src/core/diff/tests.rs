@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 fn server(tools: Vec<Value>) -> ServerLock {
     ServerLock {
         artifact: None,
+        authorization: None,
         launch: Launch::Stdio {
             command: "node".into(),
             args: vec!["s.js".into()],

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>) -> Lockfile {
     let server = ServerLock {
+        authorization: None,
         artifact: Some(crate::core::artifact::Artifact::Resolved(
             crate::core::artifact::Resolved {
                 kind: crate::core::artifact::Kind::Npm,

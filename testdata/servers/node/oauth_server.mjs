@@ -2,36 +2,57 @@
 // certified OpenID Provider implementation), on 127.0.0.1 only, issuing JWT access tokens
 // bound to the resource asked for (RFC 8707) to machine clients (client credentials).
 //
+// A client with a `redirect` is a native app a person logs in to (authorization code with PKCE,
+// a public client when it has no secret), through oidc-provider's own development login and
+// consent pages (any login name is accepted and becomes the token's subject).
+//
 // Usage: node oauth_server.mjs CONFIG_JSON
-//   CONFIG_JSON: {"clients": [{"id": ID, "secret": SECRET, "ttl": SECONDS}]}
-//   (a client's tokens live `ttl` seconds, 300 by default)
+//   CONFIG_JSON: {"clients": [{"id": ID, "secret": SECRET, "ttl": SECONDS, "redirect": URL}],
+//                 "scopes": [EXTRA SCOPE, ...], "log": FILE}
+//   (a client's tokens live `ttl` seconds, 300 by default; with `log`, one line per request,
+//   "METHOD PATH", is appended to FILE)
 // Prints `listening on http://127.0.0.1:PORT` (its issuer) on stderr.
+import fs from "node:fs";
 import http from "node:http";
 import Provider from "oidc-provider";
 
 const config = JSON.parse(process.argv[2] ?? "{}");
 const server = http.createServer();
+const extraScopes = config.scopes ?? [];
+const people = (config.clients ?? []).some((c) => c.redirect);
 server.listen(0, "127.0.0.1", () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
-    clients: (config.clients ?? []).map((c) => ({
-      client_id: c.id,
-      client_secret: c.secret,
-      grant_types: ["client_credentials"],
-      redirect_uris: [],
-      response_types: [],
-      token_endpoint_auth_method: "client_secret_post",
-    })),
-    scopes: ["mcp"],
+    clients: (config.clients ?? []).map((c) =>
+      c.redirect
+        ? {
+            client_id: c.id,
+            ...(c.secret ? { client_secret: c.secret } : {}),
+            application_type: "native",
+            grant_types: ["authorization_code", "refresh_token"],
+            redirect_uris: [c.redirect],
+            response_types: ["code"],
+            token_endpoint_auth_method: c.secret ? "client_secret_post" : "none",
+          }
+        : {
+            client_id: c.id,
+            client_secret: c.secret,
+            grant_types: ["client_credentials"],
+            redirect_uris: [],
+            response_types: [],
+            token_endpoint_auth_method: "client_secret_post",
+          },
+    ),
+    scopes: ["openid", "mcp", ...extraScopes],
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: people },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource, client) => ({
-          scope: "mcp",
+          scope: ["mcp", ...extraScopes].join(" "),
           audience: resource,
           accessTokenTTL: (config.clients ?? []).find((c) => c.id === client.clientId)?.ttl ?? 300,
           accessTokenFormat: "jwt",
@@ -40,6 +61,9 @@ server.listen(0, "127.0.0.1", () => {
       },
     },
   });
+  if (config.log) {
+    server.on("request", (req) => fs.appendFileSync(config.log, `${req.method} ${req.url.split("?")[0]}\n`));
+  }
   server.on("request", provider.callback());
   process.stderr.write(`listening on ${issuer}\n`);
 });
