@@ -26,9 +26,14 @@ impl AuthServer {
         let clients: Vec<Value> = (clients.iter())
             .map(|(id, secret, ttl)| json!({"id": id, "secret": secret, "ttl": ttl}))
             .collect();
+        AuthServer::with(&json!({"clients": clients}))
+    }
+
+    /// With the whole configuration `oauth_server.mjs` takes.
+    fn with(config: &Value) -> AuthServer {
         let mut child = Command::new("node")
             .arg(real_component("node/oauth_server.mjs"))
-            .arg(json!({"clients": clients}).to_string())
+            .arg(config.to_string())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -283,4 +288,250 @@ fn a_server_protected_by_the_sdks_auth_is_locked_and_served_with_the_gateways_ow
         !written.contains(&own) && !written.contains(&agent),
         "a token was written"
     );
+}
+
+/// A machine client and its secret, registered with every authorization server of these tests.
+const BOT: (&str, &str) = ("ci-bot", "bot-s3cret-value-4711");
+
+fn bot_env() -> [(&'static str, &'static str); 1] {
+    [("BOT_SECRET", BOT.1)]
+}
+
+/// `mcplock ARGS --url URL` by client credentials as [`BOT`].
+fn as_bot(d: &Path, args: &[&str], url: &str) -> crate::common::Run {
+    let args = [
+        args,
+        &[
+            "--url",
+            url,
+            "--oauth-client-id",
+            BOT.0,
+            "--oauth-client-secret-env",
+            "BOT_SECRET",
+        ],
+    ]
+    .concat();
+    crate::common::run_in_env(d, &args, &bot_env(), Duration::from_secs(60))
+}
+
+/// Runs `mcplock ARGS` that logs a person in: the URL it prints is opened by `browser.py`
+/// (which logs in as `login` on the authorization server's own pages); what mcplock printed
+/// (stdout, stderr) and its exit code.
+fn with_browser_login(d: &Path, args: &[&str], login: &str) -> (i32, String, String) {
+    let mut child = Command::new(crate::common::mcplock_bin())
+        .current_dir(d)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!("mcplock printed no URL to log in at: {said}");
+        };
+        said.push_str(&line);
+        said.push('\n');
+        if let Some(url) = line.trim().strip_prefix("http://") {
+            break format!("http://{url}");
+        }
+    };
+    let browser = Command::new(real_component("python/.venv/bin/python"))
+        .args([&real_component("python/browser.py"), &url, login])
+        .output()
+        .unwrap();
+    assert!(
+        browser.status.success(),
+        "the browser's login failed: {}{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    for line in lines.map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), out.join().unwrap(), said)
+}
+
+#[test]
+fn a_server_behind_oauth_is_locked_by_a_machine_and_checked_by_a_persons_browser_login() {
+    let port = crate::common::infra::free_port();
+    let auth = AuthServer::with(&json!({"clients": [
+        {"id": BOT.0, "secret": BOT.1, "ttl": 300},
+        {"id": "mcplock-cli", "redirect": format!("http://127.0.0.1:{port}/callback")},
+    ]}));
+    let server = crate::common::remote::python_protected(&auth.issuer);
+    let url = server.url("/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // Without credentials, the refusal names what to pass.
+    let refused = run_in(d, &["scan", "--url", &url], Duration::from_secs(60));
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("--oauth-client-id"),
+        "{}",
+        refused.stderr
+    );
+
+    let machine = as_bot(d, &["lock", "--name", "catalog"], &url);
+    machine.expect_success();
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
+    assert_eq!(lock["lockfileVersion"], 6);
+    let entry = &lock["servers"]["catalog"];
+    assert_eq!(
+        entry["authorization"],
+        json!({
+            "authorizationServers": [auth.issuer],
+            "issuer": auth.issuer,
+            "resource": url,
+            "scopesSupported": ["mcp"],
+        })
+    );
+    assert!(entry["tools"]["lookup"].is_object(), "{entry}");
+
+    // A person checks what the machine locked, logging in in a browser (PKCE, loopback).
+    let port = port.to_string();
+    let (code, out, said) = with_browser_login(
+        d,
+        &[
+            "lock",
+            "--check",
+            "--name",
+            "catalog",
+            "--url",
+            &url,
+            "--oauth-client-id",
+            "mcplock-cli",
+            "--oauth-redirect-port",
+            &port,
+            "--oauth-scope",
+            "openid",
+            "--oauth-scope",
+            "mcp",
+        ],
+        "alice",
+    );
+    assert_eq!(code, 0, "{out}{said}");
+    assert!(said.contains("open this URL in a browser"), "{said}");
+
+    // No token and no secret in any file or anything printed.
+    let everything = format!(
+        "{}{}{}{}{out}{said}",
+        every_file(d),
+        machine.stdout,
+        machine.stderr,
+        refused.stderr
+    );
+    assert!(!everything.contains("eyJ"), "a JWT was written or printed");
+    assert!(
+        !everything.contains(BOT.1),
+        "the client secret was written or printed"
+    );
+}
+
+#[test]
+fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_asked_for_nothing()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bot = json!({"id": BOT.0, "secret": BOT.1, "ttl": 300});
+    let honest = AuthServer::with(&json!({"clients": [bot]}));
+    let swapped_log = d.join("swapped-requests.log");
+    let swapped = AuthServer::with(&json!({"clients": [bot], "log": swapped_log}));
+    let port = crate::common::infra::free_port();
+    let server = crate::common::remote::python_protected_at(&honest.issuer, port);
+    let url = server.url("/mcp");
+    as_bot(d, &["lock", "--name", "catalog"], &url).expect_success();
+
+    // Through the proxy, a host reaches the server by the bot's OAuth token and calls a tool.
+    let host = proxied(
+        d,
+        &url,
+        &[
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"lookup","arguments":{"term":"tea"}}}"#,
+        ],
+    );
+    assert!(host.0.contains("tea: found"), "{host:?}");
+
+    // The same URL, now naming another authorization server.
+    drop(server);
+    let _server = crate::common::remote::python_protected_at(&swapped.issuer, port);
+    let diff = as_bot(d, &["diff", "--name", "catalog"], &url);
+    assert_eq!(diff.code, 1, "{}{}", diff.stdout, diff.stderr);
+    assert!(diff.stderr.contains("critical drift"), "{}", diff.stderr);
+    assert!(
+        diff.stderr.contains(&honest.issuer) && diff.stderr.contains(&swapped.issuer),
+        "{}",
+        diff.stderr
+    );
+    let (answers, said) = proxied(d, &url, &[]);
+    assert!(said.contains("not the one locked"), "{answers}{said}");
+    assert!(!answers.contains("\"result\""), "{answers}");
+    // Nothing, not even its metadata, was asked of the swapped authorization server.
+    let asked = std::fs::read_to_string(&swapped_log).unwrap_or_default();
+    assert!(asked.is_empty(), "the swapped server was asked: {asked}");
+}
+
+/// A host's session through `mcplock proxy --url URL` by the bot's OAuth: initialize, then
+/// `requests`; what the host read and what the proxy said.
+fn proxied(d: &Path, url: &str, requests: &[&str]) -> (String, String) {
+    use std::io::Write;
+    let mut child = Command::new(crate::common::mcplock_bin())
+        .current_dir(d)
+        .envs(bot_env())
+        .args(["proxy", "--allow-unsigned", "--url", url])
+        .args([
+            "--oauth-client-id",
+            BOT.0,
+            "--oauth-client-secret-env",
+            "BOT_SECRET",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut answers = String::new();
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"t","version":"1"}}}}}}"#).unwrap();
+    if let Some(Ok(line)) = lines.next() {
+        answers.push_str(&line);
+        if line.contains("\"result\"") {
+            writeln!(
+                stdin,
+                r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+            )
+            .unwrap();
+            writeln!(stdin, r#"{{"jsonrpc":"2.0","id":9,"method":"tools/list"}}"#).unwrap();
+            // A tool is called once it was listed; the call (id 2) is answered last.
+            let mut wait_for = |id: &str| {
+                for line in lines.by_ref().map_while(Result::ok) {
+                    answers.push_str(&line);
+                    if line.contains(id) {
+                        break;
+                    }
+                }
+            };
+            wait_for("\"id\":9");
+            for request in requests {
+                writeln!(stdin, "{request}").unwrap();
+            }
+            if !requests.is_empty() {
+                wait_for("\"id\":2");
+            }
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    let said = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
+    (answers, said)
 }

@@ -96,6 +96,27 @@ pub fn python_protected(issuer: &str) -> HttpServerProcess {
     })
 }
 
+/// The same on `port` (to start it again on the address it was locked at).
+pub fn python_protected_at(issuer: &str, port: u16) -> HttpServerProcess {
+    let child = Command::new(real_component("python/.venv/bin/python"))
+        .args([
+            &real_component("python/protected_server.py"),
+            issuer,
+            &port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python");
+    let mut server = HttpServerProcess { child, port };
+    assert!(
+        wait_listening(&mut server),
+        "the protected server did not listen on {port}"
+    );
+    server
+}
+
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
 pub fn hostile_http(mode: &str, args: &[&str]) -> HttpServerProcess {
     hostile(mode, args, None, None)

@@ -29,7 +29,7 @@ server.listen(0, "127.0.0.1", () => {
             client_id: c.id,
             ...(c.secret ? { client_secret: c.secret } : {}),
             application_type: "native",
-            grant_types: ["authorization_code", "refresh_token"],
+            grant_types: ["authorization_code"],
             redirect_uris: [c.redirect],
             response_types: ["code"],
             token_endpoint_auth_method: c.secret ? "client_secret_post" : "none",

@@ -6,37 +6,52 @@ Usage: browser.py URL [LOGIN]   (LOGIN: the name typed in the login form; "user"
 Exits 0 when the loopback redirect was reached, 1 otherwise (printing the page it stopped on).
 """
 import html
+import http.cookiejar
 import re
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from urllib.parse import urljoin, urlparse
-
-import httpx
 
 url = sys.argv[1]
 login = sys.argv[2] if len(sys.argv) > 2 else "user"
 
-with httpx.Client(follow_redirects=True, timeout=20) as browser:
-    page = browser.get(url)
-    for _ in range(8):
-        if urlparse(str(page.url)).path == "/callback":
-            print("redirected to the client:", page.status_code, page.text)
-            sys.exit(0)
-        form = re.search(r"<form([^>]*)>(.*?)</form>", page.text, re.S)
-        if not form:
-            print("no form on", page.url, page.status_code, page.text[:2000])
-            sys.exit(1)
-        action = re.search(r'action="([^"]*)"', form.group(1))
-        target = urljoin(str(page.url), html.unescape(action.group(1)) if action else "")
-        fields = {}
-        for tag in re.findall(r"<input[^>]*>", form.group(2)):
-            name = re.search(r'name="([^"]*)"', tag)
-            value = re.search(r'value="([^"]*)"', tag)
-            if name:
-                fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
-        if "login" in fields:
-            fields["login"] = login
-        if "password" in fields:
-            fields["password"] = "any"
-        page = browser.post(target, data=fields)
-    print("too many pages; stopped on", page.url)
-    sys.exit(1)
+browser = urllib.request.build_opener(
+    urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+)
+
+
+def fetch(target, fields=None):
+    data = urllib.parse.urlencode(fields).encode() if fields is not None else None
+    try:
+        with browser.open(target, data=data, timeout=20) as answer:
+            return answer.geturl(), answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as refused:
+        return refused.geturl(), refused.code, refused.read().decode("utf-8", "replace")
+
+
+where, status, text = fetch(url)
+for _ in range(8):
+    if urlparse(where).path == "/callback":
+        print("redirected to the client:", status, text)
+        sys.exit(0)
+    form = re.search(r"<form([^>]*)>(.*?)</form>", text, re.S)
+    if not form:
+        print("no form on", where, status, re.sub(r"<style>.*?</style>", "", text, flags=re.S)[:3000])
+        sys.exit(1)
+    action = re.search(r'action="([^"]*)"', form.group(1))
+    target = urljoin(where, html.unescape(action.group(1)) if action else "")
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", form.group(2)):
+        name = re.search(r'name="([^"]*)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    if "login" in fields:
+        fields["login"] = login
+    if "password" in fields:
+        fields["password"] = "any"
+    where, status, text = fetch(target, fields)
+print("too many pages; stopped on", where)
+sys.exit(1)
