@@ -116,6 +116,18 @@ fn unserved(kind: ItemKind, code: i64) -> Lockfile {
 }
 
 /// The base locked as running the npm package `files-server` at `version`.
+/// The files server as if locked through OAuth from `issuer` (lockfile version 6).
+fn with_authorization(issuer: &str, scopes: &[&str]) -> Lockfile {
+    edit_server(|s| {
+        s.authorization = Some(mcplock::core::authz::AuthSurface {
+            resource: "https://files.example.com/mcp".into(),
+            authorization_servers: vec![issuer.into()],
+            issuer: issuer.into(),
+            scopes_supported: scopes.iter().map(|s| s.to_string()).collect(),
+        });
+    })
+}
+
 fn with_artifact(version: &str) -> Lockfile {
     edit_server(|s| {
         s.artifact = Some(Artifact::Resolved(Resolved {
@@ -152,6 +164,21 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             "artifact-changed",
             Class::ArtifactChanged,
             with_artifact("1.4.1"),
+        ),
+        (
+            "authorization-server-changed",
+            Class::AuthorizationServerChanged,
+            with_authorization("https://auth.attacker.example", &["mcp"]),
+        ),
+        (
+            "authorization-scopes-changed",
+            Class::AuthorizationScopesChanged,
+            with_authorization("https://auth.example.com", &["admin", "mcp"]),
+        ),
+        (
+            "authorization-changed",
+            Class::AuthorizationChanged,
+            with_authorization("https://auth.example.com", &["mcp"]),
         ),
         (
             "launch-changed",
@@ -461,8 +488,12 @@ fn every_change_class_has_a_golden_case() {
         // a changed unserved code needs an unserved list on both sides.
         let unserved_prompts = unserved(ItemKind::Prompt, -32601);
         let locked_artifact = with_artifact("1.4.0");
+        let locked_authorization = with_authorization("https://auth.example.com", &["mcp"]);
         let (old, new) = match name {
             "artifact-changed" => (&locked_artifact, &changed),
+            "authorization-server-changed" | "authorization-scopes-changed" => {
+                (&locked_authorization, &changed)
+            }
             "schema-additional-properties-tightened" | "list-served" => (&changed, &base),
             "list-unserved-code-changed" => (&unserved_prompts, &changed),
             _ => (&base, &changed),

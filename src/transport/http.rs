@@ -22,6 +22,7 @@
 use crate::core::json::parse_strict;
 use crate::transport::channel::{Limits, MessageReader, TransportFault};
 use crate::transport::conn::TRANSPORT_ERROR;
+use crate::transport::errors::error_chain;
 use crate::transport::sse;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -1093,22 +1094,6 @@ fn snippet(body: &[u8]) -> String {
     }
     let short: String = text.chars().take(160).collect();
     format!(": {}", crate::core::text::escape(&short))
-}
-
-/// The error and its sources, one after another: reqwest's own message alone rarely names the
-/// cause (refused, TLS, DNS).
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Reads a whole body, refusing it as soon as it passes `cap` bytes.

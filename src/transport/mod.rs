@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod conn;
+pub mod errors;
 pub mod fetch;
 pub mod http;
 pub mod lines;

@@ -576,7 +576,7 @@ impl Http {
                 .header("accept", "application/json")
                 .send()
                 .await
-                .map_err(|e| format!("{url}: {}", super::http::error_chain(&e)))?;
+                .map_err(|e| format!("{url}: {}", super::errors::error_chain(&e)))?;
             let status = response.status();
             if status == reqwest::StatusCode::NOT_FOUND {
                 tried.push(url.to_string());
@@ -622,7 +622,7 @@ impl<'c> AsyncHttpClient<'c> for Http {
                 .client
                 .execute(request)
                 .await
-                .map_err(|e| HttpFailed(super::http::error_chain(&e)))?;
+                .map_err(|e| HttpFailed(super::errors::error_chain(&e)))?;
             let mut answer = hyper::Response::builder().status(response.status());
             if let Some(kind) = response.headers().get("content-type") {
                 answer = answer.header("content-type", kind);
