@@ -850,6 +850,44 @@ mod properties {
             }
             check(&old, &new)?;
         }
+
+        #[test]
+        fn a_digest_differs_iff_diff_reports_a_change_for_authorization_surfaces(
+            a in surface(),
+            b in surface(),
+        ) {
+            let mut old = server(vec![]);
+            old.authorization = a;
+            let mut new = old.clone();
+            new.authorization = b;
+            check(&old, &new)?;
+        }
+    }
+
+    /// A surface from a small pool of values, so two draws often agree in some fields.
+    fn surface() -> impl Strategy<Value = Option<crate::core::authz::AuthSurface>> {
+        let url = prop::sample::select(vec![
+            "https://a.example",
+            "https://b.example",
+            "http://127.0.0.1:9",
+        ]);
+        let scope = prop::sample::select(vec!["mcp", "admin", "read", "write"]);
+        prop::option::of(
+            (
+                url.clone(),
+                prop::collection::btree_set(url.clone(), 1..3),
+                url,
+                prop::collection::btree_set(scope, 0..3),
+            )
+                .prop_map(|(resource, servers, issuer, scopes)| {
+                    crate::core::authz::AuthSurface {
+                        resource: format!("{resource}/mcp"),
+                        authorization_servers: servers.into_iter().map(str::to_owned).collect(),
+                        issuer: issuer.to_string(),
+                        scopes_supported: scopes.into_iter().map(str::to_owned).collect(),
+                    }
+                }),
+        )
     }
 }
 
