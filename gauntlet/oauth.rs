@@ -483,11 +483,16 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
 /// A host's session through `mcplock proxy --url URL` by the bot's OAuth: initialize, then
 /// `requests`; what the host read and what the proxy said.
 fn proxied(d: &Path, url: &str, requests: &[&str]) -> (String, String) {
+    proxied_with(d, url, &[], requests)
+}
+
+fn proxied_with(d: &Path, url: &str, extra: &[&str], requests: &[&str]) -> (String, String) {
     use std::io::Write;
     let mut child = Command::new(crate::common::mcplock_bin())
         .current_dir(d)
         .envs(bot_env())
         .args(["proxy", "--allow-unsigned", "--url", url])
+        .args(extra)
         .args([
             "--oauth-client-id",
             BOT.0,
@@ -534,4 +539,110 @@ fn proxied(d: &Path, url: &str, requests: &[&str]) -> (String, String) {
     let _ = child.wait();
     let said = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
     (answers, said)
+}
+
+#[test]
+fn a_server_offering_an_admin_credential_more_is_locked_per_context_and_the_difference_shown() {
+    let admin = ("ops-admin", "admin-s3cret-value-0815");
+    let auth = AuthServer::with(&json!({
+        "clients": [
+            {"id": BOT.0, "secret": BOT.1, "ttl": 300},
+            {"id": admin.0, "secret": admin.1, "ttl": 300},
+        ],
+        "scopes": ["admin"],
+    }));
+    let server = crate::common::remote::python_protected(&auth.issuer);
+    let url = server.url("/mcp");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    as_bot(d, &["lock", "--context", "user"], &url).expect_success();
+    let as_admin = [
+        "lock",
+        "--context",
+        "admin",
+        "--url",
+        &url,
+        "--oauth-client-id",
+        admin.0,
+        "--oauth-client-secret-env",
+        "ADMIN_SECRET",
+        "--oauth-scope",
+        "mcp",
+        "--oauth-scope",
+        "admin",
+    ];
+    let env = [("ADMIN_SECRET", admin.1)];
+    crate::common::run_in_env(d, &as_admin, &env, Duration::from_secs(60)).expect_success();
+
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
+    let tools = |name: &str| -> Vec<String> {
+        let entry = &lock["servers"][name];
+        assert_eq!(entry["launch"]["url"], url.as_str(), "{lock}");
+        entry["tools"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(tools("mcplock-protected-peer.user"), ["lookup"]);
+    assert_eq!(
+        tools("mcplock-protected-peer.admin"),
+        ["lookup", "purge_catalog"]
+    );
+    assert_eq!(
+        lock["servers"]["mcplock-protected-peer.admin"]["launch"]["context"],
+        "admin"
+    );
+
+    // What the admin credential is offered that the user's is not, from the lockfile alone.
+    let args = [
+        "diff",
+        "--between",
+        "user",
+        "admin",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ];
+    let between = run_in(d, &args, Duration::from_secs(30));
+    between.expect_success();
+    let report: Value = serde_json::from_str(&between.stdout).unwrap();
+    let changes: Vec<(String, String)> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let what = c["item"]
+                .as_str()
+                .unwrap_or(c["path"].as_str().unwrap_or_default());
+            (c["class"].as_str().unwrap().to_string(), what.to_string())
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [("item-added".to_string(), "purge_catalog".to_string())],
+        "{report}"
+    );
+
+    // A live diff picks the entry of the context it runs under: the user's is unchanged.
+    let live = as_bot(d, &["diff", "--context", "user"], &url);
+    assert_eq!(live.code, 0, "{}{}", live.stdout, live.stderr);
+
+    // The proxy picks the entry of the context it runs under; without one, it says which.
+    let (answers, said) = proxied_as(d, &url, &["--context", "user"]);
+    assert!(
+        answers.contains("lookup") && !answers.contains("purge_catalog"),
+        "{answers}{said}"
+    );
+    let (answers, said) = proxied_as(d, &url, &[]);
+    assert!(!answers.contains("\"result\""), "{answers}");
+    assert!(said.contains("--context"), "{said}");
+}
+
+/// [`proxied`] with `extra` flags, listing only.
+fn proxied_as(d: &Path, url: &str, extra: &[&str]) -> (String, String) {
+    proxied_with(d, url, extra, &[])
 }

@@ -21,6 +21,10 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
     // The file SARIF results point into: the new side when it is a lockfile (in a pull request,
     // the lockfile as changed), else the old side when that is one, else the lockfile compared.
     let (old, new, located_in) = match (&args.old, &args.new) {
+        _ if !args.between.is_empty() => {
+            let (a, b) = between_contexts(&args)?;
+            (a, b, args.lockfile.clone())
+        }
         (Some(old_path), Some(new_path)) => {
             if args.server.names_a_server() {
                 return Err(fail(
@@ -325,6 +329,52 @@ fn authorization_drift(
             differences.join("; ")
         ),
     ))
+}
+
+/// `--between FIRST SECOND`: each server locked under both contexts, as the first side and
+/// the second.
+fn between_contexts(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
+    let [first, second] = args.between.as_slice() else {
+        return Err(fail(Code::Usage, "--between takes two contexts"));
+    };
+    let locked = load_lockfile(&args.lockfile)?.ok_or_else(|| {
+        fail(
+            Code::InputMissing,
+            format!("{} does not exist; lock the server under each context first (`mcplock lock --url URL --context NAME ...`)", args.lockfile.display()),
+        )
+    })?;
+    let (a, b) = locked.between_contexts(first, second);
+    let a = match &args.name {
+        Some(name) => keep_only(a, name)?,
+        None => a,
+    };
+    let b = match &args.name {
+        Some(name) => keep_only(b, name)?,
+        None => b,
+    };
+    if a.servers.is_empty() {
+        return Err(fail(
+            Code::ServerNotFound,
+            format!(
+                "{} locks no server under both contexts {first:?} and {second:?}; lock it under each: `mcplock lock --url URL --context {first} ...` and `--context {second}`",
+                args.lockfile.display()
+            ),
+        ));
+    }
+    Ok((a, b))
+}
+
+fn keep_only(mut lockfile: Lockfile, name: &str) -> Result<Lockfile, CliError> {
+    let entry = lockfile.servers.remove(name).ok_or_else(|| {
+        fail(
+            Code::ServerNotFound,
+            format!("no server {name:?} is locked under both contexts (--name takes the name without its context)"),
+        )
+    })?;
+    Ok(Lockfile {
+        servers: BTreeMap::from([(name.to_string(), entry)]),
+        approvals: Vec::new(),
+    })
 }
 
 fn pick_server(locked: &Lockfile, reported: Option<&str>) -> Result<String, CliError> {

@@ -20,13 +20,19 @@ pub fn launch_accepts(locked: &Launch, given: &Launch) -> bool {
             locked.is_command(command, args, &env_lookup)
         }
         (
-            Launch::Http { url, header_names },
+            Launch::Http {
+                url,
+                header_names,
+                context,
+            },
             Launch::Http {
                 url: given_url,
                 header_names: given_names,
+                context: given_context,
             },
         ) => {
             header_names == given_names
+                && context == given_context
                 && (url == given_url
                     || crate::core::launch::expand_env(url, &env_lookup)
                         .and_then(|u| reqwest::Url::parse(&u).ok())
@@ -76,6 +82,18 @@ fn named_or_matching<'a>(
         .map(str::to_owned)
         .or_else(|| only_match(lockfile, launch, env))?;
     lockfile.servers.get(&name)
+}
+
+/// The credential contexts a remote server reached as `launch` (whatever its own context) is
+/// locked under, for a refusal that names them.
+pub fn contexts_of(lockfile: &Lockfile, launch: &Launch) -> Vec<String> {
+    let shared = launch.without_context();
+    lockfile
+        .servers
+        .values()
+        .filter(|s| launch_accepts(&s.launch.without_context(), &shared))
+        .filter_map(|s| s.launch.context().map(str::to_owned))
+        .collect()
 }
 
 /// The name of the only locked server whose launch accepts `launch` in the same directory,

@@ -165,11 +165,12 @@ impl RemoteArgs {
             Some(url) => self.endpoint_at(url).map(Some),
             None if !self.headers.is_empty()
                 || self.bearer_env.is_some()
-                || self.oauth_client_id.is_some() =>
+                || self.oauth_client_id.is_some()
+                || self.context.is_some() =>
             {
                 Err(fail(
                     Code::Usage,
-                    "--header, --bearer-env and --oauth-client-id are for a remote server: pass its --url",
+                    "--header, --bearer-env, --oauth-client-id and --context are for a remote server: pass its --url",
                 ))
             }
             None => Ok(None),
@@ -246,6 +247,7 @@ impl RemoteArgs {
             url,
             headers,
             extra_roots,
+            context: self.context.clone(),
             oauth,
         })
     }

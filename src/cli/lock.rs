@@ -262,7 +262,8 @@ async fn pin(
 
 /// The name the server is locked under: `--name`, else the name of the one locked server with
 /// the same launch (a server locked from a host config, under its config key), else its
-/// `serverInfo.name`; never empty, never with control characters.
+/// `serverInfo.name` (with `.CONTEXT` under a credential context); never empty, never with
+/// control characters.
 fn server_name(
     args: &LockArgs,
     snapshot: &crate::core::snapshot::Snapshot,
@@ -276,7 +277,14 @@ fn server_name(
         .name
         .clone()
         .or_else(by_launch)
-        .or_else(|| snapshot.server_name().map(str::to_owned))
+        .or_else(|| {
+            let reported = snapshot.server_name()?;
+            // One entry per credential context: `NAME.CONTEXT`.
+            Some(match snapshot.launch.as_ref().and_then(|l| l.context()) {
+                Some(context) => format!("{reported}.{context}"),
+                None => reported.to_owned(),
+            })
+        })
         .ok_or_else(|| {
             fail(
                 Code::Usage,

@@ -163,8 +163,14 @@ fn relaunch_endpoint(
         Launch::Stdio { .. } => locked_command(server_name, entry, server.env_values()?)?,
         // A remote server is reached again at its URL, with the headers given now (their
         // values were never recorded): they must be the ones it was locked with.
-        Launch::Http { url, header_names } => {
-            let endpoint = Endpoint::Http(server.remote.endpoint_at(&filled(server_name, url)?)?);
+        Launch::Http {
+            url,
+            header_names,
+            context,
+        } => {
+            let mut remote = server.remote.endpoint_at(&filled(server_name, url)?)?;
+            remote.context = context.clone();
+            let endpoint = Endpoint::Http(remote);
             if endpoint.launch().header_names() != header_names.as_slice() {
                 return Err(fail(
                     Code::Usage,

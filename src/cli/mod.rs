@@ -886,6 +886,12 @@ pub struct DiffArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Compare two credential contexts of the servers locked under both, from the lockfile
+    /// alone (`--between user admin`): each change is what the second context's credential is
+    /// offered that the first's is not, or the other way round.
+    #[arg(long, num_args = 2, value_names = ["CONTEXT", "OTHER"], value_parser = parse_context, conflicts_with_all = ["old", "server"])]
+    pub between: Vec<String>,
+
     /// Fail (exit 1) on drift at or above this severity.
     #[arg(long, value_enum, default_value_t = FailOn::Moderate)]
     pub fail_on: FailOn,
@@ -1336,6 +1342,17 @@ pub struct ServerArgs {
     pub server: Vec<String>,
 }
 
+fn parse_context(name: &str) -> Result<String, String> {
+    if crate::core::launch::valid_context(name) {
+        Ok(name.to_string())
+    } else {
+        Err(
+            "a context is a label of 1 to 64 letters, digits, '-', '_' or '.' (never a credential)"
+                .into(),
+        )
+    }
+}
+
 /// A remote server and what it takes to reach it.
 #[derive(Clone, Debug, Default, Args)]
 pub struct RemoteArgs {
@@ -1364,6 +1381,13 @@ pub struct RemoteArgs {
     /// then read and change what the server offers.
     #[arg(long, requires = "url")]
     pub allow_insecure_http: bool,
+
+    /// With --url: the credential context this server is reached under, a label such as `user`
+    /// or `admin` (never a credential). A server may offer each credential another surface: the
+    /// lock keeps one entry per context (named NAME.CONTEXT by default), and the proxy, diff
+    /// and policy pick the entry of the context given.
+    #[arg(long, value_name = "NAME", value_parser = parse_context)]
+    pub context: Option<String>,
 
     /// A remote server behind OAuth 2.1: log in as this client (registered with the server's
     /// authorization server). Discovery follows the server's 401; the token is asked for the

@@ -116,15 +116,24 @@ fn locked_name(
         .or_else(|| super::entries::name_for(lockfile, launch))
         .filter(|n| lockfile.servers.contains_key(n))
         .ok_or_else(|| {
+            let contexts = super::entries::contexts_of(lockfile, launch);
+            let hint = if contexts.is_empty() || args.name.is_some() {
+                "pass --name, or give the server exactly as locked; `mcplock hosts` shows what is locked".to_string()
+            } else {
+                format!(
+                    "it is locked under the credential contexts {}: pass --context with the one whose credentials this proxy uses",
+                    contexts.join(", ")
+                )
+            };
             fail(
                 Code::ServerNotFound,
                 format!(
-                    "{} locks no server {} (pass --name, or give the server exactly as locked; `mcplock hosts` shows what is locked)",
+                    "{} locks no server {} ({hint})",
                     args.lockfile.display(),
                     args.name
                         .as_deref()
                         .map(|n| format!("named {n:?}"))
-                        .unwrap_or_else(|| format!("reached as {}", launch.describe()))
+                        .unwrap_or_else(|| format!("reached as {}", launch.describe_with_names()))
                 ),
             )
         })?;

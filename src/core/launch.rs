@@ -16,10 +16,12 @@ pub enum Launch {
         cwd: Option<String>,
     },
     /// A remote server at `url` (Streamable HTTP, or legacy HTTP+SSE), sent the headers named
-    /// `header_names`.
+    /// `header_names`, reached under the credential `context` (a label such as `admin`, never a
+    /// credential: a server may offer each credential another surface).
     Http {
         url: String,
         header_names: Vec<String>,
+        context: Option<String>,
     },
 }
 
@@ -44,6 +46,28 @@ impl Launch {
             self,
             Launch::Http { .. } | Launch::Stdio { cwd: Some(_), .. }
         )
+    }
+
+    /// The credential context a remote server was reached under, if one was named.
+    pub fn context(&self) -> Option<&str> {
+        match self {
+            Launch::Http { context, .. } => context.as_deref(),
+            Launch::Stdio { .. } => None,
+        }
+    }
+
+    /// The same launch under no named context (what two contexts of one server share).
+    pub fn without_context(&self) -> Launch {
+        match self {
+            Launch::Http {
+                url, header_names, ..
+            } => Launch::Http {
+                url: url.clone(),
+                header_names: header_names.clone(),
+                context: None,
+            },
+            stdio => stdio.clone(),
+        }
     }
 
     /// The names of the env vars a command was given (none for a URL).
@@ -111,6 +135,9 @@ impl Launch {
         if let Some(cwd) = self.cwd() {
             out = format!("{out} (in {})", crate::core::text::escape(cwd));
         }
+        if let Some(context) = self.context() {
+            out = format!("{out} (context: {})", crate::core::text::escape(context));
+        }
         out
     }
 
@@ -129,7 +156,17 @@ impl Launch {
                 }
                 launch
             }
-            Launch::Http { url, header_names } => json!({"headerNames": header_names, "url": url}),
+            Launch::Http {
+                url,
+                header_names,
+                context,
+            } => {
+                let mut launch = json!({"headerNames": header_names, "url": url});
+                if let Some(context) = context {
+                    launch["context"] = json!(context);
+                }
+                launch
+            }
         }
     }
 
@@ -170,12 +207,27 @@ impl Launch {
             launch.len() == expected.len() && expected.iter().all(|k| launch.contains_key(*k))
         };
         if launch.contains_key("url") {
-            if !fields(&["headerNames", "url"]) {
+            let context = if launch.contains_key("context") {
+                let context = string("context")?;
+                if !valid_context(&context) {
+                    return Err(LaunchError::Context(context));
+                }
+                Some(context)
+            } else {
+                None
+            };
+            let expected: &[&str] = if context.is_some() {
+                &["context", "headerNames", "url"]
+            } else {
+                &["headerNames", "url"]
+            };
+            if !fields(expected) {
                 return Err(LaunchError::Shape);
             }
             Ok(Launch::Http {
                 url: string("url")?,
                 header_names: names("headerNames")?,
+                context,
             })
         } else {
             let cwd = if launch.contains_key("cwd") {
@@ -481,9 +533,11 @@ pub fn redact_urls_in(text: &str) -> String {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LaunchError {
     #[error(
-        "expected exactly {{\"args\", \"command\", \"envKeys\"}} and an optional \"cwd\" (a command) or {{\"headerNames\", \"url\"}} (a URL)"
+        "expected exactly {{\"args\", \"command\", \"envKeys\"}} and an optional \"cwd\" (a command) or {{\"headerNames\", \"url\"}} and an optional \"context\" (a URL)"
     )]
     Shape,
+    #[error("context {0:?} is not a context name (1 to 64 letters, digits, '-', '_' or '.')")]
+    Context(String),
     #[error("{0:?} is missing")]
     Missing(&'static str),
     #[error("{0:?} must be a string")]
@@ -492,6 +546,15 @@ pub enum LaunchError {
     Strings(&'static str),
     #[error("{0:?} names {1:?} twice")]
     Duplicate(&'static str, String),
+}
+
+/// Whether `name` may name a credential context: 1 to 64 ASCII letters, digits, `-`, `_` or
+/// `.` (a label, short enough that a token is not mistaken for one).
+pub fn valid_context(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl crate::core::code::Coded for LaunchError {
@@ -523,6 +586,12 @@ mod tests {
             Launch::Http {
                 url: "https://mcp.example.com/mcp".into(),
                 header_names: vec!["Authorization".into()],
+                context: None,
+            },
+            Launch::Http {
+                url: "https://mcp.example.com/mcp".into(),
+                header_names: vec![],
+                context: Some("admin".into()),
             },
         ] {
             let json = launch.to_json();
@@ -646,6 +715,7 @@ mod tests {
         let http = Launch::Http {
             url: "https://u:pw@h/m".into(),
             header_names: vec![],
+            context: None,
         };
         assert_eq!(http.describe(), "https://u:***@h/m");
     }

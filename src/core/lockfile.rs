@@ -361,6 +361,36 @@ impl Lockfile {
         }
     }
 
+    /// The servers locked under both credential contexts `first` and `second` (the same launch
+    /// but for its context), as two lockfiles: each pair under one name (the first's, without
+    /// its `.CONTEXT`), each entry's context dropped so only what the credentials are offered
+    /// differs.
+    pub fn between_contexts(&self, first: &str, second: &str) -> (Lockfile, Lockfile) {
+        let (mut a, mut b) = (Lockfile::default(), Lockfile::default());
+        for (name, one) in &self.servers {
+            if one.launch.context() != Some(first) {
+                continue;
+            }
+            let shared = one.launch.without_context();
+            let Some(other) = self.servers.values().find(|s| {
+                s.launch.context() == Some(second) && s.launch.without_context() == shared
+            }) else {
+                continue;
+            };
+            let key = name
+                .strip_suffix(&format!(".{first}"))
+                .unwrap_or(name)
+                .to_string();
+            let strip = |s: &ServerLock| ServerLock {
+                launch: shared.clone(),
+                ..s.clone()
+            };
+            a.servers.insert(key.clone(), strip(one));
+            b.servers.insert(key, strip(other));
+        }
+        (a, b)
+    }
+
     /// The oldest format version that can hold this lockfile.
     pub fn version(&self) -> u64 {
         let has_content = |s: &ServerLock| {
@@ -369,7 +399,8 @@ impl Lockfile {
                 .and_then(Artifact::resolved)
                 .is_some_and(|r| r.content.is_some())
         };
-        if self.servers.values().any(|s| s.authorization.is_some()) {
+        let needs_6 = |s: &ServerLock| s.authorization.is_some() || s.launch.context().is_some();
+        if self.servers.values().any(needs_6) {
             6
         } else if self.servers.values().any(has_content) {
             5
@@ -897,6 +928,14 @@ fn read_launch(
             ),
         ));
     }
+    if read.context().is_some() && version < 6 {
+        return Err(err(
+            place,
+            format!(
+                "a launch's context needs lockfileVersion 6; the file says {version} (it was edited by hand?)"
+            ),
+        ));
+    }
     Ok(read)
 }
 
@@ -1097,6 +1136,7 @@ mod tests {
         remote.launch = Launch::Http {
             url: "https://mcp.example.com/mcp".into(),
             header_names: vec!["Authorization".into()],
+            context: None,
         };
         let lock = Lockfile {
             servers: BTreeMap::from([("demo".to_string(), remote), ("local".into(), sample())]),

@@ -296,6 +296,7 @@ pub fn resolve(
                 url,
                 headers,
                 extra_roots: None,
+                context: None,
                 oauth: None,
             }))
         }
@@ -395,7 +396,11 @@ pub fn recorded_launch(
             }
             header_names.sort();
             header_names.dedup();
-            Ok(Launch::Http { url, header_names })
+            Ok(Launch::Http {
+                url,
+                header_names,
+                context: None,
+            })
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct HttpEndpoint {
     pub headers: Vec<(String, String)>,
     /// PEM certificates of a private CA, trusted besides the platform's roots.
     pub extra_roots: Option<Vec<u8>>,
+    /// The credential context this server is reached under (a label, never a credential).
+    pub context: Option<String>,
     /// The OAuth client that gets this server's tokens, when it takes OAuth: a token is asked
     /// for when the server answers 401, and sent as `Authorization: Bearer`.
     pub oauth: Option<Arc<crate::transport::oauth::OAuth>>,
@@ -1155,6 +1157,7 @@ mod tests {
         let endpoint = HttpEndpoint {
             url: Url::parse("https://x.example/mcp").unwrap(),
             headers: vec![("Authorization".into(), "Bearer s3cret".into())],
+            context: None,
             oauth: None,
             extra_roots: None,
         };

@@ -58,6 +58,7 @@ impl Endpoint {
                 Launch::Http {
                     url: endpoint.url.to_string(),
                     header_names,
+                    context: endpoint.context.clone(),
                 }
             }
         }

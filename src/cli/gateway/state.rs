@@ -208,13 +208,18 @@ fn upstream(
         Launch::Stdio { .. } => {
             crate::cli::locked::locked_command(name, entry, Vec::new()).map_err(|e| e.headline)?
         }
-        Launch::Http { url, header_names } => {
+        Launch::Http {
+            url,
+            header_names,
+            context,
+        } => {
             headers_as_locked(name, header_names, headers)?;
             let remote = crate::cli::RemoteArgs {
                 headers: headers.to_vec(),
                 ..crate::cli::RemoteArgs::default()
             };
-            let endpoint = remote.endpoint_at(url).map_err(|e| e.headline)?;
+            let mut endpoint = remote.endpoint_at(url).map_err(|e| e.headline)?;
+            endpoint.context = context.clone();
             crate::transport::Endpoint::Http(endpoint)
         }
     };

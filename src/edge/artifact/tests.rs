@@ -304,6 +304,7 @@ fn a_script_and_its_interpreter_are_pinned_by_their_bytes() {
     let remote = Launch::Http {
         url: "https://example.invalid/mcp".into(),
         header_names: vec![],
+        context: None,
     };
     assert_eq!(resolve(&remote), None);
 }
