@@ -646,3 +646,49 @@ fn a_server_offering_an_admin_credential_more_is_locked_per_context_and_the_diff
 fn proxied_as(d: &Path, url: &str, extra: &[&str]) -> (String, String) {
     proxied_with(d, url, extra, &[])
 }
+
+#[test]
+fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the_locked_surface() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Tokens that live 2 s: the second session's token has expired and is renewed.
+    let bot = json!({"id": BOT.0, "secret": BOT.1, "ttl": 2});
+    let auth = AuthServer::with(&json!({"clients": [bot]}));
+    let server = crate::common::remote::python_protected(&auth.issuer);
+    let url = server.url("/mcp");
+    as_bot(d, &["lock", "--name", "catalog"], &url).expect_success();
+    let token = token(d, "ci", &["catalog"]);
+
+    // Without the gateway's own client the server is not served, and the log says what to give.
+    let gw = gateway_env(d, &["--allow-unsigned"], &[]);
+    let mcp = format!("{}/servers/catalog/mcp", gw.url);
+    let refused = client(&mcp, &token, json!([])).to_string();
+    assert!(refused.contains("locked through OAuth"), "{refused}");
+    assert!(
+        gw.said()
+            .contains("--upstream-oauth 'catalog=CLIENT_ID:SECRET_VAR'"),
+        "{}",
+        gw.said()
+    );
+    drop(gw);
+
+    let flags = [
+        "--allow-unsigned",
+        "--upstream-oauth",
+        "catalog=ci-bot:BOT_SECRET",
+    ];
+    let gw = gateway_env(d, &flags, &bot_env());
+    let mcp = format!("{}/servers/catalog/mcp", gw.url);
+    for term in ["x", "y"] {
+        let out = client(&mcp, &token, json!([["lookup", {"term": term}]]));
+        assert_eq!(
+            out["calls"][0]["text"],
+            json!([format!("{term}: found")]),
+            "{out}"
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let written = every_file(d) + &gw.said();
+    assert!(!written.contains("eyJ"), "an OAuth token was written");
+    assert!(!written.contains(BOT.1), "the client secret was written");
+}

@@ -1184,6 +1184,15 @@ pub struct GatewayArgs {
     #[arg(long = "upstream-header", value_name = "'SERVER=NAME: VALUE'")]
     pub upstream_headers: Vec<String>,
 
+    /// The gateway's own OAuth client for a remote server locked through OAuth (`lock --url
+    /// --oauth-client-id`): `SERVER=CLIENT_ID:SECRET_VAR[:SCOPE,SCOPE...]` (repeatable), the
+    /// secret read from the environment variable SECRET_VAR. Tokens are got by client
+    /// credentials for the server's own URL, kept in memory, renewed when the server refuses
+    /// one, and shared by the server's sessions; the authorization surface must be the locked
+    /// one. An agent's own token is never sent upstream.
+    #[arg(long = "upstream-oauth", value_name = "SERVER=CLIENT_ID:SECRET_VAR")]
+    pub upstream_oauth: Vec<String>,
+
     /// Seconds a session may go without a request before it is ended (its server stopped).
     #[arg(long, value_name = "SECS", default_value_t = 900.0, value_parser = parse_seconds)]
     pub idle_timeout: f64,

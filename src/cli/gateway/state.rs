@@ -47,8 +47,11 @@ pub fn load(args: &GatewayArgs, limits: &Limits, kept: &Kept) -> Result<State, C
         ("gateway", "what every agent may use"),
     )?;
     shared_are_locked(&args.share, &lockfile, &args.lockfile)?;
-    let headers = upstream_headers(&args.upstream_headers, &lockfile)?;
-    let upstreams = upstreams(&lockfile, &args.share, &headers);
+    let credentials = Credentials {
+        headers: upstream_headers(&args.upstream_headers, &lockfile)?,
+        oauth: upstream_oauth(&args.upstream_oauth, &lockfile)?,
+    };
+    let upstreams = upstreams(&lockfile, &args.share, &credentials);
     let lockfile = Arc::new(lockfile);
     let options = session_options(args, &lockfile, limits, kept)?;
     Ok(State {
@@ -175,11 +178,10 @@ pub async fn watch(gateway: Arc<Gateway>, args: GatewayArgs, limits: Limits, kep
 /// What each locked server is started from: its locked launch, placeholders filled from this
 /// environment, its code held to the lock (and started from a private copy of what was
 /// checked); a server that cannot be started says why at start and on every session.
-fn upstreams(lockfile: &Lockfile, shared: &[String], headers: &Headers) -> Upstreams {
+fn upstreams(lockfile: &Lockfile, shared: &[String], credentials: &Credentials) -> Upstreams {
     let mut out = Upstreams::new();
     for (name, entry) in &lockfile.servers {
-        let given = headers.get(name).map(Vec::as_slice).unwrap_or_default();
-        let upstream = upstream(name, entry, given).map(|u| Upstream {
+        let upstream = upstream(name, entry, credentials).map(|u| Upstream {
             shared: shared.contains(name),
             ..u
         });
@@ -195,7 +197,7 @@ fn upstreams(lockfile: &Lockfile, shared: &[String], headers: &Headers) -> Upstr
 fn upstream(
     name: &str,
     entry: &crate::core::lockfile::ServerLock,
-    headers: &[String],
+    credentials: &Credentials,
 ) -> Result<Upstream, String> {
     use crate::core::launch::Launch;
     if !crate::core::agents::valid_name(name) {
@@ -213,14 +215,26 @@ fn upstream(
             header_names,
             context,
         } => {
+            let headers = credentials
+                .headers
+                .get(name)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             headers_as_locked(name, header_names, headers)?;
+            let oauth = credentials.oauth.get(name);
+            oauth_as_locked(name, entry, oauth)?;
             let remote = crate::cli::RemoteArgs {
                 headers: headers.to_vec(),
+                oauth_client_id: oauth.map(|o| o.client_id.clone()),
+                oauth_client_secret_env: oauth.map(|o| o.secret_var.clone()),
+                oauth_scopes: oauth.map(|o| o.scopes.clone()).unwrap_or_default(),
                 ..crate::cli::RemoteArgs::default()
             };
             let mut endpoint = remote.endpoint_at(url).map_err(|e| e.headline)?;
             endpoint.context = context.clone();
-            crate::transport::Endpoint::Http(endpoint)
+            let endpoint = crate::transport::Endpoint::Http(endpoint);
+            enforcement::hold_authorization(entry, &endpoint);
+            endpoint
         }
     };
     let launch = endpoint.launch();
@@ -236,6 +250,99 @@ fn upstream(
 
 /// Each remote server's `--upstream-header`s (`Name: value`), by server.
 type Headers = std::collections::BTreeMap<String, Vec<String>>;
+
+/// What the gateway reaches remote servers with, by server.
+struct Credentials {
+    headers: Headers,
+    oauth: std::collections::BTreeMap<String, UpstreamOAuth>,
+}
+
+/// `--upstream-oauth SERVER=CLIENT_ID:SECRET_VAR[:SCOPE,...]`.
+struct UpstreamOAuth {
+    client_id: String,
+    secret_var: String,
+    scopes: Vec<String>,
+}
+
+/// Each `--upstream-oauth`, naming a server locked by URL, at most once each.
+fn upstream_oauth(
+    given: &[String],
+    lockfile: &Lockfile,
+) -> Result<std::collections::BTreeMap<String, UpstreamOAuth>, CliError> {
+    let mut out = std::collections::BTreeMap::new();
+    for spec in given {
+        let usage = || {
+            fail(
+                Code::Usage,
+                "--upstream-oauth: expected 'SERVER=CLIENT_ID:SECRET_VAR[:SCOPE,SCOPE...]' (for example 'docs=gateway:DOCS_CLIENT_SECRET'), the secret read from the environment variable SECRET_VAR",
+            )
+        };
+        let (server, rest) = spec.split_once('=').ok_or_else(usage)?;
+        let mut parts = rest.splitn(3, ':');
+        let (Some(client_id), Some(secret_var)) = (parts.next(), parts.next()) else {
+            return Err(usage());
+        };
+        if client_id.is_empty() || secret_var.is_empty() {
+            return Err(usage());
+        }
+        let scopes = parts
+            .next()
+            .map(|s| {
+                s.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if lockfile.servers.get(server).map(|e| e.launch.is_http()) != Some(true) {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "--upstream-oauth {server}=…: server {server:?} is not locked by URL; OAuth goes only to a server locked with `mcplock lock --url URL --oauth-client-id ID`"
+                ),
+            ));
+        }
+        if std::env::var(secret_var).map_or(true, |v| v.trim().is_empty()) {
+            return Err(fail(
+                Code::EnvMissing,
+                format!(
+                    "--upstream-oauth {server}=…: the environment variable {secret_var} (the client's secret) is not set, or empty"
+                ),
+            ));
+        }
+        let client = UpstreamOAuth {
+            client_id: client_id.to_string(),
+            secret_var: secret_var.to_string(),
+            scopes,
+        };
+        if out.insert(server.to_string(), client).is_some() {
+            return Err(fail(
+                Code::Usage,
+                format!("--upstream-oauth names server {server:?} twice"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A server locked through OAuth is served only with the gateway's own OAuth client, and one
+/// locked without only without: what the lock saw is what it is served with.
+fn oauth_as_locked(
+    name: &str,
+    entry: &crate::core::lockfile::ServerLock,
+    oauth: Option<&UpstreamOAuth>,
+) -> Result<(), String> {
+    match (&entry.authorization, oauth) {
+        (Some(surface), None) => Err(format!(
+            "it was locked through OAuth (issuer {}); give the gateway its own client for it: `--upstream-oauth '{name}=CLIENT_ID:SECRET_VAR'`",
+            surface.issuer
+        )),
+        (None, Some(_)) => Err(format!(
+            "it was locked without OAuth, and the gateway was given --upstream-oauth for it; lock it through OAuth (`mcplock lock --update --url URL --oauth-client-id ID`), or drop the flag"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// `--upstream-header SERVER=Name: value`, each naming a server locked by URL.
 fn upstream_headers(given: &[String], lockfile: &Lockfile) -> Result<Headers, CliError> {
