@@ -337,9 +337,10 @@ fn oauth_as_locked(
             "it was locked through OAuth (issuer {}); give the gateway its own client for it: `--upstream-oauth '{name}=CLIENT_ID:SECRET_VAR'`",
             surface.issuer
         )),
-        (None, Some(_)) => Err(format!(
+        (None, Some(_)) => Err(
             "it was locked without OAuth, and the gateway was given --upstream-oauth for it; lock it through OAuth (`mcplock lock --update --url URL --oauth-client-id ID`), or drop the flag"
-        )),
+                .to_string(),
+        ),
         _ => Ok(()),
     }
 }
