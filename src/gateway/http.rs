@@ -97,36 +97,10 @@ async fn route(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> 
 
 async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    match (req.method(), path.as_str()) {
-        (&Method::GET, "/metrics") => {
-            return match authenticate(&gateway, &req).await {
-                Ok(_) => full(
-                    StatusCode::OK,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    gateway.metrics.render(),
-                ),
-                Err(refusal) => *refusal,
-            };
-        }
-        (&Method::GET, "/healthz") => return full(StatusCode::OK, "text/plain", "ok\n"),
-        (&Method::GET, p) if p.starts_with("/.well-known/oauth-protected-resource") => {
-            return match &gateway.oauth {
-                Some(oauth) => {
-                    let doc = oauth.resource_metadata().to_string();
-                    full(StatusCode::OK, "application/json", doc)
-                }
-                None => refuse(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    "this gateway takes no OAuth tokens (start it with --oauth-issuer)".into(),
-                ),
-            };
-        }
-        (&Method::GET, "/readyz") if gateway.is_draining() => {
-            return full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n");
-        }
-        (&Method::GET, "/readyz") => return full(StatusCode::OK, "text/plain", "ready\n"),
-        _ => {}
+    if req.method() == Method::GET
+        && let Some(response) = fixed(&gateway, &req, &path).await
+    {
+        return response;
     }
     if path == "/mcp" {
         if let Some(refusal) = check_origin(&gateway, &req) {
@@ -147,6 +121,47 @@ async fn answer(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body>
             "no such endpoint: servers are at /servers/NAME/mcp, all of them at /mcp".to_string();
         return refuse(StatusCode::NOT_FOUND, "not-found", message);
     };
+    server_endpoint(gateway, req, server).await
+}
+
+/// The GET endpoints that are no MCP endpoint (metrics, health, readiness, the Protected
+/// Resource Metadata); `None` for any other path.
+async fn fixed(gateway: &Gateway, req: &Request<Incoming>, path: &str) -> Option<Response<Body>> {
+    Some(match path {
+        "/metrics" => match authenticate(gateway, req).await {
+            Ok(_) => full(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                gateway.metrics.render(),
+            ),
+            Err(refusal) => *refusal,
+        },
+        "/healthz" => full(StatusCode::OK, "text/plain", "ok\n"),
+        p if p.starts_with("/.well-known/oauth-protected-resource") => match &gateway.oauth {
+            Some(oauth) => {
+                let doc = oauth.resource_metadata().to_string();
+                full(StatusCode::OK, "application/json", doc)
+            }
+            None => refuse(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "this gateway takes no OAuth tokens (start it with --oauth-issuer)".into(),
+            ),
+        },
+        "/readyz" if gateway.is_draining() => {
+            full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "stopping\n")
+        }
+        "/readyz" => full(StatusCode::OK, "text/plain", "ready\n"),
+        _ => return None,
+    })
+}
+
+/// `/servers/NAME/mcp`: the agent's session with one locked server it is granted.
+async fn server_endpoint(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    server: String,
+) -> Response<Body> {
     if let Some(refusal) = check_origin(&gateway, &req) {
         return refusal;
     }
