@@ -595,6 +595,23 @@ fn a_server_offering_an_admin_credential_more_is_locked_per_context_and_the_diff
         lock["servers"]["mcplock-protected-peer.admin"]["launch"]["context"],
         "admin"
     );
+    // Version 6, with its authorization surfaces and contexts, is what the schema documents.
+    let schema = crate::common::repo().join("docs/lockfile.schema.json");
+    let script = "import json,sys,jsonschema\n\
+        doc=json.load(open(sys.argv[2]))\n\
+        assert doc['lockfileVersion'] == 6\n\
+        jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(doc)\n\
+        print('ok')\n";
+    let checked = Command::new(real_component("python/.venv/bin/python"))
+        .args(["-c", script, schema.to_str().unwrap()])
+        .arg(d.join("mcp-lock.json"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
 
     // What the admin credential is offered that the user's is not, from the lockfile alone.
     let args = [
