@@ -709,3 +709,26 @@ fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the
     assert!(!written.contains("eyJ"), "an OAuth token was written");
     assert!(!written.contains(BOT.1), "the client secret was written");
 }
+
+#[test]
+fn oauth_discovery_reaches_no_forbidden_address_and_no_other_resources_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (mode, says) in [
+        ("oauth-metadata-ssrf", "SSRF rules"),
+        ("oauth-server-ssrf", "SSRF rules"),
+        (
+            "oauth-other-resource",
+            "describes the resource \"https://other.example/mcp\"",
+        ),
+    ] {
+        let server = crate::common::remote::hostile_http(mode, &[]);
+        let scan = as_bot(d, &["scan"], &server.url("/mcp"));
+        assert_eq!(scan.code, 3, "{mode}: {}{}", scan.stdout, scan.stderr);
+        assert!(scan.stderr.contains(says), "{mode}: {}", scan.stderr);
+        assert!(
+            !scan.stderr.contains(BOT.1),
+            "{mode}: the secret was printed"
+        );
+    }
+}

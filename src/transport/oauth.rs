@@ -548,8 +548,16 @@ impl Http {
         if let Some(kind) = kind
             && !may_reach(kind, self.server)
         {
+            let why = if kind == Reach::Forbidden {
+                "never fetched".to_string()
+            } else {
+                format!(
+                    "fetched only for a server that is there too; this one is {}",
+                    reach_name(self.server)
+                )
+            };
             return Err(format!(
-                "{}: its address is {} and the server's is not; not fetched (SSRF rules)",
+                "{}: its address is {} ({why}: SSRF rules)",
                 escape(url),
                 reach_name(kind)
             ));
