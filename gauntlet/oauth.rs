@@ -732,3 +732,63 @@ fn oauth_discovery_reaches_no_forbidden_address_and_no_other_resources_metadata(
         );
     }
 }
+
+#[test]
+fn ci_locks_with_a_refresh_token_from_the_environment() {
+    let port = crate::common::infra::free_port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let client = json!({"id": "ci-login", "redirect": redirect, "refresh": true});
+    let auth = AuthServer::with(&json!({"clients": [client]}));
+    let server = crate::common::remote::python_protected(&auth.issuer);
+    let url = server.url("/mcp");
+    // A person logs in once with their own client and stores the refresh token as a CI secret.
+    let got = Command::new(real_component("python/.venv/bin/python"))
+        .current_dir(real_component("python"))
+        .args([
+            "refresh_token.py",
+            &auth.issuer,
+            "ci-login",
+            &redirect,
+            &url,
+        ])
+        .args(["openid offline_access mcp", "alice"])
+        .output()
+        .unwrap();
+    let refresh = String::from_utf8_lossy(&got.stdout).trim().to_string();
+    assert!(
+        got.status.success() && !refresh.is_empty(),
+        "{refresh}{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "lock",
+        "--name",
+        "catalog",
+        "--url",
+        &url,
+        "--oauth-client-id",
+        "ci-login",
+        "--oauth-refresh-token-env",
+        "CI_REFRESH_TOKEN",
+    ];
+    let env = [("CI_REFRESH_TOKEN", refresh.as_str())];
+    let locked = crate::common::run_in_env(d, &args, &env, Duration::from_secs(60));
+    locked.expect_success();
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
+    assert_eq!(
+        lock["servers"]["catalog"]["authorization"]["issuer"],
+        auth.issuer.as_str()
+    );
+    let everything = format!("{}{}{}", every_file(d), locked.stdout, locked.stderr);
+    assert!(
+        !everything.contains(&refresh),
+        "the refresh token was written or printed"
+    );
+    assert!(
+        !everything.contains("eyJ"),
+        "an access token was written or printed"
+    );
+}

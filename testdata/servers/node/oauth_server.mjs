@@ -3,7 +3,7 @@
 // bound to the resource asked for (RFC 8707) to machine clients (client credentials).
 //
 // A client with a `redirect` is a native app a person logs in to (authorization code with PKCE,
-// a public client when it has no secret), through oidc-provider's own development login and
+// a public client when it has no secret; with `"refresh": true`, also given refresh tokens), through oidc-provider's own development login and
 // consent pages (any login name is accepted and becomes the token's subject).
 //
 // Usage: node oauth_server.mjs CONFIG_JSON
@@ -20,6 +20,7 @@ const config = JSON.parse(process.argv[2] ?? "{}");
 const server = http.createServer();
 const extraScopes = config.scopes ?? [];
 const people = (config.clients ?? []).some((c) => c.redirect);
+const ttlOf = (client) => (config.clients ?? []).find((c) => c.id === client.clientId)?.ttl ?? 300;
 server.listen(0, "127.0.0.1", () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
@@ -29,7 +30,7 @@ server.listen(0, "127.0.0.1", () => {
             client_id: c.id,
             ...(c.secret ? { client_secret: c.secret } : {}),
             application_type: "native",
-            grant_types: ["authorization_code"],
+            grant_types: c.refresh ? ["authorization_code", "refresh_token"] : ["authorization_code"],
             redirect_uris: [c.redirect],
             response_types: ["code"],
             token_endpoint_auth_method: c.secret ? "client_secret_post" : "none",
@@ -43,7 +44,21 @@ server.listen(0, "127.0.0.1", () => {
             token_endpoint_auth_method: "client_secret_post",
           },
     ),
-    scopes: ["openid", "mcp", ...extraScopes],
+    scopes: ["openid", "offline_access", "mcp", ...extraScopes],
+    // Every lifetime set (oidc-provider warns about each left to its default); a resource's
+    // access tokens live as long as getResourceServerInfo says.
+    ttl: {
+      AccessToken: 300,
+      AuthorizationCode: 60,
+      ClientCredentials: (_ctx, _token, client) => ttlOf(client),
+      Grant: 3600,
+      IdToken: 300,
+      Interaction: 600,
+      RefreshToken: 3600,
+      Session: 3600,
+    },
+    // A client allowed the refresh_token grant gets a refresh token with every code.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     features: {
       devInteractions: { enabled: people },
       clientCredentials: { enabled: true },
@@ -54,7 +69,7 @@ server.listen(0, "127.0.0.1", () => {
         getResourceServerInfo: (_ctx, resource, client) => ({
           scope: ["mcp", ...extraScopes].join(" "),
           audience: resource,
-          accessTokenTTL: (config.clients ?? []).find((c) => c.id === client.clientId)?.ttl ?? 300,
+          accessTokenTTL: ttlOf(client),
           accessTokenFormat: "jwt",
           jwt: { sign: { alg: "RS256" } },
         }),
