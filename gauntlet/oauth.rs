@@ -472,6 +472,26 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
         "{}",
         diff.stderr
     );
+    // Relaunched from the lock (`lock --check` with no server given): the same drift.
+    let args = [
+        "lock",
+        "--check",
+        "--oauth-client-id",
+        BOT.0,
+        "--oauth-client-secret-env",
+        "BOT_SECRET",
+    ];
+    let relaunched = crate::common::run_in_env(d, &args, &bot_env(), Duration::from_secs(60));
+    assert_eq!(
+        relaunched.code, 1,
+        "{}{}",
+        relaunched.stdout, relaunched.stderr
+    );
+    assert!(
+        relaunched.stderr.contains("critical drift"),
+        "{}",
+        relaunched.stderr
+    );
     let (answers, said) = proxied(d, &url, &[]);
     assert!(said.contains("not the one locked"), "{answers}{said}");
     assert!(!answers.contains("\"result\""), "{answers}");

@@ -273,7 +273,11 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
         }
         let scanned = match scan_server(&server_args).await {
             Ok(scanned) => scanned,
-            Err(error) => return Err(authorization_drift(&endpoint, known).unwrap_or(error)),
+            Err(error) => {
+                return Err(
+                    super::enforcement::authorization_drift(&endpoint, known).unwrap_or(error)
+                );
+            }
         };
         let by_launch = scanned
             .snapshot
@@ -300,35 +304,6 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
         new.servers.insert(name, live);
     }
     Ok((old, new))
-}
-
-/// A live server whose OAuth surface is not the locked one is not scanned (no token is asked
-/// from an authorization server the lock did not record): that is critical drift, said as
-/// such, not a server failure.
-fn authorization_drift(
-    endpoint: &crate::transport::Endpoint,
-    known: Option<&crate::core::lockfile::ServerLock>,
-) -> Option<CliError> {
-    let crate::transport::Endpoint::Http(http) = endpoint else {
-        return None;
-    };
-    let live = http.oauth.as_ref()?.met()?;
-    let locked = known?.authorization.as_ref();
-    let differences = match locked {
-        Some(locked) => locked.differences(&live),
-        None => vec![format!("locked without OAuth, now issuer {}", live.issuer)],
-    };
-    if differences.is_empty() {
-        return None;
-    }
-    Some(fail(
-        Code::Drift,
-        format!(
-            "critical drift: the OAuth surface of {} changed since it was locked ({}); no token was asked for, so nothing else was compared; if you trust it, lock it again with `mcplock lock --update`",
-            http.url,
-            differences.join("; ")
-        ),
-    ))
 }
 
 /// `--between FIRST SECOND`: each server locked under both contexts, as the first side and

@@ -232,7 +232,7 @@ impl RemoteArgs {
                     })?,
             ),
         };
-        let oauth = self.oauth_client(extra_roots.clone())?;
+        let oauth = self.oauth_client(&url, extra_roots.clone())?;
         if oauth.is_some()
             && headers
                 .iter()
@@ -252,17 +252,19 @@ impl RemoteArgs {
         })
     }
 
-    /// The OAuth client `--oauth-client-id` asks for (made once), its secrets read from the
-    /// environment.
+    /// The OAuth client `--oauth-client-id` asks for, one per server URL (made once), its
+    /// secrets read from the environment.
     fn oauth_client(
         &self,
+        url: &reqwest::Url,
         extra_roots: Option<Vec<u8>>,
     ) -> Result<Option<std::sync::Arc<OAuth>>, CliError> {
         let Some(client_id) = &self.oauth_client_id else {
             return Ok(None);
         };
-        if let Some(made) = self.oauth.get() {
-            return Ok(Some(std::sync::Arc::clone(made)));
+        let mut made = self.oauth.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = made.get(url.as_str()) {
+            return Ok(Some(std::sync::Arc::clone(client)));
         }
         let secret = |flag: &str, var: &Option<String>| -> Result<Option<String>, CliError> {
             let Some(var) = var else { return Ok(None) };
@@ -295,7 +297,7 @@ impl RemoteArgs {
                 "mcplock: to authorize access to this server, open this URL in a browser and log in:\n  {url}"
             );
         });
-        let made = OAuth::new(OAuthConfig {
+        let client = OAuth::new(OAuthConfig {
             client_id: client_id.clone(),
             client_secret,
             grant,
@@ -303,7 +305,8 @@ impl RemoteArgs {
             extra_roots,
             announce,
         });
-        Ok(Some(std::sync::Arc::clone(self.oauth.get_or_init(|| made))))
+        made.insert(url.to_string(), std::sync::Arc::clone(&client));
+        Ok(Some(client))
     }
 }
 

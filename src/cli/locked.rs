@@ -134,7 +134,15 @@ pub async fn relaunch_locked(
             continue;
         }
         let (endpoint, reading) = relaunch_endpoint(server_name, entry, server)?;
-        let live = relaunch_one(server_name, entry, endpoint, &reading).await?;
+        super::enforcement::hold_authorization(entry, &endpoint);
+        let reached = endpoint.clone();
+        let live = match relaunch_one(server_name, entry, endpoint, &reading).await {
+            Ok(live) => live,
+            Err(error) => {
+                let drift = super::enforcement::authorization_drift(&reached, Some(entry));
+                return Err(drift.unwrap_or(error));
+            }
+        };
         old.servers.insert(server_name.clone(), entry.clone());
         new.servers.insert(server_name.clone(), live);
     }

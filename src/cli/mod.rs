@@ -1351,6 +1351,13 @@ pub struct ServerArgs {
     pub server: Vec<String>,
 }
 
+/// OAuth clients by the server URL they are for (shared by clones of the flags).
+pub type OAuthClients = std::sync::Arc<
+    std::sync::Mutex<
+        std::collections::BTreeMap<String, std::sync::Arc<crate::transport::oauth::OAuth>>,
+    >,
+>;
+
 fn parse_context(name: &str) -> Result<String, String> {
     if crate::core::launch::valid_context(name) {
         Ok(name.to_string())
@@ -1434,10 +1441,10 @@ pub struct RemoteArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub oauth_login_timeout: u64,
 
-    /// The OAuth client made from these flags, made once so every start of the server (a
-    /// --repeat, a relaunch) shares one login.
+    /// The OAuth clients made from these flags, one per server URL, made once so every start
+    /// of a server (a --repeat, a relaunch) shares one login.
     #[arg(skip)]
-    pub oauth: std::sync::OnceLock<std::sync::Arc<crate::transport::oauth::OAuth>>,
+    pub oauth: OAuthClients,
 }
 
 #[derive(Debug, Args)]
