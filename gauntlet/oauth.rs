@@ -691,7 +691,10 @@ fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the
     // Tokens that live 2 s: the second session's token has expired and is renewed.
     let bot = json!({"id": BOT.0, "secret": BOT.1, "ttl": 2});
     let auth = AuthServer::with(&json!({"clients": [bot]}));
-    let server = crate::common::remote::python_protected(&auth.issuer);
+    let swapped_log = d.join("swapped-requests.log");
+    let swapped = AuthServer::with(&json!({"clients": [bot], "log": swapped_log}));
+    let port = crate::common::infra::free_port();
+    let server = crate::common::remote::python_protected_at(&auth.issuer, port);
     let url = server.url("/mcp");
     as_bot(d, &["lock", "--name", "catalog"], &url).expect_success();
     let token = token(d, "ci", &["catalog"]);
@@ -725,6 +728,23 @@ fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the
         );
         std::thread::sleep(Duration::from_secs(3));
     }
+    // The server swapped for one trusting another authorization server while the gateway
+    // runs: the next renewal meets the other surface, and nothing is asked of it.
+    drop(server);
+    let _server = crate::common::remote::python_protected_at(&swapped.issuer, port);
+    let out = client(&mcp, &token, json!([["lookup", {"term": "z"}]])).to_string();
+    assert!(!out.contains("z: found"), "{out}");
+    assert!(
+        gw.said().contains("not the one locked") || out.contains("not the one locked"),
+        "{out}\n{}",
+        gw.said()
+    );
+    // (The server itself fetches the other issuer's keys to check the token it was sent.)
+    let asked = std::fs::read_to_string(&swapped_log).unwrap_or_default();
+    assert!(
+        !asked.contains("/token") && !asked.contains("/.well-known"),
+        "the gateway asked the swapped server: {asked}"
+    );
     let written = every_file(d) + &gw.said();
     assert!(!written.contains("eyJ"), "an OAuth token was written");
     assert!(!written.contains(BOT.1), "the client secret was written");

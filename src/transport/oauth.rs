@@ -60,7 +60,8 @@ pub struct OAuthConfig {
     pub announce: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
-/// One server's OAuth client: discovery once, tokens renewed when the server refuses one.
+/// One server's OAuth client: discovery, then a token, each time the server refuses the token
+/// it has (or has none).
 pub struct OAuth {
     config: OAuthConfig,
     /// The surface the lock recorded (`Some(None)`: it recorded none): any other is refused.
@@ -153,9 +154,9 @@ impl OAuth {
             return Ok(());
         }
         let http = Http::new(server, self.config.extra_roots.as_deref()).await?;
-        if renewal.found.is_none() {
-            renewal.found = Some(self.discover(&http, server, challenge).await?);
-        }
+        // Discovery again at every renewal: a surface swapped while tokens were being used is
+        // met before the next token is asked for.
+        renewal.found = Some(self.discover(&http, server, challenge).await?);
         let found = renewal.found.as_ref().ok_or("discovery found nothing")?;
         let scopes = if !self.config.scopes.is_empty() {
             self.config.scopes.clone()
