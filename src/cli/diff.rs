@@ -269,14 +269,12 @@ async fn live(args: &DiffArgs) -> Result<(Lockfile, Lockfile), CliError> {
         server_args.protocol = protocol_like(server_args.protocol, known);
         let endpoint = server_args.endpoint()?;
         if let Some(entry) = known {
-            super::enforcement::hold_authorization(entry, &endpoint);
+            super::authorization::hold(entry, &endpoint);
         }
         let scanned = match scan_server(&server_args).await {
             Ok(scanned) => scanned,
             Err(error) => {
-                return Err(
-                    super::enforcement::authorization_drift(&endpoint, known).unwrap_or(error)
-                );
+                return Err(super::authorization::drift(&endpoint, known).unwrap_or(error));
             }
         };
         let by_launch = scanned

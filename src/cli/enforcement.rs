@@ -63,42 +63,6 @@ fn audit_seal(guard: &GuardArgs) -> Result<Option<crate::proxy::Seal>, CliError>
     }))
 }
 
-/// A remote server reached by OAuth is held to the OAuth surface its lock recorded (none
-/// recorded: any is refused); the check runs at discovery, before a token is asked for.
-pub fn hold_authorization(entry: &ServerLock, endpoint: &Endpoint) {
-    if let Endpoint::Http(http) = endpoint
-        && let Some(oauth) = &http.oauth
-    {
-        oauth.expect(entry.authorization.clone());
-    }
-}
-
-/// A live server whose OAuth surface is not the locked one is not scanned (no token is asked
-/// from an authorization server the lock did not record): that is critical drift, said as
-/// such, not a server failure.
-pub fn authorization_drift(endpoint: &Endpoint, known: Option<&ServerLock>) -> Option<CliError> {
-    let Endpoint::Http(http) = endpoint else {
-        return None;
-    };
-    let live = http.oauth.as_ref()?.met()?;
-    let locked = known?.authorization.as_ref();
-    let differences = match locked {
-        Some(locked) => locked.differences(&live),
-        None => vec![format!("locked without OAuth, now issuer {}", live.issuer)],
-    };
-    if differences.is_empty() {
-        return None;
-    }
-    Some(fail(
-        Code::Drift,
-        format!(
-            "critical drift: the OAuth surface of {} changed since it was locked ({}); no token was asked for, so nothing else was compared; if you trust it, lock it again with `mcplock lock --update`",
-            http.url,
-            differences.join("; ")
-        ),
-    ))
-}
-
 /// The code behind a locked server's launch: what it runs here and now must be what was
 /// locked. A launch whose code the lock does not pin is said on stderr and allowed.
 pub fn check_artifact(

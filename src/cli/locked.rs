@@ -134,12 +134,12 @@ pub async fn relaunch_locked(
             continue;
         }
         let (endpoint, reading) = relaunch_endpoint(server_name, entry, server)?;
-        super::enforcement::hold_authorization(entry, &endpoint);
+        super::authorization::hold(entry, &endpoint);
         let reached = endpoint.clone();
         let live = match relaunch_one(server_name, entry, endpoint, &reading).await {
             Ok(live) => live,
             Err(error) => {
-                let drift = super::enforcement::authorization_drift(&reached, Some(entry));
+                let drift = super::authorization::drift(&reached, Some(entry));
                 return Err(drift.unwrap_or(error));
             }
         };

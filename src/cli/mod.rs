@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod audit;
+mod authorization;
 mod bundle;
 mod changes;
 mod diff;

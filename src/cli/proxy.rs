@@ -74,7 +74,7 @@ fn prepare(args: &ProxyArgs) -> Result<Prepared, CliError> {
     let name = locked_name(args, &lockfile, &launch)?;
     let entry = &lockfile.servers[&name];
     enforcement::check_artifact(entry, &launch, &name, "proxy")?;
-    enforcement::hold_authorization(entry, &endpoint);
+    super::authorization::hold(entry, &endpoint);
     let private = enforcement::private_copy(entry, &endpoint, &launch)?;
     Ok((lockfile, name, endpoint, private))
 }

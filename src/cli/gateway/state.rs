@@ -233,7 +233,7 @@ fn upstream(
             let mut endpoint = remote.endpoint_at(url).map_err(|e| e.headline)?;
             endpoint.context = context.clone();
             let endpoint = crate::transport::Endpoint::Http(endpoint);
-            enforcement::hold_authorization(entry, &endpoint);
+            crate::cli::authorization::hold(entry, &endpoint);
             endpoint
         }
     };
