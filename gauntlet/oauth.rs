@@ -664,6 +664,31 @@ fn a_server_offering_an_admin_credential_more_is_locked_per_context_and_the_diff
         "{report}"
     );
 
+    // A policy reads the context and the surface: the identity provider pinned, and the admin
+    // context's extra tool named.
+    let policy = format!(
+        "name: idp\nrules:\n  - id: our-idp\n    expr: mcp.server.authorization.issuer == '{}'\n    message: tokens come from our identity provider\n    severity: error\n  - id: no-purge-for-users\n    on: tool\n    expr: mcp.server.launch.context == 'admin' || mcp.tool.name != 'purge_catalog'\n    message: only the admin context may offer purge_catalog\n    severity: error\n",
+        auth.issuer
+    );
+    std::fs::write(d.join("idp.yaml"), policy).unwrap();
+    let checked = run_in(
+        d,
+        &["policy", "check", "--policy", "idp.yaml"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    let other = std::fs::read_to_string(d.join("idp.yaml"))
+        .unwrap()
+        .replace(&auth.issuer, "https://login.example.com");
+    std::fs::write(d.join("idp.yaml"), other).unwrap();
+    let checked = run_in(
+        d,
+        &["policy", "check", "--policy", "idp.yaml"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(checked.code, 1, "{}{}", checked.stdout, checked.stderr);
+    assert!(checked.stdout.contains("our-idp"), "{}", checked.stdout);
+
     // A live diff picks the entry of the context it runs under: the user's is unchanged.
     let live = as_bot(d, &["diff", "--context", "user"], &url);
     assert_eq!(live.code, 0, "{}{}", live.stdout, live.stderr);

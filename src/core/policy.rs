@@ -930,6 +930,7 @@ fn server_fields(name: &str, s: &ServerLock) -> Map<String, Value> {
         "instructionsFindings": text_findings(&[s.instructions.as_deref()]),
         "launch": s.launch.to_json(),
         "artifact": s.artifact.as_ref().map(crate::core::artifact::Artifact::to_json),
+        "authorization": s.authorization.as_ref().map(crate::core::authz::AuthSurface::to_json),
         "resourcesLocked": s.resources.is_some(),
     }) else {
         return Map::new();
