@@ -442,14 +442,12 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
 {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let bot = json!({"id": BOT.0, "secret": BOT.1, "ttl": 300});
-    let honest = AuthServer::with(&json!({"clients": [bot]}));
-    let swapped_log = d.join("swapped-requests.log");
-    let swapped = AuthServer::with(&json!({"clients": [bot], "log": swapped_log}));
-    let port = crate::common::infra::free_port();
-    let server = crate::common::remote::python_protected_at(&honest.issuer, port);
-    let url = server.url("/mcp");
-    as_bot(d, &["lock", "--name", "catalog"], &url).expect_success();
+    let mut swap = Swap::locked(d, 300);
+    let (honest, swapped, url) = (
+        swap.honest.issuer.clone(),
+        swap.other.issuer.clone(),
+        swap.url(),
+    );
 
     // Through the proxy, a host reaches the server by the bot's OAuth token and calls a tool.
     let host = proxied(
@@ -462,13 +460,12 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
     assert!(host.0.contains("tea: found"), "{host:?}");
 
     // The same URL, now naming another authorization server.
-    drop(server);
-    let _server = crate::common::remote::python_protected_at(&swapped.issuer, port);
+    swap.swap();
     let diff = as_bot(d, &["diff", "--name", "catalog"], &url);
     assert_eq!(diff.code, 1, "{}{}", diff.stdout, diff.stderr);
     assert!(diff.stderr.contains("critical drift"), "{}", diff.stderr);
     assert!(
-        diff.stderr.contains(&honest.issuer) && diff.stderr.contains(&swapped.issuer),
+        diff.stderr.contains(&honest) && diff.stderr.contains(&swapped),
         "{}",
         diff.stderr
     );
@@ -496,8 +493,56 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
     assert!(said.contains("not the one locked"), "{answers}{said}");
     assert!(!answers.contains("\"result\""), "{answers}");
     // Nothing, not even its metadata, was asked of the swapped authorization server.
-    let asked = std::fs::read_to_string(&swapped_log).unwrap_or_default();
+    let asked = swap.asked_of_other();
     assert!(asked.is_empty(), "the swapped server was asked: {asked}");
+}
+
+/// The protected server on a port of its own trusting `honest`, locked in `dir` as `catalog`
+/// by [`BOT`] (tokens living `ttl` seconds); [`Swap::swap`] starts it again on the same port
+/// trusting `other`, which logs every request it gets.
+struct Swap {
+    honest: AuthServer,
+    other: AuthServer,
+    other_log: std::path::PathBuf,
+    server: Option<crate::common::remote::HttpServerProcess>,
+    port: u16,
+}
+
+impl Swap {
+    fn locked(dir: &Path, ttl: u64) -> Swap {
+        let bot = json!({"id": BOT.0, "secret": BOT.1, "ttl": ttl});
+        let other_log = dir.join("swapped-requests.log");
+        let mut swap = Swap {
+            honest: AuthServer::with(&json!({"clients": [bot]})),
+            other: AuthServer::with(&json!({"clients": [bot], "log": other_log})),
+            other_log,
+            server: None,
+            port: crate::common::infra::free_port(),
+        };
+        swap.server = Some(crate::common::remote::python_protected_at(
+            &swap.honest.issuer,
+            swap.port,
+        ));
+        as_bot(dir, &["lock", "--name", "catalog"], &swap.url()).expect_success();
+        swap
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn swap(&mut self) {
+        drop(self.server.take());
+        self.server = Some(crate::common::remote::python_protected_at(
+            &self.other.issuer,
+            self.port,
+        ));
+    }
+
+    /// What the other authorization server was asked, a line each.
+    fn asked_of_other(&self) -> String {
+        std::fs::read_to_string(&self.other_log).unwrap_or_default()
+    }
 }
 
 /// A host's session through `mcplock proxy --url URL` by the bot's OAuth: initialize, then
@@ -714,14 +759,7 @@ fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Tokens that live 2 s: the second session's token has expired and is renewed.
-    let bot = json!({"id": BOT.0, "secret": BOT.1, "ttl": 2});
-    let auth = AuthServer::with(&json!({"clients": [bot]}));
-    let swapped_log = d.join("swapped-requests.log");
-    let swapped = AuthServer::with(&json!({"clients": [bot], "log": swapped_log}));
-    let port = crate::common::infra::free_port();
-    let server = crate::common::remote::python_protected_at(&auth.issuer, port);
-    let url = server.url("/mcp");
-    as_bot(d, &["lock", "--name", "catalog"], &url).expect_success();
+    let mut swap = Swap::locked(d, 2);
     let token = token(d, "ci", &["catalog"]);
 
     // Without the gateway's own client the server is not served, and the log says what to give.
@@ -755,8 +793,7 @@ fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the
     }
     // The server swapped for one trusting another authorization server while the gateway
     // runs: the next renewal meets the other surface, and nothing is asked of it.
-    drop(server);
-    let _server = crate::common::remote::python_protected_at(&swapped.issuer, port);
+    swap.swap();
     let out = client(&mcp, &token, json!([["lookup", {"term": "z"}]])).to_string();
     assert!(!out.contains("z: found"), "{out}");
     assert!(
@@ -765,7 +802,7 @@ fn the_gateway_reaches_a_server_locked_through_oauth_with_its_own_client_and_the
         gw.said()
     );
     // (The server itself fetches the other issuer's keys to check the token it was sent.)
-    let asked = std::fs::read_to_string(&swapped_log).unwrap_or_default();
+    let asked = swap.asked_of_other();
     assert!(
         !asked.contains("/token") && !asked.contains("/.well-known"),
         "the gateway asked the swapped server: {asked}"

@@ -12,10 +12,7 @@ sessions="${2:-1}"
 calls="${3:-500}"
 source gauntlet/bench/gateway_lib.sh
 
-node "$node_dir/oauth_server.mjs" '{"clients":[{"id":"bench","secret":"bench-secret","ttl":3600}]}' 2>"$work/as.err" &
-pids+=($!)
-wait_listening "$work/as.err"
-issuer=$(grep -o 'listening on http://[0-9.:]*' "$work/as.err" | head -1 | cut -d' ' -f3)
+start_auth_server '{"clients":[{"id":"bench","secret":"bench-secret","ttl":3600}]}'
 audience=https://gw.example/mcp
 cd "$work"
 "$mcplock" lock --name everything -- node "$everything" stdio >/dev/null 2>&1

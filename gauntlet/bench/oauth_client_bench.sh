@@ -10,10 +10,7 @@ cd "$(dirname "$0")/../.."
 runs="${1:-10}"
 source gauntlet/bench/gateway_lib.sh
 
-node "$node_dir/oauth_server.mjs" '{"clients":[{"id":"bench","secret":"bench-secret","ttl":3600}]}' 2>"$work/as.err" &
-pids+=($!)
-wait_listening "$work/as.err"
-issuer=$(grep -o 'listening on http://[0-9.:]*' "$work/as.err" | head -1 | cut -d' ' -f3)
+start_auth_server '{"clients":[{"id":"bench","secret":"bench-secret","ttl":3600}]}'
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$python" "$root/testdata/servers/python/protected_server.py" "$issuer" "$port" 2>"$work/server.err" &
 pids+=($!)

@@ -85,36 +85,24 @@ pub fn python_http(transport: &str) -> HttpServerProcess {
 /// The Python SDK server protected by the SDK's own auth support (`protected_server.py`):
 /// it takes only JWT access tokens of `issuer` issued for its URL.
 pub fn python_protected(issuer: &str) -> HttpServerProcess {
-    serve(|port| {
-        let mut command = Command::new(real_component("python/.venv/bin/python"));
-        command.args([
-            &real_component("python/protected_server.py"),
-            issuer,
-            &port.to_string(),
-        ]);
-        command
-    })
+    serve(|port| protected_command(issuer, port))
+}
+
+fn protected_command(issuer: &str, port: u16) -> Command {
+    let mut command = Command::new(real_component("python/.venv/bin/python"));
+    command.args([
+        &real_component("python/protected_server.py"),
+        issuer,
+        &port.to_string(),
+    ]);
+    command
 }
 
 /// The same on `port` (to start it again on the address it was locked at).
 pub fn python_protected_at(issuer: &str, port: u16) -> HttpServerProcess {
-    let child = Command::new(real_component("python/.venv/bin/python"))
-        .args([
-            &real_component("python/protected_server.py"),
-            issuer,
-            &port.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start python");
-    let mut server = HttpServerProcess { child, port };
-    assert!(
-        wait_listening(&mut server),
-        "the protected server did not listen on {port}"
-    );
-    server
+    let command = protected_command(issuer, port);
+    serve_on(port, command)
+        .unwrap_or_else(|| panic!("the protected server did not listen on {port}"))
 }
 
 /// Our scripted hostile HTTP server (`hostile_http.py MODE PORT [ARGS]`).
@@ -175,18 +163,23 @@ fn hostile(
 fn serve(command: impl Fn(u16) -> Command) -> HttpServerProcess {
     for _ in 0..5 {
         let port = free_port();
-        let child = command(port)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start python");
-        let mut server = HttpServerProcess { child, port };
-        if wait_listening(&mut server) {
+        if let Some(server) = serve_on(port, command(port)) {
             return server;
         }
     }
     panic!("no server started on a port of its own in 5 attempts");
+}
+
+/// Starts `command`, quiet, and waits until it listens on `port`; `None` when it exits first.
+fn serve_on(port: u16, mut command: Command) -> Option<HttpServerProcess> {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let mut server = HttpServerProcess { child, port };
+    wait_listening(&mut server).then_some(server)
 }
 
 /// A port nobody listens on now (the OS picks it; a server started next takes it), and never
