@@ -492,9 +492,23 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
     let (answers, said) = proxied(d, &url, &[]);
     assert!(said.contains("not the one locked"), "{answers}{said}");
     assert!(!answers.contains("\"result\""), "{answers}");
+    // Locking it again without --update: the same drift, nothing written.
+    let before = std::fs::read(d.join("mcp-lock.json")).unwrap();
+    let again = as_bot(d, &["lock", "--name", "catalog"], &url);
+    assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
+    assert!(again.stderr.contains("critical drift"), "{}", again.stderr);
+    assert_eq!(std::fs::read(d.join("mcp-lock.json")).unwrap(), before);
     // Nothing, not even its metadata, was asked of the swapped authorization server.
     let asked = swap.asked_of_other();
     assert!(asked.is_empty(), "the swapped server was asked: {asked}");
+    // Accepted on purpose, the lock records the other issuer.
+    as_bot(d, &["lock", "--name", "catalog", "--update"], &url).expect_success();
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
+    assert_eq!(
+        lock["servers"]["catalog"]["authorization"]["issuer"],
+        swapped.as_str()
+    );
 }
 
 /// The protected server on a port of its own trusting `honest`, locked in `dir` as `catalog`

@@ -106,7 +106,29 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let mut existing = load()?;
 
     let mut server_args = server_args(&args, existing.as_ref())?;
-    let mut scanned = scan_stable(&server_args, &args.repeat, args.resources).await?;
+    // A remote server already locked through OAuth is held to its surface before any token is
+    // asked for, unless the change is being accepted (--update).
+    let held = if args.update {
+        None
+    } else {
+        let endpoint = server_args.endpoint()?;
+        let known = existing
+            .as_ref()
+            .and_then(|l| entry_for(l, args.name.as_deref(), &endpoint.launch()))
+            .filter(|entry| entry.authorization.is_some());
+        if let Some(entry) = known {
+            super::authorization::hold(entry, &endpoint);
+        }
+        known.cloned().map(|entry| (endpoint, entry))
+    };
+    let mut scanned = match scan_stable(&server_args, &args.repeat, args.resources).await {
+        Ok(scanned) => scanned,
+        Err(error) => {
+            let drift = held
+                .and_then(|(endpoint, entry)| super::authorization::drift(&endpoint, Some(&entry)));
+            return Err(drift.unwrap_or(error));
+        }
+    };
     let pin_notes = if args.pin {
         pin(&mut server_args, &mut scanned, &args).await?
     } else {
