@@ -27,6 +27,7 @@ pub mod merge;
 pub mod methods;
 pub mod normalize;
 pub mod parallel;
+pub mod peers;
 pub mod policy;
 pub mod relay;
 pub mod review;

@@ -1,0 +1,3 @@
+//! Other tools' lockfile formats, as far as mcplock reads, checks or writes them (issue 32).
+
+pub mod mcp_lock_v1;
