@@ -341,6 +341,17 @@ fn with_browser_login(d: &Path, args: &[&str], login: &str) -> (i32, String, Str
             break format!("http://{url}");
         }
     };
+    // Something else on this machine answers the redirect first, with a forged state: refused,
+    // and the person's login goes on.
+    let redirect = reqwest::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let base = redirect.trim_end_matches("/callback");
+    let (status, _, _) = exchange(base, "GET", "/callback?code=forged&state=forged", &[], "");
+    assert_eq!(status, 400);
     let browser = Command::new(real_component("python/.venv/bin/python"))
         .args([&real_component("python/browser.py"), &url, login])
         .output()
@@ -691,6 +702,21 @@ fn a_server_offering_an_admin_credential_more_is_locked_per_context_and_the_diff
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
+
+    // Signed and verified like any lockfile (the verifier's streaming reader knows version 6).
+    run_in(d, &["keygen"], Duration::from_secs(30)).expect_success();
+    run_in(
+        d,
+        &["sign", "--key", "mcplock.key"],
+        Duration::from_secs(30),
+    )
+    .expect_success();
+    run_in(
+        d,
+        &["verify", "--key", "mcplock.pub"],
+        Duration::from_secs(30),
+    )
+    .expect_success();
 
     // What the admin credential is offered that the user's is not, from the lockfile alone.
     let args = [

@@ -357,7 +357,7 @@ impl OAuth {
             .add_extra_param("resource", found.resource.resource.clone())
             .url();
         (self.config.announce)(url.as_str());
-        let answer = tokio::time::timeout(wait, callback(listener))
+        let answer = tokio::time::timeout(wait, callback(listener, state.secret().clone()))
             .await
             .map_err(|_| {
                 format!(
@@ -442,35 +442,25 @@ fn redirected_code(
         .ok_or_else(|| "the login's redirect carried no code".into())
 }
 
-/// Serves the loopback redirect until a request for `/callback` comes; its query.
-async fn callback(listener: tokio::net::TcpListener) -> Result<Vec<(String, String)>, String> {
+/// Serves the loopback redirect until a request for `/callback` carrying `state` comes; its
+/// query. A redirect with another state (forged by something else on this machine, or stale)
+/// is answered 400 and ignored, so it cannot end the login it is not part of.
+async fn callback(
+    listener: tokio::net::TcpListener,
+    state: String,
+) -> Result<Vec<(String, String)>, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(String, String)>>(1);
+    let state = Arc::new(state);
     loop {
         tokio::select! {
             query = rx.recv() => return query.ok_or_else(|| "the login's redirect was lost".into()),
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let tx = tx.clone();
+                let (tx, state) = (tx.clone(), Arc::clone(&state));
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        async move {
-                            let (status, text) = if req.uri().path() == "/callback" {
-                                let query = req.uri().query().unwrap_or_default();
-                                let pairs = url::form_urlencoded::parse(query.as_bytes())
-                                    .into_owned()
-                                    .collect();
-                                let _ = tx.try_send(pairs);
-                                (200, "mcplock: the login is done; you may close this page.")
-                            } else {
-                                (404, "not found")
-                            };
-                            let response = hyper::Response::builder()
-                                .status(status)
-                                .header("content-type", "text/plain; charset=utf-8")
-                                .body(http_body_util::Full::new(Bytes::from(text)));
-                            Ok::<_, std::convert::Infallible>(response.unwrap_or_default())
-                        }
+                        let answer = redirect_answer(&req, &state, &tx);
+                        async move { Ok::<_, std::convert::Infallible>(answer) }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -480,6 +470,37 @@ async fn callback(listener: tokio::net::TcpListener) -> Result<Vec<(String, Stri
             }
         }
     }
+}
+
+/// The page a browser gets at the loopback redirect; a redirect with the awaited state is
+/// handed over on `tx`.
+fn redirect_answer(
+    req: &hyper::Request<hyper::body::Incoming>,
+    state: &str,
+    tx: &tokio::sync::mpsc::Sender<Vec<(String, String)>>,
+) -> hyper::Response<http_body_util::Full<Bytes>> {
+    let (status, text) = if req.uri().path() != "/callback" {
+        (404, "not found")
+    } else {
+        let query = req.uri().query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        if pairs.iter().any(|(k, v)| k == "state" && v == state) {
+            let _ = tx.try_send(pairs);
+            (200, "mcplock: the login is done; you may close this page.")
+        } else {
+            (
+                400,
+                "mcplock: this is not the login mcplock is waiting for.",
+            )
+        }
+    };
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(http_body_util::Full::new(Bytes::from(text)))
+        .unwrap_or_default()
 }
 
 fn token_error<E: std::error::Error>(
