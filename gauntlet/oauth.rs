@@ -863,6 +863,7 @@ fn oauth_discovery_reaches_no_forbidden_address_and_no_other_resources_metadata(
             "oauth-other-resource",
             "describes the resource \"https://other.example/mcp\"",
         ),
+        ("oauth-huge-metadata", "larger than 65536 bytes"),
     ] {
         let server = crate::common::remote::hostile_http(mode, &[]);
         let scan = as_bot(d, &["scan"], &server.url("/mcp"));

@@ -28,6 +28,7 @@ so a client falls back to initialize), then misbehaves as named:
   oauth-server-ssrf    401 naming its own resource metadata, which names an authorization
                    server at 169.254.169.254
   oauth-other-resource 401 naming its own resource metadata, which describes another resource
+  oauth-huge-metadata  401 naming its own resource metadata, a 2 MB document
 """
 import json
 import os
@@ -91,6 +92,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.record()
+        if MODE == "oauth-huge-metadata" and self.path.startswith("/.well-known/"):
+            self.reply(200, b'{"resource": "' + b"x" * (2 << 20) + b'"}')
+            return
         if MODE in ("oauth-server-ssrf", "oauth-other-resource") and self.path.startswith(
             "/.well-known/oauth-protected-resource"
         ):
