@@ -355,3 +355,58 @@ fn a_failed_run_is_valid_sarif() {
         );
     }
 }
+
+/// SEP-3140: a declaration's published `contentHash` that is not the hash of what is served is
+/// an error result at that declaration; one that holds, or none at all, is nothing (the draft's
+/// other spellings are unit-tested). The holding value was computed independently (Python) from the
+/// draft's example declaration.
+#[test]
+fn a_published_content_hash_that_does_not_hold_is_a_finding_and_one_that_holds_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let example = serde_json::json!({
+        "name": "delete_resource",
+        "title": "Delete a resource",
+        "version": "3",
+        "description": "Permanently deletes the named resource.",
+        "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+    });
+    let holds = "sha256-_BktACDy9BOWvlo3ZurXUfy5lxwqb6DhnXb1grvPi5Q";
+    let mut hashed = example.clone();
+    hashed["contentHash"] = holds.into();
+    // The same declaration and hash under another name: what is served is not what was hashed.
+    let mut renamed = hashed.clone();
+    renamed["name"] = "delete_quietly".into();
+    let plain = serde_json::json!({"name": "plain", "description": "No hash.", "inputSchema": {"type": "object"}});
+    let listing = serde_json::json!({"tools": [hashed, renamed, plain]});
+    fs::write(d.join("listing.json"), listing.to_string()).unwrap();
+    let server = vec![
+        fixture_bin().to_string(),
+        "--listing".into(),
+        d.join("listing.json").to_string_lossy().into_owned(),
+    ];
+    let run = mcplock(d, &["scan", "--format", "sarif", "--"], &server);
+    run.expect_success();
+    let log = run.json();
+    validate(&log);
+    let found: Vec<(String, String)> = results(&log)
+        .iter()
+        .map(|r| {
+            (
+                r["ruleId"].as_str().unwrap().to_string(),
+                r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            "content-hash-mismatch".to_string(),
+            "mcplock-fixture/tools/delete_quietly".to_string()
+        )],
+        "{log}"
+    );
+}

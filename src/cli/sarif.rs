@@ -246,9 +246,15 @@ pub fn findings_log(
         .map(|(code, about)| Rule {
             id: (*code).to_string(),
             summary: format!("Possible tool poisoning: {about}"),
-            help: format!(
-                "Model-visible text (a description, a title, the server's instructions) {about}. A deterministic string check: read the text, and lock the server only if it is meant to say this."
-            ),
+            help: if *code == "content-hash-mismatch" {
+                format!(
+                    "The item {about}: what the server serves is not what it says it serves. Ask its publisher which is meant before locking it."
+                )
+            } else {
+                format!(
+                    "Model-visible text (a description, a title, the server's instructions) {about}. A deterministic string check: read the text, and lock the server only if it is meant to say this."
+                )
+            },
             level: Level::Error,
         })
         .collect();

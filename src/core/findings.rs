@@ -10,7 +10,7 @@ use crate::core::text::is_hazardous;
 use serde_json::Value;
 
 /// Stable finding codes, each with what it means.
-pub const CODES: [(&str, &str); 5] = [
+pub const CODES: [(&str, &str); 6] = [
     (
         "hidden-characters",
         "control, bidi-override, zero-width or tag characters a reviewer cannot see",
@@ -30,6 +30,10 @@ pub const CODES: [(&str, &str); 5] = [
     (
         "sensitive-path",
         "mentions secrets on disk (SSH keys, cloud credentials, /etc/shadow, .env files)",
+    ),
+    (
+        "content-hash-mismatch",
+        "publishes a contentHash (SEP-3140) that is not the hash of what it serves, or one that cannot be read",
     ),
 ];
 
@@ -126,7 +130,8 @@ pub struct Located {
 }
 
 /// Every finding in a server's instructions and in each item's descriptions and titles (at any
-/// depth: schema properties and prompt arguments too), in lockfile order.
+/// depth: schema properties and prompt arguments too), and each item's published content hash
+/// that does not hold, in lockfile order.
 pub fn in_server(entry: &ServerLock) -> Vec<Located> {
     let mut out = Vec::new();
     if let Some(text) = &entry.instructions {
@@ -153,6 +158,17 @@ pub fn in_server(entry: &ServerLock) -> Vec<Located> {
                         path: path.clone(),
                     });
                 }
+            }
+            use crate::core::peers::sep3140::{self, Published};
+            if matches!(
+                sep3140::check(&definition),
+                Some(Published::Differs { .. } | Published::Unreadable { .. })
+            ) {
+                out.push(Located {
+                    code: "content-hash-mismatch",
+                    item: Some((kind, key.clone())),
+                    path: format!("/{}", sep3140::FIELD),
+                });
             }
         }
     }
