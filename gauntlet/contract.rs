@@ -214,6 +214,14 @@ fn bad_inputs() -> BTreeMap<&'static str, (Vec<&'static str>, &'static str)> {
             "audit verify",
             (vec!["audit", "verify", "missing.jsonl"], "input-missing"),
         ),
+        // Its output is another tool's file: --format json is refused, naming mcp-lock/1.
+        (
+            "export",
+            (
+                vec!["export", "--lockfile", "missing.json"],
+                "format-unsupported",
+            ),
+        ),
     ])
 }
 

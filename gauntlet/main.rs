@@ -19,6 +19,7 @@ mod hosts;
 mod limits;
 mod lock;
 mod oauth;
+mod peers;
 mod policy;
 mod proxy;
 mod published;

@@ -25,7 +25,8 @@ pub fn report(changes: Vec<Change>, fail_on: FailOn, located_in: PathBuf) -> Out
             Format::Json => json_report(&changes, fail_on, exceeds),
             Format::Markdown => markdown(&changes, fail_on, exceeds),
             Format::Sarif => pretty(&sarif_report(&changes, &located_in, exit)),
-            Format::Human => human(&changes, fail_on, exceeds, use_color()),
+            // Refused before any output by `check_format` (export only).
+            Format::Human | Format::McpLock1 => human(&changes, fail_on, exceeds, use_color()),
         })
     })
 }

@@ -10,6 +10,7 @@ mod docs;
 mod enforcement;
 mod entries;
 mod exit;
+mod export;
 mod files;
 mod gateway;
 mod hosts;
@@ -58,7 +59,8 @@ A broken pipe on stdout (e.g. `mcplock scan ... | head`) exits 0.";
 #[derive(Debug, Parser)]
 #[command(name = "mcplock", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
-    /// Output format: human, json, markdown or sarif (which ones a command has: its --help).
+    /// Output format: human, json, markdown, sarif or mcp-lock/1 (which ones a command has:
+    /// its --help).
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
@@ -374,6 +376,25 @@ pub enum Command {
     ///   mcplock man --out-dir /usr/local/share/man/man1   # mcplock.1, mcplock-scan.1, ...
     #[command(verbatim_doc_comment)]
     Man(ManArgs),
+
+    /// Write the lockfile in another tool's format, as far as that format carries it.
+    ///
+    /// `--format mcp-lock/1`: the draft vendor-neutral MCP install lockfile (ToolPin's spec;
+    /// its digests and signature checked against the spec's published vectors). Each remote
+    /// server at an https URL and each server run from an npm, PyPI or OCI package becomes an
+    /// entry: its target, a surface hash over its tools' names, descriptions and input
+    /// schemas, a config digest over its locked launch, and our entry digest under
+    /// `extensions."dev.mcplock"`. What an entry cannot hold (prompts, resources,
+    /// instructions, annotations, the files a package runs, header and environment names, an
+    /// OAuth surface) is named on stderr, server by server; a server that has no place in the
+    /// format (a local file, plain http) is left out and named. The file is no lock of ours:
+    /// verify and enforce with mcp-lock.json.
+    ///
+    /// Examples:
+    ///   mcplock export --format mcp-lock/1 > mcp-lock.v1.json
+    ///   mcplock export --format mcp-lock/1 --lockfile team-lock.json --client cursor -o out.json
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +402,66 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The lockfile to export.
+    #[arg(long, value_name = "PATH", default_value = "mcp-lock.json")]
+    pub lockfile: std::path::PathBuf,
+
+    /// Write the file here (atomically) instead of to stdout.
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// The client the entries are for (mcp-lock/1 names one: claude-code, cursor, ...).
+    #[arg(long, value_name = "NAME", default_value = "generic", value_parser = parse_client)]
+    pub client: String,
+
+    /// The time written as each entry's resolvedAt and lockedAt, RFC 3339 (mcp-lock/1
+    /// requires them; our lock records no time) [default: now; give it for the same bytes
+    /// every time].
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub at: Option<String>,
+}
+
+fn parse_client(name: &str) -> Result<String, String> {
+    let mut bytes = name.bytes();
+    let ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err("a client is lowercase letters, digits and '-' (e.g. claude-code)".into())
+    }
+}
+
+fn parse_rfc3339(time: &str) -> Result<String, String> {
+    let b = time.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        r.into_iter()
+            .all(|i| b.get(i).is_some_and(u8::is_ascii_digit))
+    };
+    let ok = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && time.ends_with('Z');
+    if ok {
+        Ok(time.to_string())
+    } else {
+        Err("expected an RFC 3339 time in UTC, e.g. 2026-12-08T10:00:00Z".into())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -393,7 +474,7 @@ pub struct ManArgs {
 
 /// The formats a (sub)command has output in: the one table `main` checks and `--help` shows.
 pub fn formats_for(name: &str, sub: Option<&str>) -> &'static [Format] {
-    use Format::{Human, Json, Markdown, Sarif};
+    use Format::{Human, Json, Markdown, McpLock1, Sarif};
     match (name, sub) {
         ("scan" | "lock", _) => &[Human, Json, Sarif],
         ("diff", _) | ("policy", Some("check")) => &[Human, Json, Markdown, Sarif],
@@ -405,6 +486,8 @@ pub fn formats_for(name: &str, sub: Option<&str>) -> &'static [Format] {
         ("wrap" | "unwrap", _) => &[Human],
         // Their stdout is the script or the page.
         ("completions" | "man", _) => &[Human],
+        // Its stdout is the file written, in another tool's format.
+        ("export", _) => &[McpLock1],
         _ => &[Human, Json],
     }
 }
@@ -1080,6 +1163,9 @@ pub enum Format {
     Markdown,
     /// SARIF 2.1.0 for code scanning (diff, policy check, and the findings of scan and lock).
     Sarif,
+    /// The draft vendor-neutral mcp-lock/1 lockfile, for tools that read it (export).
+    #[value(name = "mcp-lock/1")]
+    McpLock1,
 }
 
 impl Format {
@@ -1089,6 +1175,7 @@ impl Format {
             Format::Json => "json",
             Format::Markdown => "markdown",
             Format::Sarif => "sarif",
+            Format::McpLock1 => "mcp-lock/1",
         }
     }
 }
@@ -1975,6 +2062,7 @@ async fn dispatch(command: Command) -> Result<Output, CliError> {
         Command::Gateway(args) => gateway::run(args).await,
         Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => docs::man(args),
+        Command::Export(args) => export::run(args),
     }
 }
 
@@ -2212,6 +2300,8 @@ fn report_structured(error: &CliError, format: Format) -> ExitCode {
         Format::Json => Some(render::pretty(&error.to_json())),
         Format::Markdown => Some(render::markdown_error(error)),
         Format::Sarif => Some(render::pretty(&sarif::failed_run(error))),
+        // Its stdout is another tool's lockfile: nothing is written there on a failure.
+        Format::McpLock1 => None,
     };
     if let Some(text) = document {
         let _ = emit(&text);

@@ -315,7 +315,8 @@ async fn check(source: PolicySource, explain: bool) -> Result<Output, CliError> 
                 located_in.as_deref(),
                 exit.code(),
             )),
-            Format::Human => {
+            // Refused before any output by `check_format` (export only).
+            Format::Human | Format::McpLock1 => {
                 let mut text = human(&names, results.as_deref(), explain, failed);
                 if limits > 0 {
                     text.push_str(&format!(

@@ -298,5 +298,7 @@ fn secret_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
+pub mod export;
+
 #[cfg(test)]
 mod tests;
