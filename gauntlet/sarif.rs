@@ -70,6 +70,22 @@ fn pointed_at(dir: &Path, result: &Value) -> String {
     line_text.chars().skip(column - 1).collect()
 }
 
+/// Each result's rule and the logical place it is at, in order.
+fn rules_at(log: &Value) -> Vec<(String, String)> {
+    results(log)
+        .iter()
+        .map(|r| {
+            (
+                r["ruleId"].as_str().unwrap().to_string(),
+                r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
 fn results(log: &Value) -> &Vec<Value> {
     log["runs"][0]["results"].as_array().expect("results")
 }
@@ -100,18 +116,7 @@ fn lock_findings_point_at_the_poisoned_description() {
     run.expect_success();
     let log = run.json();
     validate(&log);
-    let found: BTreeSet<(String, String)> = results(&log)
-        .iter()
-        .map(|r| {
-            (
-                r["ruleId"].as_str().unwrap().to_string(),
-                r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
+    let found: BTreeSet<(String, String)> = rules_at(&log).into_iter().collect();
     for tool in ["tool_00000", "tool_00001", "tool_00002"] {
         for code in ["concealment", "pseudo-system-tag"] {
             assert!(
@@ -389,18 +394,7 @@ fn a_published_content_hash_that_does_not_hold_is_a_finding_and_one_that_holds_i
     run.expect_success();
     let log = run.json();
     validate(&log);
-    let found: Vec<(String, String)> = results(&log)
-        .iter()
-        .map(|r| {
-            (
-                r["ruleId"].as_str().unwrap().to_string(),
-                r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
+    let found: Vec<(String, String)> = rules_at(&log).into_iter().collect();
     assert_eq!(
         found,
         [(
