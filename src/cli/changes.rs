@@ -148,6 +148,7 @@ fn json_report(changes: &[Change], fail_on: FailOn, exceeds: bool) -> String {
                 "findings": c.findings,
                 "item": item,
                 "kind": kind,
+                "material": c.material(),
                 "new": c.new,
                 "old": c.old,
                 "path": c.path,

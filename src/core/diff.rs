@@ -474,6 +474,17 @@ pub struct Change {
     pub findings: Vec<&'static str>,
 }
 
+impl Change {
+    /// For a change inside an item: whether it is material in SEP-3140's sense (anything but
+    /// its title and icons); `None` for a server-level change.
+    pub fn material(&self) -> Option<bool> {
+        match self.subject {
+            Subject::Item(..) => Some(crate::core::peers::sep3140::is_material(&self.path)),
+            Subject::Server => None,
+        }
+    }
+}
+
 /// A change before it knows its server and subject.
 struct Delta {
     path: String,

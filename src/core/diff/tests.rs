@@ -994,3 +994,31 @@ fn every_class_has_one_severity_and_meaning() {
     assert_eq!(ABOUT.len(), Class::ALL.len());
     assert_eq!(Class::ServerVersionChanged.about().0, Severity::Info);
 }
+
+#[test]
+fn a_title_or_icon_change_is_cosmetic_and_every_other_item_change_material() {
+    let mut titled = base_tool();
+    titled["title"] = json!("Read");
+    let mut retitled = titled.clone();
+    retitled["title"] = json!("Read a file");
+    retitled["icons"] = json!([{"src": "https://example.com/i.png"}]);
+    retitled["description"] = json!("Read any file.");
+    let changes = diff(&lock(server(vec![titled])), &lock(server(vec![retitled])));
+    let marks: Vec<(&str, Option<bool>)> = changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.material()))
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("/description", Some(true)),
+            ("/icons", Some(false)),
+            ("/title", Some(false))
+        ],
+        "{changes:?}"
+    );
+    let mut instructions = server(vec![base_tool()]);
+    instructions.instructions = Some("Other.".into());
+    let changes = diff(&lock(server(vec![base_tool()])), &lock(instructions));
+    assert_eq!(changes[0].material(), None);
+}

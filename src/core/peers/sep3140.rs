@@ -13,6 +13,15 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+/// Whether a change at `pointer` inside a declaration is material in the draft's sense (it
+/// must be approved again): everything but its `title` and `icons`, which are cosmetic. A
+/// field the draft does not classify counts as material (fail closed).
+pub fn is_material(pointer: &str) -> bool {
+    let first = pointer.strip_prefix('/').unwrap_or(pointer);
+    let first = first.split('/').next().unwrap_or_default();
+    !matches!(first, "title" | "icons")
+}
+
 /// The member a declaration publishes its hash in.
 pub const FIELD: &str = "contentHash";
 
@@ -105,6 +114,23 @@ mod tests {
         .as_object()
         .unwrap()
         .clone()
+    }
+
+    #[test]
+    fn only_a_title_or_icons_change_is_cosmetic() {
+        for cosmetic in ["/title", "/icons", "/icons/0/src", "title"] {
+            assert!(!is_material(cosmetic), "{cosmetic}");
+        }
+        for material in [
+            "",
+            "/description",
+            "/inputSchema/properties/x",
+            "/annotations/readOnlyHint",
+            "/_meta",
+            "/titles",
+        ] {
+            assert!(is_material(material), "{material}");
+        }
     }
 
     #[test]
