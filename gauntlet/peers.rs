@@ -10,7 +10,8 @@ const T: Duration = Duration::from_secs(60);
 
 /// Checks `export` in Python, independently of mcplock: the document against ToolPin's schema,
 /// each entry's integrity, its surface hash from `listings` (server name: scan snapshot file),
-/// and its config digest from the lockfile's launch. Prints "ok" or fails.
+/// and its config digest from the lockfile's launch; and each scanned tool's SEP-3140 content
+/// hash in the scan's `contentHashes`. Prints "ok" or fails.
 const CHECK: &str = r#"
 import base64, hashlib, json, sys
 import jsonschema
@@ -30,6 +31,12 @@ for entry in doc["entries"]:
     assert entry["surface"]["toolCount"] == len(tools)
     assert entry["configDigest"] == digest(lock["servers"][entry["name"]]["launch"]), entry["name"]
     assert entry["extensions"]["dev.mcplock"]["digest"] == lock["servers"][entry["name"]]["digest"]
+for name, path in scans.items():
+    scan = json.load(open(path))
+    for tool in scan["tools"]:
+        body = {k: v for k, v in tool.items() if k != "contentHash"}
+        sep3140 = "sha256-" + base64.urlsafe_b64encode(hashlib.sha256(canon(body)).digest()).decode().rstrip("=")
+        assert scan["contentHashes"]["tools"][tool["name"]] == sep3140, (name, tool["name"])
 print("ok")
 "#;
 

@@ -392,6 +392,23 @@ impl Snapshot {
         text
     }
 
+    /// Each item's SEP-3140 content hash, by kind and key (derived from the definitions; a
+    /// reader need not keep it).
+    fn content_hashes(&self) -> BTreeMap<&'static str, BTreeMap<&str, String>> {
+        use crate::core::peers::sep3140;
+        ItemKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                let items = self.items(kind)?;
+                let hashes = items
+                    .iter()
+                    .map(|(key, d)| (key.as_str(), sep3140::encode(&sep3140::of_definition(d))))
+                    .collect();
+                Some((kind.field(), hashes))
+            })
+            .collect()
+    }
+
     fn view(&self) -> SnapshotView<'_> {
         let listing = |kind| self.items(kind).map(|items| items.values().collect());
         let unserved: BTreeMap<&'static str, UnservedView> = ItemKind::ALL
@@ -417,6 +434,7 @@ impl Snapshot {
                 .authorization
                 .as_ref()
                 .map(crate::core::authz::AuthSurface::to_json),
+            content_hashes: self.content_hashes(),
             capabilities: &self.capabilities,
             client_capabilities: &self.client_capabilities,
             era: self.era.as_str(),
@@ -455,6 +473,9 @@ struct SnapshotView<'a> {
     authorization: Option<Value>,
     capabilities: &'a Map<String, Value>,
     client_capabilities: &'a Map<String, Value>,
+    /// SEP-3140's hash of each item (derived; docs/peers.md).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    content_hashes: BTreeMap<&'static str, BTreeMap<&'a str, String>>,
     era: &'static str,
     instructions: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -32,6 +32,18 @@ pub fn content_hash(declaration: &Map<String, Value>) -> [u8; 32] {
     Sha256::digest(to_canonical(&Value::Object(without))).into()
 }
 
+/// [`content_hash`] of a held definition: its own digest when it publishes no hash (the same
+/// SHA-256 over the same canonical bytes), computed again only when it may.
+pub fn of_definition(definition: &crate::core::definition::Definition) -> [u8; 32] {
+    let canonical = definition.canonical();
+    let needle = b"\"contentHash\"";
+    if canonical.windows(needle.len()).any(|w| w == needle) {
+        content_hash(&definition.to_map())
+    } else {
+        *definition.digest().bytes()
+    }
+}
+
 /// `sha256-` and the unpadded base64url of `hash`.
 pub fn encode(hash: &[u8; 32]) -> String {
     format!(
