@@ -106,29 +106,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let mut existing = load()?;
 
     let mut server_args = server_args(&args, existing.as_ref())?;
-    // A remote server already locked through OAuth is held to its surface before any token is
-    // asked for, unless the change is being accepted (--update).
-    let held = if args.update {
-        None
-    } else {
-        let endpoint = server_args.endpoint()?;
-        let known = existing
-            .as_ref()
-            .and_then(|l| entry_for(l, args.name.as_deref(), &endpoint.launch()))
-            .filter(|entry| entry.authorization.is_some());
-        if let Some(entry) = known {
-            super::authorization::hold(entry, &endpoint);
-        }
-        known.cloned().map(|entry| (endpoint, entry))
-    };
-    let mut scanned = match scan_stable(&server_args, &args.repeat, args.resources).await {
-        Ok(scanned) => scanned,
-        Err(error) => {
-            let drift = held
-                .and_then(|(endpoint, entry)| super::authorization::drift(&endpoint, Some(&entry)));
-            return Err(drift.unwrap_or(error));
-        }
-    };
+    let mut scanned = scan_held(&args, &server_args, existing.as_ref()).await?;
     let pin_notes = if args.pin {
         pin(&mut server_args, &mut scanned, &args).await?
     } else {
@@ -192,6 +170,35 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         (changes, notes),
         entry,
     ))
+}
+
+/// The server scanned (as stably as --repeat asks). A remote server already locked through
+/// OAuth is held to its surface before any token is asked for, unless the change is being
+/// accepted (--update): another surface is told as critical drift.
+async fn scan_held(
+    args: &LockArgs,
+    server_args: &super::ServerArgs,
+    existing: Option<&crate::core::lockfile::Lockfile>,
+) -> Result<crate::mcp::scan::Scanned, CliError> {
+    let held = if args.update {
+        None
+    } else {
+        let endpoint = server_args.endpoint()?;
+        let known = existing
+            .and_then(|l| entry_for(l, args.name.as_deref(), &endpoint.launch()))
+            .filter(|entry| entry.authorization.is_some());
+        if let Some(entry) = known {
+            super::authorization::hold(entry, &endpoint);
+        }
+        known.cloned().map(|entry| (endpoint, entry))
+    };
+    scan_stable(server_args, &args.repeat, args.resources)
+        .await
+        .map_err(|error| {
+            let drift = held
+                .and_then(|(endpoint, entry)| super::authorization::drift(&endpoint, Some(&entry)));
+            drift.unwrap_or(error)
+        })
 }
 
 /// The server as given, with the variables its lock names passed when they are set, and (for a
