@@ -207,3 +207,64 @@ fn member_names_equal_after_nfc_are_refused_by_the_parser() {
     let refused = parse_strict(fixture!("negative/nfc-duplicate-key.json")).unwrap_err();
     assert!(refused.to_string().contains("NFC"), "{refused}");
 }
+
+mod properties {
+    use super::super::export::{ExportOptions, export};
+    use super::*;
+    use crate::core::snapshot::{ItemKind, Launch};
+    use crate::core::testkit::{any_json, mutate, real_definitions, server_lock};
+    use proptest::prelude::*;
+
+    /// One exported entry, of a remote server offering the real servers' first tools.
+    fn exported_entry() -> Value {
+        let tools: Vec<Value> = real_definitions()
+            .iter()
+            .filter(|(kind, _)| *kind == ItemKind::Tool)
+            .take(5)
+            .map(|(_, d)| Value::Object(d.clone()))
+            .collect();
+        let mut server = server_lock(tools);
+        server.launch = Launch::Http {
+            url: "https://mcp.example.com/mcp".into(),
+            header_names: vec![],
+            context: None,
+        };
+        let lock = crate::core::lockfile::Lockfile {
+            servers: [("s".to_string(), server)].into(),
+            approvals: vec![],
+        };
+        let options = ExportOptions {
+            client: "generic",
+            at: "2026-12-08T10:00:00Z",
+        };
+        export(&lock, &options).0["entries"][0].clone()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// An exported entry is valid, and any change to it that changes its canonical form
+        /// (anything but its integrity) is caught: the check fails closed.
+        #[test]
+        fn any_change_to_an_exported_entry_is_caught(seed in any::<u64>(), leaf in any_json()) {
+            static ENTRY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+            let entry = ENTRY.get_or_init(exported_entry);
+            let document = |entry: Value| serde_json::json!({"specVersion": 1, "entries": [entry]});
+            prop_assert_eq!(validate(&document(entry.clone())), Vec::<Violation>::new());
+            let mut body = entry.as_object().unwrap().clone();
+            let integrity = body.remove("integrity").unwrap();
+            let mutated = mutate(&Value::Object(body.clone()), seed, &leaf);
+            let Value::Object(mut changed) = mutated else {
+                return Ok(());
+            };
+            changed.insert("integrity".into(), integrity);
+            let same = to_canonical(&Value::Object(body)) == {
+                let mut without = changed.clone();
+                without.remove("integrity");
+                to_canonical(&Value::Object(without))
+            };
+            let violations = validate(&document(Value::Object(changed)));
+            prop_assert_eq!(same, violations.is_empty(), "{:?}", violations);
+        }
+    }
+}
