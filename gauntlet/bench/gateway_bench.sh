@@ -30,22 +30,14 @@ for round in $(seq "$rounds"); do
   printf 'gateway %s\n' "$(node "$driver" "$through" "$token" "$sessions" "$calls")"
 done | tee "$work/runs"
 
-"$python" - "$work/runs" <<'PY'
-import json, statistics, sys
-runs = {"direct": [], "gateway": []}
-for line in open(sys.argv[1]):
-    kind, doc = line.split(None, 1)
-    runs[kind].append(json.loads(doc))
-for kind in runs:
-    r = runs[kind]
-    print(f"{kind}: {statistics.median(x['calls_per_second'] for x in r):.0f} calls/s, "
-          f"median round trip {statistics.median(x['median_us'] for x in r):.0f} us, "
-          f"p99 {statistics.median(x['p99_us'] for x in r):.0f} us (medians over rounds)")
-ratios = [g["calls_per_second"] / d["calls_per_second"] for d, g in zip(runs["direct"], runs["gateway"])]
-added = [g["median_us"] - d["median_us"] for d, g in zip(runs["direct"], runs["gateway"])]
-print(f"gateway/direct per round: throughput ratio median {statistics.median(ratios):.3f} "
-      f"(min {min(ratios):.3f}, max {max(ratios):.3f}), added median latency median "
-      f"{statistics.median(added):.0f} us")
+"$python" - "$work/runs" "$root/gauntlet/bench" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from rounds import added_latency, load, medians, spread, throughput_ratio
+runs = load(sys.argv[1])
+medians(runs)
+print(f"gateway/direct per round: throughput ratio {spread(throughput_ratio(runs, 'direct', 'gateway'), digits=3)}, "
+      f"added median latency {spread(added_latency(runs, 'direct', 'gateway'), ' us')}")
 PY
 
 # Memory per idle session: the gateway's resident set before and with 64 idle sessions open

@@ -66,22 +66,15 @@ for round in $(seq "$rounds"); do
   done
 done | tee "$work/runs"
 
-"$python" - "$work/runs" <<'PY'
-import json, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    kind, doc = line.split(None, 1)
-    runs.setdefault(kind, []).append(json.loads(doc))
-for kind, r in runs.items():
-    print(f"{kind}: {statistics.median(x['calls_per_second'] for x in r):.0f} calls/s, "
-          f"median round trip {statistics.median(x['median_us'] for x in r):.0f} us, "
-          f"p99 {statistics.median(x['p99_us'] for x in r):.0f} us (medians over rounds)")
-base = runs["plain"]
+"$python" - "$work/runs" "$root/gauntlet/bench" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from rounds import added_latency, load, medians, spread, throughput_ratio
+runs = load(sys.argv[1])
+medians(runs)
 for kind in ("memory", "redis"):
-    added = [k["median_us"] - p["median_us"] for p, k in zip(base, runs[kind])]
-    print(f"{kind} limit decision: added median latency per call, median over rounds "
-          f"{statistics.median(added):.0f} us (min {min(added):.0f}, max {max(added):.0f})")
-ratios = [h["calls_per_second"] / r["calls_per_second"] for r, h in zip(runs["redis"], runs["haproxy"])]
+    print(f"{kind} limit decision: added median latency per call, over rounds "
+          f"{spread(added_latency(runs, 'plain', kind), ' us')}")
 print(f"two replicas behind HAProxy / one gateway (both with limits in Redis): throughput ratio "
-      f"median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+      f"{spread(throughput_ratio(runs, 'redis', 'haproxy'), digits=3)}")
 PY

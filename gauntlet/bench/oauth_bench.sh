@@ -30,16 +30,12 @@ for round in $(seq "$rounds"); do
   printf 'jwt %s\n' "$(node "$driver" "$url" "$jwt" "$sessions" "$calls")"
 done | tee "$work/runs"
 
-"$python" - "$work/runs" <<'PY'
-import json, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    kind, doc = line.split(None, 1)
-    runs.setdefault(kind, []).append(json.loads(doc))
-for kind, r in runs.items():
-    print(f"{kind}: {statistics.median(x['calls_per_second'] for x in r):.0f} calls/s, "
-          f"median round trip {statistics.median(x['median_us'] for x in r):.0f} us (medians over rounds)")
-added = [j["median_us"] - s["median_us"] for s, j in zip(runs["static"], runs["jwt"])]
-print(f"JWT check: added median latency per request, median over rounds {statistics.median(added):.0f} us "
-      f"(min {min(added):.0f}, max {max(added):.0f})")
+"$python" - "$work/runs" "$root/gauntlet/bench" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from rounds import added_latency, load, medians, spread
+runs = load(sys.argv[1])
+medians(runs)
+print(f"JWT check: added median latency per request, over rounds "
+      f"{spread(added_latency(runs, 'static', 'jwt'), ' us')}")
 PY

@@ -12,7 +12,7 @@ pub fn hold(entry: &ServerLock, endpoint: &Endpoint) {
     if let Endpoint::Http(http) = endpoint
         && let Some(oauth) = &http.oauth
     {
-        oauth.expect(entry.authorization.clone());
+        oauth.hold_to(entry.authorization.clone());
     }
 }
 

@@ -272,15 +272,7 @@ impl Snapshot {
     /// and every listing re-indexed, so duplicates are still rejected).
     pub fn from_json(value: &Value) -> Result<Snapshot, String> {
         let obj = value.as_object().ok_or("a snapshot is a JSON object")?;
-        match obj.get("mcplockSnapshot").and_then(Value::as_u64) {
-            Some(SNAPSHOT_FORMAT) => {}
-            Some(v) => {
-                return Err(format!(
-                    "snapshot format {v} is not one this mcplock reads ({SNAPSHOT_FORMAT}); upgrade mcplock"
-                ));
-            }
-            None => return Err("no \"mcplockSnapshot\": 1; not a scan snapshot".into()),
-        }
+        check_format(obj)?;
         let object = |key: &str| -> Result<Map<String, Value>, String> {
             obj.get(key)
                 .and_then(Value::as_object)
@@ -293,62 +285,12 @@ impl Snapshot {
                 .map(str::to_owned)
                 .ok_or_else(|| format!("missing string field {key:?}"))
         };
-        let launch = match obj.get("launch") {
-            None => None,
-            Some(l) => Some(
-                l.as_object()
-                    .ok_or("launch is not an object".to_string())
-                    .and_then(|l| Launch::from_json(l).map_err(|e| format!("launch: {e}")))?,
-            ),
-        };
-        let authorization = match obj.get("authorization") {
-            None => None,
-            Some(a) => Some(
-                crate::core::authz::AuthSurface::from_json(a)
-                    .map_err(|e| format!("authorization: {e}"))?,
-            ),
-        };
-        let artifact = match obj.get("artifact") {
-            None => None,
-            Some(a) => {
-                Some(crate::core::artifact::Artifact::from_json(a).map_err(|e| e.to_string())?)
-            }
-        };
         let era = match text("era")?.as_str() {
             "legacy" => Era::Legacy,
             "modern" => Era::Modern,
             other => return Err(format!("unknown era {other:?}")),
         };
-        let unserved = match obj.get("unserved") {
-            None => Map::new(),
-            Some(Value::Object(u)) => u.clone(),
-            Some(_) => return Err("unserved is not an object".into()),
-        };
-        if let Some(unknown) = unserved.keys().find(|k| ItemKind::from_field(k).is_none()) {
-            return Err(format!("unserved names an unknown kind {unknown:?}"));
-        }
-        let mut listings = BTreeMap::new();
-        for kind in ItemKind::ALL {
-            let listing = match (obj.get(kind.field()), unserved.get(kind.field())) {
-                (None | Some(Value::Null), None) => Listing::NotOffered,
-                (None | Some(Value::Null), Some(u)) => {
-                    Listing::Unserved(unserved_code(u).ok_or_else(|| {
-                        format!(
-                            "unserved.{} must be {{\"code\": -32601 or -32602}}",
-                            kind.field()
-                        )
-                    })?)
-                }
-                (Some(Value::Array(items)), None) => {
-                    Listing::Served(index_items(kind, items).map_err(|e| e.to_string())?)
-                }
-                (Some(Value::Array(_)), Some(_)) => {
-                    return Err(format!("{} is both listed and unserved", kind.field()));
-                }
-                (Some(_), _) => return Err(format!("{} is not an array", kind.field())),
-            };
-            listings.insert(kind, listing);
-        }
+        let (launch, authorization, artifact) = records(obj)?;
         let tolerated = Tolerated {
             stdout_non_json_lines: obj
                 .get("tolerated")
@@ -369,7 +311,7 @@ impl Snapshot {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             client_capabilities: object("clientCapabilities")?,
-            listings,
+            listings: listings(obj)?,
             tolerated,
         })
     }
@@ -451,6 +393,84 @@ impl Snapshot {
             unserved,
         }
     }
+}
+
+/// A snapshot document's `mcplockSnapshot` is the format this mcplock reads.
+fn check_format(obj: &Map<String, Value>) -> Result<(), String> {
+    match obj.get("mcplockSnapshot").and_then(Value::as_u64) {
+        Some(SNAPSHOT_FORMAT) => Ok(()),
+        Some(v) => Err(format!(
+            "snapshot format {v} is not one this mcplock reads ({SNAPSHOT_FORMAT}); upgrade mcplock"
+        )),
+        None => Err("no \"mcplockSnapshot\": 1; not a scan snapshot".into()),
+    }
+}
+
+type Records = (
+    Option<Launch>,
+    Option<crate::core::authz::AuthSurface>,
+    Option<crate::core::artifact::Artifact>,
+);
+
+/// A snapshot's optional records of how the server was reached: its launch, its OAuth surface
+/// and what the launch runs.
+fn records(obj: &Map<String, Value>) -> Result<Records, String> {
+    let launch = match obj.get("launch") {
+        None => None,
+        Some(l) => Some(
+            l.as_object()
+                .ok_or("launch is not an object".to_string())
+                .and_then(|l| Launch::from_json(l).map_err(|e| format!("launch: {e}")))?,
+        ),
+    };
+    let authorization = match obj.get("authorization") {
+        None => None,
+        Some(a) => Some(
+            crate::core::authz::AuthSurface::from_json(a)
+                .map_err(|e| format!("authorization: {e}"))?,
+        ),
+    };
+    let artifact = match obj.get("artifact") {
+        None => None,
+        Some(a) => Some(crate::core::artifact::Artifact::from_json(a).map_err(|e| e.to_string())?),
+    };
+    Ok((launch, authorization, artifact))
+}
+
+/// What each kind's listing found: its items (re-indexed, so duplicates are still refused),
+/// unserved with its code, or not offered.
+fn listings(obj: &Map<String, Value>) -> Result<BTreeMap<ItemKind, Listing>, String> {
+    let unserved = match obj.get("unserved") {
+        None => Map::new(),
+        Some(Value::Object(u)) => u.clone(),
+        Some(_) => return Err("unserved is not an object".into()),
+    };
+    if let Some(unknown) = unserved.keys().find(|k| ItemKind::from_field(k).is_none()) {
+        return Err(format!("unserved names an unknown kind {unknown:?}"));
+    }
+    let mut listings = BTreeMap::new();
+    for kind in ItemKind::ALL {
+        let listing = match (obj.get(kind.field()), unserved.get(kind.field())) {
+            (None | Some(Value::Null), None) => Listing::NotOffered,
+            (None | Some(Value::Null), Some(u)) => {
+                Listing::Unserved(unserved_code(u).ok_or_else(|| {
+                    format!(
+                        "unserved.{} must be {{\"code\": -32601 or -32602}}",
+                        kind.field()
+                    )
+                })?)
+            }
+            (Some(Value::Array(items)), None) => {
+                Listing::Served(index_items(kind, items).map_err(|e| e.to_string())?)
+            }
+            (Some(Value::Array(_)), Some(_)) => {
+                return Err(format!("{} is both listed and unserved", kind.field()));
+            }
+            (Some(_), _) => return Err(format!("{} is not an array", kind.field())),
+        };
+        listings.insert(kind, listing);
+    }
+    Ok(listings)
 }
 
 /// `{"code": N}` with N one of [`UNSERVED_CODES`].

@@ -58,7 +58,10 @@ impl Published {
         if let Some(etag) = &self.etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let mut response = request.send().await.map_err(|e| chain(&e))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| super::errors::error_chain(&e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Fetched::Unchanged);
@@ -79,13 +82,9 @@ impl Published {
         let etag = (response.headers().get(ETAG))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e))? {
-            if body.len() + chunk.len() > self.cap {
-                return Err(format!("larger than {} bytes", self.cap));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = super::body::read_capped(&mut response, self.cap)
+            .await
+            .map_err(|e| e.to_string())?;
         self.etag = etag;
         Ok(Fetched::Body(body))
     }
@@ -94,16 +93,4 @@ impl Published {
     pub fn forget(&mut self) {
         self.etag = None;
     }
-}
-
-/// An error with its causes, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -20,6 +20,7 @@
 //! Every body and event is capped like a stdio line, and every exchange is bounded in time.
 
 use crate::core::json::parse_strict;
+use crate::transport::body::Unread;
 use crate::transport::channel::{Limits, MessageReader, TransportFault};
 use crate::transport::conn::TRANSPORT_ERROR;
 use crate::transport::errors::error_chain;
@@ -1098,22 +1099,16 @@ fn snippet(body: &[u8]) -> String {
     format!(": {}", crate::core::text::escape(&short))
 }
 
-/// Reads a whole body, refusing it as soon as it passes `cap` bytes.
+/// The body of `response` within `cap` bytes, or why not, as a bridge error says it.
 async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    crate::transport::body::read_capped(response, cap)
         .await
-        .map_err(|e| format!("the body broke: {}", error_chain(&e)))?
-    {
-        if body.len() + chunk.len() > cap {
-            return Err(format!(
+        .map_err(|e| match e {
+            Unread::Broke(why) => format!("the body broke: {why}"),
+            Unread::TooLarge(cap) => format!(
                 "the body is larger than the {cap}-byte cap (raise --max-message-size only for a server you trust)"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+            ),
+        })
 }
 
 #[cfg(test)]

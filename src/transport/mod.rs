@@ -7,6 +7,7 @@
 //! the answers to server requests injected by the role; `lines` reads newline-delimited frames
 //! with a size cap. `crate::session` puts them together into one server's lifetime.
 
+pub mod body;
 pub mod channel;
 pub mod conn;
 pub mod errors;

@@ -68,7 +68,7 @@ pub struct OAuth {
     expected: Mutex<Option<Option<AuthSurface>>>,
     met: Mutex<Option<AuthSurface>>,
     current: Mutex<Option<Bearer>>,
-    /// One renewal at a time; holds what discovery found and the refresh token.
+    /// One renewal at a time; holds the refresh token.
     renewing: tokio::sync::Mutex<Renewal>,
 }
 
@@ -90,7 +90,6 @@ pub struct Bearer {
 #[derive(Default)]
 struct Renewal {
     generation: u64,
-    found: Option<Found>,
     refresh: Option<String>,
 }
 
@@ -123,7 +122,7 @@ impl OAuth {
 
     /// Holds discovery to the surface a lock recorded (`None`: the lock recorded none, so any
     /// is refused).
-    pub fn expect(&self, surface: Option<AuthSurface>) {
+    pub fn hold_to(&self, surface: Option<AuthSurface>) {
         *self.expected.lock().unwrap_or_else(|p| p.into_inner()) = Some(surface);
     }
 
@@ -156,8 +155,7 @@ impl OAuth {
         let http = Http::new(server, self.config.extra_roots.as_deref()).await?;
         // Discovery again at every renewal: a surface swapped while tokens were being used is
         // met before the next token is asked for.
-        renewal.found = Some(self.discover(&http, server, challenge).await?);
-        let found = renewal.found.as_ref().ok_or("discovery found nothing")?;
+        let found = &self.discover(&http, server, challenge).await?;
         let scopes = if !self.config.scopes.is_empty() {
             self.config.scopes.clone()
         } else {
@@ -334,7 +332,7 @@ impl OAuth {
             .any(|m| m == "S256")
         {
             return Err(format!(
-                "{issuer} does not say it supports PKCE with S256 (code_challenge_methods_supported), which the MCP authorization spec requires: refused"
+                "{issuer} does not say it supports PKCE with S256 (code_challenge_methods_supported), which the MCP authorization spec requires: refused; a machine client can use client credentials instead (--oauth-client-secret-env VAR)"
             ));
         }
         let endpoint = http.checked(endpoint)?;
@@ -627,14 +625,9 @@ impl Http {
 }
 
 async fn capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > MAX_DOCUMENT {
-            return Err(format!("larger than {MAX_DOCUMENT} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    super::body::read_capped(&mut response, MAX_DOCUMENT)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 impl<'c> AsyncHttpClient<'c> for Http {
