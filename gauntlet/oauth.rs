@@ -454,6 +454,14 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut swap = Swap::locked(d, 300);
+    // The team signs what it approved; the proxy enforces only a lock that verifies.
+    run_in(d, &["keygen"], Duration::from_secs(30)).expect_success();
+    run_in(
+        d,
+        &["sign", "--key", "mcplock.key"],
+        Duration::from_secs(30),
+    )
+    .expect_success();
     let (honest, swapped, url) = (
         swap.honest.issuer.clone(),
         swap.other.issuer.clone(),
@@ -512,14 +520,28 @@ fn an_authorization_server_swapped_behind_the_same_url_is_critical_drift_and_is_
     // Nothing, not even its metadata, was asked of the swapped authorization server.
     let asked = swap.asked_of_other();
     assert!(asked.is_empty(), "the swapped server was asked: {asked}");
-    // Accepted on purpose, the lock records the other issuer.
-    as_bot(d, &["lock", "--name", "catalog", "--update"], &url).expect_success();
+    // Accepted on purpose, the lock records the other issuer; its signature no longer holds,
+    // and the proxy says how to sign it again; signed again, the host is served.
+    let accepted = as_bot(d, &["lock", "--name", "catalog", "--update"], &url);
+    accepted.expect_success();
     let lock: Value =
         serde_json::from_slice(&std::fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
     assert_eq!(
         lock["servers"]["catalog"]["authorization"]["issuer"],
         swapped.as_str()
     );
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"lookup","arguments":{"term":"tea"}}}"#;
+    let (answers, said) = proxied(d, &url, &[call]);
+    assert!(!answers.contains("tea: found"), "{answers}");
+    assert!(said.contains("mcplock sign"), "{}{said}", accepted.stderr);
+    run_in(
+        d,
+        &["sign", "--key", "mcplock.key"],
+        Duration::from_secs(30),
+    )
+    .expect_success();
+    let (answers, said) = proxied(d, &url, &[call]);
+    assert!(answers.contains("tea: found"), "{answers}{said}");
 }
 
 /// The protected server on a port of its own trusting `honest`, locked in `dir` as `catalog`
@@ -573,7 +595,7 @@ impl Swap {
 /// A host's session through `mcplock proxy --url URL` by the bot's OAuth: initialize, then
 /// `requests`; what the host read and what the proxy said.
 fn proxied(d: &Path, url: &str, requests: &[&str]) -> (String, String) {
-    proxied_with(d, url, &[], requests)
+    proxied_with(d, url, &["--key", "mcplock.pub"], requests)
 }
 
 fn proxied_with(d: &Path, url: &str, extra: &[&str], requests: &[&str]) -> (String, String) {
@@ -581,7 +603,7 @@ fn proxied_with(d: &Path, url: &str, extra: &[&str], requests: &[&str]) -> (Stri
     let mut child = Command::new(crate::common::mcplock_bin())
         .current_dir(d)
         .envs(bot_env())
-        .args(["proxy", "--allow-unsigned", "--url", url])
+        .args(["proxy", "--url", url])
         .args(extra)
         .args([
             "--oauth-client-id",
@@ -791,7 +813,7 @@ fn a_server_offering_an_admin_credential_more_is_locked_per_context_and_the_diff
 
 /// [`proxied`] with `extra` flags, listing only.
 fn proxied_as(d: &Path, url: &str, extra: &[&str]) -> (String, String) {
-    proxied_with(d, url, extra, &[])
+    proxied_with(d, url, &[&["--allow-unsigned"], extra].concat(), &[])
 }
 
 #[test]
