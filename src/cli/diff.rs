@@ -170,7 +170,9 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
             format!("{} is not valid JSON: {e}", path.display()),
         )
     })?;
-    if value.get("lockfileVersion").is_some() {
+    if value.get("lockfileVersion").is_some()
+        || crate::core::peers::import::foreign(&value).is_some()
+    {
         return Lockfile::from_owned_value(value)
             .map(|lock| (lock, false))
             .map_err(|e| {

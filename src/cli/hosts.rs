@@ -124,6 +124,22 @@ fn entry_of(found: Found, project: &std::path::Path, home: &std::path::Path) -> 
     }
 }
 
+/// The launch each usable server of the selected hosts' configs records, by its name there
+/// (the first config that names it wins, in the order the hosts are read).
+pub(super) fn launches(
+    args: &HostArgs,
+) -> Result<std::collections::BTreeMap<String, Launch>, CliError> {
+    let (entries, _) = gather(args)?;
+    let mut out = std::collections::BTreeMap::new();
+    for entry in entries {
+        if let (Ok(_), Ok(recorded)) = (&entry.endpoint, entry.recorded) {
+            out.entry(entry.found.declared.key.clone())
+                .or_insert(recorded);
+        }
+    }
+    Ok(out)
+}
+
 /// Where an entry stands against the lockfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {

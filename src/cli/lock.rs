@@ -88,6 +88,9 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
 }
 
 pub async fn run(args: LockArgs) -> Result<Output, CliError> {
+    if let Some(draft) = super::confirm::draft_at(&args.lockfile)? {
+        return super::confirm::run(&args, draft).await;
+    }
     if !args.server.names_a_server() && args.check {
         return check_relaunched(&args).await;
     }

@@ -159,6 +159,34 @@ pub async fn relaunch_locked(
     Ok((old, new))
 }
 
+/// Scans the server `launch` starts (as a lock would record it, placeholders filled) the way a
+/// relaunch does: the launch another tool recorded, for `import`'s confirmation. Static
+/// resources are read when `resources`.
+pub async fn relaunch_launch(
+    server_name: &str,
+    launch: &Launch,
+    resources: bool,
+    server: &ServerArgs,
+) -> Result<ServerLock, CliError> {
+    let entry = ServerLock {
+        launch: launch.clone(),
+        artifact: None,
+        authorization: None,
+        server_info: None,
+        protocol_version: String::new(),
+        capabilities: Default::default(),
+        client_capabilities: Default::default(),
+        instructions: None,
+        tools: Default::default(),
+        prompts: Default::default(),
+        resource_templates: Default::default(),
+        resources: resources.then(Default::default),
+        unserved: Default::default(),
+    };
+    let (endpoint, reading) = relaunch_endpoint(server_name, &entry, server)?;
+    relaunch_one(server_name, &entry, endpoint, &reading).await
+}
+
 /// What starts (or reaches) a locked server again as the lock records it, placeholders filled
 /// from the environment, and how to read it: `server` gives the bounds, the `--env` values
 /// and, for a remote server, the headers; the lock gives the rest.

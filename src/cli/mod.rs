@@ -5,6 +5,7 @@ mod audit;
 mod authorization;
 mod bundle;
 mod changes;
+mod confirm;
 mod diff;
 mod docs;
 mod enforcement;
@@ -14,6 +15,7 @@ mod export;
 mod files;
 mod gateway;
 mod hosts;
+mod import;
 mod interrupt;
 mod keyless;
 mod keys;
@@ -395,6 +397,85 @@ pub enum Command {
     ///   mcplock export --format mcp-lock/1 --lockfile team-lock.json --client cursor -o out.json
     #[command(verbatim_doc_comment)]
     Export(ExportArgs),
+
+    /// Start from what another tool approved: read its lockfile into an import draft.
+    ///
+    /// Reads ToolPin (`lockfileVersion: 2`), mcp-lock/1, MCPTrust (`mcp-lock.json` 2.0 and
+    /// 3.0), mcp-warden (`warden.lock`) and mcp-scan (`scanned_entities.json`) strictly; the
+    /// format is told from the content unless --from names it. The draft keeps each server's
+    /// launch and every hash the tool pinned. Nothing in it is trusted yet: `mcplock lock
+    /// --check` then scans each server and says, item by item, whether it still matches what
+    /// the tool approved (by the tool's own hash, recomputed), and `mcplock lock` locks only
+    /// the confirmed items. Where the tool pinned less than mcplock does (a description and a
+    /// schema, not the whole declaration), the confirmation says so per item.
+    ///
+    /// Until it is confirmed, every command that needs a lockfile refuses the draft and says
+    /// so. An existing lockfile is never replaced by a draft; an earlier draft only with
+    /// --update. A detached mcp-lock/1 signature (`mcp-lock.sig` beside the file, or
+    /// --signature) is checked with --peer-key and the result is recorded.
+    ///
+    /// Examples:
+    ///   mcplock import warden.lock
+    ///   mcplock import mcp-lock.v1.json --peer-key toolpin.pub.pem
+    ///   mcplock import ~/.mcp-scan/scanned_entities.json --host claude-desktop
+    ///   mcplock import mcp-lock.json --from mcptrust -- npx -y @scope/server@1.2.3
+    ///   mcplock lock --check && mcplock lock
+    #[command(verbatim_doc_comment)]
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The other tool's file.
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// Its format, when it cannot be told from the content: toolpin, mcp-lock/1, mcptrust,
+    /// warden or mcp-scan.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_peer)]
+    pub from: Option<crate::core::peers::import::Peer>,
+
+    /// The draft to write (confirmed in place by `mcplock lock`).
+    #[arg(
+        short = 'o',
+        long = "lockfile",
+        value_name = "PATH",
+        default_value = "mcp-lock.json"
+    )]
+    pub lockfile: std::path::PathBuf,
+
+    /// Replace an earlier import draft at the same path (a lockfile is never replaced).
+    #[arg(long)]
+    pub update: bool,
+
+    /// The name of the one server a warden or MCPTrust file pins [default: the name the file
+    /// gives, else the name of the file's directory].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// An mcp-lock/1 detached signature [default: mcp-lock.sig beside FILE, when there is one].
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<std::path::PathBuf>,
+
+    /// The Ed25519 public key (PEM) the mcp-lock/1 signature must hold by.
+    #[arg(long, value_name = "PEM")]
+    pub peer_key: Option<std::path::PathBuf>,
+
+    #[command(flatten, next_help_heading = "Servers the file records no launch for")]
+    pub hosts: HostArgs,
+
+    /// The command of the one server the file pins, when it records none (MCPTrust 3.0,
+    /// mcp-scan).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn parse_peer(name: &str) -> Result<crate::core::peers::import::Peer, String> {
+    use crate::core::peers::import::Peer;
+    Peer::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Peer::ALL.iter().map(|p| p.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -2063,6 +2144,7 @@ async fn dispatch(command: Command) -> Result<Output, CliError> {
         Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => docs::man(args),
         Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

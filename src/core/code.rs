@@ -88,6 +88,10 @@ codes! {
         "an audit log's hash chain does not hold";
     ConfigChangedUnderUs = "config-changed", No,
         "`wrap`/`unwrap`: the config file changed while it was being rewritten; nothing was written";
+    ImportUnconfirmed = "import-unconfirmed", No,
+        "the lockfile is an import draft: an item another tool approved is served otherwise now, or is gone, or the draft is not confirmed yet (`lock --check`, then `lock`)";
+    PeerFileInvalid = "peer-file-invalid", Usage,
+        "a file to import is none of the formats mcplock reads, could be more than one, or fails its format's own checks";
     LockfileRejected = "lockfile-rejected", No,
         "the signature holds, but the signed lockfile fails its own checks";
     Usage = "usage", Usage,

@@ -575,6 +575,9 @@ fn read_lockfile(value: &Value, keep: Keep<'_>) -> Result<Lockfile, LockfileErro
 }
 
 fn read_document(value: &Value, keep: Keep<'_>) -> Result<Read, LockfileError> {
+    if let Some(why) = crate::core::peers::import::foreign(value) {
+        return Err(err("", why));
+    }
     {
         let top = object(value, "")?;
         let version = match top.get("lockfileVersion") {

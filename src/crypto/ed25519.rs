@@ -77,6 +77,11 @@ impl PublicKey {
             .map_err(|e| KeyError::BadPublic(e.to_string()))
     }
 
+    /// The 32 raw bytes of the key.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     pub fn to_pem(&self) -> Result<String, KeyError> {
         self.0
             .to_public_key_pem(LineEnding::LF)

@@ -50,7 +50,8 @@ impl ItemReport {
     }
 }
 
-fn items_of(entry: &ServerLock, kind: ItemKind) -> Option<&Items> {
+/// A locked server's items of `kind` (static resources only when it locks them).
+pub fn items_of(entry: &ServerLock, kind: ItemKind) -> Option<&Items> {
     match kind {
         ItemKind::Tool => Some(&entry.tools),
         ItemKind::Prompt => Some(&entry.prompts),
@@ -59,12 +60,15 @@ fn items_of(entry: &ServerLock, kind: ItemKind) -> Option<&Items> {
     }
 }
 
+/// Per item: the fields matched hashes covered, the recipes that did not hold, and whether one
+/// of those was a whole-kind hash.
+type Seen = BTreeMap<(ItemKind, String), (Vec<String>, Vec<&'static str>, bool)>;
+
 /// Every item of `live` (and every item the peer pinned but `live` lacks), with its standing,
 /// in kind then key order.
 pub fn confirm(server: &DraftServer, live: &ServerLock) -> Vec<ItemReport> {
     // (kind, key) -> (matched recipes' coverage, differing recipes, whether a whole-kind hash)
-    let mut seen: BTreeMap<(ItemKind, String), (Vec<String>, Vec<&'static str>, bool)> =
-        BTreeMap::new();
+    let mut seen = Seen::new();
     let mut missing = Vec::new();
     for pin in &server.pins {
         let items = items_of(live, pin.kind);
@@ -120,13 +124,7 @@ pub fn confirm(server: &DraftServer, live: &ServerLock) -> Vec<ItemReport> {
     reports
 }
 
-fn record(
-    seen: &mut BTreeMap<(ItemKind, String), (Vec<String>, Vec<&'static str>, bool)>,
-    pin: &Pin,
-    key: &str,
-    holds: bool,
-    whole: bool,
-) {
+fn record(seen: &mut Seen, pin: &Pin, key: &str, holds: bool, whole: bool) {
     let slot = seen.entry((pin.kind, key.to_string())).or_default();
     for field in pin.recipe.covers() {
         if !slot.0.contains(&field) {

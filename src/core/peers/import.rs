@@ -108,7 +108,16 @@ pub fn detect(document: &Value) -> Vec<Peer> {
     if top.get("specVersion").is_some() && has("entries") {
         found.push(Peer::McpLockV1);
     }
-    if top.get("lockfileVersion") == Some(&json!(2)) && has("servers") && !has("approvals") {
+    // mcplock's own version 2 has `lockfileVersion: 2` and `servers` too; ToolPin's entries
+    // name a client and no launch.
+    let toolpin_entries = top
+        .get("servers")
+        .and_then(Value::as_object)
+        .is_some_and(|s| {
+            s.values()
+                .all(|e| e.get("client").is_some() && e.get("launch").is_none())
+        });
+    if top.get("lockfileVersion") == Some(&json!(2)) && has("generatedAt") && toolpin_entries {
         found.push(Peer::ToolPin);
     }
     if (has("lockFileVersion") && has("tools")) || (has("server_command") && has("version")) {
@@ -125,6 +134,26 @@ pub fn detect(document: &Value) -> Vec<Peer> {
         found.push(Peer::McpScan);
     }
     found
+}
+
+/// Why `document` is not an mcplock lockfile, when it is a draft or a peer's file.
+pub fn foreign(document: &Value) -> Option<String> {
+    if let Some(from) = document
+        .get(DRAFT_MARKER)
+        .and(document.get("from"))
+        .and_then(Value::as_str)
+    {
+        return Some(format!(
+            "this is an import draft (from {from}), not yet a lockfile: `mcplock lock --check` compares it with the live servers, then `mcplock lock` locks what is confirmed"
+        ));
+    }
+    match detect(document)[..] {
+        [peer] => Some(format!(
+            "this is {}, not an mcplock lockfile: start from it with `mcplock import FILE`",
+            peer.title()
+        )),
+        _ => None,
+    }
 }
 
 /// Reads `document` as `from`'s format into a draft's servers. `name` names a single-server
@@ -439,33 +468,15 @@ fn read_warden(
     name: &str,
 ) -> Result<BTreeMap<String, DraftServer>, String> {
     let version = top.get("schema_version").and_then(Value::as_u64);
-    if !matches!(version, Some(1..=3)) {
+    if !matches!(version, Some(1..=4)) {
         return Err(format!(
-            "warden.lock schema_version {}: this reads 1 to 3",
+            "warden.lock schema_version {}: this reads 1 to 4",
             top.get("schema_version").cloned().unwrap_or(Value::Null)
         ));
     }
     let identity = object(field(top, "server", "")?, "\"server\"")?;
-    let command = text(identity, "command", "server")?;
-    let args: Vec<String> = field(identity, "args", "server")?
-        .as_array()
-        .ok_or("server: \"args\" must be an array")?
-        .iter()
-        .map(|a| {
-            a.as_str()
-                .map(str::to_owned)
-                .ok_or("server: \"args\" must hold strings")
-        })
-        .collect::<Result<_, _>>()?;
-    let digest = json!({"command": command, "args": args});
-    if sha256_hex(text(identity, "command_digest", "server")?, "server")? != prefixed(&digest) {
-        return Err(
-            "server.command_digest is not the digest of its command and args: the file was edited"
-                .into(),
-        );
-    }
     let mut server = DraftServer {
-        launch: Some(Launch::command(command, &args)),
+        launch: Some(warden_launch(identity)?),
         pins: Vec::new(),
     };
     for (kind, member, key_field) in [
@@ -485,6 +496,41 @@ fn read_warden(
         }
     }
     Ok(BTreeMap::from([(name.to_string(), server)]))
+}
+
+/// A warden lock's server identity, its digest checked: a command, or (version 4) a URL.
+fn warden_launch(identity: &Map<String, Value>) -> Result<Launch, String> {
+    let (launch, covered) = match identity.get("url").and_then(Value::as_str) {
+        Some(url) => (
+            Launch::Http {
+                url: url.to_string(),
+                header_names: Vec::new(),
+                context: None,
+            },
+            json!({"url": url}),
+        ),
+        None => {
+            let command = text(identity, "command", "server")?;
+            let args: Vec<String> = field(identity, "args", "server")?
+                .as_array()
+                .ok_or("server: \"args\" must be an array")?
+                .iter()
+                .map(|a| {
+                    a.as_str()
+                        .map(str::to_owned)
+                        .ok_or("server: \"args\" must hold strings")
+                })
+                .collect::<Result<_, _>>()?;
+            let covered = json!({"command": command, "args": args});
+            (Launch::command(command, &args), covered)
+        }
+    };
+    if sha256_hex(text(identity, "command_digest", "server")?, "server")? != prefixed(&covered) {
+        return Err(
+            "server.command_digest is not the digest of its launch: the file was edited".into(),
+        );
+    }
+    Ok(launch)
 }
 
 /// One warden entry: its own digest checked, its field hashes pinned.
@@ -510,10 +556,30 @@ fn warden_entry(
         ("description_hash", Recipe::WardenDescription),
         ("input_schema_hash", Recipe::WardenInputSchema),
         ("arguments_hash", Recipe::WardenArguments),
+        (
+            "annotations_hash",
+            Recipe::WardenValue("annotations".into()),
+        ),
+        (
+            "output_schema_hash",
+            Recipe::WardenValue("outputSchema".into()),
+        ),
     ] {
         if let Some(hash) = entry.get(member) {
             let hash = sha256_hex(hash.as_str().unwrap_or_default(), at)?;
             server.pins.push(pin(kind, key, recipe, hash));
+        }
+    }
+    // A resource keeps its name and MIME type in clear.
+    if kind == ItemKind::Resource {
+        for (member, of) in [("name", "name"), ("mime_type", "mimeType")] {
+            if let Some(kept) = entry.get(member) {
+                let value = String::from_utf8_lossy(&crate::core::canonical::to_canonical(kept))
+                    .into_owned();
+                server
+                    .pins
+                    .push(pin(kind, key, Recipe::Kept(of.into()), value));
+            }
         }
     }
     Ok(())
@@ -654,7 +720,9 @@ fn pin_json(pin: &Pin) -> Value {
     }
     match &pin.recipe {
         Recipe::McpLockSurface(coverage) => out["coverage"] = json!(coverage),
-        Recipe::McpTrustText(of) => out["field"] = of.clone().into(),
+        Recipe::McpTrustText(of) | Recipe::WardenValue(of) | Recipe::Kept(of) => {
+            out["field"] = of.clone().into()
+        }
         _ => {}
     }
     out

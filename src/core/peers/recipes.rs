@@ -25,6 +25,10 @@ pub enum Recipe {
     WardenInputSchema,
     /// mcp-warden: RFC 8785 of a prompt's arguments (absent: []).
     WardenArguments,
+    /// mcp-warden (lock version 4): RFC 8785 of `field` as served (absent: null).
+    WardenValue(String),
+    /// A field the peer kept in clear: its RFC 8785 text (absent: null).
+    Kept(String),
     /// MCPTrust: the description's bytes as served.
     McpTrustDescription,
     /// MCPTrust: Go's `json.Marshal` of the inputSchema with sorted keys ("" when absent or
@@ -52,6 +56,8 @@ impl Recipe {
             Recipe::WardenDescription => "warden-description",
             Recipe::WardenInputSchema => "warden-input-schema",
             Recipe::WardenArguments => "warden-arguments",
+            Recipe::WardenValue(_) => "warden-value",
+            Recipe::Kept(_) => "kept",
             Recipe::McpTrustDescription => "mcptrust-description",
             Recipe::McpTrustInputSchema => "mcptrust-input-schema",
             Recipe::McpTrustText(_) => "mcptrust-text",
@@ -66,6 +72,8 @@ impl Recipe {
         Some(match (name, field, coverage) {
             ("mcp-lock/1-surface", None, Some(c)) => Recipe::McpLockSurface(c.to_vec()),
             ("mcptrust-text", Some(f), None) => Recipe::McpTrustText(f.to_string()),
+            ("warden-value", Some(f), None) => Recipe::WardenValue(f.to_string()),
+            ("kept", Some(f), None) => Recipe::Kept(f.to_string()),
             (_, Some(_), _) | (_, _, Some(_)) => return None,
             ("toolpin-surface", ..) => Recipe::ToolPinSurface,
             ("toolpin-manifest", ..) => Recipe::ToolPinManifest,
@@ -97,7 +105,9 @@ impl Recipe {
     pub fn covers(&self) -> Vec<String> {
         let list: &[&str] = match self {
             Recipe::McpLockSurface(coverage) => return coverage.clone(),
-            Recipe::McpTrustText(field) => return vec![field.clone()],
+            Recipe::McpTrustText(field) | Recipe::WardenValue(field) | Recipe::Kept(field) => {
+                return vec![field.clone()];
+            }
             Recipe::ToolPinSurface | Recipe::ToolPinManifest => {
                 &["name", "description", "inputSchema"]
             }
@@ -122,7 +132,7 @@ impl Recipe {
             Recipe::WardenInputSchema => {
                 warden(field("inputSchema").unwrap_or(&Value::Object(Map::new())))
             }
-            Recipe::WardenArguments => warden(field("arguments").unwrap_or(&Value::Array(vec![]))),
+            Recipe::WardenArguments => warden(&warden_arguments(field("arguments"))),
             Recipe::McpTrustDescription => prefixed_hex(text("description").as_bytes()),
             Recipe::McpTrustInputSchema => match field("inputSchema") {
                 None => String::new(),
@@ -130,6 +140,11 @@ impl Recipe {
                 Some(schema) => prefixed_hex(&go_json(schema)?),
             },
             Recipe::McpTrustText(name) => prefixed_hex(normalize_lines(text(name)).as_bytes()),
+            Recipe::WardenValue(name) => warden(field(name).unwrap_or(&Value::Null)),
+            Recipe::Kept(name) => {
+                String::from_utf8_lossy(&to_canonical(field(name).unwrap_or(&Value::Null)))
+                    .into_owned()
+            }
             Recipe::McpTrustArguments => mcptrust_arguments(field("arguments"))?,
             Recipe::McpTrustTemplate => {
                 let mut template = Map::new();
@@ -258,6 +273,29 @@ fn prefixed_hex(bytes: &[u8]) -> String {
 
 fn warden(value: &Value) -> String {
     prefixed_hex(&to_canonical(value))
+}
+
+/// mcp-warden's prompt arguments as it hashes them: each with `name`, `description` and
+/// `required` always present (null when not served), its other members only when not null.
+fn warden_arguments(arguments: Option<&Value>) -> Value {
+    let Some(Value::Array(arguments)) = arguments else {
+        return arguments.cloned().unwrap_or(Value::Array(Vec::new()));
+    };
+    let normalized = arguments.iter().map(|argument| {
+        let Value::Object(argument) = argument else {
+            return argument.clone();
+        };
+        let mut out: Map<String, Value> = argument
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for key in ["name", "description", "required"] {
+            out.entry(key).or_insert(Value::Null);
+        }
+        Value::Object(out)
+    });
+    Value::Array(normalized.collect())
 }
 
 /// MCPTrust's `normalizeString`: CRLF and CR become LF, blanks at line ends are trimmed.
@@ -442,13 +480,17 @@ mod tests {
             Recipe::McpTrustDescription,
             Recipe::McpTrustInputSchema,
             Recipe::McpTrustText("name".into()),
+            Recipe::WardenValue("annotations".into()),
+            Recipe::Kept("mimeType".into()),
             Recipe::McpTrustArguments,
             Recipe::McpTrustTemplate,
             Recipe::McpScanDescription,
         ];
         for recipe in all {
             let (field, coverage) = match &recipe {
-                Recipe::McpTrustText(f) => (Some(f.as_str()), None),
+                Recipe::McpTrustText(f) | Recipe::WardenValue(f) | Recipe::Kept(f) => {
+                    (Some(f.as_str()), None)
+                }
                 Recipe::McpLockSurface(c) => (None, Some(c.as_slice())),
                 _ => (None, None),
             };
