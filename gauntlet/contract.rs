@@ -214,6 +214,10 @@ fn bad_inputs() -> BTreeMap<&'static str, (Vec<&'static str>, &'static str)> {
             "audit verify",
             (vec!["audit", "verify", "missing.jsonl"], "input-missing"),
         ),
+        (
+            "import",
+            (vec!["import", "missing-warden.lock"], "input-missing"),
+        ),
         // Its output is another tool's file: --format json is refused, naming mcp-lock/1.
         (
             "export",
@@ -447,6 +451,18 @@ fn every_subcommand_with_json_output_answers_with_one_json_document_when_it_succ
             ["audit", "verify", "empty.jsonl"]
                 .map(String::from)
                 .to_vec(),
+        ),
+        (
+            "import",
+            vec![
+                "import".to_string(),
+                crate::common::repo()
+                    .join("testdata/peers/mcp-warden/tests/fixtures/clean.warden.lock")
+                    .to_string_lossy()
+                    .into_owned(),
+                "-o".to_string(),
+                "imported-draft.json".to_string(),
+            ],
         ),
     ];
     let leaves: Vec<String> = leaf_paths().iter().map(|p| p.join(" ")).collect();

@@ -38,6 +38,12 @@ pub fn run(args: ImportArgs) -> Result<Output, CliError> {
         )
     };
     let mut servers = read(from, &document, &default_name(&args)).map_err(invalid)?;
+    // --name names the one server of a file that pins one, over any name the file gives.
+    if let (Some(name), 1) = (&args.name, servers.len())
+        && let Some((_, server)) = servers.pop_first()
+    {
+        servers.insert(name.clone(), server);
+    }
     fill_launches(&args, &mut servers)?;
     let signature = signature_of(&args, from, &document)?;
     let draft = Draft {

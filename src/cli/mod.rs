@@ -448,8 +448,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub update: bool,
 
-    /// The name of the one server a warden or MCPTrust file pins [default: the name the file
-    /// gives, else the name of the file's directory].
+    /// The name of the one server a file pins (a warden or MCPTrust file) [default: the name
+    /// the file gives, else the name of the file's directory].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
@@ -1557,9 +1557,9 @@ pub struct RemoteArgs {
     #[arg(long, value_name = "VAR")]
     pub bearer_env: Option<String>,
 
-    /// With --url: also trust the CA certificates in this PEM file (a private CA), besides the
-    /// platform's roots.
-    #[arg(long, value_name = "FILE", requires = "url")]
+    /// With --url, or relaunching a locked remote server: also trust the CA certificates in
+    /// this PEM file (a private CA), besides the platform's roots.
+    #[arg(long, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
 
     /// With --url: allow plain http:// to a host that is not loopback. Anyone on the path can
