@@ -553,3 +553,129 @@ def files(path: str) -> str:
     return ""
 s.run()
 "#;
+
+/// ToolPin's own lockfile, signed by ToolPin's own CLI (npm, 0.5.4) with a fresh key: imported
+/// with the key, the signature holds and is recorded; with another key, or once an entry is
+/// changed, nothing is imported.
+#[test]
+fn a_toolpin_lock_signed_by_toolpin_is_imported_with_its_signature_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let python = real_component("python/.venv/bin/python");
+    let toolpin = real_component("toolpin/node_modules/.bin/toolpin");
+    std::fs::copy(
+        repo().join("testdata/peers/toolpin-v2-sample/mcp-lock.json"),
+        d.join("mcp-lock.json"),
+    )
+    .unwrap();
+    let keys = std::process::Command::new(&python)
+        .current_dir(d)
+        .args(["-c", KEYS])
+        .output()
+        .unwrap();
+    assert!(
+        keys.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keys.stderr)
+    );
+    let toolpin_run = |args: &[&str]| {
+        let out = std::process::Command::new(&toolpin)
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "toolpin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    toolpin_run(&["policy", "init", "--recommended", "--policy", "policy.json"]);
+    toolpin_run(&[
+        "lock",
+        "sign",
+        "--policy",
+        "policy.json",
+        "--key",
+        "private.pem",
+    ]);
+
+    let imported = run_in(
+        d,
+        &[
+            "import",
+            "mcp-lock.json",
+            "-o",
+            "draft.json",
+            "--peer-key",
+            "public.pem",
+            "--format",
+            "json",
+        ],
+        T,
+    );
+    imported.expect_success();
+    let report = imported.json();
+    assert_eq!(report["import"]["from"], "toolpin");
+    assert_eq!(report["import"]["signature"]["status"], "valid");
+    assert_eq!(
+        report["import"]["servers"]["ac.inference.sh/mcp:claude"]["launch"]["url"],
+        "https://sh.inference.ac"
+    );
+    let other = run_in(
+        d,
+        &[
+            "import",
+            "mcp-lock.json",
+            "-o",
+            "d2.json",
+            "--peer-key",
+            "other.pem",
+        ],
+        T,
+    );
+    assert_eq!(other.code, 1, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("nothing was imported"),
+        "{}",
+        other.stderr
+    );
+    let text = std::fs::read_to_string(d.join("mcp-lock.json")).unwrap();
+    std::fs::write(
+        d.join("mcp-lock.json"),
+        text.replace("\"score\": 74", "\"score\": 100"),
+    )
+    .unwrap();
+    let changed = run_in(
+        d,
+        &[
+            "import",
+            "mcp-lock.json",
+            "-o",
+            "d3.json",
+            "--peer-key",
+            "public.pem",
+        ],
+        T,
+    );
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    assert!(
+        changed
+            .stderr
+            .contains("its integrity does not match the entry"),
+        "{}",
+        changed.stderr
+    );
+    assert!(!d.join("d2.json").exists() && !d.join("d3.json").exists());
+}
+
+/// Two fresh Ed25519 keys in PEM (PKCS#8 private, SPKI public): private.pem/public.pem and
+/// other.pem (public).
+const KEYS: &str = r#"
+from cryptography.hazmat.primitives import serialization as s
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+key = Ed25519PrivateKey.generate()
+open("private.pem", "wb").write(key.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))
+for name, k in (("public.pem", key), ("other.pem", Ed25519PrivateKey.generate())):
+    open(name, "wb").write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))
+"#;

@@ -9,7 +9,7 @@ use crate::core::launch::Launch;
 use crate::core::peers::import::{
     DRAFT_MARKER, Draft, DraftServer, Peer, SignatureCheck, detect, read,
 };
-use crate::core::peers::mcp_lock_v1;
+use crate::core::peers::{mcp_lock_v1, toolpin};
 use crate::core::text::escape;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -162,36 +162,38 @@ fn fill_launches(
     Ok(())
 }
 
-/// An mcp-lock/1 detached signature, checked by `--peer-key` when one is given.
+/// A detached signature beside the file (`mcp-lock.sig`, or `--signature`), for the formats
+/// that have one: mcp-lock/1's and ToolPin's. Checked by `--peer-key` when one is given.
 fn signature_of(
     args: &ImportArgs,
     from: Peer,
     document: &Value,
 ) -> Result<SignatureCheck, CliError> {
+    let signs = matches!(from, Peer::McpLockV1 | Peer::ToolPin);
     let beside = args.file.with_file_name("mcp-lock.sig");
-    let path = match (&args.signature, from) {
-        (Some(path), Peer::McpLockV1) => path.clone(),
-        (Some(_), _) => {
+    let path = match &args.signature {
+        Some(_) if !signs => {
             return Err(fail(
                 Code::Usage,
                 format!(
-                    "--signature is for mcp-lock/1 files; {} is {}",
+                    "--signature is for mcp-lock/1 and ToolPin files; {} is {}",
                     args.file.display(),
                     from.title()
                 ),
             ));
         }
-        (None, Peer::McpLockV1) if beside.is_file() => beside,
-        (None, _) if args.peer_key.is_some() => {
+        Some(path) => path.clone(),
+        None if signs && beside.is_file() => beside,
+        None if args.peer_key.is_some() => {
             return Err(fail(
                 Code::SignatureMalformed,
                 format!(
-                    "--peer-key given, but no mcp-lock/1 signature is beside {} (give it with --signature)",
+                    "--peer-key given, but no signature is beside {} (give it with --signature)",
                     args.file.display()
                 ),
             ));
         }
-        (None, _) => return Ok(SignatureCheck::Absent),
+        None => return Ok(SignatureCheck::Absent),
     };
     let malformed = |why: &str| {
         fail(
@@ -204,7 +206,18 @@ fn signature_of(
     let envelope = envelope
         .as_object()
         .ok_or_else(|| malformed("not a JSON object"))?;
-    let payload = mcp_lock_v1::signing_payload(envelope).map_err(|e| malformed(&e))?;
+    let top = document.as_object().cloned().unwrap_or_default();
+    let (payload, digest) = match from {
+        Peer::ToolPin => (
+            toolpin::signing_payload(envelope),
+            toolpin::lock_digest(&top),
+        ),
+        _ => (
+            mcp_lock_v1::signing_payload(envelope),
+            mcp_lock_v1::lock_digest(&top),
+        ),
+    };
+    let payload = payload.map_err(|e| malformed(&e))?;
     let text = |k: &str| {
         envelope
             .get(k)
@@ -235,10 +248,6 @@ fn signature_of(
             "it names the key {key}, not {fingerprint} (--peer-key)"
         )));
     }
-    let digest = document
-        .as_object()
-        .map(mcp_lock_v1::lock_digest)
-        .unwrap_or_default();
     if text("lockfileDigest") != digest {
         return Err(invalid(format!(
             "it signs the lock digest {}, and {} has {digest}",

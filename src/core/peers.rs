@@ -5,3 +5,4 @@ pub mod import;
 pub mod mcp_lock_v1;
 pub mod recipes;
 pub mod sep3140;
+pub mod toolpin;

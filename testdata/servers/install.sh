@@ -19,6 +19,8 @@ npm ci --prefix "$here/node-alt" --no-audit --no-fund --loglevel=error
 # mcp-remote, the bridge a stdio-only host reaches a remote server with (the gateway tests), in a
 # tree of its own so the servers in node/ keep the dependencies they were locked with.
 npm ci --prefix "$here/node-bridge" --no-audit --no-fund --loglevel=error
+# ToolPin (npm), a peer: its own CLI signs the lockfile `mcplock import` then checks.
+npm ci --prefix "$here/toolpin" --no-audit --no-fund --loglevel=error
 # An npx cache of our own, warmed with the exact spec the tests launch with `npx -y` (npx names
 # its cache directory after the spec; run from outside any project so npx installs it there).
 # Also a range that only that version satisfies: a launch that floats, for `lock --pin`.

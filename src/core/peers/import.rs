@@ -301,6 +301,11 @@ fn read_toolpin(top: &Map<String, Value>) -> Result<BTreeMap<String, DraftServer
         let at = format!("servers[{key:?}]");
         let entry = object(entry, &at)?;
         text(entry, "name", &at)?;
+        if text(entry, "integrity", &at)? != super::toolpin::integrity(entry) {
+            return Err(format!(
+                "{at}: its integrity does not match the entry: the file was edited"
+            ));
+        }
         let launch = toolpin_config_launch(entry).or_else(|| {
             entry
                 .get("selectedTarget")
