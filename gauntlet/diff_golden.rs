@@ -75,6 +75,7 @@ fn lockfile(servers: Vec<(&str, ServerLock)>) -> Lockfile {
             .map(|(n, s)| (n.to_string(), s))
             .collect(),
         approvals: Vec::new(),
+        registry: Default::default(),
     }
 }
 
@@ -148,6 +149,23 @@ fn with_artifact(version: &str) -> Lockfile {
             pinned: true,
         }))
     })
+}
+
+/// The base lockfile with an MCP Registry entry for `files` (lockfile version 7).
+fn with_registry(repository_id: &str, status: &str, version: &str) -> Lockfile {
+    let mut lock = lockfile(vec![("files", server())]);
+    let entry = json!({
+        "name": "io.github.example/files",
+        "version": version,
+        "repository": {"url": "https://github.com/example/files", "source": "github", "id": repository_id},
+        "packages": [{"registryType": "npm", "identifier": "files-server", "version": "1.4.0", "transport": {"type": "stdio"}}],
+        "_meta": {"io.modelcontextprotocol.registry/official": {"status": status}}
+    });
+    lock.registry.insert(
+        "files".into(),
+        mcplock::core::registry::Record::from_server_json(&entry).unwrap(),
+    );
+    lock
 }
 
 /// (case name, the class it demonstrates, new side); the old side is the base but where
@@ -447,6 +465,22 @@ fn cases() -> Vec<(&'static str, Class, Lockfile)> {
             unserved(ItemKind::Prompt, -32602),
         ),
         (
+            // The repository was deleted and recreated under the same URL: another forge id.
+            "registry-repository-changed",
+            Class::RegistryRepositoryChanged,
+            with_registry("209", "active", "1.4.0"),
+        ),
+        (
+            "registry-status-changed",
+            Class::RegistryStatusChanged,
+            with_registry("101", "deprecated", "1.4.0"),
+        ),
+        (
+            "registry-changed",
+            Class::RegistryChanged,
+            with_registry("101", "active", "1.5.0"),
+        ),
+        (
             "resources-locking-changed",
             Class::ResourcesLockingChanged,
             edit_server(|s| s.resources = Some(Default::default())),
@@ -489,6 +523,7 @@ fn every_change_class_has_a_golden_case() {
         let unserved_prompts = unserved(ItemKind::Prompt, -32601);
         let locked_artifact = with_artifact("1.4.0");
         let locked_authorization = with_authorization("https://auth.example.com", &["mcp"]);
+        let locked_registry = with_registry("101", "active", "1.4.0");
         let (old, new) = match name {
             "artifact-changed" => (&locked_artifact, &changed),
             "authorization-server-changed" | "authorization-scopes-changed" => {
@@ -496,6 +531,9 @@ fn every_change_class_has_a_golden_case() {
             }
             "schema-additional-properties-tightened" | "list-served" => (&changed, &base),
             "list-unserved-code-changed" => (&unserved_prompts, &changed),
+            "registry-repository-changed" | "registry-status-changed" | "registry-changed" => {
+                (&locked_registry, &changed)
+            }
             _ => (&base, &changed),
         };
         fs::write(dir.path().join("old.json"), old.to_pretty()).unwrap();

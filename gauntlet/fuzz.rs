@@ -57,6 +57,7 @@ fn lockfile_seeds() -> Vec<Vec<u8>> {
             Lockfile {
                 servers: [("s".to_string(), entry)].into_iter().collect(),
                 approvals: Vec::new(),
+                registry: Default::default(),
             }
             .to_pretty()
         })

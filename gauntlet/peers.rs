@@ -679,3 +679,187 @@ open("private.pem", "wb").write(key.private_bytes(s.Encoding.PEM, s.PrivateForma
 for name, k in (("public.pem", key), ("other.pem", Ed25519PrivateKey.generate())):
     open(name, "wb").write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))
 "#;
+
+/// The npm package file of server-everything 2026.8.31, by the integrity node/package-lock.json
+/// records for it, read from the tests' npx cache: its SHA-256 (hex), computed here.
+fn everything_file_sha256(cache: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let lock: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("testdata/servers/node/package-lock.json")).unwrap(),
+    )
+    .unwrap();
+    let integrity =
+        lock["packages"]["node_modules/@modelcontextprotocol/server-everything"]["integrity"]
+            .as_str()
+            .unwrap();
+    let sha512 = base64::engine::general_purpose::STANDARD
+        .decode(integrity.trim_start_matches("sha512-"))
+        .unwrap();
+    let hex: String = sha512.iter().map(|b| format!("{b:02x}")).collect();
+    let file = std::path::Path::new(cache)
+        .join("_cacache/content-v2/sha512")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(&hex[4..]);
+    let bytes = std::fs::read(&file).expect("install.sh warmed the npx cache");
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn registry_entry(file_sha256: &str, repository_id: &str, status: &str) -> String {
+    serde_json::json!({
+        "server": {
+            "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+            "name": "io.github.modelcontextprotocol/everything",
+            "description": "Exercises every feature of MCP.",
+            "version": "2026.8.31",
+            "repository": {"url": "https://github.com/modelcontextprotocol/servers", "source": "github", "id": repository_id, "subfolder": "src/everything"},
+            "packages": [{
+                "registryType": "npm",
+                "identifier": "@modelcontextprotocol/server-everything",
+                "version": "2026.8.31",
+                "fileSha256": file_sha256,
+                "transport": {"type": "stdio"}
+            }]
+        },
+        "_meta": {"io.modelcontextprotocol.registry/official": {"status": status, "isLatest": true}}
+    })
+    .to_string()
+}
+
+/// Issue 32, the MCP Registry's server.json: a server run with npx is locked with its registry
+/// entry (a `server.json` as the registry's API serves it, valid against the registry's
+/// published schema); the package file npx ran is held to the entry's fileSha256, and a
+/// mismatching one is refused with nothing written; a later entry naming another repository
+/// id (deleted and recreated) is critical drift until accepted; a deprecated status is
+/// warned about by verify and refused by a policy rule on `mcp.server.registry`.
+#[test]
+fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = real_component("npx-cache");
+    let python = real_component("python/.venv/bin/python");
+    let env = [
+        ("npm_config_cache", cache.as_str()),
+        ("npm_config_offline", "true"),
+    ];
+    let sha = everything_file_sha256(&cache);
+    std::fs::write(d.join("good.json"), registry_entry(&sha, "101", "active")).unwrap();
+    std::fs::write(
+        d.join("bad.json"),
+        registry_entry(&"0".repeat(64), "101", "active"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("recreated.json"),
+        registry_entry(&sha, "209", "deprecated"),
+    )
+    .unwrap();
+    // The entry is what the registry's schema allows.
+    let schema = repo()
+        .join("testdata/peers/mcp-registry-server-json/schemas/2025-12-11/server.schema.json");
+    let valid = std::process::Command::new(&python)
+        .args(["-c", "import json,sys,jsonschema; jsonschema.Draft7Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))['server']); print('ok')"])
+        .arg(&schema)
+        .arg(d.join("good.json"))
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    let launch = [
+        "--",
+        "npx",
+        "-y",
+        "@modelcontextprotocol/server-everything@2026.8.31",
+    ];
+    let lock = |extra: &[&str]| {
+        let mut args = vec!["lock", "--name", "everything"];
+        args.extend(extra);
+        args.extend(launch);
+        crate::common::run_in_env(d, &args, &env, T)
+    };
+    let refused = lock(&["--registry-entry", "bad.json"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("has fileSha256 {}", "0".repeat(64)))
+            && refused.stderr.contains(&sha),
+        "{}",
+        refused.stderr
+    );
+    assert!(!d.join("mcp-lock.json").exists(), "nothing is written");
+
+    let locked = lock(&["--registry-entry", "good.json"]);
+    locked.expect_success();
+    assert!(
+        locked
+            .stdout
+            .contains("fileSha256 of @modelcontextprotocol/server-everything matches"),
+        "{}",
+        locked.stdout
+    );
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(d.join("mcp-lock.json")).unwrap()).unwrap();
+    assert_eq!(file["lockfileVersion"], 7);
+    assert_eq!(file["registry"]["everything"]["repository"]["id"], "101");
+    assert_eq!(
+        file["registry"]["everything"]["packages"][0]["fileSha256"],
+        sha.as_str()
+    );
+    // The records never meet a live server: relaunched, the lock still holds.
+    crate::common::run_in_env(d, &["lock", "--check"], &env, T).expect_success();
+    std::fs::write(
+        d.join("registry.yaml"),
+        "name: registry\nrules:\n  - id: registry-active\n    severity: error\n    on: server\n    expr: \"mcp.server.registry == null || !has(mcp.server.registry.status) || mcp.server.registry.status == 'active'\"\n    message: the registry has withdrawn this server\n",
+    )
+    .unwrap();
+    run_in(d, &["policy", "check", "--policy", "registry.yaml"], T).expect_success();
+
+    let drift = lock(&["--registry-entry", "recreated.json"]);
+    assert_eq!(drift.code, 1, "{}", drift.stderr);
+    assert!(
+        drift
+            .stderr
+            .contains("CRITICAL  server: /registry/repository registry repository changed"),
+        "{}",
+        drift.stderr
+    );
+    lock(&["--registry-entry", "recreated.json", "--update"]).expect_success();
+
+    // verify warns about the deprecated entry; a policy rule refuses it.
+    run_in(
+        d,
+        &["keygen", "--private", "team.key", "--public", "team.pub"],
+        T,
+    )
+    .expect_success();
+    run_in(d, &["sign", "mcp-lock.json", "--key", "team.key"], T).expect_success();
+    let verified = run_in(d, &["verify", "--key", "team.pub", "--format", "json"], T);
+    verified.expect_success();
+    assert_eq!(
+        verified.json()["registryWithdrawn"]["everything"],
+        "deprecated"
+    );
+    let human = run_in(d, &["verify", "--key", "team.pub"], T);
+    assert!(
+        human
+            .stdout
+            .contains("marks io.github.modelcontextprotocol/everything 2026.8.31 as deprecated"),
+        "{}",
+        human.stdout
+    );
+    let policy = run_in(d, &["policy", "check", "--policy", "registry.yaml"], T);
+    assert_eq!(policy.code, 1, "{}{}", policy.stdout, policy.stderr);
+    assert!(
+        policy.stdout.contains("registry-active"),
+        "{}",
+        policy.stdout
+    );
+}

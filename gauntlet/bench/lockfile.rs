@@ -76,6 +76,7 @@ fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
     Lockfile {
         servers: BTreeMap::from([("bench".to_string(), server)]),
         approvals: Vec::new(),
+        registry: Default::default(),
     }
     .to_pretty()
 }

@@ -50,6 +50,12 @@ pub async fn run(args: DiffArgs) -> Result<Output, CliError> {
             if a_snapshot {
                 drop_unlocked_resources(&b, &mut a);
             }
+            // A snapshot records no registry entry (a server does not say what the registry
+            // published): compared with one, the lock's entries are not.
+            if a_snapshot || b_snapshot {
+                a.registry.clear();
+                b.registry.clear();
+            }
             let located_in = if b_snapshot && !a_snapshot {
                 old_path.clone()
             } else {
@@ -213,6 +219,7 @@ fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliErr
             Lockfile {
                 servers: BTreeMap::from([(name, entry)]),
                 approvals: Vec::new(),
+                registry: Default::default(),
             },
             true,
         ));
@@ -349,6 +356,7 @@ fn keep_only(mut lockfile: Lockfile, name: &str) -> Result<Lockfile, CliError> {
     Ok(Lockfile {
         servers: BTreeMap::from([(name.to_string(), entry)]),
         approvals: Vec::new(),
+        registry: Default::default(),
     })
 }
 

@@ -416,6 +416,8 @@ pub async fn against_lock(
             .filter(|(name, _)| live.servers.contains_key(name))
             .collect(),
         approvals: locked.approvals,
+        // What a registry published is not what a server serves: not compared live.
+        registry: Default::default(),
     };
     Ok((old, live))
 }
@@ -467,6 +469,7 @@ pub async fn scanned_hosts(
     Ok(Lockfile {
         servers: scanned.into_iter().map(|(n, _, e)| (n, e)).collect(),
         approvals: Vec::new(),
+        registry: Default::default(),
     })
 }
 

@@ -236,6 +236,24 @@ pub fn verify_covered(args: &VerifyArgs, covered: Covered<'_>) -> Result<String,
     Ok(format!("key {key_id}"))
 }
 
+/// The servers whose recorded MCP Registry entry is deprecated or deleted, by name with the
+/// status (JSON), and a warning line each (people).
+pub fn withdrawn(checked: &crate::core::lockfile::Checked) -> (serde_json::Value, String) {
+    let mut json = serde_json::Map::new();
+    let mut lines = String::new();
+    for (name, server) in checked {
+        if let Some(record) = server.registry.as_ref().filter(|r| r.withdrawn()) {
+            json.insert(name.clone(), record.status.clone().into());
+            lines.push_str(&format!(
+                "warning: {}: {} (as recorded when it was locked)\n",
+                crate::core::text::escape(name),
+                super::registry::registry_status_note(record)
+            ));
+        }
+    }
+    (serde_json::Value::Object(json), lines)
+}
+
 pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
     if args.check.key.is_none() && args.check.bundle.is_none() {
         return Err(fail(
@@ -259,15 +277,17 @@ pub fn verify(args: VerifyArgs) -> Result<Output, CliError> {
         .sum();
     let checked = servers;
     let servers: Vec<&String> = checked.keys().collect();
+    let (withdrawn, withdrawn_lines) = withdrawn(&checked);
     let json = json!({
         "keyId": signed_by.trim_start_matches("key "),
         "lockfile": args.lockfile.display().to_string(),
+        "registryWithdrawn": withdrawn,
         "servers": servers,
         "signature": signature_path.display().to_string(),
         "verified": true,
     });
     let human = format!(
-        "verified: {} is signed by {signed_by}\n{} server(s), {tools} tool(s): {}\n",
+        "verified: {} is signed by {signed_by}\n{} server(s), {tools} tool(s): {}\n{withdrawn_lines}",
         args.lockfile.display(),
         servers.len(),
         servers

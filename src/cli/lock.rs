@@ -107,6 +107,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     // Read (and check) the existing file first: a corrupt lockfile is never overwritten, and
     // no server is started for nothing.
     let mut existing = load()?;
+    let registry = super::registry::read_entry(args.registry_entry.as_deref())?;
 
     let mut server_args = server_args(&args, existing.as_ref())?;
     let mut scanned = scan_held(&args, &server_args, existing.as_ref()).await?;
@@ -121,6 +122,12 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let name = server_name(&args, &scanned.snapshot, existing.as_ref())?;
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
         .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
+    if let Some(record) = &registry {
+        notes.extend(super::registry::check_files(
+            record,
+            entry.artifact.as_ref(),
+        )?);
+    }
 
     // Another `lock` may have written the file while this one scanned: take the directory's
     // lock, read the file again and merge into what is there now, so no entry is lost. (A
@@ -137,7 +144,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     };
     let exists = existing.is_some();
     let mut lockfile = existing.unwrap_or_default();
-    let (status, count, changes) = status_of(&lockfile, &name, &entry);
+    let (status, count, changes) = status_of(&lockfile, &name, &entry, registry.as_ref());
     let shown = path.display().to_string();
 
     refuse_unless_allowed(&args, status, exists, &name, &shown, count, &changes)?;
@@ -147,6 +154,9 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
         Some(entry)
     } else {
         lockfile.servers.insert(name.clone(), entry);
+        if let Some(record) = registry {
+            lockfile.registry.insert(name.clone(), record);
+        }
         let update = update
             .as_ref()
             .ok_or_else(|| fail(Code::Internal, "a check writes nothing, but this one would"))?;
@@ -229,17 +239,20 @@ fn status_of(
     lockfile: &crate::core::lockfile::Lockfile,
     name: &str,
     entry: &ServerLock,
+    registry: Option<&crate::core::registry::Record>,
 ) -> (Status, usize, Vec<String>) {
     use crate::core::merge::{Standing, standing};
-    match standing(lockfile, name, entry) {
-        Standing::Unchanged => (Status::Unchanged, 0, Vec::new()),
-        Standing::Changed(changes) => {
-            let text = super::changes::human_body(&changes, false);
-            let lines = text.lines().map(str::to_owned).collect();
-            (Status::Updated, changes.len(), lines)
-        }
-        Standing::New => (Status::Created, 0, Vec::new()),
-    }
+    let recorded = super::registry::changes(name, lockfile.registry.get(name), registry);
+    let (status, mut changes) = match standing(lockfile, name, entry) {
+        Standing::Unchanged if recorded.is_empty() => return (Status::Unchanged, 0, Vec::new()),
+        Standing::Unchanged => (Status::Updated, Vec::new()),
+        Standing::Changed(changes) => (Status::Updated, changes),
+        Standing::New => return (Status::Created, 0, Vec::new()),
+    };
+    changes.extend(recorded);
+    let text = super::changes::human_body(&changes, false);
+    let lines = text.lines().map(str::to_owned).collect();
+    (status, changes.len(), lines)
 }
 
 /// `mcplock proxy ... -- CMD` is the proxy enforcing a lock, not a server: locking it would

@@ -26,6 +26,7 @@ mod policy;
 mod progress;
 mod proxy;
 mod published;
+mod registry;
 mod render;
 mod review;
 mod revocations;
@@ -1677,6 +1678,13 @@ pub struct LockArgs {
     #[arg(long, conflicts_with = "check")]
     pub pin: bool,
 
+    /// The server's entry in the official MCP Registry (its `server.json`, or the registry
+    /// API's answer for it): its name, version, repository and packages are recorded with the
+    /// lock, and a package's fileSha256 is checked against the file the launch runs. A later
+    /// entry naming another repository (another id: deleted and recreated) is critical drift;
+    /// a deprecated or deleted status is reported by verify and given to policies.
+    #[arg(long, value_name = "FILE", conflicts_with = "host")]
+    pub registry_entry: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub repeat: RepeatArgs,
 

@@ -140,6 +140,7 @@ async fn subjects(source: &PolicySource) -> Result<Lockfile, CliError> {
     Ok(Lockfile {
         servers: BTreeMap::from([(name, entry)]),
         approvals: Vec::new(),
+        registry: Default::default(),
     })
 }
 

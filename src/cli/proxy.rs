@@ -282,6 +282,7 @@ fn session_options(args: &ProxyArgs, lockfile: &Lockfile, name: &str) -> Result<
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect(),
         approvals: Vec::new(),
+        registry: Default::default(),
     });
     let store = enforcement::limit_store(&args.guard)?;
     options.call_policy = enforcement::call_judges(&args.guard, only_this, "proxy", &store)?

@@ -124,6 +124,7 @@ mod tests {
                 ("same".to_string(), server_lock(vec![tool("read_file")])),
             ]),
             approvals: Vec::new(),
+            registry: Default::default(),
         };
         let found = confusables(&lockfile);
         assert_eq!(found.len(), 3, "{found:?}");

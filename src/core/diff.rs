@@ -9,6 +9,7 @@ use crate::core::canonical::{differing_pointers, to_canonical};
 use crate::core::findings;
 use crate::core::json::pointer_escape;
 use crate::core::lockfile::{Lockfile, ServerLock};
+use crate::core::registry::Record;
 use crate::core::snapshot::{ItemKind, Items};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
@@ -78,6 +79,9 @@ pub enum Class {
     MetaChanged,
     FieldChanged,
     ResourcesLockingChanged,
+    RegistryRepositoryChanged,
+    RegistryStatusChanged,
+    RegistryChanged,
     ConfusableName,
     Revoked,
     UnclassifiedChange,
@@ -85,7 +89,7 @@ pub enum Class {
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 47] = [
+    pub const ALL: [Class; 50] = [
         Class::ServerAdded,
         Class::ServerRemoved,
         Class::LaunchChanged,
@@ -130,6 +134,9 @@ impl Class {
         Class::MetaChanged,
         Class::FieldChanged,
         Class::ResourcesLockingChanged,
+        Class::RegistryRepositoryChanged,
+        Class::RegistryStatusChanged,
+        Class::RegistryChanged,
         Class::ConfusableName,
         Class::Revoked,
         Class::UnclassifiedChange,
@@ -181,6 +188,9 @@ impl Class {
             Class::MetaChanged => "meta-changed",
             Class::FieldChanged => "field-changed",
             Class::ResourcesLockingChanged => "resources-locking-changed",
+            Class::RegistryRepositoryChanged => "registry-repository-changed",
+            Class::RegistryStatusChanged => "registry-status-changed",
+            Class::RegistryChanged => "registry-changed",
             Class::ConfusableName => "confusable-name",
             Class::Revoked => "revoked",
             Class::UnclassifiedChange => "unclassified-change",
@@ -191,7 +201,7 @@ impl Class {
 /// Each class's usual severity (a change may be graded higher, e.g. text that gains a
 /// poisoning finding, or anything about a resource template) and what it means: the help text
 /// of its SARIF rule (docs/diff.md has the same table). Every class is listed once (tested).
-const ABOUT: [(Class, Severity, &str); 47] = {
+const ABOUT: [(Class, Severity, &str); 50] = {
     use Severity::{Critical, Info, Moderate};
     [
         (
@@ -411,6 +421,21 @@ const ABOUT: [(Class, Severity, &str); 47] = {
             "one side locked static resources and the other did not",
         ),
         (
+            Class::RegistryRepositoryChanged,
+            Critical,
+            "the MCP Registry entry names another source repository (another id: deleted and recreated) or another registry name",
+        ),
+        (
+            Class::RegistryStatusChanged,
+            Moderate,
+            "the MCP Registry's status of the entry changed (active, deprecated, deleted)",
+        ),
+        (
+            Class::RegistryChanged,
+            Moderate,
+            "the MCP Registry entry's version or packages changed, or an entry is recorded on one side only",
+        ),
+        (
             Class::ConfusableName,
             Critical,
             "a name now looks like another's (same UTS #39 skeleton)",
@@ -551,11 +576,104 @@ pub fn diff_with(old: &Lockfile, new: &Lockfile, limits: DiffLimits) -> Vec<Chan
             (None, None) => {}
         }
     }
+    let recorded: BTreeSet<&String> = old.registry.keys().chain(new.registry.keys()).collect();
+    for name in recorded {
+        out.extend(registry_changes(
+            name,
+            old.registry.get(name),
+            new.registry.get(name),
+        ));
+    }
     out.sort_by(|a, b| {
         (&a.server, &a.subject, &a.path, a.class).cmp(&(&b.server, &b.subject, &b.path, b.class))
     });
     confusable_names(old, new, &mut out);
     word_diffs(&mut out, limits);
+    out
+}
+
+/// The changes from one recorded entry to another for server `server`: another repository (or
+/// registry name) is critical; another status, version or packages moderate; an entry recorded
+/// on one side only moderate. Any canonical difference gives at least one change.
+pub fn registry_changes(server: &str, old: Option<&Record>, new: Option<&Record>) -> Vec<Change> {
+    let change = |path: &str, class, severity, old: Option<Value>, new: Option<Value>| Change {
+        server: server.to_string(),
+        subject: Subject::Server,
+        path: format!("/registry{path}"),
+        class,
+        severity,
+        old,
+        new,
+        words: None,
+        findings: Vec::new(),
+    };
+    let (old, new) = match (old, new) {
+        (None, None) => return Vec::new(),
+        (Some(a), Some(b)) if a == b => return Vec::new(),
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => {
+            let show = |r: Option<&Record>| r.map(Record::to_json);
+            return vec![change(
+                "",
+                Class::RegistryChanged,
+                Severity::Moderate,
+                show(a),
+                show(b),
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    let repo = |r: &Record| {
+        r.repository
+            .as_ref()
+            .map(|_| r.to_json()["repository"].clone())
+    };
+    if old.repository != new.repository {
+        out.push(change(
+            "/repository",
+            Class::RegistryRepositoryChanged,
+            Severity::Critical,
+            repo(old),
+            repo(new),
+        ));
+    }
+    if old.name != new.name {
+        out.push(change(
+            "/name",
+            Class::RegistryRepositoryChanged,
+            Severity::Critical,
+            Some(json!(old.name)),
+            Some(json!(new.name)),
+        ));
+    }
+    if old.status != new.status {
+        out.push(change(
+            "/status",
+            Class::RegistryStatusChanged,
+            Severity::Moderate,
+            old.status.clone().map(Value::from),
+            new.status.clone().map(Value::from),
+        ));
+    }
+    if old.version != new.version {
+        out.push(change(
+            "/version",
+            Class::RegistryChanged,
+            Severity::Moderate,
+            Some(json!(old.version)),
+            Some(json!(new.version)),
+        ));
+    }
+    if old.packages != new.packages {
+        let list = |r: &Record| Some(r.to_json()["packages"].clone());
+        out.push(change(
+            "/packages",
+            Class::RegistryChanged,
+            Severity::Moderate,
+            list(old),
+            list(new),
+        ));
+    }
     out
 }
 

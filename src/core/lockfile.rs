@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 /// run); version 6 adds a remote server's OAuth `authorization` surface. A file is written
 /// in the oldest version that can hold it, so every lockfile without those keeps the bytes an
 /// older mcplock reads.
-pub const LOCKFILE_VERSION: u64 = 6;
+pub const LOCKFILE_VERSION: u64 = 7;
 /// The oldest format version this mcplock reads.
 pub const FIRST_LOCKFILE_VERSION: u64 = 1;
 
@@ -79,6 +79,10 @@ pub struct Lockfile {
     /// Version 3 only, written only when there are any; sorted. Covered by the lockfile's
     /// signature like everything else in it.
     pub approvals: Vec<Approval>,
+    /// Version 7: the MCP Registry entry each server was locked with (`lock --registry-entry`),
+    /// by server name. Covered by the lockfile's signature; never compared with a live server
+    /// (a server does not say what the registry published about it).
+    pub registry: BTreeMap<String, crate::core::registry::Record>,
 }
 
 /// An approval of one tool as locked: valid while the tool's locked digest is this one.
@@ -307,6 +311,8 @@ struct DocumentView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     approvals: Option<Vec<Value>>,
     lockfile_version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry: Option<BTreeMap<&'a str, Value>>,
     servers: BTreeMap<&'a str, BTreeMap<&'static str, EntryField<'a>>>,
 }
 
@@ -350,8 +356,15 @@ impl Lockfile {
             approvals.dedup();
             approvals.iter().map(Approval::to_json).collect()
         });
+        let registry = (!self.registry.is_empty()).then(|| {
+            self.registry
+                .iter()
+                .map(|(name, record)| (name.as_str(), record.to_json()))
+                .collect()
+        });
         DocumentView {
             approvals,
+            registry,
             lockfile_version: self.version(),
             servers: self
                 .servers
@@ -400,7 +413,9 @@ impl Lockfile {
                 .is_some_and(|r| r.content.is_some())
         };
         let needs_6 = |s: &ServerLock| s.authorization.is_some() || s.launch.context().is_some();
-        if self.servers.values().any(needs_6) {
+        if !self.registry.is_empty() {
+            7
+        } else if self.servers.values().any(needs_6) {
             6
         } else if self.servers.values().any(has_content) {
             5
@@ -458,6 +473,7 @@ impl Lockfile {
         Ok(Lockfile {
             servers,
             approvals: read.approvals,
+            registry: read.registry,
         })
     }
 
@@ -521,12 +537,14 @@ pub struct CheckedServer {
     pub items: BTreeMap<ItemKind, usize>,
     pub launch: Launch,
     pub artifact: Option<Artifact>,
+    /// The MCP Registry entry it was locked with (version 7).
+    pub registry: Option<crate::core::registry::Record>,
 }
 
 /// What [`Lockfile::check_value`] found, per server.
 pub type Checked = BTreeMap<String, CheckedServer>;
 
-fn checked(read: Read) -> Checked {
+fn checked(mut read: Read) -> Checked {
     read.servers
         .into_iter()
         .map(|(name, (server, digests))| {
@@ -538,6 +556,7 @@ fn checked(read: Read) -> Checked {
                 items,
                 launch: server.launch,
                 artifact: server.artifact,
+                registry: read.registry.remove(&name),
             };
             (name, server)
         })
@@ -560,6 +579,7 @@ type Hashed = BTreeMap<String, ItemDigests>;
 struct Read {
     servers: BTreeMap<String, (ServerLock, ItemDigests)>,
     approvals: Vec<Approval>,
+    registry: BTreeMap<String, crate::core::registry::Record>,
 }
 
 fn read_lockfile(value: &Value, keep: Keep<'_>) -> Result<Lockfile, LockfileError> {
@@ -571,6 +591,7 @@ fn read_lockfile(value: &Value, keep: Keep<'_>) -> Result<Lockfile, LockfileErro
             .map(|(name, (server, _))| (name, server))
             .collect(),
         approvals: read.approvals,
+        registry: read.registry,
     })
 }
 
@@ -610,7 +631,12 @@ fn read_document(value: &Value, keep: Keep<'_>) -> Result<Read, LockfileError> {
                 ));
             }
         };
-        only_keys(top, &["approvals", "lockfileVersion", "servers"], "")?;
+        only_keys(
+            top,
+            &["approvals", "lockfileVersion", "registry", "servers"],
+            "",
+        )?;
+        let registry = read_registry(top.get("registry"), version)?;
         let approvals = match top.get("approvals") {
             None => Vec::new(),
             Some(_) if version < 3 => {
@@ -633,11 +659,47 @@ fn read_document(value: &Value, keep: Keep<'_>) -> Result<Read, LockfileError> {
             let server = read_server(name, entry, &place, keep, version)?;
             out.insert(name.clone(), server);
         }
+        if let Some(name) = registry.keys().find(|name| !out.contains_key(*name)) {
+            return Err(err(
+                &format!("registry[{name:?}]"),
+                "a registry entry for a server the lockfile does not lock",
+            ));
+        }
         Ok(Read {
             servers: out,
             approvals,
+            registry,
         })
     }
+}
+
+/// The `registry` map (version 7): each record exactly as written, and only when non-empty.
+fn read_registry(
+    value: Option<&Value>,
+    version: u64,
+) -> Result<BTreeMap<String, crate::core::registry::Record>, LockfileError> {
+    let Some(value) = value else {
+        return Ok(BTreeMap::new());
+    };
+    if version < 7 {
+        return Err(err(
+            "registry",
+            format!(
+                "registry entries need lockfileVersion 7; the file says {version} (it was edited by hand?)"
+            ),
+        ));
+    }
+    let map = match value {
+        Value::Object(map) if !map.is_empty() => map,
+        _ => return Err(err("registry", "expected a non-empty object")),
+    };
+    map.iter()
+        .map(|(name, record)| {
+            crate::core::registry::Record::from_json(record)
+                .map(|r| (name.clone(), r))
+                .map_err(|e| err(&format!("registry[{name:?}]"), e))
+        })
+        .collect()
 }
 
 /// The `approvals` list: exactly its fields, non-empty, sorted and without duplicates (the
@@ -1124,6 +1186,7 @@ mod tests {
         Lockfile {
             servers: BTreeMap::from([("demo".to_string(), sample())]),
             approvals: Vec::new(),
+            registry: Default::default(),
         }
     }
 
@@ -1144,6 +1207,7 @@ mod tests {
         let lock = Lockfile {
             servers: BTreeMap::from([("demo".to_string(), remote), ("local".into(), sample())]),
             approvals: Vec::new(),
+            registry: Default::default(),
         };
         assert_eq!(lock.version(), 3);
         let bytes = lock.to_pretty();
@@ -1236,6 +1300,7 @@ mod tests {
         let lock = Lockfile {
             servers: BTreeMap::from([("a".to_string(), server), ("b".to_string(), sample())]),
             approvals: Vec::new(),
+            registry: Default::default(),
         };
         let doc: Value = serde_json::from_slice(&lock.to_pretty()).unwrap();
         assert_eq!(Lockfile::from_value(&doc).unwrap(), lock);
@@ -1331,6 +1396,7 @@ mod tests {
         let v2 = Lockfile {
             servers: BTreeMap::from([("demo".to_string(), server.clone())]),
             approvals: Vec::new(),
+            registry: Default::default(),
         };
         assert_eq!(v2.version(), 2);
         assert_ne!(v1.servers["demo"].digest("demo"), server.digest("demo"));
@@ -1433,6 +1499,7 @@ mod tests {
         Lockfile {
             servers,
             approvals: Vec::new(),
+            registry: Default::default(),
         }
         .to_pretty()
     }

@@ -29,6 +29,7 @@ pub mod normalize;
 pub mod parallel;
 pub mod peers;
 pub mod policy;
+pub mod registry;
 pub mod relay;
 pub mod review;
 pub mod revocation;

@@ -801,6 +801,13 @@ impl<'a> Input<'a> {
                 let mut fields = server_fields(name, server);
                 fields.insert("revoked".into(), json!(revoked_servers.contains(name)));
                 fields.insert(
+                    "registry".into(),
+                    lockfile
+                        .registry
+                        .get(name)
+                        .map_or(Value::Null, crate::core::registry::Record::to_json),
+                );
+                fields.insert(
                     "tier".into(),
                     json!(tiers.servers.get(name.as_str()).map(|t| t.as_str())),
                 );

@@ -291,6 +291,7 @@ mod tests {
                 ]),
             )]),
             approvals: Vec::new(),
+            registry: Default::default(),
         }
     }
 

@@ -927,6 +927,52 @@ fn run_bounded_in(program: &Path, args: &[&str], cwd: Option<&Path>) -> Result<S
     String::from_utf8(out).map_err(|e| e.to_string())
 }
 
+/// The SHA-256 (`sha256:` hex) of the npm package file whose registry integrity is
+/// `integrity` (`sha512-...`), read from npm's cache (cacache keeps a file under its sha512):
+/// what a registry entry's `fileSha256` is checked against. `Err` says why it cannot be read.
+pub fn npm_tarball_sha256(integrity: &str) -> Result<String, String> {
+    let sha512 = integrity
+        .strip_prefix("sha512-")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter(|bytes| bytes.len() == 64)
+        .ok_or_else(|| format!("{integrity:?} is not an npm sha512 integrity"))?;
+    let hex = hex(&sha512);
+    let path = npm_cache_dir()?
+        .join("_cacache/content-v2/sha512")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(&hex[4..]);
+    if !path.is_file() {
+        return Err(format!(
+            "the package file is not in npm's cache ({})",
+            path.display()
+        ));
+    }
+    let size = path
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    // What is read is checked against the integrity it is filed under.
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if Sha512::digest(&bytes).as_slice() != sha512.as_slice() {
+        return Err(format!(
+            "{} is not the file its integrity names",
+            path.display()
+        ));
+    }
+    Ok(format!("sha256:{}", hex_of_sha256(&bytes)))
+}
+
+fn hex_of_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 // ---- files ----
 
 fn sha256_file(path: &Path) -> Result<String, String> {

@@ -38,6 +38,7 @@ fn lockfile() -> Lockfile {
             server(&[("read", "Reads a file.\nMore."), ("write", "Writes")]),
         )]),
         approvals: Vec::new(),
+        registry: Default::default(),
     }
 }
 

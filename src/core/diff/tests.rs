@@ -48,6 +48,7 @@ fn lock(s: ServerLock) -> Lockfile {
     Lockfile {
         servers: BTreeMap::from([("s".to_string(), s)]),
         approvals: Vec::new(),
+        registry: Default::default(),
     }
 }
 
@@ -425,6 +426,7 @@ fn resource_template_changes_are_critical_and_servers_can_come_and_go() {
     let two = Lockfile {
         servers: BTreeMap::from([("s".to_string(), a.clone()), ("t".to_string(), a)]),
         approvals: Vec::new(),
+        registry: Default::default(),
     };
     let one_server = lock(server(vec![]));
     let changes: Vec<_> = diff(&one_server, &two)
@@ -1021,4 +1023,99 @@ fn a_title_or_icon_change_is_cosmetic_and_every_other_item_change_material() {
     instructions.instructions = Some("Other.".into());
     let changes = diff(&lock(server(vec![base_tool()])), &lock(instructions));
     assert_eq!(changes[0].material(), None);
+}
+
+#[test]
+fn another_repository_is_critical_and_every_difference_is_reported() {
+    let mut with_repo = crate::core::json::parse_strict(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/peers/mcp-registry-server-json/registry-examples-valid-with-package.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    with_repo["repository"] =
+        json!({"url": "https://github.com/u/w", "source": "github", "id": "1"});
+    let old = crate::core::registry::Record::from_server_json(&with_repo).unwrap();
+    let mut recreated = with_repo.clone();
+    recreated["repository"]["id"] = json!("2");
+    let new = crate::core::registry::Record::from_server_json(&recreated).unwrap();
+    let changes = registry_changes("w", Some(&old), Some(&new));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].class, changes[0].severity),
+        (Class::RegistryRepositoryChanged, Severity::Critical)
+    );
+    assert!(registry_changes("w", Some(&old), Some(&old)).is_empty());
+    assert_eq!(
+        registry_changes("w", None, Some(&old))[0].class,
+        Class::RegistryChanged
+    );
+}
+
+mod registry_properties {
+    use crate::core::registry::{Package, Record, Repository};
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = Record> {
+        let word = || prop::sample::select(vec!["a", "b", "c"]).prop_map(String::from);
+        let maybe = move || prop::option::of(word());
+        (
+            word(),
+            word(),
+            prop::option::of((word(), word(), maybe(), maybe())),
+            prop::collection::vec(
+                (
+                    word(),
+                    word(),
+                    maybe(),
+                    prop::option::of(Just("0".repeat(64))),
+                ),
+                0..3,
+            ),
+            prop::option::of(prop::sample::select(vec![
+                "active",
+                "deprecated",
+                "deleted",
+            ])),
+        )
+            .prop_map(|(name, version, repo, packages, status)| {
+                let mut packages: Vec<Package> = packages
+                    .into_iter()
+                    .map(
+                        |(registry_type, identifier, version, file_sha256)| Package {
+                            registry_type,
+                            identifier,
+                            version,
+                            file_sha256,
+                        },
+                    )
+                    .collect();
+                packages.sort();
+                Record {
+                    name,
+                    version,
+                    repository: repo.map(|(url, source, id, subfolder)| Repository {
+                        url,
+                        source,
+                        id,
+                        subfolder,
+                    }),
+                    packages,
+                    status: status.map(String::from),
+                }
+            })
+    }
+
+    proptest! {
+        /// Fail closed: two records whose recorded forms differ always give a change, equal
+        /// ones none; and every record reads back from its recorded form.
+        #[test]
+        fn records_that_differ_always_give_a_change(a in record(), b in record()) {
+            let changes = super::registry_changes("s", Some(&a), Some(&b));
+            prop_assert_eq!(a.to_json() != b.to_json(), !changes.is_empty());
+            prop_assert_eq!(Record::from_json(&a.to_json()), Ok(a));
+        }
+    }
 }

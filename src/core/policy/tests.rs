@@ -36,6 +36,7 @@ fn lockfile(tools: Vec<Value>, templates: Vec<Value>, instructions: Option<&str>
     Lockfile {
         servers: BTreeMap::from([("s".to_string(), server)]),
         approvals: Vec::new(),
+        registry: Default::default(),
     }
 }
 

@@ -232,6 +232,7 @@ mod properties {
         let lock = crate::core::lockfile::Lockfile {
             servers: [("s".to_string(), server)].into(),
             approvals: vec![],
+            registry: Default::default(),
         };
         let options = ExportOptions {
             client: "generic",
