@@ -813,6 +813,19 @@ fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_cr
         file["registry"]["everything"]["packages"][0]["fileSha256"],
         sha.as_str()
     );
+    // The version 7 lockfile is what the documented schema describes.
+    let lock_schema = repo().join("docs/lockfile.schema.json");
+    let valid = std::process::Command::new(&python)
+        .args(["-c", "import json,sys,jsonschema; jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))); print('ok')"])
+        .arg(&lock_schema)
+        .arg(d.join("mcp-lock.json"))
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
     // The records never meet a live server: relaunched, the lock still holds.
     crate::common::run_in_env(d, &["lock", "--check"], &env, T).expect_success();
     std::fs::write(
