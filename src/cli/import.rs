@@ -162,38 +162,42 @@ fn fill_launches(
     Ok(())
 }
 
-/// A detached signature beside the file (`mcp-lock.sig`, or `--signature`), for the formats
-/// that have one: mcp-lock/1's and ToolPin's. Checked by `--peer-key` when one is given.
+/// Where the detached signature of `from`'s file is, for the formats that have one (mcp-lock/1's
+/// and ToolPin's): `--signature`, else `mcp-lock.sig` beside the file; `None` when there is none.
+fn signature_path(args: &ImportArgs, from: Peer) -> Result<Option<std::path::PathBuf>, CliError> {
+    let signs = matches!(from, Peer::McpLockV1 | Peer::ToolPin);
+    let beside = args.file.with_file_name("mcp-lock.sig");
+    match &args.signature {
+        Some(_) if !signs => Err(fail(
+            Code::Usage,
+            format!(
+                "--signature is for mcp-lock/1 and ToolPin files; {} is {}",
+                args.file.display(),
+                from.title()
+            ),
+        )),
+        Some(path) => Ok(Some(path.clone())),
+        None if signs && beside.is_file() => Ok(Some(beside)),
+        None if args.peer_key.is_some() => Err(fail(
+            Code::SignatureMalformed,
+            format!(
+                "--peer-key given, but no signature is beside {} (give it with --signature)",
+                args.file.display()
+            ),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The file's detached signature, checked by `--peer-key` when one is given: the key's
+/// fingerprint, the lock digest it signs and the signature must all hold.
 fn signature_of(
     args: &ImportArgs,
     from: Peer,
     document: &Value,
 ) -> Result<SignatureCheck, CliError> {
-    let signs = matches!(from, Peer::McpLockV1 | Peer::ToolPin);
-    let beside = args.file.with_file_name("mcp-lock.sig");
-    let path = match &args.signature {
-        Some(_) if !signs => {
-            return Err(fail(
-                Code::Usage,
-                format!(
-                    "--signature is for mcp-lock/1 and ToolPin files; {} is {}",
-                    args.file.display(),
-                    from.title()
-                ),
-            ));
-        }
-        Some(path) => path.clone(),
-        None if signs && beside.is_file() => beside,
-        None if args.peer_key.is_some() => {
-            return Err(fail(
-                Code::SignatureMalformed,
-                format!(
-                    "--peer-key given, but no signature is beside {} (give it with --signature)",
-                    args.file.display()
-                ),
-            ));
-        }
-        None => return Ok(SignatureCheck::Absent),
+    let Some(path) = signature_path(args, from)? else {
+        return Ok(SignatureCheck::Absent);
     };
     let malformed = |why: &str| {
         fail(

@@ -87,10 +87,15 @@ async fn check_relaunched(args: &LockArgs) -> Result<Output, CliError> {
     }))
 }
 
+/// `lock`: an import draft is confirmed (`super::confirm`); anything else is locked here.
 pub async fn run(args: LockArgs) -> Result<Output, CliError> {
-    if let Some(draft) = super::confirm::draft_at(&args.lockfile)? {
-        return super::confirm::run(&args, draft).await;
+    match super::confirm::draft_at(&args.lockfile)? {
+        Some(draft) => super::confirm::run(&args, draft).await,
+        None => lock(args).await,
     }
+}
+
+async fn lock(args: LockArgs) -> Result<Output, CliError> {
     if !args.server.names_a_server() && args.check {
         return check_relaunched(&args).await;
     }
@@ -122,12 +127,7 @@ pub async fn run(args: LockArgs) -> Result<Output, CliError> {
     let name = server_name(&args, &scanned.snapshot, existing.as_ref())?;
     let entry = ServerLock::from_snapshot(scanned.snapshot, args.resources)
         .map_err(|e| fail(Code::ServerFailed, e.to_string()))?;
-    if let Some(record) = &registry {
-        notes.extend(super::registry::check_files(
-            record,
-            entry.artifact.as_ref(),
-        )?);
-    }
+    notes.extend(super::registry::check_files(registry.as_ref(), &entry)?);
 
     // Another `lock` may have written the file while this one scanned: take the directory's
     // lock, read the file again and merge into what is there now, so no entry is lost. (A

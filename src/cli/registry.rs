@@ -34,7 +34,14 @@ pub fn read_entry(path: Option<&Path>) -> Result<Option<Record>, CliError> {
 
 /// Holds every `fileSha256` of a package the artifact is to the artifact's own bytes: a
 /// mismatch is refused (`artifact-changed`); what cannot be checked is said in the notes.
-pub fn check_files(record: &Record, artifact: Option<&Artifact>) -> Result<Vec<String>, CliError> {
+pub fn check_files(
+    record: Option<&Record>,
+    entry: &crate::core::lockfile::ServerLock,
+) -> Result<Vec<String>, CliError> {
+    let Some(record) = record else {
+        return Ok(Vec::new());
+    };
+    let artifact = entry.artifact.as_ref();
     let resolved = artifact.and_then(Artifact::resolved);
     let mut notes = Vec::new();
     let ran = resolved.map(|r| (r.kind, r.name.as_str(), r.version.as_deref()));

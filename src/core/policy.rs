@@ -798,15 +798,8 @@ impl<'a> Input<'a> {
                         definition: def,
                     }
                 });
-                let mut fields = server_fields(name, server);
+                let mut fields = server_fields(name, server, lockfile.registry.get(name));
                 fields.insert("revoked".into(), json!(revoked_servers.contains(name)));
-                fields.insert(
-                    "registry".into(),
-                    lockfile
-                        .registry
-                        .get(name)
-                        .map_or(Value::Null, crate::core::registry::Record::to_json),
-                );
                 fields.insert(
                     "tier".into(),
                     json!(tiers.servers.get(name.as_str()).map(|t| t.as_str())),
@@ -926,7 +919,11 @@ fn derived_fields(
 }
 
 /// `mcp.server`'s own fields (its item lists are views over the items).
-fn server_fields(name: &str, s: &ServerLock) -> Map<String, Value> {
+fn server_fields(
+    name: &str,
+    s: &ServerLock,
+    registry: Option<&crate::core::registry::Record>,
+) -> Map<String, Value> {
     let Value::Object(fields) = json!({
         "name": name,
         "serverInfo": s.server_info,
@@ -939,6 +936,7 @@ fn server_fields(name: &str, s: &ServerLock) -> Map<String, Value> {
         "artifact": s.artifact.as_ref().map(crate::core::artifact::Artifact::to_json),
         "authorization": s.authorization.as_ref().map(crate::core::authz::AuthSurface::to_json),
         "resourcesLocked": s.resources.is_some(),
+        "registry": registry.map(crate::core::registry::Record::to_json),
     }) else {
         return Map::new();
     };
