@@ -8,6 +8,23 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
+/// Runs a peer's tool (or Python) in `dir` and asserts it succeeded, naming what it said.
+fn tool_ok<S: AsRef<std::ffi::OsStr>>(dir: &std::path::Path, program: &str, args: &[S]) {
+    let out = std::process::Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {:?}: {}",
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Checks `export` in Python, independently of mcplock: the document against ToolPin's schema,
 /// each entry's integrity, its surface hash from `listings` (server name: scan snapshot file),
 /// and its config digest from the lockfile's launch; and each scanned tool's SEP-3140 content
@@ -206,16 +223,11 @@ open(pub_path, "wb").write(public.public_bytes(serialization.Encoding.PEM, seria
 /// surface hash and locked.
 fn import_signed_mcp_lock_1(d: &std::path::Path, python: &str, ca: &str, url: &str) {
     let sign = |pub_name: &str| {
-        let out = std::process::Command::new(python)
-            .current_dir(d)
-            .args(["-c", SIGN, "v1.json", "mcp-lock.sig", pub_name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        tool_ok(
+            d,
+            python,
+            &["-c", SIGN, "v1.json", "mcp-lock.sig", pub_name],
+        )
     };
     sign("other.pem");
     sign("peer.pem");
@@ -332,15 +344,10 @@ fn a_warden_lock_made_by_mcp_warden_is_imported_confirmed_and_a_rug_pull_refused
     let server = d.join("notes.py");
     write_notes(&server, "Say hi.", false);
     let script = server.to_string_lossy().into_owned();
-    let pinned = std::process::Command::new(&warden)
-        .current_dir(d)
-        .args(["pin", "--lock", "warden.lock", "--", &python, &script])
-        .output()
-        .unwrap();
-    assert!(
-        pinned.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pinned.stderr)
+    tool_ok(
+        d,
+        &warden,
+        &["pin", "--lock", "warden.lock", "--", &python, &script],
     );
 
     let imported = run_in(d, &["import", "warden.lock", "--name", "notes"], T);
@@ -568,28 +575,8 @@ fn a_toolpin_lock_signed_by_toolpin_is_imported_with_its_signature_checked() {
         d.join("mcp-lock.json"),
     )
     .unwrap();
-    let keys = std::process::Command::new(&python)
-        .current_dir(d)
-        .args(["-c", KEYS])
-        .output()
-        .unwrap();
-    assert!(
-        keys.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keys.stderr)
-    );
-    let toolpin_run = |args: &[&str]| {
-        let out = std::process::Command::new(&toolpin)
-            .current_dir(d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "toolpin {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    tool_ok(d, &python, &["-c", KEYS]);
+    let toolpin_run = |args: &[&str]| tool_ok(d, &toolpin, args);
     toolpin_run(&["policy", "init", "--recommended", "--policy", "policy.json"]);
     toolpin_run(&[
         "lock",
@@ -761,16 +748,17 @@ fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_cr
     // The entry is what the registry's schema allows.
     let schema = repo()
         .join("testdata/peers/mcp-registry-server-json/schemas/2025-12-11/server.schema.json");
-    let valid = std::process::Command::new(&python)
-        .args(["-c", "import json,sys,jsonschema; jsonschema.Draft7Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))['server']); print('ok')"])
-        .arg(&schema)
-        .arg(d.join("good.json"))
-        .output()
-        .unwrap();
-    assert!(
-        valid.status.success(),
-        "{}",
-        String::from_utf8_lossy(&valid.stderr)
+    tool_ok(
+        d,
+        &python,
+        &[
+            std::ffi::OsStr::new("-c"),
+            std::ffi::OsStr::new(
+                "import json,sys,jsonschema; jsonschema.Draft7Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))['server']); print('ok')",
+            ),
+            schema.as_os_str(),
+            d.join("good.json").as_os_str(),
+        ],
     );
     let launch = [
         "--",
@@ -815,16 +803,17 @@ fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_cr
     );
     // The version 7 lockfile is what the documented schema describes.
     let lock_schema = repo().join("docs/lockfile.schema.json");
-    let valid = std::process::Command::new(&python)
-        .args(["-c", "import json,sys,jsonschema; jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))); print('ok')"])
-        .arg(&lock_schema)
-        .arg(d.join("mcp-lock.json"))
-        .output()
-        .unwrap();
-    assert!(
-        valid.status.success(),
-        "{}",
-        String::from_utf8_lossy(&valid.stderr)
+    tool_ok(
+        d,
+        &python,
+        &[
+            std::ffi::OsStr::new("-c"),
+            std::ffi::OsStr::new(
+                "import json,sys,jsonschema; jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))); print('ok')",
+            ),
+            lock_schema.as_os_str(),
+            d.join("mcp-lock.json").as_os_str(),
+        ],
     );
     // The records never meet a live server: relaunched, the lock still holds.
     crate::common::run_in_env(d, &["lock", "--check"], &env, T).expect_success();
