@@ -236,6 +236,24 @@ resolve_commit() { # REF
   die "the base ref $ref is not a commit here and could not be fetched from origin (check out with fetch-depth: 0, or set base-ref)"
 }
 
+# The digest of the mcplock source this action runs (its Cargo.toml, Cargo.lock and src/):
+# what a cached build is keyed by and held to.
+source_digest() {
+  (cd "$GITHUB_ACTION_PATH" && find Cargo.toml Cargo.lock src -type f -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
+}
+
+# --- key ------------------------------------------------------------------------------------
+
+# The cache key and directory of the mcplock build: by runner, and by the source's digest (the
+# commit you pinned, by content), so another commit never reuses a build.
+step_key() {
+  [ -n "${RUNNER_TEMP:-}" ] || die "RUNNER_TEMP is not set (not running in GitHub Actions?)"
+  [ -n "${GITHUB_ACTION_PATH:-}" ] || die "GITHUB_ACTION_PATH is not set"
+  output cache-key "mcplock-${RUNNER_OS:-os}-${RUNNER_ARCH:-arch}-$(source_digest)"
+  output cache-dir "$RUNNER_TEMP/mcplock-cache"
+}
+
 find_mcplock() {
   local given=${MCPLOCK_ACTION_MCPLOCK_PATH:-}
   if [ -n "$given" ]; then
@@ -243,18 +261,29 @@ find_mcplock() {
     printf '%s' "$given"
     return
   fi
-  local root="$RUNNER_TEMP/mcplock"
-  if [ -x "$root/bin/mcplock" ]; then # built by an earlier use of this action in the job
-    printf '%s' "$root/bin/mcplock"
-    return
-  fi
   [ -n "${GITHUB_ACTION_PATH:-}" ] || die "GITHUB_ACTION_PATH is not set"
+  # A build restored from the cache (or made by an earlier use of this action in the job) is
+  # used only when it is of this very source and is the binary that was recorded.
+  local root="$RUNNER_TEMP/mcplock-cache" digest
+  digest=$(source_digest)
+  if [ -e "$root/bin/mcplock" ]; then
+    if [ "$(cat "$root/source-digest" 2>/dev/null)" = "$digest" ] &&
+      [ "$(sha256sum "$root/bin/mcplock" | cut -c1-64)" = "$(cat "$root/binary-sha256" 2>/dev/null)" ]; then
+      echo "mcplock: using the cached build of this source ($digest)" >&2
+      printf '%s' "$root/bin/mcplock"
+      return
+    fi
+    echo "::warning::the cached mcplock build is not the one recorded for this source; building it again" >&2
+    rm -rf "$root"
+  fi
   command -v cargo >/dev/null || die "cargo is not on PATH: install a Rust toolchain first (or pass mcplock-path)"
   echo "::group::cargo install mcplock from $GITHUB_ACTION_PATH" >&2
   CARGO_TARGET_DIR="$RUNNER_TEMP/mcplock-target" \
     cargo install --locked --path "$GITHUB_ACTION_PATH" --bin mcplock --root "$root" >&2 ||
     die "cargo install of mcplock failed (see the log above)"
   echo "::endgroup::" >&2
+  printf '%s' "$digest" >"$root/source-digest"
+  sha256sum "$root/bin/mcplock" | cut -c1-64 >"$root/binary-sha256"
   printf '%s' "$root/bin/mcplock"
 }
 
@@ -674,6 +703,7 @@ CODE=0
 WORDS=()
 REASONS=()
 case "${1:-}" in
+  key) step_key ;;
   setup) step_setup ;;
   verify) step_verify ;;
   diff) step_diff ;;
@@ -681,7 +711,7 @@ case "${1:-}" in
   summary) step_summary ;;
   gate) step_gate ;;
   *)
-    echo "usage: mcplock-action.sh setup|verify|diff|policy|summary|gate" >&2
+    echo "usage: mcplock-action.sh key|setup|verify|diff|policy|summary|gate" >&2
     exit 2
     ;;
 esac

@@ -434,6 +434,12 @@ fn run_action_env(fx: &Fixture, given: &[(&str, &str)], job_env: &[(&str, &str)]
             continue;
         }
         if let Some(uses) = str_at(step, "uses") {
+            if uses.starts_with("actions/cache/") {
+                let outputs = model_cache(fx, uses, &pairs(get(step, "with")), &cx);
+                job.log.push_str(&format!("=== {id}: {uses} {outputs:?}\n"));
+                cx.steps.insert(id.clone(), outputs);
+                continue;
+            }
             assert!(
                 uses.starts_with("github/codeql-action/upload-sarif@"),
                 "an unexpected action {uses}"
@@ -474,6 +480,41 @@ fn run_action_env(fx: &Fixture, given: &[(&str, &str)], job_env: &[(&str, &str)]
         job.outputs.insert(name, cx.substitute(&value));
     }
     job
+}
+
+/// actions/cache's restore and save, modelled on a directory of the fixture (`cache-store/KEY`):
+/// restore copies a stored key into `path` and says `cache-hit`; save stores `path` under key.
+fn model_cache(
+    fx: &Fixture,
+    uses: &str,
+    with: &[(String, String)],
+    cx: &Context,
+) -> BTreeMap<String, String> {
+    let get = |name: &str| {
+        with.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| cx.substitute(v))
+            .unwrap_or_else(|| panic!("{uses}: no {name}"))
+    };
+    let (path, key) = (PathBuf::from(get("path")), get("key"));
+    assert!(!key.is_empty() && path.is_absolute(), "{uses}: key {key:?}, path {path:?}");
+    let stored = fx.dir.path().join("cache-store").join(&key);
+    let copy = |from: &Path, to: &Path| {
+        fs::create_dir_all(to).unwrap();
+        let ok = Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status().unwrap();
+        assert!(ok.success());
+    };
+    let mut outputs = BTreeMap::new();
+    if uses.starts_with("actions/cache/restore@") {
+        let hit = stored.is_dir();
+        if hit {
+            copy(&stored, &path);
+        }
+        outputs.insert("cache-hit".into(), if hit { "true" } else { "" }.into());
+    } else if uses.starts_with("actions/cache/save@") && path.is_dir() {
+        copy(&path, &stored);
+    }
+    outputs
 }
 
 /// `outputs.NAME.value` of action.yml.
@@ -688,7 +729,9 @@ fn the_action_is_composite_pinned_and_keeps_expressions_out_of_scripts() {
                 format!("bash \"$GITHUB_ACTION_PATH/action/mcplock-action.sh\" {id}")
             );
         }
-        if let Some(uses) = str_at(step, "uses") {
+        if let Some(uses) = str_at(step, "uses")
+            && uses.starts_with("github/codeql-action/upload-sarif@")
+        {
             let category = get(step, "with").and_then(|w| str_at(w, "category"));
             uploads.push((uses.to_owned(), category.map(str::to_owned)));
             assert!(
@@ -998,4 +1041,68 @@ fn issue_27_a_live_rescan_of_a_server_locked_with_an_env_secret_is_clean() {
     job.expect_failed_at("gate");
     assert!(job.log.contains("MCP_TOKEN"), "{job}");
     assert!(!job.log.contains(TOKEN), "{job}");
+}
+
+/// Issue 33: without `mcplock-path` the Action builds mcplock once per source and caches the
+/// build (actions/cache, modelled here) under the digest of its own source. A restored build of
+/// this source is used as is (no toolchain on PATH, so nothing is built); a restored binary that
+/// is not the one recorded is thrown away, never run.
+#[test]
+fn a_cached_build_of_this_source_is_used_and_a_tampered_one_is_not() {
+    use sha2::Digest as _;
+    let no_cargo: String = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|dir| !Path::new(dir).join("cargo").exists())
+        .collect::<Vec<_>>()
+        .join(":");
+    let inputs = |fx: &Fixture| {
+        vec![
+            ("mcplock-path", String::new()),
+            ("key", "team.pub".to_string()),
+            ("base-ref", fx.base.clone()),
+        ]
+    };
+    for tampered in [false, true] {
+        let fx = Fixture::new();
+        let keyed = run_step(
+            &fx,
+            90,
+            "bash \"$GITHUB_ACTION_PATH/action/mcplock-action.sh\" key",
+            &[],
+        );
+        assert_eq!(keyed.code, 0, "{}", keyed.stderr);
+        let key = keyed.outputs["cache-key"].clone();
+        let digest = key.rsplit('-').next().unwrap().to_string();
+        assert_eq!(digest.len(), 64, "{key}");
+        let stored = fx.dir.path().join("cache-store").join(&key);
+        fs::create_dir_all(stored.join("bin")).unwrap();
+        fs::copy(MCPLOCK, stored.join("bin/mcplock")).unwrap();
+        let binary: String = sha2::Sha256::digest(fs::read(MCPLOCK).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        fs::write(stored.join("source-digest"), &digest).unwrap();
+        let recorded = if tampered { "0".repeat(64) } else { binary };
+        fs::write(stored.join("binary-sha256"), format!("{recorded}\n")).unwrap();
+
+        let given = inputs(&fx);
+        let given: Vec<(&str, &str)> = given.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let job = run_action_env(&fx, &given, &[("PATH", no_cargo.as_str())]);
+        if tampered {
+            job.expect_failed_at("setup");
+            assert!(job.log.contains("is not the one recorded"), "{job}");
+            assert!(job.log.contains("cargo is not on PATH"), "{job}");
+        } else {
+            job.expect_passed();
+            assert!(job.log.contains("using the cached build of this source"), "{job}");
+            assert_eq!(
+                job.output("mcplock-path"),
+                fx.dir
+                    .path()
+                    .join("runner-temp/mcplock-cache/bin/mcplock")
+                    .to_string_lossy()
+            );
+        }
+    }
 }

@@ -41,6 +41,14 @@ fn generate_changed(tools: usize) -> Vec<u8> {
     })
 }
 
+/// The same lockfile with every tool changed (a description).
+fn generate_all_changed(tools: usize) -> Vec<u8> {
+    generate_with(tools, |t| {
+        let i = t["_meta"]["com.example/index"].as_u64().unwrap_or(0);
+        t["description"] = json!(format!("Tool number {i}. Reads and writes files anywhere."));
+    })
+}
+
 fn generate_with(tools: usize, edit: impl Fn(&mut Value)) -> Vec<u8> {
     let server = ServerLock {
         authorization: None,
@@ -118,7 +126,7 @@ fn main() {
         [mode, path, ..] => (mode.as_str(), path.as_str()),
         _ => {
             eprintln!(
-                "usage: lockfile generate|generate-changed|read|throughput|call-policy PATH [TOOLS]"
+                "usage: lockfile generate|generate-changed|generate-all-changed|read|throughput|call-policy PATH [TOOLS]"
             );
             std::process::exit(2);
         }
@@ -135,6 +143,11 @@ fn main() {
             let bytes = generate_changed(tools);
             std::fs::write(path, &bytes).expect("write lockfile");
             println!("wrote {path}: {} bytes (5% of tools changed)", bytes.len());
+        }
+        "generate-all-changed" => {
+            let bytes = generate_all_changed(tools);
+            std::fs::write(path, &bytes).expect("write lockfile");
+            println!("wrote {path}: {} bytes (every tool changed)", bytes.len());
         }
         "read" => {
             let bytes = std::fs::read(path).expect("read lockfile");

@@ -170,6 +170,20 @@ fn drop_unlocked_resources(lock: &Lockfile, snapshot: &mut Lockfile) {
 /// Reads a lockfile or a `scan --format json` snapshot as a lockfile; true for a snapshot.
 fn read_side(path: &Path, name: Option<&str>) -> Result<(Lockfile, bool), CliError> {
     let bytes = read_input(path, MAX_LOCKFILE_BYTES, "file")?;
+    // A lockfile in the form mcplock writes: one pass, definitions kept as canonical text.
+    if let Some(streamed) = Lockfile::stream_text(&bytes, 0)
+        && streamed.skeleton.get("lockfileVersion").is_some()
+    {
+        drop(bytes);
+        return Lockfile::from_streamed(streamed)
+            .map(|lock| (lock, false))
+            .map_err(|e| {
+                fail(
+                    Code::LockfileInvalid,
+                    format!("{} is not a valid lockfile: {e}", path.display()),
+                )
+            });
+    }
     let value = parse_strict(&bytes).map_err(|e| {
         fail(
             Code::JsonInvalid,

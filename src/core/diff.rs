@@ -726,12 +726,15 @@ fn confusable_names(old: &Lockfile, new: &Lockfile, out: &mut Vec<Change>) {
 /// Fills in the word-level diff of every text change (marked by an empty `words`), within
 /// `limits`.
 fn word_diffs(changes: &mut [Change], limits: DiffLimits) {
-    for change in changes {
-        if change.words.as_ref().is_some_and(Vec::is_empty) {
-            let text =
-                |v: &Option<Value>| v.as_ref().and_then(Value::as_str).unwrap_or("").to_owned();
-            change.words = Some(words(&text(&change.old), &text(&change.new), limits));
-        }
+    let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).unwrap_or("").to_owned();
+    let wanted: Vec<usize> = (0..changes.len())
+        .filter(|&i| changes[i].words.as_ref().is_some_and(Vec::is_empty))
+        .collect();
+    let computed = crate::core::parallel::map(&wanted, |&i| {
+        words(&text(&changes[i].old), &text(&changes[i].new), limits)
+    });
+    for (i, words) in wanted.into_iter().zip(computed) {
+        changes[i].words = Some(words);
     }
 }
 
@@ -1184,29 +1187,20 @@ fn attach(server: &str, subject: Subject, d: Delta) -> Change {
 }
 
 fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut Vec<Change>) {
+    // Digests first: only the items whose digests differ are parsed and classified, on all
+    // cores (each item's changes in key order, as one thread would give them).
+    let mut changed = Vec::new();
     for (key, a) in old {
-        let subject = Subject::Item(kind, key.clone());
         match new.get(key) {
-            None => out.push(whole(server, subject, Class::ItemRemoved)),
-            Some(b) if a.digest() != b.digest() => {
-                let (x, y) = (normalized_map(&a.to_map()), normalized_map(&b.to_map()));
-                if x == y {
-                    continue;
-                }
-                let mut deltas = diff_definition(kind, &x, &y);
-                let (a, b) = (Value::Object(x), Value::Object(y));
-                explain(&a, &b, kind == ItemKind::Prompt, &mut deltas);
-                for mut d in deltas {
-                    // Any change to a resource template (what URIs the agent may read) is critical.
-                    if kind == ItemKind::ResourceTemplate {
-                        d.severity = Severity::Critical;
-                    }
-                    out.push(attach(server, subject.clone(), d));
-                }
-            }
+            None => out.push(whole(server, Subject::Item(kind, key.clone()), Class::ItemRemoved)),
+            Some(b) if a.digest() != b.digest() => changed.push((key, a, b)),
             Some(_) => {}
         }
     }
+    let classified = crate::core::parallel::map(&changed, |(key, a, b)| {
+        item_changes(server, kind, key, a, b)
+    });
+    out.extend(classified.into_iter().flatten());
     for key in new.keys().filter(|k| !old.contains_key(*k)) {
         out.push(whole(
             server,
@@ -1214,6 +1208,34 @@ fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut 
             Class::ItemAdded,
         ));
     }
+}
+
+/// The classified changes of one item whose digests differ.
+fn item_changes(
+    server: &str,
+    kind: ItemKind,
+    key: &str,
+    a: &crate::core::definition::Definition,
+    b: &crate::core::definition::Definition,
+) -> Vec<Change> {
+    let subject = Subject::Item(kind, key.to_string());
+    let (x, y) = (normalized_map(&a.to_map()), normalized_map(&b.to_map()));
+    if x == y {
+        return Vec::new();
+    }
+    let mut deltas = diff_definition(kind, &x, &y);
+    let (a, b) = (Value::Object(x), Value::Object(y));
+    explain(&a, &b, kind == ItemKind::Prompt, &mut deltas);
+    deltas
+        .into_iter()
+        .map(|mut d| {
+            // Any change to a resource template (what URIs the agent may read) is critical.
+            if kind == ItemKind::ResourceTemplate {
+                d.severity = Severity::Critical;
+            }
+            attach(server, subject.clone(), d)
+        })
+        .collect()
 }
 
 fn diff_definition(

@@ -433,9 +433,74 @@ impl Lockfile {
     }
 
     /// Reads a lockfile strictly.
+    ///
+    /// A file in the form mcplock writes is read in one pass that keeps each definition as the
+    /// canonical text it digests ([`Lockfile::from_streamed`]), never as a tree; anything else
+    /// (a hand-edited file) by the strict tree reader, which also words what is wrong. Both
+    /// answer the same (property-tested).
     pub fn parse(bytes: &[u8]) -> Result<Lockfile, LockfileError> {
+        if let Some(streamed) = Lockfile::stream_text(bytes, 0) {
+            return Lockfile::from_streamed(streamed);
+        }
+        Lockfile::parse_tree(bytes)
+    }
+
+    /// The strict tree reader alone (the fallback of [`Lockfile::parse`]).
+    pub fn parse_tree(bytes: &[u8]) -> Result<Lockfile, LockfileError> {
         let value = parse_strict(bytes).map_err(|e| err("", e.message().to_owned()))?;
         Lockfile::from_owned_value(value)
+    }
+
+    /// A lockfile from one streaming pass ([`Lockfile::stream_text`]): each definition's canonical
+    /// bytes become its [`Definition`] (digested on all cores), the rest is read and checked as
+    /// strictly as ever from the skeleton, each definition's digest taken from its bytes.
+    pub fn from_streamed(streamed: Streamed) -> Result<Lockfile, LockfileError> {
+        let Streamed {
+            canonical,
+            skeleton,
+            spans,
+        } = streamed;
+        let definitions = crate::core::parallel::map(&spans, |span| {
+            Definition::from_canonical(canonical[span.range.clone()].to_vec())
+        });
+        drop(canonical);
+        let mut hashed = Hashed::new();
+        let mut placed = Vec::with_capacity(spans.len());
+        for (span, definition) in spans.into_iter().zip(definitions) {
+            let Ok([_, server, field, key, _]) = <[String; 5]>::try_from(span.path) else {
+                continue;
+            };
+            let Some(kind) = ItemKind::from_field(&field) else {
+                continue;
+            };
+            hashed
+                .entry(server.clone())
+                .or_default()
+                .entry(kind)
+                .or_default()
+                .insert(key.clone(), definition.digest());
+            placed.push((server, kind, key, definition));
+        }
+        let read = read_document(&skeleton, Keep::Hashed(&hashed))?;
+        drop(skeleton);
+        let mut lockfile = Lockfile {
+            servers: read.servers.into_iter().map(|(n, (s, _))| (n, s)).collect(),
+            approvals: read.approvals,
+            registry: read.registry,
+        };
+        for (server, kind, key, definition) in placed {
+            let Some(entry) = lockfile.servers.get_mut(&server) else {
+                return Err(err(&format!("servers[{server:?}]"), "vanished while reading"));
+            };
+            let items = match kind {
+                ItemKind::Tool => &mut entry.tools,
+                ItemKind::Prompt => &mut entry.prompts,
+                ItemKind::ResourceTemplate => &mut entry.resource_templates,
+                ItemKind::Resource => entry.resources.get_or_insert_with(Items::new),
+            };
+            items.insert(key, definition);
+        }
+        Ok(lockfile)
     }
 
     /// Like [`Lockfile::from_value`], moving the definitions out of `value` instead of copying.
@@ -1538,6 +1603,35 @@ mod tests {
             if let Some(streamed) = Lockfile::stream_text(&text, 0) {
                 let streamed = Lockfile::check_streamed(&streamed).map_err(|e| e.to_string());
                 proptest::prop_assert_eq!(streamed, strict_check(&text));
+            }
+        }
+
+        /// Issue 33: the one reader every command uses (`parse`: streamed when the text is in
+        /// written form) gives exactly the lockfile the strict tree reader gives, or the same
+        /// error, on real lockfiles edited anywhere (pretty or compact text).
+        #[test]
+        fn the_streaming_reader_reads_what_the_tree_reader_reads(
+            seed in proptest::prelude::any::<u64>(),
+            leaf in crate::core::testkit::any_json(),
+            edit in proptest::prelude::any::<bool>(),
+            pretty in proptest::prelude::any::<bool>(),
+        ) {
+            let document: Value = serde_json::from_slice(&real_file()).unwrap();
+            let edited = if edit {
+                crate::core::testkit::mutate(&document, seed, &leaf)
+            } else {
+                document
+            };
+            let text = if pretty {
+                serde_json::to_vec_pretty(&edited).unwrap()
+            } else {
+                serde_json::to_vec(&edited).unwrap()
+            };
+            let tree = Lockfile::parse_tree(&text).map_err(|e| e.to_string());
+            proptest::prop_assert_eq!(Lockfile::parse(&text).map_err(|e| e.to_string()), tree.clone());
+            if !edit && pretty {
+                proptest::prop_assert!(Lockfile::stream_text(&text, 0).is_some());
+                proptest::prop_assert!(tree.is_ok());
             }
         }
     }
