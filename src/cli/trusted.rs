@@ -6,6 +6,7 @@
 use super::exit::{Code, fail};
 use super::{CliError, SignatureCheck};
 use crate::core::lockfile::Lockfile;
+use crate::core::signature::{Covered, header_room, put_header};
 use std::path::Path;
 
 /// A lockfile read strictly, and who signed it when a signature was checked.
@@ -19,22 +20,39 @@ pub struct Trusted {
 /// recorded in"). Without a key or identity the signature is not checked (`signer` is `None`):
 /// the caller says so or refuses.
 pub fn open(path: &Path, trust: &SignatureCheck, refusing: &str) -> Result<Trusted, CliError> {
-    let document = super::files::read_lockfile_json(path)?;
-    let signer = match trust.verify_args(path) {
-        Some(verify) => Some(super::keys::verify_document(&verify, &document).map_err(
-            |mut e| {
-                e.headline = format!("{refusing} {}: {}", path.display(), e.headline);
-                e
-            },
-        )?),
-        None => None,
+    let refused = |mut e: CliError| {
+        e.headline = format!("{refusing} {}: {}", path.display(), e.headline);
+        e
     };
-    let lockfile = Lockfile::from_owned_value(document).map_err(|e| {
+    let invalid = |e: crate::core::lockfile::LockfileError| {
         fail(
             Code::LockfileInvalid,
             format!("{} is not a valid lockfile: {e}", path.display()),
         )
-    })?;
+    };
+    let text = super::exit::read_input(path, super::files::MAX_LOCKFILE_BYTES, "lockfile")?;
+    // In the form mcplock writes: one pass; the signature is checked over the canonical bytes
+    // the definitions are then taken from, and no definition is built as a tree.
+    if let Some(mut streamed) = Lockfile::stream_text(&text, header_room()) {
+        drop(text);
+        let signer = match trust.verify_args(path) {
+            Some(verify) => {
+                let start = put_header(&mut streamed.canonical);
+                let covered = Covered::in_frame(&streamed.canonical, start);
+                Some(super::keys::verify_covered(&verify, covered).map_err(refused)?)
+            }
+            None => None,
+        };
+        let lockfile = Lockfile::from_streamed(streamed).map_err(invalid)?;
+        return Ok(Trusted { lockfile, signer });
+    }
+    let document = super::files::parse_lockfile_json(path, &text)?;
+    drop(text);
+    let signer = match trust.verify_args(path) {
+        Some(verify) => Some(super::keys::verify_document(&verify, &document).map_err(refused)?),
+        None => None,
+    };
+    let lockfile = Lockfile::from_owned_value(document).map_err(invalid)?;
     Ok(Trusted { lockfile, signer })
 }
 
