@@ -497,11 +497,19 @@ fn model_cache(
             .unwrap_or_else(|| panic!("{uses}: no {name}"))
     };
     let (path, key) = (PathBuf::from(get("path")), get("key"));
-    assert!(!key.is_empty() && path.is_absolute(), "{uses}: key {key:?}, path {path:?}");
+    assert!(
+        !key.is_empty() && path.is_absolute(),
+        "{uses}: key {key:?}, path {path:?}"
+    );
     let stored = fx.dir.path().join("cache-store").join(&key);
     let copy = |from: &Path, to: &Path| {
         fs::create_dir_all(to).unwrap();
-        let ok = Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status().unwrap();
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(to)
+            .status()
+            .unwrap();
         assert!(ok.success());
     };
     let mut outputs = BTreeMap::new();
@@ -1095,7 +1103,10 @@ fn a_cached_build_of_this_source_is_used_and_a_tampered_one_is_not() {
             assert!(job.log.contains("cargo is not on PATH"), "{job}");
         } else {
             job.expect_passed();
-            assert!(job.log.contains("using the cached build of this source"), "{job}");
+            assert!(
+                job.log.contains("using the cached build of this source"),
+                "{job}"
+            );
             assert_eq!(
                 job.output("mcplock-path"),
                 fx.dir

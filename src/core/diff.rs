@@ -1192,7 +1192,11 @@ fn diff_items(server: &str, kind: ItemKind, old: &Items, new: &Items, out: &mut 
     let mut changed = Vec::new();
     for (key, a) in old {
         match new.get(key) {
-            None => out.push(whole(server, Subject::Item(kind, key.clone()), Class::ItemRemoved)),
+            None => out.push(whole(
+                server,
+                Subject::Item(kind, key.clone()),
+                Class::ItemRemoved,
+            )),
             Some(b) if a.digest() != b.digest() => changed.push((key, a, b)),
             Some(_) => {}
         }

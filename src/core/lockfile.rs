@@ -490,7 +490,10 @@ impl Lockfile {
         };
         for (server, kind, key, definition) in placed {
             let Some(entry) = lockfile.servers.get_mut(&server) else {
-                return Err(err(&format!("servers[{server:?}]"), "vanished while reading"));
+                return Err(err(
+                    &format!("servers[{server:?}]"),
+                    "vanished while reading",
+                ));
             };
             let items = match kind {
                 ItemKind::Tool => &mut entry.tools,

@@ -718,7 +718,9 @@ struct ItemInput<'a> {
     key: &'a str,
     /// What mcplock adds to the definition; read before it (the effective `annotations`).
     derived: Map<String, Value>,
-    definition: Map<String, Value>,
+    /// The definition as locked: parsed only while a rule judges the item (issue 33: the input
+    /// never holds every definition as a tree).
+    held: &'a Definition,
 }
 
 impl<'a> Input<'a> {
@@ -795,7 +797,7 @@ impl<'a> Input<'a> {
                         kind,
                         key: key.as_str(),
                         derived,
-                        definition: def,
+                        held,
                     }
                 });
                 let mut fields = server_fields(name, server, lockfile.registry.get(name));
@@ -823,8 +825,9 @@ impl<'a> Input<'a> {
 }
 
 impl<'a> ItemInput<'a> {
-    fn view(&self) -> View<'_> {
-        View::new(vec![&self.derived, &self.definition], Vec::new())
+    /// The item as rules see it; `definition` is its definition, parsed by the caller.
+    fn view<'v>(&'v self, definition: &'v Map<String, Value>) -> View<'v> {
+        View::new(vec![&self.derived, definition], Vec::new())
     }
 }
 
@@ -840,12 +843,14 @@ impl<'a> ServerInput<'a> {
         View::new(vec![&self.fields], named)
     }
 
-    fn item_views(&self) -> [Vec<View<'_>>; 4] {
+    /// The item lists' views; `parsed` holds each item's definition, in `items` order.
+    fn item_views<'v>(&'v self, parsed: &'v [Map<String, Value>]) -> [Vec<View<'v>>; 4] {
         ItemKind::ALL.map(|kind| {
             self.items
                 .iter()
-                .filter(|i| i.kind == kind)
-                .map(ItemInput::view)
+                .zip(parsed)
+                .filter(|(i, _)| i.kind == kind)
+                .map(|(i, definition)| i.view(definition))
                 .collect()
         })
     }
@@ -960,56 +965,111 @@ pub fn evaluate(
         })
         .collect();
     for server in &input.servers {
-        let lists = server.item_views();
-        let full = server.view(&lists);
-        let light = View::new(vec![&server.fields], Vec::new());
-        for (compiled, result) in rules.iter().zip(results.iter_mut()) {
-            let mut record = |item: Option<&str>, outcome: Outcome| {
-                result.evaluated += 1;
-                if outcome != Outcome::Pass {
-                    result.failures.push((
-                        SubjectRef {
-                            server: server.name.clone(),
-                            item: item.map(str::to_owned),
-                        },
-                        outcome,
-                    ));
-                }
-            };
-            match compiled.rule.target {
-                Target::Server => {
-                    if !keep_going() {
-                        return None;
-                    }
-                    record(
-                        None,
-                        judge(&root, compiled, mcp(&[("server", &full as &dyn Val)])),
-                    );
-                }
-                Target::Item(kind) => {
-                    // Items are judged on every core; each thread binds its own variables.
-                    let subjects: Vec<&ItemInput> =
-                        server.items.iter().filter(|i| i.kind == kind).collect();
-                    let outcomes = crate::core::parallel::map(&subjects, |item| {
-                        if !keep_going() {
-                            return None;
-                        }
-                        let root = cel::Context::with_env(env::env());
-                        let view = item.view();
-                        let subject =
-                            mcp(&[("server", &light as &dyn Val), (item_field(kind), &view)]);
-                        Some(judge(&root, compiled, subject))
-                    });
-                    for (item, outcome) in subjects.iter().zip(outcomes) {
-                        record(Some(item.key), outcome?);
-                    }
-                }
-                // Judged call by call, in the proxy (evaluate_call).
-                Target::Call => {}
-            }
+        judge_server_rules(rules, server, &root, keep_going, &mut results)?;
+        for kind in ItemKind::ALL {
+            judge_item_rules(rules, server, kind, keep_going, &mut results)?;
         }
     }
     Some(results)
+}
+
+fn record(result: &mut RuleResult, server: &str, item: Option<&str>, outcome: Outcome) {
+    result.evaluated += 1;
+    if outcome != Outcome::Pass {
+        result.failures.push((
+            SubjectRef {
+                server: server.to_string(),
+                item: item.map(str::to_owned),
+            },
+            outcome,
+        ));
+    }
+}
+
+/// Whether a server rule may read the server's item lists. Judged on the expression's text, so
+/// it errs only one way: a rule that names none of them (nor indexes) is judged without them,
+/// and one that reaches them otherwise meets no such field, an error, and fails closed.
+fn reads_lists(expr: &str) -> bool {
+    ["tools", "prompts", "resource", "["]
+        .iter()
+        .any(|word| expr.contains(word))
+}
+
+/// The server rules on `server`. Its item lists are built (every definition parsed) only when
+/// some server rule may read them.
+fn judge_server_rules(
+    rules: &[CompiledRule],
+    server: &ServerInput,
+    root: &cel::Context,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    results: &mut [RuleResult],
+) -> Option<()> {
+    let judged: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].rule.target == Target::Server)
+        .collect();
+    if judged.is_empty() {
+        return Some(());
+    }
+    let parsed: Vec<Map<String, Value>> =
+        if judged.iter().any(|&i| reads_lists(&rules[i].rule.expr)) {
+            crate::core::parallel::map(&server.items, |item| item.held.to_map())
+        } else {
+            Vec::new()
+        };
+    let lists = server.item_views(&parsed);
+    let full = if parsed.is_empty() && !server.items.is_empty() {
+        View::new(vec![&server.fields], Vec::new())
+    } else {
+        server.view(&lists)
+    };
+    for i in judged {
+        if !keep_going() {
+            return None;
+        }
+        let outcome = judge(root, &rules[i], mcp(&[("server", &full as &dyn Val)]));
+        record(&mut results[i], &server.name, None, outcome);
+    }
+    Some(())
+}
+
+/// The item rules of `kind` on `server`'s items, on every core: each item's definition is
+/// parsed once, judged by every such rule, and dropped.
+fn judge_item_rules(
+    rules: &[CompiledRule],
+    server: &ServerInput,
+    kind: ItemKind,
+    keep_going: &(dyn Fn() -> bool + Sync),
+    results: &mut [RuleResult],
+) -> Option<()> {
+    let judged: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].rule.target == Target::Item(kind))
+        .collect();
+    if judged.is_empty() {
+        return Some(());
+    }
+    let light = View::new(vec![&server.fields], Vec::new());
+    let subjects: Vec<&ItemInput> = server.items.iter().filter(|i| i.kind == kind).collect();
+    let outcomes = crate::core::parallel::map(&subjects, |item| {
+        // Each thread binds its own variables.
+        let root = cel::Context::with_env(env::env());
+        let definition = item.held.to_map();
+        let view = item.view(&definition);
+        let mut out = Vec::with_capacity(judged.len());
+        for &i in &judged {
+            if !keep_going() {
+                return None;
+            }
+            let subject = mcp(&[("server", &light as &dyn Val), (item_field(kind), &view)]);
+            out.push(judge(&root, &rules[i], subject));
+        }
+        Some(out)
+    });
+    for (item, outcome) in subjects.iter().zip(outcomes) {
+        for (&i, outcome) in judged.iter().zip(outcome?) {
+            record(&mut results[i], &server.name, Some(item.key), outcome);
+        }
+    }
+    Some(())
 }
 
 /// Runs one rule with `mcp` bound to `subject`.
@@ -1090,7 +1150,8 @@ pub fn evaluate_call(
         );
     };
     let light = View::new(vec![&entry.fields], Vec::new());
-    let tool_view = item.view();
+    let definition = item.held.to_map();
+    let tool_view = item.view(&definition);
     let call = json!({"arguments": arguments, "tool": tool});
     let Value::Object(call) = &call else {
         return CallVerdict::Deny("(input)".into(), "the call is not an object".into());

@@ -570,3 +570,47 @@ fn a_policy_of_limits_alone_is_read_and_every_bad_limit_says_what_is_wrong() {
         .to_string();
     assert!(empty.contains("no rules and no limits"), "{empty}");
 }
+
+/// Issue 33: item definitions are parsed only while judged; a server rule that reads the item
+/// lists still sees every item with its derived fields, by name or by index, and one that does
+/// not is judged without building them.
+#[test]
+fn server_rules_read_the_item_lists_and_item_rules_each_item() {
+    let lock = lockfile(vec![good_tool("read"), good_tool("list")], Vec::new(), None);
+    let cases = [
+        ("server", "mcp.server.tools.size() == 2", true),
+        (
+            "server",
+            "mcp.server.tools.all(t, t.findings.size() == 0 && t.name != 'x')",
+            true,
+        ),
+        (
+            "server",
+            "mcp.server['tools'].exists(t, t.name == 'list')",
+            true,
+        ),
+        (
+            "server",
+            "mcp.server.tools.exists(t, t.name == 'write')",
+            false,
+        ),
+        ("server", "!mcp.server.revoked", true),
+        (
+            "tool",
+            "mcp.tool.name in ['read', 'list'] && mcp.tool.server == mcp.server.name",
+            true,
+        ),
+        ("tool", "mcp.tool.name == 'read'", false),
+    ];
+    for (on, expr, passes) in cases {
+        let results = run(&rule("r", on, expr, "error"), &lock);
+        let evaluated = if on == "tool" { 2 } else { 1 };
+        assert_eq!(results[0].evaluated, evaluated, "{expr}");
+        assert_eq!(
+            results[0].failures.is_empty(),
+            passes,
+            "{expr}: {:?}",
+            results[0].failures
+        );
+    }
+}
