@@ -19,7 +19,7 @@ pub fn load_lockfile(path: &Path) -> Result<Option<Lockfile>, CliError> {
     let bytes = crate::edge::fs::read_bounded(path, MAX_LOCKFILE_BYTES)?;
     bytes
         .map(|b| {
-            Lockfile::parse(&b).map_err(|e| {
+            Lockfile::parse_owned(b).map_err(|e| {
                 fail(
                     Code::LockfileInvalid,
                     format!("{} is not a valid lockfile: {e}", path.display()),

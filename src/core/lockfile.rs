@@ -445,6 +445,18 @@ impl Lockfile {
         Lockfile::parse_tree(bytes)
     }
 
+    /// [`Lockfile::parse`] of text the caller gives up: dropped as soon as the one pass has
+    /// canonicalized it, before the definitions are taken out (a lower peak).
+    pub fn parse_owned(bytes: Vec<u8>) -> Result<Lockfile, LockfileError> {
+        match Lockfile::stream_text(&bytes, 0) {
+            Some(streamed) => {
+                drop(bytes);
+                Lockfile::from_streamed(streamed)
+            }
+            None => Lockfile::parse_tree(&bytes),
+        }
+    }
+
     /// The strict tree reader alone (the fallback of [`Lockfile::parse`]).
     pub fn parse_tree(bytes: &[u8]) -> Result<Lockfile, LockfileError> {
         let value = parse_strict(bytes).map_err(|e| err("", e.message().to_owned()))?;
