@@ -456,6 +456,29 @@ fn a_warden_lock_made_by_mcp_warden_is_imported_confirmed_and_a_rug_pull_refused
     );
     reviewed.expect_success();
     run_in(d, &["lock", "--check"], T).expect_success();
+    // The lock mcplock wrote from the import is a lock like any other: signed, verified, and
+    // relaunched only after its signature holds.
+    run_in(
+        d,
+        &["keygen", "--private", "team.key", "--public", "team.pub"],
+        T,
+    )
+    .expect_success();
+    run_in(d, &["sign", "mcp-lock.json", "--key", "team.key"], T).expect_success();
+    let verified = run_in(d, &["verify", "--key", "team.pub"], T);
+    verified.expect_success();
+    assert!(
+        verified.stdout.contains("1 server(s), 3 tool(s): notes"),
+        "{}",
+        verified.stdout
+    );
+    let checked = run_in(d, &["lock", "--check", "--key", "team.pub"], T);
+    checked.expect_success();
+    assert!(
+        checked.stderr.contains("is signed by key"),
+        "{}",
+        checked.stderr
+    );
 }
 
 /// MCPTrust's own golden lockfile (testdata/peers/mcptrust, made by its gen_golden.go from a
@@ -728,7 +751,6 @@ fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_cr
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cache = real_component("npx-cache");
-    let python = real_component("python/.venv/bin/python");
     let env = [
         ("npm_config_cache", cache.as_str()),
         ("npm_config_offline", "true"),
@@ -748,18 +770,7 @@ fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_cr
     // The entry is what the registry's schema allows.
     let schema = repo()
         .join("testdata/peers/mcp-registry-server-json/schemas/2025-12-11/server.schema.json");
-    tool_ok(
-        d,
-        &python,
-        &[
-            std::ffi::OsStr::new("-c"),
-            std::ffi::OsStr::new(
-                "import json,sys,jsonschema; jsonschema.Draft7Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))['server']); print('ok')",
-            ),
-            schema.as_os_str(),
-            d.join("good.json").as_os_str(),
-        ],
-    );
+    crate::common::assert_valid_against(&schema, &d.join("good.json"), Some("server"));
     let launch = [
         "--",
         "npx",
@@ -803,18 +814,7 @@ fn a_registry_entry_is_held_to_the_package_file_and_a_recreated_repository_is_cr
     );
     // The version 7 lockfile is what the documented schema describes.
     let lock_schema = repo().join("docs/lockfile.schema.json");
-    tool_ok(
-        d,
-        &python,
-        &[
-            std::ffi::OsStr::new("-c"),
-            std::ffi::OsStr::new(
-                "import json,sys,jsonschema; jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))); print('ok')",
-            ),
-            lock_schema.as_os_str(),
-            d.join("mcp-lock.json").as_os_str(),
-        ],
-    );
+    crate::common::assert_valid_against(&lock_schema, &d.join("mcp-lock.json"), None);
     // The records never meet a live server: relaunched, the lock still holds.
     crate::common::run_in_env(d, &["lock", "--check"], &env, T).expect_success();
     std::fs::write(

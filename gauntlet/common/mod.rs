@@ -236,3 +236,28 @@ pub fn eventually<T>(
         }
     }
 }
+
+/// Asserts that the JSON file `document` (or its member `member`) is valid against the JSON
+/// Schema `schema`, checked outside mcplock by the Python `jsonschema` package (with the
+/// validator of the draft the schema declares).
+pub fn assert_valid_against(schema: &Path, document: &Path, member: Option<&str>) {
+    let script = "import json,sys,jsonschema\n\
+        schema=json.load(open(sys.argv[1]))\n\
+        doc=json.load(open(sys.argv[2]))\n\
+        doc=doc[sys.argv[3]] if sys.argv[3] else doc\n\
+        jsonschema.validators.validator_for(schema)(schema).validate(doc)\n";
+    let checked = Command::new(real_component("python/.venv/bin/python"))
+        .args(["-c", script])
+        .arg(schema)
+        .arg(document)
+        .arg(member.unwrap_or(""))
+        .output()
+        .expect("run python");
+    assert!(
+        checked.status.success(),
+        "{} against {}: {}",
+        document.display(),
+        schema.display(),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

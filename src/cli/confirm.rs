@@ -8,7 +8,7 @@ use super::files::MAX_LOCKFILE_BYTES;
 use super::render::pretty;
 use super::{CliError, Format, LockArgs, Output};
 use crate::core::lockfile::{Lockfile, ServerLock};
-use crate::core::peers::confirm::{ItemReport, Standing, confirm, items_of, keep_only};
+use crate::core::peers::confirm::{ItemReport, Standing, confirm, keep_only};
 use crate::core::peers::import::{DRAFT_MARKER, Draft, SignatureCheck};
 use crate::core::snapshot::ItemKind;
 use crate::core::text::escape;
@@ -209,11 +209,11 @@ fn report_lines(draft: &Draft, confirmed: &[Confirmed], refusal: bool) -> Vec<St
         let mut ok = Vec::new();
         let mut uncovered = std::collections::BTreeSet::new();
         for r in &c.reports {
-            let item = format!("{server}: {} {}", singular(r.kind), escape(&r.key));
+            let item = format!("{server}: {} {}", r.kind.noun(), escape(&r.key));
             match &r.standing {
                 Standing::Confirmed => {
                     ok.push(escape(&r.key));
-                    let served = items_of(&c.live, r.kind).and_then(|i| i.get(&r.key)).map(|d| d.to_map());
+                    let served = c.live.items(r.kind).and_then(|i| i.get(&r.key)).map(|d| d.to_map());
                     uncovered.extend(r.uncovered(served.as_ref()));
                 }
                 Standing::Differs { recipes, whole: false } => lines.push(format!(
@@ -223,7 +223,7 @@ fn report_lines(draft: &Draft, confirmed: &[Confirmed], refusal: bool) -> Vec<St
                 )),
                 Standing::Differs { whole: true, .. } => lines.push(format!(
                     "differs: {item}: {peer} hashed every {} at once, and that hash no longer holds (which one changed, its hash cannot tell)",
-                    singular(r.kind)
+                    r.kind.noun()
                 )),
                 Standing::Missing => lines.push(format!("gone: {item}: {peer} approved it; the server no longer offers it")),
                 Standing::NotPinned if !refusal => lines.push(format!(
@@ -256,15 +256,6 @@ fn covered_words(covers: &[String]) -> String {
         [] => "it".into(),
         [one] => format!("its {one}"),
         more => format!("its {}", more.join(" or ")),
-    }
-}
-
-fn singular(kind: ItemKind) -> &'static str {
-    match kind {
-        ItemKind::Tool => "tool",
-        ItemKind::Prompt => "prompt",
-        ItemKind::ResourceTemplate => "resource template",
-        ItemKind::Resource => "resource",
     }
 }
 

@@ -31,7 +31,7 @@ pub fn run(args: ImportArgs) -> Result<Output, CliError> {
         fail(
             Code::PeerFileInvalid,
             format!(
-                "{} is not {} mcplock can read: {why}",
+                "{} is not {} mcplock can read: {why}; import the file as that tool wrote it (or name its format with --from)",
                 args.file.display(),
                 from.title()
             ),
@@ -243,7 +243,10 @@ fn signature_of(
     let invalid = |why: String| {
         fail(
             Code::SignatureInvalid,
-            format!("{}: {why}; nothing was imported", path.display()),
+            format!(
+                "{}: {why}; nothing was imported: give the signer's public key with --peer-key, or have the file signed again by the tool that wrote it",
+                path.display()
+            ),
         )
     };
     let fingerprint = mcp_lock_v1::key_fingerprint(&public.to_bytes());

@@ -242,7 +242,10 @@ fn status_of(
     registry: Option<&crate::core::registry::Record>,
 ) -> (Status, usize, Vec<String>) {
     use crate::core::merge::{Standing, standing};
-    let recorded = super::registry::changes(name, lockfile.registry.get(name), registry);
+    // Without a new entry the recorded one stays as it is.
+    let recorded = registry.map_or_else(Vec::new, |new| {
+        crate::core::diff::registry_changes(name, lockfile.registry.get(name), Some(new))
+    });
     let (status, mut changes) = match standing(lockfile, name, entry) {
         Standing::Unchanged if recorded.is_empty() => return (Status::Unchanged, 0, Vec::new()),
         Standing::Unchanged => (Status::Updated, Vec::new()),

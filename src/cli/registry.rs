@@ -4,7 +4,6 @@
 use super::CliError;
 use super::exit::{Code, fail};
 use crate::core::artifact::{Artifact, Kind};
-use crate::core::diff::Change;
 use crate::core::registry::Record;
 use crate::core::text::escape;
 use std::path::Path;
@@ -89,7 +88,7 @@ pub fn check_files(
                 return Err(fail(
                     Code::ArtifactChanged,
                     format!(
-                        "the registry entry {} says {} has fileSha256 {expected}, but the package file run has {}; nothing was written",
+                        "the registry entry {} says {} has fileSha256 {expected}, but the package file run has {}; nothing was written: check the entry against the package its registry serves, or lock without --registry-entry",
                         escape(&record.name),
                         escape(&package.identifier),
                         actual.trim_start_matches("sha256:")
@@ -117,12 +116,4 @@ pub fn registry_status_note(record: &Record) -> String {
         escape(&record.version),
         record.status.as_deref().unwrap_or("active")
     )
-}
-
-/// The registry changes locking `new` (when given) would make to `name`'s record.
-pub fn changes(name: &str, old: Option<&Record>, new: Option<&Record>) -> Vec<Change> {
-    match new {
-        Some(_) => crate::core::diff::registry_changes(name, old, new),
-        None => Vec::new(),
-    }
 }

@@ -167,6 +167,16 @@ impl ServerLock {
         }
     }
 
+    /// [`ServerLock::items`], to change (static resources only when it locks them).
+    pub fn items_mut(&mut self, kind: ItemKind) -> Option<&mut Items> {
+        match kind {
+            ItemKind::Tool => Some(&mut self.tools),
+            ItemKind::Prompt => Some(&mut self.prompts),
+            ItemKind::ResourceTemplate => Some(&mut self.resource_templates),
+            ItemKind::Resource => self.resources.as_mut(),
+        }
+    }
+
     /// The digest of every item's canonical definition, per kind.
     pub fn item_digests(&self) -> ItemDigests {
         ItemKind::ALL
@@ -479,19 +489,10 @@ impl Lockfile {
         let mut hashed = Hashed::new();
         let mut placed = Vec::with_capacity(spans.len());
         for (span, definition) in spans.into_iter().zip(definitions) {
-            let Ok([_, server, field, key, _]) = <[String; 5]>::try_from(span.path) else {
-                continue;
-            };
-            let Some(kind) = ItemKind::from_field(&field) else {
-                continue;
-            };
-            hashed
-                .entry(server.clone())
-                .or_default()
-                .entry(kind)
-                .or_default()
-                .insert(key.clone(), definition.digest());
-            placed.push((server, kind, key, definition));
+            if let Some((server, kind, key)) = item_at(&span.path) {
+                hash_into(&mut hashed, server, kind, key, definition.digest());
+                placed.push((server.clone(), kind, key.clone(), definition));
+            }
         }
         let read = read_document(&skeleton, Keep::Hashed(&hashed))?;
         drop(skeleton);
@@ -501,17 +502,15 @@ impl Lockfile {
             registry: read.registry,
         };
         for (server, kind, key, definition) in placed {
-            let Some(entry) = lockfile.servers.get_mut(&server) else {
+            let Some(items) = lockfile
+                .servers
+                .get_mut(&server)
+                .and_then(|entry| entry.items_mut(kind))
+            else {
                 return Err(err(
-                    &format!("servers[{server:?}]"),
+                    &format!("servers[{server:?}].{}", kind.field()),
                     "vanished while reading",
                 ));
-            };
-            let items = match kind {
-                ItemKind::Tool => &mut entry.tools,
-                ItemKind::Prompt => &mut entry.prompts,
-                ItemKind::ResourceTemplate => &mut entry.resource_templates,
-                ItemKind::Resource => entry.resources.get_or_insert_with(Items::new),
             };
             items.insert(key, definition);
         }
@@ -534,11 +533,11 @@ impl Lockfile {
                 let Some(Value::Object(items)) = entry.get_mut(kind.field()) else {
                     continue;
                 };
-                let target = match kind {
-                    ItemKind::Tool => &mut server.tools,
-                    ItemKind::Prompt => &mut server.prompts,
-                    ItemKind::ResourceTemplate => &mut server.resource_templates,
-                    ItemKind::Resource => server.resources.get_or_insert_with(Items::new),
+                let Some(target) = server.items_mut(kind) else {
+                    return Err(err(
+                        &format!("servers[{name:?}].{}", kind.field()),
+                        "vanished while reading",
+                    ));
                 };
                 for (key, item) in std::mem::take(items) {
                     if let Value::Object(mut item) = item
@@ -590,18 +589,9 @@ impl Lockfile {
         });
         let mut hashed = Hashed::new();
         for (span, digest) in streamed.spans.iter().zip(digests) {
-            let [_, server, field, key, _] = span.path.as_slice() else {
-                continue;
-            };
-            let Some(kind) = ItemKind::from_field(field) else {
-                continue;
-            };
-            hashed
-                .entry(server.clone())
-                .or_default()
-                .entry(kind)
-                .or_default()
-                .insert(key.clone(), digest);
+            if let Some((server, kind, key)) = item_at(&span.path) {
+                hash_into(&mut hashed, server, kind, key, digest);
+            }
         }
         Ok(checked(read_document(
             &streamed.skeleton,
@@ -655,6 +645,23 @@ enum Keep<'a> {
 
 /// Item digests per server, computed from a lockfile's text.
 type Hashed = BTreeMap<String, ItemDigests>;
+
+/// The server, kind and key of a span at `servers.SERVER.KIND.KEY.definition`.
+fn item_at(path: &[String]) -> Option<(&String, ItemKind, &String)> {
+    let [_, server, field, key, _] = path else {
+        return None;
+    };
+    Some((server, ItemKind::from_field(field)?, key))
+}
+
+fn hash_into(hashed: &mut Hashed, server: &str, kind: ItemKind, key: &str, digest: Digest) {
+    hashed
+        .entry(server.to_string())
+        .or_default()
+        .entry(kind)
+        .or_default()
+        .insert(key.to_string(), digest);
+}
 
 struct Read {
     servers: BTreeMap<String, (ServerLock, ItemDigests)>,

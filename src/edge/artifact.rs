@@ -936,12 +936,12 @@ pub fn npm_tarball_sha256(integrity: &str) -> Result<String, String> {
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .filter(|bytes| bytes.len() == 64)
         .ok_or_else(|| format!("{integrity:?} is not an npm sha512 integrity"))?;
-    let hex = hex(&sha512);
+    let name = hex(&sha512);
     let path = npm_cache_dir()?
         .join("_cacache/content-v2/sha512")
-        .join(&hex[..2])
-        .join(&hex[2..4])
-        .join(&hex[4..]);
+        .join(&name[..2])
+        .join(&name[2..4])
+        .join(&name[4..]);
     if !path.is_file() {
         return Err(format!(
             "the package file is not in npm's cache ({})",
@@ -966,11 +966,7 @@ pub fn npm_tarball_sha256(integrity: &str) -> Result<String, String> {
             path.display()
         ));
     }
-    Ok(format!("sha256:{}", hex_of_sha256(&bytes)))
-}
-
-fn hex_of_sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    Ok(format!("sha256:{}", hex(&Sha256::digest(&bytes))))
 }
 
 // ---- files ----

@@ -4,7 +4,7 @@
 
 use super::import::{DraftServer, Pin};
 use crate::core::lockfile::ServerLock;
-use crate::core::snapshot::{ItemKind, Items};
+use crate::core::snapshot::ItemKind;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -50,16 +50,6 @@ impl ItemReport {
     }
 }
 
-/// A locked server's items of `kind` (static resources only when it locks them).
-pub fn items_of(entry: &ServerLock, kind: ItemKind) -> Option<&Items> {
-    match kind {
-        ItemKind::Tool => Some(&entry.tools),
-        ItemKind::Prompt => Some(&entry.prompts),
-        ItemKind::ResourceTemplate => Some(&entry.resource_templates),
-        ItemKind::Resource => entry.resources.as_ref(),
-    }
-}
-
 /// Per item: the fields matched hashes covered, the recipes that did not hold, and whether one
 /// of those was a whole-kind hash.
 type Seen = BTreeMap<(ItemKind, String), (Vec<String>, Vec<&'static str>, bool)>;
@@ -71,7 +61,7 @@ pub fn confirm(server: &DraftServer, live: &ServerLock) -> Vec<ItemReport> {
     let mut seen = Seen::new();
     let mut missing = Vec::new();
     for pin in &server.pins {
-        let items = items_of(live, pin.kind);
+        let items = live.items(pin.kind);
         match &pin.key {
             Some(key) => {
                 let Some(item) = items.and_then(|i| i.get(key)) else {
@@ -97,7 +87,7 @@ pub fn confirm(server: &DraftServer, live: &ServerLock) -> Vec<ItemReport> {
     }
     let mut reports = Vec::new();
     for kind in ItemKind::ALL {
-        for key in items_of(live, kind).into_iter().flatten().map(|(k, _)| k) {
+        for key in live.items(kind).into_iter().flatten().map(|(k, _)| k) {
             let (standing, covers) = match seen.remove(&(kind, key.clone())) {
                 None => (Standing::NotPinned, Vec::new()),
                 Some((covers, differs, _)) if differs.is_empty() => (Standing::Confirmed, covers),
@@ -149,12 +139,10 @@ pub fn keep_only(
             .iter()
             .any(|r| r.kind == kind && &r.key == key && keep(&r.standing))
     };
-    live.tools.retain(|k, _| kept(ItemKind::Tool, k));
-    live.prompts.retain(|k, _| kept(ItemKind::Prompt, k));
-    live.resource_templates
-        .retain(|k, _| kept(ItemKind::ResourceTemplate, k));
-    if let Some(resources) = live.resources.as_mut() {
-        resources.retain(|k, _| kept(ItemKind::Resource, k));
+    for kind in ItemKind::ALL {
+        if let Some(items) = live.items_mut(kind) {
+            items.retain(|k, _| kept(kind, k));
+        }
     }
     live
 }

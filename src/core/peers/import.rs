@@ -199,17 +199,34 @@ fn object<'a>(value: &'a Value, at: &str) -> Result<&'a Map<String, Value>, Stri
         .ok_or_else(|| format!("{at} must be an object"))
 }
 
+/// `sha256:` and 64 lowercase hex digits (mcplock's own digest form), as written.
 fn sha256_hex(value: &str, at: &str) -> Result<String, String> {
-    let ok = value.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    });
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(format!(
+    match crate::core::canonical::Digest::parse(value) {
+        Some(_) => Ok(value.to_string()),
+        None => Err(format!(
             "{at}: {value:?} is not sha256: and 64 lowercase hex digits"
-        ))
+        )),
     }
+}
+
+/// The optional text hashes MCPTrust keeps of an item (`(member, field)` pairs), as pins.
+fn text_pins(
+    pinned: &Map<String, Value>,
+    kind: ItemKind,
+    key: &str,
+    members: &[(&str, &str)],
+    at: &str,
+    server: &mut DraftServer,
+) -> Result<(), String> {
+    for (member, of) in members {
+        if let Some(hash) = pinned.get(*member) {
+            let hash = sha256_hex(hash.as_str().unwrap_or_default(), at)?;
+            server
+                .pins
+                .push(pin(kind, key, Recipe::McpTrustText(of.to_string()), hash));
+        }
+    }
+    Ok(())
 }
 
 fn pin(kind: ItemKind, key: &str, recipe: Recipe, value: String) -> Pin {
@@ -426,17 +443,14 @@ fn read_mcptrust_v3(top: &Map<String, Value>, server: &mut DraftServer) -> Resul
             Recipe::McpTrustArguments,
             arguments,
         ));
-        for (member, of) in [("descriptionHash", "description"), ("titleHash", "title")] {
-            if let Some(hash) = pinned.get(member) {
-                let hash = sha256_hex(hash.as_str().unwrap_or_default(), &at)?;
-                server.pins.push(pin(
-                    ItemKind::Prompt,
-                    prompt,
-                    Recipe::McpTrustText(of.into()),
-                    hash,
-                ));
-            }
-        }
+        text_pins(
+            pinned,
+            ItemKind::Prompt,
+            prompt,
+            &[("descriptionHash", "description"), ("titleHash", "title")],
+            &at,
+            server,
+        )?;
     }
     let templates = top
         .get("resources")
@@ -453,17 +467,14 @@ fn read_mcptrust_v3(top: &Map<String, Value>, server: &mut DraftServer) -> Resul
             Recipe::McpTrustTemplate,
             template,
         ));
-        for (member, of) in [("nameHash", "name"), ("descriptionHash", "description")] {
-            if let Some(hash) = pinned.get(member) {
-                let hash = sha256_hex(hash.as_str().unwrap_or_default(), &at)?;
-                server.pins.push(pin(
-                    ItemKind::ResourceTemplate,
-                    uri,
-                    Recipe::McpTrustText(of.into()),
-                    hash,
-                ));
-            }
-        }
+        text_pins(
+            pinned,
+            ItemKind::ResourceTemplate,
+            uri,
+            &[("nameHash", "name"), ("descriptionHash", "description")],
+            &at,
+            server,
+        )?;
     }
     Ok(())
 }

@@ -4,9 +4,8 @@
 //! is compared with the peer's value as a string, so any difference (the server's or a
 //! recipe's) means "not confirmed", never "confirmed".
 
-use crate::core::canonical::to_canonical;
+use crate::core::canonical::{Digest, to_canonical};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
 /// One way a peer hashed (part of) an item, or every item of a kind at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,20 +258,18 @@ fn by_locale(a: &str, b: &str) -> std::cmp::Ordering {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    hex_of(&Sha256::digest(bytes))
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
+/// `sha256:` and hex, the form every peer here writes but ToolPin (mcplock's own digest form).
 fn prefixed_hex(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(bytes))
+    Digest::of_bytes(bytes).to_string()
+}
+
+/// Bare hex of SHA-256 (ToolPin's tool hashes).
+fn hex(bytes: &[u8]) -> String {
+    crate::core::bundle::hex(Digest::of_bytes(bytes).bytes())
 }
 
 fn warden(value: &Value) -> String {
-    prefixed_hex(&to_canonical(value))
+    Digest::of_value(value).to_string()
 }
 
 /// mcp-warden's prompt arguments as it hashes them: each with `name`, `description` and
