@@ -265,7 +265,8 @@ fn prefixed_hex(bytes: &[u8]) -> String {
 
 /// Bare hex of SHA-256 (ToolPin's tool hashes).
 fn hex(bytes: &[u8]) -> String {
-    crate::core::bundle::hex(Digest::of_bytes(bytes).bytes())
+    // `sha256:` and hex, without its prefix.
+    Digest::of_bytes(bytes).to_string()["sha256:".len()..].to_string()
 }
 
 fn warden(value: &Value) -> String {
@@ -455,6 +456,26 @@ mod tests {
             Recipe::McpTrustArguments.of_item(&map(json!({"arguments": [{"name": 1}]}))),
             None
         );
+    }
+
+    /// ToolPin's v2 surface hash is the mcp-lock/1 surface hash over the same three fields, in
+    /// hex rather than base64 (both are ToolPin's: `hashToolSurface` and the spec's vectors).
+    #[test]
+    fn toolpins_surface_hash_is_the_mcp_lock_surface_in_hex() {
+        use base64::Engine as _;
+        let tools: Vec<Map<String, Value>> = ["b", "a", "B"]
+            .iter()
+            .map(|n| map(json!({"name": n, "description": format!("Tool {n}"), "inputSchema": {"type": "object"}})))
+            .collect();
+        let coverage = ["name", "description", "inputSchema"]
+            .map(String::from)
+            .to_vec();
+        let v1 = Recipe::McpLockSurface(coverage).of_all(&tools).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v1.trim_start_matches("sha256-"))
+            .unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(Recipe::ToolPinSurface.of_all(&tools), Some(hex));
     }
 
     #[test]
